@@ -1,0 +1,47 @@
+"""Typed errors: every user mistake the package can detect has its own class and a clear message."""
+
+from __future__ import annotations
+
+
+class GanimeAgeError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ImageLoadError(GanimeAgeError, ValueError):
+    """The input could not be read as a photo."""
+
+
+class NotAnImageError(ImageLoadError):
+    """The file or bytes are not an image format we can decode."""
+
+
+class CorruptImageError(ImageLoadError):
+    """The file looks like an image but its data is truncated or damaged (or empty)."""
+
+
+class ImageTooSmallError(ImageLoadError):
+    """The image is smaller than the minimum side length a face edit needs."""
+
+
+class ImageTooLargeError(ImageLoadError):
+    """The image exceeds the pixel budget (decompression-bomb guard)."""
+
+
+class NoFaceError(GanimeAgeError):
+    """No face was found in the image."""
+
+
+class FaceIndexError(GanimeAgeError, IndexError):
+    """A face index was asked for that the photo does not have."""
+
+
+class WeightsError(GanimeAgeError):
+    """A weights file is missing, not safetensors, or does not match the model's tensors."""
+
+
+class ModelFileNotFoundError(GanimeAgeError, FileNotFoundError):
+    """A required model file (detector, landmarker, recognizer) is not available locally or online."""
+
+
+class VideoError(GanimeAgeError):
+    """A video could not be read or has no frames."""

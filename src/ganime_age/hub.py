@@ -1,0 +1,262 @@
+"""One way to save and load every model: ``PyTorchModelHubMixin`` + safetensors + strict loading.
+
+Each model class subclasses :class:`HubModel`, declares ``model_type`` and ``config_class`` (a
+dataclass from :mod:`ganime_age.config`) and takes that config as its single constructor argument.
+``config.json`` is the dataclass, ``model.safetensors`` the weights, ``README.md`` the card
+rendered from ``model_card/``. :func:`load_pretrained` reads ``config.json`` and picks the class.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin, hf_hub_download
+from torch import nn
+
+from ganime_age import __version__
+from ganime_age.config import from_dict, to_dict
+from ganime_age.errors import WeightsError
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+REPO_URL = "https://github.com/ganime-age/ganime-age"
+
+# model_type -> "module:Class"; imported lazily so that loading one model never imports the others.
+MODEL_REGISTRY: dict[str, str] = {
+    "ganime_age": "ganime_age.models.ganimation_age:GanimeAge",
+    "ganime_age_discriminator": "ganime_age.models.ganimation_age:GanimeAgeDiscriminator",
+    "age_estimator": "ganime_age.models.age_estimator:AgeEstimator",
+    "aifd_encoder": "ganime_age.models.aifd:AIFDEncoder",
+    "agetransgan": "ganime_age.models.agetransgan:AgeTransGAN",
+    "agetransgan_discriminator": "ganime_age.models.agetransgan:AgeTransGANDiscriminator",
+    "ragan": "ganime_age.models.ragan:ReAgingGAN",
+    "ragan_discriminator": "ganime_age.models.ragan:ReAgingDiscriminator",
+    "reenactor": "ganime_age.models.reenact:Reenactor",
+    "reenact_discriminator": "ganime_age.models.reenact:ReenactDiscriminator",
+}
+
+M = TypeVar("M", bound="HubModel")
+
+
+class HubModel(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="ganime-age",
+    pipeline_tag="image-to-image",
+    repo_url=REPO_URL,
+    tags=["ganime-age", "face-editing", "face-aging"],
+):
+    """Base class of every ganime-age network: a dataclass config, safetensors weights, strict loads."""
+
+    model_type: ClassVar[str] = ""
+    config_class: ClassVar[type] = object
+    description: ClassVar[str] = ""
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__()
+        if config is None:
+            config = self.config_class()
+        elif isinstance(config, dict):
+            bookkeeping = ("model_type", "ganime_age_version")
+            config = from_dict(self.config_class, {k: v for k, v in config.items() if k not in bookkeeping})
+        elif not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
+        self.config = config
+        self._hub_mixin_config = self.hub_config()
+
+    def hub_config(self) -> dict[str, Any]:
+        """What goes into config.json: the dataclass plus the registry key and the package version."""
+        return {"model_type": self.model_type, "ganime_age_version": __version__, **to_dict(self.config)}
+
+    # -- saving ---------------------------------------------------------------------------------
+    def save_pretrained(  # type: ignore[override]
+        self,
+        save_directory: str | Path,
+        *,
+        dtype: torch.dtype | None = None,
+        model_card_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> str | None:
+        """Write config.json, model.safetensors (optionally cast, e.g. fp16) and a README.md card."""
+        self._save_dtype = dtype
+        try:
+            self._hub_mixin_config = self.hub_config()
+            return super().save_pretrained(
+                save_directory, config=self._hub_mixin_config, model_card_kwargs=model_card_kwargs, **kwargs
+            )
+        finally:
+            self._save_dtype = None
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        dtype = getattr(self, "_save_dtype", None)
+        state = {}
+        for name, tensor in self.state_dict().items():
+            tensor = tensor.detach().to("cpu")
+            if dtype is not None and tensor.is_floating_point():
+                tensor = tensor.to(dtype)
+            state[name] = tensor.contiguous().clone()
+        save_file(state, str(Path(save_directory) / WEIGHTS_NAME), metadata={"format": "pt", "model_type": self.model_type})
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """Render the card from ``model_card/<model_type>.md`` (or ``default.md``) with the config inside."""
+        info = self._hub_mixin_info
+        license_id = kwargs.pop("license", None) or "apache-2.0"
+        card_data = ModelCardData(
+            library_name="ganime-age",
+            license=license_id,
+            license_name=kwargs.pop("license_name", None),
+            license_link=kwargs.pop("license_link", None),
+            pipeline_tag=info.model_card_data.pipeline_tag,
+            tags=sorted(set((info.model_card_data.tags or []) + list(kwargs.pop("tags", [])))),
+            datasets=kwargs.pop("datasets", None),
+        )
+        values = {
+            "model_name": kwargs.pop("model_name", type(self).__name__),
+            "model_type": self.model_type,
+            "class_name": type(self).__name__,
+            "description": self.description or (type(self).__doc__ or "").strip().splitlines()[0],
+            "config_json": json.dumps(to_dict(self.config), indent=2, sort_keys=True),
+            "num_parameters": sum(p.numel() for p in self.parameters()),
+            "trained_on": kwargs.pop("trained_on", "nothing yet: these are freshly initialised weights"),
+            "training": kwargs.pop("training", None),
+            "evaluation": kwargs.pop("evaluation", None),
+            "samples": kwargs.pop("samples", None),
+            "license_note": kwargs.pop("license_note", None),
+            "repo_url": REPO_URL,
+            "version": __version__,
+            **kwargs,
+        }
+        return ModelCard.from_template(card_data=card_data, template_str=read_card_template(self.model_type), **values)
+
+    # -- loading --------------------------------------------------------------------------------
+    @classmethod
+    def _from_pretrained(  # type: ignore[override]
+        cls: type[M],
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs: Any,
+    ) -> M:
+        config = model_kwargs.pop("config", None)
+        if isinstance(config, dict):
+            declared = config.get("model_type")
+            if declared and declared != cls.model_type:
+                raise WeightsError(f"{model_id} holds a {declared!r} model, not {cls.model_type!r} ({cls.__name__})")
+        model = cls(config, **model_kwargs)
+        weights = _resolve_file(model_id, WEIGHTS_NAME, revision=revision, cache_dir=cache_dir,
+                                force_download=force_download, local_files_only=local_files_only, token=token)
+        load_weights(model, weights, strict=strict)
+        model.to(map_location)
+        model.eval()
+        return model
+
+
+def _resolve_file(model_id: str, filename: str, **hub_kwargs: Any) -> str:
+    if os.path.isdir(model_id):
+        path = os.path.join(model_id, filename)
+        if not os.path.isfile(path):
+            raise WeightsError(f"{filename} not found in {Path(model_id).resolve()}")
+        return path
+    if os.path.exists(model_id):
+        raise WeightsError(f"{model_id} is a file; pass the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        return hf_hub_download(repo_id=model_id, filename=filename, **hub_kwargs)
+    except Exception as error:  # network down, repo missing, auth: all mean "cannot get the file"
+        raise WeightsError(f"could not get {filename} of {model_id!r} from the Hugging Face Hub "
+                           f"(offline, or no such model?): {error}") from error
+
+
+def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> None:
+    """Load a safetensors file into `model`; with `strict`, any missing, unexpected or misshapen tensor is an error."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise WeightsError(f"{path} is not a readable safetensors file: {error}") from error
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshapen = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
+    if strict and (missing or unexpected or misshapen):
+        parts = []
+        if missing:
+            parts.append(f"missing {_names(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {_names(unexpected)}")
+        if misshapen:
+            parts.append("wrong shape " + _names([f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}" for k in misshapen]))
+        raise WeightsError(f"{path} does not match {type(model).__name__}: " + "; ".join(parts))
+    usable = {k: v for k, v in state.items() if k in expected and k not in misshapen}
+    # load_state_dict copies into the existing (fp32) tensors, so fp16 checkpoints are upcast here.
+    model.load_state_dict(usable, strict=False)
+
+
+def _names(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def read_config(model_id: str | Path, **hub_kwargs: Any) -> dict[str, Any]:
+    path = _resolve_file(str(model_id), CONFIG_NAME, **hub_kwargs)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, json.JSONDecodeError) as error:
+        raise WeightsError(f"{path} is not a readable config.json: {error}") from error
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path} must hold a JSON object")
+    return config
+
+
+def model_class(model_type: str) -> type[HubModel]:
+    try:
+        target = MODEL_REGISTRY[model_type]
+    except KeyError:
+        raise WeightsError(f"unknown model_type {model_type!r}; known: {', '.join(sorted(MODEL_REGISTRY))}") from None
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def load_pretrained(model_id: str | Path, *, map_location: str = "cpu", **hub_kwargs: Any) -> HubModel:
+    """Load any ganime-age model from a Hub id or folder, picking the class from config.json."""
+    config = read_config(str(model_id), **hub_kwargs)
+    model_type = config.get("model_type")
+    if not model_type:
+        raise WeightsError(f"{model_id}: config.json has no model_type; is this a ganime-age model?")
+    return model_class(model_type).from_pretrained(str(model_id), map_location=map_location, **hub_kwargs)
+
+
+def read_card_template(model_type: str) -> str:
+    """The card template for a model type, from the installed package or the source checkout."""
+    for folder in _card_folders():
+        for name in (f"{model_type}.md", "default.md"):
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate.read_text(encoding="utf-8")
+    raise FileNotFoundError("model_card/default.md is missing from this installation")
+
+
+def _card_folders() -> list[Any]:
+    folders: list[Any] = []
+    try:
+        folders.append(resources.files("ganime_age") / "model_card")
+    except (ModuleNotFoundError, TypeError):
+        pass
+    folders.append(Path(__file__).resolve().parents[2] / "model_card")
+    return folders

@@ -1,0 +1,22 @@
+"""Registry of trainable systems: name -> "module:Class", imported only when chosen."""
+
+from __future__ import annotations
+
+import importlib
+
+SYSTEMS: dict[str, str] = {
+    "ganimation_age": "training.systems.ganimation_age:GanimationAgeSystem",
+    "age_estimator": "training.systems.age_estimator:AgeEstimatorSystem",
+    "aifd": "training.systems.aifd:AIFDSystem",
+    "agetransgan": "training.systems.agetransgan:AgeTransGANSystem",
+    "ragan": "training.systems.ragan:ReAgingGANSystem",
+    "reenact": "training.systems.reenact:ReenactSystem",
+}
+
+
+def system_class(name: str) -> type:
+    try:
+        module_name, class_name = SYSTEMS[name].split(":")
+    except KeyError:
+        raise ValueError(f"unknown system {name!r}; known: {', '.join(sorted(SYSTEMS))}") from None
+    return getattr(importlib.import_module(module_name), class_name)
