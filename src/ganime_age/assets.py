@@ -90,7 +90,7 @@ def _download(asset: Asset) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(target.suffix + ".part")
     try:
-        with urllib.request.urlopen(asset.url, timeout=30) as response, open(partial, "wb") as out:  # noqa: S310
+        with urllib.request.urlopen(asset.url, timeout=30) as response, open(partial, "wb") as out:
             while chunk := response.read(1 << 20):
                 out.write(chunk)
     except OSError as error:

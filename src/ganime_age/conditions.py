@@ -51,9 +51,7 @@ AGE_GROUPS: tuple[tuple[int, int], ...] = (
     (0, 2), (3, 6), (7, 9), (10, 14), (15, 19), (20, 29), (30, 39), (40, 49), (50, 69), (70, 120),
 )  # fmt: skip
 NUM_AGE_GROUPS = len(AGE_GROUPS)
-AGE_GROUP_LABELS: tuple[str, ...] = tuple(
-    f"{lo}-{hi}" if hi < 120 else f"{lo}+" for lo, hi in AGE_GROUPS
-)
+AGE_GROUP_LABELS: tuple[str, ...] = tuple(f"{lo}-{hi}" if hi < 120 else f"{lo}+" for lo, hi in AGE_GROUPS)
 FFHQ_AGING_GROUP_NAMES: tuple[str, ...] = tuple(f"{lo}-{hi}" for lo, hi in AGE_GROUPS)
 
 
@@ -82,8 +80,9 @@ def group_from_label(label: str) -> int:
     raise ValueError(f"unknown age group label {label!r}; expected one of {FFHQ_AGING_GROUP_NAMES}")
 
 
-def aus_to_array(aus: Mapping[str, float] | Sequence[float] | np.ndarray | None,
-                 base: np.ndarray | None = None) -> np.ndarray:
+def aus_to_array(
+    aus: Mapping[str, float] | Sequence[float] | np.ndarray | None, base: np.ndarray | None = None
+) -> np.ndarray:
     """Turn a mapping {"AU12": 3.0} or a 17-vector into a float32 17-vector on the 0..5 scale.
 
     A mapping only overrides the AUs it names; the others come from `base` (zeros if None).

@@ -45,3 +45,7 @@ class ModelFileNotFoundError(GanimeAgeError, FileNotFoundError):
 
 class VideoError(GanimeAgeError):
     """A video could not be read or has no frames."""
+
+
+class DatasetError(GanimeAgeError):
+    """A dataset folder, label file or prepared dataset is missing or unusable."""

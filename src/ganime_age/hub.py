@@ -8,6 +8,7 @@ rendered from ``model_card/``. :func:`load_pretrained` reads ``config.json`` and
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -39,6 +40,7 @@ MODEL_REGISTRY: dict[str, str] = {
     "ragan_discriminator": "ganime_age.models.ragan:ReAgingDiscriminator",
     "reenactor": "ganime_age.models.reenact:Reenactor",
     "reenact_discriminator": "ganime_age.models.reenact:ReenactDiscriminator",
+    "mobilefacenet": "ganime_age.models.mobilefacenet:MobileFaceNet",
 }
 
 M = TypeVar("M", bound="HubModel")
@@ -85,6 +87,7 @@ class HubModel(
     ) -> str | None:
         """Write config.json, model.safetensors (optionally cast, e.g. fp16) and a README.md card."""
         self._save_dtype = dtype
+        kwargs.pop("config", None)  # config.json is always the model's own dataclass (push_to_hub passes it back)
         try:
             self._hub_mixin_config = self.hub_config()
             return super().save_pretrained(
@@ -103,7 +106,9 @@ class HubModel(
             if dtype is not None and tensor.is_floating_point():
                 tensor = tensor.to(dtype)
             state[name] = tensor.contiguous().clone()
-        save_file(state, str(Path(save_directory) / WEIGHTS_NAME), metadata={"format": "pt", "model_type": self.model_type})
+        save_file(
+            state, str(Path(save_directory) / WEIGHTS_NAME), metadata={"format": "pt", "model_type": self.model_type}
+        )
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """Render the card from ``model_card/<model_type>.md`` (or ``default.md``) with the config inside."""
@@ -157,8 +162,15 @@ class HubModel(
             if declared and declared != cls.model_type:
                 raise WeightsError(f"{model_id} holds a {declared!r} model, not {cls.model_type!r} ({cls.__name__})")
         model = cls(config, **model_kwargs)
-        weights = _resolve_file(model_id, WEIGHTS_NAME, revision=revision, cache_dir=cache_dir,
-                                force_download=force_download, local_files_only=local_files_only, token=token)
+        weights = _resolve_file(
+            model_id,
+            WEIGHTS_NAME,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+        )
         load_weights(model, weights, strict=strict)
         model.to(map_location)
         model.eval()
@@ -176,8 +188,9 @@ def _resolve_file(model_id: str, filename: str, **hub_kwargs: Any) -> str:
     try:
         return hf_hub_download(repo_id=model_id, filename=filename, **hub_kwargs)
     except Exception as error:  # network down, repo missing, auth: all mean "cannot get the file"
-        raise WeightsError(f"could not get {filename} of {model_id!r} from the Hugging Face Hub "
-                           f"(offline, or no such model?): {error}") from error
+        raise WeightsError(
+            f"could not get {filename} of {model_id!r} from the Hugging Face Hub (offline, or no such model?): {error}"
+        ) from error
 
 
 def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> None:
@@ -200,7 +213,9 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> 
         if unexpected:
             parts.append(f"unexpected {_names(unexpected)}")
         if misshapen:
-            parts.append("wrong shape " + _names([f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}" for k in misshapen]))
+            parts.append(
+                "wrong shape " + _names([f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}" for k in misshapen])
+            )
         raise WeightsError(f"{path} does not match {type(model).__name__}: " + "; ".join(parts))
     usable = {k: v for k, v in state.items() if k in expected and k not in misshapen}
     # load_state_dict copies into the existing (fp32) tensors, so fp16 checkpoints are upcast here.
@@ -254,9 +269,7 @@ def read_card_template(model_type: str) -> str:
 
 def _card_folders() -> list[Any]:
     folders: list[Any] = []
-    try:
+    with contextlib.suppress(ModuleNotFoundError, TypeError):
         folders.append(resources.files("ganime_age") / "model_card")
-    except (ModuleNotFoundError, TypeError):
-        pass
     folders.append(Path(__file__).resolve().parents[2] / "model_card")
     return folders

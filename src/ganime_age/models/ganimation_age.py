@@ -7,6 +7,7 @@ AUs stay independent inputs, so either can change alone.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -16,6 +17,7 @@ from torch import nn
 
 from ganime_age.conditions import AU_MAX, MAX_AGE, NUM_AUS
 from ganime_age.hub import HubModel
+from ganime_age.models.common import EditOutput
 
 
 @dataclass
@@ -121,8 +123,11 @@ class GanimeAge(HubModel):
 
     model_type = "ganime_age"
     config_class = GanimeAgeConfig
-    description = ("GANimation generator (colour + attention heads) conditioned on 17 FACS AU intensities "
-                   "and a 128-d age style from an age modulation network.")
+    uses_aus = True
+    description = (
+        "GANimation generator (colour + attention heads) conditioned on 17 FACS AU intensities "
+        "and a 128-d age style from an age modulation network."
+    )
 
     def __init__(self, config: GanimeAgeConfig | dict | None = None) -> None:
         super().__init__(config)
@@ -166,6 +171,19 @@ class GanimeAge(HubModel):
         attention = self.attention_head(features)
         return GeneratorOutput(attention * image + (1.0 - attention) * color, attention, color)
 
+    def edit_faces(
+        self,
+        images: torch.Tensor,
+        *,
+        source_age: torch.Tensor,
+        target_age: torch.Tensor,
+        source_aus: torch.Tensor,
+        target_aus: torch.Tensor,
+    ) -> EditOutput:
+        """The ageing-model interface: GANimation-age needs only the targets (it edits from the pixels)."""
+        out = self(images, target_aus, target_age)
+        return EditOutput(out.image, out.attention)
+
 
 class GanimeAgeDiscriminator(HubModel):
     """WGAN-GP critic with realism, AU-regression and age-regression heads (PatchGAN option)."""
@@ -179,12 +197,12 @@ class GanimeAgeDiscriminator(HubModel):
         c: GanimeAgeDiscriminatorConfig = self.config
         final_size = c.image_size // (2**c.num_layers)
         if final_size < 1 or c.image_size % (2**c.num_layers):
-            raise ValueError(f"image_size {c.image_size} must be divisible by 2**num_layers ({2 ** c.num_layers})")
+            raise ValueError(f"image_size {c.image_size} must be divisible by 2**num_layers ({2**c.num_layers})")
         if not 1 <= c.patch_layers <= c.num_layers:
             raise ValueError("patch_layers must be between 1 and num_layers")
         layers: list[nn.Module] = []
         channels = [3] + [c.conv_dim * 2**i for i in range(c.num_layers)]
-        for cin, cout in zip(channels[:-1], channels[1:], strict=True):
+        for cin, cout in itertools.pairwise(channels):
             layers.append(nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.01, inplace=True)))
         self.layers = nn.ModuleList(layers)
         top = channels[-1]

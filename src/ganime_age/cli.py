@@ -1,0 +1,120 @@
+"""The ``ganime-age`` command: edit photos, prepare datasets, train.
+
+Every subcommand builds the same dataclass configs the Python API uses; errors a user can fix are
+printed as one line (exit code 2), not as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ganime_age import __version__
+from ganime_age.errors import GanimeAgeError
+
+# Subcommands whose implementation lives elsewhere: name -> (module, help). Each module has main(argv).
+DELEGATED: dict[str, tuple[str, str]] = {
+    "prepare": ("training.prepare_data", "prepare a face dataset (detect, align, AUs, ages) as Parquet shards"),
+    "train": ("training.train", "train a system with the accelerate trainer"),
+}
+
+
+def parse_au(text: str) -> tuple[str, float]:
+    """'AU12=3' -> ('AU12', 3.0)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--au takes NAME=VALUE such as AU12=3, got {text!r}")
+    name, value = text.split("=", 1)
+    try:
+        return name.strip().upper(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--au {text!r}: {value!r} is not a number") from None
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="ageing model: Hub id or folder (default: the embedded model)")
+    parser.add_argument("--age-estimator", help="age estimator: Hub id or folder (default: the embedded one)")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+
+
+def build_editor(args: argparse.Namespace):  # -> FaceEditor
+    from ganime_age.pipeline import EditorConfig, FaceEditor
+
+    config = EditorConfig(model=args.model, age_estimator=args.age_estimator, device=args.device)
+    return FaceEditor.from_pretrained(config=config)
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    editor = build_editor(args)
+    aus = dict(args.au) if args.au else None
+    result = editor.edit_details(args.photo, age=args.age, aus=aus, face=args.face)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.image.save(out)
+    for face in result.faces:
+        source = f"{face.source_age:.0f}" if face.source_age is not None else "?"
+        print(f"face {face.index}: age {source} -> {face.target_age:.0f}")
+    if args.mask_dir:
+        mask_dir = Path(args.mask_dir)
+        mask_dir.mkdir(parents=True, exist_ok=True)
+        for face in result.faces:
+            if face.attention is not None:
+                face.attention.save(mask_dir / f"{out.stem}_face{face.index}_attention.png")
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ganime-age", description="Edit the age, expression and pose of faces in photos."
+    )
+    parser.add_argument("--version", action="version", version=f"ganime-age {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    edit = sub.add_parser("edit", help="change the age and/or AU intensities of the faces in a photo")
+    edit.add_argument("photo", help="input photo (JPEG, PNG, WebP, ...)")
+    edit.add_argument("--age", type=float, help="target age in years, 0-100 (default: keep)")
+    edit.add_argument(
+        "--au",
+        type=parse_au,
+        action="append",
+        metavar="AUxx=V",
+        help="set an Action Unit intensity 0-5, e.g. --au AU12=3 (repeatable)",
+    )
+    edit.add_argument("--face", type=int, help="edit only this face (0 = leftmost; default: all)")
+    edit.add_argument("-o", "--output", required=True, help="output image path")
+    edit.add_argument("--mask-dir", help="also save each face's attention mask here")
+    add_model_options(edit)
+    edit.set_defaults(handler=run_edit)
+
+    for name, (module, help_text) in DELEGATED.items():
+        delegated = sub.add_parser(name, help=help_text, add_help=False)
+        delegated.add_argument("rest", nargs=argparse.REMAINDER)
+        delegated.set_defaults(handler=_delegate(module))
+    return parser
+
+
+def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        return int(importlib.import_module(module).main(args.rest) or 0)
+
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except GanimeAgeError as error:
+        print(f"ganime-age: error: {error}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as error:
+        print(f"ganime-age: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""FaceEditor: the one user-facing composition of face analysis, ageing/expression models and paste-back.
+
+The CLI and the Space call this class and nothing below it. It keeps the models and detectors
+loaded, and caches each photo's face analysis (detection, landmarks, AUs, estimated age) so that a
+slider change re-runs only the generator and the paste-back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ganime_age.conditions import AU_NAMES, NUM_AGE_GROUPS, aus_to_array, group_center
+from ganime_age.errors import FaceIndexError, ModelFileNotFoundError, WeightsError
+from ganime_age.hub import HubModel, load_pretrained
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL_DIR = WEIGHTS_DIR / "ganime-age-128"
+DEFAULT_ESTIMATOR_DIR = WEIGHTS_DIR / "age-estimator"
+MODEL_ENV = "GANIME_AGE_MODEL"
+ESTIMATOR_ENV = "GANIME_AGE_ESTIMATOR"
+AGEING_MODEL_TYPES = ("ganime_age", "agetransgan", "ragan")
+
+AuInput = Mapping[str, float] | Sequence[float] | np.ndarray | None
+ImageInput = Any  # str | Path | bytes | PIL.Image.Image | np.ndarray; validated by faces.load_image
+
+
+@dataclass
+class EditorConfig:
+    """Options shared by the Python API, the CLI and the Space."""
+
+    model: str | None = None  # Hub id or folder; None = $GANIME_AGE_MODEL or the embedded default
+    age_estimator: str | None = None  # Hub id or folder; None = $GANIME_AGE_ESTIMATOR or the embedded one
+    device: str | None = None  # "cuda", "mps", "cpu"; None picks the best available
+    detector: str | None = None  # YuNet .onnx path (else resolved by ganime_age.assets)
+    landmarker: str | None = None  # MediaPipe face_landmarker.task path
+    batch_size: int = 8  # faces per generator call
+    cache_size: int = 8  # photos whose analysis is kept
+
+
+@dataclass
+class FaceEdit:
+    index: int
+    source: Image.Image  # aligned input crop
+    output: Image.Image  # aligned edited crop
+    attention: Image.Image | None  # "L" mask, white = pixel kept from the input
+    source_age: float | None
+    source_aus: np.ndarray
+    target_age: float
+    target_aus: np.ndarray
+
+
+@dataclass
+class EditResult:
+    image: Image.Image  # the whole photo, same size as the input, edited faces pasted back
+    faces: list[FaceEdit] = field(default_factory=list)
+
+
+@dataclass
+class _PhotoAnalysis:
+    rgb: np.ndarray
+    faces: list[Any]  # list[faces.FaceAnalysis]
+    ages: dict[int, float] = field(default_factory=dict)
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_ageing_model() -> HubModel:
+    """The embedded default ageing/expression model.
+
+    The trained GANimation-age checkpoint ships in ``weights/ganime-age-128`` once it is trained on a
+    GPU; until then this is a seeded, *untrained* initialisation (edits are meaningless) so that the
+    API, CLI and Space work end to end. A warning says so.
+    """
+    if (DEFAULT_MODEL_DIR / "config.json").is_file():
+        return load_pretrained(DEFAULT_MODEL_DIR)
+    from ganime_age.models.ganimation_age import GanimeAge
+
+    logger.warning(
+        "No trained GANimation-age checkpoint is embedded yet (%s); using untrained seeded weights. "
+        "Pass model=... or set %s to a trained folder or Hub id.",
+        DEFAULT_MODEL_DIR,
+        MODEL_ENV,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GanimeAge().eval()
+    model.untrained_default = True
+    return model
+
+
+def is_untrained_default(model: HubModel) -> bool:
+    """True for the seeded stand-in used while no trained default checkpoint is embedded."""
+    return bool(getattr(model, "untrained_default", False))
+
+
+class FaceEditor:
+    """Edit age and expression of every face (or one) in a photo; returns the whole photo."""
+
+    def __init__(
+        self,
+        model: HubModel,
+        *,
+        age_estimator: HubModel | None = None,
+        analyzer: Any = None,
+        config: EditorConfig | None = None,
+    ) -> None:
+        self.config = config or EditorConfig()
+        model_type = getattr(model, "model_type", "")
+        if model_type not in AGEING_MODEL_TYPES or not hasattr(model, "edit_faces"):
+            raise WeightsError(
+                f"{type(model).__name__} ({model_type!r}) is not an ageing model; "
+                f"expected one of {', '.join(AGEING_MODEL_TYPES)}"
+            )
+        self.device = pick_device(self.config.device)
+        self.model = model.to(self.device).eval()
+        self.age_estimator = age_estimator.to(self.device).eval() if age_estimator is not None else None
+        self.image_size = int(model.config.image_size)
+        self._analyzer = analyzer
+        self._cache: OrderedDict[str, _PhotoAnalysis] = OrderedDict()
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        device: str | None = None,
+        age_estimator: str | os.PathLike[str] | None = None,
+        config: EditorConfig | None = None,
+    ) -> FaceEditor:
+        """Build from a Hub id or folder of any ageing model (picked by config.json's model_type)."""
+        config = config or EditorConfig()
+        config.model = str(model) if model is not None else config.model or os.environ.get(MODEL_ENV)
+        config.age_estimator = (
+            str(age_estimator) if age_estimator is not None else config.age_estimator or os.environ.get(ESTIMATOR_ENV)
+        )
+        config.device = device or config.device
+        loaded = load_pretrained(config.model) if config.model else default_ageing_model()
+        estimator = None
+        estimator_source = config.age_estimator or (
+            DEFAULT_ESTIMATOR_DIR if (DEFAULT_ESTIMATOR_DIR / "config.json").is_file() else None
+        )
+        if estimator_source is not None:
+            estimator = load_pretrained(estimator_source)
+            if getattr(estimator, "model_type", "") != "age_estimator":
+                raise WeightsError(f"{estimator_source} is not an age estimator")
+        return cls(loaded, age_estimator=estimator, config=config)
+
+    @property
+    def analyzer(self) -> Any:
+        if self._analyzer is None:
+            from ganime_age.faces import FaceAnalyzer
+
+            self._analyzer = FaceAnalyzer(self.config.detector, self.config.landmarker, size=self.image_size)
+        return self._analyzer
+
+    @property
+    def uses_aus(self) -> bool:
+        return bool(getattr(self.model, "uses_aus", False))
+
+    # -- analysis (cached) ----------------------------------------------------------------------
+    def _analysis(self, image: ImageInput) -> _PhotoAnalysis:
+        from ganime_age.faces import load_image
+
+        rgb = load_image(image)
+        key = hashlib.sha1(rgb.tobytes() + str(rgb.shape).encode()).hexdigest()
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        analysis = _PhotoAnalysis(rgb=rgb, faces=self.analyzer.analyze(rgb))
+        self._cache[key] = analysis
+        while len(self._cache) > self.config.cache_size:
+            self._cache.popitem(last=False)
+        return analysis
+
+    def analyze(self, image: ImageInput) -> list[Any]:
+        """Every face in the photo (detection, landmarks, AUs, pose, aligned crop), left to right."""
+        return self._analysis(image).faces
+
+    def _selected(self, analysis: _PhotoAnalysis, face: int | None) -> list[Any]:
+        if face is None:
+            return analysis.faces
+        if not 0 <= face < len(analysis.faces):
+            raise FaceIndexError(
+                f"face {face} asked for, but the photo has {len(analysis.faces)} face(s) "
+                f"(indices 0..{len(analysis.faces) - 1}, left to right)"
+            )
+        return [analysis.faces[face]]
+
+    def _source_age(self, analysis: _PhotoAnalysis, face: Any) -> float:
+        if face.index not in analysis.ages:
+            if self.age_estimator is None:
+                raise ModelFileNotFoundError(
+                    "no age estimator is loaded, so the face's current age is unknown; pass age=..., "
+                    f"or give age_estimator= (or set {ESTIMATOR_ENV})"
+                )
+            batch = self._tensor([face.aligned.image])
+            with torch.inference_mode():
+                analysis.ages[face.index] = float(self.age_estimator.predict(batch)[0])
+        return analysis.ages[face.index]
+
+    def estimate_age(self, image: ImageInput, face: int = 0) -> float:
+        analysis = self._analysis(image)
+        return self._source_age(analysis, self._selected(analysis, face)[0])
+
+    def measure_aus(self, image: ImageInput, face: int = 0) -> dict[str, float]:
+        analysis = self._analysis(image)
+        aus = self._selected(analysis, face)[0].aus
+        return {name: float(value) for name, value in zip(AU_NAMES, aus, strict=True)}
+
+    # -- editing ---------------------------------------------------------------------------------
+    def _tensor(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
+        batch = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float()
+        return batch / 127.5 - 1.0
+
+    @staticmethod
+    def _to_uint8(batch: torch.Tensor) -> np.ndarray:
+        return ((batch.clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+    def _generate(
+        self,
+        crops: Sequence[np.ndarray],
+        source_age: Sequence[float],
+        target_age: Sequence[float],
+        source_aus: Sequence[np.ndarray],
+        target_aus: Sequence[np.ndarray],
+        progress: Callable[[float, str], Any] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run the ageing model in batches; one transfer to the device and one back per batch."""
+        outputs, masks = [], []
+        step = max(1, self.config.batch_size)
+        with torch.inference_mode():
+            for start in range(0, len(crops), step):
+                if progress is not None:
+                    progress(start / len(crops), f"faces {start + 1}-{min(start + step, len(crops))} of {len(crops)}")
+                sl = slice(start, start + step)
+                result = self.model.edit_faces(
+                    self._tensor(crops[sl]),
+                    source_age=torch.tensor(source_age[sl], device=self.device, dtype=torch.float32),
+                    target_age=torch.tensor(target_age[sl], device=self.device, dtype=torch.float32),
+                    source_aus=torch.from_numpy(np.stack(source_aus[sl])).to(self.device),
+                    target_aus=torch.from_numpy(np.stack(target_aus[sl])).to(self.device),
+                )
+                outputs.append(self._to_uint8(result.image))
+                if result.attention is not None:
+                    masks.append((result.attention.clamp(0, 1) * 255).round().byte()[:, 0].cpu().numpy())
+        return np.concatenate(outputs), (np.concatenate(masks) if masks else None)
+
+    def edit_details(
+        self, image: ImageInput, age: float | None = None, aus: AuInput = None, face: int | None = None
+    ) -> EditResult:
+        """Edit and return the whole photo plus per-face crops and attention masks.
+
+        ``age=None`` keeps each face's estimated age; ``aus=None`` keeps its measured AUs and a
+        mapping changes only the AUs it names; ``face=None`` edits every face.
+        """
+        if age is not None and not np.isfinite(age):
+            raise ValueError("age must be a finite number of years")
+        analysis = self._analysis(image)
+        faces = self._selected(analysis, face)
+        needs_source_age = age is None or not self.uses_aus
+        source_ages = [self._source_age(analysis, f) if needs_source_age else float("nan") for f in faces]
+        target_ages = [
+            float(np.clip(age, 0.0, 100.0)) if age is not None else a for a, _ in zip(source_ages, faces, strict=True)
+        ]
+        source_aus = [np.asarray(f.aus, np.float32) for f in faces]
+        target_aus = [aus_to_array(aus, base=s) for s in source_aus]
+        crops = [f.aligned.image for f in faces]
+        edited, masks = self._generate(crops, source_ages, target_ages, source_aus, target_aus)
+        from ganime_age.faces import paste_back
+
+        photo = analysis.rgb
+        results = []
+        for i, f in enumerate(faces):
+            photo = paste_back(photo, edited[i], f.aligned.matrix)
+            results.append(
+                FaceEdit(
+                    index=f.index,
+                    source=Image.fromarray(crops[i]),
+                    output=Image.fromarray(edited[i]),
+                    attention=Image.fromarray(masks[i], mode="L") if masks is not None else None,
+                    source_age=None if np.isnan(source_ages[i]) else source_ages[i],
+                    source_aus=source_aus[i],
+                    target_age=target_ages[i],
+                    target_aus=target_aus[i],
+                )
+            )
+        return EditResult(Image.fromarray(photo), results)
+
+    def edit(
+        self, image: ImageInput, age: float | None = None, aus: AuInput = None, face: int | None = None
+    ) -> Image.Image:
+        """The edited photo, same size as the input."""
+        return self.edit_details(image, age=age, aus=aus, face=face).image
+
+    def age_strip(
+        self,
+        image: ImageInput,
+        face: int = 0,
+        ages: Sequence[float] | None = None,
+        progress: Callable[[float, str], Any] | None = None,
+    ) -> list[tuple[float, Image.Image]]:
+        """The same face at several ages (default: the 10 age-group centres), as aligned crops."""
+        analysis = self._analysis(image)
+        target = self._selected(analysis, face)[0]
+        ages = list(ages) if ages is not None else [group_center(g) for g in range(NUM_AGE_GROUPS)]
+        source_age = self._source_age(analysis, target) if not self.uses_aus else float("nan")
+        aus = np.asarray(target.aus, np.float32)
+        n = len(ages)
+        edited, _ = self._generate(
+            [target.aligned.image] * n,
+            [source_age] * n,
+            [float(a) for a in ages],
+            [aus] * n,
+            [aus] * n,
+            progress=progress,
+        )
+        if progress is not None:
+            progress(1.0, "done")
+        return [(float(years), Image.fromarray(crop)) for years, crop in zip(ages, edited, strict=True)]
