@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from ganime_age import __version__
@@ -89,24 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(edit)
     edit.set_defaults(handler=run_edit)
 
-    for name, (module, help_text) in DELEGATED.items():
-        delegated = sub.add_parser(name, help=help_text, add_help=False)
-        delegated.add_argument("rest", nargs=argparse.REMAINDER)
-        delegated.set_defaults(handler=_delegate(module))
+    for name, (_, help_text) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)  # listed here, parsed by its own module
     return parser
 
 
-def _delegate(module: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        return int(importlib.import_module(module).main(args.rest) or 0)
-
-    return run
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] in DELEGATED:
+            return int(importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:]) or 0)
+        args = build_parser().parse_args(argv)
         return args.handler(args)
     except GanimeAgeError as error:
         print(f"ganime-age: error: {error}", file=sys.stderr)
