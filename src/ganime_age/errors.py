@@ -49,3 +49,15 @@ class VideoError(GanimeAgeError):
 
 class DatasetError(GanimeAgeError):
     """A dataset folder, label file or prepared dataset is missing or unusable."""
+
+
+class AnnotationError(GanimeAgeError, ValueError):
+    """An annotation file (OpenFace CSV, GANimation AU pickle) is malformed, lacks columns, or needs an opt-in."""
+
+
+class ConfigError(GanimeAgeError, ValueError):
+    """An option or config file value is invalid (unknown choice, out-of-range number, bad format)."""
+
+
+class BackendNotInstalledError(GanimeAgeError, ImportError):
+    """An optional backend (e.g. InsightFace) was asked for but its packages are not installed."""

@@ -1,0 +1,54 @@
+"""Faces in photos: load, detect (YuNet), landmarks/blendshapes/pose (MediaPipe), AUs, align, paste back.
+
+Importing this package loads no model; detectors are created when you construct them.
+"""
+
+from __future__ import annotations
+
+from ganime_age.faces.align import (
+    ALIGN_TEMPLATE,
+    AlignedFace,
+    align_face,
+    invert_affine,
+    paste_back,
+    similarity_transform,
+    template_points,
+    transform_points,
+)
+from ganime_age.faces.analyzer import FaceAnalysis, FaceAnalyzer
+from ganime_age.faces.aus import (
+    AU_BLENDSHAPES,
+    AU_CALIBRATION,
+    blendshapes_to_aus,
+    read_ganimation_pickle,
+    read_openface_csv,
+)
+from ganime_age.faces.detect import DetectedFace, FaceDetector
+from ganime_age.faces.images import MAX_PIXELS, MIN_SIDE, load_image
+from ganime_age.faces.landmarks import FaceLandmarker, LandmarkResult, pose_from_matrix
+
+__all__ = [
+    "ALIGN_TEMPLATE",
+    "AU_BLENDSHAPES",
+    "AU_CALIBRATION",
+    "MAX_PIXELS",
+    "MIN_SIDE",
+    "AlignedFace",
+    "DetectedFace",
+    "FaceAnalysis",
+    "FaceAnalyzer",
+    "FaceDetector",
+    "FaceLandmarker",
+    "LandmarkResult",
+    "align_face",
+    "blendshapes_to_aus",
+    "invert_affine",
+    "load_image",
+    "paste_back",
+    "pose_from_matrix",
+    "read_ganimation_pickle",
+    "read_openface_csv",
+    "similarity_transform",
+    "template_points",
+    "transform_points",
+]

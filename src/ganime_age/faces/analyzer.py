@@ -1,0 +1,85 @@
+"""One call from a photo to everything the editors need about each face: box, landmarks, AUs, pose, crop."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ganime_age.conditions import NUM_AUS
+from ganime_age.errors import NoFaceError
+from ganime_age.faces.align import AlignedFace, align_face
+from ganime_age.faces.aus import blendshapes_to_aus
+from ganime_age.faces.detect import DetectedFace, FaceDetector
+from ganime_age.faces.images import ImageSource, load_image
+from ganime_age.faces.landmarks import FaceLandmarker, LandmarkResult
+
+
+@dataclass
+class FaceAnalysis:
+    """Everything measured about one face of a photo."""
+
+    index: int  # position in the left-to-right order
+    detection: DetectedFace
+    landmarks: LandmarkResult | None  # None when not requested or MediaPipe failed on this face
+    aus: np.ndarray  # (17,) float32 0..5 estimate; zeros without landmarks
+    pose: np.ndarray  # (3,) float32 yaw, pitch, roll degrees; zeros without landmarks
+    aligned: AlignedFace
+
+
+class FaceAnalyzer:
+    """YuNet detection + MediaPipe landmarks/AUs/pose + alignment, with the models loaded once.
+
+    ``.detector`` and ``.landmarker`` can be reused on their own (the landmarker loads lazily).
+    """
+
+    def __init__(
+        self,
+        detector_path: str | os.PathLike[str] | None = None,
+        landmarker_path: str | os.PathLike[str] | None = None,
+        size: int = 128,
+        *,
+        score_threshold: float = 0.6,
+        detector: Any = None,
+    ) -> None:
+        # `detector`: any object with FaceDetector's detect(rgb) -> list[DetectedFace] (e.g. InsightFaceDetector)
+        self.detector = (
+            detector if detector is not None else FaceDetector(detector_path, score_threshold=score_threshold)
+        )
+        self.landmarker = FaceLandmarker(landmarker_path)
+        self.size = int(size)
+
+    def analyze(self, rgb: ImageSource, *, landmarks: bool = True) -> list[FaceAnalysis]:
+        """Every face of the photo, sorted left to right; raises NoFaceError if there is none.
+
+        `rgb` is ideally the uint8 RGB array from :func:`load_image`; anything load_image accepts works.
+        """
+        image = load_image(rgb)
+        detections = self.detector.detect(image)
+        if not detections:
+            height, width = image.shape[:2]
+            raise NoFaceError(
+                f"no face found in the {width}x{height} image; try a photo where the face is "
+                "visible, frontal-ish and at least ~20 pixels wide"
+            )
+        faces = []
+        for index, detection in enumerate(detections):
+            result = self.landmarker.analyze(image, detection) if landmarks else None
+            aus = blendshapes_to_aus(result.blendshapes) if result is not None else np.zeros(NUM_AUS, np.float32)
+            pose = result.pose.copy() if result is not None else np.zeros(3, np.float32)
+            faces.append(
+                FaceAnalysis(
+                    index=index,
+                    detection=detection,
+                    landmarks=result,
+                    aus=aus,
+                    pose=pose,
+                    aligned=align_face(image, detection.points, self.size),
+                )
+            )
+        return faces
+
+    def close(self) -> None:
+        self.landmarker.close()

@@ -1,0 +1,188 @@
+"""Turn whatever a user hands us (a path, bytes, a PIL image, an array) into one thing: uint8 RGB (H, W, 3).
+
+Everything downstream (detector, landmarker, alignment, models) can then assume that one format.
+Photos from phones carry their rotation in EXIF, scans may be CMYK or 16-bit, web images may be
+palette or RGBA; each is converted here, and every input we cannot use gets a typed error
+(:mod:`ganime_age.errors`) with a message a user can act on instead of a stack trace from PIL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ganime_age.errors import CorruptImageError, ImageTooLargeError, ImageTooSmallError, NotAnImageError
+
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
+
+MIN_SIDE = 32
+"""Shortest side (pixels) a photo must have: below this no detector finds a face worth editing."""
+
+MAX_PIXELS = 100_000_000
+"""Pixel budget (100 MP): larger images are refused before decoding (decompression-bomb guard)."""
+
+# Leading bytes of formats PIL decodes: if these are present but decoding fails, the file is
+# damaged (CorruptImageError) rather than "not an image" (NotAnImageError).
+_MAGIC = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",  # PNG
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",  # BMP
+    b"II*\x00",  # TIFF little endian
+    b"MM\x00*",  # TIFF big endian
+    b"\x00\x00\x00\x0cjP  ",  # JPEG 2000
+)
+
+
+def load_image(source: ImageSource, *, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read a photo as uint8 RGB (H, W, 3), honouring EXIF orientation.
+
+    `source` may be a file path, the encoded bytes of a file, a PIL image or a numpy array
+    (uint8/uint16/bool, or float in [0, 1]; (H, W), (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA).
+    Transparency is composited on white; grayscale, palette, CMYK and 16-bit images become 8-bit RGB.
+
+    Raises FileNotFoundError for a missing path, NotAnImageError, CorruptImageError (truncated or
+    empty data), ImageTooSmallError (a side below `min_side`) or ImageTooLargeError (more than
+    `max_pixels` pixels).
+    """
+    if isinstance(source, np.ndarray):
+        rgb = _array_to_rgb(source)
+    elif isinstance(source, Image.Image):
+        _check_pixels(source.size, max_pixels)
+        rgb = _pil_to_rgb(source)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        rgb = _decode(bytes(source), "the given bytes", max_pixels)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"no such image file: {path}")
+        if path.is_dir():
+            raise NotAnImageError(f"{path} is a folder, not an image file")
+        rgb = _decode(path.read_bytes(), str(path), max_pixels)
+    else:
+        raise NotAnImageError(
+            f"cannot read an image from a {type(source).__name__}; pass a path, bytes, a PIL image or a numpy array"
+        )
+    height, width = rgb.shape[:2]
+    if height * width > max_pixels:
+        raise ImageTooLargeError(
+            f"image is {width}x{height} = {height * width / 1e6:.0f} MP; the limit is "
+            f"{max_pixels / 1e6:.0f} MP — downscale it first"
+        )
+    if min(height, width) < min_side:
+        raise ImageTooSmallError(f"image is only {width}x{height} pixels; faces need at least {min_side} pixels a side")
+    return np.ascontiguousarray(rgb)
+
+
+def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    if not data:
+        raise CorruptImageError(f"{name}: the file is empty (0 bytes)")
+    looks_like_image = data.startswith(_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+    with warnings.catch_warnings():
+        # We enforce our own pixel budget below; PIL's warning for big-but-legal images is noise.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as error:
+            raise ImageTooLargeError(f"{name}: {error}") from None
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:  # UnidentifiedImageError too
+            if looks_like_image or not isinstance(error, UnidentifiedImageError):
+                raise CorruptImageError(f"{name}: the image data is damaged or truncated ({error})") from None
+            raise NotAnImageError(f"{name}: {_describe_non_image(data)}") from None
+        _check_pixels(image.size, max_pixels, name)
+        try:
+            image.load()
+        except Image.DecompressionBombError as error:
+            raise ImageTooLargeError(f"{name}: {error}") from None
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
+            raise CorruptImageError(f"{name}: the image data is damaged or truncated ({error})") from None
+    return _pil_to_rgb(image)
+
+
+def _describe_non_image(data: bytes) -> str:
+    head = data[:512]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not an image format we can read (JPEG, PNG, WebP, BMP, TIFF, GIF)"
+    return "this is a text file, not an image"
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int, name: str = "image") -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{name} is {width}x{height} = {width * height / 1e6:.0f} MP; the limit is "
+            f"{max_pixels / 1e6:.0f} MP — downscale it first"
+        )
+
+
+def _pil_to_rgb(image: Image.Image) -> np.ndarray:
+    """Apply EXIF orientation and convert any PIL mode to uint8 RGB."""
+    with contextlib.suppress(Exception):  # broken EXIF blocks are common; the pixels are still usable unrotated
+        image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode == "F":  # 32-bit float files: 0..1 or 0..255 data, both seen in the wild
+        values = np.nan_to_num(np.asarray(image, np.float32))
+        return _array_to_rgb(np.clip(values / 255.0 if values.max(initial=0.0) > 1.0 else values, 0.0, 1.0))
+    if mode.startswith("I;16") or mode == "I":
+        return _array_to_rgb(np.asarray(image), sixteen_bit=mode.startswith("I;16"))
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode == "PA":
+        image = image.convert("RGBA")
+    elif mode == "1":
+        image = image.convert("L")
+    if image.mode in ("RGBA", "LA", "La", "RGBa"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    if image.mode != "RGB":
+        image = image.convert("RGB")  # L, CMYK, YCbCr, LAB, HSV
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _array_to_rgb(array: np.ndarray, *, sixteen_bit: bool = False) -> np.ndarray:
+    """Numpy image of any common dtype/layout -> uint8 RGB; floats must be in [0, 1]."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise NotAnImageError(f"an image array must be (H, W), (H, W, 3) or (H, W, 4); got shape {array.shape}")
+    if array.dtype == np.uint8:
+        values = array
+    elif array.dtype == bool:
+        values = array.astype(np.uint8) * 255
+    elif array.dtype == np.uint16 or sixteen_bit:
+        values = np.round(array.astype(np.float32) / 257.0).astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.integer):
+        # 32-bit "I" images: 16-bit data if it exceeds the 8-bit range, else plain 8-bit values.
+        top = int(array.max(initial=0))
+        scale = 257.0 if top > 255 else 1.0
+        values = np.clip(np.round(array.astype(np.float64) / scale), 0, 255).astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)):
+            raise NotAnImageError("the float image array holds NaN or infinite values")
+        low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
+        if low < -1e-3 or high > 1.0 + 1e-3:
+            raise NotAnImageError(
+                f"float image arrays must hold values in [0, 1]; got [{low:.3g}, {high:.3g}] "
+                "(convert 0..255 data to uint8 first)"
+            )
+        values = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+    else:
+        raise NotAnImageError(f"unsupported image array dtype {array.dtype}")
+    if values.ndim == 2:
+        return np.repeat(values[..., None], 3, axis=2)
+    if values.shape[2] == 4:
+        alpha = values[..., 3:4].astype(np.float32) / 255.0
+        rgb = values[..., :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        return np.round(rgb).astype(np.uint8)
+    return values
