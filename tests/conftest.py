@@ -52,3 +52,98 @@ def utk_sample(utkface_files: list[Path]) -> list[Path]:
     rng = np.random.default_rng(0)
     picks = rng.choice(len(utkface_files), size=50, replace=False)
     return [utkface_files[i] for i in sorted(picks)]
+
+
+# Real malformed UTKFace names from the shared copy: a stray space, a missing field, a missing dot.
+UTK_MALFORMED = (
+    "24_0_1_20170116220224657 .jpg.chip.jpg",
+    "39_1_20170116174525125.jpg.chip.jpg",
+    "55_0_0_20170116232725357jpg.chip.jpg",
+)
+
+
+@pytest.fixture(scope="session")
+def prepared_utk(tmp_path_factory: pytest.TempPathFactory, utk_sample: list[Path]) -> dict:
+    """A prepared dataset (training/prepare_data.py) of the 50 sample faces at 128 px, made once per session.
+
+    The input folder also holds the 3 malformed names and one byte-identical duplicate, so the report
+    has something to account for. Returns {"output", "input", "report", "warnings", "duplicate"}.
+    """
+    import shutil
+    import warnings
+
+    from training.prepare_data import PrepareConfig, prepare
+
+    root = tmp_path_factory.mktemp("prepared_utk")
+    source = root / "utkface"
+    source.mkdir()
+    for path in utk_sample:
+        (source / path.name).symlink_to(path)
+    for name in UTK_MALFORMED:
+        (source / name).symlink_to(UTKFACE / name)
+    first = utk_sample[0]
+    age, gender, race, _ = first.name.split("_", 3)
+    duplicate = source / f"{age}_{gender}_{race}_29991231235959999.jpg.chip.jpg"  # sorts after the original
+    shutil.copyfile(first, duplicate)
+    output = root / "out"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = prepare(PrepareConfig(source="utkface", input=str(source), output=str(output), progress=False))
+    return {
+        "output": output,
+        "input": source,
+        "report": report,
+        "warnings": [str(w.message) for w in caught],
+        "duplicate": duplicate,
+    }
+
+
+def face_tensor(paths: list[Path], size: int) -> torch.Tensor:
+    """Real UTKFace crops resized to `size` as a [-1, 1] NCHW float batch (for model tests)."""
+    from PIL import Image
+
+    arrays = [np.asarray(Image.open(p).convert("RGB").resize((size, size), Image.BICUBIC)) for p in paths]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+@pytest.fixture(scope="session")
+def space_url():
+    """The Gradio Space (space/, app.py) served once per session on a free local port; yields its URL.
+
+    Shared by tests/test_space.py (gradio_client) and tests/test_browser.py (Chromium).
+    """
+    import socket
+    import sys
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from space import build_app
+    from space.app import launch_options
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo = build_app()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def prepared_utk64(tmp_path_factory: pytest.TempPathFactory, utk_sample: list[Path]) -> Path:
+    """40 of the sample faces prepared at 64 px (a quarter in the test split): data for tiny training runs."""
+    from training.prepare_data import PrepareConfig, prepare
+
+    root = tmp_path_factory.mktemp("prepared_utk64")
+    source = root / "utkface"
+    source.mkdir()
+    for path in utk_sample[:40]:
+        (source / path.name).symlink_to(path)
+    output = root / "data"
+    config = PrepareConfig(source="utkface", input=str(source), output=str(output), size=64, test_fraction=0.25)
+    config.progress = False
+    prepare(config)
+    return output

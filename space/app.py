@@ -1,0 +1,91 @@
+"""Assemble the Space from its tabs, and launch it.
+
+Runtime choices, each overridable by an environment variable:
+- GANIME_AGE_MODEL: the default ageing model (Hub id or folder; else the embedded one);
+- GANIME_AGE_CONCURRENCY (2): events run at once; the FaceEditor and its models are shared;
+- GANIME_AGE_QUEUE_SIZE (32): requests waiting in the queue before new ones are turned away;
+- GANIME_AGE_MAX_UPLOAD ("15mb"): the largest file a visitor may upload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import gradio as gr
+
+from space.gpu import on_spaces, on_zero_gpu
+from space.models import EditorProvider, available_models
+from space.tabs import TAB_MODULES, load_tabs
+
+logger = logging.getLogger(__name__)
+
+TITLE = "ganime-age: age and expression editing of real face photos"
+HEADER = """
+# ganime-age
+Change the **age** and the **facial expression** (17 FACS Action Units) of the faces in a real photo.
+Upload a photo (or pick an example), choose a target age, or move the AU sliders; the edited faces are
+pasted back into the whole photo. Drag the handle on the result to compare before and after.
+
+The models were trained on UTKFace, which is for **non-commercial research only**; so are these edits.
+Photos are processed on this machine and not stored beyond Gradio's temporary upload cache.
+"""
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+def build_app(editor_provider: EditorProvider | None = None, tabs: Sequence[str] = TAB_MODULES) -> gr.Blocks:
+    """The whole Space as a `gr.Blocks`: a header and one tab per module in `tabs`; loads no model."""
+    editor_provider = editor_provider or EditorProvider()
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        gr.Markdown(HEADER)
+        with gr.Tabs():
+            for module in load_tabs(list(tabs)):
+                with gr.Tab(module.TITLE, id=module.__name__.rsplit(".", 1)[-1]):
+                    module.build_tab(editor_provider)
+    demo.queue(
+        default_concurrency_limit=_env_int("GANIME_AGE_CONCURRENCY", 2),
+        max_size=_env_int("GANIME_AGE_QUEUE_SIZE", 32),
+    )
+    return demo
+
+
+def launch_options() -> dict[str, Any]:
+    """Keyword arguments for `demo.launch` (the upload limit, the theme)."""
+    return {
+        "max_file_size": os.environ.get("GANIME_AGE_MAX_UPLOAD", "15mb"),
+        "theme": gr.themes.Soft(),
+        "show_error": False,  # user mistakes arrive as gr.Error; anything else shows a bare "Error", no traceback
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python app.py [--model M] [--device D] [--port P] [--host H] [--preload] [--share]`."""
+    parser = argparse.ArgumentParser(description="Run the ganime-age Gradio Space locally.")
+    parser.add_argument("--model", help="default ageing model: Hub id or folder (else $GANIME_AGE_MODEL / embedded)")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument("--host", default=None, help="server name (default 127.0.0.1; 0.0.0.0 to serve the LAN)")
+    parser.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--preload", action="store_true", help="load the models before serving (default on Spaces)")
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    args = parser.parse_args(argv)
+    if on_zero_gpu():
+        import spaces  # noqa: F401  (ZeroGPU must patch torch before anything initialises CUDA)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    device = args.device or ("cuda" if on_zero_gpu() else None)
+    provider = EditorProvider(available_models(env_model=args.model), device=device)
+    if args.preload or on_spaces():
+        # On ZeroGPU each GPU call runs in a forked worker: models loaded there are lost, so load them
+        # here, once, in the main process (ZeroGPU keeps "cuda" tensors parked until a GPU is attached).
+        provider.preload()
+    demo = build_app(provider)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share or None, **launch_options())

@@ -1,0 +1,205 @@
+"""Pieces every tab shares: the photo input block, face choice, error messages, examples.
+
+A tab is a module with ``TITLE`` and ``build_tab(editor_provider)``; it builds its own inputs
+with :func:`photo_block` so each tab works on its own (the Reenactment tab needs two photos).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gradio as gr
+from PIL import Image
+
+from space.models import DEFAULT_KEY, EditorProvider
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+ALL_FACES = "all"
+IMAGE_HEIGHT = 440
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# -- errors -------------------------------------------------------------------------------------------
+def _hint(error: Exception) -> tuple[str, str]:
+    """(title, advice) for each kind of user mistake; the error's own text follows the advice."""
+    from ganime_age import errors
+
+    table: list[tuple[type[Exception], str, str]] = [
+        (errors.NoFaceError, "No face found", "No face found in this photo."),
+        (errors.NotAnImageError, "Not an image", "This file is not an image (use a JPEG, PNG or WebP photo)."),
+        (errors.CorruptImageError, "Damaged image", "This image file is damaged or empty."),
+        (errors.ImageTooSmallError, "Image too small", "This image is too small."),
+        (errors.ImageTooLargeError, "Image too large", "This image is too large; please make it smaller."),
+        (errors.FaceIndexError, "No such face", "That face is not in this photo; pick another one."),
+        (errors.WeightsError, "Model problem", "The selected model could not be loaded."),
+        (errors.ModelFileNotFoundError, "Model file missing", "A model file this edit needs is not available."),
+    ]
+    for cls, title, advice in table:
+        if isinstance(error, cls):
+            return title, advice
+    return "Cannot edit this photo", "This photo cannot be edited."
+
+
+def to_gradio_error(error: Exception) -> gr.Error:
+    title, advice = _hint(error)
+    detail = str(error).strip()
+    message = f"{advice} Details: {detail}" if detail and detail.lower() not in advice.lower() else advice
+    return gr.Error(message, title=title, print_exception=False)
+
+
+def user_errors(fn: F) -> F:
+    """Turn the package's typed errors (user mistakes) into `gr.Error` messages, never stack traces.
+
+    Applied *inside* `gpu(...)`: ZeroGPU only passes `gr.Error` through from its worker.
+    """
+    from ganime_age.errors import GanimeAgeError
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GanimeAgeError as error:
+            raise to_gradio_error(error) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# -- photo input ---------------------------------------------------------------------------------------
+def photo_path(payload: Any) -> str | None:
+    """The uploaded file's path from an un-preprocessed gr.Image payload (dict), a path, or None.
+
+    Events run with ``preprocess=False`` so the photo is decoded once, by `ganime_age.faces.load_image`,
+    which gives typed errors (not an image, too large, ...) and honours EXIF orientation.
+    """
+    if payload is None:
+        return None
+    if isinstance(payload, dict):
+        return payload.get("path") or None
+    if isinstance(payload, (str, Path)):
+        return str(payload)
+    raise gr.Error("Unexpected photo input; upload an image file.", print_exception=False)
+
+
+def require_photo(payload: Any) -> str:
+    path = photo_path(payload)
+    if path is None:
+        raise gr.Error("Upload a photo or pick an example first.", title="No photo", print_exception=False)
+    return path
+
+
+@user_errors
+def load_photo(path: str) -> Image.Image:
+    """Decode and validate before asking for a GPU, so bad files never cost GPU time."""
+    from ganime_age.faces import load_image
+
+    return Image.fromarray(load_image(path))
+
+
+def parse_face(value: Any) -> int | None:
+    """Dropdown value -> face index (0-based) or None for every face."""
+    if value is None or value == ALL_FACES or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"Unknown face choice {value!r}.", print_exception=False) from None
+
+
+def face_choices(count: int) -> list[tuple[str, str]]:
+    """Choices for the face selector: every face, or one of them (numbered left to right)."""
+    if count <= 1:
+        return [("The face", "0")] if count == 1 else [("All faces", ALL_FACES)]
+    return [(f"All {count} faces", ALL_FACES)] + [(f"Face {i + 1} (from the left)", str(i)) for i in range(count)]
+
+
+def face_update(count: int, *, default_all: bool = True) -> dict[str, Any]:
+    choices = face_choices(count)
+    value = ALL_FACES if (count > 1 and default_all) else choices[-1][1] if count > 1 else choices[0][1]
+    return gr.update(choices=choices, value=value, interactive=count > 1)
+
+
+def example_photos() -> list[str]:
+    """The shipped example photos (public domain / CC0 sources, see space/examples/README.md)."""
+    return [str(p) for p in sorted(EXAMPLES_DIR.glob("*.jpg"))]
+
+
+def describe_ages(ages: Sequence[float | None]) -> str:
+    if not ages:
+        return ""
+    if all(a is None for a in ages):
+        return "Estimated age: not available (no age estimator is loaded)."
+    parts = [f"face {i + 1}: **{a:.0f}**" if a is not None else f"face {i + 1}: ?" for i, a in enumerate(ages)]
+    if len(parts) == 1:
+        return f"Estimated age: **{ages[0]:.0f}** years." if ages[0] is not None else parts[0]
+    return "Estimated ages (left to right): " + ", ".join(parts) + "."
+
+
+def estimated_ages(editor: Any, path: str, count: int) -> list[float | None]:
+    """Each face's estimated age, or None when the editor has no age estimator."""
+    if getattr(editor, "age_estimator", None) is None:
+        return [None] * count
+    return [editor.estimate_age(path, face=i) for i in range(count)]
+
+
+def model_warning(editor: Any) -> str:
+    from ganime_age.pipeline import is_untrained_default
+
+    if is_untrained_default(editor.model):
+        return (
+            "\n\n⚠️ No trained model is embedded yet: this is an *untrained placeholder*, so edits are "
+            "meaningless noise. Set `GANIME_AGE_MODEL` to a trained folder or Hub id."
+        )
+    return ""
+
+
+# -- the shared input block ----------------------------------------------------------------------------
+@dataclass
+class PhotoBlock:
+    photo: gr.Image
+    face: gr.Dropdown
+    model: gr.Dropdown
+    info: gr.Markdown
+
+
+def photo_block(provider: EditorProvider, *, prefix: str, needs_aus: bool = False, label: str = "Photo") -> PhotoBlock:
+    """Photo upload + examples + face selector + model selector (+ an info line under them)."""
+    photo = gr.Image(
+        label=label,
+        type="filepath",
+        sources=["upload", "webcam", "clipboard"],
+        height=IMAGE_HEIGHT,
+        elem_id=f"{prefix}-photo",
+    )
+    examples = example_photos()
+    if examples:
+        gr.Examples(
+            examples=[[p] for p in examples],
+            inputs=[photo],
+            label="Example photos (public domain)",
+            examples_per_page=8,
+        )
+    models = provider.choices(needs_aus=needs_aus)
+    with gr.Row():
+        face = gr.Dropdown(
+            choices=face_choices(0),
+            value=ALL_FACES,
+            label="Which face",
+            interactive=False,
+            elem_id=f"{prefix}-face",
+            scale=1,
+        )
+        model = gr.Dropdown(
+            choices=[(m.label, m.key) for m in models],
+            value=models[0].key if models else DEFAULT_KEY,
+            label="Model",
+            visible=len(models) > 1,
+            elem_id=f"{prefix}-model",
+            scale=1,
+        )
+    info = gr.Markdown("", elem_id=f"{prefix}-info")
+    return PhotoBlock(photo, face, model, info)

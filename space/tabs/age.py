@@ -1,0 +1,148 @@
+"""Age tab: one target age for the whole photo (before/after slider) and the 10-group age strip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from space.common import (
+    IMAGE_HEIGHT,
+    describe_ages,
+    estimated_ages,
+    face_update,
+    load_photo,
+    model_warning,
+    parse_face,
+    photo_block,
+    photo_path,
+    require_photo,
+    user_errors,
+)
+from space.gpu import gpu
+from space.models import EditorProvider
+
+TITLE = "Age"
+DEFAULT_TARGET_AGE = 70
+PROGRESS = gr.Progress()  # gradio finds progress by this default value and tracks it per event
+
+
+def _edit_summary(faces: list[Any]) -> str:
+    lines = []
+    for f in faces:
+        before = f"{f.source_age:.0f}" if f.source_age is not None else "?"
+        lines.append(f"face {f.index + 1}: estimated **{before}** → **{f.target_age:.0f}** years")
+    return "; ".join(lines) + "."
+
+
+def build_tab(editor_provider: EditorProvider) -> None:
+    """Build the Age tab inside the current `gr.Tab`; heavy work goes through `editor_provider`."""
+
+    @gpu(duration=30)
+    @user_errors
+    def analyze_on_gpu(path: str, model: str) -> tuple[int, list[float | None], str]:
+        with editor_provider.session(model) as editor:
+            count = len(editor.analyze(path))
+            return count, estimated_ages(editor, path, count), model_warning(editor)
+
+    @gpu(duration=30)
+    @user_errors
+    def edit_on_gpu(path: str, age: float, face: int | None, model: str) -> tuple[Image.Image, str]:
+        with editor_provider.session(model) as editor:
+            result = editor.edit_details(path, age=float(age), face=face)
+        return result.image, _edit_summary(result.faces)
+
+    @gpu(duration=60)
+    @user_errors
+    def strip_on_gpu(path: str, face: int, model: str, progress: gr.Progress) -> list[tuple[Image.Image, str]]:
+        from ganime_age.conditions import AGE_GROUP_LABELS, age_to_group
+
+        def report(fraction: float, desc: str) -> None:
+            progress(fraction, desc=f"Age strip: {desc}")
+
+        with editor_provider.session(model) as editor:
+            strip = editor.age_strip(path, face=face, progress=report)
+        return [(image, f"age {years:.0f} ({AGE_GROUP_LABELS[age_to_group(years)]})") for years, image in strip]
+
+    def analyze(photo: Any, model: str) -> tuple[dict[str, Any], str]:
+        path = photo_path(photo)
+        if path is None:
+            return face_update(0), ""
+        load_photo(path)
+        count, ages, warning = analyze_on_gpu(path, model)
+        found = f"{count} face{'s' if count != 1 else ''} found. "
+        return face_update(count), found + describe_ages(ages) + warning
+
+    def age_edit(photo: Any, target_age: float, face: Any, model: str) -> tuple[tuple[Image.Image, Image.Image], str]:
+        """Set every selected face to `target_age` years; returns (before, after) whole photos and a summary."""
+        path = require_photo(photo)
+        before = load_photo(path)
+        after, summary = edit_on_gpu(path, float(target_age), parse_face(face), model)
+        return (before, after), summary
+
+    def age_edit_live(photo: Any, target_age: float, face: Any, model: str) -> Any:
+        if photo_path(photo) is None:
+            return gr.skip(), gr.skip()  # moving the slider before uploading is not a mistake
+        return age_edit(photo, target_age, face, model)
+
+    def age_strip(photo: Any, face: Any, model: str, progress: gr.Progress = PROGRESS) -> list[tuple[Image.Image, str]]:
+        """The selected face (the first one for "all") at the centres of the 10 FFHQ-Aging groups."""
+        path = require_photo(photo)
+        load_photo(path)
+        return strip_on_gpu(path, parse_face(face) or 0, model, progress)
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            block = photo_block(editor_provider, prefix="age")
+            target = gr.Slider(
+                0,
+                100,
+                value=DEFAULT_TARGET_AGE,
+                step=1,
+                label="Target age (years)",
+                info="Release the slider to re-render.",
+                elem_id="age-target",
+            )
+            with gr.Row():
+                run = gr.Button("Change the age", variant="primary", elem_id="age-run")
+                strip_button = gr.Button("Age strip (10 age groups)", elem_id="age-strip-run")
+        with gr.Column(scale=2):
+            result = gr.ImageSlider(
+                label="Before / after (drag the handle)",
+                type="pil",
+                format="png",
+                interactive=False,
+                max_height=IMAGE_HEIGHT + 160,
+                elem_id="age-result",
+            )
+            summary = gr.Markdown("", elem_id="age-summary")
+            strip = gr.Gallery(
+                label="Age strip: 0-2 … 70+",
+                columns=5,
+                format="png",
+                height="auto",
+                object_fit="contain",
+                elem_id="age-strip",
+            )
+
+    edit_inputs = [block.photo, target, block.face, block.model]
+    block.photo.change(
+        analyze,
+        [block.photo, block.model],
+        [block.face, block.info],
+        preprocess=False,
+        api_visibility="private",
+        trigger_mode="always_last",
+    ).success(age_edit_live, edit_inputs, [result, summary], preprocess=False, api_visibility="private")
+    run.click(age_edit, edit_inputs, [result, summary], preprocess=False, api_name="age")
+    gr.on(
+        [target.release, block.face.input, block.model.input],
+        age_edit_live,
+        edit_inputs,
+        [result, summary],
+        preprocess=False,
+        api_visibility="private",
+        trigger_mode="always_last",
+    )
+    strip_button.click(age_strip, [block.photo, block.face, block.model], strip, preprocess=False, api_name="age_strip")

@@ -1,0 +1,255 @@
+"""The Gradio Space: its public API through gradio_client against a live local server, and its helpers.
+
+The server (conftest `space_url`) runs the real app on the embedded default model; the photos are
+the shipped public-domain examples and scikit-image's coffee cup (a photo without a face).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from ganime_age.conditions import AGE_GROUP_LABELS, AU_FACS_NAMES, AU_MAX, AU_NAMES, AU_REGIONS, group_center  # noqa: E402
+
+EXAMPLES = REPO / "space" / "examples"
+ASTRONAUT = EXAMPLES / "astronaut.jpg"
+TWO_FACES = EXAMPLES / "two-faces.jpg"
+
+
+@pytest.fixture(scope="module")
+def client(space_url: str):
+    from gradio_client import Client
+
+    return Client(space_url, verbose=False, analytics_enabled=False)
+
+
+@pytest.fixture(scope="module")
+def coffee_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("space") / "coffee.jpg"
+    Image.fromarray(data.coffee()).save(path, quality=90)
+    return path
+
+
+def _pixels(path: str | Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+# -- the live API --------------------------------------------------------------------------------
+def test_public_endpoints(client) -> None:
+    api = client.view_api(return_format="dict", print_info=False)
+    assert set(api["named_endpoints"]) == {"/age", "/age_strip", "/expression"}
+    assert "spaces" not in sys.modules  # off ZeroGPU the `spaces` package is never imported
+
+
+def test_age_endpoint_returns_the_whole_photo_edited(client) -> None:
+    from gradio_client import handle_file
+
+    (before, after), summary = client.predict(handle_file(str(ASTRONAUT)), 90, "all", "default", api_name="/age")
+    original = _pixels(ASTRONAUT)
+    assert Path(before).suffix == Path(after).suffix == ".png"  # lossless, so the comparison below is fair
+    assert _pixels(before).shape == _pixels(after).shape == original.shape == (512, 512, 3)
+    changed = np.abs(_pixels(after) - _pixels(before)).max(axis=2) > 8
+    assert changed.mean() > 0.005, "the edit left the photo unchanged"
+    ys, xs = np.nonzero(changed)  # the change sits on the face (box x 178-268, y 63-176), not elsewhere
+    assert 120 < np.median(xs) < 330 and 20 < np.median(ys) < 240
+    assert "face 1" in summary and "90" in summary
+
+
+def test_age_strip_endpoint_returns_ten_ages(client) -> None:
+    from gradio_client import handle_file
+
+    strip = client.predict(handle_file(str(ASTRONAUT)), "0", "default", api_name="/age_strip")
+    assert len(strip) == 10
+    crops = [_pixels(item["image"]) for item in strip]
+    assert all(c.shape == crops[0].shape and c.shape[0] == c.shape[1] >= 64 for c in crops)
+    expected = [f"age {group_center(g):.0f} ({AGE_GROUP_LABELS[g]})" for g in range(len(AGE_GROUP_LABELS))]
+    assert [item["caption"] for item in strip] == expected
+    assert np.abs(crops[0] - crops[-1]).mean() > 0.05, "the youngest and oldest crops are identical"
+
+
+def test_expression_endpoint_applies_aus_and_age_jointly(client) -> None:
+    from gradio_client import handle_file
+
+    aus = [0.0] * len(AU_NAMES)
+    aus[AU_NAMES.index("AU12")] = 5.0
+    aus[AU_NAMES.index("AU06")] = 3.0
+    (before, after), mask, summary = client.predict(
+        handle_file(str(TWO_FACES)), "1", "default", True, 75, *aus, api_name="/expression"
+    )
+    assert _pixels(before).shape == _pixels(after).shape == (512, 1024, 3)
+    diff = np.abs(_pixels(after) - _pixels(before)).max(axis=2) > 8
+    assert diff[:, 512:].sum() > 50 and diff[:, :512].sum() == 0, "only face 2 (the right one) may change"
+    attention = np.asarray(Image.open(mask))
+    assert attention.shape[0] == attention.shape[1] >= 64 and attention.std() > 0
+    assert "face 2" in summary and "75" in summary and "AU12=5.0" in summary
+
+
+def test_a_photo_without_a_face_gives_a_clear_error(client, coffee_file: Path) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="No face found in this photo"):
+        client.predict(handle_file(str(coffee_file)), 50, "all", "default", api_name="/age")
+
+
+def test_a_file_that_is_not_an_image_gives_a_clear_error(client, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("this is text, not a photo\n" * 20)
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(handle_file(str(fake)), 50, "all", "default", api_name="/age")
+
+
+def test_a_face_the_photo_does_not_have_gives_a_clear_error(client) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="not in this photo"):
+        client.predict(handle_file(str(ASTRONAUT)), 50, "3", "default", api_name="/age")
+
+
+# -- building blocks ------------------------------------------------------------------------------
+def test_presets_use_known_aus_in_range() -> None:
+    from space.presets import PRESETS, PRESETS_BY_NAME
+
+    assert {"Smile", "Surprise", "Anger", "Sadness", "Disgust", "Fear", "Wink"} <= set(PRESETS_BY_NAME)
+    current = np.full(len(AU_NAMES), 1.0, np.float32)
+    for preset in PRESETS:
+        assert set(preset.aus) <= set(AU_NAMES)
+        values = preset.apply(current)
+        assert values.shape == (len(AU_NAMES),) and values.min() >= 0 and values.max() <= AU_MAX
+    smile = PRESETS_BY_NAME["Smile"].apply(current)
+    assert (
+        smile[AU_NAMES.index("AU12")] > 3 and smile[AU_NAMES.index("AU06")] > 1 and smile[AU_NAMES.index("AU04")] == 0
+    )
+    wink = PRESETS_BY_NAME["Wink"].apply(current)  # on top of the current expression
+    assert wink[AU_NAMES.index("AU45")] > 3 and wink[AU_NAMES.index("AU12")] == 1.0
+
+
+def test_only_moved_aus_are_sent() -> None:
+    from space.tabs.expression import au_label, aus_to_send
+
+    measured = [1.0] * len(AU_NAMES)
+    values = np.array(measured, np.float32)
+    values[AU_NAMES.index("AU12")] = 4.0
+    values[AU_NAMES.index("AU01")] = 1.02  # a rounding wobble, not a change
+    assert aus_to_send(values, measured) == {"AU12": 4.0}
+    assert len(aus_to_send(values, None)) == len(AU_NAMES)  # the API applies all 17
+    assert au_label("AU12") == "AU12 lip corner puller"
+    assert sorted(n for names in AU_REGIONS.values() for n in names) == sorted(AU_NAMES) == sorted(AU_FACS_NAMES)
+
+
+def test_model_selector_lists_ageing_folders_only(tmp_path: Path) -> None:
+    from space.models import DEFAULT_KEY, available_models
+
+    for name, model_type in [
+        ("ragan-256", "ragan"),
+        ("agetransgan-256", "agetransgan"),
+        ("age-estimator", "age_estimator"),
+    ]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"model_type": model_type}))
+    (tmp_path / "notes").mkdir()  # no config.json
+    choices = available_models(tmp_path, env_model="")
+    assert [c.key for c in choices] == [DEFAULT_KEY, "agetransgan-256", "ragan-256"]
+    assert choices[0].uses_aus and not choices[2].uses_aus  # RAGAN ages only; the expression tab hides it
+
+
+def test_provider_loads_each_model_once() -> None:
+    from ganime_age.errors import WeightsError
+    from space.models import DEFAULT_KEY, EditorProvider
+
+    provider = EditorProvider()
+    with provider.session(DEFAULT_KEY) as editor:
+        assert editor is provider() is provider.get(DEFAULT_KEY)
+    with pytest.raises(WeightsError, match="unknown model"):
+        provider.get("no-such-model")
+
+
+def test_user_errors_become_gradio_errors() -> None:
+    import gradio as gr
+
+    from ganime_age.errors import ImageTooLargeError, NoFaceError
+    from space.common import user_errors
+
+    @user_errors
+    def fails(error: Exception) -> None:
+        raise error
+
+    with pytest.raises(gr.Error, match="No face found in this photo"):
+        fails(NoFaceError("no face detected"))
+    with pytest.raises(gr.Error, match="too large"):
+        fails(ImageTooLargeError("80 megapixels exceeds the 40 megapixel limit"))
+    with pytest.raises(ZeroDivisionError):  # a bug stays a bug, it is not dressed up as a user mistake
+        fails(ZeroDivisionError())
+
+
+def test_face_choices() -> None:
+    from space.common import ALL_FACES, face_choices, parse_face
+
+    assert [v for _, v in face_choices(3)] == [ALL_FACES, "0", "1", "2"]
+    assert [v for _, v in face_choices(1)] == ["0"]
+    assert parse_face(ALL_FACES) is None and parse_face("2") == 2 and parse_face(None) is None
+
+
+def test_examples_are_small_redistributable_photos_with_faces() -> None:
+    from ganime_age.faces import FaceDetector, load_image
+
+    photos = sorted(EXAMPLES.glob("*.jpg"))
+    assert {p.name for p in photos} == {"astronaut.jpg", "cameraman.jpg", "two-faces.jpg"}
+    detector = FaceDetector()
+    for path in photos:
+        assert path.stat().st_size < 300_000
+        assert len(detector.detect(load_image(path))) == (2 if path.name == "two-faces.jpg" else 1)
+    licences = (EXAMPLES / "README.md").read_text()
+    assert all(p.name in licences for p in photos) and "UTKFace" in licences
+
+
+def test_gpu_decorator_is_a_no_op_off_zero_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from space.gpu import gpu
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+
+    def work() -> int:
+        return 3
+
+    assert gpu(duration=10)(work) is work
+
+
+def test_importing_app_builds_nothing() -> None:
+    import importlib
+
+    module = importlib.import_module("app")
+    assert module._demo is None  # the Blocks is built only under __main__ or on first `app.demo` access
+
+
+def test_requirements_cover_the_package_runtime() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    needed = project["dependencies"] + project["optional-dependencies"]["space"]
+    lines = [line.split("#")[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines()]
+    listed = {re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower().replace("_", "-") for line in lines if line}
+    names = {re.split(r"[<>=!~\[ ]", dep, maxsplit=1)[0].lower().replace("_", "-") for dep in needed}
+    assert names <= listed, f"requirements.txt lacks {sorted(names - listed)}"
+    assert not any(line.startswith(("-e", ".")) for line in lines)  # Spaces install it before the repo exists
+
+
+def test_space_readme_front_matter() -> None:
+    text = (REPO / "space" / "README.md").read_text()
+    front = text.split("---")[1]
+    assert "sdk: gradio" in front and "app_file: app.py" in front
+    assert re.search(r"sdk_version: \d+\.\d+\.\d+", front)
