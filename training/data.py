@@ -1,0 +1,147 @@
+"""Read a prepared dataset (``training/prepare_data.py`` output) as a torch Dataset.
+
+Only pyarrow and pillow are needed (GPU machines may lack ``datasets``). The label columns are
+loaded into numpy arrays up front (a few MB); the WebP images stay encoded in memory and are
+decoded lazily in ``__getitem__``, so DataLoader workers share the decoding work.
+
+Items are dicts of tensors (the default collate stacks them):
+
+    image      (3, S, S) float32 in [-1, 1], RGB
+    age        () float32 years
+    age_group  () int64 FFHQ-Aging group
+    aus        (17,) float32 0..5
+    pose       (3,) float32 yaw, pitch, roll degrees
+    landmarks  (478, 2) float32 x, y in pixels of the returned image
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ganime_age.conditions import NUM_AUS
+from ganime_age.errors import DatasetError
+
+NUM_LANDMARKS = 478
+LABEL_COLUMNS = ("id", "age", "age_group", "aus", "pose", "landmarks")
+
+
+def shard_files(data_dir: str | Path, split: str) -> list[Path]:
+    """The Parquet shards of one split, in chunk order."""
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise DatasetError(f"prepared dataset not found: {folder} (make one with `ganime-age prepare`)")
+    return sorted((folder / "data").glob(f"{split}-*.parquet"))
+
+
+def list_splits(data_dir: str | Path) -> dict[str, int]:
+    """Rows per split, read from the Parquet footers only (no image data is read)."""
+    import pyarrow.parquet as pq
+
+    folder = Path(data_dir)
+    if not (folder / "data").is_dir():
+        raise DatasetError(f"{folder} holds no data/ folder; is it a prepared dataset?")
+    counts: dict[str, int] = {}
+    for path in sorted((folder / "data").glob("*-*.parquet")):
+        split = path.name.rsplit("-", 1)[0]
+        counts[split] = counts.get(split, 0) + pq.ParquetFile(path).metadata.num_rows
+    return counts
+
+
+def _matrix(column: Any, width: int, name: str) -> np.ndarray:
+    """A (fixed- or variable-size) list<float> column as an (N, width) float32 array."""
+    import pyarrow as pa
+
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    values = np.asarray(column.flatten().to_numpy(zero_copy_only=False), np.float32)
+    if values.size != len(column) * width:
+        raise DatasetError(f"column {name!r} should hold {width} values per row")
+    return values.reshape(len(column), width)
+
+
+class PreparedFaces(Dataset):
+    """A split of a prepared dataset.
+
+    Args:
+        data_dir: the prepared folder (holding data/{split}-NNNNN.parquet).
+        split: "train" or "test".
+        image_size: resize faces (and landmarks) to this size; None keeps the prepared resolution.
+        max_samples: keep only the first N rows (tiny runs, tests).
+        hflip: random horizontal flip with probability 0.5 (augmentation). A flip mirrors the image and
+            the landmark x coordinates (point indices are not re-paired left/right) and negates yaw and
+            roll; age, age group and the AUs (one intensity per bilateral AU) are unchanged.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        split: str = "train",
+        image_size: int | None = None,
+        max_samples: int | None = None,
+        hflip: bool = False,
+    ) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        files = shard_files(data_dir, split)
+        if not files:
+            raise DatasetError(f"{data_dir} has no {split!r} shards (data/{split}-*.parquet)")
+        tables = [pq.read_table(path, columns=["image", *LABEL_COLUMNS]) for path in files]
+        table = pa.concat_tables(tables)
+        if max_samples is not None:
+            table = table.slice(0, max_samples)
+        if len(table) == 0:
+            raise DatasetError(f"{data_dir} split {split!r} is empty")
+        self.data_dir = Path(data_dir)
+        self.split = split
+        self.image_size = image_size
+        self.hflip = hflip
+        self._images = table.column("image").combine_chunks().field("bytes")
+        self.ids: list[str] = table.column("id").to_pylist()
+        self.ages = table.column("age").to_numpy().astype(np.float32)
+        self.age_groups = table.column("age_group").to_numpy().astype(np.int64)
+        self.aus = _matrix(table.column("aus"), NUM_AUS, "aus")
+        self.poses = _matrix(table.column("pose"), 3, "pose")
+        self.landmarks = _matrix(table.column("landmarks"), NUM_LANDMARKS * 2, "landmarks").reshape(
+            -1, NUM_LANDMARKS, 2
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def image(self, index: int) -> Image.Image:
+        """The decoded face as a PIL image at the prepared resolution."""
+        data = self._images[index].as_py()
+        with Image.open(io.BytesIO(data), formats=("WEBP", "PNG", "JPEG")) as image:  # skip format probing
+            return image.convert("RGB")
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} faces")
+        image = self.image(index)
+        landmarks = self.landmarks[index].copy()
+        if self.image_size is not None and image.size != (self.image_size, self.image_size):
+            # pixel centres sit at integer coordinates (OpenCV's warp convention)
+            landmarks = (landmarks + 0.5) * (self.image_size / image.size[0]) - 0.5
+            image = image.resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
+        pixels = np.asarray(image, np.float32)
+        pose = self.poses[index].copy()
+        if self.hflip and torch.rand(()) < 0.5:
+            pixels = pixels[:, ::-1]
+            landmarks[:, 0] = (pixels.shape[1] - 1) - landmarks[:, 0]
+            pose[0], pose[2] = -pose[0], -pose[2]
+        tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))) / 127.5 - 1.0
+        return {
+            "image": tensor,
+            "age": torch.tensor(self.ages[index], dtype=torch.float32),
+            "age_group": torch.tensor(self.age_groups[index], dtype=torch.int64),
+            "aus": torch.from_numpy(self.aus[index].copy()),
+            "pose": torch.from_numpy(pose),
+            "landmarks": torch.from_numpy(landmarks),
+        }
