@@ -1,0 +1,117 @@
+"""Options of the multi-pose augmentation (one dataclass: CLI flags, YAML files and tests all fill it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The public SD1.5 weights: runwayml/stable-diffusion-v1-5 was withdrawn from the Hub in 2024; this is the
+# maintained copy with the same files. Any SD1.5-architecture id or local folder works.
+DEFAULT_BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DEFAULT_CONTROLNET = "CrucibleAI/ControlNetMediaPipeFace"
+OPENPOSE_CONTROLNET = "lllyasviel/control_v11p_sd15_openpose"
+# ControlNetMediaPipeFace keeps its SD2.1 weights at the repo root and the SD1.5 ones in this subfolder.
+KNOWN_SUBFOLDERS = {DEFAULT_CONTROLNET: "diffusion_sd15"}
+
+# (yaw, pitch) degrees: ±15°, ±30° yaw and ±15° pitch, as in the issue.
+DEFAULT_POSES: tuple[tuple[float, float], ...] = (
+    (-30.0, 0.0),
+    (-15.0, 0.0),
+    (15.0, 0.0),
+    (30.0, 0.0),
+    (0.0, -15.0),
+    (0.0, 15.0),
+)
+
+DEFAULT_PROMPT = (
+    "a high quality close-up portrait photo of the face of a {age} year old person, {pose}, natural skin texture, "
+    "soft light, sharp focus"
+)
+DEFAULT_NEGATIVE_PROMPT = (
+    "cartoon, anime, painting, illustration, drawing, 3d render, blurry, deformed, disfigured, extra eyes, "
+    "bad anatomy, low quality, watermark, text, multiple people"
+)
+
+SOURCES = ("auto", "prepared", "folder", "utkface", "cacd", "ffhq-aging", "csv")
+MODES = ("txt2img", "img2img", "inpaint")
+POSE_MODES = ("absolute", "relative")
+CONDITIONS = ("auto", "mediapipe_face", "openpose_face")
+
+
+@dataclass
+class AugmentConfig:
+    """Everything one augmentation run needs; every field has a CLI flag of the same name (dashes)."""
+
+    input: str = ""  # prepared dataset folder, or a folder of photos
+    output: str = ""  # output folder (created; rerunning resumes)
+    source: str = "auto"  # auto: "prepared" if input/data/*.parquet exists, else a photo folder (see SOURCES)
+    labels: str | None = None  # label CSV for the csv / ffhq-aging sources
+    split: str = "train"  # split of a prepared dataset
+    max_sources: int | None = None  # use only the first N source faces
+
+    # poses
+    poses: tuple[tuple[float, float], ...] = DEFAULT_POSES  # (yaw, pitch) degrees
+    pose_mode: str = "absolute"  # absolute: the face ends at (yaw, pitch); relative: source pose + (yaw, pitch)
+    face_scale: float = 0.75  # face size in the generated frame relative to the aligned-crop framing (<1: more context)
+
+    # models
+    base_model: str = DEFAULT_BASE_MODEL
+    controlnet: str = DEFAULT_CONTROLNET
+    controlnet_subfolder: str | None = "auto"  # auto: the known subfolder of the controlnet id (diffusion_sd15)
+    condition: str = "auto"  # the drawing the ControlNet expects; auto: openpose_face for OpenPose ControlNets
+    revision: str | None = None
+    estimator: str | None = None  # AgeEstimator folder / Hub id: relabel kept outputs with its estimate
+    recognizer: str | None = None  # MobileFaceNet weights (default: the resolved asset)
+
+    # generation
+    mode: str = "txt2img"  # txt2img | img2img | inpaint (the latter two keep the source's identity/background)
+    strength: float = 0.8  # img2img / inpaint denoising strength
+    resolution: int = 512
+    steps: int = 30
+    guidance_scale: float = 7.5
+    controlnet_scale: float = 1.0
+    prompt: str = DEFAULT_PROMPT  # placeholders: {age} {group} {pose} {yaw} {pitch}
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    seed: int = 0
+    batch_size: int = 4
+    dtype: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | float16 | bfloat16 | float32
+    channels_last: bool = False
+    compile: bool = False
+
+    # filtering
+    pose_tolerance: float = 10.0  # max |measured - requested| of yaw and of pitch, degrees
+    identity_threshold: float = 0.35  # min MobileFaceNet cosine between source and output
+    keep_rejected: bool = False  # also save rejected images (under rejected/) for inspection
+    save_conditioning: bool = False  # save the conditioning drawings (under conditioning/)
+
+    # output
+    image_format: str = "png"
+    push_to_hub: str | None = None  # Hub dataset repo id
+    private: bool = False
+    progress: bool = True
+
+
+def parse_pose(text: str) -> tuple[float, float]:
+    """'yaw:pitch' (or 'yaw,pitch') degrees -> (yaw, pitch)."""
+    parts = text.replace(",", ":").split(":")
+    if len(parts) != 2:
+        raise ValueError(f"a pose is 'yaw:pitch' in degrees, e.g. 30:0 or -15:10; got {text!r}")
+    try:
+        yaw, pitch = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(f"a pose is 'yaw:pitch' in degrees, e.g. 30:0; got {text!r}") from None
+    if not (-90.0 < yaw < 90.0 and -90.0 < pitch < 90.0):
+        raise ValueError(f"pose angles must lie in (-90, 90) degrees; got {text!r}")
+    return yaw, pitch
+
+
+def pose_tag(yaw: float, pitch: float) -> str:
+    """A file-name-safe tag of a requested pose, e.g. 'y+30_p-15'."""
+    return f"y{yaw:+g}_p{pitch:+g}"
+
+
+def default_subfolder(controlnet: str) -> str | None:
+    return KNOWN_SUBFOLDERS.get(controlnet.rstrip("/"))
+
+
+def default_condition(controlnet: str) -> str:
+    return "openpose_face" if "openpose" in controlnet.lower() else "mediapipe_face"
