@@ -49,7 +49,7 @@ def _pixels(path: str | Path) -> np.ndarray:
 # -- the live API --------------------------------------------------------------------------------
 def test_public_endpoints(client) -> None:
     api = client.view_api(return_format="dict", print_info=False)
-    assert set(api["named_endpoints"]) == {"/age", "/age_strip", "/expression"}
+    assert set(api["named_endpoints"]) == {"/age", "/age_strip", "/expression", "/reenact", "/reenact_video"}
     assert "spaces" not in sys.modules  # off ZeroGPU the `spaces` package is never imported
 
 

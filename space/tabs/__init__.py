@@ -17,6 +17,7 @@ from types import ModuleType
 TAB_MODULES: tuple[str, ...] = (
     "space.tabs.age",
     "space.tabs.expression",
+    "space.tabs.reenact",
 )
 
 

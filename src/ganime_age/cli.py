@@ -19,6 +19,7 @@ from ganime_age.errors import GanimeAgeError
 DELEGATED: dict[str, tuple[str, str]] = {
     "prepare": ("training.prepare_data", "prepare a face dataset (detect, align, AUs, ages) as Parquet shards"),
     "train": ("training.train", "train a system with the accelerate trainer"),
+    "reenact": ("ganime_age.reenactment", "give a photo the pose and expression of a driving photo or video"),
 }
 
 

@@ -8,6 +8,7 @@ slider change re-runs only the generator and the paste-back.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 from collections import OrderedDict
@@ -48,6 +49,7 @@ class EditorConfig:
     landmarker: str | None = None  # MediaPipe face_landmarker.task path
     batch_size: int = 8  # faces per generator call
     cache_size: int = 8  # photos whose analysis is kept
+    reenactor: str | None = None  # trained Reenactor folder/Hub id; None = $GANIME_AGE_REENACTOR, else classical warp
 
 
 @dataclass
@@ -124,8 +126,11 @@ class FaceEditor:
         age_estimator: HubModel | None = None,
         analyzer: Any = None,
         config: EditorConfig | None = None,
+        reenactor: HubModel | None = None,
     ) -> None:
         self.config = config or EditorConfig()
+        self.reenactor = reenactor  # None: reenact() moves faces with the classical landmark warp
+        self._reenactment: Any = None
         model_type = getattr(model, "model_type", "")
         if model_type not in AGEING_MODEL_TYPES or not hasattr(model, "edit_faces"):
             raise WeightsError(
@@ -148,6 +153,7 @@ class FaceEditor:
         device: str | None = None,
         age_estimator: str | os.PathLike[str] | None = None,
         config: EditorConfig | None = None,
+        reenactor: str | os.PathLike[str] | None = None,
     ) -> FaceEditor:
         """Build from a Hub id or folder of any ageing model (picked by config.json's model_type)."""
         config = config or EditorConfig()
@@ -165,7 +171,11 @@ class FaceEditor:
             estimator = load_pretrained(estimator_source)
             if getattr(estimator, "model_type", "") != "age_estimator":
                 raise WeightsError(f"{estimator_source} is not an age estimator")
-        return cls(loaded, age_estimator=estimator, config=config)
+        from ganime_age.reenactment import REENACTOR_ENV, load_reenactor
+
+        config.reenactor = str(reenactor) if reenactor is not None else config.reenactor or os.environ.get(REENACTOR_ENV)
+        learned = load_reenactor(config.reenactor) if config.reenactor else None
+        return cls(loaded, age_estimator=estimator, config=config, reenactor=learned)
 
     @property
     def analyzer(self) -> Any:
@@ -179,12 +189,20 @@ class FaceEditor:
     def uses_aus(self) -> bool:
         return bool(getattr(self.model, "uses_aus", False))
 
+    @property
+    def uses_source_age(self) -> bool:
+        """Whether the model needs the face's current age as an input (then an age estimator is required)."""
+        return bool(getattr(self.model, "uses_source_age", False))
+
     # -- analysis (cached) ----------------------------------------------------------------------
     def _analysis(self, image: ImageInput) -> _PhotoAnalysis:
         from ganime_age.faces import load_image
 
         rgb = load_image(image)
-        key = hashlib.sha1(rgb.tobytes() + str(rgb.shape).encode()).hexdigest()
+        # sha1 straight from the array's buffer: rgb.tobytes() copied the whole photo on every slider move
+        digest = hashlib.sha1(rgb)  # load_image returns a C-contiguous array
+        digest.update(str(rgb.shape).encode())
+        key = digest.hexdigest()
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -236,8 +254,16 @@ class FaceEditor:
         return batch / 127.5 - 1.0
 
     @staticmethod
-    def _to_uint8(batch: torch.Tensor) -> np.ndarray:
-        return ((batch.clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    def _uint8_on_device(batch: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) in [-1, 1] -> (N, S, S, 3) uint8, still on the model's device."""
+        return ((batch.clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1)
+
+    def _conditions(self, *columns: Sequence[float] | Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Ages and AU vectors packed into one float32 array: one host-to-device copy instead of four."""
+        blocks = [np.asarray(c, np.float32).reshape(len(c), -1) for c in columns]
+        packed = torch.from_numpy(np.concatenate(blocks, axis=1)).to(self.device)
+        bounds = np.cumsum([0] + [b.shape[1] for b in blocks]).tolist()
+        return [packed[:, a] if b - a == 1 else packed[:, a:b] for a, b in itertools.pairwise(bounds)]
 
     def _generate(
         self,
@@ -248,7 +274,8 @@ class FaceEditor:
         target_aus: Sequence[np.ndarray],
         progress: Callable[[float, str], Any] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Run the ageing model in batches; one transfer to the device and one back per batch."""
+        """Run the ageing model in batches; per batch the crops and the packed conditions go to the device,
+        and the uint8 crops with their attention masks (one array) come back in one copy."""
         outputs, masks = [], []
         step = max(1, self.config.batch_size)
         with torch.inference_mode():
@@ -256,16 +283,24 @@ class FaceEditor:
                 if progress is not None:
                     progress(start / len(crops), f"faces {start + 1}-{min(start + step, len(crops))} of {len(crops)}")
                 sl = slice(start, start + step)
+                ages_from, ages_to, aus_from, aus_to = self._conditions(
+                    source_age[sl], target_age[sl], source_aus[sl], target_aus[sl]
+                )
                 result = self.model.edit_faces(
                     self._tensor(crops[sl]),
-                    source_age=torch.tensor(source_age[sl], device=self.device, dtype=torch.float32),
-                    target_age=torch.tensor(target_age[sl], device=self.device, dtype=torch.float32),
-                    source_aus=torch.from_numpy(np.stack(source_aus[sl])).to(self.device),
-                    target_aus=torch.from_numpy(np.stack(target_aus[sl])).to(self.device),
+                    source_age=ages_from,
+                    target_age=ages_to,
+                    source_aus=aus_from,
+                    target_aus=aus_to,
                 )
-                outputs.append(self._to_uint8(result.image))
+                pixels = self._uint8_on_device(result.image)
                 if result.attention is not None:
-                    masks.append((result.attention.clamp(0, 1) * 255).round().byte()[:, 0].cpu().numpy())
+                    mask = (result.attention.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1)
+                    pixels = torch.cat([pixels, mask], dim=3)
+                host = pixels.cpu().numpy()
+                outputs.append(host[..., :3])
+                if result.attention is not None:
+                    masks.append(host[..., 3])
         return np.concatenate(outputs), (np.concatenate(masks) if masks else None)
 
     def edit_details(
@@ -280,7 +315,7 @@ class FaceEditor:
             raise ValueError("age must be a finite number of years")
         analysis = self._analysis(image)
         faces = self._selected(analysis, face)
-        needs_source_age = age is None or not self.uses_aus
+        needs_source_age = age is None or self.uses_source_age
         source_ages = [self._source_age(analysis, f) if needs_source_age else float("nan") for f in faces]
         target_ages = [
             float(np.clip(age, 0.0, 100.0)) if age is not None else a for a, _ in zip(source_ages, faces, strict=True)
@@ -326,7 +361,7 @@ class FaceEditor:
         analysis = self._analysis(image)
         target = self._selected(analysis, face)[0]
         ages = list(ages) if ages is not None else [group_center(g) for g in range(NUM_AGE_GROUPS)]
-        source_age = self._source_age(analysis, target) if not self.uses_aus else float("nan")
+        source_age = self._source_age(analysis, target) if self.uses_source_age else float("nan")
         aus = np.asarray(target.aus, np.float32)
         n = len(ages)
         edited, _ = self._generate(
@@ -340,3 +375,39 @@ class FaceEditor:
         if progress is not None:
             progress(1.0, "done")
         return [(float(years), Image.fromarray(crop)) for years, crop in zip(ages, edited, strict=True)]
+
+    # -- reenactment (ganime_age.reenactment) -------------------------------------------------------------
+    @property
+    def reenactment(self) -> Any:
+        """The reenactment engine: shape transfer + (learned reenactor | classical warp) + this ageing model."""
+        if self._reenactment is None:
+            from ganime_age.reenactment import Reenactment
+
+            self._reenactment = Reenactment(self, self.reenactor)
+        return self._reenactment
+
+    def reenact(
+        self, source: ImageInput, driving: ImageInput, age: float | None = None, aus_scale: float = 1.0, **options: Any
+    ) -> Image.Image:
+        """The source photo, full size, with the driving face's head pose and expression at `age` (None = keep).
+
+        ``options``: face, driving_face (indices, left to right). See :mod:`ganime_age.reenactment`.
+        """
+        return self.reenactment.image(source, driving, age=age, aus_scale=aus_scale, **options)
+
+    def reenact_video(
+        self,
+        source: ImageInput,
+        driving_video: str | os.PathLike[str],
+        output_path: str | os.PathLike[str],
+        age: float | None = None,
+        aus_scale: float = 1.0,
+        progress: Callable[[float, str], Any] | None = None,
+        **options: Any,
+    ) -> Path:
+        """Reenact the source photo with every frame of a driving video; writes an MP4 (no audio), returns its path.
+
+        ``options``: face, driving_face, smoothing, max_frames, max_side, show_progress_bar.
+        """
+        return self.reenactment.video(source, driving_video, output_path, age=age, aus_scale=aus_scale,
+                                      progress=progress, **options)

@@ -9,12 +9,14 @@ grids on disk and the final export.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 @dataclass
@@ -38,6 +40,11 @@ class TrainConfig:
     max_train_samples: int | None = None
     tracker: str = "auto"  # "auto" (TensorBoard if installed, else JSONL) | "tensorboard" | "jsonl"
     export_dir: str | None = None  # where save_pretrained writes the shipped model at the end
+    export_dtype: str = "float16"  # "float16" halves the shipped file (loading upcasts) | "float32"
+    hflip: bool = True  # random horizontal flips of training faces
+    compile: bool = False  # torch.compile the models a system lists in compile_targets()
+    fused_optimizers: bool = True  # fused Adam kernels when training on CUDA (make_adam)
+    sample_faces: int = 4  # rows of the sample grids (fixed faces from the test split)
 
 
 Batch = dict[str, torch.Tensor]
@@ -58,10 +65,43 @@ class TrainingSystem(ABC):
         self.models: dict[str, torch.nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
+        # Helper networks (face recogniser, VGG, estimators): moved to the device, eval mode, no gradients;
+        # not wrapped by accelerate (no DDP) and not checkpointed (they are loaded from fixed weights).
+        self.frozen: dict[str, torch.nn.Module] = {}
+        self._batch_source: Callable[[], Batch] | None = None
+        # True when the trainer only loads a checkpoint to export it: build() may skip loss-only helpers.
+        self.export_only = False
 
     @property
     def device(self) -> torch.device:
         return self.accelerator.device
+
+    # -- optional hooks (the trainer calls them; the defaults suit most systems) ------------------
+    def state_objects(self) -> list[Any]:
+        """Extra objects with state_dict()/load_state_dict() to checkpoint with the models (e.g. EMA weights)."""
+        return []
+
+    def compile_targets(self) -> list[str]:
+        """Names in ``self.models`` that ``train.compile`` may torch.compile (exclude double-backward users)."""
+        return list(self.models)
+
+    def on_prepared(self) -> None:
+        """Called once after ``accelerator.prepare`` replaced the entries of models/optimizers/schedulers."""
+        return None
+
+    def set_batch_source(self, fetch: Callable[[], Batch]) -> None:
+        """The trainer hands over its endless data stream (its position is checkpointed)."""
+        self._batch_source = fetch
+
+    def next_batch(self) -> Batch:
+        """Another training batch, for systems that use several per step (e.g. fresh batches per critic step)."""
+        if self._batch_source is None:
+            raise RuntimeError("next_batch() needs the trainer's data stream (set_batch_source)")
+        return self._batch_source()
+
+    def unwrap(self, name: str) -> torch.nn.Module:
+        """The bare module behind ``self.models[name]`` (no DDP / compile wrapper), e.g. for export."""
+        return self.accelerator.unwrap_model(self.models[name])
 
     @abstractmethod
     def build(self) -> None:
@@ -69,7 +109,12 @@ class TrainingSystem(ABC):
 
     @abstractmethod
     def training_step(self, batch: Batch, step: int) -> dict[str, float]:
-        """One full optimisation step (e.g. critic steps then a generator step); returns scalar logs."""
+        """One full optimisation step (e.g. critic steps then a generator step); returns scalar logs.
+
+        Values may be floats or 0-d tensors: the trainer averages them over the logging interval and
+        only then moves them to the CPU, so returning detached tensors avoids a device sync per step.
+        The trainer steps ``self.schedulers`` once after each call.
+        """
 
     @abstractmethod
     def sample_grid(self, batch: Batch) -> Image.Image:
@@ -78,3 +123,57 @@ class TrainingSystem(ABC):
     @abstractmethod
     def export(self, folder: Path, card: dict[str, Any]) -> None:
         """``save_pretrained`` the shipped model(s) into a Hub-layout folder with a model card."""
+
+
+# -- helpers every system shares ------------------------------------------------------------------
+
+
+def make_adam(
+    params: Any, lr: float, betas: tuple[float, float], *, fused: bool = True, weight_decay: float = 0.0
+) -> torch.optim.Adam:
+    """Adam, with the fused CUDA kernel when asked for and CUDA is what the trainer runs on."""
+    use_fused = bool(fused) and torch.cuda.is_available()
+    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=use_fused or None)
+
+
+def linear_decay(optimizer: torch.optim.Optimizer, max_steps: int, decay_fraction: float) -> Any:
+    """Constant learning rate, then linear decay to 0 over the last `decay_fraction` of `max_steps` (GANimation)."""
+    decay_fraction = min(max(decay_fraction, 0.0), 1.0)
+    decay_start = max_steps * (1.0 - decay_fraction)
+    decay_steps = max(max_steps - decay_start, 1.0)
+
+    def factor(step: int) -> float:
+        if step < decay_start:
+            return 1.0
+        return max(0.0, 1.0 - (step - decay_start) / decay_steps)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] or (N, 1, H, W) masks in [0, 1] -> uint8 (N, H, W, 3)."""
+    images = images.detach().float().cpu()
+    masks = images.shape[1] == 1
+    images = images.clamp(0, 1).repeat(1, 3, 1, 1) if masks else (images.clamp(-1, 1) + 1) / 2
+    return (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def image_grid(columns: Sequence[tuple[str, torch.Tensor]], *, pad: int = 2, header: int = 14) -> Image.Image:
+    """A labelled grid: one column per (label, batch) pair, one row per face.
+
+    Batches are (N, 3, S, S) images in [-1, 1] or (N, 1, S, S) attention masks in [0, 1].
+    """
+    if not columns:
+        raise ValueError("image_grid needs at least one column")
+    tiles = [(label, to_uint8(batch)) for label, batch in columns]
+    rows, size = tiles[0][1].shape[0], tiles[0][1].shape[1]
+    width = len(tiles) * (size + pad) + pad
+    height = header + rows * (size + pad) + pad
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for col, (label, batch) in enumerate(tiles):
+        x = pad + col * (size + pad)
+        draw.text((x + 1, 1), label[: max(1, size // 6)], fill=(0, 0, 0))
+        for row in range(min(rows, batch.shape[0])):
+            canvas.paste(Image.fromarray(batch[row]), (x, header + pad + row * (size + pad)))
+    return canvas

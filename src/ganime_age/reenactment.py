@@ -1,0 +1,446 @@
+"""Reenactment for users: the source photo with a driving face's pose and expression, at any age.
+
+One frame goes through three steps:
+
+1. **Shape transfer** (:class:`ganime_age.models.reenact.ShapeTransfer`): MediaPipe's 3D landmarks,
+   transformation matrix and blendshapes of both faces -> target landmarks with the source's face
+   shape and the driver's head pose and expression, placed in the source photo.
+2. **Pose rendering**: with a trained :class:`~ganime_age.models.reenact.Reenactor` (a Hub folder or id
+   passed as ``reenactor=``, or ``$GANIME_AGE_REENACTOR``) the learned generator redraws the aligned
+   face at the target landmarks; without one, a classical landmark-driven warp
+   (:func:`ganime_age.warp.warp_face`: piecewise-affine over the face mesh, thin-plate spline around it)
+   moves the face. The warp is a real, untrained method, so reenactment works out of the box; the
+   learned generator is used only when a trained folder is given (none ships yet: training needs a GPU).
+3. **Expression detail and age** through the ageing model's AU path: the driver's AUs (times
+   ``aus_scale``) and the target age (the source's estimated age when ``age`` is None) go to
+   ``edit_faces`` on the re-posed face. This step is skipped, with a warning, while the ageing model is
+   the untrained stand-in (it would only add noise), or when the age is to be kept but no age
+   estimator is available to say what it is.
+
+Videos are processed frame by frame with the target landmarks and AUs smoothed over time by a One-Euro
+filter; audio is dropped; output is MP4 (H.264) through imageio-ffmpeg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ganime_age.conditions import AU_MAX
+from ganime_age.errors import FaceIndexError, ModelFileNotFoundError, NoFaceError, VideoError, WeightsError
+
+logger = logging.getLogger(__name__)
+
+REENACTOR_ENV = "GANIME_AGE_REENACTOR"
+IMAGE_OUTPUTS = (".jpg", ".jpeg", ".png", ".webp")
+ProgressCallback = Callable[[float, str], Any]
+
+
+def load_reenactor(source: str | os.PathLike[str]) -> Any:
+    """A trained :class:`Reenactor` from a Hub-layout folder or Hub id (its config.json must say so)."""
+    from ganime_age.hub import load_pretrained
+
+    model = load_pretrained(str(source))
+    if getattr(model, "model_type", "") != "reenactor":
+        raise WeightsError(f"{source} holds a {getattr(model, 'model_type', '?')!r} model, not a reenactor")
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------
+# temporal smoothing
+# ---------------------------------------------------------------------------------------------------------
+class OneEuroFilter:
+    """One-Euro filter (Casiez et al. 2012) on arrays: little smoothing when things move fast, much when still.
+
+    Values are expected in "face units" (e.g. landmarks divided by the face size), so the defaults fit any
+    resolution: `min_cutoff` Hz is the cutoff at rest, raised by `beta` per face-unit/s of speed.
+    """
+
+    def __init__(self, fps: float, min_cutoff: float = 1.0, beta: float = 2.0, d_cutoff: float = 1.0) -> None:
+        self.period = 1.0 / max(float(fps), 1e-6)
+        self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), float(d_cutoff)
+        self._value: np.ndarray | None = None
+        self._speed: np.ndarray | None = None
+
+    def _alpha(self, cutoff: np.ndarray | float) -> np.ndarray | float:
+        tau = 1.0 / (2.0 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / self.period)
+
+    def __call__(self, value: np.ndarray) -> np.ndarray:
+        x = np.asarray(value, np.float64)
+        if self._value is None or self._value.shape != x.shape:
+            self._value, self._speed = x.copy(), np.zeros_like(x)
+            return x.copy()
+        speed = (x - self._value) / self.period
+        a_d = self._alpha(self.d_cutoff)
+        self._speed = a_d * speed + (1.0 - a_d) * self._speed
+        a = self._alpha(self.min_cutoff + self.beta * np.abs(self._speed))
+        self._value = a * x + (1.0 - a) * self._value
+        return self._value.copy()
+
+    def reset(self) -> None:
+        self._value = self._speed = None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the engine behind FaceEditor.reenact / reenact_video
+# ---------------------------------------------------------------------------------------------------------
+def five_points(landmarks: np.ndarray) -> np.ndarray:
+    """YuNet-style 5 points (right eye, left eye, nose tip, right and left mouth corner) from 478 landmarks."""
+    points = np.asarray(landmarks, np.float64)[:, :2]
+    return np.stack([points[[33, 133]].mean(0), points[[362, 263]].mean(0), points[1], points[61], points[291]])
+
+
+class Reenactment:
+    """Pose and expression transfer from a driving face, chained with a FaceEditor's ageing model."""
+
+    def __init__(self, editor: Any, reenactor: Any = None, shape_transfer: Any = None) -> None:
+        from ganime_age.models.reenact import ShapeTransfer
+
+        self.editor = editor
+        self.reenactor = reenactor.to(editor.device).eval() if reenactor is not None else None
+        self.shape = shape_transfer or ShapeTransfer(landmarker_path=getattr(editor.config, "landmarker", None))
+        self._warned: set[str] = set()
+
+    @property
+    def method(self) -> str:
+        """ "learned" with a trained reenactor, else "warp" (the classical landmark warp)."""
+        return "learned" if self.reenactor is not None else "warp"
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message)
+
+    # -- analysis ----------------------------------------------------------------------------------
+    def source_face(self, rgb: np.ndarray, face: int) -> Any:
+        faces = self.editor.analyze(rgb)
+        if not 0 <= face < len(faces):
+            raise FaceIndexError(
+                f"source face {face} asked for, but the photo has {len(faces)} face(s) "
+                f"(indices 0..{len(faces) - 1}, left to right)"
+            )
+        chosen = faces[face]
+        if chosen.landmarks is None:
+            raise NoFaceError(
+                "a face was detected in the source photo, but its landmarks could not be measured; "
+                "try a larger, more frontal face"
+            )
+        return chosen
+
+    def driver_face(self, rgb: np.ndarray, face: int = 0, *, what: str = "driving image") -> Any:
+        try:
+            faces = self.editor.analyzer.analyze(rgb)
+        except NoFaceError as error:
+            raise NoFaceError(f"no face found in the {what}: {error}") from error
+        if not 0 <= face < len(faces):
+            raise FaceIndexError(f"driving face {face} asked for, but the {what} has {len(faces)} face(s)")
+        chosen = faces[face]
+        if chosen.landmarks is None:
+            raise NoFaceError(f"a face was detected in the {what}, but its landmarks could not be measured")
+        return chosen
+
+    # -- the three steps -----------------------------------------------------------------------------
+    def target_landmarks(self, source: Any, driver: Any) -> np.ndarray:
+        return self.shape.transfer(source.landmarks, driver.landmarks)
+
+    def pose(self, rgb: np.ndarray, source: Any, target: np.ndarray) -> np.ndarray:
+        """The full photo with the source face moved to the target landmarks."""
+        if self.reenactor is None:
+            from ganime_age.warp import warp_face
+
+            return warp_face(rgb, source.landmarks.landmarks, target, face=self.shape.face)
+        from ganime_age.faces import align_face, paste_back, transform_points
+
+        size = int(self.reenactor.config.image_size)
+        aligned = align_face(rgb, source.detection.points, size)
+        src = transform_points(source.landmarks.landmarks[:, :2], aligned.matrix)
+        dst = transform_points(target[:, :2], aligned.matrix)
+        device = self.editor.device
+        image = torch.from_numpy(aligned.image).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        with torch.inference_mode():
+            out = self.reenactor(
+                image, torch.from_numpy(src).float()[None].to(device), torch.from_numpy(dst).float()[None].to(device)
+            ).image
+        crop = ((out[0].clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        return paste_back(rgb, crop, aligned.matrix)
+
+    def ageing_plan(self, rgb: np.ndarray, face: int, age: float | None) -> tuple[float, float] | None:
+        """(source age, target age) for the AU/age step, or None when the step must be skipped (warned)."""
+        from ganime_age.pipeline import is_untrained_default
+
+        if age is not None and not np.isfinite(age):
+            raise ValueError("age must be a finite number of years")
+        if is_untrained_default(self.editor.model):
+            self._warn_once(
+                "untrained",
+                "the ageing model is the untrained stand-in, so the expression/age step of "
+                "reenactment is skipped (pose and expression come from the landmark transfer only); "
+                "pass a trained ageing model to apply AUs and age",
+            )
+            return None
+        needs_source_age = age is None or not self.editor.uses_aus
+        source_age = float("nan")
+        if needs_source_age:
+            try:
+                source_age = float(self.editor.estimate_age(rgb, face))
+            except ModelFileNotFoundError:
+                if age is not None:
+                    raise
+                self._warn_once(
+                    "no-estimator",
+                    "no age estimator is loaded, so the source's age is unknown and the "
+                    "expression/age step is skipped; pass age=... or an age estimator",
+                )
+                return None
+        target_age = float(np.clip(age, 0.0, 100.0)) if age is not None else source_age
+        return source_age, target_age
+
+    def express(
+        self, rgb: np.ndarray, source: Any, target: np.ndarray, plan: tuple[float, float], target_aus: np.ndarray
+    ) -> np.ndarray:
+        """Run the ageing model on the re-posed face with the driver's AUs and the target age; paste back."""
+        from ganime_age.faces import align_face, paste_back
+
+        editor = self.editor
+        # YuNet's points sit slightly off the landmark-derived ones; keep the source's offset so crops match training
+        offset = np.asarray(source.detection.points, np.float64) - five_points(source.landmarks.landmarks)
+        aligned = align_face(rgb, five_points(target) + offset, editor.image_size)
+        device = editor.device
+        image = torch.from_numpy(aligned.image).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        source_age, target_age = plan
+        with torch.inference_mode():
+            out = editor.model.edit_faces(
+                image,
+                source_age=torch.tensor([source_age], device=device, dtype=torch.float32),
+                target_age=torch.tensor([target_age], device=device, dtype=torch.float32),
+                source_aus=torch.from_numpy(np.asarray(source.aus, np.float32))[None].to(device),
+                target_aus=torch.from_numpy(np.asarray(target_aus, np.float32))[None].to(device),
+            ).image
+        crop = ((out[0].clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+        return paste_back(rgb, crop, aligned.matrix)
+
+    def render(
+        self,
+        rgb: np.ndarray,
+        source: Any,
+        target: np.ndarray,
+        plan: tuple[float, float] | None,
+        driver_aus: np.ndarray,
+        aus_scale: float,
+    ) -> np.ndarray:
+        posed = self.pose(rgb, source, target)
+        if plan is None:
+            return posed
+        aus = np.clip(np.asarray(driver_aus, np.float32) * float(aus_scale), 0.0, AU_MAX)
+        return self.express(posed, source, target, plan, aus)
+
+    # -- public entry points --------------------------------------------------------------------------
+    def image(
+        self,
+        source: Any,
+        driving: Any,
+        age: float | None = None,
+        aus_scale: float = 1.0,
+        *,
+        face: int = 0,
+        driving_face: int = 0,
+    ) -> Image.Image:
+        """The source photo, full size, with the driver's pose and expression at the target age."""
+        from ganime_age.faces import load_image
+
+        _check_scale(aus_scale)
+        rgb = load_image(source)
+        driver_rgb = load_image(driving)
+        src = self.source_face(rgb, face)
+        drv = self.driver_face(driver_rgb, driving_face)
+        plan = self.ageing_plan(rgb, face, age)
+        out = self.render(rgb, src, self.target_landmarks(src, drv), plan, drv.aus, aus_scale)
+        return Image.fromarray(out)
+
+    def video(
+        self,
+        source: Any,
+        driving_video: str | os.PathLike[str],
+        output_path: str | os.PathLike[str],
+        age: float | None = None,
+        aus_scale: float = 1.0,
+        *,
+        face: int = 0,
+        driving_face: int = 0,
+        progress: ProgressCallback | None = None,
+        smoothing: bool = True,
+        max_frames: int | None = None,
+        max_side: int = 1280,
+        show_progress_bar: bool = True,
+    ) -> Path:
+        """Reenact the source photo with every frame of a driving video; writes an MP4 and returns its path.
+
+        Frames where the driver shows no face repeat the last pose (the source as it is before the
+        first face). The source is downscaled to `max_side` pixels on its longest side first, so videos
+        of huge photos stay playable. Audio is dropped.
+        """
+        from tqdm.auto import tqdm
+
+        from ganime_age.faces import load_image
+        from ganime_age.video import VideoWriter, iter_frames, probe_video
+
+        _check_scale(aus_scale)
+        output = Path(output_path)
+        if output.suffix.lower() != ".mp4":
+            raise VideoError(f"a driving video makes a video: the output must be an .mp4 file, got {output.name!r}")
+        info = probe_video(driving_video)
+        rgb = _limit_side(load_image(source), max_side)
+        src = self.source_face(rgb, face)
+        plan = self.ageing_plan(rgb, face, age)
+        total = info.frames if max_frames is None or info.frames is None else min(info.frames, max_frames)
+        scale = float(np.ptp(src.landmarks.landmarks[:, :2], axis=0).max()) or 1.0
+        landmark_filter = OneEuroFilter(info.fps)
+        au_filter = OneEuroFilter(info.fps, min_cutoff=1.5, beta=0.5)
+        target: np.ndarray | None = None
+        aus = np.zeros_like(np.asarray(src.aus, np.float32))
+        found = 0
+        bar = tqdm(total=total, desc="reenact", unit="frame", disable=not show_progress_bar)
+        try:
+            with VideoWriter(output, info.fps) as writer:
+                for index, frame in enumerate(iter_frames(driving_video, max_frames)):
+                    try:
+                        drv = self.driver_face(frame, driving_face, what=f"driving video frame {index}")
+                    except (NoFaceError, FaceIndexError):
+                        drv = None
+                    if drv is not None:
+                        found += 1
+                        new_target = self.target_landmarks(src, drv)
+                        new_aus = np.asarray(drv.aus, np.float32)
+                        if smoothing:
+                            new_target = (landmark_filter(new_target / scale) * scale).astype(np.float32)
+                            new_aus = np.clip(au_filter(new_aus / AU_MAX) * AU_MAX, 0.0, AU_MAX).astype(np.float32)
+                        target, aus = new_target, new_aus
+                    out = rgb if target is None else self.render(rgb, src, target, plan, aus, aus_scale)
+                    writer.write(out)
+                    bar.update(1)
+                    if progress is not None:
+                        progress(
+                            (index + 1) / total if total else 0.0,
+                            f"frame {index + 1}" + (f" of {total}" if total else ""),
+                        )
+        except BaseException:
+            output.unlink(missing_ok=True)
+            raise
+        finally:
+            bar.close()
+        if found == 0:
+            output.unlink(missing_ok=True)
+            raise NoFaceError(f"no face found in any frame of the driving video {Path(driving_video).name}")
+        return output
+
+
+def _check_scale(aus_scale: float) -> None:
+    if not np.isfinite(aus_scale) or aus_scale < 0:
+        raise ValueError(f"aus_scale must be a non-negative number, got {aus_scale}")
+
+
+def _limit_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    import cv2
+
+    height, width = rgb.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1.0:
+        return rgb
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# command line: ganime-age reenact source.jpg driving.(jpg|mp4) --age 60 -o out.(jpg|mp4)
+# ---------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ganime-age reenact",
+        description="Give the source photo the driving face's head pose and expression (optionally a new age). "
+        "A driving video gives an MP4 (audio dropped).",
+    )
+    parser.add_argument("source", help="source photo (the person to keep)")
+    parser.add_argument("driving", help="driving photo or video (the pose and expression to copy)")
+    parser.add_argument("-o", "--output", required=True, help="output image (.jpg/.png/.webp) or .mp4 for a video")
+    parser.add_argument("--age", type=float, help="target age in years, 0-100 (default: keep the source's age)")
+    parser.add_argument("--aus-scale", type=float, default=1.0, help="strength of the driver's expression AUs")
+    parser.add_argument("--face", type=int, default=0, help="source face index (0 = leftmost)")
+    parser.add_argument("--driving-face", type=int, default=0, help="driving face index (0 = leftmost)")
+    parser.add_argument(
+        "--reenactor",
+        help="trained reenactor folder or Hub id (default: $GANIME_AGE_REENACTOR, else the classical landmark warp)",
+    )
+    parser.add_argument("--no-smoothing", action="store_true", help="videos: do not smooth landmarks over time")
+    parser.add_argument("--max-frames", type=int, help="videos: stop after this many frames")
+    parser.add_argument("--model", help="ageing model: Hub id or folder (default: the embedded model)")
+    parser.add_argument("--age-estimator", help="age estimator: Hub id or folder (default: the embedded one)")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    return parser
+
+
+def build_engine(
+    model: str | None = None,
+    *,
+    age_estimator: str | None = None,
+    device: str | None = None,
+    reenactor: str | None = None,
+) -> Reenactment:
+    """The reenactment engine of a fresh FaceEditor (the CLI's entry point)."""
+    from ganime_age.pipeline import EditorConfig, FaceEditor
+
+    config = EditorConfig(model=model, age_estimator=age_estimator, device=device)
+    return FaceEditor.from_pretrained(config=config, reenactor=reenactor).reenactment
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ganime_age.video import is_video_path
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    output = Path(args.output)
+    video = is_video_path(args.driving)
+    suffix = output.suffix.lower()
+    if video and suffix != ".mp4":
+        parser.error(f"the driving input is a video, so the output must be .mp4, not {output.name!r}")
+    if not video and suffix not in IMAGE_OUTPUTS:
+        parser.error(f"the driving input is a photo; write an image ({', '.join(IMAGE_OUTPUTS)}), not {output.name!r}")
+    if args.age is not None and not 0.0 <= args.age <= 100.0:
+        parser.error(f"--age must be between 0 and 100 years, got {args.age:g}")
+    if not np.isfinite(args.aus_scale) or args.aus_scale < 0:
+        parser.error(f"--aus-scale must be a non-negative number, got {args.aus_scale:g}")
+    engine = build_engine(args.model, age_estimator=args.age_estimator, device=args.device, reenactor=args.reenactor)
+    if video:
+        engine.video(
+            args.source,
+            args.driving,
+            output,
+            age=args.age,
+            aus_scale=args.aus_scale,
+            face=args.face,
+            driving_face=args.driving_face,
+            smoothing=not args.no_smoothing,
+            max_frames=args.max_frames,
+        )
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        image = engine.image(
+            args.source,
+            args.driving,
+            age=args.age,
+            aus_scale=args.aus_scale,
+            face=args.face,
+            driving_face=args.driving_face,
+        )
+        image.save(output)
+    print(f"wrote {output} ({engine.method} pose transfer)")
+    return 0

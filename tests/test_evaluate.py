@@ -1,0 +1,181 @@
+"""training/evaluate.py and training/metrics.py on real prepared faces with tiny models."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganime_age.conditions import AU_NAMES
+from ganime_age.models.age_estimator import AgeEstimator, AgeEstimatorConfig
+from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeConfig
+from training.evaluate import COMMANDS, build_parser, main
+from training.metrics import accept_rate, age_stats, different_pairs, markdown_table, threshold_at_far
+
+TINY_GENERATOR = GanimeAgeConfig(image_size=64, conv_dim=8, num_residual_blocks=1, age_embedding_dim=16)
+
+
+@pytest.fixture(scope="module")
+def estimator_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("estimator")
+    torch.manual_seed(0)
+    AgeEstimator(AgeEstimatorConfig(image_size=32, base_channels=8, channel_multipliers=(1, 2))).save_pretrained(folder)
+    return folder
+
+
+def save_generator(folder: Path, *, keep_input: bool) -> Path:
+    """A tiny GanimeAge; with `keep_input` its attention saturates at 1 so every edit returns the input exactly."""
+    torch.manual_seed(0)
+    model = GanimeAge(TINY_GENERATOR)
+    if keep_input:
+        with torch.no_grad():
+            model.attention_head[0].weight.fill_(10.0)  # features are ReLU outputs >= 0: A = sigmoid(large) = 1
+    model.save_pretrained(folder, model_card_kwargs={"trained_on": "nothing (test model)"})
+    return folder
+
+
+def test_identity_edit_scores_as_identity(
+    tmp_path: Path, prepared_utk64: Path, estimator_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model that returns its input: cosine 1, all verified, ages = the estimate of the input, no AU drift."""
+    model = save_generator(tmp_path / "keep", keep_input=True)
+    out_json, out_md = tmp_path / "eval.json", tmp_path / "eval.md"
+    code = main(
+        [
+            "ganimation",
+            "--model",
+            str(model),
+            "--data",
+            str(prepared_utk64),
+            "--estimator",
+            str(estimator_dir),
+            "--max-faces",
+            "6",
+            "--ages",
+            "10,40,80",
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out_json.read_text())
+    assert set(result) >= {
+        "model",
+        "data",
+        "num_faces",
+        "estimator_on_inputs",
+        "identity",
+        "ages",
+        "age_summary",
+        "aus",
+    }
+    assert result["num_faces"] == 6 and result["image_size"] == 64
+    assert result["identity"]["impostor_pairs"] == 15 and -1 <= result["identity"]["threshold"] < 1
+    assert [row["target"] for row in result["ages"]] == [10, 40, 80]
+    input_estimate = None
+    for row in result["ages"]:
+        for key in ("estimate_mean", "estimate_std", "mae", "identity_cosine", "identity_verified"):
+            assert math.isfinite(row[key]), key
+        assert row["identity_cosine"] == pytest.approx(1.0, abs=1e-4)
+        assert row["identity_verified"] == 1.0
+        assert row["mae"] == pytest.approx(
+            abs(row["estimate_mean"] - row["target"]), abs=row["estimate_std"] * 3 + 1e-3
+        )
+        input_estimate = input_estimate or row["estimate_mean"]
+        assert row["estimate_mean"] == pytest.approx(input_estimate, abs=1e-3)  # the output is the input
+    aus = result["aus"]
+    assert aus["measured"] and [e["au"] for e in aus["edits"]] == ["AU12", "AU26", "AU04"]
+    for edit in aus["edits"]:
+        assert edit["faces_measured"] >= 4
+        assert edit["drift"] == pytest.approx(0.0, abs=1e-4)  # same crop, same measurement
+        assert edit["requested_error"] == pytest.approx(edit["input_error"], abs=1e-4)
+    markdown = out_md.read_text()
+    assert "| target age |" in markdown and "| AU edit |" in markdown and markdown.strip() in printed
+
+
+def test_random_generator_changes_faces(tmp_path: Path, prepared_utk64: Path, estimator_dir: Path) -> None:
+    model = save_generator(tmp_path / "random", keep_input=False)
+    out_json = tmp_path / "eval.json"
+    assert (
+        main(
+            [
+                "ganimation",
+                "--model",
+                str(model),
+                "--data",
+                str(prepared_utk64),
+                "--estimator",
+                str(estimator_dir),
+                "--max-faces",
+                "4",
+                "--ages",
+                "20,60",
+                "--no-aus",
+                "--json",
+                str(out_json),
+            ]
+        )
+        == 0
+    )
+    result = json.loads(out_json.read_text())
+    assert result["aus"] == {"measured": False}
+    for row in result["ages"]:
+        assert all(math.isfinite(row[k]) for k in ("estimate_mean", "mae", "identity_cosine"))
+        assert row["identity_cosine"] < 0.999  # an untrained generator does change the face
+
+
+def test_wrong_model_kind_is_a_one_line_error(
+    tmp_path: Path, prepared_utk64: Path, estimator_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "ganimation",
+            "--model",
+            str(estimator_dir),
+            "--data",
+            str(prepared_utk64),
+            "--estimator",
+            str(estimator_dir),
+            "--no-aus",
+        ]
+    )
+    assert code == 2 and "not an ageing model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["ganimation", "--model", "m", "--data", "d", "--estimator", "e", "--ages", "150"])
+
+
+def test_commands_are_registered_by_module_path() -> None:
+    assert COMMANDS["ganimation"] == "training.evaluate:GanimationEvaluation"
+    assert "ganimation" in build_parser().format_help()
+
+
+# -- metrics --------------------------------------------------------------------------------------------------
+
+
+def test_threshold_at_far_accepts_at_most_that_share_of_impostors() -> None:
+    rng = np.random.default_rng(0)
+    impostors = rng.normal(0.2, 0.1, size=10_000)
+    threshold = threshold_at_far(impostors, 0.01)
+    assert accept_rate(impostors, threshold) <= 0.01
+    assert accept_rate(impostors, threshold - 0.01) > 0.01  # and not needlessly strict
+    assert threshold_at_far([0.1, 0.5, 0.3], 0.01) == 0.5  # too few pairs for 1%: accept no impostor
+    with pytest.raises(ValueError):
+        threshold_at_far([], 0.01)
+
+
+def test_pairs_ages_and_tables() -> None:
+    pairs = different_pairs(5)
+    assert len(pairs) == 10 and (pairs[:, 0] < pairs[:, 1]).all()
+    assert len(different_pairs(100, max_pairs=50)) == 50
+    stats = age_stats([30.0, 50.0], 40.0)
+    assert stats == {"estimate_mean": 40.0, "estimate_std": 10.0, "error_mean": 0.0, "mae": 10.0}
+    table = markdown_table(["a", "b"], [[1, 0.5], ["x", float("nan")]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.500 |", "| x | n/a |"]
+    assert len(AU_NAMES) == 17

@@ -1,0 +1,185 @@
+"""Loss pieces shared by the trainable systems (WGAN-GP, attention regularisers, identity, VGG19 perceptual).
+
+Every function averages over the batch, so loss weights do not depend on the batch size (GANimation
+divided some terms by its batch size of 25; the system configs document the converted weights).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganime_age.errors import ModelFileNotFoundError, WeightsError
+
+# -- WGAN-GP ----------------------------------------------------------------------------------------
+
+
+def critic_score(realism: torch.Tensor) -> torch.Tensor:
+    """One WGAN score per image: the mean of the critic's realism map (N, 1, h, w) -> (N,)."""
+    return realism.float().reshape(realism.shape[0], -1).mean(dim=1)
+
+
+def wgan_critic_loss(real_score: torch.Tensor, fake_score: torch.Tensor) -> torch.Tensor:
+    """E[D(fake)] - E[D(real)]: the critic's Wasserstein estimate, minimised."""
+    return fake_score.mean() - real_score.mean()
+
+
+def wgan_generator_loss(fake_score: torch.Tensor) -> torch.Tensor:
+    return -fake_score.mean()
+
+
+def interpolate(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Random points on the lines between real and fake images (one mixing weight per sample), a grad leaf."""
+    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    return (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+
+
+def gradient_penalty(score: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """(||∇_x D(x)||₂ - 1)² averaged over the batch (Gulrajani et al. 2017).
+
+    `score` (N,) must come from `inputs` (N, ...) with the graph kept. The gradient is taken with
+    ``create_graph`` (double backward); under bf16 autocast the critic's backward runs in bf16 but the
+    gradient is upcast to fp32 before the norm, and bf16's fp32 range needs no loss scaling.
+    """
+    (grad,) = torch.autograd.grad(score.sum(), inputs, create_graph=True)
+    norm = grad.float().reshape(grad.shape[0], -1).norm(2, dim=1)
+    return ((norm - 1.0) ** 2).mean()
+
+
+def r1_penalty(score: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): E[||∇_x D(x)||²] on real images only, averaged over the batch.
+
+    `score` (N,) must come from `real` (N, ...) with ``requires_grad`` set and the graph kept; the
+    gradient is taken with ``create_graph`` so the penalty trains the critic (StyleGAN2 weights it by γ/2).
+    """
+    (grad,) = torch.autograd.grad(score.float().sum(), real, create_graph=True)
+    return grad.float().pow(2).reshape(grad.shape[0], -1).sum(dim=1).mean()
+
+
+# -- hinge (SAGAN / BigGAN style) ------------------------------------------------------------------------
+
+
+def hinge_critic_loss(real_realism: torch.Tensor, fake_realism: torch.Tensor) -> torch.Tensor:
+    """E[relu(1 - D(real))] + E[relu(1 + D(fake))] over every patch of the realism maps."""
+    return F.relu(1.0 - real_realism.float()).mean() + F.relu(1.0 + fake_realism.float()).mean()
+
+
+def hinge_generator_loss(fake_realism: torch.Tensor) -> torch.Tensor:
+    return -fake_realism.float().mean()
+
+
+# -- attention-mask regularisers (GANimation) ---------------------------------------------------------
+
+
+def mask_mean(mask: torch.Tensor) -> torch.Tensor:
+    """Mean attention: keeps the mask from saturating at 1 (copying the input is the trivial optimum)."""
+    return mask.float().mean()
+
+
+def total_variation(mask: torch.Tensor) -> torch.Tensor:
+    """Anisotropic TV summed over each image's pixels (GANimation's smoothness term), averaged over the batch."""
+    m = mask.float()
+    dx = (m[..., :, 1:] - m[..., :, :-1]).abs().reshape(m.shape[0], -1).sum(dim=1)
+    dy = (m[..., 1:, :] - m[..., :-1, :]).abs().reshape(m.shape[0], -1).sum(dim=1)
+    return (dx + dy).mean()
+
+
+# -- identity ---------------------------------------------------------------------------------------
+
+
+def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """1 - cos(a, b) per pair, averaged: 0 for the same embedding direction."""
+    return (1.0 - F.cosine_similarity(a.float(), b.float(), dim=1)).mean()
+
+
+# -- VGG19 perceptual loss (pure torch; weights from a given file) ---------------------------------------
+
+# torchvision's vgg19 "features" layout: numbers are conv output channels, "M" a 2x2 max-pool.
+VGG19_LAYOUT: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
+)  # fmt: skip
+# Indices (in the "features" Sequential) of relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
+VGG19_DEFAULT_LAYERS: tuple[int, ...] = (1, 6, 11, 20, 29)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class VGG19Features(nn.Module):
+    """VGG19's convolutional part with torchvision's parameter names (``features.<i>.weight``).
+
+    Loads a state dict of torchvision's ``vgg19`` (ImageNet) from a .safetensors or .pth file; the
+    classifier's tensors, if present, are ignored. Takes images in [-1, 1]; returns the activations
+    after the ReLUs listed in `layers`.
+    """
+
+    def __init__(self, layers: Sequence[int] = VGG19_DEFAULT_LAYERS) -> None:
+        super().__init__()
+        modules: list[nn.Module] = []
+        channels = 3
+        for item in VGG19_LAYOUT:
+            if item == "M":
+                modules.append(nn.MaxPool2d(2, 2))
+            else:
+                modules += [nn.Conv2d(channels, int(item), 3, 1, 1), nn.ReLU(inplace=False)]
+                channels = int(item)
+        self.layers = tuple(sorted(layers))
+        if not self.layers or self.layers[-1] >= len(modules) or not isinstance(modules[self.layers[-1]], nn.ReLU):
+            raise ValueError(f"VGG19 feature layers must be ReLU indices below {len(modules)}, got {layers}")
+        self.features = nn.Sequential(*modules[: self.layers[-1] + 1])
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1), persistent=False)
+
+    def load_file(self, path: str | Path) -> VGG19Features:
+        """Load torchvision-layout VGG19 weights (strict for the layers this extractor uses)."""
+        file = Path(path)
+        if not file.is_file():
+            raise ModelFileNotFoundError(f"VGG19 weights file not found: {file}")
+        try:
+            if file.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                state = load_file(str(file), device="cpu")
+            else:
+                state = torch.load(str(file), map_location="cpu", weights_only=True)
+        except Exception as error:  # corrupt or foreign file formats raise many different types
+            raise WeightsError(f"{file} is not a readable VGG19 weights file: {error}") from error
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        needed = self.state_dict()
+        picked = {k: v for k, v in state.items() if k in needed}
+        missing = sorted(set(needed) - set(picked))
+        misshapen = sorted(k for k in picked if tuple(picked[k].shape) != tuple(needed[k].shape))
+        if missing or misshapen:
+            raise WeightsError(
+                f"{file} does not hold torchvision VGG19 weights: missing {missing[:4]}, wrong shape {misshapen[:4]}"
+            )
+        self.load_state_dict(picked)
+        return self
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = ((images + 1) / 2 - self.mean) / self.std
+        outputs = []
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in self.layers:
+                outputs.append(x)
+        return outputs
+
+
+def perceptual_loss(
+    extractor: Callable[[torch.Tensor], list[torch.Tensor]],
+    a: torch.Tensor,
+    b: torch.Tensor,
+    weights: Sequence[float] | None = None,
+) -> torch.Tensor:
+    """Weighted L1 between feature maps of `a` and `b` (mean over elements per layer)."""
+    feats_a, feats_b = extractor(a), extractor(b)
+    weights = weights or [1.0] * len(feats_a)
+    total = a.new_zeros((), dtype=torch.float32)
+    for w, fa, fb in zip(weights, feats_a, feats_b, strict=True):
+        total = total + w * F.l1_loss(fa.float(), fb.float())
+    return total

@@ -1,0 +1,169 @@
+"""Evaluation measures shared by the evaluation commands (GANimation-age, Table I, ...).
+
+Identity: cosine similarity of FaceRecognizer embeddings (image + mirror image, as the
+MobileFaceNet authors evaluate), and a verification threshold chosen on different-person pairs
+at a fixed false-accept rate. Age: statistics of an AgeEstimator's estimates against target ages.
+AUs: the faces/ pipeline (MediaPipe blendshapes -> AUs) run on aligned crops.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganime_age.conditions import NUM_AUS
+
+# -- identity -----------------------------------------------------------------------------------------------
+
+
+def threshold_at_far(impostor_scores: np.ndarray | Sequence[float], far: float = 0.01) -> float:
+    """The smallest cosine threshold t with share(impostor score > t) <= `far`.
+
+    With P impostor pairs the achievable rates are multiples of 1/P: with P < 1/far the threshold
+    is the largest impostor score (no impostor accepted), so report P next to it.
+    """
+    scores = np.sort(np.asarray(impostor_scores, np.float64).reshape(-1))[::-1]
+    if scores.size == 0:
+        raise ValueError("threshold_at_far needs at least one impostor score")
+    if not 0.0 <= far < 1.0:
+        raise ValueError(f"far must be in [0, 1), got {far}")
+    k = math.floor(far * scores.size + 1e-9)  # at most k impostors may lie above the threshold
+    return float(scores[min(k, scores.size - 1)])
+
+
+def accept_rate(scores: np.ndarray | Sequence[float], threshold: float) -> float:
+    """Share of scores strictly above the threshold (verified as the same person)."""
+    values = np.asarray(scores, np.float64).reshape(-1)
+    return float((values > threshold).mean()) if values.size else float("nan")
+
+
+def different_pairs(count: int, max_pairs: int | None = None, seed: int = 0) -> np.ndarray:
+    """Index pairs (i < j) of different images, all of them or a seeded random subset of `max_pairs`.
+
+    For datasets without identity labels (UTKFace) different images are assumed to show different
+    people; the few repeated people make the threshold slightly conservative.
+    """
+    i, j = np.triu_indices(count, k=1)
+    pairs = np.stack([i, j], axis=1)
+    if max_pairs is not None and len(pairs) > max_pairs:
+        pairs = pairs[np.random.default_rng(seed).choice(len(pairs), size=max_pairs, replace=False)]
+    return pairs
+
+
+@torch.no_grad()
+def embed_faces(recognizer: Any, images: torch.Tensor, batch_size: int = 64, flip: bool = True) -> torch.Tensor:
+    """Evaluation embeddings (N, D) of aligned crops in [-1, 1], on the CPU."""
+    chunks = [
+        recognizer.embed(images[i : i + batch_size], flip=flip).float().cpu()
+        for i in range(0, images.shape[0], batch_size)
+    ]
+    return torch.cat(chunks) if chunks else torch.zeros(0, 256)
+
+
+def pair_cosines(embeddings: torch.Tensor, pairs: np.ndarray) -> np.ndarray:
+    """Cosine of each (i, j) pair of L2-normalised embeddings."""
+    if len(pairs) == 0:
+        return np.zeros(0)
+    a, b = embeddings[torch.as_tensor(pairs[:, 0])], embeddings[torch.as_tensor(pairs[:, 1])]
+    return torch.nn.functional.cosine_similarity(a, b, dim=1).numpy()
+
+
+def matched_cosines(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """Cosine between row i of `a` and row i of `b` (input vs edited face)."""
+    return torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=1).cpu().numpy()
+
+
+# -- age ------------------------------------------------------------------------------------------------------
+
+
+def age_stats(
+    estimates: np.ndarray | Sequence[float], targets: np.ndarray | Sequence[float] | float
+) -> dict[str, float]:
+    """Mean and std of the estimated ages, their mean signed error and MAE against the targets."""
+    est = np.asarray(estimates, np.float64).reshape(-1)
+    tgt = np.broadcast_to(np.asarray(targets, np.float64), est.shape)
+    return {
+        "estimate_mean": float(est.mean()),
+        "estimate_std": float(est.std()),
+        "error_mean": float((est - tgt).mean()),
+        "mae": float(np.abs(est - tgt).mean()),
+    }
+
+
+# -- AUs ------------------------------------------------------------------------------------------------------
+
+
+def aligned_face_detection(size: int) -> Any:
+    """A DetectedFace for a crop aligned with ALIGN_TEMPLATE: the template points and a box around them.
+
+    Lets the MediaPipe landmarker run on aligned crops (model outputs) without re-detecting the face,
+    which YuNet does not reliably do on small or generated crops.
+    """
+    from ganime_age.faces import DetectedFace, template_points
+
+    points = template_points(size).astype(np.float32)
+    margin = 0.1 * size
+    box = np.array([margin, margin, size - 2 * margin, size - 2 * margin], np.float32)
+    return DetectedFace(box=box, points=points, score=1.0)
+
+
+def measure_aus(landmarker: Any, crops: np.ndarray) -> np.ndarray:
+    """AU intensities (N, 17) of aligned uint8 crops (N, S, S, 3); rows of NaN where MediaPipe finds no face."""
+    from ganime_age.faces import blendshapes_to_aus
+
+    out = np.full((len(crops), NUM_AUS), np.nan, np.float32)
+    if len(crops) == 0:
+        return out
+    face = aligned_face_detection(crops.shape[1])
+    for index, crop in enumerate(crops):
+        result = landmarker.analyze(np.ascontiguousarray(crop), face)
+        if result is not None:
+            out[index] = blendshapes_to_aus(result.blendshapes)
+    return out
+
+
+def to_uint8_images(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, S, S) in [-1, 1] -> (N, S, S, 3) uint8 RGB."""
+    return (
+        ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    )
+
+
+# -- reporting ------------------------------------------------------------------------------------------------
+
+
+def finite_mean(values: np.ndarray | Sequence[float]) -> float:
+    """Mean over the finite entries (NaN marks faces a measurement failed on); NaN if none."""
+    array = np.asarray(values, np.float64).reshape(-1)
+    array = array[np.isfinite(array)]
+    return float(array.mean()) if array.size else float("nan")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> str:
+    """A GitHub Markdown table; floats rounded to `digits` significant decimals."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def json_ready(value: Any) -> Any:
+    """Nested results with NaN/inf as None (strict JSON) and numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,297 @@
+"""GANimation-age training: WGAN-GP critic with AU and age heads, attention generator, cycle and identity losses.
+
+One trainer step = ``critic_steps`` (5) critic updates, each on a fresh batch from the trainer's
+data stream, then one generator update on the last of those batches (after the critic has been
+updated on it), as GANimation trains D on every batch and G on every fifth. A step therefore
+consumes ``critic_steps`` batches.
+
+Loss weights are per-sample averages. GANimation's defaults (batch 25) divide its AU-regression MSE
+(already a mean over batch and AUs) by the batch size again and weight it by 4000, i.e. an
+effective weight of 4000 / 25 = 160 on the mean squared error of AU/5: that is ``lambda_au`` and
+``lambda_critic_au`` here, independent of our batch size. Its mask smoothness term sums the total
+variation over the whole batch with weight 1e-5, i.e. 1e-5 x 25 = 2.5e-4 on the per-image summed TV
+averaged over the batch (``lambda_mask_smooth``). Age is regressed like the AUs: MSE on age/100.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ganime_age.conditions import AU_MAX, AU_NAMES, MAX_AGE
+from ganime_age.models.ganimation_age import (
+    GanimeAge,
+    GanimeAgeConfig,
+    GanimeAgeDiscriminator,
+    GanimeAgeDiscriminatorConfig,
+    normalise_aus,
+)
+from training.losses import (
+    VGG19Features,
+    cosine_distance,
+    critic_score,
+    gradient_penalty,
+    interpolate,
+    mask_mean,
+    perceptual_loss,
+    total_variation,
+    wgan_critic_loss,
+    wgan_generator_loss,
+)
+from training.systems.base import Batch, TrainingSystem, image_grid, linear_decay, make_adam
+
+# The sample grid: an age ramp with the source AUs, then AU edits at the source age.
+SAMPLE_AGES: tuple[float, ...] = (5, 15, 30, 50, 70, 90)
+SAMPLE_AU_EDITS: tuple[tuple[str, str, float], ...] = (
+    ("smile", "AU12", 4.0),
+    ("jaw drop", "AU26", 4.0),
+    ("brow low", "AU04", 4.0),
+)
+SAMPLE_MASKS: tuple[str, ...] = ("age 5", "age 90", "smile")
+
+
+@dataclass
+class GanimationAgeTrainConfig:
+    """YAML section ``system`` for ``train.system: ganimation_age``."""
+
+    generator: GanimeAgeConfig = field(default_factory=GanimeAgeConfig)
+    discriminator: GanimeAgeDiscriminatorConfig = field(default_factory=GanimeAgeDiscriminatorConfig)
+    # optimisation (GANimation: Adam 1e-4, betas 0.5/0.999, linear decay to 0 over the last half)
+    critic_steps: int = 5
+    lr_generator: float = 1e-4
+    lr_critic: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_decay_fraction: float = 0.5
+    # critic objective
+    lambda_gp: float = 10.0
+    lambda_critic_au: float = 160.0  # = GANimation's 4000 / batch 25, on the batch-mean MSE of AU/5
+    lambda_critic_age: float = 160.0  # MSE of age/100 on real faces (10 years off costs as much as 0.5 AU)
+    # generator objective
+    lambda_adv: float = 1.0
+    lambda_au: float = 160.0
+    lambda_age: float = 160.0
+    lambda_cycle: float = 10.0
+    lambda_mask: float = 0.1
+    lambda_mask_smooth: float = 2.5e-4  # = GANimation's 1e-5 on a TV summed over its batch of 25
+    lambda_identity: float = 1.0  # 1 - cos of frozen MobileFaceNet embeddings, input vs output
+    lambda_identity_features: float = 0.0  # L1 between MobileFaceNet feature maps (after its bottlenecks)
+    lambda_perceptual: float = 1.0  # VGG19 feature L1, only when vgg19_weights is set
+    recognizer_weights: str | None = None  # MobileFaceNet safetensors; None: resolve_asset("mobilefacenet")
+    vgg19_weights: str | None = None  # torchvision-layout VGG19 file; None: no perceptual loss
+    # targets
+    au_noise: float = 0.5  # uniform ±noise (AU intensity units) on the borrowed target AUs (GANimation: ±0.1 of AU/5)
+    keep_aus_share: float = 0.3  # samples whose target AUs are their own (age-only edits)
+    keep_age_share: float = 0.3  # samples whose target age is their own (AU-only edits)
+    target_age_min: float = 0.0
+    target_age_max: float = 100.0
+    export_critic: bool = False  # also save the critic (output_dir/critic) for resuming fine-tunes
+
+
+class GanimationAgeSystem(TrainingSystem):
+    """The GANimation-age system: models ``generator`` and ``critic``, frozen ``recognizer`` (+ ``vgg``)."""
+
+    name = "ganimation_age"
+    config_class = GanimationAgeTrainConfig
+    config: GanimationAgeTrainConfig
+
+    def build(self) -> None:
+        c = self.config
+        size = self.train.image_size
+        if c.generator.image_size != size or c.discriminator.image_size != size:
+            raise ValueError(
+                f"system.generator.image_size ({c.generator.image_size}) and "
+                f"system.discriminator.image_size ({c.discriminator.image_size}) must equal "
+                f"train.image_size ({size})"
+            )
+        if c.critic_steps < 1:
+            raise ValueError("system.critic_steps must be at least 1")
+        self.models["generator"] = GanimeAge(c.generator)
+        self.models["critic"] = GanimeAgeDiscriminator(c.discriminator)
+        fused = self.train.fused_optimizers
+        betas = (c.beta1, c.beta2)
+        self.optimizers["generator"] = make_adam(
+            self.models["generator"].parameters(), c.lr_generator, betas, fused=fused
+        )
+        self.optimizers["critic"] = make_adam(self.models["critic"].parameters(), c.lr_critic, betas, fused=fused)
+        for name, optimizer in self.optimizers.items():
+            self.schedulers[name] = linear_decay(optimizer, self.train.max_steps, c.lr_decay_fraction)
+        if self.export_only:  # the loss helpers below are not needed to export a checkpoint
+            return
+        if c.lambda_identity > 0 or c.lambda_identity_features > 0:
+            from ganime_age.models.mobilefacenet import FaceRecognizer
+
+            self.frozen["recognizer"] = FaceRecognizer(c.recognizer_weights)
+        if c.vgg19_weights:
+            self.frozen["vgg"] = VGG19Features().load_file(c.vgg19_weights)
+
+    def compile_targets(self) -> list[str]:
+        # The critic's gradient penalty needs a double backward, which torch.compile does not support.
+        return ["generator"]
+
+    # -- conditions ---------------------------------------------------------------------------------
+    def sample_targets(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Target AUs (another face's, rolled by one, plus noise) and ages (uniform), some kept as the source's."""
+        c = self.config
+        aus, age = batch["aus"].float(), batch["age"].float()
+        n = aus.shape[0]
+        noise = (torch.rand_like(aus) * 2 - 1) * c.au_noise
+        target_aus = (aus.roll(1, dims=0) + noise).clamp(0, AU_MAX)
+        keep_aus = torch.rand(n, 1, device=aus.device) < c.keep_aus_share
+        target_aus = torch.where(keep_aus, aus, target_aus)
+        target_age = c.target_age_min + torch.rand(n, device=age.device) * (c.target_age_max - c.target_age_min)
+        keep_age = torch.rand(n, device=age.device) < c.keep_age_share
+        target_age = torch.where(keep_age, age, target_age)
+        return target_aus, target_age
+
+    # -- one trainer step -----------------------------------------------------------------------------
+    def training_step(self, batch: Batch, step: int) -> dict[str, Any]:
+        logs: dict[str, torch.Tensor] = {}
+        for index in range(self.config.critic_steps):
+            if index > 0:
+                batch = self.next_batch()
+            for key, value in self.critic_step(batch).items():
+                logs[key] = logs.get(key, 0) + value / self.config.critic_steps
+        logs.update(self.generator_step(batch))
+        return logs
+
+    def critic_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        c = self.config
+        generator, critic = self.models["generator"], self.models["critic"]
+        optimizer = self.optimizers["critic"]
+        real, aus, age = batch["image"], batch["aus"].float(), batch["age"].float()
+        target_aus, target_age = self.sample_targets(batch)
+        n = real.shape[0]
+        with torch.no_grad(), self.accelerator.autocast():
+            fake = generator(real, target_aus, target_age).image.to(real.dtype)
+        mixed = interpolate(real, fake)
+        with self.accelerator.autocast():
+            # one critic pass over real | fake | interpolated (no batch norm, so batching changes nothing)
+            out = critic(torch.cat([real, fake, mixed], dim=0))
+            score = critic_score(out.realism)
+            real_score, fake_score, mixed_score = score[:n], score[n : 2 * n], score[2 * n :]
+            adversarial = wgan_critic_loss(real_score, fake_score)
+            penalty = gradient_penalty(mixed_score, mixed)
+            au_loss = F.mse_loss(out.aus[:n].float(), normalise_aus(aus))
+            age_loss = F.mse_loss(out.age[:n].float(), age / MAX_AGE)
+            loss = adversarial + c.lambda_gp * penalty + c.lambda_critic_au * au_loss + c.lambda_critic_age * age_loss
+        optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        optimizer.step()
+        return {
+            "d_loss": loss.detach(),
+            "d_wasserstein": -adversarial.detach(),
+            "d_gp": penalty.detach(),
+            "d_au": au_loss.detach(),
+            "d_age": age_loss.detach(),
+        }
+
+    def generator_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        c = self.config
+        generator = self.models["generator"]
+        optimizer = self.optimizers["generator"]
+        real, aus, age = batch["image"], batch["aus"].float(), batch["age"].float()
+        target_aus, target_age = self.sample_targets(batch)
+        # The critic only scores here: no gradients into its weights (its own step zeroes them anyway),
+        # and called unwrapped so DDP does not wait for a gradient reduction that never comes.
+        bare_critic = self.unwrap("critic")
+        bare_critic.requires_grad_(False)
+        with self.accelerator.autocast():
+            fake = generator(real, target_aus, target_age)
+            rec = generator(fake.image, aus, age)
+            out = bare_critic(fake.image)
+            adversarial = wgan_generator_loss(critic_score(out.realism))
+            au_loss = F.mse_loss(out.aus.float(), normalise_aus(target_aus))
+            age_loss = F.mse_loss(out.age.float(), target_age / MAX_AGE)
+            cycle = F.l1_loss(rec.image.float(), real.float())
+            mask = mask_mean(fake.attention) + mask_mean(rec.attention)
+            smooth = total_variation(fake.attention) + total_variation(rec.attention)
+            loss = (
+                c.lambda_adv * adversarial
+                + c.lambda_au * au_loss
+                + c.lambda_age * age_loss
+                + c.lambda_cycle * cycle
+                + c.lambda_mask * mask
+                + c.lambda_mask_smooth * smooth
+            )
+            logs = {
+                "g_adv": adversarial.detach(),
+                "g_au": au_loss.detach(),
+                "g_age": age_loss.detach(),
+                "g_cycle": cycle.detach(),
+                "g_mask": mask.detach(),
+                "g_smooth": smooth.detach(),
+            }
+            if "recognizer" in self.frozen:
+                identity, features = self.identity_losses(real, fake.image)
+                loss = loss + c.lambda_identity * identity + c.lambda_identity_features * features
+                logs["g_identity"] = identity.detach()
+                if c.lambda_identity_features > 0:
+                    logs["g_identity_features"] = features.detach()
+            if "vgg" in self.frozen:
+                perceptual = perceptual_loss(self.frozen["vgg"], real, fake.image)
+                loss = loss + c.lambda_perceptual * perceptual
+                logs["g_perceptual"] = perceptual.detach()
+        optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        optimizer.step()
+        bare_critic.requires_grad_(True)
+        logs["g_loss"] = loss.detach()
+        return logs
+
+    def identity_losses(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """1 - cos(embeddings) and (if weighted) the L1 between feature maps of the frozen MobileFaceNet."""
+        recognizer = self.frozen["recognizer"]
+        maps: list[torch.Tensor] = []
+        handle = None
+        if self.config.lambda_identity_features > 0:
+            handle = recognizer.net.blocks.register_forward_hook(lambda _m, _i, out: maps.append(out))
+        try:
+            with torch.no_grad():
+                source = recognizer.embed_aligned(real)
+            edited = recognizer.embed_aligned(fake)
+        finally:
+            if handle is not None:
+                handle.remove()
+        features = F.l1_loss(maps[1].float(), maps[0].float()) if maps else real.new_zeros(())
+        return cosine_distance(source, edited), features
+
+    # -- pictures -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_grid(self, batch: Batch) -> Image.Image:
+        """Rows = faces; columns = input | age ramp | AU edits | attention masks of some of them."""
+        generator = self.unwrap("generator")
+        was_training = generator.training
+        generator.eval()
+        real, aus, age = batch["image"].float(), batch["aus"].float(), batch["age"].float()
+        columns: list[tuple[str, torch.Tensor]] = [("input", real)]
+        masks: dict[str, torch.Tensor] = {}
+        try:
+            for target in SAMPLE_AGES:
+                out = generator(real, aus, torch.full_like(age, float(target)))
+                columns.append((f"age {target:g}", out.image))
+                masks[f"age {target:g}"] = out.attention
+            for label, au, value in SAMPLE_AU_EDITS:
+                edited = aus.clone()
+                edited[:, AU_NAMES.index(au)] = value
+                out = generator(real, edited, age)
+                columns.append((label, out.image))
+                masks[label] = out.attention
+        finally:
+            generator.train(was_training)
+        columns += [(f"A {name}", masks[name].float()) for name in SAMPLE_MASKS if name in masks]
+        return image_grid(columns)
+
+    # -- export -----------------------------------------------------------------------------------------
+    def export(self, folder: Path, card: dict[str, Any]) -> None:
+        dtype = torch.float16 if self.train.export_dtype == "float16" else None
+        card = {"model_name": "GANimation-age", **card}
+        self.unwrap("generator").save_pretrained(folder, dtype=dtype, model_card_kwargs=card)
+        if self.config.export_critic:
+            critic_card = {**card, "model_name": "GANimation-age critic"}
+            self.unwrap("critic").save_pretrained(Path(self.train.output_dir) / "critic", model_card_kwargs=critic_card)

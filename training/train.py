@@ -1,0 +1,610 @@
+"""The one trainer: an accelerate loop around any :class:`training.systems.base.TrainingSystem`.
+
+    accelerate launch training/train.py --config training/configs/ganimation_age.yaml [key.path=value ...] [--resume]
+    python training/train.py --config ... train.max_steps=10 system.lambda_identity=0
+    python training/train.py --config ... --export-only      # export the newest checkpoint
+
+The same code runs on one CPU, one GPU or several GPUs. The YAML holds two sections: ``train``
+(:class:`TrainConfig`, shared by every system) and ``system`` (the chosen system's config dataclass).
+The trainer owns data (an endless, resumable stream over a prepared dataset), mixed precision,
+checkpoints (atomic, newest K kept, resumable mid-epoch), logging, sample grids and the export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+if __package__ in (None, ""):  # `python training/train.py`: make `training` importable from the checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ganime_age.config import apply_overrides, from_dict, load_yaml, to_dict
+from ganime_age.errors import GanimeAgeError
+from training.systems import system_class
+from training.systems.base import Batch, TrainConfig, TrainingSystem
+from training.trackers import build_trackers, flatten_config, read_log
+
+CHECKPOINT_PATTERN = re.compile(r"^step-(\d{7,})$")
+CHECKPOINT_INFO = "trainer.json"  # written last into a checkpoint, before the atomic rename
+
+
+class TrainingError(GanimeAgeError):
+    """A training run cannot start or continue as asked (e.g. existing checkpoints without --resume)."""
+
+
+# -- configuration -------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunConfig:
+    """A parsed run: the shared options, the system class and its config."""
+
+    train: TrainConfig
+    system_cls: type[TrainingSystem]
+    system: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"train": to_dict(self.train), "system": to_dict(self.system)}
+
+
+def load_run_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RunConfig:
+    """YAML (sections ``train`` and ``system``) + ``key.path=value`` overrides -> strict dataclasses."""
+    raw = load_yaml(path) if path else {}
+    raw = apply_overrides(raw, overrides)
+    unknown = sorted(set(raw) - {"train", "system"})
+    if unknown:
+        raise ValueError(f"unknown config section(s) {', '.join(unknown)}; a config has `train` and `system`")
+    train_raw = dict(raw.get("train") or {})
+    if train_raw.get("mixed_precision") is False:  # YAML reads a bare `no` (e.g. train.mixed_precision=no) as false
+        train_raw["mixed_precision"] = "no"
+    train = from_dict(TrainConfig, train_raw)
+    choices = {
+        "mixed_precision": ("no", "bf16", "fp16"),
+        "export_dtype": ("float16", "float32"),
+        "tracker": ("auto", "tensorboard", "jsonl"),
+    }
+    for key, allowed in choices.items():
+        if getattr(train, key) not in allowed:
+            raise ValueError(f"train.{key} must be one of {', '.join(allowed)}, not {getattr(train, key)!r}")
+    if train.batch_size < 1 or train.max_steps < 0:
+        raise ValueError("train.batch_size must be positive and train.max_steps not negative")
+    cls = system_class(train.system)
+    system = from_dict(cls.config_class, raw.get("system") or {})
+    return RunConfig(train, cls, system)
+
+
+# -- data ----------------------------------------------------------------------------------------------
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffled order that depends only on (seed, epoch): the same on every process and after a resume.
+
+    It also reseeds `loader_generator` (the DataLoader's own generator, from which each epoch's worker
+    seeds are drawn) per epoch, so starting an iterator never consumes the global torch RNG: a resumed
+    run then draws the same random targets as an uninterrupted one.
+    """
+
+    def __init__(self, length: int, seed: int) -> None:
+        self.length = length
+        self.seed = seed
+        self.epoch = 0
+        self.loader_generator = torch.Generator().manual_seed(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.loader_generator.manual_seed(self.seed * 1_000_003 + epoch + 7919)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.length, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.length
+
+
+class DataPosition:
+    """Where the stream is: epoch and batches already taken from it (checkpointed with the models)."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.batches = 0  # batches taken in the current epoch
+        self.total = 0  # batches taken since the start of training
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batches": self.batches, "total": self.total}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.batches, self.total = int(state["epoch"]), int(state["batches"]), int(state["total"])
+
+
+class DataStream:
+    """Endless batches from a prepared DataLoader; resumes exactly at the checkpointed position."""
+
+    def __init__(
+        self, accelerator: Any, loader: Any, sampler: EpochSampler, position: DataPosition, channels_last: bool
+    ) -> None:
+        self.accelerator = accelerator
+        self.loader = loader
+        self.sampler = sampler
+        self.position = position
+        self.channels_last = channels_last
+        self._iterator: Iterator[Batch] | None = None
+
+    def _start_epoch(self) -> None:
+        self.sampler.set_epoch(self.position.epoch)
+        if hasattr(self.loader, "set_epoch"):
+            self.loader.set_epoch(self.position.epoch)  # accelerate re-applies its own epoch counter on iter()
+        loader = self.loader
+        if self.position.batches:
+            loader = self.accelerator.skip_first_batches(self.loader, self.position.batches)
+        self._iterator = iter(loader)
+
+    def __call__(self) -> Batch:
+        return next(self)
+
+    def __iter__(self) -> DataStream:
+        return self
+
+    def __next__(self) -> Batch:
+        for _ in range(2):
+            if self._iterator is None:
+                self._start_epoch()
+            try:
+                batch = next(self._iterator)  # type: ignore[arg-type]
+                break
+            except StopIteration:
+                self.position.epoch += 1
+                self.position.batches = 0
+                self._iterator = None
+        else:
+            raise TrainingError("the training split yields no batch: fewer faces than train.batch_size?")
+        self.position.batches += 1
+        self.position.total += 1
+        if self.channels_last and batch["image"].ndim == 4:
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        return batch
+
+
+def build_loader(train: TrainConfig) -> tuple[DataLoader, EpochSampler]:
+    from training.data import PreparedFaces
+
+    dataset = PreparedFaces(
+        train.data_dir, "train", image_size=train.image_size, max_samples=train.max_train_samples, hflip=train.hflip
+    )
+    if len(dataset) < train.batch_size:
+        raise TrainingError(
+            f"{train.data_dir} has {len(dataset)} training faces, fewer than train.batch_size={train.batch_size}"
+        )
+    sampler = EpochSampler(len(dataset), train.seed)
+    workers = max(0, train.num_workers)
+    loader = DataLoader(
+        dataset,
+        batch_size=train.batch_size,
+        sampler=sampler,
+        generator=sampler.loader_generator,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    return loader, sampler
+
+
+def sample_batch(train: TrainConfig, device: torch.device) -> Batch:
+    """The fixed faces of the sample grids: the first of the test split (else of the training split)."""
+    from torch.utils.data import default_collate
+
+    from training.data import PreparedFaces
+
+    try:
+        dataset = PreparedFaces(train.data_dir, "test", image_size=train.image_size, max_samples=train.sample_faces)
+    except GanimeAgeError:
+        dataset = PreparedFaces(train.data_dir, "train", image_size=train.image_size, max_samples=train.sample_faces)
+    batch = default_collate([dataset[i] for i in range(len(dataset))])
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+# -- checkpoints --------------------------------------------------------------------------------------
+
+
+class TrainerState:
+    """Step counter and bookkeeping, checkpointed with the models (accelerate also saves the RNG states)."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.train_seconds = 0.0
+        self.images = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "train_seconds": self.train_seconds, "images": self.images}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.train_seconds = float(state["train_seconds"])
+        self.images = int(state["images"])
+
+
+def checkpoint_root(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints, oldest first (an interrupted save is a hidden .tmp folder, never listed)."""
+    root = checkpoint_root(output_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.iterdir():
+        match = CHECKPOINT_PATTERN.match(path.name)
+        if match and path.is_dir() and (path / CHECKPOINT_INFO).is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def newest_checkpoint(output_dir: str | Path) -> Path | None:
+    found = list_checkpoints(output_dir)
+    return found[-1][1] if found else None
+
+
+def read_checkpoint_step(path: str | Path) -> int:
+    return int(json.loads((Path(path) / CHECKPOINT_INFO).read_text(encoding="utf-8"))["step"])
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush a checkpoint's files to disk before the rename publishes it (survives power loss too)."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a folder so that a kill halfway never leaves a partial folder under a checkpoint's name."""
+    trash = path.with_name(f".del-{path.name}")
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def clean_checkpoint_leftovers(output_dir: str | Path) -> None:
+    """Remove the hidden folders of interrupted saves and deletions."""
+    root = checkpoint_root(output_dir)
+    if root.is_dir():
+        for path in root.iterdir():
+            if path.name.startswith((".tmp-", ".del-")):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def save_checkpoint(accelerator: Any, output_dir: str | Path, state: TrainerState, keep: int) -> Path:
+    """accelerator.save_state into a hidden folder, then one atomic rename; prune to the newest `keep`."""
+    root = checkpoint_root(output_dir)
+    name = f"step-{state.step:07d}"
+    final, tmp = root / name, root / f".tmp-{name}"
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        info = {
+            "step": state.step,
+            "images": state.images,
+            "train_seconds": round(state.train_seconds, 3),
+            "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        (tmp / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
+        _fsync_tree(tmp)
+        if final.exists():
+            _remove_tree(final)
+        os.replace(tmp, final)
+        for _, old in list_checkpoints(output_dir)[: -max(1, keep)]:
+            _remove_tree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+# -- the run ----------------------------------------------------------------------------------------------
+
+
+def hardware_description(accelerator: Any) -> str:
+    if accelerator.device.type == "cuda":
+        name = torch.cuda.get_device_name(accelerator.device)
+    else:
+        name = f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        name += f"{torch.get_num_threads()} torch threads)"
+    return f"{accelerator.num_processes} x {name}, mixed precision {accelerator.mixed_precision}"
+
+
+def model_card(run: RunConfig, state: TrainerState, accelerator: Any) -> dict[str, Any]:
+    """model_card_kwargs for the export: data, steps, time, hardware, final losses, evaluation if present."""
+    train = run.train
+    data_dir = Path(train.data_dir)
+    card: dict[str, Any] = {}
+    report: dict[str, Any] = {}
+    report_path = data_dir / "prepare_report.json"
+    if report_path.is_file():
+        try:
+            report = json.loads(report_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            report = {}
+    source = report.get("source")
+    title = source or "a prepared face dataset"
+    try:
+        from training.sources import SOURCES
+
+        if source in SOURCES:
+            spec = SOURCES[source]
+            title = spec.title
+            card["license"] = spec.license
+            card["license_note"] = f"These weights were trained on {spec.title}. {spec.license_note}"
+    except ImportError:
+        pass
+    rows = report.get("rows", {}).get("train")
+    faces = f"{rows} " if rows else ""
+    card["trained_on"] = f"{faces}aligned {train.image_size} px faces of {title} (prepared dataset `{data_dir.name}`)"
+    records = [r for r in read_log(train.output_dir) if "step" in r]
+    last = records[-1] if records else {}
+    bookkeeping = ("step", "time", "epoch", "steps_per_sec", "images_per_sec")
+    losses = {
+        k: v
+        for k, v in last.items()
+        if k not in bookkeeping and not k.startswith("lr_") and isinstance(v, (int, float))
+    }
+    hours = state.train_seconds / 3600
+    lines = [
+        f"- Trainer: `training/train.py`, system `{train.system}`",
+        f"- Steps: {state.step} (batch {train.batch_size} per process, {state.images} images seen)",
+        f"- Training time: {hours:.2f} h on {hardware_description(accelerator)}",
+    ]
+    if losses:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(losses.items()))
+        lines.append(f"- Last logged losses (step {last.get('step')}): {shown}")
+    if "steps_per_sec" in last:
+        lines.append(f"- Speed: {last['steps_per_sec']:.3g} steps/s, {last.get('images_per_sec', 0):.3g} images/s")
+    lines.append("\nConfiguration:\n\n```yaml\n" + _yaml(run.to_dict()) + "```")
+    card["training"] = "\n".join(lines)
+    evaluation = Path(train.output_dir) / "evaluation.md"
+    if evaluation.is_file():
+        card["evaluation"] = evaluation.read_text(encoding="utf-8")
+    return card
+
+
+def _yaml(data: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def export(system: TrainingSystem, run: RunConfig, state: TrainerState, accelerator: Any) -> Path:
+    folder = Path(run.train.export_dir or Path(run.train.output_dir) / "export")
+    if accelerator.is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "README.md").unlink(missing_ok=True)  # the Hub mixin never overwrites a card: drop the stale one
+        system.export(folder, model_card(run, state, accelerator))
+        print(f"exported to {folder}")
+    accelerator.wait_for_everyone()
+    return folder
+
+
+class Averager:
+    """Sums of the step logs between two log lines; moved to the CPU (one sync) only when logged."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            value = value.detach().float() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
+        self.count += 1
+
+    def pop(self, accelerator: Any) -> dict[str, float]:
+        if not self.sums:
+            return {}
+        keys = sorted(self.sums)
+        stacked = torch.stack([self.sums[k].to(accelerator.device).reshape(()) for k in keys]) / max(self.count, 1)
+        stacked = accelerator.reduce(stacked, reduction="mean") if accelerator.num_processes > 1 else stacked
+        self.sums, self.count = {}, 0
+        return dict(zip(keys, stacked.cpu().tolist(), strict=True))
+
+
+def run_training(run: RunConfig, *, resume: bool = False, export_only: bool = False) -> dict[str, Any]:
+    """Train (or only export) as configured; returns a summary (steps, resumed_from, export folder)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    train = run.train
+    output = Path(train.output_dir)
+    try:
+        trackers = build_trackers(train.tracker, output)
+    except ValueError as error:
+        raise TrainingError(str(error)) from error
+    accelerator = Accelerator(
+        mixed_precision=train.mixed_precision,
+        log_with=trackers,
+        project_dir=str(output),
+        step_scheduler_with_optimizer=False,  # max_steps counts optimiser steps whatever the number of GPUs
+    )
+    set_seed(train.seed, device_specific=True)
+    existing = newest_checkpoint(output)
+    if existing is not None and not (resume or export_only):
+        raise TrainingError(
+            f"{output} already holds checkpoints (newest {existing.name}); pass --resume to "
+            "continue, or choose another train.output_dir"
+        )
+    if accelerator.is_main_process:
+        output.mkdir(parents=True, exist_ok=True)
+        clean_checkpoint_leftovers(output)
+        (output / "config.yaml").write_text(_yaml(run.to_dict()), encoding="utf-8")
+    accelerator.wait_for_everyone()
+
+    system = run.system_cls(run.system, train, accelerator)
+    system.export_only = export_only
+    try:
+        system.build()
+    except ValueError as error:  # inconsistent sizes or options in the config: a user mistake, not a crash
+        raise TrainingError(f"system {train.system}: {error}") from error
+    for module in system.frozen.values():
+        module.to(accelerator.device).eval().requires_grad_(False)
+    if train.channels_last:
+        for module in [*system.models.values(), *system.frozen.values()]:
+            module.to(memory_format=torch.channels_last)
+    if train.compile:
+        for name in system.compile_targets():
+            system.models[name].compile()  # in place: state_dict keys (and so checkpoints) stay unchanged
+
+    state, position = TrainerState(), DataPosition()
+    model_names, opt_names, sched_names = list(system.models), list(system.optimizers), list(system.schedulers)
+    objects = [*system.models.values(), *system.optimizers.values(), *system.schedulers.values()]
+    loader = sampler = None
+    if not export_only:
+        loader, sampler = build_loader(train)
+        objects.append(loader)
+    prepared = accelerator.prepare(*objects) if len(objects) > 1 else [accelerator.prepare(*objects)]
+    prepared = list(prepared)
+    for names, target in (
+        (model_names, system.models),
+        (opt_names, system.optimizers),
+        (sched_names, system.schedulers),
+    ):
+        for name in names:
+            target[name] = prepared.pop(0)
+    if loader is not None:
+        loader = prepared.pop(0)
+    system.on_prepared()
+    accelerator.register_for_checkpointing(state, position, *system.state_objects())
+
+    resumed_from = None
+    if resume or export_only:
+        checkpoint = newest_checkpoint(output)
+        if checkpoint is not None:
+            accelerator.load_state(str(checkpoint))
+            resumed_from = state.step
+            accelerator.print(f"resumed from {checkpoint} at step {state.step}")
+        elif export_only:
+            raise TrainingError(f"--export-only: no checkpoint in {checkpoint_root(output)}")
+        else:
+            accelerator.print(f"--resume: no checkpoint in {checkpoint_root(output)}; starting at step 0")
+    if export_only:
+        folder = export(system, run, state, accelerator)
+        return {"step": state.step, "resumed_from": resumed_from, "export_dir": str(folder)}
+
+    stream = DataStream(accelerator, loader, sampler, position, train.channels_last)  # type: ignore[arg-type]
+    system.set_batch_source(stream)
+    accelerator.init_trackers("tensorboard", config=flatten_config(run.to_dict()))
+    samples = sample_batch(train, accelerator.device) if train.sample_every > 0 else None
+    for model in system.models.values():
+        model.train()
+
+    averager = Averager()
+    last_log_time, last_log_step, last_log_batches = time.perf_counter(), state.step, position.total
+    batch_images = train.batch_size * accelerator.num_processes
+    saved_step = state.step if resumed_from is not None else -1
+    try:
+        while state.step < train.max_steps:
+            started = time.perf_counter()
+            batches_before = position.total
+            logs = system.training_step(next(stream), state.step)
+            for scheduler in system.schedulers.values():
+                scheduler.step()
+            state.step += 1
+            state.images += (position.total - batches_before) * batch_images
+            averager.add(logs)
+            state.train_seconds += time.perf_counter() - started
+
+            if train.log_every > 0 and (state.step % train.log_every == 0 or state.step == train.max_steps):
+                values = averager.pop(accelerator)
+                now = time.perf_counter()
+                elapsed = max(now - last_log_time, 1e-9)
+                values["steps_per_sec"] = (state.step - last_log_step) / elapsed
+                values["images_per_sec"] = (position.total - last_log_batches) * batch_images / elapsed
+                values["epoch"] = position.epoch
+                for name, scheduler in system.schedulers.items():
+                    values[f"lr_{name}"] = float(scheduler.get_last_lr()[0])
+                bad = [k for k, v in values.items() if not math.isfinite(v)]
+                accelerator.log(values, step=state.step)
+                if bad:
+                    raise TrainingError(f"non-finite training values at step {state.step}: {', '.join(bad)}")
+                accelerator.print(
+                    f"step {state.step}/{train.max_steps} "
+                    + " ".join(f"{k}={v:.4g}" for k, v in sorted(values.items()) if not k.startswith("lr_"))
+                )
+            if samples is not None and state.step % train.sample_every == 0 and accelerator.is_main_process:
+                folder = output / "samples"
+                folder.mkdir(parents=True, exist_ok=True)
+                system.sample_grid(samples).save(folder / f"step-{state.step:07d}.png")
+            if train.checkpoint_every > 0 and state.step % train.checkpoint_every == 0:
+                save_checkpoint(accelerator, output, state, train.keep_checkpoints)
+                saved_step = state.step
+            if train.log_every > 0 and state.step % train.log_every == 0:
+                last_log_time, last_log_step, last_log_batches = time.perf_counter(), state.step, position.total
+        if saved_step != state.step:
+            save_checkpoint(accelerator, output, state, train.keep_checkpoints)
+        folder = export(system, run, state, accelerator)
+    finally:
+        accelerator.end_training()
+    return {"step": state.step, "resumed_from": resumed_from, "export_dir": str(folder)}
+
+
+# -- command line -----------------------------------------------------------------------------------------
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(
+        prog="train.py", description="Train a ganime-age system (GANimation-age, AgeTransGAN, ...) with accelerate."
+    )
+    parser.add_argument("--config", required=True, help="YAML with sections `train` and `system`")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key.path=value",
+        help="config overrides, e.g. train.batch_size=8 system.lambda_identity=0",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    parser.add_argument(
+        "--export-only", action="store_true", help="only export the newest checkpoint (save_pretrained + model card)"
+    )
+    return parser
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    try:
+        run = load_run_config(args.config, args.overrides)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        run_training(run, resume=args.resume, export_only=args.export_only)
+    except GanimeAgeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(build_parser().parse_intermixed_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
