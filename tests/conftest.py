@@ -18,7 +18,9 @@ MODELS = SHARED / "models"
 # Point the asset resolver at the shared copies before any test loads a detector.
 os.environ.setdefault("GANIME_AGE_ASSETS", str(MODELS))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One intra-op thread: tests start subprocesses and a Space server beside the main process, and on 2 cores
+# oversubscribed OpenMP threads spin and ran 10-40x slower than one thread each.
+torch.set_num_threads(1)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -18,15 +18,6 @@ from ganime_age.models.mobilefacenet import FaceRecognizer, MobileFaceNet, cosin
 WEIGHTS = "mobilefacenet_casia.safetensors"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU two threads spin-wait on each other (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def recognizer() -> FaceRecognizer:
     return FaceRecognizer()

@@ -223,15 +223,6 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = str(REPO / "training" / "configs" / "ragan_tiny.yaml")
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: on a shared 2-core machine, two threads make these small steps many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def build_system(data: Path, output: Path, *extra: str):
     from accelerate import Accelerator
 
@@ -266,7 +257,7 @@ def test_target_ages_are_balanced_over_groups() -> None:
     assert [age_to_group(float(a)) for a in ages] == groups.tolist()
 
 
-def test_training_steps_lower_the_loss(prepared_utk64: Path, tmp_path: Path, one_thread: None) -> None:
+def test_training_steps_lower_the_loss(prepared_utk64: Path, tmp_path: Path) -> None:
     """30 steps of the tiny config on 8 fixed real faces: the generator's reconstruction, cycle and identity
     losses and the discriminator's age classification of real faces all fall (first 5 vs last 5 steps).
 
@@ -296,7 +287,7 @@ def test_training_steps_lower_the_loss(prepared_utk64: Path, tmp_path: Path, one
         ("system.r1_every=1", "system.ema_decay=0", "system.lambda_id=0"),
     ],
 )
-def test_other_options_train(prepared_utk64: Path, tmp_path: Path, one_thread: None, options: tuple[str, ...]) -> None:
+def test_other_options_train(prepared_utk64: Path, tmp_path: Path, options: tuple[str, ...]) -> None:
     torch.manual_seed(0)
     system = build_system(prepared_utk64, tmp_path / "run", *options)
     batch = fixed_batch(prepared_utk64, n=4)
@@ -319,7 +310,7 @@ def test_bad_system_options_are_rejected(prepared_utk64: Path, tmp_path: Path) -
 
 
 def test_trainer_run_exports_a_folder_face_editor_uses(
-    prepared_utk64: Path, tmp_path: Path, one_thread: None, utk_sample: list[Path]
+    prepared_utk64: Path, tmp_path: Path, utk_sample: list[Path]
 ) -> None:
     """training/train.py with the tiny config: logs, an age-ramp sample grid, an fp16 Hub folder with a card;
     FaceEditor.from_pretrained(folder) picks ReAgingGAN from config.json and edits a real photo."""

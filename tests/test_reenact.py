@@ -41,15 +41,6 @@ TINY = {
 TINY_D = {"image_size": 32, "conv_dim": 8, "num_layers": 3, "max_channels": 32, "heatmap_size": 16}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two cores shared by many workers: one torch thread is several times faster than two here."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def analyzer() -> FaceAnalyzer:
     return FaceAnalyzer()

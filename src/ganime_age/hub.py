@@ -59,6 +59,7 @@ class HubModel(
     model_type: ClassVar[str] = ""
     config_class: ClassVar[type] = object
     description: ClassVar[str] = ""
+    card_pipeline_tag: ClassVar[str] = "image-to-image"  # estimators and encoders override it
 
     def __init__(self, config: Any = None) -> None:
         super().__init__()
@@ -87,6 +88,8 @@ class HubModel(
     ) -> str | None:
         """Write config.json, model.safetensors (optionally cast, e.g. fp16) and a README.md card."""
         self._save_dtype = dtype
+        # The Hub mixin keeps an existing README.md; a re-export must not ship the previous model's card.
+        (Path(save_directory) / "README.md").unlink(missing_ok=True)
         kwargs.pop("config", None)  # config.json is always the model's own dataclass (push_to_hub passes it back)
         try:
             self._hub_mixin_config = self.hub_config()
@@ -119,7 +122,7 @@ class HubModel(
             license=license_id,
             license_name=kwargs.pop("license_name", None),
             license_link=kwargs.pop("license_link", None),
-            pipeline_tag=info.model_card_data.pipeline_tag,
+            pipeline_tag=kwargs.pop("pipeline_tag", None) or self.card_pipeline_tag,
             tags=sorted(set((info.model_card_data.tags or []) + list(kwargs.pop("tags", [])))),
             datasets=kwargs.pop("datasets", None),
         )
