@@ -37,8 +37,10 @@ from ganime_age.conditions import AGE_GROUP_LABELS, NUM_AGE_GROUPS, age_to_group
 from ganime_age.errors import GanimeAgeError
 from training.evaluate import (
     add_common_arguments,
+    decode_faces,
     identity_threshold,
     pick_device,
+    spread_indices,
 )
 from training.metrics import accept_rate, embed_faces, finite_mean, markdown_table, matched_cosines
 
@@ -61,23 +63,6 @@ def parse_model(text: str) -> tuple[str, str]:
     if not path.strip() or not label.strip():
         raise argparse.ArgumentTypeError(f"--model takes LABEL=FOLDER or FOLDER, got {text!r}")
     return label.strip(), path.strip()
-
-
-def spread_indices(count: int, limit: int | None) -> np.ndarray:
-    """`limit` indices spread evenly over range(count) (all if None or enough).
-
-    Prepared shards keep the source's file order (UTKFace names start with the age), so the first N
-    faces are a biased sample; an even spread is not.
-    """
-    if limit is None or limit >= count:
-        return np.arange(count)
-    return np.unique(np.linspace(0, count - 1, max(limit, 1)).round().astype(np.int64))
-
-
-def decode_faces(dataset: Any, indices: np.ndarray) -> dict[str, torch.Tensor]:
-    """Decode the chosen faces of a PreparedFaces split into one CPU batch (image, age, aus)."""
-    items = [dataset[int(i)] for i in indices]
-    return {key: torch.stack([item[key] for item in items]) for key in ("image", "age", "aus")}
 
 
 def real_group_means(data: str, split: str) -> dict[int, dict[str, float]]:

@@ -76,11 +76,27 @@ def pick_device(name: str | None) -> torch.device:
 
 
 def load_faces(data: str, split: str, image_size: int, max_faces: int | None) -> dict[str, torch.Tensor]:
-    """The first `max_faces` faces of a split as one batch (image, age, aus) on the CPU."""
+    """`max_faces` faces spread evenly over a split, as one batch (image, age, aus) on the CPU."""
     from training.data import PreparedFaces
 
-    dataset = PreparedFaces(data, split, image_size=image_size, max_samples=max_faces)
-    items = [dataset[i] for i in range(len(dataset))]
+    dataset = PreparedFaces(data, split, image_size=image_size)
+    return decode_faces(dataset, spread_indices(len(dataset), max_faces))
+
+
+def spread_indices(count: int, limit: int | None) -> np.ndarray:
+    """`limit` indices spread evenly over range(count) (all if None or enough).
+
+    Prepared shards keep the source's file order (UTKFace names start with the age), so the first N
+    faces are a biased sample; an even spread is not.
+    """
+    if limit is None or limit >= count:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, max(limit, 1)).round().astype(np.int64))
+
+
+def decode_faces(dataset: Any, indices: np.ndarray) -> dict[str, torch.Tensor]:
+    """Decode the chosen faces of a PreparedFaces split into one CPU batch (image, age, aus)."""
+    items = [dataset[int(i)] for i in indices]
     return {key: torch.stack([item[key] for item in items]) for key in ("image", "age", "aus")}
 
 
