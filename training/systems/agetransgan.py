@@ -16,7 +16,6 @@ gets a random target group different from its own.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from ganime_age.models.agetransgan import (
 )
 from ganime_age.models.aifd import AIFDEncoder
 from training.losses import r1_penalty
-from training.systems.base import Batch, TrainingSystem, image_grid, linear_decay, make_adam
+from training.systems.base import AdversarialSystem, Batch, image_grid
 
 CHECKPOINT_INFO = "trainer.json"
 
@@ -100,7 +99,7 @@ def random_target_groups(source: torch.Tensor, num_groups: int) -> torch.Tensor:
     return (source + offset) % num_groups
 
 
-class AgeTransGANSystem(TrainingSystem):
+class AgeTransGANSystem(AdversarialSystem):
     """Models ``generator`` and ``discriminator``; frozen ``aifd`` when the MI loss is on."""
 
     name = "agetransgan"
@@ -128,15 +127,15 @@ class AgeTransGANSystem(TrainingSystem):
             if discriminator_file is not None:
                 load_weights(discriminator, discriminator_file)
             print(f"agetransgan: generator from {generator_file}, discriminator from {discriminator_file or 'scratch'}")
-        self.models["generator"] = generator
-        self.models["discriminator"] = discriminator
-        self.ema = copy.deepcopy(generator).eval().requires_grad_(False) if c.ema_decay > 0 else None
-        betas = (c.beta1, c.beta2)
-        fused = self.train.fused_optimizers
-        self.optimizers["generator"] = make_adam(generator.parameters(), c.lr_generator, betas, fused=fused)
-        self.optimizers["discriminator"] = make_adam(discriminator.parameters(), c.lr_discriminator, betas, fused=fused)
-        for name, optimizer in self.optimizers.items():
-            self.schedulers[name] = linear_decay(optimizer, self.train.max_steps, c.lr_decay_fraction)
+        self.setup_adversarial(
+            generator,
+            discriminator,
+            lr_generator=c.lr_generator,
+            lr_discriminator=c.lr_discriminator,
+            betas=(c.beta1, c.beta2),
+            lr_decay_fraction=c.lr_decay_fraction,
+            ema_decay=c.ema_decay,
+        )
         if c.lambda_mi > 0:
             if not c.aifd_path:
                 raise ValueError("lambda_mi > 0 needs system.aifd_path (an exported AIFDEncoder folder)")
@@ -149,12 +148,8 @@ class AgeTransGANSystem(TrainingSystem):
     def compile_targets(self) -> list[str]:
         return ["generator"]  # R1 needs a double backward through the discriminator
 
-    def state_objects(self) -> list[Any]:
-        return [self.ema] if self.ema is not None else []
-
     def on_prepared(self) -> None:
-        if self.ema is not None:
-            self.ema.to(self.device)
+        super().on_prepared()
         self._last_r1 = self._last_r1.to(self.device)
 
     # -- one trainer step -------------------------------------------------------------------------------
@@ -235,19 +230,6 @@ class AgeTransGANSystem(TrainingSystem):
             bare_discriminator.requires_grad_(True)
         logs["g_loss"] = loss.detach()
         return logs
-
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        if self.ema is None:
-            return
-        decay = self.config.ema_decay
-        for averaged, current in zip(self.ema.parameters(), self.unwrap("generator").parameters(), strict=True):
-            averaged.lerp_(current.detach().to(averaged.dtype), 1.0 - decay)
-        for averaged, current in zip(self.ema.buffers(), self.unwrap("generator").buffers(), strict=True):
-            averaged.copy_(current)
-
-    def shipped_generator(self) -> AgeTransGAN:
-        return self.ema if self.ema is not None else self.unwrap("generator")  # type: ignore[return-value]
 
     # -- pictures -------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -177,3 +177,62 @@ def image_grid(columns: Sequence[tuple[str, torch.Tensor]], *, pad: int = 2, hea
         for row in range(min(rows, batch.shape[0])):
             canvas.paste(Image.fromarray(batch[row]), (x, header + pad + row * (size + pad)))
     return canvas
+
+
+class AdversarialSystem(TrainingSystem):
+    """Shared wiring of the systems that train one generator against one discriminator.
+
+    It owns the two Adam optimisers with their linear decay, and an optional exponential moving
+    average (EMA) of the generator, which is checkpointed, sampled and exported instead of the raw one.
+    Subclasses call :meth:`setup_adversarial` from ``build`` and :meth:`update_ema` after each
+    generator update; their config has an ``ema_decay`` field (0 disables the EMA).
+    """
+
+    ema: torch.nn.Module | None = None
+
+    def setup_adversarial(
+        self,
+        generator: torch.nn.Module,
+        discriminator: torch.nn.Module,
+        *,
+        lr_generator: float,
+        lr_discriminator: float,
+        betas: tuple[float, float],
+        lr_decay_fraction: float,
+        ema_decay: float,
+    ) -> None:
+        import copy
+
+        self.models["generator"] = generator
+        self.models["discriminator"] = discriminator
+        fused = getattr(self.train, "fused_optimizers", True)
+        self.optimizers["generator"] = make_adam(generator.parameters(), lr_generator, betas, fused=fused)
+        self.optimizers["discriminator"] = make_adam(discriminator.parameters(), lr_discriminator, betas, fused=fused)
+        for name, optimizer in self.optimizers.items():
+            self.schedulers[name] = linear_decay(optimizer, self.train.max_steps, lr_decay_fraction)
+        self.ema = copy.deepcopy(generator).eval().requires_grad_(False) if ema_decay > 0 else None
+
+    def on_prepared(self) -> None:
+        if self.ema is not None:
+            self.ema.to(self.device)
+
+    def state_objects(self) -> list[Any]:
+        return [self.ema] if self.ema is not None else []
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        if self.ema is None:
+            return
+        source = self.unwrap("generator")
+        averaged = list(self.ema.parameters())
+        torch._foreach_lerp_(
+            averaged,
+            [p.detach().to(a.dtype) for p, a in zip(source.parameters(), averaged, strict=True)],
+            1.0 - self.config.ema_decay,
+        )
+        for ema_buffer, buffer in zip(self.ema.buffers(), source.buffers(), strict=True):
+            ema_buffer.copy_(buffer)
+
+    def shipped_generator(self) -> Any:
+        """The EMA generator when there is one (smoother), else the trained one."""
+        return self.ema if self.ema is not None else self.unwrap("generator")

@@ -15,7 +15,6 @@ forwards (the pair, then the cycle) and two discriminator passes.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from PIL import Image
 from ganime_age.conditions import AGE_GROUPS, NUM_AGE_GROUPS, group_center
 from ganime_age.models.ragan import ReAgingDiscriminator, ReAgingDiscriminatorConfig, ReAgingGAN, ReAgingGANConfig
 from training import losses
-from training.systems.base import Batch, TrainingSystem, image_grid, linear_decay, make_adam
+from training.systems.base import AdversarialSystem, Batch, image_grid
 
 ADVERSARIAL = ("hinge", "wgan-gp")
 SAMPLE_AGES = (5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0)
@@ -82,7 +81,7 @@ def sample_target_ages(
     return ages.to(device), groups.to(device)
 
 
-class ReAgingGANSystem(TrainingSystem):
+class ReAgingGANSystem(AdversarialSystem):
     name = "ragan"
     config_class = ReAgingGANSystemConfig
 
@@ -100,32 +99,21 @@ class ReAgingGANSystem(TrainingSystem):
     # -- construction ------------------------------------------------------------------------------
     def build(self) -> None:
         c: ReAgingGANSystemConfig = self.config
-        generator = ReAgingGAN(c.generator)
-        discriminator = ReAgingDiscriminator(c.discriminator)
-        self.models = {"generator": generator, "discriminator": discriminator}
-        fused = getattr(self.train, "fused_optimizers", True)
-        self.optimizers = {
-            "generator": make_adam(generator.parameters(), c.g_lr, tuple(c.betas), fused=fused),
-            "discriminator": make_adam(discriminator.parameters(), c.d_lr, tuple(c.betas), fused=fused),
-        }
-        self.schedulers = {
-            name: linear_decay(opt, self.train.max_steps, c.lr_decay_fraction) for name, opt in self.optimizers.items()
-        }
-        if c.ema_decay > 0:
-            self.ema = copy.deepcopy(generator).eval().requires_grad_(False)
+        self.setup_adversarial(
+            ReAgingGAN(c.generator),
+            ReAgingDiscriminator(c.discriminator),
+            lr_generator=c.g_lr,
+            lr_discriminator=c.d_lr,
+            betas=tuple(c.betas),
+            lr_decay_fraction=c.lr_decay_fraction,
+            ema_decay=c.ema_decay,
+        )
         if c.lambda_id > 0:
             from ganime_age.models.mobilefacenet import FaceRecognizer
 
             self.frozen["recognizer"] = FaceRecognizer(c.recognizer)
         for module in self.frozen.values():
             module.to(self.device).eval().requires_grad_(False)
-
-    def on_prepared(self) -> None:
-        if self.ema is not None:
-            self.ema.to(self.device)
-
-    def state_objects(self) -> list[Any]:
-        return [self.ema] if self.ema is not None else []
 
     def compile_targets(self) -> list[str]:
         # the discriminator's R1 / gradient penalty needs double backward, which compiled graphs lack
@@ -230,16 +218,6 @@ class ReAgingGANSystem(TrainingSystem):
         logs["g_loss"] = loss.detach()
         return logs
 
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        if self.ema is None:
-            return
-        source = self.unwrap("generator")
-        ema_params = list(self.ema.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in source.parameters()], 1.0 - self.config.ema_decay)
-        for ema_buffer, buffer in zip(self.ema.buffers(), source.buffers(), strict=True):
-            ema_buffer.copy_(buffer)
-
     def training_step(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         real = batch["image"].to(self.device)
         source_age = batch["age"].to(self.device).float()
@@ -257,10 +235,6 @@ class ReAgingGANSystem(TrainingSystem):
         return logs
 
     # -- pictures and export ---------------------------------------------------------------------
-    def shipped_generator(self) -> ReAgingGAN:
-        """The EMA generator when there is one (smoother), else the trained one."""
-        return self.ema if self.ema is not None else self.unwrap("generator")
-
     @torch.no_grad()
     def sample_grid(self, batch: Batch) -> Image.Image:
         """Input | the same faces at ages 5 .. 90 (one column per age)."""

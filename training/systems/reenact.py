@@ -20,7 +20,6 @@ landmark indices; the heatmaps merge left and right parts into shared channels, 
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from ganime_age.models.reenact import (
     tps_transform,
 )
 from training import losses
-from training.systems.base import Batch, TrainingSystem, image_grid, linear_decay, make_adam
+from training.systems.base import AdversarialSystem, Batch, image_grid
 
 UTKFACE_LICENSE_NOTE = (
     "Trained on UTKFace, which is released for non-commercial research only; these weights inherit that "
@@ -137,7 +136,7 @@ def random_pairs(
     return source, source_landmarks
 
 
-class ReenactSystem(TrainingSystem):
+class ReenactSystem(AdversarialSystem):
     name = "reenact"
     config_class = ReenactSystemConfig
 
@@ -152,19 +151,15 @@ class ReenactSystem(TrainingSystem):
 
     def build(self) -> None:
         c: ReenactSystemConfig = self.config
-        generator = Reenactor(c.generator)
-        discriminator = ReenactDiscriminator(c.discriminator)
-        self.models = {"generator": generator, "discriminator": discriminator}
-        fused = getattr(self.train, "fused_optimizers", True)
-        self.optimizers = {
-            "generator": make_adam(generator.parameters(), c.g_lr, tuple(c.betas), fused=fused),
-            "discriminator": make_adam(discriminator.parameters(), c.d_lr, tuple(c.betas), fused=fused),
-        }
-        self.schedulers = {
-            name: linear_decay(opt, self.train.max_steps, c.lr_decay_fraction) for name, opt in self.optimizers.items()
-        }
-        if c.ema_decay > 0:
-            self.ema = copy.deepcopy(generator).eval().requires_grad_(False)
+        self.setup_adversarial(
+            Reenactor(c.generator),
+            ReenactDiscriminator(c.discriminator),
+            lr_generator=c.g_lr,
+            lr_discriminator=c.d_lr,
+            betas=tuple(c.betas),
+            lr_decay_fraction=c.lr_decay_fraction,
+            ema_decay=c.ema_decay,
+        )
         if c.lambda_id > 0:
             from ganime_age.models.mobilefacenet import FaceRecognizer
 
@@ -173,13 +168,6 @@ class ReenactSystem(TrainingSystem):
             self.frozen["vgg"] = losses.VGG19Features().load_file(c.vgg19_weights)
         for module in self.frozen.values():
             module.to(self.device).eval().requires_grad_(False)
-
-    def on_prepared(self) -> None:
-        if self.ema is not None:
-            self.ema.to(self.device)
-
-    def state_objects(self) -> list[Any]:
-        return [self.ema] if self.ema is not None else []
 
     # -- one step -----------------------------------------------------------------------------------
     def make_pairs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -252,20 +240,7 @@ class ReenactSystem(TrainingSystem):
         logs.update(g_logs)
         return logs
 
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        if self.ema is None:
-            return
-        source = self.unwrap("generator")
-        ema_params = list(self.ema.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in source.parameters()], 1.0 - self.config.ema_decay)
-        for ema_buffer, buffer in zip(self.ema.buffers(), source.buffers(), strict=True):
-            ema_buffer.copy_(buffer)
-
     # -- pictures and export --------------------------------------------------------------------------
-    def shipped_generator(self) -> Reenactor:
-        return self.ema if self.ema is not None else self.unwrap("generator")
-
     @torch.no_grad()
     def sample_grid(self, batch: Batch) -> Image.Image:
         """Source (warped copy) | output | warped by the motion field | attention | target; plus a cross pair."""
