@@ -108,13 +108,7 @@ class AgeTransGANSystem(AdversarialSystem):
 
     def build(self) -> None:
         c = self.config
-        size = self.train.image_size
-        if c.generator.image_size != size or c.discriminator.image_size != size:
-            raise ValueError(
-                f"system.generator.image_size ({c.generator.image_size}) and "
-                f"system.discriminator.image_size ({c.discriminator.image_size}) must equal "
-                f"train.image_size ({size})"
-            )
+        self.check_image_sizes(generator=c.generator, discriminator=c.discriminator)
         if c.generator.num_groups != c.discriminator.num_groups:
             raise ValueError("generator and discriminator must use the same number of age groups")
         generator = AgeTransGAN(c.generator)

@@ -103,6 +103,13 @@ class TrainingSystem(ABC):
         """The bare module behind ``self.models[name]`` (no DDP / compile wrapper), e.g. for export."""
         return self.accelerator.unwrap_model(self.models[name])
 
+    def check_image_sizes(self, **model_configs: Any) -> None:
+        """Every model must work at the trainer's resolution; a mismatch would only fail deep inside a step."""
+        wrong = {name: cfg.image_size for name, cfg in model_configs.items() if cfg.image_size != self.train.image_size}
+        if wrong:
+            listed = ", ".join(f"system.{name}.image_size ({size})" for name, size in wrong.items())
+            raise ValueError(f"{listed} must equal train.image_size ({self.train.image_size})")
+
     @abstractmethod
     def build(self) -> None:
         """Create networks (into ``self.models``), optimisers and schedulers; the trainer prepares them."""

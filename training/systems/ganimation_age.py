@@ -102,13 +102,7 @@ class GanimationAgeSystem(TrainingSystem):
 
     def build(self) -> None:
         c = self.config
-        size = self.train.image_size
-        if c.generator.image_size != size or c.discriminator.image_size != size:
-            raise ValueError(
-                f"system.generator.image_size ({c.generator.image_size}) and "
-                f"system.discriminator.image_size ({c.discriminator.image_size}) must equal "
-                f"train.image_size ({size})"
-            )
+        self.check_image_sizes(generator=c.generator, discriminator=c.discriminator)
         if c.critic_steps < 1:
             raise ValueError("system.critic_steps must be at least 1")
         self.models["generator"] = GanimeAge(c.generator)

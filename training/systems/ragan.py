@@ -89,11 +89,7 @@ class ReAgingGANSystem(AdversarialSystem):
         super().__init__(config, train, accelerator)
         if config.adversarial not in ADVERSARIAL:
             raise ValueError(f"adversarial must be one of {ADVERSARIAL}, got {config.adversarial!r}")
-        if config.generator.image_size != train.image_size or config.discriminator.image_size != train.image_size:
-            raise ValueError(
-                f"generator/discriminator image_size ({config.generator.image_size}/"
-                f"{config.discriminator.image_size}) must equal train.image_size ({train.image_size})"
-            )
+        self.check_image_sizes(generator=config.generator, discriminator=config.discriminator)
         self.ema: ReAgingGAN | None = None
 
     # -- construction ------------------------------------------------------------------------------

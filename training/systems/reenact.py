@@ -142,11 +142,7 @@ class ReenactSystem(AdversarialSystem):
 
     def __init__(self, config: ReenactSystemConfig, train: Any, accelerator: Any) -> None:
         super().__init__(config, train, accelerator)
-        if config.generator.image_size != train.image_size or config.discriminator.image_size != train.image_size:
-            raise ValueError(
-                f"generator/discriminator image_size ({config.generator.image_size}/"
-                f"{config.discriminator.image_size}) must equal train.image_size ({train.image_size})"
-            )
+        self.check_image_sizes(generator=config.generator, discriminator=config.discriminator)
         self.ema: Reenactor | None = None
 
     def build(self) -> None:
