@@ -173,7 +173,9 @@ class FaceEditor:
                 raise WeightsError(f"{estimator_source} is not an age estimator")
         from ganime_age.reenactment import REENACTOR_ENV, load_reenactor
 
-        config.reenactor = str(reenactor) if reenactor is not None else config.reenactor or os.environ.get(REENACTOR_ENV)
+        config.reenactor = (
+            str(reenactor) if reenactor is not None else config.reenactor or os.environ.get(REENACTOR_ENV)
+        )
         learned = load_reenactor(config.reenactor) if config.reenactor else None
         return cls(loaded, age_estimator=estimator, config=config, reenactor=learned)
 
@@ -409,5 +411,6 @@ class FaceEditor:
 
         ``options``: face, driving_face, smoothing, max_frames, max_side, show_progress_bar.
         """
-        return self.reenactment.video(source, driving_video, output_path, age=age, aus_scale=aus_scale,
-                                      progress=progress, **options)
+        return self.reenactment.video(
+            source, driving_video, output_path, age=age, aus_scale=aus_scale, progress=progress, **options
+        )
