@@ -149,3 +149,28 @@ def prepared_utk64(tmp_path_factory: pytest.TempPathFactory, utk_sample: list[Pa
     config.progress = False
     prepare(config)
     return output
+
+
+@pytest.fixture
+def audio_only_video(tmp_path: Path) -> Path:
+    """An mp4 with an audio track and no video stream: a video input that has no frames."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    path = tmp_path / "audio-only.mp4"
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=8000:cl=mono",
+        "-t",
+        "0.3",
+        str(path),
+    ]
+    subprocess.run(command, check=True)
+    return path

@@ -96,6 +96,13 @@ def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (1.0 - F.cosine_similarity(a.float(), b.float(), dim=1)).mean()
 
 
+def identity_loss(recognizer: torch.nn.Module, reference: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+    """1 - cos between face-recogniser embeddings of the edited faces and (constant) references."""
+    with torch.no_grad():
+        target = recognizer.embed_aligned(reference.float())
+    return cosine_distance(recognizer.embed_aligned(edited.float()), target)
+
+
 # -- VGG19 perceptual loss (pure torch; weights from a given file) ---------------------------------------
 
 # torchvision's vgg19 "features" layout: numbers are conv output channels, "M" a 2x2 max-pool.

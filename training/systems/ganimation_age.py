@@ -33,9 +33,9 @@ from ganime_age.models.ganimation_age import (
 )
 from training.losses import (
     VGG19Features,
-    cosine_distance,
     critic_score,
     gradient_penalty,
+    identity_loss,
     interpolate,
     mask_mean,
     perceptual_loss,
@@ -246,14 +246,12 @@ class GanimationAgeSystem(TrainingSystem):
         if self.config.lambda_identity_features > 0:
             handle = recognizer.net.blocks.register_forward_hook(lambda _m, _i, out: maps.append(out))
         try:
-            with torch.no_grad():
-                source = recognizer.embed_aligned(real)
-            edited = recognizer.embed_aligned(fake)
+            identity = identity_loss(recognizer, real, fake)
         finally:
             if handle is not None:
                 handle.remove()
         features = F.l1_loss(maps[1].float(), maps[0].float()) if maps else real.new_zeros(())
-        return cosine_distance(source, edited), features
+        return identity, features
 
     # -- pictures -------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -200,10 +200,7 @@ class ReAgingGANSystem(AdversarialSystem):
                 "g_cycle": cycle_loss.detach(),
             }
             if c.lambda_id > 0:
-                recognizer = self.frozen["recognizer"]
-                with torch.no_grad():
-                    reference = recognizer.embed_aligned(real.float())
-                identity = losses.cosine_distance(recognizer.embed_aligned(fake.float()), reference)
+                identity = losses.identity_loss(self.frozen["recognizer"], real, fake)
                 loss = loss + c.lambda_id * identity
                 logs["g_id"] = identity.detach()
             optimizer.zero_grad(set_to_none=True)

@@ -206,10 +206,7 @@ class ReenactSystem(AdversarialSystem):
             loss = loss + c.lambda_adv * adv
             logs["g_adv"] = adv.detach()
         if "recognizer" in self.frozen:
-            recognizer = self.frozen["recognizer"]
-            with torch.no_grad():
-                reference = recognizer.embed_aligned(target)
-            identity = losses.cosine_distance(recognizer.embed_aligned(image), reference)
+            identity = losses.identity_loss(self.frozen["recognizer"], target, image)
             loss = loss + c.lambda_id * identity
             logs["g_id"] = identity.detach()
         if "vgg" in self.frozen:
