@@ -24,6 +24,7 @@ from training.losses import VGG19Features, gradient_penalty, perceptual_loss, to
 from training.systems.base import linear_decay
 from training.trackers import read_log
 from training.train import (
+    EpochSampler,
     list_checkpoints,
     load_run_config,
     main,
@@ -44,9 +45,7 @@ SMALL = [
     "system.discriminator.conv_dim=8",
     f"system.critic_steps={CRITIC_STEPS}",
     f"train.batch_size={BATCH}",
-    # flips are drawn from the main process's global RNG (num_workers 0) one batch ahead of use, which makes
-    # a resumed run differ from an uninterrupted one; without them resumption is bit-exact (tested below)
-    "train.hflip=false",
+    "train.hflip=true",  # flips on: resumption must still be bit-exact (tested below)
 ]
 LOSS_KEYS = {
     "d_loss",
@@ -174,6 +173,29 @@ def test_resume_reproduces_the_uninterrupted_run(run: Path, tmp_path: Path, prep
     position = torch.load(output / "checkpoints" / "step-0000003" / "custom_checkpoint_1.pkl", weights_only=False)
     assert position["total"] == 3 * CRITIC_STEPS and position["epoch"] >= 1  # resumed mid-way through an epoch
     assert [r["step"] for r in read_log(output)] == [1, 2, 3, 3]  # the resumed run logs step 3 again
+
+
+def test_sampler_flips_depend_only_on_seed_and_epoch(prepared_utk64: Path) -> None:
+    """Flips come with the shuffled order, off the global RNG: a resumed run flips the same faces."""
+    from training.data import PreparedFaces
+
+    sampler = EpochSampler(16, seed=3, flips=True)
+    sampler.set_epoch(1)
+    torch.manual_seed(0)
+    first = list(sampler)
+    torch.manual_seed(123)  # the global RNG has no say
+    assert list(sampler) == first
+    assert sorted(i for i, _ in first) == list(range(16))
+    assert {flip for _, flip in first} == {True, False}
+    sampler.set_epoch(2)
+    assert list(sampler) != first
+    assert list(EpochSampler(16, seed=3)) == [i for i, _ in EpochSampler(16, seed=3, flips=True)]
+
+    faces = PreparedFaces(prepared_utk64, max_samples=2)
+    plain, mirrored = faces[(1, False)], faces[(1, True)]
+    assert torch.equal(plain["image"], faces[1]["image"])
+    assert torch.equal(mirrored["image"], plain["image"].flip(-1))
+    assert mirrored["pose"][0] == -plain["pose"][0]
 
 
 def test_sigkill_then_resume_loses_at_most_one_interval(tmp_path: Path, prepared_utk64: Path) -> None:

@@ -76,6 +76,9 @@ class PreparedFaces(Dataset):
         hflip: random horizontal flip with probability 0.5 (augmentation). A flip mirrors the image and
             the landmark x coordinates (point indices are not re-paired left/right) and negates yaw and
             roll; age, age group and the AUs (one intensity per bilateral AU) are unchanged.
+
+    Items are read by index, or by an ``(index, flip)`` key that says whether to mirror the face; the
+    trainer's sampler uses keys so the flips are reproducible. ``hflip`` only decides for plain indices.
     """
 
     def __init__(
@@ -121,7 +124,11 @@ class PreparedFaces(Dataset):
         with Image.open(io.BytesIO(data), formats=("WEBP", "PNG", "JPEG")) as image:  # skip format probing
             return image.convert("RGB")
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, bool]) -> dict[str, torch.Tensor]:
+        if isinstance(key, tuple):
+            index, flip = int(key[0]), bool(key[1])
+        else:
+            index, flip = int(key), self.hflip and bool(torch.rand(()) < 0.5)
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} faces")
         image = self.image(index)
@@ -132,7 +139,7 @@ class PreparedFaces(Dataset):
             image = image.resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
         pixels = np.asarray(image, np.float32)
         pose = self.poses[index].copy()
-        if self.hflip and torch.rand(()) < 0.5:
+        if flip:
             pixels = pixels[:, ::-1]
             landmarks[:, 0] = (pixels.shape[1] - 1) - landmarks[:, 0]
             pose[0], pose[2] = -pose[0], -pose[2]

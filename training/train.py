@@ -90,17 +90,22 @@ def load_run_config(path: str | Path | None, overrides: Sequence[str] = ()) -> R
 # -- data ----------------------------------------------------------------------------------------------
 
 
-class EpochSampler(Sampler[int]):
+class EpochSampler(Sampler):
     """A shuffled order that depends only on (seed, epoch): the same on every process and after a resume.
 
+    With ``flips`` it also decides each face's horizontal flip, from the same per-epoch generator, and
+    yields ``(index, flip)`` keys that `PreparedFaces` understands. Drawing flips here rather than in the
+    dataset keeps them off the global torch RNG, so a resumed run flips the same faces and draws the same
+    random targets as an uninterrupted one.
+
     It also reseeds `loader_generator` (the DataLoader's own generator, from which each epoch's worker
-    seeds are drawn) per epoch, so starting an iterator never consumes the global torch RNG: a resumed
-    run then draws the same random targets as an uninterrupted one.
+    seeds are drawn) per epoch, so starting an iterator never consumes the global torch RNG either.
     """
 
-    def __init__(self, length: int, seed: int) -> None:
+    def __init__(self, length: int, seed: int, flips: bool = False) -> None:
         self.length = length
         self.seed = seed
+        self.flips = flips
         self.epoch = 0
         self.loader_generator = torch.Generator().manual_seed(seed)
 
@@ -108,9 +113,13 @@ class EpochSampler(Sampler[int]):
         self.epoch = epoch
         self.loader_generator.manual_seed(self.seed * 1_000_003 + epoch + 7919)
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[int | tuple[int, bool]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=generator).tolist())
+        order = torch.randperm(self.length, generator=generator).tolist()
+        if not self.flips:
+            return iter(order)
+        flips = (torch.rand(self.length, generator=generator) < 0.5).tolist()
+        return iter(zip(order, flips, strict=True))
 
     def __len__(self) -> int:
         return self.length
@@ -182,14 +191,13 @@ class DataStream:
 def build_loader(train: TrainConfig) -> tuple[DataLoader, EpochSampler]:
     from training.data import PreparedFaces
 
-    dataset = PreparedFaces(
-        train.data_dir, "train", image_size=train.image_size, max_samples=train.max_train_samples, hflip=train.hflip
-    )
+    # flips are drawn by the sampler (resumable), not by the dataset's own random draw
+    dataset = PreparedFaces(train.data_dir, "train", image_size=train.image_size, max_samples=train.max_train_samples)
     if len(dataset) < train.batch_size:
         raise TrainingError(
             f"{train.data_dir} has {len(dataset)} training faces, fewer than train.batch_size={train.batch_size}"
         )
-    sampler = EpochSampler(len(dataset), train.seed)
+    sampler = EpochSampler(len(dataset), train.seed, flips=train.hflip)
     workers = max(0, train.num_workers)
     loader = DataLoader(
         dataset,
