@@ -34,6 +34,7 @@ import torch
 from common import (
     REPO,
     count_flops,
+    cpu_has_amx,
     describe,
     environment,
     flops_by_module,
@@ -194,6 +195,12 @@ def stage_latency(
     rows.append(
         {"stage": f"edit, warm photo {width}x{height} (slider move)", **time_call(warm, device, repeats=repeats)}
     )
+    if device.type == "cuda" or cpu_has_amx():  # EditorConfig(precision="bf16"): the same edit, bf16 generator
+        config = dataclasses.replace(editor.config, precision="bf16")
+        fast = FaceEditor(editor.model, age_estimator=editor.age_estimator, analyzer=analyzer, config=config)
+        fast.edit(rgb, age=70.0, aus=aus, face=0)  # analyse once: the timed calls are slider moves
+        fast_warm = time_call(lambda: fast.edit(rgb, age=70.0, aus=aus, face=0), device, repeats=repeats)
+        rows.append({"stage": f"edit, warm photo {width}x{height} (slider move), precision bf16", **fast_warm})
     if large:
         import cv2
 

@@ -15,10 +15,10 @@ Recipes:
 
 - ``plain``: fp32, eager, default memory format, unfused Adam (``foreach=False, fused=False``).
 - ``project``: what train.py does with the config on this device: its mixed precision (bf16 in the
-  shipped config; on a CPU "no", as the config says), channels_last, fused Adam on CUDA, torch.compile
-  if the config (or ``--compile``) enables it.
+  shipped config; on a CPU only with AMX, as the config says), channels_last and fused Adam on CUDA,
+  torch.compile if the config (or ``--compile``) enables it.
 - ``project+compile`` (on CUDA by default): the project recipe with the generator compiled.
-- ``project+bf16`` (on CPUs with AMX by default): the project recipe with bf16 autocast on the CPU.
+- ``project+bf16`` (on request): the project recipe with bf16 autocast whatever the device.
 
 Reported per recipe: images/s (training faces consumed per second: critic_steps x batch per step),
 steps/s, peak memory (CUDA allocator peak on a GPU; sampled process RSS on a CPU) and the speed-up
@@ -65,10 +65,11 @@ class Recipe:
 
 def recipes_for(names: list[str], train: Any, device: torch.device, force_compile: bool) -> list[Recipe]:
     cuda = device.type == "cuda"
+    # the config's own advice: bf16 on GPUs, and on CPUs only with AMX (bf16 matmul units)
     project = Recipe(
         "project",
-        train.mixed_precision if cuda else "no",  # the config's own advice: bf16 is for GPUs
-        train.channels_last,
+        train.mixed_precision if cuda or cpu_has_amx() else "no",
+        train.uses_channels_last(device),
         train.fused_optimizers,
         train.compile or force_compile,
     )
@@ -160,7 +161,7 @@ def build_system(run: Any, recipe: Recipe, device: torch.device) -> tuple[Any, A
     # from here on as in training/train.py run_training
     for module in system.frozen.values():
         module.to(accelerator.device).eval().requires_grad_(False)
-    if train.channels_last:
+    if train.channels_last:  # the recipe decided (project: train.uses_channels_last)
         for module in [*system.models.values(), *system.frozen.values()]:
             module.to(memory_format=torch.channels_last)
     if train.compile:
@@ -305,11 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or (1 if args.smoke else (20 if cuda else 2))
     warmup = args.warmup if args.warmup is not None else (1 if args.smoke else (3 if cuda else 1))
     names = args.recipes or ["plain", "project"]
-    if args.recipes is None and not args.smoke:
-        if cuda:
-            names.append("project+compile")
-        elif cpu_has_amx():
-            names.append("project+bf16")
+    if args.recipes is None and not args.smoke and cuda:
+        names.append("project+compile")
     recipes = recipes_for(names, run.train, device, args.compile)
     size = run.train.image_size
     per_step = run.system.critic_steps

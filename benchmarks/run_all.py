@@ -148,9 +148,7 @@ def summarise(edit: dict[str, Any] | None, train: dict[str, Any] | None, smoke: 
         extra = [f"{name} {r['vs plain']:.2f}x" for name, r in results.items() if name not in ("plain", "project")]
         if extra:
             value += "; " + ", ".join(extra)
-        status = (
-            _status(ratio >= 3.0) if cuda else NOT_HERE_GPU + " (on a CPU the recipe is fp32; shown for information)"
-        )
+        status = _status(ratio >= 3.0) if cuda else NOT_HERE_GPU + " (CPU figure shown for information)"
     rows.append(
         {"target": "Training: project recipe vs plain (images/s)", "goal": ">= 3x", "measured": value, "status": status}
     )

@@ -56,6 +56,17 @@ def utk_sample(utkface_files: list[Path]) -> list[Path]:
     return [utkface_files[i] for i in sorted(picks)]
 
 
+@pytest.fixture(scope="session")
+def coffee_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scikit-image's coffee cup: a real photo without a face."""
+    from PIL import Image
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("coffee") / "coffee.jpg"
+    Image.fromarray(data.coffee()).save(path, quality=90)
+    return path
+
+
 # Real malformed UTKFace names from the shared copy: a stray space, a missing field, a missing dot.
 UTK_MALFORMED = (
     "24_0_1_20170116220224657 .jpg.chip.jpg",

@@ -33,15 +33,6 @@ def client(space_url: str):
     return Client(space_url, verbose=False, analytics_enabled=False)
 
 
-@pytest.fixture(scope="module")
-def coffee_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from skimage import data
-
-    path = tmp_path_factory.mktemp("space") / "coffee.jpg"
-    Image.fromarray(data.coffee()).save(path, quality=90)
-    return path
-
-
 def _pixels(path: str | Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
 

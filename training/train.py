@@ -475,7 +475,8 @@ def run_training(run: RunConfig, *, resume: bool = False, export_only: bool = Fa
         raise TrainingError(f"system {train.system}: {error}") from error
     for module in system.frozen.values():
         module.to(accelerator.device).eval().requires_grad_(False)
-    if train.channels_last:
+    channels_last = train.uses_channels_last(accelerator.device)
+    if channels_last:
         for module in [*system.models.values(), *system.frozen.values()]:
             module.to(memory_format=torch.channels_last)
     if train.compile:
@@ -518,7 +519,7 @@ def run_training(run: RunConfig, *, resume: bool = False, export_only: bool = Fa
         folder = export(system, run, state, accelerator)
         return {"step": state.step, "resumed_from": resumed_from, "export_dir": str(folder)}
 
-    stream = DataStream(accelerator, loader, sampler, position, train.channels_last)  # type: ignore[arg-type]
+    stream = DataStream(accelerator, loader, sampler, position, channels_last)  # type: ignore[arg-type]
     system.set_batch_source(stream)
     accelerator.init_trackers("tensorboard", config=flatten_config(run.to_dict()))
     samples = sample_batch(train, accelerator.device) if train.sample_every > 0 else None

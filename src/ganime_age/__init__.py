@@ -11,6 +11,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "EditorConfig": "ganime_age.pipeline",
     "FaceEditor": "ganime_age.pipeline",
     "GanimeAge": "ganime_age.models.ganimation_age",
     "GanimeAgeConfig": "ganime_age.models.ganimation_age",

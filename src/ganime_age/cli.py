@@ -38,12 +38,20 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="ageing model: Hub id or folder (default: the embedded model)")
     parser.add_argument("--age-estimator", help="age estimator: Hub id or folder (default: the embedded one)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="generator arithmetic: bf16/fp16 are faster on GPUs (bf16 also on CPUs with AMX); fp16 needs a GPU",
+    )
 
 
 def build_editor(args: argparse.Namespace):  # -> FaceEditor
     from ganime_age.pipeline import EditorConfig, FaceEditor
 
-    config = EditorConfig(model=args.model, age_estimator=args.age_estimator, device=args.device)
+    config = EditorConfig(
+        model=args.model, age_estimator=args.age_estimator, device=args.device, precision=args.precision
+    )
     return FaceEditor.from_pretrained(config=config)
 
 

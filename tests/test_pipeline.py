@@ -1,0 +1,170 @@
+"""FaceEditor and the `ganime-age edit` CLI on real photos (the shipped public-domain examples).
+
+The ageing model is the embedded default; these tests check what the pipeline guarantees whatever the
+weights: which pixels change, which faces are edited, the cache, the precision option, typed errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganime_age.cli import main as cli_main
+from ganime_age.conditions import NUM_AGE_GROUPS, group_center
+from ganime_age.errors import ConfigError, CorruptImageError, FaceIndexError, NoFaceError
+from ganime_age.pipeline import EditorConfig, FaceEditor
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "space" / "examples"
+ASTRONAUT = EXAMPLES / "astronaut.jpg"
+TWO_FACES = EXAMPLES / "two-faces.jpg"
+
+
+class CountingAnalyzer:
+    """The real FaceAnalyzer, counting how often a photo is analysed (to check the cache)."""
+
+    def __init__(self, analyzer) -> None:
+        self.analyzer = analyzer
+        self.calls = 0
+
+    def analyze(self, rgb: np.ndarray):
+        self.calls += 1
+        return self.analyzer.analyze(rgb)
+
+
+@pytest.fixture(scope="module")
+def editor() -> FaceEditor:
+    return FaceEditor.from_pretrained(device="cpu")
+
+
+def pixels(image: Image.Image | Path) -> np.ndarray:
+    image = Image.open(image) if isinstance(image, Path) else image
+    return np.asarray(image.convert("RGB"), np.int16)
+
+
+def changed_box(before: np.ndarray, after: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the pixels that differ by more than JPEG-free rounding."""
+    ys, xs = np.nonzero(np.abs(after - before).max(axis=2) > 2)
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+def test_edit_changes_the_face_and_nothing_else(editor: FaceEditor) -> None:
+    result = editor.edit_details(ASTRONAUT, age=70)
+    before, after = pixels(ASTRONAUT), pixels(result.image)
+    assert after.shape == before.shape
+    (face,) = editor.analyze(ASTRONAUT)
+    x, y, w, h = face.detection.box
+    x0, y0, x1, y1 = changed_box(before, after)
+    # every changed pixel lies near the detected face (the aligned crop frames the face with a margin)
+    margin = 0.6 * max(w, h)
+    assert x0 >= x - margin and y0 >= y - margin and x1 <= x + w + margin and y1 <= y + h + margin
+    assert np.abs(after - before).max(axis=2).mean() > 0.5  # and the face did change
+    (edit,) = result.faces
+    assert edit.target_age == 70
+    # GANimation-age needs no source age, so none is estimated for an explicit target age
+    assert (edit.source_age is not None) == editor.uses_source_age
+    assert edit.output.size == edit.source.size == (editor.image_size, editor.image_size)
+    assert edit.attention is not None and edit.attention.mode == "L"
+
+
+def test_face_selection_on_a_two_face_photo(editor: FaceEditor) -> None:
+    faces = editor.analyze(TWO_FACES)
+    assert len(faces) == 2
+    before = pixels(TWO_FACES)
+    both = editor.edit_details(TWO_FACES, age=80)
+    assert [f.index for f in both.faces] == [0, 1]
+    right_only = pixels(editor.edit(TWO_FACES, age=80, face=1))
+    x0, _, _, _ = changed_box(before, right_only)
+    left_box = faces[0].detection.box
+    assert x0 > left_box[0] + left_box[2], "editing face 1 touched face 0"
+    with pytest.raises(FaceIndexError, match="has 2 face"):
+        editor.edit(TWO_FACES, age=80, face=2)
+
+
+def test_au_mapping_changes_only_the_named_aus(editor: FaceEditor) -> None:
+    measured = editor.measure_aus(ASTRONAUT)
+    (edit,) = editor.edit_details(ASTRONAUT, aus={"AU12": 4.5}).faces
+    names = list(measured)
+    assert edit.target_aus[names.index("AU12")] == pytest.approx(4.5)
+    others = [i for i, n in enumerate(names) if n != "AU12"]
+    np.testing.assert_allclose(edit.target_aus[others], [measured[names[i]] for i in others], atol=1e-6)
+    assert edit.source_age is not None and 25 < edit.source_age < 65  # Eileen Collins, about 42
+    assert edit.target_age == pytest.approx(edit.source_age)  # age=None keeps the estimate
+
+
+def test_analysis_is_cached_between_slider_moves(editor: FaceEditor) -> None:
+    counting = CountingAnalyzer(editor.analyzer)
+    cached = FaceEditor(editor.model, age_estimator=editor.age_estimator, analyzer=counting, config=editor.config)
+    photo = Image.open(ASTRONAUT)
+    for age in (10, 40, 70):
+        cached.edit(photo, age=age)
+    assert counting.calls == 1
+    cached.edit(pixels(ASTRONAUT).astype(np.uint8), age=30)  # the same pixels as an array: same key
+    assert counting.calls == 1
+    cached.edit(TWO_FACES, age=30)
+    assert counting.calls == 2
+
+
+def test_age_strip_gives_the_ten_group_centres(editor: FaceEditor) -> None:
+    steps: list[float] = []
+    strip = editor.age_strip(ASTRONAUT, progress=lambda fraction, _: steps.append(fraction))
+    assert [age for age, _ in strip] == [group_center(g) for g in range(NUM_AGE_GROUPS)]
+    crops = [pixels(image) for _, image in strip]
+    assert all(c.shape == (editor.image_size, editor.image_size, 3) for c in crops)
+    assert not np.array_equal(crops[0], crops[-1])  # the target age reaches the generator
+    assert steps[-1] == 1.0
+
+
+def test_bad_inputs_are_typed_errors(editor: FaceEditor, coffee_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(NoFaceError):
+        editor.edit(coffee_file, age=50)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(ASTRONAUT.read_bytes()[:2000])
+    with pytest.raises(CorruptImageError):
+        editor.edit(broken, age=50)
+    with pytest.raises(ValueError, match="finite"):
+        editor.edit(ASTRONAUT, age=float("nan"))
+
+
+def test_bf16_precision_is_close_to_fp32(editor: FaceEditor) -> None:
+    bf16 = FaceEditor(
+        editor.model,
+        age_estimator=editor.age_estimator,
+        analyzer=editor.analyzer,
+        config=EditorConfig(device="cpu", precision="bf16"),
+    )
+    full = editor.edit_details(ASTRONAUT, age=60).faces[0]
+    half = bf16.edit_details(ASTRONAUT, age=60).faces[0]
+    difference = np.abs(pixels(full.output) - pixels(half.output))
+    assert difference.mean() < 3.0 and np.percentile(difference, 99) < 16, (difference.mean(), difference.max())
+    assert np.abs(np.asarray(full.attention, np.int16) - np.asarray(half.attention, np.int16)).mean() < 3.0
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        FaceEditor(editor.model, config=EditorConfig(device="cpu", precision="fp16"))
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        FaceEditor(editor.model, config=EditorConfig(device="cpu", precision="int8"))
+
+
+def test_cli_edit_writes_the_photo_and_masks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "out" / "old.png"
+    masks = tmp_path / "masks"
+    code = cli_main(
+        ["edit", str(TWO_FACES), "--age", "75", "--au", "AU12=3", "-o", str(output), "--mask-dir", str(masks)]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "face 0: age" in printed and "face 1: age" in printed and "-> 75" in printed
+    assert Image.open(output).size == Image.open(TWO_FACES).size
+    assert sorted(p.name for p in masks.iterdir()) == ["old_face0_attention.png", "old_face1_attention.png"]
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, coffee_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["edit", str(coffee_file), "--age", "50", "-o", str(tmp_path / "x.png")]) == 2
+    assert "no face found" in capsys.readouterr().err
+    code = cli_main(["edit", str(ASTRONAUT), "--precision", "fp16", "--device", "cpu", "-o", str(tmp_path / "y.png")])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "fp16 needs a GPU" in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
