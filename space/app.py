@@ -68,10 +68,16 @@ def launch_options() -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python app.py [--model M] [--device D] [--port P] [--host H] [--preload] [--share]`."""
+    """`python app.py [--model M] [--device D] [--precision P] [--port P] [--host H] [--preload] [--share]`."""
     parser = argparse.ArgumentParser(description="Run the ganime-age Gradio Space locally.")
     parser.add_argument("--model", help="default ageing model: Hub id or folder (else $GANIME_AGE_MODEL / embedded)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default=os.environ.get("GANIME_AGE_PRECISION", "fp32"),
+        help="generator arithmetic (default $GANIME_AGE_PRECISION or fp32); bf16 is ~3x faster on GPUs and AMX CPUs",
+    )
     parser.add_argument("--host", default=None, help="server name (default 127.0.0.1; 0.0.0.0 to serve the LAN)")
     parser.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--preload", action="store_true", help="load the models before serving (default on Spaces)")
@@ -82,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     device = args.device or ("cuda" if on_zero_gpu() else None)
-    provider = EditorProvider(available_models(env_model=args.model), device=device)
+    provider = EditorProvider(available_models(env_model=args.model), device=device, precision=args.precision)
     if args.preload or on_spaces():
         # On ZeroGPU each GPU call runs in a forked worker: models loaded there are lost, so load them
         # here, once, in the main process (ZeroGPU keeps "cuda" tensors parked until a GPU is attached).

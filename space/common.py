@@ -151,7 +151,7 @@ def model_warning(editor: Any) -> str:
 
     if is_untrained_default(editor.model):
         return (
-            "\n\n⚠️ No trained model is embedded yet: this is an *untrained placeholder*, so edits are "
+            "\n\n⚠️ No trained model is embedded yet: this is an *untrained initialisation*, so edits are "
             "meaningless noise. Set `GANIME_AGE_MODEL` to a trained folder or Hub id."
         )
     return ""

@@ -73,7 +73,7 @@ def available_models(weights_dir: Path | None = None, env_model: str | None = No
         choices.append(ModelChoice(DEFAULT_KEY, DEFAULT_MODEL_DIR.name, None, _model_type(DEFAULT_MODEL_DIR)))
     else:
         choices.append(
-            ModelChoice(DEFAULT_KEY, f"{DEFAULT_MODEL_DIR.name} (untrained placeholder)", None, "ganime_age")
+            ModelChoice(DEFAULT_KEY, f"{DEFAULT_MODEL_DIR.name} (untrained)", None, "ganime_age")
         )
     default_dir = DEFAULT_MODEL_DIR.resolve()
     if weights_dir.is_dir():
@@ -92,9 +92,12 @@ def available_models(weights_dir: Path | None = None, env_model: str | None = No
 class EditorProvider:
     """Loads each FaceEditor once, on first use (or up front with `preload`), and hands it out."""
 
-    def __init__(self, models: list[ModelChoice] | None = None, *, device: str | None = None) -> None:
+    def __init__(
+        self, models: list[ModelChoice] | None = None, *, device: str | None = None, precision: str = "fp32"
+    ) -> None:
         self._models = models
         self.device = device
+        self.precision = precision  # EditorConfig.precision for every editor
         self._editors: dict[str, FaceEditor] = {}
         self._lock = threading.Lock()
         self._busy: dict[str, threading.Lock] = {}
@@ -125,10 +128,11 @@ class EditorProvider:
         with self._lock:  # two first requests must not load the same model twice
             editor = self._editors.get(choice.key)
             if editor is None:
-                from ganime_age.pipeline import FaceEditor
+                from ganime_age.pipeline import EditorConfig, FaceEditor
 
                 logger.info("loading ageing model %s (%s)", choice.label, choice.source or "embedded default")
-                editor = FaceEditor.from_pretrained(choice.source, device=self.device)
+                config = EditorConfig(device=self.device, precision=self.precision)
+                editor = FaceEditor.from_pretrained(choice.source, config=config)
                 self._editors[choice.key] = editor
         return editor
 

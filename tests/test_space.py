@@ -167,8 +167,10 @@ def test_provider_loads_each_model_once() -> None:
     provider = EditorProvider()
     with provider.session(DEFAULT_KEY) as editor:
         assert editor is provider() is provider.get(DEFAULT_KEY)
+        assert editor.config.precision == "fp32"
     with pytest.raises(WeightsError, match="unknown model"):
         provider.get("no-such-model")
+    assert EditorProvider(device="cpu", precision="bf16").get().config.precision == "bf16"  # app.py --precision
 
 
 def test_user_errors_become_gradio_errors() -> None:

@@ -2,7 +2,7 @@
 
 Output is shown side by side with the source and the driver. Without a trained reenactor
 (``$GANIME_AGE_REENACTOR``) the pose moves by the classical landmark warp; expression detail and the
-age come from the selected ageing model's AU path (skipped, with a note, for the untrained placeholder).
+age come from the selected ageing model's AU path (skipped, with a note, for the untrained default).
 Videos are capped at ``MAX_VIDEO_FRAMES`` frames here (the CLI has no cap); audio is dropped.
 
 The example driving video is made by :func:`make_driving_example` from the public-domain astronaut
@@ -54,7 +54,7 @@ def method_note(editor: Any) -> str:
         )
     if is_untrained_default(editor.model):
         note += (
-            " The expression/age step is skipped: the ageing model is an untrained placeholder, so the "
+            " The expression/age step is skipped: the ageing model is untrained, so the "
             "age slider has no effect here."
         )
     return note
