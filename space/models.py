@@ -72,9 +72,7 @@ def available_models(weights_dir: Path | None = None, env_model: str | None = No
     elif (DEFAULT_MODEL_DIR / "config.json").is_file():
         choices.append(ModelChoice(DEFAULT_KEY, DEFAULT_MODEL_DIR.name, None, _model_type(DEFAULT_MODEL_DIR)))
     else:
-        choices.append(
-            ModelChoice(DEFAULT_KEY, f"{DEFAULT_MODEL_DIR.name} (untrained)", None, "ganime_age")
-        )
+        choices.append(ModelChoice(DEFAULT_KEY, f"{DEFAULT_MODEL_DIR.name} (untrained)", None, "ganime_age"))
     default_dir = DEFAULT_MODEL_DIR.resolve()
     if weights_dir.is_dir():
         for folder in sorted(p for p in weights_dir.iterdir() if p.is_dir()):

@@ -54,8 +54,7 @@ def method_note(editor: Any) -> str:
         )
     if is_untrained_default(editor.model):
         note += (
-            " The expression/age step is skipped: the ageing model is untrained, so the "
-            "age slider has no effect here."
+            " The expression/age step is skipped: the ageing model is untrained, so the age slider has no effect here."
         )
     return note
 
