@@ -243,6 +243,56 @@ def test_sigkill_then_resume_loses_at_most_one_interval(tmp_path: Path, prepared
     assert not [p for p in (output / "checkpoints").iterdir() if p.name.startswith(".")]  # leftovers cleaned
 
 
+def test_sigterm_checkpoints_the_step_in_flight_then_resumes(tmp_path: Path, prepared_utk64: Path) -> None:
+    """A scheduler's or a lease's SIGTERM loses nothing: the step in flight ends, a checkpoint is written
+    (no periodic one is due), the exit code is 128+15, and --resume goes on from there."""
+    output = tmp_path / "terminated"
+    cheap = ["system.critic_steps=1", "system.lambda_identity=0"]
+    options = overrides(
+        prepared_utk64, output, *cheap, max_steps=100_000, checkpoint_every=10_000, sample_every=0, log_every=1
+    )
+    command = [sys.executable, str(REPO / "training" / "train.py"), "--config", TINY, *options]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            steps = [r["step"] for r in read_log(output)]
+            if steps and max(steps) >= 3:
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, process.stderr.read().decode()[-2000:] if process.stderr else ""
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, stderr.decode()[-2000:]
+    last_logged = max(r["step"] for r in read_log(output))
+    newest = newest_checkpoint(output)
+    assert newest is not None and read_checkpoint_step(newest) == last_logged >= 3
+    assert f"stopped at step {last_logged}/100000 (SIGTERM)" in stdout.decode()
+    assert not (output / "export").exists()  # a signal asks to end soon: no export
+    config = load_run_config(TINY, [*options, f"train.max_steps={last_logged + 1}"])  # the later value wins
+    summary = run_training(config, resume=True)
+    assert summary["resumed_from"] == last_logged and summary["step"] == last_logged + 1
+    assert summary["stopped"] is None and Path(summary["export_dir"]).is_dir()
+
+
+def test_time_budget_checkpoints_and_exports(tmp_path: Path, prepared_utk64: Path) -> None:
+    """train.max_minutes: a time-limited lease trains in slices, each ending with a checkpoint and an export."""
+    output = tmp_path / "budget"
+    cheap = ["system.critic_steps=1", "system.lambda_identity=0"]
+    options = overrides(prepared_utk64, output, *cheap, max_steps=50, checkpoint_every=100, sample_every=0)
+    first = run_training(load_run_config(TINY, [*options, "train.max_minutes=0.0001"]))
+    assert first["stopped"] == "time budget" and first["step"] == 1  # one step always runs
+    assert read_checkpoint_step(newest_checkpoint(output)) == 1
+    assert GanimeAge.from_pretrained(first["export_dir"]).config.image_size == 64
+    second = run_training(load_run_config(TINY, [*options, "train.max_minutes=0.0001"]), resume=True)
+    assert second["resumed_from"] == 1 and second["step"] == 2 and second["stopped"] == "time budget"
+
+
 def test_user_mistakes_are_one_line_errors(
     tmp_path: Path, prepared_utk64: Path, run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

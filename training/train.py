@@ -19,7 +19,9 @@ import os
 import platform
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -334,6 +336,47 @@ def save_checkpoint(accelerator: Any, output_dir: str | Path, state: TrainerStat
 # -- the run ----------------------------------------------------------------------------------------------
 
 
+class StopRequests:
+    """Why the loop should stop early: the time budget ran out, or SIGTERM/SIGINT arrived.
+
+    A signal only sets a flag, so the step in flight finishes and a checkpoint is written before the
+    process ends (a scheduler's or a lease's SIGTERM loses nothing). Every process must stop at the
+    same step, so the decision is reduced over processes. Handlers are restored on exit.
+    """
+
+    SIGNALS = ("SIGTERM", "SIGINT")
+
+    def __init__(self, max_minutes: float | None) -> None:
+        self.deadline = None if max_minutes is None else time.monotonic() + max_minutes * 60.0
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            for name in self.SIGNALS:
+                number = getattr(signal, name)
+                self._previous[number] = signal.signal(number, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _on_signal(self, number: int, frame: Any) -> None:
+        self.signal_name = signal.Signals(number).name
+
+    def reason(self, accelerator: Any) -> str | None:
+        """None to go on; else why to stop, agreed by every process."""
+        timed_out = self.deadline is not None and time.monotonic() > self.deadline
+        local = 2 if self.signal_name else int(timed_out)
+        if accelerator.num_processes > 1:
+            flag = torch.tensor([local], device=accelerator.device)
+            local = int(accelerator.reduce(flag, reduction="max").item())
+        if local == 2:
+            return self.signal_name or "a signal on another process"
+        return "time budget" if local == 1 else None
+
+
 def hardware_description(accelerator: Any) -> str:
     if accelerator.device.type == "cuda":
         name = torch.cuda.get_device_name(accelerator.device)
@@ -530,50 +573,65 @@ def run_training(run: RunConfig, *, resume: bool = False, export_only: bool = Fa
     last_log_time, last_log_step, last_log_batches = time.perf_counter(), state.step, position.total
     batch_images = train.batch_size * accelerator.num_processes
     saved_step = state.step if resumed_from is not None else -1
+    stopped: str | None = None
+    folder: Path | None = None
     try:
-        while state.step < train.max_steps:
-            started = time.perf_counter()
-            batches_before = position.total
-            logs = system.training_step(next(stream), state.step)
-            for scheduler in system.schedulers.values():
-                scheduler.step()
-            state.step += 1
-            state.images += (position.total - batches_before) * batch_images
-            averager.add(logs)
-            state.train_seconds += time.perf_counter() - started
+        with StopRequests(train.max_minutes) as stop:
+            while state.step < train.max_steps and stopped is None:
+                started = time.perf_counter()
+                batches_before = position.total
+                logs = system.training_step(next(stream), state.step)
+                for scheduler in system.schedulers.values():
+                    scheduler.step()
+                state.step += 1
+                state.images += (position.total - batches_before) * batch_images
+                averager.add(logs)
+                state.train_seconds += time.perf_counter() - started
 
-            if train.log_every > 0 and (state.step % train.log_every == 0 or state.step == train.max_steps):
-                values = averager.pop(accelerator)
-                now = time.perf_counter()
-                elapsed = max(now - last_log_time, 1e-9)
-                values["steps_per_sec"] = (state.step - last_log_step) / elapsed
-                values["images_per_sec"] = (position.total - last_log_batches) * batch_images / elapsed
-                values["epoch"] = position.epoch
-                for name, scheduler in system.schedulers.items():
-                    values[f"lr_{name}"] = float(scheduler.get_last_lr()[0])
-                bad = [k for k, v in values.items() if not math.isfinite(v)]
-                accelerator.log(values, step=state.step)
-                if bad:
-                    raise TrainingError(f"non-finite training values at step {state.step}: {', '.join(bad)}")
-                accelerator.print(
-                    f"step {state.step}/{train.max_steps} "
-                    + " ".join(f"{k}={v:.4g}" for k, v in sorted(values.items()) if not k.startswith("lr_"))
-                )
-            if samples is not None and state.step % train.sample_every == 0 and accelerator.is_main_process:
-                folder = output / "samples"
-                folder.mkdir(parents=True, exist_ok=True)
-                system.sample_grid(samples).save(folder / f"step-{state.step:07d}.png")
-            if train.checkpoint_every > 0 and state.step % train.checkpoint_every == 0:
-                save_checkpoint(accelerator, output, state, train.keep_checkpoints)
-                saved_step = state.step
-            if train.log_every > 0 and state.step % train.log_every == 0:
-                last_log_time, last_log_step, last_log_batches = time.perf_counter(), state.step, position.total
+                if train.log_every > 0 and (state.step % train.log_every == 0 or state.step == train.max_steps):
+                    values = averager.pop(accelerator)
+                    now = time.perf_counter()
+                    elapsed = max(now - last_log_time, 1e-9)
+                    values["steps_per_sec"] = (state.step - last_log_step) / elapsed
+                    values["images_per_sec"] = (position.total - last_log_batches) * batch_images / elapsed
+                    values["epoch"] = position.epoch
+                    for name, scheduler in system.schedulers.items():
+                        values[f"lr_{name}"] = float(scheduler.get_last_lr()[0])
+                    bad = [k for k, v in values.items() if not math.isfinite(v)]
+                    accelerator.log(values, step=state.step)
+                    if bad:
+                        raise TrainingError(f"non-finite training values at step {state.step}: {', '.join(bad)}")
+                    accelerator.print(
+                        f"step {state.step}/{train.max_steps} "
+                        + " ".join(f"{k}={v:.4g}" for k, v in sorted(values.items()) if not k.startswith("lr_"))
+                    )
+                if samples is not None and state.step % train.sample_every == 0 and accelerator.is_main_process:
+                    sample_dir = output / "samples"
+                    sample_dir.mkdir(parents=True, exist_ok=True)
+                    system.sample_grid(samples).save(sample_dir / f"step-{state.step:07d}.png")
+                if train.checkpoint_every > 0 and state.step % train.checkpoint_every == 0:
+                    save_checkpoint(accelerator, output, state, train.keep_checkpoints)
+                    saved_step = state.step
+                if train.log_every > 0 and state.step % train.log_every == 0:
+                    last_log_time, last_log_step, last_log_batches = time.perf_counter(), state.step, position.total
+                if state.step < train.max_steps:  # checked after the step: every invocation makes progress
+                    stopped = stop.reason(accelerator)
         if saved_step != state.step:
             save_checkpoint(accelerator, output, state, train.keep_checkpoints)
-        folder = export(system, run, state, accelerator)
+        if stopped is None or stopped == "time budget":  # a signal asks to end soon: the checkpoint is enough
+            folder = export(system, run, state, accelerator)
+        if stopped is not None:
+            accelerator.print(
+                f"stopped at step {state.step}/{train.max_steps} ({stopped}); checkpoint saved, continue with --resume"
+            )
     finally:
         accelerator.end_training()
-    return {"step": state.step, "resumed_from": resumed_from, "export_dir": str(folder)}
+    return {
+        "step": state.step,
+        "resumed_from": resumed_from,
+        "export_dir": str(folder) if folder is not None else None,
+        "stopped": stopped,
+    }
 
 
 # -- command line -----------------------------------------------------------------------------------------
@@ -604,10 +662,13 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        run_training(run, resume=args.resume, export_only=args.export_only)
+        summary = run_training(run, resume=args.resume, export_only=args.export_only)
     except GanimeAgeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    stopped = summary.get("stopped")
+    if stopped in StopRequests.SIGNALS:  # interrupted (checkpoint saved): the shell's code for that signal
+        return 128 + int(getattr(signal, stopped))
     return 0
 
 

@@ -29,6 +29,9 @@ class TrainConfig:
     image_size: int = 128
     batch_size: int = 16
     max_steps: int = 100_000
+    # wall-clock budget of this invocation in minutes (None = none): past it, the run checkpoints, exports
+    # and stops; `--resume` continues (how a time-limited GPU lease trains in slices)
+    max_minutes: float | None = None
     seed: int = 0
     num_workers: int = 2
     mixed_precision: str = "no"  # "no" | "bf16" | "fp16"; bf16 on GPUs
