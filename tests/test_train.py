@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -198,35 +200,40 @@ def test_sampler_flips_depend_only_on_seed_and_epoch(prepared_utk64: Path) -> No
     assert mirrored["pose"][0] == -plain["pose"][0]
 
 
+@contextlib.contextmanager
+def training_in_background(options: list[str], output: Path, until_step: int) -> Iterator[subprocess.Popen]:
+    """train.py in a subprocess, handed over once its log reaches `until_step`; killed on the way out.
+    Its stdout and stderr go to files beside `output` (a pipe nobody reads would fill and block it)."""
+    command = [sys.executable, str(REPO / "training" / "train.py"), "--config", TINY, *options]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output.parent / "stdout.txt", "wb") as out, open(output.parent / "stderr.txt", "wb") as err:
+        process = subprocess.Popen(command, cwd=output.parent, env=env, stdout=out, stderr=err)
+        try:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and process.poll() is None:
+                steps = [r["step"] for r in read_log(output)]
+                if steps and max(steps) >= until_step:
+                    break
+                time.sleep(0.2)
+            assert process.poll() is None, (output.parent / "stderr.txt").read_text()[-2000:]
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 def test_sigkill_then_resume_loses_at_most_one_interval(tmp_path: Path, prepared_utk64: Path) -> None:
     output = tmp_path / "killed"
     interval = 2
     cheap = ["system.critic_steps=1", "system.lambda_identity=0"]  # checkpointing is what is tested here
-    command = [
-        sys.executable,
-        str(REPO / "training" / "train.py"),
-        "--config",
-        TINY,
-        *overrides(
-            prepared_utk64, output, *cheap, max_steps=100_000, checkpoint_every=interval, sample_every=0, log_every=1
-        ),
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:
-            steps = [r["step"] for r in read_log(output)]
-            if steps and max(steps) >= 7:
-                break
-            time.sleep(0.2)
-        assert process.poll() is None, process.stderr.read().decode()[-2000:] if process.stderr else ""
+    options = overrides(
+        prepared_utk64, output, *cheap, max_steps=100_000, checkpoint_every=interval, sample_every=0, log_every=1
+    )
+    with training_in_background(options, output, until_step=7) as process:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     last_logged = max(r["step"] for r in read_log(output))
     newest = newest_checkpoint(output)
     assert newest is not None
@@ -251,28 +258,15 @@ def test_sigterm_checkpoints_the_step_in_flight_then_resumes(tmp_path: Path, pre
     options = overrides(
         prepared_utk64, output, *cheap, max_steps=100_000, checkpoint_every=10_000, sample_every=0, log_every=1
     )
-    command = [sys.executable, str(REPO / "training" / "train.py"), "--config", TINY, *options]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:
-            steps = [r["step"] for r in read_log(output)]
-            if steps and max(steps) >= 3:
-                break
-            time.sleep(0.2)
-        assert process.poll() is None, process.stderr.read().decode()[-2000:] if process.stderr else ""
+    with training_in_background(options, output, until_step=3) as process:
         process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 128 + signal.SIGTERM, stderr.decode()[-2000:]
+        process.wait(timeout=120)
+    stdout, stderr = (output.parent / "stdout.txt").read_text(), (output.parent / "stderr.txt").read_text()
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     last_logged = max(r["step"] for r in read_log(output))
     newest = newest_checkpoint(output)
     assert newest is not None and read_checkpoint_step(newest) == last_logged >= 3
-    assert f"stopped at step {last_logged}/100000 (SIGTERM)" in stdout.decode()
+    assert f"stopped at step {last_logged}/100000 (SIGTERM)" in stdout
     assert not (output / "export").exists()  # a signal asks to end soon: no export
     config = load_run_config(TINY, [*options, f"train.max_steps={last_logged + 1}"])  # the later value wins
     summary = run_training(config, resume=True)

@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # `python training/evaluate.py`: make `training` 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ganime_age.conditions import AU_FACS_NAMES, AU_NAMES
-from ganime_age.errors import GanimeAgeError
+from ganime_age.errors import GanimeAgeError, exit_status
 from training.metrics import (
     accept_rate,
     age_stats,
@@ -366,13 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = command_class(args.command)
-    try:
+
+    def evaluate() -> int:
         result = command.run(args)
-    except GanimeAgeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    write_outputs(result, command.markdown(result), args)
-    return 0
+        write_outputs(result, command.markdown(result), args)
+        return 0
+
+    return exit_status(evaluate, prog="evaluate.py")
 
 
 if __name__ == "__main__":

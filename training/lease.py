@@ -315,10 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ganime_age.errors import GanimeAgeError
+    from ganime_age.errors import exit_status
 
     args = build_parser().parse_args(argv)
-    try:
+
+    def command() -> int:
         if args.command == "pack-data":
             for part in pack_data(Path(args.data), Path(args.to), args.max_mib):
                 size = sum(f.stat().st_size for f in part.rglob("*") if f.is_file()) / MIB
@@ -326,12 +327,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "run":
             return run_slice(args)
-        target = unpack(Path(args.source), Path(args.to))
-        print(f"unpacked and strict-loaded {target}")
+        print(f"unpacked and strict-loaded {unpack(Path(args.source), Path(args.to))}")
         return 0
-    except GanimeAgeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+
+    return exit_status(command, prog="lease.py")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ganime_age import __version__
-from ganime_age.errors import GanimeAgeError
+from ganime_age.errors import exit_status
 
 # Subcommands whose implementation lives elsewhere: name -> (module, help). Each module has main(argv).
 DELEGATED: dict[str, tuple[str, str]] = {
@@ -105,17 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def command() -> int:
         if argv and argv[0] in DELEGATED:
             return int(importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:]) or 0)
         args = build_parser().parse_args(argv)
         return args.handler(args)
-    except GanimeAgeError as error:
-        print(f"ganime-age: error: {error}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as error:
-        print(f"ganime-age: error: {error}", file=sys.stderr)
-        return 2
+
+    return exit_status(command, prog="ganime-age", also=(FileNotFoundError,))
 
 
 if __name__ == "__main__":

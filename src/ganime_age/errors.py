@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class GanimeAgeError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -61,3 +64,13 @@ class ConfigError(GanimeAgeError, ValueError):
 
 class BackendNotInstalledError(GanimeAgeError, ImportError):
     """An optional backend (e.g. InsightFace) was asked for but its packages are not installed."""
+
+
+def exit_status(command: Callable[[], int], *, prog: str, also: tuple[type[Exception], ...] = ()) -> int:
+    """Run a command-line entry point: a typed user error (or one of `also`) becomes one line on stderr
+    and exit status 2, never a traceback; anything else is a bug and keeps its traceback."""
+    try:
+        return command()
+    except (GanimeAgeError, *also) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
