@@ -166,7 +166,7 @@ def test_folder_without_ages_needs_an_estimator(
     folder = tmp_path / "unlabelled"
     folder.mkdir()
     (folder / "face.jpg").symlink_to(utk_sample[0])
-    code = main(_argv(folder, tmp_path / "out", tiny_models, "--source", "folder"))
+    code = main(_argv(folder, tmp_path / "out", tiny_models, "--source", "folder", "--estimator", "none"))
     assert code == 2 and "age" in capsys.readouterr().err
 
 
@@ -186,6 +186,12 @@ def test_options_are_checked(tmp_path: Path, tiny_models: tuple[Path, Path], cap
         validate(AugmentConfig(input="i", output="o", controlnet="lllyasviel/control_v11p_sd15_openpose")).condition
         == "openpose_face"
     )
+    # ages are relabelled by the shipped estimator unless told otherwise
+    from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR
+
+    assert validate(AugmentConfig(input="i", output="o")).estimator == str(DEFAULT_ESTIMATOR_DIR)
+    assert validate(AugmentConfig(input="i", output="o", estimator="none")).estimator is None
+    assert validate(AugmentConfig(input="i", output="o", estimator="me/estimator")).estimator == "me/estimator"
     assert (
         pose_phrase(30, 0) == "head turned to the right"
         and pose_phrase(-10, -15) == "head turned slightly to the left, looking down"

@@ -5,13 +5,12 @@ draw the conditioning image the ControlNet expects (the MediaPipe face mesh of
 ``CrucibleAI/ControlNetMediaPipeFace`` by default, or OpenPose face keypoints) -> generate with
 ``StableDiffusionControlNetPipeline`` (or its img2img / inpaint variants, which carry over identity and
 background) -> keep the output only if a face is found at the requested pose with the source's identity ->
-relabel its age with an age estimator when one is given (else keep the source's label, recorded as
-``age_label_source: "source"``).
+relabel its age with the age estimator (by default the one shipped with the package; ``--estimator none``
+keeps the source's label, recorded as ``age_label_source: "source"``).
 
 Usage (one GPU, or all GPUs/machines with accelerate; rerun the same command to resume)::
 
-    python training/augment_multipose.py --input data/utkface-128 --output data/utkface-multipose \\
-        --estimator src/ganime_age/weights/age-estimator --batch-size 8
+    python training/augment_multipose.py --input data/utkface-128 --output data/utkface-multipose --batch-size 8
     accelerate launch training/augment_multipose.py --input data/ffhq-aging-256 --output out/ffhq-mp \\
         --mode img2img --strength 0.75 --poses=-30:0,-15:0,15:0,30:0,0:-15,0:15 --push-to-hub me/ffhq-aging-mp
 
@@ -87,7 +86,20 @@ def validate(config: AugmentConfig) -> AugmentConfig:
     except ValueError as error:
         raise ConfigError(str(error)) from None
     condition = default_condition(config.controlnet) if config.condition == "auto" else config.condition
-    return dataclasses.replace(config, condition=condition)
+    return dataclasses.replace(config, condition=condition, estimator=resolve_estimator(config.estimator))
+
+
+def resolve_estimator(option: str | None) -> str | None:
+    """--estimator: "embedded" is the age estimator shipped with the package; "none" (or empty) keeps labels."""
+    if option is None or option.strip().lower() in ("", "none"):
+        return None
+    if option == "embedded":
+        from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR
+
+        if not (DEFAULT_ESTIMATOR_DIR / "config.json").is_file():
+            raise ConfigError(f"the embedded age estimator is missing from {DEFAULT_ESTIMATOR_DIR}; pass --estimator")
+        return str(DEFAULT_ESTIMATOR_DIR)
+    return option
 
 
 def _check_previous_settings(output: Path, config: AugmentConfig) -> None:
@@ -266,7 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--controlnet-subfolder", help="subfolder of the ControlNet repo ('auto': diffusion_sd15 for the default)")
     add("--condition", choices=CONDITIONS, help="conditioning drawing (auto: from the ControlNet id)")
     add("--revision", help="Hub revision of the base model")
-    add("--estimator", help="AgeEstimator folder or Hub id: relabel kept outputs with its age estimate")
+    add(
+        "--estimator",
+        help='relabel kept outputs with this AgeEstimator (folder or Hub id); default "embedded" (the shipped one); '
+        '"none" keeps the source labels',
+    )
     add("--recognizer", help="MobileFaceNet weights file (default: the resolved asset)")
     add("--mode", choices=MODES, help="txt2img (default) or img2img / inpaint (carry over identity and background)")
     add("--strength", type=float, help=f"img2img / inpaint denoising strength (default {defaults.strength})")

@@ -59,7 +59,9 @@ class AugmentConfig:
     controlnet_subfolder: str | None = "auto"  # auto: the known subfolder of the controlnet id (diffusion_sd15)
     condition: str = "auto"  # the drawing the ControlNet expects; auto: openpose_face for OpenPose ControlNets
     revision: str | None = None
-    estimator: str | None = None  # AgeEstimator folder / Hub id: relabel kept outputs with its estimate
+    # relabel kept outputs with this AgeEstimator's estimate: "embedded" (the shipped one), a folder or Hub
+    # id, or "none" (keep the source's label, recorded as age_label_source "source")
+    estimator: str | None = "embedded"
     recognizer: str | None = None  # MobileFaceNet weights (default: the resolved asset)
 
     # generation
