@@ -66,6 +66,12 @@ def test_pack_data_splits_under_the_limit_and_gathers_back(sharded: Path, tmp_pa
     assert later["complete"] and later["missing"] == []
     assert parquet_bytes(gathered) == parquet_bytes(sharded)
     assert (gathered / "prepare_report.json").is_file()
+    # a shard damaged on the machine (same size, other bytes) counts as missing until carried again
+    damaged = gathered / "data" / "train-00002.parquet"
+    raw = bytearray(damaged.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(raw))
+    assert gather_data([], gathered)["missing"] == ["train-00002.parquet"]
 
 
 def test_slices_resume_and_the_export_comes_back_in_pieces(

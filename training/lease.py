@@ -112,20 +112,18 @@ def gather_data(parts: list[Path], data: Path) -> dict[str, Any]:
             if item.is_file() and item.name != MANIFEST:
                 shutil.copy2(item, data / item.name)
         for shard in sorted((part / "data").glob("*.parquet")):
-            target = data / "data" / shard.name
-            if not target.is_file() or target.stat().st_size != shard.stat().st_size:
-                shutil.copy2(shard, target)
+            shutil.copy2(shard, data / "data" / shard.name)  # what was carried this call wins
     if manifest is not None:
         (data / MANIFEST).write_text(json.dumps(manifest, indent=1))
     elif (data / MANIFEST).is_file():  # arrived in an earlier call of this lease
         manifest = json.loads((data / MANIFEST).read_text())
     if manifest is None:
         return {"complete": False, "missing": ["(no part with a manifest has arrived)"], "shards": 0}
-    missing = [
-        name
-        for name, info in manifest["shards"].items()
-        if not (data / "data" / name).is_file() or (data / "data" / name).stat().st_size != info["bytes"]
-    ]
+    missing = []  # absent, short, or not the bytes the manifest hashed (a torn or stale copy)
+    for name, info in manifest["shards"].items():
+        shard = data / "data" / name
+        if not (shard.is_file() and shard.stat().st_size == info["bytes"] and sha256(shard) == info["sha256"]):
+            missing.append(name)
     return {"complete": not missing, "missing": missing, "shards": len(manifest["shards"])}
 
 
