@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--precision",
         choices=["fp32", "bf16", "fp16"],
         default=os.environ.get("GANIME_AGE_PRECISION", "fp32"),
-        help="generator arithmetic (default $GANIME_AGE_PRECISION or fp32); bf16 is ~3x faster on GPUs and AMX CPUs",
+        help="generator arithmetic (default $GANIME_AGE_PRECISION or fp32); bf16 is ~3x faster on AMX CPUs; fp16 needs a GPU",
     )
     parser.add_argument("--host", default=None, help="server name (default 127.0.0.1; 0.0.0.0 to serve the LAN)")
     parser.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
