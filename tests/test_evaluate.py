@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from ganime_age.conditions import AU_NAMES
 from ganime_age.models.age_estimator import AgeEstimator, AgeEstimatorConfig
@@ -120,12 +121,24 @@ def test_random_generator_changes_faces(tmp_path: Path, prepared_utk64: Path, es
                 "--no-aus",
                 "--json",
                 str(out_json),
+                "--markdown",
+                str(tmp_path / "evaluation.md"),
+                "--samples",
+                str(tmp_path / "card"),
+                "--sample-faces",
+                "3",
             ]
         )
         == 0
     )
     result = json.loads(out_json.read_text())
     assert result["aus"] == {"measured": False}
+    # sample grids for the card: 3 real faces x (input + 2 ages), and x (input + the 3 default AU edits)
+    assert result["samples"] == ["samples_age.png", "samples_aus.png"]
+    ramp, edits = (Image.open(tmp_path / "card" / name) for name in result["samples"])
+    assert ramp.width == 3 * (64 + 2) + 2 and edits.width == 4 * (64 + 2) + 2
+    assert ramp.height == edits.height == 14 + 3 * (64 + 2) + 2
+    assert "![samples_age.png](samples_age.png)" in (tmp_path / "evaluation.md").read_text()
     for row in result["ages"]:
         assert all(math.isfinite(row[k]) for k in ("estimate_mean", "mae", "identity_cosine"))
         assert row["identity_cosine"] < 0.999  # an untrained generator does change the face

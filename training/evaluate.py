@@ -176,6 +176,13 @@ class GanimationEvaluation:
         )
         parser.add_argument("--landmarker", default=None, help="MediaPipe face_landmarker.task (default: the asset)")
         parser.add_argument("--no-aus", dest="aus", action="store_false", help="skip the AU measurements")
+        parser.add_argument(
+            "--samples",
+            default=None,
+            help="write samples_age.png and samples_aus.png (real test faces: age ramp, AU edits) to this folder; "
+            "the model folder puts them into its card",
+        )
+        parser.add_argument("--sample-faces", type=int, default=6, help="rows of the sample grids")
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -220,9 +227,12 @@ class GanimationEvaluation:
         threshold = identity["threshold"]
         estimator_on_inputs = age_stats(estimate(images), ages.numpy())
 
+        shown = spread_indices(n, args.sample_faces)  # the sample grids' rows
+        age_columns: list[tuple[str, torch.Tensor]] = [("input", images[shown])]
         age_rows = []
         for target in args.ages:
             outputs = edit(torch.full_like(ages, target), aus)
+            age_columns.append((f"age {target:g}", outputs[shown]))
             cosines = matched_cosines(source_embeddings, embed_faces(recognizer, outputs.to(device), bs))
             age_rows.append(
                 {
@@ -269,6 +279,10 @@ class GanimationEvaluation:
                 "drift": finite_mean([r["drift"] for r in edit_rows]),
             }
 
+        samples = None
+        if args.samples:
+            samples = write_samples(Path(args.samples), age_columns, edit, ages, aus, args.au_edits, shown)
+
         result = {
             "evaluation": "ganimation",
             "model": str(args.model),
@@ -287,6 +301,7 @@ class GanimationEvaluation:
                 "identity_verified": finite_mean([r["identity_verified"] for r in age_rows]),
             },
             "aus": au_section,
+            "samples": samples,
             "seconds": round(time.perf_counter() - started, 2),
         }
         return result
@@ -343,7 +358,36 @@ class GanimationEvaluation:
                 "AU intensities (0-5) measured with MediaPipe blendshapes on the aligned crops; error = |measured - "
                 "requested|, input error = the same for the unedited face, drift = mean |change| of the other 16 AUs.",
             ]
+        if result.get("samples"):
+            lines += ["", "Real test faces (rows); columns: the input, then the edits.", ""]
+            lines += [f"![{name}]({name})" for name in result["samples"]]
         return "\n".join(lines)
+
+
+def write_samples(
+    folder: Path,
+    age_columns: list[tuple[str, torch.Tensor]],
+    edit: Any,
+    ages: torch.Tensor,
+    aus: torch.Tensor,
+    au_edits: list[tuple[str, float]],
+    shown: np.ndarray,
+) -> list[str]:
+    """samples_age.png (the age ramp) and samples_aus.png (each AU edit at the source age) of the shown faces."""
+    from training.systems.base import image_grid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    image_grid(age_columns).save(folder / "samples_age.png")
+    names = ["samples_age.png"]
+    if au_edits:
+        au_columns = [age_columns[0]]
+        for name, value in au_edits:
+            target = aus.clone()
+            target[:, AU_NAMES.index(name)] = value
+            au_columns.append((f"{name}={value:g}", edit(ages, target)[shown]))
+        image_grid(au_columns).save(folder / "samples_aus.png")
+        names.append("samples_aus.png")
+    return names
 
 
 # -- command line ------------------------------------------------------------------------------------------
