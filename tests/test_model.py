@@ -173,6 +173,7 @@ def test_model_card_carries_metadata(tmp_path: Path) -> None:
             "license": "other",
             "license_name": "utkface-research-only",
             "evaluation": "| metric | value |\n|---|---|\n| MAE | 7.1 |",
+            "note": "A preview trained on a CPU.",
         },
     )
     card = ModelCard.load(tmp_path / "g" / "README.md")
@@ -181,6 +182,8 @@ def test_model_card_carries_metadata(tmp_path: Path) -> None:
     assert card.data.pipeline_tag == "image-to-image"
     assert {"ganime-age", "face-aging"} <= set(card.data.tags)
     assert "UTKFace train split" in card.text and "| MAE | 7.1 |" in card.text and '"image_size": 64' in card.text
+    description = card.text.index(GanimeAge.description[:40])
+    assert description < card.text.index("A preview trained on a CPU.") < card.text.index("## Evaluation")
 
 
 def test_push_to_hub_uploads_the_hub_layout(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -390,7 +390,7 @@ def model_card(run: RunConfig, state: TrainerState, accelerator: Any) -> dict[st
     """model_card_kwargs for the export: data, steps, time, hardware, final losses, evaluation if present."""
     train = run.train
     data_dir = Path(train.data_dir)
-    card: dict[str, Any] = {}
+    card: dict[str, Any] = {"note": train.card_note} if train.card_note else {}
     report: dict[str, Any] = {}
     report_path = data_dir / "prepare_report.json"
     if report_path.is_file():

@@ -126,11 +126,13 @@ class HubModel(
             tags=sorted(set((info.model_card_data.tags or []) + list(kwargs.pop("tags", [])))),
             datasets=kwargs.pop("datasets", None),
         )
+        description = self.description or (type(self).__doc__ or "").strip().splitlines()[0]
+        note = kwargs.pop("note", None)  # what this particular checkpoint is (e.g. a preview), under the description
         values = {
             "model_name": kwargs.pop("model_name", type(self).__name__),
             "model_type": self.model_type,
             "class_name": type(self).__name__,
-            "description": self.description or (type(self).__doc__ or "").strip().splitlines()[0],
+            "description": f"{description}\n\n{note}" if note else description,
             "config_json": json.dumps(to_dict(self.config), indent=2, sort_keys=True),
             "num_parameters": sum(p.numel() for p in self.parameters()),
             "trained_on": kwargs.pop("trained_on", "nothing yet: these are freshly initialised weights"),

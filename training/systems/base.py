@@ -48,6 +48,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the models a system lists in compile_targets()
     fused_optimizers: bool = True  # fused Adam kernels when training on CUDA (make_adam)
     sample_faces: int = 4  # rows of the sample grids (fixed faces from the test split)
+    card_note: str | None = None  # a paragraph under the exported model card's description: what this checkpoint is
 
     def uses_channels_last(self, device: torch.device) -> bool:
         """channels_last pays on CUDA (tensor-core convs); on CPUs it made a training step 17% slower."""

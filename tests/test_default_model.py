@@ -1,0 +1,68 @@
+"""The embedded default GANimation-age checkpoint (src/ganime_age/weights/ganime-age-128) on held-out faces.
+
+The faces are real UTKFace photos from the test side of the content-hash split that
+training/prepare_data.py uses, so the checkpoint never saw them. What is checked is behaviour only a
+trained model has: the shipped age estimator, an independent judge, reads the faces aged to 75 as
+older than the same faces aged to 10.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganime_age.hub import load_pretrained
+from ganime_age.models.ganimation_age import GanimeAge
+from ganime_age.pipeline import DEFAULT_MODEL_DIR, FaceEditor, default_ageing_model, is_untrained_default
+from training.prepare_data import file_sha1, split_for
+
+HELD_OUT = 24
+
+
+@pytest.fixture(scope="module")
+def held_out_photos(utkface_files: list[Path]) -> list[Path]:
+    """HELD_OUT test-split photos, spread over the sorted (age-first) file list, so over the ages."""
+    picks: list[Path] = []
+    for path in utkface_files[:: max(1, len(utkface_files) // (HELD_OUT * 12))]:
+        if split_for(file_sha1(path), 0.1) == "test":
+            picks.append(path)
+    step = max(1, len(picks) // HELD_OUT)
+    return picks[::step][:HELD_OUT]
+
+
+@pytest.fixture(scope="module")
+def editor() -> FaceEditor:
+    return FaceEditor.from_pretrained(device="cpu")
+
+
+def test_the_default_is_the_shipped_checkpoint(editor: FaceEditor) -> None:
+    config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    assert config["model_type"] == "ganime_age" and config["image_size"] == 128
+    model = default_ageing_model()
+    assert isinstance(model, GanimeAge) and not is_untrained_default(model)
+    assert not is_untrained_default(editor.model)
+    stored = load_pretrained(DEFAULT_MODEL_DIR).state_dict()  # fp16 on disk, upcast on load
+    assert all(t.dtype == torch.float32 for t in stored.values())
+    assert all(torch.equal(stored[k], v) for k, v in editor.model.state_dict().items())
+    card = (DEFAULT_MODEL_DIR / "README.md").read_text()
+    assert "non-commercial" in card.lower() and "## Evaluation" in card
+    for grid in ("samples_age.png", "samples_aus.png"):
+        assert (DEFAULT_MODEL_DIR / grid).is_file() and f"({grid})" in card
+
+
+def test_ageing_reads_older_to_an_independent_estimator(editor: FaceEditor, held_out_photos: list[Path]) -> None:
+    assert len(held_out_photos) == HELD_OUT
+    young, old = [], []
+    for photo in held_out_photos:
+        for target, readings in ((10.0, young), (75.0, old)):
+            (face,) = editor.edit_details(photo, age=target, face=0).faces
+            crop = torch.from_numpy(np.asarray(face.output, np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+            with torch.no_grad():
+                readings.append(float(editor.age_estimator.predict(crop)[0]))
+    gaps = np.array(old) - np.array(young)
+    assert (gaps > 0).mean() >= 0.8, gaps.round(1)
+    assert gaps.mean() > 10, gaps.round(1)
