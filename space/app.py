@@ -30,6 +30,8 @@ Change the **age** and the **facial expression** (17 FACS Action Units) of the f
 Upload a photo (or pick an example), choose a target age, or move the AU sliders; the edited faces are
 pasted back into the whole photo. Drag the handle on the result to compare before and after.
 
+The embedded default model is a **CPU-trained preview**: it ages faces visibly but crudely, and its expression
+edits are weak, until the GPU-trained model replaces it (its model card has the evaluation).
 The models were trained on UTKFace, which is for **non-commercial research only**; so are these edits.
 Photos are processed on this machine and not stored beyond Gradio's temporary upload cache.
 """

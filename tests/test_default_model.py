@@ -64,5 +64,6 @@ def test_ageing_reads_older_to_an_independent_estimator(editor: FaceEditor, held
             with torch.no_grad():
                 readings.append(float(editor.age_estimator.predict(crop)[0]))
     gaps = np.array(old) - np.array(young)
+    print(f"estimator: aged to 75 minus aged to 10 = {gaps.mean():.1f} years, older for {(gaps > 0).mean():.0%}")
     assert (gaps > 0).mean() >= 0.8, gaps.round(1)
     assert gaps.mean() > 10, gaps.round(1)

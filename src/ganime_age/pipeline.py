@@ -95,18 +95,19 @@ def pick_device(name: str | None = None) -> torch.device:
 
 
 def default_ageing_model() -> HubModel:
-    """The embedded default ageing/expression model.
+    """The embedded default ageing/expression model: the checkpoint in ``weights/ganime-age-128``.
 
-    The trained GANimation-age checkpoint ships in ``weights/ganime-age-128`` once it is trained on a
-    GPU; until then this is a seeded, *untrained* initialisation (edits are meaningless) so that the
-    API, CLI and Space work end to end. A warning says so.
+    That is a CPU-trained preview (see its model card) until the GPU run of
+    ``training/configs/ganimation_age.yaml`` replaces it. Should the folder be missing (a trimmed
+    install), a seeded, *untrained* initialisation stands in, with a warning, so that the API, CLI and
+    Space still work end to end.
     """
     if (DEFAULT_MODEL_DIR / "config.json").is_file():
         return load_pretrained(DEFAULT_MODEL_DIR)
     from ganime_age.models.ganimation_age import GanimeAge
 
     logger.warning(
-        "No trained GANimation-age checkpoint is embedded yet (%s); using untrained seeded weights. "
+        "The embedded GANimation-age checkpoint is missing (%s); using untrained seeded weights. "
         "Pass model=... or set %s to a trained folder or Hub id.",
         DEFAULT_MODEL_DIR,
         MODEL_ENV,
