@@ -199,8 +199,9 @@ class AdversarialSystem(TrainingSystem):
 
     It owns the two Adam optimisers with their linear decay, and an optional exponential moving
     average (EMA) of the generator, which is checkpointed, sampled and exported instead of the raw one.
-    Subclasses call :meth:`setup_adversarial` from ``build`` and :meth:`update_ema` after each
-    generator update; their config has an ``ema_decay`` field (0 disables the EMA).
+    Subclasses call :meth:`setup_adversarial` (or :meth:`setup_from_config`) from ``build`` and
+    :meth:`update_ema` after each generator update; their config has an ``ema_decay`` field (0 disables
+    the EMA).
     """
 
     ema: torch.nn.Module | None = None
@@ -226,6 +227,24 @@ class AdversarialSystem(TrainingSystem):
         for name, optimizer in self.optimizers.items():
             self.schedulers[name] = linear_decay(optimizer, self.train.max_steps, lr_decay_fraction)
         self.ema = copy.deepcopy(generator).eval().requires_grad_(False) if ema_decay > 0 else None
+
+    def setup_from_config(self, generator: torch.nn.Module, discriminator: torch.nn.Module) -> None:
+        """:meth:`setup_adversarial` from the config's ``g_lr``, ``d_lr``, ``betas``, ``lr_decay_fraction``
+        and ``ema_decay``, plus the frozen MobileFaceNet (``recognizer``) when ``lambda_id`` > 0."""
+        c = self.config
+        self.setup_adversarial(
+            generator,
+            discriminator,
+            lr_generator=c.g_lr,
+            lr_discriminator=c.d_lr,
+            betas=tuple(c.betas),
+            lr_decay_fraction=c.lr_decay_fraction,
+            ema_decay=c.ema_decay,
+        )
+        if c.lambda_id > 0:
+            from ganime_age.models.mobilefacenet import FaceRecognizer
+
+            self.frozen["recognizer"] = FaceRecognizer(c.recognizer)
 
     def on_prepared(self) -> None:
         if self.ema is not None:

@@ -95,19 +95,7 @@ class ReAgingGANSystem(AdversarialSystem):
     # -- construction ------------------------------------------------------------------------------
     def build(self) -> None:
         c: ReAgingGANSystemConfig = self.config
-        self.setup_adversarial(
-            ReAgingGAN(c.generator),
-            ReAgingDiscriminator(c.discriminator),
-            lr_generator=c.g_lr,
-            lr_discriminator=c.d_lr,
-            betas=tuple(c.betas),
-            lr_decay_fraction=c.lr_decay_fraction,
-            ema_decay=c.ema_decay,
-        )
-        if c.lambda_id > 0:
-            from ganime_age.models.mobilefacenet import FaceRecognizer
-
-            self.frozen["recognizer"] = FaceRecognizer(c.recognizer)
+        self.setup_from_config(ReAgingGAN(c.generator), ReAgingDiscriminator(c.discriminator))
         for module in self.frozen.values():
             module.to(self.device).eval().requires_grad_(False)
 

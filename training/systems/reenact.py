@@ -147,19 +147,7 @@ class ReenactSystem(AdversarialSystem):
 
     def build(self) -> None:
         c: ReenactSystemConfig = self.config
-        self.setup_adversarial(
-            Reenactor(c.generator),
-            ReenactDiscriminator(c.discriminator),
-            lr_generator=c.g_lr,
-            lr_discriminator=c.d_lr,
-            betas=tuple(c.betas),
-            lr_decay_fraction=c.lr_decay_fraction,
-            ema_decay=c.ema_decay,
-        )
-        if c.lambda_id > 0:
-            from ganime_age.models.mobilefacenet import FaceRecognizer
-
-            self.frozen["recognizer"] = FaceRecognizer(c.recognizer)
+        self.setup_from_config(Reenactor(c.generator), ReenactDiscriminator(c.discriminator))
         if c.vgg19_weights and c.lambda_perceptual > 0:
             self.frozen["vgg"] = losses.VGG19Features().load_file(c.vgg19_weights)
         for module in self.frozen.values():
