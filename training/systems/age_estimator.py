@@ -157,9 +157,7 @@ class AgeEstimatorSystem(TrainingSystem):
         with self.accelerator.autocast():
             logits = estimator(images)
             loss = mean_variance_loss(logits, ages, c.model.lambda_mean, c.model.lambda_variance)
-        optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss.total)
-        optimizer.step()
+        self.optimise(optimizer, loss.total)
         with torch.no_grad():
             mae = (expected_age(logits.detach()) - ages).abs().mean()
         return {

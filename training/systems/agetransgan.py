@@ -177,9 +177,7 @@ class AgeTransGANSystem(AdversarialSystem):
                 penalty = r1_penalty(real_out.realism, real_input)
                 loss = loss + 0.5 * c.r1_gamma * c.r1_every * penalty
                 self._last_r1 = penalty.detach()
-        optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
-        optimizer.step()
+        self.optimise(optimizer, loss)
         return {
             "d_loss": loss.detach(),
             "d_real": real_logit.mean().detach(),
@@ -217,9 +215,7 @@ class AgeTransGANSystem(AdversarialSystem):
                     mi = mutual_information_loss(self.frozen["aifd"], real, fake)
                     loss = loss + c.lambda_mi * mi
                     logs["g_mi"] = mi.detach()
-            optimizer.zero_grad(set_to_none=True)
-            self.accelerator.backward(loss)
-            optimizer.step()
+            self.optimise(optimizer, loss)
         finally:
             bare_discriminator.requires_grad_(True)
         logs["g_loss"] = loss.detach()

@@ -213,9 +213,7 @@ class AIFDSystem(TrainingSystem):
             identity = cosine_distance(out.embedding, target)
             age = self.unwrap("aifd").age_loss(out.age_logits, ages)
             loss = c.lambda_identity * identity + c.lambda_age * age
-        optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
-        optimizer.step()
+        self.optimise(optimizer, loss)
         with torch.no_grad():
             support = torch.arange(out.age_logits.shape[1], device=ages.device, dtype=torch.float32)
             mae = ((out.age_logits.detach().float().softmax(dim=1) @ support) - ages).abs().mean()

@@ -107,6 +107,12 @@ class TrainingSystem(ABC):
             raise RuntimeError("next_batch() needs the trainer's data stream (set_batch_source)")
         return self._batch_source()
 
+    def optimise(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        """One update: clear the gradients, backward through accelerate (loss scaling, DDP), step."""
+        optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        optimizer.step()
+
     def unwrap(self, name: str) -> torch.nn.Module:
         """The bare module behind ``self.models[name]`` (no DDP / compile wrapper), e.g. for export."""
         return self.accelerator.unwrap_model(self.models[name])

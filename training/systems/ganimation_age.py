@@ -174,9 +174,7 @@ class GanimationAgeSystem(TrainingSystem):
             au_loss = F.mse_loss(out.aus[:n].float(), normalise_aus(aus))
             age_loss = F.mse_loss(out.age[:n].float(), age / MAX_AGE)
             loss = adversarial + c.lambda_gp * penalty + c.lambda_critic_au * au_loss + c.lambda_critic_age * age_loss
-        optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
-        optimizer.step()
+        self.optimise(optimizer, loss)
         return {
             "d_loss": loss.detach(),
             "d_wasserstein": -adversarial.detach(),
@@ -231,9 +229,7 @@ class GanimationAgeSystem(TrainingSystem):
                 perceptual = perceptual_loss(self.frozen["vgg"], real, fake.image)
                 loss = loss + c.lambda_perceptual * perceptual
                 logs["g_perceptual"] = perceptual.detach()
-        optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
-        optimizer.step()
+        self.optimise(optimizer, loss)
         bare_critic.requires_grad_(True)
         logs["g_loss"] = loss.detach()
         return logs

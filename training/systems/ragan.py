@@ -153,9 +153,7 @@ class ReAgingGANSystem(AdversarialSystem):
                 r1 = losses.r1_penalty(losses.critic_score(real_realism), real_in)
                 loss = loss + 0.5 * c.r1_gamma * max(c.r1_every, 1) * r1
                 logs["d_r1"] = r1.detach()
-        optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
-        optimizer.step()
+        self.optimise(optimizer, loss)
         with torch.no_grad():
             logs["d_acc_real"] = (group_logits.argmax(dim=1) == groups).float().mean()
         logs["d_loss"] = loss.detach()
@@ -191,9 +189,7 @@ class ReAgingGANSystem(AdversarialSystem):
                 identity = losses.identity_loss(self.frozen["recognizer"], real, fake)
                 loss = loss + c.lambda_id * identity
                 logs["g_id"] = identity.detach()
-            optimizer.zero_grad(set_to_none=True)
-            self.accelerator.backward(loss)
-            optimizer.step()
+            self.optimise(optimizer, loss)
         finally:
             discriminator.requires_grad_(True)
         logs["g_loss"] = loss.detach()

@@ -169,9 +169,7 @@ class ReenactSystem(AdversarialSystem):
             real_score = discriminator(real, landmarks).float()
             fake_score = discriminator(fake.detach(), landmarks).float()
             loss = F.relu(1.0 - real_score).mean() + F.relu(1.0 + fake_score).mean()
-        optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(self.config.lambda_adv * loss)
-        optimizer.step()
+        self.optimise(optimizer, self.config.lambda_adv * loss)
         return {"d_loss": loss.detach(), "d_real": real_score.mean().detach(), "d_fake": fake_score.mean().detach()}
 
     def generator_losses(
@@ -214,9 +212,7 @@ class ReenactSystem(AdversarialSystem):
             logs.update(self.discriminator_step(output.image, target, target_landmarks))
         loss, g_logs = self.generator_losses(output, target, target_landmarks)
         optimizer = self.optimizers["generator"]
-        optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
-        optimizer.step()
+        self.optimise(optimizer, loss)
         self.update_ema()
         logs.update(g_logs)
         return logs
