@@ -7,6 +7,9 @@ with :func:`photo_block` so each tab works on its own (the Reenactment tab needs
 from __future__ import annotations
 
 import functools
+import html
+import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,8 @@ import gradio as gr
 from PIL import Image
 
 from space.models import DEFAULT_KEY, EditorProvider
+
+logger = logging.getLogger(__name__)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 ALL_FACES = "all"
@@ -46,10 +51,13 @@ def _hint(error: Exception) -> tuple[str, str]:
 
 
 def to_gradio_error(error: Exception) -> gr.Error:
+    """A toast that stays until closed (a fix hint must not vanish after 10 s), also logged on the server."""
     title, advice = _hint(error)
     detail = str(error).strip()
     message = f"{advice} Details: {detail}" if detail and detail.lower() not in advice.lower() else advice
-    return gr.Error(message, title=title, print_exception=False)
+    logger.warning("%s: %s", title, message)
+    # the toast renders HTML: an unescaped "<urlopen error ...>" swallowed the rest of the message
+    return gr.Error(html.escape(message, quote=False), title=title, duration=None, print_exception=False)
 
 
 def user_errors(fn: F) -> F:
@@ -100,14 +108,31 @@ def load_photo(path: str) -> Image.Image:
     return Image.fromarray(load_image(path))
 
 
+FACE_LABEL = re.compile(r"face\s+(\d+)\b", re.IGNORECASE)  # "Face 2 (from the left)" -> 2 (1-based)
+
+
 def parse_face(value: Any) -> int | None:
-    """Dropdown value -> face index (0-based) or None for every face."""
-    if value is None or value == ALL_FACES or value == "":
+    """Face selector -> face index (0-based), or None for every face.
+
+    Takes the dropdown's values ("all", "0", "1", ...) and, for HTTP API callers who copy what the UI
+    shows, its labels ("All faces", "All 6 faces", "The face", "Face 2 (from the left)").
+    """
+    text = "" if value is None else str(value).strip()
+    if text == "" or text.lower() == ALL_FACES or text.lower().startswith("all "):
         return None
+    if text.lower() == "the face":
+        return 0
+    label = FACE_LABEL.match(text)
+    if label is not None:
+        return int(label.group(1)) - 1
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"Unknown face choice {value!r}.", print_exception=False) from None
+        return int(text)
+    except ValueError:
+        raise gr.Error(
+            f"Unknown face choice {value!r}: use 'all', a 0-based index ('0' = leftmost), "
+            "or a label such as 'All faces' or 'Face 1'.",
+            print_exception=False,
+        ) from None
 
 
 def face_choices(count: int) -> list[tuple[str, str]]:
@@ -128,6 +153,14 @@ def example_photos() -> list[str]:
     return [str(p) for p in sorted(EXAMPLES_DIR.glob("*.jpg"))]
 
 
+def describe_age_change(edit: Any) -> str:
+    """One edited face (pipeline.FaceEdit) for a summary: "face 1: estimated **34** → **70** years"."""
+    target = f"**{edit.target_age:.0f}** years"
+    if edit.source_age is None:  # only without an age estimator
+        return f"face {edit.index + 1}: → {target}"
+    return f"face {edit.index + 1}: estimated **{edit.source_age:.0f}** → {target}"
+
+
 def describe_ages(ages: Sequence[float | None]) -> str:
     if not ages:
         return ""
@@ -143,7 +176,7 @@ def estimated_ages(editor: Any, path: str, count: int) -> list[float | None]:
     """Each face's estimated age, or None when the editor has no age estimator."""
     if getattr(editor, "age_estimator", None) is None:
         return [None] * count
-    return [editor.estimate_age(path, face=i) for i in range(count)]
+    return list(editor.estimate_age(path))
 
 
 def model_warning(editor: Any) -> str:

@@ -32,10 +32,12 @@ def test_mean_variance_loss_terms() -> None:
     sharp[torch.arange(3), ages.long()] = 30.0
     perfect = mean_variance_loss(sharp, ages)
     assert perfect.mean < 1e-6 and perfect.variance < 1e-6 and perfect.total < 1e-6
+    # the terms are 0-d tensors: compare Python floats (pytest 9.2's approx iterates over a tensor operand)
     flat = mean_variance_loss(torch.zeros(3, 101), ages)
-    assert flat.variance == pytest.approx(850.0, rel=1e-3)  # a uniform 0..100 has variance (101²-1)/12
-    assert flat.mean == pytest.approx(0.5 * ((50 - ages) ** 2).mean().item(), rel=1e-4)
-    assert flat.total == pytest.approx(flat.softmax + 0.2 * flat.mean + 0.05 * flat.variance, rel=1e-5)
+    softmax, mean, variance, total = (flat.softmax.item(), flat.mean.item(), flat.variance.item(), flat.total.item())
+    assert variance == pytest.approx(850.0, rel=1e-3)  # a uniform 0..100 has variance (101²-1)/12
+    assert mean == pytest.approx(0.5 * ((50 - ages) ** 2).mean().item(), rel=1e-4)
+    assert total == pytest.approx(softmax + 0.2 * mean + 0.05 * variance, rel=1e-5)
     assert torch.allclose(expected_age(sharp), ages, atol=1e-3)
 
 

@@ -191,12 +191,52 @@ def test_user_errors_become_gradio_errors() -> None:
         fails(ZeroDivisionError())
 
 
+def test_a_missing_model_file_error_stays_on_screen_and_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import gradio as gr
+
+    from ganime_age.assets import resolve_asset
+    from ganime_age.errors import ModelFileNotFoundError
+    from space.common import user_errors
+
+    monkeypatch.delenv("GANIME_AGE_ASSETS", raising=False)
+    monkeypatch.delenv("GANIME_AGE_MOBILEFACENET", raising=False)
+    with pytest.raises(gr.Error, match="GANIME_AGE_ASSETS") as raised, caplog.at_level("WARNING"):
+        user_errors(resolve_asset)("mobilefacenet")  # the one model file that is never packaged
+    assert raised.value.title == "Model file missing" and raised.value.duration is None  # no 10 s timeout
+    assert any("GANIME_AGE_ASSETS" in r.getMessage() for r in caplog.records)  # and the server log says it too
+
+    def offline() -> None:
+        raise ModelFileNotFoundError("download failed: <urlopen error refused>. Set GANIME_AGE_ASSETS")
+
+    # the toast renders HTML: the "<urlopen ...>" of a failed download must not hide the hint after it
+    with pytest.raises(gr.Error, match=re.escape("&lt;urlopen error refused&gt;. Set GANIME_AGE_ASSETS")):
+        user_errors(offline)()
+
+
 def test_face_choices() -> None:
     from space.common import ALL_FACES, face_choices, parse_face
 
     assert [v for _, v in face_choices(3)] == [ALL_FACES, "0", "1", "2"]
     assert [v for _, v in face_choices(1)] == ["0"]
     assert parse_face(ALL_FACES) is None and parse_face("2") == 2 and parse_face(None) is None
+    for count in (1, 2, 6):  # API callers may send the label the UI shows instead of its value
+        for label, value in face_choices(count):
+            assert parse_face(label) == parse_face(value), label
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="Unknown face choice 'left'"):
+        parse_face("left")
+
+
+def test_face_labels_work_over_the_api(client) -> None:
+    from gradio_client import handle_file
+
+    _, summary = client.predict(handle_file(str(TWO_FACES)), 60, "Face 2 (from the left)", "default", api_name="/age")
+    assert summary.startswith("face 2: estimated") and "face 1" not in summary
+    _, summary = client.predict(handle_file(str(TWO_FACES)), 60, "All faces", "default", api_name="/age")
+    assert re.fullmatch(r"face 1: estimated \*\*\d+\*\* → \*\*60\*\* years; face 2: .+ years\.", summary), summary
 
 
 def test_examples_are_small_redistributable_photos_with_faces() -> None:

@@ -9,6 +9,7 @@ from PIL import Image
 
 from space.common import (
     IMAGE_HEIGHT,
+    describe_age_change,
     describe_ages,
     estimated_ages,
     face_update,
@@ -29,11 +30,7 @@ PROGRESS = gr.Progress()  # gradio finds progress by this default value and trac
 
 
 def _edit_summary(faces: list[Any]) -> str:
-    lines = []
-    for f in faces:
-        before = f"{f.source_age:.0f}" if f.source_age is not None else "?"
-        lines.append(f"face {f.index + 1}: estimated **{before}** → **{f.target_age:.0f}** years")
-    return "; ".join(lines) + "."
+    return "; ".join(describe_age_change(f) for f in faces) + "."
 
 
 def build_tab(editor_provider: EditorProvider) -> None:

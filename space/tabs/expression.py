@@ -16,6 +16,7 @@ from PIL import Image
 from ganime_age.conditions import AU_FACS_NAMES, AU_MAX, AU_NAMES, AU_REGIONS
 from space.common import (
     IMAGE_HEIGHT,
+    describe_age_change,
     describe_ages,
     estimated_ages,
     face_update,
@@ -82,10 +83,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
             keep_age = not change_age and editor.age_estimator is not None
             result = editor.edit_details(path, age=None if keep_age else float(age), aus=aus or None, face=face)
         shown = result.faces[0] if result.faces else None
-        parts = []
-        for f in result.faces:
-            source = f"{f.source_age:.0f}" if f.source_age is not None else "?"
-            parts.append(f"face {f.index + 1}: age {source} → {f.target_age:.0f}")
+        parts = [describe_age_change(f) for f in result.faces]
         moved = ", ".join(f"{k}={v:.1f}" for k, v in aus.items()) or "none (measured expression kept)"
         summary = "; ".join(parts) + f". AUs changed: {moved}."
         if not change_age and not keep_age:
@@ -154,14 +152,17 @@ def build_tab(editor_provider: EditorProvider) -> None:
                 elem_id="expr-result",
             )
             with gr.Row():
-                attention = gr.Image(
-                    label="Attention mask (white = kept, dark = repainted)",
-                    type="pil",
-                    format="png",
-                    interactive=False,
-                    height=220,
-                    elem_id="expr-attention",
-                )
+                with gr.Column(min_width=220):
+                    # the image's label chip is one short line: the legend goes in a caption under it
+                    attention = gr.Image(
+                        label="Attention mask",
+                        type="pil",
+                        format="png",
+                        interactive=False,
+                        height=220,
+                        elem_id="expr-attention",
+                    )
+                    gr.Markdown("White = kept from the photo, dark = repainted.", elem_id="expr-attention-caption")
                 summary = gr.Markdown("", elem_id="expr-summary")
     sliders: dict[str, gr.Slider] = {}
 

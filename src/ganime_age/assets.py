@@ -1,13 +1,22 @@
-"""Where third-party model files come from: an explicit path, else an environment variable, else a
-download into the user's cache from the official source — with a clear error when none works.
+"""Where third-party model files come from, first match wins:
 
-Set ``GANIME_AGE_ASSETS`` to a folder holding the files (tests and CI point it at ``../shared/models``),
-or the per-file variable named in :data:`ASSETS`.
+1. an explicit path (``EditorConfig.detector`` / ``landmarker``, ``resolve_asset(name, path)``);
+2. the per-file environment variable named in :data:`ASSETS` (``GANIME_AGE_YUNET``, ...);
+3. a folder in ``GANIME_AGE_ASSETS`` (one variable for every file: tests and CI point it at ``../shared/models``);
+4. the copy shipped inside the package (``weights/face-models``: YuNet and the MediaPipe landmarker),
+   used only when its sha256 matches, so a plain ``pip install`` edits photos offline;
+5. the user cache (``$GANIME_AGE_CACHE``, else ``$XDG_CACHE_HOME/ganime-age``);
+6. a download from the official source into that cache — with an error naming ``GANIME_AGE_ASSETS`` when
+   none of these works.
+
+Variables come before the packaged copy so that a user can swap in other files without touching the install.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import os
 import urllib.request
 from dataclasses import dataclass
@@ -15,7 +24,10 @@ from pathlib import Path
 
 from ganime_age.errors import ModelFileNotFoundError
 
+logger = logging.getLogger(__name__)
+
 ASSETS_DIR_ENV = "GANIME_AGE_ASSETS"
+PACKAGED_DIR = Path(__file__).resolve().parent / "weights" / "face-models"
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,7 @@ class Asset:
     url: str | None
     sha256: str | None
     licence: str
+    packaged: bool = False  # shipped in weights/face-models (permissive licence)
 
 
 ASSETS: dict[str, Asset] = {
@@ -34,6 +47,7 @@ ASSETS: dict[str, Asset] = {
         "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx",
         "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
         "MIT (OpenCV Zoo)",
+        packaged=True,
     ),
     "face_landmarker": Asset(
         "face_landmarker.task",
@@ -41,6 +55,7 @@ ASSETS: dict[str, Asset] = {
         "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task",
         "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
         "Apache-2.0 (MediaPipe)",
+        packaged=True,
     ),
     # Research-only weights without a public download URL: must be given locally.
     "mobilefacenet": Asset(
@@ -57,7 +72,7 @@ def cache_dir() -> Path:
 
 
 def resolve_asset(name: str, explicit: str | os.PathLike[str] | None = None, *, download: bool = True) -> Path:
-    """Path of asset `name`: explicit path > per-file env var > $GANIME_AGE_ASSETS > cache > download."""
+    """Path of asset `name`, searched in the order of this module's docstring."""
     try:
         asset = ASSETS[name]
     except KeyError:
@@ -67,22 +82,53 @@ def resolve_asset(name: str, explicit: str | os.PathLike[str] | None = None, *, 
         if not path.is_file():
             raise ModelFileNotFoundError(f"{asset.filename}: no file at {path}")
         return path
-    candidates = []
+    looked_at = []
     if os.environ.get(asset.env):
-        candidates.append(Path(os.environ[asset.env]))
+        looked_at.append(Path(os.environ[asset.env]))
     if os.environ.get(ASSETS_DIR_ENV):
-        candidates.append(Path(os.environ[ASSETS_DIR_ENV]) / asset.filename)
-    candidates.append(cache_dir() / asset.filename)
-    for path in candidates:
+        looked_at.append(Path(os.environ[ASSETS_DIR_ENV]) / asset.filename)
+    for path in looked_at:
         if path.is_file():
             return path
+    packaged = packaged_copy(asset)
+    if packaged is not None:
+        return packaged
+    cached = cache_dir() / asset.filename
+    if cached.is_file():
+        return cached
+    looked_at += [PACKAGED_DIR / asset.filename, cached] if asset.packaged else [cached]
     if download and asset.url:
         return _download(asset)
-    hint = f"download it from {asset.url}" if asset.url else "this file has no public download; get it from its authors"
+    source = f"download it from {asset.url}" if asset.url else "it has no public download; get it from its authors"
     raise ModelFileNotFoundError(
-        f"{asset.filename} not found (looked at: {', '.join(str(p) for p in candidates)}). "
-        f"Pass its path, set {asset.env} or {ASSETS_DIR_ENV}, or {hint}."
+        f"{asset.filename} not found. {fix_hint(asset)} ({source}). Looked at: {', '.join(str(p) for p in looked_at)}."
     )
+
+
+def fix_hint(asset: Asset) -> str:
+    """The one fix for any missing model file: a folder in GANIME_AGE_ASSETS (the per-file variable also works)."""
+    return (
+        f"Set {ASSETS_DIR_ENV} to a folder that holds {asset.filename} "
+        f"(one folder can hold every model file), or {asset.env} to the file itself"
+    )
+
+
+def packaged_copy(asset: Asset) -> Path | None:
+    """The copy shipped in ``weights/face-models``, if present and byte-identical to the upstream file."""
+    path = PACKAGED_DIR / asset.filename
+    if not asset.packaged or asset.sha256 is None or not path.is_file():
+        return None
+    stat = path.stat()
+    if _sha256_cached(path, stat.st_size, stat.st_mtime_ns) != asset.sha256:
+        logger.warning("ignoring the packaged %s: its sha256 does not match (damaged install?)", path)
+        return None
+    return path
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_cached(path: Path, size: int, mtime_ns: int) -> str:
+    """sha256 of a packaged file, hashed once per process (size and mtime key out a changed file)."""
+    return sha256_file(path)
 
 
 def _download(asset: Asset) -> Path:
@@ -96,12 +142,14 @@ def _download(asset: Asset) -> Path:
     except OSError as error:
         partial.unlink(missing_ok=True)
         raise ModelFileNotFoundError(
-            f"{asset.filename} is not cached and could not be downloaded from {asset.url} ({error}). "
-            f"If you are offline, pass its path or set {asset.env}."
+            f"{asset.filename} is neither packaged nor cached, and could not be downloaded. {fix_hint(asset)}. "
+            f"(Download from {asset.url} failed: {error}.)"
         ) from error
     if asset.sha256 and sha256_file(partial) != asset.sha256:
         partial.unlink(missing_ok=True)
-        raise ModelFileNotFoundError(f"{asset.filename} downloaded from {asset.url} has the wrong checksum")
+        raise ModelFileNotFoundError(
+            f"{asset.filename} downloaded from {asset.url} has the wrong checksum. {fix_hint(asset)}."
+        )
     partial.replace(target)
     return target
 

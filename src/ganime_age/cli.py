@@ -63,8 +63,8 @@ def run_edit(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     result.image.save(out)
     for face in result.faces:
-        source = f"{face.source_age:.0f}" if face.source_age is not None else "?"
-        print(f"face {face.index}: age {source} -> {face.target_age:.0f}")
+        source = f"estimated {face.source_age:.0f} -> " if face.source_age is not None else ""
+        print(f"face {face.index}: age {source}{face.target_age:.0f}")
     if args.mask_dir:
         mask_dir = Path(args.mask_dir)
         mask_dir.mkdir(parents=True, exist_ok=True)

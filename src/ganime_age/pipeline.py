@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -250,9 +250,15 @@ class FaceEditor:
                 analysis.ages[face.index] = float(self.age_estimator.predict(batch)[0])
         return analysis.ages[face.index]
 
-    def estimate_age(self, image: ImageInput, face: int = 0) -> float:
+    @overload
+    def estimate_age(self, image: ImageInput, face: None = None) -> list[float]: ...
+    @overload
+    def estimate_age(self, image: ImageInput, face: int) -> float: ...
+    def estimate_age(self, image: ImageInput, face: int | None = None) -> list[float] | float:
+        """Estimated age in years of every face, left to right (``face=None``), or of face ``face`` alone."""
         analysis = self._analysis(image)
-        return self._source_age(analysis, self._selected(analysis, face)[0])
+        ages = [self._source_age(analysis, f) for f in self._selected(analysis, face)]
+        return ages if face is None else ages[0]
 
     def measure_aus(self, image: ImageInput, face: int = 0) -> dict[str, float]:
         analysis = self._analysis(image)
@@ -341,7 +347,8 @@ class FaceEditor:
             raise ValueError("age must be a finite number of years")
         analysis = self._analysis(image)
         faces = self._selected(analysis, face)
-        needs_source_age = age is None or self.uses_source_age
+        # the current age is also worth reporting when the target is given, whenever an estimator is loaded
+        needs_source_age = age is None or self.uses_source_age or self.age_estimator is not None
         source_ages = [self._source_age(analysis, f) if needs_source_age else float("nan") for f in faces]
         target_ages = [
             float(np.clip(age, 0.0, 100.0)) if age is not None else a for a, _ in zip(source_ages, faces, strict=True)

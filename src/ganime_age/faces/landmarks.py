@@ -19,10 +19,14 @@ The pose is relative to the crop's virtual camera, i.e. "as if the face were cen
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
+import sys
+import tempfile
 import threading
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +37,8 @@ from ganime_age.assets import resolve_asset
 from ganime_age.errors import ModelFileNotFoundError
 from ganime_age.faces.align import invert_affine, transform_points
 from ganime_age.faces.detect import DetectedFace
+
+logger = logging.getLogger(__name__)
 
 NUM_LANDMARKS = 478
 
@@ -58,6 +64,37 @@ def pose_from_matrix(matrix: np.ndarray) -> np.ndarray:
     b = math.atan2(-rotation[1, 2], math.hypot(rotation[0, 2], rotation[2, 2]))
     roll = math.atan2(rotation[1, 0], rotation[1, 1])
     return np.degrees(np.array([yaw, -b, roll])).astype(np.float32)
+
+
+class CapturedText:
+    """What a :func:`native_stderr_captured` block wrote to the process's stderr."""
+
+    text: str = ""
+
+
+@contextlib.contextmanager
+def native_stderr_captured() -> Iterator[CapturedText]:
+    """Hold back what native code (glog, TFLite) writes to file descriptor 2 inside the block.
+
+    Creating the MediaPipe graph prints five lines of INFO/WARNING noise from C++ that Python's
+    ``sys.stderr`` never sees and no environment variable of mediapipe 1.x silences. The text is kept
+    (and logged at DEBUG) so that a failure can still show it. Other threads' stderr is held back too
+    while the block runs (about 0.1 s, once per landmarker).
+    """
+    captured = CapturedText()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode(errors="replace").strip()
+            if captured.text:
+                logger.debug("MediaPipe native log:\n%s", captured.text)
 
 
 class FaceLandmarker:
@@ -97,10 +134,11 @@ class FaceLandmarker:
                 output_facial_transformation_matrixes=True,
             )
             try:
-                task = vision.FaceLandmarker.create_from_options(options)
+                with native_stderr_captured() as native_log:
+                    task = vision.FaceLandmarker.create_from_options(options)
             except Exception as error:  # mediapipe raises RuntimeError/ValueError for bad model files
                 raise ModelFileNotFoundError(
-                    f"{self.model_path} is not a usable MediaPipe face landmarker: {error}"
+                    f"{self.model_path} is not a usable MediaPipe face landmarker: {error} {native_log.text}".strip()
                 ) from error
             # Close it explicitly while the interpreter is still intact: mediapipe's own __del__ raises
             # a noisy traceback when it runs during interpreter shutdown. finalize also runs at exit.
