@@ -1,7 +1,8 @@
 """The ``ganime-age`` command: edit photos, prepare datasets, train.
 
 Every subcommand builds the same dataclass configs the Python API uses; errors a user can fix are
-printed as one line (exit code 2), not as a traceback.
+printed as one line (exit code 2), not as a traceback (``--debug`` shows it). Arguments and the output
+path are checked before any model is loaded, by the same checks the Python API and the Space use.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ganime_age import __version__
-from ganime_age.errors import exit_status
+from ganime_age.errors import OutputPathError, exit_status
 
 # Subcommands whose implementation lives elsewhere: name -> (module, help). Each module has main(argv).
 DELEGATED: dict[str, tuple[str, str]] = {
@@ -29,7 +31,7 @@ def parse_au(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"--au takes NAME=VALUE such as AU12=3, got {text!r}")
     name, value = text.split("=", 1)
     try:
-        return name.strip().upper(), float(value)
+        return name.strip(), float(value)  # the name is checked with the value, by validation.check_aus
     except ValueError:
         raise argparse.ArgumentTypeError(f"--au {text!r}: {value!r} is not a number") from None
 
@@ -55,22 +57,36 @@ def build_editor(args: argparse.Namespace):  # -> FaceEditor
     return FaceEditor.from_pretrained(config=config)
 
 
+def save_image(image: Any, path: Path) -> None:
+    """Save, creating the folder; a write that fails (a full disk, a vanished folder) is an OutputPathError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path)
+    except (OSError, ValueError) as error:
+        raise OutputPathError(f"cannot write {path}: {getattr(error, 'strerror', None) or error}") from None
+
+
 def run_edit(args: argparse.Namespace) -> int:
+    from ganime_age.pipeline import pick_device
+    from ganime_age.validation import check_aus, check_optional_age, check_output_folder, check_output_path
+
+    # every mistake that does not need the photo is found here, in a second, not after the whole edit
+    age = check_optional_age(args.age)
+    aus = check_aus(dict(args.au)) if args.au else None
+    out = check_output_path(args.output)
+    if args.mask_dir:
+        check_output_folder(args.mask_dir, "--mask-dir")
+    pick_device(args.device)
     editor = build_editor(args)
-    aus = dict(args.au) if args.au else None
-    result = editor.edit_details(args.photo, age=args.age, aus=aus, face=args.face)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result.image.save(out)
+    result = editor.edit_details(args.photo, age=age, aus=aus, face=args.face)
+    save_image(result.image, out)
     for face in result.faces:
         source = f"estimated {face.source_age:.0f} -> " if face.source_age is not None else ""
         print(f"face {face.index}: age {source}{face.target_age:.0f}")
     if args.mask_dir:
-        mask_dir = Path(args.mask_dir)
-        mask_dir.mkdir(parents=True, exist_ok=True)
         for face in result.faces:
             if face.attention is not None:
-                face.attention.save(mask_dir / f"{out.stem}_face{face.index}_attention.png")
+                save_image(face.attention, Path(args.mask_dir) / f"{out.stem}_face{face.index}_attention.png")
     print(f"wrote {out}")
     return 0
 
@@ -80,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ganime-age", description="Edit the age, expression and pose of faces in photos."
     )
     parser.add_argument("--version", action="version", version=f"ganime-age {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     edit = sub.add_parser("edit", help="change the age and/or AU intensities of the faces in a photo")
@@ -95,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--face", type=int, help="edit only this face (0 = leftmost; default: all)")
     edit.add_argument("-o", "--output", required=True, help="output image path")
     edit.add_argument("--mask-dir", help="also save each face's attention mask here")
+    edit.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback")
     add_model_options(edit)
     edit.set_defaults(handler=run_edit)
 
@@ -112,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.handler(args)
 
-    return exit_status(command, prog="ganime-age", also=(FileNotFoundError,))
+    return exit_status(command, prog="ganime-age", also=(FileNotFoundError,), debug="--debug" in argv)
 
 
 if __name__ == "__main__":

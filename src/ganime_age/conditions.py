@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ganime_age.errors import InvalidArgumentError
+
 MAX_AGE = 100.0
 AU_MAX = 5.0
 
@@ -92,19 +94,19 @@ def aus_to_array(
         return out
     if isinstance(aus, Mapping):
         for name, value in aus.items():
-            key = name.upper() if name.upper() in AU_NAMES else _normalise_au_name(name)
-            out[AU_NAMES.index(key)] = float(value)
+            out[AU_NAMES.index(normalise_au_name(name))] = float(value)
     else:
         values = np.asarray(aus, np.float32).reshape(-1)
         if values.shape[0] != NUM_AUS:
-            raise ValueError(f"expected {NUM_AUS} AU intensities, got {values.shape[0]}")
+            raise InvalidArgumentError(f"expected {NUM_AUS} AU intensities, got {values.shape[0]}")
         out = values.copy()
     if not np.all(np.isfinite(out)):
-        raise ValueError("AU intensities must be finite numbers")
+        raise InvalidArgumentError("AU intensities must be finite numbers")
     return np.clip(out, 0.0, AU_MAX)
 
 
-def _normalise_au_name(name: str) -> str:
+def normalise_au_name(name: str) -> str:
+    """'AU12', 'au12', 'AU12_r', 'AU6' -> the canonical 'AU12'/'AU06'; anything else is an InvalidArgumentError."""
     text = name.strip().upper().removesuffix("_R").removesuffix("_C")
     if text.startswith("AU"):
         digits = text[2:]
@@ -112,4 +114,4 @@ def _normalise_au_name(name: str) -> str:
             candidate = f"AU{int(digits):02d}"
             if candidate in AU_NAMES:
                 return candidate
-    raise ValueError(f"unknown Action Unit {name!r}; known: {', '.join(AU_NAMES)}")
+    raise InvalidArgumentError(f"unknown Action Unit {name!r}; known: {', '.join(AU_NAMES)}")

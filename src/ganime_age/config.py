@@ -68,6 +68,16 @@ def _coerce(tp: Any, value: Any) -> Any:
     return value
 
 
+def check_ranges(config: Any, **ranges: tuple[float, float]) -> None:
+    """For a config's ``validate()`` hook: each named field must lie in its inclusive (low, high) range."""
+    from ganime_age.errors import ConfigError
+
+    for name, (low, high) in ranges.items():
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ConfigError(f"{type(config).__name__}.{name} must be between {low:g} and {high:g}, not {value!r}")
+
+
 def _parse_list(text: str) -> list[str]:
     body = text.strip().strip("[]()")
     return [part.strip() for part in body.split(",") if part.strip()]

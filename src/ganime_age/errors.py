@@ -30,6 +30,10 @@ class ImageTooLargeError(ImageLoadError):
     """The image exceeds the pixel budget (decompression-bomb guard)."""
 
 
+class ImageNotFoundError(ImageLoadError, FileNotFoundError):
+    """The image path does not exist (or cannot be used as a path at all, e.g. a name too long)."""
+
+
 class NoFaceError(GanimeAgeError):
     """No face was found in the image."""
 
@@ -38,8 +42,20 @@ class FaceIndexError(GanimeAgeError, IndexError):
     """A face index was asked for that the photo does not have."""
 
 
+class TooManyFacesError(GanimeAgeError):
+    """The photo has more faces than the editor's ``max_faces`` cap (each face costs landmarking and a generator run)."""
+
+
 class WeightsError(GanimeAgeError):
     """A weights file is missing, not safetensors, or does not match the model's tensors."""
+
+
+class CorruptWeightsError(WeightsError):
+    """The weights load but cannot be right: a checksum mismatch, NaN/Inf values, an all-zero layer, a wrong dtype."""
+
+
+class ModelOutputError(WeightsError):
+    """The model produced NaN or infinite pixels: its weights (or the device's arithmetic) are broken."""
 
 
 class ModelFileNotFoundError(GanimeAgeError, FileNotFoundError):
@@ -62,15 +78,31 @@ class ConfigError(GanimeAgeError, ValueError):
     """An option or config file value is invalid (unknown choice, out-of-range number, bad format)."""
 
 
+class InvalidArgumentError(ConfigError, TypeError):
+    """An argument of an edit (age, AUs, face, output path) has the wrong type or lies outside the model's domain.
+
+    Also a ``TypeError``, so code that caught the built-in errors these cases used to raise keeps working.
+    """
+
+
+class OutputPathError(GanimeAgeError, OSError):
+    """The output path cannot be written: unknown image extension, a folder, a missing or read-only place, a full disk."""
+
+
 class BackendNotInstalledError(GanimeAgeError, ImportError):
     """An optional backend (e.g. InsightFace) was asked for but its packages are not installed."""
 
 
-def exit_status(command: Callable[[], int], *, prog: str, also: tuple[type[Exception], ...] = ()) -> int:
+def exit_status(
+    command: Callable[[], int], *, prog: str, also: tuple[type[Exception], ...] = (), debug: bool = False
+) -> int:
     """Run a command-line entry point: a typed user error (or one of `also`) becomes one line on stderr
-    and exit status 2, never a traceback; anything else is a bug and keeps its traceback."""
+    and exit status 2, never a traceback (``debug`` re-raises it to show one); anything else is a bug and
+    keeps its traceback."""
     try:
         return command()
     except (GanimeAgeError, *also) as error:
+        if debug:
+            raise
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2

@@ -4,13 +4,22 @@ Each model class subclasses :class:`HubModel`, declares ``model_type`` and ``con
 dataclass from :mod:`ganime_age.config`) and takes that config as its single constructor argument.
 ``config.json`` is the dataclass, ``model.safetensors`` the weights, ``README.md`` the card
 rendered from ``model_card/``. :func:`load_pretrained` reads ``config.json`` and picks the class.
+
+Loading refuses what cannot be right, with a typed error naming the key or tensor: config values
+out of range (each config dataclass may have a ``validate()`` that raises ``ConfigError``), a
+``model.safetensors`` or config that does not match the sha256 sums ``save_pretrained`` writes into
+``config.json``, and tensors that are NaN/Inf, of a non-float dtype, or all zero where a fresh model
+is not.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import importlib
 import json
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -22,10 +31,14 @@ from torch import nn
 
 from ganime_age import __version__
 from ganime_age.config import from_dict, to_dict
-from ganime_age.errors import WeightsError
+from ganime_age.errors import ConfigError, CorruptWeightsError, WeightsError
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+WEIGHTS_SHA256 = "weights_sha256"  # config.json key: sha256 of model.safetensors
+CONFIG_SHA256 = "config_sha256"  # config.json key: sha256 of the model's own settings (config_digest)
+BOOKKEEPING_KEYS = ("model_type", "ganime_age_version", WEIGHTS_SHA256, CONFIG_SHA256)  # not constructor arguments
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 REPO_URL = "https://github.com/ganime-age/ganime-age"
 
 # model_type -> "module:Class"; imported lazily so that loading one model never imports the others.
@@ -66,10 +79,14 @@ class HubModel(
         if config is None:
             config = self.config_class()
         elif isinstance(config, dict):
-            bookkeeping = ("model_type", "ganime_age_version")
-            config = from_dict(self.config_class, {k: v for k, v in config.items() if k not in bookkeeping})
+            settings = {k: v for k, v in config.items() if k not in BOOKKEEPING_KEYS}
+            try:
+                config = from_dict(self.config_class, settings)
+            except (ValueError, TypeError) as error:
+                raise ConfigError(f"{type(self).__name__} config: {error}") from None
         elif not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(config).__name__}")
+        validate_config(config)
         self.config = config
         self._hub_mixin_config = self.hub_config()
 
@@ -109,9 +126,11 @@ class HubModel(
             if dtype is not None and tensor.is_floating_point():
                 tensor = tensor.to(dtype)
             state[name] = tensor.contiguous().clone()
-        save_file(
-            state, str(Path(save_directory) / WEIGHTS_NAME), metadata={"format": "pt", "model_type": self.model_type}
-        )
+        weights = Path(save_directory) / WEIGHTS_NAME
+        save_file(state, str(weights), metadata={"format": "pt", "model_type": self.model_type})
+        # Written here, before the Hub mixin would write it without them: the sums that loading verifies.
+        stamped = {**self._hub_mixin_config, **checksums(weights, self._hub_mixin_config)}
+        (Path(save_directory) / CONFIG_NAME).write_text(json.dumps(stamped, sort_keys=True, indent=2))
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """Render the card from ``model_card/<model_type>.md`` (or ``default.md``) with the config inside."""
@@ -166,7 +185,10 @@ class HubModel(
             declared = config.get("model_type")
             if declared and declared != cls.model_type:
                 raise WeightsError(f"{model_id} holds a {declared!r} model, not {cls.model_type!r} ({cls.__name__})")
-        model = cls(config, **model_kwargs)
+        try:
+            model = cls(config, **model_kwargs)
+        except (ValueError, TypeError) as error:  # ConfigError, or a value the architecture cannot build with
+            raise WeightsError(f"{model_id}: {CONFIG_NAME} is not usable: {error}") from None
         weights = _resolve_file(
             model_id,
             WEIGHTS_NAME,
@@ -177,9 +199,77 @@ class HubModel(
             token=token,
         )
         load_weights(model, weights, strict=strict)
+        # after the tensor checks, whose messages (missing, misshapen, NaN) say more; the sums catch the rest
+        stamped = config if isinstance(config, dict) else {}
+        verify_weights_checksum(stamped, weights, model_id)
+        verify_config_checksum(stamped, model_id)
         model.to(map_location)
         model.eval()
         return model
+
+
+def validate_config(config: Any) -> None:
+    """Every number in a model config must be finite; then the dataclass's own ``validate()``, if it has one."""
+    if dataclasses.is_dataclass(config):
+        for item in dataclasses.fields(config):
+            value = getattr(config, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{type(config).__name__}.{item.name} must be a finite number, not {value}")
+    check = getattr(config, "validate", None)
+    if callable(check):
+        check()
+
+
+def config_digest(settings: dict[str, Any]) -> str:
+    """sha256 of a model's settings as canonical JSON (sorted keys): what ties config.json to its weights.
+
+    Taken over the settings config.json holds (not the dataclass), so a field added to a config class
+    later, with a default, does not invalidate folders exported before it existed.
+    """
+    own = {k: v for k, v in settings.items() if k not in BOOKKEEPING_KEYS}
+    return hashlib.sha256(json.dumps(own, sort_keys=True).encode()).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def checksums(weights: str | Path, settings: dict[str, Any]) -> dict[str, str]:
+    """The config.json entries that let loading detect damaged weights and edited settings."""
+    return {WEIGHTS_SHA256: file_sha256(weights), CONFIG_SHA256: config_digest(settings)}
+
+
+def verify_weights_checksum(stamped: dict[str, Any], weights: str | Path, model_id: str) -> None:
+    """Compare model.safetensors with the sum in config.json, where present (older folders have none)."""
+    expected = stamped.get(WEIGHTS_SHA256)
+    if expected is not None and file_sha256(weights) != expected:
+        raise CorruptWeightsError(
+            f"{model_id}: {WEIGHTS_NAME} does not match the {WEIGHTS_SHA256} in {CONFIG_NAME}; "
+            "the file is damaged or was replaced (download or export it again)"
+        )
+
+
+def verify_config_checksum(stamped: dict[str, Any], model_id: str) -> None:
+    """Compare config.json's settings with the sum written at export, where present."""
+    expected = stamped.get(CONFIG_SHA256)
+    if expected is not None and config_digest(stamped) != expected:
+        raise CorruptWeightsError(
+            f"{model_id}: the settings in {CONFIG_NAME} were changed after export ({CONFIG_SHA256} differs); "
+            "they must match the weights they were trained with"
+        )
+
+
+def stamp_checksums(folder: str | Path) -> dict[str, str]:
+    """Add the sums to an existing model folder's config.json (folders exported before they existed);
+    the folder must load cleanly first. Returns the sums written."""
+    folder = Path(folder)
+    load_pretrained(folder)
+    settings = read_config(folder)
+    sums = checksums(folder / WEIGHTS_NAME, settings)
+    stamped = {**settings, **sums}
+    (folder / CONFIG_NAME).write_text(json.dumps(stamped, sort_keys=True, indent=2))
+    return sums
 
 
 def _resolve_file(model_id: str, filename: str, **hub_kwargs: Any) -> str:
@@ -190,6 +280,8 @@ def _resolve_file(model_id: str, filename: str, **hub_kwargs: Any) -> str:
         return path
     if os.path.exists(model_id):
         raise WeightsError(f"{model_id} is a file; pass the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    if _looks_like_a_path(model_id):
+        raise WeightsError(f"no model folder at {model_id} (and it is not a Hugging Face Hub id such as 'owner/name')")
     try:
         return hf_hub_download(repo_id=model_id, filename=filename, **hub_kwargs)
     except Exception as error:  # network down, repo missing, auth: all mean "cannot get the file"
@@ -198,8 +290,41 @@ def _resolve_file(model_id: str, filename: str, **hub_kwargs: Any) -> str:
         ) from error
 
 
+def _looks_like_a_path(model_id: str) -> bool:
+    """A local path rather than a Hub id 'owner/name': absolute, relative with dots, ~, or a backslash."""
+    return (
+        os.path.isabs(model_id)
+        or model_id.startswith(("./", "../", "~", "."))
+        or "\\" in model_id
+        or model_id.count("/") > 1
+    )
+
+
+def check_tensors(state: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse weights that load but cannot be a trained model: non-finite values, a dtype cast (int32 where
+    floats belong), or a weight matrix that is all zero where a freshly initialised model's is not (biases and
+    zero-initialised heads are legitimately zero, so only tensors of 2+ dims that start non-zero are checked)."""
+    for name, tensor in state.items():
+        reference = fresh.get(name)
+        if reference is None:
+            continue
+        if reference.is_floating_point() and tensor.dtype not in FLOAT_DTYPES:
+            raise CorruptWeightsError(
+                f"{path}: tensor {name} is {tensor.dtype}; a float (fp32/fp16/bf16) belongs there"
+            )
+        if not reference.is_floating_point() and tensor.is_floating_point():
+            raise CorruptWeightsError(f"{path}: tensor {name} is {tensor.dtype}; an integer tensor belongs there")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CorruptWeightsError(f"{path}: tensor {name} holds NaN or infinite values; the weights are corrupt")
+        if tensor.ndim >= 2 and tensor.numel() and not bool(tensor.any()) and bool(reference.any()):
+            raise CorruptWeightsError(f"{path}: tensor {name} is all zeros; the weights are corrupt or untrained")
+
+
 def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> None:
-    """Load a safetensors file into `model`; with `strict`, any missing, unexpected or misshapen tensor is an error."""
+    """Load a safetensors file into `model`; with `strict`, any missing, unexpected or misshapen tensor is an error.
+
+    Corrupt values are refused whatever `strict` says (:func:`check_tensors`).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -223,6 +348,7 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> 
             )
         raise WeightsError(f"{path} does not match {type(model).__name__}: " + "; ".join(parts))
     usable = {k: v for k, v in state.items() if k in expected and k not in misshapen}
+    check_tensors(usable, expected, path)
     # load_state_dict copies into the existing (fp32) tensors, so fp16 checkpoints are upcast here.
     model.load_state_dict(usable, strict=False)
 

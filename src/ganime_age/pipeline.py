@@ -23,8 +23,9 @@ import torch
 from PIL import Image
 
 from ganime_age.conditions import AU_NAMES, NUM_AGE_GROUPS, aus_to_array, group_center
-from ganime_age.errors import ConfigError, FaceIndexError, ModelFileNotFoundError, WeightsError
+from ganime_age.errors import ConfigError, FaceIndexError, ModelFileNotFoundError, ModelOutputError, WeightsError
 from ganime_age.hub import HubModel, load_pretrained
+from ganime_age.validation import check_ages, check_aus, check_face, check_optional_age
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ class EditorConfig:
     detector: str | None = None  # YuNet .onnx path (else resolved by ganime_age.assets)
     landmarker: str | None = None  # MediaPipe face_landmarker.task path
     batch_size: int = 8  # faces per generator call
-    cache_size: int = 8  # photos whose analysis is kept
+    cache_size: int = 8  # photos whose analysis is kept (at most; cache_megabytes bounds their memory too)
+    cache_megabytes: float = 256.0  # memory the cached photos may hold; a 100 MP photo alone is ~290 MB
+    max_faces: int | None = 32  # photos with more faces are refused (TooManyFacesError); None = no cap
     reenactor: str | None = None  # trained Reenactor folder/Hub id; None = $GANIME_AGE_REENACTOR, else classical warp
     # generator arithmetic: "fp32", or "bf16"/"fp16" autocast — faster on GPUs (and bf16 on CPUs with AMX),
     # a few 1/255 levels of difference in the output pixels; "fp16" needs a GPU
@@ -85,8 +88,22 @@ class _PhotoAnalysis:
 
 
 def pick_device(name: str | None = None) -> torch.device:
+    """The named device (checked: it must exist and be usable here), or the best available one."""
     if name:
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except (RuntimeError, TypeError, ValueError):
+            raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is available here; use --device cpu")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+        mps = getattr(torch.backends, "mps", None)
+        if device.type == "mps" and (mps is None or not mps.is_available()):
+            raise ConfigError(f"device {name!r} asked for, but Apple's MPS is not available here; use cpu")
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise ConfigError(f"device {name!r} is not supported; use cpu, cuda, cuda:N or mps")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -193,7 +210,9 @@ class FaceEditor:
         if self._analyzer is None:
             from ganime_age.faces import FaceAnalyzer
 
-            self._analyzer = FaceAnalyzer(self.config.detector, self.config.landmarker, size=self.image_size)
+            self._analyzer = FaceAnalyzer(
+                self.config.detector, self.config.landmarker, size=self.image_size, max_faces=self.config.max_faces
+            )
         return self._analyzer
 
     @property
@@ -220,15 +239,24 @@ class FaceEditor:
             return cached
         analysis = _PhotoAnalysis(rgb=rgb, faces=self.analyzer.analyze(rgb))
         self._cache[key] = analysis
-        while len(self._cache) > self.config.cache_size:
-            self._cache.popitem(last=False)
+        self._trim_cache()
         return analysis
+
+    def _trim_cache(self) -> None:
+        """Drop the least recently used photos beyond `cache_size` or `cache_megabytes` (the newest always stays:
+        the edit in progress needs it)."""
+        budget = self.config.cache_megabytes * 1e6
+        held = sum(a.rgb.nbytes for a in self._cache.values())
+        while len(self._cache) > 1 and (len(self._cache) > self.config.cache_size or held > budget):
+            _, dropped = self._cache.popitem(last=False)
+            held -= dropped.rgb.nbytes
 
     def analyze(self, image: ImageInput) -> list[Any]:
         """Every face in the photo (detection, landmarks, AUs, pose, aligned crop), left to right."""
         return self._analysis(image).faces
 
     def _selected(self, analysis: _PhotoAnalysis, face: int | None) -> list[Any]:
+        face = check_face(face)
         if face is None:
             return analysis.faces
         if not 0 <= face < len(analysis.faces):
@@ -289,6 +317,15 @@ class FaceEditor:
         """(N, 3, S, S) in [-1, 1] -> (N, S, S, 3) uint8, still on the model's device."""
         return ((batch.clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1)
 
+    def _check_finite(self, *outputs: torch.Tensor | None) -> None:
+        """NaN weights paste black squares over faces; refuse a non-finite generator output instead."""
+        for output in outputs:
+            if output is not None and not bool(torch.isfinite(output).all()):
+                raise ModelOutputError(
+                    f"the ageing model ({self.model.model_type}) produced NaN or infinite pixels: its weights are "
+                    "corrupt (or this device's arithmetic failed); load a clean copy of the model"
+                )
+
     def _conditions(self, *columns: Sequence[float] | Sequence[np.ndarray]) -> list[torch.Tensor]:
         """Ages and AU vectors packed into one float32 array: one host-to-device copy instead of four."""
         blocks = [np.asarray(c, np.float32).reshape(len(c), -1) for c in columns]
@@ -325,6 +362,7 @@ class FaceEditor:
                         source_aus=aus_from,
                         target_aus=aus_to,
                     )
+                self._check_finite(result.image, result.attention)
                 pixels = self._uint8_on_device(result.image.float())
                 if result.attention is not None:
                     mask = (result.attention.float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1)
@@ -343,16 +381,14 @@ class FaceEditor:
         ``age=None`` keeps each face's estimated age; ``aus=None`` keeps its measured AUs and a
         mapping changes only the AUs it names; ``face=None`` edits every face.
         """
-        if age is not None and not np.isfinite(age):
-            raise ValueError("age must be a finite number of years")
+        age = check_optional_age(age)  # out-of-range ages and AUs are refused, never clamped
+        aus = check_aus(aus)
         analysis = self._analysis(image)
         faces = self._selected(analysis, face)
         # the current age is also worth reporting when the target is given, whenever an estimator is loaded
         needs_source_age = age is None or self.uses_source_age or self.age_estimator is not None
         source_ages = [self._source_age(analysis, f) if needs_source_age else float("nan") for f in faces]
-        target_ages = [
-            float(np.clip(age, 0.0, 100.0)) if age is not None else a for a, _ in zip(source_ages, faces, strict=True)
-        ]
+        target_ages = [age if age is not None else a for a in source_ages]
         source_aus = [np.asarray(f.aus, np.float32) for f in faces]
         target_aus = [aus_to_array(aus, base=s) for s in source_aus]
         crops = [f.aligned.image for f in faces]
@@ -393,7 +429,7 @@ class FaceEditor:
         """The same face at several ages (default: the 10 age-group centres), as aligned crops."""
         analysis = self._analysis(image)
         target = self._selected(analysis, face)[0]
-        ages = list(ages) if ages is not None else [group_center(g) for g in range(NUM_AGE_GROUPS)]
+        ages = check_ages(ages) if ages is not None else [group_center(g) for g in range(NUM_AGE_GROUPS)]
         source_age = self._source_age(analysis, target) if self.uses_source_age else float("nan")
         aus = np.asarray(target.aus, np.float32)
         n = len(ages)

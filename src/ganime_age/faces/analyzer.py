@@ -9,12 +9,15 @@ from typing import Any
 import numpy as np
 
 from ganime_age.conditions import NUM_AUS
-from ganime_age.errors import NoFaceError
+from ganime_age.errors import NoFaceError, TooManyFacesError
 from ganime_age.faces.align import AlignedFace, align_face
 from ganime_age.faces.aus import blendshapes_to_aus
 from ganime_age.faces.detect import DetectedFace, FaceDetector
 from ganime_age.faces.images import ImageSource, load_image
 from ganime_age.faces.landmarks import FaceLandmarker, LandmarkResult
+
+MIN_FACE_PIXELS = 20
+"""Faces narrower than this, on the copy the detector searches, are rarely found (YuNet's lower limit)."""
 
 
 @dataclass
@@ -43,6 +46,7 @@ class FaceAnalyzer:
         *,
         score_threshold: float = 0.6,
         detector: Any = None,
+        max_faces: int | None = None,
     ) -> None:
         # `detector`: any object with FaceDetector's detect(rgb) -> list[DetectedFace] (e.g. InsightFaceDetector)
         self.detector = (
@@ -50,9 +54,13 @@ class FaceAnalyzer:
         )
         self.landmarker = FaceLandmarker(landmarker_path)
         self.size = int(size)
+        # Each face costs a landmarker run and a generator pass: a tiled photo of 347 faces held a Space worker
+        # for a minute. Photos with more faces than this are refused before any per-face work (None: no cap).
+        self.max_faces = max_faces
 
     def analyze(self, rgb: ImageSource, *, landmarks: bool = True) -> list[FaceAnalysis]:
-        """Every face of the photo, sorted left to right; raises NoFaceError if there is none.
+        """Every face of the photo, sorted left to right; raises NoFaceError if there is none and
+        TooManyFacesError if there are more than `max_faces`.
 
         `rgb` is ideally the uint8 RGB array from :func:`load_image`; anything load_image accepts works.
         """
@@ -60,9 +68,18 @@ class FaceAnalyzer:
         detections = self.detector.detect(image)
         if not detections:
             height, width = image.shape[:2]
+            # the detector searches a copy at most `max_side` pixels long: small faces of big photos shrink there
+            searched = min(1.0, getattr(self.detector, "max_side", max(height, width)) / max(height, width))
+            smallest = round(MIN_FACE_PIXELS / searched)
+            crop = " (or crop the photo around the face)" if searched < 1.0 else ""
             raise NoFaceError(
                 f"no face found in the {width}x{height} image; try a photo where the face is "
-                "visible, frontal-ish and at least ~20 pixels wide"
+                f"visible, frontal-ish and at least ~{smallest} pixels wide{crop}"
+            )
+        if self.max_faces is not None and len(detections) > self.max_faces:
+            raise TooManyFacesError(
+                f"the photo has {len(detections)} faces; at most {self.max_faces} are edited at once "
+                "(crop the photo to the faces you want, or raise max_faces)"
             )
         faces = []
         for index, detection in enumerate(detections):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -18,7 +19,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ganime_age.errors import CorruptImageError, ImageTooLargeError, ImageTooSmallError, NotAnImageError
+from ganime_age.errors import (
+    CorruptImageError,
+    ImageLoadError,
+    ImageNotFoundError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    NotAnImageError,
+)
 
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
@@ -41,6 +49,9 @@ _MAGIC = (
     b"\x00\x00\x00\x0cjP  ",  # JPEG 2000
 )
 
+# What PIL raises for damaged data, on open, load or convert.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+
 
 def load_image(source: ImageSource, *, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read a photo as uint8 RGB (H, W, 3), honouring EXIF orientation.
@@ -49,24 +60,22 @@ def load_image(source: ImageSource, *, min_side: int = MIN_SIDE, max_pixels: int
     (uint8/uint16/bool, or float in [0, 1]; (H, W), (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA).
     Transparency is composited on white; grayscale, palette, CMYK and 16-bit images become 8-bit RGB.
 
-    Raises FileNotFoundError for a missing path, NotAnImageError, CorruptImageError (truncated or
-    empty data), ImageTooSmallError (a side below `min_side`) or ImageTooLargeError (more than
-    `max_pixels` pixels).
+    Raises ImageNotFoundError (a FileNotFoundError) for a missing or unusable path, NotAnImageError,
+    CorruptImageError (truncated or empty data), ImageTooSmallError (a side below `min_side`) or
+    ImageTooLargeError (more than `max_pixels` pixels, checked before anything is decoded or converted).
     """
     if isinstance(source, np.ndarray):
+        if source.ndim >= 2:
+            _check_pixels((source.shape[1], source.shape[0]), max_pixels, "image array")
         rgb = _array_to_rgb(source)
     elif isinstance(source, Image.Image):
         _check_pixels(source.size, max_pixels)
-        rgb = _pil_to_rgb(source)
+        rgb = _pil_image_to_rgb(source, max_pixels)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         rgb = _decode(bytes(source), "the given bytes", max_pixels)
     elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"no such image file: {path}")
-        if path.is_dir():
-            raise NotAnImageError(f"{path} is a folder, not an image file")
-        rgb = _decode(path.read_bytes(), str(path), max_pixels)
+        path, data = _read_file(source)
+        rgb = _decode(data, str(path), max_pixels)
     else:
         raise NotAnImageError(
             f"cannot read an image from a {type(source).__name__}; pass a path, bytes, a PIL image or a numpy array"
@@ -82,6 +91,55 @@ def load_image(source: ImageSource, *, min_side: int = MIN_SIDE, max_pixels: int
     return np.ascontiguousarray(rgb)
 
 
+def _read_file(source: str | os.PathLike) -> tuple[Path, bytes]:
+    """The file's bytes; every way a path can fail becomes an ImageLoadError subclass."""
+    text = os.fspath(source)
+    shown = text if len(text) <= 200 else f"{text[:100]}...{text[-60:]} ({len(text)} characters)"
+    path = Path(text)
+    try:
+        if path.is_dir():
+            raise NotAnImageError(f"{shown} is a folder, not an image file")
+        return path, path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageNotFoundError(f"no such image file: {shown}") from None
+    except ValueError as error:  # an embedded NUL byte
+        raise ImageNotFoundError(f"not a usable file path: {shown} ({error})") from None
+    except OSError as error:  # name too long, permission denied, a device that cannot be read
+        if error.errno == 36:  # ENAMETOOLONG
+            raise ImageNotFoundError(f"not a usable file path: the name is too long ({shown})") from None
+        raise ImageLoadError(f"cannot read {shown}: {error.strerror or error}") from None
+
+
+def _reason(error: BaseException) -> str:
+    """PIL's message without the object reprs it embeds ("<_io.BytesIO object at 0x7f...>")."""
+    return re.sub(r"\s*<[^<>]* object at 0x[0-9a-fA-F]+>", "", str(error)).strip() or type(error).__name__
+
+
+def _too_large(name: str, error: Image.DecompressionBombError, max_pixels: int) -> ImageTooLargeError:
+    """A decompression bomb reported against the project's pixel budget, not PIL's own limit."""
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    size = f" ({int(found.group(1)) / 1e6:.0f} MP)" if found else ""
+    return ImageTooLargeError(f"{name} is too large{size}; the limit is {max_pixels / 1e6:.0f} MP — downscale it first")
+
+
+def _pil_image_to_rgb(image: Image.Image, max_pixels: int) -> np.ndarray:
+    """A caller's PIL image (possibly lazily opened, possibly truncated) -> uint8 RGB, typed errors only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image.load()
+        except Image.DecompressionBombError as error:
+            raise _too_large("the PIL image", error, max_pixels) from None
+        except _DECODE_ERRORS as error:
+            raise CorruptImageError(f"the PIL image's data is damaged or truncated ({_reason(error)})") from None
+    try:
+        return _pil_to_rgb(image)
+    except ImageLoadError:
+        raise  # our own verdict on its pixels (e.g. float data out of range)
+    except _DECODE_ERRORS as error:
+        raise NotAnImageError(f"cannot convert a PIL image of mode {image.mode!r} to RGB ({_reason(error)})") from None
+
+
 def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     if not data:
         raise CorruptImageError(f"{name}: the file is empty (0 bytes)")
@@ -92,19 +150,13 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         try:
             image = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as error:
-            raise ImageTooLargeError(f"{name}: {error}") from None
-        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:  # UnidentifiedImageError too
+            raise _too_large(name, error, max_pixels) from None
+        except _DECODE_ERRORS as error:  # UnidentifiedImageError too
             if looks_like_image or not isinstance(error, UnidentifiedImageError):
-                raise CorruptImageError(f"{name}: the image data is damaged or truncated ({error})") from None
+                raise CorruptImageError(f"{name}: the image data is damaged or truncated ({_reason(error)})") from None
             raise NotAnImageError(f"{name}: {_describe_non_image(data)}") from None
         _check_pixels(image.size, max_pixels, name)
-        try:
-            image.load()
-        except Image.DecompressionBombError as error:
-            raise ImageTooLargeError(f"{name}: {error}") from None
-        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
-            raise CorruptImageError(f"{name}: the image data is damaged or truncated ({error})") from None
-    return _pil_to_rgb(image)
+    return _pil_image_to_rgb(image, max_pixels)
 
 
 def _describe_non_image(data: bytes) -> str:
@@ -130,9 +182,10 @@ def _pil_to_rgb(image: Image.Image) -> np.ndarray:
     with contextlib.suppress(Exception):  # broken EXIF blocks are common; the pixels are still usable unrotated
         image = ImageOps.exif_transpose(image)
     mode = image.mode
-    if mode == "F":  # 32-bit float files: 0..1 or 0..255 data, both seen in the wild
-        values = np.nan_to_num(np.asarray(image, np.float32))
-        return _array_to_rgb(np.clip(values / 255.0 if values.max(initial=0.0) > 1.0 else values, 0.0, 1.0))
+    if mode == "F":  # 32-bit float files: 0..1 or 0..255 data, both seen in the wild; anything else is refused
+        values = np.asarray(image, np.float32)
+        top = float(np.nanmax(values, initial=0.0))
+        return _array_to_rgb(values / 255.0 if 1.0 + 1e-3 < top <= 255.0 + 1e-3 else values)
     if mode.startswith("I;16") or mode == "I":
         return _array_to_rgb(np.asarray(image), sixteen_bit=mode.startswith("I;16"))
     if mode == "P":
@@ -164,6 +217,10 @@ def _array_to_rgb(array: np.ndarray, *, sixteen_bit: bool = False) -> np.ndarray
         values = np.round(array.astype(np.float32) / 257.0).astype(np.uint8)
     elif np.issubdtype(array.dtype, np.integer):
         # 32-bit "I" images: 16-bit data if it exceeds the 8-bit range, else plain 8-bit values.
+        if np.issubdtype(array.dtype, np.signedinteger) and int(array.min(initial=0)) < 0:
+            raise NotAnImageError(
+                f"the {array.dtype} image array holds negative values; pass uint8 (0..255) or uint16 (0..65535) data"
+            )
         top = int(array.max(initial=0))
         scale = 257.0 if top > 255 else 1.0
         values = np.clip(np.round(array.astype(np.float64) / scale), 0, 255).astype(np.uint8)
@@ -173,8 +230,8 @@ def _array_to_rgb(array: np.ndarray, *, sixteen_bit: bool = False) -> np.ndarray
         low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
         if low < -1e-3 or high > 1.0 + 1e-3:
             raise NotAnImageError(
-                f"float image arrays must hold values in [0, 1]; got [{low:.3g}, {high:.3g}] "
-                "(convert 0..255 data to uint8 first)"
+                f"float image data must hold values in [0, 1]; got [{low:.3g}, {high:.3g}] "
+                "(convert 0..255 data to uint8 first; -1..1 data to (x + 1) / 2)"
             )
         values = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
     else:

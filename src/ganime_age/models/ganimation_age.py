@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganime_age.conditions import AU_MAX, MAX_AGE, NUM_AUS
+from ganime_age.config import check_ranges
 from ganime_age.hub import HubModel
 from ganime_age.models.common import EditOutput
 
@@ -31,6 +32,19 @@ class GanimeAgeConfig:
     max_age: float = MAX_AGE
     age_frequencies: int = 4
 
+    def validate(self) -> None:
+        """Ranges the architecture and the editor support (HubModel calls this on every build and load)."""
+        check_ranges(
+            self,
+            image_size=(16, 1024),
+            num_aus=(NUM_AUS, NUM_AUS),  # the editor always sends the 17 AUs of conditions.AU_NAMES
+            age_embedding_dim=(1, 4096),
+            conv_dim=(1, 1024),
+            num_residual_blocks=(0, 64),
+            max_age=(1, 200),
+            age_frequencies=(0, 16),
+        )
+
 
 @dataclass
 class GanimeAgeDiscriminatorConfig:
@@ -41,6 +55,12 @@ class GanimeAgeDiscriminatorConfig:
     max_age: float = MAX_AGE
     patch_gan: bool = False
     patch_layers: int = 3
+
+    def validate(self) -> None:
+        """Ranges the architecture supports (HubModel calls this on every build and load)."""
+        check_ranges(
+            self, image_size=(16, 1024), num_aus=(1, 64), conv_dim=(1, 1024), num_layers=(1, 10), max_age=(1, 200)
+        )
 
 
 class GeneratorOutput(NamedTuple):
