@@ -66,6 +66,7 @@ def pose_from_matrix(matrix: np.ndarray) -> np.ndarray:
     return np.degrees(np.array([yaw, -b, roll])).astype(np.float32)
 
 
+@dataclass
 class CapturedText:
     """What a :func:`native_stderr_captured` block wrote to the process's stderr."""
 
