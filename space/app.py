@@ -2,8 +2,12 @@
 
 Runtime choices, each overridable by an environment variable:
 - GANIME_AGE_MODEL: the default ageing model (Hub id or folder; else the embedded one);
-- GANIME_AGE_CONCURRENCY (2): events run at once; the FaceEditor and its models are shared;
-- GANIME_AGE_QUEUE_SIZE (32): requests waiting in the queue before new ones are turned away;
+- GANIME_AGE_CONCURRENCY (2): events run at once. The FaceEditor of a model is used by one event at a
+  time (space.models.EditorProvider.session), so more workers than CPU cores only wait; two let one
+  request decode and check its photo while another runs the generator;
+- GANIME_AGE_QUEUE_SIZE (128): requests waiting in the queue before new ones are turned away. An edit of
+  an analysed photo takes ~0.1-0.3 s on a CPU, so 50 visitors at once (each with an analysis and an
+  edit queued) are all served within seconds instead of being refused with "Queue is full";
 - GANIME_AGE_MAX_UPLOAD ("15mb"): the largest file a visitor may upload.
 """
 
@@ -37,6 +41,12 @@ Photos are processed on this machine and not stored beyond Gradio's temporary up
 """
 
 
+QUEUE_SIZE = 128
+# Gradio's batch mode (batch=True) is not used: a batch fails as a whole, so one visitor's photo without a
+# face would turn every other visitor's edit in that batch into an error; within one request the editor
+# already runs the faces of a photo through the generator in batches.
+
+
 def _env_int(name: str, default: int) -> int:
     try:
         return max(1, int(os.environ.get(name, default)))
@@ -55,7 +65,7 @@ def build_app(editor_provider: EditorProvider | None = None, tabs: Sequence[str]
                     module.build_tab(editor_provider)
     demo.queue(
         default_concurrency_limit=_env_int("GANIME_AGE_CONCURRENCY", 2),
-        max_size=_env_int("GANIME_AGE_QUEUE_SIZE", 32),
+        max_size=_env_int("GANIME_AGE_QUEUE_SIZE", QUEUE_SIZE),
     )
     return demo
 

@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from ganime_age.validation import check_age
 from space.common import (
     IMAGE_HEIGHT,
     describe_age_change,
@@ -62,6 +63,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
             strip = editor.age_strip(path, face=face, progress=report)
         return [(image, f"age {years:.0f} ({AGE_GROUP_LABELS[age_to_group(years)]})") for years, image in strip]
 
+    @user_errors
     def analyze(photo: Any, model: str) -> tuple[dict[str, Any], str]:
         path = photo_path(photo)
         if path is None:
@@ -71,11 +73,12 @@ def build_tab(editor_provider: EditorProvider) -> None:
         found = f"{count} face{'s' if count != 1 else ''} found. "
         return face_update(count), found + describe_ages(ages) + warning
 
+    @user_errors  # also for what API callers send: a target age that is not a number, a face that does not exist
     def age_edit(photo: Any, target_age: float, face: Any, model: str) -> tuple[tuple[Image.Image, Image.Image], str]:
         """Set every selected face to `target_age` years; returns (before, after) whole photos and a summary."""
         path = require_photo(photo)
         before = load_photo(path)
-        after, summary = edit_on_gpu(path, float(target_age), parse_face(face), model)
+        after, summary = edit_on_gpu(path, check_age(target_age, "target age"), parse_face(face), model)
         return (before, after), summary
 
     def age_edit_live(photo: Any, target_age: float, face: Any, model: str) -> Any:
@@ -83,6 +86,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
             return gr.skip(), gr.skip()  # moving the slider before uploading is not a mistake
         return age_edit(photo, target_age, face, model)
 
+    @user_errors
     def age_strip(photo: Any, face: Any, model: str, progress: gr.Progress = PROGRESS) -> list[tuple[Image.Image, str]]:
         """The selected face (the first one for "all") at the centres of the 10 FFHQ-Aging groups."""
         path = require_photo(photo)

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ganime_age.conditions import AU_FACS_NAMES, AU_MAX, AU_NAMES, AU_REGIONS
+from ganime_age.validation import check_age, check_aus
 from space.common import (
     IMAGE_HEIGHT,
     describe_age_change,
@@ -100,12 +101,14 @@ def build_tab(editor_provider: EditorProvider) -> None:
         age_value = gr.update(value=round(ages[index])) if ages[index] is not None else gr.skip()
         return count, [*[round(v, 2) for v in aus], aus, age_value, info]
 
+    @user_errors
     def measure(photo: Any, face: Any, model: str) -> list[Any]:
         path = photo_path(photo)
         if path is None:
             return [gr.skip()] * (len(AU_NAMES) + 3)
         return measured_outputs(path, parse_face(face) or 0, model)[1]
 
+    @user_errors
     def analyze(photo: Any, model: str) -> list[Any]:
         path = photo_path(photo)
         if path is None:
@@ -113,15 +116,16 @@ def build_tab(editor_provider: EditorProvider) -> None:
         count, outputs = measured_outputs(path, 0, model)
         return [face_update(count), *outputs]
 
+    @user_errors  # also for what API callers send: AUs or an age out of range or not numbers
     def expression_edit(
         photo: Any, face: Any, model: str, change_age: bool, age: float, measured: list[float] | None, *au_values: float
     ) -> tuple[Any, Any, str]:
         """Edit the expression (17 AU intensities 0-5) and, if `change_age`, the age at the same time."""
         path = require_photo(photo)
         before = load_photo(path)
-        values = np.clip(np.asarray(au_values, np.float32), 0.0, AU_MAX)
+        values = check_aus(list(au_values))  # out of 0..5: refused, as by the Python API and the CLI
         after, attention, summary = edit_on_gpu(
-            path, parse_face(face), model, bool(change_age), float(age), aus_to_send(values, measured)
+            path, parse_face(face), model, bool(change_age), check_age(age, "target age"), aus_to_send(values, measured)
         )
         return (before, after), attention, summary
 

@@ -20,6 +20,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from ganime_age.validation import check_age
 from space.common import (
     EXAMPLES_DIR,
     IMAGE_HEIGHT,
@@ -27,6 +28,7 @@ from space.common import (
     load_photo,
     parse_face,
     photo_block,
+    photo_input,
     photo_path,
     require_photo,
     user_errors,
@@ -100,6 +102,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
             )
             return str(out), method_note(editor) + f" At most {MAX_VIDEO_FRAMES} frames; audio dropped."
 
+    @user_errors
     def analyze(photo: Any, model: str) -> tuple[Any, str]:
         path = photo_path(photo)
         if path is None:
@@ -108,6 +111,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
         count = count_faces_on_gpu(path, model)
         return face_update(count, default_all=False), f"{count} face{'s' if count != 1 else ''} found in the source."
 
+    @user_errors
     def reenact(
         photo: Any, face: Any, model: str, driving: Any, change_age: bool, age: float, aus_scale: float
     ) -> tuple[Any, Any, Any, str]:
@@ -122,21 +126,22 @@ def build_tab(editor_provider: EditorProvider) -> None:
             )
         before, driver_image = load_photo(source), load_photo(driver)
         image, note = reenact_on_gpu(
-            source, driver, parse_face(face) or 0, model, float(age) if change_age else None, float(aus_scale)
+            source, driver, parse_face(face) or 0, model, check_age(age) if change_age else None, aus_scale
         )
         return before, driver_image, image, note
 
+    @user_errors
     def reenact_video(
         photo: Any, face: Any, model: str, video: Any, change_age: bool, age: float, aus_scale: float
     ) -> tuple[Any, str, str]:
         """Reenact the source photo with every frame of a driving video (MP4 out, no audio)."""
         source = require_photo(photo)
-        path = video.get("video", video).get("path") if isinstance(video, dict) else video
+        path = photo_path(video.get("video", video) if isinstance(video, dict) else video)  # a bare path: refused
         if not path:
             raise gr.Error("Upload a driving video first.", title="No driving video", print_exception=False)
         before = load_photo(source)
         out, note = reenact_video_on_gpu(
-            source, str(path), parse_face(face) or 0, model, float(age) if change_age else None, float(aus_scale)
+            source, str(path), parse_face(face) or 0, model, check_age(age) if change_age else None, aus_scale
         )
         return before, out, note
 
@@ -145,7 +150,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
             block = photo_block(editor_provider, prefix="reenact", label="Source photo (the person)")
         with gr.Column(scale=1), gr.Tabs():
             with gr.Tab("Driving photo", id="reenact-driving-photo"):
-                driving = gr.Image(
+                driving = photo_input(
                     label="Driving photo (pose and expression)",
                     type="filepath",
                     sources=["upload", "webcam", "clipboard"],

@@ -37,6 +37,7 @@ from PIL import Image
 
 from ganime_age.conditions import AU_MAX
 from ganime_age.errors import FaceIndexError, ModelFileNotFoundError, NoFaceError, VideoError, WeightsError
+from ganime_age.validation import check_number, check_optional_age
 
 logger = logging.getLogger(__name__)
 
@@ -178,8 +179,7 @@ class Reenactment:
         """(source age, target age) for the AU/age step, or None when the step must be skipped (warned)."""
         from ganime_age.pipeline import is_untrained_default
 
-        if age is not None and not np.isfinite(age):
-            raise ValueError("age must be a finite number of years")
+        age = check_optional_age(age)
         if is_untrained_default(self.editor.model):
             self._warn_once(
                 "untrained",
@@ -344,9 +344,11 @@ class Reenactment:
         return output
 
 
+MAX_AUS_SCALE = 10.0  # the scaled AUs saturate at AU_MAX long before this
+
+
 def _check_scale(aus_scale: float) -> None:
-    if not np.isfinite(aus_scale) or aus_scale < 0:
-        raise ValueError(f"aus_scale must be a non-negative number, got {aus_scale}")
+    check_number(aus_scale, "aus_scale", 0.0, MAX_AUS_SCALE)
 
 
 def _limit_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
