@@ -118,8 +118,10 @@ def _reason(error: BaseException) -> str:
 def _too_large(name: str, error: Image.DecompressionBombError, max_pixels: int) -> ImageTooLargeError:
     """A decompression bomb reported against the project's pixel budget, not PIL's own limit."""
     found = re.search(r"\((\d+) pixels\)", str(error))
-    size = f" ({int(found.group(1)) / 1e6:.0f} MP)" if found else ""
-    return ImageTooLargeError(f"{name} is too large{size}; the limit is {max_pixels / 1e6:.0f} MP — downscale it first")
+    size = f"{int(found.group(1)) / 1e6:.0f} MP" if found else "too large"
+    return ImageTooLargeError(
+        f"{name}: the image is {size}; the limit is {max_pixels / 1e6:.0f} MP — downscale it first"
+    )
 
 
 def _pil_image_to_rgb(image: Image.Image, max_pixels: int) -> np.ndarray:
