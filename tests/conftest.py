@@ -185,3 +185,33 @@ def audio_only_video(tmp_path: Path) -> Path:
     ]
     subprocess.run(command, check=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def prepared_cfee64(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
+    """A 64 px CFEE subset: the Neutral, Happy, Surprised and Angry photos of 16 people (real FACS codes)."""
+    import csv
+
+    from training.prepare_data import PrepareConfig, prepare
+
+    cfee = shared_dir / "datasets" / "cfee"
+    with open(cfee / "labels.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    people = sorted({row["identity"] for row in rows})[:16]
+    keep = [
+        r for r in rows if r["identity"] in people and r["emotion_cat"] in ("Neutral", "Happy", "Surprised", "Angry")
+    ]
+    source = tmp_path_factory.mktemp("cfee_subset")
+    (source / "images").mkdir()
+    for row in keep:
+        (source / row["file_name"]).symlink_to(cfee / row["file_name"])
+    with open(source / "labels.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(keep)
+    (source / "aus.csv").symlink_to(cfee / "aus.csv")
+    output = tmp_path_factory.mktemp("prepared_cfee64") / "data"
+    config = PrepareConfig(source="cfee", input=str(source), output=str(output), size=64, test_fraction=0.25)
+    config.progress = False
+    prepare(config)
+    return output

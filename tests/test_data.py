@@ -20,7 +20,8 @@ def test_items_are_the_documented_tensors(prepared_utk: dict) -> None:
     dataset = PreparedFaces(prepared_utk["output"], split="train")
     assert len(dataset) == prepared_utk["report"]["rows"]["train"]
     item = dataset[0]
-    assert set(item) == {"image", "age", "age_group", "aus", "pose", "landmarks"}
+    assert set(item) == {"image", "age", "age_group", "aus", "pose", "landmarks", "age_known", "au_coded"}
+    assert float(item["age_known"]) == 1.0 and float(item["au_coded"]) == 0.0  # UTKFace: labelled ages, read AUs
     assert item["image"].shape == (3, 128, 128) and item["image"].dtype == torch.float32
     assert -1.0 <= item["image"].min() < item["image"].max() <= 1.0
     assert item["age"].shape == () and item["age"].dtype == torch.float32

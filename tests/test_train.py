@@ -27,6 +27,7 @@ from training.systems.base import linear_decay
 from training.trackers import read_log
 from training.train import (
     EpochSampler,
+    TrainingError,
     list_checkpoints,
     load_run_config,
     main,
@@ -418,3 +419,48 @@ def test_au_and_age_losses_go_down(tmp_path: Path, prepared_utk64: Path) -> None
     gap = (old - young) * 100  # years, as the critic reads them
     print(f"critic-read age, target 85 minus target 5: {gap.mean():.1f} years (min {gap.min():.1f})")
     assert float(gap.mean()) > 10 and float((gap > 0).float().mean()) >= 0.8, gap
+
+
+def test_cpu_recipe_warm_starts_and_trains_on_mixed_data(
+    tmp_path: Path, prepared_utk64: Path, prepared_cfee64: Path
+) -> None:
+    """The CPU recipe's options together: a warm start, the critic warm-up, one critic step on the generator's
+    own fakes, the frozen estimator as age teacher, strong AU targets and CFEE mixed in; the critic exported."""
+    first = tmp_path / "first"
+    assert main(["--config", TINY, *overrides(prepared_utk64, first, max_steps=1)]) == 0
+    start = load_file(str(first / "export" / "model.safetensors"))
+    output = tmp_path / "recipe"
+    recipe = [
+        "system.critic_steps=1",
+        "system.reuse_fakes=true",
+        "system.critic_warmup_steps=2",
+        "system.lambda_estimator_age=100",
+        "system.strong_au_share=0.5",
+        "system.lambda_identity=0",
+        "system.export_critic=true",
+        f"train.mix_data_dirs=[{prepared_cfee64}]",
+        "train.mix_shares=[0.3]",
+        f"train.init_weights.generator={first / 'export'}",
+    ]
+    args = overrides(prepared_utk64, output, *recipe, max_steps=4, checkpoint_every=1, keep_checkpoints=4, log_every=1)
+    assert main(["--config", TINY, *args]) == 0
+    records = {r["step"]: r for r in read_log(output) if "d_au" in r}
+    assert "g_loss" not in records[2] and "d_wasserstein" in records[2]  # warm-up: critic regression only
+    assert all(math.isfinite(records[4][k]) for k in ("g_estimator_age", "g_au", "d_gp", "d_au"))
+    steps = dict(list_checkpoints(output))
+    after_warmup = load_file(str(steps[2] / "model.safetensors"))
+    assert all(torch.equal(after_warmup[k].float(), start[k].float()) for k in start), "warm start or warm-up broke"
+    after_gan = load_file(str(steps[4] / "model.safetensors"))
+    assert any(not torch.equal(after_gan[k].float(), start[k].float()) for k in start)
+    critic = GanimeAgeDiscriminator.from_pretrained(output / "export" / "critic")
+    assert isinstance(critic, GanimeAgeDiscriminator)
+
+
+def test_warm_start_refuses_weights_that_do_not_fit(tmp_path: Path, prepared_utk64: Path) -> None:
+    first = tmp_path / "first"
+    assert main(["--config", TINY, *overrides(prepared_utk64, first, max_steps=1)]) == 0
+    wider = overrides(prepared_utk64, tmp_path / "wider", "system.generator.conv_dim=12", max_steps=1)
+    with pytest.raises(TrainingError, match="does not fit"):
+        run_training(load_run_config(TINY, [*wider, f"train.init_weights.generator={first / 'export'}"]))
+    with pytest.raises(TrainingError, match="init_weights names"):
+        run_training(load_run_config(TINY, [*wider, f"train.init_weights.teacher={first / 'export'}"]))

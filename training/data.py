@@ -12,6 +12,12 @@ Items are dicts of tensors (the default collate stacks them):
     aus        (17,) float32 0..5
     pose       (3,) float32 yaw, pitch, roll degrees
     landmarks  (478, 2) float32 x, y in pixels of the returned image
+    age_known  () float32 1, or 0 where the source had no age and `age` is an estimate (CFEE)
+    au_coded   () float32 1 where the AUs were FACS-coded by people, 0 where estimated from blendshapes
+
+AU labels estimated from blendshapes are recomputed from the stored raw scores with the current
+read-out (``ganime_age.faces.aus``), so a recalibration reaches training without re-preparing photos.
+Datasets prepared before those columns existed read as age_known 1, au_coded 0 with their stored AUs.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ from torch.utils.data import Dataset
 
 from ganime_age.conditions import NUM_AUS
 from ganime_age.errors import DatasetError
+from ganime_age.faces.aus import NUM_BLENDSHAPES, blendshape_mapping, blendshapes_to_aus
 
 NUM_LANDMARKS = 478
-LABEL_COLUMNS = ("id", "age", "age_group", "aus", "pose", "landmarks")
+LABEL_COLUMNS = ("id", "age", "age_group", "aus", "pose", "landmarks", "identity_hint")
+OPTIONAL_COLUMNS = ("blendshapes", "au_source", "age_estimated")  # format 2
 
 
 def shard_files(data_dir: str | Path, split: str) -> list[Path]:
@@ -95,7 +103,9 @@ class PreparedFaces(Dataset):
         files = shard_files(data_dir, split)
         if not files:
             raise DatasetError(f"{data_dir} has no {split!r} shards (data/{split}-*.parquet)")
-        tables = [pq.read_table(path, columns=["image", *LABEL_COLUMNS]) for path in files]
+        present = set(pq.read_schema(files[0]).names)
+        optional = [name for name in OPTIONAL_COLUMNS if name in present]
+        tables = [pq.read_table(path, columns=["image", *LABEL_COLUMNS, *optional]) for path in files]
         table = pa.concat_tables(tables)
         if max_samples is not None:
             table = table.slice(0, max_samples)
@@ -107,6 +117,7 @@ class PreparedFaces(Dataset):
         self.hflip = hflip
         self._images = table.column("image").combine_chunks().field("bytes")
         self.ids: list[str] = table.column("id").to_pylist()
+        self.identity_hints: list[str] = table.column("identity_hint").to_pylist()
         self.ages = table.column("age").to_numpy().astype(np.float32)
         self.age_groups = table.column("age_group").to_numpy().astype(np.int64)
         self.aus = _matrix(table.column("aus"), NUM_AUS, "aus")
@@ -114,6 +125,19 @@ class PreparedFaces(Dataset):
         self.landmarks = _matrix(table.column("landmarks"), NUM_LANDMARKS * 2, "landmarks").reshape(
             -1, NUM_LANDMARKS, 2
         )
+        n = len(self.ids)
+        self.age_known = np.ones(n, np.float32)
+        if "age_estimated" in optional:
+            self.age_known = 1.0 - table.column("age_estimated").to_numpy().astype(np.float32)
+        self.au_coded = np.zeros(n, np.float32)
+        if "au_source" in optional:
+            self.au_coded = (np.asarray(table.column("au_source").to_pylist()) == "facs").astype(np.float32)
+        self.blendshapes: np.ndarray | None = None
+        if "blendshapes" in optional:
+            self.blendshapes = _matrix(table.column("blendshapes"), NUM_BLENDSHAPES, "blendshapes")
+            self.aus = self.aus.copy()  # Arrow's buffer is read-only
+            for index in np.flatnonzero(self.au_coded == 0):
+                self.aus[index] = blendshapes_to_aus(blendshape_mapping(self.blendshapes[index]))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -151,4 +175,35 @@ class PreparedFaces(Dataset):
             "aus": torch.from_numpy(self.aus[index].copy()),
             "pose": torch.from_numpy(pose),
             "landmarks": torch.from_numpy(landmarks),
+            "age_known": torch.tensor(self.age_known[index]),
+            "au_coded": torch.tensor(self.au_coded[index]),
         }
+
+
+class MixedFaces(Dataset):
+    """Several prepared datasets read as one: index i falls in the part whose offsets hold it.
+
+    The trainer's sampler decides how often each part is drawn (``train.mix_shares``); this class only
+    maps a global index, or ``(index, flip)`` key, to its part.
+    """
+
+    def __init__(self, parts: list[PreparedFaces]) -> None:
+        if not parts:
+            raise DatasetError("MixedFaces needs at least one dataset")
+        self.parts = parts
+        self.offsets = np.cumsum([0] + [len(part) for part in parts])
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(part) for part in self.parts]
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, key: int | tuple[int, bool]) -> dict[str, torch.Tensor]:
+        index = int(key[0]) if isinstance(key, tuple) else int(key)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} faces")
+        part = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        local = index - int(self.offsets[part])
+        return self.parts[part][(local, bool(key[1])) if isinstance(key, tuple) else local]

@@ -47,6 +47,7 @@ COMMANDS: dict[str, str] = {
     "ganimation": "training.evaluate:GanimationEvaluation",
     "table1": "training.eval_table1:Table1Evaluation",
     "reenact": "training.evaluate_reenact:ReenactEvaluation",
+    "gates": "training.eval_gates:GateEvaluation",
 }
 
 DEFAULT_AGES = "10,20,30,40,50,60,70,80"

@@ -38,6 +38,36 @@ def interpolate(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
 
 
+def random_shift(images: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Translate each image by up to ±`max_shift` pixels (edge-replicated), differentiably.
+
+    Put in front of a frozen network used as a loss, so the generator cannot satisfy it with a pattern
+    tied to exact pixel positions (the speckles that fool a network but not an eye).
+    """
+    if max_shift <= 0:
+        return images
+    n, _, h, w = images.shape
+    padded = F.pad(images, (max_shift,) * 4, mode="replicate")
+    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2)).tolist()
+    return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)])
+
+
+def chroma_detail(images: torch.Tensor) -> torch.Tensor:
+    """The colour (Cb, Cr, BT.601) detail finer than 3 pixels of RGB images (N, 3, H, W) -> (N, 2, H, W).
+
+    Skin is smooth in colour (texture and wrinkles live in brightness) and photos carry little fine
+    chroma, while GAN speckles and tinted blotches are exactly that: the artefact measure and its loss.
+    """
+    r, g, b = images.float().unbind(1)
+    chroma = torch.stack([-0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b], dim=1)
+    return chroma - F.avg_pool2d(F.pad(chroma, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+
+
+def chroma_detail_loss(edited: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Mean squared fine colour detail that an edit adds to (or removes from) its source image."""
+    return (chroma_detail(edited) - chroma_detail(source)).pow(2).mean()
+
+
 def gradient_penalty(score: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """(||∇_x D(x)||₂ - 1)² averaged over the batch (Gulrajani et al. 2017).
 

@@ -111,19 +111,51 @@ def aligned_face_detection(size: int) -> Any:
     return DetectedFace(box=box, points=points, score=1.0)
 
 
-def measure_aus(landmarker: Any, crops: np.ndarray) -> np.ndarray:
-    """AU intensities (N, 17) of aligned uint8 crops (N, S, S, 3); rows of NaN where MediaPipe finds no face."""
-    from ganime_age.faces import blendshapes_to_aus
+def measure_blendshapes(landmarker: Any, crops: np.ndarray) -> np.ndarray:
+    """MediaPipe's 52 blendshape scores (N, 52) of aligned uint8 crops (N, S, S, 3); NaN rows where it finds no face."""
+    from ganime_age.faces.aus import NUM_BLENDSHAPES, blendshape_vector
 
-    out = np.full((len(crops), NUM_AUS), np.nan, np.float32)
+    out = np.full((len(crops), NUM_BLENDSHAPES), np.nan, np.float32)
     if len(crops) == 0:
         return out
     face = aligned_face_detection(crops.shape[1])
     for index, crop in enumerate(crops):
         result = landmarker.analyze(np.ascontiguousarray(crop), face)
         if result is not None:
-            out[index] = blendshapes_to_aus(result.blendshapes)
+            out[index] = blendshape_vector(result.blendshapes)
     return out
+
+
+def aus_from_blendshapes(scores: np.ndarray) -> np.ndarray:
+    """(N, 52) blendshape rows -> (N, 17) AU intensities with the current read-out; NaN rows stay NaN."""
+    from ganime_age.faces import blendshapes_to_aus
+    from ganime_age.faces.aus import blendshape_mapping
+
+    out = np.full((len(scores), NUM_AUS), np.nan, np.float32)
+    for index, row in enumerate(scores):
+        if np.all(np.isfinite(row)):
+            out[index] = blendshapes_to_aus(blendshape_mapping(row))
+    return out
+
+
+def measure_aus(landmarker: Any, crops: np.ndarray) -> np.ndarray:
+    """AU intensities (N, 17) of aligned uint8 crops (N, S, S, 3); rows of NaN where MediaPipe finds no face."""
+    return aus_from_blendshapes(measure_blendshapes(landmarker, crops))
+
+
+def chroma_high_frequency(crops: np.ndarray, border: float = 0.15) -> np.ndarray:
+    """Per-crop energy (N,) of the fine colour detail (``training.losses.chroma_detail``) inside the face.
+
+    uint8 crops (N, S, S, 3) on the 0..255 scale; the outer `border` share of the crop (hair, background)
+    is left out. An edit's energy over its input's is the speckle/tint artefact score.
+    """
+    from training.losses import chroma_detail
+
+    images = torch.from_numpy(np.asarray(crops, np.float32)).permute(0, 3, 1, 2)
+    size = images.shape[-1]
+    inner = slice(int(border * size), size - int(border * size))
+    detail = chroma_detail(images)[:, :, inner, inner].double()
+    return (detail**2).mean(dim=(2, 3)).sum(dim=1).numpy()
 
 
 def to_uint8_images(images: torch.Tensor) -> np.ndarray:
@@ -167,3 +199,16 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def age_reading_curve(readings: np.ndarray, ages: np.ndarray, bandwidth: float = 3.0, max_age: int = 100) -> np.ndarray:
+    """An estimator's mean reading of real faces at each age 0..max_age (Gaussian-smoothed over true ages).
+
+    Age estimators regress to the mean (a real 75-year-old reads ~65), so an edit to age 75 should read what
+    real 75-year-olds read, not 75: this curve is that target, for the gates and for the estimator loss.
+    """
+    readings = np.asarray(readings, np.float64)
+    ages = np.asarray(ages, np.float64)
+    grid = np.arange(max_age + 1, dtype=np.float64)
+    weights = np.exp(-0.5 * ((grid[:, None] - ages[None, :]) / bandwidth) ** 2)
+    return ((weights @ readings) / np.maximum(weights.sum(axis=1), 1e-12)).astype(np.float32)

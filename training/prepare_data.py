@@ -54,6 +54,7 @@ from ganime_age.errors import (
     NoFaceError,
     NotAnImageError,
 )
+from ganime_age.faces.aus import NUM_BLENDSHAPES, blendshape_vector
 from training.sources import SOURCES, SourceItem, SourceListing, parse_source
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ WEBP_QUALITY = 80
 # Landmarks are stored rounded to 1/64 pixel (far below the mesh's accuracy): rounded float32 values
 # compress well, which nearly halves the shards (the landmarks are ~70% of the raw bytes).
 LANDMARK_STEP = 1.0 / 64.0
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: blendshapes, au_source and age_estimated columns
 
 # Why a photo produced no row; the report counts each one (image load errors by their typed class).
 LOAD_REASONS: tuple[tuple[type[Exception], str], ...] = (
@@ -94,6 +95,8 @@ class PrepareConfig:
     chunk_size: int = 1000
     workers: int = 1
     relabel: str | None = None
+    # fills in the ages of sources that have none (CFEE); None: the embedded estimator, when one is needed
+    age_estimator: str | None = None
     max_items: int | None = None  # only the first N usable photos (quick trials)
     max_chunks: int | None = None  # process at most N pending chunks this run, then stop (debug/resume tests)
     overwrite: bool = False
@@ -150,6 +153,13 @@ def split_for(digest: str, test_fraction: float) -> str:
     return "test" if int(digest[:8], 16) / 2**32 < test_fraction else "train"
 
 
+def split_key_digest(item: SourceItem, digest: str) -> str:
+    """What decides a photo's split: its content hash, or the hash of its person where the source names one."""
+    if item.split_key is None:
+        return digest
+    return hashlib.sha1(item.split_key.encode()).hexdigest()
+
+
 def file_sha1(path: Path) -> str:
     sha = hashlib.sha1()
     with open(path, "rb") as handle:
@@ -169,6 +179,9 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("pose", "float32", 3),
     ("landmarks", "float32", NUM_LANDMARKS * 2),
     ("identity_hint", "string", None),
+    ("blendshapes", "float32", NUM_BLENDSHAPES),  # raw MediaPipe scores: the AU read-out can be recalibrated
+    ("au_source", "string", None),  # "facs": coded by people (CFEE); "blendshapes": estimated from the scores
+    ("age_estimated", "int64", None),  # 1: the source has no age and `age` is the age estimator's reading
 )
 RELABEL_COLUMN = ("age_source_label", "float32", None)
 
@@ -277,18 +290,22 @@ def encode_webp(image: np.ndarray, quality: int = WEBP_QUALITY) -> bytes:
 
 
 class ChunkWorker:
-    """Owns one FaceAnalyzer (and the optional relabelling AgeEstimator) for the life of a process."""
+    """Owns one FaceAnalyzer (and the AgeEstimator that relabels or fills in ages) for the life of a process.
 
-    def __init__(self, size: int, relabel: str | None = None) -> None:
+    `relabel` replaces every age by the estimator's; `estimator` alone only fills in the ages a source lacks.
+    """
+
+    def __init__(self, size: int, relabel: str | None = None, estimator: str | None = None) -> None:
         from ganime_age.faces import FaceAnalyzer
 
         self.size = size
         self.analyzer = FaceAnalyzer(size=size)
+        self.relabel_all = bool(relabel)
         self.estimator = None
-        if relabel:
+        if relabel or estimator:
             from ganime_age.hub import load_pretrained
 
-            self.estimator = load_pretrained(relabel).eval()
+            self.estimator = load_pretrained(relabel or estimator).eval()
 
     def analyse(self, item: SourceItem, digest: str) -> dict[str, Any] | tuple[str, str]:
         """One photo -> a row dict, or (reason, detail) when it yields no usable face."""
@@ -314,12 +331,17 @@ class ChunkWorker:
         points = transform_points(np.asarray(face.landmarks.landmarks, np.float32)[:, :2], aligned.matrix)
         points = np.round(np.asarray(points, np.float64) / LANDMARK_STEP) * LANDMARK_STEP
         age = float(item.age)
+        coded = item.aus is not None
         return {
             "image": {"bytes": encode_webp(np.ascontiguousarray(aligned.image)), "path": f"{digest}.webp"},
             "id": digest,
             "age": min(age, MAX_AGE),
             "age_group": int(item.age_group),
-            "aus": np.clip(np.asarray(face.aus, np.float32).reshape(NUM_AUS), 0.0, 5.0),
+            "aus": np.clip(np.asarray(item.aus if coded else face.aus, np.float32).reshape(NUM_AUS), 0.0, 5.0),
+            "blendshapes": blendshape_vector(face.landmarks.blendshapes),
+            "au_source": "facs" if coded else "blendshapes",
+            "age_estimated": int(not item.age_known),
+            "_split": split_key_digest(item, digest),
             "pose": np.asarray(face.pose, np.float32).reshape(3),
             "landmarks": np.asarray(points, np.float32).reshape(NUM_LANDMARKS * 2),
             "identity_hint": item.identity_hint,
@@ -329,10 +351,14 @@ class ChunkWorker:
         }
 
     def relabel(self, rows: list[dict[str, Any]], batch_size: int = 64) -> None:
-        """Replace each row's age by the estimator's prediction; keep the original in age_source_label."""
+        """Replace each row's age by the estimator's prediction; keep the original in age_source_label.
+
+        Without `relabel_all`, only the rows whose source has no age (age_estimated) get one.
+        """
         import torch
 
         assert self.estimator is not None
+        rows = rows if self.relabel_all else [row for row in rows if row["age_estimated"]]
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
             images = np.stack([row["_aligned"] for row in batch]).astype(np.float32)
@@ -374,10 +400,12 @@ class ChunkWorker:
                 on_item(1)
         if self.estimator is not None and rows:
             self.relabel(rows)
+        if any(not math.isfinite(row["age"]) for row in rows):
+            raise DatasetError("a source without ages needs an age estimator (ChunkWorker estimator=...)")
         for row in rows:
             row["source"] = job.source
         for split in ("train", "test"):
-            part = [row for row in rows if split_for(row["id"], job.test_fraction) == split]
+            part = [row for row in rows if split_for(row["_split"], job.test_fraction) == split]
             result.rows[split] = len(part)
             result.age_groups[split] = np.bincount(
                 [row["age_group"] for row in part], minlength=NUM_AGE_GROUPS
@@ -425,7 +453,7 @@ _WORKER: ChunkWorker | None = None
 _WORKER_ERROR: BaseException | None = None
 
 
-def _init_worker(size: int, relabel: str | None) -> None:
+def _init_worker(size: int, relabel: str | None, estimator: str | None) -> None:
     """Process-pool initializer: one analyzer per process, one thread each (processes are the parallelism).
 
     A failure here (missing model file, bad estimator) is kept and raised by the first job: an
@@ -438,7 +466,7 @@ def _init_worker(size: int, relabel: str | None) -> None:
 
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
-        _WORKER = ChunkWorker(size, relabel)
+        _WORKER = ChunkWorker(size, relabel, estimator)
     except Exception as error:
         _WORKER_ERROR = error
 
@@ -524,6 +552,10 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
         shown = ", ".join(listing.examples.get(reason, [])[:3])
         warnings.warn(f"{config.source}: skipped {count} input(s) as {reason} (e.g. {shown})", stacklevel=2)
     _check_manifest(output, config.manifest(_items_digest(items)), config.overwrite)
+    if config.age_estimator is None and any(not item.age_known for item, _ in items):
+        from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR
+
+        config.age_estimator = str(DEFAULT_ESTIMATOR_DIR)
 
     schema = arrow_schema(bool(config.relabel))
     jobs = [
@@ -580,7 +612,7 @@ def _run_jobs(
         if not pending:
             pass
         elif config.workers == 1:
-            worker = ChunkWorker(config.size, config.relabel)
+            worker = ChunkWorker(config.size, config.relabel, config.age_estimator)
             for job in pending:
                 results.append(worker.run(job, on_item=bar.update if bar is not None else None))
         else:
@@ -588,7 +620,9 @@ def _run_jobs(
 
             context = multiprocessing.get_context("spawn")  # no forked mediapipe/torch state
             processes = min(config.workers, len(pending))
-            with context.Pool(processes, initializer=_init_worker, initargs=(config.size, config.relabel)) as pool:
+            with context.Pool(
+                processes, initializer=_init_worker, initargs=(config.size, config.relabel, config.age_estimator)
+            ) as pool:
                 for result in pool.imap_unordered(_run_job, pending):
                     results.append(result)
                     if bar is not None:

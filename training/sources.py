@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ganime_age.conditions import age_to_group, group_center, group_from_label
+from ganime_age.conditions import AU_MAX, AU_NAMES, age_to_group, group_center, group_from_label
 from ganime_age.errors import DatasetError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
@@ -34,9 +34,12 @@ class SourceItem:
 
     path: Path  # absolute path of the photo
     rel: str  # path relative to the input folder (POSIX): the deterministic sort key
-    age: float  # years; the group centre for sources that only label groups
-    age_group: int  # FFHQ-Aging group index
+    age: float  # years; the group centre for sources that only label groups; NaN when age_known is False
+    age_group: int  # FFHQ-Aging group index (-1 until an unknown age is estimated)
     identity_hint: str  # the file name stem: same-person grouping for sources that encode it
+    aus: tuple[float, ...] | None = None  # FACS-coded AU intensities (17, 0..5) where the source has them
+    age_known: bool = True  # False: prepare_data estimates the age and marks the row as estimated
+    split_key: str | None = None  # photos with one key share a split (a person id); None: split per photo
 
 
 @dataclass
@@ -202,6 +205,92 @@ def parse_csv(root: Path, labels: Path | None, min_confidence: float = 0.0) -> S
     return listing
 
 
+# CFEE's FACS intensity letters (a = trace ... e = maximum) on the project's 0..5 scale.
+FACS_LETTER_INTENSITY = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "e": 5.0}
+# The coder marked these AUs present without a letter: the middle of the scale (c), the most common letter.
+FACS_UNSCORED_INTENSITY = 3.0
+# CFEE codes AU43 (eyes closed) but not AU45 (blink); both close the eyelids, which is what AU45 conditions.
+CFEE_AU_ALIASES = {"AU43": "AU45"}
+FACS_SIDED = re.compile(r"([LR])([a-e])")
+
+
+def facs_intensity(code: str) -> float:
+    """One FACS intensity code -> 0..5 for a bilateral AU.
+
+    ``a``..``e`` -> 1..5; ``x`` (present, intensity not scored) -> 3; sided codes such as ``LcRb``
+    (left c, right b) -> the mean of the two sides, a side that is not named counting 0 (``Lb``: a
+    unilateral b reads 1), because the project's AUs are one intensity for both sides of the face.
+    """
+    code = code.strip()
+    if code in FACS_LETTER_INTENSITY:
+        return FACS_LETTER_INTENSITY[code]
+    if code == "x":
+        return FACS_UNSCORED_INTENSITY
+    sides = FACS_SIDED.findall(code)
+    if (
+        not sides
+        or "".join(side + letter for side, letter in sides) != code
+        or len({s for s, _ in sides}) != len(sides)
+    ):
+        raise DatasetError(f"unknown FACS intensity code {code!r}")
+    return sum(FACS_LETTER_INTENSITY[letter] for _, letter in sides) / 2.0
+
+
+def read_cfee_codes(path: Path) -> dict[tuple[str, str], tuple[float, ...]]:
+    """aus.csv (identity, emotion_cat, au, code) -> (identity, category) -> the 17 AUs on 0..5.
+
+    AUs outside the project's 17 are ignored; AUs of the 17 that a category does not list are 0.
+    """
+    codes: dict[tuple[str, str], list[float]] = {}
+    for row in _read_csv(path, ("identity", "emotion_cat", "au", "code"), "cfee"):
+        name = CFEE_AU_ALIASES.get(f"AU{int(row['au']):02d}", f"AU{int(row['au']):02d}")
+        vector = codes.setdefault((row["identity"], row["emotion_cat"]), [0.0] * len(AU_NAMES))
+        if name in AU_NAMES:
+            index = AU_NAMES.index(name)
+            vector[index] = min(max(vector[index], facs_intensity(row["code"])), AU_MAX)
+    return {key: tuple(vector) for key, vector in codes.items()}
+
+
+def parse_cfee(root: Path, labels: Path | None = None, min_confidence: float = 0.0) -> SourceListing:
+    """CFEE: images/NNNN.jpg + labels.csv (file_name, identity, emotion_cat) + aus.csv (FACS codes).
+
+    Every photo gets its person's coded AUs for its category (Neutral: all 0). CFEE has no ages: items are
+    marked ``age_known=False`` (prepare_data estimates them). The split key is the person, so one person's
+    photos are all train or all test. `labels` defaults to ``root/labels.csv``; aus.csv is read beside it.
+    """
+    labels = Path(labels) if labels is not None else root / "labels.csv"
+    codes = read_cfee_codes(labels.parent / "aus.csv")
+    listing = SourceListing()
+    base = Path(os.path.abspath(root))
+    for row in _read_csv(labels, ("file_name", "identity", "emotion_cat"), "cfee"):
+        name, identity, category = row["file_name"], row["identity"], row["emotion_cat"]
+        path = Path(os.path.abspath(base / name))
+        if not path.is_file() or not path.is_relative_to(base):
+            listing.skip("missing_image", name)
+            continue
+        if category == "Neutral":
+            aus = (0.0,) * len(AU_NAMES)
+        elif (identity, category) in codes:
+            aus = codes[(identity, category)]
+        else:
+            listing.skip("no_au_codes", name)
+            continue
+        listing.items.append(
+            SourceItem(
+                path=path,
+                rel=path.relative_to(base).as_posix(),
+                age=float("nan"),
+                age_group=-1,
+                identity_hint=f"cfee-{identity}-{category.replace(' ', '_')}",
+                aus=aus,
+                age_known=False,
+                split_key=f"cfee-{identity}",
+            )
+        )
+    listing.items.sort(key=lambda item: item.rel)
+    return listing
+
+
 UTKFACE_LICENSE_NOTE = (
     "UTKFace is available for non-commercial research purposes only; the copyright of the photos "
     "belongs to their original owners. This prepared copy and any model trained on it inherit that restriction."
@@ -225,6 +314,15 @@ SOURCES: dict[str, SourceSpec] = {
         False,
         "other",
         "CACD2000 is released for research purposes only; the photos belong to their original owners.",
+    ),
+    "cfee": SourceSpec(
+        "cfee",
+        "CFEE (Compound Facial Expressions of Emotion)",
+        parse_cfee,
+        False,
+        "other",
+        "CFEE is a research dataset of the Ohio State University (Du, Tao & Martinez, PNAS 2014); no licence came "
+        "with this copy: treat it as non-commercial research only. Its ages are estimated, not labelled.",
     ),
     "csv": SourceSpec(
         "csv",

@@ -102,12 +102,24 @@ class EpochSampler(Sampler):
 
     It also reseeds `loader_generator` (the DataLoader's own generator, from which each epoch's worker
     seeds are drawn) per epoch, so starting an iterator never consumes the global torch RNG either.
+
+    With ``shares`` (one per part of a `MixedFaces`, summing to 1) an epoch is ``length`` draws of which
+    part k gets ``round(share_k * length)``, each part walked in its own shuffled order (repeated when it
+    is smaller than its share): how a small expression set (CFEE) is mixed into a large age set.
     """
 
-    def __init__(self, length: int, seed: int, flips: bool = False) -> None:
+    def __init__(
+        self, length: int, seed: int, flips: bool = False, sizes: Sequence[int] = (), shares: Sequence[float] = ()
+    ) -> None:
+        if len(sizes) != len(shares):
+            raise TrainingError("one mix share per dataset part is needed")
+        if shares and (min(shares) < 0 or abs(sum(shares) - 1.0) > 1e-6):
+            raise TrainingError(f"dataset mix shares must be >= 0 and sum to 1, got {list(shares)}")
         self.length = length
         self.seed = seed
         self.flips = flips
+        self.sizes = list(sizes)
+        self.shares = list(shares)
         self.epoch = 0
         self.loader_generator = torch.Generator().manual_seed(seed)
 
@@ -117,14 +129,28 @@ class EpochSampler(Sampler):
 
     def __iter__(self) -> Iterator[int | tuple[int, bool]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.length, generator=generator).tolist()
+        order = (
+            self._mixed_order(generator) if len(self.sizes) > 1 else torch.randperm(self.length, generator=generator)
+        )
+        order = order.tolist()
         if not self.flips:
             return iter(order)
         flips = (torch.rand(self.length, generator=generator) < 0.5).tolist()
         return iter(zip(order, flips, strict=True))
 
+    def _mixed_order(self, generator: torch.Generator) -> torch.Tensor:
+        draws, offset = [], 0
+        for size, share in zip(self.sizes, self.shares, strict=True):
+            count = round(share * self.length)
+            repeats = -(-count // size)
+            walk = torch.cat([torch.randperm(size, generator=generator) for _ in range(repeats)])[:count]
+            draws.append(walk + offset)
+            offset += size
+        pool = torch.cat(draws)
+        return pool[torch.randperm(len(pool), generator=generator)]
+
     def __len__(self) -> int:
-        return self.length
+        return sum(round(share * self.length) for share in self.shares) if len(self.sizes) > 1 else self.length
 
 
 class DataPosition:
@@ -191,15 +217,25 @@ class DataStream:
 
 
 def build_loader(train: TrainConfig) -> tuple[DataLoader, EpochSampler]:
-    from training.data import PreparedFaces
+    from training.data import MixedFaces, PreparedFaces
 
+    if len(train.mix_data_dirs) != len(train.mix_shares):
+        raise TrainingError("train.mix_data_dirs and train.mix_shares need one entry each")
     # flips are drawn by the sampler (resumable), not by the dataset's own random draw
-    dataset = PreparedFaces(train.data_dir, "train", image_size=train.image_size, max_samples=train.max_train_samples)
+    dataset: Any = PreparedFaces(
+        train.data_dir, "train", image_size=train.image_size, max_samples=train.max_train_samples
+    )
     if len(dataset) < train.batch_size:
         raise TrainingError(
             f"{train.data_dir} has {len(dataset)} training faces, fewer than train.batch_size={train.batch_size}"
         )
-    sampler = EpochSampler(len(dataset), train.seed, flips=train.hflip)
+    sizes: list[int] = []
+    shares: list[float] = []
+    if train.mix_data_dirs:
+        parts = [dataset] + [PreparedFaces(path, "train", image_size=train.image_size) for path in train.mix_data_dirs]
+        dataset = MixedFaces(parts)
+        sizes, shares = dataset.sizes, [1.0 - sum(train.mix_shares), *train.mix_shares]
+    sampler = EpochSampler(len(dataset), train.seed, flips=train.hflip, sizes=sizes, shares=shares)
     workers = max(0, train.num_workers)
     loader = DataLoader(
         dataset,
@@ -386,11 +422,8 @@ def hardware_description(accelerator: Any) -> str:
     return f"{accelerator.num_processes} x {name}, mixed precision {accelerator.mixed_precision}"
 
 
-def model_card(run: RunConfig, state: TrainerState, accelerator: Any) -> dict[str, Any]:
-    """model_card_kwargs for the export: data, steps, time, hardware, final losses, evaluation if present."""
-    train = run.train
-    data_dir = Path(train.data_dir)
-    card: dict[str, Any] = {"note": train.card_note} if train.card_note else {}
+def describe_dataset(data_dir: Path, image_size: int) -> tuple[str, str | None, str | None]:
+    """(what the card says the model saw, the source's Hub licence id, its licence note) from a prepared folder."""
     report: dict[str, Any] = {}
     report_path = data_dir / "prepare_report.json"
     if report_path.is_file():
@@ -399,20 +432,35 @@ def model_card(run: RunConfig, state: TrainerState, accelerator: Any) -> dict[st
         except (OSError, json.JSONDecodeError):
             report = {}
     source = report.get("source")
-    title = source or "a prepared face dataset"
+    title, licence, note = source or "a prepared face dataset", None, None
     try:
         from training.sources import SOURCES
 
         if source in SOURCES:
             spec = SOURCES[source]
-            title = spec.title
-            card["license"] = spec.license
-            card["license_note"] = f"These weights were trained on {spec.title}. {spec.license_note}"
+            title, licence = spec.title, spec.license
+            note = f"These weights were trained on {spec.title}. {spec.license_note}"
     except ImportError:
         pass
     rows = report.get("rows", {}).get("train")
     faces = f"{rows} " if rows else ""
-    card["trained_on"] = f"{faces}aligned {train.image_size} px faces of {title} (prepared dataset `{data_dir.name}`)"
+    return f"{faces}aligned {image_size} px faces of {title} (prepared dataset `{data_dir.name}`)", licence, note
+
+
+def model_card(run: RunConfig, state: TrainerState, accelerator: Any) -> dict[str, Any]:
+    """model_card_kwargs for the export: data, steps, time, hardware, final losses, evaluation if present."""
+    train = run.train
+    card: dict[str, Any] = {"note": train.card_note} if train.card_note else {}
+    described = [describe_dataset(Path(path), train.image_size) for path in [train.data_dir, *train.mix_data_dirs]]
+    shares = [1.0 - sum(train.mix_shares), *train.mix_shares]
+    card["trained_on"] = "; ".join(
+        text + (f" ({share:.0%} of the draws)" if len(described) > 1 else "")
+        for (text, _, _), share in zip(described, shares, strict=True)
+    )
+    licences = [(spec_licence, note) for _, spec_licence, note in described if note]
+    if licences:
+        card["license"] = licences[0][0] if len({lic for lic, _ in licences}) == 1 else "other"
+        card["license_note"] = " ".join(note for _, note in licences)
     records = [r for r in read_log(train.output_dir) if "step" in r]
     last = records[-1] if records else {}
     bookkeeping = ("step", "time", "epoch", "steps_per_sec", "images_per_sec")
@@ -480,6 +528,27 @@ class Averager:
         return dict(zip(keys, stacked.cpu().tolist(), strict=True))
 
 
+def warm_start(system: TrainingSystem, init_weights: dict[str, str]) -> None:
+    """Load each named model's weights from a saved model (strictly: same class, same tensor shapes)."""
+    from ganime_age.hub import load_pretrained
+
+    for name, source in init_weights.items():
+        if name not in system.models:
+            raise TrainingError(
+                f"train.init_weights names {name!r}; this system's models are {', '.join(system.models)}"
+            )
+        loaded = load_pretrained(source)
+        model = system.models[name]
+        if type(loaded) is not type(model):
+            raise TrainingError(
+                f"train.init_weights.{name}: {source} holds a {type(loaded).__name__}, not a {type(model).__name__}"
+            )
+        try:
+            model.load_state_dict(loaded.state_dict())
+        except RuntimeError as error:
+            raise TrainingError(f"train.init_weights.{name}: {source} does not fit this config: {error}") from None
+
+
 def run_training(run: RunConfig, *, resume: bool = False, export_only: bool = False) -> dict[str, Any]:
     """Train (or only export) as configured; returns a summary (steps, resumed_from, export folder)."""
     from accelerate import Accelerator
@@ -516,6 +585,8 @@ def run_training(run: RunConfig, *, resume: bool = False, export_only: bool = Fa
         system.build()
     except ValueError as error:  # inconsistent sizes or options in the config: a user mistake, not a crash
         raise TrainingError(f"system {train.system}: {error}") from error
+    if not export_only:
+        warm_start(system, train.init_weights)
     for module in system.frozen.values():
         module.to(accelerator.device).eval().requires_grad_(False)
     channels_last = train.uses_channels_last(accelerator.device)

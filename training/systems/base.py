@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,6 +41,13 @@ class TrainConfig:
     sample_every: int = 1000
     log_every: int = 50
     max_train_samples: int | None = None
+    # more prepared datasets mixed into every epoch: mix_shares[i] of the draws come from mix_data_dirs[i],
+    # the rest from data_dir (e.g. CFEE's coded expressions beside UTKFace's ages)
+    mix_data_dirs: list[str] = field(default_factory=list)
+    mix_shares: list[float] = field(default_factory=list)
+    # warm start: model name -> Hub id or folder whose weights a fresh run starts from (a resumed run's
+    # checkpoint wins), e.g. {generator: src/ganime_age/weights/ganime-age-128}
+    init_weights: dict[str, str] = field(default_factory=dict)
     tracker: str = "auto"  # "auto" (TensorBoard if installed, else JSONL) | "tensorboard" | "jsonl"
     export_dir: str | None = None  # where save_pretrained writes the shipped model at the end
     export_dtype: str = "float16"  # "float16" halves the shipped file (loading upcasts) | "float32"

@@ -11,6 +11,16 @@ effective weight of 4000 / 25 = 160 on the mean squared error of AU/5: that is `
 ``lambda_critic_au`` here, independent of our batch size. Its mask smoothness term sums the total
 variation over the whole batch with weight 1e-5, i.e. 1e-5 x 25 = 2.5e-4 on the per-image summed TV
 averaged over the batch (``lambda_mask_smooth``). Age is regressed like the AUs: MSE on age/100.
+
+Options for learning more per unit of compute (all off by default, i.e. GANimation's recipe):
+``reuse_fakes`` lets a single critic step train on the generator step's own fakes (one generator
+forward fewer per step); ``gp_every`` makes the gradient penalty lazy; ``lambda_estimator_age`` adds a
+frozen age estimator as a second age teacher (as SAM does with its age classifier), its target being
+what real faces of the target age read (``training.metrics.age_reading_curve``) and its input randomly
+shifted so that pixel-exact patterns cannot fool it; ``lambda_chroma`` penalises the fine colour detail an
+edit adds (speckles, tinted blotches); ``strong_au_share`` asks for strong single-AU edits,
+which a mostly neutral or smiling dataset rarely provides. Samples whose age is an estimate (CFEE) do
+not train the critic's age head.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -33,12 +44,14 @@ from ganime_age.models.ganimation_age import (
 )
 from training.losses import (
     VGG19Features,
+    chroma_detail_loss,
     critic_score,
     gradient_penalty,
     identity_loss,
     interpolate,
     mask_mean,
     perceptual_loss,
+    random_shift,
     total_variation,
     wgan_critic_loss,
     wgan_generator_loss,
@@ -90,7 +103,16 @@ class GanimationAgeTrainConfig:
     keep_age_share: float = 0.3  # samples whose target age is their own (AU-only edits)
     target_age_min: float = 0.0
     target_age_max: float = 100.0
-    export_critic: bool = False  # also save the critic (output_dir/critic) for resuming fine-tunes
+    export_critic: bool = False  # also save the critic (<export>/critic) so that warm starts keep it
+    # sample efficiency
+    reuse_fakes: bool = False  # with critic_steps 1: the critic trains on the generator step's fakes
+    gp_every: int = 1  # lazy gradient penalty: on every k-th critic step, weighted by k
+    lambda_estimator_age: float = 0.0  # MSE (years/100) of a frozen estimator's reading vs real faces' reading
+    age_estimator: str | None = None  # AgeEstimator folder or Hub id; None: the embedded one
+    estimator_shift: int = 4  # random translation in pixels of the edit before the frozen estimator
+    strong_au_share: float = 0.0  # targets = source AUs with 1-2 random AUs set to 2.5..5
+    critic_warmup_steps: int = 0  # first steps train only the critic's AU/age heads on real faces (no generator)
+    lambda_chroma: float = 0.0  # fine colour detail the edit adds (training.losses.chroma_detail_loss): speckles
 
 
 class GanimationAgeSystem(TrainingSystem):
@@ -105,6 +127,10 @@ class GanimationAgeSystem(TrainingSystem):
         self.check_image_sizes(generator=c.generator, discriminator=c.discriminator)
         if c.critic_steps < 1:
             raise ValueError("system.critic_steps must be at least 1")
+        if c.reuse_fakes and c.critic_steps != 1:
+            raise ValueError("system.reuse_fakes needs critic_steps 1")
+        if c.gp_every < 1:
+            raise ValueError("system.gp_every must be at least 1")
         self.models["generator"] = GanimeAge(c.generator)
         self.models["critic"] = GanimeAgeDiscriminator(c.discriminator)
         fused = self.train.fused_optimizers
@@ -123,6 +149,33 @@ class GanimationAgeSystem(TrainingSystem):
             self.frozen["recognizer"] = FaceRecognizer(c.recognizer_weights)
         if c.vgg19_weights:
             self.frozen["vgg"] = VGG19Features().load_file(c.vgg19_weights)
+        if c.lambda_estimator_age > 0:
+            self.frozen["age_estimator"] = self.load_age_estimator()
+            self.age_curve = self.estimator_reading_curve(self.frozen["age_estimator"])
+
+    def load_age_estimator(self) -> torch.nn.Module:
+        from ganime_age.hub import load_pretrained
+        from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR
+
+        estimator = load_pretrained(self.config.age_estimator or str(DEFAULT_ESTIMATOR_DIR))
+        if getattr(estimator, "model_type", None) != "age_estimator":
+            raise ValueError(f"system.age_estimator must be an AgeEstimator, got {type(estimator).__name__}")
+        return estimator.eval().requires_grad_(False)
+
+    def estimator_reading_curve(self, estimator: torch.nn.Module, max_faces: int = 4000) -> torch.Tensor:
+        """The frozen estimator's mean reading of real training faces at each age 0..100 (the loss target)."""
+        from training.data import PreparedFaces
+        from training.metrics import age_reading_curve
+
+        faces = PreparedFaces(self.train.data_dir, "train", image_size=estimator.config.image_size)
+        picks = np.linspace(0, len(faces) - 1, min(max_faces, len(faces))).round().astype(int)
+        readings = []
+        with torch.no_grad():
+            for start in range(0, len(picks), 256):
+                batch = torch.stack([faces[int(i)]["image"] for i in picks[start : start + 256]])
+                readings.append(estimator.predict(batch).float())
+        curve = age_reading_curve(torch.cat(readings).numpy(), faces.ages[picks], max_age=int(MAX_AGE))
+        return torch.from_numpy(curve)
 
     def compile_targets(self) -> list[str]:
         # The critic's gradient penalty needs a double backward, which torch.compile does not support.
@@ -141,60 +194,108 @@ class GanimationAgeSystem(TrainingSystem):
         target_age = c.target_age_min + torch.rand(n, device=age.device) * (c.target_age_max - c.target_age_min)
         keep_age = torch.rand(n, device=age.device) < c.keep_age_share
         target_age = torch.where(keep_age, age, target_age)
+        if c.strong_au_share > 0:
+            target_aus = self.strong_au_edits(aus, target_aus, c.strong_au_share)
         return target_aus, target_age
+
+    @staticmethod
+    def strong_au_edits(aus: torch.Tensor, target_aus: torch.Tensor, share: float) -> torch.Tensor:
+        """For `share` of the samples: the source's AUs with one or two random AUs raised to 2.5..5."""
+        n, count = aus.shape
+        chosen = torch.rand(n, 1, device=aus.device) < share
+        first = torch.randint(count, (n,), device=aus.device)
+        second = torch.randint(count, (n,), device=aus.device)
+        picked = F.one_hot(first, count).bool() | (
+            F.one_hot(second, count).bool() & (torch.rand(n, 1, device=aus.device) < 0.5)
+        )
+        strong = torch.where(picked, 2.5 + 2.5 * torch.rand_like(aus), aus)
+        return torch.where(chosen, strong, target_aus)
 
     # -- one trainer step -----------------------------------------------------------------------------
     def training_step(self, batch: Batch, step: int) -> dict[str, Any]:
         logs: dict[str, torch.Tensor] = {}
-        for index in range(self.config.critic_steps):
+        c = self.config
+        if step < c.critic_warmup_steps:  # a fresh critic's AU/age heads are useless teachers: fit them first
+            return self.critic_step(batch, step, regression_only=True)
+        if c.reuse_fakes:  # one generator forward serves the critic step and the generator step
+            target_aus, target_age = self.sample_targets(batch)
+            with self.accelerator.autocast():
+                fake = self.models["generator"](batch["image"], target_aus, target_age)
+            logs.update(self.critic_step(batch, step, fake.image.detach().to(batch["image"].dtype)))
+            logs.update(self.generator_step(batch, (target_aus, target_age, fake)))
+            return logs
+        for index in range(c.critic_steps):
             if index > 0:
                 batch = self.next_batch()
-            for key, value in self.critic_step(batch).items():
-                logs[key] = logs.get(key, 0) + value / self.config.critic_steps
+            for key, value in self.critic_step(batch, step * c.critic_steps + index).items():
+                logs[key] = logs.get(key, 0) + value / c.critic_steps
         logs.update(self.generator_step(batch))
         return logs
 
-    def critic_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def critic_step(
+        self, batch: Batch, count: int = 0, fake: torch.Tensor | None = None, regression_only: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """One critic update; `count` numbers critic steps (for the lazy penalty), `fake` reuses given fakes.
+
+        `regression_only`: only the AU and age heads learn, on real faces (the warm-up).
+        """
         c = self.config
         generator, critic = self.models["generator"], self.models["critic"]
         optimizer = self.optimizers["critic"]
         real, aus, age = batch["image"], batch["aus"].float(), batch["age"].float()
-        target_aus, target_age = self.sample_targets(batch)
+        age_known = batch.get("age_known", torch.ones_like(age)).float()
         n = real.shape[0]
-        with torch.no_grad(), self.accelerator.autocast():
-            fake = generator(real, target_aus, target_age).image.to(real.dtype)
-        mixed = interpolate(real, fake)
+        if regression_only:
+            fake = real[:0]
+        elif fake is None:
+            target_aus, target_age = self.sample_targets(batch)
+            with torch.no_grad(), self.accelerator.autocast():
+                fake = generator(real, target_aus, target_age).image.to(real.dtype)
+        with_penalty = count % c.gp_every == 0 and not regression_only
+        mixed = interpolate(real, fake) if with_penalty else real[:0]
         with self.accelerator.autocast():
             # one critic pass over real | fake | interpolated (no batch norm, so batching changes nothing)
             out = critic(torch.cat([real, fake, mixed], dim=0))
             score = critic_score(out.realism)
             real_score, fake_score, mixed_score = score[:n], score[n : 2 * n], score[2 * n :]
-            adversarial = wgan_critic_loss(real_score, fake_score)
-            penalty = gradient_penalty(mixed_score, mixed)
+            adversarial = wgan_critic_loss(real_score, fake_score) if not regression_only else real.new_zeros(())
+            penalty = gradient_penalty(mixed_score, mixed) if with_penalty else real.new_zeros(())
             au_loss = F.mse_loss(out.aus[:n].float(), normalise_aus(aus))
-            age_loss = F.mse_loss(out.age[:n].float(), age / MAX_AGE)
-            loss = adversarial + c.lambda_gp * penalty + c.lambda_critic_au * au_loss + c.lambda_critic_age * age_loss
+            age_error = (out.age[:n].float() - age / MAX_AGE) ** 2
+            age_loss = (age_error * age_known).sum() / age_known.sum().clamp(min=1.0)
+            loss = (
+                adversarial
+                + c.lambda_gp * c.gp_every * penalty
+                + c.lambda_critic_au * au_loss
+                + c.lambda_critic_age * age_loss
+            )
         self.optimise(optimizer, loss)
-        return {
+        logs = {
             "d_loss": loss.detach(),
             "d_wasserstein": -adversarial.detach(),
-            "d_gp": penalty.detach(),
             "d_au": au_loss.detach(),
             "d_age": age_loss.detach(),
         }
+        if with_penalty:
+            logs["d_gp"] = penalty.detach()
+        return logs
 
-    def generator_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def generator_step(
+        self, batch: Batch, given: tuple[torch.Tensor, torch.Tensor, Any] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """One generator update; `given` = (target AUs, target ages, generator output) already computed."""
         c = self.config
         generator = self.models["generator"]
         optimizer = self.optimizers["generator"]
         real, aus, age = batch["image"], batch["aus"].float(), batch["age"].float()
-        target_aus, target_age = self.sample_targets(batch)
+        target_aus, target_age, fake = given if given is not None else (*self.sample_targets(batch), None)
         # The critic only scores here: no gradients into its weights (its own step zeroes them anyway),
         # and called unwrapped so DDP does not wait for a gradient reduction that never comes.
         bare_critic = self.unwrap("critic")
         bare_critic.requires_grad_(False)
         with self.accelerator.autocast():
-            fake = generator(real, target_aus, target_age)
+            if fake is None:
+                fake = generator(real, target_aus, target_age)
             rec = generator(fake.image, aus, age)
             out = bare_critic(fake.image)
             adversarial = wgan_generator_loss(critic_score(out.realism))
@@ -229,6 +330,16 @@ class GanimationAgeSystem(TrainingSystem):
                 perceptual = perceptual_loss(self.frozen["vgg"], real, fake.image)
                 loss = loss + c.lambda_perceptual * perceptual
                 logs["g_perceptual"] = perceptual.detach()
+            if c.lambda_chroma > 0:
+                chroma = chroma_detail_loss(fake.image, real)
+                loss = loss + c.lambda_chroma * chroma
+                logs["g_chroma"] = chroma.detach()
+            if "age_estimator" in self.frozen:
+                reading = self.frozen["age_estimator"].predict(random_shift(fake.image, c.estimator_shift))
+                expected = self.age_curve.to(reading.device)[target_age.round().long().clamp(0, int(MAX_AGE))]
+                estimator_age = F.mse_loss(reading.float() / MAX_AGE, expected / MAX_AGE)
+                loss = loss + c.lambda_estimator_age * estimator_age
+                logs["g_estimator_age"] = estimator_age.detach()
         self.optimise(optimizer, loss)
         bare_critic.requires_grad_(True)
         logs["g_loss"] = loss.detach()
@@ -282,4 +393,4 @@ class GanimationAgeSystem(TrainingSystem):
         self.unwrap("generator").save_pretrained(folder, dtype=dtype, model_card_kwargs=card)
         if self.config.export_critic:
             critic_card = {**card, "model_name": "GANimation-age critic"}
-            self.unwrap("critic").save_pretrained(Path(self.train.output_dir) / "critic", model_card_kwargs=critic_card)
+            self.unwrap("critic").save_pretrained(folder / "critic", dtype=dtype, model_card_kwargs=critic_card)
