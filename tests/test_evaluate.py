@@ -192,3 +192,56 @@ def test_pairs_ages_and_tables() -> None:
     table = markdown_table(["a", "b"], [[1, 0.5], ["x", float("nan")]])
     assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.500 |", "| x | n/a |"]
     assert len(AU_NAMES) == 17
+
+
+def test_gates_of_a_model_that_copies_its_input(
+    tmp_path: Path, prepared_utk64: Path, prepared_cfee64: Path, estimator_dir: Path
+) -> None:
+    """Copying the input keeps identity and adds no artefact, but moves neither age nor expression: the gates say so."""
+    model = save_generator(tmp_path / "keep", keep_input=True)
+    out_json, samples = tmp_path / "gates.json", tmp_path / "grids"
+    args = ["gates", "--model", str(model), "--estimator", str(estimator_dir), "--utkface", str(prepared_utk64)]
+    args += [
+        "--cfee",
+        str(prepared_cfee64),
+        "--identity-photos",
+        "60",
+        "--samples",
+        str(samples),
+        "--json",
+        str(out_json),
+    ]
+    assert main(args) == 0
+    result = json.loads(out_json.read_text())
+    assert len(result["gates"]) == 9
+    rows = result["age"]["rows"]
+    assert [r["target"] for r in rows] == [5, 15, 30, 45, 60, 75]
+    assert all(r["edit_reading"] == pytest.approx(rows[0]["edit_reading"], abs=1e-3) for r in rows)  # no age change
+    assert result["age"]["edit_spread"] == pytest.approx(0.0, abs=1e-3)
+    assert all(r["verified"] == 1.0 and r["chroma_ratio"] == pytest.approx(1.0, abs=1e-6) for r in rows)
+    assert all(abs(r["progress"]) < 1e-6 for r in result["expression"]["rows"])
+    assert all(r["drift"] == pytest.approx(0.0, abs=1e-6) for r in result["single_au"])
+    passed = {g["gate"]: g["passes"] for g in result["gates"]}
+    assert not passed["age: 5 -> 75 spread of the edits / of real faces"]
+    assert not passed["expression transfer: progress toward the real photo (worst expression)"]
+    assert passed["artefacts: chroma high-frequency energy, edit / input (worst)"]
+    assert passed["single-AU edits: worst other-AU drift"] and passed["identity verified, expression edits (worst)"]
+    assert len(result["real_reading_curve"]) == 101
+    assert {p.name for p in samples.iterdir()} == {"gates_age.png", "gates_aus.png", "gates_expression.png"}
+
+
+def test_chroma_artefact_score_sees_speckles_not_faces(prepared_utk64: Path) -> None:
+    from training.data import PreparedFaces
+    from training.metrics import age_reading_curve, chroma_high_frequency, to_uint8_images
+
+    faces = PreparedFaces(prepared_utk64, "train")
+    images = torch.stack([faces[i]["image"] for i in range(8)])
+    clean = chroma_high_frequency(to_uint8_images(images))
+    speckled = images.clone()
+    speckled[:, 0] += 0.08 * torch.randn(images[:, 0].shape, generator=torch.Generator().manual_seed(0))
+    brighter = (images * 0.8 + 0.1).clamp(-1, 1)  # a global change in brightness and contrast is no artefact
+    assert (chroma_high_frequency(to_uint8_images(speckled)) > 1.5 * clean).all()
+    assert chroma_high_frequency(to_uint8_images(brighter)).mean() < 1.25 * clean.mean()
+    ages = np.arange(0, 90, 0.5)
+    curve = age_reading_curve(0.5 * ages + 20, ages)  # an estimator that regresses to the mean
+    assert curve[40] == pytest.approx(40.0, abs=0.1) and curve[10] == pytest.approx(25.0, abs=0.1)
