@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -47,6 +49,34 @@ QUEUE_SIZE = 128
 # already runs the faces of a photo through the generator in batches.
 
 
+def write_image_cache_atomically() -> None:
+    """Make gradio's image cache safe for visitors who get the same picture at the same time.
+
+    gradio names a cached output by its content hash and rewrites the file on every request; while
+    one visitor downloaded the "before" photo another visitor's identical photo truncated and rewrote
+    it, and the download failed ("Too little data for declared Content-Length"; seen with 50 visitors
+    using the same example). Same name means same content, so an existing file is kept, and a new one
+    appears in one atomic rename, never half-written.
+    """
+    from gradio import processing_utils
+
+    if getattr(processing_utils.save_pil_to_cache, "atomic", False):
+        return
+
+    def save_pil_to_cache(img: Any, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        data = processing_utils.encode_pil_to_bytes(img, format)
+        target = (Path(cache_dir) / processing_utils.hash_bytes(data) / f"{name}.{format}").resolve()
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+            partial.write_bytes(data)
+            os.replace(partial, target)
+        return str(target)
+
+    save_pil_to_cache.atomic = True  # type: ignore[attr-defined]
+    processing_utils.save_pil_to_cache = save_pil_to_cache
+
+
 def _env_int(name: str, default: int) -> int:
     try:
         return max(1, int(os.environ.get(name, default)))
@@ -57,6 +87,7 @@ def _env_int(name: str, default: int) -> int:
 def build_app(editor_provider: EditorProvider | None = None, tabs: Sequence[str] = TAB_MODULES) -> gr.Blocks:
     """The whole Space as a `gr.Blocks`: a header and one tab per module in `tabs`; loads no model."""
     editor_provider = editor_provider or EditorProvider()
+    write_image_cache_atomically()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         gr.Markdown(HEADER)
         with gr.Tabs():
