@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
+from gradio.data_classes import ImageData
 from PIL import Image
+from pydantic import ConfigDict
 
 from space.models import DEFAULT_KEY, EditorProvider
 
@@ -41,6 +43,10 @@ def _hint(error: Exception) -> tuple[str, str]:
         (errors.ImageTooSmallError, "Image too small", "This image is too small."),
         (errors.ImageTooLargeError, "Image too large", "This image is too large; please make it smaller."),
         (errors.FaceIndexError, "No such face", "That face is not in this photo; pick another one."),
+        (errors.TooManyFacesError, "Too many faces", "This photo has too many faces to edit at once; crop it."),
+        (errors.ImageNotFoundError, "No photo", "The photo did not arrive; upload it again."),
+        (errors.InvalidArgumentError, "Invalid value", "A value sent with this request is not valid."),
+        (errors.ModelOutputError, "Model problem", "The model produced a broken image; its weights are damaged."),
         (errors.WeightsError, "Model problem", "The selected model could not be loaded."),
         (errors.ModelFileNotFoundError, "Model file missing", "A model file this edit needs is not available."),
     ]
@@ -53,11 +59,19 @@ def _hint(error: Exception) -> tuple[str, str]:
 def to_gradio_error(error: Exception) -> gr.Error:
     """A toast that stays until closed (a fix hint must not vanish after 10 s), also logged on the server."""
     title, advice = _hint(error)
-    detail = str(error).strip()
+    detail = without_server_paths(str(error).strip())
     message = f"{advice} Details: {detail}" if detail and detail.lower() not in advice.lower() else advice
     logger.warning("%s: %s", title, message)
     # the toast renders HTML: an unescaped "<urlopen error ...>" swallowed the rest of the message
     return gr.Error(html.escape(message, quote=False), title=title, duration=None, print_exception=False)
+
+
+SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"<>()]+/)+([^\s/'\"<>()]+)")
+
+
+def without_server_paths(text: str) -> str:
+    """Absolute paths reduced to their file name: a visitor needs "photo.jpg", not the server's upload folders."""
+    return SERVER_PATH.sub(r"\1", text)
 
 
 def user_errors(fn: F) -> F:
@@ -78,6 +92,29 @@ def user_errors(fn: F) -> F:
 
 
 # -- photo input ---------------------------------------------------------------------------------------
+class UploadedImageData(ImageData):
+    """gr.Image's payload model, answering a photo sent as anything but file data (e.g. a bare string from
+    an API call) with a readable gr.Error instead of pydantic's ValidationError, a bare "Error" for the
+    visitor. Gradio validates payloads before an event's function runs, so the check must live here."""
+
+    model_config = ConfigDict(title="ImageData")  # the API schema stays the one gr.Image publishes
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        # before pydantic: a gr.Error is a ValueError, which a pydantic validator would wrap in a ValidationError
+        if not isinstance(obj, (dict, ImageData)):
+            _not_a_photo(obj)
+        return super().model_validate(obj, *args, **kwargs)
+
+
+def photo_input(**options: Any) -> gr.Image:
+    """gr.Image for photos visitors send, with the payload check of UploadedImageData. (Set on the instance:
+    a gr.Image subclass outside gradio makes gradio write a .pyi stub next to this module.)"""
+    image = gr.Image(**options)
+    image.data_model = UploadedImageData
+    return image
+
+
 def photo_path(payload: Any) -> str | None:
     """The uploaded file's path from an un-preprocessed gr.Image payload (dict), a path, or None.
 
@@ -86,11 +123,31 @@ def photo_path(payload: Any) -> str | None:
     """
     if payload is None:
         return None
-    if isinstance(payload, dict):
-        return payload.get("path") or None
-    if isinstance(payload, (str, Path)):
+    if isinstance(payload, dict):  # FileData: gradio has checked that the file is one it received
+        path = payload.get("path") or None
+        return str(path) if isinstance(path, (str, Path)) or path is None else _not_a_photo(path)
+    if isinstance(payload, (str, Path)) and _served_file(payload):
         return str(payload)
-    raise gr.Error("Unexpected photo input; upload an image file.", print_exception=False)
+    return _not_a_photo(payload)
+
+
+def _served_file(path: str | Path) -> bool:
+    """A bare path from an API call is only used if it names a shipped example or a file gradio received:
+    a string is never a way to read other files of the server."""
+    from gradio.utils import get_upload_folder
+
+    resolved = Path(path).resolve()
+    return any(resolved.is_relative_to(Path(root).resolve()) for root in (EXAMPLES_DIR, get_upload_folder()))
+
+
+def _not_a_photo(payload: Any) -> Any:
+    kind = "a text string" if isinstance(payload, (str, Path)) else f"a {type(payload).__name__}"
+    raise gr.Error(
+        f"The photo arrived as {kind}, not as an uploaded file; with gradio_client send "
+        "handle_file('photo.jpg'), over HTTP upload it first and send its file data.",
+        title="No photo",
+        print_exception=False,
+    )
 
 
 def require_photo(payload: Any) -> str:
@@ -201,7 +258,7 @@ class PhotoBlock:
 
 def photo_block(provider: EditorProvider, *, prefix: str, needs_aus: bool = False, label: str = "Photo") -> PhotoBlock:
     """Photo upload + examples + face selector + model selector (+ an info line under them)."""
-    photo = gr.Image(
+    photo = photo_input(
         label=label,
         type="filepath",
         sources=["upload", "webcam", "clipboard"],
