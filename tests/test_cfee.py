@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from ganime_age.conditions import AU_NAMES
 from ganime_age.errors import DatasetError
@@ -73,3 +74,29 @@ def test_mixed_sampler_draws_each_part_by_its_share(prepared_utk64: Path, prepar
     assert item["image"].shape == (3, 64, 64) and float(item["au_coded"]) == float(keys[0][0] >= sizes[0])
     with pytest.raises(TrainingError):
         EpochSampler(len(mixed), seed=0, sizes=sizes, shares=[0.5, 0.6])
+
+
+def test_partners_are_other_photos_of_the_same_person(prepared_utk64: Path, prepared_cfee64: Path) -> None:
+    """Paired expression targets: each CFEE face's partner is another photo of its person, flipped alike."""
+    cfee = PreparedFaces(prepared_cfee64, "train", partners=True)
+    mixed = MixedFaces([PreparedFaces(prepared_utk64, "train", partners=True), cfee])
+    sampler = EpochSampler(len(mixed), seed=1, flips=True, sizes=mixed.sizes, shares=[0.5, 0.5], partners=True)
+    keys = list(sampler)
+    assert all(len(key) == 3 for key in keys) and keys == list(sampler)  # reproducible draws
+    person = [hint.rsplit("-", 1)[0] for hint in cfee.identity_hints]
+    photos = Counter(person)
+    for row, others in enumerate(cfee.same_person):
+        assert len(others) == photos[person[row]] - 1 and row not in others
+        assert {person[o] for o in others} <= {person[row]}
+    offset = mixed.sizes[0]
+    index, flip, draw = next(
+        key for key in keys if key[0] >= offset and key[1] and len(cfee.same_person[key[0] - offset])
+    )
+    item = mixed[(index, flip, draw)]
+    row = index - offset
+    partner = int(cfee.same_person[row][draw % len(cfee.same_person[row])])
+    assert float(item["has_partner"]) == 1.0
+    assert np.array_equal(item["partner_aus"].numpy(), cfee.aus[partner])
+    assert torch.equal(item["partner_image"], cfee[(partner, True)]["image"])  # mirrored like the face
+    utk_item = mixed[(0, False, 7)]
+    assert float(utk_item["has_partner"]) == 0.0 and not utk_item["partner_image"].any()

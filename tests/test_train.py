@@ -425,7 +425,8 @@ def test_cpu_recipe_warm_starts_and_trains_on_mixed_data(
     tmp_path: Path, prepared_utk64: Path, prepared_cfee64: Path
 ) -> None:
     """The CPU recipe's options together: a warm start, the critic warm-up, one critic step on the generator's
-    own fakes, the frozen estimator as age teacher, strong AU targets and CFEE mixed in; the critic exported."""
+    own fakes, the frozen estimator as age teacher, strong AU targets, CFEE mixed in with paired edits towards
+    same-person partner photos; the critic exported."""
     first = tmp_path / "first"
     assert main(["--config", TINY, *overrides(prepared_utk64, first, max_steps=1)]) == 0
     start = load_file(str(first / "export" / "model.safetensors"))
@@ -436,10 +437,11 @@ def test_cpu_recipe_warm_starts_and_trains_on_mixed_data(
         "system.critic_warmup_steps=2",
         "system.lambda_estimator_age=100",
         "system.strong_au_share=0.5",
+        "system.paired_share=1.0",
         "system.lambda_identity=0",
         "system.export_critic=true",
         f"train.mix_data_dirs=[{prepared_cfee64}]",
-        "train.mix_shares=[0.3]",
+        "train.mix_shares=[0.5]",
         f"train.init_weights.generator={first / 'export'}",
     ]
     args = overrides(prepared_utk64, output, *recipe, max_steps=4, checkpoint_every=1, keep_checkpoints=4, log_every=1)
@@ -447,6 +449,7 @@ def test_cpu_recipe_warm_starts_and_trains_on_mixed_data(
     records = {r["step"]: r for r in read_log(output) if "d_au" in r}
     assert "g_loss" not in records[2] and "d_wasserstein" in records[2]  # warm-up: critic regression only
     assert all(math.isfinite(records[4][k]) for k in ("g_estimator_age", "g_au", "d_gp", "d_au"))
+    assert max(records[step]["g_paired"] for step in (3, 4)) > 0  # CFEE faces were edited towards partners
     steps = dict(list_checkpoints(output))
     after_warmup = load_file(str(steps[2] / "model.safetensors"))
     assert all(torch.equal(after_warmup[k].float(), start[k].float()) for k in start), "warm start or warm-up broke"

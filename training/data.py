@@ -15,6 +15,13 @@ Items are dicts of tensors (the default collate stacks them):
     age_known  () float32 1, or 0 where the source had no age and `age` is an estimate (CFEE)
     au_coded   () float32 1 where the AUs were FACS-coded by people, 0 where estimated from blendshapes
 
+With ``partners`` each item also carries another photo of the same person (CFEE: the same person posing
+another expression), flipped like the item, as a paired target for expression edits:
+
+    partner_image  (3, S, S) float32, zeros when the face has no partner
+    partner_aus    (17,) float32 the partner's AUs
+    has_partner    () float32 1 or 0
+
 AU labels estimated from blendshapes are recomputed from the stored raw scores with the current
 read-out (``ganime_age.faces.aus``), so a recalibration reaches training without re-preparing photos.
 Datasets prepared before those columns existed read as age_known 1, au_coded 0 with their stored AUs.
@@ -73,6 +80,22 @@ def _matrix(column: Any, width: int, name: str) -> np.ndarray:
     return values.reshape(len(column), width)
 
 
+def same_person_rows(identity_hints: list[str]) -> list[np.ndarray]:
+    """For each row, the other rows showing the same person (empty where the source names no person)."""
+    from training.sources import cfee_person
+
+    rows: dict[str, list[int]] = {}
+    persons = [cfee_person(hint) for hint in identity_hints]
+    for row, person in enumerate(persons):
+        if person is not None:
+            rows.setdefault(person, []).append(row)
+    empty = np.zeros(0, np.int64)
+    return [
+        np.array([r for r in rows[person] if r != row], np.int64) if person is not None else empty
+        for row, person in enumerate(persons)
+    ]
+
+
 class PreparedFaces(Dataset):
     """A split of a prepared dataset.
 
@@ -84,9 +107,12 @@ class PreparedFaces(Dataset):
         hflip: random horizontal flip with probability 0.5 (augmentation). A flip mirrors the image and
             the landmark x coordinates (point indices are not re-paired left/right) and negates yaw and
             roll; age, age group and the AUs (one intensity per bilateral AU) are unchanged.
+        partners: add a same-person partner photo to each item (see the module docstring).
 
-    Items are read by index, or by an ``(index, flip)`` key that says whether to mirror the face; the
-    trainer's sampler uses keys so the flips are reproducible. ``hflip`` only decides for plain indices.
+    Items are read by index, or by an ``(index, flip)`` or ``(index, flip, draw)`` key that says whether
+    to mirror the face and which partner to pair it with (``draw`` modulo the person's other photos); the
+    trainer's sampler uses keys so that flips and pairs are reproducible. Without a key, ``hflip`` and
+    the torch RNG decide.
     """
 
     def __init__(
@@ -96,6 +122,7 @@ class PreparedFaces(Dataset):
         image_size: int | None = None,
         max_samples: int | None = None,
         hflip: bool = False,
+        partners: bool = False,
     ) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -132,6 +159,8 @@ class PreparedFaces(Dataset):
         self.au_coded = np.zeros(n, np.float32)
         if "au_source" in optional:
             self.au_coded = (np.asarray(table.column("au_source").to_pylist()) == "facs").astype(np.float32)
+        self.partners = partners
+        self.same_person = same_person_rows(self.identity_hints) if partners else []
         self.blendshapes: np.ndarray | None = None
         if "blendshapes" in optional:
             self.blendshapes = _matrix(table.column("blendshapes"), NUM_BLENDSHAPES, "blendshapes")
@@ -148,13 +177,36 @@ class PreparedFaces(Dataset):
         with Image.open(io.BytesIO(data), formats=("WEBP", "PNG", "JPEG")) as image:  # skip format probing
             return image.convert("RGB")
 
-    def __getitem__(self, key: int | tuple[int, bool]) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple) -> dict[str, torch.Tensor]:
+        index, flip, draw = self._read_key(key)
+        item = self._face(index, flip)
+        if self.partners:
+            others = self.same_person[index]
+            if len(others):
+                partner = int(others[draw % len(others)])
+                item["partner_image"] = self._face(partner, flip)["image"]
+                item["partner_aus"] = torch.from_numpy(self.aus[partner].copy())
+            else:
+                item["partner_image"] = torch.zeros_like(item["image"])
+                item["partner_aus"] = item["aus"].clone()
+            item["has_partner"] = torch.tensor(float(len(others) > 0))
+        return item
+
+    def _read_key(self, key: int | tuple) -> tuple[int, bool, int]:
+        """(index, flip, partner draw); the torch RNG is only drawn from for what the key leaves open."""
         if isinstance(key, tuple):
             index, flip = int(key[0]), bool(key[1])
         else:
             index, flip = int(key), self.hflip and bool(torch.rand(()) < 0.5)
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} faces")
+        if isinstance(key, tuple) and len(key) > 2:
+            draw = int(key[2])
+        else:
+            draw = int(torch.randint(1 << 30, ())) if self.partners else 0
+        return index % len(self), flip, draw
+
+    def _face(self, index: int, flip: bool) -> dict[str, torch.Tensor]:
         image = self.image(index)
         landmarks = self.landmarks[index].copy()
         if self.image_size is not None and image.size != (self.image_size, self.image_size):
@@ -200,10 +252,10 @@ class MixedFaces(Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def __getitem__(self, key: int | tuple[int, bool]) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple) -> dict[str, torch.Tensor]:
         index = int(key[0]) if isinstance(key, tuple) else int(key)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} faces")
         part = int(np.searchsorted(self.offsets, index, side="right")) - 1
         local = index - int(self.offsets[part])
-        return self.parts[part][(local, bool(key[1])) if isinstance(key, tuple) else local]
+        return self.parts[part][(local, *key[1:]) if isinstance(key, tuple) else local]

@@ -27,6 +27,8 @@ UTKFACE_NAME = re.compile(r"^(?P<age>\d{1,3})_(?P<gender>[01])_(?P<race>[0-4])_(
 # CACD2000: AGE_First_Last_NNNN.jpg (names may hold several underscores, e.g. 53_Robert_De_Niro_0003.jpg).
 CACD_NAME = re.compile(r"^(?P<age>\d{1,3})_(?P<name>[^\s]+?)_(?P<number>\d{4})\.jpe?g$", re.IGNORECASE)
 
+CFEE_PERSON_PREFIX = "cfee-"  # identity hints read cfee-<person>-<category>: photos of one person pair up
+
 
 @dataclass(frozen=True)
 class SourceItem:
@@ -281,14 +283,21 @@ def parse_cfee(root: Path, labels: Path | None = None, min_confidence: float = 0
                 rel=path.relative_to(base).as_posix(),
                 age=float("nan"),
                 age_group=-1,
-                identity_hint=f"cfee-{identity}-{category.replace(' ', '_')}",
+                identity_hint=f"{CFEE_PERSON_PREFIX}{identity}-{category.replace(' ', '_')}",
                 aus=aus,
                 age_known=False,
-                split_key=f"cfee-{identity}",
+                split_key=f"{CFEE_PERSON_PREFIX}{identity}",
             )
         )
     listing.items.sort(key=lambda item: item.rel)
     return listing
+
+
+def cfee_person(identity_hint: str) -> str | None:
+    """The person of a CFEE photo's identity hint (``cfee-<person>-<category>``); None for other sources."""
+    if not identity_hint.startswith(CFEE_PERSON_PREFIX) or identity_hint.count("-") < 2:
+        return None
+    return identity_hint.rsplit("-", 1)[0]
 
 
 UTKFACE_LICENSE_NOTE = (

@@ -100,6 +100,9 @@ class EpochSampler(Sampler):
     dataset keeps them off the global torch RNG, so a resumed run flips the same faces and draws the same
     random targets as an uninterrupted one.
 
+    With ``partners`` keys gain a third number, the draw that picks the face's same-person partner
+    (`PreparedFaces` with ``partners``), so that pairs too are the same after a resume.
+
     It also reseeds `loader_generator` (the DataLoader's own generator, from which each epoch's worker
     seeds are drawn) per epoch, so starting an iterator never consumes the global torch RNG either.
 
@@ -109,7 +112,13 @@ class EpochSampler(Sampler):
     """
 
     def __init__(
-        self, length: int, seed: int, flips: bool = False, sizes: Sequence[int] = (), shares: Sequence[float] = ()
+        self,
+        length: int,
+        seed: int,
+        flips: bool = False,
+        sizes: Sequence[int] = (),
+        shares: Sequence[float] = (),
+        partners: bool = False,
     ) -> None:
         if len(sizes) != len(shares):
             raise TrainingError("one mix share per dataset part is needed")
@@ -118,6 +127,7 @@ class EpochSampler(Sampler):
         self.length = length
         self.seed = seed
         self.flips = flips
+        self.partners = partners
         self.sizes = list(sizes)
         self.shares = list(shares)
         self.epoch = 0
@@ -127,16 +137,20 @@ class EpochSampler(Sampler):
         self.epoch = epoch
         self.loader_generator.manual_seed(self.seed * 1_000_003 + epoch + 7919)
 
-    def __iter__(self) -> Iterator[int | tuple[int, bool]]:
+    def __iter__(self) -> Iterator[int | tuple[int, bool] | tuple[int, bool, int]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = (
             self._mixed_order(generator) if len(self.sizes) > 1 else torch.randperm(self.length, generator=generator)
         )
         order = order.tolist()
-        if not self.flips:
+        if not (self.flips or self.partners):
             return iter(order)
-        flips = (torch.rand(self.length, generator=generator) < 0.5).tolist()
-        return iter(zip(order, flips, strict=True))
+        count = len(order)
+        flips = (torch.rand(count, generator=generator) < 0.5).tolist() if self.flips else [False] * count
+        if not self.partners:
+            return iter(zip(order, flips, strict=True))
+        draws = torch.randint(1 << 30, (count,), generator=generator).tolist()
+        return iter(zip(order, flips, draws, strict=True))
 
     def _mixed_order(self, generator: torch.Generator) -> torch.Tensor:
         draws, offset = [], 0
@@ -216,14 +230,15 @@ class DataStream:
         return batch
 
 
-def build_loader(train: TrainConfig) -> tuple[DataLoader, EpochSampler]:
+def build_loader(train: TrainConfig, partners: bool = False) -> tuple[DataLoader, EpochSampler]:
+    """The training stream; `partners` adds same-person partner photos (for a system's paired loss)."""
     from training.data import MixedFaces, PreparedFaces
 
     if len(train.mix_data_dirs) != len(train.mix_shares):
         raise TrainingError("train.mix_data_dirs and train.mix_shares need one entry each")
     # flips are drawn by the sampler (resumable), not by the dataset's own random draw
     dataset: Any = PreparedFaces(
-        train.data_dir, "train", image_size=train.image_size, max_samples=train.max_train_samples
+        train.data_dir, "train", image_size=train.image_size, max_samples=train.max_train_samples, partners=partners
     )
     if len(dataset) < train.batch_size:
         raise TrainingError(
@@ -232,10 +247,12 @@ def build_loader(train: TrainConfig) -> tuple[DataLoader, EpochSampler]:
     sizes: list[int] = []
     shares: list[float] = []
     if train.mix_data_dirs:
-        parts = [dataset] + [PreparedFaces(path, "train", image_size=train.image_size) for path in train.mix_data_dirs]
+        parts = [dataset] + [
+            PreparedFaces(path, "train", image_size=train.image_size, partners=partners) for path in train.mix_data_dirs
+        ]
         dataset = MixedFaces(parts)
         sizes, shares = dataset.sizes, [1.0 - sum(train.mix_shares), *train.mix_shares]
-    sampler = EpochSampler(len(dataset), train.seed, flips=train.hflip, sizes=sizes, shares=shares)
+    sampler = EpochSampler(len(dataset), train.seed, flips=train.hflip, sizes=sizes, shares=shares, partners=partners)
     workers = max(0, train.num_workers)
     loader = DataLoader(
         dataset,
@@ -602,7 +619,7 @@ def run_training(run: RunConfig, *, resume: bool = False, export_only: bool = Fa
     objects = [*system.models.values(), *system.optimizers.values(), *system.schedulers.values()]
     loader = sampler = None
     if not export_only:
-        loader, sampler = build_loader(train)
+        loader, sampler = build_loader(train, partners=system.wants_partners)
         objects.append(loader)
     prepared = accelerator.prepare(*objects) if len(objects) > 1 else [accelerator.prepare(*objects)]
     prepared = list(prepared)

@@ -92,6 +92,11 @@ class TrainingSystem(ABC):
         return self.accelerator.device
 
     # -- optional hooks (the trainer calls them; the defaults suit most systems) ------------------
+    @property
+    def wants_partners(self) -> bool:
+        """Whether batches should carry same-person partner photos (``PreparedFaces(partners=True)``)."""
+        return False
+
     def state_objects(self) -> list[Any]:
         """Extra objects with state_dict()/load_state_dict() to checkpoint with the models (e.g. EMA weights)."""
         return []

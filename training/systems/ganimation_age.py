@@ -19,7 +19,10 @@ frozen age estimator as a second age teacher (as SAM does with its age classifie
 what real faces of the target age read (``training.metrics.age_reading_curve``) and its input randomly
 shifted so that pixel-exact patterns cannot fool it; ``lambda_chroma`` penalises the fine colour detail an
 edit adds (speckles, tinted blotches); ``strong_au_share`` asks for strong single-AU edits,
-which a mostly neutral or smiling dataset rarely provides. Samples whose age is an estimate (CFEE) do
+which a mostly neutral or smiling dataset rarely provides; ``paired_share`` turns a share of the faces
+that have a same-person partner (CFEE: one person posing many expressions) into supervised edits:
+the target AUs are the partner's coded AUs and the edit should look like the partner photo, compared
+at low resolution (``paired_pool``) so that it teaches where brows, lids and lips go, not the pixels. Samples whose age is an estimate (CFEE) do
 not train the critic's age head.
 """
 
@@ -113,6 +116,9 @@ class GanimationAgeTrainConfig:
     strong_au_share: float = 0.0  # targets = source AUs with 1-2 random AUs set to 2.5..5
     critic_warmup_steps: int = 0  # first steps train only the critic's AU/age heads on real faces (no generator)
     lambda_chroma: float = 0.0  # fine colour detail the edit adds (training.losses.chroma_detail_loss): speckles
+    paired_share: float = 0.0  # faces with a same-person partner edited towards the partner's AUs (supervised)
+    lambda_paired: float = 10.0  # L1 between the paired edit and the partner photo, both average-pooled
+    paired_pool: int = 4  # pooling factor of that comparison (128 px -> 32 px: shapes, not texture)
 
 
 class GanimationAgeSystem(TrainingSystem):
@@ -131,6 +137,8 @@ class GanimationAgeSystem(TrainingSystem):
             raise ValueError("system.reuse_fakes needs critic_steps 1")
         if c.gp_every < 1:
             raise ValueError("system.gp_every must be at least 1")
+        if not 0.0 <= c.paired_share <= 1.0 or c.paired_pool < 1:
+            raise ValueError("system.paired_share must be in 0..1 and system.paired_pool at least 1")
         self.models["generator"] = GanimeAge(c.generator)
         self.models["critic"] = GanimeAgeDiscriminator(c.discriminator)
         fused = self.train.fused_optimizers
@@ -177,13 +185,22 @@ class GanimationAgeSystem(TrainingSystem):
         curve = age_reading_curve(torch.cat(readings).numpy(), faces.ages[picks], max_age=int(MAX_AGE))
         return torch.from_numpy(curve)
 
+    @property
+    def wants_partners(self) -> bool:
+        return self.config.paired_share > 0
+
     def compile_targets(self) -> list[str]:
         # The critic's gradient penalty needs a double backward, which torch.compile does not support.
         return ["generator"]
 
     # -- conditions ---------------------------------------------------------------------------------
-    def sample_targets(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Target AUs (another face's, rolled by one, plus noise) and ages (uniform), some kept as the source's."""
+    def sample_targets(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Target AUs, ages and which samples are paired edits.
+
+        Targets are another face's AUs (rolled by one, plus noise) and a uniform age, some kept as the
+        source's; with ``strong_au_share`` some are strong 1-2 AU edits; with ``paired_share`` some faces
+        that have a partner take the partner's AUs at their own age (the returned mask marks them).
+        """
         c = self.config
         aus, age = batch["aus"].float(), batch["age"].float()
         n = aus.shape[0]
@@ -196,7 +213,12 @@ class GanimationAgeSystem(TrainingSystem):
         target_age = torch.where(keep_age, age, target_age)
         if c.strong_au_share > 0:
             target_aus = self.strong_au_edits(aus, target_aus, c.strong_au_share)
-        return target_aus, target_age
+        paired = torch.zeros(n, dtype=torch.bool, device=aus.device)
+        if c.paired_share > 0 and "has_partner" in batch:
+            paired = (batch["has_partner"] > 0) & (torch.rand(n, device=aus.device) < c.paired_share)
+            target_aus = torch.where(paired[:, None], batch["partner_aus"].float(), target_aus)
+            target_age = torch.where(paired, age, target_age)
+        return target_aus, target_age, paired
 
     @staticmethod
     def strong_au_edits(aus: torch.Tensor, target_aus: torch.Tensor, share: float) -> torch.Tensor:
@@ -218,11 +240,11 @@ class GanimationAgeSystem(TrainingSystem):
         if step < c.critic_warmup_steps:  # a fresh critic's AU/age heads are useless teachers: fit them first
             return self.critic_step(batch, step, regression_only=True)
         if c.reuse_fakes:  # one generator forward serves the critic step and the generator step
-            target_aus, target_age = self.sample_targets(batch)
+            targets = self.sample_targets(batch)
             with self.accelerator.autocast():
-                fake = self.models["generator"](batch["image"], target_aus, target_age)
+                fake = self.models["generator"](batch["image"], targets[0], targets[1])
             logs.update(self.critic_step(batch, step, fake.image.detach().to(batch["image"].dtype)))
-            logs.update(self.generator_step(batch, (target_aus, target_age, fake)))
+            logs.update(self.generator_step(batch, (*targets, fake)))
             return logs
         for index in range(c.critic_steps):
             if index > 0:
@@ -248,7 +270,7 @@ class GanimationAgeSystem(TrainingSystem):
         if regression_only:
             fake = real[:0]
         elif fake is None:
-            target_aus, target_age = self.sample_targets(batch)
+            target_aus, target_age, _ = self.sample_targets(batch)
             with torch.no_grad(), self.accelerator.autocast():
                 fake = generator(real, target_aus, target_age).image.to(real.dtype)
         with_penalty = count % c.gp_every == 0 and not regression_only
@@ -281,14 +303,14 @@ class GanimationAgeSystem(TrainingSystem):
         return logs
 
     def generator_step(
-        self, batch: Batch, given: tuple[torch.Tensor, torch.Tensor, Any] | None = None
+        self, batch: Batch, given: tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any] | None = None
     ) -> dict[str, torch.Tensor]:
-        """One generator update; `given` = (target AUs, target ages, generator output) already computed."""
+        """One generator update; `given` = (target AUs, ages, paired mask, generator output) already computed."""
         c = self.config
         generator = self.models["generator"]
         optimizer = self.optimizers["generator"]
         real, aus, age = batch["image"], batch["aus"].float(), batch["age"].float()
-        target_aus, target_age, fake = given if given is not None else (*self.sample_targets(batch), None)
+        target_aus, target_age, paired, fake = given if given is not None else (*self.sample_targets(batch), None)
         # The critic only scores here: no gradients into its weights (its own step zeroes them anyway),
         # and called unwrapped so DDP does not wait for a gradient reduction that never comes.
         bare_critic = self.unwrap("critic")
@@ -334,6 +356,10 @@ class GanimationAgeSystem(TrainingSystem):
                 chroma = chroma_detail_loss(fake.image, real)
                 loss = loss + c.lambda_chroma * chroma
                 logs["g_chroma"] = chroma.detach()
+            if self.wants_partners:
+                paired_loss = self.paired_loss(fake.image, batch["partner_image"], paired)
+                loss = loss + c.lambda_paired * paired_loss
+                logs["g_paired"] = paired_loss.detach()
             if "age_estimator" in self.frozen:
                 reading = self.frozen["age_estimator"].predict(random_shift(fake.image, c.estimator_shift))
                 expected = self.age_curve.to(reading.device)[target_age.round().long().clamp(0, int(MAX_AGE))]
@@ -344,6 +370,15 @@ class GanimationAgeSystem(TrainingSystem):
         bare_critic.requires_grad_(True)
         logs["g_loss"] = loss.detach()
         return logs
+
+    def paired_loss(self, fake: torch.Tensor, partner: torch.Tensor, paired: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of the pooled L1 between paired edits and their partner photos (0 if none)."""
+        if not paired.any():
+            return fake.new_zeros((), dtype=torch.float32)
+        pool = self.config.paired_pool
+        shapes = F.avg_pool2d(fake[paired].float(), pool)
+        wanted = F.avg_pool2d(partner[paired].float(), pool)
+        return F.l1_loss(shapes, wanted) * paired.float().mean()
 
     def identity_losses(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """1 - cos(embeddings) and (if weighted) the L1 between feature maps of the frozen MobileFaceNet."""
