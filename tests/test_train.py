@@ -467,3 +467,40 @@ def test_warm_start_refuses_weights_that_do_not_fit(tmp_path: Path, prepared_utk
         run_training(load_run_config(TINY, [*wider, f"train.init_weights.generator={first / 'export'}"]))
     with pytest.raises(TrainingError, match="init_weights names"):
         run_training(load_run_config(TINY, [*wider, f"train.init_weights.teacher={first / 'export'}"]))
+
+
+def test_supervised_phase_trains_the_generator_alone(
+    tmp_path: Path, prepared_utk64: Path, prepared_cfee64: Path
+) -> None:
+    """critic_steps 0: paired CFEE edits and an anchor for age-only edits teach; no critic step is taken."""
+    first = tmp_path / "first"
+    assert main(["--config", TINY, *overrides(prepared_utk64, first, max_steps=1)]) == 0
+    output = tmp_path / "supervised"
+    phase = [
+        "system.critic_steps=0",
+        "system.lambda_adv=0",
+        "system.lambda_au=0",
+        "system.lambda_age=0",
+        "system.lambda_identity=0",
+        "system.paired_share=1.0",
+        "system.keep_aus_share=0.8",
+        f"system.anchor_generator={first / 'export'}",
+        "system.lambda_anchor=50",
+        "system.color_share=1.0",
+        "system.lambda_checkerboard=1e4",
+        f"train.mix_data_dirs=[{prepared_cfee64}]",
+        "train.mix_shares=[0.5]",
+        f"train.init_weights.generator={first / 'export'}",
+    ]
+    args = overrides(prepared_utk64, output, *phase, max_steps=3, checkpoint_every=3, log_every=1)
+    assert main(["--config", TINY, *args]) == 0
+    records = [r for r in read_log(output) if "g_loss" in r]
+    assert len(records) == 3 and not any("g_adv" in r or "d_loss" in r for r in records)
+    assert all(math.isfinite(r["g_anchor"]) and math.isfinite(r["g_checkerboard"]) for r in records)
+    assert max(r["g_paired"] for r in records) > 0
+    ((_, checkpoint),) = list_checkpoints(output)
+    start = load_file(str(first / "export" / "model.safetensors"))
+    trained = load_file(str(checkpoint / "model.safetensors"))
+    assert any(not torch.equal(trained[k].float(), start[k].float()) for k in start)
+    with pytest.raises(TrainingError, match="trains no critic"):
+        run_training(load_run_config(TINY, [*args, f"train.output_dir={tmp_path / 'refused'}", "system.lambda_adv=1"]))

@@ -18,11 +18,17 @@ forward fewer per step); ``gp_every`` makes the gradient penalty lazy; ``lambda_
 frozen age estimator as a second age teacher (as SAM does with its age classifier), its target being
 what real faces of the target age read (``training.metrics.age_reading_curve``) and its input randomly
 shifted so that pixel-exact patterns cannot fool it; ``lambda_chroma`` penalises the fine colour detail an
-edit adds (speckles, tinted blotches); ``strong_au_share`` asks for strong single-AU edits,
+edit adds (speckles, tinted blotches) and ``lambda_checkerboard`` the 2-pixel hatching of the transposed
+convolutions; ``strong_au_share`` asks for strong single-AU edits,
 which a mostly neutral or smiling dataset rarely provides; ``paired_share`` turns a share of the faces
 that have a same-person partner (CFEE: one person posing many expressions) into supervised edits:
 the target AUs are the partner's coded AUs and the edit should look like the partner photo, compared
-at low resolution (``paired_pool``) so that it teaches where brows, lids and lips go, not the pixels. Samples whose age is an estimate (CFEE) do
+at low resolution (``shape_pool``) so that it teaches where brows, lids and lips go, not the pixels.
+A generator that mostly copies its input (attention near 1) learns little from that: its colour image
+C is poor where it is not used, so copying stays the better answer; ``color_share`` also
+compares C itself with the partner (and with the anchor's edit), so that C becomes worth using. ``critic_steps`` 0 makes a
+supervised phase without the critic, with ``lambda_anchor`` keeping age-only edits what a frozen
+generator (the previous checkpoint) made them. Samples whose age is an estimate (CFEE) do
 not train the critic's age head.
 """
 
@@ -47,6 +53,7 @@ from ganime_age.models.ganimation_age import (
 )
 from training.losses import (
     VGG19Features,
+    checkerboard_loss,
     chroma_detail_loss,
     critic_score,
     gradient_penalty,
@@ -78,7 +85,7 @@ class GanimationAgeTrainConfig:
     generator: GanimeAgeConfig = field(default_factory=GanimeAgeConfig)
     discriminator: GanimeAgeDiscriminatorConfig = field(default_factory=GanimeAgeDiscriminatorConfig)
     # optimisation (GANimation: Adam 1e-4, betas 0.5/0.999, linear decay to 0 over the last half)
-    critic_steps: int = 5
+    critic_steps: int = 5  # 0: a supervised phase, the critic neither learns nor teaches (lambda_adv/au/age 0)
     lr_generator: float = 1e-4
     lr_critic: float = 1e-4
     beta1: float = 0.5
@@ -116,9 +123,13 @@ class GanimationAgeTrainConfig:
     strong_au_share: float = 0.0  # targets = source AUs with 1-2 random AUs set to 2.5..5
     critic_warmup_steps: int = 0  # first steps train only the critic's AU/age heads on real faces (no generator)
     lambda_chroma: float = 0.0  # fine colour detail the edit adds (training.losses.chroma_detail_loss): speckles
+    lambda_checkerboard: float = 0.0  # 2-pixel hatching the edit adds (training.losses.checkerboard_loss)
     paired_share: float = 0.0  # faces with a same-person partner edited towards the partner's AUs (supervised)
     lambda_paired: float = 10.0  # L1 between the paired edit and the partner photo, both average-pooled
-    paired_pool: int = 4  # pooling factor of that comparison (128 px -> 32 px: shapes, not texture)
+    color_share: float = 0.0  # the paired and anchor L1s also on the colour head's image C, relative weight
+    shape_pool: int = 4  # pooling factor of the paired and anchor comparisons (4: 128 -> 32 px, shapes not texture)
+    anchor_generator: str | None = None  # frozen GanimeAge folder whose age-only edits are kept (lambda_anchor)
+    lambda_anchor: float = 0.0  # L1 (pooled) between age-only edits and the anchor generator's
 
 
 class GanimationAgeSystem(TrainingSystem):
@@ -131,14 +142,18 @@ class GanimationAgeSystem(TrainingSystem):
     def build(self) -> None:
         c = self.config
         self.check_image_sizes(generator=c.generator, discriminator=c.discriminator)
-        if c.critic_steps < 1:
-            raise ValueError("system.critic_steps must be at least 1")
+        if c.critic_steps < 0:
+            raise ValueError("system.critic_steps must be at least 0")
+        if c.critic_steps == 0 and max(c.lambda_adv, c.lambda_au, c.lambda_age) > 0:
+            raise ValueError("system.critic_steps 0 trains no critic: lambda_adv, lambda_au and lambda_age must be 0")
+        if c.lambda_anchor > 0 and not c.anchor_generator:
+            raise ValueError("system.lambda_anchor needs system.anchor_generator (a GanimeAge folder)")
         if c.reuse_fakes and c.critic_steps != 1:
             raise ValueError("system.reuse_fakes needs critic_steps 1")
         if c.gp_every < 1:
             raise ValueError("system.gp_every must be at least 1")
-        if not 0.0 <= c.paired_share <= 1.0 or c.paired_pool < 1:
-            raise ValueError("system.paired_share must be in 0..1 and system.paired_pool at least 1")
+        if not 0.0 <= c.paired_share <= 1.0 or c.shape_pool < 1:
+            raise ValueError("system.paired_share must be in 0..1 and system.shape_pool at least 1")
         self.models["generator"] = GanimeAge(c.generator)
         self.models["critic"] = GanimeAgeDiscriminator(c.discriminator)
         fused = self.train.fused_optimizers
@@ -157,6 +172,8 @@ class GanimationAgeSystem(TrainingSystem):
             self.frozen["recognizer"] = FaceRecognizer(c.recognizer_weights)
         if c.vgg19_weights:
             self.frozen["vgg"] = VGG19Features().load_file(c.vgg19_weights)
+        if c.lambda_anchor > 0:
+            self.frozen["anchor"] = self.load_anchor(c.anchor_generator)
         if c.lambda_estimator_age > 0:
             self.frozen["age_estimator"] = self.load_age_estimator()
             self.age_curve = self.estimator_reading_curve(self.frozen["age_estimator"])
@@ -169,6 +186,15 @@ class GanimationAgeSystem(TrainingSystem):
         if getattr(estimator, "model_type", None) != "age_estimator":
             raise ValueError(f"system.age_estimator must be an AgeEstimator, got {type(estimator).__name__}")
         return estimator.eval().requires_grad_(False)
+
+    @staticmethod
+    def load_anchor(source: str) -> torch.nn.Module:
+        from ganime_age.hub import load_pretrained
+
+        anchor = load_pretrained(source)
+        if not isinstance(anchor, GanimeAge):
+            raise ValueError(f"system.anchor_generator must be a GanimeAge folder, got {type(anchor).__name__}")
+        return anchor.eval().requires_grad_(False)
 
     def estimator_reading_curve(self, estimator: torch.nn.Module, max_faces: int = 4000) -> torch.Tensor:
         """The frozen estimator's mean reading of real training faces at each age 0..100 (the loss target)."""
@@ -237,6 +263,8 @@ class GanimationAgeSystem(TrainingSystem):
     def training_step(self, batch: Batch, step: int) -> dict[str, Any]:
         logs: dict[str, torch.Tensor] = {}
         c = self.config
+        if c.critic_steps == 0:  # a supervised phase: pairs, cycle, anchor and penalties only
+            return self.generator_step(batch)
         if step < c.critic_warmup_steps:  # a fresh critic's AU/age heads are useless teachers: fit them first
             return self.critic_step(batch, step, regression_only=True)
         if c.reuse_fakes:  # one generator forward serves the critic step and the generator step
@@ -319,29 +347,18 @@ class GanimationAgeSystem(TrainingSystem):
             if fake is None:
                 fake = generator(real, target_aus, target_age)
             rec = generator(fake.image, aus, age)
-            out = bare_critic(fake.image)
-            adversarial = wgan_generator_loss(critic_score(out.realism))
-            au_loss = F.mse_loss(out.aus.float(), normalise_aus(target_aus))
-            age_loss = F.mse_loss(out.age.float(), target_age / MAX_AGE)
             cycle = F.l1_loss(rec.image.float(), real.float())
             mask = mask_mean(fake.attention) + mask_mean(rec.attention)
             smooth = total_variation(fake.attention) + total_variation(rec.attention)
-            loss = (
-                c.lambda_adv * adversarial
-                + c.lambda_au * au_loss
-                + c.lambda_age * age_loss
-                + c.lambda_cycle * cycle
-                + c.lambda_mask * mask
-                + c.lambda_mask_smooth * smooth
-            )
-            logs = {
-                "g_adv": adversarial.detach(),
-                "g_au": au_loss.detach(),
-                "g_age": age_loss.detach(),
-                "g_cycle": cycle.detach(),
-                "g_mask": mask.detach(),
-                "g_smooth": smooth.detach(),
-            }
+            loss = c.lambda_cycle * cycle + c.lambda_mask * mask + c.lambda_mask_smooth * smooth
+            logs = {"g_cycle": cycle.detach(), "g_mask": mask.detach(), "g_smooth": smooth.detach()}
+            if c.critic_steps > 0:
+                out = bare_critic(fake.image)
+                adversarial = wgan_generator_loss(critic_score(out.realism))
+                au_loss = F.mse_loss(out.aus.float(), normalise_aus(target_aus))
+                age_loss = F.mse_loss(out.age.float(), target_age / MAX_AGE)
+                loss = loss + c.lambda_adv * adversarial + c.lambda_au * au_loss + c.lambda_age * age_loss
+                logs.update(g_adv=adversarial.detach(), g_au=au_loss.detach(), g_age=age_loss.detach())
             if "recognizer" in self.frozen:
                 identity, features = self.identity_losses(real, fake.image)
                 loss = loss + c.lambda_identity * identity + c.lambda_identity_features * features
@@ -356,10 +373,27 @@ class GanimationAgeSystem(TrainingSystem):
                 chroma = chroma_detail_loss(fake.image, real)
                 loss = loss + c.lambda_chroma * chroma
                 logs["g_chroma"] = chroma.detach()
-            if self.wants_partners:
-                paired_loss = self.paired_loss(fake.image, batch["partner_image"], paired)
+            if c.lambda_checkerboard > 0:
+                hatching = checkerboard_loss(fake.image, real)
+                loss = loss + c.lambda_checkerboard * hatching
+                logs["g_checkerboard"] = hatching.detach()
+            if self.wants_partners:  # the colour head too: so that it is worth opening the attention for
+                partner = batch["partner_image"]
+                paired_loss = self.pooled_l1(fake.image, partner, paired)
+                paired_loss = paired_loss + c.color_share * self.pooled_l1(fake.color, partner, paired)
                 loss = loss + c.lambda_paired * paired_loss
                 logs["g_paired"] = paired_loss.detach()
+            if "anchor" in self.frozen:  # age-only edits (own AUs, not paired) stay what the anchor made them
+                age_only = (target_aus == aus).all(dim=1) & ~paired
+                anchor_loss = fake.image.new_zeros((), dtype=torch.float32)
+                if age_only.any():
+                    with torch.no_grad():
+                        anchor = self.frozen["anchor"]
+                        kept = anchor(real[age_only], target_aus[age_only], target_age[age_only]).image
+                    anchor_loss = self.pooled_l1(fake.image, kept, age_only)
+                    anchor_loss = anchor_loss + c.color_share * self.pooled_l1(fake.color, kept, age_only)
+                loss = loss + c.lambda_anchor * anchor_loss
+                logs["g_anchor"] = anchor_loss.detach()
             if "age_estimator" in self.frozen:
                 reading = self.frozen["age_estimator"].predict(random_shift(fake.image, c.estimator_shift))
                 expected = self.age_curve.to(reading.device)[target_age.round().long().clamp(0, int(MAX_AGE))]
@@ -371,14 +405,18 @@ class GanimationAgeSystem(TrainingSystem):
         logs["g_loss"] = loss.detach()
         return logs
 
-    def paired_loss(self, fake: torch.Tensor, partner: torch.Tensor, paired: torch.Tensor) -> torch.Tensor:
-        """Mean over the batch of the pooled L1 between paired edits and their partner photos (0 if none)."""
-        if not paired.any():
+    def pooled_l1(self, fake: torch.Tensor, wanted: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        """Batch mean of the pooled L1 between the chosen edits and what they should look like (0 if none).
+
+        `wanted` holds one image per sample, or one per chosen sample.
+        """
+        if not chosen.any():
             return fake.new_zeros((), dtype=torch.float32)
-        pool = self.config.paired_pool
-        shapes = F.avg_pool2d(fake[paired].float(), pool)
-        wanted = F.avg_pool2d(partner[paired].float(), pool)
-        return F.l1_loss(shapes, wanted) * paired.float().mean()
+        if wanted.shape[0] == fake.shape[0]:
+            wanted = wanted[chosen]
+        pool = self.config.shape_pool
+        shapes = F.avg_pool2d(fake[chosen].float(), pool)
+        return F.l1_loss(shapes, F.avg_pool2d(wanted.float(), pool)) * chosen.float().mean()
 
     def identity_losses(self, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """1 - cos(embeddings) and (if weighted) the L1 between feature maps of the frozen MobileFaceNet."""
