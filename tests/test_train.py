@@ -487,6 +487,7 @@ def test_supervised_phase_trains_the_generator_alone(
         f"system.anchor_generator={first / 'export'}",
         "system.lambda_anchor=50",
         "system.color_share=1.0",
+        "system.lambda_paired_mask=10",
         "system.lambda_checkerboard=1e4",
         f"train.mix_data_dirs=[{prepared_cfee64}]",
         "train.mix_shares=[0.5]",
@@ -497,7 +498,7 @@ def test_supervised_phase_trains_the_generator_alone(
     records = [r for r in read_log(output) if "g_loss" in r]
     assert len(records) == 3 and not any("g_adv" in r or "d_loss" in r for r in records)
     assert all(math.isfinite(r["g_anchor"]) and math.isfinite(r["g_checkerboard"]) for r in records)
-    assert max(r["g_paired"] for r in records) > 0
+    assert max(r["g_paired"] for r in records) > 0 and max(r["g_paired_mask"] for r in records) > 0
     ((_, checkpoint),) = list_checkpoints(output)
     start = load_file(str(first / "export" / "model.safetensors"))
     trained = load_file(str(checkpoint / "model.safetensors"))

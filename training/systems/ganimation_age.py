@@ -26,7 +26,10 @@ the target AUs are the partner's coded AUs and the edit should look like the par
 at low resolution (``shape_pool``) so that it teaches where brows, lids and lips go, not the pixels.
 A generator that mostly copies its input (attention near 1) learns little from that: its colour image
 C is poor where it is not used, so copying stays the better answer; ``color_share`` also
-compares C itself with the partner (and with the anchor's edit), so that C becomes worth using. ``critic_steps`` 0 makes a
+compares C itself with the partner (and with the anchor's edit, and penalises its hatching), so that C
+becomes worth using, and
+``lambda_paired_mask`` tells a saturated attention where the pair differs (a cross-entropy, whose
+gradient does not vanish at A near 1 as the attention's sigmoid does). ``critic_steps`` 0 makes a
 supervised phase without the critic, with ``lambda_anchor`` keeping age-only edits what a frozen
 generator (the previous checkpoint) made them. Samples whose age is an estimate (CFEE) do
 not train the critic's age head.
@@ -126,7 +129,11 @@ class GanimationAgeTrainConfig:
     lambda_checkerboard: float = 0.0  # 2-pixel hatching the edit adds (training.losses.checkerboard_loss)
     paired_share: float = 0.0  # faces with a same-person partner edited towards the partner's AUs (supervised)
     lambda_paired: float = 10.0  # L1 between the paired edit and the partner photo, both average-pooled
-    color_share: float = 0.0  # the paired and anchor L1s also on the colour head's image C, relative weight
+    lambda_paired_mask: float = 0.0  # BCE of the attention against where the partner photo differs
+    paired_mask_gain: float = 4.0  # attention target = 1 - clamp(gain x (|partner - source| - floor)),
+    paired_mask_floor: float = 0.08  # the difference averaged over paired_mask_pool pixels: what moved, not
+    paired_mask_pool: int = 8  # the noise of two photos (pixel shifts, compression)
+    color_share: float = 0.0  # the paired, anchor and checkerboard terms also on the colour image C (weight)
     shape_pool: int = 4  # pooling factor of the paired and anchor comparisons (4: 128 -> 32 px, shapes not texture)
     anchor_generator: str | None = None  # frozen GanimeAge folder whose age-only edits are kept (lambda_anchor)
     lambda_anchor: float = 0.0  # L1 (pooled) between age-only edits and the anchor generator's
@@ -374,13 +381,17 @@ class GanimationAgeSystem(TrainingSystem):
                 loss = loss + c.lambda_chroma * chroma
                 logs["g_chroma"] = chroma.detach()
             if c.lambda_checkerboard > 0:
-                hatching = checkerboard_loss(fake.image, real)
+                hatching = checkerboard_loss(fake.image, real) + c.color_share * checkerboard_loss(fake.color, real)
                 loss = loss + c.lambda_checkerboard * hatching
                 logs["g_checkerboard"] = hatching.detach()
             if self.wants_partners:  # the colour head too: so that it is worth opening the attention for
                 partner = batch["partner_image"]
                 paired_loss = self.pooled_l1(fake.image, partner, paired)
                 paired_loss = paired_loss + c.color_share * self.pooled_l1(fake.color, partner, paired)
+                if c.lambda_paired_mask > 0:
+                    attention_loss = self.paired_attention_loss(fake.attention, real, partner, paired)
+                    loss = loss + c.lambda_paired_mask * attention_loss
+                    logs["g_paired_mask"] = attention_loss.detach()
                 loss = loss + c.lambda_paired * paired_loss
                 logs["g_paired"] = paired_loss.detach()
             if "anchor" in self.frozen:  # age-only edits (own AUs, not paired) stay what the anchor made them
@@ -404,6 +415,21 @@ class GanimationAgeSystem(TrainingSystem):
         bare_critic.requires_grad_(True)
         logs["g_loss"] = loss.detach()
         return logs
+
+    def paired_attention_loss(
+        self, attention: torch.Tensor, real: torch.Tensor, partner: torch.Tensor, paired: torch.Tensor
+    ) -> torch.Tensor:
+        """Batch mean of the cross-entropy between the attention and 1 - (where the partner differs)."""
+        if not paired.any():
+            return attention.new_zeros((), dtype=torch.float32)
+        c = self.config
+        difference = (partner[paired].float() - real[paired].float()).abs().mean(1, keepdim=True)
+        change = F.interpolate(
+            F.avg_pool2d(difference, c.paired_mask_pool), size=difference.shape[-2:], mode="bilinear"
+        )
+        keep = 1.0 - (c.paired_mask_gain * (change - c.paired_mask_floor)).clamp(0.0, 1.0)
+        a = attention[paired].float().clamp(1e-4, 1 - 1e-4)
+        return F.binary_cross_entropy(a, keep) * paired.float().mean()
 
     def pooled_l1(self, fake: torch.Tensor, wanted: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
         """Batch mean of the pooled L1 between the chosen edits and what they should look like (0 if none).
