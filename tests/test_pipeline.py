@@ -94,6 +94,10 @@ def test_estimate_age_gives_every_face_or_the_one_asked_for(editor: FaceEditor) 
     assert [f.source_age for f in editor.edit_details(TWO_FACES, age=30).faces] == ages
     with pytest.raises(FaceIndexError, match="has 2 face"):
         editor.estimate_age(TWO_FACES, face=2)
+    measured = editor.measure_aus(TWO_FACES)
+    assert len(measured) == 2 and [editor.measure_aus(TWO_FACES, face=i) for i in range(2)] == measured
+    targets = np.array([f.target_aus for f in editor.edit_details(TWO_FACES, age=30).faces])
+    np.testing.assert_allclose(targets, [list(m.values()) for m in measured], atol=1e-6)  # aus=None keeps them
 
 
 def test_without_an_age_estimator_an_explicit_age_still_edits(editor: FaceEditor) -> None:
@@ -105,7 +109,8 @@ def test_without_an_age_estimator_an_explicit_age_still_edits(editor: FaceEditor
 
 
 def test_au_mapping_changes_only_the_named_aus(editor: FaceEditor) -> None:
-    measured = editor.measure_aus(ASTRONAUT)
+    (measured,) = editor.measure_aus(ASTRONAUT)
+    assert editor.measure_aus(ASTRONAUT, face=0) == measured
     (edit,) = editor.edit_details(ASTRONAUT, aus={"AU12": 4.5}).faces
     names = list(measured)
     assert edit.target_aus[names.index("AU12")] == pytest.approx(4.5)

@@ -288,10 +288,18 @@ class FaceEditor:
         ages = [self._source_age(analysis, f) for f in self._selected(analysis, face)]
         return ages if face is None else ages[0]
 
-    def measure_aus(self, image: ImageInput, face: int = 0) -> dict[str, float]:
+    @overload
+    def measure_aus(self, image: ImageInput, face: None = None) -> list[dict[str, float]]: ...
+    @overload
+    def measure_aus(self, image: ImageInput, face: int) -> dict[str, float]: ...
+    def measure_aus(self, image: ImageInput, face: int | None = None) -> list[dict[str, float]] | dict[str, float]:
+        """The 17 AU intensities (0-5) of every face, left to right (``face=None``), or of face ``face`` alone."""
         analysis = self._analysis(image)
-        aus = self._selected(analysis, face)[0].aus
-        return {name: float(value) for name, value in zip(AU_NAMES, aus, strict=True)}
+        measured = [
+            {name: float(value) for name, value in zip(AU_NAMES, selected.aus, strict=True)}
+            for selected in self._selected(analysis, face)
+        ]
+        return measured if face is None else measured[0]
 
     # -- editing ---------------------------------------------------------------------------------
     def _tensor(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
