@@ -505,3 +505,10 @@ def test_supervised_phase_trains_the_generator_alone(
     assert any(not torch.equal(trained[k].float(), start[k].float()) for k in start)
     with pytest.raises(TrainingError, match="trains no critic"):
         run_training(load_run_config(TINY, [*args, f"train.output_dir={tmp_path / 'refused'}", "system.lambda_adv=1"]))
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "training" / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_config_in_the_repository_loads(config: Path) -> None:
+    """A typo in a recipe (an option renamed in code, a wrong type) fails here, not hours into a session."""
+    run = load_run_config(str(config), [])
+    assert run.train.system and run.train.image_size > 0
