@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 
 from ganime_age.errors import ModelFileNotFoundError, WeightsError
 from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeDiscriminator
+from training.data import PreparedFaces
 from training.losses import VGG19Features, gradient_penalty, perceptual_loss, total_variation
 from training.systems.base import linear_decay
 from training.trackers import read_log
@@ -472,9 +473,15 @@ def test_warm_start_refuses_weights_that_do_not_fit(tmp_path: Path, prepared_utk
 def test_supervised_phase_trains_the_generator_alone(
     tmp_path: Path, prepared_utk64: Path, prepared_cfee64: Path
 ) -> None:
-    """critic_steps 0: paired CFEE edits and an anchor for age-only edits teach; no critic step is taken."""
+    """critic_steps 0: paired CFEE edits, an anchor for age-only edits and the classical teacher for the
+    unpaired edits teach; no critic step is taken."""
+    from training.teacher import EditTeacher
+
     first = tmp_path / "first"
     assert main(["--config", TINY, *overrides(prepared_utk64, first, max_steps=1)]) == 0
+    teacher = tmp_path / "teacher.safetensors"
+    utk, cfee = PreparedFaces(prepared_utk64, "train"), PreparedFaces(prepared_cfee64, "train")
+    EditTeacher.fit(utk, cfee, min_support=1.0).save(teacher)
     output = tmp_path / "supervised"
     phase = [
         "system.critic_steps=0",
@@ -489,6 +496,8 @@ def test_supervised_phase_trains_the_generator_alone(
         "system.color_share=1.0",
         "system.lambda_paired_mask=10",
         "system.lambda_checkerboard=1e4",
+        "system.lambda_teacher=100",
+        f"system.teacher_file={teacher}",
         f"train.mix_data_dirs=[{prepared_cfee64}]",
         "train.mix_shares=[0.5]",
         f"train.init_weights.generator={first / 'export'}",
@@ -499,6 +508,7 @@ def test_supervised_phase_trains_the_generator_alone(
     assert len(records) == 3 and not any("g_adv" in r or "d_loss" in r for r in records)
     assert all(math.isfinite(r["g_anchor"]) and math.isfinite(r["g_checkerboard"]) for r in records)
     assert max(r["g_paired"] for r in records) > 0 and max(r["g_paired_mask"] for r in records) > 0
+    assert max(r["g_teacher"] for r in records) > 0 and all(math.isfinite(r["g_teacher_mask"]) for r in records)
     ((_, checkpoint),) = list_checkpoints(output)
     start = load_file(str(first / "export" / "model.safetensors"))
     trained = load_file(str(checkpoint / "model.safetensors"))

@@ -137,6 +137,11 @@ class GanimationAgeTrainConfig:
     shape_pool: int = 4  # pooling factor of the paired and anchor comparisons (4: 128 -> 32 px, shapes not texture)
     anchor_generator: str | None = None  # frozen GanimeAge folder whose age-only edits are kept (lambda_anchor)
     lambda_anchor: float = 0.0  # L1 (pooled) between age-only edits and the anchor generator's
+    lambda_teacher: float = 0.0  # L1 (pooled) between unpaired edits and the classical teacher's (training.teacher)
+    teacher_file: str | None = None  # a fitted EditTeacher (safetensors); None: fitted on the training data
+    teacher_texture_gain: float = 2.0  # the teacher's brightness-change gain (prototype differences are faint)
+    teacher_chroma_gain: float = 1.0  # its colour-change gain (strong colour shifts read as tints)
+    teacher_mask_floor: float = 0.01  # the teacher's changes are exact, not two photos' noise (cf. paired_mask_floor)
 
 
 class GanimationAgeSystem(TrainingSystem):
@@ -181,6 +186,8 @@ class GanimationAgeSystem(TrainingSystem):
             self.frozen["vgg"] = VGG19Features().load_file(c.vgg19_weights)
         if c.lambda_anchor > 0:
             self.frozen["anchor"] = self.load_anchor(c.anchor_generator)
+        if c.lambda_teacher > 0:
+            self.teacher = self.load_teacher()
         if c.lambda_estimator_age > 0:
             self.frozen["age_estimator"] = self.load_age_estimator()
             self.age_curve = self.estimator_reading_curve(self.frozen["age_estimator"])
@@ -193,6 +200,29 @@ class GanimationAgeSystem(TrainingSystem):
         if getattr(estimator, "model_type", None) != "age_estimator":
             raise ValueError(f"system.age_estimator must be an AgeEstimator, got {type(estimator).__name__}")
         return estimator.eval().requires_grad_(False)
+
+    def load_teacher(self) -> Any:
+        """The classical edit teacher: `teacher_file`, else fitted on the training data and kept in the run."""
+        from training.data import PreparedFaces
+        from training.sources import cfee_person
+        from training.teacher import EditTeacher
+
+        if self.config.teacher_file:
+            return EditTeacher.load(self.config.teacher_file)
+        cached = Path(self.train.output_dir) / "teacher.safetensors"
+        if cached.is_file():
+            return EditTeacher.load(cached)
+        size = self.config.generator.image_size
+        expression = [
+            d for d in self.train.mix_data_dirs if any(map(cfee_person, PreparedFaces(d, "train").identity_hints))
+        ]
+        teacher = EditTeacher.fit(
+            PreparedFaces(self.train.data_dir, "train", image_size=size),
+            PreparedFaces(expression[0], "train", image_size=size) if expression else None,
+        )
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        teacher.save(cached)
+        return teacher
 
     @staticmethod
     def load_anchor(source: str) -> torch.nn.Module:
@@ -405,6 +435,21 @@ class GanimationAgeSystem(TrainingSystem):
                     anchor_loss = anchor_loss + c.color_share * self.pooled_l1(fake.color, kept, age_only)
                 loss = loss + c.lambda_anchor * anchor_loss
                 logs["g_anchor"] = anchor_loss.detach()
+            if c.lambda_teacher > 0:  # unpaired edits look like the classical teacher's at low resolution
+                unpaired = ~paired
+                taught = self.teacher.to(real.device).edit(
+                    real, aus, age, target_aus, target_age, c.teacher_texture_gain, c.teacher_chroma_gain
+                )
+                teacher_loss = self.pooled_l1(fake.image, taught, unpaired)
+                teacher_loss = teacher_loss + c.color_share * self.pooled_l1(fake.color, taught, unpaired)
+                if c.lambda_paired_mask > 0:
+                    attention_loss = self.paired_attention_loss(
+                        fake.attention, real, taught, unpaired, floor=c.teacher_mask_floor
+                    )
+                    loss = loss + c.lambda_paired_mask * attention_loss
+                    logs["g_teacher_mask"] = attention_loss.detach()
+                loss = loss + c.lambda_teacher * teacher_loss
+                logs["g_teacher"] = teacher_loss.detach()
             if "age_estimator" in self.frozen:
                 reading = self.frozen["age_estimator"].predict(random_shift(fake.image, c.estimator_shift))
                 expected = self.age_curve.to(reading.device)[target_age.round().long().clamp(0, int(MAX_AGE))]
@@ -417,9 +462,17 @@ class GanimationAgeSystem(TrainingSystem):
         return logs
 
     def paired_attention_loss(
-        self, attention: torch.Tensor, real: torch.Tensor, partner: torch.Tensor, paired: torch.Tensor
+        self,
+        attention: torch.Tensor,
+        real: torch.Tensor,
+        partner: torch.Tensor,
+        paired: torch.Tensor,
+        floor: float | None = None,
     ) -> torch.Tensor:
-        """Batch mean of the cross-entropy between the attention and 1 - (where the partner differs)."""
+        """Batch mean of the cross-entropy between the attention and 1 - (where the partner differs).
+
+        `floor` (default ``paired_mask_floor``) is the difference taken as noise between two photos.
+        """
         if not paired.any():
             return attention.new_zeros((), dtype=torch.float32)
         c = self.config
@@ -427,7 +480,8 @@ class GanimationAgeSystem(TrainingSystem):
         change = F.interpolate(
             F.avg_pool2d(difference, c.paired_mask_pool), size=difference.shape[-2:], mode="bilinear"
         )
-        keep = 1.0 - (c.paired_mask_gain * (change - c.paired_mask_floor)).clamp(0.0, 1.0)
+        floor = c.paired_mask_floor if floor is None else floor
+        keep = 1.0 - (c.paired_mask_gain * (change - floor)).clamp(0.0, 1.0)
         a = attention[paired].float().clamp(1e-4, 1 - 1e-4)
         return F.binary_cross_entropy(a, keep) * paired.float().mean()
 
