@@ -179,6 +179,25 @@ def test_resume_reproduces_the_uninterrupted_run(run: Path, tmp_path: Path, prep
     assert [r["step"] for r in read_log(output)] == [1, 2, 3, 3]  # the resumed run logs step 3 again
 
 
+def test_a_learning_rate_changed_on_resume_is_used(run: Path, tmp_path: Path, prepared_utk64: Path) -> None:
+    """The checkpoint stores its optimisers' rates; a rate given for the rest of the run wins over it."""
+    output = tmp_path / "faster"
+    shutil.copytree(run, output)
+    shutil.rmtree(output / "checkpoints" / "step-0000003")
+    args = overrides(
+        prepared_utk64, output, "system.lr_generator=7e-4", max_steps=3, checkpoint_every=1, sample_every=0
+    )
+    assert run_training(load_run_config(TINY, args), resume=True)["resumed_from"] == 2
+    saved = torch.load(output / "checkpoints" / "step-0000003" / "optimizer.bin", weights_only=False)
+    critic = torch.load(output / "checkpoints" / "step-0000003" / "optimizer_1.bin", weights_only=False)
+    before = torch.load(run / "checkpoints" / "step-0000003" / "optimizer.bin", weights_only=False)
+    for group, old in zip(saved["param_groups"], before["param_groups"], strict=True):
+        assert group["initial_lr"] == pytest.approx(7e-4)
+        assert group["lr"] / group["initial_lr"] == pytest.approx(old["lr"] / old["initial_lr"])  # same schedule
+    original = torch.load(run / "checkpoints" / "step-0000003" / "optimizer_1.bin", weights_only=False)
+    assert critic["param_groups"][0]["lr"] == pytest.approx(original["param_groups"][0]["lr"])  # unchanged
+
+
 def test_sampler_flips_depend_only_on_seed_and_epoch(prepared_utk64: Path) -> None:
     """Flips come with the shuffled order, off the global RNG: a resumed run flips the same faces."""
     from training.data import PreparedFaces

@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -566,6 +566,25 @@ def warm_start(system: TrainingSystem, init_weights: dict[str, str]) -> None:
             raise TrainingError(f"train.init_weights.{name}: {source} does not fit this config: {error}") from None
 
 
+def keep_configured_learning_rates(
+    system: TrainingSystem, configured: dict[str, list[float]], report: Callable[[str], Any]
+) -> None:
+    """After a resume, the config's learning rates (not the checkpoint's) at the schedule's current factor.
+
+    A checkpoint stores its optimisers' rates, so without this a rate changed on the command line for the
+    rest of a run would be silently ignored.
+    """
+    for name, scheduler in system.schedulers.items():
+        inner = getattr(scheduler, "scheduler", scheduler)  # accelerate wraps schedulers
+        for group, base in zip(inner.optimizer.param_groups, configured[name], strict=True):
+            factor = group["lr"] / group["initial_lr"] if group.get("initial_lr") else 1.0
+            if group.get("initial_lr") not in (None, base):
+                report(f"{name} learning rate: {group['initial_lr']:g} in the checkpoint, {base:g} from the config")
+            group["initial_lr"] = base
+            group["lr"] = base * factor
+        inner.base_lrs = list(configured[name])
+
+
 def run_training(run: RunConfig, *, resume: bool = False, export_only: bool = False) -> dict[str, Any]:
     """Train (or only export) as configured; returns a summary (steps, resumed_from, export folder)."""
     from accelerate import Accelerator
@@ -639,7 +658,9 @@ def run_training(run: RunConfig, *, resume: bool = False, export_only: bool = Fa
     if resume or export_only:
         checkpoint = newest_checkpoint(output)
         if checkpoint is not None:
+            configured = {name: [g["lr"] for g in o.param_groups] for name, o in system.optimizers.items()}
             accelerator.load_state(str(checkpoint))
+            keep_configured_learning_rates(system, configured, accelerator.print)
             resumed_from = state.step
             accelerator.print(f"resumed from {checkpoint} at step {state.step}")
         elif export_only:
