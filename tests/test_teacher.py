@@ -30,7 +30,7 @@ def faces(prepared_utk64: Path) -> dict[str, torch.Tensor]:
 
 def test_age_hats_interpolate_between_centres() -> None:
     centres = np.array([10.0, 20.0, 40.0])
-    hats = age_hats(np.array([5.0, 15.0, 30.0, 40.0, 90.0]), centres)
+    hats = age_hats(torch.tensor([5.0, 15.0, 30.0, 40.0, 90.0], dtype=torch.float64), torch.from_numpy(centres))
     assert np.allclose(hats.sum(1), 1.0)
     assert np.allclose(hats[1], [0.5, 0.5, 0.0]) and np.allclose(hats[2], [0.0, 0.5, 0.5])
     assert np.allclose(hats[0], [1.0, 0.0, 0.0]) and np.allclose(hats[4], [0.0, 0.0, 1.0])  # clamped

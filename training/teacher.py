@@ -15,7 +15,6 @@ left-right symmetric so that horizontally flipped training faces get the same ed
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from ganime_age.conditions import AU_NAMES
 from ganime_age.faces import mesh as face_mesh
-from training.sources import cfee_person
+from training.data import same_person_rows
 
 AGE_CENTRES = (2, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75, 80, 85)
 FLOW_SIGMA = 5.0  # pixels at 128 px: landmark displacements spread this far, then fade to none
@@ -34,18 +33,27 @@ NEUTRAL_SUFFIX = "-Neutral"
 COLOURFUL = 0.06  # mean |channel - grey| (in -1..1 units) from which a face counts as fully coloured
 
 
-class EditTeacher:
-    """Age prototypes (mean faces and mean landmark shapes per age) and per-AU landmark flows."""
+class EditTeacher(torch.nn.Module):
+    """Age prototypes (mean faces and mean landmark shapes per age) and per-AU landmark flows.
+
+    A module of buffers only, so that the trainer moves it to the device with the other frozen networks.
+    """
+
+    centres: torch.Tensor
+    textures: torch.Tensor
+    age_flows: torch.Tensor
+    au_flows: torch.Tensor
 
     def __init__(
         self, centres: torch.Tensor, textures: torch.Tensor, age_flows: torch.Tensor, au_flows: torch.Tensor
     ) -> None:
+        super().__init__()
         if not (len(centres) == len(textures) == len(age_flows)) or au_flows.shape[0] != len(AU_NAMES):
             raise ValueError("teacher tensors disagree: one texture and flow per age centre, one flow per AU")
-        self.centres = centres.float()
-        self.textures = textures.float()  # (K, 3, H, W) in -1..1, face-weighted prototype images
-        self.age_flows = age_flows.float()  # (K, 2, H, W) mean landmarks at each age minus over all ages
-        self.au_flows = au_flows.float()  # (17, 2, H, W) landmark motion per unit of each AU
+        self.register_buffer("centres", centres.float())
+        self.register_buffer("textures", textures.float())  # (K, 3, H, W) in -1..1, face-weighted prototypes
+        self.register_buffer("age_flows", age_flows.float())  # (K, 2, H, W) mean landmarks at an age - overall
+        self.register_buffer("au_flows", au_flows.float())  # (17, 2, H, W) landmark motion per unit of each AU
 
     # -- fitting --------------------------------------------------------------------------------------
     @classmethod
@@ -76,12 +84,13 @@ class EditTeacher:
             known = np.sort(np.random.default_rng(seed).choice(known, max_faces, replace=False))
         ages = np.asarray(age_faces.ages, np.float64)[known]
         centre_array = np.asarray(centres, np.float64)
-        support = age_hats(ages, centre_array).sum(0)
+        support = age_hats(torch.from_numpy(ages), torch.from_numpy(centre_array)).numpy().sum(0)
         centre_array = centre_array[support >= min_support]  # ages with too few faces get no prototype
         if len(centre_array) < 2:
             raise ValueError(f"too few faces with known ages to fit age prototypes ({len(known)} faces)")
         centres = centre_array.tolist()
-        basis = np.concatenate([age_hats(ages, centre_array), np.asarray(age_faces.aus)[known]], axis=1)
+        hats = age_hats(torch.from_numpy(ages), torch.from_numpy(centre_array)).numpy()
+        basis = np.concatenate([hats, np.asarray(age_faces.aus)[known]], axis=1)
         # (N, K + 17): appearance = age prototypes (linear between the centres) + AU effects
         gram = basis.T @ basis + ridge * np.diag([0.0] * len(centres) + [1.0] * len(AU_NAMES))
         gram[: len(centres), : len(centres)] += 1e-3 * np.eye(len(centres))
@@ -106,30 +115,17 @@ class EditTeacher:
 
     # -- persistence ----------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        tensors = {
-            "centres": self.centres,
-            "textures": self.textures,
-            "age_flows": self.age_flows,
-            "au_flows": self.au_flows,
-        }
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path))
 
     @classmethod
     def load(cls, path: str | Path) -> EditTeacher:
         t = load_file(str(path))
         return cls(t["centres"], t["textures"], t["age_flows"], t["au_flows"])
 
-    def to(self, device: torch.device | str) -> EditTeacher:
-        return EditTeacher(*(t.to(device) for t in (self.centres, self.textures, self.age_flows, self.au_flows)))
-
     # -- editing --------------------------------------------------------------------------------------
     def at_age(self, table: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
         """Per-sample linear interpolation of a per-centre table at ages (clamped to the centres)."""
-        c = self.centres
-        a = age.float().clamp(float(c[0]), float(c[-1]))
-        upper = torch.searchsorted(c, a.contiguous()).clamp(1, len(c) - 1)
-        t = ((a - c[upper - 1]) / (c[upper] - c[upper - 1])).view(-1, 1, 1, 1)
-        return table[upper - 1] * (1 - t) + table[upper] * t
+        return torch.einsum("nk,k...->n...", age_hats(age.float(), self.centres), table)
 
     @torch.no_grad()
     def edit(
@@ -172,14 +168,15 @@ def keep_colourfulness(
     return grey_gain * change_grey + chroma_gain * chroma
 
 
-def age_hats(ages: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """(N, K) linear-interpolation weights of ages between the centres (each row sums to 1)."""
-    a = np.clip(ages, centres[0], centres[-1])
-    upper = np.clip(np.searchsorted(centres, a), 1, len(centres) - 1)
+def age_hats(ages: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """(N, K) linear-interpolation weights of ages between the centres (each row sums to 1; clamped)."""
+    a = ages.clamp(float(centres[0]), float(centres[-1])).contiguous()
+    upper = torch.searchsorted(centres, a).clamp(1, len(centres) - 1)
     t = (a - centres[upper - 1]) / (centres[upper] - centres[upper - 1])
-    hats = np.zeros((len(ages), len(centres)))
-    hats[np.arange(len(ages)), upper - 1] = 1 - t
-    hats[np.arange(len(ages)), upper] = t
+    rows = torch.arange(len(ages), device=ages.device)
+    hats = torch.zeros(len(ages), len(centres), dtype=ages.dtype, device=ages.device)
+    hats[rows, upper - 1] = 1 - t
+    hats[rows, upper] = t
     return hats
 
 
@@ -187,20 +184,15 @@ def fit_au_motion(faces, ridge: float) -> np.ndarray:
     """(17, L, 2) landmark motion per AU unit: ridge regression of same-person (posed - neutral) pairs."""
     landmarks = np.asarray(faces.landmarks, np.float64)
     aus = np.asarray(faces.aus, np.float64)
-    by_person: dict[str, list[int]] = defaultdict(list)
-    for row, hint in enumerate(faces.identity_hints):
-        person = cfee_person(hint)
-        if person is not None:
-            by_person[person].append(row)
+    hints = faces.identity_hints
     moves, codes = [], []
-    for rows in by_person.values():
-        neutral = [r for r in rows if faces.identity_hints[r].endswith(NEUTRAL_SUFFIX)]
-        if not neutral:
+    for neutral, others in enumerate(same_person_rows(hints)):
+        if not hints[neutral].endswith(NEUTRAL_SUFFIX):
             continue
-        for row in rows:
-            if row != neutral[0]:
-                moves.append((landmarks[row] - landmarks[neutral[0]]).reshape(-1))
-                codes.append(aus[row] - aus[neutral[0]])
+        for row in others:
+            if not hints[row].endswith(NEUTRAL_SUFFIX):
+                moves.append((landmarks[row] - landmarks[neutral]).reshape(-1))
+                codes.append(aus[row] - aus[neutral])
     if not moves:
         raise ValueError("no same-person neutral/posed pairs to fit AU motion on (is this CFEE data?)")
     x, y = np.stack(codes), np.stack(moves)

@@ -187,7 +187,7 @@ class GanimationAgeSystem(TrainingSystem):
         if c.lambda_anchor > 0:
             self.frozen["anchor"] = self.load_anchor(c.anchor_generator)
         if c.lambda_teacher > 0:
-            self.teacher = self.load_teacher()
+            self.frozen["teacher"] = self.load_teacher()
         if c.lambda_estimator_age > 0:
             self.frozen["age_estimator"] = self.load_age_estimator()
             self.age_curve = self.estimator_reading_curve(self.frozen["age_estimator"])
@@ -201,7 +201,7 @@ class GanimationAgeSystem(TrainingSystem):
             raise ValueError(f"system.age_estimator must be an AgeEstimator, got {type(estimator).__name__}")
         return estimator.eval().requires_grad_(False)
 
-    def load_teacher(self) -> Any:
+    def load_teacher(self) -> torch.nn.Module:
         """The classical edit teacher: `teacher_file`, else fitted on the training data and kept in the run."""
         from training.data import PreparedFaces
         from training.sources import cfee_person
@@ -213,13 +213,9 @@ class GanimationAgeSystem(TrainingSystem):
         if cached.is_file():
             return EditTeacher.load(cached)
         size = self.config.generator.image_size
-        expression = [
-            d for d in self.train.mix_data_dirs if any(map(cfee_person, PreparedFaces(d, "train").identity_hints))
-        ]
-        teacher = EditTeacher.fit(
-            PreparedFaces(self.train.data_dir, "train", image_size=size),
-            PreparedFaces(expression[0], "train", image_size=size) if expression else None,
-        )
+        mixed = [PreparedFaces(d, "train", image_size=size) for d in self.train.mix_data_dirs]
+        expression = next((faces for faces in mixed if any(map(cfee_person, faces.identity_hints))), None)
+        teacher = EditTeacher.fit(PreparedFaces(self.train.data_dir, "train", image_size=size), expression)
         cached.parent.mkdir(parents=True, exist_ok=True)
         teacher.save(cached)
         return teacher
@@ -435,9 +431,9 @@ class GanimationAgeSystem(TrainingSystem):
                     anchor_loss = anchor_loss + c.color_share * self.pooled_l1(fake.color, kept, age_only)
                 loss = loss + c.lambda_anchor * anchor_loss
                 logs["g_anchor"] = anchor_loss.detach()
-            if c.lambda_teacher > 0:  # unpaired edits look like the classical teacher's at low resolution
+            if "teacher" in self.frozen:  # unpaired edits look like the classical teacher's at low resolution
                 unpaired = ~paired
-                taught = self.teacher.to(real.device).edit(
+                taught = self.frozen["teacher"].edit(
                     real, aus, age, target_aus, target_age, c.teacher_texture_gain, c.teacher_chroma_gain
                 )
                 teacher_loss = self.pooled_l1(fake.image, taught, unpaired)
