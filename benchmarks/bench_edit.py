@@ -48,7 +48,7 @@ from common import (
 setup_paths()
 
 from ganime_age.hub import load_pretrained  # noqa: E402
-from ganime_age.pipeline import WEIGHTS_DIR, FaceEditor, default_ageing_model, pick_device  # noqa: E402
+from ganime_age.pipeline import WEIGHTS_DIR, FaceEditor, pick_device  # noqa: E402
 
 AGEING = ("ganime_age", "agetransgan", "ragan")
 PHOTO = REPO / "space" / "examples" / "astronaut.jpg"
@@ -147,7 +147,7 @@ def stage_latency(
     if missing:
         return [], [missing]
     no_landmarks = mediapipe_missing()
-    if no_landmarks:
+    if no_landmarks:  # the edit engine moves landmarks: without MediaPipe there is no edit to time
         notes.append(no_landmarks)
         editor._analyzer = DetectionOnlyAnalyzer(editor.image_size)
     device, cpu = editor.device, torch.device("cpu")
@@ -173,13 +173,21 @@ def stage_latency(
             "stage": "align",
             **time_call(lambda: align_face(rgb, face.points, editor.image_size), cpu, repeats=repeats),
         },
-        {
-            "stage": f"generator (1 face, {editor.image_size} px, with transfers)",
-            **time_call(lambda: editor._generate([crop], [30.0], [70.0], [aus], [aus]), device, repeats=repeats),
-        },
         {"stage": "paste back", **time_call(lambda: paste_back(rgb, crop, aligned.matrix), cpu, repeats=repeats)},
     ]
-    suffix = " (no landmarks)" if no_landmarks else ""
+    if no_landmarks:
+        return rows, notes
+    analysis = editor._analysis(rgb)
+    prepared = editor._engine_face(analysis, analysis.faces[0])
+    rows.append(
+        {
+            "stage": "engine render (1 face, age 30 -> 70)",
+            **time_call(
+                lambda: editor.engine.edit_photo(rgb, [prepared], [30.0], [70.0], [aus], [aus]), cpu, repeats=repeats
+            ),
+        }
+    )
+    suffix = ""
 
     def cold(image: np.ndarray = rgb) -> None:
         editor._cache.clear()
@@ -214,6 +222,15 @@ def stage_latency(
 # -- generator throughput -----------------------------------------------------------------------------------
 
 
+def fresh_generator() -> Any:
+    """The full-size GANimation-age generator, seeded: the refiner's architecture (speed does not need weights)."""
+    from ganime_age.models.ganimation_age import GanimeAge
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return GanimeAge().eval()
+
+
 def candidate_models(smoke: bool) -> list[tuple[str, str, Any]]:
     """(name, weights label, model) for every model to measure; see the module docstring."""
     if smoke:
@@ -232,8 +249,12 @@ def candidate_models(smoke: bool) -> list[tuple[str, str, Any]]:
         if model.model_type in (*AGEING, "reenactor"):
             models.append((config.parent.name, "shipped", model.eval()))
             shipped_types.add(model.model_type)
-    if "ganime_age" not in shipped_types:
-        models.append(("ganime-age (default)", "untrained default", default_ageing_model()))
+    if "ganime_age" not in shipped_types:  # the refiner architecture, fresh (no refiner ships yet)
+        from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeConfig
+
+        models.append(
+            ("ganime-age refiner", "fresh init (not shipped)", GanimeAge(GanimeAgeConfig(refiner=True)).eval())
+        )
     fresh: list[tuple[str, str, str]] = [
         ("agetransgan", "ganime_age.models.agetransgan", "AgeTransGAN"),
         ("ragan", "ganime_age.models.ragan", "ReAgingGAN"),
@@ -524,16 +545,13 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     if not args.skip_stages:
         # The editor exactly as the product builds it (no global backend flags set yet).
-        if args.smoke:
-            editor = FaceEditor(candidate_models(True)[0][2])
-        else:
-            editor = FaceEditor.from_pretrained(args.model, device=str(device))
+        editor = FaceEditor.from_pretrained(args.model, device=str(device))
         stages, notes = stage_latency(editor, Path(args.photo), repeats, large=not args.smoke)
         del editor
 
     changes: list[dict[str, Any]] = []
     if not args.skip_ablation:
-        base = candidate_models(True)[0][2] if args.smoke else default_ageing_model()
+        base = candidate_models(True)[0][2] if args.smoke else fresh_generator()
         changes = ablation(base, device, repeats, Path(args.photo), args.smoke)
 
     throughput: list[dict[str, Any]] = []

@@ -4,7 +4,7 @@ Runtime choices, each overridable by an environment variable:
 - GANIME_AGE_MODEL: the default ageing model (Hub id or folder; else the embedded one);
 - GANIME_AGE_CONCURRENCY (2): events run at once. The FaceEditor of a model is used by one event at a
   time (space.models.EditorProvider.session), so more workers than CPU cores only wait; two let one
-  request decode and check its photo while another runs the generator;
+  request decode and check its photo while another runs the edit;
 - GANIME_AGE_QUEUE_SIZE (128): requests waiting in the queue before new ones are turned away. An edit of
   an analysed photo takes ~0.1-0.3 s on a CPU, so 50 visitors at once (each with an analysis and an
   edit queued) are all served within seconds instead of being refused with "Queue is full";
@@ -18,11 +18,13 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from space.common import FACE_NUMBERING, FACE_NUMBERING_URL
 from space.gpu import on_spaces, on_zero_gpu
 from space.models import EditorProvider, available_models
 from space.tabs import TAB_MODULES, load_tabs
@@ -30,15 +32,25 @@ from space.tabs import TAB_MODULES, load_tabs
 logger = logging.getLogger(__name__)
 
 TITLE = "ganime-age: age and expression editing of real face photos"
-HEADER = """
+# What the embedded default model is: one paragraph, shared word for word with the README and the model card
+# (tests/test_readme.py checks), so the Space never tells another story than they do.
+DEFAULT_MODEL_STORY = files("ganime_age") / "weights" / "DEFAULT_MODEL.md"
+
+
+def header() -> str:
+    """The Markdown above the tabs: what the Space does, what today's default model is, how faces are numbered."""
+    return f"""
 # ganime-age
 Change the **age** and the **facial expression** (17 FACS Action Units) of the faces in a real photo.
-Upload a photo (or pick an example), choose a target age, or move the AU sliders; the edited faces are
-pasted back into the whole photo. Drag the handle on the result to compare before and after.
+Upload a photo (or pick an example), then move the target-age or AU sliders: releasing a slider re-renders
+the edit. The edited faces are pasted back into the whole photo; drag the handle on the result to compare
+before and after. {FACE_NUMBERING} The numbering is [the same everywhere]({FACE_NUMBERING_URL}): here, in the
+API, the CLI and Python.
 
-The embedded default model is a **CPU-trained preview**: it ages faces visibly but crudely, and its expression
-edits are weak, until the GPU-trained model replaces it (its model card has the evaluation).
-The models were trained on UTKFace, which is for **non-commercial research only**; so are these edits.
+{DEFAULT_MODEL_STORY.read_text(encoding="utf-8").strip()}
+
+The engine and the age estimator were fitted on UTKFace and CFEE, which are for **non-commercial research
+only**; so are these edits.
 Photos are processed on this machine and not stored beyond Gradio's temporary upload cache.
 """
 
@@ -46,7 +58,7 @@ Photos are processed on this machine and not stored beyond Gradio's temporary up
 QUEUE_SIZE = 128
 # Gradio's batch mode (batch=True) is not used: a batch fails as a whole, so one visitor's photo without a
 # face would turn every other visitor's edit in that batch into an error; within one request the editor
-# already runs the faces of a photo through the generator in batches.
+# already edits the faces of a photo together.
 
 
 def write_image_cache_atomically() -> None:
@@ -89,7 +101,7 @@ def build_app(editor_provider: EditorProvider | None = None, tabs: Sequence[str]
     editor_provider = editor_provider or EditorProvider()
     write_image_cache_atomically()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        gr.Markdown(HEADER)
+        gr.Markdown(header(), elem_id="header")
         with gr.Tabs():
             for module in load_tabs(list(tabs)):
                 with gr.Tab(module.TITLE, id=module.__name__.rsplit(".", 1)[-1]):
@@ -119,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--precision",
         choices=["fp32", "bf16", "fp16"],
         default=os.environ.get("GANIME_AGE_PRECISION", "fp32"),
-        help="generator arithmetic (default $GANIME_AGE_PRECISION or fp32); bf16 is ~3x faster on AMX CPUs; fp16 needs a GPU",
+        help="a refiner's arithmetic (default $GANIME_AGE_PRECISION or fp32); bf16 on AMX CPUs and GPUs; fp16 needs a GPU",
     )
     parser.add_argument("--host", default=None, help="server name (default 127.0.0.1; 0.0.0.0 to serve the LAN)")
     parser.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,34 +122,97 @@ def photo_path(payload: Any) -> str | None:
 
     Events run with ``preprocess=False`` so the photo is decoded once, by `ganime_age.faces.load_image`,
     which gives typed errors (not an image, too large, ...) and honours EXIF orientation.
+
+    A payload is only a way to name a file gradio stored for this server (an upload, a cached example) or a
+    shipped example: gradio checks the upload folder only for file data with its ``meta`` key, so a raw API
+    call sending ``{"path": "/etc/shadow"}`` reached this function with any server path. Every other path is
+    refused with one message (:data:`NOT_UPLOADED`) that does not tell whether it exists, is a folder or a
+    text file: the Space is no oracle of the server's files.
     """
     if payload is None:
         return None
-    if isinstance(payload, dict):  # FileData: gradio has checked that the file is one it received
-        path = payload.get("path") or None
-        return str(path) if isinstance(path, (str, Path)) or path is None else _not_a_photo(path)
-    if isinstance(payload, (str, Path)) and _served_file(payload):
-        return str(payload)
-    return _not_a_photo(payload)
+    if isinstance(payload, dict):
+        path = payload.get("path")
+        if path is None or path == "":
+            return None  # an empty (cleared) photo input
+    else:
+        path = payload
+    if not isinstance(path, (str, Path)):
+        return _not_a_photo(payload)
+    served = _served_file(path)
+    return served if served is not None else _not_a_photo(payload)
 
 
-def _served_file(path: str | Path) -> bool:
-    """A bare path from an API call is only used if it names a shipped example or a file gradio received:
-    a string is never a way to read other files of the server."""
+NOT_UPLOADED = (
+    "The photo did not arrive as an uploaded file; upload it again (with gradio_client send "
+    "handle_file('photo.jpg'), over HTTP upload it first and send the file data gradio returns)."
+)
+MAX_PAYLOAD_PATH = 4096
+
+
+def _served_file(path: str | Path) -> str | None:
+    """The real path of a regular file that gradio stored for this server, or of a shipped example; else None.
+
+    Stored means: inside gradio's upload folder once every symlink is resolved, *and* uploaded through this
+    app's /upload or the cached copy of a shipped example (a photo sent as a URL is refused too). A folder,
+    a device (``/dev/zero``), a FIFO or a socket is never a photo: they are refused before anything opens them.
+    """
+    text = os.fspath(path)
+    if not text or len(text) > MAX_PAYLOAD_PATH or "\x00" in text:
+        return None
+    try:
+        real = os.path.realpath(text)
+        if not stat.S_ISREG(os.stat(real).st_mode):
+            return None
+    except (OSError, ValueError):
+        return None
+    if _inside(real, EXAMPLES_DIR):
+        return real
     from gradio.utils import get_upload_folder
 
-    resolved = Path(path).resolve()
-    return any(resolved.is_relative_to(Path(root).resolve()) for root in (EXAMPLES_DIR, get_upload_folder()))
+    upload_folder = os.path.realpath(get_upload_folder())
+    if _inside(real, upload_folder) and _stored_by_gradio(text, real, upload_folder):
+        return real
+    return None
+
+
+def _inside(real: str, folder: str | Path) -> bool:
+    root = os.path.realpath(folder)
+    return os.path.commonpath([real, root]) == root
+
+
+def _stored_by_gradio(text: str, real: str, upload_folder: str) -> bool:
+    """Whether gradio stored this file for the running app: a visitor's upload (gradio's /upload registry) or
+    the cached copy of a shipped example. Not "any file in the cache": gradio registers every cache path a
+    request names as the component's temp file, so that set proves nothing. Outside an event nothing counts."""
+    from gradio.context import LocalContext
+
+    blocks = LocalContext.blocks.get(None)
+    if blocks is None:
+        return False
+    uploads = getattr(blocks, "upload_file_set", set())
+    # membership tests only: other requests add to the set meanwhile, and iterating it could fail
+    if any(name in uploads for name in (text, os.path.abspath(text), real)):
+        return True
+    return real in _example_copies(upload_folder)
+
+
+@functools.lru_cache(maxsize=4)
+def _example_copies(upload_folder: str) -> frozenset[str]:
+    """Where gradio caches the shipped examples (gr.Examples copies each to ``<cache>/<content hash>/<name>``)."""
+    from gradio.processing_utils import hash_file
+    from gradio_client.utils import strip_invalid_filename_characters
+
+    return frozenset(
+        os.path.realpath(os.path.join(upload_folder, hash_file(p), strip_invalid_filename_characters(p.name)))
+        for p in sorted(EXAMPLES_DIR.rglob("*"))
+        if p.is_file()
+    )
 
 
 def _not_a_photo(payload: Any) -> Any:
-    kind = "a text string" if isinstance(payload, (str, Path)) else f"a {type(payload).__name__}"
-    raise gr.Error(
-        f"The photo arrived as {kind}, not as an uploaded file; with gradio_client send "
-        "handle_file('photo.jpg'), over HTTP upload it first and send its file data.",
-        title="No photo",
-        print_exception=False,
-    )
+    """The one answer to every payload that is not a stored upload: a wrong type or any other path alike."""
+    raise gr.Error(NOT_UPLOADED, title="No photo", print_exception=False)
 
 
 def require_photo(payload: Any) -> str:
@@ -165,14 +230,18 @@ def load_photo(path: str) -> Image.Image:
     return Image.fromarray(load_image(path))
 
 
-FACE_LABEL = re.compile(r"face\s+(\d+)\b", re.IGNORECASE)  # "Face 2 (from the left)" -> 2 (1-based)
+# One face numbering everywhere (the Space's labels and summaries, its API, the CLI's --face, Python's face=):
+# 0-based, left to right. The README's "Face numbering" section is the one place that documents it.
+FACE_NUMBERING_URL = "https://github.com/ganime-age/ganime-age#face-numbering"
+FACE_NUMBERING = "Faces are numbered from 0, left to right: face 0 is the leftmost."
+FACE_LABEL = re.compile(r"face\s+(\d+)\b", re.IGNORECASE)  # "Face 1" or "Face 0 (leftmost)" -> its index
 
 
 def parse_face(value: Any) -> int | None:
-    """Face selector -> face index (0-based), or None for every face.
+    """Face selector -> face index (0-based, left to right), or None for every face.
 
     Takes the dropdown's values ("all", "0", "1", ...) and, for HTTP API callers who copy what the UI
-    shows, its labels ("All faces", "All 6 faces", "The face", "Face 2 (from the left)").
+    shows, its labels ("All faces", "All 6 faces", "The face", "Face 0 (leftmost)", "Face 1").
     """
     text = "" if value is None else str(value).strip()
     if text == "" or text.lower() == ALL_FACES or text.lower().startswith("all "):
@@ -181,28 +250,53 @@ def parse_face(value: Any) -> int | None:
         return 0
     label = FACE_LABEL.match(text)
     if label is not None:
-        return int(label.group(1)) - 1
+        return int(label.group(1))
     try:
         return int(text)
     except ValueError:
         raise gr.Error(
             f"Unknown face choice {value!r}: use 'all', a 0-based index ('0' = leftmost), "
-            "or a label such as 'All faces' or 'Face 1'.",
+            "or a label such as 'All faces' or 'Face 0 (leftmost)'.",
             print_exception=False,
         ) from None
 
 
-def face_choices(count: int) -> list[tuple[str, str]]:
-    """Choices for the face selector: every face, or one of them (numbered left to right)."""
+def single_face(editor: Any, path: str, face: int | None, task: str) -> int:
+    """For edits of one face at a time: "all" (None) means the face of a one-face photo, never silently the
+    leftmost of several."""
+    if face is not None:
+        return face
+    count = len(editor.analyze(path))
+    if count == 1:
+        return 0
+    raise gr.Error(
+        f"{task} works on one face at a time and this photo has {count} faces: choose one "
+        f"(0 = leftmost … {count - 1} = rightmost).",
+        title="Choose a face",
+        print_exception=False,
+    )
+
+
+def face_label(index: int, count: int) -> str:
+    """'Face 0 (leftmost)', 'Face 1', ..., 'Face 2 (rightmost)': the number every summary and the CLI use."""
+    if count == 1:
+        return "The face"
+    where = " (leftmost)" if index == 0 else " (rightmost)" if index == count - 1 else ""
+    return f"Face {index}{where}"
+
+
+def face_choices(count: int, *, allow_all: bool = True) -> list[tuple[str, str]]:
+    """Choices for the face selector: every face (unless a tab edits one face at a time), or one of them."""
     if count <= 1:
-        return [("The face", "0")] if count == 1 else [("All faces", ALL_FACES)]
-    return [(f"All {count} faces", ALL_FACES)] + [(f"Face {i + 1} (from the left)", str(i)) for i in range(count)]
+        return [(face_label(0, 1), "0")] if count == 1 else [("All faces", ALL_FACES)]
+    every = [(f"All {count} faces", ALL_FACES)] if allow_all else []
+    return every + [(face_label(i, count), str(i)) for i in range(count)]
 
 
-def face_update(count: int, *, default_all: bool = True) -> dict[str, Any]:
-    choices = face_choices(count)
-    value = ALL_FACES if (count > 1 and default_all) else choices[-1][1] if count > 1 else choices[0][1]
-    return gr.update(choices=choices, value=value, interactive=count > 1)
+def face_update(count: int, *, allow_all: bool = True) -> dict[str, Any]:
+    """The face selector after an analysis: every face selected (or, where one face at a time, the leftmost)."""
+    choices = face_choices(count, allow_all=allow_all)
+    return gr.update(choices=choices, value=choices[0][1], interactive=count > 1)
 
 
 def example_photos() -> list[str]:
@@ -211,11 +305,20 @@ def example_photos() -> list[str]:
 
 
 def describe_age_change(edit: Any) -> str:
-    """One edited face (pipeline.FaceEdit) for a summary: "face 1: estimated **34** → **70** years"."""
+    """One edited face (pipeline.FaceEdit) for a summary: "face 0: estimated **34** → **70** years"."""
     target = f"**{edit.target_age:.0f}** years"
     if edit.source_age is None:  # only without an age estimator
-        return f"face {edit.index + 1}: → {target}"
-    return f"face {edit.index + 1}: estimated **{edit.source_age:.0f}** → {target}"
+        return f"face {edit.index}: → {target}"
+    return f"face {edit.index}: estimated **{edit.source_age:.0f}** → {target}"
+
+
+def describe_au_changes(edit: Any, names: Sequence[str]) -> str:
+    """The AUs `names` of one edited face, measured → set: "AU12 0.4 → 3.0, AU06 0.0 → 2.5"."""
+    from ganime_age.conditions import AU_NAMES
+
+    return ", ".join(
+        f"{n} {edit.source_aus[AU_NAMES.index(n)]:.1f} → {edit.target_aus[AU_NAMES.index(n)]:.1f}" for n in names
+    )
 
 
 def describe_ages(ages: Sequence[float | None]) -> str:
@@ -223,10 +326,10 @@ def describe_ages(ages: Sequence[float | None]) -> str:
         return ""
     if all(a is None for a in ages):
         return "Estimated age: not available (no age estimator is loaded)."
-    parts = [f"face {i + 1}: **{a:.0f}**" if a is not None else f"face {i + 1}: ?" for i, a in enumerate(ages)]
+    parts = [f"face {i}: **{a:.0f}**" if a is not None else f"face {i}: ?" for i, a in enumerate(ages)]
     if len(parts) == 1:
         return f"Estimated age: **{ages[0]:.0f}** years." if ages[0] is not None else parts[0]
-    return "Estimated ages (left to right): " + ", ".join(parts) + "."
+    return "Estimated ages (face 0 = leftmost): " + ", ".join(parts) + "."
 
 
 def estimated_ages(editor: Any, path: str, count: int) -> list[float | None]:
@@ -239,12 +342,24 @@ def estimated_ages(editor: Any, path: str, count: int) -> list[float | None]:
 def model_warning(editor: Any) -> str:
     from ganime_age.pipeline import is_untrained_default
 
-    if is_untrained_default(editor.model):
+    if is_untrained_default(editor.engine):
         return (
-            "\n\n⚠️ No trained model is embedded yet: this is an *untrained initialisation*, so edits are "
-            "meaningless noise. Set `GANIME_AGE_MODEL` to a trained folder or Hub id."
+            "\n\n⚠️ The edit engine's tables are missing from this install, so edits return the photo unchanged. "
+            "Set `GANIME_AGE_ENGINE` to a fitted engine folder or Hub id."
         )
     return ""
+
+
+def api_slider(minimum: float, maximum: float, *, value: float | None, unset: str = "", **options: Any) -> gr.Slider:
+    """gr.Slider whose range shows in gradio_client's ``view_api()`` listing (gradio puts it only in the JSON
+    schema). ``value=None`` stays None, the API's default (``unset`` says what it means): gr.Slider would
+    turn it into ``minimum``. (Set on the instance, like `photo_input`'s payload check.)"""
+    slider = gr.Slider(minimum, maximum, value=value, **options)
+    described = {**slider.api_info(), "additional_description": f"{minimum:g} to {maximum:g}" + unset}
+    slider.api_info = lambda: described  # type: ignore[method-assign]
+    if value is None:
+        slider.value = None
+    return slider
 
 
 # -- the shared input block ----------------------------------------------------------------------------
@@ -279,6 +394,7 @@ def photo_block(provider: EditorProvider, *, prefix: str, needs_aus: bool = Fals
             choices=face_choices(0),
             value=ALL_FACES,
             label="Which face",
+            info="Numbered from 0, left to right.",
             interactive=False,
             elem_id=f"{prefix}-face",
             scale=1,

@@ -39,13 +39,11 @@ class ModelChoice:
 
 
 def model_uses_aus(model_type: str) -> bool:
-    """Ask the model class itself (its `uses_aus` attribute), falling back to the known AU model."""
-    try:
-        from ganime_age.hub import model_class
+    """Every ageing model edits expressions: the fitted engine does, and a refiner (RAGAN, AgeTransGAN,
+    GANimation-age) runs on top of it."""
+    from ganime_age.pipeline import AGEING_MODEL_TYPES
 
-        return bool(getattr(model_class(model_type), "uses_aus", model_type == "ganime_age"))
-    except Exception:  # the class may not be importable in this checkout yet
-        return model_type == "ganime_age"
+    return model_type in AGEING_MODEL_TYPES
 
 
 def _model_type(folder: Path) -> str | None:
@@ -72,7 +70,7 @@ def available_models(weights_dir: Path | None = None, env_model: str | None = No
     elif (DEFAULT_MODEL_DIR / "config.json").is_file():
         choices.append(ModelChoice(DEFAULT_KEY, DEFAULT_MODEL_DIR.name, None, _model_type(DEFAULT_MODEL_DIR)))
     else:
-        choices.append(ModelChoice(DEFAULT_KEY, f"{DEFAULT_MODEL_DIR.name} (untrained)", None, "ganime_age"))
+        choices.append(ModelChoice(DEFAULT_KEY, f"{DEFAULT_MODEL_DIR.name} (empty)", None, "fitted_engine"))
     default_dir = DEFAULT_MODEL_DIR.resolve()
     if weights_dir.is_dir():
         for folder in sorted(p for p in weights_dir.iterdir() if p.is_dir()):

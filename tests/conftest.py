@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,6 +37,23 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def models_dir() -> Path:
     return MODELS
+
+
+@pytest.fixture(scope="session")
+def refiner_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GANimation-age refiner folder in the Hub layout (seeded, untrained: it passes the engine's edit through).
+
+    No refiner ships yet (one ships only when it beats the engine alone), so the tests that load, damage or
+    compose a refiner make this one.
+    """
+    from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GanimeAge(GanimeAgeConfig(conv_dim=32, num_residual_blocks=4, refiner=True))
+    folder = tmp_path_factory.mktemp("refiner") / "ganime-age-refiner"
+    model.save_pretrained(folder, dtype=torch.float16)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -215,3 +233,55 @@ def prepared_cfee64(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) 
     config.progress = False
     prepare(config)
     return output
+
+
+# -- helpers for tests that run a separate process --------------------------------------------------------
+CAPPED_CALL = """
+import importlib, resource, sys, time
+cap = int(sys.argv[3]) << 20
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))  # a regression fails here, not the machine
+module, name = sys.argv[1].split(":")
+function = getattr(importlib.import_module(module), name)
+started = time.monotonic()
+try:
+    function(sys.argv[2])
+    print("loaded")
+except Exception as error:
+    print(f"{type(error).__name__}: {error}")
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(f"{time.monotonic() - started:.2f} {peak // 1024}")  # VmHWM: ru_maxrss would count the parent's peak
+"""
+
+
+def call_with_memory_cap(call: str, argument: str, cap_mb: int, timeout: float) -> tuple[str, float, int, str]:
+    """Run `call` ("module:function", given one argument) in a fresh Python whose address space is capped at
+    `cap_mb`: (its outcome, "loaded" or "ErrorClass: message"; seconds; peak resident MB; everything it printed)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", CAPPED_CALL, call, argument, str(cap_mb)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    printed = done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    if len(lines) < 2:
+        raise AssertionError(f"the capped call printed no verdict:\n{printed}")
+    seconds, peak = lines[-1].split()
+    return lines[-2], float(seconds), int(peak), printed
+
+
+def stop_process(process: Any, log: Any = None) -> None:
+    """Terminate a server started by a test (kill it if it does not stop within 30 s), then close its log."""
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if log is not None:
+        log.close()

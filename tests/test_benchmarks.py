@@ -70,7 +70,15 @@ def test_edit_benchmark_tables_and_json(smoke_run: tuple[str, Path]) -> None:
     report = json.loads((out / "edit.json").read_text())
     stages = {row["stage"]: row for row in report["stages"]}
     names = " | ".join(stages)
-    for stage in ("detect (YuNet)", "landmarks + AUs (MediaPipe)", "align", "generator", "paste back", "cold", "warm"):
+    for stage in (
+        "detect (YuNet)",
+        "landmarks + AUs (MediaPipe)",
+        "align",
+        "engine render",
+        "paste back",
+        "cold",
+        "warm",
+    ):
         assert stage in names
     for row in report["stages"]:
         assert set(bench_edit.STAGE_COLUMNS) <= set(row)
@@ -136,7 +144,7 @@ def test_summary_statuses_follow_the_device() -> None:
         return {
             "environment": {"device": device, "cpu_threads": 2, "cpu_cores": 2},
             "stages": [
-                {"stage": "generator (1 face, 128 px, with transfers)", "median_ms": 5.0, "cpu_ms": 5.0},
+                {"stage": "engine render (1 face, age 30 -> 70)", "median_ms": 5.0, "cpu_ms": 5.0},
                 {"stage": f"edit, cold photo 512x512{suffix}", "median_ms": cold_ms, "cpu_ms": cold_ms},
                 {"stage": "edit, warm photo 512x512 (slider move)", "median_ms": 1.0, "cpu_ms": 1.0},
             ],

@@ -1,7 +1,8 @@
 """The Space in a real browser: Debian's Chromium driven by Playwright (never a downloaded browser).
 
-Uploads a photo, drags the age slider, waits for the edit, and checks that the before/after slider
-shows the input on one side and a different (edited) image on the other, read back from the page.
+Uploads a photo, drags the age slider or an AU slider (never clicking a button: a released slider
+re-renders by itself), waits for the edit, and checks that the before/after slider shows the input on
+one side and a different (edited) image on the other, read back from the page.
 Screenshots of each tab go to tmp_path (kept by pytest under its basetemp).
 """
 
@@ -39,8 +40,7 @@ def _without_browser(reason: str) -> None:
 def browser():
     if not Path(CHROMIUM).exists():
         _without_browser(
-            f"no Chromium at {CHROMIUM}: apt-get install -y chromium chromium-driver to run the browser tests "
-            "(.ci/run does)"
+            f"no Chromium at {CHROMIUM}: apt-get install -y chromium to run the browser tests (.ci/run does)"
         )
     try:
         from playwright.sync_api import sync_playwright
@@ -96,7 +96,7 @@ def _wait_images_loaded(page, elem_id: str) -> None:
     )
 
 
-def _drag_slider_to(page, elem_id: str, fraction: float) -> int:
+def _drag_slider_to(page, elem_id: str, fraction: float) -> float:
     """Press and release the mouse on the range input like a visitor (fires gradio's `release`)."""
     track = page.locator(f"#{elem_id} input[type=range]")
     track.scroll_into_view_if_needed()
@@ -106,7 +106,7 @@ def _drag_slider_to(page, elem_id: str, fraction: float) -> int:
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * fraction, y, steps=8)
     page.mouse.up()
-    return int(float(track.input_value()))
+    return float(track.input_value())
 
 
 def _upload(page, elem_id: str, path: Path) -> None:
@@ -117,10 +117,10 @@ def test_age_slider_edits_the_uploaded_photo(page, tmp_path: Path) -> None:
     _upload(page, "age-photo", ASTRONAUT)
     # the upload alone runs the analysis and a first edit (at the default target age)
     page.wait_for_function("() => document.querySelectorAll('#age-result img').length >= 2", timeout=TIMEOUT_MS)
-    page.locator("#age-summary").get_by_text(re.compile("face 1")).wait_for()
+    page.locator("#age-summary").get_by_text(re.compile("face 0")).wait_for()
     first = _slider_images(page, "age-result")
 
-    target = _drag_slider_to(page, "age-target", 0.05)
+    target = int(_drag_slider_to(page, "age-target", 0.05))
     assert target <= 10
     page.locator("#age-summary").get_by_text(re.compile(rf"→ \*?\*?{target}\b|→ {target} ")).wait_for()
     page.wait_for_function(
@@ -148,11 +148,11 @@ def test_expression_tab_presets_and_attention(page, tmp_path: Path) -> None:
     page.get_by_role("tab", name=re.compile("Expression")).click()
     _upload(page, "expr-photo", ASTRONAUT)
     page.wait_for_function("() => document.querySelectorAll('#expr-result img').length >= 2")
-    page.locator("#expr-info").get_by_text(re.compile("measured on face 1")).wait_for()
+    page.locator("#expr-info").get_by_text(re.compile("measured on face 0")).wait_for()
     measured = float(page.locator("#au-AU12 input[type=number]").input_value())
 
     page.locator("#preset-surprise").click()
-    page.locator("#expr-summary").get_by_text(re.compile("AU26=3.0")).wait_for()
+    page.locator("#expr-summary").get_by_text(re.compile(r"AU26 \d\.\d → 3\.0")).wait_for()
     assert float(page.locator("#au-AU26 input[type=number]").input_value()) == 3.0
     assert float(page.locator("#au-AU12 input[type=number]").input_value()) == 0.0  # a full expression
     assert page.locator("#expr-attention img").count() == 1
@@ -164,3 +164,44 @@ def test_expression_tab_presets_and_attention(page, tmp_path: Path) -> None:
     page.wait_for_function(
         "(v) => Number(document.querySelector('#au-AU12 input[type=number]').value) === v", arg=measured
     )
+
+
+def _after_image(page, elem_id: str, old: list[str]) -> np.ndarray:
+    """The edited side of a before/after slider once it shows another picture than `old`."""
+    page.wait_for_function(
+        "([id, old]) => { const s = [...document.querySelectorAll(`#${id} img`)].map(i => i.currentSrc || i.src);"
+        " return s.length >= 2 && s.join() !== old; }",
+        arg=[elem_id, ",".join(old)],
+    )
+    _wait_images_loaded(page, elem_id)
+    return _image_at(page, _slider_images(page, elem_id)[1])
+
+
+def test_au_sliders_start_measured_and_rerender_on_release(page) -> None:
+    from ganime_age import FaceEditor
+    from ganime_age.conditions import AU_NAMES
+
+    page.get_by_role("tab", name=re.compile("Expression")).click()
+    _upload(page, "expr-photo", ASTRONAUT)
+    page.wait_for_function("() => document.querySelectorAll('#expr-result img').length >= 2")
+    page.locator("#expr-info").get_by_text(re.compile("measured on face 0")).wait_for()
+    page.locator("#expr-summary").get_by_text(re.compile("measured expression kept")).wait_for()
+    measured = FaceEditor.from_pretrained(device="cpu").measure_aus(ASTRONAUT, face=0)
+    shown = {name: float(page.locator(f"#au-{name} input[type=number]").input_value()) for name in AU_NAMES}
+    assert shown == pytest.approx(measured, abs=0.051), "the AU sliders do not show the photo's measured AUs"
+    _wait_images_loaded(page, "expr-result")
+    first = _slider_images(page, "expr-result")
+    kept = _image_at(page, first[1])
+
+    value = _drag_slider_to(page, "au-AU12", 0.95)  # released: no button is clicked anywhere in this test
+    assert abs(value - measured["AU12"]) > 1
+    page.locator("#expr-summary").get_by_text(re.compile(rf"AU12 \d\.\d → {value:.1f}")).wait_for()
+    smiling = _after_image(page, "expr-result", first)
+    assert smiling.shape == kept.shape and np.abs(smiling - kept).max() > 8, "the picture did not change"
+
+    # a quick series of moves: the edit shown at the end is the last value, not the first nor a stale one
+    values = [_drag_slider_to(page, "au-AU12", fraction) for fraction in (0.1, 0.4, 0.7)]
+    last = re.compile(rf"AU12 \d\.\d → {values[-1]:.1f}")
+    page.locator("#expr-summary").get_by_text(last).wait_for()
+    page.wait_for_timeout(3000)  # anything still queued would land in this time
+    assert last.search(page.locator("#expr-summary").inner_text()), page.locator("#expr-summary").inner_text()

@@ -1,10 +1,10 @@
-"""The embedded default GANimation-age checkpoint (src/ganime_age/weights/ganime-age-128) on held-out faces.
+"""The embedded default editor (the fitted engine in src/ganime_age/weights/ganime-age-engine) on held-out photos.
 
 The faces are real UTKFace photos from the test side of the content-hash split that
-training/prepare_data.py uses, so the checkpoint never saw them. What is checked is behaviour only a
-trained model has: the shipped age estimator, an independent judge, reads the faces aged to 75 as
-older than the same faces aged to 10. The smile check (a gate of issue 14) is an expected failure of
-the current checkpoint, kept strict so that it is noticed when a shipped model meets it.
+training/prepare_data.py uses, CFEE photos of people on the test side of its person split, and CFEE's
+full-size 1000x750 originals, so the engine never saw them. What is checked is what a user sees: edits
+to 75 read older than edits to 10 to the shipped age estimator, AU12 = 4 smiles, an edit that asks
+for nothing new gives the photo back as it was, and an edit keeps a grey photo grey.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,8 +20,8 @@ from PIL import Image
 
 from ganime_age.conditions import AU_NAMES
 from ganime_age.hub import load_pretrained
-from ganime_age.models.ganimation_age import GanimeAge
-from ganime_age.pipeline import DEFAULT_MODEL_DIR, FaceEditor, default_ageing_model, is_untrained_default
+from ganime_age.models.fitted_engine import FittedEngine
+from ganime_age.pipeline import DEFAULT_ENGINE_DIR, FaceEditor, default_ageing_model, is_untrained_default
 from training.prepare_data import file_sha1, split_for
 
 HELD_OUT = 24
@@ -42,19 +43,20 @@ def editor() -> FaceEditor:
     return FaceEditor.from_pretrained(device="cpu")
 
 
-def test_the_default_is_the_shipped_checkpoint(editor: FaceEditor) -> None:
-    config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
-    assert config["model_type"] == "ganime_age" and config["image_size"] == 128
+def test_the_default_is_the_shipped_engine(editor: FaceEditor) -> None:
+    config = json.loads((DEFAULT_ENGINE_DIR / "config.json").read_text())
+    assert config["model_type"] == "fitted_engine"
     model = default_ageing_model()
-    assert isinstance(model, GanimeAge) and not is_untrained_default(model)
-    assert not is_untrained_default(editor.model)
-    stored = load_pretrained(DEFAULT_MODEL_DIR).state_dict()  # fp16 on disk, upcast on load
+    assert isinstance(model, FittedEngine) and not is_untrained_default(model)
+    assert editor.refiner is None and isinstance(editor.engine, FittedEngine)
+    stored = load_pretrained(DEFAULT_ENGINE_DIR).state_dict()  # fp16 on disk, upcast on load
     assert all(t.dtype == torch.float32 for t in stored.values())
-    assert all(torch.equal(stored[k], v) for k, v in editor.model.state_dict().items())
-    card = (DEFAULT_MODEL_DIR / "README.md").read_text()
+    assert all(torch.equal(stored[k], v) for k, v in editor.engine.state_dict().items())
+    assert all(bool(torch.isfinite(t).all()) and bool(t.abs().sum() > 0) for t in stored.values())
+    card = (DEFAULT_ENGINE_DIR / "README.md").read_text()
     assert "non-commercial" in card.lower() and "## Evaluation" in card
-    for grid in ("samples_age.png", "samples_aus.png"):
-        assert (DEFAULT_MODEL_DIR / grid).is_file() and f"({grid})" in card
+    for grid in ("gates_age.jpg", "gates_aus.jpg", "gates_full.jpg"):
+        assert (DEFAULT_ENGINE_DIR / grid).is_file() and f"({grid})" in card
 
 
 def test_ageing_reads_older_to_an_independent_estimator(editor: FaceEditor, held_out_photos: list[Path]) -> None:
@@ -111,12 +113,6 @@ def mouth_and_au12(landmarker: object, crop: Image.Image) -> tuple[float, float]
     return float(width / scale), float(blendshapes_to_aus(result.blendshapes)[AU_NAMES.index("AU12")])
 
 
-# strict: the day a shipped checkpoint smiles, this xfail turns red and must be removed with it.
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 gate, not met yet: the shipped CPU preview copies the mouth (AU12 +0.05 on held-out faces); "
-    "see training/README.md, 'The campaign'",
-)
 def test_a_smile_edit_smiles(editor: FaceEditor, held_out_neutral_faces: list[Path]) -> None:
     """AU12 = 4 on held-out faces: the measured AU12 rises and the mouth widens, as on a real smile."""
     from ganime_age.faces import FaceLandmarker
@@ -134,3 +130,69 @@ def test_a_smile_edit_smiles(editor: FaceEditor, held_out_neutral_faces: list[Pa
     print(f"AU12 +{au_rise.mean():.2f} (up for {(au_rise > 0).mean():.0%}); mouth {widening.mean():+.1%} wider")
     assert au_rise.mean() > 0.5 and (au_rise > 0).mean() >= 0.7, au_rise.round(2)
     assert widening.mean() > 0.02 and (widening > 0).mean() >= 0.7, widening.round(3)
+
+
+@pytest.fixture(scope="module")
+def full_size_photos(shared_dir: Path) -> list[Path]:
+    """Two of CFEE's 1000x750 originals (faces ~300 px wide) of people on the test side of the person split."""
+    import csv
+
+    from training.prepare_data import split_key_digest
+    from training.sources import SourceItem
+
+    root = shared_dir / "datasets" / "cfee_full"
+    with open(root / "labels.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+
+    def held_out(identity: str) -> bool:
+        item = SourceItem(Path(), "", 0.0, 0, "", split_key=f"cfee-{identity}")
+        return split_for(split_key_digest(item, ""), 0.15) == "test"
+
+    return [root / r["file_name"] for r in rows if held_out(r["identity"])][:2]
+
+
+def face_oval(editor: FaceEditor, photo: np.ndarray) -> np.ndarray:
+    from ganime_age.faces import mesh
+
+    points = editor.analyze(photo)[0].landmarks.landmarks[[a for a, _ in mesh.FACE_OVAL], :2]
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def laplacian_variance(photo: np.ndarray, region: np.ndarray) -> float:
+    grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(cv2.Laplacian(grey, cv2.CV_32F, ksize=1)[region].var())
+
+
+def test_an_edit_to_the_own_age_gives_the_full_size_photo_back(
+    editor: FaceEditor, full_size_photos: list[Path]
+) -> None:
+    """Do no harm: asking for nothing new changes no pixel, and ageing to 75 blurs nothing."""
+    from ganime_age.faces import load_image
+
+    assert len(full_size_photos) == 2
+    for path in full_size_photos:
+        photo = load_image(path)
+        assert photo.shape[:2] == (750, 1000)
+        same = np.asarray(editor.edit(photo, face=0))
+        assert np.array_equal(same, photo)
+        older = np.asarray(editor.edit(photo, age=75, face=0))
+        region = face_oval(editor, photo)
+        kept = laplacian_variance(older, region) / laplacian_variance(photo, region)
+        print(f"{path.name}: fine detail at 75 = {kept:.0%} of the input's")
+        assert kept >= 0.9
+        assert np.abs(older.astype(int) - photo.astype(int))[region].mean() > 2  # the face did change
+        # far from the face, the photo is the input's, byte for byte
+        assert np.array_equal(older[:, :80], photo[:, :80]) and np.array_equal(older[:, -80:], photo[:, -80:])
+
+
+def test_a_grey_photo_stays_grey(editor: FaceEditor, held_out_photos: list[Path]) -> None:
+    from ganime_age.faces import load_image
+
+    grey = cv2.cvtColor(cv2.cvtColor(load_image(held_out_photos[5]), cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    for age in (5.0, 80.0):
+        out = np.asarray(editor.edit(grey, age=age, aus={"AU12": 3.0}, face=0)).astype(int)
+        spread = (out.max(axis=2) - out.min(axis=2)).max()
+        assert spread <= 2, f"age {age}: a grey photo got colour (channel spread {spread})"
+        assert np.abs(out - grey).mean() > 0.5

@@ -194,26 +194,20 @@ def test_pairs_ages_and_tables() -> None:
     assert len(AU_NAMES) == 17
 
 
-def test_gates_of_a_model_that_copies_its_input(
-    tmp_path: Path, prepared_utk64: Path, prepared_cfee64: Path, estimator_dir: Path
-) -> None:
-    """Copying the input keeps identity and adds no artefact, but moves neither age nor expression: the gates say so."""
-    model = save_generator(tmp_path / "keep", keep_input=True)
+def test_gates_of_an_engine_that_edits_nothing(tmp_path: Path, shared_dir: Path) -> None:
+    """An engine with empty tables gives every photo back: identity and do-no-harm pass, age and expression do
+    not, and the gates say so (on real held-out photos, through FaceEditor, judged by dlib and the estimator)."""
+    from ganime_age.models.fitted_engine import FittedEngine
+
+    FittedEngine().save_pretrained(tmp_path / "nothing")
     out_json, samples = tmp_path / "gates.json", tmp_path / "grids"
-    args = ["gates", "--model", str(model), "--estimator", str(estimator_dir), "--utkface", str(prepared_utk64)]
-    args += [
-        "--cfee",
-        str(prepared_cfee64),
-        "--identity-photos",
-        "60",
-        "--samples",
-        str(samples),
-        "--json",
-        str(out_json),
-    ]
+    datasets = shared_dir / "datasets"
+    args = ["gates", "--engine", str(tmp_path / "nothing"), "--utkface", str(datasets / "utkface")]
+    args += ["--cfee", str(datasets / "cfee"), "--cfee-full", str(datasets / "cfee_full")]
+    args += ["--max-faces", "3", "--max-full", "1", "--max-real", "40", "--max-people", "3"]
+    args += ["--samples", str(samples), "--json", str(out_json)]
     assert main(args) == 0
     result = json.loads(out_json.read_text())
-    assert len(result["gates"]) == 9
     rows = result["age"]["rows"]
     assert [r["target"] for r in rows] == [5, 15, 30, 45, 60, 75]
     assert all(r["edit_reading"] == pytest.approx(rows[0]["edit_reading"], abs=1e-3) for r in rows)  # no age change
@@ -221,13 +215,17 @@ def test_gates_of_a_model_that_copies_its_input(
     assert all(r["verified"] == 1.0 and r["chroma_ratio"] == pytest.approx(1.0, abs=1e-6) for r in rows)
     assert all(abs(r["progress"]) < 1e-6 for r in result["expression"]["rows"])
     assert all(r["drift"] == pytest.approx(0.0, abs=1e-6) for r in result["single_au"])
+    assert result["harm"]["own_detail"] == pytest.approx(1.0) and result["harm"]["own_lab"] == pytest.approx(0.0)
     passed = {g["gate"]: g["passes"] for g in result["gates"]}
     assert not passed["age: 5 -> 75 spread of the edits / of real faces"]
     assert not passed["expression transfer: progress toward the real photo (worst expression)"]
-    assert passed["artefacts: chroma high-frequency energy, edit / input (worst)"]
-    assert passed["single-AU edits: worst other-AU drift"] and passed["identity verified, expression edits (worst)"]
+    assert passed["do no harm: fine detail kept, own-age edit of full-size photos"]
+    assert passed["artefacts: fine colour detail, edits / inputs (worst)"]
+    assert passed["identity (dlib) verified, expression edits (worst)"]
+    assert 0.3 < result["identity_threshold"]["distance"] < 0.7  # dlib's usual same-person distances
     assert len(result["real_reading_curve"]) == 101
-    assert {p.name for p in samples.iterdir()} == {"gates_age.png", "gates_aus.png", "gates_expression.png"}
+    expected = {"gates_age.jpg", "gates_aus.jpg", "gates_expression.jpg", "gates_full.jpg"}
+    assert {p.name for p in samples.iterdir()} == expected
 
 
 def test_chroma_artefact_score_sees_speckles_not_faces(prepared_utk64: Path) -> None:

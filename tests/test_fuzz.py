@@ -14,6 +14,7 @@ import struct
 import zlib
 from collections import Counter
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganime_age.errors import GanimeAgeError, ImageTooLargeError, InvalidArgumentError
+from ganime_age.errors import GanimeAgeError, ImageTooLargeError, InvalidArgumentError, NotAnImageError
 from ganime_age.pipeline import EditorConfig, FaceEditor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +31,20 @@ CASES = 400
 SEED = 16
 
 GOOD_AGES: list[Any] = [None, 0, 35, 100, 62.5, np.float32(40), np.int64(70)]
-BAD_AGES: list[Any] = [-5, 150, float("nan"), float("inf"), "abc", "40", [30, 40], True, {}, 1e308]
+BAD_AGES: list[Any] = [
+    -5,
+    150,
+    float("nan"),
+    float("inf"),
+    "abc",
+    "40",
+    [30, 40],
+    True,
+    {},
+    1e308,
+    10**400,
+    Fraction(10**400, 3),
+]
 GOOD_AUS: list[Any] = [None, {"AU12": 3}, {"au06": 1.5, "AU25": 0}, {"AU12_r": 5}, np.zeros(17), [1.0] * 17]
 BAD_AUS: list[Any] = [
     {"AU12": None},
@@ -43,10 +57,13 @@ BAD_AUS: list[Any] = [
     {"AU12": float("nan")},
     {"smile": 2},
     [[1, 2], [3]],
+    {"AU12": 10**400},
+    {"AU²": 1},
+    {"AU12": 1, "au12": 4},
     7,
 ]
 GOOD_FACES: list[Any] = [None, 0, np.int64(0)]
-BAD_FACES: list[Any] = ["0", 1.5, True, [0], 1, -1, 5]
+BAD_FACES: list[Any] = ["0", 1.5, True, [0], 1, -1, 5, 0.0, np.bool_(False)]
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -254,3 +271,124 @@ def test_encoded_image_via_io(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     Image.open(ASTRONAUT).save(buffer, "PNG")
     assert load_image(buffer.getvalue()).shape == (512, 512, 3)
+
+
+# -- issue 20: typed errors where they still escaped ----------------------------------------------------------
+HUGE = 10**400  # float(HUGE) raises OverflowError
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"age": HUGE},
+        {"age": -HUGE},
+        {"age": Fraction(HUGE, 3)},
+        {"aus": {"AU12": HUGE}},
+        {"aus": [HUGE] * 17},
+        {"aus": {"AU²": 1}},
+        {"aus": {"AU①": 1}},
+        {"aus": {"AU" + "1" * 5000: 1}},  # int() of 5000 digits is a ValueError of its own
+        {"aus": {"AU12": 1, "au12": 4}},
+        {"aus": {"AU06": 1, "AU6_r": 2}},
+    ],
+    ids=str,
+)
+def test_huge_numbers_odd_digits_and_duplicate_aus_are_typed(editor: FaceEditor, kwargs: dict) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        editor.edit(ASTRONAUT, **kwargs)
+    assert len(str(caught.value)) < 400  # no 400-digit number or 5000-character name in the message
+
+
+def test_age_strip_with_a_huge_age_is_typed(editor: FaceEditor) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"ages\[1\] must be between 0 and 100 years, not an integer"):
+        editor.age_strip(ASTRONAUT, ages=[20, HUGE])
+
+
+def test_duplicate_aus_name_both_spellings(editor: FaceEditor) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"AU12 is given twice \(as 'AU12' and 'au12'\)"):
+        editor.edit(ASTRONAUT, aus={"AU12": 1, "au12": 4})
+
+
+def test_a_refused_age_shows_enough_digits(editor: FaceEditor) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"not 100\.0000001$"):
+        editor.edit(ASTRONAUT, age=100.0000001)
+    with pytest.raises(InvalidArgumentError, match=r"not 150$"):
+        editor.edit(ASTRONAUT, age=150)
+
+
+def test_a_folder_is_not_an_image(editor: FaceEditor, tmp_path: Path) -> None:
+    with pytest.raises(NotAnImageError, match="is a folder"):
+        editor.edit(tmp_path, age=50)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"age": HUGE},
+        {"age": Fraction(HUGE, 3)},
+        {"face": None},
+        {"face": "0"},
+        {"face": 0.0},
+        {"face": np.bool_(False)},
+        {"face": True},
+        {"driving_face": None},
+        {"driving_face": 1.0},
+        {"aus_scale": HUGE},
+    ],
+    ids=str,
+)
+def test_reenact_arguments_get_the_shared_checks(editor: FaceEditor, kwargs: dict) -> None:
+    """The reenactment path never called the shared face check: these raised TypeError and OverflowError."""
+    with pytest.raises(InvalidArgumentError):
+        editor.reenact(ASTRONAUT, ASTRONAUT, **kwargs)
+
+
+def test_reenact_video_arguments_are_checked_before_any_work(editor: FaceEditor, tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="driving_face must be an integer"):
+        editor.reenact_video(ASTRONAUT, tmp_path / "missing.mp4", tmp_path / "out.mp4", driving_face=None)
+    with pytest.raises(InvalidArgumentError, match="age must be between"):
+        editor.reenact_video(ASTRONAUT, tmp_path / "missing.mp4", tmp_path / "out.mp4", age=HUGE)
+
+
+EDIT_SPECIAL_FILES = """
+import resource, sys, threading, time
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a regression that reads /dev/zero fails here
+from ganime_age.pipeline import EditorConfig, FaceEditor
+
+editor = FaceEditor.from_pretrained(config=EditorConfig(device="cpu"))
+for path in sys.argv[1:]:
+    started = time.monotonic()
+    try:
+        editor.edit(path, age=50)
+        print("edited", path)
+    except Exception as error:
+        print(type(error).__name__, path, f"{time.monotonic() - started:.2f}")
+print("peak", next(int(line.split()[1]) // 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
+
+
+def test_edit_refuses_special_files_without_reading_them(tmp_path: Path) -> None:
+    """FaceEditor.edit('/dev/zero') read gigabytes, and a FIFO blocked forever (in a subprocess: a hang or a memory
+    blow-up fails this test instead of the machine)."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-c", EDIT_SPECIAL_FILES, "/dev/zero", str(fifo), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1].startswith("peak"), done.stdout + done.stderr
+    verdicts = lines[-4:-1]
+    assert [line.split()[:2] for line in verdicts] == [
+        ["NotAnImageError", "/dev/zero"],
+        ["NotAnImageError", str(fifo)],
+        ["NotAnImageError", str(tmp_path)],
+    ], done.stdout + done.stderr
+    assert all(float(line.split()[2]) < 5 for line in verdicts), verdicts
+    assert int(lines[-1].split()[1]) < 1500, lines[-1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
+from conftest import call_with_memory_cap
 from PIL import Image
 
 from ganime_age.errors import (
@@ -206,3 +208,47 @@ def test_photos_without_faces(analyzer: FaceAnalyzer) -> None:
     gradient = np.repeat(np.linspace(0, 255, 320, dtype=np.float32)[None, :], 240, axis=0).astype(np.uint8)
     with pytest.raises(NoFaceError):
         analyzer.analyze(gradient)
+
+
+# -- only regular files are read, and only up to a size cap (issue 20) ------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "/dev/null", "fifo", "folder", "socket"])
+def test_special_files_are_refused_before_reading(tmp_path: Path, kind: str) -> None:
+    """/dev/zero was read whole (gigabytes in seconds) and a FIFO blocked forever; both are refused from stat()."""
+    import socket
+
+    path = {"/dev/zero": "/dev/zero", "/dev/null": "/dev/null"}.get(kind, str(tmp_path / f"{kind}.jpg"))
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        os.mkdir(path)
+    holder = socket.socket(socket.AF_UNIX) if kind == "socket" else None
+    if holder is not None:
+        holder.bind(path)
+    try:
+        verdict, seconds, peak_mb, printed = call_with_memory_cap("ganime_age.faces:load_image", path, 1536, 60)
+    finally:
+        if holder is not None:
+            holder.close()
+    assert verdict.startswith("NotAnImageError: ") and path in verdict, printed
+    expected = {"/dev/zero": "a device", "/dev/null": "a device", "fifo": "a pipe", "folder": "a folder"}
+    assert expected.get(kind, "a socket") in verdict
+    assert seconds < 5 and peak_mb < 400, (seconds, peak_mb)
+
+
+def test_files_above_the_size_cap_are_refused_unread(tmp_path: Path, face_path: Path) -> None:
+    from ganime_age.faces import MAX_FILE_BYTES
+
+    sparse = tmp_path / "huge.jpg"
+    with open(sparse, "wb") as handle:
+        handle.write(face_path.read_bytes())
+        handle.truncate(MAX_FILE_BYTES + 1)  # a sparse file: no disk used, nothing worth reading
+    with pytest.raises(ImageTooLargeError, match="limited to 100 MB"):
+        load_image(sparse)
+    data = face_path.read_bytes()
+    with pytest.raises(ImageTooLargeError, match="limited to"):
+        load_image(face_path, max_bytes=len(data) - 1)
+    with pytest.raises(ImageTooLargeError, match="limited to"):
+        load_image(data, max_bytes=len(data) - 1)
+    assert load_image(face_path, max_bytes=len(data)).shape == (200, 200, 3)  # the cap itself is allowed

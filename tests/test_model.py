@@ -152,7 +152,7 @@ def test_wrong_weights_files_are_typed_errors(tmp_path: Path) -> None:
     folder = tmp_path / "g"
     GanimeAge(SMALL).save_pretrained(folder)
     (folder / "model.safetensors").write_bytes(b"this is not a safetensors file")
-    with pytest.raises(WeightsError, match="not a readable safetensors"):
+    with pytest.raises(WeightsError, match=r"not a (readable )?safetensors file"):
         GanimeAge.from_pretrained(folder)
     save_file({"unrelated.weight": torch.zeros(3)}, str(folder / "model.safetensors"))
     with pytest.raises(WeightsError, match=r"unexpected unrelated\.weight"):

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from ganime_age.cli import main as cli_main
-from ganime_age.conditions import NUM_AGE_GROUPS, group_center
-from ganime_age.errors import ConfigError, CorruptImageError, FaceIndexError, NoFaceError
+from ganime_age.conditions import AU_NAMES, NUM_AGE_GROUPS, group_center
+from ganime_age.errors import ConfigError, CorruptImageError, FaceIndexError, ModelFileNotFoundError, NoFaceError
 from ganime_age.pipeline import EditorConfig, FaceEditor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,12 +100,15 @@ def test_estimate_age_gives_every_face_or_the_one_asked_for(editor: FaceEditor) 
     np.testing.assert_allclose(targets, [list(m.values()) for m in measured], atol=1e-6)  # aus=None keeps them
 
 
-def test_without_an_age_estimator_an_explicit_age_still_edits(editor: FaceEditor) -> None:
-    if editor.uses_source_age:
-        pytest.skip("this ageing model needs the current age, so it cannot edit without an estimator")
+def test_without_an_age_estimator_expressions_edit_and_ages_say_why_not(editor: FaceEditor) -> None:
+    """The engine moves a face from its current age: without an estimator that age is unknown, so a target age is
+    refused with the fix named, while an expression edit (which keeps the age) still works."""
     bare = FaceEditor(editor.model, analyzer=editor.analyzer, config=EditorConfig(device="cpu"))
-    (edit,) = bare.edit_details(ASTRONAUT, age=70).faces
-    assert edit.source_age is None and edit.target_age == 70
+    with pytest.raises(ModelFileNotFoundError, match="no age estimator is loaded"):
+        bare.edit_details(ASTRONAUT, age=70)
+    (edit,) = bare.edit_details(ASTRONAUT, aus={"AU12": 4.0}).faces
+    assert edit.source_age is None and edit.target_aus[AU_NAMES.index("AU12")] == 4.0
+    assert np.abs(np.asarray(edit.output, int) - np.asarray(edit.source, int)).mean() > 0.5
 
 
 def test_au_mapping_changes_only_the_named_aus(editor: FaceEditor) -> None:
@@ -180,7 +183,7 @@ def test_cli_edit_writes_the_photo_and_masks(tmp_path: Path, capsys: pytest.Capt
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert re.search(r"face 0: age estimated \d+ -> 75\nface 1: age estimated \d+ -> 75\n", printed), printed
+    assert re.search(r"face 0: age \d+ -> 75, AU12 [\d.]+ -> 3.0\nface 1: age \d+ -> 75, AU12 [\d.]+ -> 3.0\n", printed)
     assert Image.open(output).size == Image.open(TWO_FACES).size
     assert sorted(p.name for p in masks.iterdir()) == ["old_face0_attention.png", "old_face1_attention.png"]
 
@@ -188,7 +191,8 @@ def test_cli_edit_writes_the_photo_and_masks(tmp_path: Path, capsys: pytest.Capt
 def test_cli_errors_are_one_line(tmp_path: Path, coffee_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["edit", str(coffee_file), "--age", "50", "-o", str(tmp_path / "x.png")]) == 2
     assert "no face found" in capsys.readouterr().err
-    code = cli_main(["edit", str(ASTRONAUT), "--precision", "fp16", "--device", "cpu", "-o", str(tmp_path / "y.png")])
+    output = str(tmp_path / "y.png")
+    code = cli_main(["edit", str(ASTRONAUT), "--age", "50", "--precision", "fp16", "--device", "cpu", "-o", output])
     assert code == 2
     error = capsys.readouterr().err
     assert "fp16 needs a GPU" in error and len(error.strip().splitlines()) == 1

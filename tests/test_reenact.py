@@ -300,13 +300,15 @@ def test_identity_loss_runs(faces: list) -> None:
 
 @pytest.fixture(scope="module")
 def editor():
-    """A FaceEditor with a small *fresh* GANimation-age (so the AU/age step runs) and no age estimator."""
+    """A FaceEditor: the embedded engine, a small *fresh* GANimation-age refiner on top, the embedded estimator."""
+    from ganime_age.hub import load_pretrained
     from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeConfig
-    from ganime_age.pipeline import EditorConfig, FaceEditor
+    from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR, EditorConfig, FaceEditor
 
     torch.manual_seed(0)
-    model = GanimeAge(GanimeAgeConfig(image_size=32, conv_dim=8, num_residual_blocks=1, age_embedding_dim=8)).eval()
-    return FaceEditor(model, config=EditorConfig(device="cpu"))
+    config = GanimeAgeConfig(image_size=32, conv_dim=8, num_residual_blocks=1, age_embedding_dim=8, refiner=True)
+    estimator = load_pretrained(DEFAULT_ESTIMATOR_DIR)
+    return FaceEditor(GanimeAge(config).eval(), age_estimator=estimator, config=EditorConfig(device="cpu"))
 
 
 def test_reenact_returns_a_full_size_photo(faces: list, editor, tmp_path: Path) -> None:
@@ -318,9 +320,15 @@ def test_reenact_returns_a_full_size_photo(faces: list, editor, tmp_path: Path) 
     assert out.size == (320, 200)
     changed = np.abs(np.asarray(out).astype(int) - wide.astype(int))
     assert changed[:, :200].mean() > 2 and changed[:, 280:].max() == 0  # the face changed, far background not
-    # without an age estimator, age=None keeps the age: the AU/age step is skipped, the pose still moves
-    kept = np.asarray(engine.image(wide, drv_path))
+    # without an age estimator, age=None keeps the age (an age asks for the estimator), the pose still moves
+    from ganime_age.errors import ModelFileNotFoundError
+    from ganime_age.pipeline import EditorConfig, FaceEditor
+
+    bare = Reenactment(FaceEditor(editor.model, analyzer=editor.analyzer, config=EditorConfig(device="cpu")))
+    kept = np.asarray(bare.image(wide, drv_path))
     assert kept.shape == wide.shape and np.abs(kept.astype(int) - wide.astype(int)).mean() > 0.5
+    with pytest.raises(ModelFileNotFoundError, match="no age estimator"):
+        bare.image(wide, drv_path, age=60)
     # the learned path: a (tiny, untrained) reenactor redraws the aligned face, pasted back full size
     torch.manual_seed(0)
     learned = Reenactment(editor, Reenactor(TINY))

@@ -55,7 +55,7 @@ def test_age_endpoint_returns_the_whole_photo_edited(client) -> None:
     assert changed.mean() > 0.005, "the edit left the photo unchanged"
     ys, xs = np.nonzero(changed)  # the change sits on the face (box x 178-268, y 63-176), not elsewhere
     assert 120 < np.median(xs) < 330 and 20 < np.median(ys) < 240
-    assert "face 1" in summary and "90" in summary
+    assert "face 0" in summary and "90" in summary
 
 
 def test_age_strip_endpoint_returns_ten_ages(client) -> None:
@@ -65,7 +65,7 @@ def test_age_strip_endpoint_returns_ten_ages(client) -> None:
     assert len(strip) == 10
     crops = [_pixels(item["image"]) for item in strip]
     assert all(c.shape == crops[0].shape and c.shape[0] == c.shape[1] >= 64 for c in crops)
-    expected = [f"age {group_center(g):.0f} ({AGE_GROUP_LABELS[g]})" for g in range(len(AGE_GROUP_LABELS))]
+    expected = [f"face 0: age {group_center(g):.0f} ({AGE_GROUP_LABELS[g]})" for g in range(len(AGE_GROUP_LABELS))]
     assert [item["caption"] for item in strip] == expected
     assert np.abs(crops[0] - crops[-1]).mean() > 0.05, "the youngest and oldest crops are identical"
 
@@ -81,10 +81,103 @@ def test_expression_endpoint_applies_aus_and_age_jointly(client) -> None:
     )
     assert _pixels(before).shape == _pixels(after).shape == (512, 1024, 3)
     diff = np.abs(_pixels(after) - _pixels(before)).max(axis=2) > 8
-    assert diff[:, 512:].sum() > 50 and diff[:, :512].sum() == 0, "only face 2 (the right one) may change"
+    assert diff[:, 512:].sum() > 50 and diff[:, :512].sum() == 0, "only face 1 (the right one) may change"
     attention = np.asarray(Image.open(mask))
     assert attention.shape[0] == attention.shape[1] >= 64 and attention.std() > 0
-    assert "face 2" in summary and "75" in summary and "AU12=5.0" in summary
+    assert re.fullmatch(
+        r"face 1: estimated \*\*\d+\*\* → \*\*75\*\* years, (AU\d\d \d\.\d → \d\.\d(, )?){17}\.", summary
+    )
+    assert "AU12 " in summary and re.search(r"AU12 \d\.\d → 5\.0", summary), summary
+
+
+@pytest.fixture(scope="module")
+def editor():
+    """The Python API on the same default model as the Space, for comparing the two."""
+    from ganime_age import FaceEditor
+
+    return FaceEditor.from_pretrained(device="cpu")
+
+
+def test_the_expression_api_keeps_the_aus_it_is_not_given(client, editor) -> None:
+    from gradio_client import handle_file
+
+    (_, after), _, summary = client.predict(handle_file(str(ASTRONAUT)), AU12=0.5, api_name="/expression")
+    measured = editor.measure_aus(ASTRONAUT, face=0)
+    assert abs(measured["AU12"] - 0.5) > 1  # the astronaut smiles: setting AU12 is a change
+    # the Space reports only AU12, from the face's own measured value
+    assert re.fullmatch(
+        rf"face 0: estimated \*\*(\d+)\*\* → \*\*\1\*\* years, AU12 {measured['AU12']:.1f} → 0\.5\.", summary
+    )
+    kept = np.asarray(editor.edit(ASTRONAUT, aus={"AU12": 0.5}), np.int16)  # Python: the other 16 keep theirs
+    wiped = np.asarray(editor.edit(ASTRONAUT, aus={**dict.fromkeys(AU_NAMES, 0.0), "AU12": 0.5}), np.int16)
+    assert (np.abs(wiped - kept).max(axis=2) > 8).sum() > 50, "this photo cannot tell kept AUs from zeroed ones"
+    assert np.abs(_pixels(after) - kept).max() <= 2, "the API's edit is not the Python API's, other AUs kept"
+
+
+def test_api_parameters_and_outputs_carry_names_and_ranges(client) -> None:
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    expression = api["/expression"]
+    assert [p["parameter_name"] for p in expression["parameters"]] == [
+        "photo",
+        "face",
+        "model",
+        "change_age",
+        "age",
+        *AU_NAMES,
+    ]
+    for parameter in expression["parameters"][5:]:  # left out: None, the face's measured value
+        assert parameter["parameter_has_default"] and parameter["parameter_default"] is None, parameter
+    assert [r["label"] for r in expression["returns"]] == ["Edited", "Attention mask", "summary"]
+    assert [p["parameter_name"] for p in api["/age"]["parameters"]] == ["photo", "target_age", "face", "model"]
+    assert [r["label"] for r in api["/age"]["returns"]] == ["Edited", "summary"]
+    assert [r["label"] for r in api["/reenact"]["returns"]][-1] == "summary"
+    listing = client.view_api(print_info=False, return_format="str")
+    assert not re.search(r"\b(param|value)_\d+", listing), listing
+    assert re.search(r"au12: float \| None \(not required, defaults to:\s+None\)\s+\(0 to 5; None or left out", listing)
+    assert re.search(r"target_age: float \(not required, defaults to:\s+70\)\s+\(0 to 100\)", listing), listing
+
+
+def test_sliders_render_on_release_and_the_last_value_wins(space_url: str) -> None:
+    """Releasing the age or an AU slider queues an edit; a quick series of moves renders the last value
+    ("always_last"), where gradio's default ("once") would drop the moves made while an edit runs."""
+    import urllib.request
+
+    config = json.loads(urllib.request.urlopen(f"{space_url}config", timeout=30).read())
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    sliders = {ids[e] for e in ("age-target", "expr-age", *(f"au-{n}" for n in AU_NAMES))}
+    released = {t: d for d in config["dependencies"] for t, event in d["targets"] if event == "release"}
+    assert set(released) == sliders
+    assert all(d["trigger_mode"] == "always_last" and d["queue"] for d in released.values())
+
+
+def test_the_age_strip_of_all_faces_has_one_strip_per_face(client) -> None:
+    from gradio_client import handle_file
+
+    strip = client.predict(handle_file(str(TWO_FACES)), "all", "default", api_name="/age_strip")
+    captions = [item["caption"] for item in strip]
+    assert len(strip) == 20, captions
+    assert all(c.startswith("face 0: age ") for c in captions[:10]) and all(
+        c.startswith("face 1: ") for c in captions[10:]
+    )
+    left, right = _pixels(strip[0]["image"]), _pixels(strip[10]["image"])
+    assert left.shape == right.shape and np.abs(left - right).mean() > 5, "the same face twice, not two faces"
+
+
+def test_reenacting_all_faces_asks_for_one(client) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="one face at a time and this photo has 2 faces"):
+        client.predict(
+            handle_file(str(TWO_FACES)),
+            "all",
+            "default",
+            handle_file(str(ASTRONAUT)),
+            False,
+            60,
+            1.0,
+            api_name="/reenact",
+        )
 
 
 def test_a_photo_without_a_face_gives_a_clear_error(client, coffee_file: Path) -> None:
@@ -135,11 +228,12 @@ def test_only_moved_aus_are_sent() -> None:
     from space.tabs.expression import au_label, aus_to_send
 
     measured = [1.0] * len(AU_NAMES)
-    values = np.array(measured, np.float32)
-    values[AU_NAMES.index("AU12")] = 4.0
-    values[AU_NAMES.index("AU01")] = 1.02  # a rounding wobble, not a change
+    values: dict[str, float | None] = dict.fromkeys(AU_NAMES, 1.0)
+    values["AU12"] = 4.0
+    values["AU01"] = 1.02  # a rounding wobble, not a change
     assert aus_to_send(values, measured) == {"AU12": 4.0}
-    assert len(aus_to_send(values, None)) == len(AU_NAMES)  # the API applies all 17
+    assert len(aus_to_send(values, None)) == len(AU_NAMES)  # an API caller who gives all 17 sets all 17
+    assert aus_to_send({**dict.fromkeys(AU_NAMES), "AU12": 4.0}, None) == {"AU12": 4.0}  # None: keep measured
     assert au_label("AU12") == "AU12 lip corner puller"
     assert sorted(n for names in AU_REGIONS.values() for n in names) == sorted(AU_NAMES) == sorted(AU_FACS_NAMES)
 
@@ -157,7 +251,7 @@ def test_model_selector_lists_ageing_folders_only(tmp_path: Path) -> None:
     (tmp_path / "notes").mkdir()  # no config.json
     choices = available_models(tmp_path, env_model="")
     assert [c.key for c in choices] == [DEFAULT_KEY, "agetransgan-256", "ragan-256"]
-    assert choices[0].uses_aus and not choices[2].uses_aus  # RAGAN ages only; the expression tab hides it
+    assert all(c.uses_aus for c in choices)  # a refiner runs on the fitted engine, which edits expressions
 
 
 def test_provider_loads_each_model_once() -> None:
@@ -218,8 +312,14 @@ def test_a_missing_model_file_error_stays_on_screen_and_names_the_fix(
 def test_face_choices() -> None:
     from space.common import ALL_FACES, face_choices, parse_face
 
-    assert [v for _, v in face_choices(3)] == [ALL_FACES, "0", "1", "2"]
+    assert face_choices(3) == [
+        ("All 3 faces", ALL_FACES),
+        ("Face 0 (leftmost)", "0"),
+        ("Face 1", "1"),
+        ("Face 2 (rightmost)", "2"),
+    ]  # the labels use the numbers of the API, the CLI and Python: 0 = leftmost
     assert [v for _, v in face_choices(1)] == ["0"]
+    assert [v for _, v in face_choices(2, allow_all=False)] == ["0", "1"]
     assert parse_face(ALL_FACES) is None and parse_face("2") == 2 and parse_face(None) is None
     for count in (1, 2, 6):  # API callers may send the label the UI shows instead of its value
         for label, value in face_choices(count):
@@ -233,10 +333,10 @@ def test_face_choices() -> None:
 def test_face_labels_work_over_the_api(client) -> None:
     from gradio_client import handle_file
 
-    _, summary = client.predict(handle_file(str(TWO_FACES)), 60, "Face 2 (from the left)", "default", api_name="/age")
-    assert summary.startswith("face 2: estimated") and "face 1" not in summary
+    _, summary = client.predict(handle_file(str(TWO_FACES)), 60, "Face 1 (rightmost)", "default", api_name="/age")
+    assert summary.startswith("face 1: estimated") and "face 0" not in summary
     _, summary = client.predict(handle_file(str(TWO_FACES)), 60, "All faces", "default", api_name="/age")
-    assert re.fullmatch(r"face 1: estimated \*\*\d+\*\* → \*\*60\*\* years; face 2: .+ years\.", summary), summary
+    assert re.fullmatch(r"face 0: estimated \*\*\d+\*\* → \*\*60\*\* years; face 1: .+ years\.", summary), summary
 
 
 def test_examples_are_small_redistributable_photos_with_faces() -> None:
@@ -286,3 +386,34 @@ def test_space_readme_front_matter() -> None:
     front = text.split("---")[1]
     assert "sdk: gradio" in front and "app_file: app.py" in front
     assert re.search(r"sdk_version: \d+\.\d+\.\d+", front)
+
+
+def test_photo_path_takes_only_shipped_examples_outside_an_event(tmp_path: Path) -> None:
+    """Outside a running app nothing counts as uploaded; a shipped example is used by its real path, and every
+    other payload (a photo elsewhere, a file in gradio's upload folder, a special file) gets one message."""
+    import os
+
+    import gradio as gr
+    from gradio.utils import get_upload_folder
+
+    from space.common import NOT_UPLOADED, photo_path
+
+    assert photo_path({"path": str(ASTRONAUT)}) == os.path.realpath(ASTRONAUT)
+    assert photo_path(None) is None and photo_path({"path": None}) is None and photo_path({"path": ""}) is None
+    elsewhere = tmp_path / "elsewhere.jpg"
+    elsewhere.write_bytes(ASTRONAUT.read_bytes())
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    upload_folder = Path(get_upload_folder())
+    upload_folder.mkdir(parents=True, exist_ok=True)
+    planted = upload_folder / f"planted-{os.getpid()}.jpg"
+    planted.write_bytes(ASTRONAUT.read_bytes())
+    try:
+        payloads = [str(elsewhere), str(fifo), str(planted), "/dev/zero", str(tmp_path), str(tmp_path / "no.jpg")]
+        payloads += [str(EXAMPLES / ".." / ".." / "README.md"), "x" * 5000, "a\x00b"]
+        for payload in [*payloads, *({"path": p} for p in payloads), 42, ["x"], {"path": 3}]:
+            with pytest.raises(gr.Error) as caught:
+                photo_path(payload)
+            assert caught.value.message == NOT_UPLOADED, payload
+    finally:
+        planted.unlink()

@@ -72,7 +72,7 @@ def test_a_photo_sent_as_a_bare_string_is_refused(client, photo: str) -> None:
     """A string is never read as a server path: only files gradio received (or shipped examples) are used."""
     from gradio_client.exceptions import AppError
 
-    with pytest.raises(AppError, match="not as an uploaded file") as caught:
+    with pytest.raises(AppError, match="did not arrive as an uploaded file") as caught:
         client.predict(photo, 50, "all", "default", api_name="/age")
     assert "hostname" not in str(caught.value) and str(REPO) not in str(caught.value)
 

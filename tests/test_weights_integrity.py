@@ -1,6 +1,6 @@
 """Corrupted model folders are refused with typed errors; nothing corrupt edits a photo silently.
 
-Every case starts from a copy of the shipped default model (src/ganime_age/weights/ganime-age-128) and
+Every case starts from a copy of a GANimation-age refiner folder (conftest's seeded one) and
 damages one thing: NaN/Inf values, flipped bytes, all-zero tensors, an int32 cast, edited or unknown
 config values. Cases run with the sha256 sums that save_pretrained writes and, where the check behind
 them must hold on its own, without (folders exported before the sums existed have none).
@@ -11,22 +11,31 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import call_with_memory_cap
 from safetensors.torch import load_file, save_file
 
 from ganime_age.errors import CorruptWeightsError, ModelOutputError, WeightsError
 from ganime_age.hub import CONFIG_SHA256, WEIGHTS_SHA256, load_pretrained
 from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeConfig
-from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR, DEFAULT_MODEL_DIR, EditorConfig, FaceEditor
+from ganime_age.pipeline import DEFAULT_ENGINE_DIR, DEFAULT_ESTIMATOR_DIR, EditorConfig, FaceEditor
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "space" / "examples" / "astronaut.jpg"
 FIRST_CONV = "encoder.0.0.weight"
+GANIMATION_DIR = Path()  # a GANimation-age folder in the Hub layout: set from the refiner_dir fixture
+
+
+@pytest.fixture(autouse=True)
+def _ganimation_folder(refiner_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every case starts from a GANimation-age refiner folder (conftest's, seeded)."""
+    monkeypatch.setattr(sys.modules[__name__], "GANIMATION_DIR", refiner_dir)
 
 
 def damaged_copy(
@@ -38,7 +47,7 @@ def damaged_copy(
     keep_sums: bool = True,
 ) -> Path:
     folder = tmp_path / "model"
-    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    shutil.copytree(GANIMATION_DIR, folder)
     settings = json.loads((folder / "config.json").read_text())
     if not keep_sums:
         settings.pop(WEIGHTS_SHA256)
@@ -83,7 +92,7 @@ def cast_int32(state: dict[str, torch.Tensor]) -> None:
 
 
 def test_the_shipped_folders_carry_and_pass_their_sums() -> None:
-    for folder in (DEFAULT_MODEL_DIR, DEFAULT_ESTIMATOR_DIR):
+    for folder in (DEFAULT_ENGINE_DIR, DEFAULT_ESTIMATOR_DIR, GANIMATION_DIR):
         settings = json.loads((folder / "config.json").read_text())
         assert settings[WEIGHTS_SHA256] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
         assert len(settings[CONFIG_SHA256]) == 64
@@ -138,9 +147,128 @@ def test_flipped_bytes_and_edited_settings_are_caught_by_the_sums(tmp_path: Path
 
 def test_a_generator_that_outputs_nan_is_refused() -> None:
     """Weights poisoned after loading (or a device's broken arithmetic): no black squares pasted over faces."""
-    model = load_pretrained(DEFAULT_MODEL_DIR)
+    model = load_pretrained(GANIMATION_DIR)
     with torch.no_grad():
         dict(model.named_parameters())[FIRST_CONV].view(-1)[17] = float("nan")
-    editor = FaceEditor(model, config=EditorConfig(device="cpu"))
+    estimator = load_pretrained(DEFAULT_ESTIMATOR_DIR)
+    editor = FaceEditor(model, age_estimator=estimator, config=EditorConfig(device="cpu"))
     with pytest.raises(ModelOutputError, match="NaN or infinite pixels"):
         editor.edit(ASTRONAUT, age=50)
+
+
+# -- issue 20: a model folder cannot exhaust memory or escape as an untyped error -----------------------------
+
+
+def test_an_oversized_config_is_refused_before_the_model_is_built(tmp_path: Path) -> None:
+    """conv_dim 1024, 64 residual blocks, a 4096-d age embedding: each within validate()'s ranges, together
+    about 20 billion parameters (80 GB) that from_pretrained allocated before looking at the weights."""
+
+    folder = damaged_copy(
+        tmp_path, config=lambda c: c.update(conv_dim=1024, num_residual_blocks=64, age_embedding_dim=4096)
+    )
+    verdict, _, peak_mb, printed = call_with_memory_cap("ganime_age.hub:load_pretrained", str(folder), 4096, 300)
+    assert verdict.startswith("WeightsError: ") and "M parameters" in verdict and "the limit is 500 M" in verdict, (
+        printed
+    )
+    assert peak_mb < 1500, peak_mb
+
+
+def test_the_parameter_count_is_taken_from_the_config() -> None:
+    from ganime_age.hub import MAX_PARAMETERS, check_model_size
+
+    with torch.device("meta"):
+        big = GanimeAge(GanimeAgeConfig(conv_dim=1024, num_residual_blocks=64, age_embedding_dim=4096))
+        default = GanimeAge(GanimeAgeConfig())
+    assert all(t.device.type == "meta" for t in big.state_dict().values())  # counted without memory
+    with pytest.raises(WeightsError, match="19,904 M parameters"):
+        check_model_size(big, "big")
+    assert check_model_size(default, "default") == sum(p.numel() for p in GanimeAge().state_dict().values())
+    assert check_model_size(default, "default") < MAX_PARAMETERS / 50
+
+
+def test_weights_are_checked_against_the_header_before_loading(tmp_path: Path) -> None:
+    """A header that names the right tensors with other shapes, or claims more data than the file holds, is
+    refused from the header alone (the tensors are never allocated)."""
+    import struct
+
+    folder = damaged_copy(tmp_path, keep_sums=False)
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + length])
+
+    def rewrite(table: dict) -> None:
+        raw = json.dumps(table).encode()
+        raw += b" " * (-len(raw) % 8)
+        weights.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + length :])
+
+    # a shape of 10 GB in a 3 MB file
+    wrong = json.loads(json.dumps(header))
+    wrong[FIRST_CONV]["shape"] = [50_000, 50_000]
+    rewrite(wrong)
+    with pytest.raises(WeightsError, match=rf"not a valid safetensors file: the entry of tensor '{FIRST_CONV}'"):
+        load_pretrained(folder)
+    # the same values in another shape than the model's: named from the header
+    out_channels, in_channels, *kernel = header[FIRST_CONV]["shape"]
+    wrong[FIRST_CONV]["shape"] = [in_channels, out_channels, *kernel]
+    rewrite(wrong)
+    with pytest.raises(WeightsError, match=rf"wrong shape {FIRST_CONV} \({in_channels}, {out_channels}, "):
+        load_pretrained(folder)
+    # a header length of a terabyte
+    weights.write_bytes((10**12).to_bytes(8, "little") + data[8:])
+    with pytest.raises(WeightsError, match="header claims 1,000,000,000,000 bytes"):
+        load_pretrained(folder)
+    # a header that is not JSON, or nested 100,000 deep
+    for junk in (b"\xff" * 16, b"[" * 100_000 + b"]" * 100_000):
+        weights.write_bytes(struct.pack("<Q", len(junk)) + junk + data[8 + length :])
+        with pytest.raises(WeightsError, match="header is not JSON"):
+            load_pretrained(folder)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "socket"])
+@pytest.mark.parametrize("name", ["model.safetensors", "config.json"])
+def test_a_special_file_in_place_of_a_model_file_is_named(tmp_path: Path, kind: str, name: str) -> None:
+    """A FIFO or a folder named model.safetensors was reported as "not found"; the message now says what it is."""
+    import os
+    import socket
+
+    folder = damaged_copy(tmp_path)
+    target = folder / name
+    target.unlink()
+    holder = None
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "folder":
+        target.mkdir()
+    else:
+        holder = socket.socket(socket.AF_UNIX)
+        holder.bind(str(target))
+    expected = "is a folder" if kind == "folder" else "is not a regular file"
+    try:
+        for load in (load_pretrained, GanimeAge.from_pretrained):
+            with pytest.raises(WeightsError, match=expected) as caught:
+                load(folder)
+            assert "not found" not in str(caught.value)
+    finally:
+        if holder is not None:
+            holder.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'{"model_type": "ganime_age", "conv_dim": "\xff"}', "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"conv_dim": ' + b"9" * 5000 + b"}", "not a readable config.json"),
+        (b"{" + b" " * 1_100_000 + b"}", "larger than 1,000,000 bytes"),
+        (b'{"model_type": "ganime_age",', "not a readable config.json"),
+        (b"[1, 2]", "must hold a JSON object"),
+    ],
+    ids=["0xff byte", "deep nesting", "5000-digit number", "2 MB", "truncated", "a list"],
+)
+def test_a_damaged_config_json_is_a_weights_error(tmp_path: Path, content: bytes, expected: str) -> None:
+    folder = damaged_copy(tmp_path)
+    (folder / "config.json").write_bytes(content)
+    for load in (load_pretrained, GanimeAge.from_pretrained):  # the Hub mixin's own json.load raised before
+        with pytest.raises(WeightsError, match=expected):
+            load(folder)

@@ -1,7 +1,7 @@
 """The seed's Table I for any ageing models: face verification rate and EAM per target age group.
 
     python training/evaluate.py table1 --model "AgeTransGAN=runs/agetransgan_pretrain/export" \\
-        --model "AgeTransGAN + MI=runs/agetransgan_mi/export" --model "GANimation-age=src/ganime_age/weights/ganime-age-128" \\
+        --model "AgeTransGAN + MI=runs/agetransgan_mi/export" --model "GANimation-age=runs/ganimation_age/export" \\
         --data data/utkface128 [--inputs 20-29|all] [--estimator FOLDER] [--json table1.json] [--markdown table1.md]
 
 As in AgeTransGAN's protocol, input faces come from the 20-29 group of the test split (or all test

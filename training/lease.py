@@ -14,7 +14,7 @@ those limits, so:
     python3 training/lease.py run --out "$OUT" --minutes 8 [key.path=value ...]   # overrides go last
 
     # here: join the pieces, check the hash, strict-load, install as the embedded default
-    python training/lease.py unpack --from <files_at> --to src/ganime_age/weights/ganime-age-128
+    python training/lease.py unpack --from <files_at> --to src/ganime_age/weights/ganime-age-refiner
 
 `run` gathers whatever parts have arrived into --data, and trains only when every shard of the
 manifest is there. Each call resumes from the newest checkpoint (kept on the machine), trains until
@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     unpack_parser = sub.add_parser("unpack", help="join the pieces a run sent back into a Hub folder")
     unpack_parser.add_argument("--from", dest="source", required=True, help="the folder the files came back to")
     unpack_parser.add_argument(
-        "--to", required=True, help="Hub folder to write, e.g. src/ganime_age/weights/ganime-age-128"
+        "--to", required=True, help="Hub folder to write, e.g. src/ganime_age/weights/ganime-age-refiner"
     )
     return parser
 

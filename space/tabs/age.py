@@ -1,4 +1,8 @@
-"""Age tab: one target age for the whole photo (before/after slider) and the 10-group age strip."""
+"""Age tab: one target age for the whole photo (before/after slider) and the 10-group age strip of each face.
+
+Releasing the target-age slider re-renders the edit (no button needed): the photo's analysis is cached by
+the FaceEditor, so a slider move costs one edit.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from PIL import Image
 from ganime_age.validation import check_age
 from space.common import (
     IMAGE_HEIGHT,
+    api_slider,
     describe_age_change,
     describe_ages,
     estimated_ages,
@@ -53,15 +58,21 @@ def build_tab(editor_provider: EditorProvider) -> None:
 
     @gpu(duration=60)
     @user_errors
-    def strip_on_gpu(path: str, face: int, model: str, progress: gr.Progress) -> list[tuple[Image.Image, str]]:
+    def strip_on_gpu(path: str, face: int | None, model: str, progress: gr.Progress) -> list[tuple[Image.Image, str]]:
+        """One strip per selected face (every face for None), each captioned with its face number."""
         from ganime_age.conditions import AGE_GROUP_LABELS, age_to_group
 
-        def report(fraction: float, desc: str) -> None:
-            progress(fraction, desc=f"Age strip: {desc}")
-
         with editor_provider.session(model) as editor:
-            strip = editor.age_strip(path, face=face, progress=report)
-        return [(image, f"age {years:.0f} ({AGE_GROUP_LABELS[age_to_group(years)]})") for years, image in strip]
+            faces = range(len(editor.analyze(path))) if face is None else [face]
+            gallery = []
+            for done, index in enumerate(faces):
+
+                def report(fraction: float, desc: str, done: int = done, index: int = index) -> None:
+                    progress((done + fraction) / len(faces), desc=f"Age strip of face {index}: {desc}")
+
+                for years, image in editor.age_strip(path, face=index, progress=report):
+                    gallery.append((image, f"face {index}: age {years:.0f} ({AGE_GROUP_LABELS[age_to_group(years)]})"))
+        return gallery
 
     @user_errors
     def analyze(photo: Any, model: str) -> tuple[dict[str, Any], str]:
@@ -88,15 +99,15 @@ def build_tab(editor_provider: EditorProvider) -> None:
 
     @user_errors
     def age_strip(photo: Any, face: Any, model: str, progress: gr.Progress = PROGRESS) -> list[tuple[Image.Image, str]]:
-        """The selected face (the first one for "all") at the centres of the 10 FFHQ-Aging groups."""
+        """The selected face (each face, left to right, for "all") at the centres of the 10 FFHQ-Aging groups."""
         path = require_photo(photo)
         load_photo(path)
-        return strip_on_gpu(path, parse_face(face) or 0, model, progress)
+        return strip_on_gpu(path, parse_face(face), model, progress)
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             block = photo_block(editor_provider, prefix="age")
-            target = gr.Slider(
+            target = api_slider(
                 0,
                 100,
                 value=DEFAULT_TARGET_AGE,
@@ -110,16 +121,16 @@ def build_tab(editor_provider: EditorProvider) -> None:
                 strip_button = gr.Button("Age strip (10 age groups)", elem_id="age-strip-run")
         with gr.Column(scale=2):
             result = gr.ImageSlider(
-                label="Before / after (drag the handle)",
+                label="Edited",  # also its name in the API; the header says to drag the handle
                 type="pil",
                 format="png",
                 interactive=False,
                 max_height=IMAGE_HEIGHT + 160,
                 elem_id="age-result",
             )
-            summary = gr.Markdown("", elem_id="age-summary")
+            summary = gr.Markdown("", label="summary", elem_id="age-summary")  # the label names it in the API
             strip = gr.Gallery(
-                label="Age strip: 0-2 … 70+",
+                label="Age strip",
                 columns=5,
                 format="png",
                 height="auto",

@@ -1,13 +1,17 @@
 """Expression tab: the 17 AU sliders (grouped by face region) plus an optional target age, in one edit.
 
 GANimation-age is conditioned jointly on AUs and age, so this tab is also where both change at once.
-Sliders start at the AUs measured on the photo; only the AUs a visitor moves away from the measured
-values are sent to the model, so with "all faces" every other face keeps its own expression.
+Sliders start at the AUs measured on the photo, and releasing one re-renders the edit (no button needed);
+only the AUs a visitor moves away from the measured values are sent to the model, so with "all faces" every
+other face keeps its own expression. Through the API (``/expression``) the AUs are named parameters
+``AU01`` … ``AU45``; one a caller leaves out (None) keeps the face's measured value, as in the Python API.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import gradio as gr
 import numpy as np
@@ -17,8 +21,10 @@ from ganime_age.conditions import AU_FACS_NAMES, AU_MAX, AU_NAMES, AU_REGIONS
 from ganime_age.validation import check_age, check_aus
 from space.common import (
     IMAGE_HEIGHT,
+    api_slider,
     describe_age_change,
     describe_ages,
+    describe_au_changes,
     estimated_ages,
     face_update,
     load_photo,
@@ -35,6 +41,8 @@ from space.presets import PRESETS, Preset
 
 TITLE = "Expression (+ age)"
 CHANGED = 0.05  # AU intensity differences below this count as "not moved"
+F = TypeVar("F", bound=Callable[..., Any])
+KEEP_MEASURED = "; None or left out: the face's measured value is kept"
 
 
 def au_label(name: str) -> str:
@@ -42,17 +50,33 @@ def au_label(name: str) -> str:
     return f"{name} {AU_FACS_NAMES[name]}"
 
 
-def aus_to_send(values: np.ndarray, measured: list[float] | None) -> dict[str, float]:
-    """The AUs to override: all 17 when nothing was measured (API use), else only the moved ones."""
+def aus_to_send(values: Mapping[str, float | None], measured: list[float] | None) -> dict[str, float]:
+    """The AUs to set: every AU given (None keeps the face's measured value); when the sliders started at the
+    measured values (the UI), only the ones moved away from them, so each face keeps its own expression."""
+    given = check_aus({name: v for name, v in values.items() if v is not None})  # out of 0..5: refused
     if measured is None:
-        return {name: float(v) for name, v in zip(AU_NAMES, values, strict=True)}
-    base = np.asarray(measured, np.float32)
-    return {name: float(v) for name, v, m in zip(AU_NAMES, values, base, strict=True) if abs(v - m) >= CHANGED}
+        return given
+    base = dict(zip(AU_NAMES, measured, strict=True))
+    return {name: v for name, v in given.items() if abs(v - base[name]) >= CHANGED}
+
+
+def with_au_parameters(fn: F) -> F:
+    """Give `fn`'s ``**aus`` the names AU01 … AU45, each defaulting to None (= keep the measured value).
+
+    gradio names an endpoint's parameters after the function's signature and fills a parameter an API
+    caller leaves out with its default; the AU sliders are passed by name (``inputs_kwargs``).
+    """
+    signature = inspect.signature(fn)
+    fixed = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    named = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in AU_NAMES]
+    fn.__signature__ = signature.replace(parameters=[*fixed, *named])  # type: ignore[attr-defined]
+    return fn
 
 
 def _preset_setter(preset: Preset) -> Any:
-    def apply(*values: float) -> list[float]:
-        return [round(float(v), 2) for v in preset.apply(np.asarray(values, np.float32))]
+    def apply(*values: float | None) -> list[float]:
+        current = np.asarray([0.0 if v is None else v for v in values], np.float32)  # None: no photo measured yet
+        return [round(float(v), 2) for v in preset.apply(current)]
 
     return apply
 
@@ -84,9 +108,9 @@ def build_tab(editor_provider: EditorProvider) -> None:
             keep_age = not change_age and editor.age_estimator is not None
             result = editor.edit_details(path, age=None if keep_age else float(age), aus=aus or None, face=face)
         shown = result.faces[0] if result.faces else None
-        parts = [describe_age_change(f) for f in result.faces]
-        moved = ", ".join(f"{k}={v:.1f}" for k, v in aus.items()) or "none (measured expression kept)"
-        summary = "; ".join(parts) + f". AUs changed: {moved}."
+        kept = "measured expression kept"
+        parts = [f"{describe_age_change(f)}, {describe_au_changes(f, list(aus)) or kept}" for f in result.faces]
+        summary = "; ".join(parts) + "."
         if not change_age and not keep_age:
             summary += " (No age estimator is loaded, so the target age slider is used.)"
         return result.image, (shown.attention if shown is not None else None), summary
@@ -97,7 +121,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
         count, aus, ages, warning = measure_on_gpu(path, index, model)
         index = min(index, count - 1)
         info = f"{count} face{'s' if count != 1 else ''} found. " + describe_ages(ages)
-        info += f" The sliders start at the AUs measured on face {index + 1}." + warning
+        info += f" The sliders start at the AUs measured on face {index}." + warning
         age_value = gr.update(value=round(ages[index])) if ages[index] is not None else gr.skip()
         return count, [*[round(v, 2) for v in aus], aus, age_value, info]
 
@@ -117,29 +141,47 @@ def build_tab(editor_provider: EditorProvider) -> None:
         return [face_update(count), *outputs]
 
     @user_errors  # also for what API callers send: AUs or an age out of range or not numbers
+    @with_au_parameters
     def expression_edit(
-        photo: Any, face: Any, model: str, change_age: bool, age: float, measured: list[float] | None, *au_values: float
+        photo: Any,
+        face: Any,
+        model: str,
+        change_age: bool,
+        age: float,
+        measured: list[float] | None = None,
+        **aus: float | None,
     ) -> tuple[Any, Any, str]:
-        """Edit the expression (17 AU intensities 0-5) and, if `change_age`, the age at the same time."""
+        """Edit the expression (AU01 … AU45, intensities 0-5; one left out keeps the face's measured value) and,
+        if `change_age`, the age at the same time."""
         path = require_photo(photo)
         before = load_photo(path)
-        values = check_aus(list(au_values))  # out of 0..5: refused, as by the Python API and the CLI
+        to_send = aus_to_send(aus, measured)  # out of 0..5: refused, as by the Python API and the CLI
         after, attention, summary = edit_on_gpu(
-            path, parse_face(face), model, bool(change_age), check_age(age, "target age"), aus_to_send(values, measured)
+            path, parse_face(face), model, bool(change_age), check_age(age, "target age"), to_send
         )
         return (before, after), attention, summary
 
-    def expression_edit_live(photo: Any, *args: Any) -> Any:
+    @with_au_parameters
+    def expression_edit_live(
+        photo: Any, face: Any, model: str, change_age: bool, age: float, measured: list[float] | None, **aus: Any
+    ) -> Any:
         if photo_path(photo) is None:
-            return gr.skip(), gr.skip(), gr.skip()
-        return expression_edit(photo, *args)
+            return gr.skip(), gr.skip(), gr.skip()  # moving a slider before uploading is not a mistake
+        return expression_edit(photo, face, model, change_age, age, measured, **aus)
+
+    @with_au_parameters
+    def age_moved(
+        photo: Any, face: Any, model: str, change_age: bool, age: float, measured: list[float] | None, **aus: Any
+    ) -> Any:
+        """Moving the target age means "change the age too": tick the box and render with the new age."""
+        return True, *expression_edit_live(photo, face, model, True, age, measured, **aus)
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             block = photo_block(editor_provider, prefix="expr", needs_aus=True)
             with gr.Row():
                 change_age = gr.Checkbox(False, label="Change the age too", elem_id="expr-change-age", scale=1)
-                age = gr.Slider(0, 100, value=35, step=1, label="Target age (years)", elem_id="expr-age", scale=3)
+                age = api_slider(0, 100, value=35, step=1, label="Target age (years)", elem_id="expr-age", scale=3)
             gr.Markdown("**Presets** (FACS/EMFACS prototypes; *Wink* is AU45, which closes both eyes)")
             with gr.Row():
                 preset_buttons = [gr.Button(p.name, size="sm", elem_id=f"preset-{p.name.lower()}") for p in PRESETS]
@@ -148,7 +190,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
                 render = gr.Button("Render", variant="primary", elem_id="expr-run")
         with gr.Column(scale=2):
             result = gr.ImageSlider(
-                label="Before / after (drag the handle)",
+                label="Edited",  # also its name in the API; the header says to drag the handle
                 type="pil",
                 format="png",
                 interactive=False,
@@ -167,12 +209,15 @@ def build_tab(editor_provider: EditorProvider) -> None:
                         elem_id="expr-attention",
                     )
                     gr.Markdown("White = kept from the photo, dark = repainted.", elem_id="expr-attention-caption")
-                summary = gr.Markdown("", elem_id="expr-summary")
+                summary = gr.Markdown("", label="summary", elem_id="expr-summary")  # the label names it in the API
     sliders: dict[str, gr.Slider] = {}
 
     def region_sliders(names: tuple[str, ...]) -> None:
         for name in names:
-            sliders[name] = gr.Slider(0, AU_MAX, value=0, step=0.1, label=au_label(name), elem_id=f"au-{name}")
+            # no value until a photo is analysed (then its measured AUs); None is also the API's default
+            sliders[name] = api_slider(
+                0, AU_MAX, value=None, unset=KEEP_MEASURED, step=0.1, label=au_label(name), elem_id=f"au-{name}"
+            )
 
     # AU_REGIONS's regions, laid out in balanced columns (the mouth has 9 AUs, the nose 1)
     regions = dict(AU_REGIONS)
@@ -195,10 +240,17 @@ def build_tab(editor_provider: EditorProvider) -> None:
     au_sliders = [sliders[name] for name in AU_NAMES]  # the model's order, whatever the layout
     measured = gr.State(None)
 
-    edit_inputs = [block.photo, block.face, block.model, change_age, age, measured, *au_sliders]
-    edit_outputs = [result, attention, summary]
+    edit_inputs = [block.photo, block.face, block.model, change_age, age, measured]
+    # the AU sliders go by name (API parameters AU01 … AU45, in the model's order whatever the layout)
+    edit: dict[str, Any] = {
+        "inputs": edit_inputs,
+        "inputs_kwargs": dict(zip(AU_NAMES, au_sliders, strict=True)),
+        "outputs": [result, attention, summary],
+    }
     measure_outputs = [*au_sliders, measured, age, block.info]
 
+    # every re-render: the live edit (skipped until a photo is there), never an API endpoint of its own
+    live: dict[str, Any] = {"fn": expression_edit_live, **edit, "preprocess": False, "api_visibility": "private"}
     block.photo.change(
         analyze,
         [block.photo, block.model],
@@ -206,31 +258,29 @@ def build_tab(editor_provider: EditorProvider) -> None:
         preprocess=False,
         api_visibility="private",
         trigger_mode="always_last",
-    ).success(expression_edit_live, edit_inputs, edit_outputs, preprocess=False, api_visibility="private")
+    ).success(**live)
     block.face.input(
         measure, [block.photo, block.face, block.model], measure_outputs, preprocess=False, api_visibility="private"
-    ).success(expression_edit_live, edit_inputs, edit_outputs, preprocess=False, api_visibility="private")
+    ).success(**live)
+    # a slider acts on release; "always_last": a fast series of moves renders the last value, not each one
+    gr.on([s.release for s in au_sliders] + [change_age.input, block.model.input], **live, trigger_mode="always_last")
     gr.on(
-        [s.release for s in au_sliders] + [change_age.input, block.model.input],
-        expression_edit_live,
+        [age.release],
+        age_moved,
         edit_inputs,
-        edit_outputs,
+        [change_age, *edit["outputs"]],
+        inputs_kwargs=edit["inputs_kwargs"],
         preprocess=False,
         api_visibility="private",
         trigger_mode="always_last",
     )
-    age.release(lambda: True, None, change_age, api_visibility="private", queue=False).then(
-        expression_edit_live, edit_inputs, edit_outputs, preprocess=False, api_visibility="private"
-    )
     for preset, button in zip(PRESETS, preset_buttons, strict=True):
-        button.click(_preset_setter(preset), au_sliders, au_sliders, api_visibility="private", queue=False).then(
-            expression_edit_live, edit_inputs, edit_outputs, preprocess=False, api_visibility="private"
-        )
+        button.click(_preset_setter(preset), au_sliders, au_sliders, api_visibility="private", queue=False).then(**live)
     reset.click(
         lambda m: [gr.skip()] * len(AU_NAMES) if m is None else [round(v, 2) for v in m],
         measured,
         au_sliders,
         api_visibility="private",
         queue=False,
-    ).then(expression_edit_live, edit_inputs, edit_outputs, preprocess=False, api_visibility="private")
-    render.click(expression_edit, edit_inputs, edit_outputs, preprocess=False, api_name="expression")
+    ).then(**live)
+    render.click(expression_edit, **edit, preprocess=False, api_name="expression")

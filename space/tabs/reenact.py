@@ -1,8 +1,9 @@
 """Reenactment tab: the source photo takes a driving photo's (or video's) head pose and expression, at any age.
 
 Output is shown side by side with the source and the driver. Without a trained reenactor
-(``$GANIME_AGE_REENACTOR``) the pose moves by the classical landmark warp; expression detail and the
-age come from the selected ageing model's AU path (skipped, with a note, for the untrained default).
+(``$GANIME_AGE_REENACTOR``) the edit engine moves the face to the driver's landmarks (pose and expression)
+and paints the driver's AUs, an opening mouth's interior and the age; with an empty engine (a trimmed
+install) only the pose moves, with a note.
 Videos are capped at ``MAX_VIDEO_FRAMES`` frames here (the CLI has no cap); audio is dropped.
 
 The example driving video is made by :func:`make_driving_example` from the public-domain astronaut
@@ -31,6 +32,7 @@ from space.common import (
     photo_input,
     photo_path,
     require_photo,
+    single_face,
     user_errors,
 )
 from space.gpu import gpu
@@ -54,10 +56,8 @@ def method_note(editor: Any) -> str:
             "Pose moved by the classical landmark warp (no trained reenactor is loaded; set "
             "`GANIME_AGE_REENACTOR` to a trained folder to use the learned generator)."
         )
-    if is_untrained_default(editor.model):
-        note += (
-            " The expression/age step is skipped: the ageing model is untrained, so the age slider has no effect here."
-        )
+    if is_untrained_default(editor.engine):
+        note += " The edit engine's tables are missing, so the age slider has no effect here."
     return note
 
 
@@ -73,9 +73,10 @@ def build_tab(editor_provider: EditorProvider) -> None:
     @gpu(duration=60)
     @user_errors
     def reenact_on_gpu(
-        source: str, driving: str, face: int, model: str, age: float | None, aus_scale: float
+        source: str, driving: str, face: int | None, model: str, age: float | None, aus_scale: float
     ) -> tuple[Image.Image, str]:
         with editor_provider.session(model) as editor:
+            face = single_face(editor, source, face, "Reenactment")
             if age is None and editor.age_estimator is None:
                 note = " No age estimator is loaded, so the age is kept without the expression/age step."
             else:
@@ -86,9 +87,10 @@ def build_tab(editor_provider: EditorProvider) -> None:
     @gpu(duration=240)
     @user_errors
     def reenact_video_on_gpu(
-        source: str, video: str, face: int, model: str, age: float | None, aus_scale: float
+        source: str, video: str, face: int | None, model: str, age: float | None, aus_scale: float
     ) -> tuple[str, str]:
         with editor_provider.session(model) as editor:
+            face = single_face(editor, source, face, "Reenactment")
             out = Path(tempfile.mkdtemp(prefix="reenact-")) / "reenacted.mp4"
             editor.reenact_video(
                 source,
@@ -109,7 +111,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
             return face_update(0), ""
         load_photo(path)
         count = count_faces_on_gpu(path, model)
-        return face_update(count, default_all=False), f"{count} face{'s' if count != 1 else ''} found in the source."
+        return face_update(count, allow_all=False), f"{count} face{'s' if count != 1 else ''} found in the source."
 
     @user_errors
     def reenact(
@@ -126,7 +128,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
             )
         before, driver_image = load_photo(source), load_photo(driver)
         image, note = reenact_on_gpu(
-            source, driver, parse_face(face) or 0, model, check_age(age) if change_age else None, aus_scale
+            source, driver, parse_face(face), model, check_age(age) if change_age else None, aus_scale
         )
         return before, driver_image, image, note
 
@@ -141,7 +143,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
             raise gr.Error("Upload a driving video first.", title="No driving video", print_exception=False)
         before = load_photo(source)
         out, note = reenact_video_on_gpu(
-            source, str(path), parse_face(face) or 0, model, check_age(age) if change_age else None, aus_scale
+            source, str(path), parse_face(face), model, check_age(age) if change_age else None, aus_scale
         )
         return before, out, note
 
@@ -211,7 +213,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
             label="Result", type="pil", format="png", interactive=False, height=IMAGE_HEIGHT, elem_id="reenact-result"
         )
     result_video = gr.Video(label="Result video", interactive=False, height=IMAGE_HEIGHT, elem_id="reenact-video")
-    note = gr.Markdown("", elem_id="reenact-note")
+    note = gr.Markdown("", label="summary", elem_id="reenact-note")  # the label names it in the API
 
     block.photo.change(
         analyze,

@@ -8,14 +8,15 @@ path are checked before any model is loaded, by the same checks the Python API a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ganime_age import __version__
-from ganime_age.errors import OutputPathError, exit_status
+from ganime_age.errors import InvalidArgumentError, OutputPathError, exit_status
 
 # Subcommands whose implementation lives elsewhere: name -> (module, help). Each module has main(argv).
 DELEGATED: dict[str, tuple[str, str]] = {
@@ -23,6 +24,26 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "train": ("training.train", "train a system with the accelerate trainer"),
     "reenact": ("ganime_age.reenactment", "give a photo the pose and expression of a driving photo or video"),
 }
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A usage mistake is one line and exit status 2, like every other user error of the command (argparse
+    prints its whole usage, 2-10 lines, before the message). Sub-parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+@contextlib.contextmanager
+def one_line_usage_errors() -> Iterator[None]:
+    """For delegated subcommands (prepare, train) whose modules build plain argparse parsers: their usage
+    mistakes become one line too, while the command runs."""
+    original = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = OneLineParser.error  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = original  # type: ignore[method-assign]
 
 
 def parse_au(text: str) -> tuple[str, float]:
@@ -34,6 +55,19 @@ def parse_au(text: str) -> tuple[str, float]:
         return name.strip(), float(value)  # the name is checked with the value, by validation.check_aus
     except ValueError:
         raise argparse.ArgumentTypeError(f"--au {text!r}: {value!r} is not a number") from None
+
+
+def au_mapping(pairs: Sequence[tuple[str, float]]) -> dict[str, float]:
+    """The --au pairs as a mapping; an AU given twice (``--au AU12=1 --au au12=4``) is refused, not last-wins."""
+    from ganime_age.conditions import normalise_au_name
+
+    spelled: dict[str, str] = {}
+    for name, _ in pairs:
+        canonical = normalise_au_name(name)
+        if canonical in spelled:
+            raise InvalidArgumentError(f"--au {canonical} is given twice ({spelled[canonical]!r} and {name!r})")
+        spelled[canonical] = name
+    return dict(pairs)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -66,14 +100,36 @@ def save_image(image: Any, path: Path) -> None:
         raise OutputPathError(f"cannot write {path}: {getattr(error, 'strerror', None) or error}") from None
 
 
+def describe_face_edit(face: Any, *, age_set: bool, aus_set: Sequence[str]) -> str:
+    """What an edit applied to one face (pipeline.FaceEdit), from -> to:
+    "face 0: age 34 -> 70, AU12 0.4 -> 3.0"; what was not asked for is reported as kept."""
+    from ganime_age.conditions import AU_NAMES
+
+    source = "?" if face.source_age is None else f"{face.source_age:.0f}"  # no age estimator loaded
+    age = f"age {source} -> {face.target_age:.0f}" if age_set else f"age {source} kept"
+    changes = [
+        f"{n} {face.source_aus[AU_NAMES.index(n)]:.1f} -> {face.target_aus[AU_NAMES.index(n)]:.1f}" for n in aus_set
+    ]
+    return f"face {face.index}: {age}, {', '.join(changes) or 'AUs kept'}"
+
+
 def run_edit(args: argparse.Namespace) -> int:
     from ganime_age.pipeline import pick_device
-    from ganime_age.validation import check_aus, check_optional_age, check_output_folder, check_output_path
+    from ganime_age.validation import (
+        check_aus,
+        check_not_an_input,
+        check_optional_age,
+        check_output_folder,
+        check_output_path,
+    )
 
     # every mistake that does not need the photo is found here, in a second, not after the whole edit
     age = check_optional_age(args.age)
-    aus = check_aus(dict(args.au)) if args.au else None
+    aus = check_aus(au_mapping(args.au)) if args.au else None
+    if age is None and aus is None:  # else every face would be re-rendered unchanged, a silent rewrite
+        raise InvalidArgumentError("nothing to change: give a target age (--age 70) and/or Action Units (--au AU12=3)")
     out = check_output_path(args.output)
+    check_not_an_input(out, [args.photo], overwrite=args.overwrite)
     if args.mask_dir:
         check_output_folder(args.mask_dir, "--mask-dir")
     pick_device(args.device)
@@ -81,8 +137,7 @@ def run_edit(args: argparse.Namespace) -> int:
     result = editor.edit_details(args.photo, age=age, aus=aus, face=args.face)
     save_image(result.image, out)
     for face in result.faces:
-        source = f"estimated {face.source_age:.0f} -> " if face.source_age is not None else ""
-        print(f"face {face.index}: age {source}{face.target_age:.0f}")
+        print(describe_face_edit(face, age_set=age is not None, aus_set=list(aus or {})))
     if args.mask_dir:
         for face in result.faces:
             if face.attention is not None:
@@ -92,9 +147,7 @@ def run_edit(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ganime-age", description="Edit the age, expression and pose of faces in photos."
-    )
+    parser = OneLineParser(prog="ganime-age", description="Edit the age, expression and pose of faces in photos.")
     parser.add_argument("--version", action="version", version=f"ganime-age {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,8 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="AUxx=V",
         help="set an Action Unit intensity 0-5, e.g. --au AU12=3 (repeatable)",
     )
-    edit.add_argument("--face", type=int, help="edit only this face (0 = leftmost; default: all)")
+    edit.add_argument(
+        "--face", type=int, help="edit only this face: 0 = leftmost, numbered left to right (default: every face)"
+    )
     edit.add_argument("-o", "--output", required=True, help="output image path")
+    edit.add_argument("--overwrite", action="store_true", help="allow -o to be the input photo (it is replaced)")
     edit.add_argument("--mask-dir", help="also save each face's attention mask here")
     edit.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback")
     add_model_options(edit)
@@ -126,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def command() -> int:
         if argv and argv[0] in DELEGATED:
-            return int(importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:]) or 0)
+            with one_line_usage_errors():
+                return int(importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:]) or 0)
         args = build_parser().parse_args(argv)
         return args.handler(args)
 

@@ -6,6 +6,7 @@ AUs are the 17 GANimation Action Units with intensities on the 0..5 scale.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -108,10 +109,11 @@ def aus_to_array(
 def normalise_au_name(name: str) -> str:
     """'AU12', 'au12', 'AU12_r', 'AU6' -> the canonical 'AU12'/'AU06'; anything else is an InvalidArgumentError."""
     text = name.strip().upper().removesuffix("_R").removesuffix("_C")
-    if text.startswith("AU"):
-        digits = text[2:]
-        if digits.isdigit():
-            candidate = f"AU{int(digits):02d}"
-            if candidate in AU_NAMES:
-                return candidate
-    raise InvalidArgumentError(f"unknown Action Unit {name!r}; known: {', '.join(AU_NAMES)}")
+    # ASCII digits only: "AU²" and "AU①" pass str.isdigit() but int() refuses them (a ValueError, not ours)
+    found = re.fullmatch(r"AU([0-9]{1,3})", text)
+    if found is not None:
+        candidate = f"AU{int(found.group(1)):02d}"
+        if candidate in AU_NAMES:
+            return candidate
+    shown = repr(name) if len(name) <= 40 else f"{name[:30]!r}... ({len(name)} characters)"
+    raise InvalidArgumentError(f"unknown Action Unit {shown}; known: {', '.join(AU_NAMES)}")

@@ -21,6 +21,8 @@ import importlib
 import json
 import math
 import os
+import stat
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -39,10 +41,32 @@ WEIGHTS_SHA256 = "weights_sha256"  # config.json key: sha256 of model.safetensor
 CONFIG_SHA256 = "config_sha256"  # config.json key: sha256 of the model's own settings (config_digest)
 BOOKKEEPING_KEYS = ("model_type", "ganime_age_version", WEIGHTS_SHA256, CONFIG_SHA256)  # not constructor arguments
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+MAX_PARAMETERS = 500_000_000
+"""Largest model a config may describe (2 GB of fp32; the shipped generator has 2.2 M, the largest training
+critic 45 M). Counted on the ``meta`` device, before a byte is allocated: a config within every range of
+``validate()`` (conv_dim 1024, 64 residual blocks) can otherwise ask for tens of GB."""
+MAX_CONFIG_BYTES = 1_000_000
+"""config.json is a few hundred bytes; a larger one is not a ganime-age config (and is not read whole)."""
+MAX_HEADER_BYTES = 16_000_000
+"""A safetensors header (JSON: name, dtype, shape and offsets of each tensor) above this is refused unread."""
+SAFETENSORS_DTYPES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
+SAFETENSORS_DTYPES |= {"U64": 8, "U32": 4, "U16": 2, "F8_E4M3": 1, "F8_E5M2": 1}  # dtype -> bytes per value
 REPO_URL = "https://github.com/ganime-age/ganime-age"
 
 # model_type -> "module:Class"; imported lazily so that loading one model never imports the others.
 MODEL_REGISTRY: dict[str, str] = {
+    "fitted_engine": "ganime_age.models.fitted_engine:FittedEngine",
     "ganime_age": "ganime_age.models.ganimation_age:GanimeAge",
     "ganime_age_discriminator": "ganime_age.models.ganimation_age:GanimeAgeDiscriminator",
     "age_estimator": "ganime_age.models.age_estimator:AgeEstimator",
@@ -167,6 +191,31 @@ class HubModel(
 
     # -- loading --------------------------------------------------------------------------------
     @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls: type[M],
+        pretrained_model_name_or_path: str | Path,
+        *,
+        force_download: bool = False,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        **model_kwargs: Any,
+    ) -> M:
+        """The Hub mixin's loader, with config.json read by :func:`read_config` first: a bounded, typed read
+        (the mixin's own ``json.load`` raised UnicodeDecodeError or RecursionError on a damaged file)."""
+        hub = {
+            "force_download": force_download,
+            "token": token,
+            "cache_dir": cache_dir,
+            "local_files_only": local_files_only,
+            "revision": revision,
+        }
+        if "config" not in model_kwargs:
+            model_kwargs["config"] = read_config(str(pretrained_model_name_or_path), **hub)
+        return super().from_pretrained(pretrained_model_name_or_path, **hub, **model_kwargs)
+
+    @classmethod
     def _from_pretrained(  # type: ignore[override]
         cls: type[M],
         *,
@@ -185,10 +234,14 @@ class HubModel(
             declared = config.get("model_type")
             if declared and declared != cls.model_type:
                 raise WeightsError(f"{model_id} holds a {declared!r} model, not {cls.model_type!r} ({cls.__name__})")
+        # The model is first built on the meta device (shapes, no memory): its size is bounded and the weights
+        # file's header is compared with its tensors before anything is allocated.
         try:
-            model = cls(config, **model_kwargs)
+            with torch.device("meta"):
+                skeleton = cls(config, **model_kwargs)
         except (ValueError, TypeError) as error:  # ConfigError, or a value the architecture cannot build with
             raise WeightsError(f"{model_id}: {CONFIG_NAME} is not usable: {error}") from None
+        check_model_size(skeleton, model_id)
         weights = _resolve_file(
             model_id,
             WEIGHTS_NAME,
@@ -198,6 +251,13 @@ class HubModel(
             local_files_only=local_files_only,
             token=token,
         )
+        header = read_safetensors_header(weights)
+        compare_header(header, skeleton.state_dict(), weights, type(skeleton).__name__, strict=strict)
+        del skeleton
+        try:
+            model = cls(config, **model_kwargs)
+        except (ValueError, TypeError) as error:
+            raise WeightsError(f"{model_id}: {CONFIG_NAME} is not usable: {error}") from None
         load_weights(model, weights, strict=strict)
         # after the tensor checks, whose messages (missing, misshapen, NaN) say more; the sums catch the rest
         stamped = config if isinstance(config, dict) else {}
@@ -275,6 +335,13 @@ def stamp_checksums(folder: str | Path) -> dict[str, str]:
 def _resolve_file(model_id: str, filename: str, **hub_kwargs: Any) -> str:
     if os.path.isdir(model_id):
         path = os.path.join(model_id, filename)
+        if os.path.lexists(path) and not os.path.isfile(path):
+            what = (
+                "a folder"
+                if os.path.isdir(path)
+                else "not a regular file (a device, a pipe, a socket or a broken link)"
+            )
+            raise WeightsError(f"{filename} in {Path(model_id).resolve()} is {what}; it must be the file itself")
         if not os.path.isfile(path):
             raise WeightsError(f"{filename} not found in {Path(model_id).resolve()}")
         return path
@@ -325,17 +392,102 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> 
 
     Corrupt values are refused whatever `strict` says (:func:`check_tensors`).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError, safe_open
 
-    try:
-        state = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as error:
-        raise WeightsError(f"{path} is not a readable safetensors file: {error}") from error
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    misshapen = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
+    header = read_safetensors_header(path)  # names and shapes compared before any tensor is read
+    keys = compare_header(header, expected, path, type(model).__name__, strict=strict)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            usable = {k: handle.get_tensor(k) for k in keys}  # only the tensors the model has, in its shapes
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise WeightsError(f"{path} is not a readable safetensors file: {error}") from error
+    check_tensors(usable, expected, path)
+    # load_state_dict copies into the existing (fp32) tensors, so fp16 checkpoints are upcast here.
+    model.load_state_dict(usable, strict=False)
+
+
+def check_model_size(model: nn.Module, model_id: str) -> int:
+    """The number of values (parameters and buffers) of a model built from its config; over MAX_PARAMETERS is
+    refused. Meant for a model on the meta device, so counting costs no memory."""
+    count = sum(t.numel() for t in model.state_dict().values())
+    if count > MAX_PARAMETERS:
+        raise WeightsError(
+            f"{model_id}: {CONFIG_NAME} describes a {type(model).__name__} of {count / 1e6:,.0f} M parameters "
+            f"(about {count * 4 / 1e9:,.1f} GB); the limit is {MAX_PARAMETERS / 1e6:,.0f} M"
+        )
+    return count
+
+
+def read_safetensors_header(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The tensor table of a safetensors file ({name: {"dtype", "shape", "data_offsets"}}), read without the data.
+
+    Layout: an 8-byte little-endian header length, then that many bytes of JSON. Only a regular file is
+    opened; a header that is too long, not JSON, or whose offsets leave the file is a WeightsError.
+    """
+    shown = str(path)
+    try:
+        with _open_regular(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                raise WeightsError(f"{shown} is not a safetensors file: it is only {size} bytes long")
+            length = int.from_bytes(prefix, "little")
+            if length > min(MAX_HEADER_BYTES, size - 8):
+                raise WeightsError(
+                    f"{shown} is not a safetensors file: its header claims {length:,} bytes "
+                    f"(the file has {size:,}; the limit is {MAX_HEADER_BYTES:,})"
+                )
+            raw = handle.read(length)
+    except OSError as error:
+        raise WeightsError(f"cannot read {shown}: {error.strerror or type(error).__name__}") from None
+    try:
+        table = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise WeightsError(f"{shown} is not a safetensors file: its header is not JSON ({_short(error)})") from None
+    if not isinstance(table, dict):
+        raise WeightsError(f"{shown} is not a safetensors file: its header is not a JSON object")
+    data_size = size - 8 - length
+    tensors = {}
+    for name, entry in table.items():
+        if name == "__metadata__":
+            continue
+        if not _valid_entry(entry, data_size):
+            raise WeightsError(f"{shown} is not a valid safetensors file: the entry of tensor {name[:80]!r} is broken")
+        tensors[name] = entry
+    return tensors
+
+
+def _valid_entry(entry: Any, data_size: int) -> bool:
+    """A header entry with a known dtype, a shape of non-negative ints, and offsets inside the data that hold
+    exactly that many values (a shape claiming 10 GB in a 3 MB file is refused here)."""
+    if not isinstance(entry, dict) or entry.get("dtype") not in SAFETENSORS_DTYPES:
+        return False
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        return False
+    if not isinstance(offsets, list) or len(offsets) != 2:
+        return False
+    start, end = offsets
+    if not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets) or not 0 <= start <= end <= data_size:
+        return False
+    return end - start == math.prod(shape) * SAFETENSORS_DTYPES[entry["dtype"]]
+
+
+def compare_header(
+    header: dict[str, dict[str, Any]],
+    expected: dict[str, torch.Tensor],
+    path: str | Path,
+    model_name: str,
+    *,
+    strict: bool = True,
+) -> list[str]:
+    """Compare a weights file's tensor table with a model's state_dict (names and shapes); with `strict`, any
+    missing, unexpected or misshapen tensor is a WeightsError. Returns the names that can be loaded."""
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
+    shapes = {k: tuple(header[k]["shape"]) for k in header}
+    misshapen = sorted(k for k in set(header) & set(expected) if shapes[k] != tuple(expected[k].shape))
     if strict and (missing or unexpected or misshapen):
         parts = []
         if missing:
@@ -343,14 +495,32 @@ def load_weights(model: nn.Module, path: str | Path, *, strict: bool = True) -> 
         if unexpected:
             parts.append(f"unexpected {_names(unexpected)}")
         if misshapen:
-            parts.append(
-                "wrong shape " + _names([f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}" for k in misshapen])
-            )
-        raise WeightsError(f"{path} does not match {type(model).__name__}: " + "; ".join(parts))
-    usable = {k: v for k, v in state.items() if k in expected and k not in misshapen}
-    check_tensors(usable, expected, path)
-    # load_state_dict copies into the existing (fp32) tensors, so fp16 checkpoints are upcast here.
-    model.load_state_dict(usable, strict=False)
+            parts.append("wrong shape " + _names([f"{k} {shapes[k]}≠{tuple(expected[k].shape)}" for k in misshapen]))
+        raise WeightsError(f"{path} does not match {model_name}: " + "; ".join(parts))
+    return sorted(k for k in header if k in expected and k not in misshapen)
+
+
+@contextlib.contextmanager
+def _open_regular(path: str | Path, mode: str = "rb") -> Iterator[Any]:
+    """Open a file only if it is a regular one (checked before opening, and again on the descriptor): a FIFO
+    or a device in a model folder would block or never end."""
+    shown = str(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise WeightsError(f"{shown} not found") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise WeightsError(f"{shown} is not a regular file (a folder, a device, a pipe or a socket)")
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(descriptor, mode) as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise WeightsError(f"{shown} is not a regular file")
+        yield handle
+
+
+def _short(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _names(keys: list[str], limit: int = 8) -> str:
@@ -359,12 +529,24 @@ def _names(keys: list[str], limit: int = 8) -> str:
 
 
 def read_config(model_id: str | Path, **hub_kwargs: Any) -> dict[str, Any]:
+    """config.json as a dict: a regular file of at most MAX_CONFIG_BYTES, UTF-8, one JSON object; anything else
+    (a 0xff byte, JSON nested 100,000 deep, a FIFO) is a WeightsError, never UnicodeDecodeError or RecursionError."""
     path = _resolve_file(str(model_id), CONFIG_NAME, **hub_kwargs)
     try:
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, json.JSONDecodeError) as error:
-        raise WeightsError(f"{path} is not a readable config.json: {error}") from error
+        with _open_regular(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise WeightsError(f"{path} is not a readable config.json: {error.strerror or error}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise WeightsError(f"{path} is larger than {MAX_CONFIG_BYTES:,} bytes; it is not a ganime-age config.json")
+    try:
+        config = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise WeightsError(f"{path} is not a readable config.json: not UTF-8 text ({_short(error)})") from None
+    except RecursionError:
+        raise WeightsError(f"{path} is not a readable config.json: its JSON is nested too deeply") from None
+    except ValueError as error:  # JSONDecodeError, or an integer literal of thousands of digits
+        raise WeightsError(f"{path} is not a readable config.json: {_short(error)}") from None
     if not isinstance(config, dict):
         raise WeightsError(f"{path} must hold a JSON object")
     return config
@@ -385,7 +567,9 @@ def load_pretrained(model_id: str | Path, *, map_location: str = "cpu", **hub_kw
     model_type = config.get("model_type")
     if not model_type:
         raise WeightsError(f"{model_id}: config.json has no model_type; is this a ganime-age model?")
-    return model_class(model_type).from_pretrained(str(model_id), map_location=map_location, **hub_kwargs)
+    return model_class(model_type).from_pretrained(
+        str(model_id), map_location=map_location, config=config, **hub_kwargs
+    )
 
 
 def read_card_template(model_type: str) -> str:

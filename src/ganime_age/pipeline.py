@@ -1,8 +1,11 @@
-"""FaceEditor: the one user-facing composition of face analysis, ageing/expression models and paste-back.
+"""FaceEditor: the one user-facing composition of face analysis, the edit engine, refiners and paste-back.
 
-The CLI and the Space call this class and nothing below it. It keeps the models and detectors
-loaded, and caches each photo's face analysis (detection, landmarks, AUs, estimated age) so that a
-slider change re-runs only the generator and the paste-back.
+The CLI and the Space call this class and nothing below it. An edit is the fitted engine's
+(``models.fitted_engine``: geometry and appearance at the photo's own resolution), optionally refined
+by a trained network (GANimation-age, AgeTransGAN or RAGAN at 128 px) whose *change* is added to the
+engine's photo, so that it can add detail but never blur it. The editor keeps the models and detectors
+loaded and caches each photo's analysis (detection, landmarks, AUs, estimated age, the engine's
+per-face preparation), so that a slider move re-runs only the engine's render and the refiner.
 """
 
 from __future__ import annotations
@@ -23,19 +26,31 @@ import torch
 from PIL import Image
 
 from ganime_age.conditions import AU_NAMES, NUM_AGE_GROUPS, aus_to_array, group_center
-from ganime_age.errors import ConfigError, FaceIndexError, ModelFileNotFoundError, ModelOutputError, WeightsError
+from ganime_age.errors import (
+    ConfigError,
+    FaceIndexError,
+    ModelFileNotFoundError,
+    ModelOutputError,
+    NoFaceError,
+    WeightsError,
+)
 from ganime_age.hub import HubModel, load_pretrained
 from ganime_age.validation import check_ages, check_aus, check_face, check_optional_age
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL_DIR = WEIGHTS_DIR / "ganime-age-128"
+DEFAULT_ENGINE_DIR = WEIGHTS_DIR / "ganime-age-engine"
+DEFAULT_MODEL_DIR = DEFAULT_ENGINE_DIR  # what edits with no model named: the engine alone
 DEFAULT_ESTIMATOR_DIR = WEIGHTS_DIR / "age-estimator"
 MODEL_ENV = "GANIME_AGE_MODEL"
+ENGINE_ENV = "GANIME_AGE_ENGINE"
 ESTIMATOR_ENV = "GANIME_AGE_ESTIMATOR"
-AGEING_MODEL_TYPES = ("ganime_age", "agetransgan", "ragan")
+ENGINE_TYPE = "fitted_engine"
+REFINER_TYPES = ("ganime_age", "agetransgan", "ragan")
+AGEING_MODEL_TYPES = (ENGINE_TYPE, *REFINER_TYPES)
 
+UNKNOWN_AGE = 30.0  # stands in for both ages of an expression-only edit when no estimator is loaded (no age change)
 AuInput = Mapping[str, float] | Sequence[float] | np.ndarray | None
 ImageInput = Any  # str | Path | bytes | PIL.Image.Image | np.ndarray; validated by faces.load_image
 
@@ -44,17 +59,20 @@ ImageInput = Any  # str | Path | bytes | PIL.Image.Image | np.ndarray; validated
 class EditorConfig:
     """Options shared by the Python API, the CLI and the Space."""
 
-    model: str | None = None  # Hub id or folder; None = $GANIME_AGE_MODEL or the embedded default
+    # Hub id or folder of a refiner (GANimation-age, AgeTransGAN, RAGAN: run on top of the engine) or of a fitted
+    # engine (replaces the engine); None = $GANIME_AGE_MODEL, else the engine alone
+    model: str | None = None
+    engine: str | None = None  # Hub id or folder of the fitted engine; None = $GANIME_AGE_ENGINE or the embedded one
     age_estimator: str | None = None  # Hub id or folder; None = $GANIME_AGE_ESTIMATOR or the embedded one
     device: str | None = None  # "cuda", "mps", "cpu"; None picks the best available
     detector: str | None = None  # YuNet .onnx path (else resolved by ganime_age.assets)
     landmarker: str | None = None  # MediaPipe face_landmarker.task path
-    batch_size: int = 8  # faces per generator call
+    batch_size: int = 8  # faces per refiner call
     cache_size: int = 8  # photos whose analysis is kept (at most; cache_megabytes bounds their memory too)
     cache_megabytes: float = 256.0  # memory the cached photos may hold; a 100 MP photo alone is ~290 MB
     max_faces: int | None = 32  # photos with more faces are refused (TooManyFacesError); None = no cap
     reenactor: str | None = None  # trained Reenactor folder/Hub id; None = $GANIME_AGE_REENACTOR, else classical warp
-    # generator arithmetic: "fp32", or "bf16"/"fp16" autocast — faster on GPUs (and bf16 on CPUs with AMX),
+    # refiner arithmetic: "fp32", or "bf16"/"fp16" autocast — faster on GPUs (and bf16 on CPUs with AMX),
     # a few 1/255 levels of difference in the output pixels; "fp16" needs a GPU
     precision: str = "fp32"
 
@@ -67,7 +85,7 @@ class FaceEdit:
     index: int
     source: Image.Image  # aligned input crop
     output: Image.Image  # aligned edited crop
-    attention: Image.Image | None  # "L" mask, white = pixel kept from the input
+    attention: Image.Image | None  # "L" mask on the aligned crop, white = pixel kept from the input
     source_age: float | None
     source_aus: np.ndarray
     target_age: float
@@ -85,6 +103,7 @@ class _PhotoAnalysis:
     rgb: np.ndarray
     faces: list[Any]  # list[faces.FaceAnalysis]
     ages: dict[int, float] = field(default_factory=dict)
+    engine_faces: dict[int, Any] = field(default_factory=dict)  # face index -> the engine's EngineFace
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -111,33 +130,34 @@ def pick_device(name: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def default_ageing_model() -> HubModel:
-    """The embedded default ageing/expression model: the checkpoint in ``weights/ganime-age-128``.
+def default_engine() -> HubModel:
+    """The embedded fitted engine (``weights/ganime-age-engine``).
 
-    That is a CPU-trained preview (see its model card) until the GPU run of
-    ``training/configs/ganimation_age.yaml`` replaces it. Should the folder be missing (a trimmed
-    install), a seeded, *untrained* initialisation stands in, with a warning, so that the API, CLI and
-    Space still work end to end.
+    Should the folder be missing (a trimmed install), an engine with empty tables stands in, with a warning:
+    it returns every photo unchanged, so the API, CLI and Space still work end to end.
     """
-    if (DEFAULT_MODEL_DIR / "config.json").is_file():
-        return load_pretrained(DEFAULT_MODEL_DIR)
-    from ganime_age.models.ganimation_age import GanimeAge
+    from ganime_age.models.fitted_engine import FittedEngine
 
+    if (DEFAULT_ENGINE_DIR / "config.json").is_file():
+        return load_pretrained(DEFAULT_ENGINE_DIR)
     logger.warning(
-        "The embedded GANimation-age checkpoint is missing (%s); using untrained seeded weights. "
-        "Pass model=... or set %s to a trained folder or Hub id.",
-        DEFAULT_MODEL_DIR,
-        MODEL_ENV,
+        "The embedded edit engine is missing (%s); edits will return photos unchanged. "
+        "Pass engine=... or set %s to a fitted engine folder or Hub id.",
+        DEFAULT_ENGINE_DIR,
+        ENGINE_ENV,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = GanimeAge().eval()
-    model.untrained_default = True
-    return model
+    engine = FittedEngine().eval()
+    engine.untrained_default = True
+    return engine
+
+
+def default_ageing_model() -> HubModel:
+    """What FaceEditor edits with when no model is named: the embedded fitted engine, alone."""
+    return default_engine()
 
 
 def is_untrained_default(model: HubModel) -> bool:
-    """True for the seeded stand-in used while no trained default checkpoint is embedded."""
+    """True for the empty stand-in used while no fitted engine is embedded."""
     return bool(getattr(model, "untrained_default", False))
 
 
@@ -152,21 +172,31 @@ class FaceEditor:
         analyzer: Any = None,
         config: EditorConfig | None = None,
         reenactor: HubModel | None = None,
+        engine: HubModel | None = None,
     ) -> None:
+        """`model`: a fitted engine, or a refiner that runs on top of `engine` (default: the embedded engine)."""
         self.config = config or EditorConfig()
         self.reenactor = reenactor  # None: reenact() moves faces with the classical landmark warp
         self._reenactment: Any = None
         model_type = getattr(model, "model_type", "")
-        if model_type not in AGEING_MODEL_TYPES or not hasattr(model, "edit_faces"):
+        if model_type not in AGEING_MODEL_TYPES:
             raise WeightsError(
                 f"{type(model).__name__} ({model_type!r}) is not an ageing model; "
                 f"expected one of {', '.join(AGEING_MODEL_TYPES)}"
             )
         self.device = pick_device(self.config.device)
         self._autocast_dtype = self._check_precision(self.config.precision, self.device)
-        self.model = model.to(self.device).eval()
+        if model_type == ENGINE_TYPE:
+            engine, refiner = model, None
+        else:
+            engine, refiner = engine if engine is not None else default_engine(), model
+        if getattr(engine, "model_type", "") != ENGINE_TYPE:
+            raise WeightsError(f"{type(engine).__name__} is not a fitted edit engine")
+        self.model = model
+        self.engine = engine.eval()
+        self.refiner = refiner.to(self.device).eval() if refiner is not None else None
         self.age_estimator = age_estimator.to(self.device).eval() if age_estimator is not None else None
-        self.image_size = int(model.config.image_size)
+        self.image_size = int((refiner or engine).config.image_size)
         self._analyzer = analyzer
         self._cache: OrderedDict[str, _PhotoAnalysis] = OrderedDict()
 
@@ -180,15 +210,20 @@ class FaceEditor:
         age_estimator: str | os.PathLike[str] | None = None,
         config: EditorConfig | None = None,
         reenactor: str | os.PathLike[str] | None = None,
+        engine: str | os.PathLike[str] | None = None,
     ) -> FaceEditor:
-        """Build from a Hub id or folder of any ageing model (picked by config.json's model_type)."""
+        """Build from Hub ids or folders: `model` a refiner or an engine (picked by config.json's model_type)."""
         config = config or EditorConfig()
         config.model = str(model) if model is not None else config.model or os.environ.get(MODEL_ENV)
+        config.engine = str(engine) if engine is not None else config.engine or os.environ.get(ENGINE_ENV)
         config.age_estimator = (
             str(age_estimator) if age_estimator is not None else config.age_estimator or os.environ.get(ESTIMATOR_ENV)
         )
         config.device = device or config.device
-        loaded = load_pretrained(config.model) if config.model else default_ageing_model()
+        fitted = load_pretrained(config.engine) if config.engine else None
+        if fitted is not None and getattr(fitted, "model_type", "") != ENGINE_TYPE:
+            raise WeightsError(f"{config.engine} is not a fitted edit engine (model_type {fitted.model_type!r})")
+        loaded = load_pretrained(config.model) if config.model else (fitted or default_engine())
         estimator = None
         estimator_source = config.age_estimator or (
             DEFAULT_ESTIMATOR_DIR if (DEFAULT_ESTIMATOR_DIR / "config.json").is_file() else None
@@ -203,7 +238,7 @@ class FaceEditor:
             str(reenactor) if reenactor is not None else config.reenactor or os.environ.get(REENACTOR_ENV)
         )
         learned = load_reenactor(config.reenactor) if config.reenactor else None
-        return cls(loaded, age_estimator=estimator, config=config, reenactor=learned)
+        return cls(loaded, age_estimator=estimator, config=config, reenactor=learned, engine=fitted)
 
     @property
     def analyzer(self) -> Any:
@@ -217,12 +252,12 @@ class FaceEditor:
 
     @property
     def uses_aus(self) -> bool:
-        return bool(getattr(self.model, "uses_aus", False))
+        return True  # the engine edits AUs, whatever refiner runs on top
 
     @property
     def uses_source_age(self) -> bool:
-        """Whether the model needs the face's current age as an input (then an age estimator is required)."""
-        return bool(getattr(self.model, "uses_source_age", False))
+        """The engine moves a face from its current age to the target: it needs the current age."""
+        return True
 
     # -- analysis (cached) ----------------------------------------------------------------------
     def _analysis(self, image: ImageInput) -> _PhotoAnalysis:
@@ -270,8 +305,9 @@ class FaceEditor:
         if face.index not in analysis.ages:
             if self.age_estimator is None:
                 raise ModelFileNotFoundError(
-                    "no age estimator is loaded, so the face's current age is unknown; pass age=..., "
-                    f"or give age_estimator= (or set {ESTIMATOR_ENV})"
+                    "no age estimator is loaded, so the face's current age is unknown and an age edit (which "
+                    f"moves a face from its age to the target) cannot be made; give age_estimator= (or set "
+                    f"{ESTIMATOR_ENV})"
                 )
             batch = self._tensor([face.aligned.image])
             with torch.inference_mode():
@@ -320,17 +356,12 @@ class FaceEditor:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self._autocast_dtype)
 
-    @staticmethod
-    def _uint8_on_device(batch: torch.Tensor) -> torch.Tensor:
-        """(N, 3, S, S) in [-1, 1] -> (N, S, S, 3) uint8, still on the model's device."""
-        return ((batch.clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1)
-
     def _check_finite(self, *outputs: torch.Tensor | None) -> None:
         """NaN weights paste black squares over faces; refuse a non-finite generator output instead."""
         for output in outputs:
             if output is not None and not bool(torch.isfinite(output).all()):
                 raise ModelOutputError(
-                    f"the ageing model ({self.model.model_type}) produced NaN or infinite pixels: its weights are "
+                    f"the refiner ({self.model.model_type}) produced NaN or infinite pixels: its weights are "
                     "corrupt (or this device's arithmetic failed); load a clean copy of the model"
                 )
 
@@ -341,79 +372,119 @@ class FaceEditor:
         bounds = np.cumsum([0] + [b.shape[1] for b in blocks]).tolist()
         return [packed[:, a] if b - a == 1 else packed[:, a:b] for a, b in itertools.pairwise(bounds)]
 
-    def _generate(
+    def _engine_face(self, analysis: _PhotoAnalysis, face: Any) -> Any:
+        """The engine's per-face preparation (mesh raster, detail bands, ...), made once per photo."""
+        prepared = analysis.engine_faces.get(face.index)
+        if prepared is None:
+            if face.landmarks is None:
+                raise NoFaceError(
+                    f"face {face.index} was detected, but its landmarks could not be measured, so it cannot be "
+                    "edited; try a larger, sharper or more frontal view of it"
+                )
+            prepared = self.engine.prepare_face(analysis.rgb, face.landmarks.landmarks)
+            analysis.engine_faces[face.index] = prepared
+        return prepared
+
+    def refine_photo(
         self,
-        crops: Sequence[np.ndarray],
-        source_age: Sequence[float],
+        photo: np.ndarray,
+        points: Sequence[np.ndarray],
         target_age: Sequence[float],
+        target_aus: Sequence[np.ndarray],
+        progress: Callable[[float, str], Any] | None = None,
+    ) -> np.ndarray:
+        """Add the refiner's change to each face (given by its 5 alignment points) of the engine's photo.
+
+        The refiner is told the face already is at the target, so an identity refiner changes nothing and a
+        trained one adds only what the engine left out; its change, not its image, is added (never a blur).
+        """
+        from ganime_age.faces import add_crop_change, align_face
+
+        if self.refiner is None:
+            return photo
+        step = max(1, self.config.batch_size)
+        with torch.inference_mode():
+            for start in range(0, len(points), step):
+                if progress is not None:
+                    progress(start / len(points), f"refining faces {start + 1}-{min(start + step, len(points))}")
+                chunk = points[start : start + step]
+                aligned = [align_face(photo, p, self.image_size) for p in chunk]
+                batch = self._tensor([a.image for a in aligned])
+                ages, aus = self._conditions(target_age[start : start + step], target_aus[start : start + step])
+                with self._generator_precision():
+                    result = self.refiner.edit_faces(
+                        batch, source_age=ages, target_age=ages, source_aus=aus, target_aus=aus
+                    )
+                self._check_finite(result.image)
+                change = ((result.image.float().clamp(-1, 1) - batch) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+                for a, delta in zip(aligned, change, strict=True):
+                    photo = add_crop_change(photo, delta, a.matrix)
+        return photo
+
+    def _edit(
+        self,
+        analysis: _PhotoAnalysis,
+        faces: Sequence[Any],
+        source_ages: Sequence[float],
+        target_ages: Sequence[float],
         source_aus: Sequence[np.ndarray],
         target_aus: Sequence[np.ndarray],
         progress: Callable[[float, str], Any] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Run the ageing model in batches; per batch the crops and the packed conditions go to the device,
-        and the uint8 crops with their attention masks (one array) come back in one copy."""
-        outputs, masks = [], []
-        step = max(1, self.config.batch_size)
-        with torch.inference_mode():
-            for start in range(0, len(crops), step):
-                if progress is not None:
-                    progress(start / len(crops), f"faces {start + 1}-{min(start + step, len(crops))} of {len(crops)}")
-                sl = slice(start, start + step)
-                ages_from, ages_to, aus_from, aus_to = self._conditions(
-                    source_age[sl], target_age[sl], source_aus[sl], target_aus[sl]
-                )
-                with self._generator_precision():
-                    result = self.model.edit_faces(
-                        self._tensor(crops[sl]),
-                        source_age=ages_from,
-                        target_age=ages_to,
-                        source_aus=aus_from,
-                        target_aus=aus_to,
-                    )
-                self._check_finite(result.image, result.attention)
-                pixels = self._uint8_on_device(result.image.float())
-                if result.attention is not None:
-                    mask = (result.attention.float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1)
-                    pixels = torch.cat([pixels, mask], dim=3)
-                host = pixels.cpu().numpy()
-                outputs.append(host[..., :3])
-                if result.attention is not None:
-                    masks.append(host[..., 3])
-        return np.concatenate(outputs), (np.concatenate(masks) if masks else None)
+    ) -> tuple[np.ndarray, list[Any]]:
+        """The engine's edit of the whole photo (then the refiner's), and per face what the engine changed."""
+        prepared = [self._engine_face(analysis, f) for f in faces]
+        photo, changes = self.engine.edit_photo(
+            analysis.rgb, prepared, list(source_ages), list(target_ages), list(source_aus), list(target_aus)
+        )
+        photo = self.refine_photo(photo, [f.detection.points for f in faces], target_ages, target_aus, progress)
+        return photo, changes
+
+    def _kept_mask(self, shape: tuple[int, ...], change: Any, matrix: np.ndarray) -> Image.Image:
+        """The engine's change mask as an aligned "L" crop, white where the input's pixel was kept."""
+        import cv2
+
+        size = self.image_size
+        if change is None:
+            return Image.fromarray(np.full((size, size), 255, np.uint8), mode="L")
+        (x0, y0, _, _), mask = change
+        local = np.asarray(matrix, np.float64).copy()
+        local[:, 2] += local[:, :2] @ np.array([x0, y0], np.float64)  # box pixels -> crop pixels
+        moved = cv2.warpAffine(mask, local, (size, size), flags=cv2.INTER_AREA, borderValue=0.0)
+        return Image.fromarray(np.round(255.0 * (1.0 - np.clip(moved, 0.0, 1.0))).astype(np.uint8), mode="L")
 
     def edit_details(
         self, image: ImageInput, age: float | None = None, aus: AuInput = None, face: int | None = None
     ) -> EditResult:
-        """Edit and return the whole photo plus per-face crops and attention masks.
+        """Edit and return the whole photo plus per-face crops and change masks.
 
         ``age=None`` keeps each face's estimated age; ``aus=None`` keeps its measured AUs and a
         mapping changes only the AUs it names; ``face=None`` edits every face.
         """
+        from ganime_age.faces import align_face
+
         age = check_optional_age(age)  # out-of-range ages and AUs are refused, never clamped
         aus = check_aus(aus)
         analysis = self._analysis(image)
         faces = self._selected(analysis, face)
-        # the current age is also worth reporting when the target is given, whenever an estimator is loaded
-        needs_source_age = age is None or self.uses_source_age or self.age_estimator is not None
-        source_ages = [self._source_age(analysis, f) if needs_source_age else float("nan") for f in faces]
+        if face is None:  # every face: those whose landmarks could not be measured stay as they are
+            faces = [f for f in faces if f.landmarks is not None] or faces
+        # an expression-only edit keeps the age, so it needs no estimate of it when no estimator is loaded
+        known = age is not None or self.age_estimator is not None
+        source_ages = [self._source_age(analysis, f) if known else UNKNOWN_AGE for f in faces]
         target_ages = [age if age is not None else a for a in source_ages]
         source_aus = [np.asarray(f.aus, np.float32) for f in faces]
         target_aus = [aus_to_array(aus, base=s) for s in source_aus]
-        crops = [f.aligned.image for f in faces]
-        edited, masks = self._generate(crops, source_ages, target_ages, source_aus, target_aus)
-        from ganime_age.faces import paste_back
-
-        photo = analysis.rgb
+        photo, changes = self._edit(analysis, faces, source_ages, target_ages, source_aus, target_aus)
         results = []
         for i, f in enumerate(faces):
-            photo = paste_back(photo, edited[i], f.aligned.matrix)
+            matrix = f.aligned.matrix
             results.append(
                 FaceEdit(
                     index=f.index,
-                    source=Image.fromarray(crops[i]),
-                    output=Image.fromarray(edited[i]),
-                    attention=Image.fromarray(masks[i], mode="L") if masks is not None else None,
-                    source_age=None if np.isnan(source_ages[i]) else source_ages[i],
+                    source=Image.fromarray(f.aligned.image),
+                    output=Image.fromarray(align_face(photo, f.detection.points, self.image_size).image),
+                    attention=self._kept_mask(photo.shape, changes[i], matrix),
+                    source_age=source_ages[i] if known else None,
                     source_aus=source_aus[i],
                     target_age=target_ages[i],
                     target_aus=target_aus[i],
@@ -435,23 +506,24 @@ class FaceEditor:
         progress: Callable[[float, str], Any] | None = None,
     ) -> list[tuple[float, Image.Image]]:
         """The same face at several ages (default: the 10 age-group centres), as aligned crops."""
+        from ganime_age.faces import align_face
+
         analysis = self._analysis(image)
         target = self._selected(analysis, face)[0]
         ages = check_ages(ages) if ages is not None else [group_center(g) for g in range(NUM_AGE_GROUPS)]
-        source_age = self._source_age(analysis, target) if self.uses_source_age else float("nan")
+        source_age = self._source_age(analysis, target)
         aus = np.asarray(target.aus, np.float32)
-        n = len(ages)
-        edited, _ = self._generate(
-            [target.aligned.image] * n,
-            [source_age] * n,
-            [float(a) for a in ages],
-            [aus] * n,
-            [aus] * n,
-            progress=progress,
-        )
+        strip = []
+        for n, years in enumerate(ages):
+            if progress is not None:
+                progress(n / len(ages), f"age {years:g}")
+            photo, _ = self._edit(analysis, [target], [source_age], [float(years)], [aus], [aus])
+            strip.append(
+                (float(years), Image.fromarray(align_face(photo, target.detection.points, self.image_size).image))
+            )
         if progress is not None:
             progress(1.0, "done")
-        return [(float(years), Image.fromarray(crop)) for years, crop in zip(ages, edited, strict=True)]
+        return strip
 
     # -- reenactment (ganime_age.reenactment) -------------------------------------------------------------
     @property

@@ -36,8 +36,21 @@ import torch
 from PIL import Image
 
 from ganime_age.conditions import AU_MAX
-from ganime_age.errors import FaceIndexError, ModelFileNotFoundError, NoFaceError, VideoError, WeightsError
-from ganime_age.validation import check_number, check_optional_age
+from ganime_age.errors import (
+    FaceIndexError,
+    InvalidArgumentError,
+    ModelFileNotFoundError,
+    NoFaceError,
+    VideoError,
+    WeightsError,
+)
+from ganime_age.validation import (
+    check_face_index,
+    check_not_an_input,
+    check_number,
+    check_optional_age,
+    check_output_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +124,7 @@ class Reenactment:
         self.reenactor = reenactor.to(editor.device).eval() if reenactor is not None else None
         self.shape = shape_transfer or ShapeTransfer(landmarker_path=getattr(editor.config, "landmarker", None))
         self._warned: set[str] = set()
+        self._prepared: tuple[Any, Any] | None = None
 
     @property
     def method(self) -> str:
@@ -175,74 +189,57 @@ class Reenactment:
         crop = ((out[0].clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
         return paste_back(rgb, crop, aligned.matrix)
 
-    def ageing_plan(self, rgb: np.ndarray, face: int, age: float | None) -> tuple[float, float] | None:
-        """(source age, target age) for the AU/age step, or None when the step must be skipped (warned)."""
-        from ganime_age.pipeline import is_untrained_default
-
+    def ageing_plan(self, rgb: np.ndarray, face: int, age: float | None) -> tuple[float, float]:
+        """(source age, target age) of the edit: the same when no target age is asked for (or none is known)."""
         age = check_optional_age(age)
-        if is_untrained_default(self.editor.model):
+        try:
+            source_age = float(self.editor.estimate_age(rgb, face))
+        except ModelFileNotFoundError:
+            if age is not None:
+                raise
             self._warn_once(
-                "untrained",
-                "the ageing model is the untrained stand-in, so the expression/age step of "
-                "reenactment is skipped (pose and expression come from the landmark transfer only); "
-                "pass a trained ageing model to apply AUs and age",
+                "no-estimator",
+                "no age estimator is loaded, so the source's age is unknown and it is kept as it is; "
+                "pass age=... or an age estimator",
             )
-            return None
-        needs_source_age = age is None or not self.editor.uses_aus
-        source_age = float("nan")
-        if needs_source_age:
-            try:
-                source_age = float(self.editor.estimate_age(rgb, face))
-            except ModelFileNotFoundError:
-                if age is not None:
-                    raise
-                self._warn_once(
-                    "no-estimator",
-                    "no age estimator is loaded, so the source's age is unknown and the "
-                    "expression/age step is skipped; pass age=... or an age estimator",
-                )
-                return None
-        target_age = float(np.clip(age, 0.0, 100.0)) if age is not None else source_age
-        return source_age, target_age
+            return 30.0, 30.0
+        return source_age, (age if age is not None else source_age)
 
-    def express(
-        self, rgb: np.ndarray, source: Any, target: np.ndarray, plan: tuple[float, float], target_aus: np.ndarray
-    ) -> np.ndarray:
-        """Run the ageing model on the re-posed face with the driver's AUs and the target age; paste back."""
-        from ganime_age.faces import align_face, paste_back
-
-        editor = self.editor
-        # YuNet's points sit slightly off the landmark-derived ones; keep the source's offset so crops match training
-        offset = np.asarray(source.detection.points, np.float64) - five_points(source.landmarks.landmarks)
-        aligned = align_face(rgb, five_points(target) + offset, editor.image_size)
-        device = editor.device
-        image = torch.from_numpy(aligned.image).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-        source_age, target_age = plan
-        with torch.inference_mode():
-            out = editor.model.edit_faces(
-                image,
-                source_age=torch.tensor([source_age], device=device, dtype=torch.float32),
-                target_age=torch.tensor([target_age], device=device, dtype=torch.float32),
-                source_aus=torch.from_numpy(np.asarray(source.aus, np.float32))[None].to(device),
-                target_aus=torch.from_numpy(np.asarray(target_aus, np.float32))[None].to(device),
-            ).image
-        crop = ((out[0].clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-        return paste_back(rgb, crop, aligned.matrix)
+    def _engine_face(self, rgb: np.ndarray, source: Any) -> Any:
+        """The edit engine's preparation of the source face, made once per source photo (a video reuses it)."""
+        key = (id(rgb), rgb.shape, source.index)
+        if self._prepared is None or self._prepared[0] != key:
+            self._prepared = (key, self.editor.engine.prepare_face(rgb, source.landmarks.landmarks))
+        return self._prepared[1]
 
     def render(
         self,
         rgb: np.ndarray,
         source: Any,
         target: np.ndarray,
-        plan: tuple[float, float] | None,
+        plan: tuple[float, float],
         driver_aus: np.ndarray,
         aus_scale: float,
     ) -> np.ndarray:
-        posed = self.pose(rgb, source, target)
-        if plan is None:
-            return posed
+        """The source photo with its face moved to the target landmarks, the driver's AUs painted and the age set.
+
+        The classical path is the edit engine's own: the target landmarks are its geometry (one warp of the
+        photo at full resolution), the AU and age changes its appearance, and an opening mouth gets its fitted
+        interior. With a learned reenactor, that network poses the face and the engine then adds age and AUs.
+        """
         aus = np.clip(np.asarray(driver_aus, np.float32) * float(aus_scale), 0.0, AU_MAX)
-        return self.express(posed, source, target, plan, aus)
+        source_aus = np.asarray(source.aus, np.float32)
+        engine = self.editor.engine
+        if self.reenactor is None:
+            face = self._engine_face(rgb, source)
+            out, _ = engine.edit_photo(rgb, [face], [plan[0]], [plan[1]], [source_aus], [aus], [target])
+        else:
+            posed = self.pose(rgb, source, target)
+            face = engine.prepare_face(posed, target)
+            out, _ = engine.edit_photo(posed, [face], [plan[0]], [plan[1]], [source_aus], [aus], [target])
+        # align the refiner's crop on the moved face: its landmark-derived points, with YuNet's offset kept
+        offset = np.asarray(source.detection.points, np.float64) - five_points(source.landmarks.landmarks)
+        return self.editor.refine_photo(out, [five_points(target) + offset], [plan[1]], [aus])
 
     # -- public entry points --------------------------------------------------------------------------
     def image(
@@ -258,7 +255,8 @@ class Reenactment:
         """The source photo, full size, with the driver's pose and expression at the target age."""
         from ganime_age.faces import load_image
 
-        _check_scale(aus_scale)
+        # every argument is checked before a photo is read: the same typed errors as FaceEditor.edit
+        age, face, driving_face = _check_arguments(age, aus_scale, face, driving_face)
         rgb = load_image(source)
         driver_rgb = load_image(driving)
         src = self.source_face(rgb, face)
@@ -294,7 +292,7 @@ class Reenactment:
         from ganime_age.faces import load_image
         from ganime_age.video import VideoWriter, iter_frames, probe_video
 
-        _check_scale(aus_scale)
+        age, face, driving_face = _check_arguments(age, aus_scale, face, driving_face)
         output = Path(output_path)
         if output.suffix.lower() != ".mp4":
             raise VideoError(f"a driving video makes a video: the output must be an .mp4 file, got {output.name!r}")
@@ -351,6 +349,12 @@ def _check_scale(aus_scale: float) -> None:
     check_number(aus_scale, "aus_scale", 0.0, MAX_AUS_SCALE)
 
 
+def _check_arguments(age: Any, aus_scale: Any, face: Any, driving_face: Any) -> tuple[float | None, int, int]:
+    """The shared checks (validation.py) of a reenactment's arguments: (age, face, driving_face) canonical."""
+    _check_scale(aus_scale)
+    return check_optional_age(age), check_face_index(face, "face"), check_face_index(driving_face, "driving_face")
+
+
 def _limit_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
     import cv2
 
@@ -366,7 +370,9 @@ def _limit_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
 # command line: ganime-age reenact source.jpg driving.(jpg|mp4) --age 60 -o out.(jpg|mp4)
 # ---------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from ganime_age.cli import OneLineParser
+
+    parser = OneLineParser(
         prog="ganime-age reenact",
         description="Give the source photo the driving face's head pose and expression (optionally a new age). "
         "A driving video gives an MP4 (audio dropped).",
@@ -374,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("source", help="source photo (the person to keep)")
     parser.add_argument("driving", help="driving photo or video (the pose and expression to copy)")
     parser.add_argument("-o", "--output", required=True, help="output image (.jpg/.png/.webp) or .mp4 for a video")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="allow -o to be an input file (its original is replaced)"
+    )
     parser.add_argument("--age", type=float, help="target age in years, 0-100 (default: keep the source's age)")
     parser.add_argument("--aus-scale", type=float, default=1.0, help="strength of the driver's expression AUs")
     parser.add_argument("--face", type=int, default=0, help="source face index (0 = leftmost)")
@@ -416,10 +425,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"the driving input is a video, so the output must be .mp4, not {output.name!r}")
     if not video and suffix not in IMAGE_OUTPUTS:
         parser.error(f"the driving input is a photo; write an image ({', '.join(IMAGE_OUTPUTS)}), not {output.name!r}")
-    if args.age is not None and not 0.0 <= args.age <= 100.0:
-        parser.error(f"--age must be between 0 and 100 years, got {args.age:g}")
-    if not np.isfinite(args.aus_scale) or args.aus_scale < 0:
-        parser.error(f"--aus-scale must be a non-negative number, got {args.aus_scale:g}")
+    try:  # the API's own checks and messages ("--age must be between 0 and 100 years, not 100.0000001")
+        check_optional_age(args.age, "--age")
+        check_number(args.aus_scale, "--aus-scale", 0.0, MAX_AUS_SCALE)
+    except InvalidArgumentError as error:
+        parser.error(str(error))
+    # the output is checked before any model is loaded: a folder, a path under a file, a place that takes no
+    # new files, or one of the inputs (the user's original) fails in a second, as one line
+    output = check_output_path(output, (".mp4",) if video else IMAGE_OUTPUTS)
+    check_not_an_input(output, [args.source, args.driving], overwrite=args.overwrite)
     engine = build_engine(args.model, age_estimator=args.age_estimator, device=args.device, reenactor=args.reenactor)
     if video:
         engine.video(
@@ -434,7 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_frames=args.max_frames,
         )
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
+        from ganime_age.cli import save_image
+
         image = engine.image(
             args.source,
             args.driving,
@@ -443,6 +458,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             face=args.face,
             driving_face=args.driving_face,
         )
-        image.save(output)
+        save_image(image, output)
     print(f"wrote {output} ({engine.method} pose transfer)")
     return 0

@@ -25,18 +25,37 @@ MAX_PATH_CHARS = 4096
 
 
 def check_number(value: Any, name: str, low: float, high: float, unit: str = "") -> float:
-    """A real, finite number in [low, high] (a bool or a string is not a number here); `unit` for messages."""
+    """A real, finite number in [low, high] (a bool or a string is not a number here); `unit` for messages.
+
+    Integers and fractions too large for a float (``10**400``) are out of range, not an OverflowError.
+    """
     kind = f" ({unit})" if unit else ""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidArgumentError(f"{name} must be a number{kind}, not {_show(value)}")
-    number = float(value)
+    between = f"between {_number(low)} and {_number(high)}{' ' + unit if unit else ''}"
+    try:
+        number = float(value)
+    except (OverflowError, ValueError, TypeError, ZeroDivisionError):
+        raise InvalidArgumentError(f"{name} must be {between}, not {_huge(value)}") from None
     if not math.isfinite(number):
         raise InvalidArgumentError(f"{name} must be a finite number{kind}, not {number}")
     if not low <= number <= high:
-        raise InvalidArgumentError(
-            f"{name} must be between {low:g} and {high:g}{' ' + unit if unit else ''}, not {number:g}"
-        )
+        raise InvalidArgumentError(f"{name} must be {between}, not {_number(number)}")
     return number
+
+
+def _number(number: float) -> str:
+    """Short where that is exact ("150", "-5"), else every digit a float holds: "100.0000001" is not "not 100"."""
+    short = f"{number:g}"
+    return short if float(short) == number else repr(float(number))
+
+
+def _huge(value: Any) -> str:
+    """A number too large for a float, described without printing (or failing on) its thousands of digits."""
+    if isinstance(value, numbers.Integral):
+        digits = max(1, math.floor(int(value).bit_length() * math.log10(2)) + 1)
+        return f"{'a negative' if value < 0 else 'an'} integer of about {digits} digits"
+    return f"a {type(value).__name__} too large for a float"
 
 
 def check_age(age: Any, name: str = "age") -> float:
@@ -65,10 +84,14 @@ def check_aus(aus: Any) -> dict[str, float] | np.ndarray | None:
         return None
     if isinstance(aus, Mapping):
         checked: dict[str, float] = {}
+        spelled: dict[str, str] = {}
         for key, value in aus.items():
             if not isinstance(key, str):
                 raise InvalidArgumentError(f"AU names must be strings such as 'AU12', not {_show(key)}")
             name = normalise_au_name(key)
+            if name in spelled:  # {"AU12": 1, "au12": 4}: which one was meant? never keep the last silently
+                raise InvalidArgumentError(f"{name} is given twice (as {spelled[name]!r} and {key!r}); give it once")
+            spelled[name] = key
             checked[name] = check_number(value, f"{name} intensity", 0.0, AU_MAX)
         return checked
     if isinstance(aus, (str, bytes)) or not isinstance(aus, (Sequence, np.ndarray)):
@@ -94,6 +117,13 @@ def check_face(face: Any) -> int | None:
     return int(face)
 
 
+def check_face_index(face: Any, name: str = "face") -> int:
+    """One face's index, 0 = leftmost (reenactment moves one face, so None for "every face" is refused)."""
+    if face is None or isinstance(face, bool) or not isinstance(face, numbers.Integral):
+        raise InvalidArgumentError(f"{name} must be an integer index (0 = leftmost), not {_show(face)}")
+    return int(face)
+
+
 def check_path(path: Any, name: str = "path") -> Path:
     """A str or os.PathLike of sane length, as a Path."""
     if not isinstance(path, (str, os.PathLike)):
@@ -112,23 +142,47 @@ def image_extensions() -> dict[str, str]:
     return {ext: fmt for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE}
 
 
-def check_output_path(path: Any) -> Path:
-    """An image path that can be written: a known image extension, not a folder, in a writable place.
+def check_output_path(path: Any, extensions: Sequence[str] | None = None) -> Path:
+    """A file path that can be written: a known extension (default: any image format PIL writes), not a folder,
+    not under a file, in a place that accepts new files.
 
     Checked before any work, so a bad ``-o`` fails in a second instead of after the whole edit.
     """
     out = check_path(path, "output path")
+    example = f"edited{extensions[0] if extensions else '.png'}"
     if out.is_dir():
-        raise OutputPathError(f"{out} is a folder; give a file name such as {out / 'edited.png'}")
-    extensions = image_extensions()
-    if out.suffix.lower() not in extensions:
-        common = ", ".join(e for e in (".png", ".jpg", ".webp", ".tif", ".bmp") if e in extensions)
-        what = f"has an unknown image extension {out.suffix!r}" if out.suffix else "has no image extension"
-        raise OutputPathError(f"{out} {what}; use one of {common}")
+        raise OutputPathError(f"{out} is a folder; give a file name such as {out / example}")
+    known = list(extensions) if extensions else list(image_extensions())
+    if out.suffix.lower() not in known:
+        common = ", ".join(e for e in (".png", ".jpg", ".webp", ".tif", ".bmp") if e in known) or ", ".join(known)
+        kind = "" if extensions else " image"
+        what = f"has an unknown{kind} extension {out.suffix!r}" if out.suffix else f"has no{kind} extension"
+        raise OutputPathError(f"{out} {what}; use {'one of ' if len(known) > 1 else ''}{common}")
+    if out.exists() and not out.is_file():
+        raise OutputPathError(f"{out} exists and is not a regular file (a device, a pipe or a socket)")
     if out.exists() and not os.access(out, os.W_OK):
         raise OutputPathError(f"{out} exists and is not writable")
     check_writable_folder(out.parent, "output folder")
     return out
+
+
+def check_not_an_input(output: Path, inputs: Sequence[Any], *, overwrite: bool = False) -> None:
+    """Refuse an output that is one of the input files (also through another spelling, a symlink or a hard
+    link): ``edit face.jpg -o face.jpg`` would replace the user's only copy of the photo. ``overwrite`` allows it."""
+    if overwrite or not output.exists():
+        return
+    for source in inputs:
+        if not isinstance(source, (str, os.PathLike)):
+            continue
+        try:
+            same = os.path.samefile(source, output)
+        except (OSError, ValueError):  # the input does not exist (its own check will say so) or is no path
+            continue
+        if same:
+            raise OutputPathError(
+                f"the output {output} is the input photo {os.fspath(source)}; writing it would replace your "
+                "original: choose another output file, or pass --overwrite to replace it"
+            )
 
 
 def check_output_folder(path: Any, name: str = "output folder") -> Path:
@@ -149,6 +203,22 @@ def check_writable_folder(folder: Path, name: str) -> None:
         raise OutputPathError(f"{name} {folder} cannot be created: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputPathError(f"{name} {folder} is not writable ({existing} is read-only for this user)")
+    _probe_new_file(existing, folder, name)
+
+
+def _probe_new_file(existing: Path, folder: Path, name: str) -> None:
+    """Create and remove an empty file: os.access says yes to root everywhere, yet /proc or a read-only mount
+    refuse new files, which would otherwise surface after the whole edit."""
+    probe = existing / f".ganime-age-write-test-{os.getpid()}"
+    try:
+        handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # a leftover of an earlier run with this pid: creating files there evidently works
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise OutputPathError(f"{name} {folder} does not accept new files ({reason.lower()})") from None
+    os.close(handle)
+    probe.unlink(missing_ok=True)
 
 
 def _show(value: Any, limit: int = 60) -> str:

@@ -45,6 +45,10 @@ def _ffmpeg() -> Any:
 
 def _check_file(path: str | os.PathLike[str]) -> Path:
     file = Path(path)
+    if file.is_dir():
+        raise VideoError(f"{file} is a folder, not a video file")
+    if file.exists() and not file.is_file():  # ffmpeg would read /dev/zero or wait on a FIFO forever
+        raise VideoError(f"{file} is not a regular file (a device, a pipe or a socket), not a video file")
     if not file.is_file():
         raise VideoError(f"video not found: {file}")
     if file.stat().st_size == 0:

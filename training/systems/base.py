@@ -46,7 +46,7 @@ class TrainConfig:
     mix_data_dirs: list[str] = field(default_factory=list)
     mix_shares: list[float] = field(default_factory=list)
     # warm start: model name -> Hub id or folder whose weights a fresh run starts from (a resumed run's
-    # checkpoint wins), e.g. {generator: src/ganime_age/weights/ganime-age-128}
+    # checkpoint wins), e.g. {generator: runs/ganimation_age/export}
     init_weights: dict[str, str] = field(default_factory=dict)
     tracker: str = "auto"  # "auto" (TensorBoard if installed, else JSONL) | "tensorboard" | "jsonl"
     export_dir: str | None = None  # where save_pretrained writes the shipped model at the end

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ganime_age.faces.align import (
     ALIGN_TEMPLATE,
     AlignedFace,
+    add_crop_change,
     align_face,
     invert_affine,
     paste_back,
@@ -24,13 +25,14 @@ from ganime_age.faces.aus import (
     read_openface_csv,
 )
 from ganime_age.faces.detect import DetectedFace, FaceDetector
-from ganime_age.faces.images import MAX_PIXELS, MIN_SIDE, load_image
+from ganime_age.faces.images import MAX_FILE_BYTES, MAX_PIXELS, MIN_SIDE, load_image
 from ganime_age.faces.landmarks import FaceLandmarker, LandmarkResult, pose_from_matrix
 
 __all__ = [
     "ALIGN_TEMPLATE",
     "AU_BLENDSHAPES",
     "AU_CALIBRATION",
+    "MAX_FILE_BYTES",
     "MAX_PIXELS",
     "MIN_SIDE",
     "AlignedFace",
@@ -40,6 +42,7 @@ __all__ = [
     "FaceDetector",
     "FaceLandmarker",
     "LandmarkResult",
+    "add_crop_change",
     "align_face",
     "blendshapes_to_aus",
     "invert_affine",

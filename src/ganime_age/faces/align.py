@@ -143,6 +143,36 @@ def _feather_mask(size: int, feather: float) -> np.ndarray:
     return mask
 
 
+def _crop_footprint(
+    shape: tuple[int, ...], size: int, matrix: np.ndarray
+) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """The photo box an aligned crop covers (x0, y0, x1, y1) and the crop -> box affine, or None off-photo."""
+    height, width = shape[:2]
+    inverse = invert_affine(matrix)
+    corners = transform_points(
+        np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]]), inverse
+    )
+    x0, y0 = np.floor(corners.min(0)).astype(int) - 1
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + 2
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    local = inverse.copy()
+    local[:, 2] -= (x0, y0)  # crop -> region-of-interest coordinates
+    return (int(x0), int(y0), int(x1), int(y1)), local
+
+
+def _feathered_footprint(size: int, feather: float, local: np.ndarray, roi: tuple[int, int]) -> np.ndarray:
+    return cv2.warpAffine(
+        _feather_mask(size, float(feather)),
+        local,
+        roi,
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
+    )[..., None]
+
+
 def paste_back(rgb_full: np.ndarray, edited: np.ndarray, matrix: np.ndarray, *, feather: float = 0.1) -> np.ndarray:
     """Blend an edited aligned crop back into the full-resolution photo; returns a new uint8 image.
 
@@ -157,30 +187,41 @@ def paste_back(rgb_full: np.ndarray, edited: np.ndarray, matrix: np.ndarray, *, 
     if not 0.0 <= feather <= 0.5:
         raise ValueError(f"feather must be in [0, 0.5], got {feather}")
     size = edited.shape[0]
-    height, width = rgb_full.shape[:2]
-    inverse = invert_affine(matrix)
-    corners = transform_points(
-        np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]]), inverse
-    )
-    x0, y0 = np.floor(corners.min(0)).astype(int) - 1
-    x1, y1 = np.ceil(corners.max(0)).astype(int) + 2
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
     out = rgb_full.copy()
-    if x1 <= x0 or y1 <= y0:
+    footprint = _crop_footprint(rgb_full.shape, size, matrix)
+    if footprint is None:
         return out
-    local = inverse.copy()
-    local[:, 2] -= (x0, y0)  # crop -> region-of-interest coordinates
+    (x0, y0, x1, y1), local = footprint
     roi = (x1 - x0, y1 - y0)
     warped = cv2.warpAffine(edited, local, roi, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    mask = cv2.warpAffine(
-        _feather_mask(size, float(feather)),
-        local,
-        roi,
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=0.0,
-    )[..., None]
+    mask = _feathered_footprint(size, feather, local, roi)
     region = out[y0:y1, x0:x1].astype(np.float32)
     blended = region + mask * (warped.astype(np.float32) - region)
     out[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    return out
+
+
+def add_crop_change(
+    rgb_full: np.ndarray, change: np.ndarray, matrix: np.ndarray, *, feather: float = 0.1
+) -> np.ndarray:
+    """Add a change computed on an aligned crop ((S, S, 3) float, in 0..255 levels) to the full photo.
+
+    Why a change and not an image: a refiner runs at 128 px, the photo may be 12 MP. Upsampling its
+    *difference* from the crop it was given and adding that keeps every pixel of detail the photo has,
+    where pasting its image back would replace the face by a 128 px copy.
+    """
+    change = np.asarray(change, np.float32)
+    if change.ndim != 3 or change.shape[0] != change.shape[1] or change.shape[2] != 3:
+        raise ValueError(f"the change must be (S, S, 3); got {change.shape}")
+    size = change.shape[0]
+    out = np.asarray(rgb_full).copy()
+    footprint = _crop_footprint(out.shape, size, matrix)
+    if footprint is None:
+        return out
+    (x0, y0, x1, y1), local = footprint
+    roi = (x1 - x0, y1 - y0)
+    warped = cv2.warpAffine(change, local, roi, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    mask = _feathered_footprint(size, feather, local, roi)
+    region = out[y0:y1, x0:x1].astype(np.float32) + mask * warped
+    out[y0:y1, x0:x1] = np.clip(np.round(region), 0, 255).astype(np.uint8)
     return out

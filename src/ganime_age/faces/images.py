@@ -9,9 +9,11 @@ palette or RGBA; each is converted here, and every input we cannot use gets a ty
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
+import stat
 import struct
 import warnings
 from pathlib import Path
@@ -36,6 +38,10 @@ MIN_SIDE = 32
 MAX_PIXELS = 100_000_000
 """Pixel budget (100 MP): larger images are refused before decoding (decompression-bomb guard)."""
 
+MAX_FILE_BYTES = 100_000_000
+"""Encoded size cap (100 MB, one byte per pixel of MAX_PIXELS): checked before a file is read, so a huge or
+endless file (``/dev/zero``) never fills the memory. JPEG and WebP photos take 0.1-0.5 bytes a pixel."""
+
 # Leading bytes of formats PIL decodes: if these are present but decoding fails, the file is
 # damaged (CorruptImageError) rather than "not an image" (NotAnImageError).
 _MAGIC = (
@@ -53,16 +59,20 @@ _MAGIC = (
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
 
-def load_image(source: ImageSource, *, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def load_image(
+    source: ImageSource, *, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_FILE_BYTES
+) -> np.ndarray:
     """Read a photo as uint8 RGB (H, W, 3), honouring EXIF orientation.
 
     `source` may be a file path, the encoded bytes of a file, a PIL image or a numpy array
     (uint8/uint16/bool, or float in [0, 1]; (H, W), (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA).
     Transparency is composited on white; grayscale, palette, CMYK and 16-bit images become 8-bit RGB.
 
-    Raises ImageNotFoundError (a FileNotFoundError) for a missing or unusable path, NotAnImageError,
-    CorruptImageError (truncated or empty data), ImageTooSmallError (a side below `min_side`) or
-    ImageTooLargeError (more than `max_pixels` pixels, checked before anything is decoded or converted).
+    Raises ImageNotFoundError (a FileNotFoundError) for a missing or unusable path, NotAnImageError (also a
+    folder, a device, a FIFO or a socket: only regular files are read), CorruptImageError (truncated or empty
+    data), ImageTooSmallError (a side below `min_side`) or ImageTooLargeError (more than `max_pixels` pixels,
+    checked before anything is decoded or converted; or an encoded file or bytes above `max_bytes`, checked
+    before the file is read).
     """
     if isinstance(source, np.ndarray):
         if source.ndim >= 2:
@@ -72,9 +82,11 @@ def load_image(source: ImageSource, *, min_side: int = MIN_SIDE, max_pixels: int
         _check_pixels(source.size, max_pixels)
         rgb = _pil_image_to_rgb(source, max_pixels)
     elif isinstance(source, (bytes, bytearray, memoryview)):
+        if memoryview(source).nbytes > max_bytes:
+            raise _file_too_large("the given bytes", memoryview(source).nbytes, max_bytes)
         rgb = _decode(bytes(source), "the given bytes", max_pixels)
     elif isinstance(source, (str, os.PathLike)):
-        path, data = _read_file(source)
+        path, data = _read_file(source, max_bytes)
         rgb = _decode(data, str(path), max_pixels)
     else:
         raise NotAnImageError(
@@ -91,23 +103,82 @@ def load_image(source: ImageSource, *, min_side: int = MIN_SIDE, max_pixels: int
     return np.ascontiguousarray(rgb)
 
 
-def _read_file(source: str | os.PathLike) -> tuple[Path, bytes]:
-    """The file's bytes; every way a path can fail becomes an ImageLoadError subclass."""
-    text = os.fspath(source)
+def _read_file(source: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> tuple[Path, bytes]:
+    """The file's bytes; every way a path can fail becomes an ImageLoadError subclass.
+
+    Only a regular file is read, and only up to `max_bytes`: ``/dev/zero`` would fill the memory, a FIFO
+    would block forever, and a huge file would be read whole before any pixel check. The type is checked
+    with stat() before opening (opening some devices has side effects), then again on the open descriptor
+    (O_NONBLOCK: opening a FIFO swapped in meanwhile does not wait for a writer).
+    """
+    text = os.fsdecode(os.fspath(source))
     shown = text if len(text) <= 200 else f"{text[:100]}...{text[-60:]} ({len(text)} characters)"
     path = Path(text)
     try:
-        if path.is_dir():
-            raise NotAnImageError(f"{shown} is a folder, not an image file")
-        return path, path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        raise ImageNotFoundError(f"no such image file: {shown}") from None
-    except ValueError as error:  # an embedded NUL byte
-        raise ImageNotFoundError(f"not a usable file path: {shown} ({error})") from None
-    except OSError as error:  # name too long, permission denied, a device that cannot be read
-        if error.errno == 36:  # ENAMETOOLONG
-            raise ImageNotFoundError(f"not a usable file path: the name is too long ({shown})") from None
-        raise ImageLoadError(f"cannot read {shown}: {error.strerror or error}") from None
+        _check_regular(os.stat(text), shown, max_bytes)
+    except (OSError, ValueError) as error:
+        if isinstance(error, ImageLoadError):
+            raise
+        raise _path_error(error, shown) from None
+    try:
+        handle = os.open(text, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError) as error:
+        raise _path_error(error, shown) from None
+    try:
+        _check_regular(os.fstat(handle), shown, max_bytes)
+        chunks: list[bytes] = []
+        left = max_bytes + 1  # one byte more than allowed tells a file that grew past the cap
+        while left > 0:
+            chunk = os.read(handle, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as error:  # an I/O error on a damaged disk
+        raise ImageLoadError(f"cannot read {shown}: {error.strerror or type(error).__name__}") from None
+    finally:
+        os.close(handle)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        raise _file_too_large(shown, len(data), max_bytes)
+    return path, data
+
+
+def _path_error(error: OSError | ValueError, shown: str) -> ImageLoadError:
+    """stat()/open() failures as typed errors: missing, unusable (NUL byte, too long) or unreadable."""
+    if isinstance(error, (FileNotFoundError, NotADirectoryError)):
+        return ImageNotFoundError(f"no such image file: {shown}")
+    if isinstance(error, ValueError):  # an embedded NUL byte
+        return ImageNotFoundError(f"not a usable file path: {shown} ({error})")
+    if error.errno == errno.ENAMETOOLONG:
+        return ImageNotFoundError(f"not a usable file path: the name is too long ({shown})")
+    return ImageLoadError(f"cannot read {shown}: {error.strerror or type(error).__name__}")  # permissions, a loop
+
+
+def _check_regular(info: os.stat_result, shown: str, max_bytes: int) -> None:
+    """A folder or a special file (device, FIFO, socket) is not an image file; a file above `max_bytes` is refused."""
+    if stat.S_ISDIR(info.st_mode):
+        raise NotAnImageError(f"{shown} is a folder, not an image file")
+    if not stat.S_ISREG(info.st_mode):
+        kind = (
+            "a device"
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+            else "a pipe (FIFO)"
+            if stat.S_ISFIFO(info.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(info.st_mode)
+            else "a special file"
+        )
+        raise NotAnImageError(f"{shown} is {kind}, not an image file")
+    if info.st_size > max_bytes:
+        raise _file_too_large(shown, info.st_size, max_bytes)
+
+
+def _file_too_large(name: str, size: int, max_bytes: int) -> ImageTooLargeError:
+    return ImageTooLargeError(
+        f"{name} is {size / 1e6:.0f} MB; image files are limited to {max_bytes / 1e6:.0f} MB — "
+        "save it as a JPEG or downscale it first"
+    )
 
 
 def _reason(error: BaseException) -> str:

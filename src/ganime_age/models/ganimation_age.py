@@ -21,6 +21,8 @@ from ganime_age.config import check_ranges
 from ganime_age.hub import HubModel
 from ganime_age.models.common import EditOutput
 
+REFINER_ATTENTION_BIAS = 12.0  # sigmoid(12) = 0.999994: a fresh refiner moves a pixel by under 0.002 levels
+
 
 @dataclass
 class GanimeAgeConfig:
@@ -31,6 +33,9 @@ class GanimeAgeConfig:
     num_residual_blocks: int = 6
     max_age: float = MAX_AGE
     age_frequencies: int = 4
+    # a refiner of the fitted engine's edit: its attention starts at "keep the input" (a bias of
+    # REFINER_ATTENTION_BIAS), so an untrained refiner returns the engine's edit unchanged
+    refiner: bool = False
 
     def validate(self) -> None:
         """Ranges the architecture and the editor support (HubModel calls this on every build and load)."""
@@ -202,8 +207,10 @@ class GanimeAge(HubModel):
             nn.ReLU(inplace=True),
         )
         self.color_head = nn.Sequential(nn.Conv2d(d, 3, 7, 1, 3, bias=False), nn.Tanh())
-        self.attention_head = nn.Sequential(nn.Conv2d(d, 1, 7, 1, 3, bias=False), nn.Sigmoid())
+        self.attention_head = nn.Sequential(nn.Conv2d(d, 1, 7, 1, 3, bias=c.refiner), nn.Sigmoid())
         init_gan_weights(self)
+        if c.refiner:
+            nn.init.constant_(self.attention_head[0].bias, REFINER_ATTENTION_BIAS)
 
     def condition(self, aus: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
         """The joint condition vector: AUs scaled to 0..1, then the age style embedding."""

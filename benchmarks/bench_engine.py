@@ -1,0 +1,115 @@
+"""How fast the fitted edit engine is: a slider move (warm photo) on a 1 MP and a 12 MP photo.
+
+    python benchmarks/bench_engine.py [--threads 2] [--repeats 15] [--json runs/bench_engine.json]
+    python benchmarks/bench_engine.py --smoke          # CI: one repeat, the 1 MP photo only
+
+A slider move is what the Space does when a visitor releases an age or AU slider: the photo's analysis
+(detection, landmarks, the engine's per-face preparation) is cached, so the move costs the engine's render
+and writing the edited region into a copy of the photo. The photo is CFEE's full-size original of a test
+person (the face about 300 px wide in 1000x750) resampled to 1 MP and to 12 MP (4000x3000, the face then
+about 1200 px wide). Rows: the engine's render alone for an age edit, an AU edit and both, and the whole
+``FaceEditor.edit`` call with a warm photo; the first, cold edit (analysis included) is listed beside.
+Targets (issue 21): a warm slider move of at most 33 ms at 1 MP and 100 ms at 12 MP, fp32, 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from common import REPO, environment, markdown_table, setup_paths, time_call, write_json
+
+setup_paths()
+
+from ganime_age.faces import load_image  # noqa: E402
+from ganime_age.pipeline import EditorConfig, FaceEditor  # noqa: E402
+
+SIZES = {"1 MP": (1155, 866), "12 MP": (4000, 3000)}
+TARGETS_MS = {"1 MP": 33.0, "12 MP": 100.0}
+
+
+def test_photo(shared: Path) -> np.ndarray:
+    root = shared / "datasets" / "cfee_full"
+    with open(root / "labels.csv", newline="") as handle:
+        first = next(csv.DictReader(handle))
+    return load_image(root / first["file_name"])
+
+
+def measure(editor: FaceEditor, photo: np.ndarray, label: str, device: Any, smoke: bool, repeats: int) -> dict:
+    """The timings of one photo size: a cold edit, the engine's renders and the warm slider move."""
+    cold = time_call(lambda: editor.edit(photo, age=70, face=0), device, repeats=1, warmup=0)
+    analysis = editor._analysis(photo)
+    face = analysis.faces[0]
+    prepared = editor._engine_face(analysis, face)
+    age = editor._source_age(analysis, face)
+    aus = np.asarray(face.aus, np.float32)
+    smile = aus.copy()
+    smile[8] = 3.5  # AU12
+    engine = editor.engine
+    cases = {
+        "engine render: age -> 70": lambda: engine.edit_photo(photo, [prepared], [age], [70.0], [aus], [aus]),
+        "engine render: AU12 -> 3.5": lambda: engine.edit_photo(photo, [prepared], [age], [age], [aus], [smile]),
+        "engine render: age and AU12": lambda: engine.edit_photo(photo, [prepared], [age], [70.0], [aus], [smile]),
+        "**slider move** (FaceEditor.edit, warm photo)": lambda: editor.edit(photo, age=70, aus={"AU12": 3.5}, face=0),
+    }
+    count, warmup = (1, 0) if smoke else (repeats, 2)
+    timings = {name: time_call(call, device, repeats=count, warmup=warmup) for name, call in cases.items()}
+    move = timings["**slider move** (FaceEditor.edit, warm photo)"]["median_ms"]
+    return {
+        "size": [photo.shape[1], photo.shape[0]],
+        "timings": timings,
+        "cold": cold,
+        "slider_move_ms": move,
+        "target_ms": TARGETS_MS[label],
+        "meets_target": move <= TARGETS_MS[label],
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    device = torch.device("cpu")
+    editor = FaceEditor.from_pretrained(config=EditorConfig(device="cpu"))
+    base = test_photo(Path(args.shared))
+    sizes = {"1 MP": SIZES["1 MP"]} if args.smoke else SIZES
+    results = {
+        label: measure(
+            editor, cv2.resize(base, size, interpolation=cv2.INTER_CUBIC), label, device, args.smoke, args.repeats
+        )
+        for label, size in sizes.items()
+    }
+    rows = []
+    for label, result in results.items():
+        rows += [{"photo": label, "what": name, **timing} for name, timing in result["timings"].items()]
+        rows.append({"photo": label, "what": "cold edit (analysis + render)", **result["cold"]})
+    table = markdown_table(rows, ["photo", "what", "median_ms", "min_ms", "cpu_ms"])
+    print(table)
+    for label, result in results.items():
+        verdict = "meets" if result["meets_target"] else "misses"
+        print(
+            f"{label}: slider move {result['slider_move_ms']:.1f} ms, {verdict} the {result['target_ms']:g} ms target"
+        )
+    return {"environment": environment(device), "threads": args.threads, "results": results, "table": table}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--shared", default=str(REPO.parent / "shared"))
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    result = run(args)
+    if args.json:
+        write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()

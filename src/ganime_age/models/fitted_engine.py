@@ -1,0 +1,795 @@
+"""The fitted edit engine: age and expression edits of real photos at their own resolution, no network.
+
+Why fitted: two CPU cores cannot train a generator to move a face's structure, and no pretrained face
+generator can be had, but the classical prototype-and-transform methods need only means and least
+squares (Burt & Perrett 1995; Tiddeman, Burt & Perrett 2001; expression ratio images, Liu, Shan & Zhang
+2001). Everything here was fitted in CPU minutes by ``training/fit_engine.py`` on UTKFace (ages) and
+CFEE (same-person posed expressions with FACS codes); the trained networks refine its output.
+
+An edit has two parts, both driven by MediaPipe's 478-point mesh:
+
+- **geometry**: landmark displacements in the face's own 3-D frame (an age shape trajectory per sex and a
+  displacement basis per AU unit, in the canonical face's centimetres), rotated into the photo's head
+  pose, spread over the pixels by the mesh's piecewise-linear interpolation and continued smoothly
+  beyond the face, fading to nothing; one backward map and one ``cv2.remap`` of the photo's region;
+- **appearance**, in the *shape-normalised template* (every training face warped onto the canonical
+  face's shape before averaging, so the means are sharp): log-domain prototype differences (a ratio
+  image: shading, folds, colour), the person's own detail bands scaled by the prototypes' local detail
+  energy ratio (wrinkles deepen with age, skin smooths when young; Tiddeman et al.), and per-AU ratio
+  images (frown lines, nasolabial folds). They are mapped onto the face through its own mesh and
+  applied multiplicatively, so the person's texture stays theirs.
+
+Do no harm: an edit that changes nothing returns the input's pixels, and only the region the edit
+moves or repaints is touched; the rest of the photo is the input, byte for byte.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from ganime_age.conditions import AU_NAMES, MAX_AGE, NUM_AUS
+from ganime_age.hub import HubModel
+from ganime_age.meshwarp import MeshRaster, extend_outward, invert_displacement, rasterise, signed_areas
+
+NUM_LANDMARKS = 478
+NUM_MESH_VERTICES = 468
+LOG_EPSILON = 1.0 / 64.0  # log(v + eps): dark pixels do not blow up a ratio
+OUTWARD_REACH = 5.0  # canonical centimetres (a third of a face width) over which a face's motion fades out
+LARGE_SCALE = 0.1  # face widths: the blur that splits skin tone and shading from features (brows, lips, folds)
+INVERSE_TOLERANCE = 0.05  # grid pixels: how far a fixed-point inverse may miss before the exact one is used
+STILL_PIXELS = 0.25  # photo pixels: a displacement below this leaves a pixel as it was (a quarter pixel: unseen)
+COLOURFUL = 0.06  # mean |log channel - log grey| from which a face counts as fully coloured (grey photos: 0)
+# landmark ids used for the face's frame: the oval's extreme points left/right (face width)
+FACE_LEFT, FACE_RIGHT = 234, 454
+UPPER_INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
+LOWER_INNER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
+RIGHT_EYE_CONTOUR = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
+LEFT_EYE_CONTOUR = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
+BROW_TOPS = (105, 66, 107, 334, 296, 336)  # the upper edge of both eyebrows
+RIGHT_BROW = (46, 53, 52, 65, 55, 107, 66, 105, 63, 70)  # lower edge outer to inner, then upper edge back
+LEFT_BROW = (276, 283, 282, 295, 285, 336, 296, 334, 293, 300)
+
+
+@dataclass
+class FittedEngineConfig:
+    """Sizes of the fitted tables and the strengths of each part of an edit."""
+
+    image_size: int = 128  # aligned crops for display and for the refiners
+    template_size: int = 200  # R: the shape-normalised template is R x R pixels
+    template_scale: float = 10.0  # template pixels per centimetre of the canonical face
+    template_centre: tuple[float, float] = (100.0, 90.6)  # template pixel of the canonical face's origin
+    age_centres: tuple[float, ...] = (2.0, 5.0, 9.0, 14.0, 19.0, 25.0, 32.0, 40.0, 48.0, 56.0, 64.0, 72.0, 80.0)
+    detail_bands: int = 5  # detail bands whose energy is fitted (finest first)
+    band_sigma: float = 1.0  # template pixels: Gaussian sigma splitting off the finest band (doubles per band)
+    energy_downsample: int = 2  # the energy maps are stored this many times smaller than the template
+    sex_features: int = 32  # side of the grey template thumbnail the sex classifier reads
+    # strengths (1 = as fitted)
+    # (chosen by eye on held-out full-size photos, with the estimator's readings beside: training/README.md)
+    age_shape_gain: float = 3.0  # MediaPipe's landmarks under-state how much a child's face differs from an adult's
+    age_texture_gain: float = 1.5  # prototype differences are means of many faces: fainter than one face's ageing
+    age_chroma_gain: float = 1.0
+    age_fold_gain: float = 2.0  # the prototypes' new folds and lines, added when ageing
+    detail_gain_range: tuple[float, float] = (0.35, 2.5)
+    # the most each band may be amplified, finest first: a photo's finest band is mostly noise and JPEG's 8x8
+    # blocks, which amplified become a leathery grid; wrinkles and folds live in the coarser bands
+    detail_gain_caps: tuple[float, ...] = (1.0, 1.4, 2.5, 2.5, 2.5)
+    detail_gain_power: float = 1.5  # the detail gains raised to this power (a prototype's energy is an average too)
+    au_shape_gain: float = 1.0
+    au_texture_gain: float = 1.0
+    # the mouth interior, fitted from CFEE's open mouths: one mean per gap height (canonical cm at the lips' centre)
+    mouth_gaps: tuple[float, ...] = (0.3, 0.6, 0.9, 1.2, 1.5, 1.9, 2.4)
+    mouth_grid: tuple[int, int] = (32, 96)  # (rows across the gap, columns corner to corner)
+    # where an edit is computed: the face is resampled to about this many pixels wide (never enlarged)
+    engine_face_pixels: int = 128
+    margin: float = 0.5  # face widths around the face that an edit may move (hair, ears, neck follow the face)
+
+    def validate(self) -> None:
+        from ganime_age.errors import ConfigError
+
+        if not 32 <= self.template_size <= 512:
+            raise ConfigError(f"template_size must be in 32..512, not {self.template_size}")
+        if not 2 <= len(self.age_centres) <= 40 or list(self.age_centres) != sorted(self.age_centres):
+            raise ConfigError("age_centres must be 2..40 increasing ages")
+        if not 1 <= self.detail_bands <= 5:
+            raise ConfigError(f"detail_bands must be in 1..5, not {self.detail_bands}")
+        if len(self.detail_gain_caps) < self.detail_bands or not all(0 < v <= 10 for v in self.detail_gain_caps):
+            raise ConfigError("detail_gain_caps needs one cap in (0, 10] per detail band")
+        if self.energy_downsample < 1 or self.template_size % self.energy_downsample:
+            raise ConfigError("template_size must be a multiple of energy_downsample")
+        if not 8 <= self.sex_features <= self.template_size:
+            raise ConfigError(f"sex_features must be in 8..template_size, not {self.sex_features}")
+        if not 32 <= self.engine_face_pixels <= 1024:
+            raise ConfigError(f"engine_face_pixels must be in 32..1024, not {self.engine_face_pixels}")
+        if not 2 <= len(self.mouth_gaps) <= 20 or list(self.mouth_gaps) != sorted(self.mouth_gaps):
+            raise ConfigError("mouth_gaps must be 2..20 increasing gap heights (cm)")
+        if not all(4 <= n <= 256 for n in self.mouth_grid) or len(self.mouth_grid) != 2:
+            raise ConfigError("mouth_grid must be two sizes in 4..256")
+        if not 0.1 <= self.margin <= 2.0:
+            raise ConfigError(f"margin must be in 0.1..2, not {self.margin}")
+        for name in (
+            "age_shape_gain",
+            "age_texture_gain",
+            "age_chroma_gain",
+            "age_fold_gain",
+            "detail_gain_power",
+            "au_shape_gain",
+            "au_texture_gain",
+        ):
+            if not 0.0 <= getattr(self, name) <= 5.0:
+                raise ConfigError(f"{name} must be in 0..5, not {getattr(self, name)}")
+
+
+# -- the template frame ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Template:
+    """The canonical face drawn in an R x R image: where every mesh vertex sits, and which pixels it covers."""
+
+    size: int
+    vertices: np.ndarray  # (468, 2) template pixels
+    triangles: np.ndarray  # (898, 3)
+    frontal_areas: np.ndarray  # (898,) signed areas on the frontal canonical face (orientation reference)
+    raster: MeshRaster
+    mask: np.ndarray  # (R, R) float32 1 inside the face, 0 outside, a few pixels of soft edge
+    regions: dict[str, np.ndarray]  # (R, R) float32 masks: "mouth" (the lip gap), "eyes"
+
+
+@functools.lru_cache(maxsize=4)
+def template_for(size: int, scale: float, centre: tuple[float, float]) -> Template:
+    from ganime_age.face_model import canonical_face
+
+    face = canonical_face()
+    vertices = face.vertices[:, :2] * scale + np.asarray(centre, np.float64)
+    raster = rasterise(vertices, face.triangles, (size, size))
+    hard = raster.mask
+    soft = cv2.GaussianBlur(cv2.erode(hard, np.ones((3, 3), np.uint8), iterations=6), (0, 0), 4.0) * hard
+    # the top of the forehead meets the hairline, which differs from face to face: fade out gently there
+    top, brows = vertices[:, 1].min(), vertices[list(BROW_TOPS), 1].min()
+    rows = np.arange(size, dtype=np.float32)[:, None]
+    soft = soft * np.clip((rows - top) / max(0.6 * (brows - top), 1.0), 0.0, 1.0)
+    regions = {
+        "mouth": _polygon_mask(vertices, (*UPPER_INNER_LIP, *LOWER_INNER_LIP[::-1][1:-1]), size, grow=3.0),
+        "eyes": np.maximum(
+            _polygon_mask(vertices, RIGHT_EYE_CONTOUR, size, grow=2.0),
+            _polygon_mask(vertices, LEFT_EYE_CONTOUR, size, grow=2.0),
+        ),
+        "brows": np.maximum(
+            _polygon_mask(vertices, RIGHT_BROW, size, grow=7.0), _polygon_mask(vertices, LEFT_BROW, size, grow=7.0)
+        ),
+    }
+    return Template(size, vertices, face.triangles, signed_areas(vertices[face.triangles]), raster, soft, regions)
+
+
+def _polygon_mask(vertices: np.ndarray, ids: tuple[int, ...], size: int, grow: float) -> np.ndarray:
+    mask = np.zeros((size, size), np.float32)
+    cv2.fillPoly(mask, [np.round(vertices[list(ids)] * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
+    if grow > 0:
+        mask = cv2.GaussianBlur(cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=int(grow)), (0, 0), grow / 2)
+    return np.clip(mask, 0.0, 1.0)
+
+
+def template_map(template: Template, landmarks: np.ndarray) -> np.ndarray:
+    """(R, R, 2) photo positions of every template pixel: the mesh inside the face, an affine fit outside."""
+    points = np.asarray(landmarks, np.float64)[:NUM_MESH_VERTICES, :2]
+    source = np.concatenate([template.vertices, np.ones((NUM_MESH_VERTICES, 1))], axis=1)
+    affine, *_ = np.linalg.lstsq(source, points, rcond=None)  # (3, 2)
+    size = template.size
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    outside = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ affine.astype(np.float32)
+    inside = template.raster.interpolate(points.astype(np.float32))
+    mask = template.raster.mask[..., None]
+    return (inside * mask + outside * (1.0 - mask)).astype(np.float32)
+
+
+def log_image(rgb: np.ndarray) -> np.ndarray:
+    """uint8 or 0..255 float RGB -> log intensity (the domain where a lighting change is an offset)."""
+    return np.log(np.asarray(rgb, np.float32) * (1.0 / 255.0) + LOG_EPSILON)
+
+
+def detail_bands(grey: np.ndarray, sigma: float, count: int) -> list[np.ndarray]:
+    """Difference-of-Gaussian bands of an image, finest first (sigma, then doubling)."""
+    bands, previous = [], grey
+    for b in range(count):
+        blurred = cv2.GaussianBlur(grey, (0, 0), sigma * 2**b)
+        bands.append(previous - blurred)
+        previous = blurred
+    return bands
+
+
+def band_energies(grey: np.ndarray, sigma: float, count: int) -> list[np.ndarray]:
+    """Local detail energy per band: each band squared and averaged over a neighbourhood of twice its scale."""
+    return [cv2.GaussianBlur(b * b, (0, 0), 2.0 * sigma * 2**i) for i, b in enumerate(detail_bands(grey, sigma, count))]
+
+
+def blend(table: np.ndarray, sexes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """sum over sex s and age centre k of sexes[s] * weights[k] * table[s, k], over the non-zero terms only
+    (an age touches two centres of a dozen: the rest would be multiplications by zero)."""
+    out: np.ndarray | None = None
+    for s in np.flatnonzero(sexes):
+        for k in np.flatnonzero(weights):
+            term = table[s, k] * np.float32(sexes[s] * weights[k])
+            out = term if out is None else out + term
+    return out if out is not None else np.zeros(table.shape[2:], table.dtype)
+
+
+def age_weights(age: float, centres: np.ndarray) -> np.ndarray:
+    """Linear-interpolation weights of one age between the fitted age centres (clamped at the ends)."""
+    a = float(np.clip(age, centres[0], centres[-1]))
+    upper = int(np.clip(np.searchsorted(centres, a), 1, len(centres) - 1))
+    t = (a - centres[upper - 1]) / (centres[upper] - centres[upper - 1])
+    weights = np.zeros(len(centres))
+    weights[upper - 1], weights[upper] = 1.0 - t, t
+    return weights
+
+
+# -- the mouth's gap ----------------------------------------------------------------------------------------
+CHEEK_POINTS = (50, 280, 101, 330, 117, 346)  # skin the mouth interior's brightness is measured against
+
+
+def mouth_strip(points: np.ndarray, rows: int, cols: int, inset: float = 0.0) -> np.ndarray:
+    """(rows, cols, 2) positions across the lips' gap: column u from corner to corner, row v from the upper
+    inner lip (0) to the lower (1). Training photos are sampled here (`inset`: leave that share of the gap's
+    height at each lip out, where the landmarks sit on the lip itself); an edit paints the grid back."""
+    upper = np.asarray(points, np.float64)[list(UPPER_INNER_LIP), :2]
+    lower = np.asarray(points, np.float64)[list(LOWER_INNER_LIP), :2]
+    knots = np.linspace(0.0, 1.0, len(UPPER_INNER_LIP))
+    u = np.linspace(0.0, 1.0, cols)
+    top = np.stack([np.interp(u, knots, upper[:, k]) for k in range(2)], axis=-1)
+    bottom = np.stack([np.interp(u, knots, lower[:, k]) for k in range(2)], axis=-1)
+    v = np.linspace(inset, 1.0 - inset, rows)[:, None, None]
+    return (top[None] + v * (bottom - top)[None]).astype(np.float32)
+
+
+def mouth_gap(points: np.ndarray, cm: float) -> float:
+    """Height of the lips' gap at its centre in canonical centimetres (`cm` pixels per centimetre)."""
+    p = np.asarray(points, np.float64)
+    return float(np.linalg.norm(p[14, :2] - p[13, :2]) / max(cm, 1e-6)) * (1.0 if p[14, 1] >= p[13, 1] else -1.0)
+
+
+def skin_level(rgb: np.ndarray, points: np.ndarray, face_width: float) -> float:
+    """The face's skin brightness (0..255 grey): the median of small patches on both cheeks."""
+    radius = max(1, round(0.03 * face_width))
+    height, width = rgb.shape[:2]
+    samples = []
+    for index in CHEEK_POINTS:
+        x, y = (round(float(v)) for v in np.asarray(points)[index, :2])
+        patch = rgb[max(y - radius, 0) : min(y + radius + 1, height), max(x - radius, 0) : min(x + radius + 1, width)]
+        if patch.size:
+            samples.append(patch.reshape(-1, 3).astype(np.float32).mean(axis=1))
+    return float(np.median(np.concatenate(samples))) if samples else 128.0
+
+
+def strip_mesh(cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Triangles and (u, v) per vertex of the gap drawn as a strip of quads (upper lip row, lower lip row)."""
+    n = len(UPPER_INNER_LIP)
+    triangles = []
+    for i in range(n - 1):
+        triangles += [(i, i + 1, n + i), (i + 1, n + i + 1, n + i)]
+    u = np.linspace(0.0, 1.0, n)
+    coords = np.concatenate([np.stack([u, np.zeros(n)], 1), np.stack([u, np.ones(n)], 1)]) * [cols - 1, 1.0]
+    return np.asarray(triangles), coords.astype(np.float32)
+
+
+# -- one face of one photo, ready for slider moves ---------------------------------------------------------
+@dataclass
+class EngineFace:
+    """What an edit of one face needs that does not depend on the sliders (computed once per photo)."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 of the region an edit may touch (photo pixels)
+    scale: float  # engine grid pixels per photo pixel (<= 1)
+    grid_shape: tuple[int, int]  # engine grid (height, width)
+    raster: MeshRaster  # the face's own mesh on the engine grid (near surface, far side culled)
+    template_coords: np.ndarray  # (h, w, 2) template position of each engine pixel on the face
+    face_mask: np.ndarray  # (h, w) float32 soft mask of the face on the engine grid
+    log_grey_bands: list[np.ndarray]  # the face's own detail bands (engine grid, log luminance)
+    rotation: np.ndarray  # (3, 3) canonical frame -> photo frame
+    cm_to_grid: float  # engine pixels per canonical centimetre
+    female: float  # probability that the face is a woman's (blends the per-sex tables)
+    colourfulness: float  # 0 for a grey photo
+    landmarks: np.ndarray  # (478, 3) engine-grid positions
+    mouth_gap: float  # the lips' gap at their centre, canonical cm
+    skin: float  # skin brightness (0..255), the mouth interior's reference
+
+
+class FittedEngine(HubModel):
+    """Age and AU edits of whole photos from fitted shape and appearance tables (see the module docstring)."""
+
+    model_type = "fitted_engine"
+    config_class = FittedEngineConfig
+    description = (
+        "A fitted (least squares, means) face-edit engine: age progression/regression and FACS AU expression "
+        "edits at the photo's own resolution, from landmark displacement models and shape-normalised prototypes."
+    )
+    uses_aus = True
+    uses_source_age = True
+
+    def __init__(self, config: FittedEngineConfig | dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        k, size = len(c.age_centres), c.template_size
+        energy = size // c.energy_downsample
+        thumb = c.sex_features * c.sex_features
+        self.register_buffer("mean_shape", torch.zeros(NUM_LANDMARKS, 3))  # canonical cm
+        self.register_buffer("age_shapes", torch.zeros(2, k, NUM_LANDMARKS, 3))  # male, female: offsets from the mean
+        self.register_buffer("au_shapes", torch.zeros(NUM_AUS, NUM_LANDMARKS, 3))
+        # per AU: how far one unit moves the face, fitted so that an edit to x reads x on the AU read-out
+        self.register_buffer("au_gains", torch.ones(NUM_AUS))
+        # per landmark: the farthest real expressions move it (canonical cm); an expression edit never goes further
+        self.register_buffer("au_reach", torch.zeros(NUM_LANDMARKS))
+        self.register_buffer("mean_texture", torch.zeros(3, size, size))
+        self.register_buffer("age_textures", torch.zeros(2, k, 3, size, size))  # offsets from mean_texture
+        self.register_buffer("age_energies", torch.zeros(2, k, c.detail_bands, energy, energy))
+        self.register_buffer("au_textures", torch.zeros(NUM_AUS, 3, size, size))
+        self.register_buffer("sex_weights", torch.zeros(thumb + 1))  # logistic regression, last = bias
+        rows, cols = c.mouth_grid
+        # colour of the open mouth relative to the face's skin brightness
+        # (open jaw | smile, gap bin, 3, rows, cols): a dropped jaw shows the dark of the mouth, a smile the teeth
+        self.register_buffer("mouth_interiors", torch.zeros(2, len(c.mouth_gaps), 3, rows, cols))
+        self._tables: dict[str, np.ndarray] | None = None
+        self._split: dict[str, np.ndarray] | None = None
+
+    # -- tables as numpy (the engine runs in numpy/OpenCV; torch holds the fitted state) ---------------
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self.invalidate()
+        super()._load_from_state_dict(*args, **kwargs)
+
+    @property
+    def tables(self) -> dict[str, np.ndarray]:
+        if self._tables is None:
+            self._tables = {name: buffer.detach().float().cpu().numpy() for name, buffer in self.named_buffers()}
+        return self._tables
+
+    def invalidate(self) -> None:
+        """Call after changing buffers in place (the fitting does)."""
+        self._tables = None
+        self._split = None
+
+    @property
+    def template(self) -> Template:
+        c = self.config
+        return template_for(c.template_size, c.template_scale, tuple(c.template_centre))
+
+    @property
+    def centres(self) -> np.ndarray:
+        return np.asarray(self.config.age_centres, np.float64)
+
+    # -- per photo ----------------------------------------------------------------------------------------
+    def prepare_face(self, rgb: np.ndarray, landmarks: np.ndarray) -> EngineFace:
+        """Everything about one face that slider moves reuse: region, engine grid, mesh raster, bands, sex."""
+        from ganime_age.face_model import canonical_face, head_similarity
+
+        c = self.config
+        template = self.template
+        points = np.asarray(landmarks, np.float64)
+        height, width = rgb.shape[:2]
+        face_width = float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2]))
+        face_width = max(face_width, float(np.ptp(points[:NUM_MESH_VERTICES, 0])), 8.0)
+        low, high = points[:, :2].min(0), points[:, :2].max(0)
+        reach = c.margin * face_width
+        x0, y0 = np.floor(low - reach).astype(int)
+        x1, y1 = np.ceil(high + reach).astype(int) + 1
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        scale = min(1.0, c.engine_face_pixels / face_width)
+        grid_w, grid_h = max(2, round((x1 - x0) * scale)), max(2, round((y1 - y0) * scale))
+        # exact grid <-> photo mapping: grid pixel centres at photo ((g + 0.5) / sx - 0.5) + x0
+        sx, sy = grid_w / (x1 - x0), grid_h / (y1 - y0)
+        grid_points = points.copy()
+        grid_points[:, 0] = (points[:, 0] - x0 + 0.5) * sx - 0.5
+        grid_points[:, 1] = (points[:, 1] - y0 + 0.5) * sy - 0.5
+        grid_points[:, 2] = points[:, 2] * sx
+        roi = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        grid_rgb = cv2.resize(roi, (grid_w, grid_h), interpolation=cv2.INTER_AREA) if scale < 1.0 else roi
+        raster = rasterise(
+            grid_points[:NUM_MESH_VERTICES, :2],
+            template.triangles,
+            (grid_h, grid_w),
+            depth=grid_points[:NUM_MESH_VERTICES, 2],
+            reference_areas=template.frontal_areas,
+        )
+        template_coords = raster.interpolate(template.vertices.astype(np.float32), fill=-1.0)
+        face_mask = (
+            cv2.remap(
+                template.mask, template_coords[..., 0], template_coords[..., 1], cv2.INTER_LINEAR, borderValue=0.0
+            )
+            * raster.mask
+        )
+        log_rgb = log_image(grid_rgb)
+        grey = log_rgb.mean(axis=2)
+        band_scale = c.band_sigma * (grid_points[FACE_RIGHT, 0] - grid_points[FACE_LEFT, 0]) / self._template_width
+        bands = detail_bands(grey, max(float(band_scale), 0.5), c.detail_bands)
+        similarity = head_similarity(points, canonical_face())
+        inside = face_mask > 0.5
+        chroma = np.abs(log_rgb - grey[..., None])[inside].mean() if inside.any() else 0.0
+        cm_to_grid = float(similarity.scale * sx)
+        return EngineFace(
+            box=(int(x0), int(y0), int(x1), int(y1)),
+            scale=float(sx),
+            grid_shape=(grid_h, grid_w),
+            raster=raster,
+            template_coords=template_coords,
+            face_mask=face_mask.astype(np.float32),
+            log_grey_bands=bands,
+            rotation=similarity.rotation,
+            cm_to_grid=cm_to_grid,
+            female=self.female_probability(rgb, points),
+            colourfulness=float(chroma),
+            landmarks=grid_points,
+            mouth_gap=mouth_gap(grid_points, cm_to_grid),
+            skin=skin_level(rgb, points, face_width),
+        )
+
+    @property
+    def _template_width(self) -> float:
+        v = self.template.vertices
+        return float(v[FACE_RIGHT, 0] - v[FACE_LEFT, 0])
+
+    def female_probability(self, rgb: np.ndarray, landmarks: np.ndarray) -> float:
+        """The fitted logistic regression on a grey, shape-normalised thumbnail of the face (UTKFace's labels)."""
+        weights = self.tables["sex_weights"]
+        if not np.any(weights):
+            return 0.5
+        features = self.sex_features(rgb, landmarks)
+        return float(1.0 / (1.0 + math.exp(-float(np.clip(features @ weights[:-1] + weights[-1], -30, 30)))))
+
+    def sex_features(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        mapping = template_map(self.template, landmarks)
+        face = cv2.remap(rgb, mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        return self.sex_thumbnail(log_image(face))
+
+    def sex_thumbnail(self, log_face: np.ndarray) -> np.ndarray:
+        """A face's log-colour template view -> the classifier's input (grey, small, standardised)."""
+        grey = log_face.mean(axis=2) * self.template.mask
+        side = self.config.sex_features
+        thumb = cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA).reshape(-1)
+        return (thumb - thumb.mean()) / max(float(thumb.std()), 1e-3)
+
+    # -- per slider move --------------------------------------------------------------------------------
+    def shape_change(
+        self,
+        face: EngineFace,
+        source_age: float,
+        target_age: float,
+        source_aus: np.ndarray,
+        target_aus: np.ndarray,
+        target_landmarks: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(478, 2) landmark displacements on the engine grid for this edit.
+
+        With `target_landmarks` (photo pixels; e.g. a driving face's pose and expression transferred onto
+        this face) the expression's geometry is given, and only the age's shape change is added to it.
+        """
+        c, t = self.config, self.tables
+        sexes = np.array([1.0 - face.female, face.female])
+        change = np.zeros((NUM_LANDMARKS, 3))
+        if source_age != target_age:
+            weights = age_weights(target_age, self.centres) - age_weights(source_age, self.centres)
+            change += c.age_shape_gain * blend(t["age_shapes"], sexes, weights)
+        au_delta = (np.asarray(target_aus, np.float64) - np.asarray(source_aus, np.float64)) * t["au_gains"]
+        if target_landmarks is None and np.any(au_delta):
+            expression = c.au_shape_gain * np.einsum("a,avc->vc", au_delta, t["au_shapes"])
+            if np.any(t["au_reach"]):  # AUs that move the same point (AU25 and AU26 both drop the jaw) add up
+                distance = np.linalg.norm(expression, axis=1)
+                expression *= np.minimum(1.0, t["au_reach"] / np.maximum(distance, 1e-9))[:, None]
+            change += expression
+        moved = (change @ face.rotation.T * face.cm_to_grid)[:, :2]
+        if target_landmarks is not None:
+            moved += self.to_grid(face, np.asarray(target_landmarks, np.float64)[:, :2]) - face.landmarks[:, :2]
+        return moved
+
+    @staticmethod
+    def to_grid(face: EngineFace, points: np.ndarray) -> np.ndarray:
+        """Photo pixel positions -> engine grid positions of this face."""
+        x0, y0, x1, y1 = face.box
+        sx, sy = face.grid_shape[1] / (x1 - x0), face.grid_shape[0] / (y1 - y0)
+        out = np.empty_like(np.asarray(points, np.float64))
+        out[:, 0] = (points[:, 0] - x0 + 0.5) * sx - 0.5
+        out[:, 1] = (points[:, 1] - y0 + 0.5) * sy - 0.5
+        return out
+
+    def texture_change(
+        self, face: EngineFace, source_age: float, target_age: float, source_aus: np.ndarray, target_aus: np.ndarray
+    ) -> np.ndarray | None:
+        """(h, w, 3) log-intensity change on the engine grid (None when the edit repaints nothing).
+
+        The age change has three parts, all computed in the template and mapped onto the face once:
+
+        - the prototypes' large-scale difference (skin tone, shading, colour), added in the log domain (a
+          ratio image);
+        - the face's own detail, band by band, scaled by the ratio of the prototypes' local detail energy
+          (Tiddeman et al.): wrinkles, brows and beard shadow grow or fade as the face has them, and nothing
+          appears where it has none, so a clean-shaven man gets no white patch where the average man of
+          his age has a moustache shadow;
+        - when ageing, the darkening part of the prototypes' fold-scale difference, so that nasolabial folds,
+          eye bags and forehead lines appear even on a face that has no trace of them yet.
+        """
+        c, t = self.config, self.tables
+        template = self.template
+        size = c.template_size
+        sexes = np.array([1.0 - face.female, face.female])
+        change = np.zeros((3, size, size), np.float32)
+        repaint = False
+        gains = None
+        if source_age != target_age:
+            split = self.age_split
+            w_t, w_s = age_weights(target_age, self.centres), age_weights(source_age, self.centres)
+            gain = c.age_texture_gain
+            large = blend(split["large"], sexes, w_t - w_s)
+            grey = large.mean(axis=0, keepdims=True)
+            change += gain * grey + c.age_chroma_gain * (large - grey)
+            if target_age > source_age:  # folds and lines that come with age: the prototypes' darkening only
+                folds = blend(split["folds"], sexes, w_t - w_s)
+                change += c.age_fold_gain * np.minimum(folds, 0.0)[None]
+            energies = [blend(t["age_energies"], sexes, w) for w in (w_t, w_s)]
+            floor = 1e-6 + 0.05 * energies[1].mean(axis=(1, 2), keepdims=True)
+            ratio = (energies[0] + floor) / (energies[1] + floor)
+            gains = np.clip(ratio ** (0.5 * c.detail_gain_power), *c.detail_gain_range)
+            caps = np.asarray(c.detail_gain_caps, np.float64)
+            gains = np.minimum(gains, caps[: len(gains), None, None]) if len(caps) >= len(gains) else gains
+            repaint = True
+        au_delta = (np.asarray(target_aus, np.float32) - np.asarray(source_aus, np.float32)) * t["au_gains"]
+        if np.any(au_delta):
+            # on skin only: what the AU ratio images show in the eyes, the lips' gap and the brows (hair that
+            # MediaPipe's brow points follow loosely) is the pair's misalignment, not the AU
+            regions = template.regions
+            skin = 1.0 - np.maximum(np.maximum(regions["mouth"], regions["eyes"]), regions["brows"])
+            # the gains make an AU's shape read as asked; its skin (folds, shading) follows, more gently
+            gentle = au_delta / np.sqrt(t["au_gains"])
+            moved = np.flatnonzero(gentle)
+            change += c.au_texture_gain * np.tensordot(gentle[moved], t["au_textures"][moved], axes=1) * skin
+            repaint = True
+        if not repaint or (not np.any(change) and (gains is None or np.all(gains == 1.0))):
+            return None
+        # colour changes in proportion to how colourful the face is: a grey photo stays grey
+        grey = change.mean(axis=0, keepdims=True)
+        change = grey + min(face.colourfulness / COLOURFUL, 1.0) * (change - grey)
+        coords = face.template_coords
+        planar = np.ascontiguousarray(change.transpose(1, 2, 0))
+        out = cv2.remap(planar, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
+        out *= face.face_mask[..., None]
+        if gains is not None:
+            stacked = cv2.resize(np.ascontiguousarray(gains.transpose(1, 2, 0), dtype=np.float32), (size, size))
+            mapped = cv2.remap(stacked, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=1.0)
+            mapped = mapped.reshape(*face.grid_shape, -1)
+            detail = sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
+            out += (detail * face.face_mask)[..., None]
+        return out
+
+    @property
+    def age_split(self) -> dict[str, np.ndarray]:
+        """The age prototypes' large scale (tone, shading: (2, K, 3, R, R)) and fold-scale luminance band
+        ((2, K, R, R): between the finest detail band and the large scale)."""
+        if self._split is None:
+            t = self.tables
+            c = self.config
+            prototypes = t["mean_texture"][None, None] + t["age_textures"]
+            large = np.empty_like(prototypes)
+            folds = np.empty(prototypes.shape[:2] + prototypes.shape[3:], np.float32)
+            for index in np.ndindex(prototypes.shape[:2]):
+                planes = np.ascontiguousarray(prototypes[index].transpose(1, 2, 0))
+                large[index] = self.template_blur(planes).transpose(2, 0, 1)
+                luma = prototypes[index].mean(axis=0)
+                folds[index] = cv2.GaussianBlur(luma, (0, 0), c.band_sigma) - large[index].mean(axis=0)
+            self._split = {"large": large, "folds": folds * self.template.mask}
+        return self._split
+
+    def template_blur(self, image: np.ndarray) -> np.ndarray:
+        """A blur over the template's face only (normalised by the blurred mask, so the edge is not darkened)."""
+        mask = self.template.raster.mask
+        sigma = LARGE_SCALE * self._template_width
+        weight = cv2.GaussianBlur(mask, (0, 0), sigma)[..., None]
+        blurred = cv2.GaussianBlur(image * mask[..., None], (0, 0), sigma)
+        blurred = blurred.reshape(image.shape)
+        return np.where(weight > 1e-3, blurred / np.maximum(weight, 1e-3), image).astype(np.float32)
+
+    def render(
+        self,
+        rgb: np.ndarray,
+        face: EngineFace,
+        source_age: float,
+        target_age: float,
+        source_aus: np.ndarray,
+        target_aus: np.ndarray,
+        *,
+        target_landmarks: np.ndarray | None = None,
+    ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:
+        """The edited part of the photo: its box (x0, y0, x1, y1), its uint8 pixels and where it changed
+        ((h, w) float32, 0 = the input's pixel), or None when the edit changes nothing.
+
+        The geometry and the log-intensity change are computed on the engine grid; only the final
+        resampling (one cubic remap of the input's own pixels) and the intensity change run at the photo's
+        resolution, and only over the box the edit changes. `target_landmarks`: see :meth:`shape_change`.
+        """
+        source_age = float(np.clip(source_age, 0.0, MAX_AGE))
+        target_age = float(np.clip(target_age, 0.0, MAX_AGE))
+        moves = self.shape_change(face, source_age, target_age, source_aus, target_aus, target_landmarks)
+        texture = self.texture_change(face, source_age, target_age, source_aus, target_aus)
+        moving = bool(np.abs(moves).max() > 1e-3)
+        if not moving and texture is None:
+            return None
+        grid_h, grid_w = face.grid_shape
+        bx0, by0, bx1, by1 = face.box
+        per_x, per_y = (bx1 - bx0) / grid_w, (by1 - by0) / grid_h
+        sample: np.ndarray | None = None
+        changed = np.zeros(face.grid_shape, np.float32)
+        if moving:
+            forward = face.raster.interpolate(moves[:NUM_MESH_VERTICES].astype(np.float32))
+            forward = extend_outward(forward, face.raster.mask, reach=OUTWARD_REACH * face.cm_to_grid)
+            # a smooth, gentle motion (an age edit) is inverted by fixed-point steps; where that misses (a large
+            # expression folds the field), the face takes the exact inverse: the moved mesh drawn near side
+            # last, each pixel reading from where its triangle came from
+            sample = invert_displacement(forward)
+            landed = sample + cv2.remap(forward, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR)
+            if np.abs(landed - identity_grid(grid_h, grid_w)).max() > INVERSE_TOLERANCE:
+                source = face.landmarks[:NUM_MESH_VERTICES, :2]
+                moved = rasterise(
+                    source + moves[:NUM_MESH_VERTICES],
+                    self.template.triangles,
+                    face.grid_shape,
+                    depth=face.landmarks[:NUM_MESH_VERTICES, 2],
+                    reference_areas=self.template.frontal_areas,
+                )
+                moved.interpolate_into(sample, source)
+            # photo pixels each grid pixel moves; what barely moves (< STILL_PIXELS) keeps the input's pixels
+            shift = cv2.magnitude(*cv2.split(sample - identity_grid(grid_h, grid_w))) * np.float32(max(per_x, per_y))
+            changed = np.clip(shift * 4.0, 0.0, 1.0)
+            changed[shift < STILL_PIXELS] = 0.0
+        factor: np.ndarray | None = None
+        if texture is not None:
+            if sample is not None:  # painted on the input's shape, then moved with it
+                texture = cv2.remap(texture, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
+            # where the face is repainted (a change below half a grey level rounds back to the input's pixel)
+            changed = np.maximum(
+                changed,
+                face.face_mask
+                if sample is None
+                else cv2.remap(face.face_mask, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR),
+            )
+            factor = cv2.exp(texture)
+        # the box of the photo that changes (engine grid -> photo pixels, one grid pixel of slack)
+        rows, cols = np.nonzero(changed > 0.0)
+        if len(rows) == 0:
+            return None
+        gy0, gy1 = max(int(rows.min()) - 1, 0), min(int(rows.max()) + 2, grid_h)
+        gx0, gx1 = max(int(cols.min()) - 1, 0), min(int(cols.max()) + 2, grid_w)
+        x0, x1 = bx0 + int(np.floor(gx0 * per_x)), min(bx0 + int(np.ceil(gx1 * per_x)), bx1)
+        y0, y1 = by0 + int(np.floor(gy0 * per_y)), min(by0 + int(np.ceil(gy1 * per_y)), by1)
+        size = (x1 - x0, y1 - y0)
+        # photo pixel (x, y) of the box sits at grid position ((x - bx0 + 0.5) / per_x - 0.5): an affine map
+        to_grid = np.array(
+            [[1.0 / per_x, 0.0, (x0 - bx0 + 0.5) / per_x - 0.5], [0.0, 1.0 / per_y, (y0 - by0 + 0.5) / per_y - 0.5]]
+        )
+        inverse = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        mask = cv2.warpAffine(changed, to_grid, size, flags=inverse, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        original = rgb[y0:y1, x0:x1]
+        if sample is not None:
+            # sampling positions in the photo region's pixels, then one cubic remap of the input's own pixels
+            sample += 0.5
+            sample *= np.array([per_x, per_y], np.float32)
+            sample -= 0.5
+            positions = cv2.warpAffine(sample, to_grid, size, flags=inverse, borderMode=cv2.BORDER_REPLICATE)
+            region = rgb[by0:by1, bx0:bx1]
+            edited = cv2.remap(
+                region, positions[..., 0], positions[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101
+            )
+        else:
+            edited = original.copy()
+        if factor is not None:
+            full = cv2.warpAffine(
+                factor, to_grid, size, flags=inverse, borderMode=cv2.BORDER_CONSTANT, borderValue=(1.0, 1.0, 1.0)
+            )
+            offset = 255.0 * LOG_EPSILON
+            scaled = edited.astype(np.float32)
+            scaled += offset
+            scaled *= full
+            scaled -= offset
+            edited = cv2.convertScaleAbs(scaled)  # rounds and saturates to 0..255
+        if moving:
+            smile = float(np.asarray(target_aus)[AU_NAMES.index("AU12")])
+            self._paint_mouth(edited, face, moves, (x0, y0), (per_x, per_y), smile)
+        cv2.copyTo(original, cv2.compare(mask, 0.0, cv2.CMP_LE), edited)  # untouched pixels: the input's own
+        return (x0, y0, x1, y1), edited, mask
+
+    def _paint_mouth(
+        self,
+        edited: np.ndarray,
+        face: EngineFace,
+        moves: np.ndarray,
+        origin: tuple[int, int],
+        per_pixel: tuple[float, float],
+        smile: float,
+    ) -> None:
+        """Paint the fitted mouth interior into the lips' gap where the edit opened it (in place).
+
+        A warp can only stretch the lips' own pixels over an opening mouth; teeth and the dark of the mouth
+        come from the interiors of CFEE's open mouths at the same gap height (of smiles or of dropped jaws, as
+        much as the target AU12 says), brightness-matched to this face's skin. Where the mouth was already
+        open the face keeps its own interior, and the painted one takes over only as far as the gap grew.
+        """
+        target = face.landmarks[:, :2] + moves
+        gap = mouth_gap(target, face.cm_to_grid)
+        grown = gap - max(face.mouth_gap, 0.0)
+        share = float(np.clip(grown / (0.5 * max(gap, 0.0) + 0.1), 0.0, 1.0))
+        if gap <= 0.05 or share <= 0.0:
+            return
+        # target lip points in the edited box's pixels (grid -> photo pixel centres -> box)
+        x0, y0 = origin
+        bx0, by0, _, _ = face.box
+        points = np.empty_like(target)
+        points[:, 0] = (target[:, 0] + 0.5) * per_pixel[0] - 0.5 + bx0 - x0
+        points[:, 1] = (target[:, 1] + 0.5) * per_pixel[1] - 0.5 + by0 - y0
+        lips = points[list(UPPER_INNER_LIP) + list(LOWER_INNER_LIP)]
+        lo = np.maximum(np.floor(lips.min(0)).astype(int) - 2, 0)
+        hi = np.minimum(np.ceil(lips.max(0)).astype(int) + 3, [edited.shape[1], edited.shape[0]])
+        if np.any(hi - lo < 2):
+            return
+        rows, cols = self.config.mouth_grid
+        triangles, coords = strip_mesh(cols)
+        raster = rasterise(lips - lo, triangles, (int(hi[1] - lo[1]), int(hi[0] - lo[0])))
+        if len(raster.pixels) == 0:
+            return
+        uv = raster.interpolate(coords * [1.0, rows - 1.0], fill=-10.0)
+        interior = self._mouth_interior(gap, smile, face)
+        painted = cv2.remap(interior, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # a soft edge one pixel inside the lips, so the lip line stays the photo's
+        weight = cv2.GaussianBlur(cv2.erode(raster.mask, np.ones((3, 3), np.uint8)), (0, 0), 0.8) * share
+        region = edited[lo[1] : hi[1], lo[0] : hi[0]].astype(np.float32)
+        blended = region + weight[..., None] * (painted - region)
+        edited[lo[1] : hi[1], lo[0] : hi[0]] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+    def _mouth_interior(self, gap: float, smile: float, face: EngineFace) -> np.ndarray:
+        """(rows, cols, 3) float32 colours of an open mouth with this gap and smile, at this face's brightness."""
+        bins = np.asarray(self.config.mouth_gaps, np.float64)
+        smiling = float(np.clip((smile - 1.0) / 2.0, 0.0, 1.0))
+        relative = blend(self.tables["mouth_interiors"], np.array([1.0 - smiling, smiling]), age_weights(gap, bins))
+        relative = relative.transpose(1, 2, 0)
+        colour = relative * face.skin
+        grey = colour.mean(axis=2, keepdims=True)
+        share = min(face.colourfulness / COLOURFUL, 1.0)
+        return np.ascontiguousarray(grey + share * (colour - grey), dtype=np.float32)
+
+    def edit_photo(
+        self,
+        rgb: np.ndarray,
+        faces: list[EngineFace],
+        source_ages: list[float],
+        target_ages: list[float],
+        source_aus: list[np.ndarray],
+        target_aus: list[np.ndarray],
+        target_landmarks: list[np.ndarray | None] | None = None,
+    ) -> tuple[np.ndarray, list[tuple[tuple[int, int, int, int], np.ndarray] | None]]:
+        """The whole photo with every listed face edited, and per face the box and mask of what changed.
+
+        Faces are prepared on the input photo; each is rendered from the photo as the previous faces left it.
+        `target_landmarks` (per face, or None): given geometry, e.g. a driving face's (see :meth:`shape_change`).
+        """
+        out = rgb
+        changes: list[tuple[tuple[int, int, int, int], np.ndarray] | None] = []
+        given = target_landmarks if target_landmarks is not None else [None] * len(faces)
+        for face, s_age, t_age, s_aus, t_aus, points in zip(
+            faces, source_ages, target_ages, source_aus, target_aus, given, strict=True
+        ):
+            result = self.render(out, face, s_age, t_age, s_aus, t_aus, target_landmarks=points)
+            if result is None:
+                changes.append(None)
+                continue
+            if out is rgb:
+                out = rgb.copy()
+            (x0, y0, x1, y1), pixels, mask = result
+            out[y0:y1, x0:x1] = pixels
+            changes.append(((x0, y0, x1, y1), mask))
+        return out, changes
+
+
+@functools.lru_cache(maxsize=8)
+def identity_grid(height: int, width: int) -> np.ndarray:
+    """(h, w, 2) float32 pixel positions: the sampling map of an edit that moves nothing."""
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid = np.stack([xs, ys], axis=-1)
+    grid.setflags(write=False)
+    return grid

@@ -1,0 +1,187 @@
+"""The fitted edit engine: its geometry pieces, a fit on a small real subset, and saving/loading.
+
+The fit runs on a few hundred real UTKFace photos and the real CFEE set (analysed by the same MediaPipe
+path as at edit time), so what it checks is what fitting on real faces gives: children's faces have
+proportionally larger eyes, older faces more fine detail, AU12 moves the lip corners out and up, the
+open-mouth interior is darker between the lips than the skin, and the sex classifier beats chance on
+held-out faces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganime_age.conditions import AU_NAMES, NUM_AUS
+from ganime_age.hub import load_pretrained
+from ganime_age.meshwarp import extend_outward, invert_displacement, rasterise
+from ganime_age.models.fitted_engine import FittedEngine, FittedEngineConfig, age_weights
+
+SMALL_UTKFACE = 400
+SMALL_CFEE = 500
+
+
+# -- geometry pieces ------------------------------------------------------------------------------------------
+def test_a_raster_interpolates_per_vertex_values_linearly() -> None:
+    vertices = np.array([[2.0, 2.0], [30.0, 4.0], [6.0, 28.0], [32.0, 30.0]])
+    triangles = np.array([[0, 1, 2], [1, 3, 2]])
+    raster = rasterise(vertices, triangles, (34, 36))
+    # an affine function of position is reproduced exactly inside the mesh
+    values = vertices @ np.array([[0.5, -1.0], [2.0, 0.25]]) + np.array([3.0, -7.0])
+    field = raster.interpolate(values)
+    ys, xs = np.divmod(raster.pixels, 36)
+    expected = np.stack([xs, ys], 1) @ np.array([[0.5, -1.0], [2.0, 0.25]]) + np.array([3.0, -7.0])
+    assert np.allclose(field.reshape(-1, 2)[raster.pixels], expected, atol=1e-3)
+    assert raster.mask[15, 15] == 1.0 and raster.mask[0, 35] == 0.0
+
+
+def test_the_near_surface_wins_and_turned_away_triangles_are_not_drawn() -> None:
+    square = np.array([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0], [20.0, 20.0], [5.0, 5.0], [15.0, 5.0], [5.0, 15.0]])
+    triangles = np.array([[0, 1, 2], [4, 5, 6]])
+    depth = np.array([10.0, 10.0, 10.0, 10.0, 1.0, 1.0, 1.0])  # the small triangle is nearer
+    raster = rasterise(square, triangles, (21, 21), depth=depth)
+    assert raster.triangle[np.flatnonzero(raster.pixels == 8 * 21 + 8)[0]] == 1
+    reference = np.array([1.0, -1.0])  # the small triangle's orientation is reversed: it faces away
+    culled = rasterise(square, triangles, (21, 21), depth=depth, reference_areas=reference * 400)
+    assert set(culled.triangle.tolist()) == {0}
+
+
+def test_the_backward_map_inverts_a_smooth_displacement() -> None:
+    """Each output pixel p reads from s(p); that point, moved by the forward field, must land on p."""
+    import cv2
+
+    height, width = 60, 80
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    bump = np.exp(-((xs - 40) ** 2 + (ys - 30) ** 2) / 200.0)
+    forward = np.stack([3.0 * bump, -2.0 * bump], -1).astype(np.float32)
+    sample = invert_displacement(forward)
+    moved = cv2.remap(forward, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR)
+    landed = sample + moved
+    assert np.abs(landed[..., 0] - xs).max() < 0.05 and np.abs(landed[..., 1] - ys).max() < 0.05
+    assert np.allclose(sample[0, 0], [0.0, 0.0], atol=1e-3)  # far away nothing moves
+    assert abs(sample[30, 43, 0] - 40.0) < 0.3  # the centre, moved 3 px right, is read 3 px to the left
+
+
+def test_extension_outward_fades_to_nothing() -> None:
+    mask = np.zeros((100, 100), np.float32)
+    mask[40:60, 40:60] = 1.0
+    field = np.ones((100, 100, 2), np.float32)
+    out = extend_outward(field, mask, reach=10.0)
+    assert np.allclose(out[50, 50], 1.0) and np.allclose(out[2, 2], 0.0, atol=1e-3)
+    assert 0.0 < out[50, 63, 0] < 1.0  # just outside: part of the motion
+
+
+def test_age_weights_interpolate_between_centres() -> None:
+    centres = np.array([10.0, 20.0, 40.0])
+    assert np.allclose(age_weights(15.0, centres), [0.5, 0.5, 0.0])
+    assert np.allclose(age_weights(5.0, centres), [1.0, 0.0, 0.0])
+    assert np.allclose(age_weights(90.0, centres), [0.0, 0.0, 1.0])
+
+
+def test_an_engine_without_tables_returns_the_photo_unchanged() -> None:
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    photo = load_image(Path(__file__).resolve().parents[1] / "space" / "examples" / "astronaut.jpg")
+    face = FaceAnalyzer().analyze(photo)[0]
+    engine = FittedEngine()
+    prepared = engine.prepare_face(photo, face.landmarks.landmarks)
+    out, changes = engine.edit_photo(photo, [prepared], [30.0], [80.0], [face.aus], [np.full(NUM_AUS, 3.0)])
+    assert out is photo and changes == [None]
+
+
+# -- a fit on a small real subset ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fitted(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[FittedEngine, dict, Path]:
+    from training.face_records import collect
+    from training.fit_engine import fit
+
+    cache = tmp_path_factory.mktemp("engine-records")
+    utk_root, cfee_root = shared_dir / "datasets" / "utkface", shared_dir / "datasets" / "cfee"
+    utk = collect("utkface", utk_root, cache / "utkface.npz", max_photos=SMALL_UTKFACE, workers=1, progress=False)
+    cfee = collect("cfee", cfee_root, cache / "cfee.npz", max_photos=SMALL_CFEE, workers=1, progress=False)
+    config = FittedEngineConfig(template_size=100, template_scale=5.0, template_centre=(50.0, 45.3))
+    engine, report = fit(utk, utk_root, cfee, cfee_root, config=config, progress=False, au_gain_faces=4)
+    folder = tmp_path_factory.mktemp("engine") / "engine"
+    engine.save_pretrained(folder)
+    return engine, report, folder
+
+
+def test_small_children_have_larger_eyes_and_rounder_faces(fitted: tuple[FittedEngine, dict, Path]) -> None:
+    engine = fitted[0]
+    shapes = engine.tables["mean_shape"] + engine.tables["age_shapes"]  # (sex, centre, 478, 3) in canonical cm
+
+    def proportions(shape: np.ndarray) -> tuple[float, float]:
+        width = np.linalg.norm(shape[454, :2] - shape[234, :2])
+        iris = np.linalg.norm(shape[469, :2] - shape[471, :2]) + np.linalg.norm(shape[474, :2] - shape[476, :2])
+        return float(iris / width), float((shape[152, 1] - shape[10, 1]) / width)
+
+    child, adult = engine.centres.tolist().index(2.0), engine.centres.tolist().index(40.0)
+    for sex in (0, 1):
+        (child_iris, child_height), (adult_iris, adult_height) = (
+            proportions(shapes[sex, child]),
+            proportions(shapes[sex, adult]),
+        )
+        assert child_iris > adult_iris * 1.04 and child_height < adult_height * 0.98
+
+
+def test_older_skin_has_more_fine_detail(fitted: tuple[FittedEngine, dict, Path]) -> None:
+    """On the cheeks and the forehead, where wrinkles come (around the eyes, brows and lips energy falls)."""
+    engine = fitted[0]
+    energy = engine.tables["age_energies"]  # (sex, centre, band, h, w)
+    scale = engine.config.energy_downsample
+    skin = [(round(x / scale), round(y / scale)) for x, y in engine.template.vertices[[50, 280, 101, 330, 151]]]
+    centres = engine.centres
+    young, old = (centres >= 19) & (centres <= 32), centres >= 56
+    per_centre = np.mean([energy[:, :, :2, y, x] for x, y in skin], axis=(0, 3))  # (sex, centre)
+    assert np.all(per_centre[:, old].mean(axis=1) > 1.1 * per_centre[:, young].mean(axis=1)), per_centre
+
+
+def test_au12_moves_the_lip_corners_out_and_up(fitted: tuple[FittedEngine, dict, Path]) -> None:
+    shapes = fitted[0].tables["au_shapes"][AU_NAMES.index("AU12")]  # canonical frame: x right, y down
+    right_corner, left_corner = shapes[61], shapes[291]
+    assert right_corner[0] < -0.05 and left_corner[0] > 0.05  # apart
+    assert right_corner[1] < 0 and left_corner[1] < 0  # up
+    jaw = fitted[0].tables["au_shapes"][AU_NAMES.index("AU26")]
+    assert jaw[152, 1] > 0.05  # AU26 drops the chin
+
+
+def test_the_open_mouth_is_dark_behind_the_teeth(fitted: tuple[FittedEngine, dict, Path]) -> None:
+    interiors = fitted[0].tables["mouth_interiors"]  # (jaw | smile, gap bin, 3, rows, cols), relative to the skin
+    widest = interiors[0, -1].mean(axis=0)  # a dropped jaw at the widest gap
+    rows = widest.shape[0]
+    middle = widest[int(0.35 * rows) : int(0.75 * rows), widest.shape[1] // 3 : 2 * widest.shape[1] // 3].mean()
+    assert middle < 0.6, middle
+
+
+def test_the_sex_classifier_beats_chance_on_held_out_faces(fitted: tuple[FittedEngine, dict, Path]) -> None:
+    accuracy = fitted[1]["age"]["sex"]["accuracy"]
+    assert accuracy["test"] > 0.6, accuracy
+
+
+def test_a_saved_engine_loads_the_same(fitted: tuple[FittedEngine, dict, Path]) -> None:
+    engine, _, folder = fitted
+    loaded = load_pretrained(folder)
+    assert isinstance(loaded, FittedEngine)
+    for name, tensor in engine.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+    assert loaded.config == engine.config
+
+
+def test_the_fitted_engine_edits_a_real_photo(fitted: tuple[FittedEngine, dict, Path], shared_dir: Path) -> None:
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    engine = fitted[0]
+    photo = load_image(sorted((shared_dir / "datasets" / "cfee_full" / "images").iterdir())[0])
+    face = FaceAnalyzer().analyze(photo)[0]
+    prepared = engine.prepare_face(photo, face.landmarks.landmarks)
+    older, (change,) = engine.edit_photo(photo, [prepared], [25.0], [75.0], [face.aus], [face.aus])
+    assert change is not None
+    (x0, y0, x1, y1), mask = change
+    assert mask.shape == (y1 - y0, x1 - x0) and mask.max() > 0.5
+    assert np.abs(older.astype(int) - photo.astype(int)).max() > 20  # something moved
+    outside = np.ones(photo.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(older[outside], photo[outside])  # and nothing outside the edit's box
