@@ -224,7 +224,7 @@ def test_gates_of_an_engine_that_edits_nothing(tmp_path: Path, shared_dir: Path)
     assert passed["identity (dlib) verified, expression edits (worst)"]
     assert 0.3 < result["identity_threshold"]["distance"] < 0.7  # dlib's usual same-person distances
     assert len(result["real_reading_curve"]) == 101
-    expected = {"gates_age.jpg", "gates_aus.jpg", "gates_expression.jpg", "gates_full.jpg"}
+    expected = {"gates_age.jpg", "gates_aus.jpg", "gates_expression.jpg", "gates_full.jpg", "gates_turned.jpg"}
     assert {p.name for p in samples.iterdir()} == expected
 
 

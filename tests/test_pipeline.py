@@ -136,6 +136,31 @@ def test_analysis_is_cached_between_slider_moves(editor: FaceEditor) -> None:
     assert counting.calls == 2
 
 
+def test_a_photo_file_is_decoded_once_and_again_when_it_changes(
+    editor: FaceEditor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slider moves on an uploaded file skip decoding it (a 12 MP JPEG costs ~0.1 s); a changed file is read again."""
+    import os
+    import shutil
+
+    import ganime_age.faces as faces
+
+    decoded: list[object] = []
+    real_load = faces.load_image
+    monkeypatch.setattr(faces, "load_image", lambda source, **kw: decoded.append(source) or real_load(source, **kw))
+    counting = CountingAnalyzer(editor.analyzer)
+    cached = FaceEditor(editor.model, age_estimator=editor.age_estimator, analyzer=counting, config=editor.config)
+    photo = tmp_path / "upload.jpg"
+    shutil.copyfile(ASTRONAUT, photo)
+    for age in (20, 50, 80):
+        cached.edit(str(photo), age=age)
+    assert len(decoded) == 1 and counting.calls == 1
+    shutil.copyfile(TWO_FACES, photo)  # the same path, another photo
+    os.utime(photo, ns=(os.stat(photo).st_atime_ns, os.stat(photo).st_mtime_ns + 1_000_000))
+    assert len(cached.edit_details(str(photo), age=30).faces) == 2
+    assert len(decoded) == 2 and counting.calls == 2
+
+
 def test_age_strip_gives_the_ten_group_centres(editor: FaceEditor) -> None:
     steps: list[float] = []
     strip = editor.age_strip(ASTRONAUT, progress=lambda fraction, _: steps.append(fraction))

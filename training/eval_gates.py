@@ -23,7 +23,8 @@ person for CFEE), which the engine's fitting never saw.
   with the calibrated blendshape read-out; the other AUs should not move.
 - **Identity**: dlib's ResNet face descriptor (in no loss and no fit here) verifies each edit as its input's
   person at 1% false accepts, the threshold set on pairs of different CFEE test people.
-- **Artefacts**: fine colour detail of the edited face over the input's (speckles, tints).
+- **Artefacts**: fine colour detail of the edited face over the input's (speckles, tints), and a grid of faces
+  turned 25-40 degrees, where a warp would ghost.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ EXPRESSIONS = ("Happy", "Surprised", "Angry", "Sad", "Disgusted")
 SINGLE_AU_EDITS: tuple[tuple[str, ...], ...] = (("AU12",), ("AU26",), ("AU04",), ("AU01", "AU02"))
 SINGLE_AU_VALUE = 4.0
 OLD_TARGET = 75.0
+TURNED = (25.0, 40.0)  # degrees of yaw of the faces in the turned-faces grid
 # thresholds of the issues' gates
 AGE_TOLERANCE = 4.0
 AGE_SPREAD_SHARE = 0.85
@@ -112,6 +114,7 @@ class Reading:
     box: tuple[int, int, int, int]
     landmarks: np.ndarray
     crop: np.ndarray  # aligned crop, for the chroma score and the grids
+    yaw: float  # degrees: how far the face is turned
 
 
 class Judge:
@@ -141,6 +144,7 @@ class Judge:
             box=(x, y, w, h),
             landmarks=np.asarray(face.landmarks.landmarks),
             crop=face.aligned.image,
+            yaw=float(face.pose[0]),
         )
 
     def descriptor(self, rgb: np.ndarray, reading: Reading) -> np.ndarray:
@@ -264,7 +268,7 @@ class GateEvaluation:
         # real faces' readings per age (UTKFace test split)
         utk = [p for p in test_photos("utkface", Path(args.utkface)) if np.isfinite(p.age)]
         real = [utk[i] for i in spread_indices(len(utk), args.max_real)]
-        real_ages, real_readings, real_dlib = [], [], []
+        real_ages, real_readings, real_dlib, turned = [], [], [], []
         for photo in real:
             rgb = load_image(photo.path)
             reading = judge.read(rgb)
@@ -272,6 +276,8 @@ class GateEvaluation:
                 real_ages.append(photo.age)
                 real_readings.append(reading.age)
                 real_dlib.append(judge.other_age(rgb, reading))
+                if TURNED[0] <= abs(reading.yaw) <= TURNED[1] and INPUT_AGES[0] <= photo.age <= INPUT_AGES[1]:
+                    turned.append(photo)
         curve = age_reading_curve(np.array(real_readings), np.array(real_ages), bandwidth=2.0)
         dlib_curve = age_reading_curve(np.array(real_dlib), np.array(real_ages), bandwidth=2.0)
 
@@ -292,6 +298,7 @@ class GateEvaluation:
                 ("aus", single.pop("grid")),
                 ("expression", expression.pop("grid")),
                 ("full", harm.pop("grid")),
+                ("turned", turned_grid(editor, judge, turned[:6])),
             ):
                 save_grid(samples / f"gates_{name}{GRID_SUFFIX}", grid)
         else:
@@ -619,6 +626,23 @@ def single_au_gate(
             }
         )
     return {"rows": rows, "grid": labelled_grid([(k, v) for k, v in grid_rows.items() if v])}
+
+
+def turned_grid(editor: Any, judge: Judge, photos: list[Photo]) -> np.ndarray:
+    """Faces turned 25-40 degrees aged, rejuvenated and smiling: where a warp would ghost, it shows here."""
+    rows: dict[str, list[np.ndarray]] = {"input": [], "age 75": [], "age 5": [], "AU12=4": []}
+    for photo in photos:
+        rgb = _load(photo.path)
+        before = judge.read(rgb)
+        if before is None:
+            continue
+        rows["input"].append(face_tile(rgb, before))
+        rows["age 75"].append(face_tile(np.asarray(editor.edit(rgb, age=75.0, face=0)), before))
+        rows["age 5"].append(face_tile(np.asarray(editor.edit(rgb, age=5.0, face=0)), before))
+        rows["AU12=4"].append(face_tile(np.asarray(editor.edit(rgb, aus={"AU12": SINGLE_AU_VALUE}, face=0)), before))
+    if not rows["input"]:
+        return np.full((GRID_SIDE, GRID_SIDE, 3), 255, np.uint8)
+    return labelled_grid(list(rows.items()))
 
 
 def harm_gate(editor: Any, judge: Judge, photos: list[Path]) -> dict[str, Any]:

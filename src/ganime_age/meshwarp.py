@@ -144,10 +144,10 @@ def extend_outward(field: np.ndarray, mask: np.ndarray, reach: float, *, coarse:
     """A field known where `mask` is 1, continued smoothly beyond it and faded to exactly 0 `reach` pixels out.
 
     Normalised convolution (blur the masked field, divide by the blurred mask) gives each outside pixel a
-    distance-weighted average of the nearby inside values, so the face's edge moves its surroundings
-    (hair, ears, neck) a little; a taper on the distance to the mask ends the motion at `reach`, so the photo
-    beyond is not touched at all (and an edit need not resample it). Computed `coarse` times smaller than the
-    grid: the extension is smooth by construction.
+    distance-weighted average of the nearby inside values, so the face's edge takes its surroundings along
+    (the shadow under a jaw that moves up, the hair at the temples); a taper on the distance to the mask ends
+    the motion at `reach`, so the photo beyond is not touched at all (and an edit need not resample it).
+    Computed `coarse` times smaller than the grid: the extension is smooth by construction.
     """
     field = np.asarray(field, np.float32)
     squeeze = field.ndim == 2
@@ -164,12 +164,14 @@ def extend_outward(field: np.ndarray, mask: np.ndarray, reach: float, *, coarse:
     blurred = cv2.GaussianBlur(f, (0, 0), sigma)
     if blurred.ndim == 2:
         blurred = blurred[..., None]
-    # the average of the inside values nearby, faded by how much of the neighbourhood is inside
+    # the average of the inside values nearby, at full strength for the first quarter of `reach` (a jaw's
+    # shadow and the hair at the temples move with the face), then smoothly down to nothing at `reach`
     average = blurred / np.maximum(blurred_mask, 1e-6)[..., None]
     outside_mask = (m < 0.5).astype(np.uint8)
     distance = cv2.distanceTransform(outside_mask, cv2.DIST_L2, 3) * coarse
-    taper = np.clip(1.0 - distance / max(reach, 1e-6), 0.0, 1.0)
-    fade = (np.clip(blurred_mask / 0.5, 0.0, 1.0) * taper * taper)[..., None]
+    plateau = 0.25 * reach
+    t = np.clip((distance - plateau) / max(reach - plateau, 1e-6), 0.0, 1.0)
+    fade = (1.0 - t * t * (3.0 - 2.0 * t))[..., None]  # smoothstep down
     outside = cv2.resize(average * fade, (width, height), interpolation=cv2.INTER_LINEAR)
     if outside.ndim == 2:
         outside = outside[..., None]

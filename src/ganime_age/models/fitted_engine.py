@@ -43,7 +43,8 @@ NUM_MESH_VERTICES = 468
 LOG_EPSILON = 1.0 / 64.0  # log(v + eps): dark pixels do not blow up a ratio
 OUTWARD_REACH = 5.0  # canonical centimetres (a third of a face width) over which a face's motion fades out
 LARGE_SCALE = 0.1  # face widths: the blur that splits skin tone and shading from features (brows, lips, folds)
-INVERSE_TOLERANCE = 0.05  # grid pixels: how far a fixed-point inverse may miss before the exact one is used
+YOUNG_AGE = 20.0  # below this age a face's proportions change fastest (young_shape_boost)
+INVERSE_TOLERANCE = 0.2  # grid pixels: how far a fixed-point inverse may miss before the exact one is used
 STILL_PIXELS = 0.25  # photo pixels: a displacement below this leaves a pixel as it was (a quarter pixel: unseen)
 COLOURFUL = 0.06  # mean |log channel - log grey| from which a face counts as fully coloured (grey photos: 0)
 # landmark ids used for the face's frame: the oval's extreme points left/right (face width)
@@ -73,6 +74,7 @@ class FittedEngineConfig:
     # strengths (1 = as fitted)
     # (chosen by eye on held-out full-size photos, with the estimator's readings beside: training/README.md)
     age_shape_gain: float = 3.0  # MediaPipe's landmarks under-state how much a child's face differs from an adult's
+    young_shape_boost: float = 1.0  # the shape gain grows by this factor towards a child's face (5 and under)
     age_texture_gain: float = 1.5  # prototype differences are means of many faces: fainter than one face's ageing
     age_chroma_gain: float = 1.0
     age_fold_gain: float = 2.0  # the prototypes' new folds and lines, added when ageing
@@ -115,6 +117,7 @@ class FittedEngineConfig:
             raise ConfigError(f"margin must be in 0.1..2, not {self.margin}")
         for name in (
             "age_shape_gain",
+            "young_shape_boost",
             "age_texture_gain",
             "age_chroma_gain",
             "age_fold_gain",
@@ -205,6 +208,12 @@ def detail_bands(grey: np.ndarray, sigma: float, count: int) -> list[np.ndarray]
 def band_energies(grey: np.ndarray, sigma: float, count: int) -> list[np.ndarray]:
     """Local detail energy per band: each band squared and averaged over a neighbourhood of twice its scale."""
     return [cv2.GaussianBlur(b * b, (0, 0), 2.0 * sigma * 2**i) for i, b in enumerate(detail_bands(grey, sigma, count))]
+
+
+def grey_and_colour(grey_gain: float, colour_gain: float) -> np.ndarray:
+    """The 3x3 matrix (for ``cv2.transform``) that scales an RGB change's mean by `grey_gain` and the rest by
+    `colour_gain`: one pass over the pixels instead of four."""
+    return (colour_gain * np.eye(3) + (grey_gain - colour_gain) / 3.0 * np.ones((3, 3))).astype(np.float32)
 
 
 def blend(table: np.ndarray, sexes: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -469,7 +478,9 @@ class FittedEngine(HubModel):
         change = np.zeros((NUM_LANDMARKS, 3))
         if source_age != target_age:
             weights = age_weights(target_age, self.centres) - age_weights(source_age, self.centres)
-            change += c.age_shape_gain * blend(t["age_shapes"], sexes, weights)
+            youth = float(np.clip((YOUNG_AGE - min(target_age, source_age)) / (YOUNG_AGE - 5.0), 0.0, 1.0))
+            gain = c.age_shape_gain * (1.0 + (c.young_shape_boost - 1.0) * youth)
+            change += gain * blend(t["age_shapes"], sexes, weights)
         au_delta = (np.asarray(target_aus, np.float64) - np.asarray(source_aus, np.float64)) * t["au_gains"]
         if target_landmarks is None and np.any(au_delta):
             expression = c.au_shape_gain * np.einsum("a,avc->vc", au_delta, t["au_shapes"])
@@ -509,51 +520,43 @@ class FittedEngine(HubModel):
           eye bags and forehead lines appear even on a face that has no trace of them yet.
         """
         c, t = self.config, self.tables
-        template = self.template
         size = c.template_size
         sexes = np.array([1.0 - face.female, face.female])
-        change = np.zeros((3, size, size), np.float32)
+        change = np.zeros((size, size, 3), np.float32)  # channels last: what cv2.remap maps in one call
         repaint = False
         gains = None
         if source_age != target_age:
             split = self.age_split
             w_t, w_s = age_weights(target_age, self.centres), age_weights(source_age, self.centres)
-            gain = c.age_texture_gain
             large = blend(split["large"], sexes, w_t - w_s)
-            grey = large.mean(axis=0, keepdims=True)
-            change += gain * grey + c.age_chroma_gain * (large - grey)
+            # brightness (the channels' mean) times age_texture_gain, colour (the rest) times age_chroma_gain
+            change += cv2.transform(large, grey_and_colour(c.age_texture_gain, c.age_chroma_gain))
             if target_age > source_age:  # folds and lines that come with age: the prototypes' darkening only
                 folds = blend(split["folds"], sexes, w_t - w_s)
-                change += c.age_fold_gain * np.minimum(folds, 0.0)[None]
-            energies = [blend(t["age_energies"], sexes, w) for w in (w_t, w_s)]
-            floor = 1e-6 + 0.05 * energies[1].mean(axis=(1, 2), keepdims=True)
+                change += c.age_fold_gain * np.minimum(folds, 0.0)[..., None]
+            energies = [blend(split["energies"], sexes, w) for w in (w_t, w_s)]
+            floor = 1e-6 + 0.05 * energies[1].mean(axis=(0, 1), keepdims=True)
             ratio = (energies[0] + floor) / (energies[1] + floor)
             gains = np.clip(ratio ** (0.5 * c.detail_gain_power), *c.detail_gain_range)
-            caps = np.asarray(c.detail_gain_caps, np.float64)
-            gains = np.minimum(gains, caps[: len(gains), None, None]) if len(caps) >= len(gains) else gains
+            caps = np.asarray(c.detail_gain_caps, np.float32)[: gains.shape[2]]
+            gains = np.minimum(gains, caps).astype(np.float32)
             repaint = True
         au_delta = (np.asarray(target_aus, np.float32) - np.asarray(source_aus, np.float32)) * t["au_gains"]
         if np.any(au_delta):
-            # on skin only: what the AU ratio images show in the eyes, the lips' gap and the brows (hair that
-            # MediaPipe's brow points follow loosely) is the pair's misalignment, not the AU
-            regions = template.regions
-            skin = 1.0 - np.maximum(np.maximum(regions["mouth"], regions["eyes"]), regions["brows"])
             # the gains make an AU's shape read as asked; its skin (folds, shading) follows, more gently
             gentle = au_delta / np.sqrt(t["au_gains"])
-            moved = np.flatnonzero(gentle)
-            change += c.au_texture_gain * np.tensordot(gentle[moved], t["au_textures"][moved], axes=1) * skin
+            for au in np.flatnonzero(gentle):
+                change += (c.au_texture_gain * gentle[au]) * self.age_split["au_skin"][au]
             repaint = True
         if not repaint or (not np.any(change) and (gains is None or np.all(gains == 1.0))):
             return None
         # colour changes in proportion to how colourful the face is: a grey photo stays grey
-        grey = change.mean(axis=0, keepdims=True)
-        change = grey + min(face.colourfulness / COLOURFUL, 1.0) * (change - grey)
+        change = cv2.transform(change, grey_and_colour(1.0, min(face.colourfulness / COLOURFUL, 1.0)))
         coords = face.template_coords
-        planar = np.ascontiguousarray(change.transpose(1, 2, 0))
-        out = cv2.remap(planar, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
+        out = cv2.remap(change, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
         out *= face.face_mask[..., None]
         if gains is not None:
-            stacked = cv2.resize(np.ascontiguousarray(gains.transpose(1, 2, 0), dtype=np.float32), (size, size))
+            stacked = cv2.resize(gains, (size, size))
             mapped = cv2.remap(stacked, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=1.0)
             mapped = mapped.reshape(*face.grid_shape, -1)
             detail = sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
@@ -562,20 +565,31 @@ class FittedEngine(HubModel):
 
     @property
     def age_split(self) -> dict[str, np.ndarray]:
-        """The age prototypes' large scale (tone, shading: (2, K, 3, R, R)) and fold-scale luminance band
-        ((2, K, R, R): between the finest detail band and the large scale)."""
+        """The fitted tables as a slider move reads them, made once: the age prototypes' large scale (tone,
+        shading), their fold-scale luminance band (between the finest detail band and the large scale), the
+        detail energies, and the AU ratio images on skin only, all channels last.
+
+        (What the AU ratio images show in the eyes, the lips' gap and the brows, hair that MediaPipe's brow
+        points follow loosely, is the pairs' misalignment, not the AU: it is masked out.)
+        """
         if self._split is None:
             t = self.tables
             c = self.config
-            prototypes = t["mean_texture"][None, None] + t["age_textures"]
+            prototypes = (t["mean_texture"][None, None] + t["age_textures"]).transpose(0, 1, 3, 4, 2)
             large = np.empty_like(prototypes)
-            folds = np.empty(prototypes.shape[:2] + prototypes.shape[3:], np.float32)
+            folds = np.empty(prototypes.shape[:4], np.float32)
             for index in np.ndindex(prototypes.shape[:2]):
-                planes = np.ascontiguousarray(prototypes[index].transpose(1, 2, 0))
-                large[index] = self.template_blur(planes).transpose(2, 0, 1)
-                luma = prototypes[index].mean(axis=0)
-                folds[index] = cv2.GaussianBlur(luma, (0, 0), c.band_sigma) - large[index].mean(axis=0)
-            self._split = {"large": large, "folds": folds * self.template.mask}
+                large[index] = self.template_blur(np.ascontiguousarray(prototypes[index]))
+                luma = prototypes[index].mean(axis=2)
+                folds[index] = cv2.GaussianBlur(luma, (0, 0), c.band_sigma) - large[index].mean(axis=2)
+            regions = self.template.regions
+            skin = 1.0 - np.maximum(np.maximum(regions["mouth"], regions["eyes"]), regions["brows"])
+            self._split = {
+                "large": np.ascontiguousarray(large, dtype=np.float32),
+                "folds": folds * self.template.mask,
+                "energies": np.ascontiguousarray(t["age_energies"].transpose(0, 1, 3, 4, 2), dtype=np.float32),
+                "au_skin": np.ascontiguousarray((t["au_textures"] * skin).transpose(0, 2, 3, 1), dtype=np.float32),
+            }
         return self._split
 
     def template_blur(self, image: np.ndarray) -> np.ndarray:
