@@ -185,3 +185,79 @@ def test_the_fitted_engine_edits_a_real_photo(fitted: tuple[FittedEngine, dict, 
     outside = np.ones(photo.shape[:2], bool)
     outside[y0:y1, x0:x1] = False
     assert np.array_equal(older[outside], photo[outside])  # and nothing outside the edit's box
+
+
+# -- the shipped engine's strengths ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shipped() -> FittedEngine:
+    from ganime_age.pipeline import DEFAULT_ENGINE_DIR
+
+    return load_pretrained(DEFAULT_ENGINE_DIR)
+
+
+def test_retuning_changes_strengths_and_keeps_the_fitted_tables(shipped: FittedEngine) -> None:
+    from ganime_age.errors import ConfigError
+    from training.fit_engine import retuned
+
+    tuned = retuned(shipped, ["age_texture_gain=1.25", "detail_gain_range=[0.5, 2.0]"])
+    assert tuned.config.age_texture_gain == 1.25 and tuned.config.detail_gain_range == (0.5, 2.0)
+    assert tuned.config.age_shape_gain == shipped.config.age_shape_gain
+    assert all(
+        torch.equal(a, b) for a, b in zip(tuned.state_dict().values(), shipped.state_dict().values(), strict=True)
+    )
+    for bad in ("no_such_strength=1", "age_texture_gain", "age_texture_gain=lots", "age_texture_gain=9"):
+        with pytest.raises(ConfigError):
+            retuned(shipped, [bad])
+
+
+def test_a_young_target_moves_the_features_and_holds_the_jawline(shipped: FittedEngine, shared_dir: Path) -> None:
+    """age_outline_share: the jaw, chin and hairline move a fraction of what the features move, so a warp does not
+    drag the old jawline's shadow up the neck (a ghost chin); the eyes move as fitted."""
+    import dataclasses
+
+    from ganime_age.faces import FaceAnalyzer, load_image
+    from ganime_age.models.fitted_engine import outline_weights
+
+    photo = load_image(sorted((shared_dir / "datasets" / "cfee_full" / "images").iterdir())[1])
+    face = FaceAnalyzer().analyze(photo)[0]
+    full = FittedEngine(dataclasses.replace(shipped.config, age_outline_share=1.0))
+    full.load_state_dict(shipped.state_dict())
+    moves = {}
+    for name, engine in (("shipped", shipped), ("full", full)):
+        prepared = engine.prepare_face(photo, face.landmarks.landmarks)
+        moves[name] = np.linalg.norm(engine.shape_change(prepared, 30.0, 5.0, face.aus, face.aus), axis=1)
+    chin, eye = 152, 159
+    assert outline_weights()[chin] == 1.0 and outline_weights()[eye] < 0.05
+    assert moves["full"][chin] > 1.0  # grid pixels: a child's chin is much higher
+    assert moves["shipped"][chin] == pytest.approx(shipped.config.age_outline_share * moves["full"][chin], rel=1e-6)
+    assert moves["shipped"][eye] == pytest.approx(moves["full"][eye], rel=0.05)
+
+
+def test_fine_changes_move_brightness_and_no_colour(shared_dir: Path) -> None:
+    """A repaint's fine part (wrinkles deepened or smoothed) is added equally to the three channels, and its colour
+    offset is as smooth as the face's blurred colours: neither prints the photo's detail in colour."""
+    import cv2
+
+    from ganime_age.faces import load_image
+    from ganime_age.models.fitted_engine import TextureChange, apply_factor, repaint_table
+
+    photo = load_image(sorted((shared_dir / "datasets" / "cfee" / "images").iterdir())[0])[80:240, 80:240]
+    rng = np.random.default_rng(0)
+    fine = cv2.GaussianBlur(rng.normal(0.0, 0.15, photo.shape[:2]).astype(np.float32), (0, 0), 1.0)
+    tint = np.zeros(photo.shape, np.float32)
+    tint[..., 0] = 0.1  # a warmer face
+    smooth = cv2.GaussianBlur(photo.astype(np.float32), (0, 0), 5.0)
+    out = apply_factor(photo, repaint_table(TextureChange(tint, fine), smooth))
+
+    def chroma(rgb: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[..., 1:].astype(np.float32)
+
+    unsaturated = (photo.max(axis=2) < 200) & (out.max(axis=2) < 250)
+    luma_change = np.abs(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(int) - cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
+    assert luma_change[unsaturated].mean() > 2  # the brightness did change, finely
+    shift = chroma(out) - chroma(photo)
+    assert shift[..., 0][unsaturated].mean() > 1.5  # redder on the whole
+    fine_shift = shift - cv2.GaussianBlur(shift, (0, 0), 3.0)
+    assert (
+        np.abs(fine_shift)[unsaturated].mean() < 0.4
+    )  # no colour finer than the blurred colours (per-channel ratios: 0.64)

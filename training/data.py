@@ -25,6 +25,9 @@ another expression), flipped like the item, as a paired target for expression ed
 AU labels estimated from blendshapes are recomputed from the stored raw scores with the current
 read-out (``ganime_age.faces.aus``), so a recalibration reaches training without re-preparing photos.
 Datasets prepared before those columns existed read as age_known 1, au_coded 0 with their stored AUs.
+
+The refiner's own format (``training/refiner_data.py``: the fitted engine's edits beside the real photos they
+came from and should match, in ``.npz`` shards) is read by :class:`RefinerPairs` at the end of this module.
 """
 
 from __future__ import annotations
@@ -259,3 +262,140 @@ class MixedFaces(Dataset):
         part = int(np.searchsorted(self.offsets, index, side="right")) - 1
         local = index - int(self.offsets[part])
         return self.parts[part][(local, *key[1:]) if isinstance(key, tuple) else local]
+
+
+# -- the refiner's pairs (training/refiner_data.py) -----------------------------------------------------------
+
+REFINER_FORMAT_VERSION = 1
+REFINER_SHARDS = "shards"  # <folder>/shards/{cfee,utkface}-NNNNN.npz
+REFINER_MANIFEST = "manifest.json"
+
+
+def refiner_shard_paths(data_dir: str | Path) -> list[Path]:
+    """The npz shards of a refiner dataset, in name order; DatasetError when there is no such dataset."""
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise DatasetError(
+            f"refiner dataset not found: {folder} (make one with `python training/refiner_data.py --output {folder}`)"
+        )
+    paths = sorted((folder / REFINER_SHARDS).glob("*.npz"))
+    if not paths:
+        raise DatasetError(f"{folder} holds no refiner shards ({REFINER_SHARDS}/*.npz); is it a refiner dataset?")
+    return paths
+
+
+def refiner_split(person: str, test_fraction: float) -> str:
+    """'test' for a stable `test_fraction` of people (a hash of the person's name): one person, one split.
+
+    Salted: the unsalted hash is prepare_data's, which already sent its low values (the gates' people) to
+    its test split, so none of the refiner's CFEE people would ever be held out.
+    """
+    import hashlib
+
+    digest = hashlib.sha1(f"refiner:{person}".encode()).hexdigest()
+    return "test" if int(digest[:8], 16) / 2**32 < test_fraction else "train"
+
+
+class RefinerPairs(Dataset):
+    """A split of a refiner dataset: the engine's edits, the real photos they came from and should match.
+
+    All crops stay uint8 in memory (a full build is ~0.5 GB); each real photo is stored once per shard and
+    referenced by its edits. Items:
+
+        image         (3, S, S) float32 in [-1, 1]: the engine's edit (the refiner's input)
+        source_image  (3, S, S): the photo the engine edited
+        target_image  (3, S, S): the real photo the edit should look like (zeros where there is none)
+        has_target    () float32 1 for CFEE pairs, 0 for UTKFace age edits
+        aus           (17,) float32: the target AUs (the refiner's condition)
+        age           () float32: the target age (CFEE: the source's estimated age; UTKFace: the edit's age)
+        source_age    () float32: the source's estimated age
+
+    The split is by person (CFEE person, or the UTKFace photo itself), ``test_fraction`` of them held out
+    for the sample grids. Keys are an index or an ``(index, flip)`` pair (the trainer's resumable flips);
+    a flip mirrors all three crops alike. ``max_samples`` keeps that many rows spread evenly over the split
+    (so a small sample shows every kind of edit).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        split: str = "train",
+        *,
+        test_fraction: float = 0.1,
+        image_size: int | None = None,
+        max_samples: int | None = None,
+        hflip: bool = False,
+    ) -> None:
+        if split not in ("train", "test"):
+            raise DatasetError(f"split must be 'train' or 'test', not {split!r}")
+        photos, inputs, columns = [], [], {}
+        offset = 0
+        for path in refiner_shard_paths(data_dir):
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    if int(data["version"]) != REFINER_FORMAT_VERSION:
+                        raise DatasetError(f"{path}: format {int(data['version'])}, expected {REFINER_FORMAT_VERSION}")
+                    shard = {key: data[key] for key in data.files}
+            except (OSError, ValueError, KeyError) as error:
+                raise DatasetError(f"{path} is not a readable refiner shard: {error}") from error
+            keep = np.array([refiner_split(str(p), test_fraction) == split for p in shard["person"]], bool)
+            photos.append(shard["photos"])
+            inputs.append(shard["inputs"][keep])
+            for key in ("target_aus", "target_age", "source_age", "has_target", "person", "kind"):
+                columns.setdefault(key, []).append(shard[key][keep])
+            for key in ("source_index", "target_index"):
+                local = shard[key][keep].astype(np.int64)
+                columns.setdefault(key, []).append(np.where(local >= 0, local + offset, -1))
+            offset += len(shard["photos"])
+        rows = {key: np.concatenate(parts) for key, parts in columns.items()}
+        count = len(rows["person"])
+        if count == 0:
+            raise DatasetError(f"{data_dir} split {split!r} is empty")
+        picks = np.arange(count)
+        if max_samples is not None and max_samples < count:
+            picks = np.linspace(0, count - 1, max(1, max_samples)).round().astype(np.int64)
+        self.data_dir = Path(data_dir)
+        self.split = split
+        self.image_size = image_size
+        self.hflip = hflip
+        self.photos = np.concatenate(photos)
+        self.inputs = np.concatenate(inputs)[picks]
+        self.source_index = rows["source_index"][picks]
+        self.target_index = rows["target_index"][picks]
+        self.aus = rows["target_aus"][picks].astype(np.float32)
+        self.ages = rows["target_age"][picks].astype(np.float32)
+        self.source_ages = rows["source_age"][picks].astype(np.float32)
+        self.has_target = rows["has_target"][picks].astype(np.float32)
+        self.persons = rows["person"][picks]
+        self.kinds = rows["kind"][picks]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def _tensor(self, crop: np.ndarray, flip: bool) -> torch.Tensor:
+        image = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float() / 127.5 - 1.0
+        if self.image_size is not None and image.shape[-1] != self.image_size:
+            image = torch.nn.functional.interpolate(
+                image[None], size=(self.image_size, self.image_size), mode="bilinear", antialias=True
+            )[0]
+        return image.flip(-1) if flip else image
+
+    def __getitem__(self, key: int | tuple) -> dict[str, torch.Tensor]:
+        if isinstance(key, tuple):
+            index, flip = int(key[0]), bool(key[1])
+        else:
+            index, flip = int(key), self.hflip and bool(torch.rand(()) < 0.5)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} pairs")
+        index %= len(self)
+        target = int(self.target_index[index])
+        image = self._tensor(self.inputs[index], flip)
+        return {
+            "image": image,
+            "source_image": self._tensor(self.photos[self.source_index[index]], flip),
+            "target_image": self._tensor(self.photos[target], flip) if target >= 0 else torch.zeros_like(image),
+            "has_target": torch.tensor(self.has_target[index]),
+            "aus": torch.from_numpy(self.aus[index].copy()),
+            "age": torch.tensor(self.ages[index]),
+            "source_age": torch.tensor(self.source_ages[index]),
+        }

@@ -554,10 +554,46 @@ def card_main(argv: list[str]) -> int:
     parser.add_argument("--engine", required=True, help="engine folder (its evaluation.md and fit_report.json)")
     parser.add_argument("--samples", default=None, help="folder of gates_*.jpg grids to copy in")
     parser.add_argument("--note", default=None, help="a Markdown file for the card, under the description")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one of the engine's strengths (a FittedEngineConfig field, JSON value), e.g. age_texture_gain=2",
+    )
     args = parser.parse_args(argv)
     note = Path(args.note).read_text(encoding="utf-8").strip() if args.note else None
-    write_engine(load_pretrained(args.engine), args.engine, samples=args.samples, note=note)
+    engine = load_pretrained(args.engine)
+    if args.settings:
+        engine = retuned(engine, args.settings)
+    write_engine(engine, args.engine, samples=args.samples, note=note)
     return 0
+
+
+def retuned(engine: FittedEngine, settings: list[str]) -> FittedEngine:
+    """The same fitted tables under changed strengths (``KEY=VALUE`` each): tuning needs no refit."""
+    import dataclasses
+    import json
+
+    from ganime_age.errors import ConfigError
+
+    fields = {f.name for f in dataclasses.fields(FittedEngineConfig)}
+    changes: dict[str, Any] = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or key not in fields:
+            raise ConfigError(f"--set takes KEY=VALUE with KEY a FittedEngineConfig field, not {setting!r}")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"--set {key}: {value!r} is not a JSON value") from error
+        changes[key] = tuple(parsed) if isinstance(parsed, list) else parsed
+    config = dataclasses.replace(engine.config, **changes)
+    config.validate()
+    fresh = FittedEngine(config)
+    fresh.load_state_dict(engine.state_dict())
+    return fresh
 
 
 def main(argv: list[str] | None = None) -> int:

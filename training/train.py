@@ -230,16 +230,22 @@ class DataStream:
         return batch
 
 
-def build_loader(train: TrainConfig, partners: bool = False) -> tuple[DataLoader, EpochSampler]:
-    """The training stream; `partners` adds same-person partner photos (for a system's paired loss)."""
+def build_loader(train: TrainConfig, partners: bool = False, dataset: Any = None) -> tuple[DataLoader, EpochSampler]:
+    """The training stream; `partners` adds same-person partner photos (for a system's paired loss).
+
+    `dataset`: a system's own training data (`TrainingSystem.training_dataset`) instead of the prepared faces.
+    """
     from training.data import MixedFaces, PreparedFaces
 
     if len(train.mix_data_dirs) != len(train.mix_shares):
         raise TrainingError("train.mix_data_dirs and train.mix_shares need one entry each")
+    if dataset is not None and train.mix_data_dirs:
+        raise TrainingError(f"system {train.system} reads its own data: train.mix_data_dirs cannot be mixed in")
     # flips are drawn by the sampler (resumable), not by the dataset's own random draw
-    dataset: Any = PreparedFaces(
-        train.data_dir, "train", image_size=train.image_size, max_samples=train.max_train_samples, partners=partners
-    )
+    if dataset is None:
+        dataset = PreparedFaces(
+            train.data_dir, "train", image_size=train.image_size, max_samples=train.max_train_samples, partners=partners
+        )
     if len(dataset) < train.batch_size:
         raise TrainingError(
             f"{train.data_dir} has {len(dataset)} training faces, fewer than train.batch_size={train.batch_size}"
@@ -268,16 +274,22 @@ def build_loader(train: TrainConfig, partners: bool = False) -> tuple[DataLoader
     return loader, sampler
 
 
-def sample_batch(train: TrainConfig, device: torch.device) -> Batch:
+def sample_batch(train: TrainConfig, device: torch.device, system: TrainingSystem | None = None) -> Batch:
     """The fixed faces of the sample grids: the first of the test split (else of the training split)."""
     from torch.utils.data import default_collate
 
     from training.data import PreparedFaces
 
+    def read(split: str) -> Any:
+        own = system.training_dataset(split, train.sample_faces) if system is not None else None
+        if own is not None:
+            return own
+        return PreparedFaces(train.data_dir, split, image_size=train.image_size, max_samples=train.sample_faces)
+
     try:
-        dataset = PreparedFaces(train.data_dir, "test", image_size=train.image_size, max_samples=train.sample_faces)
+        dataset = read("test")
     except GanimeAgeError:
-        dataset = PreparedFaces(train.data_dir, "train", image_size=train.image_size, max_samples=train.sample_faces)
+        dataset = read("train")
     batch = default_collate([dataset[i] for i in range(len(dataset))])
     return {k: v.to(device) for k, v in batch.items()}
 
@@ -638,7 +650,8 @@ def run_training(run: RunConfig, *, resume: bool = False, export_only: bool = Fa
     objects = [*system.models.values(), *system.optimizers.values(), *system.schedulers.values()]
     loader = sampler = None
     if not export_only:
-        loader, sampler = build_loader(train, partners=system.wants_partners)
+        own = system.training_dataset("train", train.max_train_samples)
+        loader, sampler = build_loader(train, partners=system.wants_partners, dataset=own)
         objects.append(loader)
     prepared = accelerator.prepare(*objects) if len(objects) > 1 else [accelerator.prepare(*objects)]
     prepared = list(prepared)
@@ -674,7 +687,7 @@ def run_training(run: RunConfig, *, resume: bool = False, export_only: bool = Fa
     stream = DataStream(accelerator, loader, sampler, position, channels_last)  # type: ignore[arg-type]
     system.set_batch_source(stream)
     accelerator.init_trackers("tensorboard", config=flatten_config(run.to_dict()))
-    samples = sample_batch(train, accelerator.device) if train.sample_every > 0 else None
+    samples = sample_batch(train, accelerator.device, system) if train.sample_every > 0 else None
     for model in system.models.values():
         model.train()
 

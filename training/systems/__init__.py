@@ -11,6 +11,7 @@ SYSTEMS: dict[str, str] = {
     "agetransgan": "training.systems.agetransgan:AgeTransGANSystem",
     "ragan": "training.systems.ragan:ReAgingGANSystem",
     "reenact": "training.systems.reenact:ReenactSystem",
+    "ganimation_refiner": "training.systems.refiner:RefinerSystem",
 }
 
 

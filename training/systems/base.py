@@ -109,6 +109,13 @@ class TrainingSystem(ABC):
         """Called once after ``accelerator.prepare`` replaced the entries of models/optimizers/schedulers."""
         return None
 
+    def training_dataset(self, split: str, max_samples: int | None = None) -> Any | None:
+        """The system's own data for `split` (e.g. the refiner's pairs), or None: ``train.data_dir``'s prepared faces.
+
+        The dataset must accept the trainer's ``(index, flip)`` keys (see `training.data.PreparedFaces`).
+        """
+        return None
+
     def set_batch_source(self, fetch: Callable[[], Batch]) -> None:
         """The trainer hands over its endless data stream (its position is checkpointed)."""
         self._batch_source = fetch

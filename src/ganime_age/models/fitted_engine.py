@@ -46,6 +46,8 @@ LARGE_SCALE = 0.1  # face widths: the blur that splits skin tone and shading fro
 YOUNG_AGE = 20.0  # below this age a face's proportions change fastest (young_shape_boost)
 INVERSE_TOLERANCE = 0.2  # grid pixels: how far a fixed-point inverse may miss before the exact one is used
 STILL_PIXELS = 0.25  # photo pixels: a displacement below this leaves a pixel as it was (a quarter pixel: unseen)
+TINT_SCALE = 0.03  # face widths: the blur of the colours that a colour change scales (fine colour never changes)
+AGED_FEATURE_HOLD = 0.5  # share of the detail change that ageing brows and eyes are spared
 COLOURFUL = 0.06  # mean |log channel - log grey| from which a face counts as fully coloured (grey photos: 0)
 # landmark ids used for the face's frame: the oval's extreme points left/right (face width)
 FACE_LEFT, FACE_RIGHT = 234, 454
@@ -74,9 +76,17 @@ class FittedEngineConfig:
     # strengths (1 = as fitted)
     # (chosen by eye on held-out full-size photos, with the estimator's readings beside: training/README.md)
     age_shape_gain: float = 3.0  # MediaPipe's landmarks under-state how much a child's face differs from an adult's
-    young_shape_boost: float = 1.0  # the shape gain grows by this factor towards a child's face (5 and under)
-    age_texture_gain: float = 1.5  # prototype differences are means of many faces: fainter than one face's ageing
+    young_shape_boost: float = 1.5  # the shape gain grows by this factor towards a child's face (5 and under)
+    # share of the age shape change kept on the face's outline (jaw, chin, hairline; the features keep all):
+    # a warp can only drag the photo's own pixels, so a chin pulled far up leaves the old jawline's shadow
+    # and the neck's edges behind it as ghost lines
+    age_outline_share: float = 0.3
+    age_texture_gain: float = 2.0  # prototype differences are means of many faces: fainter than one face's ageing
     age_chroma_gain: float = 1.0
+    # share of the prototypes' face-wide mean change kept (their overall exposure and tint): UTKFace's children
+    # are photographed brighter and its old faces redder, which on a face reads as a glow or a bruise-like tint,
+    # and brightening a photo amplifies its own colour noise; the change's layout (shading, folds) is all kept
+    age_exposure_share: float = 0.0
     age_fold_gain: float = 2.0  # the prototypes' new folds and lines, added when ageing
     detail_gain_range: tuple[float, float] = (0.35, 2.5)
     # the most each band may be amplified, finest first: a photo's finest band is mostly noise and JPEG's 8x8
@@ -120,6 +130,8 @@ class FittedEngineConfig:
             "young_shape_boost",
             "age_texture_gain",
             "age_chroma_gain",
+            "age_exposure_share",
+            "age_outline_share",
             "age_fold_gain",
             "detail_gain_power",
             "au_shape_gain",
@@ -304,6 +316,20 @@ class EngineFace:
     landmarks: np.ndarray  # (478, 3) engine-grid positions
     mouth_gap: float  # the lips' gap at their centre, canonical cm
     skin: float  # skin brightness (0..255), the mouth interior's reference
+    smooth_rgb: np.ndarray  # (h, w, 3) float32 the face's colours on the engine grid, blurred: what a tint scales
+
+
+@dataclass
+class TextureChange:
+    """An edit's repaint on the engine grid, in the log domain.
+
+    ``ratio`` (h, w, 3) is smooth and multiplies each channel (tone, shading, colour: a ratio image); ``fine``
+    (h, w) changes brightness alone, by the same amount in every channel, so that deepened or smoothed
+    wrinkles keep the skin's colour instead of scaling it into fine colour speckles.
+    """
+
+    ratio: np.ndarray
+    fine: np.ndarray
 
 
 class FittedEngine(HubModel):
@@ -431,6 +457,9 @@ class FittedEngine(HubModel):
             landmarks=grid_points,
             mouth_gap=mouth_gap(grid_points, cm_to_grid),
             skin=skin_level(rgb, points, face_width),
+            smooth_rgb=cv2.GaussianBlur(
+                grid_rgb.astype(np.float32), (0, 0), max(TINT_SCALE * face_width * sx, 1.0)
+            ).reshape(grid_h, grid_w, 3),
         )
 
     @property
@@ -480,7 +509,10 @@ class FittedEngine(HubModel):
             weights = age_weights(target_age, self.centres) - age_weights(source_age, self.centres)
             youth = float(np.clip((YOUNG_AGE - min(target_age, source_age)) / (YOUNG_AGE - 5.0), 0.0, 1.0))
             gain = c.age_shape_gain * (1.0 + (c.young_shape_boost - 1.0) * youth)
-            change += gain * blend(t["age_shapes"], sexes, weights)
+            age_change = gain * blend(t["age_shapes"], sexes, weights)
+            if c.age_outline_share != 1.0:
+                age_change *= 1.0 - (1.0 - c.age_outline_share) * outline_weights()[:, None]
+            change += age_change
         au_delta = (np.asarray(target_aus, np.float64) - np.asarray(source_aus, np.float64)) * t["au_gains"]
         if target_landmarks is None and np.any(au_delta):
             expression = c.au_shape_gain * np.einsum("a,avc->vc", au_delta, t["au_shapes"])
@@ -505,69 +537,87 @@ class FittedEngine(HubModel):
 
     def texture_change(
         self, face: EngineFace, source_age: float, target_age: float, source_aus: np.ndarray, target_aus: np.ndarray
-    ) -> np.ndarray | None:
-        """(h, w, 3) log-intensity change on the engine grid (None when the edit repaints nothing).
+    ) -> TextureChange | None:
+        """The log-intensity change on the engine grid (None when the edit repaints nothing), in two parts:
+        a smooth per-channel ratio (tone, shading, colour) and a fine change of brightness alone.
 
         The age change has three parts, all computed in the template and mapped onto the face once:
 
         - the prototypes' large-scale difference (skin tone, shading, colour), added in the log domain (a
-          ratio image);
+          ratio image), less most of its face-wide mean (``age_exposure_share``);
         - the face's own detail, band by band, scaled by the ratio of the prototypes' local detail energy
           (Tiddeman et al.): wrinkles, brows and beard shadow grow or fade as the face has them, and nothing
           appears where it has none, so a clean-shaven man gets no white patch where the average man of
           his age has a moustache shadow;
         - when ageing, the darkening part of the prototypes' fold-scale difference, so that nasolabial folds,
           eye bags and forehead lines appear even on a face that has no trace of them yet.
+
+        Fine changes are of brightness only (see :class:`TextureChange`): a photo carries almost no fine
+        colour (JPEG keeps colour at half resolution), and a fine *ratio* would print the skin's colour into
+        every wrinkle it deepens or smooths, as speckles of colour.
         """
         c, t = self.config, self.tables
         size = c.template_size
         sexes = np.array([1.0 - face.female, face.female])
-        change = np.zeros((size, size, 3), np.float32)  # channels last: what cv2.remap maps in one call
+        smooth = np.zeros((size, size, 3), np.float32)  # channels last: what cv2.remap maps in one call
+        fine = np.zeros((size, size), np.float32)
         repaint = False
         gains = None
         if source_age != target_age:
             split = self.age_split
             w_t, w_s = age_weights(target_age, self.centres), age_weights(source_age, self.centres)
             large = blend(split["large"], sexes, w_t - w_s)
+            if c.age_exposure_share != 1.0:
+                mask = self.template.mask
+                mean = np.tensordot(mask, large, axes=([0, 1], [0, 1])) / max(float(mask.sum()), 1e-6)
+                large -= np.float32(1.0 - c.age_exposure_share) * mean.astype(np.float32)
+            large *= split["tone_weight"]
             # brightness (the channels' mean) times age_texture_gain, colour (the rest) times age_chroma_gain
-            change += cv2.transform(large, grey_and_colour(c.age_texture_gain, c.age_chroma_gain))
+            smooth += cv2.transform(large, grey_and_colour(c.age_texture_gain, c.age_chroma_gain))
             if target_age > source_age:  # folds and lines that come with age: the prototypes' darkening only
-                folds = blend(split["folds"], sexes, w_t - w_s)
-                change += c.age_fold_gain * np.minimum(folds, 0.0)[..., None]
+                fine += c.age_fold_gain * np.minimum(blend(split["folds"], sexes, w_t - w_s), 0.0)
             energies = [blend(split["energies"], sexes, w) for w in (w_t, w_s)]
             floor = 1e-6 + 0.05 * energies[1].mean(axis=(0, 1), keepdims=True)
             ratio = (energies[0] + floor) / (energies[1] + floor)
             gains = np.clip(ratio ** (0.5 * c.detail_gain_power), *c.detail_gain_range)
             caps = np.asarray(c.detail_gain_caps, np.float32)[: gains.shape[2]]
             gains = np.minimum(gains, caps).astype(np.float32)
+            if target_age > source_age:
+                # ageing brows keep most of their detail: an average's fainter brow, applied as a gain, bleaches
+                # the brow's body and leaves its outline, as if drawn on (a child's faint brows are right)
+                keep = 1.0 - AGED_FEATURE_HOLD * split["features"]
+                gains = (1.0 + (gains - 1.0) * keep).astype(np.float32)
             repaint = True
         au_delta = (np.asarray(target_aus, np.float32) - np.asarray(source_aus, np.float32)) * t["au_gains"]
         if np.any(au_delta):
             # the gains make an AU's shape read as asked; its skin (folds, shading) follows, more gently
             gentle = au_delta / np.sqrt(t["au_gains"])
             for au in np.flatnonzero(gentle):
-                change += (c.au_texture_gain * gentle[au]) * self.age_split["au_skin"][au]
+                smooth += (c.au_texture_gain * gentle[au]) * self.age_split["au_smooth"][au]
+                fine += (c.au_texture_gain * gentle[au]) * self.age_split["au_fine"][au]
             repaint = True
-        if not repaint or (not np.any(change) and (gains is None or np.all(gains == 1.0))):
+        if not repaint or (not np.any(smooth) and not np.any(fine) and (gains is None or np.all(gains == 1.0))):
             return None
         # colour changes in proportion to how colourful the face is: a grey photo stays grey
-        change = cv2.transform(change, grey_and_colour(1.0, min(face.colourfulness / COLOURFUL, 1.0)))
+        smooth = cv2.transform(smooth, grey_and_colour(1.0, min(face.colourfulness / COLOURFUL, 1.0)))
         coords = face.template_coords
-        out = cv2.remap(change, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
-        out *= face.face_mask[..., None]
+        ratio_out = cv2.remap(smooth, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
+        ratio_out *= face.face_mask[..., None]
+        fine_out = cv2.remap(fine, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
         if gains is not None:
             stacked = cv2.resize(gains, (size, size))
             mapped = cv2.remap(stacked, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=1.0)
             mapped = mapped.reshape(*face.grid_shape, -1)
-            detail = sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
-            out += (detail * face.face_mask)[..., None]
-        return out
+            fine_out += sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
+        fine_out *= face.face_mask
+        return TextureChange(ratio_out, fine_out)
 
     @property
     def age_split(self) -> dict[str, np.ndarray]:
         """The fitted tables as a slider move reads them, made once: the age prototypes' large scale (tone,
         shading), their fold-scale luminance band (between the finest detail band and the large scale), the
-        detail energies, and the AU ratio images on skin only, all channels last.
+        detail energies, and the AU ratio images on skin only, split like the age change into their large
+        scale (per channel) and the brightness of the rest (frown lines, folds); all channels last.
 
         (What the AU ratio images show in the eyes, the lips' gap and the brows, hair that MediaPipe's brow
         points follow loosely, is the pairs' misalignment, not the AU: it is masked out.)
@@ -578,19 +628,72 @@ class FittedEngine(HubModel):
             prototypes = (t["mean_texture"][None, None] + t["age_textures"]).transpose(0, 1, 3, 4, 2)
             large = np.empty_like(prototypes)
             folds = np.empty(prototypes.shape[:4], np.float32)
-            for index in np.ndindex(prototypes.shape[:2]):
-                large[index] = self.template_blur(np.ascontiguousarray(prototypes[index]))
-                luma = prototypes[index].mean(axis=2)
-                folds[index] = cv2.GaussianBlur(luma, (0, 0), c.band_sigma) - large[index].mean(axis=2)
             regions = self.template.regions
+            features = np.maximum(regions["eyes"], regions["brows"])
+            forehead = self.forehead_row
+            for index in np.ndindex(prototypes.shape[:2]):
+                blurred = self.template_blur(np.ascontiguousarray(prototypes[index]))
+                luma = prototypes[index].mean(axis=2)
+                folds[index] = cv2.GaussianBlur(luma, (0, 0), c.band_sigma) - blurred.mean(axis=2)
+                large[index] = self.skin_tone(prototypes[index], features)
+            energies = t["age_energies"].transpose(0, 1, 3, 4, 2)
+            energies = hold_above(energies, forehead // c.energy_downsample, axis=2)
             skin = 1.0 - np.maximum(np.maximum(regions["mouth"], regions["eyes"]), regions["brows"])
+            au_skin = np.ascontiguousarray((t["au_textures"] * skin).transpose(0, 2, 3, 1), dtype=np.float32)
+            # a pair's tone difference on the forehead is its brows' misalignment (MediaPipe's brow points lag a
+            # raised brow): it painted a glowing band above raised brows; forehead lines are in the fine part
+            au_smooth = np.stack([self.template_blur(image) for image in au_skin]) * self.tone_weight[None]
             self._split = {
                 "large": np.ascontiguousarray(large, dtype=np.float32),
                 "folds": folds * self.template.mask,
-                "energies": np.ascontiguousarray(t["age_energies"].transpose(0, 1, 3, 4, 2), dtype=np.float32),
-                "au_skin": np.ascontiguousarray((t["au_textures"] * skin).transpose(0, 2, 3, 1), dtype=np.float32),
+                "energies": np.ascontiguousarray(energies, dtype=np.float32),
+                "tone_weight": self.tone_weight,
+                "features": cv2.resize(features, t["age_energies"].shape[-2:][::-1], interpolation=cv2.INTER_AREA)[
+                    ..., None
+                ],
+                "au_smooth": au_smooth,
+                "au_fine": np.ascontiguousarray((au_skin - au_smooth).mean(axis=3), dtype=np.float32),
             }
         return self._split
+
+    @property
+    def forehead_row(self) -> int:
+        """The template row a little above the brows: above it the prototypes' age differences are hair as
+        much as skin (see :attr:`tone_weight`), so the tone change is not taken and the detail energies are held."""
+        vertices = self.template.vertices
+        brows = float(vertices[list(BROW_TOPS), 1].min())
+        return max(int(brows - 0.04 * self._template_width), 0)
+
+    def skin_tone(self, image: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """A prototype's tone and shading: `image` blurred to LARGE_SCALE over the skin below the forehead
+        alone (normalised convolution), which continues it over the brows, the eyes and the upper forehead.
+
+        What the blur must not see: the brows and eyes (an average old woman's brows are paler and thinner, and
+        a ratio image of that does not thin a brow: it bleaches a band where the brow is and makes eye whites
+        glow; brows thin through the detail gains), and the upper forehead (see :attr:`tone_weight`).
+        """
+        weight = (1.0 - features) * self.template.raster.mask
+        weight[: self.forehead_row] = 0.0
+        sigma = LARGE_SCALE * self._template_width
+        spread = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
+        blurred = cv2.GaussianBlur(image * weight[..., None], (0, 0), sigma).reshape(image.shape)
+        return np.where(spread > 1e-3, blurred / np.maximum(spread, 1e-3), image).astype(np.float32)
+
+    @property
+    def tone_weight(self) -> np.ndarray:
+        """(R, R, 1): how much of the prototypes' tone change a template pixel takes: none above the brows, all
+        from the brows' lower edge down.
+
+        The prototypes' foreheads are part hair (children's fringes, receding hairlines), so their difference
+        there is a hairline, not skin: it painted a dark band across the forehead of every face made young (a
+        band the age estimator read as a fringe, and so as a child).
+        """
+        vertices = self.template.vertices
+        low = float(vertices[list(RIGHT_BROW[:5]) + list(LEFT_BROW[:5]), 1].max())
+        rows = np.arange(self.config.template_size, dtype=np.float32)
+        ramp = np.clip((rows - self.forehead_row) / max(low - self.forehead_row, 1.0), 0.0, 1.0)
+        ramp = ramp * ramp * (3.0 - 2.0 * ramp)  # smoothstep: no visible edge where the change begins
+        return np.repeat(ramp[:, None, None], self.config.template_size, axis=1)
 
     def template_blur(self, image: np.ndarray) -> np.ndarray:
         """A blur over the template's face only (normalised by the blurred mask, so the edge is not darkened)."""
@@ -655,8 +758,9 @@ class FittedEngine(HubModel):
             changed[shift < STILL_PIXELS] = 0.0
         factor: np.ndarray | None = None
         if texture is not None:
+            factor = repaint_table(texture, face.smooth_rgb)
             if sample is not None:  # painted on the input's shape, then moved with it
-                texture = cv2.remap(texture, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
+                factor = cv2.remap(factor, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
             # where the face is repainted (a change below half a grey level rounds back to the input's pixel)
             changed = np.maximum(
                 changed,
@@ -664,7 +768,6 @@ class FittedEngine(HubModel):
                 if sample is None
                 else cv2.remap(face.face_mask, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR),
             )
-            factor = cv2.exp(texture)
         # the box of the photo that changes (engine grid -> photo pixels, one grid pixel of slack)
         rows, cols = np.nonzero(changed > 0.0)
         if len(rows) == 0:
@@ -694,15 +797,25 @@ class FittedEngine(HubModel):
         else:
             edited = original.copy()
         if factor is not None:
-            full = cv2.warpAffine(
-                factor, to_grid, size, flags=inverse, borderMode=cv2.BORDER_CONSTANT, borderValue=(1.0, 1.0, 1.0)
-            )
-            offset = 255.0 * LOG_EPSILON
-            scaled = edited.astype(np.float32)
-            scaled += offset
-            scaled *= full
-            scaled -= offset
-            edited = cv2.convertScaleAbs(scaled)  # rounds and saturates to 0..255
+            # only the part of the box the colour change reaches (the face; the geometry's box is wider)
+            painted_rows, painted_cols = np.nonzero(np.abs(factor).max(axis=2) > 0.0)
+            if len(painted_rows):
+                px0 = max(bx0 + int(np.floor((painted_cols.min() - 1) * per_x)), x0)
+                px1 = min(bx0 + int(np.ceil((painted_cols.max() + 2) * per_x)), x1)
+                py0 = max(by0 + int(np.floor((painted_rows.min() - 1) * per_y)), y0)
+                py1 = min(by0 + int(np.ceil((painted_rows.max() + 2) * per_y)), y1)
+                shifted = to_grid.copy()
+                shifted[:, 2] += [(px0 - x0) / per_x, (py0 - y0) / per_y]
+                full = cv2.warpAffine(
+                    factor,
+                    shifted,
+                    (px1 - px0, py1 - py0),
+                    flags=inverse,
+                    borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=0.0,
+                )
+                part = edited[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0]
+                part[...] = apply_factor(part, full)
         if moving:
             smile = float(np.asarray(target_aus)[AU_NAMES.index("AU12")])
             self._paint_mouth(edited, face, moves, (x0, y0), (per_x, per_y), smile)
@@ -798,6 +911,67 @@ class FittedEngine(HubModel):
             out[y0:y1, x0:x1] = pixels
             changes.append(((x0, y0, x1, y1), mask))
         return out, changes
+
+
+@functools.lru_cache(maxsize=1)
+def outline_weights(reach: float = 1.5) -> np.ndarray:
+    """(478,) 1 on the face's outline (MediaPipe's oval), falling off smoothly over `reach` canonical cm inside."""
+    from ganime_age.face_model import canonical_face
+    from ganime_age.faces.mesh import FACE_OVAL
+
+    vertices = canonical_face().vertices[:, :2]
+    oval = vertices[sorted({i for pair in FACE_OVAL for i in pair})]
+    points = np.zeros((NUM_LANDMARKS, 2))
+    points[: len(vertices)] = vertices
+    if len(vertices) < NUM_LANDMARKS:  # the irises: at the eyes' centres, far from the outline
+        points[len(vertices) :] = vertices.mean(axis=0)
+    distance = np.sqrt(((points[:, None, :] - oval[None]) ** 2).sum(-1)).min(axis=1)
+    weights = np.exp(-0.5 * (distance / reach) ** 2)
+    weights.setflags(write=False)
+    return weights
+
+
+def hold_above(table: np.ndarray, row: int, axis: int = 0) -> np.ndarray:
+    """`table` with every row above `row` (along `axis`) replaced by that row: a change held constant upward."""
+    out = np.array(table, copy=True)
+    index = [slice(None)] * out.ndim
+    source = list(index)
+    index[axis], source[axis] = slice(0, row), slice(row, row + 1)
+    out[tuple(index)] = out[tuple(source)]
+    return out
+
+
+LUMA = np.array([[0.299, 0.587, 0.114]], np.float32)  # BT.601, as the chroma measure's complement
+
+
+def repaint_table(texture: TextureChange, smooth_rgb: np.ndarray) -> np.ndarray:
+    """(h, w, 5) float32, 0 where nothing changes: a brightness ratio minus 1, the fine brightness change's
+    factor minus 1, and a colour offset per channel (0..255).
+
+    The ratio image's colour part becomes an offset computed from the face's *blurred* colours, so a tint is
+    as smooth as the ratio image itself: multiplying each channel by its own factor would also scale the
+    photo's fine brightness detail differently per channel, printing wrinkles and edges in colour.
+    """
+    grey = texture.ratio.mean(axis=2)
+    gain = cv2.exp(grey)
+    tint = cv2.exp(texture.ratio - grey[..., None]) - np.float32(1.0)
+    offset = (smooth_rgb + np.float32(255.0 * LOG_EPSILON)) * (gain[..., None] * tint)
+    return cv2.merge([gain - np.float32(1.0), cv2.exp(texture.fine) - np.float32(1.0), *cv2.split(offset)])
+
+
+def apply_factor(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """uint8 RGB pixels repainted by a :func:`repaint_table`: brightness scaled by the ratio and the fine
+    change (added equally to the three channels, so neither moves a colour), then the smooth colour offset."""
+    offset = np.float32(255.0 * LOG_EPSILON)
+    scaled = pixels.astype(np.float32)
+    scaled += offset
+    scaled *= table[..., :1] + np.float32(1.0)
+    brightness = cv2.transform(scaled, LUMA).reshape(*scaled.shape[:2], 1)  # (h, w, 1): added to each channel
+    brightness *= table[..., 1:2]
+    scaled += brightness
+    scaled += table[..., 2:]
+    scaled -= offset
+    return cv2.convertScaleAbs(scaled)  # rounds and saturates to 0..255
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,0 +1,235 @@
+"""The refiner of the fitted engine: its data (the engine's edits of real CFEE/UTKFace photos), its training
+system (2 steps of the tiny config) and its pass-through start inside FaceEditor."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from ganime_age.errors import DatasetError
+from training.data import RefinerPairs, refiner_shard_paths
+from training.refiner_data import CFEE_TEST_FRACTION, RefinerDataConfig, RefinerDataError, build, person_split
+from training.trackers import read_log
+from training.train import list_checkpoints, main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = str(REPO / "training" / "configs" / "ganimation_refiner_tiny.yaml")
+PEOPLE = 3
+UTK_PHOTOS = 6
+LOSS_KEYS = {"d_loss", "d_wasserstein", "d_gp", "d_real", "g_loss", "g_target", "g_color", "g_color_keep", "g_change"}
+LOSS_KEYS |= {"g_identity", "g_adv", "g_attention", "g_chroma", "g_checkerboard", "g_smooth", "attention_open"}
+
+
+def data_config(shared: Path, output: Path, **changes: object) -> RefinerDataConfig:
+    options: dict[str, object] = {
+        "output": str(output),
+        "cfee": str(shared / "datasets" / "cfee"),
+        "utkface": str(shared / "datasets" / "utkface"),
+        "max_people": PEOPLE,
+        "max_utkface": UTK_PHOTOS,
+        "progress": False,
+    }
+    return RefinerDataConfig(**{**options, **changes})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def refiner_data(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> tuple[Path, dict]:
+    """A few CFEE training people (both directions of every pair) and a few UTKFace age edits, at 128 px."""
+    output = tmp_path_factory.mktemp("refiner_data") / "data"
+    return output, build(data_config(shared_dir, output))
+
+
+def shards(folder: Path) -> list[dict[str, np.ndarray]]:
+    out = []
+    for path in refiner_shard_paths(folder):
+        with np.load(path, allow_pickle=False) as data:
+            out.append({key: data[key] for key in data.files})
+    return out
+
+
+def test_pairs_are_the_engines_edits_of_training_people_in_both_directions(refiner_data: tuple[Path, dict]) -> None:
+    folder, manifest = refiner_data
+    parts = shards(folder)
+    cfee = [p for p in parts if "forward" in p["kind"]]
+    utk = [p for p in parts if "age" in p["kind"]]
+    assert cfee and utk
+    people = {str(p) for part in cfee for p in part["person"]}
+    assert len(people) == PEOPLE == manifest["cfee_people"]
+    assert all(person_split(p, CFEE_TEST_FRACTION) == "train" for p in people)  # the gates' people never enter
+    for part in parts:
+        n = len(part["person"])
+        assert part["inputs"].shape == (n, 128, 128, 3) and part["inputs"].dtype == np.uint8
+        assert part["photos"].dtype == np.uint8 and part["photos"].shape[1:] == (128, 128, 3)
+        assert part["target_aus"].shape == (n, 17) and part["target_age"].shape == (n,)
+        assert (part["source_index"] >= 0).all() and (part["source_index"] < len(part["photos"])).all()
+        assert (part["target_index"] < len(part["photos"])).all()
+    for part in cfee:
+        forward, reverse = part["kind"] == "forward", part["kind"] == "reverse"
+        assert forward.sum() == reverse.sum() > 0
+        assert (part["has_target"] == 1).all()
+        assert (part["target_aus"][reverse] == 0).all()  # posed -> all AUs 0, against the Neutral photo
+        assert (part["target_aus"][forward].max(axis=1) >= 1).all()  # Neutral -> the posed photo's coded AUs
+        # ages: the source's estimate, kept (an expression edit)
+        assert np.allclose(part["target_age"], part["source_age"]) and (part["source_age"] > 5).all()
+        # a forward pair's source is the reverse pair's target (the Neutral photo), and vice versa
+        assert set(part["source_index"][forward]) == set(part["target_index"][reverse])
+        # the engine changed the face: the input is not the source crop
+        moved = np.abs(part["inputs"][forward].astype(float) - part["photos"][part["source_index"][forward]]).mean()
+        assert moved > 2.0
+    for part in utk:
+        assert (part["has_target"] == 0).all() and (part["target_index"] == -1).all()
+        assert ((part["target_age"] >= 5) & (part["target_age"] <= 80)).all()
+    assert manifest["rows"] == sum(len(p["person"]) for p in parts)
+    assert manifest["kinds"]["age"] == UTK_PHOTOS
+
+
+def test_an_edit_and_its_target_are_aligned_alike(refiner_data: tuple[Path, dict]) -> None:
+    """Each crop is aligned by its own photo's detection: the edit looks like its own target at 16 px far more
+    than like another person's target."""
+    folder, _ = refiner_data
+    pairs = RefinerPairs(folder, "train", test_fraction=0.0)
+    rows = np.flatnonzero(pairs.has_target > 0)
+    edits = torch.stack([pairs[int(i)]["image"] for i in rows])
+    targets = torch.stack([pairs[int(i)]["target_image"] for i in rows])
+    persons = pairs.persons[rows]
+    small_edits, small_targets = F.adaptive_avg_pool2d(edits, 16), F.adaptive_avg_pool2d(targets, 16)
+    distances = torch.cdist(small_edits.flatten(1), small_targets.flatten(1), p=1) / small_edits[0].numel()
+    own = distances.diagonal().mean()
+    other = distances[torch.from_numpy(persons[:, None] != persons[None, :])].mean()
+    assert own < 0.6 * other, (own, other)
+
+
+def test_splits_are_by_person_and_samples_spread(refiner_data: tuple[Path, dict]) -> None:
+    folder, manifest = refiner_data
+    train = RefinerPairs(folder, "train", test_fraction=0.5)
+    test = RefinerPairs(folder, "test", test_fraction=0.5)
+    assert len(train) + len(test) == manifest["rows"]
+    assert not set(train.persons) & set(test.persons)
+    item = train[(0, True)]
+    plain = train[(0, False)]
+    assert torch.equal(item["image"], plain["image"].flip(-1))
+    assert torch.equal(item["source_image"], plain["source_image"].flip(-1))
+    assert set(item) == {"image", "source_image", "target_image", "has_target", "aus", "age", "source_age"}
+    resized = RefinerPairs(folder, "train", test_fraction=0.5, image_size=64, max_samples=5)
+    assert len(resized) == 5 and resized[0]["image"].shape == (3, 64, 64)
+    assert len(set(resized.kinds)) > 1  # spread over the split, not its first rows
+    everything = RefinerPairs(folder, "train", test_fraction=0.0)
+    assert len(everything) == manifest["rows"]
+
+
+def test_the_refiners_held_out_people_include_cfee_training_people() -> None:
+    """The refiner's split is not prepare_data's hash again (whose low values are all CFEE test people)."""
+    from training.data import refiner_split
+
+    training_people = [f"cfee-{n}" for n in range(100, 400) if person_split(f"cfee-{n}", CFEE_TEST_FRACTION) == "train"]
+    held_out = [p for p in training_people if refiner_split(p, 0.1) == "test"]
+    assert 0.05 < len(held_out) / len(training_people) < 0.15
+
+
+def test_a_build_resumes_and_refuses_other_options(refiner_data: tuple[Path, dict], shared_dir: Path) -> None:
+    folder, manifest = refiner_data
+    again = build(data_config(shared_dir, folder))
+    assert again["this_run"]["shards_built"] == 0 and again["rows"] == manifest["rows"]
+    utk_shard = next(p for p in refiner_shard_paths(folder) if p.name.startswith("utkface"))
+    before = dict(np.load(utk_shard, allow_pickle=False))
+    utk_shard.unlink()
+    resumed = build(data_config(shared_dir, folder))
+    assert resumed["this_run"]["shards_built"] == 1
+    after = dict(np.load(utk_shard, allow_pickle=False))
+    for key in ("inputs", "photos", "target_age", "target_aus", "person"):
+        assert np.array_equal(before[key], after[key]), key  # the same random ages, the same edits
+    with pytest.raises(RefinerDataError, match="max_people"):
+        build(data_config(shared_dir, folder, max_people=PEOPLE + 1))
+
+
+def test_missing_data_are_typed_errors(tmp_path: Path, shared_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(RefinerDataError, match="CFEE folder not found"):
+        build(data_config(shared_dir, tmp_path / "a", cfee=str(tmp_path / "no-cfee")))
+    with pytest.raises(RefinerDataError, match="UTKFace folder not found"):
+        build(data_config(shared_dir, tmp_path / "b", cfee=None, utkface=str(tmp_path / "no-utk")))
+    with pytest.raises(RefinerDataError, match="nothing to build"):
+        build(RefinerDataConfig(output=str(tmp_path / "c")))
+    assert not (tmp_path / "a").exists()  # a refused build leaves nothing behind
+    with pytest.raises(DatasetError, match="refiner dataset not found"):
+        RefinerPairs(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no refiner shards"):
+        RefinerPairs(tmp_path / "empty")
+    from training.refiner_data import main as data_main
+
+    assert data_main(["--output", str(tmp_path / "d"), "--cfee", str(tmp_path / "no-cfee")]) == 2
+    code = main(["--config", TINY, f"train.data_dir={tmp_path / 'missing'}", f"train.output_dir={tmp_path / 'run'}"])
+    assert code == 2
+    assert "refiner dataset not found" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, refiner_data: tuple[Path, dict]) -> Path:
+    """Two steps of the tiny config (checkpoints after each, a sample grid), then the export."""
+    output = tmp_path_factory.mktemp("refiner_run") / "run"
+    args = [f"train.data_dir={refiner_data[0]}", f"train.output_dir={output}", "train.max_steps=2"]
+    args += ["train.checkpoint_every=1", "train.log_every=1", "train.sample_every=2"]
+    assert main(["--config", TINY, *args]) == 0
+    return output
+
+
+def test_two_steps_train_every_term_and_export_a_refiner(run: Path) -> None:
+    from ganime_age.hub import load_pretrained
+    from ganime_age.models.ganimation_age import GanimeAge
+
+    records = [r for r in read_log(run) if "step" in r]
+    assert [r["step"] for r in records] == [1, 2]
+    for record in records:
+        assert set(record) >= LOSS_KEYS, LOSS_KEYS - set(record)
+        assert all(math.isfinite(v) for v in record.values() if isinstance(v, float))
+        assert record["g_target"] > 0 and record["g_identity"] > 0
+    (_, first), (_, second) = list_checkpoints(run)
+    before = load_file(str(first / "model.safetensors"))
+    after = load_file(str(second / "model.safetensors"))
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the generator was optimised
+    grid = next((run / "samples").glob("step-*.png"))
+    from PIL import Image
+
+    with Image.open(grid) as image:
+        assert image.width > 7 * 64 and np.asarray(image).std() > 10  # 7 columns of real faces
+    model = load_pretrained(run / "export")
+    assert isinstance(model, GanimeAge) and model.config.refiner and model.config.image_size == 64
+    card = (run / "export" / "README.md").read_text(encoding="utf-8")
+    assert "refiner of the fitted edit engine" in card and "non-commercial" in card
+
+
+def test_an_untrained_refiner_in_the_editor_equals_the_engine(
+    tmp_path: Path, refiner_data: tuple[Path, dict], shared_dir: Path
+) -> None:
+    """The system's export before any step, loaded as FaceEditor's refiner, changes the engine's photo by < 0.5
+    grey levels on average (and the refiner did run)."""
+    from ganime_age.pipeline import FaceEditor
+
+    output = tmp_path / "untrained"
+    args = [f"train.data_dir={refiner_data[0]}", f"train.output_dir={output}", "train.max_steps=0"]
+    assert main(["--config", TINY, *args, "train.sample_every=0"]) == 0
+    export = output / "export"
+    assert json.loads((export / "config.json").read_text())["refiner"] is True
+    path = sorted((shared_dir / "datasets" / "cfee_full" / "images").glob("*.jpg"))[0]  # 1000x750, face ~300 px
+    refined_editor = FaceEditor.from_pretrained(export, device="cpu")
+    assert refined_editor.refiner is not None
+    calls = []
+    refiner = refined_editor.refiner
+    refiner.register_forward_hook(lambda *_: calls.append(1))
+    engine_editor = FaceEditor.from_pretrained(device="cpu")
+    assert engine_editor.refiner is None
+    wanted = {"age": 60.0, "aus": {"AU12": 3.0, "AU25": 2.0}}
+    refined = np.asarray(refined_editor.edit(path, **wanted), np.float64)
+    alone = np.asarray(engine_editor.edit(path, **wanted), np.float64)
+    assert calls, "the refiner was not run"
+    assert refined.shape == alone.shape
+    assert np.abs(refined - alone).mean() < 0.5
+    original = np.asarray(engine_editor.edit(path), np.float64)
+    assert np.abs(alone - original).mean() > 0.5  # the comparison is between real edits, not two copies

@@ -1,0 +1,366 @@
+"""The refiner of the fitted engine: GANimation-age (``refiner: true``) trained on the engine's own edits.
+
+Issue 21, item 4. At inference (``FaceEditor.refine_photo``) the refiner gets the 128 px aligned crop of the
+engine's edited photo and the target conditions (it is told the face already is at the target), and its
+*change* (output - input) is upsampled and added to the full-resolution photo, so it can add detail but
+never blur the photo. A fresh refiner passes its input through (its attention head is biased to "keep").
+
+Training data (``training/refiner_data.py``, read by ``training.data.RefinerPairs``): the engine's edits of
+CFEE training people (Neutral -> posed AUs and posed -> AUs 0), each with the same person's real photo of
+that expression as ground truth, and the engine's age edits of UTKFace photos without a ground truth.
+One trainer step = one critic step and one generator step on the same batch (one generator forward).
+
+The generator's objective, and why each term is there:
+
+- ``lambda_target``: L1 between the output and the real target photo, both average-pooled to
+  ``target_sizes`` (32 and 64 px of a 128 px crop). They are different photos (a moment apart, a head a
+  little turned), so shapes and tones are compared, not pixels: what the engine gets wrong at that scale
+  (a median mouth interior, the shading of a strong expression) is what the refiner should fix.
+- ``lambda_color_target``: the same on the colour image C. A refiner starts by copying its input through a
+  saturated attention, where the output's loss barely reaches C; comparing C itself makes it a picture
+  worth opening the attention for (the campaign's lesson, training/README.md).
+- ``lambda_color_keep``: full-resolution L1 between C and the input. C trained at 32/64 px alone is a blur,
+  and opening the attention on a blur costs every pixel of detail (``lambda_change``), so a fresh refiner
+  closed its attention further step after step (run 1, 170 steps). Held to the input's detail, C becomes
+  the input plus low-frequency corrections, and the attention opens where those corrections pay.
+- ``lambda_identity``: 1 - cos of frozen MobileFaceNet embeddings of the output and the source photo (the
+  judges are dlib's, never in a loss). Skipped, with a warning, when the network's weights are not found
+  and ``identity_if_available`` is set.
+- ``lambda_change``: mean |output - input|, so it changes only what it must (pooled L1 gradients are as
+  large per pixel as this one's: ``lambda_target`` > ``lambda_change`` lets it move towards the target
+  where the move is predictable from its input).
+- ``lambda_chroma`` / ``lambda_checkerboard``: the fine colour detail (speckles, tints) and the 2-pixel
+  hatching the refiner adds to its input (``training.losses``): the artefacts a critic-trained generator
+  drew in the campaign.
+- ``lambda_mask_smooth``: total variation of the attention (GANimation's), so changes come in smooth patches.
+- ``lambda_adv`` (small, 0.1): WGAN-GP realism against real crops (the CFEE targets, the UTKFace sources),
+  for the skin of young and old targets that no pair covers. ``lambda_drift`` (1e-3 x the squared real score)
+  keeps the critic's scores near 0 (WGAN scores drift freely otherwise: -30 to +2 within 150 steps).
+- ``lambda_attention`` (0.1): a cross-entropy of the attention against where the target differs from the
+  input by more than ~15 grey levels over 4x4 blocks (where the engine is wrong, or the photos differ), whose
+  gradient, unlike the output's, does not vanish where a fresh refiner's attention saturates at "keep"
+  (1 - 6e-6: the output's gradients reach its logits scaled by 6e-6). Small: it only holds the attention
+  where the other terms can move it; they decide what the refiner puts there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ganime_age.errors import ModelFileNotFoundError
+from ganime_age.models.ganimation_age import (
+    GanimeAge,
+    GanimeAgeConfig,
+    GanimeAgeDiscriminator,
+    GanimeAgeDiscriminatorConfig,
+)
+from training.losses import (
+    checkerboard_loss,
+    chroma_detail_loss,
+    critic_score,
+    gradient_penalty,
+    identity_loss,
+    interpolate,
+    total_variation,
+    wgan_critic_loss,
+    wgan_generator_loss,
+)
+from training.systems.base import Batch, TrainingSystem, image_grid, linear_decay, make_adam
+
+log = logging.getLogger(__name__)
+
+REFINER_NOTE = (
+    "**A refiner of the fitted edit engine**, not an editor on its own: `FaceEditor` runs the engine "
+    "(`weights/ganime-age-engine`) on the photo, gives this network the 128 px aligned crop of the engine's edit "
+    "with the target age and AUs, and adds its *change* (output minus input), upsampled, to the full-resolution "
+    "edit. Load it with `FaceEditor.from_pretrained(<this folder>)`. Trained on the engine's edits of CFEE "
+    "training people against the same person's real posed photos (`training/configs/ganimation_refiner_cpu.yaml`)."
+    " Ship it only where the gates (`python training/evaluate.py gates --model <this folder>`) say that engine "
+    "+ refiner beats the engine alone."
+)
+
+
+def _default_generator() -> GanimeAgeConfig:
+    return GanimeAgeConfig(refiner=True)
+
+
+@dataclass
+class RefinerTrainConfig:
+    """YAML section ``system`` for ``train.system: ganimation_refiner``."""
+
+    generator: GanimeAgeConfig = field(default_factory=_default_generator)
+    discriminator: GanimeAgeDiscriminatorConfig = field(default_factory=GanimeAgeDiscriminatorConfig)
+    # data: train.data_dir is a refiner dataset (training/refiner_data.py); people held out for the sample grids
+    test_fraction: float = 0.1
+    # optimisation (GANimation's Adam, linear decay over the last half)
+    lr_generator: float = 1e-4
+    lr_critic: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_decay_fraction: float = 0.5
+    critic_steps: int = 1  # 1: one critic step per generator step, on that step's outputs; 0: no critic
+    lambda_gp: float = 10.0
+    lambda_drift: float = 1e-3  # Karras et al. 2018's epsilon x D(real)^2: keeps the critic's scores near 0
+    # generator objective (see the module docstring)
+    lambda_target: float = 10.0
+    target_sizes: list[int] = field(default_factory=lambda: [32, 64])  # pooled sizes of the target comparison
+    lambda_color_target: float = 5.0
+    lambda_color_keep: float = 1.0  # full-resolution L1 of C to the input: C = the input's detail + corrections
+    lambda_identity: float = 1.0
+    identity_if_available: bool = True  # no MobileFaceNet weights: warn and train without the identity term
+    recognizer_weights: str | None = None  # MobileFaceNet safetensors; None: resolve_asset("mobilefacenet")
+    lambda_change: float = 1.0
+    lambda_chroma: float = 3.0e4
+    lambda_checkerboard: float = 1.0e4
+    lambda_mask_smooth: float = 2.5e-4
+    lambda_adv: float = 0.1
+    lambda_attention: float = 0.1
+    attention_pool: int = 4  # the attention target: where the pooled |target - input| exceeds attention_floor,
+    attention_floor: float = 0.12  # scaled by attention_gain (cf. ganimation_age's paired_mask_*): ~20% of a pair
+    attention_gain: float = 4.0
+
+
+class RefinerSystem(TrainingSystem):
+    """Models ``generator`` (a GanimeAge refiner) and ``critic``; frozen ``recognizer`` when available."""
+
+    name = "ganimation_refiner"
+    config_class = RefinerTrainConfig
+    config: RefinerTrainConfig
+
+    def build(self) -> None:
+        c = self.config
+        self.check_image_sizes(generator=c.generator, discriminator=c.discriminator)
+        if not c.generator.refiner:
+            raise ValueError("system.generator.refiner must be true: a refiner starts by passing its input through")
+        if c.critic_steps not in (0, 1):
+            raise ValueError("system.critic_steps must be 0 (no critic) or 1 (one critic step per generator step)")
+        if c.critic_steps == 0 and c.lambda_adv > 0:
+            raise ValueError("system.critic_steps 0 trains no critic: lambda_adv must be 0")
+        if not c.target_sizes or min(c.target_sizes) < 1 or max(c.target_sizes) > c.generator.image_size:
+            raise ValueError("system.target_sizes must be 1..image_size pixels")
+        if not 0.0 <= c.test_fraction < 1.0:
+            raise ValueError("system.test_fraction must be in [0, 1)")
+        self.models["generator"] = GanimeAge(c.generator)
+        self.models["critic"] = GanimeAgeDiscriminator(c.discriminator)
+        fused = self.train.fused_optimizers
+        betas = (c.beta1, c.beta2)
+        self.optimizers["generator"] = make_adam(
+            self.models["generator"].parameters(), c.lr_generator, betas, fused=fused
+        )
+        self.optimizers["critic"] = make_adam(self.models["critic"].parameters(), c.lr_critic, betas, fused=fused)
+        for name, optimizer in self.optimizers.items():
+            self.schedulers[name] = linear_decay(optimizer, self.train.max_steps, c.lr_decay_fraction)
+        if self.export_only or c.lambda_identity <= 0:
+            return
+        from ganime_age.models.mobilefacenet import FaceRecognizer
+
+        try:
+            self.frozen["recognizer"] = FaceRecognizer(c.recognizer_weights)
+        except ModelFileNotFoundError as error:
+            if not c.identity_if_available:
+                raise
+            log.warning("training the refiner without the identity term: %s", error)
+
+    def training_dataset(self, split: str, max_samples: int | None = None) -> Any:
+        """The refiner's pairs (``training.data.RefinerPairs``) in ``train.data_dir``, split by person."""
+        from training.data import RefinerPairs
+
+        return RefinerPairs(
+            self.train.data_dir,
+            split,
+            test_fraction=self.config.test_fraction,
+            image_size=self.train.image_size,
+            max_samples=max_samples,
+        )
+
+    def compile_targets(self) -> list[str]:
+        return ["generator"]  # the critic's gradient penalty needs a double backward
+
+    # -- one trainer step -------------------------------------------------------------------------------
+    def training_step(self, batch: Batch, step: int) -> dict[str, Any]:
+        generator = self.models["generator"]
+        with self.accelerator.autocast():
+            out = generator(batch["image"], batch["aus"].float(), batch["age"].float())
+        logs: dict[str, Any] = {}
+        if self.config.critic_steps > 0:
+            logs.update(self.critic_step(batch, out.image.detach().to(batch["image"].dtype)))
+        logs.update(self.generator_step(batch, out))
+        return logs
+
+    @staticmethod
+    def real_images(batch: Batch) -> torch.Tensor:
+        """The critic's real photos: the target where there is one (CFEE), else the source (UTKFace)."""
+        has_target = batch["has_target"].reshape(-1, 1, 1, 1) > 0.5
+        return torch.where(has_target, batch["target_image"], batch["source_image"])
+
+    def critic_step(self, batch: Batch, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One WGAN-GP critic update on real photos vs this step's refined crops (its AU/age heads unused)."""
+        c = self.config
+        critic = self.models["critic"]
+        real = self.real_images(batch)
+        n = real.shape[0]
+        mixed = interpolate(real, fake)
+        with self.accelerator.autocast():
+            score = critic_score(critic(torch.cat([real, fake, mixed], dim=0)).realism)
+            adversarial = wgan_critic_loss(score[:n], score[n : 2 * n])
+            penalty = gradient_penalty(score[2 * n :], mixed)
+            drift = score[:n].pow(2).mean()
+            loss = adversarial + c.lambda_gp * penalty + c.lambda_drift * drift
+        self.optimise(self.optimizers["critic"], loss)
+        return {
+            "d_loss": loss.detach(),
+            "d_wasserstein": -adversarial.detach(),
+            "d_gp": penalty.detach(),
+            "d_real": score[:n].detach().mean(),
+        }
+
+    def pooled_l1(self, images: torch.Tensor, wanted: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        """Mean over `target_sizes` of the L1 between the chosen images and targets, both pooled to that size.
+
+        Scaled by the share of chosen samples, so the term's weight per sample does not depend on the batch mix.
+        """
+        if not bool(chosen.any()):
+            return images.new_zeros((), dtype=torch.float32)
+        a, b = images[chosen].float(), wanted[chosen].float()
+        total = sum(
+            F.l1_loss(F.adaptive_avg_pool2d(a, size), F.adaptive_avg_pool2d(b, size))
+            for size in self.config.target_sizes
+        )
+        return total / len(self.config.target_sizes) * chosen.float().mean()
+
+    def attention_loss(
+        self, attention: torch.Tensor, source: torch.Tensor, target: torch.Tensor, chosen: torch.Tensor
+    ) -> torch.Tensor:
+        """Cross-entropy of the attention against 1 - (where the target differs from the input, coarsely)."""
+        if not bool(chosen.any()):
+            return attention.new_zeros((), dtype=torch.float32)
+        c = self.config
+        difference = (target[chosen].float() - source[chosen].float()).abs().mean(1, keepdim=True)
+        pooled = F.avg_pool2d(difference, c.attention_pool)
+        change = F.interpolate(pooled, size=difference.shape[-2:], mode="bilinear")
+        keep = 1.0 - (c.attention_gain * (change - c.attention_floor)).clamp(0.0, 1.0)
+        # 1e-7, not 1e-4: a fresh refiner's attention is 1 - 6e-6, where a wider clamp would cut the gradient
+        a = attention[chosen].float().clamp(1e-7, 1.0 - 1e-7)
+        return F.binary_cross_entropy(a, keep) * chosen.float().mean()
+
+    def generator_step(self, batch: Batch, out: Any) -> dict[str, torch.Tensor]:
+        c = self.config
+        edit, source, target = batch["image"], batch["source_image"], batch["target_image"]
+        paired = batch["has_target"] > 0.5
+        bare_critic = self.unwrap("critic")
+        bare_critic.requires_grad_(False)  # it only scores here
+        logs: dict[str, torch.Tensor] = {}
+        with self.accelerator.autocast():
+            output = out.image.float()
+            change = (output - edit.float()).abs().mean()
+            target_loss = self.pooled_l1(output, target, paired)
+            color_loss = self.pooled_l1(out.color, target, paired)
+            color_keep = (out.color.float() - edit.float()).abs().mean()
+            smooth = total_variation(out.attention)
+            loss = (
+                c.lambda_target * target_loss
+                + c.lambda_color_target * color_loss
+                + c.lambda_color_keep * color_keep
+                + c.lambda_change * change
+                + c.lambda_mask_smooth * smooth
+            )
+            logs.update(
+                g_target=target_loss.detach(),
+                g_color=color_loss.detach(),
+                g_color_keep=color_keep.detach(),
+                g_change=change.detach(),
+                g_smooth=smooth.detach(),
+                attention_open=(1.0 - out.attention.detach().float()).mean(),  # the share of C in the output
+            )
+            if c.lambda_chroma > 0:
+                chroma = chroma_detail_loss(output, edit)
+                loss = loss + c.lambda_chroma * chroma
+                logs["g_chroma"] = chroma.detach()
+            if c.lambda_checkerboard > 0:
+                hatching = checkerboard_loss(output, edit)
+                loss = loss + c.lambda_checkerboard * hatching
+                logs["g_checkerboard"] = hatching.detach()
+            if c.lambda_attention > 0:
+                attention = self.attention_loss(out.attention, edit, target, paired)
+                loss = loss + c.lambda_attention * attention
+                logs["g_attention"] = attention.detach()
+            if "recognizer" in self.frozen:
+                identity = identity_loss(self.frozen["recognizer"], source, output)
+                loss = loss + c.lambda_identity * identity
+                logs["g_identity"] = identity.detach()
+            if c.critic_steps > 0:
+                adversarial = wgan_generator_loss(critic_score(bare_critic(out.image).realism))
+                loss = loss + c.lambda_adv * adversarial
+                logs["g_adv"] = adversarial.detach()
+        self.optimise(self.optimizers["generator"], loss)
+        bare_critic.requires_grad_(True)
+        logs["g_loss"] = loss.detach()
+        return logs
+
+    # -- pictures -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_grid(self, batch: Batch) -> Image.Image:
+        """Rows = held-out pairs; columns = source | engine edit | refined | change x4 | attention | C | target."""
+        generator = self.unwrap("generator")
+        was_training = generator.training
+        generator.eval()
+        try:
+            edit = batch["image"].float()
+            out = generator(edit, batch["aus"].float(), batch["age"].float())
+        finally:
+            generator.train(was_training)
+        amplified = ((out.image.float() - edit) * 4.0).clamp(-1.0, 1.0)
+        return image_grid(
+            [
+                ("source", batch["source_image"]),
+                ("engine", edit),
+                ("refined", out.image),
+                ("change x4", amplified),
+                ("A", out.attention.float()),
+                ("C", out.color),
+                ("target", batch["target_image"]),
+            ]
+        )
+
+    # -- export ---------------------------------------------------------------------------------------------
+    def export(self, folder: Path, card: dict[str, Any]) -> None:
+        dtype = torch.float16 if self.train.export_dtype == "float16" else None
+        note = REFINER_NOTE + (f"\n\n{card['note']}" if card.get("note") else "")
+        card = {
+            "model_name": "GANimation-age refiner",
+            **card,
+            "note": note,
+            "trained_on": self.describe_data(),
+            "license": "other",
+            "license_note": (
+                "Trained on the fitted engine's edits of CFEE (Ohio State University research dataset, no licence "
+                "file: non-commercial research only) and UTKFace (non-commercial research only) photos; these "
+                "weights inherit both restrictions."
+            ),
+        }
+        self.unwrap("generator").save_pretrained(folder, dtype=dtype, model_card_kwargs=card)
+
+    def describe_data(self) -> str:
+        """What the card says the refiner saw, from the dataset's manifest."""
+        from training.data import REFINER_MANIFEST
+
+        path = Path(self.train.data_dir) / REFINER_MANIFEST
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return f"the refiner dataset `{Path(self.train.data_dir).name}` (training/refiner_data.py)"
+        kinds = manifest.get("kinds", {})
+        return (
+            f"the fitted engine's edits of {manifest.get('cfee_people', '?')} CFEE training people "
+            f"({kinds.get('forward', 0)} Neutral -> posed and {kinds.get('reverse', 0)} posed -> Neutral edits, each "
+            f"against the same person's real photo) and {kinds.get('age', 0)} age edits of UTKFace training photos, "
+            f"as {manifest.get('size', '?')} px aligned crops (refiner dataset `{Path(self.train.data_dir).name}`)"
+        )
