@@ -144,6 +144,8 @@ def test_every_usage_mistake_is_one_line(capsys, argv: list[str]) -> None:
     error = capsys.readouterr().err
     assert caught.value.code == 2
     assert len(error.strip().splitlines()) == 1 and "error:" in error and "usage:" not in error, error
+    if argv[:1] == ["edit"]:  # the hint names the subcommand's help, also for an option it does not know
+        assert "see ganime-age edit --help" in error, error
 
 
 def test_age_refusals_show_the_digits_that_matter(tmp_path: Path, coffee_file: Path, capsys) -> None:

@@ -363,21 +363,18 @@ def run_job(job: Job, config: RefinerDataConfig, engine: EngineEdits, tick: Any)
                 continue
             p_rgb, p_index, p_points, p_age = found
             p_photo = writer.add_photo(engine.crop(p_rgb, p_points), _name(posed.path))
-            forward = edited(n_rgb, n_index, n_points, aus=posed.aus)
-            if forward is not None:
-                writer.add_edit(
-                    forward, source=n_photo, target=p_photo, aus=posed.aus, target_age=n_age, source_age=n_age,
-                    person=person.person, kind="forward",
-                )  # fmt: skip
-                kinds["forward"] += 1
-            zeros = np.zeros(NUM_AUS, np.float32)
-            reverse = edited(p_rgb, p_index, p_points, aus=zeros)
-            if reverse is not None:
-                writer.add_edit(
-                    reverse, source=p_photo, target=n_photo, aus=zeros, target_age=p_age, source_age=p_age,
-                    person=person.person, kind="reverse",
-                )  # fmt: skip
-                kinds["reverse"] += 1
+            # forward: the Neutral photo to the posed AUs; reverse: the posed photo to all AUs 0
+            for kind, (rgb, index, points, age), source, target, aus in (
+                ("forward", (n_rgb, n_index, n_points, n_age), n_photo, p_photo, posed.aus),
+                ("reverse", (p_rgb, p_index, p_points, p_age), p_photo, n_photo, np.zeros(NUM_AUS, np.float32)),
+            ):
+                crop = edited(rgb, index, points, aus=aus)
+                if crop is not None:
+                    writer.add_edit(
+                        crop, source=source, target=target, aus=aus, target_age=age, source_age=age,
+                        person=person.person, kind=kind,
+                    )  # fmt: skip
+                    kinds[kind] += 1
     for item in job.photos:
         tick(1)
         found = analysed(item.path)

@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--mask-dir", help="also save each face's attention mask here")
     edit.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback")
     add_model_options(edit)
-    edit.set_defaults(handler=run_edit)
+    edit.set_defaults(handler=run_edit, parser=edit)
 
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)  # listed here, parsed by its own module
@@ -184,7 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] in DELEGATED:
             with one_line_usage_errors():
                 return int(importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:]) or 0)
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # said by the subcommand's parser, so the hint names its --help ("ganime-age edit --help")
+            args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         return args.handler(args)
 
     return exit_status(command, prog="ganime-age", also=(FileNotFoundError,), debug="--debug" in argv)

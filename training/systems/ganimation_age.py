@@ -144,6 +144,19 @@ class GanimationAgeTrainConfig:
     teacher_mask_floor: float = 0.01  # the teacher's changes are exact, not two photos' noise (cf. paired_mask_floor)
 
 
+def build_generator_and_critic(system: TrainingSystem, c: Any) -> None:
+    """GANimation-age's generator and critic (models ``generator`` and ``critic``) with their Adam optimisers and
+    linear decay, from a config with ``generator``, ``discriminator``, ``lr_generator``, ``lr_critic``, ``beta1``,
+    ``beta2`` and ``lr_decay_fraction`` (this system's and the engine refiner's)."""
+    system.models["generator"] = GanimeAge(c.generator)
+    system.models["critic"] = GanimeAgeDiscriminator(c.discriminator)
+    betas = (c.beta1, c.beta2)
+    for name, lr in (("generator", c.lr_generator), ("critic", c.lr_critic)):
+        optimizer = make_adam(system.models[name].parameters(), lr, betas, fused=system.train.fused_optimizers)
+        system.optimizers[name] = optimizer
+        system.schedulers[name] = linear_decay(optimizer, system.train.max_steps, c.lr_decay_fraction)
+
+
 class GanimationAgeSystem(TrainingSystem):
     """The GANimation-age system: models ``generator`` and ``critic``, frozen ``recognizer`` (+ ``vgg``)."""
 
@@ -166,16 +179,7 @@ class GanimationAgeSystem(TrainingSystem):
             raise ValueError("system.gp_every must be at least 1")
         if not 0.0 <= c.paired_share <= 1.0 or c.shape_pool < 1:
             raise ValueError("system.paired_share must be in 0..1 and system.shape_pool at least 1")
-        self.models["generator"] = GanimeAge(c.generator)
-        self.models["critic"] = GanimeAgeDiscriminator(c.discriminator)
-        fused = self.train.fused_optimizers
-        betas = (c.beta1, c.beta2)
-        self.optimizers["generator"] = make_adam(
-            self.models["generator"].parameters(), c.lr_generator, betas, fused=fused
-        )
-        self.optimizers["critic"] = make_adam(self.models["critic"].parameters(), c.lr_critic, betas, fused=fused)
-        for name, optimizer in self.optimizers.items():
-            self.schedulers[name] = linear_decay(optimizer, self.train.max_steps, c.lr_decay_fraction)
+        build_generator_and_critic(self, c)
         if self.export_only:  # the loss helpers below are not needed to export a checkpoint
             return
         if c.lambda_identity > 0 or c.lambda_identity_features > 0:

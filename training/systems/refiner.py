@@ -57,9 +57,7 @@ from PIL import Image
 
 from ganime_age.errors import ModelFileNotFoundError
 from ganime_age.models.ganimation_age import (
-    GanimeAge,
     GanimeAgeConfig,
-    GanimeAgeDiscriminator,
     GanimeAgeDiscriminatorConfig,
 )
 from training.losses import (
@@ -73,7 +71,8 @@ from training.losses import (
     wgan_critic_loss,
     wgan_generator_loss,
 )
-from training.systems.base import Batch, TrainingSystem, image_grid, linear_decay, make_adam
+from training.systems.base import Batch, TrainingSystem, image_grid
+from training.systems.ganimation_age import build_generator_and_critic
 
 log = logging.getLogger(__name__)
 
@@ -148,16 +147,7 @@ class RefinerSystem(TrainingSystem):
             raise ValueError("system.target_sizes must be 1..image_size pixels")
         if not 0.0 <= c.test_fraction < 1.0:
             raise ValueError("system.test_fraction must be in [0, 1)")
-        self.models["generator"] = GanimeAge(c.generator)
-        self.models["critic"] = GanimeAgeDiscriminator(c.discriminator)
-        fused = self.train.fused_optimizers
-        betas = (c.beta1, c.beta2)
-        self.optimizers["generator"] = make_adam(
-            self.models["generator"].parameters(), c.lr_generator, betas, fused=fused
-        )
-        self.optimizers["critic"] = make_adam(self.models["critic"].parameters(), c.lr_critic, betas, fused=fused)
-        for name, optimizer in self.optimizers.items():
-            self.schedulers[name] = linear_decay(optimizer, self.train.max_steps, c.lr_decay_fraction)
+        build_generator_and_critic(self, c)
         if self.export_only or c.lambda_identity <= 0:
             return
         from ganime_age.models.mobilefacenet import FaceRecognizer

@@ -47,6 +47,7 @@ YOUNG_AGE = 20.0  # below this age a face's proportions change fastest (young_sh
 INVERSE_TOLERANCE = 0.2  # grid pixels: how far a fixed-point inverse may miss before the exact one is used
 STILL_PIXELS = 0.25  # photo pixels: a displacement below this leaves a pixel as it was (a quarter pixel: unseen)
 TINT_SCALE = 0.03  # face widths: the blur of the colours that a colour change scales (fine colour never changes)
+AU_LINE_DEPTH, AU_LINE_GLOW = 0.5, 0.1  # log-brightness limits of the AU ratio images' fine part
 AGED_FEATURE_HOLD = 0.5  # share of the detail change that ageing brows and eyes are spared
 COLOURFUL = 0.06  # mean |log channel - log grey| from which a face counts as fully coloured (grey photos: 0)
 # landmark ids used for the face's frame: the oval's extreme points left/right (face width)
@@ -173,6 +174,10 @@ def template_for(size: int, scale: float, centre: tuple[float, float]) -> Templa
         "eyes": np.maximum(
             _polygon_mask(vertices, RIGHT_EYE_CONTOUR, size, grow=2.0),
             _polygon_mask(vertices, LEFT_EYE_CONTOUR, size, grow=2.0),
+        ),
+        "eyes_wide": np.maximum(  # what the AU ratio images leave out: lids and creases move with the eye
+            _polygon_mask(vertices, RIGHT_EYE_CONTOUR, size, grow=5.0),
+            _polygon_mask(vertices, LEFT_EYE_CONTOUR, size, grow=5.0),
         ),
         "brows": np.maximum(
             _polygon_mask(vertices, RIGHT_BROW, size, grow=7.0), _polygon_mask(vertices, LEFT_BROW, size, grow=7.0)
@@ -592,9 +597,13 @@ class FittedEngine(HubModel):
         if np.any(au_delta):
             # the gains make an AU's shape read as asked; its skin (folds, shading) follows, more gently
             gentle = au_delta / np.sqrt(t["au_gains"])
+            lines = np.zeros_like(fine)
             for au in np.flatnonzero(gentle):
                 smooth += (c.au_texture_gain * gentle[au]) * self.age_split["au_smooth"][au]
-                fine += (c.au_texture_gain * gentle[au]) * self.age_split["au_fine"][au]
+                lines += (c.au_texture_gain * gentle[au]) * self.age_split["au_fine"][au]
+            # expression lines darken (frown lines, folds); a strong brightening is a pair's misalignment at an
+            # edge (a lid's crease), which printed thin white arcs
+            fine += np.clip(lines, -AU_LINE_DEPTH, AU_LINE_GLOW)
             repaint = True
         if not repaint or (not np.any(smooth) and not np.any(fine) and (gains is None or np.all(gains == 1.0))):
             return None
@@ -638,11 +647,12 @@ class FittedEngine(HubModel):
                 large[index] = self.skin_tone(prototypes[index], features)
             energies = t["age_energies"].transpose(0, 1, 3, 4, 2)
             energies = hold_above(energies, forehead // c.energy_downsample, axis=2)
-            skin = 1.0 - np.maximum(np.maximum(regions["mouth"], regions["eyes"]), regions["brows"])
+            skin = 1.0 - np.maximum(np.maximum(regions["mouth"], regions["eyes_wide"]), regions["brows"])
             au_skin = np.ascontiguousarray((t["au_textures"] * skin).transpose(0, 2, 3, 1), dtype=np.float32)
             # a pair's tone difference on the forehead is its brows' misalignment (MediaPipe's brow points lag a
             # raised brow): it painted a glowing band above raised brows; forehead lines are in the fine part
-            au_smooth = np.stack([self.template_blur(image) for image in au_skin]) * self.tone_weight[None]
+            au_blurred = np.stack([self.template_blur(image) for image in au_skin])
+            au_smooth = au_blurred * self.tone_weight[None]
             self._split = {
                 "large": np.ascontiguousarray(large, dtype=np.float32),
                 "folds": folds * self.template.mask,
@@ -652,7 +662,7 @@ class FittedEngine(HubModel):
                     ..., None
                 ],
                 "au_smooth": au_smooth,
-                "au_fine": np.ascontiguousarray((au_skin - au_smooth).mean(axis=3), dtype=np.float32),
+                "au_fine": np.ascontiguousarray((au_skin - au_blurred).mean(axis=3), dtype=np.float32),
             }
         return self._split
 
@@ -761,13 +771,14 @@ class FittedEngine(HubModel):
             factor = repaint_table(texture, face.smooth_rgb)
             if sample is not None:  # painted on the input's shape, then moved with it
                 factor = cv2.remap(factor, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
-            # where the face is repainted (a change below half a grey level rounds back to the input's pixel)
-            changed = np.maximum(
-                changed,
+            # where the face is repainted (a change below half a grey level rounds back to the input's pixel);
+            # the table is masked by the face, so this is also where it is not zero
+            painted = (
                 face.face_mask
                 if sample is None
-                else cv2.remap(face.face_mask, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR),
+                else cv2.remap(face.face_mask, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR)
             )
+            changed = np.maximum(changed, painted)
         # the box of the photo that changes (engine grid -> photo pixels, one grid pixel of slack)
         rows, cols = np.nonzero(changed > 0.0)
         if len(rows) == 0:
@@ -776,41 +787,47 @@ class FittedEngine(HubModel):
         gx0, gx1 = max(int(cols.min()) - 1, 0), min(int(cols.max()) + 2, grid_w)
         x0, x1 = bx0 + int(np.floor(gx0 * per_x)), min(bx0 + int(np.ceil(gx1 * per_x)), bx1)
         y0, y1 = by0 + int(np.floor(gy0 * per_y)), min(by0 + int(np.ceil(gy1 * per_y)), by1)
-        size = (x1 - x0, y1 - y0)
-        # photo pixel (x, y) of the box sits at grid position ((x - bx0 + 0.5) / per_x - 0.5): an affine map
-        to_grid = np.array(
-            [[1.0 / per_x, 0.0, (x0 - bx0 + 0.5) / per_x - 0.5], [0.0, 1.0 / per_y, (y0 - by0 + 0.5) / per_y - 0.5]]
-        )
-        inverse = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        mask = cv2.warpAffine(changed, to_grid, size, flags=inverse, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        region_size = (bx1 - bx0, by1 - by0)
+        box = (slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0))
+
+        def to_photo(field: np.ndarray) -> np.ndarray:
+            """A grid field at the photo pixels of the box. The grid spans the region exactly, so a resize of the
+            whole grid to the region puts grid pixel g at photo pixel (g + 0.5) * per - 0.5 as the rest of the
+            engine does, three times faster than an affine warp of the box alone; a view of the box is kept."""
+            return cv2.resize(field, region_size, interpolation=cv2.INTER_LINEAR)[box]
+
+        mask = to_photo(changed)
         original = rgb[y0:y1, x0:x1]
         if sample is not None:
             # sampling positions in the photo region's pixels, then one cubic remap of the input's own pixels
+            # (one two-channel map: slicing x and y apart would copy both)
             sample += 0.5
             sample *= np.array([per_x, per_y], np.float32)
             sample -= 0.5
-            positions = cv2.warpAffine(sample, to_grid, size, flags=inverse, borderMode=cv2.BORDER_REPLICATE)
             region = rgb[by0:by1, bx0:bx1]
-            edited = cv2.remap(
-                region, positions[..., 0], positions[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101
-            )
+            edited = cv2.remap(region, to_photo(sample), None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
         else:
             edited = original.copy()
         if factor is not None:
             # only the part of the box the colour change reaches (the face; the geometry's box is wider)
-            painted_rows, painted_cols = np.nonzero(np.abs(factor).max(axis=2) > 0.0)
+            painted_rows, painted_cols = np.nonzero(painted > 0.0)
             if len(painted_rows):
                 px0 = max(bx0 + int(np.floor((painted_cols.min() - 1) * per_x)), x0)
                 px1 = min(bx0 + int(np.ceil((painted_cols.max() + 2) * per_x)), x1)
                 py0 = max(by0 + int(np.floor((painted_rows.min() - 1) * per_y)), y0)
                 py1 = min(by0 + int(np.ceil((painted_rows.max() + 2) * per_y)), y1)
-                shifted = to_grid.copy()
-                shifted[:, 2] += [(px0 - x0) / per_x, (py0 - y0) / per_y]
+                # photo pixel (x, y) sits at grid position ((x - bx0 + 0.5) / per_x - 0.5): an affine map
+                to_grid = np.array(
+                    [
+                        [1.0 / per_x, 0.0, (px0 - bx0 + 0.5) / per_x - 0.5],
+                        [0.0, 1.0 / per_y, (py0 - by0 + 0.5) / per_y - 0.5],
+                    ]
+                )
                 full = cv2.warpAffine(
                     factor,
-                    shifted,
+                    to_grid,
                     (px1 - px0, py1 - py0),
-                    flags=inverse,
+                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                     borderMode=cv2.BORDER_CONSTANT,
                     borderValue=0.0,
                 )
