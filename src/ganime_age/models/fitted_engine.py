@@ -88,7 +88,7 @@ class FittedEngineConfig:
     # are photographed brighter and its old faces redder, which on a face reads as a glow or a bruise-like tint,
     # and brightening a photo amplifies its own colour noise; the change's layout (shading, folds) is all kept
     age_exposure_share: float = 0.0
-    age_fold_gain: float = 2.0  # the prototypes' new folds and lines, added when ageing
+    age_fold_gain: float = 2.5  # the prototypes' new folds and lines, added when ageing
     detail_gain_range: tuple[float, float] = (0.35, 2.5)
     # the most each band may be amplified, finest first: a photo's finest band is mostly noise and JPEG's 8x8
     # blocks, which amplified become a leathery grid; wrinkles and folds live in the coarser bands
@@ -578,9 +578,13 @@ class FittedEngine(HubModel):
                 large -= np.float32(1.0 - c.age_exposure_share) * mean.astype(np.float32)
             large *= split["tone_weight"]
             # brightness (the channels' mean) times age_texture_gain, colour (the rest) times age_chroma_gain
-            smooth += cv2.transform(large, grey_and_colour(c.age_texture_gain, c.age_chroma_gain))
+            tone = cv2.transform(large, grey_and_colour(c.age_texture_gain, c.age_chroma_gain))
             if target_age > source_age:  # folds and lines that come with age: the prototypes' darkening only
-                fine += c.age_fold_gain * np.minimum(blend(split["folds"], sexes, w_t - w_s), 0.0)
+                # a ratio (darker in every channel alike), not a brightness offset: taking the same amount off
+                # each channel of a deep fold saturates its colour into a purple, bruise-like socket
+                folds = c.age_fold_gain * blend(split["folds"], sexes, w_t - w_s)
+                tone += np.minimum(folds, 0.0)[..., None]
+            smooth += tone
             energies = [blend(split["energies"], sexes, w) for w in (w_t, w_s)]
             floor = 1e-6 + 0.05 * energies[1].mean(axis=(0, 1), keepdims=True)
             ratio = (energies[0] + floor) / (energies[1] + floor)
@@ -638,7 +642,7 @@ class FittedEngine(HubModel):
             large = np.empty_like(prototypes)
             folds = np.empty(prototypes.shape[:4], np.float32)
             regions = self.template.regions
-            features = np.maximum(regions["eyes"], regions["brows"])
+            features = np.maximum(np.maximum(regions["eyes"], regions["brows"]), regions["mouth"])
             forehead = self.forehead_row
             for index in np.ndindex(prototypes.shape[:2]):
                 blurred = self.template_blur(np.ascontiguousarray(prototypes[index]))
@@ -655,7 +659,7 @@ class FittedEngine(HubModel):
             au_smooth = au_blurred * self.tone_weight[None]
             self._split = {
                 "large": np.ascontiguousarray(large, dtype=np.float32),
-                "folds": folds * self.template.mask,
+                "folds": folds * (self.template.mask * (1.0 - regions["mouth"]))[None, None],
                 "energies": np.ascontiguousarray(energies, dtype=np.float32),
                 "tone_weight": self.tone_weight,
                 "features": cv2.resize(features, t["age_energies"].shape[-2:][::-1], interpolation=cv2.INTER_AREA)[
