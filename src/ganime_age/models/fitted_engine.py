@@ -47,6 +47,7 @@ YOUNG_AGE = 20.0  # below this age a face's proportions change fastest (young_sh
 INVERSE_TOLERANCE = 0.2  # grid pixels: how far a fixed-point inverse may miss before the exact one is used
 STILL_PIXELS = 0.25  # photo pixels: a displacement below this leaves a pixel as it was (a quarter pixel: unseen)
 TINT_SCALE = 0.03  # face widths: the blur of the colours that a colour change scales (fine colour never changes)
+MOUTH_TINT_SIGMA = 3.0  # interior cells (of mouth_grid): the blur of the painted mouth's colour
 AU_LINE_DEPTH, AU_LINE_GLOW = 0.5, 0.1  # log-brightness limits of the AU ratio images' fine part
 AGED_FEATURE_HOLD = 0.5  # share of the detail change that ageing brows and eyes are spared
 COLOURFUL = 0.06  # mean |log channel - log grey| from which a face counts as fully coloured (grey photos: 0)
@@ -899,7 +900,10 @@ class FittedEngine(HubModel):
         colour = relative * face.skin
         grey = colour.mean(axis=2, keepdims=True)
         share = min(face.colourfulness / COLOURFUL, 1.0)
-        return np.ascontiguousarray(grey + share * (colour - grey), dtype=np.float32)
+        # teeth, gums and the dark of the mouth keep their sharp brightness; their colour is smoothed, as a photo
+        # keeps it (a median of many mouths has colour edges at every tooth, twice a real mouth's fine colour)
+        tint = cv2.GaussianBlur(np.ascontiguousarray(colour - grey, dtype=np.float32), (0, 0), MOUTH_TINT_SIGMA)
+        return np.ascontiguousarray(grey + share * tint, dtype=np.float32)
 
     def edit_photo(
         self,
