@@ -83,6 +83,18 @@ def _matrix(column: Any, width: int, name: str) -> np.ndarray:
     return values.reshape(len(column), width)
 
 
+def item_key(key: int | tuple, length: int, hflip: bool, what: str) -> tuple[int, bool]:
+    """A dataset key (an index, or the trainer's resumable ``(index, flip, ...)``) -> (index >= 0, flip); the
+    flip is drawn from the torch RNG only when the key leaves it open and ``hflip`` is on."""
+    if isinstance(key, tuple):
+        index, flip = int(key[0]), bool(key[1])
+    else:
+        index, flip = int(key), hflip and bool(torch.rand(()) < 0.5)
+    if not -length <= index < length:
+        raise IndexError(f"index {index} out of range for {length} {what}")
+    return index % length, flip
+
+
 def same_person_rows(identity_hints: list[str]) -> list[np.ndarray]:
     """For each row, the other rows showing the same person (empty where the source names no person)."""
     from training.sources import cfee_person
@@ -197,17 +209,12 @@ class PreparedFaces(Dataset):
 
     def _read_key(self, key: int | tuple) -> tuple[int, bool, int]:
         """(index, flip, partner draw); the torch RNG is only drawn from for what the key leaves open."""
-        if isinstance(key, tuple):
-            index, flip = int(key[0]), bool(key[1])
-        else:
-            index, flip = int(key), self.hflip and bool(torch.rand(()) < 0.5)
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} faces")
+        index, flip = item_key(key, len(self), self.hflip, "faces")
         if isinstance(key, tuple) and len(key) > 2:
             draw = int(key[2])
         else:
             draw = int(torch.randint(1 << 30, ())) if self.partners else 0
-        return index % len(self), flip, draw
+        return index, flip, draw
 
     def _face(self, index: int, flip: bool) -> dict[str, torch.Tensor]:
         image = self.image(index)
@@ -381,13 +388,7 @@ class RefinerPairs(Dataset):
         return image.flip(-1) if flip else image
 
     def __getitem__(self, key: int | tuple) -> dict[str, torch.Tensor]:
-        if isinstance(key, tuple):
-            index, flip = int(key[0]), bool(key[1])
-        else:
-            index, flip = int(key), self.hflip and bool(torch.rand(()) < 0.5)
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} pairs")
-        index %= len(self)
+        index, flip = item_key(key, len(self), self.hflip, "pairs")
         target = int(self.target_index[index])
         image = self._tensor(self.inputs[index], flip)
         return {
