@@ -659,16 +659,16 @@ class FittedEngine(HubModel):
             # a pair's tone difference on the forehead is its brows' misalignment (MediaPipe's brow points lag a
             # raised brow): it painted a glowing band above raised brows; forehead lines are in the fine part
             au_blurred = np.stack([self.template_blur(image) for image in au_skin])
-            au_smooth = au_blurred * self.tone_weight[None]
+            tone_weight = self.tone_weight
             self._split = {
                 "large": np.ascontiguousarray(large, dtype=np.float32),
                 "folds": folds * (self.template.mask * (1.0 - regions["mouth"]))[None, None],
                 "energies": np.ascontiguousarray(energies, dtype=np.float32),
-                "tone_weight": self.tone_weight,
+                "tone_weight": tone_weight,
                 "features": cv2.resize(features, t["age_energies"].shape[-2:][::-1], interpolation=cv2.INTER_AREA)[
                     ..., None
                 ],
-                "au_smooth": au_smooth,
+                "au_smooth": au_blurred * tone_weight[None],
                 "au_fine": np.ascontiguousarray((au_skin - au_blurred).mean(axis=3), dtype=np.float32),
             }
         return self._split
