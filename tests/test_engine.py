@@ -247,7 +247,7 @@ def test_fine_changes_move_brightness_and_no_colour(shared_dir: Path) -> None:
     tint = np.zeros(photo.shape, np.float32)
     tint[..., 0] = 0.1  # a warmer face
     smooth = cv2.GaussianBlur(photo.astype(np.float32), (0, 0), 5.0)
-    out = apply_factor(photo, repaint_table(TextureChange(tint, fine), smooth))
+    out = apply_factor(photo, repaint_table(TextureChange(tint, fine, np.ones_like(fine)), smooth))
 
     def chroma(rgb: np.ndarray) -> np.ndarray:
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[..., 1:].astype(np.float32)
@@ -298,3 +298,148 @@ def test_a_large_repaint_in_row_bands_equals_the_single_pass(shared_dir: Path) -
     repaint(banded, table)
     assert np.array_equal(banded, apply_factor(photo, table))
     assert np.abs(banded.astype(int) - photo).mean() > 3  # it did repaint
+
+
+def _fine_colour(rgb: np.ndarray) -> float:
+    """Mean energy of the Cr/Cb detail finer than 3 pixels (the artefact gate's measure), of uint8 or float RGB."""
+    import cv2
+
+    chroma = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[..., 1:].astype(np.float32)
+    return float(((chroma - cv2.blur(chroma, (3, 3))) ** 2).mean())
+
+
+def _fine_brightness(rgb: np.ndarray) -> float:
+    import cv2
+
+    return float(cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F).var())
+
+
+def test_a_moved_photo_keeps_sharp_brightness_and_gains_no_colour_halo(shared_dir: Path) -> None:
+    """The photo's resample: brightness as sharp as a cubic read, colour as smooth as a linear one (a cubic's
+    overshoot at colour edges printed halos: a third more fine colour on a smile)."""
+    import cv2
+
+    from ganime_age.faces import load_image
+    from ganime_age.models.fitted_engine import identity_grid, resample
+
+    # a CFEE photo at 320 px: sharp colour edges (a full-size JPEG's colour is so smooth that the rounding to
+    # uint8 of any resample outweighs it)
+    photo = load_image(sorted((shared_dir / "datasets" / "cfee" / "images").iterdir())[1])
+    height, width = photo.shape[:2]
+    positions = identity_grid(height, width) + np.float32(0.5)  # half a pixel: the softest a read can be
+    ours = resample(photo, positions)
+    cubic = cv2.remap(photo, positions, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
+    linear = cv2.remap(photo, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    assert _fine_colour(ours) < 0.92 * _fine_colour(cubic), (_fine_colour(ours), _fine_colour(cubic))
+    assert _fine_colour(ours) <= 1.02 * _fine_colour(linear)
+    assert _fine_brightness(ours) > 1.3 * _fine_brightness(linear), (_fine_brightness(ours), _fine_brightness(linear))
+    grey = cv2.cvtColor(ours, cv2.COLOR_RGB2GRAY).astype(int)
+    assert np.abs(grey - cv2.cvtColor(cubic, cv2.COLOR_RGB2GRAY)).mean() < 1.0  # the cubic's brightness
+
+
+def test_softened_colour_keeps_the_brightness_and_stays_where_the_weight_is(shared_dir: Path) -> None:
+    """The painted mouth's colour blur: brightness untouched, fine colour gone under the weight, nothing far away."""
+    import cv2
+
+    from ganime_age.faces import load_image
+    from ganime_age.models.fitted_engine import LUMA, soften_colour
+
+    photo = load_image(sorted((shared_dir / "datasets" / "cfee" / "images").iterdir())[0]).astype(np.float32)
+    weight = np.zeros(photo.shape[:2], np.float32)
+    weight[120:200, 100:220] = 1.0
+    for sigma in (2.0, 12.0):  # a 1 MP mouth and a 12 MP one (blurred at a coarser scale)
+        out = soften_colour(photo, weight, sigma)
+        assert np.allclose(cv2.transform(out, LUMA), cv2.transform(photo, LUMA), atol=1e-3)
+        inside = (slice(130, 190), slice(110, 210))
+        before, after = _fine_colour(photo[inside]), _fine_colour(np.ascontiguousarray(out[inside]))
+        assert after < 0.3 * before, (sigma, before, after)
+        far = int(np.ceil(5 * sigma))
+        assert np.array_equal(out[: 120 - far], photo[: 120 - far])
+
+
+def test_a_smile_adds_little_fine_colour(shipped: FittedEngine, shared_dir: Path) -> None:
+    """AU12 to 4 on held-out CFEE faces: the face's fine colour detail stays within the artefact gate (1.25x the
+    input's); a cubic resample and a hard painted mouth edge made it 1.55x."""
+    from ganime_age.pipeline import FaceEditor
+    from training.eval_gates import test_photos
+    from training.metrics import chroma_high_frequency
+
+    editor = FaceEditor.from_pretrained()
+    photos = [p for p in test_photos("cfee", shared_dir / "datasets" / "cfee") if p.category == "Neutral"][:6]
+    edited, inputs = [], []
+    for photo in photos:
+        (face,) = editor.edit_details(photo.path, aus={"AU12": 4.0}, face=0).faces
+        energy = chroma_high_frequency(np.stack([np.asarray(face.output), np.asarray(face.source)]))
+        edited.append(energy[0])
+        inputs.append(energy[1])
+    assert sum(edited) / sum(inputs) <= 1.25, (edited, inputs)
+
+
+def test_the_selfie_segmenter_finds_the_person_and_not_the_wall(shared_dir: Path) -> None:
+    from ganime_age.faces import load_image
+    from ganime_age.faces.segment import SelfieSegmenter
+
+    photo = load_image(sorted((shared_dir / "datasets" / "cfee_full" / "images").iterdir())[0])
+    silhouette = SelfieSegmenter()(photo)
+    height, width = photo.shape[:2]
+    assert silhouette.shape == (height, width) and silhouette.dtype == np.float32
+    assert silhouette[height // 2 - 20 : height // 2 + 20, width // 2 - 20 : width // 2 + 20].mean() > 0.9  # the face
+    assert silhouette[:40, :40].mean() < 0.1 and silhouette[:40, -40:].mean() < 0.1  # the wall behind
+
+
+def _dark_haired_test_photo(shared_dir: Path) -> np.ndarray:
+    from ganime_age.faces import load_image
+    from training.eval_gates import full_size_photos, test_photos
+
+    people = {p.person for p in test_photos("cfee", shared_dir / "datasets" / "cfee")}
+    return load_image(full_size_photos(shared_dir / "datasets" / "cfee_full", people, 40)[5])
+
+
+def test_hair_greys_with_age_and_nothing_else_of_the_head_does(shipped: FittedEngine, shared_dir: Path) -> None:
+    """Ageing a dark-haired held-out face to 75 greys its hair: lighter, less colourful, strands kept; the wall
+    beside it keeps its pixels, and an edit to a younger age leaves the hair's colour (grey hair cannot regain it)."""
+    import cv2
+
+    from ganime_age.faces import FaceAnalyzer
+
+    photo = _dark_haired_test_photo(shared_dir)
+    landmarks = FaceAnalyzer().analyze(photo)[0].landmarks.landmarks
+    face = shipped.prepare_face(photo, landmarks)
+    aus = np.zeros(NUM_AUS, np.float32)
+    assert face.hair.max() == pytest.approx(1.0, abs=0.05) and face.hair.mean() > 0.05
+    # the hair, in photo pixels: where the grid's hair weight is sure
+    x0, y0, x1, y1 = face.box
+    sure = cv2.resize(face.hair, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST) > 0.9
+    old, _ = shipped.edit_photo(photo, [face], [25.0], [75.0], [aus], [aus])
+    before, after = photo[y0:y1, x0:x1][sure].astype(np.float32), old[y0:y1, x0:x1][sure].astype(np.float32)
+    assert after.mean() > before.mean() + 25, (before.mean(), after.mean())  # lighter
+    colour = lambda rgb: np.abs(rgb - rgb.mean(axis=1, keepdims=True)).mean()  # noqa: E731
+    assert colour(after) < colour(before) + 1.0  # no colour appears in it
+    strands = lambda rgb: rgb.mean(axis=1).std()  # noqa: E731
+    assert strands(after) > strands(before)  # strands kept (brightened), not painted flat
+    assert np.array_equal(old[:40, :40], photo[:40, :40]) and np.array_equal(old[:40, -40:], photo[:40, -40:])
+    young, _ = shipped.edit_photo(photo, [face], [25.0], [15.0], [aus], [aus])  # moves the hairline, greys nothing
+    assert abs(young[y0:y1, x0:x1][sure].astype(np.float32).mean() - before.mean()) < 3.0
+    assert shipped.hair_greying_share(25.0, 15.0) == 0.0 and shipped.hair_greying_share(25.0, 25.0) == 0.0
+    assert 0.3 < shipped.hair_greying_share(25.0, 75.0) <= 1.0
+
+
+def test_hair_greying_is_fitted_from_real_faces(shipped: FittedEngine, shared_dir: Path, tmp_path: Path) -> None:
+    """On 1,500 UTKFace photos, hair brightness relative to the skin rises with age: no greying up to 32, some by
+    48, the most at the oldest centres, and grey hair brighter than the skin."""
+    from training.face_records import collect
+    from training.fit_engine import fit_hair
+
+    root = shared_dir / "datasets" / "utkface"
+    records = collect("utkface", root, tmp_path / "utkface.npz", max_photos=1500, workers=1, progress=False)
+    engine = FittedEngine(shipped.config)
+    engine.load_state_dict(shipped.state_dict())
+    engine.hair_greying.zero_()
+    report = fit_hair(engine, records, root, progress=False)
+    assert report["fitted"], report
+    greying = engine.hair_greying.numpy()
+    centres = engine.centres
+    assert np.all(greying[centres <= 32] == 0.0)
+    assert np.all(np.diff(greying) >= 0.0)
+    assert 0.0 < greying[list(centres).index(48.0)] < greying[-1] < 1.0
+    assert 1.0 < report["grey_level"] < 1.6

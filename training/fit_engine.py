@@ -17,7 +17,13 @@ held-out faces were never seen):
 - **sex**: a logistic regression on a grey shape-normalised thumbnail (UTKFace's labels), which blends the
   two sexes' tables, so that women do not get moustache shadows;
 - **mouth interiors**: per-pixel medians of CFEE's open mouths per gap height, smiles and dropped jaws apart;
-- **AU gains**: per AU, how far one unit moves the face, so that an edit to 4 reads about 4 on the AU read-out.
+- **AU gains**: per AU, how far one unit moves the face, so that an edit to 4 reads about 4 on the AU read-out;
+- **hair greying**: grey hair's brightness relative to the skin, and per age centre the share of people's hair
+  that has turned to it (their hair's brightness relative to the skin, between that of 20-35 year olds and
+  grey hair's), from the hair that the engine's own :func:`~ganime_age.models.fitted_engine.hair_weight`
+  finds in UTKFace.
+
+``fit_engine.py hair --engine DIR --utkface ... [--cache ...]`` fits the hair alone into an engine folder.
 
 Then ``training/evaluate.py gates --engine DIR --samples DIR --markdown DIR/evaluation.md`` measures it on the
 held-out photos, and ``training/fit_engine.py card --engine DIR`` puts the table and the grids into its card.
@@ -69,6 +75,12 @@ AU_REACH_MARGIN = 1.2  # an expression edit may move a landmark 1.2x as far as t
 AU_TEXTURE_RIDGE = 20.0
 SEX_L2 = 1e-3
 MOUTH_SMILE_CODE = 2.0  # open mouths coded AU12 >= this are smiles (teeth), the others dropped jaws
+HAIR_YOUNG = (20.0, 35.0)  # ages whose hair colour is the "not greyed" reference
+HAIR_MIN_SHARE = 0.03  # a photo's hair counts when it covers this share of the engine grid
+HAIR_OLD = 70.0  # from this age the brightest hair (HAIR_GREY_PERCENTILE) is taken as fully grey
+HAIR_GREY_PERCENTILE = 90.0
+HAIR_MAX_FACES = 2500
+HAIR_MIN_GROUP = 10  # faces with visible hair needed among the young and among the old to fit the greying
 MOUTH_LIP_INSET = 0.1  # share of the gap at each lip left out of the interiors (the landmarks sit on the lip)
 
 
@@ -437,6 +449,81 @@ def fit_sex(engine: FittedEngine, thumbnails: np.ndarray, sex: np.ndarray, train
     return {"faces": len(thumbnails), "accuracy": accuracy}
 
 
+def hair_statistics(engine: FittedEngine, rgb: np.ndarray, landmarks: np.ndarray) -> tuple[float, float] | None:
+    """(hair colourfulness / skin colourfulness, hair brightness / skin brightness) of one photo, or None when
+    too little hair is found. Colourfulness: the mean distance of (a, b) from grey in CIE Lab."""
+    face = engine.prepare_face(rgb, landmarks)
+    weight = face.hair
+    if weight.mean() < HAIR_MIN_SHARE:
+        return None
+    grid = cv2.resize(
+        np.ascontiguousarray(rgb[face.box[1] : face.box[3], face.box[0] : face.box[2]]),
+        face.grid_shape[::-1],
+        interpolation=cv2.INTER_AREA,
+    )
+    lab = cv2.cvtColor(grid, cv2.COLOR_RGB2LAB).astype(np.float64)
+    chroma = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
+    skin = face.face_mask > 0.5
+    if not skin.any():
+        return None
+    hair_chroma = float((chroma * weight).sum() / weight.sum())
+    hair_light = float((grid.mean(axis=2) * weight).sum() / weight.sum())
+    return hair_chroma / max(float(chroma[skin].mean()), 1.0), hair_light / max(face.skin, 1.0)
+
+
+def fit_hair(
+    engine: FittedEngine, records: FaceRecords, root: Path, progress: bool = True, max_faces: int = HAIR_MAX_FACES
+) -> dict[str, Any]:
+    """The hair-greying tables from UTKFace's training faces. Hair brightness relative to the skin rises with age
+    (UTKFace's medians: 0.45 at 20-30, 0.57 at 40-50, 0.79 at 60-70, 0.84 at 70-80); fully grey hair is the
+    brightest tenth of the over-70s', and each age centre's share is how far its mean lies from the young's
+    towards that, kept from falling with age. (Colourfulness does not tell grey from black hair: both lack it.)
+    """
+    from ganime_age.faces import load_image
+
+    centres = engine.centres
+    usable = np.flatnonzero((records.split == "train") & np.isfinite(records.ages) & frontal(records))
+    if len(usable) > max_faces:
+        usable = np.sort(np.random.default_rng(0).choice(usable, max_faces, replace=False))
+    iterator: Any = usable
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(usable, desc="hair", unit="face")
+    ages, stats = [], []
+    for row in iterator:
+        found = hair_statistics(engine, load_image(root / str(records.paths[row])), records.landmarks[row])
+        if found is not None:
+            ages.append(float(records.ages[row]))
+            stats.append(found)
+    age = np.asarray(ages)
+    light = np.asarray(stats).reshape(-1, 2)[:, 1]
+    young_rows = (age >= HAIR_YOUNG[0]) & (age <= HAIR_YOUNG[1])
+    old = light[age >= HAIR_OLD]
+    if young_rows.sum() < HAIR_MIN_GROUP or len(old) < HAIR_MIN_GROUP:  # a small subset: hair is left alone
+        log.warning("hair greying not fitted: %d young and %d old faces with visible hair", young_rows.sum(), len(old))
+        return {"faces": len(stats), "fitted": False}
+    weights = np.stack([age_weights(a, centres) for a in age])  # (faces, centres): hat functions of age
+    per_centre = (weights * light[:, None]).sum(0) / np.maximum(weights.sum(0), 1e-6)
+    young = float(np.mean(light[young_rows]))
+    level = float(np.percentile(old, HAIR_GREY_PERCENTILE))
+    greying = np.clip((per_centre - young) / max(level - young, 1e-3), 0.0, 1.0)
+    greying[centres <= HAIR_YOUNG[1]] = 0.0
+    greying = np.maximum.accumulate(greying)  # hair does not regain its colour with age
+    with torch.no_grad():
+        engine.hair_greying.copy_(torch.from_numpy(greying.astype(np.float32)))
+        engine.hair_level.fill_(level)
+    engine.invalidate()
+    return {
+        "faces": len(stats),
+        "fitted": True,
+        "young_hair_level": round(young, 3),
+        "greying": dict(zip([f"{c:g}" for c in centres], greying.round(3).tolist(), strict=True)),
+        "old_faces": len(old),
+        "grey_level": round(level, 3),
+    }
+
+
 def fit(
     utkface: FaceRecords,
     utkface_root: Path,
@@ -453,6 +540,7 @@ def fit(
     report["aus"] = fit_aus(engine, cfee, cfee_root, progress)
     report["mouth"] = fit_mouth(engine, cfee, cfee_root, progress)
     report["au_gains"] = calibrate_au_gains(engine, cfee, cfee_root, faces=au_gain_faces, progress=progress)
+    report["hair"] = fit_hair(engine, utkface, utkface_root, progress)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return engine, report
 
@@ -480,6 +568,13 @@ def fit_summary(report: dict[str, Any]) -> str:
     if gains:
         listed = ", ".join(f"{name} {value:g}" for name, value in gains.items() if value != 1.0)
         lines.append(f"- AU gains (an edit to 4 reads about 4 on the AU read-out): {listed}; the others 1.")
+    hair = report.get("hair")
+    if hair and hair.get("fitted", True):
+        listed = ", ".join(f"{age} {share:.0%}" for age, share in hair["greying"].items() if share > 0)
+        lines.append(
+            f"- Hair greying: {hair['faces']} UTKFace training faces with visible hair; the share of hair colour "
+            f"gone by age: {listed or 'none'}; grey hair {hair['grey_level']:.2f}x as bright as the skin."
+        )
     if "seconds" in report:
         lines.append(f"- Fitting took {report['seconds'] / 60:.1f} CPU minutes (2 cores).")
     return "\n".join(lines)
@@ -596,10 +691,42 @@ def retuned(engine: FittedEngine, settings: list[str]) -> FittedEngine:
     return fresh
 
 
+def hair_main(argv: list[str]) -> int:
+    """``fit_engine.py hair --engine DIR --utkface DIR [--cache DIR]``: fit the hair greying into an engine folder
+    (its other tables are kept; an engine saved before the hair tables existed gets them)."""
+    import json
+
+    from ganime_age.hub import load_pretrained
+
+    parser = argparse.ArgumentParser(prog="fit_engine.py hair", description=hair_main.__doc__)
+    parser.add_argument("--engine", required=True, help="engine folder to update")
+    parser.add_argument("--utkface", required=True, help="UTKFace folder (ages)")
+    parser.add_argument("--cache", default="runs/engine", help="where the analysed photos are kept between runs")
+    parser.add_argument("--max-utkface", type=int, default=None, help="analyse at most this many UTKFace photos")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    engine = load_pretrained(args.engine, strict=False)
+    utk = collect(
+        "utkface", args.utkface, Path(args.cache) / "utkface.npz", max_photos=args.max_utkface, workers=args.workers
+    )
+    started = time.perf_counter()
+    hair = fit_hair(engine, utk, Path(args.utkface))
+    hair["seconds"] = round(time.perf_counter() - started, 1)
+    report_path = Path(args.engine) / REPORT_NAME
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report["hair"] = hair
+    write_engine(engine, args.engine, report)
+    log.info("hair greying fitted on %d faces: %s", hair["faces"], hair["greying"])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["card"]:
         return card_main(argv[1:])
+    if argv[:1] == ["hair"]:
+        return hair_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cache = Path(args.cache)

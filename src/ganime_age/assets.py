@@ -3,7 +3,8 @@
 1. an explicit path (``EditorConfig.detector`` / ``landmarker``, ``resolve_asset(name, path)``);
 2. the per-file environment variable named in :data:`ASSETS` (``GANIME_AGE_YUNET``, ...);
 3. a folder in ``GANIME_AGE_ASSETS`` (one variable for every file: tests and CI point it at ``../shared/models``);
-4. the copy shipped inside the package (``weights/face-models``: YuNet and the MediaPipe landmarker),
+4. the copy shipped inside the package (``weights/face-models``: YuNet, the MediaPipe landmarker and selfie
+   segmenter),
    used only when its sha256 matches, so a plain ``pip install`` edits photos offline;
 5. the user cache (``$GANIME_AGE_CACHE``, else ``$XDG_CACHE_HOME/ganime-age``);
 6. a download from the official source into that cache — with an error naming ``GANIME_AGE_ASSETS`` when
@@ -54,6 +55,14 @@ ASSETS: dict[str, Asset] = {
         "GANIME_AGE_FACE_LANDMARKER",
         "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task",
         "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
+        "Apache-2.0 (MediaPipe)",
+        packaged=True,
+    ),
+    "selfie_segmenter": Asset(
+        "selfie_segmentation.tflite",
+        "GANIME_AGE_SELFIE_SEGMENTER",
+        "https://cdn.jsdelivr.net/npm/@mediapipe/selfie_segmentation@0.1.1675465747/selfie_segmentation.tflite",
+        "8d13b7fae74af625c641226813616a2117bd6bca19eb3b75574621fc08557f27",
         "Apache-2.0 (MediaPipe)",
         packaged=True,
     ),

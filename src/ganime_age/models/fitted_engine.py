@@ -50,11 +50,15 @@ INVERSE_TOLERANCE = 0.2  # grid pixels: how far a fixed-point inverse may miss b
 STILL_PIXELS = 0.25  # photo pixels: a displacement below this leaves a pixel as it was (a quarter pixel: unseen)
 TINT_SCALE = 0.03  # face widths: the blur of the colours that a colour change scales (fine colour never changes)
 MOUTH_TINT_SIGMA = 3.0  # interior cells (of mouth_grid): the blur of the painted mouth's colour
+MOUTH_EDGE_CHROMA = 0.25  # canonical cm: the colour blur across the painted mouth's edge (a photo's chroma is soft)
 AU_LINE_DEPTH, AU_LINE_GLOW = 0.5, 0.1  # log-brightness limits of the AU ratio images' fine part
+HAIR_MAX_LIFT = 1.3  # log brightness: the most greying brightens hair (x3.7), so black hair's noise stays unseen
+HAIR_SKIN_DISTANCE = (12.0, 27.0)  # Lab distance from the skin's colour over which a pixel turns from skin to hair
 AGED_FEATURE_HOLD = 0.5  # share of the detail change that ageing brows and eyes are spared
 COLOURFUL = 0.06  # mean |log channel - log grey| from which a face counts as fully coloured (grey photos: 0)
 # landmark ids used for the face's frame: the oval's extreme points left/right (face width)
 FACE_LEFT, FACE_RIGHT = 234, 454
+MOUTH_CENTRE = 13  # the upper lip's inner centre
 UPPER_INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LOWER_INNER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 RIGHT_EYE_CONTOUR = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
@@ -99,6 +103,7 @@ class FittedEngineConfig:
     detail_gain_power: float = 1.5  # the detail gains raised to this power (a prototype's energy is an average too)
     au_shape_gain: float = 1.0
     au_texture_gain: float = 1.0
+    hair_greying_gain: float = 1.5  # the fitted greying of hair is an average of people: fainter than one person's
     # the mouth interior, fitted from CFEE's open mouths: one mean per gap height (canonical cm at the lips' centre)
     mouth_gaps: tuple[float, ...] = (0.3, 0.6, 0.9, 1.2, 1.5, 1.9, 2.4)
     mouth_grid: tuple[int, int] = (32, 96)  # (rows across the gap, columns corner to corner)
@@ -140,6 +145,7 @@ class FittedEngineConfig:
             "detail_gain_power",
             "au_shape_gain",
             "au_texture_gain",
+            "hair_greying_gain",
         ):
             if not 0.0 <= getattr(self, name) <= 5.0:
                 raise ConfigError(f"{name} must be in 0..5, not {getattr(self, name)}")
@@ -294,6 +300,33 @@ def skin_level(rgb: np.ndarray, points: np.ndarray, face_width: float) -> float:
     return float(np.median(np.concatenate(samples))) if samples else 128.0
 
 
+def hair_weight(roi: np.ndarray, grid_rgb: np.ndarray, face_mask: np.ndarray, mouth_row: float) -> np.ndarray:
+    """(h, w) float32 on the engine grid: how surely each pixel is the person's hair, 0 where that is unsure.
+
+    Hair is what is inside the person's silhouette (MediaPipe's selfie segmenter on the photo region `roi`),
+    outside the face, above the mouth (below it are the neck, beards and clothes) and unlike the face's skin
+    in colour (ears, a bald crown and blond hair as pale as the skin are left alone).
+    """
+    from ganime_age.faces.segment import shared_segmenter
+
+    grid_h, grid_w = grid_rgb.shape[:2]
+    silhouette = cv2.resize(shared_segmenter()(roi), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
+    silhouette = np.clip((silhouette - 0.3) / 0.4, 0.0, 1.0)  # the segmenter's faint doubts (a wall) count as none
+    lab = cv2.cvtColor(np.ascontiguousarray(grid_rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
+    inside = face_mask > 0.5
+    if not inside.any():
+        return np.zeros((grid_h, grid_w), np.float32)
+    distance = np.sqrt(((lab - np.median(lab[inside], axis=0)) ** 2).sum(axis=2))
+    near, far = HAIR_SKIN_DISTANCE
+    unlike_skin = np.clip((distance - near) / (far - near), 0.0, 1.0)
+    outside_face = 1.0 - np.clip(2.0 * cv2.GaussianBlur(face_mask, (0, 0), 2.0), 0.0, 1.0)
+    rows = np.arange(grid_h, dtype=np.float32)[:, None]
+    above_mouth = np.clip((mouth_row - rows) / max(0.05 * grid_h, 1.0), 0.0, 1.0)
+    weight = (silhouette * unlike_skin * outside_face * above_mouth).astype(np.float32)
+    # a grid pixel astride the hairline is half skin: greyed, its skin would light up as a seam
+    return cv2.erode(weight, np.ones((3, 3), np.uint8))
+
+
 def strip_mesh(cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Triangles and (u, v) per vertex of the gap drawn as a strip of quads (upper lip row, lower lip row)."""
     n = len(UPPER_INNER_LIP)
@@ -325,6 +358,8 @@ class EngineFace:
     mouth_gap: float  # the lips' gap at their centre, canonical cm
     skin: float  # skin brightness (0..255), the mouth interior's reference
     smooth_rgb: np.ndarray  # (h, w, 3) float32 the face's colours on the engine grid, blurred: what a tint scales
+    hair: np.ndarray  # (h, w) float32 where the engine grid is the person's hair (see :func:`hair_weight`)
+    hair_rgb: np.ndarray  # (h, w, 3) float32 the grid's colours, barely blurred: what greying hair starts from
 
 
 @dataclass
@@ -338,6 +373,7 @@ class TextureChange:
 
     ratio: np.ndarray
     fine: np.ndarray
+    mask: np.ndarray  # (h, w) where the change may be non-zero (the face, and the hair when it greys)
 
 
 class FittedEngine(HubModel):
@@ -374,6 +410,10 @@ class FittedEngine(HubModel):
         # colour of the open mouth relative to the face's skin brightness
         # (open jaw | smile, gap bin, 3, rows, cols): a dropped jaw shows the dark of the mouth, a smile the teeth
         self.register_buffer("mouth_interiors", torch.zeros(2, len(c.mouth_gaps), 3, rows, cols))
+        # per age centre, the share of a person's hair that has greyed (0 = none fitted: hair is never touched),
+        # and grey hair's brightness relative to the skin's
+        self.register_buffer("hair_greying", torch.zeros(k))
+        self.register_buffer("hair_level", torch.ones(1))
         self._tables: dict[str, np.ndarray] | None = None
         self._split: dict[str, np.ndarray] | None = None
 
@@ -450,13 +490,14 @@ class FittedEngine(HubModel):
         inside = face_mask > 0.5
         chroma = np.abs(log_rgb - grey[..., None])[inside].mean() if inside.any() else 0.0
         cm_to_grid = float(similarity.scale * sx)
+        face_mask = face_mask.astype(np.float32)
         return EngineFace(
             box=(int(x0), int(y0), int(x1), int(y1)),
             scale=float(sx),
             grid_shape=(grid_h, grid_w),
             raster=raster,
             template_coords=template_coords,
-            face_mask=face_mask.astype(np.float32),
+            face_mask=face_mask,
             log_grey_bands=bands,
             rotation=similarity.rotation,
             cm_to_grid=cm_to_grid,
@@ -468,6 +509,8 @@ class FittedEngine(HubModel):
             smooth_rgb=cv2.GaussianBlur(
                 grid_rgb.astype(np.float32), (0, 0), max(TINT_SCALE * face_width * sx, 1.0)
             ).reshape(grid_h, grid_w, 3),
+            hair=hair_weight(roi, grid_rgb, face_mask, float(grid_points[MOUTH_CENTRE, 1])),
+            hair_rgb=cv2.GaussianBlur(grid_rgb.astype(np.float32), (0, 0), 1.0).reshape(grid_h, grid_w, 3),
         )
 
     @property
@@ -612,7 +655,10 @@ class FittedEngine(HubModel):
             # edge (a lid's crease), which printed thin white arcs
             fine += np.clip(lines, -AU_LINE_DEPTH, AU_LINE_GLOW)
             repaint = True
-        if not repaint or (not np.any(smooth) and not np.any(fine) and (gains is None or np.all(gains == 1.0))):
+        greying = self.hair_greying_share(source_age, target_age) if face.hair.any() else 0.0
+        if greying <= 0.0 and (
+            not repaint or (not np.any(smooth) and not np.any(fine) and (gains is None or np.all(gains == 1.0)))
+        ):
             return None
         # colour changes in proportion to how colourful the face is: a grey photo stays grey
         smooth = cv2.transform(smooth, grey_and_colour(1.0, min(face.colourfulness / COLOURFUL, 1.0)))
@@ -626,7 +672,38 @@ class FittedEngine(HubModel):
             mapped = mapped.reshape(*face.grid_shape, -1)
             fine_out += sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
         fine_out *= face.face_mask
-        return TextureChange(ratio_out, fine_out)
+        if greying <= 0.0:
+            return TextureChange(ratio_out, fine_out, face.face_mask)
+        colour, lift = self.grey_hair(face, greying)
+        ratio_out += colour
+        fine_out += lift
+        return TextureChange(ratio_out, fine_out, np.maximum(face.face_mask, face.hair))
+
+    def hair_greying_share(self, source_age: float, target_age: float) -> float:
+        """The share of the hair still pigmented at `source_age` that greys by `target_age` (0 when getting
+        younger: grey hair's lost colour cannot be told from the photo)."""
+        table = self.tables["hair_greying"]
+        if target_age <= source_age or self.config.hair_greying_gain <= 0.0 or not table.any():
+            return 0.0
+        before, after = np.interp([source_age, target_age], self.centres, table)
+        share = self.config.hair_greying_gain * (after - before) / max(1.0 - before, 1e-3)
+        return float(np.clip(share, 0.0, 1.0))
+
+    def grey_hair(self, face: EngineFace, share: float) -> tuple[np.ndarray, np.ndarray]:
+        """`share` of the way from the hair's colours to grey hair's (the fitted brightness, no colour), as a
+        colour change ((h, w, 3) log ratios of mean 0) and a brightness change ((h, w) log, the same light
+        added to R, G and B, so the photo's colour noise in dark hair is not scaled up into teal speckles).
+
+        Both are computed from the hair's colours at the grid's own sharpness (a grid pixel is a few photo
+        pixels): computed from colours blurred across the hairline, a lift meant for dark hair lit the skin
+        beside it into a bright seam. Strands finer than a grid pixel keep their light and dark, brightened.
+        """
+        offset = np.float32(255.0 * LOG_EPSILON)
+        level = np.float32(self.tables["hair_level"][0] * face.skin) + offset
+        ratio = np.log(level) - np.log(face.hair_rgb + offset)
+        mean = ratio.mean(axis=2, keepdims=True)
+        weight = np.float32(share) * face.hair
+        return (ratio - mean) * weight[..., None], np.clip(mean[..., 0], 0.0, HAIR_MAX_LIFT) * weight
 
     @property
     def age_split(self) -> dict[str, np.ndarray]:
@@ -781,9 +858,9 @@ class FittedEngine(HubModel):
             # where the face is repainted (a change below half a grey level rounds back to the input's pixel);
             # the table is masked by the face, so this is also where it is not zero
             painted = (
-                face.face_mask
+                texture.mask
                 if sample is None
-                else cv2.remap(face.face_mask, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR)
+                else cv2.remap(texture.mask, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR)
             )
             changed = np.maximum(changed, painted)
         # the box of the photo that changes (engine grid -> photo pixels, one grid pixel of slack)
@@ -812,7 +889,7 @@ class FittedEngine(HubModel):
             sample *= np.array([per_x, per_y], np.float32)
             sample -= 0.5
             region = rgb[by0:by1, bx0:bx1]
-            edited = cv2.remap(region, to_photo(sample), None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
+            edited = resample(region, to_photo(sample))
         else:
             edited = original.copy()
         if factor is not None:
@@ -874,8 +951,10 @@ class FittedEngine(HubModel):
         points[:, 0] = (target[:, 0] + 0.5) * per_pixel[0] - 0.5 + bx0 - x0
         points[:, 1] = (target[:, 1] + 0.5) * per_pixel[1] - 0.5 + by0 - y0
         lips = points[list(UPPER_INNER_LIP) + list(LOWER_INNER_LIP)]
-        lo = np.maximum(np.floor(lips.min(0)).astype(int) - 2, 0)
-        hi = np.minimum(np.ceil(lips.max(0)).astype(int) + 3, [edited.shape[1], edited.shape[0]])
+        sigma = MOUTH_EDGE_CHROMA * face.cm_to_grid * max(per_pixel)  # photo pixels
+        margin = 2 + int(np.ceil(3.0 * sigma))  # room for the colour blur around the lips' gap
+        lo = np.maximum(np.floor(lips.min(0)).astype(int) - margin, 0)
+        hi = np.minimum(np.ceil(lips.max(0)).astype(int) + margin + 1, [edited.shape[1], edited.shape[0]])
         if np.any(hi - lo < 2):
             return
         rows, cols = self.config.mouth_grid
@@ -890,6 +969,9 @@ class FittedEngine(HubModel):
         weight = cv2.GaussianBlur(cv2.erode(raster.mask, np.ones((3, 3), np.uint8)), (0, 0), 0.8) * share
         region = edited[lo[1] : hi[1], lo[0] : hi[0]].astype(np.float32)
         blended = region + weight[..., None] * (painted - region)
+        # the lips' red meeting painted teeth is a colour edge as sharp as a pixel, which a camera (demosaicing,
+        # chroma subsampling) never keeps: across the edge the colour is blurred, the brightness stays sharp
+        blended = soften_colour(blended, weight, sigma)
         edited[lo[1] : hi[1], lo[0] : hi[0]] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
     def _mouth_interior(self, gap: float, smile: float, face: EngineFace) -> np.ndarray:
@@ -968,6 +1050,45 @@ def hold_above(table: np.ndarray, row: int, axis: int = 0) -> np.ndarray:
 
 
 LUMA = np.array([[0.299, 0.587, 0.114]], np.float32)  # BT.601, as the chroma measure's complement
+
+
+def resample(rgb: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """uint8 RGB read at float (h, w, 2) `positions`: the brightness by a cubic, the colour by a linear kernel.
+
+    OpenCV's cubic overshoots at an edge; in brightness that keeps a moved pixel as sharp as the photo's, but
+    at a colour edge (skin against a wall, lips against teeth) it prints a coloured halo, the fine colour
+    detail no camera keeps (a cubic remap alone raised a smile's fine colour by a third). So the colour comes
+    from a linear read and only the brightness difference of the cubic read is added, equally to R, G and B.
+    """
+    linear = cv2.remap(rgb, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    sharp = cv2.remap(grey, positions, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
+    detail = cv2.subtract(sharp, cv2.cvtColor(linear, cv2.COLOR_RGB2GRAY), dtype=cv2.CV_16S)
+    return cv2.convertScaleAbs(cv2.add(linear, cv2.merge([detail, detail, detail]), dtype=cv2.CV_16S))
+
+
+def soften_colour(rgb: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """float32 RGB whose colour (each channel minus the BT.601 brightness) is blurred by `sigma` pixels where
+    `weight` (h, w), spread by the blur, reaches; the brightness is kept exactly."""
+    if sigma < 0.3:
+        return rgb
+    brightness = cv2.transform(rgb, LUMA)[..., None]
+    colour = rgb - brightness
+    soft = wide_blur(colour, sigma)
+    reach = np.clip(2.0 * wide_blur(weight, sigma), 0.0, 1.0)[..., None]
+    return brightness + colour + reach * (soft - colour)
+
+
+def wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of `sigma` pixels, run at a scale where it spans about 3 pixels when it is wide (a 12 MP
+    photo's mouth would otherwise take a 140-tap kernel): the result is smooth, so little is lost."""
+    step = max(1, int(sigma / 3.0))
+    if step == 1:
+        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    height, width = image.shape[:2]
+    small = cv2.resize(image, (max(1, width // step), max(1, height // step)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / step, borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def repaint_table(texture: TextureChange, smooth_rgb: np.ndarray) -> np.ndarray:
