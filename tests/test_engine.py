@@ -443,3 +443,21 @@ def test_hair_greying_is_fitted_from_real_faces(shipped: FittedEngine, shared_di
     assert np.all(np.diff(greying) >= 0.0)
     assert 0.0 < greying[list(centres).index(48.0)] < greying[-1] < 1.0
     assert 1.0 < report["grey_level"] < 1.6
+
+
+def test_reads_and_repaints_saturate_at_black_instead_of_folding_back() -> None:
+    """A cubic's undershoot beside a bright edge, or a darkening past black, gives black (OpenCV's
+    convertScaleAbs would give the absolute value: a bright fringe on the dark side of every edge)."""
+    import cv2
+
+    from ganime_age.models.fitted_engine import apply_factor, identity_grid, resample
+
+    edge = np.zeros((32, 32, 3), np.uint8)
+    edge[:, 16:] = 255
+    positions = identity_grid(32, 32) + np.float32(0.5)
+    ours = resample(edge, positions).astype(int)
+    linear = cv2.remap(edge, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101).astype(int)
+    assert (ours[:, :15] <= linear[:, :15]).all() and ours[:, :14].max() == 0
+    table = np.zeros((32, 32, 5), np.float32)
+    table[..., 0] = -1.5  # every pixel darkened past black
+    assert apply_factor(np.full((32, 32, 3), 200, np.uint8), table).max() == 0

@@ -478,6 +478,28 @@ class FaceEditor:
         moved = cv2.warpAffine(mask, local, (size, size), flags=cv2.INTER_AREA, borderValue=0.0)
         return Image.fromarray(np.round(255.0 * (1.0 - np.clip(moved, 0.0, 1.0))).astype(np.uint8), mode="L")
 
+    def _edit_request(
+        self, image: ImageInput, age: float | None, aus: AuInput, face: int | None
+    ) -> tuple[np.ndarray, list[Any], list[Any], dict[str, list[Any]], bool]:
+        """The checked request, edited: the photo, the engine's changes, the faces and their conditions."""
+        age = check_optional_age(age)  # out-of-range ages and AUs are refused, never clamped
+        aus = check_aus(aus)
+        analysis = self._analysis(image)
+        faces = self._selected(analysis, face)
+        if face is None:  # every face: those whose landmarks could not be measured stay as they are
+            faces = [f for f in faces if f.landmarks is not None] or faces
+        # an expression-only edit keeps the age, so it needs no estimate of it when no estimator is loaded
+        known = age is not None or self.age_estimator is not None
+        source_ages = [self._source_age(analysis, f) if known else UNKNOWN_AGE for f in faces]
+        conditions = {
+            "source_ages": source_ages,
+            "target_ages": [age if age is not None else a for a in source_ages],
+            "source_aus": [np.asarray(f.aus, np.float32) for f in faces],
+        }
+        conditions["target_aus"] = [aus_to_array(aus, base=s) for s in conditions["source_aus"]]
+        photo, changes = self._edit(analysis, faces, **conditions)
+        return photo, changes, faces, conditions, known
+
     def edit_details(
         self, image: ImageInput, age: float | None = None, aus: AuInput = None, face: int | None = None
     ) -> EditResult:
@@ -488,19 +510,7 @@ class FaceEditor:
         """
         from ganime_age.faces import align_face
 
-        age = check_optional_age(age)  # out-of-range ages and AUs are refused, never clamped
-        aus = check_aus(aus)
-        analysis = self._analysis(image)
-        faces = self._selected(analysis, face)
-        if face is None:  # every face: those whose landmarks could not be measured stay as they are
-            faces = [f for f in faces if f.landmarks is not None] or faces
-        # an expression-only edit keeps the age, so it needs no estimate of it when no estimator is loaded
-        known = age is not None or self.age_estimator is not None
-        source_ages = [self._source_age(analysis, f) if known else UNKNOWN_AGE for f in faces]
-        target_ages = [age if age is not None else a for a in source_ages]
-        source_aus = [np.asarray(f.aus, np.float32) for f in faces]
-        target_aus = [aus_to_array(aus, base=s) for s in source_aus]
-        photo, changes = self._edit(analysis, faces, source_ages, target_ages, source_aus, target_aus)
+        photo, changes, faces, conditions, known = self._edit_request(image, age, aus, face)
         results = []
         for i, f in enumerate(faces):
             matrix = f.aligned.matrix
@@ -510,10 +520,10 @@ class FaceEditor:
                     source=Image.fromarray(f.aligned.image),
                     output=Image.fromarray(align_face(photo, f.detection.points, self.image_size).image),
                     attention=self._kept_mask(photo.shape, changes[i], matrix),
-                    source_age=source_ages[i] if known else None,
-                    source_aus=source_aus[i],
-                    target_age=target_ages[i],
-                    target_aus=target_aus[i],
+                    source_age=conditions["source_ages"][i] if known else None,
+                    source_aus=conditions["source_aus"][i],
+                    target_age=conditions["target_ages"][i],
+                    target_aus=conditions["target_aus"][i],
                 )
             )
         return EditResult(Image.fromarray(photo), results)
@@ -521,8 +531,8 @@ class FaceEditor:
     def edit(
         self, image: ImageInput, age: float | None = None, aus: AuInput = None, face: int | None = None
     ) -> Image.Image:
-        """The edited photo, same size as the input."""
-        return self.edit_details(image, age=age, aus=aus, face=face).image
+        """The edited photo, same size as the input (:meth:`edit_details` without the per-face crops)."""
+        return Image.fromarray(self._edit_request(image, age, aus, face)[0])
 
     def age_strip(
         self,

@@ -103,7 +103,7 @@ class FittedEngineConfig:
     detail_gain_power: float = 1.5  # the detail gains raised to this power (a prototype's energy is an average too)
     au_shape_gain: float = 1.0
     au_texture_gain: float = 1.0
-    hair_greying_gain: float = 1.5  # the fitted greying of hair is an average of people: fainter than one person's
+    hair_greying_gain: float = 1.2  # the fitted greying of hair is an average of people: fainter than one person's
     # the mouth interior, fitted from CFEE's open mouths: one mean per gap height (canonical cm at the lips' centre)
     mouth_gaps: tuple[float, ...] = (0.3, 0.6, 0.9, 1.2, 1.5, 1.9, 2.4)
     mouth_grid: tuple[int, int] = (32, 96)  # (rows across the gap, columns corner to corner)
@@ -324,7 +324,9 @@ def hair_weight(roi: np.ndarray, grid_rgb: np.ndarray, face_mask: np.ndarray, mo
     above_mouth = np.clip((mouth_row - rows) / max(0.05 * grid_h, 1.0), 0.0, 1.0)
     weight = (silhouette * unlike_skin * outside_face * above_mouth).astype(np.float32)
     # a grid pixel astride the hairline is half skin: greyed, its skin would light up as a seam
-    return cv2.erode(weight, np.ones((3, 3), np.uint8))
+    weight = cv2.erode(weight, np.ones((3, 3), np.uint8))
+    weight[weight < 0.02] = 0.0  # so the repainted box ends where the hair does
+    return weight
 
 
 def strip_mesh(cols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -359,7 +361,8 @@ class EngineFace:
     skin: float  # skin brightness (0..255), the mouth interior's reference
     smooth_rgb: np.ndarray  # (h, w, 3) float32 the face's colours on the engine grid, blurred: what a tint scales
     hair: np.ndarray  # (h, w) float32 where the engine grid is the person's hair (see :func:`hair_weight`)
-    hair_rgb: np.ndarray  # (h, w, 3) float32 the grid's colours, barely blurred: what greying hair starts from
+    hair_colour: np.ndarray  # (h, w, 3) float32 log ratio of mean 0: the hair's colour to grey (see grey_hair)
+    hair_lift: np.ndarray  # (h, w) float32 log brightness change: the hair to grey hair's brightness
 
 
 @dataclass
@@ -491,6 +494,9 @@ class FittedEngine(HubModel):
         chroma = np.abs(log_rgb - grey[..., None])[inside].mean() if inside.any() else 0.0
         cm_to_grid = float(similarity.scale * sx)
         face_mask = face_mask.astype(np.float32)
+        hair = hair_weight(roi, grid_rgb, face_mask, float(grid_points[MOUTH_CENTRE, 1]))
+        skin = skin_level(rgb, points, face_width)
+        hair_colour, hair_lift = self.grey_hair(grid_rgb, hair, skin)
         return EngineFace(
             box=(int(x0), int(y0), int(x1), int(y1)),
             scale=float(sx),
@@ -505,12 +511,13 @@ class FittedEngine(HubModel):
             colourfulness=float(chroma),
             landmarks=grid_points,
             mouth_gap=mouth_gap(grid_points, cm_to_grid),
-            skin=skin_level(rgb, points, face_width),
+            skin=skin,
             smooth_rgb=cv2.GaussianBlur(
                 grid_rgb.astype(np.float32), (0, 0), max(TINT_SCALE * face_width * sx, 1.0)
             ).reshape(grid_h, grid_w, 3),
-            hair=hair_weight(roi, grid_rgb, face_mask, float(grid_points[MOUTH_CENTRE, 1])),
-            hair_rgb=cv2.GaussianBlur(grid_rgb.astype(np.float32), (0, 0), 1.0).reshape(grid_h, grid_w, 3),
+            hair=hair,
+            hair_colour=hair_colour,
+            hair_lift=hair_lift,
         )
 
     @property
@@ -674,9 +681,8 @@ class FittedEngine(HubModel):
         fine_out *= face.face_mask
         if greying <= 0.0:
             return TextureChange(ratio_out, fine_out, face.face_mask)
-        colour, lift = self.grey_hair(face, greying)
-        ratio_out += colour
-        fine_out += lift
+        ratio_out += np.float32(greying) * face.hair_colour
+        fine_out += np.float32(greying) * face.hair_lift
         return TextureChange(ratio_out, fine_out, np.maximum(face.face_mask, face.hair))
 
     def hair_greying_share(self, source_age: float, target_age: float) -> float:
@@ -689,21 +695,22 @@ class FittedEngine(HubModel):
         share = self.config.hair_greying_gain * (after - before) / max(1.0 - before, 1e-3)
         return float(np.clip(share, 0.0, 1.0))
 
-    def grey_hair(self, face: EngineFace, share: float) -> tuple[np.ndarray, np.ndarray]:
-        """`share` of the way from the hair's colours to grey hair's (the fitted brightness, no colour), as a
-        colour change ((h, w, 3) log ratios of mean 0) and a brightness change ((h, w) log, the same light
-        added to R, G and B, so the photo's colour noise in dark hair is not scaled up into teal speckles).
+    def grey_hair(self, grid_rgb: np.ndarray, hair: np.ndarray, skin: float) -> tuple[np.ndarray, np.ndarray]:
+        """The way from the hair's colours to grey hair's (the fitted brightness relative to the `skin`, no
+        colour), weighted by `hair`: a colour change ((h, w, 3) log ratios of mean 0) and a brightness change
+        ((h, w) log, the same light added to R, G and B, so the photo's colour noise in dark hair is not scaled
+        up into teal speckles). An edit takes a share of both; they are made once per photo.
 
-        Both are computed from the hair's colours at the grid's own sharpness (a grid pixel is a few photo
-        pixels): computed from colours blurred across the hairline, a lift meant for dark hair lit the skin
-        beside it into a bright seam. Strands finer than a grid pixel keep their light and dark, brightened.
+        Both start from the hair's colours at the grid's own sharpness (a grid pixel is a few photo pixels):
+        from colours blurred across the hairline, a lift meant for dark hair lit the skin beside it into a
+        bright seam. Strands finer than a grid pixel keep their light and dark, brightened.
         """
         offset = np.float32(255.0 * LOG_EPSILON)
-        level = np.float32(self.tables["hair_level"][0] * face.skin) + offset
-        ratio = np.log(level) - np.log(face.hair_rgb + offset)
+        level = np.float32(self.tables["hair_level"][0] * skin) + offset
+        sharp = cv2.GaussianBlur(grid_rgb.astype(np.float32), (0, 0), 1.0).reshape(grid_rgb.shape)
+        ratio = np.log(level) - np.log(sharp + offset)
         mean = ratio.mean(axis=2, keepdims=True)
-        weight = np.float32(share) * face.hair
-        return (ratio - mean) * weight[..., None], np.clip(mean[..., 0], 0.0, HAIR_MAX_LIFT) * weight
+        return (ratio - mean) * hair[..., None], np.clip(mean[..., 0], 0.0, HAIR_MAX_LIFT) * hair
 
     @property
     def age_split(self) -> dict[str, np.ndarray]:
@@ -1059,12 +1066,30 @@ def resample(rgb: np.ndarray, positions: np.ndarray) -> np.ndarray:
     at a colour edge (skin against a wall, lips against teeth) it prints a coloured halo, the fine colour
     detail no camera keeps (a cubic remap alone raised a smile's fine colour by a third). So the colour comes
     from a linear read and only the brightness difference of the cubic read is added, equally to R, G and B.
+    A large read runs in row bands over the cores, each band's passes on what the previous left in cache.
     """
-    linear = cv2.remap(rgb, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    height, width = positions.shape[:2]
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    sharp = cv2.remap(grey, positions, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
-    detail = cv2.subtract(sharp, cv2.cvtColor(linear, cv2.COLOR_RGB2GRAY), dtype=cv2.CV_16S)
-    return cv2.convertScaleAbs(cv2.add(linear, cv2.merge([detail, detail, detail]), dtype=cv2.CV_16S))
+    out = np.empty((height, width, 3), np.uint8)
+
+    def band(rows: slice) -> None:
+        where = positions[rows]
+        linear = cv2.remap(rgb, where, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        sharp = cv2.remap(grey, where, None, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
+        flat = cv2.cvtColor(linear, cv2.COLOR_RGB2GRAY)
+        # the brightness difference, as its positive and negative parts in uint8 (one is 0): saturating adds
+        # give the exact, clipped sum in a third of the memory traffic of 16-bit arithmetic
+        lighter = cv2.cvtColor(cv2.subtract(sharp, flat), cv2.COLOR_GRAY2RGB)
+        darker = cv2.cvtColor(cv2.subtract(flat, sharp), cv2.COLOR_GRAY2RGB)
+        out[rows] = cv2.subtract(cv2.add(linear, lighter), darker)
+
+    pool, workers = _band_pool()
+    if height * width < PARALLEL_RESAMPLE or workers < 2:
+        band(slice(0, height))
+    else:
+        step = max(1, RESAMPLE_BAND_PIXELS // max(width, 1))
+        list(pool.map(band, [slice(start, start + step) for start in range(0, height, step)]))
+    return out
 
 
 def soften_colour(rgb: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
@@ -1092,59 +1117,68 @@ def wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def repaint_table(texture: TextureChange, smooth_rgb: np.ndarray) -> np.ndarray:
-    """(h, w, 5) float32, 0 where nothing changes: a brightness ratio minus 1, the fine brightness change's
-    factor minus 1, and a colour offset per channel (0..255).
+    """(h, w, 5) float32, 0 where nothing changes: the coefficients of one linear map per pixel,
+    out = (1 + a) p + b luma(p) + c (a, b, then c per channel), see :func:`apply_factor`.
 
-    The ratio image's colour part becomes an offset computed from the face's *blurred* colours, so a tint is
-    as smooth as the ratio image itself: multiplying each channel by its own factor would also scale the
+    They fold three changes into one pass over the photo: the ratio image's brightness (a gain), the fine
+    brightness change (added equally to R, G and B, so deepened or smoothed wrinkles keep the skin's colour),
+    and the ratio image's colour as an offset computed from the face's *blurred* colours, so a tint is as
+    smooth as the ratio image itself: multiplying each channel by its own factor would also scale the
     photo's fine brightness detail differently per channel, printing wrinkles and edges in colour.
+    (All act on p + eps, the log domain's offset: luma(p + eps) = luma(p) + eps.)
     """
+    eps = np.float32(255.0 * LOG_EPSILON)
     grey = texture.ratio.mean(axis=2)
     gain = cv2.exp(grey)
+    fine = cv2.exp(texture.fine) - np.float32(1.0)
     tint = cv2.exp(texture.ratio - grey[..., None]) - np.float32(1.0)
-    offset = (smooth_rgb + np.float32(255.0 * LOG_EPSILON)) * (gain[..., None] * tint)
-    return cv2.merge([gain - np.float32(1.0), cv2.exp(texture.fine) - np.float32(1.0), *cv2.split(offset)])
+    brightness = gain * fine
+    offset = (smooth_rgb + eps) * (gain[..., None] * tint)
+    offset += (eps * (gain + brightness) - eps)[..., None]
+    return cv2.merge([gain - np.float32(1.0), brightness, *cv2.split(offset)])
 
 
 def apply_factor(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """uint8 RGB pixels repainted by a :func:`repaint_table`: brightness scaled by the ratio and the fine
-    change (added equally to the three channels, so neither moves a colour), then the smooth colour offset."""
-    offset = np.float32(255.0 * LOG_EPSILON)
+    """uint8 RGB pixels repainted by a :func:`repaint_table`: out = (1 + a) p + b luma(p) + c, rounded."""
     scaled = pixels.astype(np.float32)
-    scaled += offset
-    scaled *= table[..., :1] + np.float32(1.0)
     brightness = cv2.transform(scaled, LUMA).reshape(*scaled.shape[:2], 1)  # (h, w, 1): added to each channel
     brightness *= table[..., 1:2]
+    scaled *= table[..., :1] + np.float32(1.0)
     scaled += brightness
     scaled += table[..., 2:]
-    scaled -= offset
-    return cv2.convertScaleAbs(scaled)  # rounds and saturates to 0..255
+    cv2.max(scaled, 0.0, dst=scaled)  # convertScaleAbs would turn a negative value into its absolute value
+    return cv2.convertScaleAbs(scaled)  # rounds and saturates at 255
 
 
-PARALLEL_PIXELS = 500_000  # a repaint this large is split into row bands, one per core (NumPy runs each on one)
+PARALLEL_PIXELS = 120_000  # a repaint this large is split into row bands over the cores
+BAND_PIXELS = 32_768  # pixels per band: its float32 temporaries (~0.4 MB each) stay in the core's cache
+PARALLEL_RESAMPLE = 1_500_000  # a resample this large runs in bands (below it OpenCV's own threads do as well)
+RESAMPLE_BAND_PIXELS = 65_536
 
 
 @functools.lru_cache(maxsize=1)
-def _repaint_pool() -> tuple[ThreadPoolExecutor, int]:
+def _band_pool() -> tuple[ThreadPoolExecutor, int]:
     workers = max(1, min(os.cpu_count() or 1, 4))
-    return ThreadPoolExecutor(workers, thread_name_prefix="ganime-repaint"), workers
+    return ThreadPoolExecutor(workers, thread_name_prefix="ganime-bands"), workers
 
 
 def repaint(pixels: np.ndarray, table: np.ndarray) -> None:
-    """:func:`apply_factor` in place, in parallel row bands for a large face (NumPy's passes release the GIL:
-    a 12 MP photo's face repaints in about half the time on 2 cores)."""
+    """:func:`apply_factor` in place, for a large face in row bands shared by the cores (NumPy's passes release
+    the GIL and run on one core each). Bands are small, so that each of apply_factor's passes reads what the
+    previous one left in the cache instead of going back to memory (the same pixels as one pass)."""
     height, width = pixels.shape[:2]
-    pool, workers = _repaint_pool()
+    pool, workers = _band_pool()
     if height * width < PARALLEL_PIXELS or workers < 2:
         pixels[...] = apply_factor(pixels, table)
         return
-    bounds = np.linspace(0, height, workers + 1).round().astype(int)
+    rows = max(1, BAND_PIXELS // max(width, 1))
+    starts = range(0, height, rows)
 
-    def band(index: int) -> None:
-        rows = slice(bounds[index], bounds[index + 1])
-        pixels[rows] = apply_factor(pixels[rows], table[rows])
+    def band(start: int) -> None:
+        part = slice(start, min(start + rows, height))
+        pixels[part] = apply_factor(pixels[part], table[part])
 
-    list(pool.map(band, range(workers)))
+    list(pool.map(band, starts))
 
 
 @functools.lru_cache(maxsize=8)
