@@ -914,15 +914,7 @@ class FittedEngine(HubModel):
                         [0.0, 1.0 / per_y, (py0 - by0 + 0.5) / per_y - 0.5],
                     ]
                 )
-                full = cv2.warpAffine(
-                    factor,
-                    to_grid,
-                    (px1 - px0, py1 - py0),
-                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                    borderMode=cv2.BORDER_CONSTANT,
-                    borderValue=0.0,
-                )
-                repaint(edited[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0], full)
+                repaint(edited[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0], factor, to_grid)
         if moving:
             smile = float(np.asarray(target_aus)[AU_NAMES.index("AU12")])
             self._paint_mouth(edited, face, moves, (x0, y0), (per_x, per_y), smile)
@@ -1162,23 +1154,33 @@ def _band_pool() -> tuple[ThreadPoolExecutor, int]:
     return ThreadPoolExecutor(workers, thread_name_prefix="ganime-bands"), workers
 
 
-def repaint(pixels: np.ndarray, table: np.ndarray) -> None:
-    """:func:`apply_factor` in place, for a large face in row bands shared by the cores (NumPy's passes release
-    the GIL and run on one core each). Bands are small, so that each of apply_factor's passes reads what the
-    previous one left in the cache instead of going back to memory (the same pixels as one pass)."""
+def repaint(pixels: np.ndarray, factor: np.ndarray, to_grid: np.ndarray) -> None:
+    """:func:`apply_factor` in place with the grid's `factor` table read at each pixel (`to_grid`: the (2, 3)
+    affine map from these pixels to grid positions). A large face runs in row bands shared by the cores
+    (NumPy's passes release the GIL and run on one core each); each band warps its own rows of the table, and
+    is small enough that every pass reads what the previous one left in cache instead of going back to memory
+    (a 12 MP face's table alone is 100 MB)."""
     height, width = pixels.shape[:2]
     pool, workers = _band_pool()
+
+    def band(rows: slice) -> None:
+        shifted = np.array(to_grid, np.float64)
+        shifted[:, 2] += shifted[:, 1] * rows.start  # the band's first row is its row 0
+        table = cv2.warpAffine(
+            factor,
+            shifted,
+            (width, rows.stop - rows.start),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0.0,
+        )
+        pixels[rows] = apply_factor(pixels[rows], table)
+
     if height * width < PARALLEL_PIXELS or workers < 2:
-        pixels[...] = apply_factor(pixels, table)
+        band(slice(0, height))
         return
-    rows = max(1, BAND_PIXELS // max(width, 1))
-    starts = range(0, height, rows)
-
-    def band(start: int) -> None:
-        part = slice(start, min(start + rows, height))
-        pixels[part] = apply_factor(pixels[part], table[part])
-
-    list(pool.map(band, starts))
+    step = max(1, BAND_PIXELS // max(width, 1))
+    list(pool.map(band, [slice(start, min(start + step, height)) for start in range(0, height, step)]))
 
 
 @functools.lru_cache(maxsize=8)
