@@ -449,26 +449,16 @@ def fit_sex(engine: FittedEngine, thumbnails: np.ndarray, sex: np.ndarray, train
     return {"faces": len(thumbnails), "accuracy": accuracy}
 
 
-def hair_statistics(engine: FittedEngine, rgb: np.ndarray, landmarks: np.ndarray) -> tuple[float, float] | None:
-    """(hair colourfulness / skin colourfulness, hair brightness / skin brightness) of one photo, or None when
-    too little hair is found. Colourfulness: the mean distance of (a, b) from grey in CIE Lab."""
+def hair_brightness(engine: FittedEngine, rgb: np.ndarray, landmarks: np.ndarray) -> float | None:
+    """One photo's hair brightness over its skin brightness (the engine's own hair mask and skin level), or
+    None when too little hair is found."""
     face = engine.prepare_face(rgb, landmarks)
     weight = face.hair
     if weight.mean() < HAIR_MIN_SHARE:
         return None
-    grid = cv2.resize(
-        np.ascontiguousarray(rgb[face.box[1] : face.box[3], face.box[0] : face.box[2]]),
-        face.grid_shape[::-1],
-        interpolation=cv2.INTER_AREA,
-    )
-    lab = cv2.cvtColor(grid, cv2.COLOR_RGB2LAB).astype(np.float64)
-    chroma = np.hypot(lab[..., 1] - 128.0, lab[..., 2] - 128.0)
-    skin = face.face_mask > 0.5
-    if not skin.any():
-        return None
-    hair_chroma = float((chroma * weight).sum() / weight.sum())
-    hair_light = float((grid.mean(axis=2) * weight).sum() / weight.sum())
-    return hair_chroma / max(float(chroma[skin].mean()), 1.0), hair_light / max(face.skin, 1.0)
+    x0, y0, x1, y1 = face.box
+    grid = cv2.resize(np.ascontiguousarray(rgb[y0:y1, x0:x1]), face.grid_shape[::-1], interpolation=cv2.INTER_AREA)
+    return float((grid.mean(axis=2) * weight).sum() / weight.sum()) / max(face.skin, 1.0)
 
 
 def fit_hair(
@@ -490,19 +480,18 @@ def fit_hair(
         from tqdm import tqdm
 
         iterator = tqdm(usable, desc="hair", unit="face")
-    ages, stats = [], []
+    ages, levels = [], []
     for row in iterator:
-        found = hair_statistics(engine, load_image(root / str(records.paths[row])), records.landmarks[row])
+        found = hair_brightness(engine, load_image(root / str(records.paths[row])), records.landmarks[row])
         if found is not None:
             ages.append(float(records.ages[row]))
-            stats.append(found)
-    age = np.asarray(ages)
-    light = np.asarray(stats).reshape(-1, 2)[:, 1]
+            levels.append(found)
+    age, light = np.asarray(ages), np.asarray(levels)
     young_rows = (age >= HAIR_YOUNG[0]) & (age <= HAIR_YOUNG[1])
     old = light[age >= HAIR_OLD]
     if young_rows.sum() < HAIR_MIN_GROUP or len(old) < HAIR_MIN_GROUP:  # a small subset: hair is left alone
         log.warning("hair greying not fitted: %d young and %d old faces with visible hair", young_rows.sum(), len(old))
-        return {"faces": len(stats), "fitted": False}
+        return {"faces": len(levels), "fitted": False}
     weights = np.stack([age_weights(a, centres) for a in age])  # (faces, centres): hat functions of age
     per_centre = (weights * light[:, None]).sum(0) / np.maximum(weights.sum(0), 1e-6)
     young = float(np.mean(light[young_rows]))
@@ -515,7 +504,7 @@ def fit_hair(
         engine.hair_level.fill_(level)
     engine.invalidate()
     return {
-        "faces": len(stats),
+        "faces": len(levels),
         "fitted": True,
         "young_hair_level": round(young, 3),
         "greying": dict(zip([f"{c:g}" for c in centres], greying.round(3).tolist(), strict=True)),
@@ -572,8 +561,8 @@ def fit_summary(report: dict[str, Any]) -> str:
     if hair and hair.get("fitted", True):
         listed = ", ".join(f"{age} {share:.0%}" for age, share in hair["greying"].items() if share > 0)
         lines.append(
-            f"- Hair greying: {hair['faces']} UTKFace training faces with visible hair; the share of hair colour "
-            f"gone by age: {listed or 'none'}; grey hair {hair['grey_level']:.2f}x as bright as the skin."
+            f"- Hair greying: {hair['faces']} UTKFace training faces with visible hair; the share of hair greyed "
+            f"by age: {listed or 'none'}; grey hair {hair['grey_level']:.2f}x as bright as the skin."
         )
     if "seconds" in report:
         lines.append(f"- Fitting took {report['seconds'] / 60:.1f} CPU minutes (2 cores).")
@@ -717,7 +706,7 @@ def hair_main(argv: list[str]) -> int:
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     report["hair"] = hair
     write_engine(engine, args.engine, report)
-    log.info("hair greying fitted on %d faces: %s", hair["faces"], hair["greying"])
+    log.info("hair greying on %d faces: %s", hair["faces"], hair.get("greying", "not fitted (too few faces)"))
     return 0
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -1075,12 +1076,7 @@ def resample(rgb: np.ndarray, positions: np.ndarray) -> np.ndarray:
         darker = cv2.cvtColor(cv2.subtract(flat, sharp), cv2.COLOR_GRAY2RGB)
         out[rows] = cv2.subtract(cv2.add(linear, lighter), darker)
 
-    pool, workers = _band_pool()
-    if height * width < PARALLEL_RESAMPLE or workers < 2:
-        band(slice(0, height))
-    else:
-        step = max(1, RESAMPLE_BAND_PIXELS // max(width, 1))
-        list(pool.map(band, [slice(start, start + step) for start in range(0, height, step)]))
+    in_row_bands(band, height, width, PARALLEL_RESAMPLE, RESAMPLE_BAND_PIXELS)
     return out
 
 
@@ -1154,6 +1150,17 @@ def _band_pool() -> tuple[ThreadPoolExecutor, int]:
     return ThreadPoolExecutor(workers, thread_name_prefix="ganime-bands"), workers
 
 
+def in_row_bands(band: Callable[[slice], None], height: int, width: int, parallel: int, band_pixels: int) -> None:
+    """Call `band` on row slices covering `height` rows: one slice below `parallel` pixels (or on one core),
+    else slices of about `band_pixels` shared by the cores, each small enough to stay in a core's cache."""
+    pool, workers = _band_pool()
+    if height * width < parallel or workers < 2:
+        band(slice(0, height))
+        return
+    step = max(1, band_pixels // max(width, 1))
+    list(pool.map(band, [slice(start, min(start + step, height)) for start in range(0, height, step)]))
+
+
 def repaint(pixels: np.ndarray, factor: np.ndarray, to_grid: np.ndarray) -> None:
     """:func:`apply_factor` in place with the grid's `factor` table read at each pixel (`to_grid`: the (2, 3)
     affine map from these pixels to grid positions). A large face runs in row bands shared by the cores
@@ -1161,7 +1168,6 @@ def repaint(pixels: np.ndarray, factor: np.ndarray, to_grid: np.ndarray) -> None
     is small enough that every pass reads what the previous one left in cache instead of going back to memory
     (a 12 MP face's table alone is 100 MB)."""
     height, width = pixels.shape[:2]
-    pool, workers = _band_pool()
 
     def band(rows: slice) -> None:
         shifted = np.array(to_grid, np.float64)
@@ -1176,11 +1182,7 @@ def repaint(pixels: np.ndarray, factor: np.ndarray, to_grid: np.ndarray) -> None
         )
         pixels[rows] = apply_factor(pixels[rows], table)
 
-    if height * width < PARALLEL_PIXELS or workers < 2:
-        band(slice(0, height))
-        return
-    step = max(1, BAND_PIXELS // max(width, 1))
-    list(pool.map(band, [slice(start, min(start + step, height)) for start in range(0, height, step)]))
+    in_row_bands(band, height, width, PARALLEL_PIXELS, BAND_PIXELS)
 
 
 @functools.lru_cache(maxsize=8)
