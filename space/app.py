@@ -8,7 +8,12 @@ Runtime choices, each overridable by an environment variable:
 - GANIME_AGE_QUEUE_SIZE (128): requests waiting in the queue before new ones are turned away. An edit of
   an analysed photo takes ~0.1-0.3 s on a CPU, so 50 visitors at once (each with an analysis and an
   edit queued) are all served within seconds instead of being refused with "Queue is full";
-- GANIME_AGE_MAX_UPLOAD ("15mb"): the largest file a visitor may upload.
+- GANIME_AGE_MAX_UPLOAD ("15mb"): the largest file a visitor may upload;
+- GANIME_AGE_MAX_PIXELS (50000000), GANIME_AGE_MEMORY_BUDGET ("4GB"), GANIME_AGE_ADMIT_WAIT (45): the largest
+  photo, the server's whole resident memory, and how long a request waits for memory (space.budget);
+- GANIME_AGE_CACHE_MAX_AGE (3600): seconds an upload or an output stays in gradio's cache (gradio's
+  ``delete_cache``); GANIME_AGE_OUTPUT_FORMAT (jpeg, webp or png; default PNG for PNG uploads, else JPEG):
+  how results are written (space.outputs).
 """
 
 from __future__ import annotations
@@ -16,15 +21,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import threading
 from collections.abc import Sequence
 from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from space.common import FACE_NUMBERING, FACE_NUMBERING_URL
+from space.common import FACE_NUMBERING, FACE_NUMBERING_URL, NOT_UPLOADED
 from space.gpu import on_spaces, on_zero_gpu
 from space.models import EditorProvider, available_models
 from space.tabs import TAB_MODULES, load_tabs
@@ -56,37 +59,51 @@ Photos are processed on this machine and not stored beyond Gradio's temporary up
 
 
 QUEUE_SIZE = 128
+CACHE_MAX_AGE = 3600  # seconds an upload or an output stays in gradio's cache
 # Gradio's batch mode (batch=True) is not used: a batch fails as a whole, so one visitor's photo without a
 # face would turn every other visitor's edit in that batch into an error; within one request the editor
 # already edits the faces of a photo together.
 
 
-def write_image_cache_atomically() -> None:
-    """Make gradio's image cache safe for visitors who get the same picture at the same time.
+def name_gradio_refusals() -> None:
+    """Give the requests gradio itself refuses, before an event runs, a message instead of a bare "Error".
 
-    gradio names a cached output by its content hash and rewrites the file on every request; while
-    one visitor downloaded the "before" photo another visitor's identical photo truncated and rewrote
-    it, and the download failed ("Too little data for declared Content-Length"; seen with 50 visitors
-    using the same example). Same name means same content, so an existing file is kept, and a new one
-    appears in one atomic rename, never half-written.
+    gradio answers its own refusals (file data naming a path outside its upload folder, a payload its models
+    reject) with an empty message when ``show_error`` is off, and with the exception's text (server paths
+    included) when it is on. Here they are named by their cause, with no path; the Space's own failures are
+    already messages (``space.common.user_errors``).
     """
-    from gradio import processing_utils
+    from gradio import queueing, utils
+    from gradio.exceptions import Error, InvalidPathError
 
-    if getattr(processing_utils.save_pil_to_cache, "atomic", False):
+    if getattr(utils.error_payload, "names_refusals", False):
         return
+    original = utils.error_payload
 
-    def save_pil_to_cache(img: Any, cache_dir: str, name: str = "image", format: str = "webp") -> str:
-        data = processing_utils.encode_pil_to_bytes(img, format)
-        target = (Path(cache_dir) / processing_utils.hash_bytes(data) / f"{name}.{format}").resolve()
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
-            partial.write_bytes(data)
-            os.replace(partial, target)
-        return str(target)
+    def error_payload(error: BaseException | None, show_error: bool) -> dict[str, Any]:
+        if error is None or isinstance(error, Error):
+            return original(error, show_error)
+        if isinstance(error, InvalidPathError):
+            message, title = NOT_UPLOADED, "No photo"
+        else:
+            message = (
+                f"This request was refused: its data does not fit this endpoint ({type(error).__name__}). "
+                "Check the parameters against the API page (client.view_api())."
+            )
+            title = "Invalid request"
+        return original(Error(message, title=title, print_exception=False), show_error)
 
-    save_pil_to_cache.atomic = True  # type: ignore[attr-defined]
-    processing_utils.save_pil_to_cache = save_pil_to_cache
+    error_payload.names_refusals = True  # type: ignore[attr-defined]
+    utils.error_payload = error_payload
+    queueing.error_payload = error_payload  # imported by name there
+
+
+def cache_policy() -> tuple[int, int]:
+    """gradio's ``delete_cache`` (how often, how old) in seconds: uploads and outputs older than
+    ``GANIME_AGE_CACHE_MAX_AGE`` (default an hour) are removed, checked every tenth of that age (at most every
+    ten minutes)."""
+    age = _env_int("GANIME_AGE_CACHE_MAX_AGE", CACHE_MAX_AGE)
+    return max(1, min(600, age // 10)), age
 
 
 def _env_int(name: str, default: int) -> int:
@@ -99,8 +116,8 @@ def _env_int(name: str, default: int) -> int:
 def build_app(editor_provider: EditorProvider | None = None, tabs: Sequence[str] = TAB_MODULES) -> gr.Blocks:
     """The whole Space as a `gr.Blocks`: a header and one tab per module in `tabs`; loads no model."""
     editor_provider = editor_provider or EditorProvider()
-    write_image_cache_atomically()
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    name_gradio_refusals()
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=cache_policy()) as demo:
         gr.Markdown(header(), elem_id="header")
         with gr.Tabs():
             for module in load_tabs(list(tabs)):
@@ -123,7 +140,7 @@ def launch_options() -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python app.py [--model M] [--device D] [--precision P] [--port P] [--host H] [--preload] [--share]`."""
+    """`python app.py [--model M] [--device D] [--precision P] [--port P] [--host H] [--lazy] [--share]`."""
     parser = argparse.ArgumentParser(description="Run the ganime-age Gradio Space locally.")
     parser.add_argument("--model", help="default ageing model: Hub id or folder (else $GANIME_AGE_MODEL / embedded)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
@@ -135,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--host", default=None, help="server name (default 127.0.0.1; 0.0.0.0 to serve the LAN)")
     parser.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
-    parser.add_argument("--preload", action="store_true", help="load the models before serving (default on Spaces)")
+    parser.add_argument(
+        "--lazy", action="store_true", help="load each model on its first request (default: all before serving)"
+    )
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     args = parser.parse_args(argv)
     if on_zero_gpu():
@@ -144,9 +163,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     device = args.device or ("cuda" if on_zero_gpu() else None)
     provider = EditorProvider(available_models(env_model=args.model), device=device, precision=args.precision)
-    if args.preload or on_spaces():
+    if not args.lazy or on_spaces():
         # On ZeroGPU each GPU call runs in a forked worker: models loaded there are lost, so load them
         # here, once, in the main process (ZeroGPU keeps "cuda" tensors parked until a GPU is attached).
+        # Loaded up front, the models are also inside the idle level the memory budget is measured from.
         provider.preload()
+    provider.budget.settle()
     demo = build_app(provider)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share or None, **launch_options())

@@ -12,17 +12,22 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
-from gradio.data_classes import ImageData
-from PIL import Image
-from pydantic import ConfigDict
+from gradio.data_classes import GradioModel
+from pydantic import ConfigDict, ValidationError
 
+from space.budget import release_memory
 from space.models import DEFAULT_KEY, EditorProvider
+
+if TYPE_CHECKING:
+    from ganime_age.faces import ImageHeader
 
 logger = logging.getLogger(__name__)
 
@@ -34,27 +39,47 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 # -- errors -------------------------------------------------------------------------------------------
-def _hint(error: Exception) -> tuple[str, str]:
-    """(title, advice) for each kind of user mistake; the error's own text follows the advice."""
+def _hints() -> dict[type[Exception], tuple[str, str]]:
+    """(title, advice) for every typed error of the package: what went wrong and what to do about it."""
     from ganime_age import errors
 
-    table: list[tuple[type[Exception], str, str]] = [
-        (errors.NoFaceError, "No face found", "No face found in this photo."),
-        (errors.NotAnImageError, "Not an image", "This file is not an image (use a JPEG, PNG or WebP photo)."),
-        (errors.CorruptImageError, "Damaged image", "This image file is damaged or empty."),
-        (errors.ImageTooSmallError, "Image too small", "This image is too small."),
-        (errors.ImageTooLargeError, "Image too large", "This image is too large; please make it smaller."),
-        (errors.FaceIndexError, "No such face", "That face is not in this photo; pick another one."),
-        (errors.TooManyFacesError, "Too many faces", "This photo has too many faces to edit at once; crop it."),
-        (errors.ImageNotFoundError, "No photo", "The photo did not arrive; upload it again."),
-        (errors.InvalidArgumentError, "Invalid value", "A value sent with this request is not valid."),
-        (errors.ModelOutputError, "Model problem", "The model produced a broken image; its weights are damaged."),
-        (errors.WeightsError, "Model problem", "The selected model could not be loaded."),
-        (errors.ModelFileNotFoundError, "Model file missing", "A model file this edit needs is not available."),
-    ]
-    for cls, title, advice in table:
-        if isinstance(error, cls):
-            return title, advice
+    return {
+        errors.NoFaceError: (
+            "No face found",
+            "No face found in this photo; use a photo where a face is clearly visible.",
+        ),
+        errors.NotAnImageError: ("Not an image", "This file is not an image (use a JPEG, PNG or WebP photo)."),
+        errors.CorruptImageError: ("Damaged image", "This image file is damaged, cut short or empty; upload it again."),
+        errors.ImageTooSmallError: ("Image too small", "This image is too small; use a larger photo."),
+        errors.ImageTooLargeError: ("Image too large", "This image is too large; downscale it and upload it again."),
+        errors.ImageNotFoundError: ("No photo", "The photo did not arrive; upload it again."),
+        errors.ImageLoadError: ("Unreadable image", "This image could not be read; save it as a JPEG and try again."),
+        errors.FaceIndexError: ("No such face", "That face is not in this photo; pick another one."),
+        errors.TooManyFacesError: ("Too many faces", "This photo has too many faces to edit at once; crop it."),
+        errors.InvalidArgumentError: ("Invalid value", "A value sent with this request is not valid."),
+        errors.ConfigError: ("Invalid setting", "A setting of this Space or of its model is not valid."),
+        errors.ModelOutputError: ("Model problem", "The model produced a broken image; its weights are damaged."),
+        errors.CorruptWeightsError: ("Model problem", "The selected model's files are damaged; pick another model."),
+        errors.WeightsError: ("Model problem", "The selected model could not be loaded; pick another model."),
+        errors.ModelFileNotFoundError: ("Model file missing", "A model file this edit needs is not available."),
+        errors.VideoError: (
+            "Unusable video",
+            "This video cannot be used; upload an MP4, WebM or MOV video with frames.",
+        ),
+        errors.OutputPathError: ("Cannot save", "The result could not be saved on the server; try again later."),
+        errors.BackendNotInstalledError: ("Not installed", "This Space lacks a package the chosen option needs."),
+        errors.DatasetError: ("Dataset problem", "A dataset this request needs is missing or unusable."),
+        errors.AnnotationError: ("Annotation problem", "An annotation file is malformed or needs an opt-in."),
+        errors.GanimeAgeError: ("Cannot edit this photo", "This photo cannot be edited."),
+    }
+
+
+def _hint(error: Exception) -> tuple[str, str]:
+    """(title, advice) of the most specific class of `error` that has one."""
+    hints = _hints()
+    for cls in type(error).__mro__:
+        if cls in hints:
+            return hints[cls]
     return "Cannot edit this photo", "This photo cannot be edited."
 
 
@@ -68,16 +93,32 @@ def to_gradio_error(error: Exception) -> gr.Error:
     return gr.Error(html.escape(message, quote=False), title=title, duration=None, print_exception=False)
 
 
-SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"<>()]+/)+([^\s/'\"<>()]+)")
+# A path starts at a root (``/`` not inside a word or a URL, ``C:\`` or ``C:/``, ``\\server``, ``~/``) and runs to
+# the last separator on its line, whatever it passes on the way (spaces, parentheses, quotes, any script): what
+# follows the last separator is the file's own name, the only part a visitor needs.
+SERVER_PATH = re.compile(r"""(?:(?<![\w.:/\\~-])/|(?<![\w])[A-Za-z]:[\\/]|\\\\|(?<![\w])~[\\/])[^\n]*[\\/]""")
 
 
 def without_server_paths(text: str) -> str:
-    """Absolute paths reduced to their file name: a visitor needs "photo.jpg", not the server's upload folders."""
-    return SERVER_PATH.sub(r"\1", text)
+    """Every absolute path reduced to its file name: a visitor needs "photo.jpg", not the server's folders."""
+    return SERVER_PATH.sub("", text)
+
+
+def forget_failure(error: BaseException) -> None:
+    """Drop what a failed request's traceback holds: its frames keep the photo's arrays alive until a garbage
+    collection that may not come for a long time (a few large arrays are few allocations)."""
+    traceback.clear_frames(error.__traceback__)
+    error.__traceback__ = None
+    for linked in (error.__cause__, error.__context__):
+        if linked is not None and linked is not error:
+            traceback.clear_frames(linked.__traceback__)
+            linked.__traceback__ = None
 
 
 def user_errors(fn: F) -> F:
-    """Turn the package's typed errors (user mistakes) into `gr.Error` messages, never stack traces.
+    """Turn every failure into a `gr.Error` message, never a bare "Error": the package's typed errors with their
+    cause and what to do, anything else (a bug) as an internal error, logged with its traceback on the server.
+    The failure's frames are cleared and memory returned before the message leaves.
 
     Applied *inside* `gpu(...)`: ZeroGPU only passes `gr.Error` through from its worker.
     """
@@ -87,34 +128,66 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except gr.Error as error:  # already a message (an inner wrapper's, or a check of the Space's own)
+            failure = error
+            forget_failure(error)
         except GanimeAgeError as error:
-            raise to_gradio_error(error) from None
+            failure = to_gradio_error(error)
+            forget_failure(error)
+        except Exception as error:
+            logger.exception("internal error in %s", getattr(fn, "__name__", "an event"))
+            failure = gr.Error(
+                f"The server failed to process this request (an internal error: {type(error).__name__}); it is "
+                "logged on the server. Try again, or with another photo.",
+                title="Internal error",
+                duration=None,
+                print_exception=False,
+            )
+            forget_failure(error)
+        release_memory()
+        raise failure  # outside the except block: the message carries no link to the failure's frames
 
     return wrapper  # type: ignore[return-value]
 
 
 # -- photo input ---------------------------------------------------------------------------------------
-class UploadedImageData(ImageData):
-    """gr.Image's payload model, answering a photo sent as anything but file data (e.g. a bare string from
-    an API call) with a readable gr.Error instead of pydantic's ValidationError, a bare "Error" for the
-    visitor. Gradio validates payloads before an event's function runs, so the check must live here."""
+@functools.cache
+def _checked_payload(model: type[GradioModel]) -> type[GradioModel]:
+    """`model` (a component's payload model) answering a payload that is not file data (a bare string from an
+    API call, a dict of the wrong shape) with a readable gr.Error instead of pydantic's ValidationError, a bare
+    "Error" for the visitor. Gradio validates payloads before an event's function runs, so the check must live
+    here; the API schema stays the one the component publishes."""
 
-    model_config = ConfigDict(title="ImageData")  # the API schema stays the one gr.Image publishes
+    class Checked(model):  # type: ignore[misc, valid-type]
+        model_config = ConfigDict(title=model.__name__)
 
-    @classmethod
-    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        # before pydantic: a gr.Error is a ValueError, which a pydantic validator would wrap in a ValidationError
-        if not isinstance(obj, (dict, ImageData)):
-            _not_a_photo(obj)
-        return super().model_validate(obj, *args, **kwargs)
+        @classmethod
+        def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            # before pydantic: a gr.Error is a ValueError, which a pydantic validator would wrap
+            if not isinstance(obj, (dict, model)):
+                _not_a_photo(obj)
+            try:
+                return super().model_validate(obj, *args, **kwargs)
+            except ValidationError:
+                return _not_a_photo(obj)
+
+    Checked.__name__ = Checked.__qualname__ = f"Uploaded{model.__name__}"
+    return Checked
+
+
+C = TypeVar("C", bound=gr.components.Component)
+
+
+def uploaded_input(component: C) -> C:
+    """An upload component (gr.Image, gr.Video) whose payloads are checked by :func:`_checked_payload`. (Set on
+    the instance: a component subclass outside gradio makes gradio write a .pyi stub next to this module.)"""
+    component.data_model = _checked_payload(component.data_model)
+    return component
 
 
 def photo_input(**options: Any) -> gr.Image:
-    """gr.Image for photos visitors send, with the payload check of UploadedImageData. (Set on the instance:
-    a gr.Image subclass outside gradio makes gradio write a .pyi stub next to this module.)"""
-    image = gr.Image(**options)
-    image.data_model = UploadedImageData
-    return image
+    """gr.Image for photos visitors send, with the payload check of :func:`uploaded_input`."""
+    return uploaded_input(gr.Image(**options))
 
 
 def photo_path(payload: Any) -> str | None:
@@ -222,12 +295,17 @@ def require_photo(payload: Any) -> str:
     return path
 
 
-@user_errors
-def load_photo(path: str) -> Image.Image:
-    """Decode and validate before asking for a GPU, so bad files never cost GPU time."""
-    from ganime_age.faces import load_image
+@contextmanager
+def admitted(provider: EditorProvider, task: str, *paths: str, extra_pixels: int = 0) -> Iterator[list[ImageHeader]]:
+    """Read the photos' headers (refusing, before a pixel is decoded, what exceeds the Space's pixel limit or is
+    damaged, cut short or no image), then hold the memory a `task` request on their pixels needs while the block
+    runs (waiting for it, or refusing with a message: :class:`space.budget.MemoryBudget`)."""
+    from ganime_age.faces import read_image_header
 
-    return Image.fromarray(load_image(path))
+    budget = provider.budget
+    headers = [read_image_header(path, max_pixels=budget.max_pixels) for path in paths]
+    with budget.admit(task, sum(h.pixels for h in headers) + extra_pixels):
+        yield headers
 
 
 # One face numbering everywhere (the Space's labels and summaries, its API, the CLI's --face, Python's face=):

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ganime_age.pipeline import FaceEditor
+    from space.budget import MemoryBudget
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_KEY = "default"
+WARM_UP_PHOTO = Path(__file__).resolve().parent / "examples" / "astronaut.jpg"
 
 
 @dataclass(frozen=True)
@@ -89,14 +91,29 @@ class EditorProvider:
     """Loads each FaceEditor once, on first use (or up front with `preload`), and hands it out."""
 
     def __init__(
-        self, models: list[ModelChoice] | None = None, *, device: str | None = None, precision: str = "fp32"
+        self,
+        models: list[ModelChoice] | None = None,
+        *,
+        device: str | None = None,
+        precision: str = "fp32",
+        budget: MemoryBudget | None = None,
     ) -> None:
         self._models = models
+        self._budget = budget
         self.device = device
         self.precision = precision  # EditorConfig.precision for every editor
         self._editors: dict[str, FaceEditor] = {}
         self._lock = threading.Lock()
         self._busy: dict[str, threading.Lock] = {}
+
+    @property
+    def budget(self) -> MemoryBudget:
+        """The memory every request is admitted by (from the environment unless one was given)."""
+        if self._budget is None:
+            from space.budget import MemoryBudget
+
+            self._budget = MemoryBudget.from_env()
+        return self._budget
 
     @property
     def models(self) -> list[ModelChoice]:
@@ -149,6 +166,8 @@ class EditorProvider:
             yield editor
 
     def preload(self) -> None:
-        """Load every offered model now: on ZeroGPU, state loaded inside a GPU call is not kept."""
+        """Load every offered model now, and run one edit of a shipped example with each: on ZeroGPU, state loaded
+        inside a GPU call is not kept, and the face detector, landmarker and segmenter are created on first use
+        (about 0.2 GB), which belongs in the idle level the memory budget is measured from."""
         for model in self.models:
-            self.get(model.key)
+            self.get(model.key).edit(WARM_UP_PHOTO, age=60)

@@ -235,3 +235,23 @@ def test_flop_counter_and_peak_memory_helpers() -> None:
         block += 1
     assert memory.delta_mb > 48, memory.delta_mb
     del block
+
+
+def test_the_memory_benchmark_fits_a_line_per_request_kind(tmp_path: Path) -> None:
+    """`bench_memory.py --smoke`: the age edit on a 1 and a 4 MP photo, each in its own process; the peak grows
+    with the pixels and the fitted line lies on or above both rows (the Space's budget must not fall short)."""
+    out = tmp_path / "memory.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_memory.py"), "--smoke", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    small, large = sorted(report["rows"], key=lambda row: row["pixels"])
+    assert large["pixels"] > 3 * small["pixels"] and large["peak_bytes"] > small["peak_bytes"] > 0
+    line = report["lines"]["age"]
+    for row in (small, large):
+        assert line["bytes_per_pixel"] * row["pixels"] + line["fixed_mb"] * 1e6 >= row["peak_bytes"] - 1

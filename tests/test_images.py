@@ -73,6 +73,72 @@ def test_truncated_jpeg_is_corrupt(face_path: Path, tmp_path: Path) -> None:
         load_image(truncated)
 
 
+def header_only_jpeg(width: int, height: int, data: bytes = b"") -> bytes:
+    """A real JPEG's header with its size changed, `data` for image data, then the end marker."""
+    jpeg = bytearray(encode(Image.new("RGB", (16, 16), (90, 90, 90)), "JPEG"))
+    struct.pack_into(">HH", jpeg, jpeg.find(b"\xff\xc0") + 5, height, width)
+    scan = jpeg.find(b"\xff\xda")
+    return bytes(jpeg[: scan + 2 + int.from_bytes(jpeg[scan + 2 : scan + 4], "big")]) + data + b"\xff\xd9"
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "data"), [(10_000, 10_000, b""), (7_000, 7_000, bytes(300)), (640, 480, b"")]
+)
+def test_a_jpeg_without_its_image_data_is_refused_never_decoded_as_grey(width: int, height: int, data: bytes) -> None:
+    """libjpeg decodes a header followed by an end marker as a grey picture of the size the header claims (a
+    629-byte file became 100 MP of grey); such a file is refused as truncated before a pixel is decoded."""
+    from ganime_age.faces import read_image_header
+
+    fake = header_only_jpeg(width, height, data)
+    assert len(fake) < 1000
+    for read in (load_image, read_image_header):
+        with pytest.raises(CorruptImageError, match="truncated"):
+            read(fake, max_pixels=200_000_000)
+
+
+def test_the_jpeg_data_check_accepts_every_real_kind_of_jpeg(face_path: Path, shared_dir: Path) -> None:
+    from ganime_age.faces import read_image_header
+
+    photo = Image.open(sorted((shared_dir / "datasets" / "cfee_full" / "images").glob("*.jpg"))[0])
+    kinds = [
+        {"progressive": True},
+        {"optimize": True},
+        {"quality": 98, "subsampling": 0},
+        {"progressive": True, "optimize": True, "quality": 5},
+        {"quality": 90, "restart_marker_rows": 1},
+    ]
+    for options in kinds:
+        np.testing.assert_equal(load_image(encode(photo, "JPEG", **options)).shape, (750, 1000, 3))
+    load_image(encode(photo.convert("L"), "JPEG", quality=3))
+    load_image(encode(photo.convert("CMYK"), "JPEG"))
+    load_image(face_path.read_bytes() + b"a phone's trailer after the end marker" * 50)  # e.g. a motion photo
+    # the smallest real data a JPEG holds: one colour at the lowest quality, still 3x the bound
+    flat = encode(Image.new("RGB", (8000, 6000), (128, 128, 128)), "JPEG", quality=1, optimize=True, progressive=True)
+    header = read_image_header(flat, max_pixels=50_000_000)
+    assert (header.width, header.height, header.format, header.pixels) == (8000, 6000, "JPEG", 48_000_000)
+
+
+def test_the_header_is_read_without_decoding(tmp_path: Path) -> None:
+    """The Space's admission reads the size from the header: a 100 MP PNG is refused in milliseconds."""
+    from ganime_age.faces import read_image_header
+
+    rows = zlib.compress(bytes(10_001) * 10_000, 9)
+    png = b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        for kind, body in (
+            (b"IHDR", struct.pack(">IIBBBBB", 10_000, 10_000, 8, 0, 0, 0, 0)),
+            (b"IDAT", rows),
+            (b"IEND", b""),
+        )
+    )
+    path = tmp_path / "huge.png"
+    path.write_bytes(png)
+    header = read_image_header(path, max_pixels=200_000_000)
+    assert (header.width, header.height, header.format, header.mode) == (10_000, 10_000, "PNG", "L")
+    with pytest.raises(ImageTooLargeError, match="100 MP; the limit is 50 MP"):
+        read_image_header(path, max_pixels=50_000_000)
+
+
 def test_empty_file_and_missing_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")

@@ -22,8 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import stop_process
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -57,6 +59,7 @@ class Space:
         self.url = url.rstrip("/")
         self.process = process
         self.upload_dir = upload_dir
+        self.log: Any = None
 
     def upload(self, path: Path) -> str:
         import httpx
@@ -88,9 +91,8 @@ class Space:
         return _vm_rss_mb(self.process.pid)
 
 
-@pytest.fixture(scope="module")
-def space(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Space]:
-    root = tmp_path_factory.mktemp("space_probe")
+def start_space(root: Path, **settings: str) -> Space:
+    """`python app.py` in its own process on a free loopback port, with its own upload folder and `settings`."""
     upload_dir = root / "uploads"
     upload_dir.mkdir()
     with socket.socket() as probe:
@@ -102,8 +104,9 @@ def space(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Space]:
         "GRADIO_ANALYTICS_ENABLED": "False",
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "1",
+        **settings,
     }
-    log = open(root / "server.log", "w")  # noqa: SIM115  (closed in the finally below)
+    log = open(root / "server.log", "w")  # noqa: SIM115  (closed by stop_process)
     process = subprocess.Popen(
         [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO,
@@ -113,24 +116,34 @@ def space(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Space]:
         preexec_fn=_limit_memory,
     )
     url = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
+    import httpx
 
-        deadline = time.monotonic() + 240
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"app.py exited with {process.returncode}: {(root / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{url}/gradio_api/info", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("app.py did not start within 240 s")
-            time.sleep(1)
-        yield Space(url, process, upload_dir)
+    deadline = time.monotonic() + 240
+    while True:
+        if process.poll() is not None:
+            log.close()
+            raise AssertionError(f"app.py exited with {process.returncode}: {(root / 'server.log').read_text()}")
+        try:
+            if httpx.get(f"{url}/gradio_api/info", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            stop_process(process, log)
+            raise AssertionError("app.py did not start within 240 s")
+        time.sleep(1)
+    space = Space(url, process, upload_dir)
+    space.log = log
+    return space
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Space]:
+    server = start_space(tmp_path_factory.mktemp("space_probe"))
+    try:
+        yield server
     finally:
-        stop_process(process, log)
+        stop_process(server.process, server.log)
 
 
 @pytest.fixture(scope="module")
@@ -201,10 +214,10 @@ def _assert_refused(event: str, payload: Any, seconds: float, paths: list[str], 
     assert event == "error", f"{label}: answered {event!r} with {str(payload)[:300]}"
     message = payload.get("error") if isinstance(payload, dict) else payload
     assert seconds < 30, f"{label}: took {seconds:.0f} s"
-    if message is not None:
-        assert "/" not in message, f"{label}: the message shows a path: {message}"
-        for path in paths:
-            assert Path(path).name not in message, f"{label}: the message names {Path(path).name}: {message}"
+    assert message, f"{label}: a bare 'Error' with no message"
+    assert "/" not in message, f"{label}: the message shows a path: {message}"
+    for path in paths:
+        assert Path(path).name not in message, f"{label}: the message names {Path(path).name}: {message}"
     return message
 
 
@@ -232,8 +245,9 @@ def test_no_server_file_is_read_and_every_refusal_is_the_same(space: Space, prob
 
 
 def test_file_data_with_meta_and_bare_strings_are_refused_alike(space: Space, probes: dict[str, str]) -> None:
-    """With gradio's `meta` key, gradio itself refuses paths outside its upload folder (a bare "Error"); one inside
-    it that gradio did not store reaches the Space's check. A bare string is never a path. None is read."""
+    """With gradio's `meta` key, gradio itself refuses paths outside its upload folder (named by the Space like
+    its own refusals, not a bare "Error"); one inside it that gradio did not store reaches the Space's check. A
+    bare string is never a path. None is read."""
     good = {"path": space.upload(ASTRONAUT), "meta": META}
     paths = list(probes.values())
     with_meta = set()
@@ -244,10 +258,11 @@ def test_file_data_with_meta_and_bare_strings_are_refused_alike(space: Space, pr
         event, payload, seconds = space.call("age", _age(path, None))
         assert _assert_refused(event, payload, seconds, paths, f"/age with the string {name}") == NOT_UPLOADED
         # the driving video slot: gradio's Video payload needs `meta`, and the upload-folder check applies
-        for video in ({"path": path}, {"path": path, "meta": META}):
+        for video in ({"path": path}, {"path": path, "meta": META}, path, {"path": 7, "meta": META}):
             event, payload, seconds = space.call("reenact_video", [good, "0", "default", video, False, 50, 1.0])
-            _assert_refused(event, payload, seconds, paths, f"/reenact_video with the video {video}")
-    assert with_meta <= {None, NOT_UPLOADED}, with_meta
+            message = _assert_refused(event, payload, seconds, paths, f"/reenact_video with the video {video}")
+            assert message == NOT_UPLOADED, message
+    assert with_meta == {NOT_UPLOADED}, with_meta
     event, payload, _ = space.call("age", _age(good, None))
     assert event == "complete", payload
 
@@ -278,3 +293,44 @@ def test_a_huge_number_gets_a_readable_error(space: Space, endpoint: str, build:
     assert event == "error", payload
     message = payload.get("error") if isinstance(payload, dict) else payload
     assert message and "must be between" in message and "integer of about 401 digits" in message, message
+
+
+def test_a_large_request_writes_at_most_four_times_its_upload(space: Space, tmp_path: Path, shared_dir: Path) -> None:
+    """A 12 MP edit wrote four full-size PNGs (47 MB for a 2 MB upload); now the upload is shown as it is and the
+    result is one JPEG at quality 95: everything the request adds to gradio's cache, upload included, is at most
+    4x the upload."""
+    photo = Image.open(sorted((shared_dir / "datasets" / "cfee_full" / "images").glob("*.jpg"))[3])
+    noise = np.random.default_rng(0).normal(0, 3, (3000, 4000, 3))  # a camera's grain: a 12 MP photo, not a blur
+    big = np.clip(np.asarray(photo.resize((4000, 3000), Image.BICUBIC), np.float32) + noise, 0, 255).astype(np.uint8)
+    path = tmp_path / "twelve-megapixels.jpg"
+    Image.fromarray(big).save(path, quality=92)
+
+    def cached() -> int:
+        return sum(p.stat().st_size for p in space.upload_dir.rglob("*") if p.is_file())
+
+    before = cached()
+    event, payload, _ = space.call("age", _age({"path": space.upload(path), "meta": META}, None))
+    assert event == "complete", payload
+    written, upload = cached() - before, path.stat().st_size
+    (_, after), _ = payload
+    assert Image.open(after["path"]).size == (4000, 3000)
+    assert written <= 4 * upload, f"{written / 1e6:.1f} MB written for a {upload / 1e6:.1f} MB upload"
+
+
+def test_the_cache_is_cleaned_of_files_past_their_age(tmp_path: Path, utk_sample: list[Path]) -> None:
+    """gradio's delete_cache, set from GANIME_AGE_CACHE_MAX_AGE: an upload and its edit are gone once older."""
+    server = start_space(tmp_path, GANIME_AGE_CACHE_MAX_AGE="3")
+    try:
+        examples = {p for p in server.upload_dir.rglob("*") if p.is_file()}  # the shipped examples: kept
+        event, payload, _ = server.call("age", _age({"path": server.upload(utk_sample[0]), "meta": META}, None))
+        assert event == "complete", payload
+        (_, after), _ = payload
+        files = [p for p in server.upload_dir.rglob("*") if p.is_file() and p not in examples]
+        assert Path(after["path"]) in files and len(files) == 2, files  # the upload and the edit
+        deadline = time.monotonic() + 20
+        while any(p.exists() for p in files) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not [p for p in files if p.exists()], "files past their age are still in the cache"
+        assert all(p.exists() for p in examples)
+    finally:
+        stop_process(server.process, server.log)

@@ -14,12 +14,12 @@ from PIL import Image
 from ganime_age.validation import check_age
 from space.common import (
     IMAGE_HEIGHT,
+    admitted,
     api_slider,
     describe_age_change,
     describe_ages,
     estimated_ages,
     face_update,
-    load_photo,
     model_warning,
     parse_face,
     photo_block,
@@ -29,6 +29,7 @@ from space.common import (
 )
 from space.gpu import gpu
 from space.models import EditorProvider
+from space.outputs import output_format, save_output, shown_photo
 
 TITLE = "Age"
 DEFAULT_TARGET_AGE = 70
@@ -79,18 +80,19 @@ def build_tab(editor_provider: EditorProvider) -> None:
         path = photo_path(photo)
         if path is None:
             return face_update(0), ""
-        load_photo(path)
-        count, ages, warning = analyze_on_gpu(path, model)
+        with admitted(editor_provider, "analyze", path):
+            count, ages, warning = analyze_on_gpu(path, model)
         found = f"{count} face{'s' if count != 1 else ''} found. "
         return face_update(count), found + describe_ages(ages) + warning
 
     @user_errors  # also for what API callers send: a target age that is not a number, a face that does not exist
-    def age_edit(photo: Any, target_age: float, face: Any, model: str) -> tuple[tuple[Image.Image, Image.Image], str]:
+    def age_edit(photo: Any, target_age: float, face: Any, model: str) -> tuple[tuple[str, str], str]:
         """Set every selected face to `target_age` years; returns (before, after) whole photos and a summary."""
         path = require_photo(photo)
-        before = load_photo(path)
-        after, summary = edit_on_gpu(path, check_age(target_age, "target age"), parse_face(face), model)
-        return (before, after), summary
+        age, index = check_age(target_age, "target age"), parse_face(face)
+        with admitted(editor_provider, "age", path) as (header,):
+            after, summary = edit_on_gpu(path, age, index, model)
+            return (shown_photo(path, header), save_output(after, "edited", output_format(header))), summary
 
     def age_edit_live(photo: Any, target_age: float, face: Any, model: str) -> Any:
         if photo_path(photo) is None:
@@ -98,11 +100,13 @@ def build_tab(editor_provider: EditorProvider) -> None:
         return age_edit(photo, target_age, face, model)
 
     @user_errors
-    def age_strip(photo: Any, face: Any, model: str, progress: gr.Progress = PROGRESS) -> list[tuple[Image.Image, str]]:
+    def age_strip(photo: Any, face: Any, model: str, progress: gr.Progress = PROGRESS) -> list[tuple[str, str]]:
         """The selected face (each face, left to right, for "all") at the centres of the 10 FFHQ-Aging groups."""
         path = require_photo(photo)
-        load_photo(path)
-        return strip_on_gpu(path, parse_face(face), model, progress)
+        index = parse_face(face)
+        with admitted(editor_provider, "age_strip", path):
+            strip = strip_on_gpu(path, index, model, progress)
+            return [(save_output(image, "age", output_format()), caption) for image, caption in strip]
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
@@ -122,8 +126,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
         with gr.Column(scale=2):
             result = gr.ImageSlider(
                 label="Edited",  # also its name in the API; the header says to drag the handle
-                type="pil",
-                format="png",
+                type="filepath",  # the event writes each picture once (space.outputs)
                 interactive=False,
                 max_height=IMAGE_HEIGHT + 160,
                 elem_id="age-result",
@@ -132,7 +135,6 @@ def build_tab(editor_provider: EditorProvider) -> None:
             strip = gr.Gallery(
                 label="Age strip",
                 columns=5,
-                format="png",
                 height="auto",
                 object_fit="contain",
                 elem_id="age-strip",

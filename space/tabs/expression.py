@@ -21,13 +21,13 @@ from ganime_age.conditions import AU_FACS_NAMES, AU_MAX, AU_NAMES, AU_REGIONS
 from ganime_age.validation import check_age, check_aus
 from space.common import (
     IMAGE_HEIGHT,
+    admitted,
     api_slider,
     describe_age_change,
     describe_ages,
     describe_au_changes,
     estimated_ages,
     face_update,
-    load_photo,
     model_warning,
     parse_face,
     photo_block,
@@ -37,6 +37,7 @@ from space.common import (
 )
 from space.gpu import gpu
 from space.models import EditorProvider
+from space.outputs import output_format, save_output, shown_photo
 from space.presets import PRESETS, Preset
 
 TITLE = "Expression (+ age)"
@@ -117,8 +118,8 @@ def build_tab(editor_provider: EditorProvider) -> None:
 
     def measured_outputs(path: str, index: int, model: str) -> tuple[int, list[Any]]:
         """(face count, values for the AU sliders, the measured state, the age slider and the info line)."""
-        load_photo(path)
-        count, aus, ages, warning = measure_on_gpu(path, index, model)
+        with admitted(editor_provider, "analyze", path):
+            count, aus, ages, warning = measure_on_gpu(path, index, model)
         index = min(index, count - 1)
         info = f"{count} face{'s' if count != 1 else ''} found. " + describe_ages(ages)
         info += f" The sliders start at the AUs measured on face {index}." + warning
@@ -154,12 +155,13 @@ def build_tab(editor_provider: EditorProvider) -> None:
         """Edit the expression (AU01 … AU45, intensities 0-5; one left out keeps the face's measured value) and,
         if `change_age`, the age at the same time."""
         path = require_photo(photo)
-        before = load_photo(path)
         to_send = aus_to_send(aus, measured)  # out of 0..5: refused, as by the Python API and the CLI
-        after, attention, summary = edit_on_gpu(
-            path, parse_face(face), model, bool(change_age), check_age(age, "target age"), to_send
-        )
-        return (before, after), attention, summary
+        index, target_age = parse_face(face), check_age(age, "target age")
+        with admitted(editor_provider, "expression", path) as (header,):
+            after, attention, summary = edit_on_gpu(path, index, model, bool(change_age), target_age, to_send)
+            edited = (shown_photo(path, header), save_output(after, "edited", output_format(header)))
+            mask = save_output(attention, "attention", output_format(header)) if attention is not None else None
+            return edited, mask, summary
 
     @with_au_parameters
     def expression_edit_live(
@@ -191,8 +193,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
         with gr.Column(scale=2):
             result = gr.ImageSlider(
                 label="Edited",  # also its name in the API; the header says to drag the handle
-                type="pil",
-                format="png",
+                type="filepath",  # the event writes each picture once (space.outputs)
                 interactive=False,
                 max_height=IMAGE_HEIGHT + 160,
                 elem_id="expr-result",
@@ -202,8 +203,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
                     # the image's label chip is one short line: the legend goes in a caption under it
                     attention = gr.Image(
                         label="Attention mask",
-                        type="pil",
-                        format="png",
+                        type="filepath",
                         interactive=False,
                         height=220,
                         elem_id="expr-attention",

@@ -21,22 +21,24 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from ganime_age.validation import check_age
+from ganime_age.validation import check_age, check_aus_scale
 from space.common import (
     EXAMPLES_DIR,
     IMAGE_HEIGHT,
+    admitted,
     face_update,
-    load_photo,
     parse_face,
     photo_block,
     photo_input,
     photo_path,
     require_photo,
     single_face,
+    uploaded_input,
     user_errors,
 )
 from space.gpu import gpu
 from space.models import EditorProvider
+from space.outputs import cache_folder, output_format, save_output, shown_photo
 
 TITLE = "Reenactment"
 MAX_VIDEO_FRAMES = int(os.environ.get("GANIME_AGE_MAX_VIDEO_FRAMES", "150"))
@@ -91,7 +93,8 @@ def build_tab(editor_provider: EditorProvider) -> None:
     ) -> tuple[str, str]:
         with editor_provider.session(model) as editor:
             face = single_face(editor, source, face, "Reenactment")
-            out = Path(tempfile.mkdtemp(prefix="reenact-")) / "reenacted.mp4"
+            # written straight into gradio's cache: served from there, removed with it (delete_cache)
+            out = Path(tempfile.mkdtemp(prefix="reenact-", dir=cache_folder())) / "reenacted.mp4"
             editor.reenact_video(
                 source,
                 video,
@@ -109,14 +112,14 @@ def build_tab(editor_provider: EditorProvider) -> None:
         path = photo_path(photo)
         if path is None:
             return face_update(0), ""
-        load_photo(path)
-        count = count_faces_on_gpu(path, model)
+        with admitted(editor_provider, "analyze", path):
+            count = count_faces_on_gpu(path, model)
         return face_update(count, allow_all=False), f"{count} face{'s' if count != 1 else ''} found in the source."
 
     @user_errors
     def reenact(
         photo: Any, face: Any, model: str, driving: Any, change_age: bool, age: float, aus_scale: float
-    ) -> tuple[Any, Any, Any, str]:
+    ) -> tuple[str, str, str, str]:
         """The source photo with the driving photo's head pose and expression (and, if asked, a new age)."""
         source = require_photo(photo)
         driver = photo_path(driving)
@@ -126,26 +129,36 @@ def build_tab(editor_provider: EditorProvider) -> None:
                 title="No driving photo",
                 print_exception=False,
             )
-        before, driver_image = load_photo(source), load_photo(driver)
-        image, note = reenact_on_gpu(
-            source, driver, parse_face(face), model, check_age(age) if change_age else None, aus_scale
+        index, target_age, strength = (
+            parse_face(face),
+            check_age(age) if change_age else None,
+            check_aus_scale(aus_scale),
         )
-        return before, driver_image, image, note
+        with admitted(editor_provider, "reenact", source, driver) as (shown, driven):
+            image, note = reenact_on_gpu(source, driver, index, model, target_age, strength)
+            result = save_output(image, "reenacted", output_format(shown))
+            return shown_photo(source, shown), shown_photo(driver, driven), result, note
 
     @user_errors
     def reenact_video(
         photo: Any, face: Any, model: str, video: Any, change_age: bool, age: float, aus_scale: float
     ) -> tuple[Any, str, str]:
         """Reenact the source photo with every frame of a driving video (MP4 out, no audio)."""
+        from ganime_age.video import probe_video
+
         source = require_photo(photo)
         path = photo_path(video.get("video", video) if isinstance(video, dict) else video)  # a bare path: refused
         if not path:
             raise gr.Error("Upload a driving video first.", title="No driving video", print_exception=False)
-        before = load_photo(source)
-        out, note = reenact_video_on_gpu(
-            source, str(path), parse_face(face), model, check_age(age) if change_age else None, aus_scale
+        index, target_age, strength = (
+            parse_face(face),
+            check_age(age) if change_age else None,
+            check_aus_scale(aus_scale),
         )
-        return before, out, note
+        width, height = probe_video(path).size
+        with admitted(editor_provider, "reenact_video", source, extra_pixels=width * height) as (shown,):
+            out, note = reenact_video_on_gpu(source, str(path), index, model, target_age, strength)
+            return shown_photo(source, shown), out, note
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
@@ -165,11 +178,13 @@ def build_tab(editor_provider: EditorProvider) -> None:
                     label="Example driving photos (public domain)",
                 )
             with gr.Tab("Driving video", id="reenact-driving-video"):
-                driving_video = gr.Video(
-                    label=f"Driving video (first {MAX_VIDEO_FRAMES} frames; audio dropped)",
-                    sources=["upload", "webcam"],
-                    height=IMAGE_HEIGHT,
-                    elem_id="reenact-driving-video",
+                driving_video = uploaded_input(
+                    gr.Video(
+                        label=f"Driving video (first {MAX_VIDEO_FRAMES} frames; audio dropped)",
+                        sources=["upload", "webcam"],
+                        height=IMAGE_HEIGHT,
+                        elem_id="reenact-driving-video",
+                    )
                 )
                 if DRIVING_VIDEO_EXAMPLE.is_file():
                     gr.Examples(
@@ -195,22 +210,20 @@ def build_tab(editor_provider: EditorProvider) -> None:
     with gr.Row(equal_height=True):
         shown_source = gr.Image(
             label="Source",
-            type="pil",
-            format="png",
+            type="filepath",
             interactive=False,
             height=IMAGE_HEIGHT,
             elem_id="reenact-shown-source",
         )
         shown_driver = gr.Image(
             label="Driver",
-            type="pil",
-            format="png",
+            type="filepath",
             interactive=False,
             height=IMAGE_HEIGHT,
             elem_id="reenact-shown-driver",
         )
         result = gr.Image(
-            label="Result", type="pil", format="png", interactive=False, height=IMAGE_HEIGHT, elem_id="reenact-result"
+            label="Result", type="filepath", interactive=False, height=IMAGE_HEIGHT, elem_id="reenact-result"
         )
     result_video = gr.Video(label="Result video", interactive=False, height=IMAGE_HEIGHT, elem_id="reenact-video")
     note = gr.Markdown("", label="summary", elem_id="reenact-note")  # the label names it in the API

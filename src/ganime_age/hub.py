@@ -5,8 +5,9 @@ dataclass from :mod:`ganime_age.config`) and takes that config as its single con
 ``config.json`` is the dataclass, ``model.safetensors`` the weights, ``README.md`` the card
 rendered from ``model_card/``. :func:`load_pretrained` reads ``config.json`` and picks the class.
 
-Loading refuses what cannot be right, with a typed error naming the key or tensor: config values
-out of range (each config dataclass may have a ``validate()`` that raises ``ConfigError``), a
+Loading refuses what cannot be right, with a typed error naming the key or tensor: config values of
+the wrong type or out of their declared range (each field declares it, :func:`ganime_age.config.bounded`;
+a dataclass's ``validate()`` adds the rules across fields), a
 ``model.safetensors`` or config that does not match the sha256 sums ``save_pretrained`` writes into
 ``config.json``, and tensors that are NaN/Inf, of a non-float dtype, or all zero where a fresh model
 is not.
@@ -32,7 +33,7 @@ from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin, hf_h
 from torch import nn
 
 from ganime_age import __version__
-from ganime_age.config import from_dict, to_dict
+from ganime_age.config import check_config, from_dict, to_dict
 from ganime_age.errors import ConfigError, CorruptWeightsError, WeightsError
 
 WEIGHTS_NAME = "model.safetensors"
@@ -269,12 +270,20 @@ class HubModel(
 
 
 def validate_config(config: Any) -> None:
-    """Every number in a model config must be finite; then the dataclass's own ``validate()``, if it has one."""
+    """Every field against its declaration (type, finite, range or choices: :func:`ganime_age.config.check_config`),
+    nested configs included, before anything is sized from it; then each dataclass's own ``validate()``, which
+    holds the rules across fields (increasing ages, one size a multiple of another)."""
+    if dataclasses.is_dataclass(config):
+        check_config(config)
+    _validate_across_fields(config)
+
+
+def _validate_across_fields(config: Any) -> None:
     if dataclasses.is_dataclass(config):
         for item in dataclasses.fields(config):
             value = getattr(config, item.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{type(config).__name__}.{item.name} must be a finite number, not {value}")
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                _validate_across_fields(value)
     check = getattr(config, "validate", None)
     if callable(check):
         check()

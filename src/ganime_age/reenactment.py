@@ -45,9 +45,9 @@ from ganime_age.errors import (
     WeightsError,
 )
 from ganime_age.validation import (
+    check_aus_scale,
     check_face_index,
     check_not_an_input,
-    check_number,
     check_optional_age,
     check_output_path,
 )
@@ -342,16 +342,9 @@ class Reenactment:
         return output
 
 
-MAX_AUS_SCALE = 10.0  # the scaled AUs saturate at AU_MAX long before this
-
-
-def _check_scale(aus_scale: float) -> None:
-    check_number(aus_scale, "aus_scale", 0.0, MAX_AUS_SCALE)
-
-
 def _check_arguments(age: Any, aus_scale: Any, face: Any, driving_face: Any) -> tuple[float | None, int, int]:
     """The shared checks (validation.py) of a reenactment's arguments: (age, face, driving_face) canonical."""
-    _check_scale(aus_scale)
+    check_aus_scale(aus_scale)
     return check_optional_age(age), check_face_index(face, "face"), check_face_index(driving_face, "driving_face")
 
 
@@ -427,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"the driving input is a photo; write an image ({', '.join(IMAGE_OUTPUTS)}), not {output.name!r}")
     try:  # the API's own checks and messages ("--age must be between 0 and 100 years, not 100.0000001")
         check_optional_age(args.age, "--age")
-        check_number(args.aus_scale, "--aus-scale", 0.0, MAX_AUS_SCALE)
+        check_aus_scale(args.aus_scale, "--aus-scale")
     except InvalidArgumentError as error:
         parser.error(str(error))
     # the output is checked before any model is loaded: a folder, a path under a file, a place that takes no

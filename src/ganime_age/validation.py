@@ -63,6 +63,14 @@ def check_age(age: Any, name: str = "age") -> float:
     return check_number(age, name, 0.0, MAX_AGE, "years")
 
 
+MAX_AUS_SCALE = 10.0  # a reenactment's driver AUs times this saturate at AU_MAX long before it
+
+
+def check_aus_scale(scale: Any, name: str = "aus_scale") -> float:
+    """How strongly a reenactment copies the driver's AUs: 0 (not at all) .. MAX_AUS_SCALE."""
+    return check_number(scale, name, 0.0, MAX_AUS_SCALE)
+
+
 def check_optional_age(age: Any, name: str = "age") -> float | None:
     """None (keep each face's age) or a valid target age."""
     return None if age is None else check_age(age, name)

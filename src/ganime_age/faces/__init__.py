@@ -25,7 +25,7 @@ from ganime_age.faces.aus import (
     read_openface_csv,
 )
 from ganime_age.faces.detect import DetectedFace, FaceDetector
-from ganime_age.faces.images import MAX_FILE_BYTES, MAX_PIXELS, MIN_SIDE, load_image
+from ganime_age.faces.images import MAX_FILE_BYTES, MAX_PIXELS, MIN_SIDE, ImageHeader, load_image, read_image_header
 from ganime_age.faces.landmarks import FaceLandmarker, LandmarkResult, pose_from_matrix
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "FaceAnalyzer",
     "FaceDetector",
     "FaceLandmarker",
+    "ImageHeader",
     "LandmarkResult",
     "add_crop_change",
     "align_face",
@@ -50,6 +51,7 @@ __all__ = [
     "paste_back",
     "pose_from_matrix",
     "read_ganimation_pickle",
+    "read_image_header",
     "read_openface_csv",
     "similarity_transform",
     "template_points",

@@ -16,6 +16,7 @@ import re
 import stat
 import struct
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,28 @@ _MAGIC = (
 
 # What PIL raises for damaged data, on open, load or convert.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+
+# JPEG markers: start of frame (the image's size; C9-CF code with arithmetic coding), start of scan, end of image.
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_ARITHMETIC_SOF = frozenset(range(0xC9, 0xD0)) - {0xCC}
+_SOS, _EOI = 0xDA, 0xD9
+# inside entropy-coded data a 0xFF byte is followed by 0x00 (a stuffed byte) or a restart marker D0-D7
+_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a photo's header says, read without decoding a pixel: enough to refuse it or budget its memory."""
+
+    width: int
+    height: int
+    format: str  # PIL's name: "JPEG", "PNG", "WEBP", ...
+    mode: str  # PIL's mode of the stored pixels: "RGB", "RGBA", "L", "CMYK", "P", ...
+    orientation: int = 1  # EXIF orientation (1 = stored upright; 2-8 = the photo is shown flipped or turned)
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
 
 
 def load_image(
@@ -101,6 +124,27 @@ def load_image(
     if min(height, width) < min_side:
         raise ImageTooSmallError(f"image is only {width}x{height} pixels; faces need at least {min_side} pixels a side")
     return np.ascontiguousarray(rgb)
+
+
+def read_image_header(
+    source: str | os.PathLike | bytes, *, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_FILE_BYTES
+) -> ImageHeader:
+    """A photo file's size and format from its header, with the checks :func:`load_image` makes before decoding
+    (regular file, byte cap, image format, pixel budget, a JPEG's data present): what a server needs to refuse
+    a photo, or to know the memory its edit takes, before a pixel is decoded. Raises the same typed errors."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name, data = "the given bytes", bytes(source)
+        if len(data) > max_bytes:
+            raise _file_too_large(name, len(data), max_bytes)
+    else:
+        path, data = _read_file(source, max_bytes)
+        name = str(path)
+    image = _open(data, name, max_pixels)
+    try:
+        orientation = int(image.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block: load_image shows such photos unrotated too
+        orientation = 1
+    return ImageHeader(image.size[0], image.size[1], image.format or "unknown", image.mode, orientation)
 
 
 def _read_file(source: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> tuple[Path, bytes]:
@@ -214,6 +258,12 @@ def _pil_image_to_rgb(image: Image.Image, max_pixels: int) -> np.ndarray:
 
 
 def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    return _pil_image_to_rgb(_open(data, name, max_pixels), max_pixels)
+
+
+def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    """The lazily opened image (header read, no pixel decoded), refused if it is not an image, exceeds the pixel
+    budget, or is a JPEG whose data stops short of its pixels."""
     if not data:
         raise CorruptImageError(f"{name}: the file is empty (0 bytes)")
     looks_like_image = data.startswith(_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
@@ -229,7 +279,54 @@ def _decode(data: bytes, name: str, max_pixels: int) -> np.ndarray:
                 raise CorruptImageError(f"{name}: the image data is damaged or truncated ({_reason(error)})") from None
             raise NotAnImageError(f"{name}: {_describe_non_image(data)}") from None
         _check_pixels(image.size, max_pixels, name)
-    return _pil_image_to_rgb(image, max_pixels)
+    if image.format == "JPEG":
+        _check_jpeg_data(data, name)
+    return image
+
+
+def _check_jpeg_data(data: bytes, name: str) -> None:
+    """Refuse a JPEG whose compressed data cannot hold its pixels.
+
+    libjpeg decodes a file that ends (or writes its end marker) right after the header as a grey picture
+    of the size the header claims: a 629-byte file would become 100 MP of grey. Huffman-coded data holds at
+    least one bit per 8x8 block of its first (DC) scan, so the scans together hold at least (blocks / 8)
+    bytes; a file cut before its end marker is refused too. (Arithmetic coding has no such bound.)
+    """
+    position, scan_bytes, blocks, arithmetic = 2, 0, 0, False
+    size = len(data)
+    truncated = CorruptImageError(f"{name}: the JPEG file is truncated (it ends before its end-of-image marker)")
+    while True:
+        position = data.find(b"\xff", position)  # libjpeg skips stray bytes between segments too
+        if position < 0 or position + 2 > size:
+            raise truncated
+        marker = data[position + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            position += 1
+            continue
+        if marker == _EOI:
+            break
+        if 0xD0 <= marker <= 0xD7 or marker in (0x00, 0x01):  # markers without a length (and stray stuffing)
+            position += 2
+            continue
+        if position + 4 > size:
+            raise truncated
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker in _SOF_MARKERS and position + 9 <= size:
+            height = int.from_bytes(data[position + 5 : position + 7], "big")
+            width = int.from_bytes(data[position + 7 : position + 9], "big")
+            blocks = max(blocks, -(-width // 8) * -(-height // 8))
+            arithmetic = arithmetic or marker in _ARITHMETIC_SOF
+        position += 2 + length
+        if marker == _SOS:
+            end = _SCAN_END.search(data, position)
+            stop = end.start() if end is not None else size
+            scan_bytes += max(0, stop - position)
+            position = stop
+    if not arithmetic and scan_bytes * 8 < blocks:
+        raise CorruptImageError(
+            f"{name}: the JPEG file is truncated: its {scan_bytes:,} bytes of image data cannot hold the "
+            f"{blocks * 64 / 1e6:.1f} MP its header claims"
+        )
 
 
 def _describe_non_image(data: bytes) -> str:

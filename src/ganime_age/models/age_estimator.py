@@ -17,19 +17,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganime_age.conditions import MAX_AGE
+from ganime_age.config import bounded
 from ganime_age.hub import HubModel
 
 
 @dataclass
 class AgeEstimatorConfig:
-    image_size: int = 64
-    base_channels: int = 32
-    channel_multipliers: tuple[int, ...] = (1, 2, 4, 8)
-    blocks_per_stage: int = 1
-    num_ages: int = int(MAX_AGE) + 1  # classes 0..100 years
-    dropout: float = 0.1
-    lambda_mean: float = 0.2
-    lambda_variance: float = 0.05
+    """The estimator's architecture and loss weights; the image must also hold 2**stages pixels (checked when built)."""
+
+    image_size: int = bounded(64, 8, 1024)
+    base_channels: int = bounded(32, 1, 1024)
+    channel_multipliers: tuple[int, ...] = bounded((1, 2, 4, 8), 1, 64, length=(1, 8))  # one stage each
+    blocks_per_stage: int = bounded(1, 1, 64)
+    num_ages: int = bounded(int(MAX_AGE) + 1, 2, 256)  # classes 0..100 years
+    dropout: float = bounded(0.1, 0.0, 1.0)
+    lambda_mean: float = bounded(0.2, 0.0, 100.0)
+    lambda_variance: float = bounded(0.05, 0.0, 100.0)
 
 
 class BasicBlock(nn.Module):

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganime_age.conditions import NUM_AGE_GROUPS
+from ganime_age.config import bounded
 from ganime_age.hub import HubModel
 from ganime_age.models.common import EditOutput, soft_group_code
 
@@ -39,25 +40,29 @@ IDENTITY_RESOLUTION = 16
 
 @dataclass
 class AgeTransGANConfig:
-    image_size: int = 128
-    num_groups: int = NUM_AGE_GROUPS
-    channel_base: int = 16384  # channels at resolution r: min(channel_max, channel_base // r)
-    channel_max: int = 256
-    style_dim: int = 512
-    mapping_layers: int = 4
-    mapping_lr_mul: float = 0.01
-    identity_blocks: int = 2  # residual blocks at 16x16 after the downsampling encoder
+    """The generator's architecture; image_size must also be a power of two from 16 (checked when built)."""
+
+    image_size: int = bounded(128, 16, 1024)
+    num_groups: int = bounded(NUM_AGE_GROUPS, 2, NUM_AGE_GROUPS)  # the FFHQ-Aging groups of conditions.AGE_GROUPS
+    channel_base: int = bounded(16384, 1, 1 << 20)  # channels at resolution r: min(channel_max, channel_base // r)
+    channel_max: int = bounded(256, 1, 4096)
+    style_dim: int = bounded(512, 1, 4096)
+    mapping_layers: int = bounded(4, 1, 16)
+    mapping_lr_mul: float = bounded(0.01, 1e-4, 1.0)
+    identity_blocks: int = bounded(2, 0, 64)  # residual blocks at 16x16 after the downsampling encoder
     use_noise: bool = True
 
 
 @dataclass
 class AgeTransGANDiscriminatorConfig:
-    image_size: int = 128
-    num_groups: int = NUM_AGE_GROUPS
-    channel_base: int = 16384
-    channel_max: int = 256
-    mbstd_group_size: int = 4  # 0 disables the minibatch-stddev feature
-    mbstd_channels: int = 1
+    """The critic's architecture; image_size must also be a power of two from 8 (checked when built)."""
+
+    image_size: int = bounded(128, 8, 1024)
+    num_groups: int = bounded(NUM_AGE_GROUPS, 2, NUM_AGE_GROUPS)
+    channel_base: int = bounded(16384, 1, 1 << 20)
+    channel_max: int = bounded(256, 1, 4096)
+    mbstd_group_size: int = bounded(4, 0, 64)  # 0 disables the minibatch-stddev feature
+    mbstd_channels: int = bounded(1, 1, 64)
 
 
 def channels_at(resolution: int, base: int, maximum: int) -> int:

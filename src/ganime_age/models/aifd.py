@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganime_age.conditions import MAX_AGE
+from ganime_age.config import bounded
 from ganime_age.hub import HubModel
 from ganime_age.models.age_estimator import (
     expected_age,
@@ -30,18 +31,21 @@ from ganime_age.models.age_estimator import (
 
 @dataclass
 class AIFDConfig:
-    image_size: int = 112
-    base_channels: int = 32
-    channel_multipliers: tuple[int, ...] = (1, 2, 4, 8)
-    blocks_per_stage: int = 1
-    embedding_dim: int = 128  # the size of MobileFaceNet's embedding, which the identity branch learns to match
-    num_ages: int = int(MAX_AGE) + 1
-    attention_grids: tuple[int, ...] = (1, 2, 3)
-    attention_reduction: int = 8
-    spatial_kernel: int = 7
-    dropout: float = 0.1
-    lambda_mean: float = 0.2
-    lambda_variance: float = 0.05
+    """The encoder's architecture and loss weights; image_size must also divide by 2**stages (checked when built)."""
+
+    image_size: int = bounded(112, 16, 1024)
+    base_channels: int = bounded(32, 1, 1024)
+    channel_multipliers: tuple[int, ...] = bounded((1, 2, 4, 8), 1, 64, length=(1, 8))
+    blocks_per_stage: int = bounded(1, 1, 64)
+    # the size of MobileFaceNet's embedding, which the identity branch learns to match
+    embedding_dim: int = bounded(128, 1, 4096)
+    num_ages: int = bounded(int(MAX_AGE) + 1, 2, 256)
+    attention_grids: tuple[int, ...] = bounded((1, 2, 3), 1, 16, length=(1, 8))  # pooling grids (n x n)
+    attention_reduction: int = bounded(8, 1, 1024)
+    spatial_kernel: int = bounded(7, 1, 31)
+    dropout: float = bounded(0.1, 0.0, 1.0)
+    lambda_mean: float = bounded(0.2, 0.0, 100.0)
+    lambda_variance: float = bounded(0.05, 0.0, 100.0)
 
 
 class AIFDOutput(NamedTuple):

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ganime_age.conditions import AU_NAMES, MAX_AGE, NUM_AUS
+from ganime_age.config import bounded
 from ganime_age.hub import HubModel
 from ganime_age.meshwarp import MeshRaster, extend_outward, invert_displacement, rasterise, signed_areas
 
@@ -71,85 +72,84 @@ LEFT_BROW = (276, 283, 282, 295, 285, 336, 296, 334, 293, 300)
 
 @dataclass
 class FittedEngineConfig:
-    """Sizes of the fitted tables and the strengths of each part of an edit."""
+    """Sizes of the fitted tables and the strengths of each part of an edit.
 
-    image_size: int = 128  # aligned crops for display and for the refiners
-    template_size: int = 200  # R: the shape-normalised template is R x R pixels
-    template_scale: float = 10.0  # template pixels per centimetre of the canonical face
-    template_centre: tuple[float, float] = (100.0, 90.6)  # template pixel of the canonical face's origin
-    age_centres: tuple[float, ...] = (2.0, 5.0, 9.0, 14.0, 19.0, 25.0, 32.0, 40.0, 48.0, 56.0, 64.0, 72.0, 80.0)
-    detail_bands: int = 5  # detail bands whose energy is fitted (finest first)
-    band_sigma: float = 1.0  # template pixels: Gaussian sigma splitting off the finest band (doubles per band)
-    energy_downsample: int = 2  # the energy maps are stored this many times smaller than the template
-    sex_features: int = 32  # side of the grey template thumbnail the sex classifier reads
+    Each field declares its range: sizes are bounded so that no table, blur or grid can ask for absurd memory
+    (the tables are R x R per age centre and AU; a blur's kernel grows with its sigma), strengths so that an
+    edit stays an edit. validate() adds the rules across fields.
+    """
+
+    image_size: int = bounded(128, 16, 1024)  # aligned crops for display and for the refiners
+    template_size: int = bounded(200, 32, 512)  # R: the shape-normalised template is R x R pixels
+    # template pixels per centimetre of the canonical face (15.5 x 17.7 cm: 30 fills the largest template)
+    template_scale: float = bounded(10.0, 2.0, 30.0)
+    template_centre: tuple[float, float] = bounded((100.0, 90.6), 0.0, 512.0)  # template pixel of the face's origin
+    age_centres: tuple[float, ...] = bounded(
+        (2.0, 5.0, 9.0, 14.0, 19.0, 25.0, 32.0, 40.0, 48.0, 56.0, 64.0, 72.0, 80.0), 0.0, MAX_AGE, length=(2, 40)
+    )
+    detail_bands: int = bounded(5, 1, 5)  # detail bands whose energy is fitted (finest first)
+    # template pixels: Gaussian sigma splitting off the finest band (doubles per band; the energies blur at twice
+    # that, so the coarsest kernel is 2 * 16 * band_sigma: at most 256, a 2049-tap kernel)
+    band_sigma: float = bounded(1.0, 0.25, 8.0)
+    energy_downsample: int = bounded(2, 1, 8)  # the energy maps are stored this many times smaller than the template
+    sex_features: int = bounded(32, 8, 512)  # side of the grey template thumbnail the sex classifier reads
     # strengths (1 = as fitted)
     # (chosen by eye on held-out full-size photos, with the estimator's readings beside: training/README.md)
-    age_shape_gain: float = 3.0  # MediaPipe's landmarks under-state how much a child's face differs from an adult's
-    young_shape_boost: float = 1.5  # the shape gain grows by this factor towards a child's face (5 and under)
+    # MediaPipe's landmarks under-state how much a child's face differs from an adult's
+    age_shape_gain: float = bounded(3.0, 0.0, 5.0)
+    # the shape gain grows by this factor towards a child's face (5 and under)
+    young_shape_boost: float = bounded(1.5, 0.0, 5.0)
     # share of the age shape change kept on the face's outline (jaw, chin, hairline; the features keep all):
     # a warp can only drag the photo's own pixels, so a chin pulled far up leaves the old jawline's shadow
     # and the neck's edges behind it as ghost lines
-    age_outline_share: float = 0.3
-    age_texture_gain: float = 2.0  # prototype differences are means of many faces: fainter than one face's ageing
-    age_chroma_gain: float = 1.0
+    age_outline_share: float = bounded(0.3, 0.0, 5.0)
+    # prototype differences are means of many faces: fainter than one face's ageing
+    age_texture_gain: float = bounded(2.0, 0.0, 5.0)
+    age_chroma_gain: float = bounded(1.0, 0.0, 5.0)
     # share of the prototypes' face-wide mean change kept (their overall exposure and tint): UTKFace's children
     # are photographed brighter and its old faces redder, which on a face reads as a glow or a bruise-like tint,
     # and brightening a photo amplifies its own colour noise; the change's layout (shading, folds) is all kept
-    age_exposure_share: float = 0.0
-    age_fold_gain: float = 2.5  # the prototypes' new folds and lines, added when ageing
-    detail_gain_range: tuple[float, float] = (0.35, 2.5)
+    age_exposure_share: float = bounded(0.0, 0.0, 5.0)
+    age_fold_gain: float = bounded(2.5, 0.0, 5.0)  # the prototypes' new folds and lines, added when ageing
+    detail_gain_range: tuple[float, float] = bounded((0.35, 2.5), 0.0, 10.0)
     # the most each band may be amplified, finest first: a photo's finest band is mostly noise and JPEG's 8x8
     # blocks, which amplified become a leathery grid; wrinkles and folds live in the coarser bands
-    detail_gain_caps: tuple[float, ...] = (1.0, 1.4, 2.5, 2.5, 2.5)
-    detail_gain_power: float = 1.5  # the detail gains raised to this power (a prototype's energy is an average too)
-    au_shape_gain: float = 1.0
-    au_texture_gain: float = 1.0
-    hair_greying_gain: float = 1.2  # the fitted greying of hair is an average of people: fainter than one person's
+    detail_gain_caps: tuple[float, ...] = bounded((1.0, 1.4, 2.5, 2.5, 2.5), 0.0, 10.0, length=(1, 16))
+    # the detail gains raised to this power (a prototype's energy is an average too)
+    detail_gain_power: float = bounded(1.5, 0.0, 5.0)
+    au_shape_gain: float = bounded(1.0, 0.0, 5.0)
+    au_texture_gain: float = bounded(1.0, 0.0, 5.0)
+    # the fitted greying of hair is an average of people: fainter than one person's
+    hair_greying_gain: float = bounded(1.2, 0.0, 5.0)
     # the mouth interior, fitted from CFEE's open mouths: one mean per gap height (canonical cm at the lips' centre)
-    mouth_gaps: tuple[float, ...] = (0.3, 0.6, 0.9, 1.2, 1.5, 1.9, 2.4)
-    mouth_grid: tuple[int, int] = (32, 96)  # (rows across the gap, columns corner to corner)
+    mouth_gaps: tuple[float, ...] = bounded((0.3, 0.6, 0.9, 1.2, 1.5, 1.9, 2.4), 0.0, 10.0, length=(2, 20))
+    mouth_grid: tuple[int, int] = bounded((32, 96), 4, 256)  # (rows across the gap, columns corner to corner)
     # where an edit is computed: the face is resampled to about this many pixels wide (never enlarged)
-    engine_face_pixels: int = 128
-    margin: float = 0.5  # face widths around the face that an edit may move (hair, ears, neck follow the face)
+    engine_face_pixels: int = bounded(128, 32, 1024)
+    # face widths around the face that an edit may move (hair, ears, neck follow the face)
+    margin: float = bounded(0.5, 0.1, 2.0)
 
     def validate(self) -> None:
+        """The rules across fields (each field's own range is declared with it and checked first)."""
         from ganime_age.errors import ConfigError
 
-        if not 32 <= self.template_size <= 512:
-            raise ConfigError(f"template_size must be in 32..512, not {self.template_size}")
-        if not 2 <= len(self.age_centres) <= 40 or list(self.age_centres) != sorted(self.age_centres):
-            raise ConfigError("age_centres must be 2..40 increasing ages")
-        if not 1 <= self.detail_bands <= 5:
-            raise ConfigError(f"detail_bands must be in 1..5, not {self.detail_bands}")
-        if len(self.detail_gain_caps) < self.detail_bands or not all(0 < v <= 10 for v in self.detail_gain_caps):
-            raise ConfigError("detail_gain_caps needs one cap in (0, 10] per detail band")
-        if self.energy_downsample < 1 or self.template_size % self.energy_downsample:
-            raise ConfigError("template_size must be a multiple of energy_downsample")
-        if not 8 <= self.sex_features <= self.template_size:
-            raise ConfigError(f"sex_features must be in 8..template_size, not {self.sex_features}")
-        if not 32 <= self.engine_face_pixels <= 1024:
-            raise ConfigError(f"engine_face_pixels must be in 32..1024, not {self.engine_face_pixels}")
-        if not 2 <= len(self.mouth_gaps) <= 20 or list(self.mouth_gaps) != sorted(self.mouth_gaps):
-            raise ConfigError("mouth_gaps must be 2..20 increasing gap heights (cm)")
-        if not all(4 <= n <= 256 for n in self.mouth_grid) or len(self.mouth_grid) != 2:
-            raise ConfigError("mouth_grid must be two sizes in 4..256")
-        if not 0.1 <= self.margin <= 2.0:
-            raise ConfigError(f"margin must be in 0.1..2, not {self.margin}")
-        for name in (
-            "age_shape_gain",
-            "young_shape_boost",
-            "age_texture_gain",
-            "age_chroma_gain",
-            "age_exposure_share",
-            "age_outline_share",
-            "age_fold_gain",
-            "detail_gain_power",
-            "au_shape_gain",
-            "au_texture_gain",
-            "hair_greying_gain",
-        ):
-            if not 0.0 <= getattr(self, name) <= 5.0:
-                raise ConfigError(f"{name} must be in 0..5, not {getattr(self, name)}")
+        name = type(self).__name__
+        if list(self.age_centres) != sorted(set(self.age_centres)):
+            raise ConfigError(f"{name}.age_centres must be increasing ages, not {self.age_centres}")
+        if list(self.mouth_gaps) != sorted(set(self.mouth_gaps)):
+            raise ConfigError(f"{name}.mouth_gaps must be increasing gap heights (cm), not {self.mouth_gaps}")
+        if len(self.detail_gain_caps) < self.detail_bands:
+            raise ConfigError(f"{name}.detail_gain_caps needs one cap per detail band ({self.detail_bands})")
+        if self.detail_gain_range[0] > self.detail_gain_range[1]:
+            raise ConfigError(f"{name}.detail_gain_range must be (low, high), not {self.detail_gain_range}")
+        if self.template_size % self.energy_downsample:
+            raise ConfigError(
+                f"{name}.template_size must be a multiple of energy_downsample ({self.energy_downsample})"
+            )
+        if self.sex_features > self.template_size:
+            raise ConfigError(f"{name}.sex_features must not exceed template_size ({self.template_size})")
+        if max(self.template_centre) > self.template_size:
+            raise ConfigError(f"{name}.template_centre must lie inside the {self.template_size} px template")
 
 
 # -- the template frame ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganime_age.conditions import AU_MAX, MAX_AGE, NUM_AUS
-from ganime_age.config import check_ranges
+from ganime_age.config import bounded
 from ganime_age.hub import HubModel
 from ganime_age.models.common import EditOutput
 
@@ -26,46 +26,31 @@ REFINER_ATTENTION_BIAS = 12.0  # sigmoid(12) = 0.999994: a fresh refiner moves a
 
 @dataclass
 class GanimeAgeConfig:
-    image_size: int = 128
-    num_aus: int = NUM_AUS
-    age_embedding_dim: int = 128
-    conv_dim: int = 64
-    num_residual_blocks: int = 6
-    max_age: float = MAX_AGE
-    age_frequencies: int = 4
+    """The generator's architecture; each field's range is what the architecture and the editor support."""
+
+    image_size: int = bounded(128, 16, 1024)
+    num_aus: int = bounded(NUM_AUS, NUM_AUS, NUM_AUS)  # the editor always sends the 17 AUs of conditions.AU_NAMES
+    age_embedding_dim: int = bounded(128, 1, 4096)
+    conv_dim: int = bounded(64, 1, 1024)
+    num_residual_blocks: int = bounded(6, 0, 64)
+    max_age: float = bounded(MAX_AGE, 1.0, 200.0)
+    age_frequencies: int = bounded(4, 0, 16)
     # a refiner of the fitted engine's edit: its attention starts at "keep the input" (a bias of
     # REFINER_ATTENTION_BIAS), so an untrained refiner returns the engine's edit unchanged
     refiner: bool = False
 
-    def validate(self) -> None:
-        """Ranges the architecture and the editor support (HubModel calls this on every build and load)."""
-        check_ranges(
-            self,
-            image_size=(16, 1024),
-            num_aus=(NUM_AUS, NUM_AUS),  # the editor always sends the 17 AUs of conditions.AU_NAMES
-            age_embedding_dim=(1, 4096),
-            conv_dim=(1, 1024),
-            num_residual_blocks=(0, 64),
-            max_age=(1, 200),
-            age_frequencies=(0, 16),
-        )
-
 
 @dataclass
 class GanimeAgeDiscriminatorConfig:
-    image_size: int = 128
-    num_aus: int = NUM_AUS
-    conv_dim: int = 64
-    num_layers: int = 6
-    max_age: float = MAX_AGE
-    patch_gan: bool = False
-    patch_layers: int = 3
+    """The critic's architecture; patch_layers must also not exceed num_layers (checked when it is built)."""
 
-    def validate(self) -> None:
-        """Ranges the architecture supports (HubModel calls this on every build and load)."""
-        check_ranges(
-            self, image_size=(16, 1024), num_aus=(1, 64), conv_dim=(1, 1024), num_layers=(1, 10), max_age=(1, 200)
-        )
+    image_size: int = bounded(128, 16, 1024)
+    num_aus: int = bounded(NUM_AUS, 1, 64)
+    conv_dim: int = bounded(64, 1, 1024)
+    num_layers: int = bounded(6, 1, 10)
+    max_age: float = bounded(MAX_AGE, 1.0, 200.0)
+    patch_gan: bool = False
+    patch_layers: int = bounded(3, 1, 10)
 
 
 class GeneratorOutput(NamedTuple):

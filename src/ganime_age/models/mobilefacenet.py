@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganime_age.config import bounded, bounded_records
 from ganime_age.hub import HubModel, load_weights
 
 # SphereFace / MobileFaceNet 5-point template in the 96 (wide) x 112 (high) input, pixel coordinates, in
@@ -35,18 +36,19 @@ BottleneckSetting = tuple[int, int, int, int]  # expansion t, output channels c,
 class MobileFaceNetConfig:
     """Architecture of MobileFaceNet; the defaults are the published network (1.0 M parameters)."""
 
-    embedding_size: int = 128
-    input_height: int = 112
-    input_width: int = 96
-    stem_channels: int = 64
-    bottlenecks: tuple[BottleneckSetting, ...] = (
-        (2, 64, 5, 2),
-        (4, 128, 1, 2),
-        (2, 128, 6, 1),
-        (4, 128, 1, 2),
-        (2, 128, 2, 1),
+    embedding_size: int = bounded(128, 1, 4096)
+    input_height: int = bounded(112, 16, 1024)
+    input_width: int = bounded(96, 16, 1024)
+    stem_channels: int = bounded(64, 1, 1024)
+    bottlenecks: tuple[BottleneckSetting, ...] = bounded_records(
+        ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1)),
+        (1, 16),  # expansion t
+        (1, 1024),  # output channels c
+        (1, 32),  # repeats n
+        (1, 2),  # first stride s
+        length=(1, 16),
     )
-    last_channels: int = 512
+    last_channels: int = bounded(512, 1, 4096)
 
 
 class ConvBlock(nn.Module):

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ganime_age.conditions import MAX_AGE, NUM_AGE_GROUPS
+from ganime_age.config import bounded, one_of
 from ganime_age.hub import HubModel
 from ganime_age.models.common import EditOutput, soft_group_code
 from ganime_age.models.ganimation_age import AgeModulation, ResidualBlock, conv_norm_relu, init_gan_weights
@@ -30,29 +31,35 @@ OUTPUT_MODES = ("residual", "direct")
 
 @dataclass
 class ReAgingGANConfig:
-    image_size: int = 128
-    conv_dim: int = 32  # channels at full resolution; doubled at every downsampling
-    max_channels: int = 256
-    num_down: int = 3  # encoder downsamplings: the bottleneck is image_size / 2**num_down
-    num_identity_blocks: int = 2  # residual blocks that finish the identity encoder
-    num_modulated_blocks: int = 2  # age-modulated residual blocks after the modulator
-    age_condition: str = "continuous"  # "continuous" (Fourier features of years) | "groups" (10 soft groups)
-    age_embedding_dim: int = 64
-    age_frequencies: int = 6
-    modulator_dim: int = 128  # width of the identity x age interaction
-    interaction_order: int = 3  # highest polynomial order of identity terms multiplying the age embedding
-    output_mode: str = "residual"  # "residual": tanh(atanh(input) + delta) | "direct": tanh(head)
-    max_age: float = MAX_AGE
-    num_groups: int = NUM_AGE_GROUPS
+    """The generator's architecture; image_size must also divide by 2**num_down (checked when built)."""
+
+    image_size: int = bounded(128, 16, 1024)
+    conv_dim: int = bounded(32, 1, 1024)  # channels at full resolution; doubled at every downsampling
+    max_channels: int = bounded(256, 1, 4096)
+    num_down: int = bounded(3, 1, 8)  # encoder downsamplings: the bottleneck is image_size / 2**num_down
+    num_identity_blocks: int = bounded(2, 0, 64)  # residual blocks that finish the identity encoder
+    num_modulated_blocks: int = bounded(2, 0, 64)  # age-modulated residual blocks after the modulator
+    # "continuous" (Fourier features of years) | "groups" (10 soft groups)
+    age_condition: str = one_of("continuous", *AGE_CONDITIONS)
+    age_embedding_dim: int = bounded(64, 1, 4096)
+    age_frequencies: int = bounded(6, 0, 16)
+    modulator_dim: int = bounded(128, 1, 4096)  # width of the identity x age interaction
+    # highest polynomial order of identity terms multiplying the age embedding
+    interaction_order: int = bounded(3, 1, 8)
+    output_mode: str = one_of("residual", *OUTPUT_MODES)  # "residual": tanh(atanh(input) + delta) | "direct"
+    max_age: float = bounded(MAX_AGE, 1.0, 200.0)
+    num_groups: int = bounded(NUM_AGE_GROUPS, 2, NUM_AGE_GROUPS)
 
 
 @dataclass
 class ReAgingDiscriminatorConfig:
-    image_size: int = 128
-    conv_dim: int = 64
-    max_channels: int = 512
-    num_layers: int = 5  # stride-2 convs; the realism map is image_size / 2**num_layers per side
-    num_groups: int = NUM_AGE_GROUPS
+    """The critic's architecture; image_size must also divide by 2**num_layers (checked when built)."""
+
+    image_size: int = bounded(128, 16, 1024)
+    conv_dim: int = bounded(64, 1, 1024)
+    max_channels: int = bounded(512, 1, 4096)
+    num_layers: int = bounded(5, 1, 10)  # stride-2 convs; the realism map is image_size / 2**num_layers per side
+    num_groups: int = bounded(NUM_AGE_GROUPS, 2, NUM_AGE_GROUPS)
 
 
 class Modulation(NamedTuple):

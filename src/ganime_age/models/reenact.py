@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganime_age.config import bounded, check_config, one_of
 from ganime_age.face_model import (
     CanonicalFace,
     Similarity,
@@ -125,12 +126,13 @@ def region_weights(face: CanonicalFace, falloff: float = 1.7) -> np.ndarray:
 
 @dataclass
 class ShapeTransferConfig:
-    expression_scale: float = 1.0  # 0 keeps the source's expression, 1 takes the driver's
-    gate_threshold: float = 0.25  # blendshape difference at which a region follows the driver fully
-    rotation: str = "landmarks"  # "landmarks": rigid-point fit to the canonical face; "matrix": MediaPipe's
+    expression_scale: float = bounded(1.0, 0.0, 3.0)  # 0 keeps the source's expression, 1 takes the driver's
+    gate_threshold: float = bounded(0.25, 0.0, 1.0)  # blendshape difference at which a region follows the driver fully
+    # "landmarks": rigid-point fit to the canonical face; "matrix": MediaPipe's
+    rotation: str = one_of("landmarks", "landmarks", "matrix")
     # A photo shows one side of a head: turning it much further than this away from the source's own pose
     # only stretches pixels (the warp) or leaves the training range (the generator), so larger turns stop here.
-    max_turn_degrees: float = 35.0
+    max_turn_degrees: float = bounded(35.0, 0.0, 180.0)
 
 
 class ShapeTransfer:
@@ -144,8 +146,7 @@ class ShapeTransfer:
         landmarker_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.config = config or ShapeTransferConfig()
-        if self.config.rotation not in ("landmarks", "matrix"):
-            raise ValueError(f"rotation must be 'landmarks' or 'matrix', got {self.config.rotation!r}")
+        check_config(self.config)  # its fields' declared ranges and choices (a ConfigError names the field)
         self._face = face
         self._landmarker_path = landmarker_path  # the canonical face is read from this task file (None: resolved)
         self._weights: np.ndarray | None = None
@@ -374,27 +375,32 @@ def resize_grid(grid: torch.Tensor, size: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------------
 @dataclass
 class ReenactorConfig:
-    image_size: int = 128
-    conv_dim: int = 32  # channels of the first encoder level (x2 per level down)
-    num_residual_blocks: int = 4
-    motion_size: int = 64  # resolution of the motion network and the heatmaps
-    motion_dim: int = 32  # channels of the motion hourglass' first level
-    motion_depth: int = 3  # hourglass levels
-    max_motion_channels: int = 256
-    heatmap_sigma: float = 1.0  # Gaussian sigma of the landmark heatmaps, in motion pixels
-    max_residual_flow: float = 0.25  # bound of the learned flow on top of the TPS prior ([-1, 1] units)
+    """The generator's architecture; image_size must be a multiple of 4 and motion_size divide by
+    2**motion_depth (checked when built)."""
+
+    image_size: int = bounded(128, 16, 1024)
+    conv_dim: int = bounded(32, 1, 1024)  # channels of the first encoder level (x2 per level down)
+    num_residual_blocks: int = bounded(4, 0, 64)
+    motion_size: int = bounded(64, 8, 512)  # resolution of the motion network and the heatmaps
+    motion_dim: int = bounded(32, 1, 1024)  # channels of the motion hourglass' first level
+    motion_depth: int = bounded(3, 1, 8)  # hourglass levels
+    max_motion_channels: int = bounded(256, 1, 4096)
+    heatmap_sigma: float = bounded(1.0, 0.1, 16.0)  # Gaussian sigma of the landmark heatmaps, in motion pixels
+    max_residual_flow: float = bounded(0.25, 0.0, 2.0)  # bound of the learned flow on the TPS prior ([-1, 1] units)
     tps_prior: bool = True  # start from the landmark thin-plate spline; False learns the flow from identity
-    tps_regularisation: float = 1e-3
+    tps_regularisation: float = bounded(1e-3, 0.0, 1.0)
 
 
 @dataclass
 class ReenactDiscriminatorConfig:
-    image_size: int = 128
-    conv_dim: int = 64
-    num_layers: int = 4  # stride-2 convs; the realism map is image_size / 2**num_layers wide
-    max_channels: int = 512
-    heatmap_size: int = 64
-    heatmap_sigma: float = 1.0
+    """The critic's architecture; image_size must also divide by 2**num_layers (checked when built)."""
+
+    image_size: int = bounded(128, 16, 1024)
+    conv_dim: int = bounded(64, 1, 1024)
+    num_layers: int = bounded(4, 1, 10)  # stride-2 convs; the realism map is image_size / 2**num_layers wide
+    max_channels: int = bounded(512, 1, 4096)
+    heatmap_size: int = bounded(64, 8, 512)
+    heatmap_sigma: float = bounded(1.0, 0.1, 16.0)
 
 
 class ReenactOutput(NamedTuple):
