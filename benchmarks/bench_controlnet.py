@@ -17,18 +17,14 @@ Run on a GPU machine in one call; prints a Markdown table and writes JSON:
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, markdown_table, time_call, write_json
-
+from benchmarks.common import environment, markdown_table, time_call, write_json
 from training.multipose.random_pipeline import build_random_pipeline
 
 # name -> (dtype, attention, channels_last, compile)

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import (
+
+from benchmarks.common import (
     REPO,
     count_flops,
     cpu_has_amx,
@@ -40,15 +41,11 @@ from common import (
     flops_by_module,
     markdown_table,
     matmul_tflops,
-    setup_paths,
     time_call,
     write_json,
 )
-
-setup_paths()
-
-from ganime_age.hub import load_pretrained  # noqa: E402
-from ganime_age.pipeline import WEIGHTS_DIR, FaceEditor, pick_device  # noqa: E402
+from ganime_age.editing import WEIGHTS_DIR, FaceEditor, pick_device
+from ganime_age.hub import load_pretrained
 
 AGEING = ("ganime_age", "agetransgan", "ragan")
 PHOTO = REPO / "space" / "examples" / "astronaut.jpg"
@@ -177,8 +174,8 @@ def stage_latency(
     ]
     if no_landmarks:
         return rows, notes
-    analysis = editor._analysis(rgb)
-    prepared = editor._engine_face(analysis, analysis.faces[0])
+    session = editor.session(rgb)
+    prepared = session.engine_face(session.faces[0])
     rows.append(
         {
             "stage": "engine render (1 face, age 30 -> 70)",
@@ -190,7 +187,7 @@ def stage_latency(
     suffix = ""
 
     def cold(image: np.ndarray = rgb) -> None:
-        editor._cache.clear()
+        editor.sessions.clear()
         editor.edit(image, age=70.0, aus=aus, face=0)
 
     def warm(image: np.ndarray = rgb) -> None:
@@ -215,7 +212,7 @@ def stage_latency(
         big = cv2.resize(rgb, LARGE_PHOTO, interpolation=cv2.INTER_CUBIC)
         big_warm = time_call(lambda: warm(big), device, warmup=1, repeats=repeats)
         rows.append({"stage": f"edit, warm photo {LARGE_PHOTO[0]}x{LARGE_PHOTO[1]} (slider move)", **big_warm})
-    editor._cache.clear()
+    editor.sessions.clear()
     return rows, notes
 
 
@@ -224,20 +221,20 @@ def stage_latency(
 
 def fresh_generator() -> Any:
     """The full-size GANimation-age generator, seeded: the refiner's architecture (speed does not need weights)."""
-    from ganime_age.models.ganimation_age import GanimeAge
+    from ganime_age.models.ganimation_age import GanimationAge
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return GanimeAge().eval()
+        return GanimationAge().eval()
 
 
 def candidate_models(smoke: bool) -> list[tuple[str, str, Any]]:
     """(name, weights label, model) for every model to measure; see the module docstring."""
     if smoke:
-        from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeConfig
+        from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeConfig
 
-        tiny = GanimeAgeConfig(image_size=64, conv_dim=8, num_residual_blocks=1, age_embedding_dim=16)
-        return [("ganime-age (tiny)", "fresh init", GanimeAge(tiny).eval())]
+        tiny = GanimationAgeConfig(image_size=64, conv_dim=8, num_residual_blocks=1, age_embedding_dim=16)
+        return [("ganime-age (tiny)", "fresh init", GanimationAge(tiny).eval())]
     models: list[tuple[str, str, Any]] = []
     shipped_types = set()
     for config in sorted(WEIGHTS_DIR.glob("*/config.json")) if WEIGHTS_DIR.is_dir() else []:
@@ -250,10 +247,10 @@ def candidate_models(smoke: bool) -> list[tuple[str, str, Any]]:
             models.append((config.parent.name, "shipped", model.eval()))
             shipped_types.add(model.model_type)
     if "ganime_age" not in shipped_types:  # the refiner architecture, fresh (no refiner ships yet)
-        from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeConfig
+        from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeConfig
 
         models.append(
-            ("ganime-age refiner", "fresh init (not shipped)", GanimeAge(GanimeAgeConfig(refiner=True)).eval())
+            ("ganime-age refiner", "fresh init (not shipped)", GanimationAge(GanimationAgeConfig(refiner=True)).eval())
         )
     fresh: list[tuple[str, str, str]] = [
         ("agetransgan", "ganime_age.models.agetransgan", "AgeTransGAN"),

@@ -22,12 +22,10 @@ from typing import Any
 
 import cv2
 import numpy as np
-from common import REPO, environment, markdown_table, setup_paths, time_call, write_json
 
-setup_paths()
-
-from ganime_age.faces import load_image  # noqa: E402
-from ganime_age.pipeline import EditorConfig, FaceEditor  # noqa: E402
+from benchmarks.common import REPO, environment, markdown_table, time_call, write_json
+from ganime_age.editing import EditorConfig, FaceEditor
+from ganime_age.faces import load_image
 
 SIZES = {"1 MP": (1155, 866), "12 MP": (4000, 3000)}
 TARGETS_MS = {"1 MP": 33.0, "12 MP": 100.0}
@@ -53,10 +51,10 @@ def measure(
     beside it (an array is hashed on every call to find its cached analysis).
     """
     cold = time_call(lambda: editor.edit(path, age=70, face=0), device, repeats=1, warmup=0)
-    analysis = editor._analysis(photo)
-    face = analysis.faces[0]
-    prepared = editor._engine_face(analysis, face)
-    age = editor._source_age(analysis, face)
+    session = editor.session(photo)
+    face = session.faces[0]
+    prepared = session.engine_face(face)
+    age = session.age(face)
     aus = np.asarray(face.aus, np.float32)
     smile = aus.copy()
     smile[8] = 3.5  # AU12

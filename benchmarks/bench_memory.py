@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import REPO, markdown_table, write_json
+
+from benchmarks.common import REPO, markdown_table, write_json
 
 TASKS = ("age", "age_strip", "expression", "reenact", "reenact_video", "no_face")
 DRIVING_VIDEO = REPO / "space" / "examples" / "astronaut-turning.mp4"
@@ -142,7 +143,7 @@ def held(photos: list[Path], warm: Path) -> list[float]:
         editor.edit_details(photo, age=70)
         release_memory()
         levels.append((resident_bytes() - start) / 1e6)
-    editor._cache.clear()
+    editor.sessions.clear()
     release_memory()
     return [*levels, (resident_bytes() - start) / 1e6]
 

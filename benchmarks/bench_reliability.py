@@ -31,8 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench_memory import make_photo
-from common import REPO, markdown_table, write_json
+from benchmarks.bench_memory import make_photo
+from benchmarks.common import REPO, markdown_table, write_json
 
 BURST = 12
 ANSWER_SECONDS = 60.0

@@ -36,11 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import REPO, PeakMemory, cpu_has_amx, describe, environment, markdown_table, setup_paths, sync, write_json
 
-setup_paths()
-
-from ganime_age.conditions import NUM_AUS, age_to_group  # noqa: E402
+from benchmarks.common import REPO, PeakMemory, cpu_has_amx, describe, environment, markdown_table, sync, write_json
+from ganime_age.conditions import NUM_AUS, age_to_group
 
 DEFAULT_CONFIG = REPO / "training" / "configs" / "ganimation_age.yaml"
 TINY_CONFIG = REPO / "training" / "configs" / "ganimation_age_tiny.yaml"
@@ -295,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ganime_age.pipeline import pick_device
+    from ganime_age.editing import pick_device
 
     device = pick_device(args.device)
     cuda = device.type == "cuda"

@@ -28,13 +28,6 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 
 
-def setup_paths() -> None:
-    """Make ``ganime_age`` (src/) and ``training`` importable from a plain checkout (no pip install needed)."""
-    for path in (REPO / "src", REPO):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
-
-
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

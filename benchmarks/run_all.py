@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPO, describe, markdown_table, write_json
+from benchmarks.common import REPO, describe, markdown_table, write_json
 
 HERE = Path(__file__).resolve().parent
 SUMMARY_COLUMNS = ["target", "goal", "measured", "status"]
@@ -35,7 +35,6 @@ def run_part(script: str, args: list[str], json_path: Path, *, omp_passive: bool
     env = dict(os.environ)
     if omp_passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"  # read once when OpenMP starts, hence set for the child
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("PYTHONUNBUFFERED", "1")
     command = [sys.executable, str(HERE / script), *args, "--json", str(json_path)]
     print(f"\n$ {' '.join(command[1:])}\n", flush=True)

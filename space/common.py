@@ -62,6 +62,7 @@ def _hints() -> dict[type[Exception], tuple[str, str]]:
         errors.CorruptWeightsError: ("Model problem", "The selected model's files are damaged; pick another model."),
         errors.WeightsError: ("Model problem", "The selected model could not be loaded; pick another model."),
         errors.ModelFileNotFoundError: ("Model file missing", "A model file this edit needs is not available."),
+        errors.HubError: ("Hub unreachable", "The Hugging Face Hub could not be reached; try again later."),
         errors.VideoError: (
             "Unusable video",
             "This video cannot be used; upload an MP4, WebM or MOV video with frames.",
@@ -383,7 +384,7 @@ def example_photos() -> list[str]:
 
 
 def describe_age_change(edit: Any) -> str:
-    """One edited face (pipeline.FaceEdit) for a summary: "face 0: estimated **34** → **70** years"."""
+    """One edited face (editing.FaceEdit) for a summary: "face 0: estimated **34** → **70** years"."""
     target = f"**{edit.target_age:.0f}** years"
     if edit.source_age is None:  # only without an age estimator
         return f"face {edit.index}: → {target}"
@@ -418,12 +419,12 @@ def estimated_ages(editor: Any, path: str, count: int) -> list[float | None]:
 
 
 def model_warning(editor: Any) -> str:
-    from ganime_age.pipeline import is_untrained_default
+    from ganime_age.editing import is_untrained_default
 
     if is_untrained_default(editor.engine):
         return (
             "\n\n⚠️ The edit engine's tables are missing from this install, so edits return the photo unchanged. "
-            "Set `GANIME_AGE_ENGINE` to a fitted engine folder or Hub id."
+            "Set `GANIME_AGE_MODEL` to an editor (or a fitted engine) folder or Hub id."
         )
     return ""
 
@@ -449,7 +450,7 @@ class PhotoBlock:
     info: gr.Markdown
 
 
-def photo_block(provider: EditorProvider, *, prefix: str, needs_aus: bool = False, label: str = "Photo") -> PhotoBlock:
+def photo_block(provider: EditorProvider, *, prefix: str, label: str = "Photo") -> PhotoBlock:
     """Photo upload + examples + face selector + model selector (+ an info line under them)."""
     photo = photo_input(
         label=label,
@@ -466,7 +467,7 @@ def photo_block(provider: EditorProvider, *, prefix: str, needs_aus: bool = Fals
             label="Example photos (public domain)",
             examples_per_page=8,
         )
-    models = provider.choices(needs_aus=needs_aus)
+    models = provider.choices()
     with gr.Row():
         face = gr.Dropdown(
             choices=face_choices(0),

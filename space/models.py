@@ -1,13 +1,13 @@
-"""Which ageing models the Space offers, and one lazily loaded FaceEditor per model.
+"""Which editors the Space offers, and one lazily loaded FaceEditor per editor.
 
-The model selector lists every folder under ``src/ganime_age/weights/`` whose ``config.json``
-names an ageing model type, so a new model (RAGAN, AgeTransGAN, a retrained GANimation-age)
-shows up by adding its folder, without touching the Space.
+The model selector lists the default editor (``$GANIME_AGE_MODEL``, else the embedded one) and, for every folder
+under ``src/ganime_age/weights/`` holding a refiner (a model whose class declares the role "refiner"), the
+default editor with that refiner on top: a new refiner (RAGAN, AgeTransGAN, a retrained GANimation-age) shows up
+by adding its folder, without touching the Space.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ganime_age.pipeline import FaceEditor
+    from ganime_age.editing import FaceEditor
     from space.budget import MemoryBudget
 
 logger = logging.getLogger(__name__)
@@ -31,59 +31,38 @@ WARM_UP_PHOTO = Path(__file__).resolve().parent / "examples" / "astronaut.jpg"
 class ModelChoice:
     key: str  # the value the dropdown and the API use
     label: str  # what a visitor reads
-    source: str | None  # Hub id or folder for FaceEditor.from_pretrained; None = the embedded default
-    model_type: str | None  # None when it cannot be known without downloading (a Hub id)
-
-    @property
-    def uses_aus(self) -> bool:
-        """Can this model change expressions (AUs)? Unknown types are given the benefit of the doubt."""
-        return self.model_type is None or model_uses_aus(self.model_type)
+    source: str | None  # editor or model (folder or Hub id) for FaceEditor.from_pretrained; None = the default
 
 
-def model_uses_aus(model_type: str) -> bool:
-    """Every ageing model edits expressions: the fitted engine does, and a refiner (RAGAN, AgeTransGAN,
-    GANimation-age) runs on top of it."""
-    from ganime_age.pipeline import AGEING_MODEL_TYPES
+def _role(folder: Path) -> str | None:
+    """The role of the model a folder holds (from its config.json's model_type), or None."""
+    from ganime_age.errors import GanimeAgeError
+    from ganime_age.hub import model_class_of
 
-    return model_type in AGEING_MODEL_TYPES
-
-
-def _model_type(folder: Path) -> str | None:
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return model_class_of(folder).role
+    except GanimeAgeError:
         return None
-    return config.get("model_type") if isinstance(config, dict) else None
 
 
 def available_models(weights_dir: Path | None = None, env_model: str | None = None) -> list[ModelChoice]:
-    """The default model first (``$GANIME_AGE_MODEL`` or the embedded one), then every other ageing folder."""
-    from ganime_age.pipeline import AGEING_MODEL_TYPES, DEFAULT_MODEL_DIR, MODEL_ENV, WEIGHTS_DIR
+    """The default editor first, then the default editor with each shipped refiner on top."""
+    from ganime_age.editing import DEFAULT_EDITOR_DIR, MODEL_ENV, WEIGHTS_DIR
 
     weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     env_model = env_model if env_model is not None else os.environ.get(MODEL_ENV) or None
-    choices: list[ModelChoice] = []
     if env_model:
         folder = Path(env_model)
-        model_type = _model_type(folder) if folder.is_dir() else None
-        choices.append(
-            ModelChoice(DEFAULT_KEY, f"{folder.name if folder.is_dir() else env_model}", env_model, model_type)
-        )
-    elif (DEFAULT_MODEL_DIR / "config.json").is_file():
-        choices.append(ModelChoice(DEFAULT_KEY, DEFAULT_MODEL_DIR.name, None, _model_type(DEFAULT_MODEL_DIR)))
+        choices = [ModelChoice(DEFAULT_KEY, folder.name if folder.is_dir() else env_model, env_model)]
     else:
-        choices.append(ModelChoice(DEFAULT_KEY, f"{DEFAULT_MODEL_DIR.name} (empty)", None, "fitted_engine"))
-    default_dir = DEFAULT_MODEL_DIR.resolve()
+        choices = [ModelChoice(DEFAULT_KEY, "ganime-age (the fitted engine)", None)]
     if weights_dir.is_dir():
         for folder in sorted(p for p in weights_dir.iterdir() if p.is_dir()):
-            model_type = _model_type(folder)
-            if model_type not in AGEING_MODEL_TYPES:
-                continue  # the age estimator and anything else that cannot edit a face
-            if folder.resolve() == default_dir and not env_model:
-                continue  # already listed as the default
+            if folder.resolve() == DEFAULT_EDITOR_DIR.resolve() or _role(folder) != "refiner":
+                continue  # the engine, the age estimator, the face models: parts of the default editor
             if env_model and Path(env_model).is_dir() and folder.resolve() == Path(env_model).resolve():
                 continue
-            choices.append(ModelChoice(folder.name, folder.name, str(folder), model_type))
+            choices.append(ModelChoice(folder.name, f"engine + {folder.name}", str(folder)))
     return choices
 
 
@@ -121,8 +100,8 @@ class EditorProvider:
             self._models = available_models()
         return self._models
 
-    def choices(self, *, needs_aus: bool = False) -> list[ModelChoice]:
-        return [m for m in self.models if m.uses_aus or not needs_aus]
+    def choices(self) -> list[ModelChoice]:
+        return list(self.models)
 
     def choice(self, key: str | None) -> ModelChoice:
         key = key or DEFAULT_KEY
@@ -141,9 +120,9 @@ class EditorProvider:
         with self._lock:  # two first requests must not load the same model twice
             editor = self._editors.get(choice.key)
             if editor is None:
-                from ganime_age.pipeline import EditorConfig, FaceEditor
+                from ganime_age.editing import EditorConfig, FaceEditor
 
-                logger.info("loading ageing model %s (%s)", choice.label, choice.source or "embedded default")
+                logger.info("loading editor %s (%s)", choice.label, choice.source or "embedded default")
                 config = EditorConfig(device=self.device, precision=self.precision)
                 editor = FaceEditor.from_pretrained(choice.source, config=config)
                 self._editors[choice.key] = editor

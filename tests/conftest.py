@@ -46,11 +46,11 @@ def refiner_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     No refiner ships yet (one ships only when it beats the engine alone), so the tests that load, damage or
     compose a refiner make this one.
     """
-    from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeConfig
+    from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeConfig
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = GanimeAge(GanimeAgeConfig(conv_dim=32, num_residual_blocks=4, refiner=True))
+        model = GanimationAge(GanimationAgeConfig(conv_dim=32, num_residual_blocks=4, refiner=True))
     folder = tmp_path_factory.mktemp("refiner") / "ganime-age-refiner"
     model.save_pretrained(folder, dtype=torch.float16)
     return folder
@@ -144,11 +144,8 @@ def space_url():
     Shared by tests/test_space.py (gradio_client) and tests/test_browser.py (Chromium).
     """
     import socket
-    import sys
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
     from space import build_app
     from space.app import launch_options
 

@@ -187,7 +187,7 @@ def test_options_are_checked(tmp_path: Path, tiny_models: tuple[Path, Path], cap
         == "openpose_face"
     )
     # ages are relabelled by the shipped estimator unless told otherwise
-    from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR
+    from ganime_age.editing import DEFAULT_ESTIMATOR_DIR
 
     assert validate(AugmentConfig(input="i", output="o")).estimator == str(DEFAULT_ESTIMATOR_DIR)
     assert validate(AugmentConfig(input="i", output="o", estimator="none")).estimator is None

@@ -18,11 +18,11 @@ import torch.nn.functional as F
 from conftest import face_tensor
 from torch import nn
 
-from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeConfig, constant_input_conv
+from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeConfig, constant_input_conv
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
-TINY = GanimeAgeConfig(image_size=64, conv_dim=8, num_residual_blocks=1, age_embedding_dim=16)
+TINY = GanimationAgeConfig(image_size=64, conv_dim=8, num_residual_blocks=1, age_embedding_dim=16)
 
 
 def _finite_numbers(row: dict[str, Any]) -> None:
@@ -43,7 +43,6 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """One `run_all.py --smoke`: both benchmark scripts as subprocesses, JSON into a temporary folder."""
     out = tmp_path_factory.mktemp("bench")
     env = dict(os.environ)  # conftest already points GANIME_AGE_ASSETS at the shared models
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / "run_all.py"), "--smoke", "--threads", "1", "--json-dir", str(out)],
         cwd=REPO,
@@ -57,11 +56,8 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
 
 
 def test_edit_benchmark_tables_and_json(smoke_run: tuple[str, Path]) -> None:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import bench_edit
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    from benchmarks import bench_edit
+
     output, out = smoke_run
     assert _table_header(output, "## Edit latency") == bench_edit.STAGE_COLUMNS
     assert _table_header(output, "## What moved the numbers") == bench_edit.ABLATION_COLUMNS
@@ -102,11 +98,8 @@ def test_edit_benchmark_tables_and_json(smoke_run: tuple[str, Path]) -> None:
 
 
 def test_train_benchmark_runs_both_recipes(smoke_run: tuple[str, Path]) -> None:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import bench_train
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    from benchmarks import bench_train
+
     output, out = smoke_run
     assert _table_header(output, "## Training throughput") == bench_train.COLUMNS
     report = json.loads((out / "train.json").read_text())
@@ -133,11 +126,7 @@ def test_summary_is_printed_last_with_every_target(smoke_run: tuple[str, Path]) 
 
 def test_summary_statuses_follow_the_device() -> None:
     """The pass/fail logic on made-up reports: GPU targets are not judged on a CPU, and thresholds apply."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import run_all
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    from benchmarks import run_all
 
     def edit(device: str, cold_ms: float, percent: float, landmarks: bool = True) -> dict[str, Any]:
         suffix = "" if landmarks else " (no landmarks)"
@@ -174,7 +163,7 @@ def test_summary_statuses_follow_the_device() -> None:
 # -- the speed changes compute exactly what they replace ----------------------------------------------------
 
 
-def _reference(model: GanimeAge, image: torch.Tensor, aus: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
+def _reference(model: GanimationAge, image: torch.Tensor, aus: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
     """GANimation's formulation: the condition spread over every pixel and concatenated to the image."""
     n, _, h, w = image.shape
     cond = model.condition(aus, age)
@@ -196,7 +185,7 @@ def test_constant_input_conv_equals_the_convolution(kernel: int, padding: int) -
 
 def test_folded_generator_matches_ganimation_formulation_on_real_faces(utk_sample: list[Path]) -> None:
     torch.manual_seed(0)
-    model = GanimeAge(TINY)
+    model = GanimationAge(TINY)
     image = face_tensor(utk_sample[:3], 64)
     aus = torch.rand(3, 17) * 5
     age = torch.tensor([4.0, 35.0, 88.0])
@@ -217,14 +206,11 @@ def test_folded_generator_matches_ganimation_formulation_on_real_faces(utk_sampl
 
 
 def test_flop_counter_and_peak_memory_helpers() -> None:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from common import PeakMemory, count_flops, flops_by_module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    from benchmarks.common import PeakMemory, count_flops, flops_by_module
+
     conv = nn.Conv2d(3, 8, 3, padding=1)
     assert count_flops(conv, torch.randn(1, 3, 16, 16)) == 2 * 16 * 16 * 8 * 3 * 9
-    model = GanimeAge(TINY)
+    model = GanimationAge(TINY)
     inputs = (torch.rand(1, 3, 64, 64), torch.zeros(1, 17), torch.tensor([30.0]))
     parts = flops_by_module(model, *inputs)
     assert sum(parts.values()) == count_flops(model, *inputs)

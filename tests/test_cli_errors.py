@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from ganime_age.cli import main as cli_main
+from ganime_age.editing import DEFAULT_ESTIMATOR_DIR
 from ganime_age.errors import OutputPathError
-from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "space" / "examples" / "astronaut.jpg"
@@ -95,7 +95,7 @@ def test_model_mistakes(tmp_path: Path, capsys, refiner_dir: Path) -> None:
     settings = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**settings, "conv_dims": 32}))
     code, error = run(capsys, str(ASTRONAUT), "--age", "50", "--model", str(folder), "-o", out)
-    assert code == 2 and "unknown GanimeAgeConfig option(s): conv_dims" in error
+    assert code == 2 and "unknown GanimationAgeConfig option(s): conv_dims" in error
     assert len(error.strip().splitlines()) == 1 and not Path(out).exists()
 
 

@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 
 from ganime_age.config import CHOICES, LENGTH, RANGE, bounded, from_dict, load_yaml, to_dict
+from ganime_age.editing import DEFAULT_ENGINE_DIR, DEFAULT_ESTIMATOR_DIR, FaceEditor
+from ganime_age.engine import FittedEngine, FittedEngineConfig
 from ganime_age.errors import ConfigError, GanimeAgeError
 from ganime_age.hub import CONFIG_NAME, CONFIG_SHA256, MODEL_REGISTRY, WEIGHTS_NAME, load_pretrained, model_class
 from ganime_age.models.age_estimator import AgeEstimator, AgeEstimatorConfig
-from ganime_age.models.fitted_engine import FittedEngine, FittedEngineConfig
 from ganime_age.models.reenact import ShapeTransfer, ShapeTransferConfig
-from ganime_age.pipeline import DEFAULT_ENGINE_DIR, DEFAULT_ESTIMATOR_DIR, FaceEditor
 
 BAD_SCALARS: dict[str, Any] = {"nan": math.nan, "inf": math.inf, "negative": -1, "huge": 1e9, "string": "32"}
 

@@ -19,9 +19,9 @@ import torch
 from PIL import Image
 
 from ganime_age.conditions import AU_NAMES
+from ganime_age.editing import DEFAULT_ENGINE_DIR, FaceEditor, default_engine, is_untrained_default
+from ganime_age.engine import FittedEngine
 from ganime_age.hub import load_pretrained
-from ganime_age.models.fitted_engine import FittedEngine
-from ganime_age.pipeline import DEFAULT_ENGINE_DIR, FaceEditor, default_ageing_model, is_untrained_default
 from training.prepare_data import file_sha1, split_for
 
 HELD_OUT = 24
@@ -46,7 +46,7 @@ def editor() -> FaceEditor:
 def test_the_default_is_the_shipped_engine(editor: FaceEditor) -> None:
     config = json.loads((DEFAULT_ENGINE_DIR / "config.json").read_text())
     assert config["model_type"] == "fitted_engine"
-    model = default_ageing_model()
+    model = default_engine()
     assert isinstance(model, FittedEngine) and not is_untrained_default(model)
     assert editor.refiner is None and isinstance(editor.engine, FittedEngine)
     stored = load_pretrained(DEFAULT_ENGINE_DIR).state_dict()  # fp16 on disk, upcast on load

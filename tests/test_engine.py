@@ -9,19 +9,30 @@ held-out faces.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 from ganime_age.conditions import AU_NAMES, NUM_AUS
+from ganime_age.engine import FittedEngine, FittedEngineConfig
+from ganime_age.engine.geometry import age_weights
 from ganime_age.hub import load_pretrained
 from ganime_age.meshwarp import extend_outward, invert_displacement, rasterise
-from ganime_age.models.fitted_engine import FittedEngine, FittedEngineConfig, age_weights
 
 SMALL_UTKFACE = 400
 SMALL_CFEE = 500
+
+
+@functools.lru_cache(maxsize=1)
+def segment() -> Any:
+    """The person's silhouette, as the face analysis gives it to the engine (one segmenter for the module)."""
+    from ganime_age.faces.segment import SelfieSegmenter
+
+    return SelfieSegmenter()
 
 
 # -- geometry pieces ------------------------------------------------------------------------------------------
@@ -87,7 +98,7 @@ def test_an_engine_without_tables_returns_the_photo_unchanged() -> None:
     photo = load_image(Path(__file__).resolve().parents[1] / "space" / "examples" / "astronaut.jpg")
     face = FaceAnalyzer().analyze(photo)[0]
     engine = FittedEngine()
-    prepared = engine.prepare_face(photo, face.landmarks.landmarks)
+    prepared = engine.prepare_face(photo, face.landmarks.landmarks, segment=segment())
     out, changes = engine.edit_photo(photo, [prepared], [30.0], [80.0], [face.aus], [np.full(NUM_AUS, 3.0)])
     assert out is photo and changes == [None]
 
@@ -176,7 +187,7 @@ def test_the_fitted_engine_edits_a_real_photo(fitted: tuple[FittedEngine, dict, 
     engine = fitted[0]
     photo = load_image(sorted((shared_dir / "datasets" / "cfee_full" / "images").iterdir())[0])
     face = FaceAnalyzer().analyze(photo)[0]
-    prepared = engine.prepare_face(photo, face.landmarks.landmarks)
+    prepared = engine.prepare_face(photo, face.landmarks.landmarks, segment=segment())
     older, (change,) = engine.edit_photo(photo, [prepared], [25.0], [75.0], [face.aus], [face.aus])
     assert change is not None
     (x0, y0, x1, y1), mask = change
@@ -190,7 +201,7 @@ def test_the_fitted_engine_edits_a_real_photo(fitted: tuple[FittedEngine, dict, 
 # -- the shipped engine's strengths ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def shipped() -> FittedEngine:
-    from ganime_age.pipeline import DEFAULT_ENGINE_DIR
+    from ganime_age.editing import DEFAULT_ENGINE_DIR
 
     return load_pretrained(DEFAULT_ENGINE_DIR)
 
@@ -215,8 +226,8 @@ def test_a_young_target_moves_the_features_and_holds_the_jawline(shipped: Fitted
     drag the old jawline's shadow up the neck (a ghost chin); the eyes move as fitted."""
     import dataclasses
 
+    from ganime_age.engine.geometry import outline_weights
     from ganime_age.faces import FaceAnalyzer, load_image
-    from ganime_age.models.fitted_engine import outline_weights
 
     photo = load_image(sorted((shared_dir / "datasets" / "cfee_full" / "images").iterdir())[1])
     face = FaceAnalyzer().analyze(photo)[0]
@@ -224,7 +235,7 @@ def test_a_young_target_moves_the_features_and_holds_the_jawline(shipped: Fitted
     full.load_state_dict(shipped.state_dict())
     moves = {}
     for name, engine in (("shipped", shipped), ("full", full)):
-        prepared = engine.prepare_face(photo, face.landmarks.landmarks)
+        prepared = engine.prepare_face(photo, face.landmarks.landmarks, segment=segment())
         moves[name] = np.linalg.norm(engine.shape_change(prepared, 30.0, 5.0, face.aus, face.aus), axis=1)
     chin, eye = 152, 159
     assert outline_weights()[chin] == 1.0 and outline_weights()[eye] < 0.05
@@ -238,8 +249,9 @@ def test_fine_changes_move_brightness_and_no_colour(shared_dir: Path) -> None:
     offset is as smooth as the face's blurred colours: neither prints the photo's detail in colour."""
     import cv2
 
+    from ganime_age.engine import TextureChange
+    from ganime_age.engine.pixels import apply_factor, repaint_table
     from ganime_age.faces import load_image
-    from ganime_age.models.fitted_engine import TextureChange, apply_factor, repaint_table
 
     photo = load_image(sorted((shared_dir / "datasets" / "cfee" / "images").iterdir())[0])[80:240, 80:240]
     rng = np.random.default_rng(0)
@@ -271,8 +283,10 @@ def test_the_painted_mouth_keeps_sharp_teeth_and_smooth_colour(shipped: FittedEn
     from ganime_age.faces import FaceAnalyzer, load_image
 
     photo = load_image(sorted((shared_dir / "datasets" / "cfee_full" / "images").iterdir())[2])
-    prepared = shipped.prepare_face(photo, FaceAnalyzer().analyze(photo)[0].landmarks.landmarks)
-    interior = shipped._mouth_interior(1.2, 4.0, prepared)
+    prepared = shipped.prepare_face(photo, FaceAnalyzer().analyze(photo)[0].landmarks.landmarks, segment=segment())
+    from ganime_age.engine.mouth import mouth_interior
+
+    interior = mouth_interior(shipped, 1.2, 4.0, prepared)
     grey = interior.mean(axis=2)
     tint = interior - grey[..., None]
 
@@ -288,8 +302,8 @@ def test_a_large_repaint_in_row_bands_equals_the_single_pass(shared_dir: Path) -
     the pixels of one pass over the whole table (within a grey level where a band's warp rounds differently)."""
     import cv2
 
+    from ganime_age.engine.pixels import PARALLEL_PIXELS, apply_factor, repaint
     from ganime_age.faces import load_image
-    from ganime_age.models.fitted_engine import PARALLEL_PIXELS, apply_factor, repaint
 
     photo = load_image(sorted((shared_dir / "datasets" / "cfee_full" / "images").iterdir())[3])
     height, width = photo.shape[:2]
@@ -326,8 +340,9 @@ def test_a_moved_photo_keeps_sharp_brightness_and_gains_no_colour_halo(shared_di
     overshoot at colour edges printed halos: a third more fine colour on a smile)."""
     import cv2
 
+    from ganime_age.engine.frames import identity_grid
+    from ganime_age.engine.pixels import resample
     from ganime_age.faces import load_image
-    from ganime_age.models.fitted_engine import identity_grid, resample
 
     # a CFEE photo at 320 px: sharp colour edges (a full-size JPEG's colour is so smooth that the rounding to
     # uint8 of any resample outweighs it)
@@ -348,8 +363,8 @@ def test_softened_colour_keeps_the_brightness_and_stays_where_the_weight_is(shar
     """The painted mouth's colour blur: brightness untouched, fine colour gone under the weight, nothing far away."""
     import cv2
 
+    from ganime_age.engine.pixels import LUMA, soften_colour
     from ganime_age.faces import load_image
-    from ganime_age.models.fitted_engine import LUMA, soften_colour
 
     photo = load_image(sorted((shared_dir / "datasets" / "cfee" / "images").iterdir())[0]).astype(np.float32)
     weight = np.zeros(photo.shape[:2], np.float32)
@@ -367,7 +382,7 @@ def test_softened_colour_keeps_the_brightness_and_stays_where_the_weight_is(shar
 def test_a_smile_adds_little_fine_colour(shipped: FittedEngine, shared_dir: Path) -> None:
     """AU12 to 4 on held-out CFEE faces: the face's fine colour detail stays within the artefact gate (1.25x the
     input's); a cubic resample and a hard painted mouth edge made it 1.55x."""
-    from ganime_age.pipeline import FaceEditor
+    from ganime_age.editing import FaceEditor
     from training.eval_gates import test_photos
     from training.metrics import chroma_high_frequency
 
@@ -411,7 +426,7 @@ def test_hair_greys_with_age_and_nothing_else_of_the_head_does(shipped: FittedEn
 
     photo = _dark_haired_test_photo(shared_dir)
     landmarks = FaceAnalyzer().analyze(photo)[0].landmarks.landmarks
-    face = shipped.prepare_face(photo, landmarks)
+    face = shipped.prepare_face(photo, landmarks, segment=segment())
     aus = np.zeros(NUM_AUS, np.float32)
     assert face.hair.max() == pytest.approx(1.0, abs=0.05) and face.hair.mean() > 0.05
     # the hair, in photo pixels: where the grid's hair weight is sure
@@ -457,7 +472,8 @@ def test_reads_and_repaints_saturate_at_black_instead_of_folding_back() -> None:
     convertScaleAbs would give the absolute value: a bright fringe on the dark side of every edge)."""
     import cv2
 
-    from ganime_age.models.fitted_engine import apply_factor, identity_grid, resample
+    from ganime_age.engine.frames import identity_grid
+    from ganime_age.engine.pixels import apply_factor, resample
 
     edge = np.zeros((32, 32, 3), np.uint8)
     edge[:, 16:] = 255

@@ -13,11 +13,11 @@ from PIL import Image
 
 from ganime_age.conditions import AU_NAMES
 from ganime_age.models.age_estimator import AgeEstimator, AgeEstimatorConfig
-from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeConfig
+from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeConfig
 from training.evaluate import COMMANDS, build_parser, main
 from training.metrics import accept_rate, age_stats, different_pairs, markdown_table, threshold_at_far
 
-TINY_GENERATOR = GanimeAgeConfig(image_size=64, conv_dim=8, num_residual_blocks=1, age_embedding_dim=16)
+TINY_GENERATOR = GanimationAgeConfig(image_size=64, conv_dim=8, num_residual_blocks=1, age_embedding_dim=16)
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,9 @@ def estimator_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def save_generator(folder: Path, *, keep_input: bool) -> Path:
-    """A tiny GanimeAge; with `keep_input` its attention saturates at 1 so every edit returns the input exactly."""
+    """A tiny GanimationAge; with `keep_input` its attention saturates at 1 so every edit returns the input exactly."""
     torch.manual_seed(0)
-    model = GanimeAge(TINY_GENERATOR)
+    model = GanimationAge(TINY_GENERATOR)
     if keep_input:
         with torch.no_grad():
             model.attention_head[0].weight.fill_(10.0)  # features are ReLU outputs >= 0: A = sigmoid(large) = 1
@@ -197,7 +197,7 @@ def test_pairs_ages_and_tables() -> None:
 def test_gates_of_an_engine_that_edits_nothing(tmp_path: Path, shared_dir: Path) -> None:
     """An engine with empty tables gives every photo back: identity and do-no-harm pass, age and expression do
     not, and the gates say so (on real held-out photos, through FaceEditor, judged by dlib and the estimator)."""
-    from ganime_age.models.fitted_engine import FittedEngine
+    from ganime_age.engine import FittedEngine
 
     FittedEngine().save_pretrained(tmp_path / "nothing")
     out_json, samples = tmp_path / "gates.json", tmp_path / "grids"

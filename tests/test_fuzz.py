@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ganime_age.editing import EditorConfig, FaceEditor
 from ganime_age.errors import GanimeAgeError, ImageTooLargeError, InvalidArgumentError, NotAnImageError
-from ganime_age.pipeline import EditorConfig, FaceEditor
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "space" / "examples" / "astronaut.jpg"
@@ -243,7 +243,7 @@ def test_the_cache_is_bounded_by_memory(editor: FaceEditor) -> None:
     photo = np.asarray(Image.open(ASTRONAUT).convert("RGB"))  # 0.79 MB
     for shift in range(4):
         small.analyze(np.roll(photo, 8 * shift, axis=1))
-    assert len(small._cache) == 2  # 4 photos by count, 2 by the 2 MB budget
+    assert len(small.sessions) == 2  # 4 photos by count, 2 by the 2 MB budget
 
 
 def test_too_many_faces_is_a_typed_error(editor: FaceEditor) -> None:
@@ -353,7 +353,7 @@ def test_reenact_video_arguments_are_checked_before_any_work(editor: FaceEditor,
 EDIT_SPECIAL_FILES = """
 import resource, sys, threading, time
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a regression that reads /dev/zero fails here
-from ganime_age.pipeline import EditorConfig, FaceEditor
+from ganime_age.editing import EditorConfig, FaceEditor
 
 editor = FaceEditor.from_pretrained(config=EditorConfig(device="cpu"))
 for path in sys.argv[1:]:

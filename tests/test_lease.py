@@ -4,6 +4,7 @@ training that resume, the export back in pieces, joined, hash-checked and strict
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from ganime_age.errors import WeightsError
-from ganime_age.models.ganimation_age import GanimeAge
+from ganime_age.models.ganimation_age import GanimationAge
 from training.lease import MANIFEST, META_TAR, PIECE_PREFIX, SUMMARY, gather_data, main, pack_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,8 +108,8 @@ def test_slices_resume_and_the_export_comes_back_in_pieces(
     assert summary["evaluation"]["num_faces"] == 4
     target = tmp_path / "installed" / "ganime-age-64"
     assert main(["unpack", "--from", str(out), "--to", str(target)]) == 0
-    model = GanimeAge.from_pretrained(target)
-    exported = GanimeAge.from_pretrained(run_dir / "export")
+    model = GanimationAge.from_pretrained(target)
+    exported = GanimationAge.from_pretrained(run_dir / "export")
     assert all(
         torch.equal(a, b) for a, b in zip(model.state_dict().values(), exported.state_dict().values(), strict=True)
     )
@@ -135,9 +136,15 @@ def test_unpack_refuses_a_missing_piece(sharded: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "target" / "model.safetensors").exists()
 
 
-def test_runs_as_a_script_without_the_package_installed(tmp_path: Path) -> None:
-    """The device machine has no editable install: the script finds src/ itself."""
+def test_runs_as_a_script_on_a_machine_without_the_install(tmp_path: Path) -> None:
+    """The device machine has no editable install: the call its docstring gives (the checkout's folders on
+    PYTHONPATH, from the repository's root) runs the script."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["src", "."])}
     result = subprocess.run(
-        [sys.executable, "-I", str(REPO / "training" / "lease.py"), "--help"], capture_output=True, text=True
+        [sys.executable, str(REPO / "training" / "lease.py"), "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
     )
     assert result.returncode == 0 and "pack-data" in result.stdout, result.stderr[-2000:]

@@ -13,13 +13,13 @@ from safetensors.torch import save_file
 from ganime_age.errors import WeightsError
 from ganime_age.hub import load_pretrained
 from ganime_age.models.ganimation_age import (
-    GanimeAge,
-    GanimeAgeConfig,
-    GanimeAgeDiscriminator,
-    GanimeAgeDiscriminatorConfig,
+    GanimationAge,
+    GanimationAgeConfig,
+    GanimationAgeDiscriminator,
+    GanimationAgeDiscriminatorConfig,
 )
 
-SMALL = GanimeAgeConfig(image_size=64, conv_dim=16, num_residual_blocks=2)
+SMALL = GanimationAgeConfig(image_size=64, conv_dim=16, num_residual_blocks=2)
 
 
 def make_inputs(n: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -33,7 +33,7 @@ def make_inputs(n: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.T
 @pytest.mark.parametrize("size", [128, 256])
 def test_generator_shapes_and_attention_range(size: int) -> None:
     torch.manual_seed(0)
-    model = GanimeAge(GanimeAgeConfig(image_size=size))
+    model = GanimationAge(GanimationAgeConfig(image_size=size))
     image, aus, age = make_inputs(1, size)
     with torch.no_grad():
         out = model(image, aus, age)
@@ -46,7 +46,7 @@ def test_generator_shapes_and_attention_range(size: int) -> None:
 
 
 def test_architecture_follows_ganimation() -> None:
-    model = GanimeAge()
+    model = GanimationAge()
     first = model.encoder[0][0]
     assert first.in_channels == 3 + 17 + 128 and first.out_channels == 64 and first.kernel_size == (7, 7)
     downs = [model.encoder[1][0], model.encoder[2][0]]
@@ -61,7 +61,7 @@ def test_architecture_follows_ganimation() -> None:
 
 def test_output_equals_input_where_attention_is_one() -> None:
     torch.manual_seed(0)
-    model = GanimeAge(SMALL)
+    model = GanimationAge(SMALL)
     with torch.no_grad():
         model.attention_head[0].weight.fill_(50.0)  # features are post-ReLU (>= 0): A saturates to 1
     image, aus, age = make_inputs(2, 64)
@@ -74,7 +74,7 @@ def test_output_equals_input_where_attention_is_one() -> None:
 
 def test_age_only_and_au_only_changes_reach_the_generator() -> None:
     torch.manual_seed(0)
-    model = GanimeAge(SMALL)
+    model = GanimationAge(SMALL)
     image, aus, age = make_inputs(2, 64)
     with torch.no_grad():
         base = model(image, aus, age).image
@@ -89,29 +89,29 @@ def test_age_only_and_au_only_changes_reach_the_generator() -> None:
 
 
 def test_critic_heads_and_patchgan_variant() -> None:
-    critic = GanimeAgeDiscriminator()
+    critic = GanimationAgeDiscriminator()
     image = torch.randn(2, 3, 128, 128)
     with torch.no_grad():
         out = critic(image)
     assert out.realism.shape == (2, 1, 2, 2) and out.aus.shape == (2, 17) and out.age.shape == (2,)
     assert critic.layers[-1][0].out_channels == 2048 and critic.au_head.kernel_size == (2, 2)
-    patch = GanimeAgeDiscriminator(GanimeAgeDiscriminatorConfig(patch_gan=True, patch_layers=3))
+    patch = GanimationAgeDiscriminator(GanimationAgeDiscriminatorConfig(patch_gan=True, patch_layers=3))
     with torch.no_grad():
         assert patch(image).realism.shape == (2, 1, 16, 16)
     with pytest.raises(ValueError):
-        GanimeAgeDiscriminator(GanimeAgeDiscriminatorConfig(image_size=100))
+        GanimationAgeDiscriminator(GanimationAgeDiscriminatorConfig(image_size=100))
 
 
 def test_save_load_round_trip_is_identical(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = GanimeAge(SMALL).eval()
+    model = GanimationAge(SMALL).eval()
     model.save_pretrained(tmp_path / "g")
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["README.md", "config.json", "model.safetensors"]
     config = json.loads((tmp_path / "g" / "config.json").read_text())
     assert config["model_type"] == "ganime_age" and config["image_size"] == 64
-    loaded = GanimeAge.from_pretrained(tmp_path / "g")
+    loaded = GanimationAge.from_pretrained(tmp_path / "g")
     also = load_pretrained(tmp_path / "g")
-    assert isinstance(also, GanimeAge)
+    assert isinstance(also, GanimationAge)
     image, aus, age = make_inputs(2, 64)
     with torch.no_grad():
         assert torch.equal(model(image, aus, age).image, loaded(image, aus, age).image)
@@ -120,13 +120,13 @@ def test_save_load_round_trip_is_identical(tmp_path: Path) -> None:
 
 def test_fp16_checkpoint_is_half_size_and_upcasts(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = GanimeAge(SMALL).eval()
+    model = GanimationAge(SMALL).eval()
     model.save_pretrained(tmp_path / "full")
     model.save_pretrained(tmp_path / "half", dtype=torch.float16)
     full = (tmp_path / "full" / "model.safetensors").stat().st_size
     half = (tmp_path / "half" / "model.safetensors").stat().st_size
     assert half < 0.6 * full
-    loaded = GanimeAge.from_pretrained(tmp_path / "half")
+    loaded = GanimationAge.from_pretrained(tmp_path / "half")
     assert loaded.encoder[0][0].weight.dtype == torch.float32
     image, aus, age = make_inputs(1, 64)
     with torch.no_grad():
@@ -134,39 +134,41 @@ def test_fp16_checkpoint_is_half_size_and_upcasts(tmp_path: Path) -> None:
 
 
 def test_strict_loading_names_the_mismatched_tensors(tmp_path: Path) -> None:
-    GanimeAge(SMALL).save_pretrained(tmp_path / "g")
+    GanimationAge(SMALL).save_pretrained(tmp_path / "g")
     config = json.loads((tmp_path / "g" / "config.json").read_text())
     config["num_residual_blocks"] = 3  # the weights have 2 blocks
     (tmp_path / "g" / "config.json").write_text(json.dumps(config))
     with pytest.raises(WeightsError, match=r"missing .*bottleneck\.2"):
-        GanimeAge.from_pretrained(tmp_path / "g")
+        GanimationAge.from_pretrained(tmp_path / "g")
 
     config["num_residual_blocks"] = 2
     config["conv_dim"] = 8
     (tmp_path / "g" / "config.json").write_text(json.dumps(config))
     with pytest.raises(WeightsError, match="wrong shape"):
-        GanimeAge.from_pretrained(tmp_path / "g")
+        GanimationAge.from_pretrained(tmp_path / "g")
 
 
 def test_wrong_weights_files_are_typed_errors(tmp_path: Path) -> None:
     folder = tmp_path / "g"
-    GanimeAge(SMALL).save_pretrained(folder)
+    GanimationAge(SMALL).save_pretrained(folder)
     (folder / "model.safetensors").write_bytes(b"this is not a safetensors file")
     with pytest.raises(WeightsError, match=r"not a (readable )?safetensors file"):
-        GanimeAge.from_pretrained(folder)
+        GanimationAge.from_pretrained(folder)
     save_file({"unrelated.weight": torch.zeros(3)}, str(folder / "model.safetensors"))
     with pytest.raises(WeightsError, match=r"unexpected unrelated\.weight"):
-        GanimeAge.from_pretrained(folder)
-    GanimeAgeDiscriminator(GanimeAgeDiscriminatorConfig(image_size=64, num_layers=4)).save_pretrained(tmp_path / "d")
+        GanimationAge.from_pretrained(folder)
+    GanimationAgeDiscriminator(GanimationAgeDiscriminatorConfig(image_size=64, num_layers=4)).save_pretrained(
+        tmp_path / "d"
+    )
     with pytest.raises(WeightsError, match="not 'ganime_age'"):
-        GanimeAge.from_pretrained(tmp_path / "d")
+        GanimationAge.from_pretrained(tmp_path / "d")
     (folder / "model.safetensors").unlink()
     with pytest.raises(WeightsError, match=r"model\.safetensors not found"):
-        GanimeAge.from_pretrained(folder)
+        GanimationAge.from_pretrained(folder)
 
 
 def test_model_card_carries_metadata(tmp_path: Path) -> None:
-    GanimeAge(SMALL).save_pretrained(
+    GanimationAge(SMALL).save_pretrained(
         tmp_path / "g",
         model_card_kwargs={
             "trained_on": "UTKFace train split",
@@ -182,7 +184,7 @@ def test_model_card_carries_metadata(tmp_path: Path) -> None:
     assert card.data.pipeline_tag == "image-to-image"
     assert {"ganime-age", "face-aging"} <= set(card.data.tags)
     assert "UTKFace train split" in card.text and "| MAE | 7.1 |" in card.text and '"image_size": 64' in card.text
-    description = card.text.index(GanimeAge.description[:40])
+    description = card.text.index(GanimationAge.description[:40])
     assert description < card.text.index("A preview trained on a CPU.") < card.text.index("## Evaluation")
 
 
@@ -204,7 +206,7 @@ def test_push_to_hub_uploads_the_hub_layout(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", fake_upload_folder)
-    GanimeAge(SMALL).push_to_hub("someone/ganime-age-test")
+    GanimationAge(SMALL).push_to_hub("someone/ganime-age-test")
     assert uploaded["repo_id"] == "someone/ganime-age-test"
     assert uploaded["files"] == ["README.md", "config.json", "model.safetensors"]
     assert uploaded["config"]["model_type"] == "ganime_age"  # type: ignore[index]

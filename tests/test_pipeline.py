@@ -15,8 +15,8 @@ from PIL import Image
 
 from ganime_age.cli import main as cli_main
 from ganime_age.conditions import AU_NAMES, NUM_AGE_GROUPS, group_center
+from ganime_age.editing import EditorConfig, FaceEditor
 from ganime_age.errors import ConfigError, CorruptImageError, FaceIndexError, ModelFileNotFoundError, NoFaceError
-from ganime_age.pipeline import EditorConfig, FaceEditor
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "space" / "examples"
@@ -34,6 +34,10 @@ class CountingAnalyzer:
     def analyze(self, rgb: np.ndarray):
         self.calls += 1
         return self.analyzer.analyze(rgb)
+
+    @property
+    def segmenter(self):
+        return self.analyzer.segmenter
 
 
 @pytest.fixture(scope="module")

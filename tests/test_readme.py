@@ -16,8 +16,6 @@ import pytest
 from conftest import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 SPACE_COMMAND = 'pip install torch==2.13.0 && pip install -e ".[space]" && python app.py'
@@ -57,12 +55,13 @@ def test_ci_installs_what_the_readme_installs_and_runs_its_test_command() -> Non
 
 
 def default_model_card() -> Path:
-    """The model card of the embedded default model (the folder is named by the pipeline)."""
-    from ganime_age import pipeline
+    """The model card of the embedded default editor's engine (the part its editor.json names)."""
+    from ganime_age.editing import DEFAULT_EDITOR_DIR
+    from ganime_age.editing.manifest import find_manifest, part_location
 
-    folders = [getattr(pipeline, name, None) for name in ("DEFAULT_ENGINE_DIR", "DEFAULT_MODEL_DIR")]
-    cards = [folder / "README.md" for folder in folders if folder is not None]
-    return next((card for card in cards if card.is_file()), cards[0])
+    manifest = find_manifest(DEFAULT_EDITOR_DIR)
+    assert manifest is not None and manifest.engine is not None
+    return Path(part_location(DEFAULT_EDITOR_DIR, manifest.engine)) / "README.md"
 
 
 def test_one_story_of_the_default_model_in_the_readme_the_card_and_the_space() -> None:

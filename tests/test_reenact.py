@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ganime_age.editing import OneEuroFilter
 from ganime_age.errors import FaceIndexError, NoFaceError, VideoError, WeightsError
 from ganime_age.face_model import canonical_face, head_pose
 from ganime_age.faces import FaceAnalyzer, load_image, transform_points
@@ -25,7 +26,6 @@ from ganime_age.models.reenact import (
     landmark_tps_grid,
     render_heatmaps,
 )
-from ganime_age.reenactment import OneEuroFilter, Reenactment, load_reenactor
 from ganime_age.warp import warp_face
 
 TINY = {
@@ -223,14 +223,14 @@ def test_reenactor_save_load_round_trip(tmp_path: Path, faces: list) -> None:
     with torch.no_grad():
         assert torch.equal(loaded(x, points, points.flip(0)).image, reference)
     model.save_pretrained(tmp_path / "fp16", dtype=torch.float16)
-    half = load_reenactor(tmp_path / "fp16")
+    half = load_pretrained(tmp_path / "fp16", role="reenactor")
     with torch.no_grad():
         assert (half(x, points, points.flip(0)).image - reference).abs().max() < 0.05
     critic = ReenactDiscriminator(TINY_D)
     critic.save_pretrained(tmp_path / "critic")
     assert isinstance(load_pretrained(tmp_path / "critic"), ReenactDiscriminator)
     with pytest.raises(WeightsError):  # a critic is not a reenactor
-        load_reenactor(tmp_path / "critic")
+        load_pretrained(tmp_path / "critic", role="reenactor")
     with pytest.raises(WeightsError):  # strict: another size does not load
         Reenactor.from_pretrained(str(tmp_path / "fp32"), config={**TINY, "conv_dim": 16})
 
@@ -284,7 +284,7 @@ def test_training_steps_lower_the_loss(faces: list, tmp_path: Path) -> None:
     grid = system.sample_grid({"image": x[:2], "landmarks": points[:2]})
     assert grid.size[0] > 7 * 32
     system.export(tmp_path / "export", {"trained_on": "a test batch"})
-    assert isinstance(load_reenactor(tmp_path / "export"), Reenactor)
+    assert isinstance(load_pretrained(tmp_path / "export", role="reenactor"), Reenactor)
     assert "UTKFace" in (tmp_path / "export" / "README.md").read_text()
 
 
@@ -301,41 +301,43 @@ def test_identity_loss_runs(faces: list) -> None:
 @pytest.fixture(scope="module")
 def editor():
     """A FaceEditor: the embedded engine, a small *fresh* GANimation-age refiner on top, the embedded estimator."""
+    from ganime_age.editing import DEFAULT_ESTIMATOR_DIR, EditorConfig, FaceEditor
     from ganime_age.hub import load_pretrained
-    from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeConfig
-    from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR, EditorConfig, FaceEditor
+    from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeConfig
 
     torch.manual_seed(0)
-    config = GanimeAgeConfig(image_size=32, conv_dim=8, num_residual_blocks=1, age_embedding_dim=8, refiner=True)
+    config = GanimationAgeConfig(image_size=32, conv_dim=8, num_residual_blocks=1, age_embedding_dim=8, refiner=True)
     estimator = load_pretrained(DEFAULT_ESTIMATOR_DIR)
-    return FaceEditor(GanimeAge(config).eval(), age_estimator=estimator, config=EditorConfig(device="cpu"))
+    return FaceEditor(GanimationAge(config).eval(), age_estimator=estimator, config=EditorConfig(device="cpu"))
 
 
 def test_reenact_returns_a_full_size_photo(faces: list, editor, tmp_path: Path) -> None:
     (src_path, src_rgb, _), (drv_path, _, _) = faces[0], faces[5]
     wide = np.concatenate([src_rgb, np.full((200, 120, 3), 200, np.uint8)], axis=1)  # not square, face off-centre
-    engine = Reenactment(editor)
+    engine = editor.reenactment
     assert engine.method == "warp"
     out = engine.image(wide, drv_path, age=60)
     assert out.size == (320, 200)
     changed = np.abs(np.asarray(out).astype(int) - wide.astype(int))
     assert changed[:, :200].mean() > 2 and changed[:, 280:].max() == 0  # the face changed, far background not
     # without an age estimator, age=None keeps the age (an age asks for the estimator), the pose still moves
+    from ganime_age.editing import EditorConfig, FaceEditor
     from ganime_age.errors import ModelFileNotFoundError
-    from ganime_age.pipeline import EditorConfig, FaceEditor
 
-    bare = Reenactment(FaceEditor(editor.model, analyzer=editor.analyzer, config=EditorConfig(device="cpu")))
+    bare = FaceEditor(editor.model, analyzer=editor.analyzer, config=EditorConfig(device="cpu")).reenactment
     kept = np.asarray(bare.image(wide, drv_path))
     assert kept.shape == wide.shape and np.abs(kept.astype(int) - wide.astype(int)).mean() > 0.5
     with pytest.raises(ModelFileNotFoundError, match="no age estimator"):
         bare.image(wide, drv_path, age=60)
     # the learned path: a (tiny, untrained) reenactor redraws the aligned face, pasted back full size
     torch.manual_seed(0)
-    learned = Reenactment(editor, Reenactor(TINY))
+    learned = FaceEditor(
+        editor.model, age_estimator=editor.age_estimator, reenactor=Reenactor(TINY), config=editor.config
+    ).reenactment
     assert learned.method == "learned"
     assert learned.image(src_path, drv_path, age=30, aus_scale=0.5).size == (200, 200)
     # through FaceEditor: a reenactor folder given to from_pretrained is the learned path
-    from ganime_age.pipeline import FaceEditor
+    from ganime_age.editing import FaceEditor
 
     Reenactor(TINY).save_pretrained(tmp_path / "reenactor")
     loaded = FaceEditor.from_pretrained(device="cpu", reenactor=tmp_path / "reenactor")
@@ -345,7 +347,7 @@ def test_reenact_returns_a_full_size_photo(faces: list, editor, tmp_path: Path) 
 
 
 def test_reenact_odd_inputs(faces: list, editor, tmp_path: Path) -> None:
-    engine = Reenactment(editor)
+    engine = editor.reenactment
     src = faces[0][0]
     landscape = np.tile(np.linspace(0, 255, 256, dtype=np.uint8)[None, :, None], (160, 1, 3))
     with pytest.raises(NoFaceError, match="driving image"):
@@ -379,7 +381,7 @@ def test_reenact_video_has_one_frame_per_driving_frame(
     driving = tmp_path / "driving.mp4"
     write_driving_video(driving, frames)
     seen: list[float] = []
-    engine = Reenactment(editor)
+    engine = editor.reenactment
     out = engine.video(
         faces[0][0],
         driving,

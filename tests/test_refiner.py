@@ -182,7 +182,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, refiner_data: tuple[Path, dict
 
 def test_two_steps_train_every_term_and_export_a_refiner(run: Path) -> None:
     from ganime_age.hub import load_pretrained
-    from ganime_age.models.ganimation_age import GanimeAge
+    from ganime_age.models.ganimation_age import GanimationAge
 
     records = [r for r in read_log(run) if "step" in r]
     assert [r["step"] for r in records] == [1, 2]
@@ -200,7 +200,7 @@ def test_two_steps_train_every_term_and_export_a_refiner(run: Path) -> None:
     with Image.open(grid) as image:
         assert image.width > 7 * 64 and np.asarray(image).std() > 10  # 7 columns of real faces
     model = load_pretrained(run / "export")
-    assert isinstance(model, GanimeAge) and model.config.refiner and model.config.image_size == 64
+    assert isinstance(model, GanimationAge) and model.config.refiner and model.config.image_size == 64
     card = (run / "export" / "README.md").read_text(encoding="utf-8")
     assert "refiner of the fitted edit engine" in card and "non-commercial" in card
 
@@ -210,7 +210,7 @@ def test_an_untrained_refiner_in_the_editor_equals_the_engine(
 ) -> None:
     """The system's export before any step, loaded as FaceEditor's refiner, changes the engine's photo by < 0.5
     grey levels on average (and the refiner did run)."""
-    from ganime_age.pipeline import FaceEditor
+    from ganime_age.editing import FaceEditor
 
     output = tmp_path / "untrained"
     args = [f"train.data_dir={refiner_data[0]}", f"train.output_dir={output}", "train.max_steps=0"]

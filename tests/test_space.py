@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from ganime_age.conditions import AGE_GROUP_LABELS, AU_FACS_NAMES, AU_MAX, AU_NAMES, AU_REGIONS, group_center
 
-from ganime_age.conditions import AGE_GROUP_LABELS, AU_FACS_NAMES, AU_MAX, AU_NAMES, AU_REGIONS, group_center  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 EXAMPLES = REPO / "space" / "examples"
 ASTRONAUT = EXAMPLES / "astronaut.jpg"
@@ -246,7 +244,7 @@ def test_only_moved_aus_are_sent() -> None:
     assert sorted(n for names in AU_REGIONS.values() for n in names) == sorted(AU_NAMES) == sorted(AU_FACS_NAMES)
 
 
-def test_model_selector_lists_ageing_folders_only(tmp_path: Path) -> None:
+def test_model_selector_lists_the_default_editor_and_each_refiner(tmp_path: Path) -> None:
     from space.models import DEFAULT_KEY, available_models
 
     for name, model_type in [
@@ -258,8 +256,8 @@ def test_model_selector_lists_ageing_folders_only(tmp_path: Path) -> None:
         (tmp_path / name / "config.json").write_text(json.dumps({"model_type": model_type}))
     (tmp_path / "notes").mkdir()  # no config.json
     choices = available_models(tmp_path, env_model="")
-    assert [c.key for c in choices] == [DEFAULT_KEY, "agetransgan-256", "ragan-256"]
-    assert all(c.uses_aus for c in choices)  # a refiner runs on the fitted engine, which edits expressions
+    assert [c.key for c in choices] == [DEFAULT_KEY, "agetransgan-256", "ragan-256"]  # by role, not a type list
+    assert choices[0].source is None and choices[1].label == "engine + agetransgan-256"
 
 
 def test_provider_loads_each_model_once() -> None:

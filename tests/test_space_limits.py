@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import gc
 import inspect
-import sys
 import threading
 import time
 import weakref
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
 
+from ganime_age import errors
+from space.budget import REQUEST_MEMORY, MemoryBudget, parse_bytes
+from space.common import _hint, user_errors, without_server_paths
+
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-import gradio as gr  # noqa: E402
-
-from ganime_age import errors  # noqa: E402
-from space.budget import REQUEST_MEMORY, MemoryBudget, parse_bytes  # noqa: E402
-from space.common import _hint, user_errors, without_server_paths  # noqa: E402
 
 ASTRONAUT = REPO / "space" / "examples" / "astronaut.jpg"
 TYPED_ERRORS = sorted(

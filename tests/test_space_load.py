@@ -7,7 +7,6 @@ readable error that names the problem and shows no server path.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -16,8 +15,6 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 ASTRONAUT = REPO / "space" / "examples" / "astronaut.jpg"
 VISITORS = 50

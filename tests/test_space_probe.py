@@ -27,11 +27,9 @@ import pytest
 from conftest import stop_process
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from space.common import NOT_UPLOADED
 
-from space.common import NOT_UPLOADED  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 ASTRONAUT = REPO / "space" / "examples" / "astronaut.jpg"
 NUM_AUS = 17

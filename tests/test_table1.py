@@ -11,7 +11,7 @@ import torch
 
 from ganime_age.conditions import age_to_group
 from ganime_age.models.agetransgan import AgeTransGAN
-from ganime_age.models.ganimation_age import GanimeAge
+from ganime_age.models.ganimation_age import GanimationAge
 from training.data import PreparedFaces
 from training.eval_table1 import TARGET_GROUPS, default_estimator, parse_model
 from training.evaluate import main as evaluate_main
@@ -32,7 +32,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("table1_models")
     torch.manual_seed(0)
     AgeTransGAN(TINY_AGETRANSGAN).save_pretrained(root / "agetransgan")
-    GanimeAge(TINY_GANIME).save_pretrained(root / "ganime")
+    GanimationAge(TINY_GANIME).save_pretrained(root / "ganime")
     return {"agetransgan": root / "agetransgan", "ganime": root / "ganime"}
 
 

@@ -21,8 +21,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from ganime_age.errors import ModelFileNotFoundError, WeightsError
-from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeDiscriminator
-from training.data import PreparedFaces
+from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeDiscriminator
 from training.losses import VGG19Features, gradient_penalty, perceptual_loss, total_variation
 from training.systems.base import linear_decay
 from training.trackers import read_log
@@ -134,7 +133,7 @@ def test_sample_grid_is_a_real_image(run: Path) -> None:
 
 def test_export_loads_with_from_pretrained(run: Path) -> None:
     export = run / "export"
-    model = GanimeAge.from_pretrained(str(export))
+    model = GanimationAge.from_pretrained(str(export))
     assert model.config.image_size == 64 and model.config.conv_dim == 8
     newest = newest_checkpoint(run)
     assert newest is not None
@@ -154,7 +153,7 @@ def test_export_only_rewrites_the_card_with_the_evaluation(run: Path, tmp_path: 
     assert main(["--config", TINY, *overrides(prepared_utk64, output, max_steps=3), "--export-only"]) == 0
     card = (output / "export" / "README.md").read_text()
     assert "## Evaluation" in card and "| 70 | 6.5 |" in card
-    assert GanimeAge.from_pretrained(str(output / "export")).config.image_size == 64
+    assert GanimationAge.from_pretrained(str(output / "export")).config.image_size == 64
 
 
 def test_resume_reproduces_the_uninterrupted_run(run: Path, tmp_path: Path, prepared_utk64: Path) -> None:
@@ -303,7 +302,7 @@ def test_time_budget_checkpoints_and_exports(tmp_path: Path, prepared_utk64: Pat
     first = run_training(load_run_config(TINY, [*options, "train.max_minutes=0.0001"]))
     assert first["stopped"] == "time budget" and first["step"] == 1  # one step always runs
     assert read_checkpoint_step(newest_checkpoint(output)) == 1
-    assert GanimeAge.from_pretrained(first["export_dir"]).config.image_size == 64
+    assert GanimationAge.from_pretrained(first["export_dir"]).config.image_size == 64
     second = run_training(load_run_config(TINY, [*options, "train.max_minutes=0.0001"]), resume=True)
     assert second["resumed_from"] == 1 and second["step"] == 2 and second["stopped"] == "time budget"
 
@@ -419,15 +418,15 @@ def test_au_and_age_losses_go_down(tmp_path: Path, prepared_utk64: Path) -> None
     from training.data import PreparedFaces
 
     checkpoint = newest_checkpoint(output)
-    generator = GanimeAge(config.system.generator).eval()
+    generator = GanimationAge(config.system.generator).eval()
     generator.load_state_dict(load_file(str(checkpoint / "model.safetensors")))
-    critic = GanimeAgeDiscriminator(config.system.discriminator).eval()
+    critic = GanimationAgeDiscriminator(config.system.discriminator).eval()
     critic.load_state_dict(load_file(str(checkpoint / "model_1.safetensors")))
     faces = PreparedFaces(prepared_utk64, "test", image_size=64)
     batch = torch.utils.data.default_collate([faces[i] for i in range(len(faces))])
     images, aus, ages = batch["image"], batch["aus"], batch["age"]
+    from ganime_age.editing import DEFAULT_ESTIMATOR_DIR
     from ganime_age.hub import load_pretrained
-    from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR
 
     estimator = load_pretrained(DEFAULT_ESTIMATOR_DIR).eval()
     with torch.no_grad():
@@ -475,8 +474,8 @@ def test_cpu_recipe_warm_starts_and_trains_on_mixed_data(
     assert all(torch.equal(after_warmup[k].float(), start[k].float()) for k in start), "warm start or warm-up broke"
     after_gan = load_file(str(steps[4] / "model.safetensors"))
     assert any(not torch.equal(after_gan[k].float(), start[k].float()) for k in start)
-    critic = GanimeAgeDiscriminator.from_pretrained(output / "export" / "critic")
-    assert isinstance(critic, GanimeAgeDiscriminator)
+    critic = GanimationAgeDiscriminator.from_pretrained(output / "export" / "critic")
+    assert isinstance(critic, GanimationAgeDiscriminator)
 
 
 def test_warm_start_refuses_weights_that_do_not_fit(tmp_path: Path, prepared_utk64: Path) -> None:
@@ -492,15 +491,9 @@ def test_warm_start_refuses_weights_that_do_not_fit(tmp_path: Path, prepared_utk
 def test_supervised_phase_trains_the_generator_alone(
     tmp_path: Path, prepared_utk64: Path, prepared_cfee64: Path
 ) -> None:
-    """critic_steps 0: paired CFEE edits, an anchor for age-only edits and the classical teacher for the
-    unpaired edits teach; no critic step is taken."""
-    from training.teacher import EditTeacher
-
+    """critic_steps 0: paired CFEE edits and an anchor for age-only edits teach; no critic step is taken."""
     first = tmp_path / "first"
     assert main(["--config", TINY, *overrides(prepared_utk64, first, max_steps=1)]) == 0
-    teacher = tmp_path / "teacher.safetensors"
-    utk, cfee = PreparedFaces(prepared_utk64, "train"), PreparedFaces(prepared_cfee64, "train")
-    EditTeacher.fit(utk, cfee, min_support=1.0).save(teacher)
     output = tmp_path / "supervised"
     phase = [
         "system.critic_steps=0",
@@ -515,8 +508,6 @@ def test_supervised_phase_trains_the_generator_alone(
         "system.color_share=1.0",
         "system.lambda_paired_mask=10",
         "system.lambda_checkerboard=1e4",
-        "system.lambda_teacher=100",
-        f"system.teacher_file={teacher}",
         f"train.mix_data_dirs=[{prepared_cfee64}]",
         "train.mix_shares=[0.5]",
         f"train.init_weights.generator={first / 'export'}",
@@ -527,7 +518,6 @@ def test_supervised_phase_trains_the_generator_alone(
     assert len(records) == 3 and not any("g_adv" in r or "d_loss" in r for r in records)
     assert all(math.isfinite(r["g_anchor"]) and math.isfinite(r["g_checkerboard"]) for r in records)
     assert max(r["g_paired"] for r in records) > 0 and max(r["g_paired_mask"] for r in records) > 0
-    assert max(r["g_teacher"] for r in records) > 0 and all(math.isfinite(r["g_teacher_mask"]) for r in records)
     ((_, checkpoint),) = list_checkpoints(output)
     start = load_file(str(first / "export" / "model.safetensors"))
     trained = load_file(str(checkpoint / "model.safetensors"))

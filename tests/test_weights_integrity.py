@@ -21,10 +21,10 @@ import torch
 from conftest import call_with_memory_cap
 from safetensors.torch import load_file, save_file
 
+from ganime_age.editing import DEFAULT_ENGINE_DIR, DEFAULT_ESTIMATOR_DIR, EditorConfig, FaceEditor
 from ganime_age.errors import CorruptWeightsError, ModelOutputError, WeightsError
 from ganime_age.hub import CONFIG_SHA256, WEIGHTS_SHA256, load_pretrained
-from ganime_age.models.ganimation_age import GanimeAge, GanimeAgeConfig
-from ganime_age.pipeline import DEFAULT_ENGINE_DIR, DEFAULT_ESTIMATOR_DIR, EditorConfig, FaceEditor
+from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeConfig
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "space" / "examples" / "astronaut.jpg"
@@ -100,12 +100,12 @@ def test_the_shipped_folders_carry_and_pass_their_sums() -> None:
 
 
 def test_save_pretrained_writes_the_sums_and_loading_checks_them(tmp_path: Path) -> None:
-    model = GanimeAge(GanimeAgeConfig(image_size=64, conv_dim=8, num_residual_blocks=1, age_embedding_dim=16))
+    model = GanimationAge(GanimationAgeConfig(image_size=64, conv_dim=8, num_residual_blocks=1, age_embedding_dim=16))
     model.save_pretrained(tmp_path / "g")
     settings = json.loads((tmp_path / "g" / "config.json").read_text())
     digest = hashlib.sha256((tmp_path / "g" / "model.safetensors").read_bytes()).hexdigest()
     assert settings[WEIGHTS_SHA256] == digest and settings["image_size"] == 64
-    assert isinstance(load_pretrained(tmp_path / "g"), GanimeAge)
+    assert isinstance(load_pretrained(tmp_path / "g"), GanimationAge)
     (tmp_path / "g" / "model.safetensors").write_bytes(
         (tmp_path / "g" / "model.safetensors").read_bytes()[:-4] + b"\0\0\0\0"
     )
@@ -124,7 +124,7 @@ def test_save_pretrained_writes_the_sums_and_loading_checks_them(tmp_path: Path)
         ({"config": lambda c: c.update(max_age=0)}, "max_age must be between 1 and 200"),
         ({"config": lambda c: c.update(num_aus=16)}, "num_aus must be between 17 and 17"),
         ({"config": lambda c: c.update(conv_dim="wide")}, "conv_dim|invalid literal"),
-        ({"config": lambda c: c.update(dropout=0.5)}, "unknown GanimeAgeConfig option.*dropout"),
+        ({"config": lambda c: c.update(dropout=0.5)}, "unknown GanimationAgeConfig option.*dropout"),
         ({"config": lambda c: c.update(model_type="age_estimator")}, "unknown AgeEstimatorConfig option"),
         ({"config": lambda c: c.update(model_type="banana")}, "unknown model_type 'banana'"),
     ],
@@ -177,12 +177,12 @@ def test_the_parameter_count_is_taken_from_the_config() -> None:
     from ganime_age.hub import MAX_PARAMETERS, check_model_size
 
     with torch.device("meta"):
-        big = GanimeAge(GanimeAgeConfig(conv_dim=1024, num_residual_blocks=64, age_embedding_dim=4096))
-        default = GanimeAge(GanimeAgeConfig())
+        big = GanimationAge(GanimationAgeConfig(conv_dim=1024, num_residual_blocks=64, age_embedding_dim=4096))
+        default = GanimationAge(GanimationAgeConfig())
     assert all(t.device.type == "meta" for t in big.state_dict().values())  # counted without memory
     with pytest.raises(WeightsError, match="19,904 M parameters"):
         check_model_size(big, "big")
-    assert check_model_size(default, "default") == sum(p.numel() for p in GanimeAge().state_dict().values())
+    assert check_model_size(default, "default") == sum(p.numel() for p in GanimationAge().state_dict().values())
     assert check_model_size(default, "default") < MAX_PARAMETERS / 50
 
 
@@ -245,7 +245,7 @@ def test_a_special_file_in_place_of_a_model_file_is_named(tmp_path: Path, kind: 
         holder.bind(str(target))
     expected = "is a folder" if kind == "folder" else "is not a regular file"
     try:
-        for load in (load_pretrained, GanimeAge.from_pretrained):
+        for load in (load_pretrained, GanimationAge.from_pretrained):
             with pytest.raises(WeightsError, match=expected) as caught:
                 load(folder)
             assert "not found" not in str(caught.value)
@@ -269,6 +269,6 @@ def test_a_special_file_in_place_of_a_model_file_is_named(tmp_path: Path, kind: 
 def test_a_damaged_config_json_is_a_weights_error(tmp_path: Path, content: bytes, expected: str) -> None:
     folder = damaged_copy(tmp_path)
     (folder / "config.json").write_bytes(content)
-    for load in (load_pretrained, GanimeAge.from_pretrained):  # the Hub mixin's own json.load raised before
+    for load in (load_pretrained, GanimationAge.from_pretrained):  # the Hub mixin's own json.load raised before
         with pytest.raises(WeightsError, match=expected):
             load(folder)

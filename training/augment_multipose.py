@@ -30,9 +30,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # `python training/augment_multipose.py`: make `training` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from ganime_age.config import from_dict, load_yaml, to_dict
 from ganime_age.errors import ConfigError, DatasetError, GanimeAgeError
 from training.multipose.config import (
@@ -94,7 +91,7 @@ def resolve_estimator(option: str | None) -> str | None:
     if option is None or option.strip().lower() in ("", "none"):
         return None
     if option == "embedded":
-        from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR
+        from ganime_age.editing import DEFAULT_ESTIMATOR_DIR
 
         if not (DEFAULT_ESTIMATOR_DIR / "config.json").is_file():
             raise ConfigError(f"the embedded age estimator is missing from {DEFAULT_ESTIMATOR_DIR}; pass --estimator")

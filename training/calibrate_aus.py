@@ -33,9 +33,6 @@ import numpy as np
 import pyarrow.parquet as pq
 from scipy.optimize import minimize
 
-if __package__ in (None, ""):  # `python training/calibrate_aus.py`: make `training` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from ganime_age.conditions import AU_MAX, AU_NAMES, NUM_AUS
 from ganime_age.errors import DatasetError, exit_status
 from ganime_age.faces.aus import (

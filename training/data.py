@@ -44,8 +44,8 @@ from torch.utils.data import Dataset
 from ganime_age.conditions import NUM_AUS
 from ganime_age.errors import DatasetError
 from ganime_age.faces.aus import NUM_BLENDSHAPES, blendshape_mapping, blendshapes_to_aus
+from ganime_age.faces.topology import NUM_LANDMARKS
 
-NUM_LANDMARKS = 478
 LABEL_COLUMNS = ("id", "age", "age_group", "aus", "pose", "landmarks", "identity_hint")
 OPTIONAL_COLUMNS = ("blendshapes", "au_source", "age_estimated")  # format 2
 
@@ -54,7 +54,7 @@ def shard_files(data_dir: str | Path, split: str) -> list[Path]:
     """The Parquet shards of one split, in chunk order."""
     folder = Path(data_dir)
     if not folder.is_dir():
-        raise DatasetError(f"prepared dataset not found: {folder} (make one with `ganime-age prepare`)")
+        raise DatasetError(f"prepared dataset not found: {folder} (make one with `python training/prepare_data.py`)")
     return sorted((folder / "data").glob(f"{split}-*.parquet"))
 
 

@@ -236,8 +236,8 @@ class GateEvaluation:
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict[str, Any]:
+        from ganime_age.editing import EditorConfig, FaceEditor
         from ganime_age.faces import load_image
-        from ganime_age.pipeline import EditorConfig, FaceEditor
         from training.judges import DlibAge, DlibIdentity
 
         started = time.perf_counter()

@@ -15,7 +15,7 @@ faces spread over the split fix the identity threshold; ``--max-inputs`` limits 
 - **EAM**: the estimated age mean of the outputs (AgeEstimator), next to the real mean age of that group
   in the test split (the last row).
 
-Any model folder with ``edit_faces`` works (GanimeAge, AgeTransGAN with/without MI, ReAgingGAN): the
+Any model folder with ``edit_faces`` works (GanimationAge, AgeTransGAN with/without MI, ReAgingGAN): the
 class is picked from its config.json by :func:`ganime_age.hub.load_pretrained`.
 """
 
@@ -30,18 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-if __package__ in (None, ""):  # `python training/eval_table1.py`: make `training` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from ganime_age.conditions import AGE_GROUP_LABELS, NUM_AGE_GROUPS, age_to_group, group_center, group_from_label
+from ganime_age.editing import pick_device
 from ganime_age.errors import GanimeAgeError
-from training.evaluate import (
-    add_common_arguments,
-    decode_faces,
-    identity_threshold,
-    pick_device,
-    spread_indices,
-)
+from training.evaluate import add_common_arguments, decode_faces, identity_threshold, spread_indices
 from training.metrics import accept_rate, embed_faces, finite_mean, markdown_table, matched_cosines
 
 INPUT_GROUP = group_from_label("20-29")

@@ -23,10 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-if __package__ in (None, ""):  # `python training/evaluate.py`: make `training` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from ganime_age.conditions import AU_FACS_NAMES, AU_NAMES
+from ganime_age.editing import pick_device  # the library's: checks the named device exists here
 from ganime_age.errors import GanimeAgeError, exit_status
 from training.metrics import (
     accept_rate,
@@ -68,12 +66,6 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pairs", type=int, default=20000, help="different-person pairs for the threshold")
     parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
     parser.add_argument("--markdown", help="write the Markdown tables here (e.g. <run>/evaluation.md)")
-
-
-def pick_device(name: str | None) -> torch.device:
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def load_faces(data: str, split: str, image_size: int, max_faces: int | None) -> dict[str, torch.Tensor]:
@@ -165,7 +157,7 @@ class GanimationEvaluation:
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--model", required=True, help="ageing model folder or Hub id (GanimeAge, ...)")
+        parser.add_argument("--model", required=True, help="ageing model folder or Hub id (GanimationAge, ...)")
         parser.add_argument("--estimator", required=True, help="AgeEstimator folder or Hub id")
         add_common_arguments(parser)
         parser.add_argument("--ages", type=parse_ages, default=parse_ages(DEFAULT_AGES), help="target ages")

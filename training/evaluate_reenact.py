@@ -99,28 +99,31 @@ class ReenactEvaluation:
         parser.add_argument("--markdown", help="write the Markdown tables here")
 
     @staticmethod
-    def engine(args: argparse.Namespace) -> Any:
+    def editor(args: argparse.Namespace) -> Any:
+        from ganime_age.editing import EditorConfig, FaceEditor
         from ganime_age.models.reenact import Reenactor
-        from ganime_age.pipeline import EditorConfig, FaceEditor
-        from ganime_age.reenactment import Reenactment, load_reenactor
 
         editor = FaceEditor.from_pretrained(
-            config=EditorConfig(model=args.model, age_estimator=args.age_estimator, device=args.device)
+            args.model,
+            age_estimator=args.age_estimator,
+            reenactor=args.reenactor if args.reenactor not in (None, "untrained") else None,
+            config=EditorConfig(device=args.device),
         )
         if args.reenactor == "untrained":
             torch.manual_seed(0)
-            reenactor = Reenactor().eval()
-        else:
-            reenactor = load_reenactor(args.reenactor) if args.reenactor else None
-        return Reenactment(editor, reenactor)
+            editor = FaceEditor(
+                editor.model, age_estimator=editor.age_estimator, reenactor=Reenactor().eval(), config=editor.config
+            )
+        return editor
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict[str, Any]:
         from ganime_age.faces import load_image
         from ganime_age.models.mobilefacenet import FaceRecognizer
 
-        engine = ReenactEvaluation.engine(args)
-        analyzer = engine.editor.analyzer
+        editor = ReenactEvaluation.editor(args)
+        engine = editor.reenactment
+        analyzer = editor.analyzer
         photos: list[tuple[Path, np.ndarray, Any]] = []
         for path in pick_photos(args.photos, args.max_faces, args.seed):
             rgb = load_image(path)

@@ -24,12 +24,12 @@ import numpy as np
 
 from ganime_age.conditions import NUM_AUS
 from ganime_age.faces.aus import NUM_BLENDSHAPES, blendshape_vector
+from ganime_age.faces.topology import NUM_LANDMARKS
 from training.prepare_data import file_sha1, pick_face, split_for, split_key_digest
 from training.sources import UTKFACE_NAME, SourceItem, parse_source
 
 log = logging.getLogger(__name__)
 
-NUM_LANDMARKS = 478
 TEST_FRACTIONS = {"utkface": 0.1, "cfee": 0.15}  # prepare_data's defaults for these sources
 RECORDS_VERSION = 1
 

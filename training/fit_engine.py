@@ -1,4 +1,4 @@
-"""Fit the edit engine (``ganime_age.models.fitted_engine``) on real photos, in CPU minutes.
+"""Fit the edit engine (``ganime_age.engine``) on real photos, in CPU minutes.
 
     python training/fit_engine.py --utkface ../shared/datasets/utkface --cfee ../shared/datasets/cfee \\
         --cache runs/engine --output src/ganime_age/weights/ganime-age-engine [--max-utkface 4000]
@@ -20,7 +20,7 @@ held-out faces were never seen):
 - **AU gains**: per AU, how far one unit moves the face, so that an edit to 4 reads about 4 on the AU read-out;
 - **hair greying**: grey hair's brightness relative to the skin, and per age centre the share of people's hair
   that has turned to it (their hair's brightness relative to the skin, between that of 20-35 year olds and
-  grey hair's), from the hair that the engine's own :func:`~ganime_age.models.fitted_engine.hair_weight`
+  grey hair's), from the hair that the engine's own :func:`~ganime_age.engine.hair.hair_weight`
   finds in UTKFace.
 
 ``fit_engine.py hair --engine DIR --utkface ... [--cache ...]`` fits the hair alone into an engine folder.
@@ -44,24 +44,13 @@ import cv2
 import numpy as np
 import torch
 
-if __package__ in (None, ""):  # run as a script: make `training` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from ganime_age.conditions import AU_NAMES, NUM_AUS
-from ganime_age.models.fitted_engine import (
-    FACE_LEFT,
-    FACE_RIGHT,
-    LEFT_BROW,
-    RIGHT_BROW,
-    FittedEngine,
-    FittedEngineConfig,
-    age_weights,
-    band_energies,
-    log_image,
-    mouth_strip,
-    skin_level,
-    template_map,
-)
+from ganime_age.engine import FittedEngine, FittedEngineConfig
+from ganime_age.engine.appearance import band_energies, log_image
+from ganime_age.engine.frames import template_map
+from ganime_age.engine.geometry import age_weights
+from ganime_age.engine.mouth import mouth_strip, skin_level
+from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT, LEFT_BROW, RIGHT_BROW
 from training.face_records import FaceRecords, collect
 from training.sources import UTKFACE_NAME
 
@@ -205,13 +194,13 @@ def fit_age_and_sex(engine: FittedEngine, records: FaceRecords, root: Path, prog
     textures = colour_solution.reshape(2, k, 3, size, size)
     mean_texture = textures.mean(axis=(0, 1))
     energies = np.maximum(energy_solution.reshape(2, k, c.detail_bands, small, small), 0.0)
-    with torch.no_grad():
-        engine.mean_shape.copy_(torch.from_numpy(mean_shape))
-        engine.age_shapes.copy_(torch.from_numpy(age_shapes - mean_shape))  # offsets: fp16 keeps them exact
-        engine.mean_texture.copy_(torch.from_numpy(mean_texture))
-        engine.age_textures.copy_(torch.from_numpy(textures - mean_texture))
-        engine.age_energies.copy_(torch.from_numpy(energies))
-    engine.invalidate()
+    engine.set_tables(
+        mean_shape=mean_shape,
+        age_shapes=age_shapes - mean_shape,  # offsets: fp16 keeps them exact
+        mean_texture=mean_texture,
+        age_textures=textures - mean_texture,
+        age_energies=energies,
+    )
     sex = fit_sex(engine, thumbnails, subset.sex, subset.split == "train")
     support = design[:, : 2 * k].sum(0).reshape(2, k)
     return {
@@ -279,11 +268,7 @@ def fit_aus(engine: FittedEngine, records: FaceRecords, root: Path, progress: bo
     for index, (neutral, posed) in iterator:
         moments += np.outer(codes[index], colour(posed) - colour(neutral))
     au_textures = np.linalg.solve(gram + AU_TEXTURE_RIDGE * np.eye(NUM_AUS), moments).reshape(NUM_AUS, 3, size, size)
-    with torch.no_grad():
-        engine.au_shapes.copy_(torch.from_numpy(au_shapes))
-        engine.au_reach.copy_(torch.from_numpy(reach))
-        engine.au_textures.copy_(torch.from_numpy(au_textures * engine.template.mask))
-    engine.invalidate()
+    engine.set_tables(au_shapes=au_shapes, au_reach=reach, au_textures=au_textures * engine.template.mask)
     return {"pairs": len(pairs), "coded_pairs_per_au": (codes > 0).sum(0).tolist()}
 
 
@@ -338,9 +323,7 @@ def fit_mouth(engine: FittedEngine, records: FaceRecords, root: Path, progress: 
             if counts[1 - family, k] < 0:
                 raise ValueError(f"no open-mouth training photo near a gap of {bins[k]} cm")
             interiors[family, k] = interiors[1 - family, k]
-    with torch.no_grad():
-        engine.mouth_interiors.copy_(torch.from_numpy(interiors.transpose(0, 1, 4, 2, 3)))
-    engine.invalidate()
+    engine.set_tables(mouth_interiors=interiors.transpose(0, 1, 4, 2, 3))
     return {"photos": len(chosen), "photos_per_gap": {"open": counts[0].tolist(), "smile": counts[1].tolist()}}
 
 
@@ -373,7 +356,8 @@ def calibrate_au_gains(
         rgb = load_image(root / str(records.paths[row]))
         found = analyzer.analyze(rgb)[0]
         if found.landmarks is not None:
-            prepared.append((rgb, engine.prepare_face(rgb, found.landmarks.landmarks), np.asarray(found.aus)))
+            face = engine.prepare_face(rgb, found.landmarks.landmarks, segment=analyzer.segmenter)
+            prepared.append((rgb, face, np.asarray(found.aus)))
     gains = np.ones(NUM_AUS)
     readings: dict[str, list[float]] = {}
     iterator: Any = range(NUM_AUS)
@@ -384,9 +368,9 @@ def calibrate_au_gains(
     for au in iterator:
         curve: list[float] = []
         for gain in AU_GAIN_STEPS:
-            with torch.no_grad():
-                engine.au_gains[au] = gain
-            engine.invalidate()
+            trial = engine.tables["au_gains"].copy()
+            trial[au] = gain
+            engine.set_tables(au_gains=trial)
             values = []
             for rgb, face, aus in prepared:
                 target = aus.copy()
@@ -407,9 +391,7 @@ def calibrate_au_gains(
             gains[au] = AU_GAIN_STEPS[-1]
         else:
             gains[au] = 1.0
-    with torch.no_grad():
-        engine.au_gains.copy_(torch.from_numpy(gains))
-    engine.invalidate()
+    engine.set_tables(au_gains=gains)
     analyzer.close()
     return {
         "faces": len(prepared),
@@ -437,22 +419,21 @@ def fit_sex(engine: FittedEngine, thumbnails: np.ndarray, sex: np.ndarray, train
         return value
 
     optimiser.step(loss)
+    engine.set_tables(sex_weights=weights.detach())
     with torch.no_grad():
-        engine.sex_weights.copy_(weights.detach())
         predicted = (x @ weights[:-1] + weights[-1]) > 0
         accuracy = {
             split: float((predicted[mask] == (y[mask] > 0.5)).double().mean())
             for split, mask in (("train", train_t), ("test", ~train_t))
             if bool(mask.any())
         }
-    engine.invalidate()
     return {"faces": len(thumbnails), "accuracy": accuracy}
 
 
-def hair_brightness(engine: FittedEngine, rgb: np.ndarray, landmarks: np.ndarray) -> float | None:
-    """One photo's hair brightness over its skin brightness (the engine's own hair mask and skin level), or
-    None when too little hair is found."""
-    face = engine.prepare_face(rgb, landmarks)
+def hair_brightness(engine: FittedEngine, rgb: np.ndarray, landmarks: np.ndarray, segment: Any) -> float | None:
+    """One photo's hair brightness over its skin brightness (the engine's own hair mask and skin level, with the
+    person's silhouette from `segment`), or None when too little hair is found."""
+    face = engine.prepare_face(rgb, landmarks, segment=segment)
     weight = face.hair
     if weight.mean() < HAIR_MIN_SHARE:
         return None
@@ -470,7 +451,9 @@ def fit_hair(
     towards that, kept from falling with age. (Colourfulness does not tell grey from black hair: both lack it.)
     """
     from ganime_age.faces import load_image
+    from ganime_age.faces.segment import SelfieSegmenter
 
+    segment = SelfieSegmenter()
     centres = engine.centres
     usable = np.flatnonzero((records.split == "train") & np.isfinite(records.ages) & frontal(records))
     if len(usable) > max_faces:
@@ -482,7 +465,7 @@ def fit_hair(
         iterator = tqdm(usable, desc="hair", unit="face")
     ages, levels = [], []
     for row in iterator:
-        found = hair_brightness(engine, load_image(root / str(records.paths[row])), records.landmarks[row])
+        found = hair_brightness(engine, load_image(root / str(records.paths[row])), records.landmarks[row], segment)
         if found is not None:
             ages.append(float(records.ages[row]))
             levels.append(found)
@@ -499,10 +482,7 @@ def fit_hair(
     greying = np.clip((per_centre - young) / max(level - young, 1e-3), 0.0, 1.0)
     greying[centres <= HAIR_YOUNG[1]] = 0.0
     greying = np.maximum.accumulate(greying)  # hair does not regain its colour with age
-    with torch.no_grad():
-        engine.hair_greying.copy_(torch.from_numpy(greying.astype(np.float32)))
-        engine.hair_level.fill_(level)
-    engine.invalidate()
+    engine.set_tables(hair_greying=greying.astype(np.float32), hair_level=np.array([level], np.float32))
     return {
         "faces": len(levels),
         "fitted": True,

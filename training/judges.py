@@ -62,9 +62,6 @@ from typing import Any
 
 import numpy as np
 
-if __package__ in (None, ""):  # `python training/judges.py`: make `training` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from ganime_age.errors import (
     BackendNotInstalledError,
     CorruptWeightsError,

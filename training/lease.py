@@ -11,7 +11,8 @@ those limits, so:
 
     # device, call 1: carry [".carry/utkface128-part1", ".carry/models"] -> the first part lands, no training yet
     # device, call 2..n: carry [".carry/utkface128-part2"] (then nothing) -> data complete, train ~8 min a call
-    python3 training/lease.py run --out "$OUT" --minutes 8 [key.path=value ...]   # overrides go last
+    # (the device has no editable install: PYTHONPATH makes `ganime_age` and `training` importable there)
+    PYTHONPATH=src:. python3 training/lease.py run --out "$OUT" --minutes 8 [key.path=value ...]   # overrides go last
 
     # here: join the pieces, check the hash, strict-load, install as the embedded default
     python training/lease.py unpack --from <files_at> --to src/ganime_age/weights/ganime-age-refiner
@@ -38,11 +39,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if __package__ in (None, ""):  # `python training/lease.py` on a machine without the package installed
-    sys.path[:0] = [str(REPO / "src"), str(REPO)]
+from training.trackers import LOG_NAME
 
-from training.trackers import LOG_NAME  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
@@ -66,7 +65,9 @@ def pack_data(data: Path, to: Path, max_mib: float) -> list[Path]:
     """Split a prepared dataset into folders of at most `max_mib` each, each holding the full manifest."""
     shards = sorted((data / "data").glob("*.parquet"))
     if not shards:
-        raise SystemExit(f"{data} holds no data/*.parquet shards: prepare it first (ganime-age prepare ...)")
+        raise SystemExit(
+            f"{data} holds no data/*.parquet shards: prepare it first (python training/prepare_data.py ...)"
+        )
     extras = [p for p in (data / "README.md", data / "prepare_report.json") if p.is_file()]
     limit = int(max_mib * MIB)
     too_big = [p.name for p in shards if p.stat().st_size > limit]

@@ -1,7 +1,7 @@
 """Prepare a face dataset for training: detect, analyse, align and shard real photos into Parquet.
 
-    ganime-age prepare --source utkface --input ../shared/datasets/utkface --output data/utkface128
-    python -m training.prepare_data --source ffhq-aging --input ffhq --labels ffhq_aging_labels.csv \\
+    python training/prepare_data.py --source utkface --input ../shared/datasets/utkface --output data/utkface128
+    python training/prepare_data.py --source ffhq-aging --input ffhq --labels ffhq_aging_labels.csv \\
         --output data/ffhq256 --size 256 --workers 8
 
 Every photo goes through the same path as at inference time (``ganime_age.faces``): load (EXIF,
@@ -55,11 +55,11 @@ from ganime_age.errors import (
     NotAnImageError,
 )
 from ganime_age.faces.aus import NUM_BLENDSHAPES, blendshape_vector
+from ganime_age.faces.topology import NUM_LANDMARKS
 from training.sources import SOURCES, SourceItem, SourceListing, parse_source
 
 log = logging.getLogger(__name__)
 
-NUM_LANDMARKS = 478
 STATE_DIR = ".prepare"
 MANIFEST = "manifest.json"
 HASH_CACHE = "hashes.json"
@@ -553,7 +553,7 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
         warnings.warn(f"{config.source}: skipped {count} input(s) as {reason} (e.g. {shown})", stacklevel=2)
     _check_manifest(output, config.manifest(_items_digest(items)), config.overwrite)
     if config.age_estimator is None and any(not item.age_known for item, _ in items):
-        from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR
+        from ganime_age.editing import DEFAULT_ESTIMATOR_DIR
 
         config.age_estimator = str(DEFAULT_ESTIMATOR_DIR)
 
@@ -757,7 +757,7 @@ def write_card(output: Path, config: PrepareConfig, report: dict[str, Any]) -> N
     )
     body = f"""# {front["pretty_name"]}
 
-Aligned face crops prepared by `ganime-age prepare --source {config.source} --size {config.size}` (ganime-age
+Aligned face crops prepared by `python training/prepare_data.py --source {config.source} --size {config.size}` (ganime-age
 {__version__}) from **{spec.title}**, for training the ganime-age ageing and expression models.
 
 ## Licence
@@ -815,7 +815,7 @@ def push_to_hub(output: Path, repo_id: str, *, private: bool = False, token: str
         repo_id=repo_id,
         repo_type="dataset",
         ignore_patterns=[f"{STATE_DIR}/*", "**/.*", ".*"],
-        commit_message="Upload prepared faces (ganime-age prepare)",
+        commit_message="Upload prepared faces (training/prepare_data.py)",
     )
     return str(getattr(info, "commit_url", info))
 
@@ -823,10 +823,10 @@ def push_to_hub(output: Path, repo_id: str, *, private: bool = False, token: str
 # -- command line ---------------------------------------------------------------------------------------
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    """The `prepare` options (the main CLI passes its sub-parser here to delegate `ganime-age prepare`)."""
-    parser = parser or argparse.ArgumentParser(
-        prog="ganime-age prepare", description="Detect, analyse and align faces into a prepared Parquet dataset."
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python training/prepare_data.py``."""
+    parser = argparse.ArgumentParser(
+        prog="training/prepare_data.py", description="Detect, analyse and align faces into a prepared Parquet dataset."
     )
     parser.add_argument("--source", choices=sorted(SOURCES), required=True, help="dataset layout")
     parser.add_argument("--input", required=True, help="folder holding the photos")

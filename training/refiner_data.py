@@ -39,9 +39,6 @@ from typing import Any
 
 import numpy as np
 
-if __package__ in (None, ""):  # `python training/refiner_data.py`: make `training` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from ganime_age.conditions import AU_NAMES, NUM_AUS
 from ganime_age.errors import DatasetError, GanimeAgeError
 from training.data import REFINER_FORMAT_VERSION, REFINER_MANIFEST, REFINER_SHARDS
@@ -285,7 +282,7 @@ class EngineEdits:
     """The fitted engine through ``FaceEditor`` (as a user edits), plus the crops the refiner sees."""
 
     def __init__(self, engine: str | None, size: int) -> None:
-        from ganime_age.pipeline import FaceEditor
+        from ganime_age.editing import FaceEditor
 
         self.editor = FaceEditor.from_pretrained(engine, device="cpu")
         self.size = size

@@ -31,9 +31,6 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-if __package__ in (None, ""):  # `python training/train.py`: make `training` importable from the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from ganime_age.config import apply_overrides, from_dict, load_yaml, to_dict
 from ganime_age.errors import GanimeAgeError
 from training.systems import system_class

@@ -5,7 +5,7 @@ Add a tab by writing such a module and listing it in :data:`TAB_MODULES` (in dis
 `editor_provider` is a :class:`space.models.EditorProvider`. In a tab's heavy functions (decorated
 with :func:`space.gpu.gpu` and, inside that, :func:`space.common.user_errors`) use
 ``with editor_provider.session(model_key) as editor:`` (one event at a time per editor);
-``editor_provider.choices(needs_aus=...)`` lists the models for a selector, and
+``editor_provider.choices()`` lists the editors for a selector, and
 :func:`space.common.photo_block` builds the usual photo + examples + face + model inputs.
 """
 

@@ -84,12 +84,6 @@ def _preset_setter(preset: Preset) -> Any:
 
 def build_tab(editor_provider: EditorProvider) -> None:
     """Build the Expression tab inside the current `gr.Tab`."""
-    if not editor_provider.choices(needs_aus=True):
-        gr.Markdown(
-            "None of the models this Space offers is conditioned on Action Units, so expressions cannot "
-            "be edited here; the Age tab works with every model."
-        )
-        return
 
     @gpu(duration=30)
     @user_errors
@@ -180,7 +174,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            block = photo_block(editor_provider, prefix="expr", needs_aus=True)
+            block = photo_block(editor_provider, prefix="expr")
             with gr.Row():
                 change_age = gr.Checkbox(False, label="Change the age too", elem_id="expr-change-age", scale=1)
                 age = api_slider(0, 100, value=35, step=1, label="Target age (years)", elem_id="expr-age", scale=3)

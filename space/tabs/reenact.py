@@ -1,7 +1,7 @@
 """Reenactment tab: the source photo takes a driving photo's (or video's) head pose and expression, at any age.
 
-Output is shown side by side with the source and the driver. Without a trained reenactor
-(``$GANIME_AGE_REENACTOR``) the edit engine moves the face to the driver's landmarks (pose and expression)
+Output is shown side by side with the source and the driver. Without a trained reenactor (a part of the
+editor's manifest) the edit engine moves the face to the driver's landmarks (pose and expression)
 and paints the driver's AUs, an opening mouth's interior and the age; with an empty engine (a trimmed
 install) only the pose moves, with a note.
 Videos are capped at ``MAX_VIDEO_FRAMES`` frames here (the CLI has no cap); audio is dropped.
@@ -49,14 +49,14 @@ CAMERAMAN = EXAMPLES_DIR / "cameraman.jpg"
 
 def method_note(editor: Any) -> str:
     """How this editor reenacts: learned generator or classical warp, and whether AUs/age apply."""
-    from ganime_age.pipeline import is_untrained_default
+    from ganime_age.editing import is_untrained_default
 
     if editor.reenactment.method == "learned":
         note = "Pose rendered by the trained reenacting generator."
     else:
         note = (
-            "Pose moved by the classical landmark warp (no trained reenactor is loaded; set "
-            "`GANIME_AGE_REENACTOR` to a trained folder to use the learned generator)."
+            "Pose moved by the edit engine's landmark warp (no trained reenactor is loaded; an editor whose "
+            "editor.json names one uses the learned generator)."
         )
     if is_untrained_default(editor.engine):
         note += " The edit engine's tables are missing, so the age slider has no effect here."

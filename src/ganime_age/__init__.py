@@ -11,11 +11,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "EditorConfig": "ganime_age.pipeline",
-    "FaceEditor": "ganime_age.pipeline",
-    "GanimeAge": "ganime_age.models.ganimation_age",
-    "GanimeAgeConfig": "ganime_age.models.ganimation_age",
-    "GanimeAgeDiscriminator": "ganime_age.models.ganimation_age",
+    "GanimeAge": "ganime_age.editing",  # the editor, loaded whole from a manifest: GanimeAge.from_pretrained(...)
+    "FaceEditor": "ganime_age.editing",  # the same class under its working name
+    "EditorConfig": "ganime_age.editing",
+    "EditorManifest": "ganime_age.editing",
+    "FittedEngine": "ganime_age.engine",
+    "FittedEngineConfig": "ganime_age.engine",
+    "GanimationAge": "ganime_age.models.ganimation_age",
+    "GanimationAgeConfig": "ganime_age.models.ganimation_age",
     "load_pretrained": "ganime_age.hub",
 }
 

@@ -58,6 +58,10 @@ class ModelOutputError(WeightsError):
     """The model produced NaN or infinite pixels: its weights (or the device's arithmetic) are broken."""
 
 
+class HubError(GanimeAgeError, OSError):
+    """The Hugging Face Hub could not be reached, or refused a download or an upload (no network, no permission)."""
+
+
 class ModelFileNotFoundError(GanimeAgeError, FileNotFoundError):
     """A required model file (detector, landmarker, recognizer) is not available locally or online."""
 

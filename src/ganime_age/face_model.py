@@ -21,10 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ganime_age.errors import ModelFileNotFoundError
+from ganime_age.faces.topology import NUM_MESH_VERTICES
 
 GEOMETRY_ENTRY = "geometry_pipeline_metadata_landmarks.binarypb"
-NUM_MESH_VERTICES = 468
-NUM_LANDMARKS = 478
 GL_FLIP = np.array([1.0, -1.0, -1.0])  # canonical/OpenGL frame (y up, z to the viewer) <-> landmark frame
 
 

@@ -67,9 +67,9 @@ REPO_URL = "https://github.com/ganime-age/ganime-age"
 
 # model_type -> "module:Class"; imported lazily so that loading one model never imports the others.
 MODEL_REGISTRY: dict[str, str] = {
-    "fitted_engine": "ganime_age.models.fitted_engine:FittedEngine",
-    "ganime_age": "ganime_age.models.ganimation_age:GanimeAge",
-    "ganime_age_discriminator": "ganime_age.models.ganimation_age:GanimeAgeDiscriminator",
+    "fitted_engine": "ganime_age.engine:FittedEngine",
+    "ganime_age": "ganime_age.models.ganimation_age:GanimationAge",
+    "ganime_age_discriminator": "ganime_age.models.ganimation_age:GanimationAgeDiscriminator",
     "age_estimator": "ganime_age.models.age_estimator:AgeEstimator",
     "aifd_encoder": "ganime_age.models.aifd:AIFDEncoder",
     "agetransgan": "ganime_age.models.agetransgan:AgeTransGAN",
@@ -80,6 +80,11 @@ MODEL_REGISTRY: dict[str, str] = {
     "reenact_discriminator": "ganime_age.models.reenact:ReenactDiscriminator",
     "mobilefacenet": "ganime_age.models.mobilefacenet:MobileFaceNet",
 }
+
+# What a model is for in an editor: the parts an editor manifest (editor.json) names, and the networks that only
+# train or judge the others. Each HubModel class declares its own (``role``), so no list of model types is kept.
+EDITOR_ROLES = ("engine", "refiner", "age_estimator", "reenactor")
+OTHER_ROLES = ("critic", "encoder", "recogniser")
 
 M = TypeVar("M", bound="HubModel")
 
@@ -95,6 +100,7 @@ class HubModel(
     """Base class of every ganime-age network: a dataclass config, safetensors weights, strict loads."""
 
     model_type: ClassVar[str] = ""
+    role: ClassVar[str] = ""  # one of EDITOR_ROLES or OTHER_ROLES
     config_class: ClassVar[type] = object
     description: ClassVar[str] = ""
     card_pipeline_tag: ClassVar[str] = "image-to-image"  # estimators and encoders override it
@@ -570,15 +576,26 @@ def model_class(model_type: str) -> type[HubModel]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def load_pretrained(model_id: str | Path, *, map_location: str = "cpu", **hub_kwargs: Any) -> HubModel:
-    """Load any ganime-age model from a Hub id or folder, picking the class from config.json."""
+def load_pretrained(
+    model_id: str | Path, *, map_location: str = "cpu", role: str | None = None, **hub_kwargs: Any
+) -> HubModel:
+    """Load any ganime-age model from a Hub id or folder, picking the class from config.json; with `role`, a
+    model of another role (an age estimator given as the engine) is refused before its weights are read."""
+    cls = model_class_of(model_id, **hub_kwargs)
+    if role is not None and cls.role != role:
+        raise WeightsError(f"{model_id} holds a {cls.__name__} ({cls.role or 'no role'}), not the {role} asked for")
+    return cls.from_pretrained(
+        str(model_id), map_location=map_location, config=read_config(str(model_id), **hub_kwargs), **hub_kwargs
+    )
+
+
+def model_class_of(model_id: str | Path, **hub_kwargs: Any) -> type[HubModel]:
+    """The class a folder or Hub id holds, from its config.json's model_type (no weights read)."""
     config = read_config(str(model_id), **hub_kwargs)
     model_type = config.get("model_type")
-    if not model_type:
+    if not model_type or not isinstance(model_type, str):
         raise WeightsError(f"{model_id}: config.json has no model_type; is this a ganime-age model?")
-    return model_class(model_type).from_pretrained(
-        str(model_id), map_location=map_location, config=config, **hub_kwargs
-    )
+    return model_class(model_type)
 
 
 def read_card_template(model_type: str) -> str:

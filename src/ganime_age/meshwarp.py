@@ -1,6 +1,6 @@
 """Meshes on pixel grids: which triangle covers each pixel, and smooth per-vertex fields over a photo.
 
-The fitted edit engine (``ganime_age.models.fitted_engine``) works on MediaPipe's face mesh (468 vertices,
+The fitted edit engine (``ganime_age.engine``) works on MediaPipe's face mesh (468 vertices,
 898 triangles). Everything it moves or paints is a per-vertex quantity (a landmark displacement, a
 position in the shape-normalised template) spread over pixels by the mesh's own piecewise-linear
 interpolation, and beyond the face by a smooth extension that fades to nothing. Rasterising the mesh

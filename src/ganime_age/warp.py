@@ -1,6 +1,6 @@
 """Classical landmark-driven face warp: move a photo's face to new 3D landmarks without any learned model.
 
-This is the untrained fallback of reenactment (``ganime_age.reenactment``) and a baseline for the
+This is the untrained fallback of reenactment (``ganime_age.editing.reenactment``) and a baseline for the
 learned :class:`ganime_age.models.reenact.Reenactor`:
 
 - inside the face, a piecewise-affine warp over MediaPipe's canonical mesh triangles (898 of them),

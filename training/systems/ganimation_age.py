@@ -48,10 +48,10 @@ from PIL import Image
 
 from ganime_age.conditions import AU_MAX, AU_NAMES, MAX_AGE
 from ganime_age.models.ganimation_age import (
-    GanimeAge,
-    GanimeAgeConfig,
-    GanimeAgeDiscriminator,
-    GanimeAgeDiscriminatorConfig,
+    GanimationAge,
+    GanimationAgeConfig,
+    GanimationAgeDiscriminator,
+    GanimationAgeDiscriminatorConfig,
     normalise_aus,
 )
 from training.losses import (
@@ -85,8 +85,8 @@ SAMPLE_MASKS: tuple[str, ...] = ("age 5", "age 90", "smile")
 class GanimationAgeTrainConfig:
     """YAML section ``system`` for ``train.system: ganimation_age``."""
 
-    generator: GanimeAgeConfig = field(default_factory=GanimeAgeConfig)
-    discriminator: GanimeAgeDiscriminatorConfig = field(default_factory=GanimeAgeDiscriminatorConfig)
+    generator: GanimationAgeConfig = field(default_factory=GanimationAgeConfig)
+    discriminator: GanimationAgeDiscriminatorConfig = field(default_factory=GanimationAgeDiscriminatorConfig)
     # optimisation (GANimation: Adam 1e-4, betas 0.5/0.999, linear decay to 0 over the last half)
     critic_steps: int = 5  # 0: a supervised phase, the critic neither learns nor teaches (lambda_adv/au/age 0)
     lr_generator: float = 1e-4
@@ -135,21 +135,16 @@ class GanimationAgeTrainConfig:
     paired_mask_pool: int = 8  # the noise of two photos (pixel shifts, compression)
     color_share: float = 0.0  # the paired, anchor and checkerboard terms also on the colour image C (weight)
     shape_pool: int = 4  # pooling factor of the paired and anchor comparisons (4: 128 -> 32 px, shapes not texture)
-    anchor_generator: str | None = None  # frozen GanimeAge folder whose age-only edits are kept (lambda_anchor)
+    anchor_generator: str | None = None  # frozen GanimationAge folder whose age-only edits are kept (lambda_anchor)
     lambda_anchor: float = 0.0  # L1 (pooled) between age-only edits and the anchor generator's
-    lambda_teacher: float = 0.0  # L1 (pooled) between unpaired edits and the classical teacher's (training.teacher)
-    teacher_file: str | None = None  # a fitted EditTeacher (safetensors); None: fitted on the training data
-    teacher_texture_gain: float = 2.0  # the teacher's brightness-change gain (prototype differences are faint)
-    teacher_chroma_gain: float = 1.0  # its colour-change gain (strong colour shifts read as tints)
-    teacher_mask_floor: float = 0.01  # the teacher's changes are exact, not two photos' noise (cf. paired_mask_floor)
 
 
 def build_generator_and_critic(system: TrainingSystem, c: Any) -> None:
     """GANimation-age's generator and critic (models ``generator`` and ``critic``) with their Adam optimisers and
     linear decay, from a config with ``generator``, ``discriminator``, ``lr_generator``, ``lr_critic``, ``beta1``,
     ``beta2`` and ``lr_decay_fraction`` (this system's and the engine refiner's)."""
-    system.models["generator"] = GanimeAge(c.generator)
-    system.models["critic"] = GanimeAgeDiscriminator(c.discriminator)
+    system.models["generator"] = GanimationAge(c.generator)
+    system.models["critic"] = GanimationAgeDiscriminator(c.discriminator)
     betas = (c.beta1, c.beta2)
     for name, lr in (("generator", c.lr_generator), ("critic", c.lr_critic)):
         optimizer = make_adam(system.models[name].parameters(), lr, betas, fused=system.train.fused_optimizers)
@@ -172,7 +167,7 @@ class GanimationAgeSystem(TrainingSystem):
         if c.critic_steps == 0 and max(c.lambda_adv, c.lambda_au, c.lambda_age) > 0:
             raise ValueError("system.critic_steps 0 trains no critic: lambda_adv, lambda_au and lambda_age must be 0")
         if c.lambda_anchor > 0 and not c.anchor_generator:
-            raise ValueError("system.lambda_anchor needs system.anchor_generator (a GanimeAge folder)")
+            raise ValueError("system.lambda_anchor needs system.anchor_generator (a GanimationAge folder)")
         if c.reuse_fakes and c.critic_steps != 1:
             raise ValueError("system.reuse_fakes needs critic_steps 1")
         if c.gp_every < 1:
@@ -190,47 +185,26 @@ class GanimationAgeSystem(TrainingSystem):
             self.frozen["vgg"] = VGG19Features().load_file(c.vgg19_weights)
         if c.lambda_anchor > 0:
             self.frozen["anchor"] = self.load_anchor(c.anchor_generator)
-        if c.lambda_teacher > 0:
-            self.frozen["teacher"] = self.load_teacher()
         if c.lambda_estimator_age > 0:
             self.frozen["age_estimator"] = self.load_age_estimator()
             self.age_curve = self.estimator_reading_curve(self.frozen["age_estimator"])
 
     def load_age_estimator(self) -> torch.nn.Module:
+        from ganime_age.editing import DEFAULT_ESTIMATOR_DIR
         from ganime_age.hub import load_pretrained
-        from ganime_age.pipeline import DEFAULT_ESTIMATOR_DIR
 
         estimator = load_pretrained(self.config.age_estimator or str(DEFAULT_ESTIMATOR_DIR))
         if getattr(estimator, "model_type", None) != "age_estimator":
             raise ValueError(f"system.age_estimator must be an AgeEstimator, got {type(estimator).__name__}")
         return estimator.eval().requires_grad_(False)
 
-    def load_teacher(self) -> torch.nn.Module:
-        """The classical edit teacher: `teacher_file`, else fitted on the training data and kept in the run."""
-        from training.data import PreparedFaces
-        from training.sources import cfee_person
-        from training.teacher import EditTeacher
-
-        if self.config.teacher_file:
-            return EditTeacher.load(self.config.teacher_file)
-        cached = Path(self.train.output_dir) / "teacher.safetensors"
-        if cached.is_file():
-            return EditTeacher.load(cached)
-        size = self.config.generator.image_size
-        mixed = [PreparedFaces(d, "train", image_size=size) for d in self.train.mix_data_dirs]
-        expression = next((faces for faces in mixed if any(map(cfee_person, faces.identity_hints))), None)
-        teacher = EditTeacher.fit(PreparedFaces(self.train.data_dir, "train", image_size=size), expression)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        teacher.save(cached)
-        return teacher
-
     @staticmethod
     def load_anchor(source: str) -> torch.nn.Module:
         from ganime_age.hub import load_pretrained
 
         anchor = load_pretrained(source)
-        if not isinstance(anchor, GanimeAge):
-            raise ValueError(f"system.anchor_generator must be a GanimeAge folder, got {type(anchor).__name__}")
+        if not isinstance(anchor, GanimationAge):
+            raise ValueError(f"system.anchor_generator must be a GanimationAge folder, got {type(anchor).__name__}")
         return anchor.eval().requires_grad_(False)
 
     def estimator_reading_curve(self, estimator: torch.nn.Module, max_faces: int = 4000) -> torch.Tensor:
@@ -435,21 +409,6 @@ class GanimationAgeSystem(TrainingSystem):
                     anchor_loss = anchor_loss + c.color_share * self.pooled_l1(fake.color, kept, age_only)
                 loss = loss + c.lambda_anchor * anchor_loss
                 logs["g_anchor"] = anchor_loss.detach()
-            if "teacher" in self.frozen:  # unpaired edits look like the classical teacher's at low resolution
-                unpaired = ~paired
-                taught = self.frozen["teacher"].edit(
-                    real, aus, age, target_aus, target_age, c.teacher_texture_gain, c.teacher_chroma_gain
-                )
-                teacher_loss = self.pooled_l1(fake.image, taught, unpaired)
-                teacher_loss = teacher_loss + c.color_share * self.pooled_l1(fake.color, taught, unpaired)
-                if c.lambda_paired_mask > 0:
-                    attention_loss = self.paired_attention_loss(
-                        fake.attention, real, taught, unpaired, floor=c.teacher_mask_floor
-                    )
-                    loss = loss + c.lambda_paired_mask * attention_loss
-                    logs["g_teacher_mask"] = attention_loss.detach()
-                loss = loss + c.lambda_teacher * teacher_loss
-                logs["g_teacher"] = teacher_loss.detach()
             if "age_estimator" in self.frozen:
                 reading = self.frozen["age_estimator"].predict(random_shift(fake.image, c.estimator_shift))
                 expected = self.age_curve.to(reading.device)[target_age.round().long().clamp(0, int(MAX_AGE))]
@@ -467,12 +426,8 @@ class GanimationAgeSystem(TrainingSystem):
         real: torch.Tensor,
         partner: torch.Tensor,
         paired: torch.Tensor,
-        floor: float | None = None,
     ) -> torch.Tensor:
-        """Batch mean of the cross-entropy between the attention and 1 - (where the partner differs).
-
-        `floor` (default ``paired_mask_floor``) is the difference taken as noise between two photos.
-        """
+        """Batch mean of the cross-entropy between the attention and 1 - (where the partner differs)."""
         if not paired.any():
             return attention.new_zeros((), dtype=torch.float32)
         c = self.config
@@ -480,8 +435,7 @@ class GanimationAgeSystem(TrainingSystem):
         change = F.interpolate(
             F.avg_pool2d(difference, c.paired_mask_pool), size=difference.shape[-2:], mode="bilinear"
         )
-        floor = c.paired_mask_floor if floor is None else floor
-        keep = 1.0 - (c.paired_mask_gain * (change - floor)).clamp(0.0, 1.0)
+        keep = 1.0 - (c.paired_mask_gain * (change - c.paired_mask_floor)).clamp(0.0, 1.0)
         a = attention[paired].float().clamp(1e-4, 1 - 1e-4)
         return F.binary_cross_entropy(a, keep) * paired.float().mean()
 

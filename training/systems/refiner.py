@@ -57,8 +57,8 @@ from PIL import Image
 
 from ganime_age.errors import ModelFileNotFoundError
 from ganime_age.models.ganimation_age import (
-    GanimeAgeConfig,
-    GanimeAgeDiscriminatorConfig,
+    GanimationAgeConfig,
+    GanimationAgeDiscriminatorConfig,
 )
 from training.losses import (
     checkerboard_loss,
@@ -87,16 +87,16 @@ REFINER_NOTE = (
 )
 
 
-def _default_generator() -> GanimeAgeConfig:
-    return GanimeAgeConfig(refiner=True)
+def _default_generator() -> GanimationAgeConfig:
+    return GanimationAgeConfig(refiner=True)
 
 
 @dataclass
 class RefinerTrainConfig:
     """YAML section ``system`` for ``train.system: ganimation_refiner``."""
 
-    generator: GanimeAgeConfig = field(default_factory=_default_generator)
-    discriminator: GanimeAgeDiscriminatorConfig = field(default_factory=GanimeAgeDiscriminatorConfig)
+    generator: GanimationAgeConfig = field(default_factory=_default_generator)
+    discriminator: GanimationAgeDiscriminatorConfig = field(default_factory=GanimationAgeDiscriminatorConfig)
     # data: train.data_dir is a refiner dataset (training/refiner_data.py); people held out for the sample grids
     test_fraction: float = 0.1
     # optimisation (GANimation's Adam, linear decay over the last half)
@@ -128,7 +128,7 @@ class RefinerTrainConfig:
 
 
 class RefinerSystem(TrainingSystem):
-    """Models ``generator`` (a GanimeAge refiner) and ``critic``; frozen ``recognizer`` when available."""
+    """Models ``generator`` (a GanimationAge refiner) and ``critic``; frozen ``recognizer`` when available."""
 
     name = "ganimation_refiner"
     config_class = RefinerTrainConfig

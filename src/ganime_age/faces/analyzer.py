@@ -15,6 +15,7 @@ from ganime_age.faces.aus import blendshapes_to_aus
 from ganime_age.faces.detect import DetectedFace, FaceDetector
 from ganime_age.faces.images import ImageSource, load_image
 from ganime_age.faces.landmarks import FaceLandmarker, LandmarkResult
+from ganime_age.faces.segment import SelfieSegmenter
 
 MIN_FACE_PIXELS = 20
 """Faces narrower than this, on the copy the detector searches, are rarely found (YuNet's lower limit)."""
@@ -33,9 +34,11 @@ class FaceAnalysis:
 
 
 class FaceAnalyzer:
-    """YuNet detection + MediaPipe landmarks/AUs/pose + alignment, with the models loaded once.
+    """YuNet detection + MediaPipe landmarks/AUs/pose + alignment + the person's silhouette, with the models
+    loaded once.
 
-    ``.detector`` and ``.landmarker`` can be reused on their own (the landmarker loads lazily).
+    ``.detector``, ``.landmarker`` and ``.segmenter`` can be reused on their own (the landmarker and the
+    segmenter load on first use).
     """
 
     def __init__(
@@ -57,6 +60,14 @@ class FaceAnalyzer:
         # Each face costs a landmarker run and a generator pass: a tiled photo of 347 faces held a Space worker
         # for a minute. Photos with more faces than this are refused before any per-face work (None: no cap).
         self.max_faces = max_faces
+        self._segmenter: SelfieSegmenter | None = None
+
+    @property
+    def segmenter(self) -> SelfieSegmenter:
+        """MediaPipe's selfie segmenter: the person's silhouette in a photo region (where the hair is)."""
+        if self._segmenter is None:
+            self._segmenter = SelfieSegmenter()
+        return self._segmenter
 
     def analyze(self, rgb: ImageSource, *, landmarks: bool = True) -> list[FaceAnalysis]:
         """Every face of the photo, sorted left to right; raises NoFaceError if there is none and

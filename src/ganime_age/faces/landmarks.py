@@ -37,10 +37,9 @@ from ganime_age.assets import resolve_asset
 from ganime_age.errors import ModelFileNotFoundError
 from ganime_age.faces.align import invert_affine, transform_points
 from ganime_age.faces.detect import DetectedFace
+from ganime_age.faces.topology import LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS
 
 logger = logging.getLogger(__name__)
-
-NUM_LANDMARKS = 478
 
 
 @dataclass
@@ -237,8 +236,7 @@ class FaceLandmarker:
 
 # Eye-corner landmark indices of the MediaPipe face mesh, named from the subject's point of view
 # (the subject's right eye is on the image's left, like YuNet's first point).
-_RIGHT_EYE = (33, 133)
-_LEFT_EYE = (362, 263)
+_RIGHT_EYE, _LEFT_EYE = RIGHT_EYE_CORNERS, LEFT_EYE_CORNERS
 
 
 def _mean_xy(points: Any, indices: tuple[int, ...]) -> np.ndarray:

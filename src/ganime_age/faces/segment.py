@@ -2,12 +2,12 @@
 
 The model (Apache-2.0, 250 KB, shipped in ``weights/face-models``) runs through OpenCV's TFLite reader, so
 no extra runtime is needed. It takes a 256x256 RGB square in 0..1 and returns the probability that each
-pixel belongs to a person; the engine asks it about the square around one head.
+pixel belongs to a person; the face analysis (:class:`ganime_age.faces.FaceAnalyzer`) holds one, and the
+engine asks it about the square around one head.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 
@@ -44,9 +44,3 @@ class SelfieSegmenter:
             out = self._net.forward()
         mask = np.clip(out.reshape(INPUT_SIZE, INPUT_SIZE), 0.0, 1.0).astype(np.float32)
         return cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
-
-
-@functools.lru_cache(maxsize=1)
-def shared_segmenter() -> SelfieSegmenter:
-    """One segmenter per process, from the usual asset search (see :mod:`ganime_age.assets`)."""
-    return SelfieSegmenter()

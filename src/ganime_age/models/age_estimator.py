@@ -130,6 +130,7 @@ class AgeEstimator(HubModel):
     """Face crop -> distribution over ages 0..100; `predict` gives its expectation in years."""
 
     model_type = "age_estimator"
+    role = "age_estimator"
     config_class = AgeEstimatorConfig
     card_pipeline_tag = "image-classification"  # logits over the ages 0..100
     description = (

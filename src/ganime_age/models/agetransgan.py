@@ -239,6 +239,7 @@ class AgeTransGAN(HubModel):
     """Face + target age group -> the face at that age (StyleGAN2-style encoder-decoder)."""
 
     model_type = "agetransgan"
+    role = "refiner"
     config_class = AgeTransGANConfig
     uses_aus = False
     description = (
@@ -376,6 +377,7 @@ class AgeTransGANDiscriminator(HubModel):
     """Residual StyleGAN2 discriminator with per-group realism logits and an age-group head."""
 
     model_type = "agetransgan_discriminator"
+    role = "critic"
     config_class = AgeTransGANDiscriminatorConfig
     description = (
         "AgeTransGAN discriminator: residual StyleGAN2 blocks, minibatch stddev, a realism logit per age group "

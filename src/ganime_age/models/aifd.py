@@ -97,6 +97,7 @@ class AIFDEncoder(HubModel):
     """Face crop -> (X_age -> age logits, X_id -> identity embedding) by attention-based decomposition."""
 
     model_type = "aifd_encoder"
+    role = "encoder"
     config_class = AIFDConfig
     card_pipeline_tag = "image-feature-extraction"
     description = (

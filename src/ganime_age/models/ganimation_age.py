@@ -25,7 +25,7 @@ REFINER_ATTENTION_BIAS = 12.0  # sigmoid(12) = 0.999994: a fresh refiner moves a
 
 
 @dataclass
-class GanimeAgeConfig:
+class GanimationAgeConfig:
     """The generator's architecture; each field's range is what the architecture and the editor support."""
 
     image_size: int = bounded(128, 16, 1024)
@@ -41,7 +41,7 @@ class GanimeAgeConfig:
 
 
 @dataclass
-class GanimeAgeDiscriminatorConfig:
+class GanimationAgeDiscriminatorConfig:
     """The critic's architecture; patch_layers must also not exceed num_layers (checked when it is built)."""
 
     image_size: int = bounded(128, 16, 1024)
@@ -158,20 +158,21 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-class GanimeAge(HubModel):
+class GanimationAge(HubModel):
     """GANimation-age generator: image + (AUs, target age) -> attention-blended edited face."""
 
     model_type = "ganime_age"
-    config_class = GanimeAgeConfig
+    role = "refiner"
+    config_class = GanimationAgeConfig
     uses_aus = True
     description = (
         "GANimation generator (colour + attention heads) conditioned on 17 FACS AU intensities "
         "and a 128-d age style from an age modulation network."
     )
 
-    def __init__(self, config: GanimeAgeConfig | dict | None = None) -> None:
+    def __init__(self, config: GanimationAgeConfig | dict | None = None) -> None:
         super().__init__(config)
-        c: GanimeAgeConfig = self.config
+        c: GanimationAgeConfig = self.config
         if c.image_size % 4:
             raise ValueError("image_size must be a multiple of 4")
         self.age_modulation = AgeModulation(c.age_embedding_dim, c.max_age, c.age_frequencies)
@@ -233,16 +234,17 @@ class GanimeAge(HubModel):
         return EditOutput(out.image, out.attention)
 
 
-class GanimeAgeDiscriminator(HubModel):
+class GanimationAgeDiscriminator(HubModel):
     """WGAN-GP critic with realism, AU-regression and age-regression heads (PatchGAN option)."""
 
     model_type = "ganime_age_discriminator"
-    config_class = GanimeAgeDiscriminatorConfig
+    role = "critic"
+    config_class = GanimationAgeDiscriminatorConfig
     description = "GANimation critic: six stride-2 convs, a realism patch map, AU and age regression heads."
 
-    def __init__(self, config: GanimeAgeDiscriminatorConfig | dict | None = None) -> None:
+    def __init__(self, config: GanimationAgeDiscriminatorConfig | dict | None = None) -> None:
         super().__init__(config)
-        c: GanimeAgeDiscriminatorConfig = self.config
+        c: GanimationAgeDiscriminatorConfig = self.config
         final_size = c.image_size // (2**c.num_layers)
         if final_size < 1 or c.image_size % (2**c.num_layers):
             raise ValueError(f"image_size {c.image_size} must be divisible by 2**num_layers ({2**c.num_layers})")
@@ -262,7 +264,7 @@ class GanimeAgeDiscriminator(HubModel):
         init_gan_weights(self)
 
     def forward(self, image: torch.Tensor) -> CriticOutput:
-        c: GanimeAgeDiscriminatorConfig = self.config
+        c: GanimationAgeDiscriminatorConfig = self.config
         x = image
         patch_features = None
         for index, layer in enumerate(self.layers, start=1):

@@ -101,6 +101,7 @@ class MobileFaceNet(HubModel):
     """MobileFaceNet: (N, 3, 112, 96) faces scaled as (pixel - 127.5) / 128 -> (N, 128) embeddings (not normalised)."""
 
     model_type = "mobilefacenet"
+    role = "recogniser"
     card_pipeline_tag = "image-feature-extraction"
     config_class = MobileFaceNetConfig
     description = "MobileFaceNet face-recognition embeddings (Chen et al. 2018), used for identity losses and metrics."

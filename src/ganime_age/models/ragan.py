@@ -179,9 +179,10 @@ class ReAgingGAN(HubModel):
     """RAGAN generator: image + target age -> the same person at that age."""
 
     model_type = "ragan"
+    role = "refiner"
     config_class = ReAgingGANConfig
     uses_aus = False
-    uses_source_age = False  # edit_faces ignores source_age: a caller need not estimate it
+
     description = (
         "Re-Aging GAN: a conv identity encoder, an age modulator that mixes the target age with the person's "
         "pooled identity features through multiplicative high-order terms (personalised scale/shift and channel "
@@ -291,6 +292,7 @@ class ReAgingDiscriminator(HubModel):
     """Patch realism map + age-group classifier on shared stride-2 conv features."""
 
     model_type = "ragan_discriminator"
+    role = "critic"
     config_class = ReAgingDiscriminatorConfig
     description = "RAGAN discriminator: stride-2 convs, a patch realism map and a 10-way age-group classifier."
 

@@ -24,7 +24,7 @@ their MediaPipe blendshapes (the largest absolute difference of the region's ble
 is ~0 and the source's own region shape is kept untouched; when they differ, the region follows the
 driver. Rigid parts (forehead, nose, eye corners, cheeks, face outline above the jaw) always keep the
 source's shape, so identity ratios survive. Fine expression detail in the pixels (teeth, closed lids)
-comes from the AU path of the ageing model, see ``ganime_age.reenactment``.
+comes from the AU path of the ageing model, see ``ganime_age.editing.reenactment``.
 """
 
 from __future__ import annotations
@@ -49,10 +49,9 @@ from ganime_age.face_model import (
     matrix_rotation,
 )
 from ganime_age.faces import mesh as face_mesh
+from ganime_age.faces.topology import LEFT_EYE_CORNERS, NUM_LANDMARKS, RIGHT_EYE_CORNERS
 from ganime_age.hub import HubModel
 from ganime_age.models.ganimation_age import ResidualBlock, conv_norm_relu, init_gan_weights
-
-NUM_LANDMARKS = 478
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -85,8 +84,7 @@ _RIGHT_EYE = tuple(int(i) for i in _indices(face_mesh.RIGHT_EYE))
 _LEFT_EYE = tuple(int(i) for i in _indices(face_mesh.LEFT_EYE))
 _RIGHT_BROW = tuple(int(i) for i in _indices(face_mesh.RIGHT_EYEBROW))
 _LEFT_BROW = tuple(int(i) for i in _indices(face_mesh.LEFT_EYEBROW))
-_RIGHT_EYE_CORNERS = (33, 133)
-_LEFT_EYE_CORNERS = (362, 263)
+_RIGHT_EYE_CORNERS, _LEFT_EYE_CORNERS = RIGHT_EYE_CORNERS, LEFT_EYE_CORNERS
 _SUBNASALE = (2,)
 # Eye regions take both sides' eye blendshapes: MediaPipe's left/right naming is easy to get mirrored and a
 # wink still transfers (the open eye's region just follows the driver's open eye).
@@ -442,6 +440,7 @@ class Reenactor(HubModel):
     """Reenacting generator: source face + source/target landmarks -> the source face at the target landmarks."""
 
     model_type = "reenactor"
+    role = "reenactor"
     config_class = ReenactorConfig
     description = (
         "Landmark-driven reenacting generator: a dense motion field (residual on a landmark thin-plate "
@@ -551,6 +550,7 @@ class ReenactDiscriminator(HubModel):
     """Conditional PatchGAN critic: is this a real face *at these landmarks*? (image + target heatmaps)."""
 
     model_type = "reenact_discriminator"
+    role = "critic"
     config_class = ReenactDiscriminatorConfig
     description = "PatchGAN critic on the image concatenated with the target landmark heatmaps."
 

@@ -1,33 +1,29 @@
-"""Reenactment for users: the source photo with a driving face's pose and expression, at any age.
+"""Reenactment: the source photo with a driving face's pose and expression, at any age.
 
 One frame goes through three steps:
 
 1. **Shape transfer** (:class:`ganime_age.models.reenact.ShapeTransfer`): MediaPipe's 3D landmarks,
    transformation matrix and blendshapes of both faces -> target landmarks with the source's face
    shape and the driver's head pose and expression, placed in the source photo.
-2. **Pose rendering**: with a trained :class:`~ganime_age.models.reenact.Reenactor` (a Hub folder or id
-   passed as ``reenactor=``, or ``$GANIME_AGE_REENACTOR``) the learned generator redraws the aligned
-   face at the target landmarks; without one, a classical landmark-driven warp
-   (:func:`ganime_age.warp.warp_face`: piecewise-affine over the face mesh, thin-plate spline around it)
-   moves the face. The warp is a real, untrained method, so reenactment works out of the box; the
-   learned generator is used only when a trained folder is given (none ships yet: training needs a GPU).
-3. **Expression detail and age** through the ageing model's AU path: the driver's AUs (times
-   ``aus_scale``) and the target age (the source's estimated age when ``age`` is None) go to
-   ``edit_faces`` on the re-posed face. This step is skipped, with a warning, while the ageing model is
-   the untrained stand-in (it would only add noise), or when the age is to be kept but no age
-   estimator is available to say what it is.
+2. **Pose and expression**: by default the edit engine itself moves the face: the target landmarks are its
+   geometry (one warp of the photo at full resolution), the driver's AUs (times ``aus_scale``) and the target
+   age its appearance, and an opening mouth gets its fitted interior. With a trained
+   :class:`~ganime_age.models.reenact.Reenactor` (the editor's ``reenactor`` part) that network redraws the
+   aligned face at the target landmarks first, and the engine then adds the age and the AUs.
+3. **Refinement**: the editor's refiner, if it has one, adds its change to the moved face.
 
-Videos are processed frame by frame with the target landmarks and AUs smoothed over time by a One-Euro
-filter; audio is dropped; output is MP4 (H.264) through imageio-ffmpeg.
+It is built on the editor's photo sessions (:mod:`.session`): the source photo is analysed, aged and prepared
+for the engine once, whether it drives one edit or every frame of a video. Videos are processed frame by frame
+with the target landmarks and AUs smoothed over time by a One-Euro filter; audio is dropped; output is MP4
+(H.264) through imageio-ffmpeg.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,37 +32,14 @@ import torch
 from PIL import Image
 
 from ganime_age.conditions import AU_MAX
-from ganime_age.errors import (
-    FaceIndexError,
-    InvalidArgumentError,
-    ModelFileNotFoundError,
-    NoFaceError,
-    VideoError,
-    WeightsError,
-)
-from ganime_age.validation import (
-    check_aus_scale,
-    check_face_index,
-    check_not_an_input,
-    check_optional_age,
-    check_output_path,
-)
+from ganime_age.editing.session import UNKNOWN_AGE, PhotoSession, SessionCache
+from ganime_age.errors import FaceIndexError, ModelFileNotFoundError, NoFaceError, VideoError
+from ganime_age.validation import check_aus_scale, check_face_index, check_optional_age
 
 logger = logging.getLogger(__name__)
 
-REENACTOR_ENV = "GANIME_AGE_REENACTOR"
-IMAGE_OUTPUTS = (".jpg", ".jpeg", ".png", ".webp")
 ProgressCallback = Callable[[float, str], Any]
-
-
-def load_reenactor(source: str | os.PathLike[str]) -> Any:
-    """A trained :class:`Reenactor` from a Hub-layout folder or Hub id (its config.json must say so)."""
-    from ganime_age.hub import load_pretrained
-
-    model = load_pretrained(str(source))
-    if getattr(model, "model_type", "") != "reenactor":
-        raise WeightsError(f"{source} holds a {getattr(model, 'model_type', '?')!r} model, not a reenactor")
-    return model
+Refine = Callable[..., np.ndarray]  # FaceEditor.refine_photo: (photo, points, target ages, target AUs) -> photo
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -115,16 +88,30 @@ def five_points(landmarks: np.ndarray) -> np.ndarray:
 
 
 class Reenactment:
-    """Pose and expression transfer from a driving face, chained with a FaceEditor's ageing model."""
+    """Pose and expression transfer from a driving face, on an editor's sessions, engine and refiner."""
 
-    def __init__(self, editor: Any, reenactor: Any = None, shape_transfer: Any = None) -> None:
+    def __init__(
+        self,
+        sessions: SessionCache,
+        analyzer: Callable[[], Any],
+        engine: Any,
+        *,
+        refine: Refine,
+        reenactor: Any = None,
+        device: torch.device | None = None,
+        landmarker: str | None = None,
+        shape_transfer: Any = None,
+    ) -> None:
         from ganime_age.models.reenact import ShapeTransfer
 
-        self.editor = editor
-        self.reenactor = reenactor.to(editor.device).eval() if reenactor is not None else None
-        self.shape = shape_transfer or ShapeTransfer(landmarker_path=getattr(editor.config, "landmarker", None))
+        self.sessions = sessions
+        self._analyzer = analyzer  # the editor's face analysis, for driving photos and frames (never cached)
+        self.engine = engine
+        self.refine = refine
+        self.device = device or torch.device("cpu")
+        self.reenactor = reenactor.to(self.device).eval() if reenactor is not None else None
+        self.shape = shape_transfer or ShapeTransfer(landmarker_path=landmarker)
         self._warned: set[str] = set()
-        self._prepared: tuple[Any, Any] | None = None
 
     @property
     def method(self) -> str:
@@ -137,14 +124,8 @@ class Reenactment:
             logger.warning(message)
 
     # -- analysis ----------------------------------------------------------------------------------
-    def source_face(self, rgb: np.ndarray, face: int) -> Any:
-        faces = self.editor.analyze(rgb)
-        if not 0 <= face < len(faces):
-            raise FaceIndexError(
-                f"source face {face} asked for, but the photo has {len(faces)} face(s) "
-                f"(indices 0..{len(faces) - 1}, left to right)"
-            )
-        chosen = faces[face]
+    def source_face(self, session: PhotoSession, face: int) -> Any:
+        chosen = session.selected(face)[0]
         if chosen.landmarks is None:
             raise NoFaceError(
                 "a face was detected in the source photo, but its landmarks could not be measured; "
@@ -154,7 +135,7 @@ class Reenactment:
 
     def driver_face(self, rgb: np.ndarray, face: int = 0, *, what: str = "driving image") -> Any:
         try:
-            faces = self.editor.analyzer.analyze(rgb)
+            faces = self._analyzer().analyze(rgb)
         except NoFaceError as error:
             raise NoFaceError(f"no face found in the {what}: {error}") from error
         if not 0 <= face < len(faces):
@@ -180,7 +161,7 @@ class Reenactment:
         aligned = align_face(rgb, source.detection.points, size)
         src = transform_points(source.landmarks.landmarks[:, :2], aligned.matrix)
         dst = transform_points(target[:, :2], aligned.matrix)
-        device = self.editor.device
+        device = self.device
         image = torch.from_numpy(aligned.image).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
         with torch.inference_mode():
             out = self.reenactor(
@@ -189,11 +170,11 @@ class Reenactment:
         crop = ((out[0].clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
         return paste_back(rgb, crop, aligned.matrix)
 
-    def ageing_plan(self, rgb: np.ndarray, face: int, age: float | None) -> tuple[float, float]:
+    def ageing_plan(self, session: PhotoSession, source: Any, age: float | None) -> tuple[float, float]:
         """(source age, target age) of the edit: the same when no target age is asked for (or none is known)."""
         age = check_optional_age(age)
         try:
-            source_age = float(self.editor.estimate_age(rgb, face))
+            source_age = float(session.age(source))
         except ModelFileNotFoundError:
             if age is not None:
                 raise
@@ -202,19 +183,12 @@ class Reenactment:
                 "no age estimator is loaded, so the source's age is unknown and it is kept as it is; "
                 "pass age=... or an age estimator",
             )
-            return 30.0, 30.0
+            return UNKNOWN_AGE, UNKNOWN_AGE
         return source_age, (age if age is not None else source_age)
-
-    def _engine_face(self, rgb: np.ndarray, source: Any) -> Any:
-        """The edit engine's preparation of the source face, made once per source photo (a video reuses it)."""
-        key = (id(rgb), rgb.shape, source.index)
-        if self._prepared is None or self._prepared[0] != key:
-            self._prepared = (key, self.editor.engine.prepare_face(rgb, source.landmarks.landmarks))
-        return self._prepared[1]
 
     def render(
         self,
-        rgb: np.ndarray,
+        session: PhotoSession,
         source: Any,
         target: np.ndarray,
         plan: tuple[float, float],
@@ -229,17 +203,17 @@ class Reenactment:
         """
         aus = np.clip(np.asarray(driver_aus, np.float32) * float(aus_scale), 0.0, AU_MAX)
         source_aus = np.asarray(source.aus, np.float32)
-        engine = self.editor.engine
+        engine = self.engine
         if self.reenactor is None:
-            face = self._engine_face(rgb, source)
-            out, _ = engine.edit_photo(rgb, [face], [plan[0]], [plan[1]], [source_aus], [aus], [target])
+            face = session.engine_face(source)  # prepared once per source photo: a video reuses it
+            out, _ = engine.edit_photo(session.rgb, [face], [plan[0]], [plan[1]], [source_aus], [aus], [target])
         else:
-            posed = self.pose(rgb, source, target)
-            face = engine.prepare_face(posed, target)
+            posed = self.pose(session.rgb, source, target)
+            face = engine.prepare_face(posed, target, segment=self._analyzer().segmenter)
             out, _ = engine.edit_photo(posed, [face], [plan[0]], [plan[1]], [source_aus], [aus], [target])
         # align the refiner's crop on the moved face: its landmark-derived points, with YuNet's offset kept
         offset = np.asarray(source.detection.points, np.float64) - five_points(source.landmarks.landmarks)
-        return self.editor.refine_photo(out, [five_points(target) + offset], [plan[1]], [aus])
+        return self.refine(out, [five_points(target) + offset], [plan[1]], [aus])
 
     # -- public entry points --------------------------------------------------------------------------
     def image(
@@ -257,12 +231,12 @@ class Reenactment:
 
         # every argument is checked before a photo is read: the same typed errors as FaceEditor.edit
         age, face, driving_face = _check_arguments(age, aus_scale, face, driving_face)
-        rgb = load_image(source)
+        session = self.sessions.open(source)
         driver_rgb = load_image(driving)
-        src = self.source_face(rgb, face)
+        src = self.source_face(session, face)
         drv = self.driver_face(driver_rgb, driving_face)
-        plan = self.ageing_plan(rgb, face, age)
-        out = self.render(rgb, src, self.target_landmarks(src, drv), plan, drv.aus, aus_scale)
+        plan = self.ageing_plan(session, src, age)
+        out = self.render(session, src, self.target_landmarks(src, drv), plan, drv.aus, aus_scale)
         return Image.fromarray(out)
 
     def video(
@@ -297,9 +271,10 @@ class Reenactment:
         if output.suffix.lower() != ".mp4":
             raise VideoError(f"a driving video makes a video: the output must be an .mp4 file, got {output.name!r}")
         info = probe_video(driving_video)
-        rgb = _limit_side(load_image(source), max_side)
-        src = self.source_face(rgb, face)
-        plan = self.ageing_plan(rgb, face, age)
+        session = self.sessions.open(_limit_side(load_image(source), max_side))
+        rgb = session.rgb
+        src = self.source_face(session, face)
+        plan = self.ageing_plan(session, src, age)
         total = info.frames if max_frames is None or info.frames is None else min(info.frames, max_frames)
         scale = float(np.ptp(src.landmarks.landmarks[:, :2], axis=0).max()) or 1.0
         landmark_filter = OneEuroFilter(info.fps)
@@ -323,7 +298,7 @@ class Reenactment:
                             new_target = (landmark_filter(new_target / scale) * scale).astype(np.float32)
                             new_aus = np.clip(au_filter(new_aus / AU_MAX) * AU_MAX, 0.0, AU_MAX).astype(np.float32)
                         target, aus = new_target, new_aus
-                    out = rgb if target is None else self.render(rgb, src, target, plan, aus, aus_scale)
+                    out = rgb if target is None else self.render(session, src, target, plan, aus, aus_scale)
                     writer.write(out)
                     bar.update(1)
                     if progress is not None:
@@ -357,100 +332,3 @@ def _limit_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
         return rgb
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# command line: ganime-age reenact source.jpg driving.(jpg|mp4) --age 60 -o out.(jpg|mp4)
-# ---------------------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    from ganime_age.cli import OneLineParser
-
-    parser = OneLineParser(
-        prog="ganime-age reenact",
-        description="Give the source photo the driving face's head pose and expression (optionally a new age). "
-        "A driving video gives an MP4 (audio dropped).",
-    )
-    parser.add_argument("source", help="source photo (the person to keep)")
-    parser.add_argument("driving", help="driving photo or video (the pose and expression to copy)")
-    parser.add_argument("-o", "--output", required=True, help="output image (.jpg/.png/.webp) or .mp4 for a video")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="allow -o to be an input file (its original is replaced)"
-    )
-    parser.add_argument("--age", type=float, help="target age in years, 0-100 (default: keep the source's age)")
-    parser.add_argument("--aus-scale", type=float, default=1.0, help="strength of the driver's expression AUs")
-    parser.add_argument("--face", type=int, default=0, help="source face index (0 = leftmost)")
-    parser.add_argument("--driving-face", type=int, default=0, help="driving face index (0 = leftmost)")
-    parser.add_argument(
-        "--reenactor",
-        help="trained reenactor folder or Hub id (default: $GANIME_AGE_REENACTOR, else the classical landmark warp)",
-    )
-    parser.add_argument("--no-smoothing", action="store_true", help="videos: do not smooth landmarks over time")
-    parser.add_argument("--max-frames", type=int, help="videos: stop after this many frames")
-    parser.add_argument("--model", help="ageing model: Hub id or folder (default: the embedded model)")
-    parser.add_argument("--age-estimator", help="age estimator: Hub id or folder (default: the embedded one)")
-    parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
-    return parser
-
-
-def build_engine(
-    model: str | None = None,
-    *,
-    age_estimator: str | None = None,
-    device: str | None = None,
-    reenactor: str | None = None,
-) -> Reenactment:
-    """The reenactment engine of a fresh FaceEditor (the CLI's entry point)."""
-    from ganime_age.pipeline import EditorConfig, FaceEditor
-
-    config = EditorConfig(model=model, age_estimator=age_estimator, device=device)
-    return FaceEditor.from_pretrained(config=config, reenactor=reenactor).reenactment
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from ganime_age.video import is_video_path
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    output = Path(args.output)
-    video = is_video_path(args.driving)
-    suffix = output.suffix.lower()
-    if video and suffix != ".mp4":
-        parser.error(f"the driving input is a video, so the output must be .mp4, not {output.name!r}")
-    if not video and suffix not in IMAGE_OUTPUTS:
-        parser.error(f"the driving input is a photo; write an image ({', '.join(IMAGE_OUTPUTS)}), not {output.name!r}")
-    try:  # the API's own checks and messages ("--age must be between 0 and 100 years, not 100.0000001")
-        check_optional_age(args.age, "--age")
-        check_aus_scale(args.aus_scale, "--aus-scale")
-    except InvalidArgumentError as error:
-        parser.error(str(error))
-    # the output is checked before any model is loaded: a folder, a path under a file, a place that takes no
-    # new files, or one of the inputs (the user's original) fails in a second, as one line
-    output = check_output_path(output, (".mp4",) if video else IMAGE_OUTPUTS)
-    check_not_an_input(output, [args.source, args.driving], overwrite=args.overwrite)
-    engine = build_engine(args.model, age_estimator=args.age_estimator, device=args.device, reenactor=args.reenactor)
-    if video:
-        engine.video(
-            args.source,
-            args.driving,
-            output,
-            age=args.age,
-            aus_scale=args.aus_scale,
-            face=args.face,
-            driving_face=args.driving_face,
-            smoothing=not args.no_smoothing,
-            max_frames=args.max_frames,
-        )
-    else:
-        from ganime_age.cli import save_image
-
-        image = engine.image(
-            args.source,
-            args.driving,
-            age=args.age,
-            aus_scale=args.aus_scale,
-            face=args.face,
-            driving_face=args.driving_face,
-        )
-        save_image(image, output)
-    print(f"wrote {output} ({engine.method} pose transfer)")
-    return 0

@@ -1,0 +1,44 @@
+"""Editing photos: the FaceEditor facade (also named GanimeAge), its photo sessions, refiner and reenactment,
+and the editor manifest that says which models an editor is made of.
+
+Layers, each importing only the ones below it: ``config`` (options, device) and ``manifest`` (editor.json),
+``session`` (a photo analysed once), ``refining`` (a refiner's change added to the engine's photo),
+``reenactment`` (pose and expression from a driving face, on the sessions), ``editor`` (the facade).
+"""
+
+from ganime_age.editing.config import EditorConfig, pick_device
+from ganime_age.editing.editor import EditResult, FaceEdit, FaceEditor, GanimeAge, default_engine, is_untrained_default
+from ganime_age.editing.manifest import (
+    DEFAULT_EDITOR_DIR,
+    DEFAULT_ENGINE_DIR,
+    DEFAULT_ESTIMATOR_DIR,
+    MANIFEST_NAME,
+    MODEL_ENV,
+    WEIGHTS_DIR,
+    EditorManifest,
+)
+from ganime_age.editing.reenactment import OneEuroFilter, Reenactment
+from ganime_age.editing.session import FacePlan, PhotoSession, SessionCache
+
+__all__ = [
+    "DEFAULT_EDITOR_DIR",
+    "DEFAULT_ENGINE_DIR",
+    "DEFAULT_ESTIMATOR_DIR",
+    "MANIFEST_NAME",
+    "MODEL_ENV",
+    "WEIGHTS_DIR",
+    "EditResult",
+    "EditorConfig",
+    "EditorManifest",
+    "FaceEdit",
+    "FaceEditor",
+    "FacePlan",
+    "GanimeAge",
+    "OneEuroFilter",
+    "PhotoSession",
+    "Reenactment",
+    "SessionCache",
+    "default_engine",
+    "is_untrained_default",
+    "pick_device",
+]

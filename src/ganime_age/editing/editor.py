@@ -1,0 +1,429 @@
+"""FaceEditor (also named GanimeAge): the one user-facing composition of face analysis, the edit engine, a refiner,
+an age estimator and a reenactor.
+
+The CLI and the Space call this class and nothing below it. An edit is the fitted engine's (geometry and
+appearance at the photo's own resolution), optionally refined by a trained network whose *change* is added to the
+engine's photo (:mod:`.refining`). The editor keeps its models and detectors loaded, and keeps each photo's
+analysis in a session (:mod:`.session`), so that a slider move re-runs only the engine's render and the refiner.
+It is put together from an editor manifest (:mod:`.manifest`), as a diffusers pipeline is from its
+``model_index.json``, and saves itself the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ganime_age.conditions import AU_NAMES, NUM_AGE_GROUPS, group_center
+from ganime_age.editing.config import EditorConfig, autocast_dtype, pick_device
+from ganime_age.editing.manifest import (
+    DEFAULT_EDITOR_DIR,
+    DEFAULT_ENGINE_DIR,
+    MODEL_ENV,
+    EditorManifest,
+    find_manifest,
+    part_location,
+    write_manifest,
+)
+from ganime_age.editing.reenactment import Reenactment
+from ganime_age.editing.refining import ProgressCallback, Refining, to_batch
+from ganime_age.editing.session import FacePlan, ImageInput, PhotoSession, SessionCache, stack_plans
+from ganime_age.errors import HubError, WeightsError
+from ganime_age.hub import EDITOR_ROLES, HubModel, load_pretrained, model_class_of
+from ganime_age.validation import check_ages, check_aus, check_optional_age
+
+logger = logging.getLogger(__name__)
+
+PART_FOLDERS = {"engine": "engine", "refiner": "refiner", "age_estimator": "age-estimator", "reenactor": "reenactor"}
+
+
+@dataclass
+class FaceEdit:
+    index: int
+    source: Image.Image  # aligned input crop
+    output: Image.Image  # aligned edited crop
+    attention: Image.Image | None  # "L" mask on the aligned crop, white = pixel kept from the input
+    source_age: float | None
+    source_aus: np.ndarray
+    target_age: float
+    target_aus: np.ndarray
+
+
+@dataclass
+class EditResult:
+    image: Image.Image  # the whole photo, same size as the input, edited faces pasted back
+    faces: list[FaceEdit] = field(default_factory=list)
+
+
+def default_engine() -> HubModel:
+    """The embedded fitted engine (``weights/ganime-age-engine``).
+
+    Should the folder be missing (a trimmed install), an engine with empty tables stands in, with a warning:
+    it returns every photo unchanged, so the API, CLI and Space still work end to end.
+    """
+    from ganime_age.engine import FittedEngine
+
+    if (DEFAULT_ENGINE_DIR / "config.json").is_file():
+        return load_pretrained(DEFAULT_ENGINE_DIR, role="engine")
+    logger.warning(
+        "The embedded edit engine is missing (%s); edits will return photos unchanged. "
+        "Load an editor whose editor.json names a fitted engine (or pass engine=...).",
+        DEFAULT_ENGINE_DIR,
+    )
+    engine = FittedEngine().eval()
+    engine.untrained_default = True
+    return engine
+
+
+def is_untrained_default(model: HubModel) -> bool:
+    """True for the empty stand-in used while no fitted engine is embedded."""
+    return bool(getattr(model, "untrained_default", False))
+
+
+class FaceEditor:
+    """Edit the age and expression of every face (or one) in a photo, and reenact it; returns the whole photo."""
+
+    def __init__(
+        self,
+        model: HubModel,
+        *,
+        engine: HubModel | None = None,
+        age_estimator: HubModel | None = None,
+        reenactor: HubModel | None = None,
+        analyzer: Any = None,
+        config: EditorConfig | None = None,
+    ) -> None:
+        """`model`: a fitted engine, or a refiner that runs on top of `engine` (default: the embedded engine);
+        which it is, its class's declared role says."""
+        self.config = config or EditorConfig()
+        role = getattr(model, "role", "")
+        if role not in ("engine", "refiner"):
+            raise WeightsError(f"{type(model).__name__} ({role or 'no role'}) is neither an edit engine nor a refiner")
+        engine, refiner = (model, None) if role == "engine" else (engine or default_engine(), model)
+        if getattr(engine, "role", "") != "engine":
+            raise WeightsError(f"{type(engine).__name__} is not a fitted edit engine")
+        if age_estimator is not None and getattr(age_estimator, "role", "") != "age_estimator":
+            raise WeightsError(f"{type(age_estimator).__name__} is not an age estimator")
+        self.device = pick_device(self.config.device)
+        autocast_dtype(self.config.precision, self.device)  # refused here, refiner or not: a setting that cannot run
+        self.model = model
+        self.engine = engine.eval()
+        self.refiner = refiner
+        self.refining = (
+            Refining(refiner, self.device, self.config.precision, self.config.batch_size) if refiner else None
+        )
+        self.age_estimator = age_estimator.to(self.device).eval() if age_estimator is not None else None
+        self.reenactor = reenactor  # None: reenact() moves faces with the engine's landmark warp
+        self.image_size = int((refiner or engine).config.image_size)
+        self._analyzer = analyzer
+        self.sessions = SessionCache(
+            lambda: self.analyzer,
+            self._read_age if self.age_estimator is not None else None,
+            self._prepare_face,
+            size=self.config.cache_size,
+            megabytes=self.config.cache_megabytes,
+        )
+        self._reenactment: Reenactment | None = None
+
+    # -- construction and saving ----------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str | os.PathLike[str] | None = None,
+        *,
+        engine: str | os.PathLike[str] | None = None,
+        refiner: str | os.PathLike[str] | None = None,
+        age_estimator: str | os.PathLike[str] | None = None,
+        reenactor: str | os.PathLike[str] | None = None,
+        device: str | None = None,
+        config: EditorConfig | None = None,
+        **hub_kwargs: Any,
+    ) -> FaceEditor:
+        """An editor from a folder or Hub id: an editor (its ``editor.json`` names the parts) or one model (an
+        engine, or a refiner run on the embedded engine); None means ``$GANIME_AGE_MODEL``, else the embedded
+        default editor. A part given by keyword (a folder or Hub id) replaces the manifest's."""
+        config = config or EditorConfig()
+        config.device = device or config.device
+        source = source if source is not None else os.environ.get(MODEL_ENV) or DEFAULT_EDITOR_DIR
+        parts = _parts_of(str(source), **hub_kwargs)
+        for role, given in (("engine", engine), ("refiner", refiner), ("age_estimator", age_estimator)):
+            if given is not None:
+                parts[role] = str(given)
+        if reenactor is not None:
+            parts["reenactor"] = str(reenactor)
+        loaded = {role: load_pretrained(where, role=role, **hub_kwargs) for role, where in parts.items()}
+        fitted = loaded.get("engine") or default_engine()
+        model = loaded.get("refiner") or fitted
+        return cls(
+            model,
+            engine=fitted,
+            age_estimator=loaded.get("age_estimator"),
+            reenactor=loaded.get("reenactor"),
+            config=config,
+        )
+
+    def parts(self) -> dict[str, HubModel]:
+        """The models this editor is made of, by role."""
+        found = {
+            "engine": self.engine,
+            "refiner": self.refiner,
+            "age_estimator": self.age_estimator,
+            "reenactor": self.reenactor,
+        }
+        return {role: model for role, model in found.items() if model is not None}
+
+    def save_pretrained(self, folder: str | os.PathLike[str]) -> Path:
+        """Write the editor as a folder: each part in its subfolder (Hub layout) and an editor.json naming them."""
+        target = Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        for role, model in self.parts().items():
+            model.save_pretrained(target / PART_FOLDERS[role])
+        write_manifest(target, EditorManifest(**{role: PART_FOLDERS[role] for role in self.parts()}))
+        return target
+
+    def push_to_hub(self, repo_id: str, *, token: str | None = None, private: bool | None = None) -> str:
+        """Publish the editor folder to the Hugging Face Hub; returns the repository's URL. A failure to reach the
+        Hub (no network, no permission) is a HubError, not a raw connection error."""
+        from huggingface_hub import HfApi
+
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            api = HfApi(token=token)
+            try:
+                url = api.create_repo(repo_id, private=private, exist_ok=True)
+                api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload a ganime-age editor")
+            except Exception as error:  # offline, refused, unauthorised: all mean "not published"
+                raise HubError(f"could not publish {repo_id!r} to the Hugging Face Hub: {error}") from None
+        return str(url)
+
+    @property
+    def analyzer(self) -> Any:
+        if self._analyzer is None:
+            from ganime_age.faces import FaceAnalyzer
+
+            self._analyzer = FaceAnalyzer(
+                self.config.detector, self.config.landmarker, size=self.image_size, max_faces=self.config.max_faces
+            )
+        return self._analyzer
+
+    def _read_age(self, crop: np.ndarray) -> float:
+        with torch.inference_mode():
+            return float(self.age_estimator.predict(to_batch([crop], self.device))[0])
+
+    def _prepare_face(self, rgb: np.ndarray, face: Any) -> Any:
+        return self.engine.prepare_face(rgb, face.landmarks.landmarks, segment=self.analyzer.segmenter)
+
+    # -- reading faces ---------------------------------------------------------------------------------
+    def session(self, image: ImageInput) -> PhotoSession:
+        """The photo's session: decoded and analysed once, then kept for the next edits of the same photo."""
+        return self.sessions.open(image)
+
+    def analyze(self, image: ImageInput) -> list[Any]:
+        """Every face in the photo (detection, landmarks, AUs, pose, aligned crop), left to right."""
+        return self.session(image).faces
+
+    @overload
+    def estimate_age(self, image: ImageInput, face: None = None) -> list[float]: ...
+    @overload
+    def estimate_age(self, image: ImageInput, face: int) -> float: ...
+    def estimate_age(self, image: ImageInput, face: int | None = None) -> list[float] | float:
+        """Estimated age in years of every face, left to right (``face=None``), or of face ``face`` alone."""
+        session = self.session(image)
+        ages = [session.age(f) for f in session.selected(face)]
+        return ages if face is None else ages[0]
+
+    @overload
+    def measure_aus(self, image: ImageInput, face: None = None) -> list[dict[str, float]]: ...
+    @overload
+    def measure_aus(self, image: ImageInput, face: int) -> dict[str, float]: ...
+    def measure_aus(self, image: ImageInput, face: int | None = None) -> list[dict[str, float]] | dict[str, float]:
+        """The 17 AU intensities (0-5) of every face, left to right (``face=None``), or of face ``face`` alone."""
+        measured = [
+            {name: float(value) for name, value in zip(AU_NAMES, selected.aus, strict=True)}
+            for selected in self.session(image).selected(face)
+        ]
+        return measured if face is None else measured[0]
+
+    # -- editing ---------------------------------------------------------------------------------------
+    def refine_photo(
+        self,
+        photo: np.ndarray,
+        points: Sequence[np.ndarray],
+        target_age: Sequence[float],
+        target_aus: Sequence[np.ndarray],
+        progress: ProgressCallback | None = None,
+    ) -> np.ndarray:
+        """The refiner's change added to each face (its 5 alignment points) of the engine's photo; without a
+        refiner, the photo as it is."""
+        if self.refining is None:
+            return photo
+        return self.refining(photo, points, target_age, target_aus, progress)
+
+    def _render(
+        self, session: PhotoSession, plans: Sequence[FacePlan], progress: ProgressCallback | None = None
+    ) -> tuple[np.ndarray, list[Any]]:
+        """The engine's edit of the whole photo (then the refiner's), and per face what the engine changed."""
+        prepared = [session.engine_face(p.face) for p in plans]
+        conditions = stack_plans(plans)
+        photo, changes = self.engine.edit_photo(session.rgb, prepared, **conditions)
+        points = [p.face.detection.points for p in plans]
+        photo = self.refine_photo(photo, points, conditions["target_ages"], conditions["target_aus"], progress)
+        return photo, changes
+
+    def _kept_mask(self, change: Any, matrix: np.ndarray) -> Image.Image:
+        """The engine's change mask as an aligned "L" crop, white where the input's pixel was kept."""
+        import cv2
+
+        size = self.image_size
+        if change is None:
+            return Image.fromarray(np.full((size, size), 255, np.uint8), mode="L")
+        (x0, y0, _, _), mask = change
+        local = np.asarray(matrix, np.float64).copy()
+        local[:, 2] += local[:, :2] @ np.array([x0, y0], np.float64)  # box pixels -> crop pixels
+        moved = cv2.warpAffine(mask, local, (size, size), flags=cv2.INTER_AREA, borderValue=0.0)
+        return Image.fromarray(np.round(255.0 * (1.0 - np.clip(moved, 0.0, 1.0))).astype(np.uint8), mode="L")
+
+    def _request(
+        self, image: ImageInput, age: float | None, aus: Any, face: int | None
+    ) -> tuple[PhotoSession, list[FacePlan]]:
+        """The request checked at the edge (out-of-range ages and AUs are refused, never clamped), as plans."""
+        age = check_optional_age(age)
+        aus = check_aus(aus)
+        session = self.session(image)
+        return session, session.plans(age, aus, face)
+
+    def edit_details(
+        self, image: ImageInput, age: float | None = None, aus: Any = None, face: int | None = None
+    ) -> EditResult:
+        """Edit and return the whole photo plus per-face crops and change masks.
+
+        ``age=None`` keeps each face's estimated age; ``aus=None`` keeps its measured AUs and a
+        mapping changes only the AUs it names; ``face=None`` edits every face.
+        """
+        from ganime_age.faces import align_face
+
+        session, plans = self._request(image, age, aus, face)
+        photo, changes = self._render(session, plans)
+        results = [
+            FaceEdit(
+                index=p.face.index,
+                source=Image.fromarray(p.face.aligned.image),
+                output=Image.fromarray(align_face(photo, p.face.detection.points, self.image_size).image),
+                attention=self._kept_mask(change, p.face.aligned.matrix),
+                source_age=p.source_age if p.age_known else None,
+                source_aus=p.source_aus,
+                target_age=p.target_age,
+                target_aus=p.target_aus,
+            )
+            for p, change in zip(plans, changes, strict=True)
+        ]
+        return EditResult(Image.fromarray(photo), results)
+
+    def edit(
+        self, image: ImageInput, age: float | None = None, aus: Any = None, face: int | None = None
+    ) -> Image.Image:
+        """The edited photo, same size as the input (:meth:`edit_details` without the per-face crops)."""
+        session, plans = self._request(image, age, aus, face)
+        return Image.fromarray(self._render(session, plans)[0])
+
+    def age_strip(
+        self,
+        image: ImageInput,
+        face: int = 0,
+        ages: Sequence[float] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[tuple[float, Image.Image]]:
+        """The same face at several ages (default: the 10 age-group centres), as aligned crops."""
+        from ganime_age.faces import align_face
+
+        session = self.session(image)
+        target = session.selected(face)[0]
+        ages = check_ages(ages) if ages is not None else [group_center(g) for g in range(NUM_AGE_GROUPS)]
+        source_age = session.age(target)
+        aus = np.asarray(target.aus, np.float32)
+        strip = []
+        for n, years in enumerate(ages):
+            if progress is not None:
+                progress(n / len(ages), f"age {years:g}")
+            photo, _ = self._render(session, [FacePlan(target, source_age, float(years), aus, aus)])
+            strip.append(
+                (float(years), Image.fromarray(align_face(photo, target.detection.points, self.image_size).image))
+            )
+        if progress is not None:
+            progress(1.0, "done")
+        return strip
+
+    # -- reenactment -----------------------------------------------------------------------------------
+    @property
+    def reenactment(self) -> Reenactment:
+        """Pose and expression transfer from a driving face, built on this editor's sessions and engine."""
+        if self._reenactment is None:
+            self._reenactment = Reenactment(
+                self.sessions,
+                lambda: self.analyzer,
+                self.engine,
+                refine=self.refine_photo,
+                reenactor=self.reenactor,
+                device=self.device,
+                landmarker=self.config.landmarker,
+            )
+        return self._reenactment
+
+    def reenact(
+        self, source: ImageInput, driving: ImageInput, age: float | None = None, aus_scale: float = 1.0, **options: Any
+    ) -> Image.Image:
+        """The source photo, full size, with the driving face's head pose and expression at `age` (None = keep).
+
+        ``options``: face, driving_face (indices, left to right). See :mod:`ganime_age.editing.reenactment`.
+        """
+        return self.reenactment.image(source, driving, age=age, aus_scale=aus_scale, **options)
+
+    def reenact_video(
+        self,
+        source: ImageInput,
+        driving_video: str | os.PathLike[str],
+        output_path: str | os.PathLike[str],
+        age: float | None = None,
+        aus_scale: float = 1.0,
+        progress: Callable[[float, str], Any] | None = None,
+        **options: Any,
+    ) -> Path:
+        """Reenact the source photo with every frame of a driving video; writes an MP4 (no audio), returns its path.
+
+        ``options``: face, driving_face, smoothing, max_frames, max_side, show_progress_bar.
+        """
+        return self.reenactment.video(
+            source, driving_video, output_path, age=age, aus_scale=aus_scale, progress=progress, **options
+        )
+
+
+GanimeAge = FaceEditor
+"""The name the package's card gives users: ``GanimeAge.from_pretrained("owner/editor")`` loads a whole editor."""
+
+
+def _parts_of(source: str, **hub_kwargs: Any) -> dict[str, str]:
+    """role -> folder or Hub id of each part that `source` names: an editor's manifest, or one model by its role."""
+    manifest = find_manifest(source, **hub_kwargs)
+    if manifest is not None:
+        return {role: part_location(source, where) for role, where in manifest.parts().items()}
+    role = model_class_of(source, **hub_kwargs).role
+    if role not in ("engine", "refiner"):
+        load_pretrained(source, **hub_kwargs)  # a damaged folder says what is wrong with it first
+        given = f"; give it as {role}=..." if role in EDITOR_ROLES else ""
+        raise WeightsError(
+            f"{source} holds a {role or 'role-less'} model, not an ageing model (an engine or a refiner){given}"
+        )
+    parts = {role: source}  # one model, in the embedded editor in place of that editor's own of its role
+    default = find_manifest(DEFAULT_EDITOR_DIR)
+    for other, where in (default.parts() if default is not None else {}).items():
+        parts.setdefault(other, part_location(DEFAULT_EDITOR_DIR, where))
+    return parts

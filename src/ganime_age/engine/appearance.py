@@ -1,0 +1,282 @@
+"""The skin's change, computed in the shape-normalised template and mapped onto the face: the age prototypes'
+tone and shading (a ratio image), the person's own detail bands scaled by the prototypes' detail energy
+(wrinkles deepen with age, skin smooths when young), new folds when ageing, and the AU ratio images; and the
+grey thumbnail the sex classifier reads. Everything is in the log domain, where a lighting change is an offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from ganime_age.engine.config import (
+    AGED_FEATURE_HOLD,
+    AU_LINE_DEPTH,
+    AU_LINE_GLOW,
+    COLOURFUL,
+    LARGE_SCALE,
+    LOG_EPSILON,
+    FittedEngineConfig,
+)
+from ganime_age.engine.frames import Template
+from ganime_age.engine.geometry import age_weights, blend
+from ganime_age.engine.hair import hair_greying_share
+from ganime_age.faces.topology import BROW_TOPS, FACE_LEFT, FACE_RIGHT, LEFT_BROW, RIGHT_BROW
+
+if TYPE_CHECKING:
+    from ganime_age.engine.model import EngineFace, FittedEngine
+
+
+@dataclass
+class TextureChange:
+    """An edit's repaint on the engine grid, in the log domain.
+
+    ``ratio`` (h, w, 3) is smooth and multiplies each channel (tone, shading, colour: a ratio image); ``fine``
+    (h, w) changes brightness alone, by the same amount in every channel, so that deepened or smoothed
+    wrinkles keep the skin's colour instead of scaling it into fine colour speckles.
+    """
+
+    ratio: np.ndarray
+    fine: np.ndarray
+    mask: np.ndarray  # (h, w) where the change may be non-zero (the face, and the hair when it greys)
+
+
+def log_image(rgb: np.ndarray) -> np.ndarray:
+    """uint8 or 0..255 float RGB -> log intensity (the domain where a lighting change is an offset)."""
+    return np.log(np.asarray(rgb, np.float32) * (1.0 / 255.0) + LOG_EPSILON)
+
+
+def detail_bands(grey: np.ndarray, sigma: float, count: int) -> list[np.ndarray]:
+    """Difference-of-Gaussian bands of an image, finest first (sigma, then doubling)."""
+    bands, previous = [], grey
+    for b in range(count):
+        blurred = cv2.GaussianBlur(grey, (0, 0), sigma * 2**b)
+        bands.append(previous - blurred)
+        previous = blurred
+    return bands
+
+
+def band_energies(grey: np.ndarray, sigma: float, count: int) -> list[np.ndarray]:
+    """Local detail energy per band: each band squared and averaged over a neighbourhood of twice its scale."""
+    return [cv2.GaussianBlur(b * b, (0, 0), 2.0 * sigma * 2**i) for i, b in enumerate(detail_bands(grey, sigma, count))]
+
+
+def grey_and_colour(grey_gain: float, colour_gain: float) -> np.ndarray:
+    """The 3x3 matrix (for ``cv2.transform``) that scales an RGB change's mean by `grey_gain` and the rest by
+    `colour_gain`: one pass over the pixels instead of four."""
+    return (colour_gain * np.eye(3) + (grey_gain - colour_gain) / 3.0 * np.ones((3, 3))).astype(np.float32)
+
+
+def hold_above(table: np.ndarray, row: int, axis: int = 0) -> np.ndarray:
+    """`table` with every row above `row` (along `axis`) replaced by that row: a change held constant upward."""
+    out = np.array(table, copy=True)
+    index = [slice(None)] * out.ndim
+    source = list(index)
+    index[axis], source[axis] = slice(0, row), slice(row, row + 1)
+    out[tuple(index)] = out[tuple(source)]
+    return out
+
+
+def template_width(template: Template) -> float:
+    """The canonical face's width in template pixels (its oval's left to right points)."""
+    v = template.vertices
+    return float(v[FACE_RIGHT, 0] - v[FACE_LEFT, 0])
+
+
+def forehead_row(template: Template) -> int:
+    """The template row a little above the brows: above it the prototypes' age differences are hair as
+    much as skin (see :func:`tone_weight`), so the tone change is not taken and the detail energies are held."""
+    vertices = template.vertices
+    brows = float(vertices[list(BROW_TOPS), 1].min())
+    return max(int(brows - 0.04 * template_width(template)), 0)
+
+
+def skin_tone(template: Template, image: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """A prototype's tone and shading: `image` blurred to LARGE_SCALE over the skin below the forehead
+    alone (normalised convolution), which continues it over the brows, the eyes and the upper forehead.
+
+    What the blur must not see: the brows and eyes (an average old woman's brows are paler and thinner, and
+    a ratio image of that does not thin a brow: it bleaches a band where the brow is and makes eye whites
+    glow; brows thin through the detail gains), and the upper forehead (see :func:`tone_weight`).
+    """
+    weight = (1.0 - features) * template.raster.mask
+    weight[: forehead_row(template)] = 0.0
+    sigma = LARGE_SCALE * template_width(template)
+    spread = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
+    blurred = cv2.GaussianBlur(image * weight[..., None], (0, 0), sigma).reshape(image.shape)
+    return np.where(spread > 1e-3, blurred / np.maximum(spread, 1e-3), image).astype(np.float32)
+
+
+def tone_weight(template: Template) -> np.ndarray:
+    """(R, R, 1): how much of the prototypes' tone change a template pixel takes: none above the brows, all
+    from the brows' lower edge down.
+
+    The prototypes' foreheads are part hair (children's fringes, receding hairlines), so their difference
+    there is a hairline, not skin: it painted a dark band across the forehead of every face made young (a
+    band the age estimator read as a fringe, and so as a child).
+    """
+    vertices = template.vertices
+    low = float(vertices[list(RIGHT_BROW[:5]) + list(LEFT_BROW[:5]), 1].max())
+    row = forehead_row(template)
+    rows = np.arange(template.size, dtype=np.float32)
+    ramp = np.clip((rows - row) / max(low - row, 1.0), 0.0, 1.0)
+    ramp = ramp * ramp * (3.0 - 2.0 * ramp)  # smoothstep: no visible edge where the change begins
+    return np.repeat(ramp[:, None, None], template.size, axis=1)
+
+
+def template_blur(template: Template, image: np.ndarray) -> np.ndarray:
+    """A blur over the template's face only (normalised by the blurred mask, so the edge is not darkened)."""
+    mask = template.raster.mask
+    sigma = LARGE_SCALE * template_width(template)
+    weight = cv2.GaussianBlur(mask, (0, 0), sigma)[..., None]
+    blurred = cv2.GaussianBlur(image * mask[..., None], (0, 0), sigma)
+    blurred = blurred.reshape(image.shape)
+    return np.where(weight > 1e-3, blurred / np.maximum(weight, 1e-3), image).astype(np.float32)
+
+
+def age_split(config: FittedEngineConfig, tables: dict[str, np.ndarray], template: Template) -> dict[str, np.ndarray]:
+    """The fitted tables as a slider move reads them, made once: the age prototypes' large scale (tone,
+    shading), their fold-scale luminance band (between the finest detail band and the large scale), the
+    detail energies, and the AU ratio images on skin only, split like the age change into their large
+    scale (per channel) and the brightness of the rest (frown lines, folds); all channels last.
+
+    (What the AU ratio images show in the eyes, the lips' gap and the brows, hair that MediaPipe's brow
+    points follow loosely, is the pairs' misalignment, not the AU: it is masked out.)
+    """
+    t, c = tables, config
+    prototypes = (t["mean_texture"][None, None] + t["age_textures"]).transpose(0, 1, 3, 4, 2)
+    large = np.empty_like(prototypes)
+    folds = np.empty(prototypes.shape[:4], np.float32)
+    regions = template.regions
+    features = np.maximum(np.maximum(regions["eyes"], regions["brows"]), regions["mouth"])
+    forehead = forehead_row(template)
+    for index in np.ndindex(prototypes.shape[:2]):
+        blurred = template_blur(template, np.ascontiguousarray(prototypes[index]))
+        luma = prototypes[index].mean(axis=2)
+        folds[index] = cv2.GaussianBlur(luma, (0, 0), c.band_sigma) - blurred.mean(axis=2)
+        large[index] = skin_tone(template, prototypes[index], features)
+    energies = t["age_energies"].transpose(0, 1, 3, 4, 2)
+    energies = hold_above(energies, forehead // c.energy_downsample, axis=2)
+    skin = 1.0 - np.maximum(np.maximum(regions["mouth"], regions["eyes_wide"]), regions["brows"])
+    au_skin = np.ascontiguousarray((t["au_textures"] * skin).transpose(0, 2, 3, 1), dtype=np.float32)
+    # a pair's tone difference on the forehead is its brows' misalignment (MediaPipe's brow points lag a
+    # raised brow): it painted a glowing band above raised brows; forehead lines are in the fine part
+    au_blurred = np.stack([template_blur(template, image) for image in au_skin])
+    weight = tone_weight(template)
+    return {
+        "large": np.ascontiguousarray(large, dtype=np.float32),
+        "folds": folds * (template.mask * (1.0 - regions["mouth"]))[None, None],
+        "energies": np.ascontiguousarray(energies, dtype=np.float32),
+        "tone_weight": weight,
+        "features": cv2.resize(features, t["age_energies"].shape[-2:][::-1], interpolation=cv2.INTER_AREA)[..., None],
+        "au_smooth": au_blurred * weight[None],
+        "au_fine": np.ascontiguousarray((au_skin - au_blurred).mean(axis=3), dtype=np.float32),
+    }
+
+
+def texture_change(
+    engine: FittedEngine,
+    face: EngineFace,
+    source_age: float,
+    target_age: float,
+    source_aus: np.ndarray,
+    target_aus: np.ndarray,
+) -> TextureChange | None:
+    """The log-intensity change on the engine grid (None when the edit repaints nothing), in two parts:
+    a smooth per-channel ratio (tone, shading, colour) and a fine change of brightness alone.
+
+    The age change has three parts, all computed in the template and mapped onto the face once:
+
+    - the prototypes' large-scale difference (skin tone, shading, colour), added in the log domain (a
+      ratio image), less most of its face-wide mean (``age_exposure_share``);
+    - the face's own detail, band by band, scaled by the ratio of the prototypes' local detail energy
+      (Tiddeman et al.): wrinkles, brows and beard shadow grow or fade as the face has them, and nothing
+      appears where it has none, so a clean-shaven man gets no white patch where the average man of
+      his age has a moustache shadow;
+    - when ageing, the darkening part of the prototypes' fold-scale difference, so that nasolabial folds,
+      eye bags and forehead lines appear even on a face that has no trace of them yet.
+
+    Fine changes are of brightness only (see :class:`TextureChange`): a photo carries almost no fine
+    colour (JPEG keeps colour at half resolution), and a fine *ratio* would print the skin's colour into
+    every wrinkle it deepens or smooths, as speckles of colour.
+    """
+    c, t = engine.config, engine.tables
+    size = c.template_size
+    sexes = np.array([1.0 - face.female, face.female])
+    smooth = np.zeros((size, size, 3), np.float32)  # channels last: what cv2.remap maps in one call
+    fine = np.zeros((size, size), np.float32)
+    repaint = False
+    gains = None
+    if source_age != target_age:
+        split = engine.age_split
+        w_t, w_s = age_weights(target_age, engine.centres), age_weights(source_age, engine.centres)
+        large = blend(split["large"], sexes, w_t - w_s)
+        if c.age_exposure_share != 1.0:
+            mask = engine.template.mask
+            mean = np.tensordot(mask, large, axes=([0, 1], [0, 1])) / max(float(mask.sum()), 1e-6)
+            large -= np.float32(1.0 - c.age_exposure_share) * mean.astype(np.float32)
+        large *= split["tone_weight"]
+        # brightness (the channels' mean) times age_texture_gain, colour (the rest) times age_chroma_gain
+        tone = cv2.transform(large, grey_and_colour(c.age_texture_gain, c.age_chroma_gain))
+        if target_age > source_age:  # folds and lines that come with age: the prototypes' darkening only
+            # a ratio (darker in every channel alike), not a brightness offset: taking the same amount off
+            # each channel of a deep fold saturates its colour into a purple, bruise-like socket
+            folds = c.age_fold_gain * blend(split["folds"], sexes, w_t - w_s)
+            tone += np.minimum(folds, 0.0)[..., None]
+        smooth += tone
+        energies = [blend(split["energies"], sexes, w) for w in (w_t, w_s)]
+        floor = 1e-6 + 0.05 * energies[1].mean(axis=(0, 1), keepdims=True)
+        ratio = (energies[0] + floor) / (energies[1] + floor)
+        gains = np.clip(ratio ** (0.5 * c.detail_gain_power), *c.detail_gain_range)
+        caps = np.asarray(c.detail_gain_caps, np.float32)[: gains.shape[2]]
+        gains = np.minimum(gains, caps).astype(np.float32)
+        if target_age > source_age:
+            # ageing brows keep most of their detail: an average's fainter brow, applied as a gain, bleaches
+            # the brow's body and leaves its outline, as if drawn on (a child's faint brows are right)
+            keep = 1.0 - AGED_FEATURE_HOLD * split["features"]
+            gains = (1.0 + (gains - 1.0) * keep).astype(np.float32)
+        repaint = True
+    au_delta = (np.asarray(target_aus, np.float32) - np.asarray(source_aus, np.float32)) * t["au_gains"]
+    if np.any(au_delta):
+        # the gains make an AU's shape read as asked; its skin (folds, shading) follows, more gently
+        gentle = au_delta / np.sqrt(t["au_gains"])
+        lines = np.zeros_like(fine)
+        for au in np.flatnonzero(gentle):
+            smooth += (c.au_texture_gain * gentle[au]) * engine.age_split["au_smooth"][au]
+            lines += (c.au_texture_gain * gentle[au]) * engine.age_split["au_fine"][au]
+        # expression lines darken (frown lines, folds); a strong brightening is a pair's misalignment at an
+        # edge (a lid's crease), which printed thin white arcs
+        fine += np.clip(lines, -AU_LINE_DEPTH, AU_LINE_GLOW)
+        repaint = True
+    greying = hair_greying_share(engine, source_age, target_age) if face.hair.any() else 0.0
+    if greying <= 0.0 and (
+        not repaint or (not np.any(smooth) and not np.any(fine) and (gains is None or np.all(gains == 1.0)))
+    ):
+        return None
+    # colour changes in proportion to how colourful the face is: a grey photo stays grey
+    smooth = cv2.transform(smooth, grey_and_colour(1.0, min(face.colourfulness / COLOURFUL, 1.0)))
+    coords = face.template_coords
+    ratio_out = cv2.remap(smooth, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
+    ratio_out *= face.face_mask[..., None]
+    fine_out = cv2.remap(fine, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
+    if gains is not None:
+        stacked = cv2.resize(gains, (size, size))
+        mapped = cv2.remap(stacked, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=1.0)
+        mapped = mapped.reshape(*face.grid_shape, -1)
+        fine_out += sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
+    fine_out *= face.face_mask
+    if greying <= 0.0:
+        return TextureChange(ratio_out, fine_out, face.face_mask)
+    ratio_out += np.float32(greying) * face.hair_colour
+    fine_out += np.float32(greying) * face.hair_lift
+    return TextureChange(ratio_out, fine_out, np.maximum(face.face_mask, face.hair))
+
+
+def sex_thumbnail(template: Template, side: int, log_face: np.ndarray) -> np.ndarray:
+    """A face's log-colour template view -> the classifier's input (grey, small, standardised)."""
+    grey = log_face.mean(axis=2) * template.mask
+    thumb = cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA).reshape(-1)
+    return (thumb - thumb.mean()) / max(float(thumb.std()), 1e-3)

@@ -1,0 +1,106 @@
+"""The engine's settings: the sizes of its fitted tables and the strengths of each part of an edit (its
+``config.json``, each field with its declared range), and the fixed constants its jobs share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ganime_age.conditions import MAX_AGE
+from ganime_age.config import bounded
+
+LOG_EPSILON = 1.0 / 64.0  # log(v + eps): dark pixels do not blow up a ratio
+OUTWARD_REACH = 5.0  # canonical centimetres (a third of a face width) over which a face's motion fades out
+LARGE_SCALE = 0.1  # face widths: the blur that splits skin tone and shading from features (brows, lips, folds)
+YOUNG_AGE = 20.0  # below this age a face's proportions change fastest (young_shape_boost)
+INVERSE_TOLERANCE = 0.2  # grid pixels: how far a fixed-point inverse may miss before the exact one is used
+STILL_PIXELS = 0.25  # photo pixels: a displacement below this leaves a pixel as it was (a quarter pixel: unseen)
+TINT_SCALE = 0.03  # face widths: the blur of the colours that a colour change scales (fine colour never changes)
+MOUTH_TINT_SIGMA = 3.0  # interior cells (of mouth_grid): the blur of the painted mouth's colour
+MOUTH_EDGE_CHROMA = 0.25  # canonical cm: the colour blur across the painted mouth's edge (a photo's chroma is soft)
+AU_LINE_DEPTH, AU_LINE_GLOW = 0.5, 0.1  # log-brightness limits of the AU ratio images' fine part
+HAIR_MAX_LIFT = 1.3  # log brightness: the most greying brightens hair (x3.7), so black hair's noise stays unseen
+HAIR_SKIN_DISTANCE = (12.0, 27.0)  # Lab distance from the skin's colour over which a pixel turns from skin to hair
+AGED_FEATURE_HOLD = 0.5  # share of the detail change that ageing brows and eyes are spared
+COLOURFUL = 0.06  # mean |log channel - log grey| from which a face counts as fully coloured (grey photos: 0)
+
+
+@dataclass
+class FittedEngineConfig:
+    """Sizes of the fitted tables and the strengths of each part of an edit.
+
+    Each field declares its range: sizes are bounded so that no table, blur or grid can ask for absurd memory
+    (the tables are R x R per age centre and AU; a blur's kernel grows with its sigma), strengths so that an
+    edit stays an edit. validate() adds the rules across fields.
+    """
+
+    image_size: int = bounded(128, 16, 1024)  # aligned crops for display and for the refiners
+    template_size: int = bounded(200, 32, 512)  # R: the shape-normalised template is R x R pixels
+    # template pixels per centimetre of the canonical face (15.5 x 17.7 cm: 30 fills the largest template)
+    template_scale: float = bounded(10.0, 2.0, 30.0)
+    template_centre: tuple[float, float] = bounded((100.0, 90.6), 0.0, 512.0)  # template pixel of the face's origin
+    age_centres: tuple[float, ...] = bounded(
+        (2.0, 5.0, 9.0, 14.0, 19.0, 25.0, 32.0, 40.0, 48.0, 56.0, 64.0, 72.0, 80.0), 0.0, MAX_AGE, length=(2, 40)
+    )
+    detail_bands: int = bounded(5, 1, 5)  # detail bands whose energy is fitted (finest first)
+    # template pixels: Gaussian sigma splitting off the finest band (doubles per band; the energies blur at twice
+    # that, so the coarsest kernel is 2 * 16 * band_sigma: at most 256, a 2049-tap kernel)
+    band_sigma: float = bounded(1.0, 0.25, 8.0)
+    energy_downsample: int = bounded(2, 1, 8)  # the energy maps are stored this many times smaller than the template
+    sex_features: int = bounded(32, 8, 512)  # side of the grey template thumbnail the sex classifier reads
+    # strengths (1 = as fitted)
+    # (chosen by eye on held-out full-size photos, with the estimator's readings beside: training/README.md)
+    # MediaPipe's landmarks under-state how much a child's face differs from an adult's
+    age_shape_gain: float = bounded(3.0, 0.0, 5.0)
+    # the shape gain grows by this factor towards a child's face (5 and under)
+    young_shape_boost: float = bounded(1.5, 0.0, 5.0)
+    # share of the age shape change kept on the face's outline (jaw, chin, hairline; the features keep all):
+    # a warp can only drag the photo's own pixels, so a chin pulled far up leaves the old jawline's shadow
+    # and the neck's edges behind it as ghost lines
+    age_outline_share: float = bounded(0.3, 0.0, 5.0)
+    # prototype differences are means of many faces: fainter than one face's ageing
+    age_texture_gain: float = bounded(2.0, 0.0, 5.0)
+    age_chroma_gain: float = bounded(1.0, 0.0, 5.0)
+    # share of the prototypes' face-wide mean change kept (their overall exposure and tint): UTKFace's children
+    # are photographed brighter and its old faces redder, which on a face reads as a glow or a bruise-like tint,
+    # and brightening a photo amplifies its own colour noise; the change's layout (shading, folds) is all kept
+    age_exposure_share: float = bounded(0.0, 0.0, 5.0)
+    age_fold_gain: float = bounded(2.5, 0.0, 5.0)  # the prototypes' new folds and lines, added when ageing
+    detail_gain_range: tuple[float, float] = bounded((0.35, 2.5), 0.0, 10.0)
+    # the most each band may be amplified, finest first: a photo's finest band is mostly noise and JPEG's 8x8
+    # blocks, which amplified become a leathery grid; wrinkles and folds live in the coarser bands
+    detail_gain_caps: tuple[float, ...] = bounded((1.0, 1.4, 2.5, 2.5, 2.5), 0.0, 10.0, length=(1, 16))
+    # the detail gains raised to this power (a prototype's energy is an average too)
+    detail_gain_power: float = bounded(1.5, 0.0, 5.0)
+    au_shape_gain: float = bounded(1.0, 0.0, 5.0)
+    au_texture_gain: float = bounded(1.0, 0.0, 5.0)
+    # the fitted greying of hair is an average of people: fainter than one person's
+    hair_greying_gain: float = bounded(1.2, 0.0, 5.0)
+    # the mouth interior, fitted from CFEE's open mouths: one mean per gap height (canonical cm at the lips' centre)
+    mouth_gaps: tuple[float, ...] = bounded((0.3, 0.6, 0.9, 1.2, 1.5, 1.9, 2.4), 0.0, 10.0, length=(2, 20))
+    mouth_grid: tuple[int, int] = bounded((32, 96), 4, 256)  # (rows across the gap, columns corner to corner)
+    # where an edit is computed: the face is resampled to about this many pixels wide (never enlarged)
+    engine_face_pixels: int = bounded(128, 32, 1024)
+    # face widths around the face that an edit may move (hair, ears, neck follow the face)
+    margin: float = bounded(0.5, 0.1, 2.0)
+
+    def validate(self) -> None:
+        """The rules across fields (each field's own range is declared with it and checked first)."""
+        from ganime_age.errors import ConfigError
+
+        name = type(self).__name__
+        if list(self.age_centres) != sorted(set(self.age_centres)):
+            raise ConfigError(f"{name}.age_centres must be increasing ages, not {self.age_centres}")
+        if list(self.mouth_gaps) != sorted(set(self.mouth_gaps)):
+            raise ConfigError(f"{name}.mouth_gaps must be increasing gap heights (cm), not {self.mouth_gaps}")
+        if len(self.detail_gain_caps) < self.detail_bands:
+            raise ConfigError(f"{name}.detail_gain_caps needs one cap per detail band ({self.detail_bands})")
+        if self.detail_gain_range[0] > self.detail_gain_range[1]:
+            raise ConfigError(f"{name}.detail_gain_range must be (low, high), not {self.detail_gain_range}")
+        if self.template_size % self.energy_downsample:
+            raise ConfigError(
+                f"{name}.template_size must be a multiple of energy_downsample ({self.energy_downsample})"
+            )
+        if self.sex_features > self.template_size:
+            raise ConfigError(f"{name}.sex_features must not exceed template_size ({self.template_size})")
+        if max(self.template_centre) > self.template_size:
+            raise ConfigError(f"{name}.template_centre must lie inside the {self.template_size} px template")

@@ -1,0 +1,171 @@
+"""The engine's two frames and the one mapping between each pair: the shape-normalised *template* (the
+canonical face drawn in an R x R image, where the fitted tables live) and a face's *engine grid* (its region of
+the photo, resampled to about ``engine_face_pixels`` wide, where an edit is computed), and the photo itself.
+
+Grid pixel g sits at photo position (g + 0.5) * per - 0.5 + box origin (per = region size / grid size): the grid
+spans the face's region exactly, so every conversion between the two goes through :class:`GridFrame`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ganime_age.faces.topology import (
+    BROW_TOPS,
+    LEFT_BROW,
+    LEFT_EYE_CONTOUR,
+    LOWER_INNER_LIP,
+    NUM_MESH_VERTICES,
+    RIGHT_BROW,
+    RIGHT_EYE_CONTOUR,
+    UPPER_INNER_LIP,
+)
+from ganime_age.meshwarp import MeshRaster, rasterise, signed_areas
+
+
+@dataclass(frozen=True)
+class Template:
+    """The canonical face drawn in an R x R image: where every mesh vertex sits, and which pixels it covers."""
+
+    size: int
+    vertices: np.ndarray  # (468, 2) template pixels
+    triangles: np.ndarray  # (898, 3)
+    frontal_areas: np.ndarray  # (898,) signed areas on the frontal canonical face (orientation reference)
+    raster: MeshRaster
+    mask: np.ndarray  # (R, R) float32 1 inside the face, 0 outside, a few pixels of soft edge
+    regions: dict[str, np.ndarray]  # (R, R) float32 masks: "mouth" (the lip gap), "eyes"
+
+
+@functools.lru_cache(maxsize=4)
+def template_for(size: int, scale: float, centre: tuple[float, float]) -> Template:
+    from ganime_age.face_model import canonical_face
+
+    face = canonical_face()
+    vertices = face.vertices[:, :2] * scale + np.asarray(centre, np.float64)
+    raster = rasterise(vertices, face.triangles, (size, size))
+    hard = raster.mask
+    soft = cv2.GaussianBlur(cv2.erode(hard, np.ones((3, 3), np.uint8), iterations=6), (0, 0), 4.0) * hard
+    # the top of the forehead meets the hairline, which differs from face to face: fade out gently there
+    top, brows = vertices[:, 1].min(), vertices[list(BROW_TOPS), 1].min()
+    rows = np.arange(size, dtype=np.float32)[:, None]
+    soft = soft * np.clip((rows - top) / max(0.6 * (brows - top), 1.0), 0.0, 1.0)
+    regions = {
+        "mouth": _polygon_mask(vertices, (*UPPER_INNER_LIP, *LOWER_INNER_LIP[::-1][1:-1]), size, grow=3.0),
+        "eyes": np.maximum(
+            _polygon_mask(vertices, RIGHT_EYE_CONTOUR, size, grow=2.0),
+            _polygon_mask(vertices, LEFT_EYE_CONTOUR, size, grow=2.0),
+        ),
+        "eyes_wide": np.maximum(  # what the AU ratio images leave out: lids and creases move with the eye
+            _polygon_mask(vertices, RIGHT_EYE_CONTOUR, size, grow=5.0),
+            _polygon_mask(vertices, LEFT_EYE_CONTOUR, size, grow=5.0),
+        ),
+        "brows": np.maximum(
+            _polygon_mask(vertices, RIGHT_BROW, size, grow=7.0), _polygon_mask(vertices, LEFT_BROW, size, grow=7.0)
+        ),
+    }
+    return Template(size, vertices, face.triangles, signed_areas(vertices[face.triangles]), raster, soft, regions)
+
+
+def _polygon_mask(vertices: np.ndarray, ids: tuple[int, ...], size: int, grow: float) -> np.ndarray:
+    mask = np.zeros((size, size), np.float32)
+    cv2.fillPoly(mask, [np.round(vertices[list(ids)] * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
+    if grow > 0:
+        mask = cv2.GaussianBlur(cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=int(grow)), (0, 0), grow / 2)
+    return np.clip(mask, 0.0, 1.0)
+
+
+def template_map(template: Template, landmarks: np.ndarray) -> np.ndarray:
+    """(R, R, 2) photo positions of every template pixel: the mesh inside the face, an affine fit outside."""
+    points = np.asarray(landmarks, np.float64)[:NUM_MESH_VERTICES, :2]
+    source = np.concatenate([template.vertices, np.ones((NUM_MESH_VERTICES, 1))], axis=1)
+    affine, *_ = np.linalg.lstsq(source, points, rcond=None)  # (3, 2)
+    size = template.size
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    outside = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ affine.astype(np.float32)
+    inside = template.raster.interpolate(points.astype(np.float32))
+    mask = template.raster.mask[..., None]
+    return (inside * mask + outside * (1.0 - mask)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class GridFrame:
+    """A face's engine grid over its photo region ``box`` (x0, y0, x1, y1): conversions both ways."""
+
+    box: tuple[int, int, int, int]
+    grid_shape: tuple[int, int]  # (height, width)
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Grid pixels per photo pixel, (x, y)."""
+        x0, y0, x1, y1 = self.box
+        return self.grid_shape[1] / (x1 - x0), self.grid_shape[0] / (y1 - y0)
+
+    @property
+    def per(self) -> tuple[float, float]:
+        """Photo pixels per grid pixel, (x, y)."""
+        x0, y0, x1, y1 = self.box
+        return (x1 - x0) / self.grid_shape[1], (y1 - y0) / self.grid_shape[0]
+
+    def to_grid(self, points: np.ndarray) -> np.ndarray:
+        """Photo pixel positions (n, >=2) -> engine grid positions (n, 2)."""
+        x0, y0, _, _ = self.box
+        sx, sy = self.scale
+        out = np.empty((len(points), 2), np.float64)
+        out[:, 0] = (points[:, 0] - x0 + 0.5) * sx - 0.5
+        out[:, 1] = (points[:, 1] - y0 + 0.5) * sy - 0.5
+        return out
+
+    def to_photo(self, points: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+        """Engine grid positions (n, 2) -> pixel positions in a photo crop whose top-left is `origin`."""
+        bx0, by0, _, _ = self.box
+        per_x, per_y = self.per
+        out = np.empty_like(points)
+        out[:, 0] = (points[:, 0] + 0.5) * per_x - 0.5 + bx0 - origin[0]
+        out[:, 1] = (points[:, 1] + 0.5) * per_y - 0.5 + by0 - origin[1]
+        return out
+
+    def positions_to_photo(self, positions: np.ndarray) -> np.ndarray:
+        """(h, w, 2) float32 grid positions -> positions in the region's photo pixels, in place."""
+        positions += 0.5
+        positions *= np.array(self.per, np.float32)
+        positions -= 0.5
+        return positions
+
+    def field_to_photo(self, field: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+        """A grid field at the photo pixels of the region's `rows` and `cols`. The grid spans the region exactly,
+        so a resize of the whole grid to the region puts every grid pixel where :meth:`to_photo` says, three
+        times faster than an affine warp of the part alone; a view of the part is kept."""
+        x0, y0, x1, y1 = self.box
+        return cv2.resize(field, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)[rows, cols]
+
+    def grid_affine(self, px0: int, py0: int) -> np.ndarray:
+        """(2, 3) map from the pixels of a photo crop whose top-left is (px0, py0) to grid positions."""
+        bx0, by0, _, _ = self.box
+        per_x, per_y = self.per
+        return np.array(
+            [
+                [1.0 / per_x, 0.0, (px0 - bx0 + 0.5) / per_x - 0.5],
+                [0.0, 1.0 / per_y, (py0 - by0 + 0.5) / per_y - 0.5],
+            ]
+        )
+
+    def photo_box(self, rows: tuple[int, int], cols: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The photo box (x0, y0, x1, y1) covering grid rows [r0, r1) and cols [c0, c1), clipped to the region."""
+        bx0, by0, bx1, by1 = self.box
+        per_x, per_y = self.per
+        x0, x1 = bx0 + int(np.floor(cols[0] * per_x)), min(bx0 + int(np.ceil(cols[1] * per_x)), bx1)
+        y0, y1 = by0 + int(np.floor(rows[0] * per_y)), min(by0 + int(np.ceil(rows[1] * per_y)), by1)
+        return x0, y0, x1, y1
+
+
+@functools.lru_cache(maxsize=8)
+def identity_grid(height: int, width: int) -> np.ndarray:
+    """(h, w, 2) float32 pixel positions: the sampling map of an edit that moves nothing."""
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid = np.stack([xs, ys], axis=-1)
+    grid.setflags(write=False)
+    return grid

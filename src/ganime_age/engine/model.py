@@ -1,0 +1,395 @@
+"""The fitted edit engine as a Hub model: its fitted tables (torch buffers in ``model.safetensors``), a face
+prepared once per photo, and an edit of the photo as a short sequence of the engine's jobs (geometry,
+appearance, hair, mouth, pixels; see the package docstring)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+import torch
+
+from ganime_age.conditions import AU_NAMES, MAX_AGE, NUM_AUS
+from ganime_age.engine import appearance, geometry
+from ganime_age.engine.appearance import TextureChange, detail_bands, log_image, sex_thumbnail, template_width
+from ganime_age.engine.config import TINT_SCALE, FittedEngineConfig
+from ganime_age.engine.frames import GridFrame, Template, template_for, template_map
+from ganime_age.engine.hair import Segmenter, grey_hair, hair_greying_share, hair_weight
+from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
+from ganime_age.engine.pixels import repaint, repaint_table, resample
+from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_LANDMARKS, NUM_MESH_VERTICES
+from ganime_age.hub import HubModel
+from ganime_age.meshwarp import MeshRaster, rasterise
+
+
+# -- one face of one photo, ready for slider moves ---------------------------------------------------------
+@dataclass
+class EngineFace:
+    """What an edit of one face needs that does not depend on the sliders (computed once per photo)."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 of the region an edit may touch (photo pixels)
+    scale: float  # engine grid pixels per photo pixel (<= 1)
+    grid_shape: tuple[int, int]  # engine grid (height, width)
+    raster: MeshRaster  # the face's own mesh on the engine grid (near surface, far side culled)
+    template_coords: np.ndarray  # (h, w, 2) template position of each engine pixel on the face
+    face_mask: np.ndarray  # (h, w) float32 soft mask of the face on the engine grid
+    log_grey_bands: list[np.ndarray]  # the face's own detail bands (engine grid, log luminance)
+    rotation: np.ndarray  # (3, 3) canonical frame -> photo frame
+    cm_to_grid: float  # engine pixels per canonical centimetre
+    female: float  # probability that the face is a woman's (blends the per-sex tables)
+    colourfulness: float  # 0 for a grey photo
+    landmarks: np.ndarray  # (478, 3) engine-grid positions
+    mouth_gap: float  # the lips' gap at their centre, canonical cm
+    skin: float  # skin brightness (0..255), the mouth interior's reference
+    smooth_rgb: np.ndarray  # (h, w, 3) float32 the face's colours on the engine grid, blurred: what a tint scales
+    hair: np.ndarray  # (h, w) float32 where the engine grid is the person's hair (see :func:`hair_weight`)
+    hair_colour: np.ndarray  # (h, w, 3) float32 log ratio of mean 0: the hair's colour to grey (see grey_hair)
+    hair_lift: np.ndarray  # (h, w) float32 log brightness change: the hair to grey hair's brightness
+
+    @property
+    def frame(self) -> GridFrame:
+        """This face's engine grid over its photo region."""
+        return GridFrame(self.box, self.grid_shape)
+
+
+Change = tuple[tuple[int, int, int, int], np.ndarray]  # an edit's photo box and its (h, w) change mask
+
+
+class FittedEngine(HubModel):
+    """Age and AU edits of whole photos from fitted shape and appearance tables (see the package docstring)."""
+
+    model_type = "fitted_engine"
+    role: ClassVar[str] = "engine"
+    config_class = FittedEngineConfig
+    description = (
+        "A fitted (least squares, means) face-edit engine: age progression/regression and FACS AU expression "
+        "edits at the photo's own resolution, from landmark displacement models and shape-normalised prototypes."
+    )
+
+    def __init__(self, config: FittedEngineConfig | dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        k, size = len(c.age_centres), c.template_size
+        energy = size // c.energy_downsample
+        thumb = c.sex_features * c.sex_features
+        self.register_buffer("mean_shape", torch.zeros(NUM_LANDMARKS, 3))  # canonical cm
+        self.register_buffer("age_shapes", torch.zeros(2, k, NUM_LANDMARKS, 3))  # male, female: offsets from the mean
+        self.register_buffer("au_shapes", torch.zeros(NUM_AUS, NUM_LANDMARKS, 3))
+        # per AU: how far one unit moves the face, fitted so that an edit to x reads x on the AU read-out
+        self.register_buffer("au_gains", torch.ones(NUM_AUS))
+        # per landmark: the farthest real expressions move it (canonical cm); an expression edit never goes further
+        self.register_buffer("au_reach", torch.zeros(NUM_LANDMARKS))
+        self.register_buffer("mean_texture", torch.zeros(3, size, size))
+        self.register_buffer("age_textures", torch.zeros(2, k, 3, size, size))  # offsets from mean_texture
+        self.register_buffer("age_energies", torch.zeros(2, k, c.detail_bands, energy, energy))
+        self.register_buffer("au_textures", torch.zeros(NUM_AUS, 3, size, size))
+        self.register_buffer("sex_weights", torch.zeros(thumb + 1))  # logistic regression, last = bias
+        rows, cols = c.mouth_grid
+        # colour of the open mouth relative to the face's skin brightness
+        # (open jaw | smile, gap bin, 3, rows, cols): a dropped jaw shows the dark of the mouth, a smile the teeth
+        self.register_buffer("mouth_interiors", torch.zeros(2, len(c.mouth_gaps), 3, rows, cols))
+        # per age centre, the share of a person's hair that has greyed (0 = none fitted: hair is never touched),
+        # and grey hair's brightness relative to the skin's
+        self.register_buffer("hair_greying", torch.zeros(k))
+        self.register_buffer("hair_level", torch.ones(1))
+        self._tables: dict[str, np.ndarray] | None = None
+        self._split: dict[str, np.ndarray] | None = None
+
+    # -- tables as numpy (the engine runs in numpy/OpenCV; torch holds the fitted state) ---------------
+
+    # -- the fitted tables (torch holds them; the engine runs in NumPy/OpenCV on float32 copies) ---------------
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self.invalidate()
+        super()._load_from_state_dict(*args, **kwargs)
+
+    @property
+    def tables(self) -> dict[str, np.ndarray]:
+        if self._tables is None:
+            self._tables = {name: buffer.detach().float().cpu().numpy() for name, buffer in self.named_buffers()}
+        return self._tables
+
+    def invalidate(self) -> None:
+        """Call after changing buffers in place (the fitting does)."""
+        self._tables = None
+        self._split = None
+
+    @property
+    def template(self) -> Template:
+        c = self.config
+        return template_for(c.template_size, c.template_scale, tuple(c.template_centre))
+
+    @property
+    def centres(self) -> np.ndarray:
+        return np.asarray(self.config.age_centres, np.float64)
+
+    # -- per photo ----------------------------------------------------------------------------------------
+
+    def set_tables(self, **tables: np.ndarray | torch.Tensor) -> None:
+        """Replace fitted tables by name (what ``training/fit_engine.py`` fits), shapes checked; the copies and
+        the derived tables slider moves read are rebuilt on next use."""
+        buffers = dict(self.named_buffers())
+        for name, value in tables.items():
+            if name not in buffers:
+                raise KeyError(f"the engine has no table {name!r}; it has {', '.join(sorted(buffers))}")
+            with torch.no_grad():
+                buffers[name].copy_(torch.as_tensor(value))
+        self.invalidate()
+
+    @property
+    def age_split(self) -> dict[str, np.ndarray]:
+        """The tables as a slider move reads them (:func:`appearance.age_split`), made once."""
+        if self._split is None:
+            self._split = appearance.age_split(self.config, self.tables, self.template)
+        return self._split
+
+    # -- per photo ----------------------------------------------------------------------------------------
+    def prepare_face(self, rgb: np.ndarray, landmarks: np.ndarray, *, segment: Segmenter) -> EngineFace:
+        """Everything about one face that slider moves reuse: region, engine grid, mesh raster, bands, sex.
+
+        `segment` is the face analysis's selfie segmenter (the person's silhouette, where hair is): the engine
+        takes what the analysis sees, and runs no analysis of its own.
+        """
+        from ganime_age.face_model import canonical_face, head_similarity
+
+        c = self.config
+        template = self.template
+        points = np.asarray(landmarks, np.float64)
+        height, width = rgb.shape[:2]
+        face_width = float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2]))
+        face_width = max(face_width, float(np.ptp(points[:NUM_MESH_VERTICES, 0])), 8.0)
+        low, high = points[:, :2].min(0), points[:, :2].max(0)
+        reach = c.margin * face_width
+        x0, y0 = np.floor(low - reach).astype(int)
+        x1, y1 = np.ceil(high + reach).astype(int) + 1
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        scale = min(1.0, c.engine_face_pixels / face_width)
+        grid_w, grid_h = max(2, round((x1 - x0) * scale)), max(2, round((y1 - y0) * scale))
+        frame = GridFrame((int(x0), int(y0), int(x1), int(y1)), (grid_h, grid_w))
+        sx, _ = frame.scale
+        grid_points = points.copy()
+        grid_points[:, :2] = frame.to_grid(points)
+        grid_points[:, 2] = points[:, 2] * sx
+        roi = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        grid_rgb = cv2.resize(roi, (grid_w, grid_h), interpolation=cv2.INTER_AREA) if scale < 1.0 else roi
+        raster = rasterise(
+            grid_points[:NUM_MESH_VERTICES, :2],
+            template.triangles,
+            (grid_h, grid_w),
+            depth=grid_points[:NUM_MESH_VERTICES, 2],
+            reference_areas=template.frontal_areas,
+        )
+        template_coords = raster.interpolate(template.vertices.astype(np.float32), fill=-1.0)
+        face_mask = (
+            cv2.remap(
+                template.mask, template_coords[..., 0], template_coords[..., 1], cv2.INTER_LINEAR, borderValue=0.0
+            )
+            * raster.mask
+        )
+        log_rgb = log_image(grid_rgb)
+        grey = log_rgb.mean(axis=2)
+        band_scale = c.band_sigma * (grid_points[FACE_RIGHT, 0] - grid_points[FACE_LEFT, 0]) / template_width(template)
+        bands = detail_bands(grey, max(float(band_scale), 0.5), c.detail_bands)
+        similarity = head_similarity(points, canonical_face())
+        inside = face_mask > 0.5
+        chroma = np.abs(log_rgb - grey[..., None])[inside].mean() if inside.any() else 0.0
+        cm_to_grid = float(similarity.scale * sx)
+        face_mask = face_mask.astype(np.float32)
+        hair = hair_weight(roi, grid_rgb, face_mask, float(grid_points[MOUTH_CENTRE, 1]), segment)
+        skin = skin_level(rgb, points, face_width)
+        hair_colour, hair_lift = grey_hair(self.tables["hair_level"][0], grid_rgb, hair, skin)
+        return EngineFace(
+            box=frame.box,
+            scale=float(sx),
+            grid_shape=(grid_h, grid_w),
+            raster=raster,
+            template_coords=template_coords,
+            face_mask=face_mask,
+            log_grey_bands=bands,
+            rotation=similarity.rotation,
+            cm_to_grid=cm_to_grid,
+            female=self.female_probability(rgb, points),
+            colourfulness=float(chroma),
+            landmarks=grid_points,
+            mouth_gap=mouth_gap(grid_points, cm_to_grid),
+            skin=skin,
+            smooth_rgb=cv2.GaussianBlur(
+                grid_rgb.astype(np.float32), (0, 0), max(TINT_SCALE * face_width * sx, 1.0)
+            ).reshape(grid_h, grid_w, 3),
+            hair=hair,
+            hair_colour=hair_colour,
+            hair_lift=hair_lift,
+        )
+
+    def female_probability(self, rgb: np.ndarray, landmarks: np.ndarray) -> float:
+        """The fitted logistic regression on a grey, shape-normalised thumbnail of the face (UTKFace's labels)."""
+        weights = self.tables["sex_weights"]
+        if not np.any(weights):
+            return 0.5
+        features = self.sex_features(rgb, landmarks)
+        return float(1.0 / (1.0 + math.exp(-float(np.clip(features @ weights[:-1] + weights[-1], -30, 30)))))
+
+    def sex_features(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        mapping = template_map(self.template, landmarks)
+        face = cv2.remap(rgb, mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        return self.sex_thumbnail(log_image(face))
+
+    def sex_thumbnail(self, log_face: np.ndarray) -> np.ndarray:
+        """A face's log-colour template view -> the sex classifier's input (what the fit trains it on)."""
+        return sex_thumbnail(self.template, self.config.sex_features, log_face)
+
+    def hair_greying_share(self, source_age: float, target_age: float) -> float:
+        """The share of a person's pigmented hair that greys from `source_age` to `target_age` (:mod:`.hair`)."""
+        return hair_greying_share(self, source_age, target_age)
+
+    # -- per slider move --------------------------------------------------------------------------------
+    def shape_change(
+        self,
+        face: EngineFace,
+        source_age: float,
+        target_age: float,
+        source_aus: np.ndarray,
+        target_aus: np.ndarray,
+        target_landmarks: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(478, 2) landmark displacements on the engine grid for this edit (:func:`geometry.shape_change`)."""
+        return geometry.shape_change(self, face, source_age, target_age, source_aus, target_aus, target_landmarks)
+
+    def texture_change(
+        self, face: EngineFace, source_age: float, target_age: float, source_aus: np.ndarray, target_aus: np.ndarray
+    ) -> TextureChange | None:
+        """The log-intensity change on the engine grid (:func:`appearance.texture_change`)."""
+        return appearance.texture_change(self, face, source_age, target_age, source_aus, target_aus)
+
+    def render(
+        self,
+        rgb: np.ndarray,
+        face: EngineFace,
+        source_age: float,
+        target_age: float,
+        source_aus: np.ndarray,
+        target_aus: np.ndarray,
+        *,
+        target_landmarks: np.ndarray | None = None,
+    ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:
+        """The edited part of the photo: its box (x0, y0, x1, y1), its uint8 pixels and where it changed
+        ((h, w) float32, 0 = the input's pixel), or None when the edit changes nothing.
+
+        The geometry and the log-intensity change are computed on the engine grid; only the final
+        resampling (one cubic remap of the input's own pixels) and the intensity change run at the photo's
+        resolution, and only over the box the edit changes. `target_landmarks`: see :meth:`shape_change`.
+        """
+        source_age = float(np.clip(source_age, 0.0, MAX_AGE))
+        target_age = float(np.clip(target_age, 0.0, MAX_AGE))
+        moves = self.shape_change(face, source_age, target_age, source_aus, target_aus, target_landmarks)
+        texture = self.texture_change(face, source_age, target_age, source_aus, target_aus)
+        moving = bool(np.abs(moves).max() > 1e-3)
+        if not moving and texture is None:
+            return None
+        sample, changed = (
+            geometry.backward_map(face, moves, self.template)
+            if moving
+            else (None, np.zeros(face.grid_shape, np.float32))
+        )
+        factor, painted = _repaint_field(texture, face, sample)
+        if painted is not None:
+            changed = np.maximum(changed, painted)
+        found = _changed_box(face.frame, changed)
+        if found is None:
+            return None
+        (x0, y0, x1, y1), part = found
+        frame = face.frame
+        mask = frame.field_to_photo(changed, *part)
+        original = rgb[y0:y1, x0:x1]
+        if sample is not None:
+            # one cubic remap of the input's own pixels (one two-channel map: slicing x and y apart copies both)
+            bx0, by0, bx1, by1 = face.box
+            edited = resample(rgb[by0:by1, bx0:bx1], frame.field_to_photo(frame.positions_to_photo(sample), *part))
+        else:
+            edited = original.copy()
+        if factor is not None:
+            _repaint_box(edited, factor, painted, frame, (x0, y0, x1, y1))
+        if moving:
+            smile = float(np.asarray(target_aus)[AU_NAMES.index("AU12")])
+            paint_mouth(self, edited, face, moves, (x0, y0), smile)
+        cv2.copyTo(original, cv2.compare(mask, 0.0, cv2.CMP_LE), edited)  # untouched pixels: the input's own
+        return (x0, y0, x1, y1), edited, mask
+
+    def edit_photo(
+        self,
+        rgb: np.ndarray,
+        faces: list[EngineFace],
+        source_ages: list[float],
+        target_ages: list[float],
+        source_aus: list[np.ndarray],
+        target_aus: list[np.ndarray],
+        target_landmarks: list[np.ndarray | None] | None = None,
+    ) -> tuple[np.ndarray, list[tuple[tuple[int, int, int, int], np.ndarray] | None]]:
+        """The whole photo with every listed face edited, and per face the box and mask of what changed.
+
+        Faces are prepared on the input photo; each is rendered from the photo as the previous faces left it.
+        `target_landmarks` (per face, or None): given geometry, e.g. a driving face's (see :meth:`shape_change`).
+        """
+        out = rgb
+        changes: list[tuple[tuple[int, int, int, int], np.ndarray] | None] = []
+        given = target_landmarks if target_landmarks is not None else [None] * len(faces)
+        for face, s_age, t_age, s_aus, t_aus, points in zip(
+            faces, source_ages, target_ages, source_aus, target_aus, given, strict=True
+        ):
+            result = self.render(out, face, s_age, t_age, s_aus, t_aus, target_landmarks=points)
+            if result is None:
+                changes.append(None)
+                continue
+            if out is rgb:
+                out = rgb.copy()
+            (x0, y0, x1, y1), pixels, mask = result
+            out[y0:y1, x0:x1] = pixels
+            changes.append(((x0, y0, x1, y1), mask))
+        return out, changes
+
+
+def _repaint_field(
+    texture: TextureChange | None, face: EngineFace, sample: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The repaint table on the engine grid (painted on the input's shape, then moved with it) and where it
+    paints (a change below half a grey level rounds back to the input's pixel; the table is masked by the
+    face, so this is also where it is not zero); (None, None) when nothing is repainted."""
+    if texture is None:
+        return None, None
+    factor = repaint_table(texture, face.smooth_rgb)
+    if sample is None:
+        return factor, texture.mask
+    factor = cv2.remap(factor, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
+    return factor, cv2.remap(texture.mask, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR)
+
+
+def _changed_box(frame: GridFrame, changed: np.ndarray) -> tuple[tuple[int, int, int, int], tuple[slice, slice]] | None:
+    """The photo box that changes (one grid pixel of slack) and its rows and columns within the face's region."""
+    rows, cols = np.nonzero(changed > 0.0)
+    if len(rows) == 0:
+        return None
+    grid_h, grid_w = frame.grid_shape
+    gy0, gy1 = max(int(rows.min()) - 1, 0), min(int(rows.max()) + 2, grid_h)
+    gx0, gx1 = max(int(cols.min()) - 1, 0), min(int(cols.max()) + 2, grid_w)
+    x0, y0, x1, y1 = frame.photo_box((gy0, gy1), (gx0, gx1))
+    bx0, by0, _, _ = frame.box
+    return (x0, y0, x1, y1), (slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0))
+
+
+def _repaint_box(
+    edited: np.ndarray, factor: np.ndarray, painted: np.ndarray, frame: GridFrame, box: tuple[int, int, int, int]
+) -> None:
+    """Repaint `edited` (the photo's `box`) in place, only where the colour change reaches (the face; the
+    geometry's box is wider)."""
+    x0, y0, x1, y1 = box
+    painted_rows, painted_cols = np.nonzero(painted > 0.0)
+    if not len(painted_rows):
+        return
+    px0, py0, px1, py1 = frame.photo_box(
+        (int(painted_rows.min()) - 1, int(painted_rows.max()) + 2),
+        (int(painted_cols.min()) - 1, int(painted_cols.max()) + 2),
+    )
+    px0, py0, px1, py1 = max(px0, x0), max(py0, y0), min(px1, x1), min(py1, y1)
+    repaint(edited[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0], factor, frame.grid_affine(px0, py0))
