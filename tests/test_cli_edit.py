@@ -51,3 +51,11 @@ def test_an_age_only_edit_keeps_the_aus(tmp_path: Path, capsys, editor: FaceEdit
     out = tmp_path / "young.png"
     lines = edit(capsys, str(ASTRONAUT), "--age", "20", "-o", str(out))
     assert lines == [f"face 0: age {editor.estimate_age(ASTRONAUT, face=0):.0f} -> 20, AUs kept", f"wrote {out}"]
+
+
+def test_the_current_age_can_be_given_where_the_estimate_is_wrong(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "older.png"
+    lines = edit(capsys, str(ASTRONAUT), "--from-age", "33", "--age", "70", "-o", str(out))
+    assert lines == ["face 0: age 33 -> 70, AUs kept", f"wrote {out}"]
+    assert cli_main(["edit", str(ASTRONAUT), "--from-age", "-3", "--age", "70", "-o", str(out)]) == 2
+    assert "--from-age must be between 0 and 100" in capsys.readouterr().err

@@ -226,3 +226,23 @@ def test_cli_errors_are_one_line(tmp_path: Path, coffee_file: Path, capsys: pyte
     error = capsys.readouterr().err
     assert "fp16 needs a GPU" in error and len(error.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_the_user_can_correct_the_estimated_age(editor: FaceEditor) -> None:
+    """source_age= (the CLI's --from-age) sets the edit's size from the age the user gives, not the estimate's: the
+    same edit with or without an estimator loaded; an edit to the given age changes nothing (issue 30)."""
+    from ganime_age.errors import InvalidArgumentError
+
+    photo = REPO / "space" / "examples" / "astronaut.jpg"
+    original = np.asarray(Image.open(photo).convert("RGB"))
+    estimated = editor.estimate_age(photo, face=0)
+    corrected = np.asarray(editor.edit(photo, age=70, source_age=20))
+    assert abs(estimated - 20) > 5 and np.abs(corrected.astype(int) - np.asarray(editor.edit(photo, age=70))).max() > 8
+    bare = FaceEditor(editor.model, analyzer=editor.analyzer, config=EditorConfig(device="cpu"))  # no estimator
+    np.testing.assert_array_equal(np.asarray(bare.edit(photo, age=70, source_age=20)), corrected)
+    np.testing.assert_array_equal(np.asarray(editor.edit(photo, age=20, source_age=20)), original)
+    details = editor.edit_details(photo, age=70, source_age=20)
+    assert details.faces[0].source_age == 20 and details.faces[0].target_age == 70
+    assert editor.age_strip(photo, face=0, ages=[20], source_age=20)[0][1].size == (editor.image_size,) * 2
+    with pytest.raises(InvalidArgumentError, match="source_age"):
+        editor.edit(photo, age=70, source_age=150)

@@ -53,6 +53,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     edit.add_argument("photo", help="input photo (JPEG, PNG, WebP, ...)")
     edit.add_argument("--age", type=float, help="target age in years, 0-100 (default: keep)")
     edit.add_argument(
+        "--from-age", type=float, help="the face's current age, where the estimate is wrong (default: estimated)"
+    )
+    edit.add_argument(
         "--au",
         type=parse_au,
         action="append",
@@ -81,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     # every mistake that does not need the photo is found here, in a second, not after the whole edit
     age = check_optional_age(args.age)
+    source_age = check_optional_age(args.from_age, "--from-age")
     aus = check_aus(au_mapping(args.au)) if args.au else None
     if age is None and aus is None:  # else every face would be re-rendered unchanged, a silent rewrite
         raise InvalidArgumentError("nothing to change: give a target age (--age 70) and/or Action Units (--au AU12=3)")
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if args.mask_dir:
         check_output_folder(args.mask_dir, "--mask-dir")
     editor = load_editor(args)
-    result = editor.edit_details(args.photo, age=age, aus=aus, face=args.face)
+    result = editor.edit_details(args.photo, age=age, aus=aus, face=args.face, source_age=source_age)
     save_image(result.image, out)
     for face in result.faces:
         print(describe_face_edit(face, age_set=age is not None, aus_set=list(aus or {})))

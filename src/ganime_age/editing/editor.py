@@ -293,25 +293,34 @@ class FaceEditor:
         return Image.fromarray(np.round(255.0 * (1.0 - np.clip(moved, 0.0, 1.0))).astype(np.uint8), mode="L")
 
     def _request(
-        self, image: ImageInput, age: float | None, aus: Any, face: int | None
+        self, image: ImageInput, age: float | None, aus: Any, face: int | None, source_age: float | None
     ) -> tuple[PhotoSession, list[FacePlan]]:
         """The request checked at the edge (out-of-range ages and AUs are refused, never clamped), as plans."""
         age = check_optional_age(age)
         aus = check_aus(aus)
+        source_age = check_optional_age(source_age, "source_age")
         session = self.session(image)
-        return session, session.plans(age, aus, face)
+        return session, session.plans(age, aus, face, source_age)
 
     def edit_details(
-        self, image: ImageInput, age: float | None = None, aus: Any = None, face: int | None = None
+        self,
+        image: ImageInput,
+        age: float | None = None,
+        aus: Any = None,
+        face: int | None = None,
+        *,
+        source_age: float | None = None,
     ) -> EditResult:
         """Edit and return the whole photo plus per-face crops and change masks.
 
         ``age=None`` keeps each face's estimated age; ``aus=None`` keeps its measured AUs and a
-        mapping changes only the AUs it names; ``face=None`` edits every face.
+        mapping changes only the AUs it names; ``face=None`` edits every face. ``source_age``: the current age
+        of the edited face(s) as the user knows it, where the estimator misreads it (the edit's size is set
+        from it, never from the estimate).
         """
         from ganime_age.faces import align_face
 
-        session, plans = self._request(image, age, aus, face)
+        session, plans = self._request(image, age, aus, face, source_age)
         photo, changes = self._render(session, plans)
         results = [
             FaceEdit(
@@ -329,10 +338,16 @@ class FaceEditor:
         return EditResult(Image.fromarray(photo), results)
 
     def edit(
-        self, image: ImageInput, age: float | None = None, aus: Any = None, face: int | None = None
+        self,
+        image: ImageInput,
+        age: float | None = None,
+        aus: Any = None,
+        face: int | None = None,
+        *,
+        source_age: float | None = None,
     ) -> Image.Image:
         """The edited photo, same size as the input (:meth:`edit_details` without the per-face crops)."""
-        session, plans = self._request(image, age, aus, face)
+        session, plans = self._request(image, age, aus, face, source_age)
         return Image.fromarray(self._render(session, plans)[0])
 
     def age_strip(
@@ -341,14 +356,18 @@ class FaceEditor:
         face: int = 0,
         ages: Sequence[float] | None = None,
         progress: ProgressCallback | None = None,
+        *,
+        source_age: float | None = None,
     ) -> list[tuple[float, Image.Image]]:
-        """The same face at several ages (default: the 10 age-group centres), as aligned crops."""
+        """The same face at several ages (default: the 10 age-group centres), as aligned crops; `source_age` as
+        in :meth:`edit_details`."""
         from ganime_age.faces import align_face
 
+        source_age = check_optional_age(source_age, "source_age")
         session = self.session(image)
         target = session.selected(face)[0]
         ages = check_ages(ages) if ages is not None else [group_center(g) for g in range(NUM_AGE_GROUPS)]
-        source_age = session.age(target)
+        source_age = source_age if source_age is not None else session.age(target)
         aus = np.asarray(target.aus, np.float32)
         strip = []
         for n, years in enumerate(ages):

@@ -89,20 +89,21 @@ class PhotoSession:
             self.engine_faces[face.index] = prepared
         return prepared
 
-    def plans(self, age: float | None, aus: Any, face: int | None) -> list[FacePlan]:
-        """The checked request (`age` and `aus` already validated) as one plan per face to edit: every face, or
-        one; with every face, those whose landmarks could not be measured stay as they are."""
+    def plans(self, age: float | None, aus: Any, face: int | None, source_age: float | None = None) -> list[FacePlan]:
+        """The checked request (`age`, `aus` and `source_age` already validated) as one plan per face to edit:
+        every face, or one; with every face, those whose landmarks could not be measured stay as they are.
+        `source_age`: the faces' current age as the user knows it, instead of the estimator's reading."""
         faces = self.selected(face)
         if face is None:
             faces = [f for f in faces if f.landmarks is not None] or faces
         # an expression-only edit keeps the age, so it needs no estimate of it when no estimator is loaded
-        known = age is not None or self.read_age is not None
+        known = age is not None or self.read_age is not None or source_age is not None
         plans = []
         for f in faces:
-            source_age = self.age(f) if known else UNKNOWN_AGE
+            current = source_age if source_age is not None else self.age(f) if known else UNKNOWN_AGE
             source_aus = np.asarray(f.aus, np.float32)
-            target_age = age if age is not None else source_age
-            plans.append(FacePlan(f, source_age, target_age, source_aus, aus_to_array(aus, base=source_aus), known))
+            target_age = age if age is not None else current
+            plans.append(FacePlan(f, current, target_age, source_aus, aus_to_array(aus, base=source_aus), known))
         return plans
 
 
