@@ -383,12 +383,13 @@ def example_photos() -> list[str]:
     return [str(p) for p in sorted(EXAMPLES_DIR.glob("*.jpg"))]
 
 
-def describe_age_change(edit: Any) -> str:
-    """One edited face (editing.FaceEdit) for a summary: "face 0: estimated **34** → **70** years"."""
+def describe_age_change(edit: Any, *, given: bool = False) -> str:
+    """One edited face (editing.FaceEdit) for a summary: "face 0: estimated **34** → **70** years" ("given" where
+    the user corrected the current age)."""
     target = f"**{edit.target_age:.0f}** years"
     if edit.source_age is None:  # only without an age estimator
         return f"face {edit.index}: → {target}"
-    return f"face {edit.index}: estimated **{edit.source_age:.0f}** → {target}"
+    return f"face {edit.index}: {'given' if given else 'estimated'} **{edit.source_age:.0f}** → {target}"
 
 
 def describe_au_changes(edit: Any, names: Sequence[str]) -> str:

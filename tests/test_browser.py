@@ -118,6 +118,8 @@ def test_age_slider_edits_the_uploaded_photo(page, tmp_path: Path) -> None:
     # the upload alone runs the analysis and a first edit (at the default target age)
     page.wait_for_function("() => document.querySelectorAll('#age-result img').length >= 2", timeout=TIMEOUT_MS)
     page.locator("#age-summary").get_by_text(re.compile("face 0")).wait_for()
+    estimate = re.search(r"estimated (\d+)", page.locator("#age-summary").inner_text()).group(1)
+    assert page.locator("#age-current input").input_value() == estimate  # the editable current age is shown
     first = _slider_images(page, "age-result")
 
     target = int(_drag_slider_to(page, "age-target", 0.05))
@@ -137,6 +139,11 @@ def test_age_slider_edits_the_uploaded_photo(page, tmp_path: Path) -> None:
     changed = np.abs(after - before).max(axis=2) > 8
     assert changed.mean() > 0.005, "the displayed result does not differ from the input"
     page.locator("#age-result").screenshot(path=str(tmp_path / "age-result.png"))
+
+    field = page.locator("#age-current input")  # a corrected current age re-renders on Enter
+    field.fill("20")
+    field.press("Enter")
+    page.locator("#age-summary").get_by_text(re.compile(r"given \*?\*?20\b")).wait_for()
 
     page.locator("#age-strip-run").click()
     page.wait_for_function("() => document.querySelectorAll('#age-strip img').length >= 10")

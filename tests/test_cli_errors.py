@@ -129,6 +129,7 @@ USAGE_MISTAKES = [
     ["reenact", "a.jpg", "b.mp4", "-o", "c.jpg"],
     ["reenact", "a.jpg", "b.jpg", "-o", "c.jpg", "--age", "200"],
     ["reenact", "a.jpg", "b.jpg", "-o", "c.jpg", "--aus-scale", "-1"],
+    ["reenact", "a.jpg", "b.jpg", "-o", "c.jpg", "--from-age", "x"],
     ["reenact", "a.jpg", "b.jpg", "-o", "c.jpg", "--face", "x"],
     ["prepare"],
     ["prepare", "--source", "bogus", "--input", "i", "--output", "o"],

@@ -346,6 +346,23 @@ def test_reenact_returns_a_full_size_photo(faces: list, editor, tmp_path: Path) 
     assert editor.reenact(src_path, drv_path, age=40, driving_face=0).size == (200, 200)
 
 
+def test_reenact_takes_the_source_age_the_user_gives(faces: list, editor) -> None:
+    """source_age= (the CLI's --from-age) sets the age change from the user's age, not the estimate: with it, an
+    editor without an estimator can age a reenactment, and giving the estimate itself changes nothing."""
+    from ganime_age.editing import EditorConfig, FaceEditor
+
+    src, drv = faces[0][0], faces[5][0]
+    estimate = editor.estimate_age(src, face=0)
+    as_estimated = np.asarray(editor.reenact(src, drv, age=70))
+    np.testing.assert_array_equal(np.asarray(editor.reenact(src, drv, age=70, source_age=estimate)), as_estimated)
+    younger_source = np.asarray(editor.reenact(src, drv, age=70, source_age=max(estimate - 25.0, 0.0)))
+    assert np.abs(younger_source.astype(int) - as_estimated.astype(int)).mean() > 0.3  # a larger change
+    bare = FaceEditor(editor.model, analyzer=editor.analyzer, config=EditorConfig(device="cpu"))
+    np.testing.assert_array_equal(np.asarray(bare.reenact(src, drv, age=70, source_age=estimate)), as_estimated)
+    with pytest.raises(ValueError, match="source_age"):
+        editor.reenact(src, drv, age=70, source_age=140)
+
+
 def test_reenact_odd_inputs(faces: list, editor, tmp_path: Path) -> None:
     engine = editor.reenactment
     src = faces[0][0]
@@ -416,6 +433,12 @@ def test_cli_reenact(faces: list, tmp_path: Path, capsys: pytest.CaptureFixture[
     out = tmp_path / "out.png"
     assert main(["reenact", str(faces[0][0]), str(faces[3][0]), "--age", "60", "-o", str(out)]) == 0
     assert Image.open(out).size == (200, 200) and "wrote" in capsys.readouterr().out
+    corrected = tmp_path / "corrected.png"
+    argv = ["reenact", str(faces[0][0]), str(faces[3][0]), "--age", "60", "--from-age", "20", "-o", str(corrected)]
+    assert main(argv) == 0 and not np.array_equal(np.asarray(Image.open(corrected)), np.asarray(Image.open(out)))
+    with pytest.raises(SystemExit):
+        main(["reenact", str(faces[0][0]), str(faces[3][0]), "--from-age", "-1", "-o", str(corrected)])
+    assert "--from-age must be between 0 and 100" in capsys.readouterr().err
     blank = tmp_path / "blank.png"
     Image.new("RGB", (120, 120), (90, 90, 90)).save(blank)
     assert main(["reenact", str(faces[0][0]), str(blank), "-o", str(tmp_path / "x.png")]) == 2

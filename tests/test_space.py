@@ -134,7 +134,14 @@ def test_api_parameters_and_outputs_carry_names_and_ranges(client) -> None:
     for parameter in expression["parameters"][5:]:  # left out: None, the face's measured value
         assert parameter["parameter_has_default"] and parameter["parameter_default"] is None, parameter
     assert [r["label"] for r in expression["returns"]] == ["Edited", "Attention mask", "summary"]
-    assert [p["parameter_name"] for p in api["/age"]["parameters"]] == ["photo", "target_age", "face", "model"]
+    assert [p["parameter_name"] for p in api["/age"]["parameters"]] == [
+        "photo",
+        "target_age",
+        "face",
+        "model",
+        "current_age",
+    ]
+    assert [p["parameter_name"] for p in api["/age_strip"]["parameters"]] == ["photo", "face", "model", "current_age"]
     assert [r["label"] for r in api["/age"]["returns"]] == ["Edited", "summary"]
     assert [r["label"] for r in api["/reenact"]["returns"]][-1] == "summary"
     listing = client.view_api(print_info=False, return_format="str")
@@ -335,6 +342,26 @@ def test_face_choices() -> None:
 
     with pytest.raises(gr.Error, match="Unknown face choice 'left'"):
         parse_face("left")
+
+
+def test_the_current_age_can_be_corrected(client) -> None:
+    """The field's value (the API's current_age) sets the edit's size: a corrected age changes the edit and is
+    named "given"; the estimate's own rounding (what the field shows untouched) gives the uncorrected edit."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    photo = handle_file(str(ASTRONAUT))
+    (_, plain), summary = client.predict(photo, 70, "all", "default", api_name="/age")
+    estimate = int(re.search(r"estimated \*\*(\d+)\*\*", summary).group(1))
+    (_, untouched), same = client.predict(photo, 70, "all", "default", estimate, api_name="/age")
+    assert same == summary and np.array_equal(_pixels(untouched), _pixels(plain))
+    (_, corrected), given = client.predict(photo, 70, "all", "default", 20, api_name="/age")
+    assert given == "face 0: given **20** → **70** years.", given
+    assert np.abs(_pixels(corrected) - _pixels(plain)).mean() > 0.2  # 50 years of ageing, not 28
+    with pytest.raises(AppError, match="current age must be between 0 and 100"):
+        client.predict(photo, 70, "all", "default", 130, api_name="/age")
+    strip = client.predict(photo, "0", "default", 20, api_name="/age_strip")
+    assert len(strip) == 10
 
 
 def test_face_labels_work_over_the_api(client) -> None:

@@ -1,7 +1,8 @@
 """Age tab: one target age for the whole photo (before/after slider) and the 10-group age strip of each face.
 
 Releasing the target-age slider re-renders the edit (no button needed): the photo's analysis is cached by
-the FaceEditor, so a slider move costs one edit.
+the FaceEditor, so a slider move costs one edit. The face's current age is shown in an editable field: the
+estimate can be wrong (a young woman read as 3), and the edit's size is set from the age the user gives.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from ganime_age.validation import check_age
+from ganime_age.validation import check_age, check_optional_age
 from space.common import (
     IMAGE_HEIGHT,
     admitted,
@@ -36,8 +37,8 @@ DEFAULT_TARGET_AGE = 70
 PROGRESS = gr.Progress()  # gradio finds progress by this default value and tracks it per event
 
 
-def _edit_summary(faces: list[Any]) -> str:
-    return "; ".join(describe_age_change(f) for f in faces) + "."
+def _edit_summary(faces: list[Any], *, given: bool = False) -> str:
+    return "; ".join(describe_age_change(f, given=given) for f in faces) + "."
 
 
 def build_tab(editor_provider: EditorProvider) -> None:
@@ -52,14 +53,19 @@ def build_tab(editor_provider: EditorProvider) -> None:
 
     @gpu(duration=30)
     @user_errors
-    def edit_on_gpu(path: str, age: float, face: int | None, model: str) -> tuple[Image.Image, str]:
+    def edit_on_gpu(
+        path: str, age: float, face: int | None, model: str, current: float | None
+    ) -> tuple[Image.Image, str]:
         with editor_provider.session(model) as editor:
-            result = editor.edit_details(path, age=float(age), face=face)
-        return result.image, _edit_summary(result.faces)
+            source_age = corrected_age(editor, path, face, current)
+            result = editor.edit_details(path, age=float(age), face=face, source_age=source_age)
+        return result.image, _edit_summary(result.faces, given=source_age is not None)
 
     @gpu(duration=60)
     @user_errors
-    def strip_on_gpu(path: str, face: int | None, model: str, progress: gr.Progress) -> list[tuple[Image.Image, str]]:
+    def strip_on_gpu(
+        path: str, face: int | None, model: str, current: float | None, progress: gr.Progress
+    ) -> list[tuple[Image.Image, str]]:
         """One strip per selected face (every face for None), each captioned with its face number."""
         from ganime_age.conditions import AGE_GROUP_LABELS, age_to_group
 
@@ -71,41 +77,57 @@ def build_tab(editor_provider: EditorProvider) -> None:
                 def report(fraction: float, desc: str, done: int = done, index: int = index) -> None:
                     progress((done + fraction) / len(faces), desc=f"Age strip of face {index}: {desc}")
 
-                for years, image in editor.age_strip(path, face=index, progress=report):
+                source_age = corrected_age(editor, path, index, current)
+                for years, image in editor.age_strip(path, face=index, source_age=source_age, progress=report):
                     gallery.append((image, f"face {index}: age {years:.0f} ({AGE_GROUP_LABELS[age_to_group(years)]})"))
         return gallery
 
     @user_errors
-    def analyze(photo: Any, model: str) -> tuple[dict[str, Any], str]:
+    def analyze(photo: Any, model: str) -> tuple[dict[str, Any], str, list[float | None], Any]:
         path = photo_path(photo)
         if path is None:
-            return face_update(0), ""
+            return face_update(0), "", [], None
         with admitted(editor_provider, "analyze", path):
             count, ages, warning = analyze_on_gpu(path, model)
         found = f"{count} face{'s' if count != 1 else ''} found. "
-        return face_update(count), found + describe_ages(ages) + warning
+        return face_update(count), found + describe_ages(ages) + warning, ages, shown_current_age(ages, None)
+
+    def face_chosen(face: Any, ages: list[float | None]) -> Any:
+        """The chosen face's estimate in the current-age field (empty for all of several faces)."""
+        try:
+            return shown_current_age(ages, parse_face(face))
+        except gr.Error:
+            return None
 
     @user_errors  # also for what API callers send: a target age that is not a number, a face that does not exist
-    def age_edit(photo: Any, target_age: float, face: Any, model: str) -> tuple[tuple[str, str], str]:
-        """Set every selected face to `target_age` years; returns (before, after) whole photos and a summary."""
+    def age_edit(
+        photo: Any, target_age: float, face: Any, model: str, current_age: float | None = None
+    ) -> tuple[tuple[str, str], str]:
+        """Set every selected face to `target_age` years; returns (before, after) whole photos and a summary.
+        `current_age`: the selected face(s)' age as the user knows it (None: the estimate)."""
         path = require_photo(photo)
         age, index = check_age(target_age, "target age"), parse_face(face)
+        current = check_optional_age(current_age, "current age")
         with admitted(editor_provider, "age", path) as (header,):
-            after, summary = edit_on_gpu(path, age, index, model)
+            after, summary = edit_on_gpu(path, age, index, model, current)
             return (shown_photo(path, header), save_output(after, "edited", output_format(header))), summary
 
-    def age_edit_live(photo: Any, target_age: float, face: Any, model: str) -> Any:
+    def age_edit_live(photo: Any, target_age: float, face: Any, model: str, current_age: float | None) -> Any:
         if photo_path(photo) is None:
             return gr.skip(), gr.skip()  # moving the slider before uploading is not a mistake
-        return age_edit(photo, target_age, face, model)
+        return age_edit(photo, target_age, face, model, current_age)
 
     @user_errors
-    def age_strip(photo: Any, face: Any, model: str, progress: gr.Progress = PROGRESS) -> list[tuple[str, str]]:
-        """The selected face (each face, left to right, for "all") at the centres of the 10 FFHQ-Aging groups."""
+    def age_strip(
+        photo: Any, face: Any, model: str, current_age: float | None = None, progress: gr.Progress = PROGRESS
+    ) -> list[tuple[str, str]]:
+        """The selected face (each face, left to right, for "all") at the centres of the 10 FFHQ-Aging groups;
+        `current_age` as for /age."""
         path = require_photo(photo)
         index = parse_face(face)
+        current = check_optional_age(current_age, "current age")
         with admitted(editor_provider, "age_strip", path):
-            strip = strip_on_gpu(path, index, model, progress)
+            strip = strip_on_gpu(path, index, model, current, progress)
             return [(save_output(image, "age", output_format()), caption) for image, caption in strip]
 
     with gr.Row(equal_height=False):
@@ -120,6 +142,17 @@ def build_tab(editor_provider: EditorProvider) -> None:
                 info="Release the slider to re-render.",
                 elem_id="age-target",
             )
+            current_age = gr.Number(
+                value=None,
+                label="Current age (years)",
+                info="The estimate; correct it if it is wrong, and the edit starts from your age. "
+                "Empty: each face's estimate.",
+                minimum=0,
+                maximum=100,
+                precision=0,
+                elem_id="age-current",
+            )
+            estimates = gr.State([])  # each face's estimate, for the field when the chosen face changes
             with gr.Row():
                 run = gr.Button("Change the age", variant="primary", elem_id="age-run")
                 strip_button = gr.Button("Age strip (10 age groups)", elem_id="age-strip-run")
@@ -140,18 +173,22 @@ def build_tab(editor_provider: EditorProvider) -> None:
                 elem_id="age-strip",
             )
 
-    edit_inputs = [block.photo, target, block.face, block.model]
+    edit_inputs = [block.photo, target, block.face, block.model, current_age]
+    # the field shows the chosen face's estimate before that face's edit reads it
+    block.face.input(face_chosen, [block.face, estimates], current_age, api_visibility="private", queue=False).then(
+        age_edit_live, edit_inputs, [result, summary], preprocess=False, api_visibility="private"
+    )
     block.photo.change(
         analyze,
         [block.photo, block.model],
-        [block.face, block.info],
+        [block.face, block.info, estimates, current_age],
         preprocess=False,
         api_visibility="private",
         trigger_mode="always_last",
     ).success(age_edit_live, edit_inputs, [result, summary], preprocess=False, api_visibility="private")
     run.click(age_edit, edit_inputs, [result, summary], preprocess=False, api_name="age")
     gr.on(
-        [target.release, block.face.input, block.model.input],
+        [target.release, block.model.input, current_age.submit],
         age_edit_live,
         edit_inputs,
         [result, summary],
@@ -159,4 +196,25 @@ def build_tab(editor_provider: EditorProvider) -> None:
         api_visibility="private",
         trigger_mode="always_last",
     )
-    strip_button.click(age_strip, [block.photo, block.face, block.model], strip, preprocess=False, api_name="age_strip")
+    strip_button.click(
+        age_strip, [block.photo, block.face, block.model, current_age], strip, preprocess=False, api_name="age_strip"
+    )
+
+
+def shown_current_age(ages: list[float | None], face: int | None) -> float | None:
+    """What the current-age field shows: the chosen face's estimate, or the only face's; empty where several
+    faces are edited at once (each keeps its own estimate) or none is known."""
+    if face is None:
+        face = 0 if len(ages) == 1 else None
+    if face is None or not 0 <= face < len(ages) or ages[face] is None:
+        return None
+    return round(float(ages[face]))
+
+
+def corrected_age(editor: Any, path: str, face: int | None, current: float | None) -> float | None:
+    """`current` as the edit's source age where the user changed it; None (the estimate itself, unrounded) where
+    the field still shows the estimate's rounding, so an untouched field gives the same edit as no field."""
+    if current is None or getattr(editor, "age_estimator", None) is None:
+        return current
+    ages = editor.estimate_age(path) if face is None else [editor.estimate_age(path, face)]
+    return None if all(round(a) == round(current) for a in ages) else current

@@ -27,6 +27,9 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="allow -o to be an input file (its original is replaced)"
     )
     parser.add_argument("--age", type=float, help="target age in years, 0-100 (default: keep the source's age)")
+    parser.add_argument(
+        "--from-age", type=float, help="the source face's current age, where the estimate is wrong (default: estimated)"
+    )
     parser.add_argument("--aus-scale", type=float, default=1.0, help="strength of the driver's expression AUs")
     parser.add_argument("--face", type=int, default=0, help="source face index (0 = leftmost)")
     parser.add_argument("--driving-face", type=int, default=0, help="driving face index (0 = leftmost)")
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         parser.error(f"the driving input is a photo; write an image ({', '.join(IMAGE_OUTPUTS)}), not {output.name!r}")
     try:  # the API's own checks and messages ("--age must be between 0 and 100 years, not 100.0000001")
         check_optional_age(args.age, "--age")
+        check_optional_age(args.from_age, "--from-age")
         check_aus_scale(args.aus_scale, "--aus-scale")
     except InvalidArgumentError as error:
         parser.error(str(error))
@@ -63,7 +67,13 @@ def run(args: argparse.Namespace) -> int:
     output = check_output_path(output, (".mp4",) if video else IMAGE_OUTPUTS)
     check_not_an_input(output, [args.source, args.driving], overwrite=args.overwrite)
     editor = load_editor(args, **({"reenactor": args.reenactor} if args.reenactor else {}))
-    options = {"age": args.age, "aus_scale": args.aus_scale, "face": args.face, "driving_face": args.driving_face}
+    options = {
+        "age": args.age,
+        "aus_scale": args.aus_scale,
+        "face": args.face,
+        "driving_face": args.driving_face,
+        "source_age": args.from_age,
+    }
     if video:
         editor.reenact_video(
             args.source, args.driving, output, smoothing=not args.no_smoothing, max_frames=args.max_frames, **options

@@ -402,7 +402,8 @@ class FaceEditor:
     ) -> Image.Image:
         """The source photo, full size, with the driving face's head pose and expression at `age` (None = keep).
 
-        ``options``: face, driving_face (indices, left to right). See :mod:`ganime_age.editing.reenactment`.
+        ``options``: face, driving_face (indices, left to right), source_age (the source face's current age where
+        the estimate is wrong). See :mod:`ganime_age.editing.reenactment`.
         """
         return self.reenactment.image(source, driving, age=age, aus_scale=aus_scale, **options)
 
@@ -418,7 +419,7 @@ class FaceEditor:
     ) -> Path:
         """Reenact the source photo with every frame of a driving video; writes an MP4 (no audio), returns its path.
 
-        ``options``: face, driving_face, smoothing, max_frames, max_side, show_progress_bar.
+        ``options``: face, driving_face, source_age, smoothing, max_frames, max_side, show_progress_bar.
         """
         return self.reenactment.video(
             source, driving_video, output_path, age=age, aus_scale=aus_scale, progress=progress, **options

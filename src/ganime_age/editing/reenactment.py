@@ -170,9 +170,16 @@ class Reenactment:
         crop = ((out[0].clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
         return paste_back(rgb, crop, aligned.matrix)
 
-    def ageing_plan(self, session: PhotoSession, source: Any, age: float | None) -> tuple[float, float]:
-        """(source age, target age) of the edit: the same when no target age is asked for (or none is known)."""
+    def ageing_plan(
+        self, session: PhotoSession, source: Any, age: float | None, source_age: float | None = None
+    ) -> tuple[float, float]:
+        """(source age, target age) of the edit: the same when no target age is asked for (or none is known).
+
+        `source_age`: the source face's current age as the user knows it, instead of the estimator's reading."""
         age = check_optional_age(age)
+        source_age = check_optional_age(source_age, "source_age")
+        if source_age is not None:
+            return source_age, (age if age is not None else source_age)
         try:
             source_age = float(session.age(source))
         except ModelFileNotFoundError:
@@ -225,17 +232,20 @@ class Reenactment:
         *,
         face: int = 0,
         driving_face: int = 0,
+        source_age: float | None = None,
     ) -> Image.Image:
-        """The source photo, full size, with the driver's pose and expression at the target age."""
+        """The source photo, full size, with the driver's pose and expression at the target age (`source_age`: the
+        source face's current age where the estimate is wrong)."""
         from ganime_age.faces import load_image
 
         # every argument is checked before a photo is read: the same typed errors as FaceEditor.edit
         age, face, driving_face = _check_arguments(age, aus_scale, face, driving_face)
+        source_age = check_optional_age(source_age, "source_age")
         session = self.sessions.open(source)
         driver_rgb = load_image(driving)
         src = self.source_face(session, face)
         drv = self.driver_face(driver_rgb, driving_face)
-        plan = self.ageing_plan(session, src, age)
+        plan = self.ageing_plan(session, src, age, source_age)
         out = self.render(session, src, self.target_landmarks(src, drv), plan, drv.aus, aus_scale)
         return Image.fromarray(out)
 
@@ -254,11 +264,12 @@ class Reenactment:
         max_frames: int | None = None,
         max_side: int = 1280,
         show_progress_bar: bool = True,
+        source_age: float | None = None,
     ) -> Path:
         """Reenact the source photo with every frame of a driving video; writes an MP4 and returns its path.
 
         Frames where the driver shows no face repeat the last pose (the source as it is before the
-        first face). The source is downscaled to `max_side` pixels on its longest side first, so videos
+        first face). `source_age` as for :meth:`image`. The source is downscaled to `max_side` pixels on its longest side first, so videos
         of huge photos stay playable. Audio is dropped.
         """
         from tqdm.auto import tqdm
@@ -267,6 +278,7 @@ class Reenactment:
         from ganime_age.video import VideoWriter, iter_frames, probe_video
 
         age, face, driving_face = _check_arguments(age, aus_scale, face, driving_face)
+        source_age = check_optional_age(source_age, "source_age")
         output = Path(output_path)
         if output.suffix.lower() != ".mp4":
             raise VideoError(f"a driving video makes a video: the output must be an .mp4 file, got {output.name!r}")
@@ -274,7 +286,7 @@ class Reenactment:
         session = self.sessions.open(_limit_side(load_image(source), max_side))
         rgb = session.rgb
         src = self.source_face(session, face)
-        plan = self.ageing_plan(session, src, age)
+        plan = self.ageing_plan(session, src, age, source_age)
         total = info.frames if max_frames is None or info.frames is None else min(info.frames, max_frames)
         scale = float(np.ptp(src.landmarks.landmarks[:, :2], axis=0).max()) or 1.0
         landmark_filter = OneEuroFilter(info.fps)
