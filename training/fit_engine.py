@@ -20,7 +20,7 @@ held-out faces were never seen):
 - **AU gains**: per AU, how far one unit moves the face, so that an edit to 4 reads about 4 on the AU read-out;
 - **hair greying**: grey hair's brightness relative to the skin, and per age centre the share of people's hair
   that has turned to it (their hair's brightness relative to the skin, between that of 20-35 year olds and
-  grey hair's), from the hair that the engine's own :func:`~ganime_age.engine.hair.hair_weight`
+  grey hair's), from the hair that the engine's own :func:`~ganime_age.engine.hair.hair_layer`
   finds in UTKFace.
 
 ``fit_engine.py hair --engine DIR --utkface ... [--cache ...]`` fits the hair alone into an engine folder.
@@ -434,12 +434,19 @@ def hair_brightness(engine: FittedEngine, rgb: np.ndarray, landmarks: np.ndarray
     """One photo's hair brightness over its skin brightness (the engine's own hair mask and skin level, with the
     person's silhouette from `segment`), or None when too little hair is found."""
     face = engine.prepare_face(rgb, landmarks, segment=segment)
-    weight = face.hair
-    if weight.mean() < HAIR_MIN_SHARE:
+    layer = face.layer
+    if layer.hair_box is None or layer.share.mean() / 255.0 * _share_of(layer) < HAIR_MIN_SHARE:
         return None
-    x0, y0, x1, y1 = face.box
-    grid = cv2.resize(np.ascontiguousarray(rgb[y0:y1, x0:x1]), face.grid_shape[::-1], interpolation=cv2.INTER_AREA)
-    return float((grid.mean(axis=2) * weight).sum() / weight.sum()) / max(face.skin, 1.0)
+    x0, y0, x1, y1 = layer.hair_box
+    weight = layer.share.astype(np.float32)
+    return float((rgb[y0:y1, x0:x1].mean(axis=2) * weight).sum() / weight.sum()) / max(face.skin, 1.0)
+
+
+def _share_of(layer: Any) -> float:
+    """The hair box's share of the head-and-shoulders box (so a photo's hair share is of the whole head)."""
+    x0, y0, x1, y1 = layer.hair_box
+    bx0, by0, bx1, by1 = layer.box
+    return (x1 - x0) * (y1 - y0) / max((bx1 - bx0) * (by1 - by0), 1)
 
 
 def fit_hair(

@@ -219,8 +219,8 @@ class FaceEditor:
         with torch.inference_mode():
             return float(self.age_estimator.predict(to_batch([crop], self.device))[0])
 
-    def _prepare_face(self, rgb: np.ndarray, face: Any) -> Any:
-        return self.engine.prepare_face(rgb, face.landmarks.landmarks, segment=self.analyzer.segmenter)
+    def _prepare_face(self, rgb: np.ndarray, face: Any, others: Sequence[np.ndarray] = ()) -> Any:
+        return self.engine.prepare_face(rgb, face.landmarks.landmarks, segment=self.analyzer.segmenter, others=others)
 
     # -- reading faces ---------------------------------------------------------------------------------
     def session(self, image: ImageInput) -> PhotoSession:

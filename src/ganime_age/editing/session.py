@@ -25,7 +25,9 @@ from ganime_age.validation import check_face
 
 ImageInput = Any  # str | Path | bytes | PIL.Image.Image | np.ndarray; validated by faces.load_image
 AgeReader = Callable[[np.ndarray], float]  # an aligned face crop (uint8 RGB) -> its estimated age
-FacePreparer = Callable[[np.ndarray, Any], Any]  # (the photo, a FaceAnalysis) -> the engine's EngineFace
+FacePreparer = Callable[
+    [np.ndarray, Any, Sequence[np.ndarray]], Any
+]  # (photo, a FaceAnalysis, the other faces' landmarks) -> EngineFace
 UNKNOWN_AGE = 30.0  # stands in for both ages of an expression-only edit when no estimator is loaded (no age change)
 
 
@@ -85,7 +87,8 @@ class PhotoSession:
                     f"face {face.index} was detected, but its landmarks could not be measured, so it cannot be "
                     "edited; try a larger, sharper or more frontal view of it"
                 )
-            prepared = self.prepare(self.rgb, face)
+            others = [f.landmarks.landmarks for f in self.faces if f is not face and f.landmarks is not None]
+            prepared = self.prepare(self.rgb, face, others)
             self.engine_faces[face.index] = prepared
         return prepared
 

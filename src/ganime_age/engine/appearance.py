@@ -23,7 +23,6 @@ from ganime_age.engine.config import (
 )
 from ganime_age.engine.frames import Template
 from ganime_age.engine.geometry import age_weights, blend
-from ganime_age.engine.hair import hair_greying_share
 from ganime_age.faces.topology import BROW_TOPS, FACE_LEFT, FACE_RIGHT, LEFT_BROW, RIGHT_BROW
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ class TextureChange:
 
     ratio: np.ndarray
     fine: np.ndarray
-    mask: np.ndarray  # (h, w) where the change may be non-zero (the face, and the hair when it greys)
+    mask: np.ndarray  # (h, w) where the change may be non-zero (the face)
 
 
 def log_image(rgb: np.ndarray) -> np.ndarray:
@@ -215,7 +214,9 @@ def texture_change(
         w_t, w_s = age_weights(target_age, engine.centres), age_weights(source_age, engine.centres)
         large = blend(split["large"], sexes, w_t - w_s)
         if c.age_exposure_share != 1.0:
-            mask = engine.template.mask
+            # the mean over the skin the tone reaches (below the brows): the face keeps its own brightness and
+            # colour, and its parts change relative to it (a whole face darkened read as a grey mask)
+            mask = engine.template.mask * split["tone_weight"][..., 0]
             mean = np.tensordot(mask, large, axes=([0, 1], [0, 1])) / max(float(mask.sum()), 1e-6)
             large -= np.float32(1.0 - c.age_exposure_share) * mean.astype(np.float32)
         large *= split["tone_weight"]
@@ -251,10 +252,7 @@ def texture_change(
         # edge (a lid's crease), which printed thin white arcs
         fine += np.clip(lines, -AU_LINE_DEPTH, AU_LINE_GLOW)
         repaint = True
-    greying = hair_greying_share(engine, source_age, target_age) if face.hair.any() else 0.0
-    if greying <= 0.0 and (
-        not repaint or (not np.any(smooth) and not np.any(fine) and (gains is None or np.all(gains == 1.0)))
-    ):
+    if not repaint or (not np.any(smooth) and not np.any(fine) and (gains is None or np.all(gains == 1.0))):
         return None
     # colour changes in proportion to how colourful the face is: a grey photo stays grey
     smooth = cv2.transform(smooth, grey_and_colour(1.0, min(face.colourfulness / COLOURFUL, 1.0)))
@@ -268,11 +266,7 @@ def texture_change(
         mapped = mapped.reshape(*face.grid_shape, -1)
         fine_out += sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
     fine_out *= face.face_mask
-    if greying <= 0.0:
-        return TextureChange(ratio_out, fine_out, face.face_mask)
-    ratio_out += np.float32(greying) * face.hair_colour
-    fine_out += np.float32(greying) * face.hair_lift
-    return TextureChange(ratio_out, fine_out, np.maximum(face.face_mask, face.hair))
+    return TextureChange(ratio_out, fine_out, face.face_mask)
 
 
 def sex_thumbnail(template: Template, side: int, log_face: np.ndarray) -> np.ndarray:

@@ -18,8 +18,6 @@ TINT_SCALE = 0.03  # face widths: the blur of the colours that a colour change s
 MOUTH_TINT_SIGMA = 3.0  # interior cells (of mouth_grid): the blur of the painted mouth's colour
 MOUTH_EDGE_CHROMA = 0.25  # canonical cm: the colour blur across the painted mouth's edge (a photo's chroma is soft)
 AU_LINE_DEPTH, AU_LINE_GLOW = 0.5, 0.1  # log-brightness limits of the AU ratio images' fine part
-HAIR_MAX_LIFT = 1.3  # log brightness: the most greying brightens hair (x3.7), so black hair's noise stays unseen
-HAIR_SKIN_DISTANCE = (12.0, 27.0)  # Lab distance from the skin's colour over which a pixel turns from skin to hair
 AGED_FEATURE_HOLD = 0.5  # share of the detail change that ageing brows and eyes are spared
 COLOURFUL = 0.06  # mean |log channel - log grey| from which a face counts as fully coloured (grey photos: 0)
 

@@ -1,68 +1,345 @@
-"""Hair greys with age: found inside the person's silhouette, outside the face and unlike its skin, and moved
-towards the fitted grey hair's brightness by the share of it that greys between two ages."""
+"""Hair greys with age, and an edit stays on its own person.
+
+A face's *person* is the selfie segmenter's silhouette around it (where the crop's and the whole photo's
+segmentations agree), less the other faces of the photo: an edit's change is faded out where it ends, so walls,
+shirts beside the head and neighbours keep their pixels.
+
+Hair is found, once per photo, at the photo's own resolution:
+
+- where: inside the person, outside the face, within a head-and-shoulders window around the face (long hair
+  below the mouth included, the neck and chin below it left out), away from the other faces;
+- what: two colour models in Lab, the skin's (the face's own pixels, whose spread along the lightness axis keeps
+  a shadowed ear or temple skin) and the hair's (the surest hair pixels above the brows). A pixel's hair share
+  is its place between the two colours (a hairline pixel half skin is half hair) where its colour is more like
+  the hair's than the skin's.
+
+Greying adds to each pixel its hair share of the way from the local hair colour to grey hair's (the fitted
+brightness relative to the skin, in the colour of the photo's light, so grey hair under a warm lamp is warm),
+and lifts the strands' light and dark with the hair's brightness, equally in R, G and B (the photo's colour
+noise in black hair is never scaled up). A mixed pixel at the hairline changes by its hair share only, so it
+never turns paler than the skin and hair it mixes: no pale band between the hair and the forehead.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from ganime_age.engine.config import HAIR_MAX_LIFT, HAIR_SKIN_DISTANCE, LOG_EPSILON
+from ganime_age.faces.topology import BROW_TOPS, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
 
 if TYPE_CHECKING:
     from ganime_age.engine.model import FittedEngine
 
 Segmenter = Callable[[np.ndarray], np.ndarray]  # uint8 RGB (h, w, 3) -> the person's silhouette (h, w) in 0..1
 
+CHIN = 152  # the mesh's lowest point on the chin
+FOREHEAD_TOP = 10  # the mesh's highest point, mid-forehead
+HAIR_GRID_FACE = 96  # grid pixels across the face: the hair's statistics and fields are smooth at this scale
+PERSON_BOX = (1.25, 0.9, 0.8)  # face widths: half-width, above the mesh top and below the chin of the hair box
+NECK_HALF_WIDTH = 0.3  # face widths: below the mouth, hair hangs beside the neck, never on it (nor a beard)
+OTHER_FACE_GROW = 0.15  # face widths: the other faces' hulls grown by this are never another face's edit
+LIGHT_RANGE = (0.75, 1.33)  # the light's colour (grey world of the head's surroundings) per channel, clipped
+WHOLE_PHOTO_SIDE = 512  # pixels: the photo's longest side when the whole scene is segmented
+SCENE_THRESHOLD = 0.05  # the whole photo's silhouette below this is no person's: an edit never changes it there
+MIN_HAIR_SEEDS = 25  # sure-hair grid pixels needed for a colour model (fewer: bald, or hair as pale as skin)
+SEED_DISTANCE = 27.0  # Lab distance from the skin's colour beyond which a pixel above the brows is surely hair
+STRAND_LIFT = 0.35  # share of grey hair's brightness gain that the strands' light and dark deviations keep
+MAX_HAIR_GAIN = 4.0  # grey hair over the hair's brightness, at most (black hair's noise stays unseen)
 
-def hair_weight(
-    roi: np.ndarray, grid_rgb: np.ndarray, face_mask: np.ndarray, mouth_row: float, segment: Segmenter
-) -> np.ndarray:
-    """(h, w) float32 on the engine grid: how surely each pixel is the person's hair, 0 where that is unsure.
 
-    Hair is what is inside the person's silhouette (`segment`, the face analysis's selfie segmenter, on the photo
-    region `roi`),
-    outside the face, above the mouth (below it are the neck, beards and clothes) and unlike the face's skin
-    in colour (ears, a bald crown and blond hair as pale as the skin are left alone).
-    """
-    grid_h, grid_w = grid_rgb.shape[:2]
+@dataclass
+class HairLayer:
+    """One face's person and hair at the photo's resolution, made once per photo (see the module docstring)."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1: the head-and-shoulders box (photo pixels)
+    grid_shape: tuple[int, int]  # the coarse grid of `person` and `fields` over `box`
+    person: np.ndarray  # (h, w) float32 on the grid: where the edit may change the photo (this person, no other face)
+    scene: Scene  # the whole photo's silhouette: the crop's `person` must agree with it
+    hair: np.ndarray  # (h, w) float32 on the grid: the hair share (what the greying fit and its box read)
+    hair_box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 of the hair (photo pixels); None: no hair
+    share: np.ndarray | None = None  # (H, W) uint8 at the photo's resolution over `hair_box`: each pixel's hair share
+    fields: np.ndarray | None = None  # (h, w, 5) float32 on the grid: grey hair minus the local hair colour (RGB),
+    # the local hair brightness, and grey hair's brightness gain over it minus 1
+
+    def grey(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
+        """Grey `amount` (0..1) of the hair in `pixels` (uint8 RGB, a photo crop whose top-left is `origin`), in place."""
+        if self.hair_box is None or amount <= 0.0:
+            return
+        hx0, hy0, hx1, hy1 = self.hair_box
+        ox, oy = origin
+        x0, y0 = max(hx0, ox), max(hy0, oy)
+        x1, y1 = min(hx1, ox + pixels.shape[1]), min(hy1, oy + pixels.shape[0])
+        if x1 <= x0 or y1 <= y0:
+            return
+        fields = self.fields_at(x0, y0, x1, y1)
+        share = self.share[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0].astype(np.float32) * np.float32(amount / 255.0)
+        target = pixels[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+        values = target.astype(np.float32)
+        strands = (values.mean(axis=2) - fields[..., 3]) * fields[..., 4] * np.float32(STRAND_LIFT)
+        values += share[..., None] * (fields[..., :3] + strands[..., None])
+        np.clip(values, 0.0, 255.0, out=values)
+        target[...] = values.round().astype(np.uint8)  # writes through: `target` is a view of `pixels`
+
+    def fields_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The grid `fields` at the photo pixels of the box (x0, y0, x1, y1)."""
+        return read_grid(self.fields, self.box, (x0, y0, x1, y1))
+
+    def person_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The `person` weight at the photo pixels of the box (x0, y0, x1, y1) where the whole photo's silhouette
+        agrees (read at those pixels: the edit ends where the scene's person does); 0 outside the layer's box."""
+        return read_grid(self.person, self.box, (x0, y0, x1, y1)) * self.scene.agrees(x0, y0, x1, y1)
+
+
+@dataclass
+class Scene:
+    """The selfie segmenter's silhouette of the whole photo, read from the photo shrunk to WHOLE_PHOTO_SIDE
+    pixels (the network reads 256 pixels anyway): a crop's view alone put hair wisps where the scene sees a wall."""
+
+    silhouette: np.ndarray  # (h, w) float32 0..1 over the whole photo, at most WHOLE_PHOTO_SIDE pixels a side
+    photo_shape: tuple[int, int]  # the photo's (height, width)
+
+    def at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The silhouette at the photo pixels of the box (x0, y0, x1, y1)."""
+        height, width = self.photo_shape
+        return read_grid(self.silhouette, (0, 0, width, height), (x0, y0, x1, y1))
+
+    def agrees(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """0..1: how surely the scene sees a person at the photo pixels of the box (0 below SCENE_THRESHOLD)."""
+        return np.clip((self.at(x0, y0, x1, y1) - SCENE_THRESHOLD) / 0.25, 0.0, 1.0)
+
+
+def scene_silhouette(rgb: np.ndarray, segment: Segmenter) -> Scene:
+    """The whole photo's silhouette (:class:`Scene`)."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, WHOLE_PHOTO_SIDE / max(height, width))
+    small = rgb
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return Scene(np.asarray(segment(small), np.float32), (height, width))
+
+
+def read_grid(field: np.ndarray, box: tuple[int, int, int, int], onto: tuple[int, int, int, int]) -> np.ndarray:
+    """A field on a grid spanning the photo box `box`, read at the pixels of the photo box `onto` (pixel centres
+    at integers; 0 outside `box`): linear where the photo is finer than the grid, an area average where coarser."""
+    bx0, by0, bx1, by1 = box
+    ox0, oy0, ox1, oy1 = onto
+    grid_h, grid_w = field.shape[:2]
+    sx, sy = grid_w / (bx1 - bx0), grid_h / (by1 - by0)
+    # photo pixel (x, y) -> grid ((x - bx0 + 0.5) * sx - 0.5, ...)
+    matrix = np.array([[sx, 0.0, (ox0 - bx0 + 0.5) * sx - 0.5], [0.0, sy, (oy0 - by0 + 0.5) * sy - 0.5]])
+    flags = (cv2.INTER_AREA if sx > 1.0 or sy > 1.0 else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
+    out = cv2.warpAffine(field.astype(np.float32, copy=False), matrix, (ox1 - ox0, oy1 - oy0), flags=flags)
+    return out.reshape(oy1 - oy0, ox1 - ox0, *field.shape[2:])
+
+
+def hair_layer(
+    rgb: np.ndarray,
+    points: np.ndarray,
+    face_mask: np.ndarray,
+    mask_box: tuple[int, int, int, int],
+    level: float,
+    skin: float,
+    segment: Segmenter,
+    others: Sequence[np.ndarray] = (),
+) -> HairLayer:
+    """The person and hair of the face with landmarks `points` (photo pixels) in `rgb`.
+
+    `face_mask` is the face's soft mask on the engine grid over the photo box `mask_box`; `level` grey hair's
+    fitted brightness relative to the `skin` brightness; `others` the other faces' landmarks in the photo."""
+    height, width = rgb.shape[:2]
+    face_width = max(float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2])), 8.0)
+    centre_x = float(points[:NUM_MESH_VERTICES, 0].mean())
+    half, above, below = (v * face_width for v in PERSON_BOX)
+    x0, x1 = max(int(centre_x - half), 0), min(int(np.ceil(centre_x + half)) + 1, width)
+    y0 = max(int(points[FOREHEAD_TOP, 1] - above), 0)
+    y1 = min(int(np.ceil(points[CHIN, 1] + below)) + 1, height)
+    mx0, my0, mx1, my1 = mask_box  # the engine's own box lies inside (its margin is smaller)
+    x0, y0, x1, y1 = min(x0, mx0), min(y0, my0), max(x1, mx1), max(y1, my1)
+    scale = min(1.0, HAIR_GRID_FACE / face_width)
+    grid_w, grid_h = max(2, round((x1 - x0) * scale)), max(2, round((y1 - y0) * scale))
+    roi = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    grid = cv2.resize(roi, (grid_w, grid_h), interpolation=cv2.INTER_AREA) if scale < 1.0 else roi
+    sx, sy = grid_w / (x1 - x0), grid_h / (y1 - y0)
+
+    def to_grid(p: np.ndarray) -> np.ndarray:
+        return np.stack([(p[:, 0] - x0 + 0.5) * sx - 0.5, (p[:, 1] - y0 + 0.5) * sy - 0.5], axis=1)
+
     silhouette = cv2.resize(segment(roi), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
-    silhouette = np.clip((silhouette - 0.3) / 0.4, 0.0, 1.0)  # the segmenter's faint doubts (a wall) count as none
-    lab = cv2.cvtColor(np.ascontiguousarray(grid_rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
-    inside = face_mask > 0.5
-    if not inside.any():
-        return np.zeros((grid_h, grid_w), np.float32)
-    distance = np.sqrt(((lab - np.median(lab[inside], axis=0)) ** 2).sum(axis=2))
-    near, far = HAIR_SKIN_DISTANCE
-    unlike_skin = np.clip((distance - near) / (far - near), 0.0, 1.0)
-    outside_face = 1.0 - np.clip(2.0 * cv2.GaussianBlur(face_mask, (0, 0), 2.0), 0.0, 1.0)
+    person = np.clip((silhouette - 0.15) / 0.3, 0.0, 1.0).astype(np.float32)  # faint doubts (a wall) count as none
+    scene = scene_silhouette(rgb, segment)
+    agreed = np.clip(
+        (_resample_grid(scene.silhouette, (0, 0, width, height), (x0, y0, x1, y1), (grid_h, grid_w)) - SCENE_THRESHOLD)
+        / 0.25,
+        0.0,
+        1.0,
+    )
+    person *= agreed
+    face = _resample_grid(face_mask, mask_box, (x0, y0, x1, y1), (grid_h, grid_w))
+    person = np.maximum(person, face)
+    width_grid = face_width * sx
+    others_mask = np.zeros((grid_h, grid_w), np.uint8)
+    for other in others:
+        hull = cv2.convexHull(to_grid(np.asarray(other, np.float64)[:NUM_MESH_VERTICES]).astype(np.float32))
+        cv2.fillConvexPoly(others_mask, np.round(hull).astype(np.int32), 1)
+    if others_mask.any():
+        grow = max(1, round(OTHER_FACE_GROW * width_grid))
+        others_mask = cv2.dilate(others_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+        person *= cv2.GaussianBlur(1.0 - others_mask.astype(np.float32), (0, 0), max(grow / 2.0, 0.5))
+    layer = HairLayer((x0, y0, x1, y1), (grid_h, grid_w), person, scene, np.zeros_like(person))
+    local = to_grid(np.asarray(points, np.float64))
+    window = _head_window(local, (grid_h, grid_w), width_grid)
+    region = person * window * (1.0 - np.clip(2.0 * cv2.GaussianBlur(face, (0, 0), 2.0), 0.0, 1.0))
+    lab = _lab(grid)
+    inside = face > 0.5
+    if inside.sum() < MIN_HAIR_SEEDS:
+        return layer
+    skin_model = _skin_model(lab[inside])
+    brow_row = float(local[list(BROW_TOPS), 1].min())
     rows = np.arange(grid_h, dtype=np.float32)[:, None]
-    above_mouth = np.clip((mouth_row - rows) / max(0.05 * grid_h, 1.0), 0.0, 1.0)
-    weight = (silhouette * unlike_skin * outside_face * above_mouth).astype(np.float32)
-    # a grid pixel astride the hairline is half skin: greyed, its skin would light up as a seam
-    weight = cv2.erode(weight, np.ones((3, 3), np.uint8))
-    weight[weight < 0.02] = 0.0  # so the repainted box ends where the hair does
-    return weight
+    distance = np.sqrt(((lab - skin_model[0]) ** 2).sum(axis=2))
+    seeds = (region > 0.8) & (rows < brow_row) & (distance > SEED_DISTANCE)
+    if seeds.sum() < MIN_HAIR_SEEDS:
+        return layer  # bald, hair as pale as the skin, or no hair in view: hair is left alone
+    hair_model = _gaussian(lab[seeds])
+    share = _connected_below(_hair_share(lab, skin_model, hair_model) * region, float(local[MOUTH_CENTRE, 1]))
+    light = _light(grid, person)
+    fields = _grey_fields(grid, share, light * np.float32(level * skin), width_grid)
+    hair_rows, hair_cols = np.nonzero(share > 0.02)
+    if len(hair_rows) == 0:
+        return layer
+    # the hair's box at the photo's resolution (one grid pixel of slack), and each pixel's share there
+    px0 = max(int((hair_cols.min() - 1 + 0.5) / sx - 0.5) + x0, x0)
+    py0 = max(int((hair_rows.min() - 1 + 0.5) / sy - 0.5) + y0, y0)
+    px1 = min(int(np.ceil((hair_cols.max() + 2 + 0.5) / sx - 0.5)) + x0 + 1, x1)
+    py1 = min(int(np.ceil((hair_rows.max() + 2 + 0.5) / sy - 0.5)) + y0 + 1, y1)
+    layer.hair, layer.fields = share.astype(np.float32), fields
+    weight = read_grid(region, layer.box, (px0, py0, px1, py1))  # the region at the photo's resolution
+    fine = _hair_share(_lab(rgb[py0:py1, px0:px1]), skin_model, hair_model) * weight
+    layer.hair_box = (px0, py0, px1, py1)
+    layer.share = np.round(255.0 * np.clip(fine, 0.0, 1.0)).astype(np.uint8)
+    return layer
 
 
-def grey_hair(level: float, grid_rgb: np.ndarray, hair: np.ndarray, skin: float) -> tuple[np.ndarray, np.ndarray]:
-    """The way from the hair's colours to grey hair's (`level`, the fitted brightness relative to the
-    `skin`, no colour), weighted by `hair`: a colour change ((h, w, 3) log ratios of mean 0) and a brightness change
-    ((h, w) log, the same light added to R, G and B, so the photo's colour noise in dark hair is not scaled
-    up into teal speckles). An edit takes a share of both; they are made once per photo.
+def _resample_grid(
+    field: np.ndarray, box: tuple[int, int, int, int], onto: tuple[int, int, int, int], shape: tuple[int, int]
+) -> np.ndarray:
+    """A smooth field on a grid spanning the photo box `box`, read on a grid of `shape` spanning the photo box
+    `onto` (0 outside `box`)."""
+    bx0, by0, bx1, by1 = box
+    ox0, oy0, ox1, oy1 = onto
+    grid_h, grid_w = shape
+    fsx, fsy = field.shape[1] / (bx1 - bx0), field.shape[0] / (by1 - by0)
+    gsx, gsy = grid_w / (ox1 - ox0), grid_h / (oy1 - oy0)
+    # grid pixel u -> photo (u + 0.5) / gsx - 0.5 + ox0 -> field (x - bx0 + 0.5) * fsx - 0.5
+    matrix = np.array(
+        [
+            [fsx / gsx, 0.0, 0.5 * fsx / gsx + (ox0 - bx0) * fsx - 0.5],
+            [0.0, fsy / gsy, 0.5 * fsy / gsy + (oy0 - by0) * fsy - 0.5],
+        ]
+    )
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(field.astype(np.float32, copy=False), matrix, (grid_w, grid_h), flags=flags)
 
-    Both start from the hair's colours at the grid's own sharpness (a grid pixel is a few photo pixels):
-    from colours blurred across the hairline, a lift meant for dark hair lit the skin beside it into a
-    bright seam. Strands finer than a grid pixel keep their light and dark, brightened.
-    """
-    offset = np.float32(255.0 * LOG_EPSILON)
-    level = np.float32(level * skin) + offset
-    sharp = cv2.GaussianBlur(grid_rgb.astype(np.float32), (0, 0), 1.0).reshape(grid_rgb.shape)
-    ratio = np.log(level) - np.log(sharp + offset)
-    mean = ratio.mean(axis=2, keepdims=True)
-    return (ratio - mean) * hair[..., None], np.clip(mean[..., 0], 0.0, HAIR_MAX_LIFT) * hair
+
+def _head_window(points: np.ndarray, shape: tuple[int, int], face_width: float) -> np.ndarray:
+    """(h, w) 0..1: where a face's hair may be: beside and above the head, and below the mouth only beside the
+    neck (long hair), never on the chin, neck or a beard."""
+    grid_h, grid_w = shape
+    cols = np.arange(grid_w, dtype=np.float32)[None, :]
+    rows = np.arange(grid_h, dtype=np.float32)[:, None]
+    centre = float(points[:NUM_MESH_VERTICES, 0].mean())
+    feather = max(0.1 * face_width, 1.0)
+    half, _, below = (v * face_width for v in PERSON_BOX)
+    lateral = np.clip((half - np.abs(cols - centre)) / feather, 0.0, 1.0)
+    low = np.clip((points[CHIN, 1] + below - rows) / feather, 0.0, 1.0)
+    mouth_row = float(points[MOUTH_CENTRE, 1])
+    beside_neck = np.clip((np.abs(cols - centre) - NECK_HALF_WIDTH * face_width) / (2.0 * feather), 0.0, 1.0)
+    below_mouth = np.clip((rows - mouth_row) / feather, 0.0, 1.0)
+    return (lateral * low * (1.0 - below_mouth * (1.0 - beside_neck))).astype(np.float32)
+
+
+def _connected_below(share: np.ndarray, mouth_row: float) -> np.ndarray:
+    """`share` below the mouth kept only where it hangs from the hair above it (long hair): a dark collar or
+    a suit's neck ring below the ears is hair-coloured, but apart from the hair."""
+    grid_h = share.shape[0]
+    first_below = int(np.clip(np.ceil(mouth_row), 0, grid_h))
+    if first_below >= grid_h:
+        return share
+    count, labels = cv2.connectedComponents((share > 0.3).astype(np.uint8), connectivity=8)
+    hanging = np.zeros(count, bool)
+    hanging[np.unique(labels[:first_below])] = True
+    hanging[0] = False
+    kept = cv2.dilate(hanging[labels].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
+    out = share.copy()
+    out[first_below:] *= cv2.GaussianBlur(kept, (0, 0), 1.0)[first_below:]
+    return out
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """float32 CIE Lab (L 0..100) of uint8 RGB."""
+    return cv2.cvtColor(rgb.astype(np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_RGB2LAB)
+
+
+def _gaussian(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and inverse covariance (regularised: a few Lab units of spread at least) of (n, 3) samples."""
+    mean = samples.mean(axis=0)
+    covariance = np.cov(samples, rowvar=False) + np.eye(3) * 4.0
+    return mean.astype(np.float32), np.linalg.inv(covariance).astype(np.float32)
+
+
+def _skin_model(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The skin's colour model from the face's pixels, without the darkest fifth (brows, lashes, nostrils, lips'
+    gap) and the brightest twentieth (highlights)."""
+    lightness = samples[:, 0]
+    low, high = np.percentile(lightness, [20, 95])
+    return _gaussian(samples[(lightness >= low) & (lightness <= high)])
+
+
+def _hair_share(lab: np.ndarray, skin: tuple[np.ndarray, np.ndarray], hair: tuple[np.ndarray, np.ndarray]):
+    """(h, w) 0..1: each pixel's place between the skin's and the hair's mean colour, where its colour is more
+    likely the hair's (the hair model's spread doubled: a mixed pixel is neither's)."""
+    skin_mean, skin_inverse = skin
+    hair_mean, hair_inverse = hair
+    axis = hair_mean - skin_mean
+    place = np.clip(((lab - skin_mean) @ axis) / max(float(axis @ axis), 1e-6), 0.0, 1.0)
+    d_skin = np.einsum("...i,ij,...j->...", lab - skin_mean, skin_inverse, lab - skin_mean)
+    d_hair = np.einsum("...i,ij,...j->...", lab - hair_mean, hair_inverse * 0.5, lab - hair_mean)
+    log_ratio = 0.5 * (d_skin - d_hair) + 1.5 * np.log(2.0)  # the broadened model's normalisation
+    likely = 1.0 / (1.0 + np.exp(-np.clip(log_ratio, -30.0, 30.0)))
+    return (place * likely).astype(np.float32)
+
+
+def _light(grid: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """The colour of the photo's light around the head, per channel with mean 1: grey hair takes it. Read from
+    what surrounds the person (grey world of the background: skin and hair would make every light warm);
+    white light where too little of it is in view."""
+    background = person < 0.05
+    if background.mean() < 0.05:
+        return np.ones(3, np.float32)
+    mean = grid[background].astype(np.float64).mean(axis=0) + 1.0
+    return np.clip(mean / mean.mean(), *LIGHT_RANGE).astype(np.float32)
+
+
+def _grey_fields(grid: np.ndarray, share: np.ndarray, grey: np.ndarray, face_width: float) -> np.ndarray:
+    """(h, w, 5): grey hair's colour minus the local hair colour, the local hair brightness and grey hair's
+    brightness gain over it minus 1 (the local colour: the hair's own pixels averaged over a tenth of a face)."""
+    sigma = max(0.1 * face_width, 1.0)
+    values = grid.astype(np.float32)
+    weight = cv2.GaussianBlur(share, (0, 0), sigma) + 1e-4
+    local = cv2.GaussianBlur(values * share[..., None], (0, 0), sigma) / weight[..., None]
+    total = float(share.sum())
+    if total > 0.0:  # far from any hair the local colour is the hair's mean
+        mean = (values * share[..., None]).reshape(-1, 3).sum(axis=0) / total
+        trust = np.clip(weight / (weight.max() * 0.05), 0.0, 1.0)[..., None]
+        local = trust * local + (1.0 - trust) * mean
+    brightness = local.mean(axis=2)
+    gain = np.clip(float(grey.mean()) / np.maximum(brightness, 1.0), 1.0, MAX_HAIR_GAIN) - 1.0
+    return np.concatenate([grey - local, brightness[..., None], gain[..., None]], axis=2).astype(np.float32)
 
 
 def hair_greying_share(engine: FittedEngine, source_age: float, target_age: float) -> float:

@@ -5,6 +5,7 @@ appearance, hair, mouth, pixels; see the package docstring)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -17,10 +18,10 @@ from ganime_age.engine import appearance, geometry
 from ganime_age.engine.appearance import TextureChange, detail_bands, log_image, sex_thumbnail, template_width
 from ganime_age.engine.config import TINT_SCALE, FittedEngineConfig
 from ganime_age.engine.frames import GridFrame, Template, template_for, template_map
-from ganime_age.engine.hair import Segmenter, grey_hair, hair_greying_share, hair_weight
+from ganime_age.engine.hair import HairLayer, Segmenter, hair_greying_share, hair_layer
 from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.pixels import repaint, repaint_table, resample
-from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_LANDMARKS, NUM_MESH_VERTICES
+from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT, NUM_LANDMARKS, NUM_MESH_VERTICES
 from ganime_age.hub import HubModel
 from ganime_age.meshwarp import MeshRaster, rasterise
 
@@ -45,9 +46,7 @@ class EngineFace:
     mouth_gap: float  # the lips' gap at their centre, canonical cm
     skin: float  # skin brightness (0..255), the mouth interior's reference
     smooth_rgb: np.ndarray  # (h, w, 3) float32 the face's colours on the engine grid, blurred: what a tint scales
-    hair: np.ndarray  # (h, w) float32 where the engine grid is the person's hair (see :func:`hair_weight`)
-    hair_colour: np.ndarray  # (h, w, 3) float32 log ratio of mean 0: the hair's colour to grey (see grey_hair)
-    hair_lift: np.ndarray  # (h, w) float32 log brightness change: the hair to grey hair's brightness
+    layer: HairLayer  # the person an edit stays on, and the hair that greys (photo resolution; :mod:`.hair`)
 
     @property
     def frame(self) -> GridFrame:
@@ -146,11 +145,14 @@ class FittedEngine(HubModel):
         return self._split
 
     # -- per photo ----------------------------------------------------------------------------------------
-    def prepare_face(self, rgb: np.ndarray, landmarks: np.ndarray, *, segment: Segmenter) -> EngineFace:
-        """Everything about one face that slider moves reuse: region, engine grid, mesh raster, bands, sex.
+    def prepare_face(
+        self, rgb: np.ndarray, landmarks: np.ndarray, *, segment: Segmenter, others: Sequence[np.ndarray] = ()
+    ) -> EngineFace:
+        """Everything about one face that slider moves reuse: region, engine grid, mesh raster, bands, sex, hair.
 
         `segment` is the face analysis's selfie segmenter (the person's silhouette, where hair is): the engine
-        takes what the analysis sees, and runs no analysis of its own.
+        takes what the analysis sees, and runs no analysis of its own. `others`: the landmarks of the photo's
+        other faces, which this face's edit never reaches.
         """
         from ganime_age.face_model import canonical_face, head_similarity
 
@@ -197,9 +199,10 @@ class FittedEngine(HubModel):
         chroma = np.abs(log_rgb - grey[..., None])[inside].mean() if inside.any() else 0.0
         cm_to_grid = float(similarity.scale * sx)
         face_mask = face_mask.astype(np.float32)
-        hair = hair_weight(roi, grid_rgb, face_mask, float(grid_points[MOUTH_CENTRE, 1]), segment)
         skin = skin_level(rgb, points, face_width)
-        hair_colour, hair_lift = grey_hair(self.tables["hair_level"][0], grid_rgb, hair, skin)
+        layer = hair_layer(
+            rgb, points, face_mask, frame.box, float(self.tables["hair_level"][0]), skin, segment, others
+        )
         return EngineFace(
             box=frame.box,
             scale=float(sx),
@@ -218,9 +221,7 @@ class FittedEngine(HubModel):
             smooth_rgb=cv2.GaussianBlur(
                 grid_rgb.astype(np.float32), (0, 0), max(TINT_SCALE * face_width * sx, 1.0)
             ).reshape(grid_h, grid_w, 3),
-            hair=hair,
-            hair_colour=hair_colour,
-            hair_lift=hair_lift,
+            layer=layer,
         )
 
     def female_probability(self, rgb: np.ndarray, landmarks: np.ndarray) -> float:
@@ -286,7 +287,9 @@ class FittedEngine(HubModel):
         moves = self.shape_change(face, source_age, target_age, source_aus, target_aus, target_landmarks)
         texture = self.texture_change(face, source_age, target_age, source_aus, target_aus)
         moving = bool(np.abs(moves).max() > 1e-3)
-        if not moving and texture is None:
+        layer = face.layer
+        greying = self.hair_greying_share(source_age, target_age) if layer.hair_box is not None else 0.0
+        if not moving and texture is None and greying <= 0.0:
             return None
         sample, changed = (
             geometry.backward_map(face, moves, self.template)
@@ -297,23 +300,50 @@ class FittedEngine(HubModel):
         if painted is not None:
             changed = np.maximum(changed, painted)
         found = _changed_box(face.frame, changed)
-        if found is None:
+        boxes = ([found[0]] if found is not None else []) + ([layer.hair_box] if greying > 0.0 else [])
+        if not boxes:
             return None
-        (x0, y0, x1, y1), part = found
-        frame = face.frame
-        mask = frame.field_to_photo(changed, *part)
-        original = rgb[y0:y1, x0:x1]
-        if sample is not None:
-            # one cubic remap of the input's own pixels (one two-channel map: slicing x and y apart copies both)
+        # the photo box that changes: the face's (geometry, colour) and its hair's when it greys
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+        source = rgb
+        if greying > 0.0:  # the hair greys first, on the input's pixels, and then moves with the geometry
             bx0, by0, bx1, by1 = face.box
-            edited = resample(rgb[by0:by1, bx0:bx1], frame.field_to_photo(frame.positions_to_photo(sample), *part))
-        else:
-            edited = original.copy()
-        if factor is not None:
-            _repaint_box(edited, factor, painted, frame, (x0, y0, x1, y1))
-        if moving:
-            smile = float(np.asarray(target_aus)[AU_NAMES.index("AU12")])
-            paint_mouth(self, edited, face, moves, (x0, y0), smile)
+            gx0, gy0, gx1, gy1 = min(x0, bx0), min(y0, by0), max(x1, bx1), max(y1, by1)
+            greyed = rgb[gy0:gy1, gx0:gx1].copy()
+            layer.grey(greyed, (gx0, gy0), greying)
+            source = _Offset(greyed, gx0, gy0)
+        edited = _crop(source, (x0, y0, x1, y1)).copy()
+        mask = np.zeros((y1 - y0, x1 - x0), np.float32)
+        if greying > 0.0:
+            hx0, hy0, hx1, hy1 = layer.hair_box
+            share = layer.share.astype(np.float32) * np.float32(greying / 255.0)
+            mask[hy0 - y0 : hy1 - y0, hx0 - x0 : hx1 - x0] = share
+        if found is not None:
+            (ex0, ey0, ex1, ey1), part = found
+            frame = face.frame
+            engine_mask = frame.field_to_photo(changed, *part)
+            original = _crop(source, (ex0, ey0, ex1, ey1))
+            if sample is not None:
+                # one cubic remap of the input's own pixels (one two-channel map: slicing x and y apart copies both)
+                positions = frame.field_to_photo(frame.positions_to_photo(sample), *part)
+                face_pixels = resample(_crop(source, face.box), positions)
+            else:
+                face_pixels = original.copy()
+            if factor is not None:
+                _repaint_box(face_pixels, factor, painted, frame, (ex0, ey0, ex1, ey1))
+            if moving:
+                smile = float(np.asarray(target_aus)[AU_NAMES.index("AU12")])
+                paint_mouth(self, face_pixels, face, moves, (ex0, ey0), smile)
+            cv2.copyTo(original, cv2.compare(engine_mask, 0.0, cv2.CMP_LE), face_pixels)  # untouched: the input's
+            edited[ey0 - y0 : ey1 - y0, ex0 - x0 : ex1 - x0] = face_pixels
+            inner = mask[ey0 - y0 : ey1 - y0, ex0 - x0 : ex1 - x0]
+            np.maximum(inner, engine_mask, out=inner)
+        # the edit stays on its person: walls, shirts and neighbours keep their pixels
+        person = layer.person_at(x0, y0, x1, y1)
+        mask *= person
+        original = rgb[y0:y1, x0:x1]
+        edited = cv2.blendLinear(edited, original, person, 1.0 - person)
         cv2.copyTo(original, cv2.compare(mask, 0.0, cv2.CMP_LE), edited)  # untouched pixels: the input's own
         return (x0, y0, x1, y1), edited, mask
 
@@ -348,6 +378,23 @@ class FittedEngine(HubModel):
             out[y0:y1, x0:x1] = pixels
             changes.append(((x0, y0, x1, y1), mask))
         return out, changes
+
+
+@dataclass
+class _Offset:
+    """A crop of the photo that knows where it lies in the photo (`x0`, `y0`)."""
+
+    pixels: np.ndarray
+    x0: int
+    y0: int
+
+
+def _crop(source: np.ndarray | _Offset, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The photo box (x0, y0, x1, y1) of the photo, or of a crop of it that covers the box."""
+    x0, y0, x1, y1 = box
+    if isinstance(source, _Offset):
+        return source.pixels[y0 - source.y0 : y1 - source.y0, x0 - source.x0 : x1 - source.x0]
+    return source[y0:y1, x0:x1]
 
 
 def _repaint_field(
