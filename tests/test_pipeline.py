@@ -246,3 +246,19 @@ def test_the_user_can_correct_the_estimated_age(editor: FaceEditor) -> None:
     assert editor.age_strip(photo, face=0, ages=[20], source_age=20)[0][1].size == (editor.image_size,) * 2
     with pytest.raises(InvalidArgumentError, match="source_age"):
         editor.edit(photo, age=70, source_age=150)
+
+
+def test_the_editor_reads_ages_with_either_shipped_estimator(editor: FaceEditor) -> None:
+    """Each age estimator reads a face on its own view (the compact CNN on the aligned crop, Cydral's network on
+    its dlib-style chip from the landmarks): both read the astronaut (Eileen Collins, about 42 in the photo) as an
+    adult, and the Cydral port's reading is the one its own chip gives."""
+    from ganime_age.faces import load_image
+    from ganime_age.hub import load_pretrained
+
+    cydral = load_pretrained(REPO / "src" / "ganime_age" / "weights" / "age-estimator-cydral")
+    with_cydral = FaceEditor(editor.model, age_estimator=cydral, analyzer=editor.analyzer, config=editor.config)
+    compact, ported = editor.estimate_age(ASTRONAUT, face=0), with_cydral.estimate_age(ASTRONAUT, face=0)
+    assert 25 < compact < 65 and 25 < ported < 65, (compact, ported)
+    rgb = load_image(ASTRONAUT)
+    assert ported == pytest.approx(cydral.read_face(rgb, with_cydral.analyze(rgb)[0]))
+    assert abs(ported - compact) > 1e-3  # two networks, not one read twice

@@ -71,6 +71,7 @@ MODEL_REGISTRY: dict[str, str] = {
     "ganime_age": "ganime_age.models.ganimation_age:GanimationAge",
     "ganime_age_discriminator": "ganime_age.models.ganimation_age:GanimationAgeDiscriminator",
     "age_estimator": "ganime_age.models.age_estimator:AgeEstimator",
+    "cydral_age_estimator": "ganime_age.models.cydral_age:CydralAgeEstimator",
     "aifd_encoder": "ganime_age.models.aifd:AIFDEncoder",
     "agetransgan": "ganime_age.models.agetransgan:AgeTransGAN",
     "agetransgan_discriminator": "ganime_age.models.agetransgan:AgeTransGANDiscriminator",

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ganime_age.conditions import AU_NAMES, NUM_AGE_GROUPS, group_center
@@ -35,7 +34,7 @@ from ganime_age.editing.manifest import (
     write_manifest,
 )
 from ganime_age.editing.reenactment import Reenactment
-from ganime_age.editing.refining import ProgressCallback, Refining, to_batch
+from ganime_age.editing.refining import ProgressCallback, Refining
 from ganime_age.editing.session import FacePlan, ImageInput, PhotoSession, SessionCache, stack_plans
 from ganime_age.errors import HubError, WeightsError
 from ganime_age.hub import EDITOR_ROLES, HubModel, load_pretrained, model_class_of
@@ -215,9 +214,9 @@ class FaceEditor:
             )
         return self._analyzer
 
-    def _read_age(self, crop: np.ndarray) -> float:
-        with torch.inference_mode():
-            return float(self.age_estimator.predict(to_batch([crop], self.device))[0])
+    def _read_age(self, rgb: np.ndarray, face: Any) -> float:
+        """The estimator's reading of one face, on the view it is made for (an aligned crop, or its own chip)."""
+        return self.age_estimator.read_face(rgb, face)
 
     def _prepare_face(self, rgb: np.ndarray, face: Any, others: Sequence[np.ndarray] = ()) -> Any:
         return self.engine.prepare_face(rgb, face.landmarks.landmarks, segment=self.analyzer.segmenter, others=others)

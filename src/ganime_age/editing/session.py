@@ -24,7 +24,7 @@ from ganime_age.errors import FaceIndexError, ModelFileNotFoundError, NoFaceErro
 from ganime_age.validation import check_face
 
 ImageInput = Any  # str | Path | bytes | PIL.Image.Image | np.ndarray; validated by faces.load_image
-AgeReader = Callable[[np.ndarray], float]  # an aligned face crop (uint8 RGB) -> its estimated age
+AgeReader = Callable[[np.ndarray, Any], float]  # (the photo, a FaceAnalysis of it) -> the face's estimated age
 FacePreparer = Callable[
     [np.ndarray, Any, Sequence[np.ndarray]], Any
 ]  # (photo, a FaceAnalysis, the other faces' landmarks) -> EngineFace
@@ -75,7 +75,7 @@ class PhotoSession:
                     "moves a face from its age to the target) cannot be made; load an editor with one "
                     "(its editor.json's age_estimator, or age_estimator=...)"
                 )
-            self.ages[face.index] = self.read_age(face.aligned.image)
+            self.ages[face.index] = self.read_age(self.rgb, face)
         return self.ages[face.index]
 
     def engine_face(self, face: Any) -> Any:

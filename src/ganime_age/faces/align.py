@@ -127,6 +127,137 @@ def align_face(rgb: np.ndarray, points5: np.ndarray, size: int = 128) -> Aligned
     return AlignedFace(image=np.ascontiguousarray(image, dtype=np.uint8), matrix=matrix, size=size)
 
 
+# -- dlib's face chips (Cydral's age network reads them) ------------------------------------------------------
+# dlib's 5-point face chip (``get_face_chip_details(shape, size, padding)`` + ``extract_image_chip``), made here
+# from MediaPipe's landmarks so that no dlib is needed. Every number below was measured from dlib 20.0.1 (dlib-bin)
+# by ``python -m training.measure_dlib_chip template|pyramid|landmarks``:
+#
+# - The transform: dlib fits a least-squares similarity S (scale s, errors counted in the photo) from the template
+#   placed at ``(padding + m) / (1 + 2 padding) * size`` to the 5 points, and makes a chip rectangle centred on
+#   S(size/2, size/2), turned by S's angle, whose drectangle width (right - left + 1) is s * size; the chip puts
+#   the rectangle's corners on the centres of its first and last pixels, so a chip pixel is (s * size - 1) /
+#   (size - 1) photo pixels. (cos, sin) * width and the centre are then exactly linear in the 10 point
+#   coordinates (to 1e-15 on 200 random integer point sets): the template was read off that linear map's
+#   pseudo-inverse, and came out the same to 10 digits at chip size 64 / padding 0.2, 200 / 0.25 and 150 / 0.
+#   The points are, in dlib's order, the image-right eye's outer and inner corners, the image-left eye's outer
+#   and inner corners, and the base of the nose.
+# - The sampling: bilinear; when the chip rectangle is large, dlib first halves the photo with ``pyramid_down<2>``
+#   (a [1 4 6 4 1]/16 filter, output pixel o at input pixel 2o + 2, values truncated to integers) for as long as
+#   the halved rectangle's area, (width/2 + 1)^2, stays above size^2. Chips of images whose values are their own
+#   coordinates show that each halving moves what a chip pixel sees by -0.5 px in x and +0.5 px in y of the level
+#   above (dlib's ``point_down`` assumes x/2 - 1.25, y/2 - 0.75; its filter puts x/2 - 1): -0.5/+0.5, -1.5/+1.5,
+#   -3.5/+3.5 photo pixels after 1, 2, 3 halvings. dlib first cuts the photo to the chip corners' bounding box,
+#   rounded and grown by 2^(L+2) - 2 pixels for L halvings (where the cut starts decides which pixels a halving
+#   keeps), and leaves a chip pixel black unless the four pixels around its sample are all inside. All of it is
+#   reproduced here: given dlib's own 5 points, the chips equal dlib's to 0.001-0.003 grey levels on average (60
+#   UTKFace photos, 40 CFEE originals scaled 0.25-1.4x: 0 to 3 halvings) and Cydral's network reads them within
+#   0.005 years on average (0.05 at most).
+DLIB_FACE_TEMPLATE: np.ndarray = np.array(
+    [
+        [0.8595674596, 0.2134981538],  # image-right eye, outer corner (the subject's left eye)
+        [0.6460604764, 0.2289674388],  # image-right eye, inner corner
+        [0.1205750621, 0.2137274527],  # image-left eye, outer corner (the subject's right eye)
+        [0.3340850614, 0.2290642403],  # image-left eye, inner corner
+        [0.4901123136, 0.6277975316],  # base of the nose
+    ],
+    dtype=np.float64,
+)
+DLIB_FACE_TEMPLATE.setflags(write=False)
+
+# dlib's 5 points from MediaPipe's: each a blend of two MediaPipe points, one weight for a point and its mirror
+# image, fitted by least squares on 393 UTKFace training-split faces and measured on 393 others (dlib's HOG
+# detector and 5-point predictor vs the package's YuNet + MediaPipe; ``python -m training.measure_dlib_chip
+# landmarks``). Held-out mean distance to dlib's point, in eye distances (~75 px on UTKFace): outer corners
+# 0.028-0.029 (MediaPipe's corner alone, 33 / 263: 0.031-0.033), inner corners 0.023-0.025 (133 / 362 alone:
+# 0.032-0.034), nose base 0.030 (subnasale 2 alone: 0.045, it sits 0.035 eye distances above dlib's point);
+# mean offsets below 0.004 eye distances. What remains is the two predictors' disagreement face by face.
+DLIB_POINTS_FROM_LANDMARKS: tuple[dict[int, float], ...] = (
+    {263: 0.85, 339: 0.15},  # image-right eye, outer corner
+    {362: 0.70, 381: 0.30},  # image-right eye, inner corner
+    {33: 0.85, 110: 0.15},  # image-left eye, outer corner
+    {133: 0.70, 154: 0.30},  # image-left eye, inner corner
+    {2: 0.55, 164: 0.45},  # base of the nose: between the subnasale and the upper lip's top
+)
+"""dlib's 5 points (its order) as affine combinations (weights summing to one) of MediaPipe's 478 landmarks."""
+
+_PYRAMID_KERNEL = np.array([1.0, 4.0, 6.0, 4.0, 1.0], np.float32) / 16.0
+
+
+def dlib_points_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """(5, 2) photo pixels: dlib's 5 points (its order) from MediaPipe's (478, 2 or 3) landmarks."""
+    points = np.asarray(landmarks, np.float64)
+    if points.ndim != 2 or points.shape[0] < 478 or points.shape[1] < 2:
+        raise ValueError(f"expected MediaPipe's (478, 2|3) landmarks, got {points.shape}")
+    return np.array([sum(w * points[i, :2] for i, w in mix.items()) for mix in DLIB_POINTS_FROM_LANDMARKS])
+
+
+def dlib_chip_matrix(points5: np.ndarray, size: int = 64, padding: float = 0.2) -> np.ndarray:
+    """(2, 3) photo pixels -> chip pixels of dlib's chip around its 5 points (dlib's order)."""
+    if int(size) < 8 or not 0.0 <= float(padding) <= 4.0:
+        raise ValueError(f"a dlib chip needs a size of at least 8 and a padding in [0, 4], got {size}, {padding}")
+    size = int(size)
+    template = (float(padding) + DLIB_FACE_TEMPLATE) / (1.0 + 2.0 * float(padding)) * size
+    fit = similarity_transform(template, np.asarray(points5, np.float64).reshape(5, 2))  # template -> photo
+    scale = affine_scale(fit)
+    rotation = fit[:, :2] / scale
+    centre = fit[:, :2] @ np.array([size / 2.0, size / 2.0]) + fit[:, 2]
+    step = max(scale * size - 1.0, 1e-3) / (size - 1)  # photo pixels per chip pixel
+    to_photo = np.concatenate([rotation * step, (centre - rotation @ np.full(2, (size - 1) / 2.0) * step)[:, None]], 1)
+    return invert_affine(to_photo)
+
+
+def _pyramid_down(image: np.ndarray) -> np.ndarray:
+    """dlib's ``pyramid_down<2>``: a [1 4 6 4 1]/16 blur, then every other pixel from the third on (valid only)."""
+    blurred = cv2.sepFilter2D(image, -1, _PYRAMID_KERNEL, _PYRAMID_KERNEL, borderType=cv2.BORDER_REPLICATE)
+    height, width = image.shape[:2]
+    return np.ascontiguousarray(blurred[2 : height - 2 : 2, 2 : width - 2 : 2])
+
+
+def extract_dlib_chip(rgb: np.ndarray, points5: np.ndarray, size: int = 64, padding: float = 0.2) -> AlignedFace:
+    """dlib's face chip (``extract_image_chip(img, get_face_chip_details(shape, size, padding))``) of a face with
+    dlib's 5 points, made without dlib: its transform, its pyramid, its sampling and its truncation to integers
+    (black where the chip leaves the photo). On photos where dlib is given the same integer points the two chips
+    are equal to within a grey level."""
+    size = int(size)
+    matrix = dlib_chip_matrix(points5, size, padding)
+    to_photo = invert_affine(matrix)
+    levels, span = 0, affine_scale(to_photo) * (size - 1)
+    while (span / 2 ** (levels + 1) + 1.0) ** 2 > size * size and levels < 16:
+        levels += 1
+    height, width = rgb.shape[:2]
+    edge = float(size - 1)
+    corners = transform_points(np.array([[0.0, 0.0], [edge, 0.0], [0.0, edge], [edge, edge]]), to_photo)
+    # dlib's crop: the chip's corners, rounded, grown by 2 pixels, 6 with one halving, 14 with two, ...; where it
+    # starts decides which pixels the halvings keep, where it ends what is black
+    grow = 2 ** (levels + 2) - 2
+    x0, y0 = np.maximum(np.floor(corners.min(0) + 0.5).astype(int) - grow, 0)
+    x1, y1 = np.minimum(np.floor(corners.max(0) + 0.5).astype(int) + grow + 1, (width, height))
+    sample = to_photo.copy()
+    sample[:, 2] -= (x0, y0)
+    region = np.asarray(rgb[y0:y1, x0:x1], np.float32) if x1 - x0 >= 2 and y1 - y0 >= 2 else None
+    for _ in range(levels):
+        if region is None or min(region.shape[:2]) < 5:
+            region = None
+            break
+        region = np.floor(_pyramid_down(region))
+        sample = sample / 2.0
+        sample[:, 2] += (-1.25, -0.75)  # dlib's point_down (its filter sits at x/2 - 1: the content moves)
+    if region is None or min(region.shape[:2]) < 2:
+        return AlignedFace(image=np.zeros((size, size, 3), np.uint8), matrix=matrix, size=size)
+    warp = {"flags": cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
+    chip = cv2.warpAffine(region, sample, (size, size), **warp)
+    # dlib leaves a chip pixel black unless all four photo pixels around its sample lie inside the photo
+    inside = cv2.warpAffine(np.ones(region.shape[:2], np.float32), sample, (size, size), **warp) > 0.999
+    image = np.where(inside[..., None], np.floor(chip + 1e-3), 0.0)
+    return AlignedFace(image=np.ascontiguousarray(np.clip(image, 0, 255).astype(np.uint8)), matrix=matrix, size=size)
+
+
+def dlib_face_chip(rgb: np.ndarray, landmarks: np.ndarray, size: int = 64, padding: float = 0.2) -> AlignedFace:
+    """The chip Cydral's age network reads (dlib's 5-point chip, 64 px, padding 0.2 by default), from MediaPipe's
+    478 landmarks (``face.landmarks.landmarks``, photo pixels) of the face in the RGB uint8 photo `rgb`."""
+    return extract_dlib_chip(rgb, dlib_points_from_landmarks(landmarks), size, padding)
+
+
 @functools.lru_cache(maxsize=16)
 def _feather_mask(size: int, feather: float) -> np.ndarray:
     """(size, size) float32 mask: 0 at the crop border, smoothly rising to 1 over `feather * size` pixels."""

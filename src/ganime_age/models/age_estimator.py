@@ -10,8 +10,9 @@ used to relabel datasets and to score ageing models (EAM in Table I).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +20,12 @@ from torch import nn
 from ganime_age.conditions import MAX_AGE
 from ganime_age.config import bounded
 from ganime_age.hub import HubModel
+from ganime_age.models.common import (
+    ReadingCalibration,
+    check_reading_curve,
+    reading_curve_ages_field,
+    reading_curve_field,
+)
 
 
 @dataclass
@@ -33,6 +40,12 @@ class AgeEstimatorConfig:
     dropout: float = bounded(0.1, 0.0, 1.0)
     lambda_mean: float = bounded(0.2, 0.0, 100.0)
     lambda_variance: float = bounded(0.05, 0.0, 100.0)
+    # mean reading of real faces at these true ages (UTKFace training split): calibrated_age inverts it
+    reading_curve_ages: tuple[float, ...] = reading_curve_ages_field()
+    reading_curve: tuple[float, ...] = reading_curve_field()
+
+    def validate(self) -> None:
+        check_reading_curve(self)
 
 
 class BasicBlock(nn.Module):
@@ -126,8 +139,9 @@ def mean_variance_loss(
     return MeanVarianceLoss(total, softmax_loss, mean_loss, variance_loss)
 
 
-class AgeEstimator(HubModel):
-    """Face crop -> distribution over ages 0..100; `predict` gives its expectation in years."""
+class AgeEstimator(ReadingCalibration, HubModel):
+    """Face crop -> distribution over ages 0..100; `predict` gives its expectation in years, `calibrated_age` maps
+    that reading to the age of the real faces that read so (its config's reading curve)."""
 
     model_type = "age_estimator"
     role = "age_estimator"
@@ -156,6 +170,13 @@ class AgeEstimator(HubModel):
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Expected age in years (N,) of face crops of any size in [-1, 1] (differentiable; wrap in no_grad)."""
         return expected_age(self(resize_to(images, self.config.image_size)))
+
+    def read_face(self, rgb: np.ndarray, face: Any) -> float:
+        """The reading (years) of one analysed face (a ``FaceAnalysis``): its aligned crop, as the editor reads it.
+        `rgb` is not needed (the crop holds the face); it is taken so that every age estimator reads alike."""
+        crop = torch.from_numpy(np.ascontiguousarray(face.aligned.image)).permute(2, 0, 1)[None].float()
+        with torch.inference_mode():
+            return float(self.predict(crop.to(self.classifier.weight.device) / 127.5 - 1.0)[0])
 
     def loss(self, images: torch.Tensor, ages: torch.Tensor) -> MeanVarianceLoss:
         """The training objective with the configured λ1, λ2 (images already at `image_size`)."""

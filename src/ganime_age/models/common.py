@@ -1,12 +1,16 @@
-"""Pieces shared by the ageing models: the common edit interface and age/group conversions."""
+"""Pieces shared by the models: the common edit interface, age/group conversions and age estimators' reading curves."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import itertools
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from ganime_age.conditions import AGE_GROUPS, NUM_AGE_GROUPS, group_center
+from ganime_age.config import bounded
+from ganime_age.errors import ConfigError
 
 
 class EditOutput(NamedTuple):
@@ -36,3 +40,64 @@ def soft_group_code(age: torch.Tensor, num_groups: int = NUM_AGE_GROUPS) -> torc
 
 def group_range(group: int) -> tuple[int, int]:
     return AGE_GROUPS[group]
+
+
+# -- an age estimator's reading curve -----------------------------------------------------------------------------
+# Age estimators regress to the mean: real 75-year-olds read ~55 on one, ~67 on another. Each estimator's config
+# carries its own curve, measured on real faces of the UTKFace training split: the mean reading of faces of each
+# true age (Gaussian-smoothed over true ages). It maps a reading back to the age of the real faces that read so
+# (calibrated_age) and an age to what real faces of it read (expected_reading); without one, the identity.
+IDENTITY_CURVE = (0.0, 100.0)
+
+
+def reading_curve_ages_field() -> Any:
+    """Config field: the true ages (years, increasing) at which the reading curve was measured."""
+    return bounded(IDENTITY_CURVE, 0.0, 150.0, length=(2, 64))
+
+
+def reading_curve_field() -> Any:
+    """Config field: the mean reading of real faces at each of reading_curve_ages (increasing, so invertible)."""
+    return bounded(IDENTITY_CURVE, 0.0, 150.0, length=(2, 64))
+
+
+def check_reading_curve(config: Any) -> None:
+    """The curve's rules across fields: one reading per age, ages and readings strictly increasing."""
+    name = type(config).__name__
+    ages, curve = tuple(config.reading_curve_ages), tuple(config.reading_curve)
+    if len(ages) != len(curve):
+        raise ConfigError(
+            f"{name}.reading_curve has {len(curve)} values for {len(ages)} reading_curve_ages: give one per age"
+        )
+    for label, values in (("reading_curve_ages", ages), ("reading_curve", curve)):
+        if any(b <= a for a, b in itertools.pairwise(values)):
+            raise ConfigError(f"{name}.{label} must be strictly increasing (the curve is inverted)")
+
+
+def _interpolate(x: Any, xp: tuple[float, ...], fp: tuple[float, ...]) -> Any:
+    """Piecewise-linear interpolation clamped to the ends, for a number, a NumPy array or a tensor (kept on its
+    device, differentiable in x)."""
+    if isinstance(x, torch.Tensor):
+        knots = torch.tensor(xp, dtype=torch.float32, device=x.device)
+        values = torch.tensor(fp, dtype=torch.float32, device=x.device)
+        clamped = x.float().clamp(knots[0], knots[-1])
+        upper = torch.searchsorted(knots, clamped.detach().contiguous(), right=True).clamp(1, len(xp) - 1)
+        lower = upper - 1
+        weight = (clamped - knots[lower]) / (knots[upper] - knots[lower])
+        return values[lower] + weight * (values[upper] - values[lower])
+    value = np.interp(np.asarray(x, np.float64), xp, fp)
+    return float(value) if np.ndim(value) == 0 else value
+
+
+class ReadingCalibration:
+    """What an age estimator whose config holds ``reading_curve_ages`` / ``reading_curve`` can say of a reading."""
+
+    config: Any
+
+    def calibrated_age(self, reading: Any) -> Any:
+        """The true age of real faces that read `reading` on average: the inverse of the reading curve (clamped to
+        the curve's ends). Takes a number, an array or a tensor and gives the same kind back."""
+        return _interpolate(reading, tuple(self.config.reading_curve), tuple(self.config.reading_curve_ages))
+
+    def expected_reading(self, age: Any) -> Any:
+        """What real faces of `age` years read on average on this estimator (clamped to the curve's ends)."""
+        return _interpolate(age, tuple(self.config.reading_curve_ages), tuple(self.config.reading_curve))
