@@ -25,10 +25,22 @@ The generator's objective, and why each term is there:
   the input plus low-frequency corrections, and the attention opens where those corrections pay.
 - ``lambda_identity``: 1 - cos of frozen MobileFaceNet embeddings of the output and the source photo (the
   judges are dlib's, never in a loss). Skipped, with a warning, when the network's weights are not found
-  and ``identity_if_available`` is set.
+  and ``identity_if_available`` is set. On age rows (``has_target`` 0: UTKFace age edits, no real photo)
+  the reference is the engine's edit (``identity_age_reference: edit``), not the source photo: a 75-year-old
+  edit is meant to look less like the 25-year-old photo, and run 2's identity against the source pulled the
+  refined edit back to it (75 read 42.5 against the engine's 53.1, issue 32). The same person at the target
+  age is what the engine made; the refiner must not move away from it.
+- ``lambda_age_hold`` (issue 32): on age rows, L1 between the output and the engine's edit, both
+  average-pooled to ``hold_sizes`` (16 and 32 px of a 128 px crop: blocks of 8 and 4 px). Where there is no
+  ground truth the engine's age change is the target: the refiner may add detail finer than those blocks but
+  not undo the engine's structure and tone (run 2 did, with nothing to hold it). Zero at a pass-through start.
+- ``lambda_age_reading`` (issue 32): on age rows, |reading of the output - reading of the engine's edit| in
+  years, by the project's frozen age estimator (48 px, cheap on a CPU). The engine's reading, not the nominal
+  target age: the refiner is held to the engine's age change, neither undoing nor exaggerating it.
 - ``lambda_change``: mean |output - input|, so it changes only what it must (pooled L1 gradients are as
   large per pixel as this one's: ``lambda_target`` > ``lambda_change`` lets it move towards the target
-  where the move is predictable from its input).
+  where the move is predictable from its input). Like ``lambda_color_keep`` it compares with the engine's
+  edit (the refiner's input), never the source photo, on every row.
 - ``lambda_chroma`` / ``lambda_checkerboard``: the fine colour detail (speckles, tints) and the 2-pixel
   hatching the refiner adds to its input (``training.losses``): the artefacts a critic-trained generator
   drew in the campaign.
@@ -122,13 +134,20 @@ class RefinerTrainConfig:
     lambda_mask_smooth: float = 2.5e-4
     lambda_adv: float = 0.1
     lambda_attention: float = 0.1
+    # issue 32: age rows (no real photo) are held to the engine's age change
+    lambda_age_hold: float = 10.0  # pooled L1 of the output to the engine's edit on age rows
+    hold_sizes: list[int] = field(default_factory=lambda: [16, 32])  # pooled sizes of the hold (128 px crop)
+    identity_age_reference: str = "edit"  # age rows' identity reference: "edit" (the engine's) or "source" (runs 1-2)
+    lambda_age_reading: float = 0.05  # |estimator(output) - estimator(engine's edit)| in years, on age rows
+    age_estimator: str | None = None  # AgeEstimator folder or Hub id; None: the embedded one
     attention_pool: int = 4  # the attention target: where the pooled |target - input| exceeds attention_floor,
     attention_floor: float = 0.12  # scaled by attention_gain (cf. ganimation_age's paired_mask_*): ~20% of a pair
     attention_gain: float = 4.0
 
 
 class RefinerSystem(TrainingSystem):
-    """Models ``generator`` (a GanimationAge refiner) and ``critic``; frozen ``recognizer`` when available."""
+    """Models ``generator`` (a GanimationAge refiner) and ``critic``; frozen ``recognizer`` when available, and
+    ``age_estimator`` when ``lambda_age_reading`` > 0."""
 
     name = "ganimation_refiner"
     config_class = RefinerTrainConfig
@@ -145,10 +164,18 @@ class RefinerSystem(TrainingSystem):
             raise ValueError("system.critic_steps 0 trains no critic: lambda_adv must be 0")
         if not c.target_sizes or min(c.target_sizes) < 1 or max(c.target_sizes) > c.generator.image_size:
             raise ValueError("system.target_sizes must be 1..image_size pixels")
+        if not c.hold_sizes or min(c.hold_sizes) < 1 or max(c.hold_sizes) > c.generator.image_size:
+            raise ValueError("system.hold_sizes must be 1..image_size pixels")
+        if c.identity_age_reference not in ("edit", "source"):
+            raise ValueError("system.identity_age_reference must be 'edit' or 'source'")
         if not 0.0 <= c.test_fraction < 1.0:
             raise ValueError("system.test_fraction must be in [0, 1)")
         build_generator_and_critic(self, c)
-        if self.export_only or c.lambda_identity <= 0:
+        if self.export_only:
+            return
+        if c.lambda_age_reading > 0:
+            self.frozen["age_estimator"] = self.load_age_estimator()
+        if c.lambda_identity <= 0:
             return
         from ganime_age.models.mobilefacenet import FaceRecognizer
 
@@ -158,6 +185,16 @@ class RefinerSystem(TrainingSystem):
             if not c.identity_if_available:
                 raise
             log.warning("training the refiner without the identity term: %s", error)
+
+    def load_age_estimator(self) -> torch.nn.Module:
+        """The frozen AgeEstimator of ``age_estimator`` (default: the one embedded in the package)."""
+        from ganime_age.editing import DEFAULT_ESTIMATOR_DIR
+        from ganime_age.hub import load_pretrained
+
+        estimator = load_pretrained(self.config.age_estimator or str(DEFAULT_ESTIMATOR_DIR))
+        if getattr(estimator, "model_type", None) != "age_estimator":
+            raise ValueError(f"system.age_estimator must be an AgeEstimator, got {type(estimator).__name__}")
+        return estimator.eval().requires_grad_(False)
 
     def training_dataset(self, split: str, max_samples: int | None = None) -> Any:
         """The refiner's pairs (``training.data.RefinerPairs``) in ``train.data_dir``, split by person."""
@@ -212,19 +249,31 @@ class RefinerSystem(TrainingSystem):
             "d_real": score[:n].detach().mean(),
         }
 
-    def pooled_l1(self, images: torch.Tensor, wanted: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-        """Mean over `target_sizes` of the L1 between the chosen images and targets, both pooled to that size.
+    def pooled_l1(
+        self, images: torch.Tensor, wanted: torch.Tensor, chosen: torch.Tensor, sizes: list[int] | None = None
+    ) -> torch.Tensor:
+        """Mean over `sizes` (default `target_sizes`) of the L1 between the chosen images and targets, both
+        pooled to that size.
 
         Scaled by the share of chosen samples, so the term's weight per sample does not depend on the batch mix.
         """
         if not bool(chosen.any()):
             return images.new_zeros((), dtype=torch.float32)
+        sizes = sizes or self.config.target_sizes
         a, b = images[chosen].float(), wanted[chosen].float()
-        total = sum(
-            F.l1_loss(F.adaptive_avg_pool2d(a, size), F.adaptive_avg_pool2d(b, size))
-            for size in self.config.target_sizes
-        )
-        return total / len(self.config.target_sizes) * chosen.float().mean()
+        total = sum(F.l1_loss(F.adaptive_avg_pool2d(a, size), F.adaptive_avg_pool2d(b, size)) for size in sizes)
+        return total / len(sizes) * chosen.float().mean()
+
+    def age_reading_loss(self, output: torch.Tensor, edit: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        """Mean |estimated age of the output - estimated age of the engine's edit| in years over the chosen rows,
+        scaled by their share (the frozen estimator's gradient reaches the output; the edit's reading is fixed)."""
+        if not bool(chosen.any()):
+            return output.new_zeros((), dtype=torch.float32)
+        estimator = self.frozen["age_estimator"]
+        with torch.no_grad():
+            engine_reading = estimator.predict(edit[chosen].float())
+        reading = estimator.predict(output[chosen].float())
+        return (reading - engine_reading).abs().mean() * chosen.float().mean()
 
     def attention_loss(
         self, attention: torch.Tensor, source: torch.Tensor, target: torch.Tensor, chosen: torch.Tensor
@@ -242,11 +291,21 @@ class RefinerSystem(TrainingSystem):
         return F.binary_cross_entropy(a, keep) * chosen.float().mean()
 
     def generator_step(self, batch: Batch, out: Any) -> dict[str, torch.Tensor]:
+        bare_critic = self.unwrap("critic")
+        bare_critic.requires_grad_(False)  # it only scores here
+        loss, logs = self.generator_loss(batch, out)
+        self.optimise(self.optimizers["generator"], loss)
+        bare_critic.requires_grad_(True)
+        logs["g_loss"] = loss.detach()
+        return logs
+
+    def generator_loss(self, batch: Batch, out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The generator's objective (the module docstring) for the generator's output `out` (image, attention,
+        colour) on `batch`, and its terms for the log."""
         c = self.config
         edit, source, target = batch["image"], batch["source_image"], batch["target_image"]
         paired = batch["has_target"] > 0.5
-        bare_critic = self.unwrap("critic")
-        bare_critic.requires_grad_(False)  # it only scores here
+        age_rows = ~paired  # UTKFace age edits: no real photo, the engine's edit is what to keep
         logs: dict[str, torch.Tensor] = {}
         with self.accelerator.autocast():
             output = out.image.float()
@@ -282,18 +341,26 @@ class RefinerSystem(TrainingSystem):
                 attention = self.attention_loss(out.attention, edit, target, paired)
                 loss = loss + c.lambda_attention * attention
                 logs["g_attention"] = attention.detach()
+            if c.lambda_age_hold > 0:
+                hold = self.pooled_l1(output, edit, age_rows, c.hold_sizes)
+                loss = loss + c.lambda_age_hold * hold
+                logs["g_age_hold"] = hold.detach()
+            if "age_estimator" in self.frozen:
+                reading = self.age_reading_loss(output, edit, age_rows)
+                loss = loss + c.lambda_age_reading * reading
+                logs["g_age_reading"] = reading.detach()
             if "recognizer" in self.frozen:
-                identity = identity_loss(self.frozen["recognizer"], source, output)
+                reference = source
+                if c.identity_age_reference == "edit":
+                    reference = torch.where(age_rows.reshape(-1, 1, 1, 1), edit, source)
+                identity = identity_loss(self.frozen["recognizer"], reference, output)
                 loss = loss + c.lambda_identity * identity
                 logs["g_identity"] = identity.detach()
             if c.critic_steps > 0:
-                adversarial = wgan_generator_loss(critic_score(bare_critic(out.image).realism))
+                adversarial = wgan_generator_loss(critic_score(self.unwrap("critic")(out.image).realism))
                 loss = loss + c.lambda_adv * adversarial
                 logs["g_adv"] = adversarial.detach()
-        self.optimise(self.optimizers["generator"], loss)
-        bare_critic.requires_grad_(True)
-        logs["g_loss"] = loss.detach()
-        return logs
+        return loss, logs
 
     # -- pictures -----------------------------------------------------------------------------------------
     @torch.no_grad()
