@@ -202,7 +202,13 @@ def stage_latency(
     )
     if device.type == "cuda" or cpu_has_amx():  # EditorConfig(precision="bf16"): the same edit, bf16 generator
         config = dataclasses.replace(editor.config, precision="bf16")
-        fast = FaceEditor(editor.model, age_estimator=editor.age_estimator, analyzer=analyzer, config=config)
+        fast = FaceEditor(
+            editor.model,
+            age_estimator=editor.age_estimator,
+            second_age_estimator=editor.second_age_estimator,
+            analyzer=analyzer,
+            config=config,
+        )
         fast.edit(rgb, age=70.0, aus=aus, face=0)  # analyse once: the timed calls are slider moves
         fast_warm = time_call(lambda: fast.edit(rgb, age=70.0, aus=aus, face=0), device, repeats=repeats)
         rows.append({"stage": f"edit, warm photo {width}x{height} (slider move), precision bf16", **fast_warm})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +283,22 @@ def stop_process(process: Any, log: Any = None) -> None:
         process.wait()
     if log is not None:
         log.close()
+
+
+@pytest.fixture(scope="session")
+def scene_silhouette() -> Callable[[np.ndarray], np.ndarray]:
+    """Where the people of a photo are: the selfie segmenter over the whole photo (read at 512 pixels a side, as
+    the network reads 256 anyway, resized back): 0..1 per pixel. An edit must not change a pixel below 0.03."""
+    import cv2
+
+    from ganime_age.faces.segment import SelfieSegmenter
+
+    segmenter = SelfieSegmenter()
+
+    def silhouette(photo: np.ndarray) -> np.ndarray:
+        height, width = photo.shape[:2]
+        scale = 512 / max(height, width)
+        small = cv2.resize(photo, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        return cv2.resize(segmenter(small), (width, height), interpolation=cv2.INTER_LINEAR)
+
+    return silhouette

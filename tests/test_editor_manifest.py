@@ -30,10 +30,54 @@ def test_the_embedded_default_is_an_editor_folder(editor: FaceEditor) -> None:
     manifest = find_manifest(DEFAULT_EDITOR_DIR)
     assert manifest is not None and manifest.parts() == {
         "engine": "ganime-age-engine",
-        "age_estimator": "age-estimator",
+        "age_estimator": "age-estimator-cydral",
+        "second_age_estimator": "age-estimator",
+        "sex_classifier": "sex-classifier-cydral",
     }
     assert editor.engine.role == "engine" and editor.age_estimator.role == "age_estimator" and editor.refiner is None
-    assert set(editor.parts()) == {"engine", "age_estimator"}
+    assert editor.second_age_estimator.role == "age_estimator"
+    assert [type(e).__name__ for e in editor.age_estimators] == ["CydralAgeEstimator", "AgeEstimator"]
+    assert set(editor.parts()) == {"engine", "age_estimator", "second_age_estimator", "sex_classifier"}
+
+
+def test_the_per_sex_tables_are_weighed_softly(editor: FaceEditor, shared_dir: Path) -> None:
+    """Issue 30: the engine's per-sex tables weigh a face by the mean of two classifiers' readings (the engine's
+    own and Cydral's network), so one unsure or wrong reading cannot turn a face to the other sex: a held-out
+    woman the engine alone reads as a coin toss is weighed as a woman, and the weight always lies between the
+    two readings."""
+    from ganime_age.faces import load_image
+
+    for name, woman in (("0005", True), ("0120", False), ("0113", True)):
+        rgb = load_image(shared_dir / "datasets" / "cfee_full" / "images" / f"{name}.jpg")
+        face = editor.analyze(rgb)[0]
+        own = editor.engine.female_probability(rgb, face.landmarks.landmarks)
+        other = editor.sex_classifier.read_face(rgb, face)
+        weight = editor.session(rgb).engine_face(face).female
+        assert min(own, other) <= weight <= max(own, other) and weight == pytest.approx(0.5 * (own + other))
+        assert (weight > 0.6) if woman else (weight < 0.4), (name, own, other, weight)
+    assert editor.female_probability(rgb, face) is not None
+    alone = FaceEditor(editor.engine, age_estimator=editor.age_estimator)
+    assert alone.female_probability(rgb, face) is None  # without a classifier, the engine's own reading
+
+
+def test_the_age_is_reconciled_from_both_estimators(editor: FaceEditor) -> None:
+    """An edit never leans on one reading alone: the editor's age lies between the two networks' calibrated
+    readings, nearer the surer one; an estimator given alone replaces both; a second one needs a first."""
+    from ganime_age.faces import load_image
+
+    rgb = load_image(ASTRONAUT)
+    face = editor.analyze(rgb)[0]
+    readings = [e.read_distribution(rgb, face) for e in editor.age_estimators]
+    calibrated = [float(e.calibrated_age(r.age)) for e, r in zip(editor.age_estimators, readings, strict=True)]
+    age = editor.estimate_age(rgb, face=0)
+    assert min(calibrated) - 1e-6 <= age <= max(calibrated) + 1e-6, (age, calibrated)
+    surer = int(np.argmin([r.spread for r in readings]))
+    assert abs(age - calibrated[surer]) <= abs(age - calibrated[1 - surer]) + 1e-6
+    alone = GanimeAge.from_pretrained(device="cpu", age_estimator=DEFAULT_ESTIMATOR_DIR)
+    assert alone.second_age_estimator is None and type(alone.age_estimator).__name__ == "AgeEstimator"
+    assert alone.estimate_age(rgb, face=0) == pytest.approx(calibrated[1])
+    with pytest.raises(WeightsError, match="needs a first"):
+        FaceEditor(editor.engine, second_age_estimator=editor.second_age_estimator)
 
 
 def test_every_model_declares_its_role() -> None:
@@ -45,7 +89,8 @@ def test_an_editor_saves_and_loads_as_a_folder_with_the_same_edits(editor: FaceE
     folder = editor.save_pretrained(tmp_path / "my-editor")
     written = json.loads((folder / MANIFEST_NAME).read_text())
     assert written["engine"] == "engine" and written["age_estimator"] == "age-estimator" and written["refiner"] is None
-    for part in ("engine", "age-estimator"):
+    assert written["second_age_estimator"] == "second-age-estimator" and written["sex_classifier"] == "sex-classifier"
+    for part in ("engine", "age-estimator", "second-age-estimator", "sex-classifier"):
         assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in (folder / part).iterdir()}
     loaded = GanimeAge.from_pretrained(folder, device="cpu")
     expected = np.asarray(editor.edit(ASTRONAUT, age=70, aus={"AU12": 2.0}))

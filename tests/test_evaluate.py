@@ -217,7 +217,12 @@ def test_gates_of_an_engine_that_edits_nothing(tmp_path: Path, shared_dir: Path)
     assert all(r["drift"] == pytest.approx(0.0, abs=1e-6) for r in result["single_au"])
     assert result["harm"]["own_detail"] == pytest.approx(1.0) and result["harm"]["own_lab"] == pytest.approx(0.0)
     passed = {g["gate"]: g["passes"] for g in result["gates"]}
-    assert not passed["age: 5 -> 75 spread of the edits / of real faces"]
+    assert not passed["age, shipped estimator: 5 -> 75 spread of the edits / of real faces"]
+    assert not passed["age, second network: 5 -> 75 spread of the edits / of real faces"]
+    assert result["age_networks"] == ["CydralAgeEstimator", "AgeEstimator"]
+    realism = result["realism"]
+    assert realism["edits"] > 0 and len(realism["rows"]) == (6 if realism["real_faces"] else 0)
+    assert realism["forehead_step_p90"] < 0.5  # an engine that changes nothing draws no band
     assert not passed["expression transfer: progress toward the real photo (worst expression)"]
     assert passed["do no harm: fine detail kept, own-age edit of full-size photos"]
     assert passed["artefacts: fine colour detail, edits / inputs (worst)"]

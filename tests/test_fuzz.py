@@ -237,6 +237,7 @@ def test_the_cache_is_bounded_by_memory(editor: FaceEditor) -> None:
     small = FaceEditor(
         editor.model,
         age_estimator=editor.age_estimator,
+        second_age_estimator=editor.second_age_estimator,
         analyzer=editor.analyzer,
         config=EditorConfig(device="cpu", cache_size=8, cache_megabytes=2.0),
     )
@@ -249,7 +250,12 @@ def test_the_cache_is_bounded_by_memory(editor: FaceEditor) -> None:
 def test_too_many_faces_is_a_typed_error(editor: FaceEditor) -> None:
     from ganime_age.errors import TooManyFacesError
 
-    capped = FaceEditor(editor.model, age_estimator=editor.age_estimator, config=EditorConfig(max_faces=1))
+    capped = FaceEditor(
+        editor.model,
+        age_estimator=editor.age_estimator,
+        second_age_estimator=editor.second_age_estimator,
+        config=EditorConfig(max_faces=1),
+    )
     with pytest.raises(TooManyFacesError, match="2 faces; at most 1"):
         capped.edit(REPO / "space" / "examples" / "two-faces.jpg", age=50)
     assert len(editor.analyze(REPO / "space" / "examples" / "two-faces.jpg")) == 2  # the default cap is 32

@@ -129,7 +129,13 @@ def test_au_mapping_changes_only_the_named_aus(editor: FaceEditor) -> None:
 
 def test_analysis_is_cached_between_slider_moves(editor: FaceEditor) -> None:
     counting = CountingAnalyzer(editor.analyzer)
-    cached = FaceEditor(editor.model, age_estimator=editor.age_estimator, analyzer=counting, config=editor.config)
+    cached = FaceEditor(
+        editor.model,
+        age_estimator=editor.age_estimator,
+        second_age_estimator=editor.second_age_estimator,
+        analyzer=counting,
+        config=editor.config,
+    )
     photo = Image.open(ASTRONAUT)
     for age in (10, 40, 70):
         cached.edit(photo, age=age)
@@ -153,7 +159,13 @@ def test_a_photo_file_is_decoded_once_and_again_when_it_changes(
     real_load = faces.load_image
     monkeypatch.setattr(faces, "load_image", lambda source, **kw: decoded.append(source) or real_load(source, **kw))
     counting = CountingAnalyzer(editor.analyzer)
-    cached = FaceEditor(editor.model, age_estimator=editor.age_estimator, analyzer=counting, config=editor.config)
+    cached = FaceEditor(
+        editor.model,
+        age_estimator=editor.age_estimator,
+        second_age_estimator=editor.second_age_estimator,
+        analyzer=counting,
+        config=editor.config,
+    )
     photo = tmp_path / "upload.jpg"
     shutil.copyfile(ASTRONAUT, photo)
     for age in (20, 50, 80):
@@ -170,9 +182,17 @@ def test_age_strip_gives_the_ten_group_centres(editor: FaceEditor) -> None:
     strip = editor.age_strip(ASTRONAUT, progress=lambda fraction, _: steps.append(fraction))
     assert [age for age, _ in strip] == [group_center(g) for g in range(NUM_AGE_GROUPS)]
     crops = [pixels(image) for _, image in strip]
-    assert all(c.shape == (editor.image_size, editor.image_size, 3) for c in crops)
-    assert not np.array_equal(crops[0], crops[-1])  # the target age reaches the generator
+    # head-and-shoulders portraits at the photo's own resolution (the astronaut's face box is ~90 px: ~200 x 250)
+    x, y, w, h = editor.analyze(ASTRONAUT)[0].detection.box
+    assert all(c.shape == crops[0].shape for c in crops)
+    assert crops[0].shape[1] >= 2 * max(w, h) and crops[0].shape[0] > crops[0].shape[1]
+    assert not np.array_equal(crops[0], crops[-1])  # the target age reaches the edit
     assert steps[-1] == 1.0
+    # a cell is the edited photo itself, cut out, not a resampled crop: the own-age cell is the input's pixels
+    own = editor.age_strip(ASTRONAUT, ages=[editor.estimate_age(ASTRONAUT, face=0)])[0][1]
+    from ganime_age.faces import load_image, portrait
+
+    np.testing.assert_array_equal(np.asarray(own), portrait(load_image(ASTRONAUT), (x, y, w, h)))
 
 
 def test_bad_inputs_are_typed_errors(editor: FaceEditor, coffee_file: Path, tmp_path: Path) -> None:
@@ -190,6 +210,7 @@ def test_bf16_precision_is_close_to_fp32(editor: FaceEditor) -> None:
     bf16 = FaceEditor(
         editor.model,
         age_estimator=editor.age_estimator,
+        second_age_estimator=editor.second_age_estimator,
         analyzer=editor.analyzer,
         config=EditorConfig(device="cpu", precision="bf16"),
     )
@@ -238,27 +259,36 @@ def test_the_user_can_correct_the_estimated_age(editor: FaceEditor) -> None:
     estimated = editor.estimate_age(photo, face=0)
     corrected = np.asarray(editor.edit(photo, age=70, source_age=20))
     assert abs(estimated - 20) > 5 and np.abs(corrected.astype(int) - np.asarray(editor.edit(photo, age=70))).max() > 8
-    bare = FaceEditor(editor.model, analyzer=editor.analyzer, config=EditorConfig(device="cpu"))  # no estimator
+    bare = FaceEditor(  # no estimator
+        editor.model, sex_classifier=editor.sex_classifier, analyzer=editor.analyzer, config=EditorConfig(device="cpu")
+    )
     np.testing.assert_array_equal(np.asarray(bare.edit(photo, age=70, source_age=20)), corrected)
     np.testing.assert_array_equal(np.asarray(editor.edit(photo, age=20, source_age=20)), original)
     details = editor.edit_details(photo, age=70, source_age=20)
     assert details.faces[0].source_age == 20 and details.faces[0].target_age == 70
-    assert editor.age_strip(photo, face=0, ages=[20], source_age=20)[0][1].size == (editor.image_size,) * 2
+    from ganime_age.faces import portrait
+
+    cell = np.asarray(editor.age_strip(photo, face=0, ages=[20], source_age=20)[0][1])
+    np.testing.assert_array_equal(cell, portrait(original, editor.analyze(photo)[0].detection.box))
     with pytest.raises(InvalidArgumentError, match="source_age"):
         editor.edit(photo, age=70, source_age=150)
 
 
 def test_the_editor_reads_ages_with_either_shipped_estimator(editor: FaceEditor) -> None:
     """Each age estimator reads a face on its own view (the compact CNN on the aligned crop, Cydral's network on
-    its dlib-style chip from the landmarks): both read the astronaut (Eileen Collins, about 42 in the photo) as an
-    adult, and the Cydral port's reading is the one its own chip gives."""
+    its dlib-style chip from the landmarks): an editor with one of them alone gives that network's calibrated
+    reading, and both read the astronaut (Eileen Collins, about 42 in the photo) as an adult."""
+    from ganime_age.editing import CYDRAL_ESTIMATOR_DIR, DEFAULT_ESTIMATOR_DIR
     from ganime_age.faces import load_image
     from ganime_age.hub import load_pretrained
 
-    cydral = load_pretrained(REPO / "src" / "ganime_age" / "weights" / "age-estimator-cydral")
-    with_cydral = FaceEditor(editor.model, age_estimator=cydral, analyzer=editor.analyzer, config=editor.config)
-    compact, ported = editor.estimate_age(ASTRONAUT, face=0), with_cydral.estimate_age(ASTRONAUT, face=0)
-    assert 25 < compact < 65 and 25 < ported < 65, (compact, ported)
     rgb = load_image(ASTRONAUT)
-    assert ported == pytest.approx(cydral.read_face(rgb, with_cydral.analyze(rgb)[0]))
-    assert abs(ported - compact) > 1e-3  # two networks, not one read twice
+    face = editor.analyze(rgb)[0]
+    ages = []
+    for folder in (DEFAULT_ESTIMATOR_DIR, CYDRAL_ESTIMATOR_DIR):
+        estimator = load_pretrained(folder)
+        alone = FaceEditor(editor.model, age_estimator=estimator, analyzer=editor.analyzer, config=editor.config)
+        age = alone.estimate_age(ASTRONAUT, face=0)
+        assert age == pytest.approx(float(estimator.calibrated_age(estimator.read_face(rgb, face))))
+        ages.append(age)
+    assert all(25 < a < 65 for a in ages) and abs(ages[0] - ages[1]) > 1e-3, ages  # two networks, not one twice

@@ -174,11 +174,11 @@ def probes(space: Space, tmp_path_factory: pytest.TempPathFactory, utkface_files
 
 
 def _age(photo: Any, _: Any) -> list[Any]:
-    return [photo, 50, "all", "default"]
+    return [photo, 50, "all", "default", None]  # None: the current age is the estimate
 
 
 def _age_strip(photo: Any, _: Any) -> list[Any]:
-    return [photo, "0", "default"]
+    return [photo, "0", "default", None]
 
 
 def _expression(photo: Any, _: Any) -> list[Any]:
@@ -277,7 +277,7 @@ def test_an_upload_sent_without_meta_is_still_served(space: Space) -> None:
 @pytest.mark.parametrize(
     ("endpoint", "build"),
     [
-        ("age", lambda photo: [photo, 10**400, "all", "default"]),
+        ("age", lambda photo: [photo, 10**400, "all", "default", None]),
         ("expression", lambda photo: [photo, "all", "default", True, 50, *([0.0] * 8), 10**400, *([0.0] * 8)]),
         ("expression", lambda photo: [photo, "all", "default", True, -(10**400), *([0.0] * NUM_AUS)]),
         ("reenact", lambda photo: [photo, "0", "default", photo, True, 10**400, 1.0]),

@@ -12,10 +12,11 @@ person for CFEE), which the engine's fitting never saw.
 - **Do no harm** (CFEE originals, faces ~300 px wide): an edit to the face's own age keeps the face's fine
   detail (variance of the Laplacian inside the face, output / input) and its colour (mean CIE Lab change);
   an edit to 75 must not blur it either.
-- **Age**: UTKFace test faces aged 20-60 edited to 5, 15, 30, 45, 60 and 75. The shipped estimator's mean
-  reading of the edits against its mean reading of *real* test faces of those ages (an estimator regresses to
-  the mean, so the target number is the wrong reference), and the 5 -> 75 spread against real faces'. dlib's
-  age network, which nothing here was fitted or trained on, reads them too.
+- **Age**: UTKFace test faces aged 20-60 edited to 5, 15, 30, 45, 60 and 75. Each of the editor's two age
+  networks (the shipped Cydral network on its chip, the compact CNN on the aligned crop; each its own raw
+  reading, not the editor's reconciled age) reads the edits, against its own mean reading of *real* test faces
+  of those ages (an estimator regresses to the mean, so the target number is the wrong reference), and the
+  5 -> 75 spread against real faces'. An editor with one estimator is read a second time by dlib's age network.
 - **Expression transfer**: each CFEE test person's Neutral photo edited with the coded AUs of the same person's
   Happy, Surprised, Angry, Sad and Disgusted photos; progress = how far the edit's MediaPipe blendshapes moved
   from the neutral photo's toward the real expression photo's (1 = all the way), gaze excluded.
@@ -42,7 +43,16 @@ import numpy as np
 from ganime_age.conditions import AU_NAMES
 from ganime_age.errors import GanimeAgeError
 from training.evaluate import spread_indices
-from training.metrics import age_reading_curve, chroma_high_frequency, finite_mean, markdown_table, threshold_at_far
+from training.metrics import (
+    SKIN_REGIONS,
+    age_reading_curve,
+    chroma_high_frequency,
+    finite_mean,
+    forehead_step,
+    markdown_table,
+    skin_contrasts,
+    threshold_at_far,
+)
 
 GATE_AGES = (5.0, 15.0, 30.0, 45.0, 60.0, 75.0)
 INPUT_AGES = (20.0, 60.0)
@@ -50,6 +60,8 @@ EXPRESSIONS = ("Happy", "Surprised", "Angry", "Sad", "Disgusted")
 SINGLE_AU_EDITS: tuple[tuple[str, ...], ...] = (("AU12",), ("AU26",), ("AU04",), ("AU01", "AU02"))
 SINGLE_AU_VALUE = 4.0
 OLD_TARGET = 75.0
+OLD_REAL = (65.0, 85.0)  # real faces whose skin an edit at OLD_TARGET should look like
+FOREHEAD_STEP = 3.0  # CIE L: the largest jump in an edit's change along the forehead (a band's edge is one)
 TURNED = (25.0, 40.0)  # degrees of yaw of the faces in the turned-faces grid
 # thresholds of the issues' gates
 AGE_TOLERANCE = 4.0
@@ -108,22 +120,27 @@ def full_size_photos(root: Path, people: set[str] | None, limit: int) -> list[Pa
 class Reading:
     """What the analysis of a (possibly edited) photo says about its first face."""
 
-    age: float
+    age: float  # the shipped (first) age network's own reading, not the editor's reconciled age
     aus: np.ndarray
     blendshapes: np.ndarray
     box: tuple[int, int, int, int]
     landmarks: np.ndarray
     crop: np.ndarray  # aligned crop, for the chroma score and the grids
     yaw: float  # degrees: how far the face is turned
+    face: Any = None  # the FaceAnalysis the readings were taken from
 
 
 class Judge:
-    """Reads photos with a FaceEditor's own analysis and estimator, and dlib's descriptor and age network."""
+    """Reads photos with a FaceEditor's own analysis, its two age networks (each raw, on its own view, each
+    judged against its own reading of real faces) and dlib's descriptor. An editor without a second estimator
+    is read a second time by `other`, e.g. :class:`training.judges.DlibAge`."""
 
-    def __init__(self, editor: Any, identity: Any, dlib_age: Any) -> None:
+    def __init__(self, editor: Any, identity: Any, other: Any = None) -> None:
         self.editor = editor
         self.identity = identity
-        self.dlib_age = dlib_age
+        self.first = editor.age_estimator
+        self.second = editor.second_age_estimator
+        self.other = other
 
     def read(self, rgb: np.ndarray) -> Reading | None:
         from ganime_age.faces.aus import BLENDSHAPE_NAMES
@@ -138,20 +155,30 @@ class Judge:
         x, y, w, h = (round(float(v)) for v in face.detection.box)
         blend = np.array([face.landmarks.blendshapes.get(n, np.nan) for n in BLENDSHAPE_NAMES], np.float64)
         return Reading(
-            age=float(self.editor.estimate_age(rgb, face=0)),
+            age=float(self.first.read_face(rgb, face)),
             aus=np.asarray(face.aus, np.float64),
             blendshapes=blend,
             box=(x, y, w, h),
             landmarks=np.asarray(face.landmarks.landmarks),
             crop=face.aligned.image,
             yaw=float(face.pose[0]),
+            face=face,
         )
 
     def descriptor(self, rgb: np.ndarray, reading: Reading) -> np.ndarray:
         return self.identity.embed(rgb, reading.box)
 
     def other_age(self, rgb: np.ndarray, reading: Reading) -> float:
-        return float(self.dlib_age.predict([rgb], [reading.box])[0])
+        """The second network's own reading of the face."""
+        if self.second is not None:
+            return float(self.second.read_face(rgb, reading.face))
+        return float(self.other.predict([rgb], [reading.box])[0])
+
+    @property
+    def names(self) -> tuple[str, str]:
+        """What the two age readings are, for the tables."""
+        second = type(self.second).__name__ if self.second is not None else type(self.other).__name__
+        return type(self.first).__name__, second
 
 
 def face_region(rgb_shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
@@ -244,7 +271,7 @@ class GateEvaluation:
         editor = FaceEditor.from_pretrained(
             args.model, engine=args.engine, age_estimator=args.estimator, config=EditorConfig(device="cpu")
         )
-        judge = Judge(editor, DlibIdentity(), DlibAge())
+        judge = Judge(editor, DlibIdentity(), None if editor.second_age_estimator is not None else DlibAge())
         samples = Path(args.samples) if args.samples else None
 
         # identity threshold: pairs of different CFEE test people
@@ -269,6 +296,7 @@ class GateEvaluation:
         utk = [p for p in test_photos("utkface", Path(args.utkface)) if np.isfinite(p.age)]
         real = [utk[i] for i in spread_indices(len(utk), args.max_real)]
         real_ages, real_readings, real_dlib, turned = [], [], [], []
+        real_old: list[dict[str, np.ndarray]] = []  # real 65-85-year-olds' skin contrasts, the realism reference
         for photo in real:
             rgb = load_image(photo.path)
             reading = judge.read(rgb)
@@ -276,6 +304,8 @@ class GateEvaluation:
                 real_ages.append(photo.age)
                 real_readings.append(reading.age)
                 real_dlib.append(judge.other_age(rgb, reading))
+                if OLD_REAL[0] <= photo.age <= OLD_REAL[1]:
+                    real_old.append(skin_contrasts(rgb, reading.landmarks))
                 if TURNED[0] <= abs(reading.yaw) <= TURNED[1] and INPUT_AGES[0] <= photo.age <= INPUT_AGES[1]:
                     turned.append(photo)
         curve = age_reading_curve(np.array(real_readings), np.array(real_ages), bandwidth=2.0)
@@ -285,6 +315,7 @@ class GateEvaluation:
         candidates = [p for p in utk if INPUT_AGES[0] <= p.age <= INPUT_AGES[1]]
         inputs = [candidates[i] for i in spread_indices(len(candidates), args.max_faces)]
         age = age_gate(editor, judge, inputs, verified, curve, dlib_curve)
+        realism = realism_summary(real_old, age.pop("old_contrasts"), age.pop("forehead_steps"))
         # expression transfer and single-AU edits (CFEE test people, UTKFace inputs)
         expression = expression_gate(editor, judge, cfee, verified)
         neutral = [p for p in cfee if p.category == "Neutral"]
@@ -310,8 +341,10 @@ class GateEvaluation:
             "refiner": str(args.model) if args.model else None,
             "identity_threshold": {"far": args.far, "distance": threshold, "impostor_pairs": impostors},
             "real_reading_curve": [float(v) for v in curve],
-            "dlib_reading_curve": [float(v) for v in dlib_curve],
+            "second_reading_curve": [float(v) for v in dlib_curve],
+            "age_networks": list(judge.names),
             "age": age,
+            "realism": realism,
             "expression": expression,
             "single_au": single["rows"],
             "harm": harm,
@@ -324,6 +357,7 @@ class GateEvaluation:
     @staticmethod
     def markdown(result: dict[str, Any]) -> str:
         age, harm = result["age"], result["harm"]
+        first, second = result.get("age_networks", ("the shipped estimator", "dlib's age network"))
         lines = [
             "| gate | measured | needed | passes |",
             "|---|---|---|---|",
@@ -344,22 +378,57 @@ class GateEvaluation:
             ),
             "",
             f"Age: {age['inputs']} UTKFace test faces aged 20-60; mean readings of the edits against mean readings of "
-            "real test faces of the target age, by the shipped estimator and by dlib's age network.",
+            f"real test faces of the target age, by the shipped estimator ({first}) and by the second network "
+            f"({second}), each its own raw reading (the editor's reconciled age is neither).",
             "",
             markdown_table(
-                ["target", "edits read", "real faces read", "gap", "dlib: edits", "dlib: real", "verified", "chroma"],
+                [
+                    "target",
+                    "edits read",
+                    "real faces read",
+                    "gap",
+                    "second: edits",
+                    "second: real",
+                    "second: gap",
+                    "verified",
+                    "chroma",
+                ],
                 [
                     [
                         f"{r['target']:g}",
                         r["edit_reading"],
                         r["real_reading"],
                         r["gap"],
-                        r["dlib_reading"],
-                        r["dlib_real"],
+                        r["second_reading"],
+                        r["second_real"],
+                        r["second_reading"] - r["second_real"],
                         f"{r['verified']:.0%}",
                         r["chroma_ratio"],
                     ]
                     for r in age["rows"]
+                ],
+                digits=2,
+            ),
+            "",
+            f"Realism of the edits at {OLD_TARGET:g}: each region's CIE Lab minus the same face's cheeks, the edits' "
+            f"median against the 10th-90th percentiles of {result['realism']['real_faces']} real UTKFace test "
+            f"faces aged {OLD_REAL[0]:g}-{OLD_REAL[1]:g}; the forehead's profile from the brows into the hairline: "
+            f"the largest step in the edit's change there, median {result['realism']['forehead_step_median']:.2f}, 90th "
+            f"percentile {result['realism']['forehead_step_p90']:.2f} (CIE L).",
+            "",
+            markdown_table(
+                ["measure", "real p10", "real median", "real p90", "edits median", "edits inside", "passes"],
+                [
+                    [
+                        r["measure"],
+                        r["real_p10"],
+                        r["real_median"],
+                        r["real_p90"],
+                        r["edits_median"],
+                        f"{r['edits_inside']:.0%}",
+                        "yes" if r["passes"] else "**no**",
+                    ]
+                    for r in result["realism"]["rows"]
                 ],
                 digits=2,
             ),
@@ -437,12 +506,14 @@ def age_gate(
     inputs: list[Photo],
     verified: Callable[[np.ndarray, np.ndarray], bool],
     curve: np.ndarray,
-    dlib_curve: np.ndarray,
+    second_curve: np.ndarray,
 ) -> dict[str, Any]:
     per_target: dict[float, dict[str, list[float]]] = {
-        t: {"age": [], "dlib": [], "ok": [], "chroma": [], "chroma_in": []} for t in GATE_AGES
+        t: {"age": [], "second": [], "ok": [], "chroma": [], "chroma_in": []} for t in GATE_AGES
     }
     grid_rows: dict[str, list[np.ndarray]] = {"input": []}
+    old_contrasts: list[dict[str, np.ndarray]] = []
+    forehead_steps: list[float] = []
     shown = set(spread_indices(len(inputs), 6).tolist())
     used = 0
     for index, photo in enumerate(inputs):
@@ -463,8 +534,11 @@ def age_gate(
                 row["ok"].append(0.0)
                 continue
             row["age"].append(after.age)
-            row["dlib"].append(judge.other_age(edited, after))
+            row["second"].append(judge.other_age(edited, after))
             row["ok"].append(float(verified(before_descriptor, judge.descriptor(edited, after))))
+            if target == OLD_TARGET:
+                old_contrasts.append(skin_contrasts(edited, after.landmarks))
+                forehead_steps.append(forehead_step(rgb, edited, before.landmarks))
             row["chroma"].append(float(chroma_high_frequency(after.crop[None])[0]))
             row["chroma_in"].append(before_chroma)
             if index in shown:
@@ -478,8 +552,8 @@ def age_gate(
                 "edit_reading": finite_mean(row["age"]),
                 "real_reading": float(curve[int(target)]),
                 "gap": finite_mean(row["age"]) - float(curve[int(target)]),
-                "dlib_reading": finite_mean(row["dlib"]),
-                "dlib_real": float(dlib_curve[int(target)]),
+                "second_reading": finite_mean(row["second"]),
+                "second_real": float(second_curve[int(target)]),
                 "verified": finite_mean(row["ok"]),
                 "chroma_ratio": chroma_ratio(row["chroma"], row["chroma_in"]),
             }
@@ -489,7 +563,48 @@ def age_gate(
         "inputs": used,
         "edit_spread": rows[-1]["edit_reading"] - rows[0]["edit_reading"],
         "real_spread": rows[-1]["real_reading"] - rows[0]["real_reading"],
+        "second_edit_spread": rows[-1]["second_reading"] - rows[0]["second_reading"],
+        "second_real_spread": rows[-1]["second_real"] - rows[0]["second_real"],
+        "old_contrasts": old_contrasts,
+        "forehead_steps": forehead_steps,
         "grid": labelled_grid([(k, v) for k, v in grid_rows.items() if v]),
+    }
+
+
+def realism_summary(
+    real: list[dict[str, np.ndarray]], edits: list[dict[str, np.ndarray]], steps: list[float]
+) -> dict[str, Any]:
+    """Issue 30's realism gate for edits at 75: each region's CIE Lab contrast to the same face's cheeks (the
+    eye sockets, the forehead's top band), the edits' median against real 65-85-year-olds' 10th-90th
+    percentiles, and the largest step in what an edit changed along the forehead (a band's edge, CIE L)."""
+    rows = []
+    for region in SKIN_REGIONS:
+        for channel, name in enumerate(("L", "a", "b")):
+            truth = np.array([c[region][channel] for c in real], np.float64)
+            made = np.array([c[region][channel] for c in edits], np.float64)
+            truth, made = truth[np.isfinite(truth)], made[np.isfinite(made)]
+            if not len(truth) or not len(made):
+                continue
+            low, high = (float(v) for v in np.percentile(truth, [10, 90]))
+            median = float(np.median(made))
+            rows.append(
+                {
+                    "measure": f"{region} {name} - cheeks",
+                    "real_p10": low,
+                    "real_p90": high,
+                    "real_median": float(np.median(truth)),
+                    "edits_median": median,
+                    "edits_inside": float(np.mean((made >= low) & (made <= high))),
+                    "passes": low <= median <= high,
+                }
+            )
+    finite = np.array([s for s in steps if np.isfinite(s)])
+    return {
+        "real_faces": len(real),
+        "edits": len(edits),
+        "rows": rows,
+        "forehead_step_median": float(np.median(finite)) if len(finite) else float("nan"),
+        "forehead_step_p90": float(np.percentile(finite, 90)) if len(finite) else float("nan"),
     }
 
 
@@ -709,22 +824,50 @@ def gate_table(result: dict[str, Any]) -> list[dict[str, Any]]:
             percent=True,
         ),
     ]
-    worst_gap = max(abs(r["gap"]) for r in age["rows"])
+    readings = {  # each network against its own reading of real faces
+        "shipped estimator": ([r["gap"] for r in age["rows"]], age["edit_spread"], age["real_spread"]),
+        "second network": (
+            [r["second_reading"] - r["second_real"] for r in age["rows"]],
+            age["second_edit_spread"],
+            age["second_real_spread"],
+        ),
+    }
+    for network, (gaps, edit_spread, real_spread) in readings.items():
+        worst_gap = max(abs(g) for g in gaps)
+        gates.append(
+            _gate(
+                f"age, {network}: edits read like real faces of the target age (max |gap|, years)",
+                worst_gap,
+                f"<= {AGE_TOLERANCE:g}",
+                worst_gap <= AGE_TOLERANCE,
+            )
+        )
+        share = edit_spread / max(real_spread, 1e-6)
+        gates.append(
+            _gate(
+                f"age, {network}: 5 -> 75 spread of the edits / of real faces",
+                share,
+                f">= {AGE_SPREAD_SHARE:g}",
+                share >= AGE_SPREAD_SHARE,
+            )
+        )
+    realism = result["realism"]
+    inside = [r for r in realism["rows"] if r["passes"]]
     gates.append(
         _gate(
-            "age: edits read like real faces of the target age (max |gap|, years)",
-            worst_gap,
-            f"<= {AGE_TOLERANCE:g}",
-            worst_gap <= AGE_TOLERANCE,
+            f"realism at {OLD_TARGET:g}: sockets' and forehead top's Lab vs cheeks inside real old faces' 10-90%",
+            len(inside) / max(len(realism["rows"]), 1),
+            "all 6",
+            len(inside) == len(realism["rows"]) > 0,
+            percent=True,
         )
     )
-    share = age["edit_spread"] / max(age["real_spread"], 1e-6)
     gates.append(
         _gate(
-            "age: 5 -> 75 spread of the edits / of real faces",
-            share,
-            f">= {AGE_SPREAD_SHARE:g}",
-            share >= AGE_SPREAD_SHARE,
+            "realism: forehead step an edit adds (90th percentile, CIE L)",
+            realism["forehead_step_p90"],
+            f"<= {FOREHEAD_STEP:g}",
+            realism["forehead_step_p90"] <= FOREHEAD_STEP,
         )
     )
     progress = min(r["progress"] for r in result["expression"]["rows"])

@@ -112,7 +112,11 @@ class ReenactEvaluation:
         if args.reenactor == "untrained":
             torch.manual_seed(0)
             editor = FaceEditor(
-                editor.model, age_estimator=editor.age_estimator, reenactor=Reenactor().eval(), config=editor.config
+                editor.model,
+                age_estimator=editor.age_estimator,
+                second_age_estimator=editor.second_age_estimator,
+                reenactor=Reenactor().eval(),
+                config=editor.config,
             )
         return editor
 

@@ -387,12 +387,13 @@ class DlibAge:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         self._session = ort.InferenceSession(payload, sess_options=options, providers=["CPUExecutionProvider"])
 
-    def chip(self, image: Any, face: Any = None) -> np.ndarray:
-        """The aligned 64x64 RGB uint8 chip the network reads (for looking at what it judged)."""
+    def chip(self, image: Any, face: Any = None, *, size: int = AGE_CHIP_SIZE) -> np.ndarray:
+        """The aligned 64x64 RGB uint8 chip the network reads (for looking at what it judged); another `size` gives
+        the same framing at that size (32: the chip Cydral's gender network reads)."""
         rgb = as_rgb(image)
         shape = self._faces.landmarks(rgb, face)
         dlib = self._faces._dlib
-        details = dlib.get_face_chip_details(shape, AGE_CHIP_SIZE, AGE_CHIP_PADDING)
+        details = dlib.get_face_chip_details(shape, int(size), AGE_CHIP_PADDING)
         return np.ascontiguousarray(dlib.extract_image_chip(rgb, details))
 
     def predict_chips(self, chips: np.ndarray) -> np.ndarray:

@@ -212,3 +212,107 @@ def age_reading_curve(readings: np.ndarray, ages: np.ndarray, bandwidth: float =
     grid = np.arange(max_age + 1, dtype=np.float64)
     weights = np.exp(-0.5 * ((grid[:, None] - ages[None, :]) / bandwidth) ** 2)
     return ((weights @ readings) / np.maximum(weights.sum(axis=1), 1e-12)).astype(np.float32)
+
+
+# -- realism of aged skin: regions against the same face's cheeks -------------------------------------------------
+SKIN_REGIONS = ("sockets", "forehead_top")
+
+
+def _polygon(shape: tuple[int, ...], points: np.ndarray) -> np.ndarray:
+    import cv2
+
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(points[:, :2]).astype(np.int32)], 1)
+    return mask
+
+
+def skin_region_masks(shape: tuple[int, ...], landmarks: np.ndarray) -> dict[str, np.ndarray]:
+    """(H, W) bool masks from MediaPipe's 478 landmarks: the cheeks (discs at CHEEK_POINTS), the eye sockets (a
+    ring around each eye, from the lids to a tenth of a face width out, brows left out) and the forehead's top
+    band (the top third of the forehead between the brows' tops and the mesh's top, across the brows' span)."""
+    import cv2
+
+    from ganime_age.faces.topology import (
+        BROW_TOPS,
+        CHEEK_POINTS,
+        FACE_LEFT,
+        FACE_RIGHT,
+        LEFT_BROW,
+        LEFT_EYE_CONTOUR,
+        RIGHT_BROW,
+        RIGHT_EYE_CONTOUR,
+    )
+
+    points = np.asarray(landmarks, np.float64)
+    width = max(float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2])), 8.0)
+    cheeks = np.zeros(shape[:2], np.uint8)
+    for index in CHEEK_POINTS:
+        x, y = points[index, :2]
+        cv2.circle(cheeks, (round(x), round(y)), max(1, round(0.04 * width)), 1, -1)
+    eyes = _polygon(shape, points[list(RIGHT_EYE_CONTOUR)]) | _polygon(shape, points[list(LEFT_EYE_CONTOUR)])
+    brows = _polygon(shape, points[list(RIGHT_BROW)]) | _polygon(shape, points[list(LEFT_BROW)])
+
+    def grown(mask: np.ndarray, by: float) -> np.ndarray:
+        radius = max(1, round(by * width))
+        return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
+
+    sockets = grown(eyes, 0.1) & ~grown(eyes, 0.02) & ~grown(brows, 0.02)
+    brow_top = float(points[list(BROW_TOPS), 1].min())
+    top = float(points[10, 1])  # the mesh's highest point, mid-forehead
+    x0 = float(points[list(RIGHT_BROW) + list(LEFT_BROW), 0].min())
+    x1 = float(points[list(RIGHT_BROW) + list(LEFT_BROW), 0].max())
+    band = np.zeros(shape[:2], np.uint8)
+    y_top, y_low = top, top + (brow_top - top) / 3.0
+    cv2.rectangle(band, (round(x0), round(y_top)), (round(x1), round(y_low)), 1, -1)
+    oval = _polygon(shape, points[[a for a, _ in _oval()]])
+    return {"cheeks": cheeks.astype(bool), "sockets": sockets.astype(bool), "forehead_top": (band & oval).astype(bool)}
+
+
+def _oval() -> tuple[tuple[int, int], ...]:
+    from ganime_age.faces.topology import FACE_OVAL
+
+    return FACE_OVAL
+
+
+def skin_contrasts(rgb: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
+    """Per region (SKIN_REGIONS), its mean CIE Lab minus the cheeks' (L 0..100): how much darker, redder or bluer
+    the eye sockets and the forehead's top are than the same face's cheeks. NaN where a region is empty."""
+    import cv2
+
+    masks = skin_region_masks(rgb.shape, landmarks)
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    if not masks["cheeks"].any():
+        return {name: np.full(3, np.nan) for name in SKIN_REGIONS}
+    cheeks = lab[masks["cheeks"]].mean(axis=0)
+    return {
+        name: (lab[masks[name]].mean(axis=0) - cheeks) if masks[name].any() else np.full(3, np.nan)
+        for name in SKIN_REGIONS
+    }
+
+
+def forehead_profile(rgb: np.ndarray, landmarks: np.ndarray, samples: int = 40) -> np.ndarray:
+    """CIE L along the forehead's centre line (a strip a tenth of a face wide), from the brows' tops up to a tenth
+    of a face width above the mesh's top (where a face's change used to end in a band): `samples` values."""
+    import cv2
+
+    from ganime_age.faces.topology import BROW_TOPS, FACE_LEFT, FACE_RIGHT
+
+    points = np.asarray(landmarks, np.float64)
+    width = max(float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2])), 8.0)
+    grey = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[..., 0]
+    low = float(points[list(BROW_TOPS), 1].min())
+    high = float(points[10, 1]) - 0.1 * width
+    centre = float(points[[10, 151, 9, 8], 0].mean())
+    half = max(1, round(0.05 * width))
+    x0, x1 = max(round(centre) - half, 0), min(round(centre) + half + 1, rgb.shape[1])
+    rows = np.clip(np.round(np.linspace(low, high, samples)).astype(int), 0, rgb.shape[0] - 1)
+    return np.array([grey[r, x0:x1].mean() for r in rows])
+
+
+def forehead_step(before: np.ndarray, after: np.ndarray, landmarks: np.ndarray) -> float:
+    """The largest jump (CIE L, between neighbouring points a hundredth of a face apart, lightly smoothed) of what
+    an edit changed along the forehead's profile (:func:`forehead_profile`, both photos read at the input's
+    landmarks): an even change of the forehead has none, a band's edge has one."""
+    change = forehead_profile(after, landmarks) - forehead_profile(before, landmarks)
+    smooth = np.convolve(change, np.array([0.25, 0.5, 0.25]), mode="valid")
+    return float(np.abs(np.diff(smooth)).max())

@@ -72,6 +72,7 @@ MODEL_REGISTRY: dict[str, str] = {
     "ganime_age_discriminator": "ganime_age.models.ganimation_age:GanimationAgeDiscriminator",
     "age_estimator": "ganime_age.models.age_estimator:AgeEstimator",
     "cydral_age_estimator": "ganime_age.models.cydral_age:CydralAgeEstimator",
+    "cydral_sex_classifier": "ganime_age.models.cydral_sex:CydralSexClassifier",
     "aifd_encoder": "ganime_age.models.aifd:AIFDEncoder",
     "agetransgan": "ganime_age.models.agetransgan:AgeTransGAN",
     "agetransgan_discriminator": "ganime_age.models.agetransgan:AgeTransGANDiscriminator",
@@ -83,8 +84,9 @@ MODEL_REGISTRY: dict[str, str] = {
 }
 
 # What a model is for in an editor: the parts an editor manifest (editor.json) names, and the networks that only
-# train or judge the others. Each HubModel class declares its own (``role``), so no list of model types is kept.
-EDITOR_ROLES = ("engine", "refiner", "age_estimator", "reenactor")
+# train or judge the others or that a part reads faces with (the sex classifier). Each HubModel class declares
+# its own (``role``), so no list of model types is kept.
+EDITOR_ROLES = ("engine", "refiner", "age_estimator", "sex_classifier", "reenactor")
 OTHER_ROLES = ("critic", "encoder", "recogniser")
 
 M = TypeVar("M", bound="HubModel")

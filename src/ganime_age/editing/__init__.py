@@ -2,13 +2,15 @@
 and the editor manifest that says which models an editor is made of.
 
 Layers, each importing only the ones below it: ``config`` (options, device) and ``manifest`` (editor.json),
-``session`` (a photo analysed once), ``refining`` (a refiner's change added to the engine's photo),
+``ages`` (a face's age reconciled from its estimators' readings), ``session`` (a photo analysed once),
+``refining`` (a refiner's change added to the engine's photo),
 ``reenactment`` (pose and expression from a driving face, on the sessions), ``editor`` (the facade).
 """
 
 from ganime_age.editing.config import EditorConfig, pick_device
 from ganime_age.editing.editor import EditResult, FaceEdit, FaceEditor, GanimeAge, default_engine, is_untrained_default
 from ganime_age.editing.manifest import (
+    CYDRAL_ESTIMATOR_DIR,
     DEFAULT_EDITOR_DIR,
     DEFAULT_ENGINE_DIR,
     DEFAULT_ESTIMATOR_DIR,
@@ -21,6 +23,7 @@ from ganime_age.editing.reenactment import OneEuroFilter, Reenactment
 from ganime_age.editing.session import FacePlan, PhotoSession, SessionCache
 
 __all__ = [
+    "CYDRAL_ESTIMATOR_DIR",
     "DEFAULT_EDITOR_DIR",
     "DEFAULT_ENGINE_DIR",
     "DEFAULT_ESTIMATOR_DIR",

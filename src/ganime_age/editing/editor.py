@@ -23,11 +23,13 @@ import numpy as np
 from PIL import Image
 
 from ganime_age.conditions import AU_NAMES, NUM_AGE_GROUPS, group_center
+from ganime_age.editing.ages import reconciled_age
 from ganime_age.editing.config import EditorConfig, autocast_dtype, pick_device
 from ganime_age.editing.manifest import (
     DEFAULT_EDITOR_DIR,
     DEFAULT_ENGINE_DIR,
     MODEL_ENV,
+    PART_ROLES,
     EditorManifest,
     find_manifest,
     part_location,
@@ -42,7 +44,14 @@ from ganime_age.validation import check_ages, check_aus, check_optional_age
 
 logger = logging.getLogger(__name__)
 
-PART_FOLDERS = {"engine": "engine", "refiner": "refiner", "age_estimator": "age-estimator", "reenactor": "reenactor"}
+PART_FOLDERS = {
+    "engine": "engine",
+    "refiner": "refiner",
+    "age_estimator": "age-estimator",
+    "second_age_estimator": "second-age-estimator",
+    "sex_classifier": "sex-classifier",
+    "reenactor": "reenactor",
+}
 
 
 @dataclass
@@ -97,12 +106,16 @@ class FaceEditor:
         *,
         engine: HubModel | None = None,
         age_estimator: HubModel | None = None,
+        second_age_estimator: HubModel | None = None,
+        sex_classifier: HubModel | None = None,
         reenactor: HubModel | None = None,
         analyzer: Any = None,
         config: EditorConfig | None = None,
     ) -> None:
         """`model`: a fitted engine, or a refiner that runs on top of `engine` (default: the embedded engine);
-        which it is, its class's declared role says."""
+        which it is, its class's declared role says. With a `second_age_estimator`, a face's age is reconciled
+        from both readings (:mod:`.ages`); with a `sex_classifier`, the engine's per-sex tables are weighed by
+        its reading and the engine's own, averaged (:meth:`female_probability`)."""
         self.config = config or EditorConfig()
         role = getattr(model, "role", "")
         if role not in ("engine", "refiner"):
@@ -110,8 +123,13 @@ class FaceEditor:
         engine, refiner = (model, None) if role == "engine" else (engine or default_engine(), model)
         if getattr(engine, "role", "") != "engine":
             raise WeightsError(f"{type(engine).__name__} is not a fitted edit engine")
-        if age_estimator is not None and getattr(age_estimator, "role", "") != "age_estimator":
-            raise WeightsError(f"{type(age_estimator).__name__} is not an age estimator")
+        for estimator in (age_estimator, second_age_estimator):
+            if estimator is not None and getattr(estimator, "role", "") != "age_estimator":
+                raise WeightsError(f"{type(estimator).__name__} is not an age estimator")
+        if second_age_estimator is not None and age_estimator is None:
+            raise WeightsError("a second age estimator needs a first one (age_estimator=...)")
+        if sex_classifier is not None and getattr(sex_classifier, "role", "") != "sex_classifier":
+            raise WeightsError(f"{type(sex_classifier).__name__} is not a sex classifier")
         self.device = pick_device(self.config.device)
         autocast_dtype(self.config.precision, self.device)  # refused here, refiner or not: a setting that cannot run
         self.model = model
@@ -121,6 +139,10 @@ class FaceEditor:
             Refining(refiner, self.device, self.config.precision, self.config.batch_size) if refiner else None
         )
         self.age_estimator = age_estimator.to(self.device).eval() if age_estimator is not None else None
+        self.second_age_estimator = (
+            second_age_estimator.to(self.device).eval() if second_age_estimator is not None else None
+        )
+        self.sex_classifier = sex_classifier.to(self.device).eval() if sex_classifier is not None else None
         self.reenactor = reenactor  # None: reenact() moves faces with the engine's landmark warp
         self.image_size = int((refiner or engine).config.image_size)
         self._analyzer = analyzer
@@ -142,6 +164,8 @@ class FaceEditor:
         engine: str | os.PathLike[str] | None = None,
         refiner: str | os.PathLike[str] | None = None,
         age_estimator: str | os.PathLike[str] | None = None,
+        second_age_estimator: str | os.PathLike[str] | None = None,
+        sex_classifier: str | os.PathLike[str] | None = None,
         reenactor: str | os.PathLike[str] | None = None,
         device: str | None = None,
         config: EditorConfig | None = None,
@@ -149,23 +173,32 @@ class FaceEditor:
     ) -> FaceEditor:
         """An editor from a folder or Hub id: an editor (its ``editor.json`` names the parts) or one model (an
         engine, or a refiner run on the embedded engine); None means ``$GANIME_AGE_MODEL``, else the embedded
-        default editor. A part given by keyword (a folder or Hub id) replaces the manifest's."""
+        default editor. A part given by keyword (a folder or Hub id) replaces the manifest's; an age estimator
+        given alone is the editor's only one (its second is the manifest's only where both are given)."""
         config = config or EditorConfig()
         config.device = device or config.device
         source = source if source is not None else os.environ.get(MODEL_ENV) or DEFAULT_EDITOR_DIR
         parts = _parts_of(str(source), **hub_kwargs)
-        for role, given in (("engine", engine), ("refiner", refiner), ("age_estimator", age_estimator)):
-            if given is not None:
-                parts[role] = str(given)
-        if reenactor is not None:
-            parts["reenactor"] = str(reenactor)
-        loaded = {role: load_pretrained(where, role=role, **hub_kwargs) for role, where in parts.items()}
+        if age_estimator is not None:
+            parts.pop("second_age_estimator", None)
+        given_parts = {
+            "engine": engine,
+            "refiner": refiner,
+            "age_estimator": age_estimator,
+            "second_age_estimator": second_age_estimator,
+            "sex_classifier": sex_classifier,
+            "reenactor": reenactor,
+        }
+        parts.update({part: str(where) for part, where in given_parts.items() if where is not None})
+        loaded = {part: load_pretrained(where, role=PART_ROLES[part], **hub_kwargs) for part, where in parts.items()}
         fitted = loaded.get("engine") or default_engine()
         model = loaded.get("refiner") or fitted
         return cls(
             model,
             engine=fitted,
             age_estimator=loaded.get("age_estimator"),
+            second_age_estimator=loaded.get("second_age_estimator"),
+            sex_classifier=loaded.get("sex_classifier"),
             reenactor=loaded.get("reenactor"),
             config=config,
         )
@@ -176,6 +209,8 @@ class FaceEditor:
             "engine": self.engine,
             "refiner": self.refiner,
             "age_estimator": self.age_estimator,
+            "second_age_estimator": self.second_age_estimator,
+            "sex_classifier": self.sex_classifier,
             "reenactor": self.reenactor,
         }
         return {role: model for role, model in found.items() if model is not None}
@@ -214,12 +249,34 @@ class FaceEditor:
             )
         return self._analyzer
 
+    @property
+    def age_estimators(self) -> list[HubModel]:
+        """The editor's age estimators, first and second: a face's age is reconciled from all of them."""
+        return [e for e in (self.age_estimator, self.second_age_estimator) if e is not None]
+
     def _read_age(self, rgb: np.ndarray, face: Any) -> float:
-        """The estimator's reading of one face, on the view it is made for (an aligned crop, or its own chip)."""
-        return self.age_estimator.read_face(rgb, face)
+        """The face's age from every estimator's calibrated reading, each on the view it is made for (an aligned
+        crop, or its own chip), weighted by how sure each is (:func:`.ages.reconciled_age`)."""
+        return reconciled_age(self.age_estimators, rgb, face)
+
+    def female_probability(self, rgb: np.ndarray, face: Any) -> float | None:
+        """How likely the face is a woman's, as the engine's per-sex tables are weighed: the mean of the sex
+        classifier's reading and the engine's own (None without a classifier: the engine's alone). Soft by
+        construction: where the two disagree (a child, an unusual face) the tables blend towards the middle
+        instead of following one sure misreading."""
+        if self.sex_classifier is None:
+            return None
+        own = self.engine.female_probability(rgb, face.landmarks.landmarks)
+        return 0.5 * (own + self.sex_classifier.read_face(rgb, face))
 
     def _prepare_face(self, rgb: np.ndarray, face: Any, others: Sequence[np.ndarray] = ()) -> Any:
-        return self.engine.prepare_face(rgb, face.landmarks.landmarks, segment=self.analyzer.segmenter, others=others)
+        return self.engine.prepare_face(
+            rgb,
+            face.landmarks.landmarks,
+            segment=self.analyzer.segmenter,
+            others=others,
+            female=self.female_probability(rgb, face),
+        )
 
     # -- reading faces ---------------------------------------------------------------------------------
     def session(self, image: ImageInput) -> PhotoSession:
@@ -358,9 +415,10 @@ class FaceEditor:
         *,
         source_age: float | None = None,
     ) -> list[tuple[float, Image.Image]]:
-        """The same face at several ages (default: the 10 age-group centres), as aligned crops; `source_age` as
-        in :meth:`edit_details`."""
-        from ganime_age.faces import align_face
+        """The same face at several ages (default: the 10 age-group centres), each a head-and-shoulders portrait
+        cut from the edited photo at the photo's own resolution (:func:`ganime_age.faces.portrait`: shrunk only
+        past 1,024 pixels), so the strip is as sharp as the edits; `source_age` as in :meth:`edit_details`."""
+        from ganime_age.faces import portrait
 
         source_age = check_optional_age(source_age, "source_age")
         session = self.session(image)
@@ -373,9 +431,7 @@ class FaceEditor:
             if progress is not None:
                 progress(n / len(ages), f"age {years:g}")
             photo, _ = self._render(session, [FacePlan(target, source_age, float(years), aus, aus)])
-            strip.append(
-                (float(years), Image.fromarray(align_face(photo, target.detection.points, self.image_size).image))
-            )
+            strip.append((float(years), Image.fromarray(portrait(photo, target.detection.box))))
         if progress is not None:
             progress(1.0, "done")
         return strip

@@ -4,12 +4,14 @@ pipeline.
 An editor folder (or Hub repository) holds ``editor.json``::
 
     {"ganime_age_version": "0.1.0", "engine": "engine", "refiner": null,
-     "age_estimator": "age-estimator", "reenactor": null}
+     "age_estimator": "age-estimator", "second_age_estimator": "second-age-estimator",
+     "sex_classifier": "sex-classifier", "reenactor": null}
 
 Each part is a folder inside the editor or a Hub id ("owner/name"; an editor on the Hub names its parts so), and each is a
 Hub-layout model (``config.json`` + ``model.safetensors``) whose class declares the role it plays
-(:data:`ganime_age.hub.EDITOR_ROLES`). The engine is required; the rest are optional. The embedded default
-editor is ``src/ganime_age/weights/`` itself (its ``editor.json`` names the shipped engine and age estimator).
+(:data:`ganime_age.hub.EDITOR_ROLES`; a second age estimator is an age estimator too: the face's age is reconciled
+from both readings). The engine is required; the rest are optional. The embedded default editor is
+``src/ganime_age/weights/`` itself (its ``editor.json`` names the shipped engine and its two age estimators).
 """
 
 from __future__ import annotations
@@ -28,7 +30,17 @@ MANIFEST_NAME = "editor.json"
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_EDITOR_DIR = WEIGHTS_DIR  # the embedded default editor: its editor.json names the shipped parts
 DEFAULT_ENGINE_DIR = WEIGHTS_DIR / "ganime-age-engine"
+# the compact CNN on aligned crops: the editor's second age reading, and the one training losses read
 DEFAULT_ESTIMATOR_DIR = WEIGHTS_DIR / "age-estimator"
+CYDRAL_ESTIMATOR_DIR = WEIGHTS_DIR / "age-estimator-cydral"  # Cydral's network on its chip: the editor's first
+PART_ROLES = {  # each manifest part -> the role its model's class must declare
+    "engine": "engine",
+    "refiner": "refiner",
+    "age_estimator": "age_estimator",
+    "second_age_estimator": "age_estimator",
+    "sex_classifier": "sex_classifier",
+    "reenactor": "reenactor",
+}
 MODEL_ENV = "GANIME_AGE_MODEL"  # the editor (or one model) the CLI, the Space and from_pretrained() load by default
 
 
@@ -39,6 +51,8 @@ class EditorManifest:
     engine: str | None = None
     refiner: str | None = None
     age_estimator: str | None = None
+    second_age_estimator: str | None = None
+    sex_classifier: str | None = None
     reenactor: str | None = None
 
     def parts(self) -> dict[str, str]:

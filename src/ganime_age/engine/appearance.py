@@ -17,6 +17,7 @@ from ganime_age.engine.config import (
     AU_LINE_DEPTH,
     AU_LINE_GLOW,
     COLOURFUL,
+    FOLD_SCALE,
     LARGE_SCALE,
     LOG_EPSILON,
     FittedEngineConfig,
@@ -126,10 +127,11 @@ def tone_weight(template: Template) -> np.ndarray:
     return np.repeat(ramp[:, None, None], template.size, axis=1)
 
 
-def template_blur(template: Template, image: np.ndarray) -> np.ndarray:
-    """A blur over the template's face only (normalised by the blurred mask, so the edge is not darkened)."""
+def template_blur(template: Template, image: np.ndarray, scale: float = LARGE_SCALE) -> np.ndarray:
+    """A blur over the template's face only (normalised by the blurred mask, so the edge is not darkened), of
+    `scale` face widths."""
     mask = template.raster.mask
-    sigma = LARGE_SCALE * template_width(template)
+    sigma = scale * template_width(template)
     weight = cv2.GaussianBlur(mask, (0, 0), sigma)[..., None]
     blurred = cv2.GaussianBlur(image * mask[..., None], (0, 0), sigma)
     blurred = blurred.reshape(image.shape)
@@ -153,9 +155,11 @@ def age_split(config: FittedEngineConfig, tables: dict[str, np.ndarray], templat
     features = np.maximum(np.maximum(regions["eyes"], regions["brows"]), regions["mouth"])
     forehead = forehead_row(template)
     for index in np.ndindex(prototypes.shape[:2]):
-        blurred = template_blur(template, np.ascontiguousarray(prototypes[index]))
         luma = prototypes[index].mean(axis=2)
-        folds[index] = cv2.GaussianBlur(luma, (0, 0), c.band_sigma) - blurred.mean(axis=2)
+        # folds are narrow: against a local mean of FOLD_SCALE, not the large scale, whose band held the old
+        # prototypes' broad cheek shading (a dusky cheek read as dirt, not as age)
+        reference = template_blur(template, luma[..., None], FOLD_SCALE)[..., 0]
+        folds[index] = cv2.GaussianBlur(luma, (0, 0), c.band_sigma) - reference
         large[index] = skin_tone(template, prototypes[index], features)
     energies = t["age_energies"].transpose(0, 1, 3, 4, 2)
     energies = hold_above(energies, forehead // c.energy_downsample, axis=2)
@@ -265,7 +269,10 @@ def texture_change(
         mapped = cv2.remap(stacked, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=1.0)
         mapped = mapped.reshape(*face.grid_shape, -1)
         fine_out += sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
-    fine_out *= face.face_mask
+    # the skin's change, on skin: hair inside the mesh (a hairline, a fringe) keeps its own detail and colour
+    skin = face.face_mask * (1.0 - np.clip(face.hair, 0.0, 1.0))
+    ratio_out *= (1.0 - np.clip(face.hair, 0.0, 1.0))[..., None]
+    fine_out *= skin
     return TextureChange(ratio_out, fine_out, face.face_mask)
 
 

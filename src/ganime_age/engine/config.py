@@ -11,6 +11,7 @@ from ganime_age.config import bounded
 LOG_EPSILON = 1.0 / 64.0  # log(v + eps): dark pixels do not blow up a ratio
 OUTWARD_REACH = 5.0  # canonical centimetres (a third of a face width) over which a face's motion fades out
 LARGE_SCALE = 0.1  # face widths: the blur that splits skin tone and shading from features (brows, lips, folds)
+FOLD_SCALE = 0.035  # face widths: the local mean an age fold is darker than (nasolabial, marionette, lines)
 YOUNG_AGE = 20.0  # below this age a face's proportions change fastest (young_shape_boost)
 INVERSE_TOLERANCE = 0.2  # grid pixels: how far a fixed-point inverse may miss before the exact one is used
 STILL_PIXELS = 0.25  # photo pixels: a displacement below this leaves a pixel as it was (a quarter pixel: unseen)

@@ -45,9 +45,11 @@ OTHER_FACE_GROW = 0.15  # face widths: the other faces' hulls grown by this are 
 LIGHT_RANGE = (0.75, 1.33)  # the light's colour (grey world of the head's surroundings) per channel, clipped
 WHOLE_PHOTO_SIDE = 512  # pixels: the photo's longest side when the whole scene is segmented
 SCENE_THRESHOLD = 0.05  # the whole photo's silhouette below this is no person's: an edit never changes it there
+PLACE_FLOOR = 0.2  # of the way from the skin's colour to the hair's: below it a pixel is skin in shade
 MIN_HAIR_SEEDS = 25  # sure-hair grid pixels needed for a colour model (fewer: bald, or hair as pale as skin)
 SEED_DISTANCE = 27.0  # Lab distance from the skin's colour beyond which a pixel above the brows is surely hair
 STRAND_LIFT = 0.35  # share of grey hair's brightness gain that the strands' light and dark deviations keep
+STRAND_CEILING = 1.1  # grey hair's brightness: the lightest a greyed strand gets (unless it was lighter)
 MAX_HAIR_GAIN = 4.0  # grey hair over the hair's brightness, at most (black hair's noise stays unseen)
 
 
@@ -76,17 +78,34 @@ class HairLayer:
         if x1 <= x0 or y1 <= y0:
             return
         fields = self.fields_at(x0, y0, x1, y1)
-        share = self.share[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0].astype(np.float32) * np.float32(amount / 255.0)
+        pure = self.share[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0].astype(np.float32) * np.float32(1.0 / 255.0)
+        share = pure * np.float32(amount)
         target = pixels[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
         values = target.astype(np.float32)
-        strands = (values.mean(axis=2) - fields[..., 3]) * fields[..., 4] * np.float32(STRAND_LIFT)
-        values += share[..., None] * (fields[..., :3] + strands[..., None])
+        brightness = values.mean(axis=2)
+        # strands' light and dark grow with the brightness inside the hair only: a hairline pixel part skin is
+        # bright for its skin, and its lift printed a pale band along the hairline
+        inside = np.clip((pure - 0.6) / 0.3, 0.0, 1.0)
+        strands = (brightness - fields[..., 3]) * fields[..., 4] * inside * np.float32(STRAND_LIFT)
+        added = share[..., None] * (fields[..., :3] + strands[..., None])
+        # and no pixel ends brighter than grey hair's lightest strands, or than it was
+        grey = fields[..., 3] + fields[..., :3].mean(axis=2)
+        ceiling = np.maximum(grey * np.float32(STRAND_CEILING), brightness)
+        lift = added.mean(axis=2)
+        over = brightness + lift - ceiling
+        added -= (np.clip(over, 0.0, None) / np.maximum(lift, 1e-3) * (lift > 0))[..., None] * added
+        values += added
         np.clip(values, 0.0, 255.0, out=values)
         target[...] = values.round().astype(np.uint8)  # writes through: `target` is a view of `pixels`
 
     def fields_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """The grid `fields` at the photo pixels of the box (x0, y0, x1, y1)."""
         return read_grid(self.fields, self.box, (x0, y0, x1, y1))
+
+    def hair_on(self, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
+        """The hair share on another grid (`shape`, spanning the photo box `box`): where the face's skin changes
+        must not reach (a detail gain meant for skin, on the hairline's dark-to-skin edge, drew a band there)."""
+        return _resample_grid(self.hair, self.box, box, shape)
 
     def person_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """The `person` weight at the photo pixels of the box (x0, y0, x1, y1) where the whole photo's silhouette
@@ -194,15 +213,15 @@ def hair_layer(
     local = to_grid(np.asarray(points, np.float64))
     window = _head_window(local, (grid_h, grid_w), width_grid)
     region = person * window * (1.0 - np.clip(2.0 * cv2.GaussianBlur(face, (0, 0), 2.0), 0.0, 1.0))
+    brow_row = float(local[list(BROW_TOPS), 1].min())
+    rows = np.arange(grid_h, dtype=np.float32)[:, None]
     lab = _lab(grid)
     inside = face > 0.5
     if inside.sum() < MIN_HAIR_SEEDS:
         return layer
     skin_model = _skin_model(lab[inside])
-    brow_row = float(local[list(BROW_TOPS), 1].min())
-    rows = np.arange(grid_h, dtype=np.float32)[:, None]
     distance = np.sqrt(((lab - skin_model[0]) ** 2).sum(axis=2))
-    seeds = (region > 0.8) & (rows < brow_row) & (distance > SEED_DISTANCE)
+    seeds = (region > 0.8) & (rows < brow_row) & (distance > SEED_DISTANCE) & (face < 0.5)
     if seeds.sum() < MIN_HAIR_SEEDS:
         return layer  # bald, hair as pale as the skin, or no hair in view: hair is left alone
     hair_model = _gaussian(lab[seeds])
@@ -293,10 +312,11 @@ def _gaussian(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _skin_model(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The skin's colour model from the face's pixels, without the darkest fifth (brows, lashes, nostrils, lips'
-    gap) and the brightest twentieth (highlights)."""
+    """The skin's colour model from the face's pixels, without the darkest twelfth (brows, lashes, nostrils, lips'
+    gap) and the brightest fiftieth (highlights): its spread keeps skin in shadow (a temple, a forehead's top)
+    skin."""
     lightness = samples[:, 0]
-    low, high = np.percentile(lightness, [20, 95])
+    low, high = np.percentile(lightness, [8, 98])
     return _gaussian(samples[(lightness >= low) & (lightness <= high)])
 
 
@@ -306,7 +326,8 @@ def _hair_share(lab: np.ndarray, skin: tuple[np.ndarray, np.ndarray], hair: tupl
     skin_mean, skin_inverse = skin
     hair_mean, hair_inverse = hair
     axis = hair_mean - skin_mean
-    place = np.clip(((lab - skin_mean) @ axis) / max(float(axis @ axis), 1e-6), 0.0, 1.0)
+    place = ((lab - skin_mean) @ axis) / max(float(axis @ axis), 1e-6)
+    place = np.clip((place - PLACE_FLOOR) / (1.0 - PLACE_FLOOR), 0.0, 1.0)  # skin a little darker is still skin
     d_skin = np.einsum("...i,ij,...j->...", lab - skin_mean, skin_inverse, lab - skin_mean)
     d_hair = np.einsum("...i,ij,...j->...", lab - hair_mean, hair_inverse * 0.5, lab - hair_mean)
     log_ratio = 0.5 * (d_skin - d_hair) + 1.5 * np.log(2.0)  # the broadened model's normalisation

@@ -47,6 +47,7 @@ class EngineFace:
     skin: float  # skin brightness (0..255), the mouth interior's reference
     smooth_rgb: np.ndarray  # (h, w, 3) float32 the face's colours on the engine grid, blurred: what a tint scales
     layer: HairLayer  # the person an edit stays on, and the hair that greys (photo resolution; :mod:`.hair`)
+    hair: np.ndarray  # (h, w) float32 the hair share on the engine grid: the skin's changes stay off it
 
     @property
     def frame(self) -> GridFrame:
@@ -146,13 +147,20 @@ class FittedEngine(HubModel):
 
     # -- per photo ----------------------------------------------------------------------------------------
     def prepare_face(
-        self, rgb: np.ndarray, landmarks: np.ndarray, *, segment: Segmenter, others: Sequence[np.ndarray] = ()
+        self,
+        rgb: np.ndarray,
+        landmarks: np.ndarray,
+        *,
+        segment: Segmenter,
+        others: Sequence[np.ndarray] = (),
+        female: float | None = None,
     ) -> EngineFace:
         """Everything about one face that slider moves reuse: region, engine grid, mesh raster, bands, sex, hair.
 
         `segment` is the face analysis's selfie segmenter (the person's silhouette, where hair is): the engine
         takes what the analysis sees, and runs no analysis of its own. `others`: the landmarks of the photo's
-        other faces, which this face's edit never reaches.
+        other faces, which this face's edit never reaches. `female`: how likely the face is a woman's, where the
+        caller knows better than the engine's own classifier (None: the engine's reading).
         """
         from ganime_age.face_model import canonical_face, head_similarity
 
@@ -213,7 +221,7 @@ class FittedEngine(HubModel):
             log_grey_bands=bands,
             rotation=similarity.rotation,
             cm_to_grid=cm_to_grid,
-            female=self.female_probability(rgb, points),
+            female=self.female_probability(rgb, points) if female is None else float(np.clip(female, 0.0, 1.0)),
             colourfulness=float(chroma),
             landmarks=grid_points,
             mouth_gap=mouth_gap(grid_points, cm_to_grid),
@@ -222,6 +230,7 @@ class FittedEngine(HubModel):
                 grid_rgb.astype(np.float32), (0, 0), max(TINT_SCALE * face_width * sx, 1.0)
             ).reshape(grid_h, grid_w, 3),
             layer=layer,
+            hair=layer.hair_on(frame.box, (grid_h, grid_w)),
         )
 
     def female_probability(self, rgb: np.ndarray, landmarks: np.ndarray) -> float:

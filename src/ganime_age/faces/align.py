@@ -356,3 +356,28 @@ def add_crop_change(
     region = out[y0:y1, x0:x1].astype(np.float32) + mask * warped
     out[y0:y1, x0:x1] = np.clip(np.round(region), 0, 255).astype(np.uint8)
     return out
+
+
+PORTRAIT_SPAN = (2.2, 2.75)  # face boxes: a portrait's width and height around the face (hair above, neck below)
+PORTRAIT_MAX_SIDE = 1024  # pixels: a portrait larger than this is shrunk (a 50 MP photo's face would be 4,000)
+
+
+def portrait(rgb: np.ndarray, box: tuple[float, float, float, float], max_side: int = PORTRAIT_MAX_SIDE) -> np.ndarray:
+    """A head-and-shoulders crop of the photo at its own resolution around the face box (x, y, w, h): 4:5, the
+    face a little above the centre, shifted (never squeezed) to stay inside the photo, shrunk only past
+    `max_side`. What a strip of the same face at several ages shows, each as sharp as the photo."""
+    height, width = rgb.shape[:2]
+    x, y, w, h = (float(v) for v in box)
+    side = max(w, h)
+    fit = min(1.0, width / (PORTRAIT_SPAN[0] * side), height / (PORTRAIT_SPAN[1] * side))  # keep 4:5 inside
+    crop_w = min(max(1, round(PORTRAIT_SPAN[0] * side * fit)), width)
+    crop_h = min(max(1, round(PORTRAIT_SPAN[1] * side * fit)), height)
+    centre_x, centre_y = x + w / 2.0, y + h / 2.0 + 0.1 * side
+    x0 = int(np.clip(round(centre_x - crop_w / 2.0), 0, width - crop_w))
+    y0 = int(np.clip(round(centre_y - crop_h / 2.0), 0, height - crop_h))
+    crop = rgb[y0 : y0 + crop_h, x0 : x0 + crop_w]
+    scale = max_side / max(crop_w, crop_h)
+    if scale < 1.0:
+        size = (max(1, round(crop_w * scale)), max(1, round(crop_h * scale)))
+        return cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(crop)

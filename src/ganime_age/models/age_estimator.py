@@ -174,9 +174,15 @@ class AgeEstimator(ReadingCalibration, HubModel):
     def read_face(self, rgb: np.ndarray, face: Any) -> float:
         """The reading (years) of one analysed face (a ``FaceAnalysis``): its aligned crop, as the editor reads it.
         `rgb` is not needed (the crop holds the face); it is taken so that every age estimator reads alike."""
+        return self.read_distribution(rgb, face).age
+
+    def face_probabilities(self, rgb: np.ndarray, face: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities over the ages 0..100, those ages) of one analysed face, read on its aligned crop."""
         crop = torch.from_numpy(np.ascontiguousarray(face.aligned.image)).permute(2, 0, 1)[None].float()
+        images = resize_to(crop.to(self.classifier.weight.device) / 127.5 - 1.0, self.config.image_size)
         with torch.inference_mode():
-            return float(self.predict(crop.to(self.classifier.weight.device) / 127.5 - 1.0)[0])
+            probabilities = self(images).float().softmax(dim=-1)[0]
+        return probabilities.double().cpu().numpy(), np.arange(probabilities.shape[-1], dtype=np.float64)
 
     def loss(self, images: torch.Tensor, ages: torch.Tensor) -> MeanVarianceLoss:
         """The training objective with the configured λ1, λ2 (images already at `image_size`)."""

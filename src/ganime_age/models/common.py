@@ -88,10 +88,30 @@ def _interpolate(x: Any, xp: tuple[float, ...], fp: tuple[float, ...]) -> Any:
     return float(value) if np.ndim(value) == 0 else value
 
 
+class AgeReading(NamedTuple):
+    """One network's reading of a face: the expected age of its distribution over ages and that distribution's
+    spread (its standard deviation, years): how sure the network itself is."""
+
+    age: float
+    spread: float
+
+
 class ReadingCalibration:
     """What an age estimator whose config holds ``reading_curve_ages`` / ``reading_curve`` can say of a reading."""
 
     config: Any
+
+    def face_probabilities(self, rgb: np.ndarray, face: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities over the network's classes, each class's age in years) for one analysed face."""
+        raise NotImplementedError
+
+    def read_distribution(self, rgb: np.ndarray, face: Any) -> AgeReading:
+        """The reading of one analysed face (a ``FaceAnalysis`` of the RGB photo `rgb`) with its spread."""
+        probabilities, ages = self.face_probabilities(rgb, face)
+        probabilities = np.asarray(probabilities, np.float64)
+        ages = np.asarray(ages, np.float64)
+        mean = float(probabilities @ ages)
+        return AgeReading(mean, float(np.sqrt(max(float(probabilities @ (ages - mean) ** 2), 0.0))))
 
     def calibrated_age(self, reading: Any) -> Any:
         """The true age of real faces that read `reading` on average: the inverse of the reading curve (clamped to

