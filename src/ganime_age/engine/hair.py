@@ -23,7 +23,7 @@ never turns paler than the skin and hair it mixes: no pale band between the hair
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import cv2
@@ -66,9 +66,13 @@ class HairLayer:
     share: np.ndarray | None = None  # (H, W) uint8 at the photo's resolution over `hair_box`: each pixel's hair share
     fields: np.ndarray | None = None  # (h, w, 5) float32 on the grid: grey hair minus the local hair colour (RGB),
     # the local hair brightness, and grey hair's brightness gain over it minus 1
+    _full: np.ndarray | None = field(default=None, repr=False)  # full greying's change over hair_box, made once
+    _person: np.ndarray | None = field(default=None, repr=False)  # person_at over `box` as uint8, made once
 
     def grey(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
-        """Grey `amount` (0..1) of the hair in `pixels` (uint8 RGB, a photo crop whose top-left is `origin`), in place."""
+        """Grey `amount` (0..1) of the hair in `pixels` (uint8 RGB, a photo crop whose top-left is `origin`, holding
+        the photo's own pixels), in place. The change at full greying is made once (the first call covering the
+        whole hair) and a slider move scales it: a pixel moves along the line from its colour to its greyed one."""
         if self.hair_box is None or amount <= 0.0:
             return
         hx0, hy0, hx1, hy1 = self.hair_box
@@ -77,15 +81,27 @@ class HairLayer:
         x1, y1 = min(hx1, ox + pixels.shape[1]), min(hy1, oy + pixels.shape[0])
         if x1 <= x0 or y1 <= y0:
             return
-        fields = self.fields_at(x0, y0, x1, y1)
-        pure = self.share[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0].astype(np.float32) * np.float32(1.0 / 255.0)
-        share = pure * np.float32(amount)
         target = pixels[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-        values = target.astype(np.float32)
+        if (x0, y0, x1, y1) == self.hair_box:
+            if self._full is None:
+                self._full = self.full_change(target, (x0, y0, x1, y1))
+            full = self._full
+        else:
+            full = self.full_change(target, (x0, y0, x1, y1))
+        # saturating uint8 result of pixel + amount * change, in one pass
+        target[...] = cv2.addWeighted(target.astype(np.int16), 1.0, full, float(amount), 0.0, dtype=cv2.CV_8U)
+
+    def full_change(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """(h, w, 3) int16: what fully greying the hair adds to the photo's `pixels` over the photo box `box`."""
+        x0, y0, x1, y1 = box
+        hx0, hy0, _, _ = self.hair_box
+        fields = self.fields_at(x0, y0, x1, y1)
+        share = self.share[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0].astype(np.float32) * np.float32(1.0 / 255.0)
+        values = pixels.astype(np.float32)
         brightness = values.mean(axis=2)
         # strands' light and dark grow with the brightness inside the hair only: a hairline pixel part skin is
         # bright for its skin, and its lift printed a pale band along the hairline
-        inside = np.clip((pure - 0.6) / 0.3, 0.0, 1.0)
+        inside = np.clip((share - 0.6) / 0.3, 0.0, 1.0)
         strands = (brightness - fields[..., 3]) * fields[..., 4] * inside * np.float32(STRAND_LIFT)
         added = share[..., None] * (fields[..., :3] + strands[..., None])
         # and no pixel ends brighter than grey hair's lightest strands, or than it was
@@ -94,9 +110,7 @@ class HairLayer:
         lift = added.mean(axis=2)
         over = brightness + lift - ceiling
         added -= (np.clip(over, 0.0, None) / np.maximum(lift, 1e-3) * (lift > 0))[..., None] * added
-        values += added
-        np.clip(values, 0.0, 255.0, out=values)
-        target[...] = values.round().astype(np.uint8)  # writes through: `target` is a view of `pixels`
+        return np.round(added).astype(np.int16)
 
     def fields_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """The grid `fields` at the photo pixels of the box (x0, y0, x1, y1)."""
@@ -111,6 +125,14 @@ class HairLayer:
         """The `person` weight at the photo pixels of the box (x0, y0, x1, y1) where the whole photo's silhouette
         agrees (read at those pixels: the edit ends where the scene's person does); 0 outside the layer's box."""
         return read_grid(self.person, self.box, (x0, y0, x1, y1)) * self.scene.agrees(x0, y0, x1, y1)
+
+    def person_bytes(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """:meth:`person_at` as uint8 (255 = all this person's) over a box inside the layer's, read once over the
+        whole box and then sliced: a slider move pays no resampling for it."""
+        bx0, by0, bx1, by1 = self.box
+        if self._person is None:
+            self._person = np.round(255.0 * self.person_at(bx0, by0, bx1, by1)).astype(np.uint8)
+        return self._person[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
 
 
 @dataclass

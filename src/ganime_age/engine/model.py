@@ -349,10 +349,14 @@ class FittedEngine(HubModel):
             inner = mask[ey0 - y0 : ey1 - y0, ex0 - x0 : ex1 - x0]
             np.maximum(inner, engine_mask, out=inner)
         # the edit stays on its person: walls, shirts and neighbours keep their pixels
-        person = layer.person_at(x0, y0, x1, y1)
-        mask *= person
+        person = layer.person_bytes(x0, y0, x1, y1)
         original = rgb[y0:y1, x0:x1]
-        edited = cv2.blendLinear(edited, original, person, 1.0 - person)
+        edge = (person > 0) & (person < 255)  # the silhouette's soft edge: the edit fades out there
+        if edge.any():
+            weight = person[edge].astype(np.float32)[:, None] * np.float32(1.0 / 255.0)
+            mixed = weight * edited[edge] + (1.0 - weight) * original[edge]
+            edited[edge] = np.round(mixed).astype(np.uint8)
+        mask *= person.astype(np.float32) * np.float32(1.0 / 255.0)
         cv2.copyTo(original, cv2.compare(mask, 0.0, cv2.CMP_LE), edited)  # untouched pixels: the input's own
         return (x0, y0, x1, y1), edited, mask
 
