@@ -42,7 +42,8 @@ HAIR_GRID_FACE = 96  # grid pixels across the face: the hair's statistics and fi
 PERSON_BOX = (1.25, 0.9, 0.8)  # face widths: half-width, above the mesh top and below the chin of the hair box
 NECK_HALF_WIDTH = 0.3  # face widths: below the mouth, hair hangs beside the neck, never on it (nor a beard)
 OTHER_FACE_GROW = 0.15  # face widths: the other faces' hulls grown by this are never another face's edit
-LIGHT_RANGE = (0.75, 1.33)  # the light's colour (grey world of the head's surroundings) per channel, clipped
+LIGHT_RANGE = (0.8, 1.25)  # the light's colour (grey world of the head's surroundings) per channel, clipped
+LIGHT_TRUST = 0.6  # the power the background's colour is taken to: a blue backdrop is partly the backdrop's own
 WHOLE_PHOTO_SIDE = 512  # pixels: the photo's longest side when the whole scene is segmented
 SCENE_THRESHOLD = 0.05  # the whole photo's silhouette below this is no person's: an edit never changes it there
 PLACE_FLOOR = 0.2  # of the way from the skin's colour to the hair's: below it a pixel is skin in shade
@@ -359,13 +360,15 @@ def _hair_share(lab: np.ndarray, skin: tuple[np.ndarray, np.ndarray], hair: tupl
 
 def _light(grid: np.ndarray, person: np.ndarray) -> np.ndarray:
     """The colour of the photo's light around the head, per channel with mean 1: grey hair takes it. Read from
-    what surrounds the person (grey world of the background: skin and hair would make every light warm);
-    white light where too little of it is in view."""
+    what surrounds the person (grey world of the background: skin and hair would make every light warm), taken
+    in part (LIGHT_TRUST): a backdrop's colour is partly its own paint (a blue one greyed hair blue); white light
+    where too little of it is in view."""
     background = person < 0.05
     if background.mean() < 0.05:
         return np.ones(3, np.float32)
     mean = grid[background].astype(np.float64).mean(axis=0) + 1.0
-    return np.clip(mean / mean.mean(), *LIGHT_RANGE).astype(np.float32)
+    light = (mean / mean.mean()) ** LIGHT_TRUST
+    return np.clip(light / light.mean(), *LIGHT_RANGE).astype(np.float32)
 
 
 def _grey_fields(grid: np.ndarray, share: np.ndarray, grey: np.ndarray, face_width: float) -> np.ndarray:
