@@ -236,6 +236,7 @@ def skin_region_masks(shape: tuple[int, ...], landmarks: np.ndarray) -> dict[str
         BROW_TOPS,
         CHEEK_POINTS,
         FACE_LEFT,
+        FACE_OVAL,
         FACE_RIGHT,
         LEFT_BROW,
         LEFT_EYE_CONTOUR,
@@ -264,14 +265,8 @@ def skin_region_masks(shape: tuple[int, ...], landmarks: np.ndarray) -> dict[str
     band = np.zeros(shape[:2], np.uint8)
     y_top, y_low = top, top + (brow_top - top) / 3.0
     cv2.rectangle(band, (round(x0), round(y_top)), (round(x1), round(y_low)), 1, -1)
-    oval = _polygon(shape, points[[a for a, _ in _oval()]])
+    oval = _polygon(shape, points[[a for a, _ in FACE_OVAL]])
     return {"cheeks": cheeks.astype(bool), "sockets": sockets.astype(bool), "forehead_top": (band & oval).astype(bool)}
-
-
-def _oval() -> tuple[tuple[int, int], ...]:
-    from ganime_age.faces.topology import FACE_OVAL
-
-    return FACE_OVAL
 
 
 def skin_contrasts(rgb: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
