@@ -236,7 +236,7 @@ def test_a_young_target_moves_the_features_and_holds_the_jawline(shipped: Fitted
     moves = {}
     for name, engine in (("shipped", shipped), ("full", full)):
         prepared = engine.prepare_face(photo, face.landmarks.landmarks, segment=segment())
-        moves[name] = np.linalg.norm(engine.shape_change(prepared, 30.0, 5.0, face.aus, face.aus), axis=1)
+        moves[name] = np.linalg.norm(engine.shape_change(prepared, 30.0, 5.0, face.aus, face.aus).total, axis=1)
     chin, eye = 152, 159
     assert outline_weights()[chin] == 1.0 and outline_weights()[eye] < 0.05
     assert moves["full"][chin] > 1.0  # grid pixels: a child's chin is much higher
@@ -534,3 +534,207 @@ def test_reads_and_repaints_saturate_at_black_instead_of_folding_back() -> None:
     table = np.zeros((32, 32, 5), np.float32)
     table[..., 0] = -1.5  # every pixel darkened past black
     assert apply_factor(np.full((32, 32, 3), 200, np.uint8), table).max() == 0
+
+
+# -- ageing's structure: growth, sagging, lines, beards -------------------------------------------------------
+def test_an_integrated_flow_is_smooth_invertible_and_never_folds() -> None:
+    """A velocity that pulls a region in by more than its own width (a chin pulled far up) would fold if added
+    to the grid as it is; its integrated flow has a positive Jacobian everywhere, and the flow of the negated
+    velocity undoes it."""
+    import cv2
+
+    from ganime_age.meshwarp import flow_points, integrate_flow
+
+    height, width = 80, 80
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    bump = np.exp(-((xs - 40) ** 2 + (ys - 45) ** 2) / 200.0)
+    velocity = np.stack([np.zeros_like(bump), -22.0 * bump], -1).astype(np.float32)
+    naive = ys + velocity[..., 1]
+    assert (np.diff(naive, axis=0) < 0).any()  # added as it is, the field folds
+    forward, backward = integrate_flow(velocity), integrate_flow(-velocity)
+    for field in (forward, backward):
+        mx, my = xs + field[..., 0], ys + field[..., 1]
+        det = np.gradient(mx, axis=1) * np.gradient(my, axis=0) - np.gradient(mx, axis=0) * np.gradient(my, axis=1)
+        assert det.min() > 0.0
+    # reading the forward flow at the backward map's positions lands each pixel back where it started
+    there = cv2.remap(forward, xs + backward[..., 0], ys + backward[..., 1], cv2.INTER_LINEAR)
+    inner = (slice(10, 70), slice(10, 70))
+    assert np.abs((backward + there)[inner]).max() < 0.75
+    assert abs(forward[45, 40, 1]) > 10.0  # the centre moved far
+    moved = flow_points(velocity, np.array([[40.0, 45.0], [2.0, 2.0]]))
+    assert moved[0, 1] == pytest.approx(forward[45, 40, 1], abs=1.0) and np.abs(moved[1]).max() < 1e-3
+
+
+def test_the_extension_outward_continues_the_edge_without_a_step() -> None:
+    """Just outside the mask the motion is the edge's own (a step there tore the jaw from the neck below it)."""
+    mask = np.zeros((120, 120), np.float32)
+    mask[30:70, 30:90] = 1.0
+    field = np.zeros((120, 120, 2), np.float32)
+    field[..., 1] = -np.linspace(0.0, 8.0, 120, dtype=np.float32)[:, None]  # moves up more further down
+    out = extend_outward(field, mask, reach=30.0)
+    edge, below = out[69, 60, 1], out[71, 60, 1]
+    assert abs(below - edge) < 0.5, (edge, below)
+    assert np.allclose(out[119, 60], 0.0, atol=1e-3)  # and it fades to nothing out of reach
+
+
+def test_a_child_edit_moves_the_outline_up_and_nothing_folds(shipped: FittedEngine, shared_dir: Path) -> None:
+    """30 -> 3 on a held-out full-size photo: the head's growth (a cardioidal strain) lifts the chin and narrows
+    the jaw, the eyes keep their size, the backward map's Jacobian stays positive everywhere (no fold, no ghost
+    chin), and the edit region's edge does not move."""
+    from ganime_age.engine import geometry
+    from ganime_age.engine.frames import identity_grid
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    photo = load_image(shared_dir / "datasets" / "cfee_full" / "images" / "0120.jpg")
+    face = FaceAnalyzer().analyze(photo)[0]
+    prepared = shipped.prepare_face(photo, face.landmarks.landmarks, segment=segment())
+    motion = shipped.shape_change(prepared, 30.0, 3.0, face.aus, face.aus)
+    growth = geometry.growth_field(shipped, prepared, 30.0, 3.0)
+    assert growth is not None
+    sample, _, moves = geometry.backward_map(prepared, motion, shipped.template, growth)
+    dx, dy = np.gradient(sample[..., 0]), np.gradient(sample[..., 1])
+    det = dx[1] * dy[0] - dx[0] * dy[1]
+    assert det.min() > 0.05, det.min()
+    chin, forehead = 152, 10
+    height = prepared.landmarks[chin, 1] - prepared.landmarks[forehead, 1]
+    assert moves[chin, 1] < -0.05 * height  # the chin rises
+    assert abs(moves[forehead, 1]) < 0.25 * abs(moves[chin, 1])  # the cranium barely moves
+    left, right = 172, 397  # the jaw's sides come in
+    assert moves[left, 0] > 0.5 and moves[right, 0] < -0.5
+    eye = prepared.landmarks[[33, 133], :2] + moves[[33, 133]]
+    before = np.linalg.norm(np.diff(prepared.landmarks[[33, 133], :2], axis=0))
+    assert np.linalg.norm(np.diff(eye, axis=0)) > 0.93 * before  # the eye keeps (nearly) its size
+    identity = identity_grid(*prepared.grid_shape)
+    border = np.ones(prepared.grid_shape, bool)
+    border[2:-2, 2:-2] = False
+    assert np.abs(sample - identity)[border].max() < 0.05
+
+
+def test_an_old_edit_drops_the_brows_and_jowls_and_draws_lines(shipped: FittedEngine, shared_dir: Path) -> None:
+    """25 -> 80: the brows and the jowls descend (the sag field), lines appear under the eyes and at their outer
+    corners on a face that has none, and none of this happens on an edit to a younger age."""
+    import dataclasses
+
+    from ganime_age.engine import appearance, geometry
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    photo = load_image(shared_dir / "datasets" / "cfee_full" / "images" / "0005.jpg")
+    face = FaceAnalyzer().analyze(photo)[0]
+    prepared = shipped.prepare_face(photo, face.landmarks.landmarks, segment=segment())
+    down = prepared.rotation[:2, 1]
+    sag = geometry.sag_field(
+        prepared, 1.0, np.meshgrid(*(np.arange(n, dtype=np.float32) for n in prepared.grid_shape[::-1]))
+    )
+    for landmark in (105, 334, 150, 379):  # brows, jowls
+        x, y = prepared.landmarks[landmark, :2].round().astype(int)
+        assert float(sag[y, x] @ down) > 0.1 * prepared.cm_to_grid
+    assert geometry._sagging(15.0) == 0.0 and geometry._sagging(85.0) == 1.0
+    lines = appearance.wrinkle_pattern(shipped.template)
+    assert lines.min() < -0.5 and (lines < -0.2).mean() > 0.01
+    aus = np.zeros(NUM_AUS, np.float32)
+    flat = FittedEngine(dataclasses.replace(shipped.config, wrinkle_depth=0.0))
+    flat.load_state_dict(shipped.state_dict())
+    with_lines = shipped.texture_change(prepared, 25.0, 80.0, aus, aus)
+    without = flat.texture_change(prepared, 25.0, 80.0, aus, aus)
+    darker = without.fine - with_lines.fine
+    assert darker.max() > 0.2 and (darker > 0.05).mean() > 0.005
+    assert appearance.wrinkle_depth(shipped.config, 20.0) == 0.0
+    assert appearance.wrinkle_depth(shipped.config, 80.0) > 0.9 * shipped.config.wrinkle_depth
+
+
+def test_a_beard_goes_when_a_face_is_made_a_child_and_stays_otherwise(shared_dir: Path) -> None:
+    """A bearded man (UTKFace): his beard is found below the nose and replaced by the skin around it at young
+    targets (its strands go; the chin keeps its own shade), never above the nose, and never at adult targets;
+    a woman's face has none."""
+    from ganime_age.engine.beard import find_beard
+    from ganime_age.engine.geometry import youth
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    utkface = shared_dir / "datasets" / "utkface"
+    photo = load_image(utkface / "34_0_0_20170117141607879.jpg.chip.jpg")
+    landmarks = FaceAnalyzer().analyze(photo)[0].landmarks.landmarks
+    beard = find_beard(photo, landmarks)
+    assert beard is not None
+    _, y0, _, _ = beard.box
+    assert not np.any(beard.change[: int(landmarks[2, 1]) - y0 - 1])  # nothing above the nose's base
+    lifted = photo.copy()
+    beard.lift(lifted, (0, 0), 1.0)
+    chin = (
+        slice(int(landmarks[17, 1]) + 4, int(landmarks[152, 1]) - 2),
+        slice(int(landmarks[84, 0]), int(landmarks[314, 0])),
+    )
+    before, after = photo[chin].astype(np.float32), lifted[chin].astype(np.float32)
+    strands = lambda rgb: rgb.mean(axis=2).std()  # noqa: E731
+    assert strands(after) < 0.6 * strands(before), (strands(before), strands(after))  # the hairs are gone
+    assert after.mean() > before.mean()  # lifted to the skin around it (in the chin's own shade), never darker
+    assert youth(34.0, 5.0) == 1.0 and youth(34.0, 40.0) == 0.0 and youth(8.0, 5.0) < 0.35
+    clean = load_image(utkface / "26_1_0_20170116171048641.jpg.chip.jpg")
+    face = FaceAnalyzer().analyze(clean)[0]
+    found = find_beard(clean, face.landmarks.landmarks)
+    assert found is None or (np.abs(found.change).max(axis=2) > 20).mean() < 0.02  # a woman's face: nothing
+
+
+def test_the_temples_take_no_tone_from_the_prototypes_hairlines(shipped: FittedEngine) -> None:
+    """Above the nose the prototypes' tone fades out at the face's outline (their temples are part hair: a
+    child's covered, an old man's bare), so faces made young or old get no glowing patch there."""
+    from ganime_age.engine.appearance import temple_weight
+
+    weight = temple_weight(shipped.template)[..., 0]
+    template = shipped.template
+    temple = template.vertices[127].round().astype(int)  # the outline beside the eye
+    jaw = template.vertices[172].round().astype(int)
+    centre = template.vertices[6].round().astype(int)
+    assert weight[temple[1], temple[0] + 1] < 0.2
+    assert weight[jaw[1], jaw[0] + 1] > 0.9 and weight[centre[1], centre[0]] == pytest.approx(1.0)
+
+
+def test_the_skin_of_ages_below_five_is_five_year_olds(shipped: FittedEngine, shared_dir: Path) -> None:
+    """The youngest prototypes are flash-lit infants: a face made 1 takes a 5-year-old's skin (no glowing
+    patches beside the eyes); only the head's growth goes on below 5."""
+    from ganime_age.engine.config import TABLE_AGE_FLOOR
+    from ganime_age.engine.geometry import table_weights
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    assert TABLE_AGE_FLOOR == 5.0
+    np.testing.assert_array_equal(table_weights(1.0, shipped.centres), table_weights(5.0, shipped.centres))
+    photo = load_image(shared_dir / "datasets" / "cfee_full" / "images" / "0005.jpg")
+    face = FaceAnalyzer().analyze(photo)[0]
+    prepared = shipped.prepare_face(photo, face.landmarks.landmarks, segment=segment())
+    aus = np.zeros(NUM_AUS, np.float32)
+    at_one = shipped.texture_change(prepared, 30.0, 1.0, aus, aus)
+    at_five = shipped.texture_change(prepared, 30.0, 5.0, aus, aus)
+    at_twelve = shipped.texture_change(prepared, 30.0, 12.0, aus, aus)
+    np.testing.assert_allclose(at_one.ratio, at_five.ratio, atol=1e-6)
+    assert np.abs(at_five.ratio - at_twelve.ratio).max() > 0.02
+
+
+def test_the_prototypes_never_brighten_the_face_above_the_eyes(shipped: FittedEngine, shared_dir: Path) -> None:
+    """An old woman's average is brighter above the brows' tails (grey temples, thin brows): a face made 78
+    takes none of that brightening there (it glowed as pink-white patches), and still takes the tone below."""
+    from ganime_age.engine.appearance import glow_weight
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    weight = glow_weight(shipped.template)[..., 0]
+    template = shipped.template
+    brow, cheek = template.vertices[105].round().astype(int), template.vertices[205].round().astype(int)
+    assert weight[brow[1], brow[0]] == 1.0 and weight[cheek[1], cheek[0]] == 0.0
+    photo = load_image(shared_dir / "datasets" / "cfee_full" / "images" / "0113.jpg")
+    face = FaceAnalyzer().analyze(photo)[0]
+    prepared = shipped.prepare_face(photo, face.landmarks.landmarks, segment=segment())
+    aus = np.zeros(NUM_AUS, np.float32)
+    brows = prepared.landmarks[[70, 63, 105, 66, 107, 336, 296, 334, 293, 300], :2]
+    top, bottom = int(brows[:, 1].min()) - 20, int(brows[:, 1].max())
+
+    def glow() -> float:
+        brightness = shipped.texture_change(prepared, 22.0, 78.0, aus, aus).ratio.mean(axis=2)
+        return float(brightness[max(top, 0) : bottom, int(brows[:, 0].min()) : int(brows[:, 0].max())].max())
+
+    held = glow()
+    split = shipped.age_split
+    kept = split["glow_weight"]
+    split["glow_weight"] = np.zeros_like(kept)  # the prototypes' tone as it is
+    try:
+        averaged = glow()
+    finally:
+        split["glow_weight"] = kept
+    assert averaged > 0.3 and held < 0.25 * averaged, (held, averaged)  # what is left: the face-wide level

@@ -209,7 +209,7 @@ def test_gates_of_an_engine_that_edits_nothing(tmp_path: Path, shared_dir: Path)
     assert main(args) == 0
     result = json.loads(out_json.read_text())
     rows = result["age"]["rows"]
-    assert [r["target"] for r in rows] == [5, 15, 30, 45, 60, 75]
+    assert [r["target"] for r in rows] == [5, 10, 15, 30, 45, 60, 75]
     assert all(r["edit_reading"] == pytest.approx(rows[0]["edit_reading"], abs=1e-3) for r in rows)  # no age change
     assert result["age"]["edit_spread"] == pytest.approx(0.0, abs=1e-3)
     assert all(r["verified"] == 1.0 and r["chroma_ratio"] == pytest.approx(1.0, abs=1e-6) for r in rows)
@@ -223,6 +223,8 @@ def test_gates_of_an_engine_that_edits_nothing(tmp_path: Path, shared_dir: Path)
     realism = result["realism"]
     assert realism["edits"] > 0 and len(realism["rows"]) == (6 if realism["real_faces"] else 0)
     assert realism["forehead_step_p90"] < 0.5  # an engine that changes nothing draws no band
+    hair = realism["facial_hair"]  # the inputs' own lower faces, read against real children's
+    assert hair["edits"] > 0 and 0.0 <= hair["darker_share"] <= 1.0
     assert not passed["expression transfer: progress toward the real photo (worst expression)"]
     assert passed["do no harm: fine detail kept, own-age edit of full-size photos"]
     assert passed["artefacts: fine colour detail, edits / inputs (worst)"]
@@ -230,7 +232,22 @@ def test_gates_of_an_engine_that_edits_nothing(tmp_path: Path, shared_dir: Path)
     assert 0.3 < result["identity_threshold"]["distance"] < 0.7  # dlib's usual same-person distances
     assert len(result["real_reading_curve"]) == 101
     expected = {"gates_age.jpg", "gates_aus.jpg", "gates_expression.jpg", "gates_full.jpg", "gates_turned.jpg"}
+    expected |= {"gates_strip.jpg"}
     assert {p.name for p in samples.iterdir()} == expected
+
+
+def test_a_beard_makes_the_lower_face_darker_than_the_cheeks(shared_dir: Path) -> None:
+    """lower_face_contrast: a bearded man's chin and upper lip read far darker than his cheeks; a child's do not."""
+    from ganime_age.faces import FaceAnalyzer, load_image
+    from training.metrics import lower_face_contrast
+
+    analyzer = FaceAnalyzer()
+    readings = {}
+    for name in ("34_0_0_20170117141607879", "5_1_0_20170109191741223"):
+        photo = load_image(shared_dir / "datasets" / "utkface" / f"{name}.jpg.chip.jpg")
+        readings[name] = lower_face_contrast(photo, analyzer.analyze(photo)[0].landmarks.landmarks)
+    bearded, child = readings.values()
+    assert bearded[0] < -15.0 and child[0] > -8.0 and bearded[0] < child[0] - 10.0, readings
 
 
 def test_chroma_artefact_score_sees_speckles_not_faces(prepared_utk64: Path) -> None:

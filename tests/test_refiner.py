@@ -265,7 +265,10 @@ def test_an_untrained_refiner_in_the_editor_equals_the_engine(
     tmp_path: Path, refiner_data: tuple[Path, dict], shared_dir: Path
 ) -> None:
     """The system's export before any step, loaded as FaceEditor's refiner, changes the engine's photo by < 0.5
-    grey levels on average (and the refiner did run)."""
+    grey levels on average (and the refiner did run); asked for nothing new, it is not run and the photo comes
+    back as it was."""
+    from PIL import Image
+
     from ganime_age.editing import FaceEditor
 
     output = tmp_path / "untrained"
@@ -289,3 +292,6 @@ def test_an_untrained_refiner_in_the_editor_equals_the_engine(
     assert np.abs(refined - alone).mean() < 0.5
     original = np.asarray(engine_editor.edit(path), np.float64)
     assert np.abs(alone - original).mean() > 0.5  # the comparison is between real edits, not two copies
+    calls.clear()
+    kept = np.asarray(refined_editor.edit(path), np.float64)  # nothing new asked: the refiner does no harm
+    assert not calls and np.array_equal(kept, np.asarray(Image.open(path).convert("RGB"), np.float64))

@@ -49,19 +49,25 @@ from training.metrics import (
     chroma_high_frequency,
     finite_mean,
     forehead_step,
+    lower_face_contrast,
     markdown_table,
     skin_contrasts,
     threshold_at_far,
 )
 
-GATE_AGES = (5.0, 15.0, 30.0, 45.0, 60.0, 75.0)
+GATE_AGES = (5.0, 10.0, 15.0, 30.0, 45.0, 60.0, 75.0)
 INPUT_AGES = (20.0, 60.0)
 EXPRESSIONS = ("Happy", "Surprised", "Angry", "Sad", "Disgusted")
 SINGLE_AU_EDITS: tuple[tuple[str, ...], ...] = (("AU12",), ("AU26",), ("AU04",), ("AU01", "AU02"))
 SINGLE_AU_VALUE = 4.0
 OLD_TARGET = 75.0
 OLD_REAL = (65.0, 85.0)  # real faces whose skin an edit at OLD_TARGET should look like
+YOUNG_TARGET = 5.0
+YOUNG_REAL = (3.0, 7.0)  # real children whose lower face an edit at YOUNG_TARGET should look like
+FACIAL_HAIR_SHARE = 0.1  # at most this share of edits at YOUNG_TARGET may have a lower face darker than real
+# children's 10th percentile (facial hair left behind)
 FOREHEAD_STEP = 3.0  # CIE L: the largest jump in an edit's change along the forehead (a band's edge is one)
+STRIP_PEOPLE = 6  # held-out people whose age strip the gates show
 TURNED = (25.0, 40.0)  # degrees of yaw of the faces in the turned-faces grid
 # thresholds of the issues' gates
 AGE_TOLERANCE = 4.0
@@ -69,7 +75,7 @@ AGE_SPREAD_SHARE = 0.85
 EXPRESSION_PROGRESS = 0.6
 AU_TOLERANCE = 1.0
 AU_DRIFT = 0.5
-VERIFIED_MID, VERIFIED_ENDS = 0.95, 0.85
+VERIFIED_MID, VERIFIED_ENDS, VERIFIED_CHILD = 0.95, 0.85, 0.75  # 20-69; 15 and 75; 5 and 10
 CHROMA_RATIO = 1.25
 KEPT_DETAIL, KEPT_DETAIL_OLD, MAX_LAB_CHANGE = 0.85, 0.90, 2.0
 GAZE_PREFIX = "eyeLook"
@@ -297,6 +303,7 @@ class GateEvaluation:
         real = [utk[i] for i in spread_indices(len(utk), args.max_real)]
         real_ages, real_readings, real_dlib, turned = [], [], [], []
         real_old: list[dict[str, np.ndarray]] = []  # real 65-85-year-olds' skin contrasts, the realism reference
+        real_young: list[np.ndarray] = []  # real 3-7-year-olds' lower faces against their cheeks
         for photo in real:
             rgb = load_image(photo.path)
             reading = judge.read(rgb)
@@ -306,6 +313,8 @@ class GateEvaluation:
                 real_dlib.append(judge.other_age(rgb, reading))
                 if OLD_REAL[0] <= photo.age <= OLD_REAL[1]:
                     real_old.append(skin_contrasts(rgb, reading.landmarks))
+                if YOUNG_REAL[0] <= photo.age <= YOUNG_REAL[1]:
+                    real_young.append(lower_face_contrast(rgb, reading.landmarks))
                 if TURNED[0] <= abs(reading.yaw) <= TURNED[1] and INPUT_AGES[0] <= photo.age <= INPUT_AGES[1]:
                     turned.append(photo)
         curve = age_reading_curve(np.array(real_readings), np.array(real_ages), bandwidth=2.0)
@@ -316,6 +325,7 @@ class GateEvaluation:
         inputs = [candidates[i] for i in spread_indices(len(candidates), args.max_faces)]
         age = age_gate(editor, judge, inputs, verified, curve, dlib_curve)
         realism = realism_summary(real_old, age.pop("old_contrasts"), age.pop("forehead_steps"))
+        realism["facial_hair"] = facial_hair_summary(real_young, age.pop("young_contrasts"))
         # expression transfer and single-AU edits (CFEE test people, UTKFace inputs)
         expression = expression_gate(editor, judge, cfee, verified)
         neutral = [p for p in cfee if p.category == "Neutral"]
@@ -330,6 +340,7 @@ class GateEvaluation:
                 ("expression", expression.pop("grid")),
                 ("full", harm.pop("grid")),
                 ("turned", turned_grid(editor, judge, turned[:6])),
+                ("strip", strip_grid(editor, full_size_photos(Path(args.cfee_full), people, STRIP_PEOPLE))),
             ):
                 save_grid(samples / f"gates_{name}{GRID_SUFFIX}", grid)
         else:
@@ -414,7 +425,9 @@ class GateEvaluation:
             f"median against the 10th-90th percentiles of {result['realism']['real_faces']} real UTKFace test "
             f"faces aged {OLD_REAL[0]:g}-{OLD_REAL[1]:g}; the forehead's profile from the brows into the hairline: "
             f"the largest step in the edit's change there, median {result['realism']['forehead_step_median']:.2f}, 90th "
-            f"percentile {result['realism']['forehead_step_p90']:.2f} (CIE L).",
+            f"percentile {result['realism']['forehead_step_p90']:.2f} (CIE L). Facial hair at {YOUNG_TARGET:g}: the "
+            f"lower face's (chin, and between nose and lip) CIE L minus the cheeks', "
+            + _facial_hair_sentence(result["realism"].get("facial_hair", {})),
             "",
             markdown_table(
                 ["measure", "real p10", "real median", "real p90", "edits median", "edits inside", "passes"],
@@ -513,6 +526,7 @@ def age_gate(
     }
     grid_rows: dict[str, list[np.ndarray]] = {"input": []}
     old_contrasts: list[dict[str, np.ndarray]] = []
+    young_contrasts: list[np.ndarray] = []
     forehead_steps: list[float] = []
     shown = set(spread_indices(len(inputs), 6).tolist())
     used = 0
@@ -536,6 +550,8 @@ def age_gate(
             row["age"].append(after.age)
             row["second"].append(judge.other_age(edited, after))
             row["ok"].append(float(verified(before_descriptor, judge.descriptor(edited, after))))
+            if target == YOUNG_TARGET:
+                young_contrasts.append(lower_face_contrast(edited, after.landmarks))
             if target == OLD_TARGET:
                 old_contrasts.append(skin_contrasts(edited, after.landmarks))
                 forehead_steps.append(forehead_step(rgb, edited, before.landmarks))
@@ -566,6 +582,7 @@ def age_gate(
         "second_edit_spread": rows[-1]["second_reading"] - rows[0]["second_reading"],
         "second_real_spread": rows[-1]["second_real"] - rows[0]["second_real"],
         "old_contrasts": old_contrasts,
+        "young_contrasts": young_contrasts,
         "forehead_steps": forehead_steps,
         "grid": labelled_grid([(k, v) for k, v in grid_rows.items() if v]),
     }
@@ -605,6 +622,25 @@ def realism_summary(
         "rows": rows,
         "forehead_step_median": float(np.median(finite)) if len(finite) else float("nan"),
         "forehead_step_p90": float(np.percentile(finite, 90)) if len(finite) else float("nan"),
+    }
+
+
+def facial_hair_summary(real: list[np.ndarray], edits: list[np.ndarray]) -> dict[str, Any]:
+    """Issue 30's facial-hair gate for edits at 5: the lower face's CIE L minus the cheeks', edits against real
+    3-7-year-olds (a beard or stubble left behind is darker than any real child's lower face)."""
+    truth = np.array([c[0] for c in real], np.float64)
+    made = np.array([c[0] for c in edits], np.float64)
+    truth, made = truth[np.isfinite(truth)], made[np.isfinite(made)]
+    if not len(truth) or not len(made):
+        return {"real_faces": len(truth), "edits": len(made), "darker_share": float("nan")}
+    low = float(np.percentile(truth, 10))
+    return {
+        "real_faces": len(truth),
+        "edits": len(made),
+        "real_p10": low,
+        "real_median": float(np.median(truth)),
+        "edits_median": float(np.median(made)),
+        "darker_share": float(np.mean(made < low)),
     }
 
 
@@ -760,6 +796,33 @@ def turned_grid(editor: Any, judge: Judge, photos: list[Photo]) -> np.ndarray:
     return labelled_grid(list(rows.items()))
 
 
+def strip_grid(editor: Any, photos: list[Path]) -> np.ndarray:
+    """The Space's age strip of held-out people at their photos' resolution: one row per age, one column per
+    person, each portrait fitted into a GRID_SIDE square."""
+    columns: list[list[tuple[float, np.ndarray]]] = []
+    for path in photos:
+        try:
+            strip = editor.age_strip(_load(path))
+        except GanimeAgeError:
+            continue
+        columns.append([(age, _fitted(np.asarray(image), GRID_SIDE)) for age, image in strip])
+    if not columns:
+        return np.full((GRID_SIDE, GRID_SIDE, 3), 255, np.uint8)
+    ages = [age for age, _ in columns[0]]
+    return labelled_grid([(f"age {age:g}", [column[i][1] for column in columns]) for i, age in enumerate(ages)])
+
+
+def _fitted(rgb: np.ndarray, side: int) -> np.ndarray:
+    """`rgb` shrunk (or enlarged) to fit a side x side square, centred on white."""
+    scale = side / max(rgb.shape[:2])
+    height, width = max(1, round(rgb.shape[0] * scale)), max(1, round(rgb.shape[1] * scale))
+    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_CUBIC
+    tile = np.full((side, side, 3), 255, np.uint8)
+    top, left = (side - height) // 2, (side - width) // 2
+    tile[top : top + height, left : left + width] = cv2.resize(rgb, (width, height), interpolation=interpolation)
+    return tile
+
+
 def harm_gate(editor: Any, judge: Judge, photos: list[Path]) -> dict[str, Any]:
     """Own-age and age-75 edits of full-size photos: fine detail kept and colour change inside the face."""
     own_detail, own_lab, old_detail, old_lab = [], [], [], []
@@ -862,6 +925,17 @@ def gate_table(result: dict[str, Any]) -> list[dict[str, Any]]:
             percent=True,
         )
     )
+    hair = realism.get("facial_hair", {})
+    darker = float(hair.get("darker_share", float("nan")))
+    gates.append(
+        _gate(
+            f"facial hair at {YOUNG_TARGET:g}: edits' lower face darker than real children's 10th percentile",
+            darker,
+            f"<= {FACIAL_HAIR_SHARE:.0%}",
+            bool(darker <= FACIAL_HAIR_SHARE),
+            percent=True,
+        )
+    )
     gates.append(
         _gate(
             "realism: forehead step an edit adds (90th percentile, CIE L)",
@@ -886,7 +960,8 @@ def gate_table(result: dict[str, Any]) -> list[dict[str, Any]]:
     drift = max(r["drift"] for r in result["single_au"])
     gates.append(_gate("single-AU edits: worst other-AU drift", drift, f"< {AU_DRIFT:g}", drift < AU_DRIFT))
     mid = min(r["verified"] for r in age["rows"] if 20 <= r["target"] < 70)
-    ends = min(r["verified"] for r in age["rows"] if not 20 <= r["target"] < 70)
+    ends = min(r["verified"] for r in age["rows"] if r["target"] in (15.0, 75.0))
+    child = min(r["verified"] for r in age["rows"] if r["target"] < 15)
     expression_verified = min([result["expression"]["verified"], *(r["verified"] for r in result["single_au"])])
     gates.append(
         _gate(
@@ -899,10 +974,19 @@ def gate_table(result: dict[str, Any]) -> list[dict[str, Any]]:
     )
     gates.append(
         _gate(
-            "identity (dlib) verified, targets 5, 15, 75 (worst)",
+            "identity (dlib) verified, targets 15 and 75 (worst)",
             ends,
             f">= {VERIFIED_ENDS:.0%}",
             ends >= VERIFIED_ENDS,
+            percent=True,
+        )
+    )
+    gates.append(
+        _gate(
+            "identity (dlib) verified, targets 5 and 10 (worst)",
+            child,
+            f">= {VERIFIED_CHILD:.0%}",
+            child >= VERIFIED_CHILD,
             percent=True,
         )
     )
@@ -925,6 +1009,16 @@ def gate_table(result: dict[str, Any]) -> list[dict[str, Any]]:
         )
     )
     return gates
+
+
+def _facial_hair_sentence(hair: dict[str, Any]) -> str:
+    if not np.isfinite(hair.get("darker_share", float("nan"))):
+        return "not measured (no real children or no edits read)."
+    return (
+        f"edits' median {hair['edits_median']:.1f} against {hair['real_faces']} real UTKFace test children aged "
+        f"{YOUNG_REAL[0]:g}-{YOUNG_REAL[1]:g} (median {hair['real_median']:.1f}, 10th percentile {hair['real_p10']:.1f}); "
+        f"{hair['darker_share']:.0%} of the edits are darker than that."
+    )
 
 
 def _gate(name: str, value: float, needed: str, passes: bool, percent: bool = False) -> dict[str, Any]:

@@ -266,7 +266,20 @@ def skin_region_masks(shape: tuple[int, ...], landmarks: np.ndarray) -> dict[str
     y_top, y_low = top, top + (brow_top - top) / 3.0
     cv2.rectangle(band, (round(x0), round(y_top)), (round(x1), round(y_low)), 1, -1)
     oval = _polygon(shape, points[[a for a, _ in FACE_OVAL]])
-    return {"cheeks": cheeks.astype(bool), "sockets": sockets.astype(bool), "forehead_top": (band & oval).astype(bool)}
+    # where a beard or a moustache grows: the chin below the lower lip, and the skin between nose and lip
+    lower = np.zeros(shape[:2], np.uint8)
+    half = 0.1 * width
+    for top, bottom in ((17, 152), (2, 0)):  # the lower lip's bottom to the chin; the nose's base to the lip
+        y0, y1 = float(points[top, 1]), float(points[bottom, 1])
+        y0, y1 = y0 + 0.2 * (y1 - y0), y1 - 0.2 * (y1 - y0)
+        x = float(points[[top, bottom], 0].mean())
+        cv2.rectangle(lower, (round(x - half), round(y0)), (round(x + half), round(y1)), 1, -1)
+    return {
+        "cheeks": cheeks.astype(bool),
+        "sockets": sockets.astype(bool),
+        "forehead_top": (band & oval).astype(bool),
+        "lower_face": (lower & oval).astype(bool),
+    }
 
 
 def skin_contrasts(rgb: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
@@ -283,6 +296,18 @@ def skin_contrasts(rgb: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarr
         name: (lab[masks[name]].mean(axis=0) - cheeks) if masks[name].any() else np.full(3, np.nan)
         for name in SKIN_REGIONS
     }
+
+
+def lower_face_contrast(rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(3,) the CIE Lab of the chin and the skin between nose and lip minus the cheeks': a beard or stubble makes
+    it darker (NaN where a region is empty)."""
+    import cv2
+
+    masks = skin_region_masks(rgb.shape, landmarks)
+    if not masks["cheeks"].any() or not masks["lower_face"].any():
+        return np.full(3, np.nan)
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    return lab[masks["lower_face"]].mean(axis=0) - lab[masks["cheeks"]].mean(axis=0)
 
 
 def forehead_profile(rgb: np.ndarray, landmarks: np.ndarray, samples: int = 40) -> np.ndarray:

@@ -141,40 +141,46 @@ def _barycentric_maps(corners: np.ndarray) -> np.ndarray:
 
 
 def extend_outward(field: np.ndarray, mask: np.ndarray, reach: float, *, coarse: int = 4) -> np.ndarray:
-    """A field known where `mask` is 1, continued smoothly beyond it and faded to exactly 0 `reach` pixels out.
+    """A field known where `mask` is 1, continued smoothly beyond it and faded to exactly 0 out of reach.
 
-    Normalised convolution (blur the masked field, divide by the blurred mask) gives each outside pixel a
-    distance-weighted average of the nearby inside values, so the face's edge takes its surroundings along
-    (the shadow under a jaw that moves up, the hair at the temples); a taper on the distance to the mask ends
-    the motion at `reach`, so the photo beyond is not touched at all (and an edit need not resample it).
-    Computed `coarse` times smaller than the grid: the extension is smooth by construction.
+    Each outside pixel first takes the value at the nearest inside pixel, so the motion is continuous across
+    the mask's edge: the face's edge takes its surroundings along (the shadow under a jaw that moves up, the
+    neck below it, the hair at the temples) and no old outline is left behind. Farther out that value is
+    smoothed (the creases of a nearest-value map are not a motion), and after a plateau of a quarter of
+    `reach` it tapers to nothing, so the photo beyond is not touched at all (and an edit need not resample
+    it). The taper is never steeper than a third of the motion per pixel: a chin pulled far up stretches the
+    neck over a longer run rather than folding it (the map's Jacobian stays positive). Computed `coarse`
+    times smaller than the grid: the extension is smooth by construction.
     """
     field = np.asarray(field, np.float32)
     squeeze = field.ndim == 2
     if squeeze:
         field = field[..., None]
     height, width = mask.shape
+    channels = field.shape[2]
     small = (max(1, width // coarse), max(1, height // coarse))
     m = cv2.resize(mask.astype(np.float32), small, interpolation=cv2.INTER_AREA)
-    f = cv2.resize(field * mask[..., None], small, interpolation=cv2.INTER_AREA)
-    if f.ndim == 2:
-        f = f[..., None]
-    sigma = max(reach / coarse / 2.0, 0.5)
-    blurred_mask = cv2.GaussianBlur(m, (0, 0), sigma)
-    blurred = cv2.GaussianBlur(f, (0, 0), sigma)
-    if blurred.ndim == 2:
-        blurred = blurred[..., None]
-    # the average of the inside values nearby, at full strength for the first quarter of `reach` (a jaw's
-    # shadow and the hair at the temples move with the face), then smoothly down to nothing at `reach`
-    average = blurred / np.maximum(blurred_mask, 1e-6)[..., None]
-    outside_mask = (m < 0.5).astype(np.uint8)
-    distance = cv2.distanceTransform(outside_mask, cv2.DIST_L2, 3) * coarse
+    f = cv2.resize(field * mask[..., None], small, interpolation=cv2.INTER_AREA).reshape(small[1], small[0], channels)
+    inside = m >= 0.5
+    if not inside.any():
+        return np.zeros_like(field[..., 0] if squeeze else field)
+    f = f / np.maximum(m, 1e-6)[..., None]  # the inside's own values (the edge cells are part outside)
+    distance, labels = cv2.distanceTransformWithLabels(
+        (~inside).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    nearest = f.reshape(-1, channels)[np.flatnonzero(inside.ravel())][labels - 1]  # labels: inside cells in order
+    distance = distance * coarse  # grid pixels
+    sigma = max(reach / coarse / 4.0, 0.5)
+    smoothed = cv2.GaussianBlur(nearest, (0, 0), sigma).reshape(nearest.shape)
+    settle = np.clip(distance / (2.0 * sigma * coarse), 0.0, 1.0)[..., None]  # nearest at the edge, smooth beyond
+    extended = nearest * (1.0 - settle) + smoothed * settle
+    peak = float(np.sqrt((f[inside] ** 2).sum(axis=-1)).max())
     plateau = 0.25 * reach
-    t = np.clip((distance - plateau) / max(reach - plateau, 1e-6), 0.0, 1.0)
+    run = max(reach - plateau, 3.0 * peak, 1e-6)  # a smoothstep's steepest slope is 1.5 / run
+    t = np.clip((distance - plateau) / run, 0.0, 1.0)
     fade = (1.0 - t * t * (3.0 - 2.0 * t))[..., None]  # smoothstep down
-    outside = cv2.resize(average * fade, (width, height), interpolation=cv2.INTER_LINEAR)
-    if outside.ndim == 2:
-        outside = outside[..., None]
+    outside = cv2.resize(extended * fade, (width, height), interpolation=cv2.INTER_LINEAR)
+    outside = outside.reshape(height, width, channels)
     out = field * mask[..., None] + outside * (1.0 - mask[..., None])
     return out[..., 0] if squeeze else out
 
@@ -192,3 +198,48 @@ def invert_displacement(forward: np.ndarray, iterations: int = 3) -> np.ndarray:
     for _ in range(iterations):
         v = cv2.remap(forward, xs - v[..., 0], ys - v[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return np.stack([xs - v[..., 0], ys - v[..., 1]], axis=-1)
+
+
+def integrate_flow(velocity: np.ndarray, *, step: float = 0.5, coarse: int = 2) -> np.ndarray:
+    """The displacement of the flow of a stationary velocity field after unit time (scaling and squaring).
+
+    The field is divided by 2^k until no step moves more than `step` pixels, and the small displacement is
+    then composed with itself k times. Each small step is a near-identity map whose Jacobian stays positive,
+    so the result is smooth and invertible however large or compressive the field (the flow of ``-velocity``
+    is its inverse), unlike the field added to the grid as it is, which folds where it compresses by more
+    than its own length. Computed `coarse` times smaller than the grid (the field is smooth) and enlarged.
+    """
+    velocity = np.asarray(velocity, np.float32)
+    height, width = velocity.shape[:2]
+    small_w, small_h = max(1, width // coarse), max(1, height // coarse)
+    sx, sy = small_w / width, small_h / height
+    field = cv2.resize(velocity, (small_w, small_h), interpolation=cv2.INTER_AREA).reshape(small_h, small_w, 2)
+    field = field * np.array([sx, sy], np.float32)
+    peak = float(np.sqrt((field**2).sum(axis=-1)).max()) if field.size else 0.0
+    squarings = int(np.clip(np.ceil(np.log2(max(peak / step, 1.0))), 0, 12)) + 1
+    field = field * np.float32(0.5**squarings)
+    xs, ys = np.meshgrid(np.arange(small_w, dtype=np.float32), np.arange(small_h, dtype=np.float32))
+    for _ in range(squarings):
+        field = field + cv2.remap(
+            field, xs + field[..., 0], ys + field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+    if (small_w, small_h) == (width, height):
+        return field
+    # pixel centres: small pixel u covers grid (u + 0.5) / s - 0.5
+    big = cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, 2)
+    return big * np.array([1.0 / sx, 1.0 / sy], np.float32)
+
+
+def flow_points(velocity: np.ndarray, points: np.ndarray, steps: int = 8) -> np.ndarray:
+    """(n, 2) where the flow of `velocity` (the field :func:`integrate_flow` integrates) carries (n, 2) grid
+    `points` after unit time, less where they started (midpoint steps along the field)."""
+    start = np.asarray(points, np.float32)[:, :2]
+    position = start.copy()
+    h = np.float32(1.0 / steps)
+
+    def at(p: np.ndarray) -> np.ndarray:
+        return cv2.remap(velocity, p[None, :, 0], p[None, :, 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+
+    for _ in range(steps):
+        position = position + h * at(position + 0.5 * h * at(position))
+    return (position - start).astype(np.float64)

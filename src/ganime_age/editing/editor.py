@@ -331,8 +331,13 @@ class FaceEditor:
         prepared = [session.engine_face(p.face) for p in plans]
         conditions = stack_plans(plans)
         photo, changes = self.engine.edit_photo(session.rgb, prepared, **conditions)
-        points = [p.face.detection.points for p in plans]
-        photo = self.refine_photo(photo, points, conditions["target_ages"], conditions["target_aus"], progress)
+        # a face the engine left as it was (nothing new asked) is not refined either: do no harm
+        edited = [i for i, change in enumerate(changes) if change is not None]
+        if edited:
+            points = [plans[i].face.detection.points for i in edited]
+            ages = [conditions["target_ages"][i] for i in edited]
+            aus = [conditions["target_aus"][i] for i in edited]
+            photo = self.refine_photo(photo, points, ages, aus, progress)
         return photo, changes
 
     def _kept_mask(self, change: Any, matrix: np.ndarray) -> Image.Image:

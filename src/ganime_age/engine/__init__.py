@@ -2,9 +2,10 @@
 
 One module a job: ``config`` (its settings), ``model`` (the Hub model holding the fitted tables, a face
 prepared once per photo, an edit as a short sequence of the jobs below), ``frames`` (the template and the
-engine grid, and the one mapping between them and the photo), ``geometry`` (landmark displacements and the
-backward map), ``appearance`` (the skin's change: ratio images, detail bands, folds, AU ratio images),
-``hair`` (greying), ``mouth`` (the painted interior) and ``pixels`` (reading and repainting the photo).
+engine grid, and the one mapping between them and the photo), ``geometry`` (landmark displacements, the head's
+growth and sagging, and the backward map), ``appearance`` (the skin's change: ratio images, detail bands, folds,
+an old face's lines, a child's lower face, AU ratio images), ``hair`` (greying), ``beard`` (facial hair, lifted
+from faces made children), ``mouth`` (the painted interior) and ``pixels`` (reading and repainting the photo).
 
 Why fitted: two CPU cores cannot train a generator to move a face's structure, and no pretrained face
 generator can be had, but the classical prototype-and-transform methods need only means and least
@@ -17,7 +18,9 @@ An edit has two parts, both driven by MediaPipe's 478-point mesh:
 - **geometry**: landmark displacements in the face's own 3-D frame (an age shape trajectory per sex and a
   displacement basis per AU unit, in the canonical face's centimetres), rotated into the photo's head
   pose, spread over the pixels by the mesh's piecewise-linear interpolation and continued smoothly
-  beyond the face, fading to nothing; one backward map and one ``cv2.remap`` of the photo's region;
+  beyond the face, fading to nothing; the head's growth (a cardioidal strain: Todd, Mark, Shaw & Pittenger
+  1980) and an old face's sagging move its outline; the age's motion is integrated as a velocity, so the
+  map never folds; one backward map and one ``cv2.remap`` of the photo's region;
 - **appearance**, in the *shape-normalised template* (every training face warped onto the canonical
   face's shape before averaging, so the means are sharp): log-domain prototype differences (a ratio
   image: shading, folds, colour), the person's own detail bands scaled by the prototypes' local detail

@@ -6,6 +6,7 @@ grey thumbnail the sex classifier reads. Everything is in the log domain, where 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,15 +17,31 @@ from ganime_age.engine.config import (
     AGED_FEATURE_HOLD,
     AU_LINE_DEPTH,
     AU_LINE_GLOW,
+    CHILD_AGE,
     COLOURFUL,
     FOLD_SCALE,
     LARGE_SCALE,
     LOG_EPSILON,
+    LOWER_FACE,
+    TEMPLE_DEPTH,
+    WRINKLE_AGES,
+    WRINKLE_RIDGE,
+    WRINKLE_WIDTH,
+    YOUNG_LIFT,
     FittedEngineConfig,
 )
 from ganime_age.engine.frames import Template
-from ganime_age.engine.geometry import age_weights, blend
-from ganime_age.faces.topology import BROW_TOPS, FACE_LEFT, FACE_RIGHT, LEFT_BROW, RIGHT_BROW
+from ganime_age.engine.geometry import age_weights, blend, table_weights, youth
+from ganime_age.faces.topology import (
+    BROW_TOPS,
+    FACE_LEFT,
+    FACE_RIGHT,
+    LEFT_BROW,
+    LEFT_EYE_CONTOUR,
+    NOSE_TIP,
+    RIGHT_BROW,
+    RIGHT_EYE_CONTOUR,
+)
 
 if TYPE_CHECKING:
     from ganime_age.engine.model import EngineFace, FittedEngine
@@ -127,6 +144,39 @@ def tone_weight(template: Template) -> np.ndarray:
     return np.repeat(ramp[:, None, None], template.size, axis=1)
 
 
+def glow_weight(template: Template) -> np.ndarray:
+    """(R, R, 1): where the prototypes' tone may not brighten a face: everywhere above the eyes' corners,
+    fading out down to the eyes' lower lids.
+
+    There an old average's brightening is hair, not skin (an old woman's grey temples and lateral brows): it
+    glowed as pink-white patches above the brows' tails of faces made old. Used when ageing only.
+    """
+    rows = np.arange(template.size, dtype=np.float32)
+    vertices = template.vertices
+    top = float(vertices[list(RIGHT_EYE_CONTOUR + LEFT_EYE_CONTOUR), 1].min())
+    low = float(vertices[list(RIGHT_EYE_CONTOUR + LEFT_EYE_CONTOUR), 1].max())
+    ramp = np.clip((low - rows) / max(low - top, 1.0), 0.0, 1.0)
+    ramp = ramp * ramp * (3.0 - 2.0 * ramp)
+    return np.repeat(ramp[:, None, None], template.size, axis=1).astype(np.float32)
+
+
+def temple_weight(template: Template) -> np.ndarray:
+    """(R, R, 1): how much of the age prototypes' tone change a template pixel takes near the face's outline:
+    none at the outline above the nose, all from TEMPLE_DEPTH inside it, and all along the jaw.
+
+    The temples are part hair too (a child's hair covers them, an old man's recedes from them): there the
+    prototypes' difference glowed as a pale pink patch on faces made young or old.
+    """
+    rows = np.arange(template.size, dtype=np.float32)
+    scale = template_width(template) / 15.3  # template pixels per canonical cm
+    inside = cv2.distanceTransform((template.raster.mask > 0.5).astype(np.uint8), cv2.DIST_L2, 5)
+    edge = np.clip(inside / (TEMPLE_DEPTH * scale), 0.0, 1.0)
+    edge = edge * edge * (3.0 - 2.0 * edge)
+    nose = float(template.vertices[NOSE_TIP, 1])
+    below = np.clip((rows - nose) / (1.5 * scale), 0.0, 1.0)[:, None]  # the jaw's own edge keeps its change
+    return (edge + (1.0 - edge) * below)[..., None].astype(np.float32)
+
+
 def template_blur(template: Template, image: np.ndarray, scale: float = LARGE_SCALE) -> np.ndarray:
     """A blur over the template's face only (normalised by the blurred mask, so the edge is not darkened), of
     `scale` face widths."""
@@ -173,7 +223,9 @@ def age_split(config: FittedEngineConfig, tables: dict[str, np.ndarray], templat
         "large": np.ascontiguousarray(large, dtype=np.float32),
         "folds": folds * (template.mask * (1.0 - regions["mouth"]))[None, None],
         "energies": np.ascontiguousarray(energies, dtype=np.float32),
-        "tone_weight": weight,
+        "tone_weight": weight * temple_weight(template),
+        "glow_weight": glow_weight(template),
+        "wrinkles": wrinkle_pattern(template),
         "features": cv2.resize(features, t["age_energies"].shape[-2:][::-1], interpolation=cv2.INTER_AREA)[..., None],
         "au_smooth": au_blurred * weight[None],
         "au_fine": np.ascontiguousarray((au_skin - au_blurred).mean(axis=3), dtype=np.float32),
@@ -215,8 +267,12 @@ def texture_change(
     gains = None
     if source_age != target_age:
         split = engine.age_split
-        w_t, w_s = age_weights(target_age, engine.centres), age_weights(source_age, engine.centres)
+        w_t, w_s = table_weights(target_age, engine.centres), table_weights(source_age, engine.centres)
         large = blend(split["large"], sexes, w_t - w_s)
+        if target_age > source_age:
+            # no glow above the eyes, before the face-wide mean is taken out (else the face as a whole darkens);
+            # a child's brighter skin is the whole face's (held from the forehead alone, it drew a band)
+            large -= np.maximum(large.mean(axis=2, keepdims=True), 0.0) * split["glow_weight"]
         if c.age_exposure_share != 1.0:
             # the mean over the skin the tone reaches (below the brows): the face keeps its own brightness and
             # colour, and its parts change relative to it (a whole face darkened read as a grey mask)
@@ -238,6 +294,13 @@ def texture_change(
         gains = np.clip(ratio ** (0.5 * c.detail_gain_power), *c.detail_gain_range)
         caps = np.asarray(c.detail_gain_caps, np.float32)[: gains.shape[2]]
         gains = np.minimum(gains, caps).astype(np.float32)
+        young = youth(source_age, target_age)
+        if young > 0.0 and face.young_skin is not None:
+            smooth += np.float32(young) * face.young_skin
+        if target_age > source_age and c.wrinkle_depth > 0.0 and np.any(t["age_textures"]):
+            # an old face's lines, where a face has none yet
+            deepen = wrinkle_depth(c, target_age) - wrinkle_depth(c, source_age)
+            fine += np.float32(deepen) * engine.age_split["wrinkles"]
         if target_age > source_age:
             # ageing brows keep most of their detail: an average's fainter brow, applied as a gain, bleaches
             # the brow's body and leaves its outline, as if drawn on (a child's faint brows are right)
@@ -274,6 +337,121 @@ def texture_change(
     ratio_out *= (1.0 - np.clip(face.hair, 0.0, 1.0))[..., None]
     fine_out *= skin
     return TextureChange(ratio_out, fine_out, face.face_mask)
+
+
+def young_skin(
+    config: FittedEngineConfig, split: dict[str, np.ndarray], template: Template, log_face: np.ndarray, female: float
+) -> np.ndarray:
+    """(R, R, 3) the log change per channel that evens a face's lower half to a child's skin, from the face's
+    log-colour template view (R, R, 3): what an edit to a child takes, in full YOUTH_RUN years below the
+    source age.
+
+    A child's prototype (its tone and shading, per sex) levelled to the person's cheeks (per channel, with a
+    left-to-right slope for the light) predicts the lower face as a child's skin under the same light. Where
+    the face is darker than that below the nose (lips excepted: stubble's shadow, a shaving rash, an adult's
+    folds) it is lifted to it, smoothly; it is never darkened. Both age networks read a face so evened as
+    younger; the beard itself goes in the photo (:mod:`.beard`).
+    """
+    from ganime_age.face_model import canonical_face
+
+    size = template.size
+    canonical = canonical_face().vertices[:, :2]
+    scale = float(np.ptp(template.vertices[:, 0]) / np.ptp(canonical[:, 0]))  # template pixels per canonical cm
+    origin = (template.vertices - scale * canonical).mean(axis=0)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    cx, cy = (xs - np.float32(origin[0])) / scale, (ys - np.float32(origin[1])) / scale  # canonical cm
+    regions = template.regions
+    skin = template.raster.mask * (1.0 - np.maximum(regions["eyes_wide"], regions["brows"]))
+    sigma = FOLD_SCALE * template_width(template)
+    weight = cv2.GaussianBlur(skin, (0, 0), sigma)[..., None]
+    person = cv2.GaussianBlur(log_face * skin[..., None], (0, 0), sigma) / np.maximum(weight, 1e-3)
+    sexes = np.array([1.0 - female, female])
+    child = blend(split["large"], sexes, age_weights(CHILD_AGE, np.asarray(config.age_centres, np.float64)))
+    cheeks = (skin > 0.5) & (cy > -1.5) & (cy < 1.0) & (np.abs(cx) > 2.2) & (np.abs(cx) < 5.5)
+    difference = (person - child)[cheeks]  # (n, 3)
+    design = np.stack([np.ones(int(cheeks.sum()), np.float32), cx[cheeks] / 5.0], axis=1)
+    level, *_ = np.linalg.lstsq(design, difference, rcond=None)  # (2, 3): per channel, a level and a slope
+    predicted = child + level[0] + (cx / 5.0)[..., None] * level[1]
+    t = np.clip((cy - LOWER_FACE[0]) / (LOWER_FACE[1] - LOWER_FACE[0]), 0.0, 1.0)
+    lower = t * t * (3.0 - 2.0 * t)
+    region = lower * template.raster.mask * (1.0 - regions["lips"])
+    deficit = np.clip((predicted - person) * region[..., None], 0.0, YOUNG_LIFT)
+    # smooth: a lift with an edge (at the lips' corners, where the lips' mask ends) drew a dark arc there
+    return cv2.GaussianBlur(deficit, (0, 0), sigma).reshape(deficit.shape).astype(np.float32)
+
+
+# where an old face's lines run (canonical cm: x right, y down, the face's origin between the ears; one side,
+# mirrored): forehead lines, frown lines, crow's feet, lines under the eyes, nasolabial and marionette folds,
+# lines above the upper lip and down the cheeks. Each: (points of the line, relative depth, width in cm). The
+# forehead's are faint: deeper, three of them read as a darker band across the forehead (the gates' forehead step).
+_LINES: tuple[tuple[tuple[tuple[float, float], ...], float, float], ...] = (
+    (((0.0, -5.9), (1.6, -5.95), (3.2, -6.15), (4.4, -6.45)), 0.4, 0.06),
+    (((0.0, -6.6), (1.7, -6.65), (3.3, -6.85), (4.3, -7.1)), 0.35, 0.06),
+    (((0.0, -7.3), (1.5, -7.35), (2.9, -7.5)), 0.25, 0.06),
+    (((0.55, -4.7), (0.6, -4.2), (0.7, -3.7)), 0.8, 0.06),
+    (((4.8, -2.75), (5.6, -2.95), (6.2, -3.15)), 0.5, 0.06),
+    (((4.8, -2.45), (5.7, -2.35), (6.3, -2.3)), 0.5, 0.06),
+    (((4.7, -2.1), (5.4, -1.7), (5.9, -1.35)), 0.45, 0.06),
+    (((4.9, -3.05), (5.5, -3.5), (5.9, -3.85)), 0.35, 0.06),
+    (((1.9, -1.75), (2.7, -1.5), (3.6, -1.5), (4.4, -1.8)), 0.6, 0.07),
+    (((2.1, -1.1), (3.0, -0.85), (4.0, -0.95), (4.8, -1.3)), 0.4, 0.08),
+    (((1.55, 1.1), (2.1, 2.3), (2.6, 3.5), (3.0, 4.6)), 1.0, 0.1),
+    (((2.75, 4.75), (2.95, 5.6), (3.2, 6.5)), 0.55, 0.07),
+    (((0.5, 2.75), (0.55, 3.2)), 0.4, 0.05),
+    (((1.15, 2.8), (1.25, 3.3)), 0.4, 0.05),
+    (((5.2, 0.4), (4.8, 2.2), (4.5, 3.9)), 0.4, 0.1),
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _wrinkle_pattern(size: int, scale: float, centre: tuple[float, float]) -> np.ndarray:
+    """(R, R) float32: an old face's lines as a log-brightness pattern in the template, darkest -1 in each line's
+    trough, with a faint lit ridge above it (a fold is shaded below and lit above under a light from above).
+    Each line's depth varies along it, and it tapers at both ends, as a real line does."""
+    pattern = np.zeros((size, size), np.float32)
+    rng = np.random.default_rng(7)
+    for points, depth, width in _LINES:
+        for side in (1.0, -1.0):
+            line = np.array(points, np.float64) * np.array([side, 1.0])
+            # densely along the line, with a slow irregular depth and the ends tapered
+            steps = max(int(np.ceil(np.linalg.norm(np.diff(line, axis=0), axis=1).sum() * scale * 2)), 2)
+            t = np.linspace(0.0, 1.0, steps)
+            length = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
+            path = np.stack([np.interp(t * length[-1], length, line[:, k]) for k in range(2)], axis=1)
+            taper = np.sin(np.pi * t) ** 0.5
+            wobble = 0.8 + 0.2 * np.sin(2.0 * np.pi * (t * rng.uniform(1.5, 3.0) + rng.uniform()))
+            pixels = path * scale + np.asarray(centre)
+            trough = np.zeros((size, size), np.float32)
+            for (x, y), value in zip(pixels, depth * taper * wobble, strict=True):
+                xi, yi = int(np.rint(x)), int(np.rint(y))
+                if 0 <= xi < size and 0 <= yi < size:
+                    trough[yi, xi] = max(trough[yi, xi], float(value))
+            sigma = max(WRINKLE_WIDTH * width * scale, 0.6)
+            # a trough of the line's width, normalised so that its centre is the line's depth
+            trough = cv2.GaussianBlur(trough, (0, 0), sigma) * np.float32(np.sqrt(2.0 * np.pi) * sigma)
+            ridge = np.roll(trough, -max(int(np.rint(2.0 * sigma)), 1), axis=0)
+            pattern += -trough + WRINKLE_RIDGE * ridge
+    return np.clip(pattern, -1.0, WRINKLE_RIDGE)
+
+
+def wrinkle_depth(config: FittedEngineConfig, age: float) -> float:
+    """The log darkness of an old face's lines at `age`: none until WRINKLE_AGES[0], all of
+    ``wrinkle_depth`` from WRINKLE_AGES[1]."""
+    t = float(np.clip((age - WRINKLE_AGES[0]) / (WRINKLE_AGES[1] - WRINKLE_AGES[0]), 0.0, 1.0))
+    return config.wrinkle_depth * t * t * (3.0 - 2.0 * t)
+
+
+def wrinkle_pattern(template: Template) -> np.ndarray:
+    """:func:`_wrinkle_pattern` for this template, off the eyes, brows and lips (made once)."""
+    from ganime_age.face_model import canonical_face
+
+    canonical = canonical_face().vertices[:, :2]
+    scale = float(np.ptp(template.vertices[:, 0]) / np.ptp(canonical[:, 0]))
+    origin = (template.vertices - scale * canonical).mean(axis=0)
+    pattern = _wrinkle_pattern(template.size, round(scale, 4), (round(float(origin[0]), 3), round(float(origin[1]), 3)))
+    regions = template.regions
+    keep = 1.0 - np.maximum(np.maximum(regions["eyes"], regions["brows"]), regions["lips"])
+    return pattern * keep * template.mask
 
 
 def sex_thumbnail(template: Template, side: int, log_face: np.ndarray) -> np.ndarray:

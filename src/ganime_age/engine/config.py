@@ -8,11 +8,33 @@ from dataclasses import dataclass
 from ganime_age.conditions import MAX_AGE
 from ganime_age.config import bounded
 
+TEMPLE_DEPTH = 1.8  # canonical cm inside the outline above the nose where the prototypes' tone fades (hair)
+WRINKLE_AGES = (35.0, 82.0)  # an old face's lines begin at the first age and are full at the second
+WRINKLE_WIDTH = 2.5  # the lines' widths (as listed) times this
+WRINKLE_RIDGE = 0.5  # a line's lit ridge above its trough, relative to the trough's depth
 LOG_EPSILON = 1.0 / 64.0  # log(v + eps): dark pixels do not blow up a ratio
 OUTWARD_REACH = 5.0  # canonical centimetres (a third of a face width) over which a face's motion fades out
 LARGE_SCALE = 0.1  # face widths: the blur that splits skin tone and shading from features (brows, lips, folds)
 FOLD_SCALE = 0.035  # face widths: the local mean an age fold is darker than (nasolabial, marionette, lines)
-YOUNG_AGE = 20.0  # below this age a face's proportions change fastest (young_shape_boost)
+AGE_SMOOTHING = 0.5  # canonical cm: the scale below which an age's landmark motion is smoothed (no folds)
+GROWTH_REACH = (1.05, 1.6)  # chin distances from the head's centre: the growth is whole inside, nothing beyond
+EYE_KEEP = (1.2, 2.4)  # eye half-widths from an eye's centre: its size is kept inside, the growth's beyond
+SAG_AGES = (35.0, 85.0)  # an old face's soft tissue begins to descend at the first age, fully at the second
+# (landmark groups, each one anchor; (down, outward) canonical cm at full descent; the bump's sigma, cm)
+SAGS = (
+    (((105, 66), (334, 296)), (0.3, 0.0), 1.1),  # the brows, over the lids
+    (((50, 101), (280, 330)), (0.25, 0.05), 1.6),  # the cheeks' fat pads
+    (((136, 150), (365, 379)), (0.45, 0.2), 1.3),  # the jowls, over the jaw
+    (((1,),), (0.15, 0.0), 0.7),  # the nose's tip
+)
+TABLE_AGE_FLOOR = 5.0  # the fitted shapes and skin are read no younger than this: the youngest (age-2) prototypes
+# are flash-lit and soft, and below 5 the growth alone carries the change
+EDGE_TAPER = 0.12  # share of the edit region's size over which its motion fades to nothing at the region's edge
+YOUNG_AGE = 20.0  # below this age a face's proportions change fastest (young_shape_boost), and its beard goes
+CHILD_AGE = 9.0  # the prototype whose skin a face made young takes below the nose (appearance.young_skin)
+LOWER_FACE = (1.0, 2.2)  # canonical cm below the face's origin: where a child's lower-face skin begins
+YOUNG_LIFT = 0.4  # the most a child's skin lifts the lower face (log: about half again as bright)
+YOUTH_RUN = 8.0  # years below YOUNG_AGE (or the source age) over which a beard's removal comes in fully
 INVERSE_TOLERANCE = 0.2  # grid pixels: how far a fixed-point inverse may miss before the exact one is used
 STILL_PIXELS = 0.25  # photo pixels: a displacement below this leaves a pixel as it was (a quarter pixel: unseen)
 TINT_SCALE = 0.03  # face widths: the blur of the colours that a colour change scales (fine colour never changes)
@@ -51,11 +73,18 @@ class FittedEngineConfig:
     # MediaPipe's landmarks under-state how much a child's face differs from an adult's
     age_shape_gain: float = bounded(3.0, 0.0, 5.0)
     # the shape gain grows by this factor towards a child's face (5 and under)
-    young_shape_boost: float = bounded(1.5, 0.0, 5.0)
+    young_shape_boost: float = bounded(1.0, 0.0, 5.0)
     # share of the age shape change kept on the face's outline (jaw, chin, hairline; the features keep all):
     # a warp can only drag the photo's own pixels, so a chin pulled far up leaves the old jawline's shadow
     # and the neck's edges behind it as ghost lines
     age_outline_share: float = bounded(0.3, 0.0, 5.0)
+    # the head's craniofacial growth (a cardioidal strain, see geometry.growth_field), one strain per age centre:
+    # negative makes the face below the ears smaller towards the cranium (a child's), 0 is an adult's
+    growth_strains: tuple[float, ...] = bounded(
+        (-0.07, -0.045, -0.028, -0.012, -0.003, 0.0, 0.0, 0.0, 0.0, 0.005, 0.01, 0.015, 0.02), -0.4, 0.2, length=(2, 40)
+    )
+    # how far an old face's soft tissue descends (brows, cheeks, jowls, nose tip; geometry.sag_field), 1 = SAGS
+    sag_depth: float = bounded(1.0, 0.0, 4.0)
     # prototype differences are means of many faces: fainter than one face's ageing
     age_texture_gain: float = bounded(2.0, 0.0, 5.0)
     age_chroma_gain: float = bounded(1.0, 0.0, 5.0)
@@ -63,6 +92,9 @@ class FittedEngineConfig:
     # are photographed brighter and its old faces redder, which on a face reads as a glow or a bruise-like tint,
     # and brightening a photo amplifies its own colour noise; the change's layout (shading, folds) is all kept
     age_exposure_share: float = bounded(0.0, 0.0, 5.0)
+    # log darkness of an old face's lines (forehead, crow's feet, under the eyes, folds) at full age, drawn where
+    # a face has none yet: a young face has no lines for the detail gains to deepen
+    wrinkle_depth: float = bounded(0.5, 0.0, 2.0)
     age_fold_gain: float = bounded(2.5, 0.0, 5.0)  # the prototypes' new folds and lines, added when ageing
     detail_gain_range: tuple[float, float] = bounded((0.35, 2.5), 0.0, 10.0)
     # the most each band may be amplified, finest first: a photo's finest band is mostly noise and JPEG's 8x8
@@ -89,6 +121,8 @@ class FittedEngineConfig:
         name = type(self).__name__
         if list(self.age_centres) != sorted(set(self.age_centres)):
             raise ConfigError(f"{name}.age_centres must be increasing ages, not {self.age_centres}")
+        if len(self.growth_strains) != len(self.age_centres):
+            raise ConfigError(f"{name}.growth_strains needs one strain per age centre ({len(self.age_centres)})")
         if list(self.mouth_gaps) != sorted(set(self.mouth_gaps)):
             raise ConfigError(f"{name}.mouth_gaps must be increasing gap heights (cm), not {self.mouth_gaps}")
         if len(self.detail_gain_caps) < self.detail_bands:

@@ -20,6 +20,7 @@ from ganime_age.faces.topology import (
     LEFT_EYE_CONTOUR,
     LOWER_INNER_LIP,
     NUM_MESH_VERTICES,
+    OUTER_LIPS,
     RIGHT_BROW,
     RIGHT_EYE_CONTOUR,
     UPPER_INNER_LIP,
@@ -63,6 +64,7 @@ def template_for(size: int, scale: float, centre: tuple[float, float]) -> Templa
             _polygon_mask(vertices, RIGHT_EYE_CONTOUR, size, grow=5.0),
             _polygon_mask(vertices, LEFT_EYE_CONTOUR, size, grow=5.0),
         ),
+        "lips": _polygon_mask(vertices, OUTER_LIPS, size, grow=3.0),
         "brows": np.maximum(
             _polygon_mask(vertices, RIGHT_BROW, size, grow=7.0), _polygon_mask(vertices, LEFT_BROW, size, grow=7.0)
         ),
@@ -160,6 +162,25 @@ class GridFrame:
         x0, x1 = bx0 + int(np.floor(cols[0] * per_x)), min(bx0 + int(np.ceil(cols[1] * per_x)), bx1)
         y0, y1 = by0 + int(np.floor(rows[0] * per_y)), min(by0 + int(np.ceil(rows[1] * per_y)), by1)
         return x0, y0, x1, y1
+
+
+def overlap(
+    pixels: np.ndarray, origin: tuple[int, int], box: tuple[int, int, int, int]
+) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """Where the photo box `box` (x0, y0, x1, y1) meets `pixels`, a crop of the photo whose top-left is the photo
+    pixel `origin`: that part of `pixels` (a view) and its photo box; None where they do not meet."""
+    bx0, by0, bx1, by1 = box
+    ox, oy = origin
+    x0, y0 = max(bx0, ox), max(by0, oy)
+    x1, y1 = min(bx1, ox + pixels.shape[1]), min(by1, oy + pixels.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return pixels[y0 - oy : y1 - oy, x0 - ox : x1 - ox], (x0, y0, x1, y1)
+
+
+def add_scaled(target: np.ndarray, change: np.ndarray, amount: float) -> None:
+    """uint8 `target` += `amount` * int16 `change`, in place, rounded and saturating (one pass)."""
+    target[...] = cv2.addWeighted(target.astype(np.int16), 1.0, change, float(amount), 0.0, dtype=cv2.CV_8U)
 
 
 @functools.lru_cache(maxsize=8)

@@ -29,14 +29,15 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from ganime_age.faces.topology import BROW_TOPS, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
+from ganime_age.engine.frames import add_scaled, overlap
+from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
 
 if TYPE_CHECKING:
     from ganime_age.engine.model import FittedEngine
 
 Segmenter = Callable[[np.ndarray], np.ndarray]  # uint8 RGB (h, w, 3) -> the person's silhouette (h, w) in 0..1
 
-CHIN = 152  # the mesh's lowest point on the chin
+
 FOREHEAD_TOP = 10  # the mesh's highest point, mid-forehead
 HAIR_GRID_FACE = 96  # grid pixels across the face: the hair's statistics and fields are smooth at this scale
 PERSON_BOX = (1.25, 0.9, 0.8)  # face widths: half-width, above the mesh top and below the chin of the hair box
@@ -67,6 +68,8 @@ class HairLayer:
     share: np.ndarray | None = None  # (H, W) uint8 at the photo's resolution over `hair_box`: each pixel's hair share
     fields: np.ndarray | None = None  # (h, w, 5) float32 on the grid: grey hair minus the local hair colour (RGB),
     # the local hair brightness, and grey hair's brightness gain over it minus 1
+    # (h, w) float32 on the grid: 0 on the photo's other faces (grown a little), 1 away from them; None: no others
+    apart: np.ndarray | None = None
     _full: np.ndarray | None = field(default=None, repr=False)  # full greying's change over hair_box, made once
     _person: np.ndarray | None = field(default=None, repr=False)  # person_at over `box` as uint8, made once
 
@@ -76,21 +79,17 @@ class HairLayer:
         whole hair) and a slider move scales it: a pixel moves along the line from its colour to its greyed one."""
         if self.hair_box is None or amount <= 0.0:
             return
-        hx0, hy0, hx1, hy1 = self.hair_box
-        ox, oy = origin
-        x0, y0 = max(hx0, ox), max(hy0, oy)
-        x1, y1 = min(hx1, ox + pixels.shape[1]), min(hy1, oy + pixels.shape[0])
-        if x1 <= x0 or y1 <= y0:
+        found = overlap(pixels, origin, self.hair_box)
+        if found is None:
             return
-        target = pixels[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-        if (x0, y0, x1, y1) == self.hair_box:
+        target, box = found
+        if box == self.hair_box:
             if self._full is None:
-                self._full = self.full_change(target, (x0, y0, x1, y1))
+                self._full = self.full_change(target, box)
             full = self._full
         else:
-            full = self.full_change(target, (x0, y0, x1, y1))
-        # saturating uint8 result of pixel + amount * change, in one pass
-        target[...] = cv2.addWeighted(target.astype(np.int16), 1.0, full, float(amount), 0.0, dtype=cv2.CV_8U)
+            full = self.full_change(target, box)
+        add_scaled(target, full, amount)
 
     def full_change(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """(h, w, 3) int16: what fully greying the hair adds to the photo's `pixels` over the photo box `box`."""
@@ -121,6 +120,13 @@ class HairLayer:
         """The hair share on another grid (`shape`, spanning the photo box `box`): where the face's skin changes
         must not reach (a detail gain meant for skin, on the hairline's dark-to-skin edge, drew a band there)."""
         return _resample_grid(self.hair, self.box, box, shape)
+
+    def apart_on(self, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray | None:
+        """:attr:`apart` on another grid (`shape`, spanning the photo box `box`; 1 outside the layer's box): where
+        this face's motion may reach (None: everywhere)."""
+        if self.apart is None:
+            return None
+        return 1.0 - _resample_grid(1.0 - self.apart, self.box, box, shape)
 
     def person_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """The `person` weight at the photo pixels of the box (x0, y0, x1, y1) where the whole photo's silhouette
@@ -228,11 +234,13 @@ def hair_layer(
     for other in others:
         hull = cv2.convexHull(to_grid(np.asarray(other, np.float64)[:NUM_MESH_VERTICES]).astype(np.float32))
         cv2.fillConvexPoly(others_mask, np.round(hull).astype(np.int32), 1)
+    apart = None
     if others_mask.any():
         grow = max(1, round(OTHER_FACE_GROW * width_grid))
         others_mask = cv2.dilate(others_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
-        person *= cv2.GaussianBlur(1.0 - others_mask.astype(np.float32), (0, 0), max(grow / 2.0, 0.5))
-    layer = HairLayer((x0, y0, x1, y1), (grid_h, grid_w), person, scene, np.zeros_like(person))
+        apart = cv2.GaussianBlur(1.0 - others_mask.astype(np.float32), (0, 0), max(grow / 2.0, 0.5))
+        person *= apart
+    layer = HairLayer((x0, y0, x1, y1), (grid_h, grid_w), person, scene, np.zeros_like(person), apart=apart)
     local = to_grid(np.asarray(points, np.float64))
     window = _head_window(local, (grid_h, grid_w), width_grid)
     region = person * window * (1.0 - np.clip(2.0 * cv2.GaussianBlur(face, (0, 0), 2.0), 0.0, 1.0))

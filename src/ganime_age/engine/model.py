@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import cv2
@@ -15,7 +15,14 @@ import torch
 
 from ganime_age.conditions import AU_NAMES, MAX_AGE, NUM_AUS
 from ganime_age.engine import appearance, geometry
-from ganime_age.engine.appearance import TextureChange, detail_bands, log_image, sex_thumbnail, template_width
+from ganime_age.engine.appearance import (
+    TextureChange,
+    detail_bands,
+    log_image,
+    sex_thumbnail,
+    template_width,
+)
+from ganime_age.engine.beard import Beard, find_beard
 from ganime_age.engine.config import TINT_SCALE, FittedEngineConfig
 from ganime_age.engine.frames import GridFrame, Template, template_for, template_map
 from ganime_age.engine.hair import HairLayer, Segmenter, hair_greying_share, hair_layer
@@ -48,6 +55,9 @@ class EngineFace:
     smooth_rgb: np.ndarray  # (h, w, 3) float32 the face's colours on the engine grid, blurred: what a tint scales
     layer: HairLayer  # the person an edit stays on, and the hair that greys (photo resolution; :mod:`.hair`)
     hair: np.ndarray  # (h, w) float32 the hair share on the engine grid: the skin's changes stay off it
+    beard: Beard | None = None  # the facial hair an edit to a child lifts (:mod:`.beard`)
+    young_skin: np.ndarray | None = None  # (R, R, 3) a child's lower-face skin (:func:`appearance.young_skin`)
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-photo fields slider moves scale
 
     @property
     def frame(self) -> GridFrame:
@@ -56,6 +66,9 @@ class EngineFace:
 
 
 Change = tuple[tuple[int, int, int, int], np.ndarray]  # an edit's photo box and its (h, w) change mask
+
+
+MOVED_EDGE = 64  # person weight (of 255) from which a moved silhouette edge is wholly the edit's
 
 
 class FittedEngine(HubModel):
@@ -208,6 +221,14 @@ class FittedEngine(HubModel):
         cm_to_grid = float(similarity.scale * sx)
         face_mask = face_mask.astype(np.float32)
         skin = skin_level(rgb, points, face_width)
+        female_share = self.female_probability(rgb, points) if female is None else float(np.clip(female, 0.0, 1.0))
+        young_skin = None
+        if np.any(self.tables["age_textures"]):
+            mapping = template_map(template, grid_points)
+            template_face = cv2.remap(
+                log_rgb, mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
+            )
+            young_skin = appearance.young_skin(c, self.age_split, template, template_face, female_share)
         layer = hair_layer(
             rgb, points, face_mask, frame.box, float(self.tables["hair_level"][0]), skin, segment, others
         )
@@ -221,7 +242,7 @@ class FittedEngine(HubModel):
             log_grey_bands=bands,
             rotation=similarity.rotation,
             cm_to_grid=cm_to_grid,
-            female=self.female_probability(rgb, points) if female is None else float(np.clip(female, 0.0, 1.0)),
+            female=female_share,
             colourfulness=float(chroma),
             landmarks=grid_points,
             mouth_gap=mouth_gap(grid_points, cm_to_grid),
@@ -231,6 +252,9 @@ class FittedEngine(HubModel):
             ).reshape(grid_h, grid_w, 3),
             layer=layer,
             hair=layer.hair_on(frame.box, (grid_h, grid_w)),
+            # an engine that has fitted no ages changes no age: no beard is looked for
+            beard=find_beard(rgb, points, layer.person_at, layer.hair_on) if young_skin is not None else None,
+            young_skin=young_skin,
         )
 
     def female_probability(self, rgb: np.ndarray, landmarks: np.ndarray) -> float:
@@ -263,8 +287,8 @@ class FittedEngine(HubModel):
         source_aus: np.ndarray,
         target_aus: np.ndarray,
         target_landmarks: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """(478, 2) landmark displacements on the engine grid for this edit (:func:`geometry.shape_change`)."""
+    ) -> geometry.Motion:
+        """The landmark motion on the engine grid for this edit (:func:`geometry.shape_change`)."""
         return geometry.shape_change(self, face, source_age, target_age, source_aus, target_aus, target_landmarks)
 
     def texture_change(
@@ -293,34 +317,40 @@ class FittedEngine(HubModel):
         """
         source_age = float(np.clip(source_age, 0.0, MAX_AGE))
         target_age = float(np.clip(target_age, 0.0, MAX_AGE))
-        moves = self.shape_change(face, source_age, target_age, source_aus, target_aus, target_landmarks)
+        motion = self.shape_change(face, source_age, target_age, source_aus, target_aus, target_landmarks)
         texture = self.texture_change(face, source_age, target_age, source_aus, target_aus)
-        moving = bool(np.abs(moves).max() > 1e-3)
+        growth = geometry.growth_field(self, face, source_age, target_age)
+        moving = motion.moving or growth is not None
         layer = face.layer
         greying = self.hair_greying_share(source_age, target_age) if layer.hair_box is not None else 0.0
-        if not moving and texture is None and greying <= 0.0:
+        young = geometry.youth(source_age, target_age) if face.beard is not None else 0.0
+        if not moving and texture is None and greying <= 0.0 and young <= 0.0:
             return None
-        sample, changed = (
-            geometry.backward_map(face, moves, self.template)
+        sample, changed, moves = (
+            geometry.backward_map(face, motion, self.template, growth)
             if moving
-            else (None, np.zeros(face.grid_shape, np.float32))
+            else (None, np.zeros(face.grid_shape, np.float32), motion.total)
         )
         factor, painted = _repaint_field(texture, face, sample)
         if painted is not None:
             changed = np.maximum(changed, painted)
         found = _changed_box(face.frame, changed)
         boxes = ([found[0]] if found is not None else []) + ([layer.hair_box] if greying > 0.0 else [])
+        boxes += [face.beard.box] if young > 0.0 else []
         if not boxes:
             return None
         # the photo box that changes: the face's (geometry, colour) and its hair's when it greys
         x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
         x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         source = rgb
-        if greying > 0.0:  # the hair greys first, on the input's pixels, and then moves with the geometry
+        if greying > 0.0 or young > 0.0:  # hair greys and a beard goes first, on the input's pixels, then both
+            # move with the geometry
             bx0, by0, bx1, by1 = face.box
             gx0, gy0, gx1, gy1 = min(x0, bx0), min(y0, by0), max(x1, bx1), max(y1, by1)
             greyed = rgb[gy0:gy1, gx0:gx1].copy()
             layer.grey(greyed, (gx0, gy0), greying)
+            if young > 0.0:
+                face.beard.lift(greyed, (gx0, gy0), young)
             source = _Offset(greyed, gx0, gy0)
         edited = _crop(source, (x0, y0, x1, y1)).copy()
         mask = np.zeros((y1 - y0, x1 - x0), np.float32)
@@ -328,10 +358,17 @@ class FittedEngine(HubModel):
             hx0, hy0, hx1, hy1 = layer.hair_box
             share = layer.share.astype(np.float32) * np.float32(greying / 255.0)
             mask[hy0 - y0 : hy1 - y0, hx0 - x0 : hx1 - x0] = share
+        if young > 0.0:
+            bx0, by0, bx1, by1 = face.beard.box
+            inner = mask[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0]
+            np.maximum(inner, face.beard.changed * np.float32(young), out=inner)
+        moved = None
         if found is not None:
             (ex0, ey0, ex1, ey1), part = found
             frame = face.frame
             engine_mask = frame.field_to_photo(changed, *part)
+            if sample is not None:
+                moved = ((ex0, ey0, ex1, ey1), engine_mask)
             original = _crop(source, (ex0, ey0, ex1, ey1))
             if sample is not None:
                 # one cubic remap of the input's own pixels (one two-channel map: slicing x and y apart copies both)
@@ -349,7 +386,14 @@ class FittedEngine(HubModel):
             inner = mask[ey0 - y0 : ey1 - y0, ex0 - x0 : ex1 - x0]
             np.maximum(inner, engine_mask, out=inner)
         # the edit stays on its person: walls, shirts and neighbours keep their pixels
-        person = layer.person_bytes(x0, y0, x1, y1)
+        person = layer.person_bytes(x0, y0, x1, y1).copy()
+        if moved is not None:
+            # where the geometry moved the silhouette's own soft edge, the person is wholly the edit's: mixing
+            # in the input there printed the old outline (an ear's, a jaw's) as a faint line beside the new one
+            # (the faintest quarter stays soft: it is where other faces are kept out)
+            (mx0, my0, mx1, my1), moved_mask = moved
+            inner = person[my0 - y0 : my1 - y0, mx0 - x0 : mx1 - x0]
+            inner[(moved_mask > 0.0) & (inner >= MOVED_EDGE)] = 255
         original = rgb[y0:y1, x0:x1]
         edge = (person > 0) & (person < 255)  # the silhouette's soft edge: the edit fades out there
         if edge.any():

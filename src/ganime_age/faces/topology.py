@@ -47,7 +47,10 @@ LEFT_PUPIL = 473
 
 # --- point sets the engine and the analysis read ---------------------------------------------------------------
 FACE_LEFT, FACE_RIGHT = 234, 454
+CHIN = 152  # the mesh's lowest point on the chin
+NOSE_TIP = 1
 MOUTH_CENTRE = 13  # the upper lip's inner centre
+OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 UPPER_INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 LOWER_INNER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 RIGHT_EYE_CONTOUR = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)

@@ -1,0 +1,210 @@
+"""Facial hair, found once per photo and lifted away when a face is made a child's.
+
+A beard, stubble or a moustache is hair on the skin: darker than the face's skin and less red than it (hair
+is brown-grey-black; skin in shade keeps its redness, which is how the jaw's own shadow is told from a beard).
+Below the nose base, the lips excepted, and down under the jaw, each pixel's facial-hair share is read from
+its colour against the cheeks' skin, and the hair is replaced by the surrounding skin, its tone and shading
+taken from the nearby skin pixels (normalised convolution at two scales, so that a full beard fills from its
+edges). The change is made once at the photo's resolution; a slider move scales it (:meth:`Beard.lift`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ganime_age.engine.frames import add_scaled, overlap
+from ganime_age.faces.topology import CHIN, FACE_LEFT, FACE_OVAL, FACE_RIGHT, NUM_MESH_VERTICES, OUTER_LIPS
+
+NOSE_BASE = 2  # the mesh's point under the nose (subnasale): facial hair begins below it
+EYE_BOTTOMS = (145, 374)  # the lower lids' centres: the cheeks' skin is read between them and the nose base
+BEARD_GRID_FACE = 96  # grid pixels across the face: the skin's statistics and the fill are smooth at this scale
+BEARD_BELOW = 0.18  # face widths below the chin that a beard may reach (under the jaw)
+MOUTH_CORNERS = (61, 291)
+NECK_HALF_WIDTH = 0.3  # face widths: under the jaw, a beard lies on the neck, never beside it (long hair)
+LIPS_GROW = 0.03  # face widths: the lips' outline grown by this is never facial hair
+REDNESS_LOSS = (0.1, 0.35)  # share of the skin's redness (log R/G) a pixel lacks: from skin to surely hair
+DARKER = (3.0, 10.0)  # Lab L (local mean) below the cheeks' skin: from skin to surely hair
+ROUGHER = (0.3, 1.2)  # log of the fine texture's energy over the cheeks': from skin to surely hair
+TEXTURE_SCALES = (0.006, 0.03)  # face widths: the fine band's blur, and the neighbourhood its energy is read over
+SPREAD = 1.5  # the grid's share (hair and the skin between hairs) raised by this: a patch goes whole
+FILL_SCALES = (0.05, 0.15)  # face widths: the skin blurs that fill a beard (fine near its edge, coarse inside)
+
+
+@dataclass
+class Beard:
+    """One face's facial hair and its removal at the photo's resolution."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (photo pixels)
+    change: np.ndarray  # (h, w, 3) int16: what removing all of it adds to the photo's pixels over `box`
+
+    @property
+    def changed(self) -> np.ndarray:
+        """(h, w) float32 1 where removing the facial hair changes the photo, 0 elsewhere."""
+        return np.any(self.change != 0, axis=2).astype(np.float32)
+
+    def lift(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
+        """Remove `amount` (0..1) of the facial hair from `pixels` (uint8 RGB, a photo crop whose top-left is
+        `origin`, holding the photo's own pixels), in place."""
+        if amount <= 0.0:
+            return
+        found = overlap(pixels, origin, self.box)
+        if found is not None:
+            target, (x0, y0, x1, y1) = found
+            bx0, by0 = self.box[:2]
+            add_scaled(target, self.change[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0], amount)
+
+
+def find_beard(
+    rgb: np.ndarray,
+    points: np.ndarray,
+    person: Callable[[int, int, int, int], np.ndarray] | None = None,
+    hair: Callable[[tuple[int, int, int, int], tuple[int, int]], np.ndarray] | None = None,
+) -> Beard | None:
+    """The facial hair of the face with landmarks `points` (photo pixels) in `rgb` (None: none found).
+
+    `person(x0, y0, x1, y1)`: where the edit may change the photo over a photo box (0..1; e.g.
+    :meth:`HairLayer.person_at`): facial hair is looked for, and the fill reads skin, only there. `hair(box,
+    shape)`: the head's hair share on a grid of `shape` over a photo box (:meth:`HairLayer.hair_on`), never
+    facial hair.
+    """
+    height, width = rgb.shape[:2]
+    points = np.asarray(points, np.float64)
+    face_width = max(float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2])), 8.0)
+    oval = points[sorted({i for pair in FACE_OVAL for i in pair}), :2]
+    eye_row = float(points[list(EYE_BOTTOMS), 1].mean())
+    x0 = max(int(oval[:, 0].min() - 0.1 * face_width), 0)
+    x1 = min(int(np.ceil(oval[:, 0].max() + 0.1 * face_width)) + 1, width)
+    y0 = max(int(eye_row), 0)
+    y1 = min(int(np.ceil(points[CHIN, 1] + BEARD_BELOW * face_width)) + 1, height)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    scale = min(1.0, BEARD_GRID_FACE / face_width)
+    grid_w, grid_h = max(2, round((x1 - x0) * scale)), max(2, round((y1 - y0) * scale))
+    grid = cv2.resize(crop, (grid_w, grid_h), interpolation=cv2.INTER_AREA) if scale < 1.0 else crop
+    sx, sy = grid_w / (x1 - x0), grid_h / (y1 - y0)
+    local = np.stack([(points[:, 0] - x0 + 0.5) * sx - 0.5, (points[:, 1] - y0 + 0.5) * sy - 0.5], axis=1)
+    width_grid = face_width * sx
+
+    # where facial hair may be: the face's hull below the nose base, and the chin's (the jaw below the mouth's
+    # corners) moved down under the jaw; never beside the jaw, where long hair hangs
+    hull = _hull(local[:NUM_MESH_VERTICES], (grid_h, grid_w))
+    jaw = local[sorted({i for pair in FACE_OVAL for i in pair})]
+    chin = jaw[jaw[:, 1] > local[list(MOUTH_CORNERS), 1].max()]
+    drop = np.array([0.0, BEARD_BELOW * width_grid])
+    under = _hull(np.concatenate([chin, chin + drop]), (grid_h, grid_w))
+    cols = np.arange(grid_w, dtype=np.float32)[None, :]
+    under[np.broadcast_to(np.abs(cols - float(local[CHIN, 0])) > NECK_HALF_WIDTH * width_grid, under.shape)] = 0
+    lower = hull | under
+    rows = np.arange(grid_h, dtype=np.float32)[:, None]
+    feather = max(0.04 * width_grid, 1.0)
+    below_nose = np.clip((rows - local[NOSE_BASE, 1]) / feather, 0.0, 1.0)
+    lips = np.zeros((grid_h, grid_w), np.uint8)
+    cv2.fillPoly(lips, [np.round(local[list(OUTER_LIPS)]).astype(np.int32)], 1)
+    grow = max(1, round(LIPS_GROW * width_grid))
+    lips = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+    region = cv2.GaussianBlur((lower & (1 - lips)).astype(np.float32), (0, 0), feather / 2.0) * below_nose
+    person_grid = None
+    if person is not None:
+        person_grid = cv2.resize(person(x0, y0, x1, y1), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
+        region *= person_grid
+    if hair is not None:  # the head's hair (long hair beside the jaw) is not facial hair
+        region *= 1.0 - np.clip(hair((x0, y0, x1, y1), (grid_h, grid_w)), 0.0, 1.0)
+
+    # the cheeks' skin: inside the hull between the lower lids and the nose base, beside the nose
+    centre = float(local[NOSE_BASE, 0])
+    cols = np.arange(grid_w, dtype=np.float32)[None, :]
+    cheeks = (
+        (hull > 0)
+        & (rows > local[list(EYE_BOTTOMS), 1].max() + feather)
+        & (rows < local[NOSE_BASE, 1])
+        & (np.abs(cols - centre) > 0.15 * width_grid)
+    )
+    if cheeks.sum() < 20:
+        return None
+    # each pixel's facial-hair share at the photo's resolution (stubble is finer than the grid), read against
+    # the cheeks' skin: its redness, lightness and fine texture
+    size = (x1 - x0, y1 - y0)
+    cheeks_fine = cv2.resize(cheeks.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    fine = _Measures(crop, face_width)
+    skin = fine.skin(cheeks_fine)
+    if skin is None:  # a grey photo, or a light too coloured to tell hair by its colour
+        return None
+    fine_share = fine.hair_share(skin) * cv2.resize(region, size, interpolation=cv2.INTER_LINEAR)
+    share = cv2.resize(fine_share, (grid_w, grid_h), interpolation=cv2.INTER_AREA)
+    share = np.clip(SPREAD * cv2.GaussianBlur(share, (0, 0), 1.0), 0.0, 1.0) * region
+    if share.max() < 0.2:
+        return None
+    redness = _redness(grid)
+    skin_red = skin[0]
+
+    # the fill: the nearby skin (skin-coloured, not hair), fine near the beard's edge and coarse inside it
+    skin_like = np.clip(1.0 - np.abs(redness - skin_red) / (REDNESS_LOSS[1] * skin_red), 0.0, 1.0) * (1.0 - share)
+    if person_grid is not None:
+        skin_like *= person_grid
+    values = grid.astype(np.float32)
+    fills, weights = [], []
+    for fraction in FILL_SCALES:
+        sigma = max(fraction * width_grid, 1.0)
+        weight = cv2.GaussianBlur(skin_like, (0, 0), sigma)
+        blurred = cv2.GaussianBlur(values * skin_like[..., None], (0, 0), sigma)
+        fills.append(blurred / np.maximum(weight, 1e-4)[..., None])
+        weights.append(weight)
+    trust = np.clip(weights[0] / 0.3, 0.0, 1.0)[..., None]
+    fill = trust * fills[0] + (1.0 - trust) * fills[1]
+    fill = np.where((weights[1] > 1e-3)[..., None], fill, values)
+
+    # the beard's whole patch goes, the skin between its hairs too: the share is spread a little and held
+    fine_share = np.maximum(fine_share, cv2.resize(share, size, interpolation=cv2.INTER_LINEAR))
+    fill_full = cv2.resize(fill, size, interpolation=cv2.INTER_LINEAR)
+    change = (fill_full - crop.astype(np.float32)) * fine_share[..., None]
+    return Beard((x0, y0, x1, y1), np.round(change).astype(np.int16))
+
+
+def _hull(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) uint8 1 inside the convex hull of (n, 2) grid points."""
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillConvexPoly(mask, np.round(cv2.convexHull(points.astype(np.float32))).astype(np.int32), 1)
+    return mask
+
+
+def _redness(rgb: np.ndarray) -> np.ndarray:
+    """log(R / G) per pixel: skin's redness, which its own shade keeps and hair lacks."""
+    values = rgb.astype(np.float32) + 4.0
+    return np.log(values[..., 0] / values[..., 1])
+
+
+class _Measures:
+    """What tells facial hair from skin, per pixel of a photo crop: redness (log R/G, which skin keeps in its
+    own shade and hair lacks), lightness (its local mean: strands alternate), and fine texture (hair's strands
+    against skin's smoothness, shade included: the local energy of a fine band)."""
+
+    def __init__(self, rgb: np.ndarray, face_width: float) -> None:
+        self.redness = _redness(rgb)
+        lightness = cv2.cvtColor(rgb.astype(np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_RGB2LAB)[..., 0]
+        local = max(TEXTURE_SCALES[1] * face_width, 1.0)
+        self.lightness = cv2.GaussianBlur(lightness, (0, 0), local)
+        band = lightness - cv2.GaussianBlur(lightness, (0, 0), max(TEXTURE_SCALES[0] * face_width, 0.7))
+        self.texture = cv2.GaussianBlur(band * band, (0, 0), local) + 0.25
+
+    def skin(self, cheeks: np.ndarray) -> tuple[float, float, float] | None:
+        """The cheeks' (redness, lightness, texture), medians; None where skin has no redness to tell by."""
+        if cheeks.sum() < 20:
+            return None
+        red = float(np.median(self.redness[cheeks]))
+        if red <= 0.02:
+            return None
+        return red, float(np.median(self.lightness[cheeks])), float(np.median(self.texture[cheeks]))
+
+    def hair_share(self, skin: tuple[float, float, float]) -> np.ndarray:
+        """0..1: how surely each pixel is facial hair: darker than the cheeks, and less red or rougher."""
+        red, light, texture = skin
+        loss = (red - self.redness) / red
+        pale = np.clip((loss - REDNESS_LOSS[0]) / (REDNESS_LOSS[1] - REDNESS_LOSS[0]), 0.0, 1.0)
+        rough = np.clip((np.log(self.texture / texture) - ROUGHER[0]) / (ROUGHER[1] - ROUGHER[0]), 0.0, 1.0)
+        dark = np.clip((light - self.lightness - DARKER[0]) / (DARKER[1] - DARKER[0]), 0.0, 1.0)
+        return (np.maximum(pale, rough) * dark).astype(np.float32)
