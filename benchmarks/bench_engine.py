@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchmarks.common import REPO, environment, markdown_table, time_call, write_json
+from benchmarks.common import environment, markdown_table, run_script, time_call
 from ganime_age.editing import EditorConfig, FaceEditor
 from ganime_age.faces import load_image
 
@@ -110,16 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--shared", default=str(REPO.parent / "shared"))
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--json")
-    args = parser.parse_args()
-    result = run(args)
-    if args.json:
-        write_json(args.json, result)
+    run_script(__doc__, run, repeats=15, smoke=True)
 
 
 if __name__ == "__main__":

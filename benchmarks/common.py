@@ -192,7 +192,9 @@ class PeakMemory:
             torch.cuda.synchronize(self.device)
             self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
         elif self._kernel_peak:
-            self.peak_mb = max(self.peak_mb, _vm_hwm_mb() or math.nan)
+            # the kernel's counters are synced lazily (per-thread RSS counting): the peak is at least what is
+            # resident now (a full test run once read a 64 MiB block's peak as 0)
+            self.peak_mb = max(self.peak_mb, _vm_hwm_mb() or math.nan, rss_mb())
         else:
             self._stop.set()
             if self._thread is not None:
@@ -280,3 +282,21 @@ def torch_threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def run_script(doc: str, run: Callable[[Any], dict[str, Any]], *, repeats: int, smoke: bool = False) -> None:
+    """A benchmark script's command line: --threads, --repeats, --shared (and --smoke where it has one), then
+    `run(args)`, its JSON written where --json says."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--shared", default=str(REPO.parent / "shared"))
+    if smoke:
+        parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    result = run(args)
+    if args.json:
+        write_json(args.json, result)

@@ -77,7 +77,7 @@ def test_one_story_of_the_default_model_in_the_readme_the_card_and_the_space() -
 def test_the_opening_lines_say_what_the_shipped_model_does_and_how_reenactment_works() -> None:
     opening = squashed(README.split("```", 1)[0]).lower()
     assert "shipped default model" in opening and "fitted edit engine" in opening and "no trained network" in opening
-    assert "reenactment is a classical landmark warp by default" in opening
+    assert "reenactment turns the photo's own head in 3-d by default" in opening
 
 
 def test_face_numbering_is_documented_in_one_place_that_the_others_link_to() -> None:

@@ -502,7 +502,7 @@ def test_space_reenactment_endpoints(space_url: str) -> None:
     changed = np.abs(after.astype(int) - before.astype(int)).max(axis=2) > 8
     ys, xs = np.nonzero(changed)
     assert changed.mean() > 0.005 and 120 < np.median(xs) < 330 and 20 < np.median(ys) < 260  # on the face
-    assert "warp" in note
+    assert "turned in 3-D" in note
     _, video, _ = client.predict(
         handle_file(str(examples / "cameraman.jpg")),
         "0",

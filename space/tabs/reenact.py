@@ -55,8 +55,8 @@ def method_note(editor: Any) -> str:
         note = "Pose rendered by the trained reenacting generator."
     else:
         note = (
-            "Pose moved by the edit engine's landmark warp (no trained reenactor is loaded; an editor whose "
-            "editor.json names one uses the learned generator)."
+            "Pose: the photo's own head turned in 3-D, expression and age by the edit engine (no trained "
+            "reenactor is loaded; an editor whose editor.json names one uses the learned generator)."
         )
     if is_untrained_default(editor.engine):
         note += " The edit engine's tables are missing, so the age slider has no effect here."

@@ -5,9 +5,11 @@ One frame goes through three steps:
 1. **Shape transfer** (:class:`ganime_age.models.reenact.ShapeTransfer`): MediaPipe's 3D landmarks,
    transformation matrix and blendshapes of both faces -> target landmarks with the source's face
    shape and the driver's head pose and expression, placed in the source photo.
-2. **Pose and expression**: by default the edit engine itself moves the face: the target landmarks are its
-   geometry (one warp of the photo at full resolution), the driver's AUs (times ``aus_scale``) and the target
-   age its appearance, and an opening mouth gets its fitted interior. With a trained
+2. **Pose and expression**: by default the edit engine itself moves the face to the driver's expression at the
+   photo's own head pose (one warp of the photo at full resolution), paints the driver's AUs (times
+   ``aus_scale``), the target age and an opening mouth's interior, and the photo's head is then turned in 3-D
+   to the driver's pose (:class:`ganime_age.engine.turning.TurnableHead`: the side that comes into view from
+   the mirror side and the hair beside the face, the background behind the head filled once per photo). With a trained
    :class:`~ganime_age.models.reenact.Reenactor` (the editor's ``reenactor`` part) that network redraws the
    aligned face at the target landmarks first, and the engine then adds the age and the AUs.
 3. **Refinement**: the editor's refiner, if it has one, adds its change to the moved face.
@@ -115,7 +117,8 @@ class Reenactment:
 
     @property
     def method(self) -> str:
-        """ "learned" with a trained reenactor, else "warp" (the classical landmark warp)."""
+        """ "learned" with a trained reenactor, else "warp" (the classical path: the engine's warp for the expression,
+        the head turned in 3-D for the pose)."""
         return "learned" if self.reenactor is not None else "warp"
 
     def _warn_once(self, key: str, message: str) -> None:
@@ -204,16 +207,22 @@ class Reenactment:
     ) -> np.ndarray:
         """The source photo with its face moved to the target landmarks, the driver's AUs painted and the age set.
 
-        The classical path is the edit engine's own: the target landmarks are its geometry (one warp of the
-        photo at full resolution), the AU and age changes its appearance, and an opening mouth gets its fitted
-        interior. With a learned reenactor, that network poses the face and the engine then adds age and AUs.
+        The classical path: the edit engine moves the face to the target landmarks brought back to the photo's
+        own head pose (the driver's expression: one warp at full resolution), paints the AUs, the age and an
+        opening mouth's interior, and the photo's head, turned in 3-D (:mod:`ganime_age.engine.turning`), then
+        takes the driver's pose. With a learned reenactor, that network poses the face and the engine then adds
+        age and AUs.
         """
         aus = np.clip(np.asarray(driver_aus, np.float32) * float(aus_scale), 0.0, AU_MAX)
         source_aus = np.asarray(source.aus, np.float32)
         engine = self.engine
         if self.reenactor is None:
             face = session.engine_face(source)  # prepared once per source photo: a video reuses it
-            out, _ = engine.edit_photo(session.rgb, [face], [plan[0]], [plan[1]], [source_aus], [aus], [target])
+            head = session.turnable_head(source, self._analyzer().segmenter)
+            # the head turns where it is: moved too, it would leave long hair and the neck behind
+            posed, rotation, _ = head.at_own_pose(target)
+            out, _ = engine.edit_photo(session.rgb, [face], [plan[0]], [plan[1]], [source_aus], [aus], [posed])
+            out = head.render(rotation, photo=out, landmarks=posed)
         else:
             posed = self.pose(session.rgb, source, target)
             face = engine.prepare_face(posed, target, segment=self._analyzer().segmenter)

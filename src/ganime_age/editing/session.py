@@ -53,6 +53,7 @@ class PhotoSession:
     prepare: FacePreparer
     ages: dict[int, float] = field(default_factory=dict)
     engine_faces: dict[int, Any] = field(default_factory=dict)
+    heads: dict[int, Any] = field(default_factory=dict)
 
     def selected(self, face: int | None) -> list[Any]:
         """Every face (None) or face `face`, refused with the photo's face count where it has no such face."""
@@ -91,6 +92,18 @@ class PhotoSession:
             prepared = self.prepare(self.rgb, face, others)
             self.engine_faces[face.index] = prepared
         return prepared
+
+    def turnable_head(self, face: Any, segment: Callable[[np.ndarray], np.ndarray]) -> Any:
+        """The face's head ready to turn in 3-D (:class:`~ganime_age.engine.turning.TurnableHead`), made once per
+        photo with `segment` (the person's silhouette): a reenacted video's frames share its filled background."""
+        head = self.heads.get(face.index)
+        if head is None:
+            from ganime_age.engine.turning import TurnableHead
+
+            self.engine_face(face)  # the same refusal where the landmarks are missing
+            head = TurnableHead(self.rgb, face.landmarks.landmarks, segment(self.rgb))
+            self.heads[face.index] = head
+        return head
 
     def plans(self, age: float | None, aus: Any, face: int | None, source_age: float | None = None) -> list[FacePlan]:
         """The checked request (`age`, `aus` and `source_age` already validated) as one plan per face to edit:

@@ -5,7 +5,8 @@ prepared once per photo, an edit as a short sequence of the jobs below), ``frame
 engine grid, and the one mapping between them and the photo), ``geometry`` (landmark displacements, the head's
 growth and sagging, and the backward map), ``appearance`` (the skin's change: ratio images, detail bands, folds,
 an old face's lines, a child's lower face, AU ratio images), ``hair`` (greying), ``beard`` (facial hair, lifted
-from faces made children), ``mouth`` (the painted interior) and ``pixels`` (reading and repainting the photo).
+from faces made children), ``mouth`` (the painted interior), ``pixels`` (reading and repainting the photo) and
+``turning`` (the photo's own head drawn again at another pose, for reenactment).
 
 Why fitted: two CPU cores cannot train a generator to move a face's structure, and no pretrained face
 generator can be had, but the classical prototype-and-transform methods need only means and least
