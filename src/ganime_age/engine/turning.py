@@ -10,12 +10,14 @@ the face by a head proxy, and turning it is drawing that mesh again:
 2. **Texture**: every vertex keeps the photo pixel it lies on. Where the photo saw the surface much more
    obliquely than the turned view shows it, the face reads its mirror side (the far cheek from the near one),
    and the head beyond the face's outline reads the band of hair the photo shows beside the face, reflected
-   back and forth at its own scale (the side of the head is hair like the hair at its edge).
+   back and forth at its own scale and softened (the side of the head is hair like the hair at its edge; at
+   full detail the reflected strands repeat into a marbled pattern).
 3. **Background**: the pixels behind the head, which a turn reveals, are filled once per photo by inpainting
    at a quarter of the resolution (smooth, so nothing flickers from frame to frame).
 4. **Drawing**: the mesh is rotated, its back faces dropped, drawn far to near, and every output pixel reads
-   the photo at its barycentric place (one remap for the own side, one for the mirror), laid over the filled
-   background by the head's own silhouette (hair included), at the photo's resolution.
+   the head at its barycentric place (one remap for the own side, one for the mirror) as a premultiplied
+   layer over the filled background, at the photo's resolution: drawn at the photo's own pose it gives the
+   photo back exactly, soft edges included.
 """
 
 from __future__ import annotations
@@ -45,16 +47,16 @@ NECK_FOLLOW = (0.95, 0.8, 0.55, 0.25, 0.0)  # how much of the head's turn each n
 NECK_BLEND = (0.0, 4.0)  # outline heights (cm below the face's origin) from skull rings to neck rings
 HAIR_MARGIN = 1.05  # the skull's outer rings stand this much off the ellipsoid (hair has volume)
 OWN_SIDE = (0.2, 0.5)  # source-to-view foreshortening ratio below which the mirror side is read, above own
-SEEN = (0.05, 0.3)
+SEEN = (0.05, 0.3)  # how squarely the photo saw a surface (its normal's z) for its mirror to be read: none, all
 BAND_SHARE = 0.85  # of the hair out to the silhouette's edge that a made-up side reads (not its soft rim)
 HAIR_DEPTH = 1.2  # canonical cm: the outer part of the silhouette beside the face that is read as the head's hair
 CANONICAL_WIDTH = 15.33  # canonical cm between the face outline's two sides (vertices 234 and 454)
-SQUARELY = 0.35  # a proxy vertex seen at least this squarely (its normal's z) reads its own pixel  # how squarely the photo saw a surface (its normal's z) for it to count as seen
-FILL_SCALE = 4
+SQUARELY = 0.35  # a proxy vertex seen at least this squarely (its normal's z) has its distance along its path read
+FILL_SCALE = 4  # the background behind the head is inpainted at 1/FILL_SCALE of the resolution
 SIDE_SOFTNESS = 0.2  # canonical cm: the blur of what a side the photo never showed reads
 EDGE_ON = 0.05  # a triangle whose normal is this close to the image plane (its z share) is not drawn
 STILL = 1.0  # pixels: a motion below this off the drawn head leaves the photo's pixel (an exact identity)
-EDGE_SOFTNESS = 0.7  # pixels: the drawn head's edge is anti-aliased over about this  # the background behind the head is inpainted at 1/FILL_SCALE of the resolution
+EDGE_SOFTNESS = 0.7  # pixels: the drawn head's edge is anti-aliased over about this
 
 
 @dataclass(frozen=True)
