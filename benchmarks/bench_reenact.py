@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> dict:
     target = reenactment.target_landmarks(source, analysed)
     session.engine_face(source)
     head = session.turnable_head(source, editor.analyzer.segmenter)
-    posed, rotation, _ = head.at_own_pose(target)
+    posed, rotation = head.at_own_pose(target)
     aus = np.asarray(analysed.aus, np.float32)
     engine_face = session.engine_face(source)
     edited, _ = editor.engine.edit_photo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import subprocess
 import sys
@@ -215,12 +216,12 @@ def test_flop_counter_and_peak_memory_helpers() -> None:
     parts = flops_by_module(model, *inputs)
     assert sum(parts.values()) == count_flops(model, *inputs)
     with PeakMemory(torch.device("cpu")) as memory:
-        # 64 MiB of fresh pages, touched: NumPy's large arrays are new mappings, where torch's CPU allocator may
-        # hand back memory an earlier test freed, which is resident already (the test failed once in a full run)
-        block = np.ones(64 * 2**20 // 8)
-        block += 1
+        # 64 MiB of fresh pages, touched: an anonymous mapping of its own, as allocators (torch's, and after a full
+        # test run even NumPy's malloc) may hand back memory an earlier test freed, which is resident already
+        block = mmap.mmap(-1, 64 * 2**20)
+        block.write(b"\x01" * len(block))
     assert memory.delta_mb > 48, memory.delta_mb
-    del block
+    block.close()
 
 
 def test_the_memory_benchmark_fits_a_line_per_request_kind(tmp_path: Path) -> None:

@@ -219,8 +219,7 @@ class Reenactment:
         if self.reenactor is None:
             face = session.engine_face(source)  # prepared once per source photo: a video reuses it
             head = session.turnable_head(source, self._analyzer().segmenter)
-            # the head turns where it is: moved too, it would leave long hair and the neck behind
-            posed, rotation, _ = head.at_own_pose(target)
+            posed, rotation = head.at_own_pose(target)
             out, _ = engine.edit_photo(session.rgb, [face], [plan[0]], [plan[1]], [source_aus], [aus], [posed])
             out = head.render(rotation, photo=out, landmarks=posed)
         else:

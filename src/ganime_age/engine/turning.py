@@ -257,30 +257,20 @@ class TurnableHead:
         """The photo's head rotation (3x3, the landmark frame)."""
         return self.head.rotation
 
-    def at_own_pose(self, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def at_own_pose(self, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Target landmarks (478, 3) at another head pose, as (the same face at the photo's own pose, the
-        target's head rotation, the target's in-plane shift of the head in pixels): an expression is made at
-        the photo's pose, then the head is turned and moved (:meth:`render`)."""
-        from ganime_age.face_model import head_similarity
-
+        target's head rotation): an expression is made at the photo's pose, then the head is turned where it is
+        (:meth:`render`; moved too, it would leave long hair and the neck behind)."""
         points = np.asarray(target, np.float64)
         wanted = head_similarity(points)
         own = head_similarity(self.head.points[:NUM_MESH_VERTICES])
-        canonical = wanted.invert(points)
-        at_own = own.apply(canonical)
-        shift = (wanted.apply(np.asarray(PIVOT)) - own.apply(np.asarray(PIVOT)))[:2]
-        return at_own.astype(np.float32), wanted.rotation, shift
+        return own.apply(wanted.invert(points)).astype(np.float32), wanted.rotation
 
     def render(
-        self,
-        rotation: np.ndarray,
-        photo: np.ndarray | None = None,
-        landmarks: np.ndarray | None = None,
-        shift: np.ndarray | None = None,
+        self, rotation: np.ndarray, photo: np.ndarray | None = None, landmarks: np.ndarray | None = None
     ) -> np.ndarray:
         """The photo with its head at `rotation` (3x3, the landmark frame's head rotation, as
-        :func:`~ganime_age.face_model.head_similarity` reads it), moved by `shift` (x, y pixels; the neck's
-        lower rings less, the shoulders not at all).
+        :func:`~ganime_age.face_model.head_similarity` reads it).
 
         `photo` and `landmarks`: the same photo edited (an expression, an age) and its face's landmarks there, to
         turn instead of the photo itself; the silhouette and the background stay the photo's.
@@ -290,8 +280,6 @@ class TurnableHead:
         model = head_model()
         height, width = image.shape[:2]
         placed, visible = turned_points(head, rotation)
-        if shift is not None:
-            placed[:, :2] += model.follow[:, None] * np.asarray(shift, np.float64)[None, :2]
         # all the work within the box the head can change: where it was (with its soft edge) and where it is now,
         # and the reach of its motion beyond
         x0, y0, x1, y1 = _union_box(self.box, placed[:, :2], self.reach, width, height)
