@@ -6,14 +6,19 @@ The source is CFEE's first full-size original resampled to 640x480; the driver i
 turning-head video (``space/examples/astronaut-turning.mp4``, its head turned). One frame of
 ``FaceEditor.reenact_video`` is, in order: the driver frame's analysis (detection, landmarks, AUs), the shape
 transfer, the engine's edit at the photo's own pose and the head's 3-D turn to the driver's; the photo's own
-analysis, the engine's preparation and the head's filled background are made once per video. Target (issue
-31): at least 10 frames per second at 640x480 on two cores.
+analysis, the engine's preparation and the head's filled background are made once per video. The parts are
+timed one at a time on the driver's most turned frame; the video row is ``FaceEditor.reenact_video`` itself over
+the video's first ``VIDEO_FRAMES`` frames (the driver analysed in order while two frames render at once, the MP4
+written), its rate the one the target is about. Target (issue 31): at least 10 frames per second at 640x480 on
+two cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -27,6 +32,7 @@ from ganime_age.video import iter_frames
 
 SIZE = (640, 480)
 TARGET_FPS = 10.0
+VIDEO_FRAMES = 24  # the whole shipped driving video (3 s at 8 fps)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -71,11 +77,21 @@ def run(args: argparse.Namespace) -> dict:
         timing = time_call(call, device, repeats=repeats)
         rows.append({"what": name, "median ms": timing["median_ms"], "min ms": timing["min_ms"]})
     frame_ms = rows[0]["median ms"] + rows[-1]["median ms"]
-    rows.append({"what": "**frame with its analysis**", "median ms": frame_ms, "min ms": float("nan")})
-    fps = 1000.0 / frame_ms
+    rows.append({"what": "frame with its analysis, one at a time", "median ms": frame_ms, "min ms": float("nan")})
+    video = REPO / "space" / "examples" / "astronaut-turning.mp4"
+    with tempfile.TemporaryDirectory() as folder:
+        editor.reenact_video(photo, video, Path(folder) / "warm.mp4", age=60.0, max_frames=3, show_progress_bar=False)
+        start = time.perf_counter()
+        editor.reenact_video(
+            photo, video, Path(folder) / "out.mp4", age=60.0, max_frames=VIDEO_FRAMES, show_progress_bar=False
+        )
+        video_ms = 1000.0 * (time.perf_counter() - start) / VIDEO_FRAMES
+    name = f"**video: reenact_video, {VIDEO_FRAMES} frames, per frame**"
+    rows.append({"what": name, "median ms": video_ms, "min ms": float("nan")})
+    fps = 1000.0 / video_ms
     print(markdown_table(rows, ["what", "median ms", "min ms"]))
     verdict = "meets" if fps >= TARGET_FPS else "misses"
-    print(f"640x480: {fps:.1f} frames per second, {verdict} the {TARGET_FPS:g} fps target")
+    print(f"640x480 video: {fps:.1f} frames per second, {verdict} the {TARGET_FPS:g} fps target")
     return {"environment": environment(device), "rows": rows, "fps": fps, "target_fps": TARGET_FPS}
 
 

@@ -1,10 +1,12 @@
-"""The multi-pose augmentation end to end on real faces with a tiny random SD1.5 + ControlNet (nothing downloaded)."""
+"""The multi-pose augmentation end to end on real faces: the mesh backend (the photo's own head turned in 3-D) and
+the ControlNet backend with a tiny random SD1.5 + ControlNet (nothing downloaded)."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from PIL import Image
 from ganime_age.conditions import age_to_group
 from ganime_age.faces.mesh import MEDIAPIPE_FACE_PARTS
 from training.augment_multipose import main, validate
+from training.evaluate import spread_indices
 from training.multipose.config import AugmentConfig, parse_pose, pose_tag
 from training.multipose.poses import build_prompt, item_seed, make_jobs, pose_phrase
 from training.multipose.random_pipeline import save_random_pipeline
@@ -37,7 +40,8 @@ def _read_jsonl(path: Path) -> list[dict]:
 def _argv(prepared: Path, output: Path, models: tuple[Path, Path], *extra: str) -> list[str]:
     base, controlnet = models
     return [
-        "--input", str(prepared), "--output", str(output), "--base-model", str(base), "--controlnet", str(controlnet),
+        "--input", str(prepared), "--output", str(output), "--backend", "controlnet", "--base-model", str(base),
+        "--controlnet", str(controlnet),
         "--max-sources", "3", POSES, "--resolution", "64", "--steps", "2", "--batch-size", "4",
         "--prompt", "a photo of a {age} year old", "--no-progress", *extra,
     ]  # fmt: skip
@@ -50,7 +54,8 @@ def test_end_to_end_rejects_faceless_outputs_and_resumes(
     argv = _argv(prepared, output, tiny_models, "--save-conditioning")
     assert main(argv) == 0
 
-    sources = list_sources(prepared)[:3]
+    listed = list_sources(prepared)
+    sources = [listed[i] for i in spread_indices(len(listed), 3)]  # --max-sources spreads over the listing
     expected_keys = {f"{s.source_id}_{tag}" for s in sources for tag in TAGS}
     summary = json.loads((output / "summary.json").read_text())
     # a random tiny model paints noise: every output is generated, and every one is rejected for having no face
@@ -133,7 +138,7 @@ def test_filter_keeps_real_faces_and_rejects_wrong_pose_or_identity(utk_sample: 
     config = validate(AugmentConfig(input=str(folder), output=str(tmp_path / "out"), resolution=256,
                                     estimator=str(tmp_path / "estimator")))  # fmt: skip
     judge = FaceJudge(config)
-    sources = {s.origin: s for s in list_sources(folder, "utkface")}
+    sources = {s.origin: s for s in list_sources(folder, "utkface", split="all")}
     a, b = judge.frame(sources[woman.name]), judge.frame(sources[child.name])
     assert not isinstance(a, str) and not isinstance(b, str)
     assert a.image.shape == (256, 256, 3) and a.landmarks.shape == (478, 3)
@@ -166,7 +171,9 @@ def test_folder_without_ages_needs_an_estimator(
     folder = tmp_path / "unlabelled"
     folder.mkdir()
     (folder / "face.jpg").symlink_to(utk_sample[0])
-    code = main(_argv(folder, tmp_path / "out", tiny_models, "--source", "folder", "--estimator", "none"))
+    code = main(
+        _argv(folder, tmp_path / "out", tiny_models, "--source", "folder", "--estimator", "none", "--split", "all")
+    )
     assert code == 2 and "age" in capsys.readouterr().err
 
 
@@ -251,3 +258,150 @@ def test_full_size_random_pipeline_has_sd15_shapes(tmp_path: Path) -> None:
     assert counts == {"unet": 859_520_964, "controlnet": 361_279_120, "vae": 83_653_863}
     assert sum(p.numel() for p in parts["text_encoder"].parameters()) == 123_060_480
     assert parts["unet"].config.cross_attention_dim == parts["text_encoder"].config.hidden_size == 768
+
+
+# -- the mesh backend (the default): real faces turned in 3-D ---------------------------------------------------
+def _training_faces(utk_sample: list[Path], count: int) -> list[Path]:
+    """Adults of the sample that prepare_data puts in UTKFace's training split (the only ones augmented)."""
+    from training.multipose.sources import in_split
+    from training.sources import SourceItem
+
+    chosen = []
+    for path in utk_sample:
+        age = int(path.name.split("_")[0])
+        item = SourceItem(path, path.name, float(age), age_to_group(age), path.name)
+        if 20 <= age <= 60 and in_split(item, "utkface", "train"):
+            chosen.append(path)
+    return chosen[:count]
+
+
+def _folder(paths: list[Path], folder: Path) -> Path:
+    folder.mkdir()
+    for path in paths:
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
+def test_mesh_backend_turns_real_faces_the_requested_way_and_resumes(utk_sample: list[Path], tmp_path: Path) -> None:
+    """Two real UTKFace training faces turned to yaw -30 and +30 (absolute): every output's measured yaw moved
+    from the source's towards the request (at least half the way), kept ones reached it within the tolerance with the source's identity,
+    are the source photo's size and relabelled by the shipped estimator; summary.json counts kept and rejected
+    by reason; a rerun does nothing, and a lost record is redone to the same result."""
+    folder = _folder(_training_faces(utk_sample, 2), tmp_path / "photos")
+    output = tmp_path / "mesh"
+    argv = ["--input", str(folder), "--source", "utkface", "--output", str(output), "--poses=-30:0,30:0",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+
+    summary = json.loads((output / "summary.json").read_text())
+    kept, rejects = _read_jsonl(output / "data" / "metadata.jsonl"), _read_jsonl(output / "rejects.jsonl")
+    assert summary["generated"] == 4 == len(kept) + len(rejects) and summary["kept"] == len(kept) >= 1
+    assert summary["rejected_by_reason"] == dict(Counter(r["reason"] for r in rejects))
+    assert summary["this_run"]["generated"] == 4 and summary["this_run"]["kept"] == len(kept)
+    assert summary["settings"]["backend"] == "mesh" and "mesh-turn" in (output / "README.md").read_text()
+    for record in kept + rejects:
+        assert record["backend"] == "mesh" and "prompt" not in record and 1 <= record["attempts"] <= 2
+        if record["pose_measured"] is None:
+            continue
+        source_yaw, requested_yaw, measured_yaw = (
+            record["pose_source"][0], record["pose_requested"][0], record["pose_measured"][0]
+        )  # fmt: skip
+        needed = requested_yaw - source_yaw  # poses are absolute: the turn is what the source lacks
+        assert (measured_yaw - source_yaw) * np.sign(needed) > 0.5 * abs(needed), record
+    for record in kept:
+        assert abs(record["pose_measured"][0] - record["pose_requested"][0]) <= 10.0
+        assert abs(record["pose_measured"][1] - record["pose_requested"][1]) <= 10.0
+        assert record["identity"] >= 0.35 and record["reason"] == "ok"
+        assert record["age_label_source"] == "estimator" and record["age"] == record["age_estimated"]
+        source = np.asarray(Image.open(folder / record["source"]).convert("RGB"))
+        image = np.asarray(Image.open(output / "data" / record["file_name"]).convert("RGB"))
+        assert image.shape == source.shape and np.abs(image.astype(int) - source.astype(int)).mean() > 2.0
+
+    before = (output / "data" / "metadata.jsonl").read_text()
+    assert main(argv) == 0
+    again = json.loads((output / "summary.json").read_text())
+    assert again["this_run"]["sources_pending"] == 0 and "generated" not in again["this_run"]
+    part = next((output / "parts").glob("metadata-*.jsonl"))
+    lines = part.read_text().splitlines(keepends=True)
+    part.write_text("".join(lines[1:]))
+    assert main(argv) == 0
+    third = json.loads((output / "summary.json").read_text())
+    assert third["this_run"]["generated"] == 1 and third["this_run"]["sources_pending"] == 1
+    assert (output / "data" / "metadata.jsonl").read_text() == before
+
+
+def test_mesh_backend_skips_turns_past_max_turn_and_keeps_source_labels(utk_sample: list[Path], tmp_path: Path) -> None:
+    """A pose further from the source's than --max-turn is not attempted (recorded, not counted as generated);
+    --age-label source keeps the source's label while the estimator's reading is still recorded."""
+    (face,) = _training_faces(utk_sample, 1)
+    folder = _folder([face], tmp_path / "photos")
+    output = tmp_path / "far"
+    argv = ["--input", str(folder), "--source", "utkface", "--output", str(output), "--poses=0:0,45:0",
+            "--max-turn", "25", "--age-label", "source", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["rejected_by_reason"].get("source_turn_too_large") == 1 and summary["generated"] == 1
+    records = _read_jsonl(output / "data" / "metadata.jsonl") + _read_jsonl(output / "rejects.jsonl")
+    by_pose = {r["key"].rsplit("_", 2)[1]: r for r in records}
+    assert by_pose["y+45"]["reason"] == "source_turn_too_large"
+    near = by_pose["y+0"]
+    assert near["pose_requested"][:2] == [0.0, 0.0] and near["age_estimated"] is not None
+    assert near["age"] == float(face.name.split("_")[0]) and near["age_label_source"] == "source"
+
+
+def test_only_the_training_split_is_augmented(utk_sample: list[Path], tmp_path: Path) -> None:
+    """--split train (the default) lists exactly the photos prepare_data keeps for training: the held-out test
+    photos (as the gates find them) are never turned; "all" lists every photo."""
+    from training.eval_gates import test_photos
+
+    folder = _folder(utk_sample, tmp_path / "utk")
+    held_out = {photo.path.name for photo in test_photos("utkface", folder)}
+    assert held_out  # the sample has held-out faces to keep out
+    train = {s.origin for s in list_sources(folder, "utkface")}
+    test = {s.origin for s in list_sources(folder, "utkface", split="test")}
+    assert test == held_out and not train & held_out
+    assert (
+        train | test == {s.origin for s in list_sources(folder, "utkface", split="all")} == {p.name for p in utk_sample}
+    )
+
+
+def test_mesh_options_are_checked(tmp_path: Path, capsys) -> None:
+    """Bad mesh options are typed errors (exit status 2, one line), not tracebacks; each backend has its poses."""
+    from ganime_age.errors import ConfigError
+    from training.multipose.config import DEFAULT_POSES, MESH_POSES
+
+    base = ["--input", str(tmp_path), "--output", str(tmp_path / "o")]
+    for bad in (["--backend", "gan"], ["--split", "val"], ["--age-label", "guess"], ["--max-turn", "ten"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(base + bad)
+        assert exit_info.value.code == 2
+    capsys.readouterr()
+    for bad, words in ((["--max-turn", "0"], "max-turn"), (["--aim-corrections", "-1"], "aim-corrections"),
+                       (["--pose-tolerance", "0"], "pose-tolerance"), (["--max-sources", "0"], "max-sources")):  # fmt: skip
+        assert main(base + bad) == 2
+        assert words in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="backend"):
+        validate(AugmentConfig(input="i", output="o", backend="gan"))
+    assert validate(AugmentConfig(input="i", output="o")).poses == MESH_POSES
+    assert validate(AugmentConfig(input="i", output="o", backend="controlnet")).poses == DEFAULT_POSES
+    assert validate(AugmentConfig(input="i", output="o", poses=((20.0, 0.0),))).poses == ((20.0, 0.0),)
+
+
+def test_yaw_band_evaluation(utk_sample: list[Path], tmp_path: Path) -> None:
+    """evaluate.py yaw-bands on the sample's held-out faces: counts per band add up, an estimator compared with
+    itself differs by 0, and the cache is reused."""
+    from training.evaluate import main as evaluate
+
+    folder = _folder(utk_sample, tmp_path / "utk")
+    out, cache = tmp_path / "bands.json", tmp_path / "cache.npz"
+    argv = ["yaw-bands", "--utkface", str(folder), "--estimator", "embedded", "--estimator", "again=embedded",
+            "--cache", str(cache), "--json", str(out)]  # fmt: skip
+    assert evaluate(argv) == 0 and cache.is_file()
+    result = json.loads(out.read_text())
+    first, second = result["rows"]
+    assert first["estimator"] == "age-estimator" and second["estimator"] == "again"
+    assert sum(first[band]["faces"] for band in ("< 15", "15-30", ">= 30")) == first["all"]["faces"]
+    assert first["all"]["faces"] == result["faces"] >= 1
+    assert second["all"]["difference"] == 0.0 and first["all"]["mae"] == second["all"]["mae"] > 0.0
+    stamp = cache.stat().st_mtime_ns
+    assert evaluate(argv) == 0 and cache.stat().st_mtime_ns == stamp

@@ -427,6 +427,48 @@ def test_reenact_video_has_one_frame_per_driving_frame(
         engine.video(faces[0][0], faces[1][0], tmp_path / "o.mp4")
 
 
+def _pcm(path: Path) -> np.ndarray:
+    """A video's audio decoded to 16 kHz mono samples by ffmpeg itself (independent of ganime_age.video)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-vn", "-ac", "1"]
+    command += ["-ar", "16000", "-f", "s16le", "-"]
+    return np.frombuffer(subprocess.run(command, capture_output=True, check=True).stdout, np.int16)
+
+
+def test_reenact_video_keeps_the_drivers_audio_and_frame_rate(faces: list, editor, tmp_path: Path) -> None:
+    import subprocess
+
+    import imageio.v2 as imageio
+    import imageio_ffmpeg
+
+    from ganime_age.video import has_audio, probe_video
+
+    silent = tmp_path / "silent.mp4"
+    write_driving_video(silent, [faces[i][1] for i in range(1, 7)], fps=12)
+    driving = tmp_path / "driving.mp4"  # the same frames with a 440 Hz tone
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(silent), "-f", "lavfi"]
+    command += ["-i", "sine=frequency=440:sample_rate=16000", "-map", "0:v", "-map", "1:a", "-c:v", "copy"]
+    command += ["-c:a", "aac", "-shortest", str(driving)]
+    subprocess.run(command, check=True)
+    assert has_audio(driving) and not has_audio(silent)
+    out = editor.reenactment.video(faces[0][0], driving, tmp_path / "out.mp4", show_progress_bar=False)
+    assert has_audio(out)
+    assert probe_video(out).fps == pytest.approx(12.0)
+    with imageio.get_reader(out, format="FFMPEG") as reader:
+        assert len([frame for frame in reader]) == 6
+    # the tone itself: as long as the frames (0.5 s), its energy at 440 Hz
+    sound = _pcm(out).astype(np.float64)
+    assert abs(len(sound) / 16000 - 0.5) < 0.1
+    spectrum = np.abs(np.fft.rfft(sound))
+    assert abs(np.fft.rfftfreq(len(sound), 1 / 16000)[spectrum.argmax()] - 440.0) < 10.0
+    # a silent driver gives a silent video, written all the same
+    quiet = editor.reenactment.video(faces[0][0], silent, tmp_path / "quiet.mp4", show_progress_bar=False)
+    assert not has_audio(quiet) and probe_video(quiet).fps == pytest.approx(12.0)
+
+
 def test_cli_reenact(faces: list, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from ganime_age.cli import main
 

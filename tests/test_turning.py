@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ganime_age.engine.turning import TurnableHead, head_model, turned_points
+from ganime_age.engine.head import head_model
+from ganime_age.engine.turning import TurnableHead, turned_points
 
 PHOTOS = ("0113.jpg", "0473.jpg")  # CFEE full-size test people (1000x750): long hair, short hair
 
@@ -109,3 +110,18 @@ def test_a_turned_head_has_no_seam_along_the_face_outline(shared_dir: Path) -> N
         placed, _ = turned_points(head.head, rotation_matrix(yaw, 0.0, 0.0) @ head.rotation)
         turned = head.turn(yaw=yaw)
         assert worst_jump(turned, placed[:468, :2]) <= max(1.25 * own, own + 10.0)
+
+
+def test_a_made_up_side_of_the_head_takes_the_hair_and_the_neck_colour(shared_dir: Path) -> None:
+    """Where a turn shows the side of the head the photo never saw, it is the person's hair colour (dark hair:
+    darker than the cheeks), and below the jaw the neck's skin (lighter than the hair), one colour per part:
+    what each outline path reads beside the face (ears, earrings, collars) does not streak it."""
+    rgb, face, head = prepared(shared_dir, PHOTOS[0])
+    model = head_model()
+    skull = model.rings[2][model.follow[model.rings[-1]] > 0.99]
+    neck = model.rings[2][model.follow[model.rings[-1]] < 0.01]
+    hair, skin = head.side_colour[skull], head.side_colour[neck]
+    cheeks = face.landmarks.landmarks[[50, 280], :2].round().astype(int)
+    cheek = rgb[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(axis=0)
+    assert hair.mean() < 0.6 * cheek.mean() and skin.mean() > hair.mean() + 30.0, (hair.mean(0), skin.mean(0), cheek)
+    assert np.ptp(hair, axis=0).max() < 1.0 and np.ptp(skin, axis=0).max() < 1.0

@@ -246,15 +246,20 @@ def save_grid(path: Path, rgb: np.ndarray) -> None:
 
 
 # -- the evaluation ----------------------------------------------------------------------------------------
+def add_held_out_arguments(parser: argparse.ArgumentParser) -> None:
+    """The datasets whose held-out photos an editor's gates are measured on."""
+    parser.add_argument("--utkface", required=True, help="UTKFace folder (the original photos)")
+    parser.add_argument("--cfee", required=True, help="CFEE folder (320 px crops, labels.csv, aus.csv)")
+    parser.add_argument("--cfee-full", required=True, help="CFEE's 1000x750 originals (labels.csv)")
+
+
 class GateEvaluation:
     name = "gates"
     help = "the default editor's quality gates on held-out photos: do no harm, age, expression, identity, artefacts"
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--utkface", required=True, help="UTKFace folder (the original photos)")
-        parser.add_argument("--cfee", required=True, help="CFEE folder (320 px crops, labels.csv, aus.csv)")
-        parser.add_argument("--cfee-full", required=True, help="CFEE's 1000x750 originals (labels.csv)")
+        add_held_out_arguments(parser)
         parser.add_argument("--engine", default=None, help="fitted engine folder or Hub id (default: the embedded)")
         parser.add_argument("--model", default=None, help="a refiner to run on top of the engine")
         parser.add_argument("--estimator", default=None, help="AgeEstimator folder (default: the embedded)")

@@ -45,7 +45,9 @@ COMMANDS: dict[str, str] = {
     "ganimation": "training.evaluate:GanimationEvaluation",
     "table1": "training.eval_table1:Table1Evaluation",
     "reenact": "training.evaluate_reenact:ReenactEvaluation",
+    "turning": "training.eval_turning:TurningEvaluation",
     "gates": "training.eval_gates:GateEvaluation",
+    "yaw-bands": "training.eval_yaw_bands:YawBandEvaluation",
 }
 
 DEFAULT_AGES = "10,20,30,40,50,60,70,80"

@@ -18,6 +18,11 @@ Two measurements on real face photos:
 Methods: ``warp`` (the classical landmark warp, no training), or a Reenactor folder; ``--reenactor
 untrained`` runs a freshly initialised 128 px Reenactor, i.e. its landmark thin-plate-spline prior plus
 an untrained decoder (an ablation, not a result).
+
+The self-reenactment rows measure the landmark renderers (``Reenactment.pose``: the 2-D warp, or a trained
+Reenactor) that a learned reenactor is compared with; the default reenactment (the engine's expression, then
+the head turned in 3-D) is what the cross-identity rows run, and ``evaluate.py turning``
+(:mod:`training.eval_turning`) measures it against issue 31's gates.
 """
 
 from __future__ import annotations

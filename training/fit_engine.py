@@ -528,6 +528,7 @@ LICENCE_NOTE = (
 )
 REPORT_NAME = "fit_report.json"
 EVALUATION_NAME = "evaluation.md"
+TURNING_NAME = "turning.md"  # training/evaluate.py turning --markdown: reenactment by the 3-D turn
 
 
 def fit_summary(report: dict[str, Any]) -> str:
@@ -565,7 +566,8 @@ def write_engine(
 ) -> None:
     """Save the engine (fp16 safetensors, config.json, card) with its fit report, evaluation and grids.
 
-    The card's evaluation is ``evaluation.md`` in the folder (``training/evaluate.py gates --markdown``), its
+    The card's evaluation is ``evaluation.md`` in the folder (``training/evaluate.py gates --markdown``) and
+    ``turning.md`` (``training/evaluate.py turning --markdown``) where there is one, its
     samples the ``gates_*.jpg`` grids of `samples` (copied in) or already in the folder; `note` goes under
     its description (for the embedded default: the one story of it that the README and the Space tell too).
     """
@@ -586,6 +588,8 @@ def write_engine(
                 shutil.copyfile(grid, folder / grid.name)
     grids = sorted(p.name for p in folder.glob(f"gates_*{GRID_SUFFIX}"))
     evaluation = (folder / EVALUATION_NAME).read_text() if (folder / EVALUATION_NAME).is_file() else None
+    if (folder / TURNING_NAME).is_file():  # the head turned in 3-D is the engine's too (reenactment's pose)
+        evaluation = "\n\n".join(part for part in (evaluation, (folder / TURNING_NAME).read_text()) if part)
     if evaluation:  # the grids are the Samples section's
         evaluation = "\n".join(line for line in evaluation.splitlines() if not line.startswith("![gates_"))
     card = {

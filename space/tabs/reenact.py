@@ -4,7 +4,7 @@ Output is shown side by side with the source and the driver. Without a trained r
 editor's manifest) the edit engine moves the face to the driver's landmarks (pose and expression)
 and paints the driver's AUs, an opening mouth's interior and the age; with an empty engine (a trimmed
 install) only the pose moves, with a note.
-Videos are capped at ``MAX_VIDEO_FRAMES`` frames here (the CLI has no cap); audio is dropped.
+Videos are capped at ``MAX_VIDEO_FRAMES`` frames here (the CLI has no cap); the driver's audio is kept.
 
 The example driving video is made by :func:`make_driving_example` from the public-domain astronaut
 photo (the head turns and nods through the classical warp): ``python -m space.tabs.reenact``.
@@ -105,7 +105,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
                 max_frames=MAX_VIDEO_FRAMES,
                 show_progress_bar=False,
             )
-            return str(out), method_note(editor) + f" At most {MAX_VIDEO_FRAMES} frames; audio dropped."
+            return str(out), method_note(editor) + f" At most {MAX_VIDEO_FRAMES} frames, with the driver's audio."
 
     @user_errors
     def analyze(photo: Any, model: str) -> tuple[Any, str]:
@@ -143,7 +143,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
     def reenact_video(
         photo: Any, face: Any, model: str, video: Any, change_age: bool, age: float, aus_scale: float
     ) -> tuple[Any, str, str]:
-        """Reenact the source photo with every frame of a driving video (MP4 out, no audio)."""
+        """Reenact the source photo with every frame of a driving video (MP4 out, with its audio)."""
         from ganime_age.video import probe_video
 
         source = require_photo(photo)
@@ -180,7 +180,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
             with gr.Tab("Driving video", id="reenact-driving-video"):
                 driving_video = uploaded_input(
                     gr.Video(
-                        label=f"Driving video (first {MAX_VIDEO_FRAMES} frames; audio dropped)",
+                        label=f"Driving video (first {MAX_VIDEO_FRAMES} frames; its audio kept)",
                         sources=["upload", "webcam"],
                         height=IMAGE_HEIGHT,
                         elem_id="reenact-driving-video",

@@ -62,6 +62,17 @@ class MeshRaster:
         out.reshape(-1, flat.shape[1])[self.pixels] = mixed
         return out
 
+    def interpolate_at(self, values: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(flat pixel indices (K,), (K, C) interpolated values) at the covered pixels where `where` ((height,
+        width) bool) holds: a field only some pixels need costs only those pixels."""
+        select = np.flatnonzero(np.asarray(where).reshape(-1)[self.pixels])
+        flat = np.asarray(values, np.float32).reshape(len(values), -1)
+        corners, weights = self._columns
+        mixed = flat[corners[0][select]] * weights[0][select]
+        mixed += flat[corners[1][select]] * weights[1][select]
+        mixed += flat[corners[2][select]] * weights[2][select]
+        return self.pixels[select], mixed
+
     @functools.cached_property
     def _columns(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Each corner's vertex ids and weights as contiguous columns: a slider move gathers them every time."""
@@ -104,39 +115,46 @@ def rasterise(
     pixels = np.flatnonzero(flat)
     triangle = flat[pixels] - 1
     ys, xs = np.divmod(pixels, width)
-    # barycentric weights from each triangle's inverse affine map (pixel -> (w1, w2))
+    # barycentric weights from each triangle's inverse linear map, applied to the offset from its first corner
+    # (small numbers: single precision is exact enough, and a photo's million pixels cost half as much)
     inverse = _barycentric_maps(corners)
-    chosen = inverse[triangle]
-    w12 = chosen[:, :, 0] * xs[:, None] + chosen[:, :, 1] * ys[:, None] + chosen[:, :, 2]
-    weights = np.concatenate([1.0 - w12.sum(1, keepdims=True), w12], axis=1)
+    origin = corners[:, 0].astype(np.float32)
+    dx = xs.astype(np.float32) - origin[triangle, 0]
+    dy = ys.astype(np.float32) - origin[triangle, 1]
+    weights = np.empty((len(pixels), 3), np.float32)
+    for k in (1, 2):
+        row = inverse[:, k - 1].astype(np.float32)
+        weights[:, k] = row[triangle, 0] * dx + row[triangle, 1] * dy
+    weights[:, 0] = 1.0 - weights[:, 1] - weights[:, 2]
     # pixel snapping may draw a pixel a hair outside its triangle: extrapolate there (exact for affine fields),
     # but never far, which a sliver triangle's huge inverse would do
-    weights = np.clip(weights, -1.0, 2.0)
-    total = weights.sum(1, keepdims=True)
-    weights = np.where(np.abs(total) > 1e-6, weights / np.where(np.abs(total) > 1e-6, total, 1.0), 1.0 / 3.0)
+    far = np.flatnonzero(((weights < -1.0) | (weights > 2.0)).any(axis=1))
+    if len(far):
+        clipped = np.clip(weights[far], -1.0, 2.0)
+        total = clipped.sum(1, keepdims=True)
+        ok = np.abs(total) > 1e-6
+        weights[far] = np.where(ok, clipped / np.where(ok, total, 1.0), 1.0 / 3.0)
     return MeshRaster(
         shape=(height, width),
         pixels=pixels.astype(np.int64),
         corners=tri[triangle].astype(np.int32),
-        weights=weights.astype(np.float32),
+        weights=weights,
         triangle=triangle.astype(np.int32),
     )
 
 
 def _barycentric_maps(corners: np.ndarray) -> np.ndarray:
-    """(T, 2, 3) affine maps from a pixel (x, y, 1) to its weights on the 2nd and 3rd corner of each triangle."""
+    """(T, 2, 2) linear maps from a pixel's offset to each triangle's first corner to its weights on the 2nd and
+    3rd corner."""
     e1 = corners[:, 1] - corners[:, 0]
     e2 = corners[:, 2] - corners[:, 0]
     det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
     det = np.where(np.abs(det) < 1e-12, 1e-12, det)
-    inv = np.empty((len(corners), 2, 3))
+    inv = np.empty((len(corners), 2, 2))
     inv[:, 0, 0] = e2[:, 1] / det
     inv[:, 0, 1] = -e2[:, 0] / det
     inv[:, 1, 0] = -e1[:, 1] / det
     inv[:, 1, 1] = e1[:, 0] / det
-    origin = corners[:, 0]
-    inv[:, 0, 2] = -(inv[:, 0, 0] * origin[:, 0] + inv[:, 0, 1] * origin[:, 1])
-    inv[:, 1, 2] = -(inv[:, 1, 0] * origin[:, 0] + inv[:, 1, 1] * origin[:, 1])
     return inv
 
 

@@ -1,6 +1,7 @@
 """Reading and writing video frames through imageio-ffmpeg (a pip wheel that bundles an ffmpeg binary).
 
-Only the video stream is read and written: audio is dropped. Frames are uint8 RGB (H, W, 3) arrays.
+Frames are read and written as uint8 RGB (H, W, 3) arrays; :func:`add_audio` then gives a written video the
+audio of the video it was made from.
 Anything that is not a readable video, or a video without frames, raises :class:`VideoError`.
 Output is H.264 MP4 (yuv420p, which needs even sides: odd frames get one replicated edge row/column).
 """
@@ -8,6 +9,8 @@ Output is H.264 MP4 (yuv420p, which needs even sides: odd frames get one replica
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ from ganime_age.errors import VideoError
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"})
 DEFAULT_FPS = 25.0
 MAX_VIDEO_PIXELS = 4096 * 4096
+MUX_TIMEOUT = 600.0  # seconds: copying an audio track takes far less; a hung ffmpeg must not hang a server
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,7 @@ def _even(frame: np.ndarray) -> np.ndarray:
 
 
 class VideoWriter:
-    """H.264 MP4 writer: ``with VideoWriter(path, fps) as out: out.write(frame)``; no audio track."""
+    """H.264 MP4 writer: ``with VideoWriter(path, fps) as out: out.write(frame)`` (video only: see :func:`add_audio`)."""
 
     def __init__(self, path: str | os.PathLike[str], fps: float = DEFAULT_FPS, *, quality: float = 7.0) -> None:
         self.path = Path(path)
@@ -208,3 +212,47 @@ def write_video(path: str | os.PathLike[str], frames: Iterable[np.ndarray], fps:
     if writer.frames == 0:
         raise VideoError("no frames to write")
     return Path(path)
+
+
+def has_audio(path: str | os.PathLike[str]) -> bool:
+    """Whether a video file holds an audio stream (ffmpeg's own listing of its streams)."""
+    file = _check_file(path)
+    found = subprocess.run(
+        [_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(file.absolute())],  # never an option
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=MUX_TIMEOUT,
+        check=False,
+    )
+    return re.search(r"Stream #\S+.*: Audio:", found.stderr) is not None
+
+
+def add_audio(video: str | os.PathLike[str], source: str | os.PathLike[str], duration: float | None = None) -> bool:
+    """Give the written MP4 `video` the audio of `source` (the video it was made from), cut to `duration`
+    seconds (the frames written); its video stream is copied as it is. Returns False, changing nothing, when
+    `source` has no audio.
+
+    The audio is encoded to AAC, which every MP4 player reads; the file is replaced only once ffmpeg has
+    written the whole new one.
+    """
+    target = Path(video)
+    if not has_audio(source):
+        return False
+    muxed = target.with_name(f".{target.stem}.audio{target.suffix}")
+    command = [_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    command += ["-i", str(target.absolute())]
+    if duration is not None:  # the audio read is cut, never the video: every frame written stays
+        command += ["-t", f"{max(float(duration), 0.0):.3f}"]
+    command += ["-i", str(Path(source).absolute()), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
+    command += ["-c:a", "aac", "-b:a", "160k", "-movflags", "+faststart", str(muxed.absolute())]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=MUX_TIMEOUT)
+    except subprocess.TimeoutExpired as error:
+        muxed.unlink(missing_ok=True)
+        raise VideoError(f"adding the audio of {Path(source).name} took longer than {MUX_TIMEOUT:g} s") from error
+    if done.returncode != 0 or not muxed.is_file():
+        muxed.unlink(missing_ok=True)
+        raise VideoError(f"adding the audio of {Path(source).name} failed: {_first_line(RuntimeError(done.stderr))}")
+    muxed.replace(target)
+    return True

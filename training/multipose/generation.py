@@ -1,4 +1,4 @@
-"""Load the SD1.5 + ControlNet pipeline (Hub id or local folder) and generate a batch of jobs."""
+"""The ControlNet backend: load the SD1.5 + ControlNet pipeline (Hub id or local folder), generate a batch of jobs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .config import AugmentConfig, default_subfolder
+from .judge import FaceJudge, Outcome
 from .poses import Job
 from .random_pipeline import pipeline_class
 
@@ -93,3 +94,23 @@ def generate(pipe: Any, jobs: list[Job], config: AugmentConfig) -> list[np.ndarr
         result = pipe(**extra, **common)
     images = np.asarray(result.images)
     return [np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8) for image in images]
+
+
+class ControlNetBackend:
+    """Generates each batch of jobs with the pipeline and judges every image (``produce``)."""
+
+    reframe = True  # the source is warped into the generation frame
+
+    def __init__(self, config: AugmentConfig, judge: FaceJudge, device: Any, pipeline: Any = None) -> None:
+        self.config = config
+        self.judge = judge
+        self.condition = config.condition
+        self.pipeline = pipeline if pipeline is not None else load_pipeline(config, device)
+
+    def refuse(self, job: Job) -> str | None:
+        """Every pose is attempted: the ControlNet draws whatever the conditioning shows."""
+        return None
+
+    def produce(self, jobs: list[Job]) -> list[Outcome]:
+        images = generate(self.pipeline, jobs, self.config)
+        return [Outcome(job, image, self.judge.assess(image, job), {}) for job, image in zip(jobs, images, strict=True)]

@@ -8,7 +8,8 @@ An output is kept only if (checked in this order, the first failure is the recor
 - ``identity``: its MobileFaceNet embedding has cosine >= ``identity_threshold`` with the source's.
 
 Kept outputs are relabelled with the age estimator when one is given (``age_label_source: "estimator"``);
-otherwise they keep the source's label (``age_label_source: "source"``).
+otherwise, or with ``age_label: "source"``, they keep the source's label (``age_label_source: "source"``; the
+estimator's reading, when one is loaded, is still recorded as ``age_estimated``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from .poses import FramedSource, Job, frame_matrix, landmarks_to_frame, warp_to_
 from .sources import SourceFace
 
 REJECT_REASONS = ("no_face", "no_landmarks", "pose", "identity")
-SOURCE_REJECT_REASONS = ("source_unreadable", "source_no_face", "source_no_landmarks", "source_no_age")
+# a source (or, for source_turn_too_large, one of its poses) that no output was made for: not counted as generated
+SOURCE_REJECT_REASONS = ("source_unreadable", "source_no_face", "source_no_landmarks", "source_no_age",
+                         "source_turn_too_large")  # fmt: skip
 
 
 def _to_tensor(crops: list[np.ndarray]) -> Any:
@@ -46,6 +49,16 @@ class Verdict:
     pose_measured: list[float] | None = None
     identity: float | None = None
     age_estimated: float | None = None
+
+
+@dataclass
+class Outcome:
+    """One job made and judged by a backend: the image, the verdict, and the backend's own record fields."""
+
+    job: Job
+    image: np.ndarray
+    verdict: Verdict
+    extra: dict[str, Any]
 
 
 class FaceJudge:
@@ -85,8 +98,9 @@ class FaceJudge:
         return pick_face(faces, rgb.shape[1], rgb.shape[0])
 
     # -- sources ------------------------------------------------------------------------------------------
-    def frame(self, source: SourceFace) -> FramedSource | str:
-        """Analyse a source photo into the generation frame; a SOURCE_REJECT_REASONS string if it cannot be used."""
+    def frame(self, source: SourceFace, *, reframe: bool = True) -> FramedSource | str:
+        """Analyse a source photo into the generation frame (`reframe`; else it stays in its own frame and size,
+        as the mesh backend turns it); a SOURCE_REJECT_REASONS string if it cannot be used."""
         try:
             rgb = source.load()
         except (GanimeAgeError, OSError):
@@ -102,13 +116,18 @@ class FaceJudge:
             if self.estimator is None:
                 return "source_no_age"
             age = self.estimate_ages([face.aligned.image])[0]
-        matrix = frame_matrix(face.detection.points, self.config.resolution, self.config.face_scale)
+        if reframe:
+            matrix = frame_matrix(face.detection.points, self.config.resolution, self.config.face_scale)
+            image = warp_to_frame(rgb, matrix, self.config.resolution)
+            landmarks = landmarks_to_frame(face.landmarks.landmarks, matrix)
+        else:
+            image, landmarks = rgb, np.asarray(face.landmarks.landmarks, np.float32)
         return FramedSource(
             source_id=source.source_id,
             origin=source.origin,
             age=float(age),
-            image=warp_to_frame(rgb, matrix, self.config.resolution),
-            landmarks=landmarks_to_frame(face.landmarks.landmarks, matrix),
+            image=image,
+            landmarks=landmarks,
             pose=np.asarray(face.pose, np.float32),
             embedding=self.embed([face.aligned.image]),
         )
@@ -125,7 +144,7 @@ class FaceJudge:
         measured = [round(float(v), 2) for v in face.pose]
         identity = float((self.embed([face.aligned.image]) * job.source.embedding).sum())
         verdict = Verdict(True, "ok", measured, round(identity, 4))
-        if max(abs(measured[0] - job.requested[0]), abs(measured[1] - job.requested[1])) > self.config.pose_tolerance:
+        if pose_error(verdict, job) > self.config.pose_tolerance:
             verdict.kept, verdict.reason = False, "pose"
         elif identity < self.config.identity_threshold:
             verdict.kept, verdict.reason = False, "identity"
@@ -135,12 +154,19 @@ class FaceJudge:
 
     def label(self, verdict: Verdict, job: Job) -> dict[str, Any]:
         """Age fields of a metadata record: the estimate when available, else the source's label."""
-        if verdict.age_estimated is not None:
+        if verdict.age_estimated is not None and self.config.age_label == "estimator":
             age, origin = verdict.age_estimated, "estimator"
         else:
             age, origin = round(job.source.age, 2), "source"
         return {"age": age, "age_group": age_to_group(age), "age_source": round(job.source.age, 2),
                 "age_label_source": origin}  # fmt: skip
+
+
+def pose_error(verdict: Verdict, job: Job) -> float:
+    """The larger of the yaw and pitch misses (degrees) of a measured output; infinite where nothing was measured."""
+    if verdict.pose_measured is None:
+        return float("inf")
+    return max(abs(verdict.pose_measured[0] - job.requested[0]), abs(verdict.pose_measured[1] - job.requested[1]))
 
 
 def load_estimator(path: str, device: Any) -> Any:

@@ -139,23 +139,44 @@ def summarise(kept: list[dict[str, Any]], rejected: list[dict[str, Any]], run: d
 
 
 def write_card(root: Path, summary: dict[str, Any], settings: dict[str, Any]) -> None:
-    """A short dataset card with a `datasets` config pointing at data/."""
+    """A short dataset card with a `datasets` config pointing at data/; it says which backend made the images."""
     import yaml
 
+    mesh = settings.get("backend", "controlnet") == "mesh"
     front = {
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": f"{DATA}/*"}]}],
-        "tags": ["faces", "age", "synthetic", "controlnet", "ganime-age"],
+        "tags": ["faces", "age", "synthetic", "mesh-turn" if mesh else "controlnet", "ganime-age"],
     }
-    relabel = (
-        "re-labelled by the age estimator `" + str(settings.get("estimator")) + "`"
-        if settings.get("estimator")
-        else "copied from the source face (no age estimator was given: `age_label_source` is `source`)"
-    )
+    if settings.get("estimator") and settings.get("age_label", "estimator") == "estimator":
+        relabel = "re-labelled by the age estimator `" + str(settings.get("estimator")) + "`"
+    elif settings.get("estimator"):
+        relabel = (
+            "copied from the source face (`age_label_source` is `source`; the age estimator `"
+            + str(settings.get("estimator"))
+            + "`'s reading is in `age_estimated`)"
+        )
+    else:
+        relabel = "copied from the source face (no age estimator was given: `age_label_source` is `source`)"
+    if mesh:
+        made = f"""Synthetic head poses of real source faces: each source photo's own head turned in 3-D by ganime-age's
+renderer (`ganime_age.engine.turning.TurnableHead`: the photo's MediaPipe face mesh continued by a head and neck
+proxy, textured from the photo, the background behind the head filled), to absolute yaw/pitch poses
+(`training/augment_multipose.py --backend mesh`, pose mode `{settings.get("pose_mode")}`). The side of the head
+that a turn brings into view is made up (the face's mirror side, the hair beside the face)."""
+        columns = "turn (yaw, pitch degrees applied), attempts"
+        licence = "The images derive from the source dataset and inherit its terms (UTKFace is non-commercial)."
+    else:
+        made = f"""Synthetic head poses of real source faces, generated with Stable Diffusion 1.5 (`{settings.get("base_model")}`)
+and the ControlNet `{settings.get("controlnet")}` conditioned on the source's MediaPipe face mesh rotated to
+new yaw/pitch angles (`training/augment_multipose.py`, mode `{settings.get("mode")}`)."""
+        columns = "seed, prompt, negative_prompt, mode"
+        licence = (
+            "The images derive from the source dataset and inherit its terms (UTKFace and FFHQ-Aging are\n"
+            "non-commercial); Stable Diffusion outputs are also subject to the CreativeML OpenRAIL-M licence."
+        )
     body = f"""# Multi-pose age augmentation (ganime-age)
 
-Synthetic head poses of real source faces, generated with Stable Diffusion 1.5 (`{settings.get("base_model")}`)
-and the ControlNet `{settings.get("controlnet")}` conditioned on the source's MediaPipe face mesh rotated to
-new yaw/pitch angles (`training/augment_multipose.py`, mode `{settings.get("mode")}`).
+{made}
 
 An image is kept only if a face is found in it, its measured head pose is within
 {settings.get("pose_tolerance")} degrees of the requested one, and its MobileFaceNet identity cosine with the
@@ -165,12 +186,11 @@ source is at least {settings.get("identity_threshold")}. Ages are {relabel}.
 |---|---|---|---|
 | {summary["generated"]} | {summary["kept"]} | {summary["rejected"]} | {summary["rejected_by_reason"]} |
 
-Columns of `data/metadata.jsonl`: file_name, key, source_id, source, pose_requested, pose_source,
-pose_measured (yaw, pitch, roll degrees), age, age_group, age_source, age_label_source, identity, seed,
-prompt, negative_prompt, mode. `rejects.jsonl` lists the rejected jobs with the reason.
+Columns of `data/metadata.jsonl`: file_name, key, source_id, source, backend, pose_requested, pose_source,
+pose_measured (yaw, pitch, roll degrees), age, age_group, age_source, age_label_source, age_estimated, identity,
+{columns}. `rejects.jsonl` lists the rejected jobs with the reason.
 
-Licence: the images derive from the source dataset and inherit its terms (UTKFace and FFHQ-Aging are
-non-commercial); Stable Diffusion outputs are also subject to the CreativeML OpenRAIL-M licence.
+Licence: {licence}
 """
     _write_text(root / "README.md", "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + body)
 

@@ -1,9 +1,10 @@
 """From a source photo to generation jobs: frame the face, re-pose its 3D landmarks, draw the conditioning.
 
-The generation frame is the project's aligned-face framing (``ALIGN_TEMPLATE``) shrunk by ``face_scale`` so
-SD sees some hair and background around the face, at the generation resolution. The source's MediaPipe
-landmarks are carried into that frame (x, y by the similarity warp, z by its scale), turned to each
-requested head pose about the face centre, projected orthographically and drawn.
+The ControlNet backend's generation frame is the project's aligned-face framing (``ALIGN_TEMPLATE``) shrunk by
+``face_scale`` so SD sees some hair and background around the face, at the generation resolution. The source's
+MediaPipe landmarks are carried into that frame (x, y by the similarity warp, z by its scale), turned to each
+requested head pose about the face centre, projected orthographically and drawn. The mesh backend keeps the
+photo's own frame and needs no drawing (``condition=None``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class FramedSource:
     source_id: str
     origin: str
     age: float
-    image: np.ndarray  # (R, R, 3) uint8: the source in the generation frame (img2img / inpaint init image)
+    image: np.ndarray  # (H, W, 3) uint8: the source in its frame ((R, R, 3) for ControlNet, the photo for mesh)
     landmarks: np.ndarray  # (478, 3) float32 in frame pixels
     pose: np.ndarray  # (3,) yaw, pitch, roll degrees as measured by the landmarker
     embedding: Any  # (1, D) identity embedding of the source's aligned crop (torch tensor)
@@ -45,7 +46,7 @@ class Job:
     seed: int
     prompt: str
     negative_prompt: str
-    control: np.ndarray  # (R, R, 3) uint8 conditioning drawing
+    control: np.ndarray | None  # (R, R, 3) uint8 conditioning drawing (None for the mesh backend)
     mask: np.ndarray | None = None  # (R, R) uint8 inpainting mask (255 = regenerate)
 
 
@@ -121,18 +122,21 @@ def build_prompt(template: str, age: float, yaw: float, pitch: float) -> str:
                          "known: {age} {group} {pose} {yaw} {pitch}") from None  # fmt: skip
 
 
-def make_jobs(config: AugmentConfig, source: FramedSource, condition: str, skip: set[str]) -> list[Job]:
-    """The jobs of one source (one per requested pose), minus those whose key is in `skip`."""
+def make_jobs(config: AugmentConfig, source: FramedSource, condition: str | None, skip: set[str]) -> list[Job]:
+    """The jobs of one source (one per requested pose), minus those whose key is in `skip`; `condition` None draws
+    no conditioning image (the mesh backend turns the photo itself)."""
     jobs = []
     resolution = config.resolution
-    for yaw, pitch in config.poses:
+    for yaw, pitch in config.poses or ():
         key = f"{source.source_id}_{pose_tag(yaw, pitch)}"
         if key in skip:
             continue
         requested = target_pose(config, source.pose, yaw, pitch)
-        turned = turn_face(source.landmarks, source.pose, requested)
-        control = draw_condition(condition, project_orthographic(turned), resolution)
-        mask = face_mask(source.landmarks, turned, resolution) if config.mode == "inpaint" else None
+        control = mask = None
+        if condition is not None:
+            turned = turn_face(source.landmarks, source.pose, requested)
+            control = draw_condition(condition, project_orthographic(turned), resolution)
+            mask = face_mask(source.landmarks, turned, resolution) if config.mode == "inpaint" else None
         jobs.append(
             Job(
                 key=key,

@@ -2,12 +2,18 @@
 
 A source is listed cheaply (ids and labels only) so that every process computes the same work list and
 resumption can skip finished faces before any image is decoded; :meth:`SourceFace.load` decodes on demand.
+
+Only one split is augmented (``train`` by default): a prepared dataset's shards of that split, or of a photo
+folder the photos that ``training/prepare_data.py`` puts in it (a hash of each photo's bytes, or of its person
+for CFEE, with the test shares of ``training.face_records.TEST_FRACTIONS``), so held-out test faces are never
+turned into training data.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ganime_age.errors import DatasetError
-from training.sources import _image_files, parse_source
+from training.sources import SourceItem, _image_files, parse_source
 from training.sources import _stem as strip_suffixes
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -55,7 +61,16 @@ def _stem(rel: str) -> str:
 
 
 def prepared_sources(folder: str | Path, split: str = "train") -> list[SourceFace]:
-    """The faces of a prepared dataset split (``training/prepare_data.py`` output), read with pyarrow."""
+    """The faces of a prepared dataset split ("all": both), ``training/prepare_data.py`` output, read with pyarrow."""
+    faces = []
+    for part in ("train", "test") if split == "all" else (split,):
+        faces += _prepared_split(folder, part, missing_ok=split == "all")
+    if not faces:
+        raise DatasetError(f"{folder} has no {split!r} shards (data/{split}-*.parquet)")
+    return faces
+
+
+def _prepared_split(folder: str | Path, split: str, *, missing_ok: bool) -> list[SourceFace]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -63,6 +78,8 @@ def prepared_sources(folder: str | Path, split: str = "train") -> list[SourceFac
 
     files = shard_files(folder, split)
     if not files:
+        if missing_ok:
+            return []
         raise DatasetError(f"{folder} has no {split!r} shards (data/{split}-*.parquet)")
     table = pa.concat_tables([pq.read_table(path, columns=["image", "id", "age"]) for path in files])
     images = table.column("image").combine_chunks().field("bytes")
@@ -81,21 +98,39 @@ def prepared_sources(folder: str | Path, split: str = "train") -> list[SourceFac
     return faces
 
 
-def folder_sources(folder: str | Path, source: str = "folder", labels: str | Path | None = None) -> list[SourceFace]:
-    """Photos in a folder: ``folder`` (no ages: an estimator must provide them) or a training/sources.py layout."""
+def in_split(item: SourceItem, source: str, split: str) -> bool:
+    """Whether prepare_data puts this photo in `split` ("all": always): the repository's one train/test split."""
+    if split == "all":
+        return True
+    from training.face_records import TEST_FRACTIONS
+    from training.prepare_data import file_sha1, split_for, split_key_digest
+
+    return split_for(split_key_digest(item, file_sha1(item.path)), TEST_FRACTIONS.get(source, 0.1)) == split
+
+
+def folder_sources(
+    folder: str | Path, source: str = "folder", labels: str | Path | None = None, *, split: str = "train"
+) -> list[SourceFace]:
+    """Photos in a folder of `split` (see the module docstring): ``folder`` (no ages: an estimator must provide
+    them) or a training/sources.py layout."""
     root = Path(folder)
     if source == "folder":
-        paths = _image_files(root)
-        rels = [path.relative_to(root).as_posix() for path in paths]
-        return [
-            SourceFace(safe_id(_stem(rel), rel), rel, None, lambda p=path: p)
-            for rel, path in zip(rels, paths, strict=True)
+        items = [
+            SourceItem(path, path.relative_to(root).as_posix(), math.nan, -1, path.stem) for path in _image_files(root)
         ]
-    listing = parse_source(source, root, None if labels is None else Path(labels))
+    else:
+        items = parse_source(source, root, None if labels is None else Path(labels)).items
     return [
-        SourceFace(safe_id(_stem(item.rel), item.rel), item.rel, item.age, lambda p=item.path: p)
-        for item in listing.items
+        SourceFace(
+            safe_id(_stem(item.rel), item.rel), item.rel, None if source == "folder" else item.age, _loader(item.path)
+        )
+        for item in items
+        if in_split(item, source, split)
     ]
+
+
+def _loader(path: Path) -> Callable[[], Path]:
+    return lambda: path
 
 
 def list_sources(
@@ -107,9 +142,10 @@ def list_sources(
         raise DatasetError(f"input folder not found: {path}")
     if source == "auto":
         source = "prepared" if is_prepared(path) else "folder"
-    faces = prepared_sources(path, split) if source == "prepared" else folder_sources(path, source, labels)
+    prepared = source == "prepared"
+    faces = prepared_sources(path, split) if prepared else folder_sources(path, source, labels, split=split)
     if not faces:
-        raise DatasetError(f"no source faces found in {path} (source {source!r})")
+        raise DatasetError(f"no source faces found in {path} (source {source!r}, split {split!r})")
     ids = [face.source_id for face in faces]
     if len(set(ids)) != len(ids):
         raise DatasetError(f"{path}: source ids are not unique; cannot name outputs reliably")

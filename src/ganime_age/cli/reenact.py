@@ -1,5 +1,5 @@
 """``ganime-age reenact source.jpg driving.(jpg|mp4) [--age 60] -o out.(jpg|mp4)``: the source photo with the
-driving face's head pose and expression; a driving video gives an MP4 (audio dropped)."""
+driving face's head pose and expression; a driving video gives an MP4 with its audio."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         "reenact",
         help="give a photo the pose and expression of a driving photo or video",
         description="Give the source photo the driving face's head pose and expression (optionally a new age). "
-        "A driving video gives an MP4 (audio dropped).",
+        "A driving video gives an MP4 with its audio.",
     )
     parser.add_argument("source", help="source photo (the person to keep)")
     parser.add_argument("driving", help="driving photo or video (the pose and expression to copy)")

@@ -477,7 +477,7 @@ class FaceEditor:
         progress: Callable[[float, str], Any] | None = None,
         **options: Any,
     ) -> Path:
-        """Reenact the source photo with every frame of a driving video; writes an MP4 (no audio), returns its path.
+        """Reenact the source photo with every frame of a driving video; writes an MP4 with the driver's audio, returns its path.
 
         ``options``: face, driving_face, source_age, smoothing, max_frames, max_side, show_progress_bar.
         """

@@ -16,8 +16,10 @@ One frame goes through three steps:
 
 It is built on the editor's photo sessions (:mod:`.session`): the source photo is analysed, aged and prepared
 for the engine once, whether it drives one edit or every frame of a video. Videos are processed frame by frame
-with the target landmarks and AUs smoothed over time by a One-Euro filter; audio is dropped; output is MP4
-(H.264) through imageio-ffmpeg.
+with the target landmarks and AUs smoothed over time by a One-Euro filter: the driver's frames are read and
+analysed in order while earlier frames render on other threads (the renders are NumPy and OpenCV, which work
+outside Python's lock), and the output, an MP4 (H.264) at the driver's frame rate through imageio-ffmpeg, keeps
+the driver's audio.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,8 @@ from ganime_age.errors import FaceIndexError, ModelFileNotFoundError, NoFaceErro
 from ganime_age.validation import check_aus_scale, check_face_index, check_optional_age
 
 logger = logging.getLogger(__name__)
+
+RENDER_THREADS = 2  # a video's frames rendered at once, beside the driver's analysis (two cores: each busy)
 
 ProgressCallback = Callable[[float, str], Any]
 Refine = Callable[..., np.ndarray]  # FaceEditor.refine_photo: (photo, points, target ages, target AUs) -> photo
@@ -277,13 +283,15 @@ class Reenactment:
         """Reenact the source photo with every frame of a driving video; writes an MP4 and returns its path.
 
         Frames where the driver shows no face repeat the last pose (the source as it is before the
-        first face). `source_age` as for :meth:`image`. The source is downscaled to `max_side` pixels on its longest side first, so videos
-        of huge photos stay playable. Audio is dropped.
+        first face). `source_age` as for :meth:`image`. The source is downscaled to `max_side` pixels on its
+        longest side first, so videos of huge photos stay playable. The driver's audio is kept (as long as the
+        frames written).
         """
+        from threadpoolctl import threadpool_limits
         from tqdm.auto import tqdm
 
         from ganime_age.faces import load_image
-        from ganime_age.video import VideoWriter, iter_frames, probe_video
+        from ganime_age.video import VideoWriter, add_audio, iter_frames, probe_video
 
         age, face, driving_face = _check_arguments(age, aus_scale, face, driving_face)
         source_age = check_optional_age(source_age, "source_age")
@@ -302,9 +310,26 @@ class Reenactment:
         target: np.ndarray | None = None
         aus = np.zeros_like(np.asarray(src.aus, np.float32))
         found = 0
+        # what every frame shares is made once, before the threads that render frames start
+        if self.reenactor is None:
+            session.engine_face(src)
+            session.turnable_head(src, self._analyzer().segmenter)
         bar = tqdm(total=total, desc="reenact", unit="frame", disable=not show_progress_bar)
+        pending: deque[Future[np.ndarray]] = deque()
+        written = 0
+
+        def write_next(writer: VideoWriter) -> None:
+            nonlocal written
+            writer.write(pending.popleft().result())
+            written += 1
+            bar.update(1)
+            if progress is not None:
+                progress(written / total if total else 0.0, f"frame {written}" + (f" of {total}" if total else ""))
+
+        pool = ThreadPoolExecutor(max_workers=RENDER_THREADS, thread_name_prefix="reenact")
         try:
-            with VideoWriter(output, info.fps) as writer:
+            # OpenBLAS called from two threads at once, each with its own pool of threads, spins without end
+            with threadpool_limits(limits=1, user_api="blas"), VideoWriter(output, info.fps) as writer:
                 for index, frame in enumerate(iter_frames(driving_video, max_frames)):
                     try:
                         drv = self.driver_face(frame, driving_face, what=f"driving video frame {index}")
@@ -318,18 +343,24 @@ class Reenactment:
                             new_target = (landmark_filter(new_target / scale) * scale).astype(np.float32)
                             new_aus = np.clip(au_filter(new_aus / AU_MAX) * AU_MAX, 0.0, AU_MAX).astype(np.float32)
                         target, aus = new_target, new_aus
-                    out = rgb if target is None else self.render(session, src, target, plan, aus, aus_scale)
-                    writer.write(out)
-                    bar.update(1)
-                    if progress is not None:
-                        progress(
-                            (index + 1) / total if total else 0.0,
-                            f"frame {index + 1}" + (f" of {total}" if total else ""),
-                        )
+                    if target is None:
+                        done: Future[np.ndarray] = Future()
+                        done.set_result(rgb)
+                        pending.append(done)
+                    else:
+                        pending.append(pool.submit(self.render, session, src, target, plan, aus, aus_scale))
+                    while len(pending) > RENDER_THREADS:
+                        write_next(writer)
+                while pending:
+                    write_next(writer)
+            if found:
+                add_audio(output, driving_video, written / info.fps)
         except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
             output.unlink(missing_ok=True)
             raise
         finally:
+            pool.shutdown(wait=True)
             bar.close()
         if found == 0:
             output.unlink(missing_ok=True)

@@ -1,0 +1,427 @@
+"""Reenactment by the 3-D turn (issue 31), on held-out photos: ``python training/evaluate.py turning``.
+
+    python training/evaluate.py turning --utkface ../shared/datasets/utkface --cfee ../shared/datasets/cfee \\
+        --cfee-full ../shared/datasets/cfee_full --samples ../runs/turning --json ../runs/turning/turning.json \\
+        --markdown ../runs/turning/turning.md
+
+The issue's gates, each read by networks outside the renderer (dlib's descriptor for identity, MediaPipe's
+landmarks and blendshapes for pose and AUs, as users' photos are read):
+
+- **Self-reenactment (CFEE)**: each held-out person's neutral photo driven by their own expression photos; the
+  result against the driver: yaw and pitch within 5 degrees, the AU read-out within 0.5 on the AUs the driver's
+  photo is FACS-coded with; dlib verifies the result as the source's person (at least 95%).
+- **Turned drivers (UTKFace)**: frontal held-out faces driven by other held-out faces turned 20-45 degrees: the
+  same pose and identity measures (UTKFace has no FACS codes: the AU error there is over all AUs, for reading).
+- **Seams**: held-out CFEE originals (1000x750) turned to -45, -30, +30 and +45 degrees: along the turned face's
+  outline the strongest edges (the 95th percentile of the gradient across it) against the photo's own along its
+  outline; a tear or a hard cut is an edge the photo does not have.
+- **Video**: a held-out original (640x480) driven by the shipped turning-head video and by a 3 s video of another
+  held-out person's head turned by the renderer: the frames' flicker (the mean second difference in time, which
+  a steady motion does not have) on the still background (beyond the head's reach) and on the hair, against
+  the driver's own, and the frames per second of the whole ``reenact_video``.
+
+Grids (``--samples``): the self-reenactments, the turned drivers, the seam turns (tiles of 320 px) and 1:1 crops
+of two turned heads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ganime_age.conditions import AU_NAMES
+from ganime_age.errors import GanimeAgeError
+from training.eval_gates import (
+    EXPRESSIONS,
+    Judge,
+    Photo,
+    Reading,
+    add_held_out_arguments,
+    full_size_photos,
+    labelled_grid,
+    save_grid,
+    test_photos,
+)
+from training.evaluate import spread_indices
+from training.metrics import finite_mean, markdown_table
+
+SAME_PERSON = 0.6  # dlib's own descriptor distance for one person
+VERIFIED_SHARE = 0.95
+POSE_TOLERANCE = 5.0  # degrees
+AU_TOLERANCE = 0.5
+FRONTAL = 10.0  # degrees of yaw: the sources of the turned-driver pairs
+TURNED = (20.0, 45.0)  # degrees of yaw: their drivers
+SEAM_YAWS = (-45.0, -30.0, 30.0, 45.0)
+SEAM_RATIO = 1.0  # the turned outline's strongest edges no stronger than the photo's own
+VIDEO_SIZE = (640, 480)
+VIDEO_SECONDS, VIDEO_FPS = 3.0, 10.0
+TARGET_FPS = 10.0
+TILE = 320
+REPO = Path(__file__).resolve().parents[1]
+
+
+def outline_edges(rgb: np.ndarray, outline: np.ndarray, reach: float = 3.0) -> float:
+    """The 95th percentile of the brightness gradient across a face outline ((N, 2) points in order), read on
+    short segments across it: the photo's own edge there, or a tear."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3))
+    centre = outline.mean(axis=0)
+    found = []
+    for point in outline:
+        direction = (point - centre) / max(float(np.linalg.norm(point - centre)), 1e-6)
+        for offset in np.linspace(-reach, reach, 7):
+            x, y = np.round(point + offset * direction).astype(int)
+            if 0 <= y < grey.shape[0] and 0 <= x < grey.shape[1]:
+                found.append(gradient[y, x])
+    return float(np.percentile(found, 95)) if found else float("nan")
+
+
+def head_tile(rgb: np.ndarray, landmarks: np.ndarray, side: int = TILE, share: float = 2.2) -> np.ndarray:
+    """A square around the head (the face's landmarks' box grown `share` times), at `side` pixels."""
+    low, high = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
+    centre, half = (low + high) / 2.0, share * float((high - low).max()) / 2.0
+    matrix = np.array([[side / (2 * half), 0.0, side / 2 - centre[0] * side / (2 * half)]])
+    matrix = np.vstack([matrix, [0.0, side / (2 * half), side / 2 - centre[1] * side / (2 * half)]])
+    return cv2.warpAffine(rgb, matrix, (side, side), flags=cv2.INTER_AREA, borderValue=(255, 255, 255))
+
+
+def pose_of(reading: Reading) -> np.ndarray:
+    return np.asarray(reading.face.pose, np.float64)
+
+
+def flicker(frames: list[np.ndarray], mask: np.ndarray) -> float:
+    """The mean absolute second difference in time over `mask` (grey levels): jitter, not steady motion."""
+    if len(frames) < 3 or not mask.any():
+        return float("nan")
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32)[mask] for f in frames]
+    return float(np.mean([np.abs(a - 2.0 * b + c).mean() for a, b, c in zip(grey, grey[1:], grey[2:], strict=False)]))
+
+
+class TurningEvaluation:
+    name = "turning"
+    help = "reenactment by the 3-D turn: self-reenactment, turned drivers, seams, video flicker and speed"
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        add_held_out_arguments(parser)
+        parser.add_argument("--max-people", type=int, default=12, help="CFEE test people for self-reenactment")
+        parser.add_argument("--max-pairs", type=int, default=30, help="UTKFace frontal source + turned driver pairs")
+        parser.add_argument("--max-scan", type=int, default=500, help="UTKFace test photos read to find them")
+        parser.add_argument("--seam-people", type=int, default=6, help="CFEE originals turned for the seam gate")
+        parser.add_argument("--samples", default=None, help="write the grids (JPEG) and the videos here")
+        parser.add_argument("--json", dest="json_path")
+        parser.add_argument("--markdown")
+
+    @staticmethod
+    def run(args: argparse.Namespace) -> dict[str, Any]:
+        from ganime_age.editing import EditorConfig, FaceEditor
+        from training.judges import DlibIdentity
+
+        started = time.perf_counter()
+        editor = FaceEditor.from_pretrained(config=EditorConfig(device="cpu"))
+        judge = Judge(editor, DlibIdentity())
+        samples = Path(args.samples) if args.samples else None
+        cfee = test_photos("cfee", Path(args.cfee))
+        people = sorted({p.person for p in cfee if p.category == "Neutral"})
+        chosen = {people[i] for i in spread_indices(len(people), args.max_people)}
+        result: dict[str, Any] = {
+            "self": self_reenactment(editor, judge, [p for p in cfee if p.person in chosen], samples),
+            "turned": turned_drivers(editor, judge, test_photos("utkface", Path(args.utkface)), args, samples),
+        }
+        originals = full_size_photos(Path(args.cfee_full), set(people), args.seam_people * 2 + 2)
+        result["seams"] = seams(editor, originals[: args.seam_people], samples)
+        result["video"] = videos(editor, originals[-2:], samples)
+        result["seconds"] = time.perf_counter() - started
+        return result
+
+    @staticmethod
+    def markdown(result: dict[str, Any]) -> str:
+        def verdict(ok: bool) -> str:
+            return "**pass**" if ok else "**fail**"
+
+        lines = ["### Reenactment by the 3-D turn (issue 31)", ""]
+        rows = []
+        for key, label in (("self", "self-reenactment, CFEE"), ("turned", "turned drivers, UTKFace")):
+            part = result[key]
+            rows.append(
+                [
+                    label,
+                    part["pairs"],
+                    f"{part['verified']:.0%} {verdict(part['verified'] >= VERIFIED_SHARE)}",
+                    f"{part['yaw_error']:.1f} {verdict(part['yaw_error'] <= POSE_TOLERANCE)}",
+                    f"{part['pitch_error']:.1f} {verdict(part['pitch_error'] <= POSE_TOLERANCE)}",
+                    f"{part['au_error']:.2f}"
+                    + (f" {verdict(part['au_error'] <= AU_TOLERANCE)}" if key == "self" else ""),
+                    f"{part['driver_yaw']:.1f}",
+                    f"{part['yaw_error_within_5']:.0%}",
+                ]
+            )
+        headers = ["pairs", "", "dlib verified", "yaw err °", "pitch err °", "AU err", "driver |yaw| °", "yaw ≤ 5°"]
+        lines += [markdown_table(headers[1:2] + headers[:1] + headers[2:], rows), ""]
+        worst = sorted(result["self"]["per_au"].items(), key=lambda item: -np.nan_to_num(item[1]))[:4]
+        lines.append("Largest AU errors in self-reenactment: " + ", ".join(f"{n} {v:.2f}" for n, v in worst) + ".")
+        lines.append("")
+        lines.append(
+            "Mean absolute errors against the driver's own reading; AU error on the driver's FACS-coded AUs (CFEE), "
+            "over all 17 (UTKFace: no codes); dlib verifies the result against the source photo (distance < 0.6)."
+        )
+        seam = result["seams"]
+        lines += [
+            "",
+            "Seams along the turned face's outline (95th percentile of the gradient across it, grey levels):",
+            "",
+        ]
+        seam_rows = [[r["photo"], f"{r['own']:.0f}"] + [f"{v:.0f}" for v in r["turned"]] for r in seam["rows"]]
+        headers = ["photo", "own"] + [f"{y:+.0f}°" for y in SEAM_YAWS]
+        lines += [markdown_table(headers, seam_rows), ""]
+        ok = seam["worst_ratio"] <= SEAM_RATIO
+        lines.append(f"Worst turned / own: {seam['worst_ratio']:.2f} {verdict(ok)} (mean {seam['mean_ratio']:.2f}).")
+        lines += ["", "Video (640x480 source; flicker: mean second difference in time, grey levels):", ""]
+        video_rows = [
+            [
+                v["driver"],
+                v["frames"],
+                f"{v['fps']:.1f} {verdict(v['fps'] >= TARGET_FPS)}",
+                f"{v['background']:.2f} / {v['driver_background']:.2f}",
+                f"{v['hair']:.2f} / {v['driver_hair']:.2f}",
+                "yes" if v["audio_kept"] else "no (the driver has none)",
+            ]
+            for v in result["video"]
+        ]
+        headers = ["driver", "frames", "frames/s", "background: result / driver", "hair: result / driver", "audio"]
+        lines += [markdown_table(headers, video_rows), "", f"{result['seconds'] / 60:.1f} min in all."]
+        return "\n".join(lines)
+
+
+def _pair_measures(
+    judge: Judge, source: np.ndarray, source_reading: Reading, driver: Reading, out: np.ndarray, coded: Any
+) -> dict[str, float] | None:
+    after = judge.read(out)
+    if after is None:
+        return None
+    error = np.abs(pose_of(after) - pose_of(driver))
+    aus = np.abs(after.aus - driver.aus)
+    judged = np.asarray(coded) > 0 if coded is not None and np.any(coded) else np.ones(len(aus), bool)
+    au_error = float(aus[judged].mean())
+    distance = float(np.linalg.norm(judge.descriptor(source, source_reading) - judge.descriptor(out, after)))
+    return {
+        "yaw": float(error[0]),
+        "pitch": float(error[1]),
+        "au": au_error,
+        "verified": float(distance < SAME_PERSON),
+        "driver_yaw": abs(float(pose_of(driver)[0])),
+        "per_au": np.where(judged, aus, np.nan).tolist(),
+    }
+
+
+def _summary(measures: list[dict[str, float] | None]) -> dict[str, Any]:
+    found = [m for m in measures if m is not None]
+    if not found:
+        raise GanimeAgeError("no reenactment result had a readable face")
+
+    def mean(key: str) -> float:
+        return finite_mean([m[key] for m in found])
+
+    return {
+        "pairs": len(measures),
+        "read": len(found),
+        "verified": float(np.sum([m["verified"] for m in found]) / len(measures)),  # unreadable: not verified
+        "yaw_error": mean("yaw"),
+        "pitch_error": mean("pitch"),
+        "au_error": mean("au"),
+        "driver_yaw": mean("driver_yaw"),
+        "yaw_error_within_5": float(np.mean([m["yaw"] <= POSE_TOLERANCE for m in found])),
+        "per_au": dict(zip(AU_NAMES, np.nanmean([m["per_au"] for m in found], axis=0).tolist(), strict=True)),
+    }
+
+
+def self_reenactment(editor: Any, judge: Judge, cfee: list[Photo], samples: Path | None) -> dict[str, Any]:
+    """Each person's neutral photo driven by their own expression photos."""
+    from ganime_age.faces import load_image
+
+    by_person: dict[str, dict[str, Photo]] = {}
+    for photo in cfee:
+        by_person.setdefault(photo.person, {}).setdefault(photo.category, photo)
+    measures: list[dict[str, float] | None] = []
+    grid: dict[str, list[np.ndarray]] = {"source": [], "driver": [], "result": []}
+    for photos in by_person.values():
+        if "Neutral" not in photos:
+            continue
+        source = load_image(photos["Neutral"].path)
+        source_reading = judge.read(source)
+        if source_reading is None:
+            continue
+        for category in EXPRESSIONS:
+            if category not in photos:
+                continue
+            driver = load_image(photos[category].path)
+            driver_reading = judge.read(driver)
+            if driver_reading is None:
+                continue
+            out = np.asarray(editor.reenact(source, driver))
+            measures.append(
+                _pair_measures(judge, source, source_reading, driver_reading, out, photos[category].coded_aus)
+            )
+            if len(grid["source"]) < 8 and category in ("Happy", "Surprised"):
+                for key, image in (("source", source), ("driver", driver), ("result", out)):
+                    grid[key].append(head_tile(image, source_reading.landmarks, 256, 1.6))
+    if samples is not None and grid["source"]:
+        save_grid(samples / "self_reenactment.jpg", labelled_grid(list(grid.items())))
+    return _summary(measures)
+
+
+def turned_drivers(
+    editor: Any, judge: Judge, utkface: list[Photo], args: argparse.Namespace, samples: Path | None
+) -> dict[str, Any]:
+    """Frontal held-out faces driven by other held-out faces turned 20-45 degrees."""
+    from ganime_age.faces import load_image
+
+    frontal: list[tuple[np.ndarray, Reading]] = []
+    turned: list[tuple[np.ndarray, Reading]] = []
+    for index in spread_indices(len(utkface), args.max_scan):
+        rgb = load_image(utkface[index].path)
+        reading = judge.read(rgb)
+        if reading is None:
+            continue
+        yaw = abs(float(pose_of(reading)[0]))
+        if yaw < FRONTAL:
+            frontal.append((rgb, reading))
+        elif TURNED[0] <= yaw <= TURNED[1]:
+            turned.append((rgb, reading))
+    pairs = min(len(frontal), len(turned), args.max_pairs)
+    if pairs == 0:
+        raise GanimeAgeError("no frontal source and turned driver among the UTKFace test photos read")
+    measures = []
+    grid: dict[str, list[np.ndarray]] = {"source": [], "driver": [], "result": []}
+    for (source, source_reading), (driver, driver_reading) in zip(frontal[:pairs], turned[:pairs], strict=True):
+        out = np.asarray(editor.reenact(source, driver))
+        measures.append(_pair_measures(judge, source, source_reading, driver_reading, out, None))
+        if len(grid["source"]) < 8:
+            grid["source"].append(head_tile(source, source_reading.landmarks, 256, 1.6))
+            grid["driver"].append(head_tile(driver, driver_reading.landmarks, 256, 1.6))
+            grid["result"].append(head_tile(out, source_reading.landmarks, 256, 1.6))
+    if samples is not None:
+        save_grid(samples / "turned_drivers.jpg", labelled_grid(list(grid.items())))
+    return _summary(measures)
+
+
+def seams(editor: Any, photos: list[Path], samples: Path | None) -> dict[str, Any]:
+    """Held-out originals turned to each of SEAM_YAWS: the outline's edges against the photo's own."""
+    from ganime_age.engine.turning import turned_points
+    from ganime_age.faces import load_image
+    from ganime_age.faces.mesh import rotation_matrix
+    from ganime_age.faces.topology import FACE_OVAL
+
+    oval = [a for a, _ in FACE_OVAL]
+    rows, grid = [], []
+    for path in photos:
+        rgb = load_image(path)
+        session = editor.session(rgb)
+        face = editor.reenactment.source_face(session, 0)
+        head = session.turnable_head(face, editor.analyzer.segmenter)
+        own = outline_edges(rgb, face.landmarks.landmarks[oval, :2])
+        turned, tiles = [], [head_tile(rgb, face.landmarks.landmarks)]
+        for yaw in SEAM_YAWS:
+            out = head.turn(yaw=yaw)
+            placed, _ = turned_points(head.head, rotation_matrix(yaw, 0.0, 0.0) @ head.rotation)
+            turned.append(outline_edges(out, placed[oval, :2]))
+            tiles.append(head_tile(out, face.landmarks.landmarks))
+            if samples is not None and len(rows) < 2 and abs(yaw) == 45.0:
+                low, high = face.landmarks.landmarks[:, :2].min(0), face.landmarks.landmarks[:, :2].max(0)
+                (x0, y0), (x1, y1) = (
+                    np.maximum(low - 0.6 * (high - low), 0).astype(int),
+                    (high + 0.6 * (high - low)).astype(int),
+                )
+                save_grid(samples / f"turn_1to1_{path.stem}_{yaw:+.0f}.jpg", out[y0:y1, x0:x1])
+        rows.append({"photo": path.name, "own": own, "turned": turned})
+        grid.append(np.concatenate(tiles, axis=1))
+    if samples is not None and grid:
+        save_grid(samples / "seams.jpg", np.concatenate(grid, axis=0))
+    ratios = np.array([[t / max(r["own"], 1e-6) for t in r["turned"]] for r in rows])
+    return {"rows": rows, "worst_ratio": float(ratios.max()), "mean_ratio": float(ratios.mean())}
+
+
+def _turning_video(editor: Any, photo: Path, path: Path) -> None:
+    """A held-out person's head turned by the renderer, yaw and pitch on slow sines, VIDEO_SECONDS long."""
+    from ganime_age.faces import load_image
+    from ganime_age.video import write_video
+
+    rgb = cv2.resize(load_image(photo), VIDEO_SIZE, interpolation=cv2.INTER_AREA)
+    session = editor.session(rgb)
+    head = session.turnable_head(editor.reenactment.source_face(session, 0), editor.analyzer.segmenter)
+    times = np.arange(round(VIDEO_SECONDS * VIDEO_FPS)) / VIDEO_FPS
+    phases = 2.0 * np.pi * times / VIDEO_SECONDS
+    frames = [head.turn(yaw=30.0 * np.sin(phase), pitch=8.0 * np.sin(2.0 * phase)) for phase in phases]
+    silent = path.with_name(f"{path.stem}.silent.mp4")
+    write_video(silent, frames, VIDEO_FPS)
+    # with a tone, as a filmed driver has sound: the result should keep it
+    command = [_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(silent), "-f", "lavfi"]
+    command += ["-i", "sine=frequency=330:sample_rate=22050", "-map", "0:v", "-map", "1:a", "-c:v", "copy"]
+    command += ["-c:a", "aac", "-shortest", str(path)]
+    subprocess.run(command, check=True, capture_output=True)
+    silent.unlink()
+
+
+def _ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def _regions(editor: Any, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(background, hair) masks of a photo: the still background (off the person by more than a quarter of the
+    face's width, where a turning head never reaches: what changes there is flicker, not motion), and the
+    person beyond the face's own outline."""
+    person = editor.analyzer.segmenter(rgb)
+    face = editor.analyze(rgb)[0]
+    hull = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.round(face.landmarks.landmarks[:, :2]).astype(np.int32)), 1)
+    size = int(np.ptp(face.landmarks.landmarks[:, 0]))
+    hull = cv2.dilate(hull, np.ones((size // 8 * 2 + 1,) * 2, np.uint8))
+    away = cv2.distanceTransform((person < 0.05).astype(np.uint8), cv2.DIST_L2, 5)
+    return away > 0.25 * size, (person > 0.5) & (hull == 0)
+
+
+def videos(editor: Any, photos: list[Path], samples: Path | None) -> list[dict[str, Any]]:
+    """The source (the first photo at 640x480) driven by the shipped turning-head video and by a video of the
+    second photo's head turned."""
+    from ganime_age.faces import load_image
+    from ganime_age.video import has_audio, read_video
+
+    source = cv2.resize(load_image(photos[0]), VIDEO_SIZE, interpolation=cv2.INTER_AREA)
+    background, hair = _regions(editor, source)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        made = (samples or Path(folder)) / f"driver_{photos[1].stem}_turning.mp4"
+        made.parent.mkdir(parents=True, exist_ok=True)
+        _turning_video(editor, photos[1], made)
+        for driver in (REPO / "space" / "examples" / "astronaut-turning.mp4", made):
+            out = (samples or Path(folder)) / f"reenacted_by_{driver.stem}.mp4"
+            editor.reenact_video(source, driver, out, max_frames=3, show_progress_bar=False)  # warm
+            start = time.perf_counter()
+            editor.reenact_video(source, driver, out, show_progress_bar=False)
+            seconds = time.perf_counter() - start
+            frames, _ = read_video(out)
+            driven, info = read_video(driver)
+            driver_background, driver_hair = _regions(editor, driven[0])
+            rows.append(
+                {
+                    "driver": driver.name,
+                    "frames": len(frames),
+                    "driver_fps": info.fps,
+                    "fps": len(frames) / seconds,
+                    "background": flicker(frames, background),
+                    "hair": flicker(frames, hair),
+                    "driver_background": flicker(driven, driver_background),
+                    "driver_hair": flicker(driven, driver_hair),
+                    "audio_kept": has_audio(out) == has_audio(driver) and has_audio(driver),
+                }
+            )
+    return rows
