@@ -253,6 +253,7 @@ def add_audio(video: str | os.PathLike[str], source: str | os.PathLike[str], dur
         raise VideoError(f"adding the audio of {Path(source).name} took longer than {MUX_TIMEOUT:g} s") from error
     if done.returncode != 0 or not muxed.is_file():
         muxed.unlink(missing_ok=True)
-        raise VideoError(f"adding the audio of {Path(source).name} failed: {_first_line(RuntimeError(done.stderr))}")
+        reason = (done.stderr.strip().splitlines() or [f"ffmpeg exit status {done.returncode}"])[0]
+        raise VideoError(f"adding the audio of {Path(source).name} failed: {reason}")
     muxed.replace(target)
     return True

@@ -356,11 +356,10 @@ class Reenactment:
             if found:
                 add_audio(output, driving_video, written / info.fps)
         except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
             output.unlink(missing_ok=True)
             raise
         finally:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=True)  # after a failure, frames not yet started never start
             bar.close()
         if found == 0:
             output.unlink(missing_ok=True)
