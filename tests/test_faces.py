@@ -280,6 +280,39 @@ def test_landmarker_exits_quietly(models_dir: Path, tmp_path: Path) -> None:
     assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
 
 
+def test_landmarker_collected_during_a_mediapipe_call_does_not_hang(models_dir: Path, tmp_path: Path) -> None:
+    """The garbage collector ran a dropped analyzer's finalizer inside another landmarker's call, where mediapipe
+    1.2 holds concurrent.futures' global lock: closing there took that lock again and the test suite hung for good.
+    Here a collection runs at that very point (inside ThreadPoolExecutor.submit) while a dropped analyzer waits."""
+    script = tmp_path / "collect_mid_call.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import concurrent.futures.thread, gc
+        import skimage.data
+        from ganime_age.faces import FaceAnalyzer
+        paths = ({str(models_dir / "face_detection_yunet_2023mar.onnx")!r}, {str(models_dir / "face_landmarker.task")!r})
+        photo = skimage.data.astronaut()
+        kept = FaceAnalyzer(*paths)
+        kept.analyze(photo)
+        adjust = concurrent.futures.thread.ThreadPoolExecutor._adjust_thread_count
+        def collecting(executor):
+            gc.collect()
+            return adjust(executor)
+        concurrent.futures.thread.ThreadPoolExecutor._adjust_thread_count = collecting
+        for _ in range(2):
+            dropped = FaceAnalyzer(*paths)
+            dropped.analyze(photo)
+            dropped.cycle = dropped  # only the cyclic collector frees it
+            del dropped
+            assert kept.analyze(photo)[0].landmarks is not None
+        print("done")
+    """)
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "done" in result.stdout
+
+
 def test_insightface_backend_is_optional() -> None:
     """Without the optional packages the backend fails with a typed ImportError that says what to install."""
     try:

@@ -134,7 +134,7 @@ class FaceLandmarker:
                 output_facial_transformation_matrixes=True,
             )
             try:
-                with native_stderr_captured() as native_log:
+                with native_stderr_captured() as native_log, _mediapipe_call():
                     task = vision.FaceLandmarker.create_from_options(options)
             except Exception as error:  # mediapipe raises RuntimeError/ValueError for bad model files
                 raise ModelFileNotFoundError(
@@ -142,7 +142,7 @@ class FaceLandmarker:
                 ) from error
             # Close it explicitly while the interpreter is still intact: mediapipe's own __del__ raises
             # a noisy traceback when it runs during interpreter shutdown. finalize also runs at exit.
-            self._finalizer = weakref.finalize(self, _close_quietly, task)
+            self._finalizer = weakref.finalize(self, _release, task)
             self._task = task
         return self._task
 
@@ -204,7 +204,9 @@ class FaceLandmarker:
         crop = self._crop(rgb, matrix)
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(crop))
         with self._lock:
-            result = self._landmarker().detect(image)
+            landmarker = self._landmarker()
+            with _mediapipe_call():
+                result = landmarker.detect(image)
         if not result.face_landmarks:
             return None
         # Several faces can share a padded crop (group photos): keep the one whose eyes match YuNet's.
@@ -241,6 +243,37 @@ _RIGHT_EYE, _LEFT_EYE = RIGHT_EYE_CORNERS, LEFT_EYE_CORNERS
 
 def _mean_xy(points: Any, indices: tuple[int, ...]) -> np.ndarray:
     return np.array([[points[i].x, points[i].y] for i in indices]).mean(0)
+
+
+_calls = threading.local()  # .depth: how many MediaPipe calls this thread is inside
+_deferred: list[Any] = []  # tasks released inside a MediaPipe call, closed when it returns
+
+
+@contextlib.contextmanager
+def _mediapipe_call() -> Iterator[None]:
+    """Mark a call into MediaPipe on this thread; close the tasks released during it once it has returned."""
+    _calls.depth = getattr(_calls, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _calls.depth -= 1
+        if _calls.depth == 0:
+            while _deferred:
+                with contextlib.suppress(IndexError):  # another thread took the last one
+                    _close_quietly(_deferred.pop())
+
+
+def _release(task: Any) -> None:
+    """A landmarker's finalizer: close its task now, or after the MediaPipe call this thread is inside.
+
+    The garbage collector runs finalizers at any allocation, also inside mediapipe 1.2's dispatch, which
+    holds ``concurrent.futures``' global lock while it submits a call to its thread; closing a task
+    there submits again, takes that lock a second time and hangs the thread for good.
+    """
+    if getattr(_calls, "depth", 0):
+        _deferred.append(task)
+    else:
+        _close_quietly(task)
 
 
 def _close_quietly(task: Any) -> None:
