@@ -49,6 +49,31 @@ def test_a_raster_interpolates_per_vertex_values_linearly() -> None:
     assert raster.mask[15, 15] == 1.0 and raster.mask[0, 35] == 0.0
 
 
+def test_a_raster_of_a_real_turned_face_matches_its_barycentric_weights_and_its_subsample(shared_dir: Path) -> None:
+    """A per-vertex field is evaluated as each triangle's plane, slivers by clipped barycentric weights: on a real
+    face mesh (MediaPipe's, on a CFEE photo, its slivers and snapped edge pixels included) it equals the weighted
+    sum of the triangle's corners everywhere, and a raster subsampled every 3 pixels holds the full one's values."""
+    from ganime_age.face_model import canonical_face
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    photo = load_image(shared_dir / "datasets" / "cfee_full" / "images" / "0005.jpg")
+    points = FaceAnalyzer().analyze(photo)[0].landmarks.landmarks[:468]
+    height, width = photo.shape[:2]
+    raster = rasterise(points[:, :2], canonical_face().triangles, (height, width), depth=points[:, 2])
+    assert raster._thin[raster.triangle].any()  # the fallback is exercised
+    values = np.column_stack([points[:, 0] ** 1.5, np.sin(points[:, 1] / 9.0)]).astype(np.float32)
+    field = raster.interpolate(values)
+    weighted = np.einsum("pk,pkc->pc", raster.weights, values[raster.corners])
+    assert np.allclose(field.reshape(-1, 2)[raster.pixels], weighted, rtol=1e-4, atol=2e-3)
+    step, origin = 3, (-4, 5)  # samples before the grid's first column are not covered
+    shape = ((height - 5) // step + 1, (width + 4) // step + 1)
+    coarse = raster.subsample(step, shape, origin)
+    ys, xs = np.divmod(coarse.pixels, shape[1])
+    fine = field[origin[1] + step * ys, origin[0] + step * xs]
+    assert len(coarse.pixels) > 1000 and np.allclose(coarse.interpolate(values).reshape(-1, 2)[coarse.pixels], fine)
+    assert (origin[0] + step * xs >= 0).all()
+
+
 def test_the_near_surface_wins_and_turned_away_triangles_are_not_drawn() -> None:
     square = np.array([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0], [20.0, 20.0], [5.0, 5.0], [15.0, 5.0], [5.0, 15.0]])
     triangles = np.array([[0, 1, 2], [4, 5, 6]])
@@ -615,7 +640,8 @@ def test_an_old_edit_drops_the_brows_and_jowls_and_draws_lines(shipped: FittedEn
     corners on a face that has none, and none of this happens on an edit to a younger age."""
     import dataclasses
 
-    from ganime_age.engine import appearance, geometry
+    from ganime_age.engine import geometry
+    from ganime_age.engine import lines as engine_lines
     from ganime_age.faces import FaceAnalyzer, load_image
 
     photo = load_image(shared_dir / "datasets" / "cfee_full" / "images" / "0005.jpg")
@@ -629,7 +655,7 @@ def test_an_old_edit_drops_the_brows_and_jowls_and_draws_lines(shipped: FittedEn
         x, y = prepared.landmarks[landmark, :2].round().astype(int)
         assert float(sag[y, x] @ down) > 0.1 * prepared.cm_to_grid
     assert geometry._sagging(15.0) == 0.0 and geometry._sagging(85.0) == 1.0
-    lines = appearance.wrinkle_pattern(shipped.template)
+    lines = engine_lines.wrinkle_pattern(shipped.template)
     assert lines.min() < -0.5 and (lines < -0.2).mean() > 0.01
     aus = np.zeros(NUM_AUS, np.float32)
     flat = FittedEngine(dataclasses.replace(shipped.config, wrinkle_depth=0.0))
@@ -638,8 +664,36 @@ def test_an_old_edit_drops_the_brows_and_jowls_and_draws_lines(shipped: FittedEn
     without = flat.texture_change(prepared, 25.0, 80.0, aus, aus)
     darker = without.fine - with_lines.fine
     assert darker.max() > 0.2 and (darker > 0.05).mean() > 0.005
-    assert appearance.wrinkle_depth(shipped.config, 20.0) == 0.0
-    assert appearance.wrinkle_depth(shipped.config, 80.0) > 0.9 * shipped.config.wrinkle_depth
+    assert engine_lines.wrinkle_depth(shipped.config, 20.0) == 0.0
+    assert engine_lines.wrinkle_depth(shipped.config, 80.0) > 0.9 * shipped.config.wrinkle_depth
+
+
+def test_the_age_part_kept_for_a_video_gives_the_same_edit_as_a_fresh_face(
+    shipped: FittedEngine, shared_dir: Path
+) -> None:
+    """A video's frames (and an expression slider) reuse the age's texture and integrated motion kept on the face:
+    an edit to 70 with a smile after one to 70 with a frown equals the smile's edit on a freshly prepared face, and
+    a change of age is not served from what was kept."""
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    photo = load_image(shared_dir / "datasets" / "cfee_full" / "images" / "0005.jpg")
+    landmarks = FaceAnalyzer().analyze(photo)[0].landmarks.landmarks
+    neutral = np.zeros(NUM_AUS, np.float32)
+    smile, frown = neutral.copy(), neutral.copy()
+    smile[AU_NAMES.index("AU12")] = 3.0
+    frown[AU_NAMES.index("AU04")] = 3.0
+
+    def edit(face: Any, age: float, aus: np.ndarray) -> np.ndarray:
+        return shipped.edit_photo(photo, [face], [25.0], [age], [neutral], [aus])[0]
+
+    reused = shipped.prepare_face(photo, landmarks, segment=segment())
+    edit(reused, 70.0, frown)
+    assert "age_texture" in reused.cache and "aged_map" in reused.cache
+    fresh = shipped.prepare_face(photo, landmarks, segment=segment())
+    assert np.array_equal(edit(reused, 70.0, smile), edit(fresh, 70.0, smile))
+    younger = edit(reused, 10.0, smile)
+    assert np.array_equal(younger, edit(shipped.prepare_face(photo, landmarks, segment=segment()), 10.0, smile))
+    assert np.abs(younger.astype(int) - edit(fresh, 70.0, smile).astype(int)).max() > 50
 
 
 def test_a_beard_goes_when_a_face_is_made_a_child_and_stays_otherwise(shared_dir: Path) -> None:
@@ -726,6 +780,7 @@ def test_the_prototypes_never_brighten_the_face_above_the_eyes(shipped: FittedEn
     top, bottom = int(brows[:, 1].min()) - 20, int(brows[:, 1].max())
 
     def glow() -> float:
+        prepared.cache.pop("age_texture", None)  # kept per face for its ages: the table changes between the calls
         brightness = shipped.texture_change(prepared, 22.0, 78.0, aus, aus).ratio.mean(axis=2)
         return float(brightness[max(top, 0) : bottom, int(brows[:, 0].min()) : int(brows[:, 0].max())].max())
 

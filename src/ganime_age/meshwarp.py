@@ -28,13 +28,20 @@ def signed_areas(triangles: np.ndarray) -> np.ndarray:
 
 @dataclass
 class MeshRaster:
-    """A mesh drawn on a (height, width) grid: per covered pixel its triangle and barycentric weights."""
+    """A mesh drawn on a (height, width) grid: per covered pixel its triangle (and, when asked, its vertex ids and
+    barycentric weights).
+
+    A per-vertex field is affine on each triangle, so it is evaluated as each pixel's triangle's plane (one
+    gather a pixel); only pixels of triangles thin enough for a snapped pixel to lie far outside them in
+    barycentric terms take clipped barycentric weights (:attr:`weights`).
+    """
 
     shape: tuple[int, int]
     pixels: np.ndarray  # (P,) int64 flat indices of the covered pixels
-    corners: np.ndarray  # (P, 3) int32 vertex ids of the triangle covering each pixel
-    weights: np.ndarray  # (P, 3) float32 barycentric weights (sum 1)
-    triangle: np.ndarray  # (P,) int32 triangle id
+    triangle: np.ndarray  # (P,) int32 the triangle covering each pixel (an index into `triangles`)
+    triangles: np.ndarray  # (T, 3) int64 vertex ids of the drawn mesh's triangles
+    corner_xy: np.ndarray  # (T, 3, 2) float64 their corners, in the frame of `xy`
+    xy: np.ndarray  # (2, P) float32 each covered pixel's x and y in the frame the mesh was drawn in (rows: contiguous)
 
     @property
     def mask(self) -> np.ndarray:
@@ -42,6 +49,16 @@ class MeshRaster:
         out = np.zeros(self.shape[0] * self.shape[1], np.float32)
         out[self.pixels] = 1.0
         return out.reshape(self.shape)
+
+    @functools.cached_property
+    def corners(self) -> np.ndarray:
+        """(P, 3) int32 vertex ids of the triangle covering each pixel."""
+        return self.triangles[self.triangle].astype(np.int32)
+
+    @functools.cached_property
+    def weights(self) -> np.ndarray:
+        """(P, 3) float32 barycentric weights (sum 1), clipped near sliver triangles."""
+        return _barycentric_weights(self.corner_xy, self.triangle, self.xy)
 
     def interpolate(self, values: np.ndarray, fill: float = 0.0) -> np.ndarray:
         """(height, width, C) per-pixel interpolation of (V, C) per-vertex values; `fill` off the mesh."""
@@ -53,13 +70,8 @@ class MeshRaster:
     def interpolate_into(self, out: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Write the interpolation of (V, C) per-vertex values into the pixels the mesh covers of `out`
         ((height, width, C) float32, changed in place and returned); the other pixels keep their values."""
-        values = np.asarray(values, np.float32)
-        flat = values.reshape(len(values), -1)
-        corners, weights = self._columns
-        mixed = flat[corners[0]] * weights[0]
-        mixed += flat[corners[1]] * weights[1]
-        mixed += flat[corners[2]] * weights[2]
-        out.reshape(-1, flat.shape[1])[self.pixels] = mixed
+        flat = np.asarray(values, np.float32).reshape(len(values), -1)
+        out.reshape(-1, flat.shape[1])[self.pixels] = self._evaluate(flat, None)
         return out
 
     def interpolate_at(self, values: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,18 +79,60 @@ class MeshRaster:
         width) bool) holds: a field only some pixels need costs only those pixels."""
         select = np.flatnonzero(np.asarray(where).reshape(-1)[self.pixels])
         flat = np.asarray(values, np.float32).reshape(len(values), -1)
-        corners, weights = self._columns
-        mixed = flat[corners[0][select]] * weights[0][select]
-        mixed += flat[corners[1][select]] * weights[1][select]
-        mixed += flat[corners[2][select]] * weights[2][select]
-        return self.pixels[select], mixed
+        return self.pixels[select], self._evaluate(flat, select)
+
+    def subsample(self, step: int, shape: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> MeshRaster:
+        """The raster on a grid every `step` pixels of this one, sample (i, j) at pixel (ox + step j, oy + step i)
+        for `origin` (ox, oy); samples off this grid are not covered. The same triangles, without drawing the
+        mesh again."""
+        height, width = self.shape
+        xs = origin[0] + step * np.arange(shape[1])
+        ys = origin[1] + step * np.arange(shape[0])
+        cols, rows = np.flatnonzero((xs >= 0) & (xs < width)), np.flatnonzero((ys >= 0) & (ys < height))
+        index = np.full(height * width, -1, np.int64)
+        index[self.pixels] = np.arange(len(self.pixels))
+        at = index[(ys[rows][:, None] * width + xs[cols][None, :]).reshape(-1)]
+        coarse = (rows[:, None] * shape[1] + cols[None, :]).reshape(-1)
+        found = at >= 0
+        at = at[found]
+        return MeshRaster(
+            shape=shape,
+            pixels=coarse[found],
+            triangle=self.triangle[at],
+            triangles=self.triangles,
+            corner_xy=self.corner_xy,
+            xy=self.xy[:, at],
+        )
+
+    def _evaluate(self, flat: np.ndarray, select: np.ndarray | None) -> np.ndarray:
+        """(K, C) the per-vertex values (V, C) at the covered pixels `select` (all when None)."""
+        triangle = self.triangle if select is None else self.triangle[select]
+        x, y = (self.xy[0], self.xy[1]) if select is None else (self.xy[0][select], self.xy[1][select])
+        planes = _planes(self.corner_xy, self._inverse, flat[self.triangles])  # (3, C, T): x, y, constant
+        # one channel at a time on contiguous rows (numpy's loops over a last axis of 2 or 3 are slow), each
+        # coefficient gathered with np.take (several times faster than fancy indexing)
+        out = np.empty((len(triangle), flat.shape[1]), np.float32)
+        for channel in range(flat.shape[1]):
+            column = np.take(planes[0, channel], triangle) * x
+            column += np.take(planes[1, channel], triangle) * y
+            column += np.take(planes[2, channel], triangle)
+            out[:, channel] = column
+        thin = self._thin[triangle]
+        if thin.any():  # a sliver's plane extrapolates far at a snapped pixel: clipped weights there
+            rows = np.flatnonzero(thin)
+            weights = _barycentric_weights(self.corner_xy, triangle[rows], np.stack([x[rows], y[rows]]))
+            corners = self.triangles[triangle[rows]]
+            out[rows] = np.einsum("pk,pkc->pc", weights, flat[corners])
+        return out
 
     @functools.cached_property
-    def _columns(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Each corner's vertex ids and weights as contiguous columns: a slider move gathers them every time."""
-        corners = [np.ascontiguousarray(self.corners[:, k]) for k in range(3)]
-        weights = [np.ascontiguousarray(self.weights[:, k : k + 1]) for k in range(3)]
-        return corners, weights
+    def _inverse(self) -> np.ndarray:
+        return _barycentric_maps(self.corner_xy)
+
+    @functools.cached_property
+    def _thin(self) -> np.ndarray:
+        """(T,) bool: triangles whose barycentric weights change by more than half a unit a pixel."""
+        return np.abs(self._inverse).reshape(len(self.corner_xy), -1).max(axis=1) > 0.5
 
 
 def rasterise(
@@ -108,39 +162,53 @@ def rasterise(
         order = np.argsort(-np.asarray(depth, np.float64)[tri].mean(1), kind="stable")
     ids = np.zeros((height, width), np.int32)
     fixed = np.round(corners * (1 << _SUBPIXEL_BITS)).astype(np.int32)
-    for t in order:
-        if drawn[t]:
-            cv2.fillConvexPoly(ids, fixed[t], int(t) + 1, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
+    for t in order[drawn[order]]:
+        cv2.fillConvexPoly(ids, fixed[t], int(t) + 1, lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
     flat = ids.reshape(-1)
     pixels = np.flatnonzero(flat)
-    triangle = flat[pixels] - 1
     ys, xs = np.divmod(pixels, width)
-    # barycentric weights from each triangle's inverse linear map, applied to the offset from its first corner
-    # (small numbers: single precision is exact enough, and a photo's million pixels cost half as much)
+    return MeshRaster(
+        shape=(height, width),
+        pixels=pixels.astype(np.int64),
+        triangle=(flat[pixels] - 1).astype(np.int32),
+        triangles=tri,
+        corner_xy=corners,
+        xy=np.stack([xs, ys]).astype(np.float32),
+    )
+
+
+def _planes(corners: np.ndarray, inverse: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(3, C, T) float32 per triangle the plane through its corners' (T, 3, C) `values`, value = a x + b y + c, as
+    rows of a, b and c per channel; `inverse`: the triangles' :func:`_barycentric_maps`."""
+    d1 = values[:, 1] - values[:, 0]
+    d2 = values[:, 2] - values[:, 0]
+    a = inverse[:, 0, 0:1] * d1 + inverse[:, 1, 0:1] * d2
+    b = inverse[:, 0, 1:2] * d1 + inverse[:, 1, 1:2] * d2
+    c = values[:, 0] - a * corners[:, 0, 0:1] - b * corners[:, 0, 1:2]
+    return np.ascontiguousarray(np.stack([a, b, c]).transpose(0, 2, 1), dtype=np.float32)
+
+
+def _barycentric_weights(corners: np.ndarray, triangle: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """(P, 3) float32 barycentric weights of pixels at `xy` (2, P) in their triangles; a pixel snapped a hair outside
+    its triangle extrapolates (exact for affine fields), but never far, which a sliver's huge inverse would do."""
+    # from each triangle's inverse linear map, applied to the offset from its first corner (small numbers: single
+    # precision is exact enough)
     inverse = _barycentric_maps(corners)
     origin = corners[:, 0].astype(np.float32)
-    dx = xs.astype(np.float32) - origin[triangle, 0]
-    dy = ys.astype(np.float32) - origin[triangle, 1]
-    weights = np.empty((len(pixels), 3), np.float32)
+    dx = xy[0] - origin[triangle, 0]
+    dy = xy[1] - origin[triangle, 1]
+    weights = np.empty((len(triangle), 3), np.float32)
     for k in (1, 2):
         row = inverse[:, k - 1].astype(np.float32)
         weights[:, k] = row[triangle, 0] * dx + row[triangle, 1] * dy
     weights[:, 0] = 1.0 - weights[:, 1] - weights[:, 2]
-    # pixel snapping may draw a pixel a hair outside its triangle: extrapolate there (exact for affine fields),
-    # but never far, which a sliver triangle's huge inverse would do
     far = np.flatnonzero(((weights < -1.0) | (weights > 2.0)).any(axis=1))
     if len(far):
         clipped = np.clip(weights[far], -1.0, 2.0)
         total = clipped.sum(1, keepdims=True)
         ok = np.abs(total) > 1e-6
         weights[far] = np.where(ok, clipped / np.where(ok, total, 1.0), 1.0 / 3.0)
-    return MeshRaster(
-        shape=(height, width),
-        pixels=pixels.astype(np.int64),
-        corners=tri[triangle].astype(np.int32),
-        weights=weights,
-        triangle=triangle.astype(np.int32),
-    )
+    return weights
 
 
 def _barycentric_maps(corners: np.ndarray) -> np.ndarray:

@@ -185,6 +185,10 @@ class VideoWriter:
                 quality=self.quality,
                 macro_block_size=2,
                 ffmpeg_log_level="error",
+                # x264's default preset spent ~38 ms of CPU a 640x480 frame, a fifth of a reenacted frame's;
+                # ultrafast spends 7 at this quality setting (CRF 15): the same PSNR to the frames (43 dB, the
+                # chroma subsampling's), a file about a fifth larger than veryfast's
+                output_params=["-preset", "ultrafast"],
             )
             self._writer.send(None)  # start ffmpeg
         elif size != self._size:

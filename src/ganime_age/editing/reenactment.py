@@ -287,6 +287,7 @@ class Reenactment:
         longest side first, so videos of huge photos stay playable. The driver's audio is kept (as long as the
         frames written).
         """
+        import cv2
         from threadpoolctl import threadpool_limits
         from tqdm.auto import tqdm
 
@@ -327,6 +328,10 @@ class Reenactment:
                 progress(written / total if total else 0.0, f"frame {written}" + (f" of {total}" if total else ""))
 
         pool = ThreadPoolExecutor(max_workers=RENDER_THREADS, thread_name_prefix="reenact")
+        # the frames are the parallel work: OpenCV's own threads within each only add their hand-offs (a tenth
+        # more CPU a frame)
+        opencv_threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
         try:
             # OpenBLAS called from two threads at once, each with its own pool of threads, spins without end
             with threadpool_limits(limits=1, user_api="blas"), VideoWriter(output, info.fps) as writer:
@@ -360,6 +365,7 @@ class Reenactment:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)  # after a failure, frames not yet started never start
+            cv2.setNumThreads(opencv_threads)
             bar.close()
         if found == 0:
             output.unlink(missing_ok=True)

@@ -4,7 +4,7 @@ One module a job: ``config`` (its settings), ``model`` (the Hub model holding th
 prepared once per photo, an edit as a short sequence of the jobs below), ``frames`` (the template and the
 engine grid, and the one mapping between them and the photo), ``geometry`` (landmark displacements, the head's
 growth and sagging, and the backward map), ``appearance`` (the skin's change: ratio images, detail bands, folds,
-an old face's lines, a child's lower face, AU ratio images), ``hair`` (greying), ``beard`` (facial hair, lifted
+a child's lower face, AU ratio images), ``lines`` (an old face's lines where it has none), ``hair`` (greying), ``beard`` (facial hair, lifted
 from faces made children), ``mouth`` (the painted interior), ``pixels`` (reading and repainting the photo) and
 ``turning`` (the photo's own head drawn again at another pose, for reenactment).
 

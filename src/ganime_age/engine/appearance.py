@@ -6,7 +6,6 @@ grey thumbnail the sex classifier reads. Everything is in the log domain, where 
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,14 +23,12 @@ from ganime_age.engine.config import (
     LOG_EPSILON,
     LOWER_FACE,
     TEMPLE_DEPTH,
-    WRINKLE_AGES,
-    WRINKLE_RIDGE,
-    WRINKLE_WIDTH,
     YOUNG_LIFT,
     FittedEngineConfig,
 )
 from ganime_age.engine.frames import Template
 from ganime_age.engine.geometry import age_weights, blend, table_weights, youth
+from ganime_age.engine.lines import wrinkle_depth, wrinkle_pattern
 from ganime_age.faces.topology import (
     BROW_TOPS,
     FACE_LEFT,
@@ -257,86 +254,127 @@ def texture_change(
     Fine changes are of brightness only (see :class:`TextureChange`): a photo carries almost no fine
     colour (JPEG keeps colour at half resolution), and a fine *ratio* would print the skin's colour into
     every wrinkle it deepens or smooths, as speckles of colour.
+
+    The age's part depends on the two ages alone, so it is mapped onto the face once and kept
+    (``face.cache``): a video's frames and an expression slider change only the AUs' part.
     """
+    age_part = _age_texture(engine, face, source_age, target_age)
+    au_part = _au_texture(engine, face, source_aus, target_aus)
+    if age_part is None and au_part is None:
+        return None
+    ratio_out, fine_out = (
+        (age_part[0] + au_part[0], age_part[1] + au_part[1])
+        if age_part is not None and au_part is not None
+        else tuple(part.copy() for part in (age_part or au_part))
+    )
+    # the skin's change, on skin: hair inside the mesh (a hairline, a fringe) keeps its own detail and colour
+    hair = np.clip(face.hair, 0.0, 1.0)
+    ratio_out *= (face.face_mask * (1.0 - hair))[..., None]
+    fine_out *= face.face_mask * (1.0 - hair)
+    return TextureChange(ratio_out, fine_out, face.face_mask)
+
+
+def _age_texture(
+    engine: FittedEngine, face: EngineFace, source_age: float, target_age: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The age's (ratio, fine) change on the engine grid before the skin mask, or None for no age change; kept
+    in ``face.cache`` for the last pair of ages."""
+    if source_age == target_age:
+        return None
+    key = (engine, float(source_age), float(target_age))  # the engine too: a face may be tried with two engines
+    cached = face.cache.get("age_texture")
+    if cached is not None and cached[0] == key:
+        return cached[1]
     c, t = engine.config, engine.tables
     size = c.template_size
     sexes = np.array([1.0 - face.female, face.female])
     smooth = np.zeros((size, size, 3), np.float32)  # channels last: what cv2.remap maps in one call
     fine = np.zeros((size, size), np.float32)
-    repaint = False
-    gains = None
-    if source_age != target_age:
-        split = engine.age_split
-        w_t, w_s = table_weights(target_age, engine.centres), table_weights(source_age, engine.centres)
-        large = blend(split["large"], sexes, w_t - w_s)
-        if target_age > source_age:
-            # no glow above the eyes, before the face-wide mean is taken out (else the face as a whole darkens);
-            # a child's brighter skin is the whole face's (held from the forehead alone, it drew a band)
-            large -= np.maximum(large.mean(axis=2, keepdims=True), 0.0) * split["glow_weight"]
-        if c.age_exposure_share != 1.0:
-            # the mean over the skin the tone reaches (below the brows): the face keeps its own brightness and
-            # colour, and its parts change relative to it (a whole face darkened read as a grey mask)
-            mask = engine.template.mask * split["tone_weight"][..., 0]
-            mean = np.tensordot(mask, large, axes=([0, 1], [0, 1])) / max(float(mask.sum()), 1e-6)
-            large -= np.float32(1.0 - c.age_exposure_share) * mean.astype(np.float32)
-        large *= split["tone_weight"]
-        # brightness (the channels' mean) times age_texture_gain, colour (the rest) times age_chroma_gain
-        tone = cv2.transform(large, grey_and_colour(c.age_texture_gain, c.age_chroma_gain))
-        if target_age > source_age:  # folds and lines that come with age: the prototypes' darkening only
-            # a ratio (darker in every channel alike), not a brightness offset: taking the same amount off
-            # each channel of a deep fold saturates its colour into a purple, bruise-like socket
-            folds = c.age_fold_gain * blend(split["folds"], sexes, w_t - w_s)
-            tone += np.minimum(folds, 0.0)[..., None]
-        smooth += tone
-        energies = [blend(split["energies"], sexes, w) for w in (w_t, w_s)]
-        floor = 1e-6 + 0.05 * energies[1].mean(axis=(0, 1), keepdims=True)
-        ratio = (energies[0] + floor) / (energies[1] + floor)
-        gains = np.clip(ratio ** (0.5 * c.detail_gain_power), *c.detail_gain_range)
-        caps = np.asarray(c.detail_gain_caps, np.float32)[: gains.shape[2]]
-        gains = np.minimum(gains, caps).astype(np.float32)
-        young = youth(source_age, target_age)
-        if young > 0.0 and face.young_skin is not None:
-            smooth += np.float32(young) * face.young_skin
-        if target_age > source_age and c.wrinkle_depth > 0.0 and np.any(t["age_textures"]):
-            # an old face's lines, where a face has none yet
-            deepen = wrinkle_depth(c, target_age) - wrinkle_depth(c, source_age)
-            fine += np.float32(deepen) * engine.age_split["wrinkles"]
-        if target_age > source_age:
-            # ageing brows keep most of their detail: an average's fainter brow, applied as a gain, bleaches
-            # the brow's body and leaves its outline, as if drawn on (a child's faint brows are right)
-            keep = 1.0 - AGED_FEATURE_HOLD * split["features"]
-            gains = (1.0 + (gains - 1.0) * keep).astype(np.float32)
-        repaint = True
-    au_delta = (np.asarray(target_aus, np.float32) - np.asarray(source_aus, np.float32)) * t["au_gains"]
-    if np.any(au_delta):
-        # the gains make an AU's shape read as asked; its skin (folds, shading) follows, more gently
-        gentle = au_delta / np.sqrt(t["au_gains"])
-        lines = np.zeros_like(fine)
-        for au in np.flatnonzero(gentle):
-            smooth += (c.au_texture_gain * gentle[au]) * engine.age_split["au_smooth"][au]
-            lines += (c.au_texture_gain * gentle[au]) * engine.age_split["au_fine"][au]
-        # expression lines darken (frown lines, folds); a strong brightening is a pair's misalignment at an
-        # edge (a lid's crease), which printed thin white arcs
-        fine += np.clip(lines, -AU_LINE_DEPTH, AU_LINE_GLOW)
-        repaint = True
-    if not repaint or (not np.any(smooth) and not np.any(fine) and (gains is None or np.all(gains == 1.0))):
-        return None
-    # colour changes in proportion to how colourful the face is: a grey photo stays grey
-    smooth = cv2.transform(smooth, grey_and_colour(1.0, min(face.colourfulness / COLOURFUL, 1.0)))
-    coords = face.template_coords
-    ratio_out = cv2.remap(smooth, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
-    ratio_out *= face.face_mask[..., None]
-    fine_out = cv2.remap(fine, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
-    if gains is not None:
+    split = engine.age_split
+    w_t, w_s = table_weights(target_age, engine.centres), table_weights(source_age, engine.centres)
+    large = blend(split["large"], sexes, w_t - w_s)
+    if target_age > source_age:
+        # no glow above the eyes, before the face-wide mean is taken out (else the face as a whole darkens);
+        # a child's brighter skin is the whole face's (held from the forehead alone, it drew a band)
+        large -= np.maximum(large.mean(axis=2, keepdims=True), 0.0) * split["glow_weight"]
+    if c.age_exposure_share != 1.0:
+        # the mean over the skin the tone reaches (below the brows): the face keeps its own brightness and
+        # colour, and its parts change relative to it (a whole face darkened read as a grey mask)
+        mask = engine.template.mask * split["tone_weight"][..., 0]
+        mean = np.tensordot(mask, large, axes=([0, 1], [0, 1])) / max(float(mask.sum()), 1e-6)
+        large -= np.float32(1.0 - c.age_exposure_share) * mean.astype(np.float32)
+    large *= split["tone_weight"]
+    # brightness (the channels' mean) times age_texture_gain, colour (the rest) times age_chroma_gain
+    tone = cv2.transform(large, grey_and_colour(c.age_texture_gain, c.age_chroma_gain))
+    if target_age > source_age:  # folds and lines that come with age: the prototypes' darkening only
+        # a ratio (darker in every channel alike), not a brightness offset: taking the same amount off
+        # each channel of a deep fold saturates its colour into a purple, bruise-like socket
+        folds = c.age_fold_gain * blend(split["folds"], sexes, w_t - w_s)
+        tone += np.minimum(folds, 0.0)[..., None]
+    smooth += tone
+    energies = [blend(split["energies"], sexes, w) for w in (w_t, w_s)]
+    floor = 1e-6 + 0.05 * energies[1].mean(axis=(0, 1), keepdims=True)
+    ratio = (energies[0] + floor) / (energies[1] + floor)
+    gains = np.clip(ratio ** (0.5 * c.detail_gain_power), *c.detail_gain_range)
+    caps = np.asarray(c.detail_gain_caps, np.float32)[: gains.shape[2]]
+    gains = np.minimum(gains, caps).astype(np.float32)
+    young = youth(source_age, target_age)
+    if young > 0.0 and face.young_skin is not None:
+        smooth += np.float32(young) * face.young_skin
+    if target_age > source_age and c.wrinkle_depth > 0.0 and np.any(t["age_textures"]):
+        # an old face's lines, where a face has none yet
+        deepen = wrinkle_depth(c, target_age) - wrinkle_depth(c, source_age)
+        fine += np.float32(deepen) * split["wrinkles"]
+    if target_age > source_age:
+        # ageing brows keep most of their detail: an average's fainter brow, applied as a gain, bleaches
+        # the brow's body and leaves its outline, as if drawn on (a child's faint brows are right)
+        keep = 1.0 - AGED_FEATURE_HOLD * split["features"]
+        gains = (1.0 + (gains - 1.0) * keep).astype(np.float32)
+    part: tuple[np.ndarray, np.ndarray] | None = None
+    if np.any(smooth) or np.any(fine) or not np.all(gains == 1.0):
+        ratio_out, fine_out = _to_grid(face, smooth, fine)
+        coords = face.template_coords
         stacked = cv2.resize(gains, (size, size))
-        mapped = cv2.remap(stacked, coords[..., 0], coords[..., 1], cv2.INTER_LINEAR, borderValue=1.0)
+        mapped = cv2.remap(stacked, coords, None, cv2.INTER_LINEAR, borderValue=1.0)
         mapped = mapped.reshape(*face.grid_shape, -1)
         fine_out += sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
-    # the skin's change, on skin: hair inside the mesh (a hairline, a fringe) keeps its own detail and colour
-    skin = face.face_mask * (1.0 - np.clip(face.hair, 0.0, 1.0))
-    ratio_out *= (1.0 - np.clip(face.hair, 0.0, 1.0))[..., None]
-    fine_out *= skin
-    return TextureChange(ratio_out, fine_out, face.face_mask)
+        part = (ratio_out, fine_out)
+    face.cache["age_texture"] = (key, part)
+    return part
+
+
+def _au_texture(
+    engine: FittedEngine, face: EngineFace, source_aus: np.ndarray, target_aus: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The expression's (ratio, fine) change on the engine grid before the skin mask, or None for none."""
+    c, t = engine.config, engine.tables
+    au_delta = (np.asarray(target_aus, np.float32) - np.asarray(source_aus, np.float32)) * t["au_gains"]
+    if not np.any(au_delta):
+        return None
+    size = c.template_size
+    smooth = np.zeros((size, size, 3), np.float32)
+    lines = np.zeros((size, size), np.float32)
+    # the gains make an AU's shape read as asked; its skin (folds, shading) follows, more gently
+    gentle = au_delta / np.sqrt(t["au_gains"])
+    for au in np.flatnonzero(gentle):
+        smooth += (c.au_texture_gain * gentle[au]) * engine.age_split["au_smooth"][au]
+        lines += (c.au_texture_gain * gentle[au]) * engine.age_split["au_fine"][au]
+    # expression lines darken (frown lines, folds); a strong brightening is a pair's misalignment at an
+    # edge (a lid's crease), which printed thin white arcs
+    fine = np.clip(lines, -AU_LINE_DEPTH, AU_LINE_GLOW)
+    if not np.any(smooth) and not np.any(fine):
+        return None
+    return _to_grid(face, smooth, fine)
+
+
+def _to_grid(face: EngineFace, smooth: np.ndarray, fine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A template-space (smooth ratio, fine) change mapped onto the face's engine grid (the smooth part's colour
+    in proportion to how colourful the face is: a grey photo stays grey)."""
+    smooth = cv2.transform(smooth, grey_and_colour(1.0, min(face.colourfulness / COLOURFUL, 1.0)))
+    coords = face.template_coords
+    ratio_out = cv2.remap(smooth, coords, None, cv2.INTER_LINEAR, borderValue=0.0)
+    fine_out = cv2.remap(fine, coords, None, cv2.INTER_LINEAR, borderValue=0.0)
+    return ratio_out, fine_out
 
 
 def young_skin(
@@ -378,80 +416,6 @@ def young_skin(
     deficit = np.clip((predicted - person) * region[..., None], 0.0, YOUNG_LIFT)
     # smooth: a lift with an edge (at the lips' corners, where the lips' mask ends) drew a dark arc there
     return cv2.GaussianBlur(deficit, (0, 0), sigma).reshape(deficit.shape).astype(np.float32)
-
-
-# where an old face's lines run (canonical cm: x right, y down, the face's origin between the ears; one side,
-# mirrored): forehead lines, frown lines, crow's feet, lines under the eyes, nasolabial and marionette folds,
-# lines above the upper lip and down the cheeks. Each: (points of the line, relative depth, width in cm). The
-# forehead's are faint: deeper, three of them read as a darker band across the forehead (the gates' forehead step).
-_LINES: tuple[tuple[tuple[tuple[float, float], ...], float, float], ...] = (
-    (((0.0, -5.9), (1.6, -5.95), (3.2, -6.15), (4.4, -6.45)), 0.4, 0.06),
-    (((0.0, -6.6), (1.7, -6.65), (3.3, -6.85), (4.3, -7.1)), 0.35, 0.06),
-    (((0.0, -7.3), (1.5, -7.35), (2.9, -7.5)), 0.25, 0.06),
-    (((0.55, -4.7), (0.6, -4.2), (0.7, -3.7)), 0.8, 0.06),
-    (((4.8, -2.75), (5.6, -2.95), (6.2, -3.15)), 0.5, 0.06),
-    (((4.8, -2.45), (5.7, -2.35), (6.3, -2.3)), 0.5, 0.06),
-    (((4.7, -2.1), (5.4, -1.7), (5.9, -1.35)), 0.45, 0.06),
-    (((4.9, -3.05), (5.5, -3.5), (5.9, -3.85)), 0.35, 0.06),
-    (((1.9, -1.75), (2.7, -1.5), (3.6, -1.5), (4.4, -1.8)), 0.6, 0.07),
-    (((2.1, -1.1), (3.0, -0.85), (4.0, -0.95), (4.8, -1.3)), 0.4, 0.08),
-    (((1.55, 1.1), (2.1, 2.3), (2.6, 3.5), (3.0, 4.6)), 1.0, 0.1),
-    (((2.75, 4.75), (2.95, 5.6), (3.2, 6.5)), 0.55, 0.07),
-    (((0.5, 2.75), (0.55, 3.2)), 0.4, 0.05),
-    (((1.15, 2.8), (1.25, 3.3)), 0.4, 0.05),
-    (((5.2, 0.4), (4.8, 2.2), (4.5, 3.9)), 0.4, 0.1),
-)
-
-
-@functools.lru_cache(maxsize=4)
-def _wrinkle_pattern(size: int, scale: float, centre: tuple[float, float]) -> np.ndarray:
-    """(R, R) float32: an old face's lines as a log-brightness pattern in the template, darkest -1 in each line's
-    trough, with a faint lit ridge above it (a fold is shaded below and lit above under a light from above).
-    Each line's depth varies along it, and it tapers at both ends, as a real line does."""
-    pattern = np.zeros((size, size), np.float32)
-    rng = np.random.default_rng(7)
-    for points, depth, width in _LINES:
-        for side in (1.0, -1.0):
-            line = np.array(points, np.float64) * np.array([side, 1.0])
-            # densely along the line, with a slow irregular depth and the ends tapered
-            steps = max(int(np.ceil(np.linalg.norm(np.diff(line, axis=0), axis=1).sum() * scale * 2)), 2)
-            t = np.linspace(0.0, 1.0, steps)
-            length = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
-            path = np.stack([np.interp(t * length[-1], length, line[:, k]) for k in range(2)], axis=1)
-            taper = np.sin(np.pi * t) ** 0.5
-            wobble = 0.8 + 0.2 * np.sin(2.0 * np.pi * (t * rng.uniform(1.5, 3.0) + rng.uniform()))
-            pixels = path * scale + np.asarray(centre)
-            trough = np.zeros((size, size), np.float32)
-            for (x, y), value in zip(pixels, depth * taper * wobble, strict=True):
-                xi, yi = int(np.rint(x)), int(np.rint(y))
-                if 0 <= xi < size and 0 <= yi < size:
-                    trough[yi, xi] = max(trough[yi, xi], float(value))
-            sigma = max(WRINKLE_WIDTH * width * scale, 0.6)
-            # a trough of the line's width, normalised so that its centre is the line's depth
-            trough = cv2.GaussianBlur(trough, (0, 0), sigma) * np.float32(np.sqrt(2.0 * np.pi) * sigma)
-            ridge = np.roll(trough, -max(int(np.rint(2.0 * sigma)), 1), axis=0)
-            pattern += -trough + WRINKLE_RIDGE * ridge
-    return np.clip(pattern, -1.0, WRINKLE_RIDGE)
-
-
-def wrinkle_depth(config: FittedEngineConfig, age: float) -> float:
-    """The log darkness of an old face's lines at `age`: none until WRINKLE_AGES[0], all of
-    ``wrinkle_depth`` from WRINKLE_AGES[1]."""
-    t = float(np.clip((age - WRINKLE_AGES[0]) / (WRINKLE_AGES[1] - WRINKLE_AGES[0]), 0.0, 1.0))
-    return config.wrinkle_depth * t * t * (3.0 - 2.0 * t)
-
-
-def wrinkle_pattern(template: Template) -> np.ndarray:
-    """:func:`_wrinkle_pattern` for this template, off the eyes, brows and lips (made once)."""
-    from ganime_age.face_model import canonical_face
-
-    canonical = canonical_face().vertices[:, :2]
-    scale = float(np.ptp(template.vertices[:, 0]) / np.ptp(canonical[:, 0]))
-    origin = (template.vertices - scale * canonical).mean(axis=0)
-    pattern = _wrinkle_pattern(template.size, round(scale, 4), (round(float(origin[0]), 3), round(float(origin[1]), 3)))
-    regions = template.regions
-    keep = 1.0 - np.maximum(np.maximum(regions["eyes"], regions["brows"]), regions["lips"])
-    return pattern * keep * template.mask
 
 
 def sex_thumbnail(template: Template, side: int, log_face: np.ndarray) -> np.ndarray:

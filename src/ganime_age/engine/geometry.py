@@ -292,7 +292,12 @@ def edge_taper(shape: tuple[int, int]) -> np.ndarray:
 
 
 def backward_map(
-    face: EngineFace, motion: Motion, template: Template, growth: np.ndarray | None = None
+    face: EngineFace,
+    motion: Motion,
+    template: Template,
+    growth: np.ndarray | None = None,
+    *,
+    age_key: tuple[object, float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Where each engine grid pixel reads the input from ((h, w, 2) grid positions) for a `motion`, how much
     it moved ((h, w) float32 in 0..1; 0 below STILL_PIXELS photo pixels: the input's pixel stays), and where
@@ -304,6 +309,10 @@ def backward_map(
     is inverted by fixed-point steps; where that misses (a large expression folds the field), the face takes
     the exact inverse: the moved mesh drawn near side last, each pixel reading from where its triangle came
     from.
+
+    `age_key` (the engine, and the source and target ages the age's motion and `growth` were made for): the
+    integrated age map is kept in ``face.cache`` for it, so a video's frames and an expression slider integrate it
+    once.
     """
     grid_h, grid_w = face.grid_shape
     identity = identity_grid(grid_h, grid_w)
@@ -312,7 +321,10 @@ def backward_map(
     sample: np.ndarray | None = None
     aged_moves = np.zeros_like(motion.age)
     raster = face.raster
-    if np.abs(motion.age).max() > 1e-3 or growth is not None:
+    cached = face.cache.get("aged_map")
+    if age_key is not None and cached is not None and cached[0] == age_key:
+        sample, aged_moves = cached[1].copy(), cached[2]
+    elif np.abs(motion.age).max() > 1e-3 or growth is not None:
         velocity = (
             extend_outward(raster.interpolate(motion.age[:NUM_MESH_VERTICES].astype(np.float32)), raster.mask, reach)
             if np.abs(motion.age).max() > 1e-3
@@ -327,16 +339,16 @@ def backward_map(
         velocity *= face.cache["taper"]
         sample = identity + integrate_flow(-velocity)
         aged_moves = flow_points(velocity, face.landmarks[:, :2])
+        if age_key is not None:
+            face.cache["aged_map"] = (age_key, sample.copy(), aged_moves)
     if np.abs(motion.expression).max() > 1e-3:
         start = source + aged_moves[:NUM_MESH_VERTICES]
         moves = motion.expression[:NUM_MESH_VERTICES]
         forward = extend_outward(raster.interpolate(moves.astype(np.float32)), raster.mask, reach)
         if sample is not None:  # the expression moves the aged face: its motion travels with the skin it moves
-            forward = cv2.remap(
-                forward, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-            )
+            forward = cv2.remap(forward, sample, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         expressed = invert_displacement(forward)
-        landed = expressed + cv2.remap(forward, expressed[..., 0], expressed[..., 1], cv2.INTER_LINEAR)
+        landed = expressed + cv2.remap(forward, expressed, None, cv2.INTER_LINEAR)
         if np.abs(landed - identity).max() > INVERSE_TOLERANCE:
             moved = rasterise(
                 start + moves,
@@ -349,9 +361,7 @@ def backward_map(
         sample = (
             expressed
             if sample is None
-            else cv2.remap(
-                sample, expressed[..., 0], expressed[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-            )
+            else cv2.remap(sample, expressed, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         )
     if sample is None:
         return identity, np.zeros((grid_h, grid_w), np.float32), aged_moves

@@ -225,9 +225,7 @@ class FittedEngine(HubModel):
         young_skin = None
         if np.any(self.tables["age_textures"]):
             mapping = template_map(template, grid_points)
-            template_face = cv2.remap(
-                log_rgb, mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
-            )
+            template_face = cv2.remap(log_rgb, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
             young_skin = appearance.young_skin(c, self.age_split, template, template_face, female_share)
         layer = hair_layer(
             rgb, points, face_mask, frame.box, float(self.tables["hair_level"][0]), skin, segment, others
@@ -267,7 +265,7 @@ class FittedEngine(HubModel):
 
     def sex_features(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         mapping = template_map(self.template, landmarks)
-        face = cv2.remap(rgb, mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        face = cv2.remap(rgb, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
         return self.sex_thumbnail(log_image(face))
 
     def sex_thumbnail(self, log_face: np.ndarray) -> np.ndarray:
@@ -327,7 +325,7 @@ class FittedEngine(HubModel):
         if not moving and texture is None and greying <= 0.0 and young <= 0.0:
             return None
         sample, changed, moves = (
-            geometry.backward_map(face, motion, self.template, growth)
+            geometry.backward_map(face, motion, self.template, growth, age_key=(self, source_age, target_age))
             if moving
             else (None, np.zeros(face.grid_shape, np.float32), motion.total)
         )
@@ -465,7 +463,7 @@ def _repaint_field(
     factor = repaint_table(texture, face.smooth_rgb)
     if sample is None:
         return factor, texture.mask
-    factor = cv2.remap(factor, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
+    factor = cv2.remap(factor, sample, None, cv2.INTER_LINEAR, borderValue=0.0)
     return factor, cv2.remap(texture.mask, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR)
 
 

@@ -98,7 +98,7 @@ def paint_mouth(
         return
     uv = raster.interpolate(coords * [1.0, rows - 1.0], fill=-10.0)
     interior = mouth_interior(engine, gap, smile, face)
-    painted = cv2.remap(interior, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    painted = cv2.remap(interior, uv, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     # a soft edge one pixel inside the lips, so the lip line stays the photo's
     weight = cv2.GaussianBlur(cv2.erode(raster.mask, np.ones((3, 3), np.uint8)), (0, 0), 0.8) * share
     region = edited[lo[1] : hi[1], lo[0] : hi[0]].astype(np.float32)

@@ -158,19 +158,21 @@ class TurnableHead:
         model = head_model()
         height, width = image.shape[:2]
         placed, visible = turned_points(head, rotation)
-        # all the work within the box the head can change: where it was (with its soft edge) and where it is now,
-        # and the reach of its motion beyond
+        # the smooth fields within the box the head's motion reaches: where it was (with its soft edge), where it is
+        # now, and the reach of its motion beyond; the pixels only where the head was or is drawn (beyond, the
+        # motion moves nothing drawn and the filled background is the photo: every pixel stays the photo's)
         x0, y0, x1, y1 = _union_box(self.box, placed[:, :2], self.reach, width, height)
+        u0, v0, u1, v1 = _union_box(self.box, placed[:, :2], 4.0 * EDGE_SOFTNESS + 2.0, width, height)
         # where each pixel reads (its own side, its mirror side) is drawn at the photo's resolution: it jumps where
         # the nose passes over the cheek; the shares, a made-up side's paths and the motion beyond the mesh are
         # smooth, made on a grid every FIELD_STEP pixels (sample (i, j) at pixel (x0 + step j, y0 + step i)) and
         # interpolated back
-        corner = np.array([x0, y0], np.float64)
+        corner = np.array([u0, v0], np.float64)
         triangles = model.triangles[visible]
-        raster = rasterise(placed[:, :2] - corner, triangles, (y1 - y0, x1 - x0), depth=placed[:, 2])
+        raster = rasterise(placed[:, :2] - corner, triangles, (v1 - v0, u1 - u0), depth=placed[:, 2])
         step = FIELD_STEP
         coarse = ((y1 - y0 - 1) // step + 2, (x1 - x0 - 1) // step + 2)
-        coarse_raster = rasterise((placed[:, :2] - corner) / step, triangles, coarse, depth=placed[:, 2])
+        coarse_raster = raster.subsample(step, coarse, (x0 - u0, y0 - v0))
         # per vertex: keep its own pixel unless the view shows it much more squarely than the photo did; then
         # the face reads its mirror side (where the photo saw that squarely), the head beyond the outline its band
         facing_now = -vertex_normals(placed, model.triangles)[:, 2]
@@ -184,10 +186,11 @@ class TurnableHead:
         mirror_share = (1.0 - keep) * seen[model.mirror] * better * face
         band_share = (1.0 - keep) * head.band
         source = head.points[:, :2]
-        own_map = raster.interpolate(source)
+        own_map = raster.interpolate(source - corner)  # where each pixel reads, in the drawn box's pixels
         covered = raster.mask
-        # the coarse fields: mirror share, band share, a made-up side's colour (3), its map (2), still, proxy
-        fields = np.zeros((*coarse, 9), np.float32)
+        # the coarse fields: mirror share, band share, a made-up side's colour (3), its map (2), still, proxy, the
+        # motion beyond the mesh (2)
+        fields = np.zeros((*coarse, 11), np.float32)
         raster_values = np.column_stack([mirror_share, band_share, self.side_colour, source]).astype(np.float32)
         coarse_raster.interpolate_into(fields[..., :7], raster_values)
         coarse_raster.interpolate_into(fields[..., 8:9], head.band[:, None].astype(np.float32))
@@ -198,7 +201,7 @@ class TurnableHead:
             origin, outward, hair, along = path[:, 0:2], path[:, 2:4], path[:, 4:6], path[:, 6:7]
             norm = np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-6)
             along = ping_pong(along, hair[:, 0:1], hair[:, 1:2])
-            fields.reshape(-1, 9)[pixels, 5:7] = origin + along * outward / norm
+            fields.reshape(-1, 11)[pixels, 5:7] = origin + along * outward / norm
         # beyond the drawn mesh the head's motion (where it is, not what a made-up side reads) continues and
         # fades: its soft edge comes along, and far from it every pixel reads itself
         xs = (x0 + step * np.arange(coarse[1])).astype(np.float32)
@@ -206,58 +209,67 @@ class TurnableHead:
         grid = np.stack(np.meshgrid(xs, ys), axis=2)
         moved = extend_outward(own_coarse - grid, coarse_raster.mask, self.reach / step)
         fields[..., 7] = 1.0 - smoothstep(np.linalg.norm(moved, axis=2) / STILL)
-        # back to every pixel of the box (where each sample lies, exactly: remap, not resize)
-        up = np.meshgrid(np.arange(x1 - x0, dtype=np.float32) / step, np.arange(y1 - y0, dtype=np.float32) / step)
-        # mirror share, band share, side colour (3), band map (2), still, proxy, motion (2)
-        smooth = np.dstack([fields, moved])
-        smooth = cv2.remap(smooth, up[0], up[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        mirror_w, band_w, side_colour = smooth[..., 0:1], smooth[..., 1:2], smooth[..., 2:5]
-        from_band, still, proxy, moved = smooth[..., 5:7], smooth[..., 7:8], smooth[..., 8:9], smooth[..., 9:11]
+        fields[..., 9:11] = moved
+        # back to every pixel of the drawn box (where each sample lies, exactly: remap, not resize)
+        up = np.meshgrid(
+            np.arange(u0 - x0, u1 - x0, dtype=np.float32) / step, np.arange(v0 - y0, v1 - y0, dtype=np.float32) / step
+        )
+        smooth = cv2.remap(fields, up[0], up[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mirror_w, band_w, side_colour = smooth[..., 0], smooth[..., 1], smooth[..., 2:5]
+        from_band, still, proxy, moved = smooth[..., 5:7], smooth[..., 7], smooth[..., 8], smooth[..., 9:11]
         # off the drawn mesh each pixel reads where the motion beyond it takes it (the drawn edge's soft side reads on)
-        full_grid = np.stack(np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32)), 2)
+        full_grid = np.stack(np.meshgrid(np.arange(u1 - u0, dtype=np.float32), np.arange(v1 - v0, dtype=np.float32)), 2)
         own_map = cv2.copyTo(own_map, (covered > 0.5).astype(np.uint8), full_grid + moved)
         # the mirror side's map only where it is read
-        mirrored = mirror_w[..., 0] > 0.0
+        mirrored = mirror_w > 0.0
         mirror_map = own_map.copy()
         if mirrored.any():
-            pixels, where = raster.interpolate_at(source[model.mirror], mirrored)
+            pixels, where = raster.interpolate_at(source[model.mirror] - corner, mirrored)
             mirror_map.reshape(-1, 2)[pixels] = where
 
-        # the head as a premultiplied layer (its colour and its alpha) over the filled background, read within
-        # the box: read where it moved, it gives the photo back exactly where nothing moved, soft edge included
-        corner = corner.astype(np.float32)
-        crop = (slice(y0, y1), slice(x0, x1))
-        layer = np.dstack([image[crop].astype(np.float32) - self.behind[crop], self.alpha[crop]])
+        # the head as a premultiplied layer (its colour, its alpha) over the filled background, read within the
+        # box: read where it moved, it gives the photo back exactly where nothing moved, soft edge included (the
+        # blends below are OpenCV's, each one pass over the box)
+        crop = (slice(v0, v1), slice(u0, u1))
+        colour = cv2.subtract(image[crop], self.behind[crop], dtype=cv2.CV_32F)
+        alpha = self.alpha[crop]
 
-        def read(values: np.ndarray, where: np.ndarray) -> np.ndarray:
-            where = where - corner
-            return cv2.remap(values, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        def read(values: np.ndarray, where: np.ndarray) -> np.ndarray:  # `where`: one two-channel map
+            return cv2.remap(values, np.ascontiguousarray(where), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
-        head_layer = read(layer, own_map)
+        head_colour, head_alpha = read(colour, own_map), read(alpha, own_map)
         part = _bounds(mirrored)  # the mirror side and the made-up side: only where they are read
         if part is not None:
-            head_layer[part] += mirror_w[part] * (read(layer, mirror_map[part]) - head_layer[part])
+            weight = np.ascontiguousarray(mirror_w[part])
+            for values, layer in ((colour, head_colour), (alpha, head_alpha)):
+                layer[part] = _mix(read(values, mirror_map[part]), layer[part], weight)
         background = self.background[crop].astype(np.float32)
-        drawn = head_layer[..., :3] + (1.0 - head_layer[..., 3:4]) * background
-        # the proxy is solid where it moved: beyond a tight hairdo it reads the wall, which turned into the
-        # head's outline showed as holes in the hair (where nothing moved, the photo's own silhouette stays)
-        hollow = proxy * np.clip(1.0 - head_layer[..., 3:4], 0.0, 1.0) * (1.0 - still)
-        band_w = np.maximum(band_w, hollow)
-        banded = band_w[..., 0] > 1e-4
         # a side the photo never showed: the head's hair colour (the neck's skin below the jaw) with a little of
-        # the hair beside the face, softened (reflected strands repeat into a marbled pattern at full detail), and
-        # solid (the head is there, whatever its edge let through)
-        part = _bounds(banded)
+        # the hair beside the face, softened (reflected strands repeat into a marbled pattern at full detail)
+        solid = proxy * (1.0 - still)
+        part = _bounds((band_w > 1e-4) | (solid > 1e-4))
+        backdrop = background.copy()
+        made = None
         if part is not None:
-            colour = side_colour[part]
-            made = colour + SIDE_DETAIL * (read(self.soft[crop], from_band[part]) - colour)
-            drawn[part] += band_w[part] * (made - drawn[part])
+            # (read within the motion's box: a path runs out into the hair beyond the drawn one)
+            soft = read(self.soft[y0:y1, x0:x1], from_band[part] - np.array([x0, y0], np.float32))
+            made = cv2.addWeighted(soft, SIDE_DETAIL, side_colour[part], 1.0 - SIDE_DETAIL, 0.0)
+            # the proxy is solid where it moved: what the head's soft edge lets through is the head's made-up side,
+            # not the wall (beyond a tight hairdo the wall turned into the head's outline showed as holes in the
+            # hair, and a turned jaw's or ear's old edge as a pale fringe); where nothing moved, the photo's own
+            # silhouette stays
+            backdrop[part] = _mix(made, backdrop[part], np.ascontiguousarray(solid[part]))
+        drawn = backdrop * (1.0 - head_alpha)[..., None]
+        drawn += head_colour
+        if made is not None:  # and where the view shows what the photo never did, the made-up side itself
+            drawn[part] = _mix(made, drawn[part], np.ascontiguousarray(band_w[part]))
         # off the drawn mesh: the photo where nothing moves, the filled background where the head moved away
         # (the head's old place never shows through: no ghost ear, no second outline)
-        off = still * image[crop].astype(np.float32) + (1.0 - still) * background
-        coverage = cv2.GaussianBlur(covered, (0, 0), EDGE_SOFTNESS)[..., None]
+        off = _mix(image[crop].astype(np.float32), background, np.ascontiguousarray(still))
+        coverage = cv2.GaussianBlur(covered, (0, 0), EDGE_SOFTNESS)
+        mixed = _mix(drawn, off, coverage)
         out = image.copy()
-        out[y0:y1, x0:x1] = np.clip(np.round(coverage * drawn + (1.0 - coverage) * off), 0, 255).astype(np.uint8)
+        out[v0:v1, u0:u1] = np.clip(np.rint(mixed, out=mixed), 0, 255, out=mixed).astype(np.uint8)
         return out
 
     def turn(self, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
@@ -279,6 +291,11 @@ def turned_points(head: PlacedHead, rotation: np.ndarray) -> tuple[np.ndarray, n
     # edge-on slivers are left out too: their barycentric weights, clipped at snapped pixels, read a few
     # pixels off along the jaw and the temples
     return placed, normal[:, 2] < -EDGE_ON * np.linalg.norm(normal, axis=1)
+
+
+def _mix(first: np.ndarray, second: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """weight * first + (1 - weight) * second, per pixel (`weight` (h, w) float32 in 0..1; one pass)."""
+    return cv2.blendLinear(first, second, weight, 1.0 - weight)
 
 
 def _bounds(mask: np.ndarray) -> tuple[slice, slice] | None:
