@@ -243,7 +243,8 @@ def candidate_models(smoke: bool) -> list[tuple[str, str, Any]]:
         return [("ganime-age (tiny)", "fresh init", GanimationAge(tiny).eval())]
     models: list[tuple[str, str, Any]] = []
     shipped_types = set()
-    for config in sorted(WEIGHTS_DIR.glob("*/config.json")) if WEIGHTS_DIR.is_dir() else []:
+    shipped_configs = [*WEIGHTS_DIR.glob("*/config.json"), *WEIGHTS_DIR.glob("refiners/*/config.json")]
+    for config in sorted(shipped_configs):
         try:
             model = load_pretrained(config.parent)
         except Exception as error:  # a folder that is not a model of ours (age estimator is fine to skip too)
@@ -252,7 +253,7 @@ def candidate_models(smoke: bool) -> list[tuple[str, str, Any]]:
         if model.model_type in (*AGEING, "reenactor"):
             models.append((config.parent.name, "shipped", model.eval()))
             shipped_types.add(model.model_type)
-    if "ganime_age" not in shipped_types:  # the refiner architecture, fresh (no refiner ships yet)
+    if "ganime_age" not in shipped_types:  # the refiner architecture, fresh (where no GANimation-age ships)
         from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeConfig
 
         models.append(

@@ -1,9 +1,12 @@
-"""Which editors the Space offers, and one lazily loaded FaceEditor per editor.
+"""Which systems the Space offers, and one lazily loaded FaceEditor per system.
 
-The model selector lists the default editor (``$GANIME_AGE_MODEL``, else the embedded one) and, for every folder
-under ``src/ganime_age/weights/`` holding a refiner (a model whose class declares the role "refiner"), the
-default editor with that refiner on top: a new refiner (RAGAN, AgeTransGAN, a retrained GANimation-age) shows up
-by adding its folder, without touching the Space.
+The "Model" dropdown lists the engine alone (the default editor: ``$GANIME_AGE_MODEL``, else the embedded one) and
+the same editor with each shipped refiner on top, by the names the registry finds
+(:func:`ganime_age.editing.shipped_refiners`: the folders under ``src/ganime_age/weights/refiners/``), so a refiner
+shipped with ``training/ship_refiner.py`` shows up without touching the Space, and a visitor compares the systems on
+their own photo. The default editor is loaded once; each refiner is loaded once, on first use (or up front with
+``preload``), and put on top of it with :meth:`FaceEditor.with_refiner`: the systems share the engine, the
+estimators and the photos' analyses, so switching the model on a photo re-runs only the edit.
 """
 
 from __future__ import annotations
@@ -32,37 +35,23 @@ class ModelChoice:
     key: str  # the value the dropdown and the API use
     label: str  # what a visitor reads
     source: str | None  # editor or model (folder or Hub id) for FaceEditor.from_pretrained; None = the default
+    refiner: str | None = None  # a shipped refiner's name (or folder) on top of that editor; None = the engine alone
 
 
-def _role(folder: Path) -> str | None:
-    """The role of the model a folder holds (from its config.json's model_type), or None."""
-    from ganime_age.errors import GanimeAgeError
-    from ganime_age.hub import model_class_of
+def available_models(refiners_dir: Path | None = None, env_model: str | None = None) -> list[ModelChoice]:
+    """The engine alone (the default editor) first, then the default editor with each shipped refiner on top."""
+    from ganime_age.editing import MODEL_ENV, shipped_refiners
 
-    try:
-        return model_class_of(folder).role
-    except GanimeAgeError:
-        return None
-
-
-def available_models(weights_dir: Path | None = None, env_model: str | None = None) -> list[ModelChoice]:
-    """The default editor first, then the default editor with each shipped refiner on top."""
-    from ganime_age.editing import DEFAULT_EDITOR_DIR, MODEL_ENV, WEIGHTS_DIR
-
-    weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     env_model = env_model if env_model is not None else os.environ.get(MODEL_ENV) or None
     if env_model:
         folder = Path(env_model)
-        choices = [ModelChoice(DEFAULT_KEY, folder.name if folder.is_dir() else env_model, env_model)]
+        base = ModelChoice(DEFAULT_KEY, folder.name if folder.is_dir() else env_model, env_model)
     else:
-        choices = [ModelChoice(DEFAULT_KEY, "ganime-age (the fitted engine)", None)]
-    if weights_dir.is_dir():
-        for folder in sorted(p for p in weights_dir.iterdir() if p.is_dir()):
-            if folder.resolve() == DEFAULT_EDITOR_DIR.resolve() or _role(folder) != "refiner":
-                continue  # the engine, the age estimator, the face models: parts of the default editor
-            if env_model and Path(env_model).is_dir() and folder.resolve() == Path(env_model).resolve():
-                continue
-            choices.append(ModelChoice(folder.name, f"engine + {folder.name}", str(folder)))
+        base = ModelChoice(DEFAULT_KEY, "engine alone (the default)", None)
+    choices = [base]
+    for name, folder in shipped_refiners(refiners_dir).items():
+        where = name if refiners_dir is None else str(folder)
+        choices.append(ModelChoice(name, f"engine + {name}", base.source, where))
     return choices
 
 
@@ -83,7 +72,8 @@ class EditorProvider:
         self.precision = precision  # EditorConfig.precision for every editor
         self._editors: dict[str, FaceEditor] = {}
         self._lock = threading.Lock()
-        self._busy: dict[str, threading.Lock] = {}
+        # the systems share one editor's analyser and photo sessions (FaceEditor.with_refiner): one event at a time
+        self._busy = threading.Lock()
 
     @property
     def budget(self) -> MemoryBudget:
@@ -120,11 +110,18 @@ class EditorProvider:
         with self._lock:  # two first requests must not load the same model twice
             editor = self._editors.get(choice.key)
             if editor is None:
-                from ganime_age.editing import EditorConfig, FaceEditor
+                base = self._editors.get(DEFAULT_KEY)
+                if base is None:
+                    from ganime_age.editing import EditorConfig, FaceEditor
 
-                logger.info("loading editor %s (%s)", choice.label, choice.source or "embedded default")
-                config = EditorConfig(device=self.device, precision=self.precision)
-                editor = FaceEditor.from_pretrained(choice.source, config=config)
+                    logger.info("loading editor %s (%s)", self.models[0].label, choice.source or "embedded default")
+                    config = EditorConfig(device=self.device, precision=self.precision)
+                    base = FaceEditor.from_pretrained(choice.source, config=config)
+                    self._editors[DEFAULT_KEY] = base
+                editor = base
+                if choice.refiner is not None:
+                    logger.info("loading refiner %s", choice.refiner)
+                    editor = base.with_refiner(choice.refiner)
                 self._editors[choice.key] = editor
         return editor
 
@@ -135,13 +132,11 @@ class EditorProvider:
         """The editor for `key`, used by one event at a time.
 
         A FaceEditor keeps a per-photo cache and MediaPipe graphs that are not meant for concurrent
-        calls, so events that share an editor take turns (on ZeroGPU each GPU call runs in its own
-        worker process, so there they never share one).
+        calls, and every system here shares the default editor's, so events take turns (on ZeroGPU each GPU
+        call runs in its own worker process, so there they never share one).
         """
         editor = self.get(key)
-        with self._lock:
-            busy = self._busy.setdefault(self.choice(key).key, threading.Lock())
-        with busy:
+        with self._busy:
             yield editor
 
     def preload(self) -> None:

@@ -44,8 +44,8 @@ def models_dir() -> Path:
 def refiner_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A GANimation-age refiner folder in the Hub layout (seeded, untrained: it passes the engine's edit through).
 
-    No refiner ships yet (one ships only when it beats the engine alone), so the tests that load, damage or
-    compose a refiner make this one.
+    The tests that damage or compose a refiner make this one (a copy they may spoil, of a known seed); the
+    shipped refiners (weights/refiners/) are tested in test_shipped_refiners.py.
     """
     from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeConfig
 

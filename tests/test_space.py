@@ -260,16 +260,17 @@ def test_model_selector_lists_the_default_editor_and_each_refiner(tmp_path: Path
     from space.models import DEFAULT_KEY, available_models
 
     for name, model_type in [
-        ("ragan-256", "ragan"),
-        ("agetransgan-256", "agetransgan"),
+        ("ragan", "ragan"),
+        ("agetransgan-mi", "agetransgan"),
         ("age-estimator", "age_estimator"),
     ]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(json.dumps({"model_type": model_type}))
     (tmp_path / "notes").mkdir()  # no config.json
     choices = available_models(tmp_path, env_model="")
-    assert [c.key for c in choices] == [DEFAULT_KEY, "agetransgan-256", "ragan-256"]  # by role, not a type list
-    assert choices[0].source is None and choices[1].label == "engine + agetransgan-256"
+    assert [c.key for c in choices] == [DEFAULT_KEY, "agetransgan-mi", "ragan"]  # by role, not a type list
+    assert choices[0].source is None and choices[0].refiner is None
+    assert choices[1].label == "engine + agetransgan-mi" and choices[1].refiner == str(tmp_path / "agetransgan-mi")
 
 
 def test_provider_loads_each_model_once() -> None:

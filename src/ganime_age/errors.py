@@ -50,6 +50,11 @@ class WeightsError(GanimeAgeError):
     """A weights file is missing, not safetensors, or does not match the model's tensors."""
 
 
+class UnknownRefinerError(WeightsError):
+    """A refiner was named by a word that is no shipped refiner's name (nor a folder or Hub id); the message lists
+    the names there are."""
+
+
 class CorruptWeightsError(WeightsError):
     """The weights load but cannot be right: a checksum mismatch, NaN/Inf values, an all-zero layer, a wrong dtype."""
 

@@ -12,6 +12,8 @@ SYSTEMS: dict[str, str] = {
     "ragan": "training.systems.ragan:ReAgingGANSystem",
     "reenact": "training.systems.reenact:ReenactSystem",
     "ganimation_refiner": "training.systems.refiner:RefinerSystem",
+    "agetransgan_refiner": "training.systems.agetransgan_refiner:AgeTransGANRefinerSystem",
+    "ragan_refiner": "training.systems.ragan_refiner:ReAgingRefinerSystem",
 }
 
 

@@ -247,7 +247,7 @@ class AIFDSystem(TrainingSystem):
         if "evaluation" not in card and c.eval_faces != 0:
             try:
                 from training.data import PreparedFaces
-                from training.eval_table1 import decode_faces, spread_indices
+                from training.evaluate import decode_faces, spread_indices
 
                 dataset = PreparedFaces(self.train.data_dir, "test", image_size=self.train.image_size)
                 faces = decode_faces(dataset, spread_indices(len(dataset), c.eval_faces))

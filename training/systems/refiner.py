@@ -1,5 +1,9 @@
 """The refiner of the fitted engine: GANimation-age (``refiner: true``) trained on the engine's own edits.
 
+The terms every refiner shares (target, change, chroma/checkerboard, the age holds, identity) are computed by
+``training/systems/refiner_common.py`` (AgeTransGAN's and RAGAN's refiners use them too); this module adds
+GANimation-age's own (colour target and keep, attention, its smoothness, the WGAN-GP critic).
+
 Issue 21, item 4. At inference (``FaceEditor.refine_photo``) the refiner gets the 128 px aligned crop of the
 engine's edited photo and the target conditions (it is told the face already is at the target), and its
 *change* (output - input) is upsampled and added to the full-resolution photo, so it can add detail but
@@ -57,8 +61,6 @@ The generator's objective, and why each term is there:
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,36 +69,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ganime_age.errors import ModelFileNotFoundError
 from ganime_age.models.ganimation_age import (
     GanimationAgeConfig,
     GanimationAgeDiscriminatorConfig,
 )
 from training.losses import (
-    checkerboard_loss,
-    chroma_detail_loss,
     critic_score,
     gradient_penalty,
-    identity_loss,
     interpolate,
     total_variation,
     wgan_critic_loss,
     wgan_generator_loss,
 )
-from training.systems.base import Batch, TrainingSystem, image_grid
+from training.systems.base import Batch, image_grid
 from training.systems.ganimation_age import build_generator_and_critic
-
-log = logging.getLogger(__name__)
-
-REFINER_NOTE = (
-    "**A refiner of the fitted edit engine**, not an editor on its own: `FaceEditor` runs the engine "
-    "(`weights/ganime-age-engine`) on the photo, gives this network the 128 px aligned crop of the engine's edit "
-    "with the target age and AUs, and adds its *change* (output minus input), upsampled, to the full-resolution "
-    "edit. Load it with `FaceEditor.from_pretrained(<this folder>)`. Trained on the engine's edits of CFEE "
-    "training people against the same person's real posed photos (`training/configs/ganimation_refiner_cpu.yaml`)."
-    " Ship it only where the gates (`python training/evaluate.py gates --model <this folder>`) say that engine "
-    "+ refiner beats the engine alone."
-)
+from training.systems.refiner_common import RefinerBase, RefinerObjective
 
 
 def _default_generator() -> GanimationAgeConfig:
@@ -104,13 +91,11 @@ def _default_generator() -> GanimationAgeConfig:
 
 
 @dataclass
-class RefinerTrainConfig:
-    """YAML section ``system`` for ``train.system: ganimation_refiner``."""
+class RefinerTrainConfig(RefinerObjective):
+    """YAML section ``system`` for ``train.system: ganimation_refiner`` (the shared terms: RefinerObjective)."""
 
     generator: GanimationAgeConfig = field(default_factory=_default_generator)
     discriminator: GanimationAgeDiscriminatorConfig = field(default_factory=GanimationAgeDiscriminatorConfig)
-    # data: train.data_dir is a refiner dataset (training/refiner_data.py); people held out for the sample grids
-    test_fraction: float = 0.1
     # optimisation (GANimation's Adam, linear decay over the last half)
     lr_generator: float = 1e-4
     lr_critic: float = 1e-4
@@ -120,38 +105,27 @@ class RefinerTrainConfig:
     critic_steps: int = 1  # 1: one critic step per generator step, on that step's outputs; 0: no critic
     lambda_gp: float = 10.0
     lambda_drift: float = 1e-3  # Karras et al. 2018's epsilon x D(real)^2: keeps the critic's scores near 0
-    # generator objective (see the module docstring)
-    lambda_target: float = 10.0
-    target_sizes: list[int] = field(default_factory=lambda: [32, 64])  # pooled sizes of the target comparison
+    # GANimation-age's own generator terms (see the module docstring)
     lambda_color_target: float = 5.0
     lambda_color_keep: float = 1.0  # full-resolution L1 of C to the input: C = the input's detail + corrections
-    lambda_identity: float = 1.0
-    identity_if_available: bool = True  # no MobileFaceNet weights: warn and train without the identity term
-    recognizer_weights: str | None = None  # MobileFaceNet safetensors; None: resolve_asset("mobilefacenet")
-    lambda_change: float = 1.0
-    lambda_chroma: float = 3.0e4
-    lambda_checkerboard: float = 1.0e4
     lambda_mask_smooth: float = 2.5e-4
     lambda_adv: float = 0.1
     lambda_attention: float = 0.1
-    # issue 32: age rows (no real photo) are held to the engine's age change
-    lambda_age_hold: float = 10.0  # pooled L1 of the output to the engine's edit on age rows
-    hold_sizes: list[int] = field(default_factory=lambda: [16, 32])  # pooled sizes of the hold (128 px crop)
-    identity_age_reference: str = "edit"  # age rows' identity reference: "edit" (the engine's) or "source" (runs 1-2)
-    lambda_age_reading: float = 0.05  # |estimator(output) - estimator(engine's edit)| in years, on age rows
-    age_estimator: str | None = None  # AgeEstimator folder or Hub id; None: the embedded one
     attention_pool: int = 4  # the attention target: where the pooled |target - input| exceeds attention_floor,
     attention_floor: float = 0.12  # scaled by attention_gain (cf. ganimation_age's paired_mask_*): ~20% of a pair
     attention_gain: float = 4.0
 
 
-class RefinerSystem(TrainingSystem):
+class RefinerSystem(RefinerBase):
     """Models ``generator`` (a GanimationAge refiner) and ``critic``; frozen ``recognizer`` when available, and
     ``age_estimator`` when ``lambda_age_reading`` > 0."""
 
     name = "ganimation_refiner"
     config_class = RefinerTrainConfig
     config: RefinerTrainConfig
+    model_name = "GANimation-age refiner"
+    recipe = "training/configs/ganimation_refiner_cpu.yaml"
+    conditions = "the target age and AUs"
 
     def build(self) -> None:
         c = self.config
@@ -162,51 +136,9 @@ class RefinerSystem(TrainingSystem):
             raise ValueError("system.critic_steps must be 0 (no critic) or 1 (one critic step per generator step)")
         if c.critic_steps == 0 and c.lambda_adv > 0:
             raise ValueError("system.critic_steps 0 trains no critic: lambda_adv must be 0")
-        if not c.target_sizes or min(c.target_sizes) < 1 or max(c.target_sizes) > c.generator.image_size:
-            raise ValueError("system.target_sizes must be 1..image_size pixels")
-        if not c.hold_sizes or min(c.hold_sizes) < 1 or max(c.hold_sizes) > c.generator.image_size:
-            raise ValueError("system.hold_sizes must be 1..image_size pixels")
-        if c.identity_age_reference not in ("edit", "source"):
-            raise ValueError("system.identity_age_reference must be 'edit' or 'source'")
-        if not 0.0 <= c.test_fraction < 1.0:
-            raise ValueError("system.test_fraction must be in [0, 1)")
+        self.check_refiner_config(c.generator.image_size)
         build_generator_and_critic(self, c)
-        if self.export_only:
-            return
-        if c.lambda_age_reading > 0:
-            self.frozen["age_estimator"] = self.load_age_estimator()
-        if c.lambda_identity <= 0:
-            return
-        from ganime_age.models.mobilefacenet import FaceRecognizer
-
-        try:
-            self.frozen["recognizer"] = FaceRecognizer(c.recognizer_weights)
-        except ModelFileNotFoundError as error:
-            if not c.identity_if_available:
-                raise
-            log.warning("training the refiner without the identity term: %s", error)
-
-    def load_age_estimator(self) -> torch.nn.Module:
-        """The frozen AgeEstimator of ``age_estimator`` (default: the one embedded in the package)."""
-        from ganime_age.editing import DEFAULT_ESTIMATOR_DIR
-        from ganime_age.hub import load_pretrained
-
-        estimator = load_pretrained(self.config.age_estimator or str(DEFAULT_ESTIMATOR_DIR))
-        if getattr(estimator, "model_type", None) != "age_estimator":
-            raise ValueError(f"system.age_estimator must be an AgeEstimator, got {type(estimator).__name__}")
-        return estimator.eval().requires_grad_(False)
-
-    def training_dataset(self, split: str, max_samples: int | None = None) -> Any:
-        """The refiner's pairs (``training.data.RefinerPairs``) in ``train.data_dir``, split by person."""
-        from training.data import RefinerPairs
-
-        return RefinerPairs(
-            self.train.data_dir,
-            split,
-            test_fraction=self.config.test_fraction,
-            image_size=self.train.image_size,
-            max_samples=max_samples,
-        )
+        self.load_judges()
 
     def compile_targets(self) -> list[str]:
         return ["generator"]  # the critic's gradient penalty needs a double backward
@@ -221,12 +153,6 @@ class RefinerSystem(TrainingSystem):
             logs.update(self.critic_step(batch, out.image.detach().to(batch["image"].dtype)))
         logs.update(self.generator_step(batch, out))
         return logs
-
-    @staticmethod
-    def real_images(batch: Batch) -> torch.Tensor:
-        """The critic's real photos: the target where there is one (CFEE), else the source (UTKFace)."""
-        has_target = batch["has_target"].reshape(-1, 1, 1, 1) > 0.5
-        return torch.where(has_target, batch["target_image"], batch["source_image"])
 
     def critic_step(self, batch: Batch, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """One WGAN-GP critic update on real photos vs this step's refined crops (its AU/age heads unused)."""
@@ -248,32 +174,6 @@ class RefinerSystem(TrainingSystem):
             "d_gp": penalty.detach(),
             "d_real": score[:n].detach().mean(),
         }
-
-    def pooled_l1(
-        self, images: torch.Tensor, wanted: torch.Tensor, chosen: torch.Tensor, sizes: list[int] | None = None
-    ) -> torch.Tensor:
-        """Mean over `sizes` (default `target_sizes`) of the L1 between the chosen images and targets, both
-        pooled to that size.
-
-        Scaled by the share of chosen samples, so the term's weight per sample does not depend on the batch mix.
-        """
-        if not bool(chosen.any()):
-            return images.new_zeros((), dtype=torch.float32)
-        sizes = sizes or self.config.target_sizes
-        a, b = images[chosen].float(), wanted[chosen].float()
-        total = sum(F.l1_loss(F.adaptive_avg_pool2d(a, size), F.adaptive_avg_pool2d(b, size)) for size in sizes)
-        return total / len(sizes) * chosen.float().mean()
-
-    def age_reading_loss(self, output: torch.Tensor, edit: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-        """Mean |estimated age of the output - estimated age of the engine's edit| in years over the chosen rows,
-        scaled by their share (the frozen estimator's gradient reaches the output; the edit's reading is fixed)."""
-        if not bool(chosen.any()):
-            return output.new_zeros((), dtype=torch.float32)
-        estimator = self.frozen["age_estimator"]
-        with torch.no_grad():
-            engine_reading = estimator.predict(edit[chosen].float())
-        reading = estimator.predict(output[chosen].float())
-        return (reading - engine_reading).abs().mean() * chosen.float().mean()
 
     def attention_loss(
         self, attention: torch.Tensor, source: torch.Tensor, target: torch.Tensor, chosen: torch.Tensor
@@ -303,59 +203,29 @@ class RefinerSystem(TrainingSystem):
         """The generator's objective (the module docstring) for the generator's output `out` (image, attention,
         colour) on `batch`, and its terms for the log."""
         c = self.config
-        edit, source, target = batch["image"], batch["source_image"], batch["target_image"]
-        paired = batch["has_target"] > 0.5
-        age_rows = ~paired  # UTKFace age edits: no real photo, the engine's edit is what to keep
-        logs: dict[str, torch.Tensor] = {}
+        edit, target = batch["image"], batch["target_image"]
+        paired = self.paired_rows(batch)
         with self.accelerator.autocast():
-            output = out.image.float()
-            change = (output - edit.float()).abs().mean()
-            target_loss = self.pooled_l1(output, target, paired)
+            loss, logs = self.refiner_terms(batch, out.image)  # target, change, artefacts, age holds, identity
             color_loss = self.pooled_l1(out.color, target, paired)
             color_keep = (out.color.float() - edit.float()).abs().mean()
             smooth = total_variation(out.attention)
             loss = (
-                c.lambda_target * target_loss
+                loss
                 + c.lambda_color_target * color_loss
                 + c.lambda_color_keep * color_keep
-                + c.lambda_change * change
                 + c.lambda_mask_smooth * smooth
             )
             logs.update(
-                g_target=target_loss.detach(),
                 g_color=color_loss.detach(),
                 g_color_keep=color_keep.detach(),
-                g_change=change.detach(),
                 g_smooth=smooth.detach(),
                 attention_open=(1.0 - out.attention.detach().float()).mean(),  # the share of C in the output
             )
-            if c.lambda_chroma > 0:
-                chroma = chroma_detail_loss(output, edit)
-                loss = loss + c.lambda_chroma * chroma
-                logs["g_chroma"] = chroma.detach()
-            if c.lambda_checkerboard > 0:
-                hatching = checkerboard_loss(output, edit)
-                loss = loss + c.lambda_checkerboard * hatching
-                logs["g_checkerboard"] = hatching.detach()
             if c.lambda_attention > 0:
                 attention = self.attention_loss(out.attention, edit, target, paired)
                 loss = loss + c.lambda_attention * attention
                 logs["g_attention"] = attention.detach()
-            if c.lambda_age_hold > 0:
-                hold = self.pooled_l1(output, edit, age_rows, c.hold_sizes)
-                loss = loss + c.lambda_age_hold * hold
-                logs["g_age_hold"] = hold.detach()
-            if "age_estimator" in self.frozen:
-                reading = self.age_reading_loss(output, edit, age_rows)
-                loss = loss + c.lambda_age_reading * reading
-                logs["g_age_reading"] = reading.detach()
-            if "recognizer" in self.frozen:
-                reference = source
-                if c.identity_age_reference == "edit":
-                    reference = torch.where(age_rows.reshape(-1, 1, 1, 1), edit, source)
-                identity = identity_loss(self.frozen["recognizer"], reference, output)
-                loss = loss + c.lambda_identity * identity
-                logs["g_identity"] = identity.detach()
             if c.critic_steps > 0:
                 adversarial = wgan_generator_loss(critic_score(self.unwrap("critic")(out.image).realism))
                 loss = loss + c.lambda_adv * adversarial
@@ -390,34 +260,4 @@ class RefinerSystem(TrainingSystem):
     # -- export ---------------------------------------------------------------------------------------------
     def export(self, folder: Path, card: dict[str, Any]) -> None:
         dtype = torch.float16 if self.train.export_dtype == "float16" else None
-        note = REFINER_NOTE + (f"\n\n{card['note']}" if card.get("note") else "")
-        card = {
-            "model_name": "GANimation-age refiner",
-            **card,
-            "note": note,
-            "trained_on": self.describe_data(),
-            "license": "other",
-            "license_note": (
-                "Trained on the fitted engine's edits of CFEE (Ohio State University research dataset, no licence "
-                "file: non-commercial research only) and UTKFace (non-commercial research only) photos; these "
-                "weights inherit both restrictions."
-            ),
-        }
-        self.unwrap("generator").save_pretrained(folder, dtype=dtype, model_card_kwargs=card)
-
-    def describe_data(self) -> str:
-        """What the card says the refiner saw, from the dataset's manifest."""
-        from training.data import REFINER_MANIFEST
-
-        path = Path(self.train.data_dir) / REFINER_MANIFEST
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return f"the refiner dataset `{Path(self.train.data_dir).name}` (training/refiner_data.py)"
-        kinds = manifest.get("kinds", {})
-        return (
-            f"the fitted engine's edits of {manifest.get('cfee_people', '?')} CFEE training people "
-            f"({kinds.get('forward', 0)} Neutral -> posed and {kinds.get('reverse', 0)} posed -> Neutral edits, each "
-            f"against the same person's real photo) and {kinds.get('age', 0)} age edits of UTKFace training photos, "
-            f"as {manifest.get('size', '?')} px aligned crops (refiner dataset `{Path(self.train.data_dir).name}`)"
-        )
+        self.unwrap("generator").save_pretrained(folder, dtype=dtype, model_card_kwargs=self.refiner_card(card))

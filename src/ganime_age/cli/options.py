@@ -25,6 +25,11 @@ def add_editor_options(parser: argparse.ArgumentParser) -> None:
         "(an engine or a refiner) replaces the default editor's part (default: $GANIME_AGE_MODEL, else the "
         "embedded editor)",
     )
+    parser.add_argument(
+        "--refiner",
+        help="a trained refiner on top of the engine: a shipped name (ganimation-age, ...; a wrong one lists them), "
+        "'engine' for the engine alone, a folder or a Hub id (default: the editor's own; the embedded editor has none)",
+    )
     parser.add_argument("--age-estimator", help="age estimator: Hub id or folder (default: the editor's own)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     parser.add_argument(
@@ -42,7 +47,9 @@ def load_editor(args: argparse.Namespace, **parts: Any) -> Any:  # -> FaceEditor
 
     pick_device(args.device)  # a device that does not exist is refused before any model is read
     config = EditorConfig(device=args.device, precision=args.precision)
-    return FaceEditor.from_pretrained(args.model, age_estimator=args.age_estimator, config=config, **parts)
+    return FaceEditor.from_pretrained(
+        args.model, refiner=args.refiner, age_estimator=args.age_estimator, config=config, **parts
+    )
 
 
 def save_image(image: Any, path: Path) -> None:

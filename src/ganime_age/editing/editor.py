@@ -11,7 +11,7 @@ It is put together from an editor manifest (:mod:`.manifest`), as a diffusers pi
 
 from __future__ import annotations
 
-import logging
+import copy
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -27,31 +27,20 @@ from ganime_age.editing.ages import reconciled_age
 from ganime_age.editing.config import EditorConfig, autocast_dtype, pick_device
 from ganime_age.editing.manifest import (
     DEFAULT_EDITOR_DIR,
-    DEFAULT_ENGINE_DIR,
     MODEL_ENV,
+    PART_FOLDERS,
     PART_ROLES,
     EditorManifest,
-    find_manifest,
-    part_location,
+    default_engine,
+    parts_of,
     write_manifest,
 )
 from ganime_age.editing.reenactment import Reenactment
 from ganime_age.editing.refining import ProgressCallback, Refining
 from ganime_age.editing.session import FacePlan, ImageInput, PhotoSession, SessionCache, stack_plans
 from ganime_age.errors import HubError, WeightsError
-from ganime_age.hub import EDITOR_ROLES, HubModel, load_pretrained, model_class_of
+from ganime_age.hub import HubModel, load_pretrained
 from ganime_age.validation import check_ages, check_aus, check_optional_age
-
-logger = logging.getLogger(__name__)
-
-PART_FOLDERS = {
-    "engine": "engine",
-    "refiner": "refiner",
-    "age_estimator": "age-estimator",
-    "second_age_estimator": "second-age-estimator",
-    "sex_classifier": "sex-classifier",
-    "reenactor": "reenactor",
-}
 
 
 @dataclass
@@ -70,31 +59,6 @@ class FaceEdit:
 class EditResult:
     image: Image.Image  # the whole photo, same size as the input, edited faces pasted back
     faces: list[FaceEdit] = field(default_factory=list)
-
-
-def default_engine() -> HubModel:
-    """The embedded fitted engine (``weights/ganime-age-engine``).
-
-    Should the folder be missing (a trimmed install), an engine with empty tables stands in, with a warning:
-    it returns every photo unchanged, so the API, CLI and Space still work end to end.
-    """
-    from ganime_age.engine import FittedEngine
-
-    if (DEFAULT_ENGINE_DIR / "config.json").is_file():
-        return load_pretrained(DEFAULT_ENGINE_DIR, role="engine")
-    logger.warning(
-        "The embedded edit engine is missing (%s); edits will return photos unchanged. "
-        "Load an editor whose editor.json names a fitted engine (or pass engine=...).",
-        DEFAULT_ENGINE_DIR,
-    )
-    engine = FittedEngine().eval()
-    engine.untrained_default = True
-    return engine
-
-
-def is_untrained_default(model: HubModel) -> bool:
-    """True for the empty stand-in used while no fitted engine is embedded."""
-    return bool(getattr(model, "untrained_default", False))
 
 
 class FaceEditor:
@@ -174,13 +138,20 @@ class FaceEditor:
         """An editor from a folder or Hub id: an editor (its ``editor.json`` names the parts) or one model (an
         engine, or a refiner run on the embedded engine); None means ``$GANIME_AGE_MODEL``, else the embedded
         default editor. A part given by keyword (a folder or Hub id) replaces the manifest's; an age estimator
-        given alone is the editor's only one (its second is the manifest's only where both are given)."""
+        given alone is the editor's only one (its second is the manifest's only where both are given).
+        `refiner` also takes a shipped refiner's name (``"agetransgan-mi"``, :mod:`.refiners`) and ``"engine"``
+        for the engine alone; None keeps the manifest's (the embedded editor has none)."""
+        from ganime_age.editing.refiners import resolve_refiner
+
         config = config or EditorConfig()
         config.device = device or config.device
         source = source if source is not None else os.environ.get(MODEL_ENV) or DEFAULT_EDITOR_DIR
-        parts = _parts_of(str(source), **hub_kwargs)
+        parts = parts_of(str(source), **hub_kwargs)
         if age_estimator is not None:
             parts.pop("second_age_estimator", None)
+        if refiner is not None:
+            parts.pop("refiner", None)
+            refiner = resolve_refiner(refiner)
         given_parts = {
             "engine": engine,
             "refiner": refiner,
@@ -202,6 +173,29 @@ class FaceEditor:
             reenactor=loaded.get("reenactor"),
             config=config,
         )
+
+    def with_refiner(self, refiner: str | os.PathLike[str] | HubModel | None, **hub_kwargs: Any) -> FaceEditor:
+        """This editor with `refiner` on top of its engine instead of its own refiner: a shipped refiner's name,
+        a folder, a Hub id or a loaded model; None or ``"engine"``: the engine alone. Everything else is shared,
+        not copied: the engine, the estimators, the face analyser and the analysed photos (a photo analysed by one
+        is not analysed again by the other), so two editors made so must not be used at the same time."""
+        from ganime_age.editing.refiners import resolve_refiner
+
+        model = refiner
+        if model is not None and not isinstance(model, HubModel):
+            where = resolve_refiner(model)
+            model = load_pretrained(where, role="refiner", **hub_kwargs) if where is not None else None
+        if model is not None and getattr(model, "role", "") != "refiner":
+            raise WeightsError(f"{type(model).__name__} is not a refiner")
+        self.analyzer  # noqa: B018 (made now, so that both editors share one)
+        other = copy.copy(self)
+        other.model = model if model is not None else self.engine
+        other.refiner = model
+        other.refining = (
+            Refining(model, self.device, self.config.precision, self.config.batch_size) if model is not None else None
+        )
+        other._reenactment = None
+        return other
 
     def parts(self) -> dict[str, HubModel]:
         """The models this editor is made of, by role."""
@@ -488,22 +482,3 @@ class FaceEditor:
 
 GanimeAge = FaceEditor
 """The name the package's card gives users: ``GanimeAge.from_pretrained("owner/editor")`` loads a whole editor."""
-
-
-def _parts_of(source: str, **hub_kwargs: Any) -> dict[str, str]:
-    """role -> folder or Hub id of each part that `source` names: an editor's manifest, or one model by its role."""
-    manifest = find_manifest(source, **hub_kwargs)
-    if manifest is not None:
-        return {role: part_location(source, where) for role, where in manifest.parts().items()}
-    role = model_class_of(source, **hub_kwargs).role
-    if role not in ("engine", "refiner"):
-        load_pretrained(source, **hub_kwargs)  # a damaged folder says what is wrong with it first
-        given = f"; give it as {role}=..." if role in EDITOR_ROLES else ""
-        raise WeightsError(
-            f"{source} holds a {role or 'role-less'} model, not an ageing model (an engine or a refiner){given}"
-        )
-    parts = {role: source}  # one model, in the embedded editor in place of that editor's own of its role
-    default = find_manifest(DEFAULT_EDITOR_DIR)
-    for other, where in (default.parts() if default is not None else {}).items():
-        parts.setdefault(other, part_location(DEFAULT_EDITOR_DIR, where))
-    return parts

@@ -17,6 +17,7 @@ from both readings). The engine is required; the rest are optional. The embedded
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -24,7 +25,17 @@ from typing import Any
 
 from ganime_age import __version__
 from ganime_age.errors import WeightsError
-from ganime_age.hub import EDITOR_ROLES, MAX_CONFIG_BYTES, _looks_like_a_path, _resolve_file
+from ganime_age.hub import (
+    EDITOR_ROLES,
+    MAX_CONFIG_BYTES,
+    HubModel,
+    _looks_like_a_path,
+    _resolve_file,
+    load_pretrained,
+    model_class_of,
+)
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "editor.json"
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -41,6 +52,14 @@ PART_ROLES = {  # each manifest part -> the role its model's class must declare
     "sex_classifier": "sex_classifier",
     "reenactor": "reenactor",
 }
+PART_FOLDERS = {
+    "engine": "engine",
+    "refiner": "refiner",
+    "age_estimator": "age-estimator",
+    "second_age_estimator": "second-age-estimator",
+    "sex_classifier": "sex-classifier",
+    "reenactor": "reenactor",
+}  # the subfolder each part is saved in
 MODEL_ENV = "GANIME_AGE_MODEL"  # the editor (or one model) the CLI, the Space and from_pretrained() load by default
 
 
@@ -121,3 +140,47 @@ def write_manifest(folder: str | os.PathLike[str], manifest: EditorManifest) -> 
     path = Path(folder) / MANIFEST_NAME
     path.write_text(manifest.to_json(), encoding="utf-8")
     return path
+
+
+def parts_of(source: str, **hub_kwargs: Any) -> dict[str, str]:
+    """role -> folder or Hub id of each part that `source` names: an editor's manifest, or one model by its role."""
+    manifest = find_manifest(source, **hub_kwargs)
+    if manifest is not None:
+        return {role: part_location(source, where) for role, where in manifest.parts().items()}
+    role = model_class_of(source, **hub_kwargs).role
+    if role not in ("engine", "refiner"):
+        load_pretrained(source, **hub_kwargs)  # a damaged folder says what is wrong with it first
+        given = f"; give it as {role}=..." if role in EDITOR_ROLES else ""
+        raise WeightsError(
+            f"{source} holds a {role or 'role-less'} model, not an ageing model (an engine or a refiner){given}"
+        )
+    parts = {role: source}  # one model, in the embedded editor in place of that editor's own of its role
+    default = find_manifest(DEFAULT_EDITOR_DIR)
+    for other, where in (default.parts() if default is not None else {}).items():
+        parts.setdefault(other, part_location(DEFAULT_EDITOR_DIR, where))
+    return parts
+
+
+def default_engine() -> HubModel:
+    """The embedded fitted engine (``weights/ganime-age-engine``).
+
+    Should the folder be missing (a trimmed install), an engine with empty tables stands in, with a warning:
+    it returns every photo unchanged, so the API, CLI and Space still work end to end.
+    """
+    from ganime_age.engine import FittedEngine
+
+    if (DEFAULT_ENGINE_DIR / "config.json").is_file():
+        return load_pretrained(DEFAULT_ENGINE_DIR, role="engine")
+    logger.warning(
+        "The embedded edit engine is missing (%s); edits will return photos unchanged. "
+        "Load an editor whose editor.json names a fitted engine (or pass engine=...).",
+        DEFAULT_ENGINE_DIR,
+    )
+    engine = FittedEngine().eval()
+    engine.untrained_default = True
+    return engine
+
+
+def is_untrained_default(model: HubModel) -> bool:
+    """True for the empty stand-in used while no fitted engine is embedded."""
+    return bool(getattr(model, "untrained_default", False))

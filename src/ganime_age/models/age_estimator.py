@@ -4,7 +4,7 @@ The network classifies over the integer ages 0..100; the prediction is the expec
 distribution. The mean-variance loss adds to the cross-entropy a penalty on the distance between
 the distribution's mean and the label (so the expectation, not only the mode, is right) and on the
 distribution's variance (so it is sharp). It is small enough to train on a CPU at 64 px and is
-used to relabel datasets and to score ageing models (EAM in Table I).
+used to relabel datasets and to score ageing models (the gates' second age reading).
 """
 
 from __future__ import annotations

@@ -51,6 +51,9 @@ class AgeTransGANConfig:
     mapping_lr_mul: float = bounded(0.01, 1e-4, 1.0)
     identity_blocks: int = bounded(2, 0, 64)  # residual blocks at 16x16 after the downsampling encoder
     use_noise: bool = True
+    # a refiner of the fitted engine: the output is the input plus the synthesis, whose toRGB layers start at
+    # zero, so a fresh model returns its input exactly (training/systems/agetransgan_refiner.py)
+    refiner: bool = False
 
 
 @dataclass
@@ -291,6 +294,9 @@ class AgeTransGAN(HubModel):
             )
             self.convs.append(StyledConv(cout, cout, c.style_dim, noise_seed=next(seeds) if c.use_noise else None))
             self.to_rgbs.append(ToRGB(cout, c.style_dim))
+        if c.refiner:  # every toRGB adds to the image (skips), so all start at zero: the synthesis adds nothing
+            for to_rgb in (self.rgb_first, *self.to_rgbs):
+                nn.init.zeros_(to_rgb.conv.weight)
 
     @property
     def num_ws(self) -> int:
@@ -327,10 +333,12 @@ class AgeTransGAN(HubModel):
     def forward(self, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """`images` in [-1, 1] (N, 3, S, S); `target` group indices (N,) long or a group code (N, G).
 
-        Returns the raw synthesis output (not clamped, as StyleGAN2 trains it); `edit_faces` clamps.
+        Returns the raw synthesis output (not clamped, as StyleGAN2 trains it); `edit_faces` clamps. A refiner
+        returns `images` plus the synthesis output (its change).
         """
         encoded = self.encode(images, target)
-        return self.synthesize(encoded.identity, encoded.w)
+        synthesis = self.synthesize(encoded.identity, encoded.w)
+        return images + synthesis.to(images.dtype) if self.config.refiner else synthesis
 
     def edit_faces(
         self,

@@ -46,7 +46,8 @@ class ReAgingGANConfig:
     modulator_dim: int = bounded(128, 1, 4096)  # width of the identity x age interaction
     # highest polynomial order of identity terms multiplying the age embedding
     interaction_order: int = bounded(3, 1, 8)
-    output_mode: str = one_of("residual", *OUTPUT_MODES)  # "residual": tanh(atanh(input) + delta) | "direct"
+    # "residual": input + tanh(atanh(input) + delta) - tanh(atanh(input)) (a zero delta returns the input) | "direct"
+    output_mode: str = one_of("residual", *OUTPUT_MODES)
     max_age: float = bounded(MAX_AGE, 1.0, 200.0)
     num_groups: int = bounded(NUM_AGE_GROUPS, 2, NUM_AGE_GROUPS)
 
@@ -256,9 +257,11 @@ class ReAgingGAN(HubModel):
             x = block(x, skip, code)
         delta = self.head(x)
         if self.config.output_mode == "residual":
-            # Residual in tanh space: zero delta reproduces the input exactly and the output stays in (-1, 1).
+            # Residual in tanh space, added as a change: a zero delta returns the input exactly (saturated pixels
+            # too: the engine's refiners pass their input through), and the output stays in [-1, 1].
             base = torch.atanh(image.float().clamp(-0.999, 0.999))
-            return torch.tanh(base + delta.float()).to(image.dtype)
+            change = torch.tanh(base + delta.float()) - torch.tanh(base)
+            return (image.float() + change).clamp(-1.0, 1.0).to(image.dtype)
         return torch.tanh(delta)
 
     def forward(self, image: torch.Tensor, age: torch.Tensor) -> ReAgingOutput:
