@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from ganime_age.conditions import AGE_GROUP_LABELS, NUM_AGE_GROUPS, age_to_group
 from ganime_age.errors import GanimeAgeError
 from ganime_age.models.age_estimator import AgeEstimator, AgeEstimatorConfig, expected_age, mean_variance_loss
-from training.systems.base import Batch, TrainingSystem, image_grid, make_adam
+from training.systems.base import Batch, TrainingSystem, evaluating, image_grid, make_adam
 
 
 @dataclass
@@ -88,10 +88,8 @@ def evaluate_estimator(
     from training.data import PreparedFaces
 
     dataset = PreparedFaces(data_dir, split, image_size=model.config.image_size, max_samples=max_faces)
-    was_training = model.training
-    model.eval()
     errors, truths = [], []
-    try:
+    with evaluating(model):
         for start in range(0, len(dataset), batch_size):
             items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
             images = torch.stack([item["image"] for item in items]).to(device)
@@ -99,8 +97,6 @@ def evaluate_estimator(
             predicted = model.predict(images).cpu()
             errors.append((predicted - ages).abs())
             truths.append(ages)
-    finally:
-        model.train(was_training)
     error, truth = torch.cat(errors), torch.cat(truths)
     groups = torch.tensor([age_to_group(float(a)) for a in truth])
     per_group = {
@@ -171,13 +167,8 @@ class AgeEstimatorSystem(TrainingSystem):
     @torch.no_grad()
     def sample_grid(self, batch: Batch) -> Image.Image:
         """The fixed faces with their true and estimated ages written under each."""
-        estimator = self.unwrap("estimator")
-        was_training = estimator.training
-        estimator.eval()
-        try:
+        with evaluating(self.unwrap("estimator")) as estimator:
             predicted = estimator.predict(batch["image"].float()).cpu()
-        finally:
-            estimator.train(was_training)
         grid = image_grid([("faces", batch["image"].float())])
         size, pad, header = batch["image"].shape[-1], 2, 14
         canvas = Image.new("RGB", (grid.width + 90, grid.height), (255, 255, 255))

@@ -35,7 +35,7 @@ from ganime_age.models.agetransgan import (
 )
 from ganime_age.models.aifd import AIFDEncoder
 from training.losses import r1_penalty
-from training.systems.base import AdversarialSystem, Batch, image_grid
+from training.systems.base import AdversarialSystem, Batch, evaluating, image_grid
 
 CHECKPOINT_INFO = "trainer.json"
 
@@ -225,17 +225,12 @@ class AgeTransGANSystem(AdversarialSystem):
     @torch.no_grad()
     def sample_grid(self, batch: Batch) -> Image.Image:
         """Rows = faces; columns = input, then the face moved to each of the age groups."""
-        generator = self.shipped_generator()
-        was_training = generator.training
-        generator.eval()
         real = batch["image"].float()
         columns: list[tuple[str, torch.Tensor]] = [("input", real)]
-        try:
+        with evaluating(self.shipped_generator()) as generator:
             for group, label in enumerate(AGE_GROUP_LABELS[: self.config.generator.num_groups]):
                 target = torch.full((real.shape[0],), group, dtype=torch.long, device=real.device)
                 columns.append((label, generator(real, target).clamp(-1, 1)))
-        finally:
-            generator.train(was_training)
         return image_grid(columns)
 
     # -- export -----------------------------------------------------------------------------------------------

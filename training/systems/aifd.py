@@ -35,7 +35,7 @@ from training.metrics import (
     threshold_at_far,
 )
 from training.systems.age_estimator import random_affine, warmup_cosine
-from training.systems.base import Batch, TrainingSystem, image_grid, make_adam
+from training.systems.base import Batch, TrainingSystem, evaluating, image_grid, make_adam
 
 
 @dataclass
@@ -98,12 +98,10 @@ def evaluate_aifd(
     as genuine pairs; pairs of different faces as impostors (the data has no identity labels, so
     different photos are taken as different people). Reports the accept rate at FAR `far`.
     """
-    was_training = encoder.training
-    encoder.eval()
     generator = torch.Generator().manual_seed(seed)
     pooled_id, pooled_age, embeddings, augmented, predicted = [], [], [], [], []
     device = next(encoder.parameters()).device
-    try:
+    with evaluating(encoder):
         for start in range(0, images.shape[0], batch_size):
             batch = images[start : start + batch_size].to(device).float()
             out = encoder.decompose(batch)
@@ -117,8 +115,6 @@ def evaluate_aifd(
             brightness = 1.0 + (torch.rand(batch.shape[0], 1, 1, 1, generator=generator) * 2 - 1) * 0.15
             copy = random_affine(batch.flip(-1), 0.03, 0.04, generator) * brightness.to(device)
             augmented.append(encoder.identity_embedding(copy.clamp(-1, 1)).cpu())
-    finally:
-        encoder.train(was_training)
     age = ages.float().numpy()
     ids, ages_features = torch.cat(pooled_id).numpy(), torch.cat(pooled_age).numpy()
     embedding, copies = torch.cat(embeddings), torch.cat(augmented)
@@ -229,13 +225,8 @@ class AIFDSystem(TrainingSystem):
     @torch.no_grad()
     def sample_grid(self, batch: Batch) -> Image.Image:
         """Inputs next to the spatial attention (where the age part is taken from), upsampled."""
-        aifd = self.unwrap("aifd")
-        was_training = aifd.training
-        aifd.eval()
-        try:
+        with evaluating(self.unwrap("aifd")) as aifd:
             out = aifd(batch["image"].float())
-        finally:
-            aifd.train(was_training)
         size = batch["image"].shape[-1]
         attention = F.interpolate(out.spatial_attention.float(), size=(size, size), mode="bilinear")
         return image_grid([("input", batch["image"].float()), ("sigma_s", attention)])

@@ -69,7 +69,7 @@ from training.losses import (
     wgan_critic_loss,
     wgan_generator_loss,
 )
-from training.systems.base import Batch, TrainingSystem, image_grid, linear_decay, make_adam
+from training.systems.base import Batch, TrainingSystem, evaluating, image_grid, linear_decay, make_adam
 
 # The sample grid: an age ramp with the source AUs, then AU edits at the source age.
 SAMPLE_AGES: tuple[float, ...] = (5, 15, 30, 50, 70, 90)
@@ -471,13 +471,10 @@ class GanimationAgeSystem(TrainingSystem):
     @torch.no_grad()
     def sample_grid(self, batch: Batch) -> Image.Image:
         """Rows = faces; columns = input | age ramp | AU edits | attention masks of some of them."""
-        generator = self.unwrap("generator")
-        was_training = generator.training
-        generator.eval()
         real, aus, age = batch["image"].float(), batch["aus"].float(), batch["age"].float()
         columns: list[tuple[str, torch.Tensor]] = [("input", real)]
         masks: dict[str, torch.Tensor] = {}
-        try:
+        with evaluating(self.unwrap("generator")) as generator:
             for target in SAMPLE_AGES:
                 out = generator(real, aus, torch.full_like(age, float(target)))
                 columns.append((f"age {target:g}", out.image))
@@ -488,8 +485,6 @@ class GanimationAgeSystem(TrainingSystem):
                 out = generator(real, edited, age)
                 columns.append((label, out.image))
                 masks[label] = out.attention
-        finally:
-            generator.train(was_training)
         columns += [(f"A {name}", masks[name].float()) for name in SAMPLE_MASKS if name in masks]
         return image_grid(columns)
 

@@ -26,7 +26,7 @@ from PIL import Image
 from ganime_age.conditions import AGE_GROUPS, NUM_AGE_GROUPS, group_center
 from ganime_age.models.ragan import ReAgingDiscriminator, ReAgingDiscriminatorConfig, ReAgingGAN, ReAgingGANConfig
 from training import losses
-from training.systems.base import AdversarialSystem, Batch, image_grid
+from training.systems.base import AdversarialSystem, Batch, evaluating, image_grid
 
 ADVERSARIAL = ("hinge", "wgan-gp")
 SAMPLE_AGES = (5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0)
@@ -215,17 +215,12 @@ class ReAgingGANSystem(AdversarialSystem):
     @torch.no_grad()
     def sample_grid(self, batch: Batch) -> Image.Image:
         """Input | the same faces at ages 5 .. 90 (one column per age)."""
-        generator = self.shipped_generator()
-        was_training = generator.training
-        generator.eval()
-        try:
+        with evaluating(self.shipped_generator()) as generator:
             real = batch["image"].to(self.device)
             columns = [("input", real)]
             for age in SAMPLE_AGES:
                 ages = torch.full((real.shape[0],), age, device=self.device)
                 columns.append((f"{age:g}", generator(real, ages).image))
-        finally:
-            generator.train(was_training)
         return image_grid(columns)
 
     def export(self, folder: Path, card: dict[str, Any]) -> None:

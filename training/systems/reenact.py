@@ -42,7 +42,7 @@ from ganime_age.models.reenact import (
     tps_transform,
 )
 from training import losses
-from training.systems.base import AdversarialSystem, Batch, image_grid
+from training.systems.base import AdversarialSystem, Batch, evaluating, image_grid
 
 UTKFACE_LICENSE_NOTE = (
     "Trained on UTKFace, which is released for non-commercial research only; these weights inherit that "
@@ -221,17 +221,12 @@ class ReenactSystem(AdversarialSystem):
     @torch.no_grad()
     def sample_grid(self, batch: Batch) -> Image.Image:
         """Source (warped copy) | output | warped by the motion field | attention | target; plus a cross pair."""
-        generator = self.shipped_generator()
-        was_training = generator.training
-        generator.eval()
-        try:
+        with evaluating(self.shipped_generator()) as generator:
             torch.manual_seed(0)  # the same warps at every sampling step
             source, source_landmarks, target, target_landmarks = self.make_pairs(batch)
             out = generator(source, source_landmarks, target_landmarks)
             # cross-identity: each source driven by the next face's landmarks
             driven = generator(source, source_landmarks, target_landmarks.roll(1, dims=0))
-        finally:
-            generator.train(was_training)
         return image_grid(
             [
                 ("source", source),

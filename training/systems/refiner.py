@@ -81,7 +81,7 @@ from training.losses import (
     wgan_critic_loss,
     wgan_generator_loss,
 )
-from training.systems.base import Batch, image_grid
+from training.systems.base import Batch, evaluating, image_grid
 from training.systems.ganimation_age import build_generator_and_critic
 from training.systems.refiner_common import RefinerBase, RefinerObjective
 
@@ -236,14 +236,9 @@ class RefinerSystem(RefinerBase):
     @torch.no_grad()
     def sample_grid(self, batch: Batch) -> Image.Image:
         """Rows = held-out pairs; columns = source | engine edit | refined | change x4 | attention | C | target."""
-        generator = self.unwrap("generator")
-        was_training = generator.training
-        generator.eval()
-        try:
-            edit = batch["image"].float()
+        edit = batch["image"].float()
+        with evaluating(self.unwrap("generator")) as generator:
             out = generator(edit, batch["aus"].float(), batch["age"].float())
-        finally:
-            generator.train(was_training)
         amplified = ((out.image.float() - edit) * 4.0).clamp(-1.0, 1.0)
         return image_grid(
             [

@@ -37,7 +37,7 @@ from PIL import Image
 
 from ganime_age.errors import ModelFileNotFoundError
 from training.losses import checkerboard_loss, chroma_detail_loss, identity_loss
-from training.systems.base import AdversarialSystem, Batch, TrainingSystem, image_grid
+from training.systems.base import AdversarialSystem, Batch, TrainingSystem, evaluating, image_grid
 
 log = logging.getLogger(__name__)
 
@@ -331,14 +331,9 @@ class AdversarialRefiner(RefinerBase, AdversarialSystem):
     @torch.no_grad()
     def sample_grid(self, batch: Batch) -> Image.Image:
         """Rows = held-out pairs; columns = source | engine edit | refined | change x4 | target."""
-        generator = self.shipped_generator()
-        was_training = generator.training
-        generator.eval()
-        try:
-            edit = batch["image"].float()
+        edit = batch["image"].float()
+        with evaluating(self.shipped_generator()) as generator:
             refined = self.refine(generator, edit, batch["age"].float()).float().clamp(-1.0, 1.0)
-        finally:
-            generator.train(was_training)
         amplified = ((refined - edit) * 4.0).clamp(-1.0, 1.0)
         columns = [("source", batch["source_image"]), ("engine", edit), ("refined", refined)]
         return image_grid([*columns, ("change x4", amplified), ("target", batch["target_image"])])
