@@ -106,6 +106,25 @@ def test_a_shipped_refiner_edits_a_real_face_and_changes_only_the_face(engine: F
     assert np.array_equal(np.asarray(swapped.edit(face_photo)), photo)
 
 
+@pytest.mark.parametrize("name", sorted(shipped_refiners()))
+def test_every_shipped_refiner_loads_by_name_and_through_an_editor_manifest(
+    name: str, engine: FaceEditor, face_photo: Path, tmp_path: Path
+) -> None:
+    """Each shipped refiner (its own network class) loads by name, saves as an editor whose editor.json names it, and
+    that editor loads and edits exactly as the named one; its change stays near the engine's edit."""
+    by_name = FaceEditor.from_pretrained(refiner=name, config=EditorConfig(device="cpu"))
+    assert by_name.refiner is not None and by_name.refiner.role == "refiner"
+    folder = by_name.save_pretrained(tmp_path / "editor")
+    assert json.loads((folder / "editor.json").read_text())["refiner"] == "refiner"
+    loaded = FaceEditor.from_pretrained(folder, config=EditorConfig(device="cpu"))
+    assert type(loaded.refiner) is type(by_name.refiner)
+    edited = np.asarray(by_name.edit(face_photo, age=TARGET_AGE))
+    assert np.array_equal(np.asarray(loaded.edit(face_photo, age=TARGET_AGE)), edited)
+    alone = np.asarray(engine.edit(face_photo, age=TARGET_AGE))
+    difference = np.abs(edited.astype(np.int16) - alone.astype(np.int16))
+    assert difference.mean() < 3.0  # a refiner adds its change to the engine's edit; it does not redo it
+
+
 def test_the_cli_takes_a_refiner_by_name(tmp_path: Path, face_photo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     outputs = {}
     for name in (ENGINE_ALONE, SHIPPED):
