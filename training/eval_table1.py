@@ -93,6 +93,14 @@ class _Uncached:
 # each age reading: its key in the results, and the network (the editor's first estimator, dlib's age network, the
 # editor's second estimator)
 AGE_READINGS = {"shipped": "shipped estimator", "dlib": "dlib's age network", "cnn": "compact CNN"}
+
+
+def reading_network(key: str) -> str:
+    """An age reading's network as prose ("the shipped estimator", "dlib's age network")."""
+    name = AGE_READINGS[key]
+    return name if name.startswith("dlib") else f"the {name}"
+
+
 AGE_NETWORKS = ("CydralAgeEstimator", "DlibAge", "AgeEstimator")
 
 
@@ -500,7 +508,7 @@ def table1_markdown(result: dict[str, Any]) -> str:
     faces = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     lines = [
         f"Inputs: {result['inputs']} UTKFace test photos aged 20-29 (true mean {result['input_true_age']:.1f}; read "
-        + ", ".join(f"{result[f'input_{key}']:.1f} by the {AGE_READINGS[key]}" for key in readings)
+        + ", ".join(f"{result[f'input_{key}']:.1f} by {reading_network(key)}" for key in readings)
         + "), "
         "each edited through `FaceEditor` at its own resolution (200 px chips) to the centre age of every other "
         "FFHQ-Aging group; every refiner is applied to the engine's very edit. Verification: dlib's descriptor, "

@@ -165,13 +165,13 @@ def age_readings(result: dict[str, Any]) -> list[str]:
 
 
 def verdict_sentence(name: str, found: dict[str, Any]) -> str:
-    from training.eval_table1 import AGE_READINGS, ENGINE_LABEL
+    from training.eval_table1 import AGE_READINGS, ENGINE_LABEL, reading_network
 
     gap = found["eam_gap"]
     difference = found["verification_difference"]
     readings = [key for key in AGE_READINGS if f"{name}/{key}" in gap]
     ages = "; ".join(
-        f"{gap[f'{name}/{key}']:.1f} years on the {AGE_READINGS[key]} (engine alone {gap[f'{ENGINE_LABEL}/{key}']:.1f})"
+        f"{gap[f'{name}/{key}']:.1f} years on {reading_network(key)} (engine alone {gap[f'{ENGINE_LABEL}/{key}']:.1f})"
         for key in readings
     )
     numbers = (
@@ -213,7 +213,7 @@ def card_text(name: str, result: dict[str, Any], found: dict[str, Any], note: st
         "",
         f"# {name}: a refiner of the fitted edit engine",
         "",
-        f"A `{model_type}` network shipped with ganime-age as a *refiner*: `FaceEditor` runs the fitted engine on the "
+        f"{'An' if model_type[:1] in 'AEIOU' else 'A'} `{model_type}` network shipped with ganime-age as a *refiner*: `FaceEditor` runs the fitted engine on the "
         "photo at its own resolution, then gives this network the aligned crop of the engine's edit with the target "
         "age and AUs and adds its change (output minus input), upsampled, to the edit: it can add detail, never blur "
         "the photo. It is not on by default; pick it by name:",
