@@ -56,8 +56,8 @@ def refiner_note(recipe: str, conditions: str) -> str:
         f"with {conditions}, and adds its *change* (output minus input), upsampled, to the full-resolution "
         "edit. Load it with `FaceEditor.from_pretrained(<this folder>)`. Trained on the engine's edits of CFEE "
         f"training people against the same person's real posed photos (`{recipe}`)."
-        " Ship it only where the gates (`python training/evaluate.py gates --model <this folder>`) say that engine "
-        "+ refiner beats the engine alone."
+        " `training/ship_refiner.py` ships it by name with its Table I; it becomes the default only where the gates "
+        "(`python training/evaluate.py gates --model <this folder>`) say that engine + refiner beats the engine alone."
     )
 
 
