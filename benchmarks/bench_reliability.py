@@ -18,10 +18,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_memory import make_photo
-from benchmarks.common import REPO, markdown_table, write_json
+from benchmarks.common import markdown_table, write_json
+from space.serve import serve
 
 BURST = 12
 ANSWER_SECONDS = 60.0
@@ -82,38 +80,15 @@ def folder_bytes(folder: Path) -> int:
 
 
 class Server:
-    """`python app.py` on a free loopback port with its own gradio cache, and raw HTTP calls to its API."""
+    """`python app.py` on a free loopback port with its own gradio cache (space.serve), and raw HTTP calls to its
+    API."""
 
     def __init__(self, root: Path, env: dict[str, str]) -> None:
-        import httpx
-
-        self.cache = root / "gradio"
-        self.cache.mkdir()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(root / "server.log", "w")  # noqa: SIM115  (closed in stop)
-        settings = {"GRADIO_TEMP_DIR": str(self.cache), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO,
-            env={**os.environ, **settings, **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 300
-        while True:
-            if self.process.poll() is not None:
-                raise SystemExit(f"app.py exited: {(root / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/gradio_api/info", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("app.py did not start within 300 s")
-            time.sleep(1)
+        try:
+            self.served = serve(root, env, timeout=300)
+        except RuntimeError as error:
+            raise SystemExit(str(error)) from None
+        self.cache, self.url, self.process = self.served.cache, self.served.url, self.served.process
         self.peak_mb = self.rss_mb
         self._sampling = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
@@ -155,12 +130,7 @@ class Server:
 
     def stop(self) -> None:
         self._sampling.set()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
+        self.served.stop()
 
 
 def burst(server: Server, files: list[tuple[str, bytes]]) -> list[dict[str, Any]]:

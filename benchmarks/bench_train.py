@@ -106,7 +106,7 @@ def synthetic_batches(count: int, batch: int, size: int, seed: int = 0) -> list[
 def real_batches(data_dir: str, count: int, batch: int, size: int) -> list[dict[str, torch.Tensor]]:
     from torch.utils.data import default_collate
 
-    from training.data import PreparedFaces
+    from training.data.prepared import PreparedFaces
 
     dataset = PreparedFaces(data_dir, "train", image_size=size, max_samples=count * batch)
     if len(dataset) < batch:

@@ -41,9 +41,20 @@ DEFAULT_MODEL_STORY = files("ganime_age") / "weights" / "DEFAULT_MODEL.md"
 
 
 def header() -> str:
-    """The Markdown above the tabs: what the Space does, what today's default model is, how faces are numbered."""
+    """The one line above the tabs: what the Space does (the rest waits in :func:`about`, behind an expander)."""
+    return (
+        "**ganime-age** changes the **age** and the **facial expression** of the faces in a real photo: "
+        "upload one (or pick an example), then move a slider."
+    )
+
+
+ABOUT_LABEL = "About: how to use it, the model, face numbering, licence (non-commercial research only)"
+
+
+def about() -> str:
+    """The Markdown of the closed "About" accordion under the header: how to use the Space, how faces are
+    numbered, what today's default model is (word for word the README's and the card's), and the licence."""
     return f"""
-# ganime-age
 Change the **age** and the **facial expression** (17 FACS Action Units) of the faces in a real photo.
 Upload a photo (or pick an example), then move the target-age or AU sliders: releasing a slider re-renders
 the edit. The edited faces are pasted back into the whole photo; drag the handle on the result to compare
@@ -55,6 +66,27 @@ API, the CLI and Python.
 The engine and the age estimator were fitted on UTKFace and CFEE, which are for **non-commercial research
 only**; so are these edits.
 Photos are processed on this machine and not stored beyond Gradio's temporary upload cache.
+"""
+
+
+# The age strip's captions ("face 0: age 45 (40-49)") under their portraits, whole, in balanced lines: gradio draws
+# a caption over the picture's bottom corner on one line at most 80% of a thumbnail wide, which cut every caption of
+# a five-column strip with an ellipsis. Each portrait keeps a 3:4 frame above its caption.
+SPACE_CSS = """
+#age-strip .thumbnail-item { display: flex; flex-direction: column; aspect-ratio: auto; }
+#age-strip .thumbnail-item > img { flex: none; width: 100%; height: auto; aspect-ratio: 3 / 4; }
+#age-strip .caption-label {
+    position: static;
+    max-width: none;
+    border: none;
+    border-radius: 0;
+    opacity: 1;
+    text-align: center;
+    white-space: normal;
+    text-wrap: balance;
+    overflow: visible;
+    text-overflow: clip;
+}
 """
 
 
@@ -119,6 +151,8 @@ def build_app(editor_provider: EditorProvider | None = None, tabs: Sequence[str]
     name_gradio_refusals()
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=cache_policy()) as demo:
         gr.Markdown(header(), elem_id="header")
+        with gr.Accordion(ABOUT_LABEL, open=False, elem_id="about"):
+            gr.Markdown(about(), elem_id="about-text")
         with gr.Tabs():
             for module in load_tabs(list(tabs)):
                 with gr.Tab(module.TITLE, id=module.__name__.rsplit(".", 1)[-1]):
@@ -131,10 +165,11 @@ def build_app(editor_provider: EditorProvider | None = None, tabs: Sequence[str]
 
 
 def launch_options() -> dict[str, Any]:
-    """Keyword arguments for `demo.launch` (the upload limit, the theme)."""
+    """Keyword arguments for `demo.launch` (the upload limit, the theme, the style of the gallery captions)."""
     return {
         "max_file_size": os.environ.get("GANIME_AGE_MAX_UPLOAD", "15mb"),
         "theme": gr.themes.Soft(),
+        "css": SPACE_CSS,
         "show_error": False,  # user mistakes arrive as gr.Error; anything else shows a bare "Error", no traceback
     }
 
@@ -153,7 +188,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default=None, help="server name (default 127.0.0.1; 0.0.0.0 to serve the LAN)")
     parser.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument(
-        "--lazy", action="store_true", help="load each model on its first request (default: all before serving)"
+        "--lazy",
+        action="store_true",
+        help="load the default model on its first request (default: before serving; a refiner loads when first picked)",
     )
     parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     args = parser.parse_args(argv)
@@ -164,9 +201,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     device = args.device or ("cuda" if on_zero_gpu() else None)
     provider = EditorProvider(available_models(env_model=args.model), device=device, precision=args.precision)
     if not args.lazy or on_spaces():
-        # On ZeroGPU each GPU call runs in a forked worker: models loaded there are lost, so load them
-        # here, once, in the main process (ZeroGPU keeps "cuda" tensors parked until a GPU is attached).
-        # Loaded up front, the models are also inside the idle level the memory budget is measured from.
+        # On ZeroGPU each GPU call runs in a forked worker: models loaded there are lost, so load the default
+        # editor here, once, in the main process (ZeroGPU keeps "cuda" tensors parked until a GPU is attached).
+        # Loaded up front, it is also inside the idle level the memory budget is measured from. The refiners
+        # (1-4 MB each, none better than the engine) load when first picked (EditorProvider.preload).
         provider.preload()
     provider.budget.settle()
     demo = build_app(provider)

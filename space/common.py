@@ -23,6 +23,7 @@ import gradio as gr
 from gradio.data_classes import GradioModel
 from pydantic import ConfigDict, ValidationError
 
+from ganime_age.errors import echo
 from space.budget import release_memory
 from space.models import DEFAULT_KEY, EditorProvider
 
@@ -61,6 +62,10 @@ def _hints() -> dict[type[Exception], tuple[str, str]]:
         errors.ModelOutputError: ("Model problem", "The model produced a broken image; its weights are damaged."),
         errors.UnknownRefinerError: ("Unknown model", "No refiner of that name ships here; pick one from the list."),
         errors.CorruptWeightsError: ("Model problem", "The selected model's files are damaged; pick another model."),
+        errors.NewerVersionError: (
+            "Model too new",
+            "The selected model was written by a newer ganime-age than this Space runs; pick another model.",
+        ),
         errors.WeightsError: ("Model problem", "The selected model could not be loaded; pick another model."),
         errors.ModelFileNotFoundError: ("Model file missing", "A model file this edit needs is not available."),
         errors.HubError: ("Hub unreachable", "The Hugging Face Hub could not be reached; try again later."),
@@ -85,13 +90,26 @@ def _hint(error: Exception) -> tuple[str, str]:
     return "Cannot edit this photo", "This photo cannot be edited."
 
 
+MAX_DETAIL = 400
+"""The most characters of an error's own text a message (and its line in the server's log) repeats: the package
+cuts each value a user sent to a few dozen (`ganime_age.errors.echo`); this is the net under anything else."""
+
+
 def to_gradio_error(error: Exception) -> gr.Error:
     """A toast that stays until closed (a fix hint must not vanish after 10 s), also logged on the server."""
     title, advice = _hint(error)
     detail = without_server_paths(str(error).strip())
+    if len(detail) > MAX_DETAIL:
+        detail = detail[:MAX_DETAIL] + f"... ({len(detail):,} characters)"
     message = f"{advice} Details: {detail}" if detail and detail.lower() not in advice.lower() else advice
+    return refusal(message, title)
+
+
+def refusal(message: str, title: str) -> gr.Error:
+    """The Space's one way to refuse a request: a toast that stays until closed, with a title, its text escaped
+    (the toast renders HTML: an unescaped "<urlopen error ...>" swallowed the rest of the message, and a value a
+    visitor sent must never become markup), and one line in the server's log, never a traceback."""
     logger.warning("%s: %s", title, message)
-    # the toast renders HTML: an unescaped "<urlopen error ...>" swallowed the rest of the message
     return gr.Error(html.escape(message, quote=False), title=title, duration=None, print_exception=False)
 
 
@@ -154,7 +172,7 @@ def user_errors(fn: F) -> F:
 
 # -- photo input ---------------------------------------------------------------------------------------
 @functools.cache
-def _checked_payload(model: type[GradioModel]) -> type[GradioModel]:
+def _checked_payload(model: type[GradioModel], parameter: str = "photo") -> type[GradioModel]:
     """`model` (a component's payload model) answering a payload that is not file data (a bare string from an
     API call, a dict of the wrong shape) with a readable gr.Error instead of pydantic's ValidationError, a bare
     "Error" for the visitor. Gradio validates payloads before an event's function runs, so the check must live
@@ -167,32 +185,82 @@ def _checked_payload(model: type[GradioModel]) -> type[GradioModel]:
         def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
             # before pydantic: a gr.Error is a ValueError, which a pydantic validator would wrap
             if not isinstance(obj, (dict, model)):
-                _not_a_photo(obj)
+                _not_a_photo(obj, parameter)
             try:
                 return super().model_validate(obj, *args, **kwargs)
             except ValidationError:
-                return _not_a_photo(obj)
+                return _not_a_photo(obj, parameter)
 
     Checked.__name__ = Checked.__qualname__ = f"Uploaded{model.__name__}"
     return Checked
 
 
 C = TypeVar("C", bound=gr.components.Component)
+UPLOAD_PARAMETER = "ganime_age_parameter"  # the attribute naming an upload component's API parameter
 
 
-def uploaded_input(component: C) -> C:
-    """An upload component (gr.Image, gr.Video) whose payloads are checked by :func:`_checked_payload`. (Set on
-    the instance: a component subclass outside gradio makes gradio write a .pyi stub next to this module.)"""
-    component.data_model = _checked_payload(component.data_model)
+def uploaded_input(component: C, parameter: str = "photo") -> C:
+    """An upload component (gr.Image, gr.Video) whose payloads are checked by :func:`_checked_payload` and
+    :func:`guard_uploads`, every refusal naming `parameter` (the API's name of the event's argument). (Set on the
+    instance: a component subclass outside gradio makes gradio write a .pyi stub next to this module.)"""
+    component.data_model = _checked_payload(component.data_model, parameter)
+    setattr(component, UPLOAD_PARAMETER, parameter)
+    guard_uploads()
     return component
 
 
-def photo_input(**options: Any) -> gr.Image:
+def photo_input(parameter: str = "photo", **options: Any) -> gr.Image:
     """gr.Image for photos visitors send, with the payload check of :func:`uploaded_input`."""
-    return uploaded_input(gr.Image(**options))
+    return uploaded_input(gr.Image(**options), parameter)
 
 
-def photo_path(payload: Any) -> str | None:
+def guard_uploads() -> None:
+    """Check what an API call sends for an upload component before gradio acts on it, and refuse it naming the
+    parameter. Gradio moves a payload's files into its cache before the event (or the payload's model) sees
+    them: it would download a URL from the server (a photo sent as a URL is refused anyway), and a NUL byte, a
+    path of 10,000 characters or one outside its upload folder failed there as a bare ValueError or OSError
+    with its traceback in the log. Gradio's own video payload of older clients, ``{"video": FileData,
+    "subtitles": null}``, is taken as the file data it holds. Components without :data:`UPLOAD_PARAMETER`, and
+    outputs, are left to gradio."""
+    from gradio import processing_utils
+
+    original = processing_utils.async_move_files_to_cache
+    if getattr(original, "guards_uploads", False):
+        return
+
+    async def async_move_files_to_cache(data: Any, block: Any, postprocess: bool = False, **kwargs: Any) -> Any:
+        parameter = getattr(block, UPLOAD_PARAMETER, None)
+        if parameter is None or postprocess:
+            return await original(data, block, postprocess, **kwargs)
+        if isinstance(block, gr.Video) and isinstance(data, dict) and "path" not in data and "video" in data:
+            data = data["video"]  # gradio's VideoData: {"video": FileData, "subtitles": FileData | None}
+        if isinstance(data, dict) and not _usable_path(data.get("path")):
+            _not_a_photo(data, parameter)
+        try:
+            return await original(data, block, postprocess, **kwargs)
+        except gr.Error:
+            raise
+        except Exception:  # gradio's InvalidPathError, an OSError of a path it could not resolve, ...
+            pass
+        return _not_a_photo(data, parameter)  # outside the except block: no link to gradio's failure
+
+    async_move_files_to_cache.guards_uploads = True  # type: ignore[attr-defined]
+    processing_utils.async_move_files_to_cache = async_move_files_to_cache
+
+
+def _usable_path(path: Any) -> bool:
+    """Whether `path` could name a stored upload at all (absent or empty: an empty input, checked later)."""
+    if path is None or path == "":
+        return True
+    return (
+        isinstance(path, str)
+        and len(path) <= MAX_PAYLOAD_PATH
+        and "\x00" not in path
+        and "://" not in path  # a URL: the Space takes uploads, and does not fetch what a request names
+    )
+
+
+def photo_path(payload: Any, parameter: str = "photo") -> str | None:
     """The uploaded file's path from an un-preprocessed gr.Image payload (dict), a path, or None.
 
     Events run with ``preprocess=False`` so the photo is decoded once, by `ganime_age.faces.load_image`,
@@ -201,8 +269,8 @@ def photo_path(payload: Any) -> str | None:
     A payload is only a way to name a file gradio stored for this server (an upload, a cached example) or a
     shipped example: gradio checks the upload folder only for file data with its ``meta`` key, so a raw API
     call sending ``{"path": "/etc/shadow"}`` reached this function with any server path. Every other path is
-    refused with one message (:data:`NOT_UPLOADED`) that does not tell whether it exists, is a folder or a
-    text file: the Space is no oracle of the server's files.
+    refused with one message (:func:`not_uploaded`, naming `parameter`) that does not tell whether it exists, is
+    a folder or a text file: the Space is no oracle of the server's files.
     """
     if payload is None:
         return None
@@ -213,15 +281,30 @@ def photo_path(payload: Any) -> str | None:
     else:
         path = payload
     if not isinstance(path, (str, Path)):
-        return _not_a_photo(payload)
+        return _not_a_photo(payload, parameter)
     served = _served_file(path)
-    return served if served is not None else _not_a_photo(payload)
+    return served if served is not None else _not_a_photo(payload, parameter)
 
 
-NOT_UPLOADED = (
-    "The photo did not arrive as an uploaded file; upload it again (with gradio_client send "
-    "handle_file('photo.jpg'), over HTTP upload it first and send the file data gradio returns)."
-)
+# each upload parameter of the API: (what it is, an example file name)
+UPLOADS = {
+    "photo": ("photo", "photo.jpg"),
+    "driving": ("driving photo", "driver.jpg"),
+    "video": ("driving video", "driver.mp4"),
+}
+
+
+def not_uploaded(parameter: str = "photo") -> str:
+    """The one answer to every payload of `parameter` that is not a stored upload, naming the parameter."""
+    what, example = UPLOADS.get(parameter, ("file", "file"))
+    return (
+        f"The {what} (parameter '{parameter}') did not arrive as an uploaded file; upload it again (with "
+        f"gradio_client send handle_file('{example}'), over HTTP upload it first and send the file data gradio "
+        "returns)."
+    )
+
+
+NOT_UPLOADED = not_uploaded("photo")
 MAX_PAYLOAD_PATH = 4096
 
 
@@ -285,9 +368,12 @@ def _example_copies(upload_folder: str) -> frozenset[str]:
     )
 
 
-def _not_a_photo(payload: Any) -> Any:
-    """The one answer to every payload that is not a stored upload: a wrong type or any other path alike."""
-    raise gr.Error(NOT_UPLOADED, title="No photo", print_exception=False)
+def _not_a_photo(payload: Any, parameter: str = "photo") -> Any:
+    """The one answer to every payload that is not a stored upload: a wrong type or any other path alike (and
+    one line in the log, with the value cut short: never the path a visitor may have sent in full)."""
+    sent = payload.get("path") if isinstance(payload, dict) else payload
+    logger.info("refused the %s parameter: %s is no stored upload", parameter, echo(sent))
+    raise gr.Error(not_uploaded(parameter), title=f"No {UPLOADS.get(parameter, ('file',))[0]}", print_exception=False)
 
 
 def require_photo(payload: Any) -> str:
@@ -334,10 +420,10 @@ def parse_face(value: Any) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise gr.Error(
-            f"Unknown face choice {value!r}: use 'all', a 0-based index ('0' = leftmost), "
+        raise refusal(
+            f"Unknown face choice {echo(value)}: use 'all', a 0-based index ('0' = leftmost), "
             "or a label such as 'All faces' or 'Face 0 (leftmost)'.",
-            print_exception=False,
+            "Unknown face choice",
         ) from None
 
 
@@ -431,6 +517,19 @@ def model_warning(editor: Any) -> str:
     return ""
 
 
+def show_on_page_load(components: Sequence[gr.components.Component], values: Sequence[Any]) -> None:
+    """Show `values` in `components` as the page loads, by a script in the browser (no request), where their own
+    value must stay another: None, the API's default, which gradio draws as 0 in a gr.Number and as the maximum in
+    a gr.Slider. JSON values; None shows an empty field."""
+    import json
+
+    from gradio.context import Context
+
+    if Context.root_block is not None:
+        script = f"() => {json.dumps(list(values))}"
+        Context.root_block.load(None, None, list(components), js=script, api_visibility="private", queue=False)
+
+
 def api_slider(minimum: float, maximum: float, *, value: float | None, unset: str = "", **options: Any) -> gr.Slider:
     """gr.Slider whose range shows in gradio_client's ``view_api()`` listing (gradio puts it only in the JSON
     schema). ``value=None`` stays None, the API's default (``unset`` says what it means): gr.Slider would
@@ -441,6 +540,30 @@ def api_slider(minimum: float, maximum: float, *, value: float | None, unset: st
     if value is None:
         slider.value = None
     return slider
+
+
+FACE_API_INFO = {
+    "type": "string",
+    "additional_description": "'all' (every face), or a 0-based face index as a string ('0' = leftmost), "
+    "or a label such as 'Face 1'",
+}
+
+
+def face_input(**options: Any) -> gr.Dropdown:
+    """The face selector: its choices are the faces found once a photo is analysed. Its API type is a string
+    (:data:`FACE_API_INFO`), not gr.Dropdown's enum of today's choices, which ``view_api()`` listed as
+    ``Literal['all']`` although "0", "1", ... are accepted (:func:`parse_face`). (Set on the instance, like
+    `api_slider`'s range.)"""
+    face = gr.Dropdown(
+        choices=face_choices(0),
+        value=ALL_FACES,
+        label="Which face",
+        info="Numbered from 0, left to right.",
+        interactive=False,
+        **options,
+    )
+    face.api_info = lambda: dict(FACE_API_INFO)  # type: ignore[method-assign]
+    return face
 
 
 # -- the shared input block ----------------------------------------------------------------------------
@@ -470,24 +593,16 @@ def photo_block(provider: EditorProvider, *, prefix: str, label: str = "Photo") 
             examples_per_page=8,
         )
     models = provider.choices()
-    with gr.Row():
-        face = gr.Dropdown(
-            choices=face_choices(0),
-            value=ALL_FACES,
-            label="Which face",
-            info="Numbered from 0, left to right.",
-            interactive=False,
-            elem_id=f"{prefix}-face",
-            scale=1,
-        )
-        model = gr.Dropdown(
-            choices=[(m.label, m.key) for m in models],
-            value=models[0].key if models else DEFAULT_KEY,
-            label="Model",
-            info="The engine alone is the default; a refiner adds a trained network's change to its edit.",
-            visible=len(models) > 1,
-            elem_id=f"{prefix}-model",
-            scale=1,
-        )
+    face = face_input(elem_id=f"{prefix}-face")
+    # a row of its own: the column's whole width shows the longest label ("engine + agetransgan-mi (no better, ...)")
+    model = gr.Dropdown(
+        choices=[(m.label, m.key) for m in models],
+        value=models[0].key if models else DEFAULT_KEY,
+        label="Model",
+        info="A refiner adds a trained network's change to the engine's edit; Table I finds none better than the "
+        "engine alone. A refiner loads when first picked and adds 1-2 s to each edit.",
+        visible=len(models) > 1,
+        elem_id=f"{prefix}-model",
+    )
     info = gr.Markdown("", elem_id=f"{prefix}-info")
     return PhotoBlock(photo, face, model, info)

@@ -4,13 +4,16 @@ The "Model" dropdown lists the engine alone (the default editor: ``$GANIME_AGE_M
 the same editor with each shipped refiner on top, by the names the registry finds
 (:func:`ganime_age.editing.shipped_refiners`: the folders under ``src/ganime_age/weights/refiners/``), so a refiner
 shipped with ``training/ship_refiner.py`` shows up without touching the Space, and a visitor compares the systems on
-their own photo. The default editor is loaded once; each refiner is loaded once, on first use (or up front with
-``preload``), and put on top of it with :meth:`FaceEditor.with_refiner`: the systems share the engine, the
-estimators and the photos' analyses, so switching the model on a photo re-runs only the edit.
+their own photo. Each refiner is labelled with its Table I verdict (its ``table1.json``): today none beats the
+engine, so each reads "engine + NAME (no better, Table I)". The default editor is loaded once (up front with
+``preload``); a refiner is loaded only when it is first picked, then kept, and put on top of it with
+:meth:`FaceEditor.with_refiner`: the systems share the engine, the estimators and the photos' analyses, so switching
+the model on a photo re-runs only the edit.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -47,16 +50,27 @@ def available_models(refiners_dir: Path | None = None, env_model: str | None = N
         folder = Path(env_model)
         base = ModelChoice(DEFAULT_KEY, folder.name if folder.is_dir() else env_model, env_model)
     else:
-        base = ModelChoice(DEFAULT_KEY, "engine alone (the default)", None)
+        base = ModelChoice(DEFAULT_KEY, "engine alone (default)", None)
     choices = [base]
     for name, folder in shipped_refiners(refiners_dir).items():
         where = name if refiners_dir is None else str(folder)
-        choices.append(ModelChoice(name, f"engine + {name}", base.source, where))
+        choices.append(ModelChoice(name, f"engine + {name} ({table1_verdict(folder)})", base.source, where))
     return choices
 
 
+def table1_verdict(folder: Path) -> str:
+    """A refiner's Table I verdict in a few words, from the ``table1.json`` it ships with (training/ship_refiner.py):
+    "no better, Table I" where it does not beat the engine alone, "better, Table I" where it does."""
+    try:
+        verdict = json.loads((Path(folder) / "table1.json").read_text(encoding="utf-8"))["verdict"]
+        beats = verdict["beats_engine"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "not in Table I"
+    return "better, Table I" if beats is True else "no better, Table I"
+
+
 class EditorProvider:
-    """Loads each FaceEditor once, on first use (or up front with `preload`), and hands it out."""
+    """Loads each FaceEditor once, on first use (the default one up front with `preload`), and hands it out."""
 
     def __init__(
         self,
@@ -93,14 +107,19 @@ class EditorProvider:
     def choices(self) -> list[ModelChoice]:
         return list(self.models)
 
+    @property
+    def loaded(self) -> list[str]:
+        """The keys of the systems loaded so far, in the dropdown's order."""
+        return [m.key for m in self.models if m.key in self._editors]
+
     def choice(self, key: str | None) -> ModelChoice:
         key = key or DEFAULT_KEY
         for model in self.models:
             if model.key == key:
                 return model
-        from ganime_age.errors import WeightsError
+        from ganime_age.errors import WeightsError, echo
 
-        raise WeightsError(f"unknown model {key!r}; this Space offers: {', '.join(m.key for m in self.models)}")
+        raise WeightsError(f"unknown model {echo(key)}; this Space offers: {', '.join(m.key for m in self.models)}")
 
     def get(self, key: str | None = None) -> FaceEditor:
         choice = self.choice(key)
@@ -140,8 +159,11 @@ class EditorProvider:
             yield editor
 
     def preload(self) -> None:
-        """Load every offered model now, and run one edit of a shipped example with each: on ZeroGPU, state loaded
+        """Load the default editor now, and run one edit of a shipped example with it: on ZeroGPU, state loaded
         inside a GPU call is not kept, and the face detector, landmarker and segmenter are created on first use
-        (about 0.2 GB), which belongs in the idle level the memory budget is measured from."""
-        for model in self.models:
-            self.get(model.key).edit(WARM_UP_PHOTO, age=60)
+        (about 0.2 GB), which belongs in the idle level the memory budget is measured from.
+
+        The refiners are not loaded here: none beats the engine alone (Table I) and each adds 1-2 s to an edit,
+        so one is loaded when a visitor first picks it (1-4 MB of weights, a fraction of a second; on ZeroGPU,
+        where a GPU call's state is not kept, in every call that uses it)."""
+        self.get(DEFAULT_KEY).edit(WARM_UP_PHOTO, age=60)

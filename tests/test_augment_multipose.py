@@ -15,8 +15,8 @@ from PIL import Image
 
 from ganime_age.conditions import age_to_group
 from ganime_age.faces.mesh import MEDIAPIPE_FACE_PARTS
-from training.augment_multipose import main, validate
 from training.evaluate import spread_indices
+from training.multipose.augment import main, validate
 from training.multipose.config import AugmentConfig, parse_pose, pose_tag
 from training.multipose.poses import build_prompt, item_seed, make_jobs, pose_phrase
 from training.multipose.random_pipeline import save_random_pipeline
@@ -263,8 +263,8 @@ def test_full_size_random_pipeline_has_sd15_shapes(tmp_path: Path) -> None:
 # -- the mesh backend (the default): real faces turned in 3-D ---------------------------------------------------
 def _training_faces(utk_sample: list[Path], count: int) -> list[Path]:
     """Adults of the sample that prepare_data puts in UTKFace's training split (the only ones augmented)."""
+    from training.data.sources import SourceItem
     from training.multipose.sources import in_split
-    from training.sources import SourceItem
 
     chosen = []
     for path in utk_sample:
@@ -352,7 +352,7 @@ def test_mesh_backend_skips_turns_past_max_turn_and_keeps_source_labels(utk_samp
 def test_only_the_training_split_is_augmented(utk_sample: list[Path], tmp_path: Path) -> None:
     """--split train (the default) lists exactly the photos prepare_data keeps for training: the held-out test
     photos (as the gates find them) are never turned; "all" lists every photo."""
-    from training.eval_gates import test_photos
+    from training.evaluation.gates import test_photos
 
     folder = _folder(utk_sample, tmp_path / "utk")
     held_out = {photo.path.name for photo in test_photos("utkface", folder)}

@@ -15,9 +15,9 @@ from ganime_age.conditions import AU_NAMES
 from ganime_age.errors import AnnotationError
 from ganime_age.faces import AU_CALIBRATION, FaceAnalyzer, blendshapes_to_aus, load_image
 from ganime_age.faces.aus import AU_CALIBRATION_PATH, blendshape_vector, load_au_calibration
-from training.calibrate_aus import FALLBACK_METHOD, FIT_METHOD, main
+from training.data.sources import SourceItem, parse_cfee
 from training.prepare_data import split_for, split_key_digest
-from training.sources import SourceItem, parse_cfee
+from training.tools.calibrate_aus import FALLBACK_METHOD, FIT_METHOD, main
 
 EXPRESSIONS = ("Neutral", "Happy", "Surprised", "Angry")
 TEST_FRACTION = 0.15  # prepare_data's default: the people of data/cfee128's test split
@@ -57,7 +57,7 @@ def test_shipped_calibration_is_complete_and_sane() -> None:
         assert math.isfinite(gain) and gain > 0, name
     assert dict(AU_CALIBRATION) == dict(calibration)  # the public name still works as a mapping
     document = json.loads(AU_CALIBRATION_PATH.read_text(encoding="utf-8"))
-    assert document["provenance"]["mediapipe"] and document["provenance"]["script"] == "training/calibrate_aus.py"
+    assert document["provenance"]["mediapipe"] and document["provenance"]["script"] == "training/tools/calibrate_aus.py"
     for name, entry in document["aus"].items():
         if entry["coded_train_photos"] < 20:  # too rare in CFEE to fit: the documented fallback
             assert entry["method"] == FALLBACK_METHOD, name

@@ -98,6 +98,7 @@ def test_edit_benchmark_tables_and_json(smoke_run: tuple[str, Path]) -> None:
     assert "bottleneck" in breakdown and "(forward itself)" in breakdown
 
 
+@pytest.mark.shared  # the real training step has the frozen MobileFaceNet of ../shared
 def test_train_benchmark_runs_both_recipes(smoke_run: tuple[str, Path]) -> None:
     from benchmarks import bench_train
 
@@ -224,6 +225,7 @@ def test_flop_counter_and_peak_memory_helpers() -> None:
     block.close()
 
 
+@pytest.mark.shared  # CFEE originals
 def test_the_memory_benchmark_fits_a_line_per_request_kind(tmp_path: Path) -> None:
     """`bench_memory.py --smoke`: the age edit on a 1 and a 4 MP photo, each in its own process; the peak grows
     with the pixels and the fitted line lies on or above both rows (the Space's budget must not fall short)."""

@@ -144,11 +144,87 @@ def test_age_slider_edits_the_uploaded_photo(page, tmp_path: Path) -> None:
     field.fill("20")
     field.press("Enter")
     page.locator("#age-summary").get_by_text(re.compile(r"given \*?\*?20\b")).wait_for()
+    field.fill("")  # emptied: the estimate again
+    field.press("Enter")
+    page.locator("#age-summary").get_by_text(re.compile(rf"estimated \*?\*?{estimate}\b")).wait_for()
 
     page.locator("#age-strip-run").click()
     page.wait_for_function("() => document.querySelectorAll('#age-strip img').length >= 10")
     _wait_images_loaded(page, "age-strip")
     page.screenshot(path=str(tmp_path / "tab-age.png"), full_page=True)
+    # every caption whole, under its portrait (not cut with an ellipsis, not over the picture)
+    captions = page.eval_on_selector_all(
+        "#age-strip .gallery-item",
+        """items => items.map(item => {
+            const caption = item.querySelector('.caption-label'), picture = item.querySelector('img');
+            const box = caption.getBoundingClientRect(), frame = item.getBoundingClientRect();
+            return {text: caption.textContent.trim(), whole: caption.scrollWidth <= caption.clientWidth
+                && caption.scrollHeight <= caption.clientHeight && box.left >= frame.left - 0.5
+                && box.right <= frame.right + 0.5 && box.bottom <= frame.bottom + 0.5,
+                under: box.top >= picture.getBoundingClientRect().bottom - 0.5};
+        })""",
+    )
+    assert len(captions) == 10 and all(c["text"].startswith("face 0: age ") for c in captions), captions
+    assert all(c["whole"] and c["under"] for c in captions), captions
+
+
+def _cut_off(page, selector: str) -> list[str]:
+    """The texts of `selector`'s elements that do not fit their box (cut, or ended with an ellipsis)."""
+    return page.eval_on_selector_all(
+        selector,
+        "els => els.filter(e => e.scrollWidth > e.clientWidth + 0.5 || e.scrollHeight > e.clientHeight + 0.5)"
+        ".map(e => e.value || e.textContent)",
+    )
+
+
+def test_the_first_screen_is_one_line_of_header_an_empty_age_neutral_sliders_and_whole_labels(
+    page, tmp_path: Path
+) -> None:
+    """Before any upload: one line of header (the rest behind a closed expander), an empty current age, the AU
+    sliders at 0 (neutral), and the Model dropdown's texts whole."""
+    from ganime_age.conditions import AU_NAMES
+
+    page.wait_for_timeout(500)  # the page-load script that shows the fields as they should be
+    page.screenshot(path=str(tmp_path / "first-screen.png"))
+    lines = page.eval_on_selector(
+        "#header",
+        """header => {
+            const blocks = [...header.querySelectorAll('p, h1, h2, h3, h4, ul, ol, pre')];
+            const style = getComputedStyle(blocks[0]);
+            const line = parseFloat(style.lineHeight) || 1.5 * parseFloat(style.fontSize);
+            return [blocks.length, blocks[0].getBoundingClientRect().height / line];
+        }""",
+    )
+    assert lines[0] == 1 and lines[1] < 1.5, f"the header is {lines[1]:.1f} lines in {lines[0]} blocks"
+    story = page.get_by_text("A fitted edit engine, with no trained network.")
+    assert not story.is_visible()  # behind the closed expander (gradio renders it when opened)
+    about = page.locator("#about")
+    assert "non-commercial research only" in about.inner_text()  # the licence names itself on the expander
+    about.get_by_text(re.compile("^About")).click()
+    story.wait_for(state="visible")
+
+    current = page.locator("#age-current input")
+    assert current.input_value() == "" and current.get_attribute("placeholder") == "the estimate"
+
+    model = page.locator("#age-model input")
+    model.click()
+    options = page.locator("ul.option-list li")
+    options.first.wait_for()
+    labels = [text.strip().lstrip("✓").strip() for text in options.all_inner_texts()]
+    assert labels[0] == "engine alone (default)" and len(labels) > 2, labels
+    assert not _cut_off(page, "ul.option-list li"), "a Model option is cut off"
+    for label in labels:  # each choice, once picked, shows whole in the field
+        model.click()
+        page.locator("ul.option-list li", has_text=label).first.click()
+        page.wait_for_function("(v) => document.querySelector('#age-model input').value === v", arg=label)
+        assert not _cut_off(page, "#age-model input"), f"the Model dropdown cuts {label!r}"
+
+    page.get_by_role("tab", name=re.compile("Expression")).click()
+    page.locator("#au-AU12").wait_for()
+    for name in AU_NAMES:
+        assert page.locator(f"#au-{name} input[type=number]").input_value() == "0", name
+        assert float(page.locator(f"#au-{name} input[type=range]").input_value()) == 0.0, name
+    page.screenshot(path=str(tmp_path / "first-screen-expression.png"), full_page=True)
 
 
 def test_expression_tab_presets_and_attention(page, tmp_path: Path) -> None:

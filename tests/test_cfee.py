@@ -12,8 +12,8 @@ import torch
 
 from ganime_age.conditions import AU_NAMES
 from ganime_age.errors import DatasetError
-from training.data import MixedFaces, PreparedFaces
-from training.sources import facs_intensity, parse_cfee, read_cfee_codes
+from training.data.prepared import MixedFaces, PreparedFaces
+from training.data.sources import facs_intensity, parse_cfee, read_cfee_codes
 from training.train import EpochSampler, TrainingError
 
 

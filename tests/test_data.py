@@ -1,4 +1,4 @@
-"""training/data.py: PreparedFaces reads the prepared dataset (the session's 50 real UTKFace faces)."""
+"""training/data/prepared.py: PreparedFaces reads the prepared dataset (the session's 50 real UTKFace faces)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from ganime_age.errors import DatasetError
-from training.data import PreparedFaces, list_splits
+from training.data.prepared import PreparedFaces, list_splits
 
 
 def test_items_are_the_documented_tensors(prepared_utk: dict) -> None:

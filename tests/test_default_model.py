@@ -86,8 +86,8 @@ def held_out_neutral_faces(shared_dir: Path, held_out_photos: list[Path]) -> lis
     the held-out UTKFace photos: faces the shipped model never saw, most of them not smiling."""
     import csv
 
+    from training.data.sources import SourceItem
     from training.prepare_data import split_key_digest
-    from training.sources import SourceItem
 
     cfee = shared_dir / "datasets" / "cfee"
     with open(cfee / "labels.csv", newline="") as handle:
@@ -103,7 +103,7 @@ def held_out_neutral_faces(shared_dir: Path, held_out_photos: list[Path]) -> lis
 def mouth_and_au12(landmarker: object, crop: Image.Image) -> tuple[float, float]:
     """(mouth width / eye-corner distance, measured AU12) of an aligned face crop."""
     from ganime_age.faces import blendshapes_to_aus
-    from training.metrics import aligned_face_detection
+    from training.evaluation.metrics import aligned_face_detection
 
     pixels = np.ascontiguousarray(np.asarray(crop.convert("RGB")))
     result = landmarker.analyze(pixels, aligned_face_detection(pixels.shape[0]))
@@ -138,8 +138,8 @@ def full_size_photos(shared_dir: Path) -> list[Path]:
     """Two of CFEE's 1000x750 originals (faces ~300 px wide) of people on the test side of the person split."""
     import csv
 
+    from training.data.sources import SourceItem
     from training.prepare_data import split_key_digest
-    from training.sources import SourceItem
 
     root = shared_dir / "datasets" / "cfee_full"
     with open(root / "labels.csv", newline="") as handle:
@@ -207,7 +207,7 @@ def test_age_edits_add_no_colour_speckles_or_tint(editor: FaceEditor, held_out_p
     glow with colour printed into every smoothed pore; fine changes are now brightness-only and the prototypes'
     exposure is left out: 1.47), and the face's mean colour barely moves (no ruddy, bruise-like tint at 75)."""
     from ganime_age.faces import load_image
-    from training.metrics import chroma_high_frequency
+    from training.evaluation.metrics import chroma_high_frequency
 
     detail: dict[float, list[tuple[float, float]]] = {5.0: [], 75.0: []}
     tints: dict[float, list[float]] = {5.0: [], 75.0: []}

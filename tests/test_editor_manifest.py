@@ -128,6 +128,29 @@ def test_a_broken_manifest_is_a_typed_error(tmp_path: Path, manifest: object, sa
         GanimeAge.from_pretrained(folder, device="cpu")
 
 
+def test_an_editor_written_by_a_newer_major_version_is_refused(editor: FaceEditor, tmp_path: Path) -> None:
+    """editor.json's ganime_age_version was never read: a folder a newer major version wrote (whose format may have
+    changed) loaded as if this version had written it."""
+    from ganime_age import __version__
+    from ganime_age.errors import NewerVersionError
+
+    folder = editor.save_pretrained(tmp_path / "editor")
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    assert manifest["ganime_age_version"] == __version__
+    newer = f"{int(__version__.split('.')[0]) + 1}.0.0"
+    (folder / MANIFEST_NAME).write_text(json.dumps({**manifest, "ganime_age_version": newer}))
+    with pytest.raises(NewerVersionError, match=rf"written by ganime-age {newer}, a newer major version .*upgrade"):
+        GanimeAge.from_pretrained(folder, device="cpu")
+    assert issubclass(NewerVersionError, WeightsError)
+    for loads in (None, __version__, "0.0.1"):  # no version (written before versions were kept), this one, older
+        (folder / MANIFEST_NAME).write_text(json.dumps({**manifest, "ganime_age_version": loads}))
+        assert find_manifest(folder) == EditorManifest.from_json(json.dumps(manifest), "x")
+    (folder / MANIFEST_NAME).write_text(json.dumps({**manifest, "ganime_age_version": ["x" * 1000]}))
+    with pytest.raises(WeightsError, match=r"ganime_age_version must be a version such as '0.1.0'") as raised:
+        find_manifest(folder)
+    assert len(str(raised.value)) < 300
+
+
 def test_a_manifest_round_trips() -> None:
     manifest = EditorManifest(engine="engine", age_estimator="owner/estimator")
     assert EditorManifest.from_json(manifest.to_json(), "test") == manifest

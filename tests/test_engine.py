@@ -131,7 +131,7 @@ def test_an_engine_without_tables_returns_the_photo_unchanged() -> None:
 # -- a fit on a small real subset ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fitted(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[FittedEngine, dict, Path]:
-    from training.face_records import collect
+    from training.data.face_records import collect
     from training.fit_engine import fit
 
     cache = tmp_path_factory.mktemp("engine-records")
@@ -408,8 +408,8 @@ def test_a_smile_adds_little_fine_colour(shipped: FittedEngine, shared_dir: Path
     """AU12 to 4 on held-out CFEE faces: the face's fine colour detail stays within the artefact gate (1.25x the
     input's); a cubic resample and a hard painted mouth edge made it 1.55x."""
     from ganime_age.editing import FaceEditor
-    from training.eval_gates import test_photos
-    from training.metrics import chroma_high_frequency
+    from training.evaluation.gates import test_photos
+    from training.evaluation.metrics import chroma_high_frequency
 
     editor = FaceEditor.from_pretrained()
     photos = [p for p in test_photos("cfee", shared_dir / "datasets" / "cfee") if p.category == "Neutral"][:6]
@@ -436,7 +436,7 @@ def test_the_selfie_segmenter_finds_the_person_and_not_the_wall(shared_dir: Path
 
 def _dark_haired_test_photo(shared_dir: Path) -> np.ndarray:
     from ganime_age.faces import load_image
-    from training.eval_gates import full_size_photos, test_photos
+    from training.evaluation.gates import full_size_photos, test_photos
 
     people = {p.person for p in test_photos("cfee", shared_dir / "datasets" / "cfee")}
     return load_image(full_size_photos(shared_dir / "datasets" / "cfee_full", people, 40)[2])  # long dark hair
@@ -478,7 +478,7 @@ def test_hair_greys_with_age_and_nothing_else_of_the_head_does(shipped: FittedEn
 def _warm_group_photo(shared_dir: Path) -> np.ndarray:
     """Three held-out people side by side (shoulders touching) under a warm lamp: a group photo in warm light."""
     from ganime_age.faces import load_image
-    from training.eval_gates import full_size_photos, test_photos
+    from training.evaluation.gates import full_size_photos, test_photos
 
     people = {p.person for p in test_photos("cfee", shared_dir / "datasets" / "cfee")}
     paths = full_size_photos(shared_dir / "datasets" / "cfee_full", people, 40)
@@ -524,7 +524,7 @@ def test_an_edit_stays_on_its_person_in_a_warm_group_photo(shared_dir: Path, sce
 def test_hair_greying_is_fitted_from_real_faces(shipped: FittedEngine, shared_dir: Path, tmp_path: Path) -> None:
     """On 1,500 UTKFace photos, hair brightness relative to the skin rises with age: no greying up to 32, some by
     48, the most at the oldest centres, and grey hair brighter than the skin."""
-    from training.face_records import collect
+    from training.data.face_records import collect
     from training.fit_engine import fit_hair
 
     root = shared_dir / "datasets" / "utkface"

@@ -16,7 +16,7 @@ def test_outline_edges_read_a_hard_cut_and_not_a_soft_one(shared_dir: Path) -> N
     photo's own outline, the photo blurred (no edge at all) weaker ones."""
     from ganime_age.faces import FaceAnalyzer, load_image
     from ganime_age.faces.topology import FACE_OVAL
-    from training.eval_turning import outline_edges
+    from training.evaluation.turning import outline_edges
 
     rgb = load_image(shared_dir / "datasets" / "cfee_full" / "images" / "0113.jpg")
     outline = FaceAnalyzer().analyze(rgb)[0].landmarks.landmarks[[a for a, _ in FACE_OVAL], :2]

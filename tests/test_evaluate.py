@@ -1,4 +1,4 @@
-"""training/evaluate.py and training/metrics.py on real prepared faces with tiny models."""
+"""training/evaluate.py and training/evaluation/metrics.py on real prepared faces with tiny models."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ganime_age.conditions import AU_NAMES
 from ganime_age.models.age_estimator import AgeEstimator, AgeEstimatorConfig
 from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeConfig
 from training.evaluate import COMMANDS, build_parser, main
-from training.metrics import accept_rate, age_stats, different_pairs, markdown_table, threshold_at_far
+from training.evaluation.metrics import accept_rate, age_stats, different_pairs, markdown_table, threshold_at_far
 
 TINY_GENERATOR = GanimationAgeConfig(image_size=64, conv_dim=8, num_residual_blocks=1, age_embedding_dim=16)
 
@@ -239,7 +239,7 @@ def test_gates_of_an_engine_that_edits_nothing(tmp_path: Path, shared_dir: Path)
 def test_a_beard_makes_the_lower_face_darker_than_the_cheeks(shared_dir: Path) -> None:
     """lower_face_contrast: a bearded man's chin and upper lip read far darker than his cheeks; a child's do not."""
     from ganime_age.faces import FaceAnalyzer, load_image
-    from training.metrics import lower_face_contrast
+    from training.evaluation.metrics import lower_face_contrast
 
     analyzer = FaceAnalyzer()
     readings = {}
@@ -251,8 +251,8 @@ def test_a_beard_makes_the_lower_face_darker_than_the_cheeks(shared_dir: Path) -
 
 
 def test_chroma_artefact_score_sees_speckles_not_faces(prepared_utk64: Path) -> None:
-    from training.data import PreparedFaces
-    from training.metrics import age_reading_curve, chroma_high_frequency, to_uint8_images
+    from training.data.prepared import PreparedFaces
+    from training.evaluation.metrics import age_reading_curve, chroma_high_frequency, to_uint8_images
 
     faces = PreparedFaces(prepared_utk64, "train")
     images = torch.stack([faces[i]["image"] for i in range(8)])

@@ -15,9 +15,9 @@ from ganime_age.hub import load_pretrained
 from ganime_age.models.agetransgan import AgeTransGAN
 from ganime_age.models.aifd import AIFDEncoder
 from ganime_age.models.ragan import ReAgingGAN
-from training.data import RefinerPairs
-from training.refiner_data import RefinerDataConfig, build
-from training.trackers import read_log
+from training.data.prepared import RefinerPairs
+from training.data.refiner import RefinerDataConfig, build
+from training.systems.trackers import read_log
 from training.train import load_run_config, main
 
 REPO = Path(__file__).resolve().parents[1]

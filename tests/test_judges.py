@@ -1,4 +1,4 @@
-"""The judges outside every training loss (training/judges.py): dlib's face descriptor and Cydral's age network.
+"""The judges outside every training loss (training/evaluation/judges.py): dlib's face descriptor and Cydral's age network.
 
 Real photos only (CFEE people, UTKFace ages). The `eval` extra is part of `dev`, so a missing package fails
 here with the install command instead of skipping.
@@ -19,7 +19,7 @@ from PIL import Image
 from ganime_age.conditions import AGE_GROUP_LABELS
 from ganime_age.errors import BackendNotInstalledError, InvalidArgumentError, NoFaceError
 from tests.conftest import REPO, utk_age
-from training import judges
+from training.evaluation import judges
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -78,7 +78,7 @@ def test_eval_packages_installed() -> None:
 
 
 def test_import_loads_no_backend() -> None:
-    code = "import sys, training.judges; print('dlib' in sys.modules, 'onnxruntime' in sys.modules)"
+    code = "import sys, training.evaluation.judges; print('dlib' in sys.modules, 'onnxruntime' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
     assert result.stderr == ""

@@ -4,7 +4,9 @@ library importing nothing of the repository's training, Space or benchmarks, and
 from __future__ import annotations
 
 import ast
+import graphlib
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +64,40 @@ def test_imports_point_one_way_and_never_outside_the_package() -> None:
     assert not upward, "imports against the layers:\n" + "\n".join(sorted(set(upward)))
 
 
+def module_graph() -> dict[str, set[str]]:
+    """Each module of the package -> the package's modules it imports (lazy and TYPE_CHECKING imports included).
+
+    ``from pkg import name`` is an edge to ``pkg`` and, where ``name`` is a module, to ``pkg.name``; a module's
+    own enclosing packages are left out (Python imports them before the module, whatever it imports).
+    """
+    paths = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for source, path in paths.items():
+        targets = set()
+        for target in imports(path):
+            while target not in paths and "." in target:
+                target = target.rsplit(".", 1)[0]  # a name defined in a module -> the module
+            if target in paths and not source.startswith(f"{target}."):
+                targets.add(target)
+        graph[source] = targets - {source}
+    return graph
+
+
+def test_no_import_cycles() -> None:
+    try:
+        graphlib.TopologicalSorter(module_graph()).prepare()
+    except graphlib.CycleError as error:
+        raise AssertionError("an import cycle: " + " -> ".join(error.args[1])) from None
+
+
+def test_the_engine_jobs_never_import_the_model() -> None:
+    """The model imports its jobs; they type against ``engine.face`` and ``engine.tables``, never the model."""
+    jobs = [p for p in (PACKAGE / "engine").glob("*.py") if p.stem not in ("model", "__init__")]
+    model = "ganime_age.engine.model"
+    found = sorted(p.stem for p in jobs if any(t == model or t.startswith(f"{model}.") for t in imports(p)))
+    assert not found, f"engine jobs that import the model: {found}"
+
+
 def test_the_engine_is_a_package_of_its_jobs() -> None:
     files = {p.stem for p in (PACKAGE / "engine").glob("*.py")}
     assert {"config", "model", "frames", "geometry", "appearance", "hair", "mouth", "pixels"} <= files
@@ -89,3 +125,30 @@ def test_one_definition_of_the_landmark_count() -> None:
         text=True,
     ).stdout.splitlines()
     assert len(found) == 1 and "faces/topology.py" in found[0], found
+
+
+TRAINING = REPO / "training"
+# the top level of training/ holds what a user runs; every other module sits in a folder by its job
+TRAINING_ENTRY_POINTS = {"train.py", "evaluate.py", "fit_engine.py", "prepare_data.py", "ship_refiner.py", "lease.py"}
+TRAINING_FOLDERS = {"configs", "systems", "data", "evaluation", "multipose", "tools", "warmstart"}
+
+
+def test_the_training_folder_holds_only_its_entry_points_and_job_folders() -> None:
+    entries = [p for p in TRAINING.iterdir() if not p.name.startswith((".", "__pycache__"))]
+    files = {p.name for p in entries if p.is_file()}
+    folders = {p.name for p in entries if p.is_dir()}
+    assert files - {"__init__.py", "README.md"} == TRAINING_ENTRY_POINTS
+    assert folders == TRAINING_FOLDERS
+    for folder in sorted(folders):  # a folder of Python modules is a package
+        if any((TRAINING / folder).glob("*.py")):
+            assert (TRAINING / folder / "__init__.py").is_file(), folder
+
+
+def test_every_training_module_compiles_and_imports() -> None:
+    paths = sorted(TRAINING.rglob("*.py"))
+    for path in paths:
+        compile(path.read_text(encoding="utf-8"), str(path), "exec")
+    names = [".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__") for p in paths]
+    code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    result = subprocess.run([sys.executable, "-c", code, *names], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -17,8 +17,8 @@ from PIL import Image
 from ganime_age.conditions import AGE_GROUP_LABELS, MAX_AGE, age_to_group, group_center
 from ganime_age.errors import DatasetError
 from tests.conftest import UTK_MALFORMED, utk_age
+from training.data.sources import parse_cacd, parse_utkface
 from training.prepare_data import PrepareConfig, main, prepare, push_to_hub, split_for
-from training.sources import parse_cacd, parse_utkface
 
 
 def read_rows(output: Path) -> dict[str, dict]:

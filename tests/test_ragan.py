@@ -240,7 +240,7 @@ def build_system(data: Path, output: Path, *extra: str):
 def fixed_batch(data: Path, n: int = 8, size: int = 32) -> dict[str, torch.Tensor]:
     from torch.utils.data import default_collate
 
-    from training.data import PreparedFaces
+    from training.data.prepared import PreparedFaces
 
     faces = PreparedFaces(data, "train", image_size=size, max_samples=n)
     return default_collate([faces[i] for i in range(len(faces))])
@@ -319,7 +319,7 @@ def test_trainer_run_exports_a_folder_face_editor_uses(
     FaceEditor.from_pretrained(folder) picks ReAgingGAN from config.json and edits a real photo."""
     from ganime_age.editing import FaceEditor
     from ganime_age.models.age_estimator import AgeEstimator, AgeEstimatorConfig
-    from training.trackers import read_log
+    from training.systems.trackers import read_log
     from training.train import main
 
     output = tmp_path / "run"

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from ganime_age.errors import DatasetError
-from training.data import RefinerPairs, refiner_shard_paths
-from training.refiner_data import CFEE_TEST_FRACTION, RefinerDataConfig, RefinerDataError, build, person_split
-from training.trackers import read_log
+from training.data.prepared import RefinerPairs, refiner_shard_paths
+from training.data.refiner import CFEE_TEST_FRACTION, RefinerDataConfig, RefinerDataError, build, person_split
+from training.systems.trackers import read_log
 from training.train import list_checkpoints, load_run_config, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def test_splits_are_by_person_and_samples_spread(refiner_data: tuple[Path, dict]
 
 def test_the_refiners_held_out_people_include_cfee_training_people() -> None:
     """The refiner's split is not prepare_data's hash again (whose low values are all CFEE test people)."""
-    from training.data import refiner_split
+    from training.data.prepared import refiner_split
 
     training_people = [f"cfee-{n}" for n in range(100, 400) if person_split(f"cfee-{n}", CFEE_TEST_FRACTION) == "train"]
     held_out = [p for p in training_people if refiner_split(p, 0.1) == "test"]
@@ -163,7 +163,7 @@ def test_missing_data_are_typed_errors(tmp_path: Path, shared_dir: Path, capsys:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no refiner shards"):
         RefinerPairs(tmp_path / "empty")
-    from training.refiner_data import main as data_main
+    from training.data.refiner import main as data_main
 
     assert data_main(["--output", str(tmp_path / "d"), "--cfee", str(tmp_path / "no-cfee")]) == 2
     code = main(["--config", TINY, f"train.data_dir={tmp_path / 'missing'}", f"train.output_dir={tmp_path / 'run'}"])

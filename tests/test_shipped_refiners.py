@@ -148,7 +148,7 @@ def test_the_space_offers_the_engine_and_each_shipped_refiner(tmp_path: Path) ->
 
     choices = available_models(env_model="")
     assert [c.key for c in choices] == [DEFAULT_KEY, *shipped_refiners()]
-    assert choices[0].refiner is None and choices[1].label == f"engine + {choices[1].key}"
+    assert choices[0].refiner is None and choices[1].label == f"engine + {choices[1].key} (no better, Table I)"
     provider = EditorProvider(choices, device="cpu")
     demo = build_app(provider)
     dropdown = next(b for b in demo.blocks.values() if isinstance(b, gr.Dropdown) and b.elem_id == "age-model")

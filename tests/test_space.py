@@ -120,6 +120,19 @@ def test_the_expression_api_keeps_the_aus_it_is_not_given(client, editor) -> Non
     assert np.abs(_pixels(after) - kept).max() <= 2, "the API's edit is not the Python API's, other AUs kept"
 
 
+def test_the_face_parameter_is_a_string_in_view_api(client) -> None:
+    """gr.Dropdown's API type is its choices ("all" before a photo is analysed): view_api() listed the face as
+    Literal['all'], though "0", "1", ... and the labels are accepted."""
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    faces = [p for endpoint in api.values() for p in endpoint["parameters"] if p["parameter_name"] == "face"]
+    assert len(faces) == len(api)  # every endpoint takes a face
+    for face in faces:
+        assert face["python_type"]["type"] == "str" and "0-based face index" in face["python_type"]["description"]
+        assert face["parameter_default"] == "all"
+    listing = client.view_api(print_info=False, return_format="str")
+    assert "Literal['all']" not in listing and len(re.findall(r"face: str \(not required", listing)) == len(api)
+
+
 def test_api_parameters_and_outputs_carry_names_and_ranges(client) -> None:
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     expression = api["/expression"]
@@ -270,7 +283,49 @@ def test_model_selector_lists_the_default_editor_and_each_refiner(tmp_path: Path
     choices = available_models(tmp_path, env_model="")
     assert [c.key for c in choices] == [DEFAULT_KEY, "agetransgan-mi", "ragan"]  # by role, not a type list
     assert choices[0].source is None and choices[0].refiner is None
-    assert choices[1].label == "engine + agetransgan-mi" and choices[1].refiner == str(tmp_path / "agetransgan-mi")
+    # no table1.json: no verdict to show
+    assert choices[1].label == "engine + agetransgan-mi (not in Table I)"
+    assert choices[1].refiner == str(tmp_path / "agetransgan-mi")
+
+
+def test_the_model_dropdown_says_what_each_system_is() -> None:
+    """The engine alone first, then each shipped refiner with Table I's verdict: today none beats the engine."""
+    from space.models import available_models
+
+    labels = [c.label for c in available_models(env_model="")]
+    assert labels[0] == "engine alone (default)"
+    assert labels[1:] and all(re.fullmatch(r"engine \+ [\w-]+ \(no better, Table I\)", label) for label in labels[1:])
+
+
+def test_refiners_load_only_when_picked() -> None:
+    """The Space starts with the default editor alone (app.py's start: preload, then build_app); a refiner is loaded
+    when a request first picks it, through the API as through the dropdown, and kept for the next one."""
+    import socket
+
+    from gradio_client import Client, handle_file
+
+    from space import build_app
+    from space.app import launch_options
+    from space.models import DEFAULT_KEY, EditorProvider
+
+    provider = EditorProvider(device="cpu")
+    provider.preload()
+    demo = build_app(provider)
+    assert provider.loaded == [DEFAULT_KEY] and len(provider.models) > 2
+    picked = provider.models[-1].key
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
+        client.predict(handle_file(str(ASTRONAUT)), 60, "all", picked, api_name="/age")
+        assert provider.loaded == [DEFAULT_KEY, picked]
+        editor = provider.get(picked)
+        client.predict(handle_file(str(ASTRONAUT)), 30, "all", picked, api_name="/age")
+        assert provider.loaded == [DEFAULT_KEY, picked] and provider.get(picked) is editor
+    finally:
+        demo.close()
 
 
 def test_provider_loads_each_model_once() -> None:
@@ -366,6 +421,8 @@ def test_the_current_age_can_be_corrected(client) -> None:
     assert np.abs(_pixels(corrected) - _pixels(plain)).mean() > 0.2  # 50 years of ageing, not 28
     with pytest.raises(AppError, match="current age must be between 0 and 100"):
         client.predict(photo, 70, "all", "default", 130, api_name="/age")
+    for empty in (None, "", " "):  # an empty field (a cleared one, an HTTP caller's blank) means the estimate
+        assert client.predict(photo, 70, "all", "default", empty, api_name="/age")[1] == summary, repr(empty)
     strip = client.predict(photo, "0", "default", 20, api_name="/age_strip")
     assert len(strip) == 10
 

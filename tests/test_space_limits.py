@@ -204,3 +204,72 @@ def test_outputs_are_written_once_compactly_into_gradios_cache(tmp_path: Path, m
     Image.fromarray(photo[:, :300]).save(turned, exif=exif)
     copy = shown_photo(str(turned), read_image_header(turned))
     assert copy != str(turned) and Image.open(copy).size == (512, 300)
+
+
+# -- values a visitor sent, repeated in messages -------------------------------------------------------------------
+HUGE = "<script>alert(1)</script>" + "x" * 1_000_000
+
+
+@pytest.mark.parametrize(
+    "value",
+    [HUGE, HUGE.encode(), [HUGE] * 1000, {"face": HUGE}, 10**5000, "\x00\n\x1b[31m" * 50],
+    ids=["str", "bytes", "list", "dict", "int", "control"],
+)
+def test_an_echoed_value_is_a_few_dozen_characters(value: object) -> None:
+    echoed = errors.echo(value)
+    assert len(echoed) < 80, echoed
+    assert "\n" not in echoed and "\x00" not in echoed and "\x1b" not in echoed  # control characters escaped
+    assert errors.echo("abc") == "'abc'" and errors.echo(2.5) == "2.5"
+
+
+def test_face_choice_errors_are_short_escaped_and_titled(caplog: pytest.LogCaptureFixture) -> None:
+    """A 1 MB face choice came back whole, its markup raw, titled "Error"."""
+    from space.common import parse_face
+
+    with pytest.raises(gr.Error) as raised, caplog.at_level("INFO"):
+        parse_face(HUGE)
+    assert raised.value.title == "Unknown face choice"
+    assert len(raised.value.message) < 300 and "1,000,025 characters" in raised.value.message
+    assert "&lt;script&gt;" in raised.value.message and "<script>" not in raised.value.message
+    assert sum(len(r.getMessage()) for r in caplog.records) < 300
+
+
+def test_model_and_refiner_errors_repeat_a_few_dozen_characters(caplog: pytest.LogCaptureFixture) -> None:
+    """A 1 MB model name was repeated whole, in the answer and in the server's log."""
+    from ganime_age.editing.refiners import resolve_refiner
+    from space.models import EditorProvider
+
+    with pytest.raises(errors.WeightsError) as raised:
+        EditorProvider().choice(HUGE)
+    assert len(str(raised.value)) < 300 and "default" in str(raised.value)
+    with pytest.raises(errors.UnknownRefinerError) as raised:
+        resolve_refiner(HUGE.replace("/", ""))
+    assert len(str(raised.value)) < 300
+    with pytest.raises(gr.Error) as shown, caplog.at_level("INFO"):
+        user_errors(EditorProvider().choice)(HUGE)
+    assert shown.value.title == "Model problem" and len(shown.value.message) < 400
+    assert "<script>" not in shown.value.message
+    assert sum(len(r.getMessage()) for r in caplog.records) < 400
+
+
+def test_a_long_error_text_is_cut_in_the_answer_and_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(gr.Error) as shown, caplog.at_level("INFO"):
+        user_errors(lambda: (_ for _ in ()).throw(errors.NoFaceError("no face " * 100_000)))()
+    assert len(shown.value.message) < 600 and sum(len(r.getMessage()) for r in caplog.records) < 600
+
+
+@pytest.mark.parametrize("value", ["abc", "yes", "true", 1, 2, 0, [], [True], None, float("nan")], ids=repr)
+def test_a_flag_is_a_boolean_not_a_truth_value(value: object) -> None:
+    from ganime_age.validation import check_flag
+
+    with pytest.raises(errors.InvalidArgumentError, match="change_age must be true or false"):
+        check_flag(value, "change_age")
+    assert check_flag(True, "x") is True and check_flag(np.bool_(False), "x") is False
+
+
+# -- code shape -------------------------------------------------------------------------------------------------
+def test_the_space_is_launched_for_probes_by_one_helper() -> None:
+    """The `python app.py` launcher was written twice (the reliability benchmark and the HTTP probe's tests)."""
+    for user in (REPO / "benchmarks" / "bench_reliability.py", REPO / "tests" / "test_space_probe.py"):
+        text = user.read_text(encoding="utf-8")
+        assert "from space.serve import" in text and "subprocess.Popen" not in text and 'app.py")' not in text, user

@@ -14,9 +14,6 @@ import json
 import os
 import resource
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +21,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import stop_process
 from PIL import Image
 
-from space.common import NOT_UPLOADED
+from space.common import NOT_UPLOADED, not_uploaded
+from space.serve import ServedSpace, serve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,13 +48,20 @@ def _limit_memory() -> None:
 
 
 class Space:
-    """The app.py server process and raw HTTP calls to its API."""
+    """The app.py server process (space.serve) and raw HTTP calls to its API."""
 
-    def __init__(self, url: str, process: subprocess.Popen, upload_dir: Path) -> None:
-        self.url = url.rstrip("/")
-        self.process = process
-        self.upload_dir = upload_dir
-        self.log: Any = None
+    def __init__(self, served: ServedSpace) -> None:
+        self.served = served
+        self.url = served.url.rstrip("/")
+        self.process = served.process
+        self.upload_dir = served.cache
+
+    def log_text(self) -> str:
+        self.served.log.flush()
+        return self.served.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        self.served.stop()
 
     def upload(self, path: Path) -> str:
         import httpx
@@ -72,7 +76,13 @@ class Space:
         import httpx
 
         started = time.monotonic()
-        answer = httpx.post(f"{self.url}/gradio_api/call/{endpoint}", json={"data": data}, timeout=CALL_TIMEOUT)
+        body = json.dumps({"data": data})  # NaN as the JSON literal an attacker may send (httpx's json= refuses it)
+        answer = httpx.post(
+            f"{self.url}/gradio_api/call/{endpoint}",
+            content=body,
+            headers={"content-type": "application/json"},
+            timeout=CALL_TIMEOUT,
+        )
         answer.raise_for_status()
         event_id = answer.json()["event_id"]
         stream = httpx.get(f"{self.url}/gradio_api/call/{endpoint}/{event_id}", timeout=CALL_TIMEOUT).text
@@ -91,48 +101,7 @@ class Space:
 
 def start_space(root: Path, **settings: str) -> Space:
     """`python app.py` in its own process on a free loopback port, with its own upload folder and `settings`."""
-    upload_dir = root / "uploads"
-    upload_dir.mkdir()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "GRADIO_TEMP_DIR": str(upload_dir),
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "HF_HUB_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1",
-        **settings,
-    }
-    log = open(root / "server.log", "w")  # noqa: SIM115  (closed by stop_process)
-    process = subprocess.Popen(
-        [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        preexec_fn=_limit_memory,
-    )
-    url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    deadline = time.monotonic() + 240
-    while True:
-        if process.poll() is not None:
-            log.close()
-            raise AssertionError(f"app.py exited with {process.returncode}: {(root / 'server.log').read_text()}")
-        try:
-            if httpx.get(f"{url}/gradio_api/info", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            stop_process(process, log)
-            raise AssertionError("app.py did not start within 240 s")
-        time.sleep(1)
-    space = Space(url, process, upload_dir)
-    space.log = log
-    return space
+    return Space(serve(root, {"OMP_NUM_THREADS": "1", **settings}, preexec_fn=_limit_memory))
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +110,7 @@ def space(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Space]:
     try:
         yield server
     finally:
-        stop_process(server.process, server.log)
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -197,14 +166,19 @@ def _reenact_video_source(photo: Any, good: Any) -> list[Any]:
     return [photo, "0", "default", None, False, 50, 1.0]
 
 
-# (endpoint, how its data is built with the probe in one photo slot): every photo the public API takes
+def _reenact_video_driving(video: Any, good: Any) -> list[Any]:
+    return [good, "0", "default", video, False, 50, 1.0]
+
+
+# (endpoint, how its data is built with the probe in one photo slot, the slot's API parameter): every photo the
+# public API takes
 PHOTO_SLOTS = [
-    ("age", _age),
-    ("age_strip", _age_strip),
-    ("expression", _expression),
-    ("reenact", _reenact_source),
-    ("reenact", _reenact_driving),
-    ("reenact_video", _reenact_video_source),
+    ("age", _age, "photo"),
+    ("age_strip", _age_strip, "photo"),
+    ("expression", _expression, "photo"),
+    ("reenact", _reenact_source, "photo"),
+    ("reenact", _reenact_driving, "driving"),
+    ("reenact_video", _reenact_video_source, "photo"),
 ]
 
 
@@ -225,14 +199,14 @@ def test_no_server_file_is_read_and_every_refusal_is_the_same(space: Space, prob
     assert event == "complete", payload
     baseline = space.rss_mb
     paths = list(probes.values())
-    for endpoint, build in PHOTO_SLOTS:
+    for endpoint, build, parameter in PHOTO_SLOTS:
         messages = set()
         for name, path in probes.items():
             label = f"/{endpoint} ({build.__name__}) with {name} {path}"
             event, payload, seconds = space.call(endpoint, build({"path": path}, good))
             messages.add(_assert_refused(event, payload, seconds, paths, label))
         # one answer for a photo, a folder, a text file, a device, a FIFO and a missing path: no oracle
-        assert messages == {NOT_UPLOADED}, f"/{endpoint} ({build.__name__}): {messages}"
+        assert messages == {not_uploaded(parameter)}, f"/{endpoint} ({build.__name__}): {messages}"
     grown = space.rss_mb - baseline
     assert grown < 200, f"the server grew by {grown:.0f} MB while refusing the probes"
     # the server still serves: the same upload again, and a second upload
@@ -259,7 +233,7 @@ def test_file_data_with_meta_and_bare_strings_are_refused_alike(space: Space, pr
         for video in ({"path": path}, {"path": path, "meta": META}, path, {"path": 7, "meta": META}):
             event, payload, seconds = space.call("reenact_video", [good, "0", "default", video, False, 50, 1.0])
             message = _assert_refused(event, payload, seconds, paths, f"/reenact_video with the video {video}")
-            assert message == NOT_UPLOADED, message
+            assert message == not_uploaded("video"), message
     assert with_meta == {NOT_UPLOADED}, with_meta
     event, payload, _ = space.call("age", _age(good, None))
     assert event == "complete", payload
@@ -272,6 +246,103 @@ def test_an_upload_sent_without_meta_is_still_served(space: Space) -> None:
     for photo in ({"path": uploaded}, {"path": str(ASTRONAUT)}):
         event, payload, _ = space.call("age", _age(photo, None))
         assert event == "complete", (photo, payload)
+
+
+def _traceback_count(space: Space) -> int:
+    return space.log_text().count("Traceback")
+
+
+def test_paths_gradio_cannot_use_are_refused_naming_the_parameter_in_one_log_line(space: Space) -> None:
+    """An http URL (which gradio would download from the server), a NUL byte and a 10,000-character path got
+    "does not fit this endpoint (ValueError/OSError)", naming no parameter, and each refused path logged gradio's
+    whole traceback. Now every upload slot names its parameter, and each refusal is one line in the log."""
+    good = {"path": space.upload(ASTRONAUT), "meta": META}
+    paths = {
+        "an http URL": "http://127.0.0.1:9/photo.jpg",
+        "a NUL byte": "photo\x00.jpg",
+        "10,000 characters": "a" * 10_000,
+        "outside the upload folder": str(ASTRONAUT.parent.parent / "README.md"),
+    }
+    slots = [*PHOTO_SLOTS, ("reenact_video", _reenact_video_driving, "video")]
+    tracebacks, lines = _traceback_count(space), len(space.log_text().splitlines())
+    calls = 0
+    for endpoint, build, parameter in slots:
+        for name, path in paths.items():
+            for payload in ({"path": path, "meta": META}, {"path": path}):
+                event, answer, seconds = space.call(endpoint, build(payload, good))
+                label = f"/{endpoint} {parameter} with {name}{' and meta' if 'meta' in payload else ''}"
+                message = _assert_refused(event, answer, seconds, [], label)
+                assert message == not_uploaded(parameter), f"{label}: {message}"
+                calls += 1
+    assert _traceback_count(space) == tracebacks, "a refused path logged a traceback"
+    grown = len(space.log_text().splitlines()) - lines
+    assert grown <= calls, f"{calls} refusals logged {grown} lines"
+
+
+def test_gradios_own_video_payload_is_taken_as_the_video(space: Space) -> None:
+    """`{"video": FileData, "subtitles": null}`, the payload gradio's Video sent (and older clients still send),
+    was refused with "The photo did not arrive ...", blaming the photo."""
+    good = {"path": space.upload(ASTRONAUT), "meta": META}
+    video = {"path": space.upload(REPO / "space" / "examples" / "astronaut-turning.mp4"), "meta": META}
+    event, payload, _ = space.call("reenact_video", _reenact_video_driving({"video": video, "subtitles": None}, good))
+    assert event == "complete", payload
+    _, result, note = payload
+    assert Path(result["path"]).suffix == ".mp4" and Path(result["path"]).stat().st_size > 0 and note
+
+
+def _bomb_webp(width: int = 16384, height: int = 16384) -> bytes:
+    """An animated WebP of two 64x64 frames whose header claims a canvas of `width` x `height` (268 MP)."""
+    import io
+
+    buffer = io.BytesIO()
+    frames = [Image.new("RGB", (64, 64), (90, 90, 90)), Image.new("RGB", (64, 64), (30, 30, 30))]
+    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], duration=100, quality=50)
+    data = bytearray(buffer.getvalue())
+    assert data[12:16] == b"VP8X"
+    data[24:27], data[27:30] = (width - 1).to_bytes(3, "little"), (height - 1).to_bytes(3, "little")
+    return bytes(data)
+
+
+def test_a_decompression_bomb_sent_as_the_video_is_refused_by_its_size(space: Space, tmp_path: Path) -> None:
+    """A small WebP claiming 268 MP as the driving video got "Internal error: DecompressionBombError"."""
+    bomb = tmp_path / "bomb.webp"
+    bomb.write_bytes(_bomb_webp())
+    good = {"path": space.upload(ASTRONAUT), "meta": META}
+    video = {"path": space.upload(bomb), "meta": META}
+    event, payload, _ = space.call("reenact_video", _reenact_video_driving(video, good))
+    assert event == "error", payload
+    assert payload["title"] == "Unusable video", payload
+    assert "268 MP" in payload["error"] and "limited to 17 MP" in payload["error"], payload
+
+
+@pytest.mark.parametrize("value", ["abc", "yes", 2, [], None, float("nan")])
+@pytest.mark.parametrize("endpoint", ["expression", "reenact"])
+def test_change_age_must_be_a_boolean(space: Space, endpoint: str, value: Any) -> None:
+    """'abc', NaN, 2, [] and 'yes' were taken by their truth value."""
+    photo = {"path": space.upload(ASTRONAUT), "meta": META}
+    if endpoint == "expression":
+        data = [photo, "all", "default", value, 50, *([None] * NUM_AUS)]
+    else:
+        data = [photo, "0", "default", photo, value, 50, 1.0]
+    event, payload, _ = space.call(endpoint, data)
+    assert event == "error", payload
+    assert "change_age must be true or false" in payload["error"] and payload["title"] == "Invalid value", payload
+
+
+def test_echoed_values_are_short_escaped_and_titled(space: Space) -> None:
+    """A 1 MB face choice came back whole (a 1 MB answer), with its markup raw under the title "Error"; a 1 MB model
+    name was logged whole (14 calls grew the log by 6.5 MB)."""
+    photo = {"path": space.upload(ASTRONAUT), "meta": META}
+    huge = "<script>alert(1)</script>" + "x" * 1_000_000
+    before = space.served.log_path.stat().st_size
+    event, payload, _ = space.call("age", [photo, 50, huge, "default", None])
+    assert event == "error" and payload["title"] == "Unknown face choice", payload
+    assert len(payload["error"]) < 400 and "&lt;script&gt;" in payload["error"] and "<script>" not in payload["error"]
+    event, payload, _ = space.call("age", [photo, 50, "all", huge, None])
+    assert event == "error" and payload["title"] == "Model problem", payload
+    assert len(payload["error"]) < 400 and "<script>" not in payload["error"], payload
+    grown = space.served.log_path.stat().st_size - before
+    assert grown < 2_000, f"two refusals grew the log by {grown:,} bytes"
 
 
 @pytest.mark.parametrize(
@@ -331,4 +402,4 @@ def test_the_cache_is_cleaned_of_files_past_their_age(tmp_path: Path, utk_sample
         assert not [p for p in files if p.exists()], "files past their age are still in the cache"
         assert all(p.exists() for p in examples)
     finally:
-        stop_process(server.process, server.log)
+        server.stop()

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.eval_table1 import (
+from training.evaluate import main as evaluate_main
+from training.evaluation.table1 import (
     ENGINE_LABEL,
     MI_PAIR,
     TARGET_GROUPS,
@@ -20,7 +21,6 @@ from training.eval_table1 import (
     parse_refiner,
     run_tasks,
 )
-from training.evaluate import main as evaluate_main
 
 REFINER = "ganimation-age"
 
@@ -74,7 +74,7 @@ def small_utkface(tmp_path_factory: pytest.TempPathFactory, utkface_files: list[
 def test_table1_edits_held_out_faces_through_the_editor(
     small_utkface: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from training.eval_gates import test_photos
+    from training.evaluation.gates import test_photos
 
     out_json, out_md, samples = tmp_path / "table1.json", tmp_path / "table1.md", tmp_path / "grids"
     code = evaluate_main(

@@ -22,9 +22,9 @@ from safetensors.torch import load_file
 
 from ganime_age.errors import ModelFileNotFoundError, WeightsError
 from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeDiscriminator
-from training.losses import VGG19Features, gradient_penalty, perceptual_loss, total_variation
 from training.systems.base import linear_decay
-from training.trackers import read_log
+from training.systems.losses import VGG19Features, gradient_penalty, perceptual_loss, total_variation
+from training.systems.trackers import read_log
 from training.train import (
     EpochSampler,
     TrainingError,
@@ -199,7 +199,7 @@ def test_a_learning_rate_changed_on_resume_is_used(run: Path, tmp_path: Path, pr
 
 def test_sampler_flips_depend_only_on_seed_and_epoch(prepared_utk64: Path) -> None:
     """Flips come with the shuffled order, off the global RNG: a resumed run flips the same faces."""
-    from training.data import PreparedFaces
+    from training.data.prepared import PreparedFaces
 
     sampler = EpochSampler(16, seed=3, flips=True)
     sampler.set_epoch(1)
@@ -415,7 +415,7 @@ def test_au_and_age_losses_go_down(tmp_path: Path, prepared_utk64: Path) -> None
         assert means[key][1] < 0.9 * means[key][0], (key, means[key])
 
     # Judged by the trained critic on held-out faces: ageing to 85 reads older than ageing to 5.
-    from training.data import PreparedFaces
+    from training.data.prepared import PreparedFaces
 
     checkpoint = newest_checkpoint(output)
     generator = GanimationAge(config.system.generator).eval()

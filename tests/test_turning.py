@@ -64,7 +64,7 @@ def test_a_turned_head_reads_as_turned_and_as_the_same_person(shared_dir: Path, 
     degrees: the landmarker reads a rendered turn a few degrees short, its nose lit from the front) and dlib's
     descriptor verifies the same person; the photo away from the head keeps its pixels."""
     from ganime_age.face_model import head_pose
-    from training.judges import DlibIdentity
+    from training.evaluation.judges import DlibIdentity
 
     rgb, face, head = prepared(shared_dir, name)
     turned = head.turn(yaw=yaw)

@@ -5,7 +5,7 @@
 
 Each subcommand is a class with ``name``, ``help``, ``add_arguments(parser)`` and ``run(args) -> dict``
 registered in :data:`COMMANDS` ("module:Class", imported when the parser is built). Another module
-adds its own with one line, e.g. ``"table1": "training.eval_table1:Table1Evaluation"``. Every command
+adds its own with one line, e.g. ``"table1": "training.evaluation.table1:Table1Evaluation"``. Every command
 prints a Markdown table and can write its results as JSON (NaN as null) and Markdown; a model
 folder's evaluation.md is what the trainer puts into the model card.
 """
@@ -26,7 +26,7 @@ import torch
 from ganime_age.conditions import AU_FACS_NAMES, AU_NAMES
 from ganime_age.editing import pick_device  # the library's: checks the named device exists here
 from ganime_age.errors import GanimeAgeError, exit_status
-from training.metrics import (
+from training.evaluation.metrics import (
     accept_rate,
     age_stats,
     different_pairs,
@@ -43,11 +43,11 @@ from training.metrics import (
 
 COMMANDS: dict[str, str] = {
     "ganimation": "training.evaluate:GanimationEvaluation",
-    "table1": "training.eval_table1:Table1Evaluation",
-    "reenact": "training.evaluate_reenact:ReenactEvaluation",
-    "turning": "training.eval_turning:TurningEvaluation",
-    "gates": "training.eval_gates:GateEvaluation",
-    "yaw-bands": "training.eval_yaw_bands:YawBandEvaluation",
+    "table1": "training.evaluation.table1:Table1Evaluation",
+    "reenact": "training.evaluation.reenact:ReenactEvaluation",
+    "turning": "training.evaluation.turning:TurningEvaluation",
+    "gates": "training.evaluation.gates:GateEvaluation",
+    "yaw-bands": "training.evaluation.yaw_bands:YawBandEvaluation",
 }
 
 DEFAULT_AGES = "10,20,30,40,50,60,70,80"
@@ -72,7 +72,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_faces(data: str, split: str, image_size: int, max_faces: int | None) -> dict[str, torch.Tensor]:
     """`max_faces` faces spread evenly over a split, as one batch (image, age, aus) on the CPU."""
-    from training.data import PreparedFaces
+    from training.data.prepared import PreparedFaces
 
     dataset = PreparedFaces(data, split, image_size=image_size)
     return decode_faces(dataset, spread_indices(len(dataset), max_faces))

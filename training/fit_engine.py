@@ -51,8 +51,8 @@ from ganime_age.engine.frames import template_map
 from ganime_age.engine.geometry import age_weights
 from ganime_age.engine.mouth import mouth_strip, skin_level
 from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT, LEFT_BROW, RIGHT_BROW
-from training.face_records import FaceRecords, collect
-from training.sources import UTKFACE_NAME
+from training.data.face_records import FaceRecords, collect
+from training.data.sources import UTKFACE_NAME
 
 log = logging.getLogger(__name__)
 
@@ -574,7 +574,7 @@ def write_engine(
     import json
     import shutil
 
-    from training.eval_gates import GRID_SUFFIX
+    from training.evaluation.gates import GRID_SUFFIX
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.trackers import LOG_NAME
+from training.systems.trackers import LOG_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -190,7 +190,7 @@ def unpack(source: Path, target: Path) -> Path:
 
 def last_log_record(run_dir: Path) -> dict[str, Any]:
     """The newest training log line that has a throughput (the resumed run's own, not an older call's)."""
-    from training.trackers import read_log
+    from training.systems.trackers import read_log
 
     records = [r for r in read_log(run_dir) if "images_per_sec" in r]
     return records[-1] if records else {}

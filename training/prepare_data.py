@@ -7,7 +7,7 @@
 Every photo goes through the same path as at inference time (``ganime_age.faces``): load (EXIF,
 modes), detect, 478 landmarks + blendshapes -> 17 AUs + head pose, similarity-align to the
 model's template and resolution. The output folder is the "prepared dataset" format every
-trainer reads (``training/data.py``) and ``datasets.load_dataset(folder)`` accepts:
+trainer reads (``training/data/prepared.py``) and ``datasets.load_dataset(folder)`` accepts:
 
     data/{train,test}-NNNNN.parquet   image (WebP q80, datasets Image), id, source, age, age_group,
                                       aus[17], pose[3], landmarks[478*2], identity_hint
@@ -56,7 +56,7 @@ from ganime_age.errors import (
 )
 from ganime_age.faces.aus import NUM_BLENDSHAPES, blendshape_vector
 from ganime_age.faces.topology import NUM_LANDMARKS
-from training.sources import SOURCES, SourceItem, SourceListing, parse_source
+from training.data.sources import SOURCES, SourceItem, SourceListing, parse_source
 
 log = logging.getLogger(__name__)
 

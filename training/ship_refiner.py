@@ -83,8 +83,8 @@ def install(source: Path, name: str, root: Path, *, force: bool) -> Path:
 
 def measure_table1(name: str, samples: Path, max_inputs: int, max_real: int) -> dict[str, Any]:
     """Table I for the engine alone and the engine with the shipped refiner `name`, grids into `samples`."""
-    from training.eval_table1 import Table1Evaluation
     from training.evaluate import build_parser
+    from training.evaluation.table1 import Table1Evaluation
 
     args = build_parser().parse_args(
         [
@@ -104,7 +104,7 @@ def measure_table1(name: str, samples: Path, max_inputs: int, max_real: int) -> 
 
 def only_rows(result: dict[str, Any], name: str) -> dict[str, Any]:
     """The Table I result reduced to the engine's row and `name`'s, compared with each other."""
-    from training.eval_table1 import ENGINE_LABEL
+    from training.evaluation.table1 import ENGINE_LABEL
 
     labels = [row["label"] for row in result["systems"]]
     for wanted in (ENGINE_LABEL, name):
@@ -127,7 +127,7 @@ def verdict(result: dict[str, Any], name: str) -> dict[str, Any]:
     Beats: better on identity (the all-groups Verif.% difference's 95% interval above 0) or on age (the mean
     |EAM - real faces' reading| over the groups smaller by more than AGE_MARGIN years on every age reading), and
     worse on neither."""
-    from training.eval_table1 import ENGINE_LABEL
+    from training.evaluation.table1 import ENGINE_LABEL
 
     rows = {row["label"]: row for row in result["systems"]}
     readings = age_readings(result)
@@ -158,14 +158,14 @@ def verdict(result: dict[str, Any], name: str) -> dict[str, Any]:
 
 def age_readings(result: dict[str, Any]) -> list[str]:
     """The age readings a Table I result has (older results have two of the three)."""
-    from training.eval_table1 import AGE_READINGS
+    from training.evaluation.table1 import AGE_READINGS
 
     real = next(iter(result["real"].values()))
     return [key for key in AGE_READINGS if key in real]
 
 
 def verdict_sentence(name: str, found: dict[str, Any]) -> str:
-    from training.eval_table1 import AGE_READINGS, ENGINE_LABEL, reading_network
+    from training.evaluation.table1 import AGE_READINGS, ENGINE_LABEL, reading_network
 
     gap = found["eam_gap"]
     difference = found["verification_difference"]
@@ -194,7 +194,7 @@ def verdict_sentence(name: str, found: dict[str, Any]) -> str:
 
 def card_text(name: str, result: dict[str, Any], found: dict[str, Any], note: str, source_card: str) -> str:
     """The refiner's model card: what it is, the verdict, its Table I, the training facts, the licence."""
-    from training.eval_table1 import table1_markdown
+    from training.evaluation.table1 import table1_markdown
 
     model_type = next(r["refiner_type"] for r in result["systems"] if r["label"] == name)
     facts = [line for line in source_card.splitlines() if line.startswith(TRAINING_FACTS)]
@@ -238,7 +238,7 @@ def card_text(name: str, result: dict[str, Any], found: dict[str, Any], note: st
         "## Table I",
         "",
         f"`python training/evaluate.py table1 --refiner {name} --max-inputs {result['inputs']}` (this project's "
-        "version of AgeTransGAN's Table I, `training/eval_table1.py`):",
+        "version of AgeTransGAN's Table I, `training/evaluation/table1.py`):",
         "",
         table1_markdown(result),
         "",
@@ -265,7 +265,7 @@ def write_card(
     folder: Path, name: str, result: dict[str, Any], note: str, source_card: str, grids: Path | None
 ) -> Path:
     """The card, its grids and the Table I numbers (``table1.json``) in the shipped refiner's folder."""
-    from training.metrics import json_ready
+    from training.evaluation.metrics import json_ready
 
     result = only_rows(result, name)
     if not result["comparisons"]:

@@ -35,7 +35,7 @@ from ganime_age.config import apply_overrides, from_dict, load_yaml, to_dict
 from ganime_age.errors import GanimeAgeError
 from training.systems import system_class
 from training.systems.base import Batch, TrainConfig, TrainingSystem
-from training.trackers import build_trackers, flatten_config, read_log
+from training.systems.trackers import build_trackers, flatten_config, read_log
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{7,})$")
 CHECKPOINT_INFO = "trainer.json"  # written last into a checkpoint, before the atomic rename
@@ -232,7 +232,7 @@ def build_loader(train: TrainConfig, partners: bool = False, dataset: Any = None
 
     `dataset`: a system's own training data (`TrainingSystem.training_dataset`) instead of the prepared faces.
     """
-    from training.data import MixedFaces, PreparedFaces
+    from training.data.prepared import MixedFaces, PreparedFaces
 
     if len(train.mix_data_dirs) != len(train.mix_shares):
         raise TrainingError("train.mix_data_dirs and train.mix_shares need one entry each")
@@ -275,7 +275,7 @@ def sample_batch(train: TrainConfig, device: torch.device, system: TrainingSyste
     """The fixed faces of the sample grids: the first of the test split (else of the training split)."""
     from torch.utils.data import default_collate
 
-    from training.data import PreparedFaces
+    from training.data.prepared import PreparedFaces
 
     def read(split: str) -> Any:
         own = system.training_dataset(split, train.sample_faces) if system is not None else None
@@ -460,7 +460,7 @@ def describe_dataset(data_dir: Path, image_size: int) -> tuple[str, str | None, 
     source = report.get("source")
     title, licence, note = source or "a prepared face dataset", None, None
     try:
-        from training.sources import SOURCES
+        from training.data.sources import SOURCES
 
         if source in SOURCES:
             spec = SOURCES[source]

@@ -26,6 +26,7 @@ from space.common import (
     photo_block,
     photo_path,
     require_photo,
+    show_on_page_load,
     user_errors,
 )
 from space.gpu import gpu
@@ -107,7 +108,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
         `current_age`: the selected face(s)' age as the user knows it (None: the estimate)."""
         path = require_photo(photo)
         age, index = check_age(target_age, "target age"), parse_face(face)
-        current = check_optional_age(current_age, "current age")
+        current = given_age(current_age)
         with admitted(editor_provider, "age", path) as (header,):
             after, summary = edit_on_gpu(path, age, index, model, current)
             return (shown_photo(path, header), save_output(after, "edited", output_format(header))), summary
@@ -125,7 +126,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
         `current_age` as for /age."""
         path = require_photo(photo)
         index = parse_face(face)
-        current = check_optional_age(current_age, "current age")
+        current = given_age(current_age)
         with admitted(editor_provider, "age_strip", path):
             strip = strip_on_gpu(path, index, model, current, progress)
             return [(save_output(image, "age", output_format()), caption) for image, caption in strip]
@@ -143,7 +144,8 @@ def build_tab(editor_provider: EditorProvider) -> None:
                 elem_id="age-target",
             )
             current_age = gr.Number(
-                value=None,
+                value=None,  # empty until a photo is analysed (shown so on load: gradio's gr.Number draws None as 0)
+                placeholder="the estimate",
                 label="Current age (years)",
                 info="The estimate; correct it if it is wrong, and the edit starts from your age. "
                 "Empty: each face's estimate.",
@@ -152,6 +154,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
                 precision=0,
                 elem_id="age-current",
             )
+            show_on_page_load([current_age], [None])
             estimates = gr.State([])  # each face's estimate, for the field when the chosen face changes
             with gr.Row():
                 run = gr.Button("Change the age", variant="primary", elem_id="age-run")
@@ -199,6 +202,14 @@ def build_tab(editor_provider: EditorProvider) -> None:
     strip_button.click(
         age_strip, [block.photo, block.face, block.model, current_age], strip, preprocess=False, api_name="age_strip"
     )
+
+
+def given_age(value: Any) -> float | None:
+    """The current-age field's value: None where it is empty (None, or a blank string from an HTTP caller), which
+    means each face's estimate; else an age of 0-100."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return check_optional_age(value, "current age")
 
 
 def shown_current_age(ages: list[float | None], face: int | None) -> float | None:

@@ -1,10 +1,11 @@
 """Expression tab: the 17 AU sliders (grouped by face region) plus an optional target age, in one edit.
 
 GANimation-age is conditioned jointly on AUs and age, so this tab is also where both change at once.
-Sliders start at the AUs measured on the photo, and releasing one re-renders the edit (no button needed);
-only the AUs a visitor moves away from the measured values are sent to the model, so with "all faces" every
-other face keeps its own expression. Through the API (``/expression``) the AUs are named parameters
-``AU01`` … ``AU45``; one a caller leaves out (None) keeps the face's measured value, as in the Python API.
+Sliders show 0 (neutral) until a photo is analysed, then start at the AUs measured on it, and releasing one
+re-renders the edit (no button needed); only the AUs a visitor moves away from the measured values are sent to the
+model, so with "all faces" every other face keeps its own expression. Through the API (``/expression``) the AUs
+are named parameters ``AU01`` … ``AU45``; one a caller leaves out (None) keeps the face's measured value, as in the
+Python API.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ganime_age.conditions import AU_FACS_NAMES, AU_MAX, AU_NAMES, AU_REGIONS
-from ganime_age.validation import check_age, check_aus
+from ganime_age.validation import check_age, check_aus, check_flag
 from space.common import (
     IMAGE_HEIGHT,
     admitted,
@@ -33,6 +34,7 @@ from space.common import (
     photo_block,
     photo_path,
     require_photo,
+    show_on_page_load,
     user_errors,
 )
 from space.gpu import gpu
@@ -150,9 +152,13 @@ def build_tab(editor_provider: EditorProvider) -> None:
         if `change_age`, the age at the same time."""
         path = require_photo(photo)
         to_send = aus_to_send(aus, measured)  # out of 0..5: refused, as by the Python API and the CLI
-        index, target_age = parse_face(face), check_age(age, "target age")
+        index, target_age, changing = (
+            parse_face(face),
+            check_age(age, "target age"),
+            check_flag(change_age, "change_age"),
+        )
         with admitted(editor_provider, "expression", path) as (header,):
-            after, attention, summary = edit_on_gpu(path, index, model, bool(change_age), target_age, to_send)
+            after, attention, summary = edit_on_gpu(path, index, model, changing, target_age, to_send)
             edited = (shown_photo(path, header), save_output(after, "edited", output_format(header)))
             mask = save_output(attention, "attention", output_format(header)) if attention is not None else None
             return edited, mask, summary
@@ -233,6 +239,9 @@ def build_tab(editor_provider: EditorProvider) -> None:
                     region_sliders(mouth[half:])
     au_sliders = [sliders[name] for name in AU_NAMES]  # the model's order, whatever the layout
     measured = gr.State(None)
+    # neutral (the Neutral preset: every AU at 0) until a photo is measured; the sliders' own value stays None, the
+    # API's default (an AU left out keeps the face's measured value), which gradio would draw as 5, the maximum
+    show_on_page_load(au_sliders, [0.0] * len(au_sliders))
 
     edit_inputs = [block.photo, block.face, block.model, change_age, age, measured]
     # the AU sliders go by name (API parameters AU01 … AU45, in the model's order whatever the layout)

@@ -21,7 +21,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from ganime_age.validation import check_age, check_aus_scale
+from ganime_age.validation import check_age, check_aus_scale, check_flag
 from space.common import (
     EXAMPLES_DIR,
     IMAGE_HEIGHT,
@@ -122,7 +122,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
     ) -> tuple[str, str, str, str]:
         """The source photo with the driving photo's head pose and expression (and, if asked, a new age)."""
         source = require_photo(photo)
-        driver = photo_path(driving)
+        driver = photo_path(driving, "driving")
         if driver is None:
             raise gr.Error(
                 "Upload a driving photo (the pose and expression to copy).",
@@ -131,7 +131,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
             )
         index, target_age, strength = (
             parse_face(face),
-            check_age(age) if change_age else None,
+            check_age(age) if check_flag(change_age, "change_age") else None,
             check_aus_scale(aus_scale),
         )
         with admitted(editor_provider, "reenact", source, driver) as (shown, driven):
@@ -147,12 +147,14 @@ def build_tab(editor_provider: EditorProvider) -> None:
         from ganime_age.video import probe_video
 
         source = require_photo(photo)
-        path = photo_path(video.get("video", video) if isinstance(video, dict) else video)  # a bare path: refused
+        # gradio's own video payload ({"video": FileData, "subtitles": None}) is unwrapped before the event
+        # (space.common.guard_uploads); a bare path is refused
+        path = photo_path(video.get("video", video) if isinstance(video, dict) else video, "video")
         if not path:
             raise gr.Error("Upload a driving video first.", title="No driving video", print_exception=False)
         index, target_age, strength = (
             parse_face(face),
-            check_age(age) if change_age else None,
+            check_age(age) if check_flag(change_age, "change_age") else None,
             check_aus_scale(aus_scale),
         )
         width, height = probe_video(path).size
@@ -166,6 +168,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
         with gr.Column(scale=1), gr.Tabs():
             with gr.Tab("Driving photo", id="reenact-driving-photo"):
                 driving = photo_input(
+                    "driving",
                     label="Driving photo (pose and expression)",
                     type="filepath",
                     sources=["upload", "webcam", "clipboard"],
@@ -184,7 +187,8 @@ def build_tab(editor_provider: EditorProvider) -> None:
                         sources=["upload", "webcam"],
                         height=IMAGE_HEIGHT,
                         elem_id="reenact-driving-video",
-                    )
+                    ),
+                    "video",
                 )
                 if DRIVING_VIDEO_EXAMPLE.is_file():
                     gr.Examples(

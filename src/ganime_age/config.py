@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ganime_age.errors import ConfigError
+from ganime_age.errors import ConfigError, echo
 
 T = TypeVar("T")
 
@@ -151,10 +151,7 @@ def _number(limit: float) -> str:
 
 def _show(value: Any) -> str:
     """A value for an error message, short whatever it is (an int of 5,000 digits cannot even be printed)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return echo(value)
 
 
 def _is_optional(tp: Any) -> bool:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import reprlib
 import sys
 from collections.abc import Callable
+from typing import Any
+
+ECHO_CHARS = 40
+"""The most characters of a value a user sent that a message repeats: enough to recognise it, never the whole of a
+megabyte string (which would make a megabyte answer and a megabyte line in a server's log)."""
 
 
 class GanimeAgeError(Exception):
@@ -100,6 +107,36 @@ class OutputPathError(GanimeAgeError, OSError):
 
 class BackendNotInstalledError(GanimeAgeError, ImportError):
     """An optional backend (e.g. InsightFace) was asked for but its packages are not installed."""
+
+
+class NewerVersionError(WeightsError):
+    """An editor folder (``editor.json``) was written by a newer major version of ganime-age than the one running."""
+
+
+_REPR = reprlib.Repr()  # a list of a million items is not walked: a few items of a few levels
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple, _REPR.maxset = 2, 4, 4, 4, 4
+_REPR.maxstring = _REPR.maxother = ECHO_CHARS
+
+
+def echo(value: Any, limit: int = ECHO_CHARS) -> str:
+    """A value a user sent, as an error message repeats it: its repr (quotes, newlines and control characters
+    escaped), cut to about `limit` characters with the full length said where it was cut. An integer too long to
+    print (``10**5000``) is described by its number of digits. Markup is not escaped here (a terminal shows it as
+    text); a web page escapes the whole message (the Space does)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    if isinstance(value, (str, bytes)):
+        text = repr(value[:limit])  # never the repr of the whole value: it may be a megabyte
+        if len(text) > limit + 2:  # escapes count too ("\x00" is four characters)
+            text = text[: limit + 2]
+        elif len(value) <= limit:
+            return text
+        return f"{text}... ({len(value):,} {'characters' if isinstance(value, str) else 'bytes'})"
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a repr that fails (or an object that lies about itself): its type is enough
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit + 3 else text[:limit] + "..."
 
 
 def exit_status(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ganime_age.conditions import AU_MAX, AU_NAMES, MAX_AGE, NUM_AUS, normalise_au_name
-from ganime_age.errors import InvalidArgumentError, OutputPathError
+from ganime_age.errors import InvalidArgumentError, OutputPathError, echo
 
 MAX_PATH_CHARS = 4096
 """Longer strings are not paths a user meant (Linux's PATH_MAX); refused before touching the file system."""
@@ -229,9 +229,14 @@ def _probe_new_file(existing: Path, folder: Path, name: str) -> None:
     probe.unlink(missing_ok=True)
 
 
-def _show(value: Any, limit: int = 60) -> str:
-    """A short description of a wrong value for a message: its repr (trimmed) and type."""
-    text = repr(value)
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return f"{text} ({type(value).__name__})"
+def _show(value: Any) -> str:
+    """A short description of a wrong value for a message: its repr (cut short, :func:`~ganime_age.errors.echo`)
+    and type."""
+    return f"{echo(value)} ({type(value).__name__})"
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """True or False, and nothing that merely reads as one: "yes", 1, [] and NaN are refused, not judged by truth."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise InvalidArgumentError(f"{name} must be true or false, not {_show(value)}")

@@ -61,16 +61,36 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
 
 
 def _reject_still_image(file: Path) -> None:
-    """ffmpeg happily reads a PNG or JPEG as a one-frame video; a photo given as a video is a mistake."""
+    """ffmpeg happily reads a PNG or JPEG as a one-frame video; a photo given as a video is a mistake. An image
+    whose header claims more pixels than a frame may have (a 10 KB WebP claiming 268 MP) is refused as too large,
+    from its header, before anything decodes it."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(file) as image:
-            animated = getattr(image, "n_frames", 1) > 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is judged below
+            with Image.open(file) as image:
+                pixels = image.size[0] * image.size[1]
+                animated = getattr(image, "n_frames", 1) > 1
+    except Image.DecompressionBombError as error:  # past twice Pillow's limit: Pillow refuses to open it
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        raise _too_large(file, int(found.group(1)) if found else None) from None
     except (UnidentifiedImageError, OSError, ValueError):
         return
     if not animated:
         raise VideoError(f"{file} is a still image, not a video")
+    if pixels > MAX_VIDEO_PIXELS:  # an animation of huge frames: refused before ffmpeg decodes one
+        raise _too_large(file, pixels)
+
+
+def _too_large(file: Path, pixels: int | None) -> VideoError:
+    size = f"{pixels / 1e6:.0f} MP" if pixels else "too large"
+    return VideoError(
+        f"{file}: the image is {size}; a video's frames are limited to {MAX_VIDEO_PIXELS / 1e6:.0f} MP — "
+        "downscale it first"
+    )
 
 
 def _open(file: Path) -> tuple[Iterator[Any], dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Pieces of the multi-pose augmentation (``training/augment_multipose.py``).
+"""Pieces of the multi-pose augmentation (``training/multipose/augment.py``).
 
 - ``config``: AugmentConfig (every CLI flag), the backends, default models and poses;
 - ``sources``: source faces from a prepared dataset or a photo folder (one split of it, train by default);

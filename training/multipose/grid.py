@@ -2,7 +2,7 @@
 among its turned versions (columns ordered by yaw).
 
     python -m training.multipose.grid --augmented data/utkface-mesh-multipose --input ../shared/datasets/utkface \\
-        --source utkface --out training/multipose_mesh_grid.jpg
+        --source utkface --out training/multipose/mesh_grid.jpg
 
 Rows are sources whose every asked pose was kept, spread evenly over their sorted ids (UTKFace's ids start with
 the age, so the rows span the ages). Written as a JPEG (quality 85), small enough to keep in the repository.

@@ -161,14 +161,14 @@ def write_card(root: Path, summary: dict[str, Any], settings: dict[str, Any]) ->
         made = f"""Synthetic head poses of real source faces: each source photo's own head turned in 3-D by ganime-age's
 renderer (`ganime_age.engine.turning.TurnableHead`: the photo's MediaPipe face mesh continued by a head and neck
 proxy, textured from the photo, the background behind the head filled), to absolute yaw/pitch poses
-(`training/augment_multipose.py --backend mesh`, pose mode `{settings.get("pose_mode")}`). The side of the head
+(`training/multipose/augment.py --backend mesh`, pose mode `{settings.get("pose_mode")}`). The side of the head
 that a turn brings into view is made up (the face's mirror side, the hair beside the face)."""
         columns = "turn (yaw, pitch degrees applied), attempts"
         licence = "The images derive from the source dataset and inherit its terms (UTKFace is non-commercial)."
     else:
         made = f"""Synthetic head poses of real source faces, generated with Stable Diffusion 1.5 (`{settings.get("base_model")}`)
 and the ControlNet `{settings.get("controlnet")}` conditioned on the source's MediaPipe face mesh rotated to
-new yaw/pitch angles (`training/augment_multipose.py`, mode `{settings.get("mode")}`)."""
+new yaw/pitch angles (`training/multipose/augment.py`, mode `{settings.get("mode")}`)."""
         columns = "seed, prompt, negative_prompt, mode"
         licence = (
             "The images derive from the source dataset and inherit its terms (UTKFace and FFHQ-Aging are\n"

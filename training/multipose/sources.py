@@ -5,7 +5,7 @@ resumption can skip finished faces before any image is decoded; :meth:`SourceFac
 
 Only one split is augmented (``train`` by default): a prepared dataset's shards of that split, or of a photo
 folder the photos that ``training/prepare_data.py`` puts in it (a hash of each photo's bytes, or of its person
-for CFEE, with the test shares of ``training.face_records.TEST_FRACTIONS``), so held-out test faces are never
+for CFEE, with the test shares of ``training.data.face_records.TEST_FRACTIONS``), so held-out test faces are never
 turned into training data.
 """
 
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ganime_age.errors import DatasetError
-from training.sources import SourceItem, _image_files, parse_source
-from training.sources import _stem as strip_suffixes
+from training.data.sources import SourceItem, _image_files, parse_source
+from training.data.sources import _stem as strip_suffixes
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -74,7 +74,7 @@ def _prepared_split(folder: str | Path, split: str, *, missing_ok: bool) -> list
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from training.data import shard_files
+    from training.data.prepared import shard_files
 
     files = shard_files(folder, split)
     if not files:
@@ -102,7 +102,7 @@ def in_split(item: SourceItem, source: str, split: str) -> bool:
     """Whether prepare_data puts this photo in `split` ("all": always): the repository's one train/test split."""
     if split == "all":
         return True
-    from training.face_records import TEST_FRACTIONS
+    from training.data.face_records import TEST_FRACTIONS
     from training.prepare_data import file_sha1, split_for, split_key_digest
 
     return split_for(split_key_digest(item, file_sha1(item.path)), TEST_FRACTIONS.get(source, 0.1)) == split
@@ -112,7 +112,7 @@ def folder_sources(
     folder: str | Path, source: str = "folder", labels: str | Path | None = None, *, split: str = "train"
 ) -> list[SourceFace]:
     """Photos in a folder of `split` (see the module docstring): ``folder`` (no ages: an estimator must provide
-    them) or a training/sources.py layout."""
+    them) or a layout of :mod:`training.data.sources`."""
     root = Path(folder)
     if source == "folder":
         items = [

@@ -1,4 +1,8 @@
-"""Registry of trainable systems: name -> "module:Class", imported only when chosen."""
+"""Registry of trainable systems: name -> "module:Class", imported only when chosen.
+
+Beside the systems: ``base`` (the contract between ``training/train.py`` and a system), ``losses`` (the loss
+pieces the systems share) and ``trackers`` (the trainer's experiment logs).
+"""
 
 from __future__ import annotations
 

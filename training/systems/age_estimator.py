@@ -85,7 +85,7 @@ def evaluate_estimator(
     device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     """MAE (years) of `model` on a prepared split, overall and per FFHQ-Aging group of the true age."""
-    from training.data import PreparedFaces
+    from training.data.prepared import PreparedFaces
 
     dataset = PreparedFaces(data_dir, split, image_size=model.config.image_size, max_samples=max_faces)
     errors, truths = [], []

@@ -34,8 +34,8 @@ from ganime_age.models.agetransgan import (
     mutual_information_loss,
 )
 from ganime_age.models.aifd import AIFDEncoder
-from training.losses import r1_penalty
 from training.systems.base import AdversarialSystem, Batch, evaluating, image_grid
+from training.systems.losses import r1_penalty
 
 CHECKPOINT_INFO = "trainer.json"
 

@@ -43,8 +43,8 @@ from ganime_age.models.agetransgan import (
 )
 from ganime_age.models.aifd import AIFDEncoder
 from ganime_age.models.common import soft_group_code
-from training.losses import r1_penalty
 from training.systems.base import Batch
+from training.systems.losses import r1_penalty
 from training.systems.refiner_common import AdversarialRefiner, AdversarialRefinerObjective
 
 

@@ -25,8 +25,7 @@ from PIL import Image
 
 from ganime_age.errors import GanimeAgeError
 from ganime_age.models.aifd import AIFDConfig, AIFDEncoder
-from training.losses import cosine_distance
-from training.metrics import (
+from training.evaluation.metrics import (
     accept_rate,
     different_pairs,
     markdown_table,
@@ -36,6 +35,7 @@ from training.metrics import (
 )
 from training.systems.age_estimator import random_affine, warmup_cosine
 from training.systems.base import Batch, TrainingSystem, evaluating, image_grid, make_adam
+from training.systems.losses import cosine_distance
 
 
 @dataclass
@@ -237,7 +237,7 @@ class AIFDSystem(TrainingSystem):
         card = {"model_name": "ganime-age AIFD encoder", **card}
         if "evaluation" not in card and c.eval_faces != 0:
             try:
-                from training.data import PreparedFaces
+                from training.data.prepared import PreparedFaces
                 from training.evaluate import decode_faces, spread_indices
 
                 dataset = PreparedFaces(self.train.data_dir, "test", image_size=self.train.image_size)

@@ -124,7 +124,7 @@ class TrainingSystem(ABC):
     def training_dataset(self, split: str, max_samples: int | None = None) -> Any | None:
         """The system's own data for `split` (e.g. the refiner's pairs), or None: ``train.data_dir``'s prepared faces.
 
-        The dataset must accept the trainer's ``(index, flip)`` keys (see `training.data.PreparedFaces`).
+        The dataset must accept the trainer's ``(index, flip)`` keys (see `training.data.prepared.PreparedFaces`).
         """
         return None
 

@@ -16,7 +16,7 @@ Options for learning more per unit of compute (all off by default, i.e. GANimati
 ``reuse_fakes`` lets a single critic step train on the generator step's own fakes (one generator
 forward fewer per step); ``gp_every`` makes the gradient penalty lazy; ``lambda_estimator_age`` adds a
 frozen age estimator as a second age teacher (as SAM does with its age classifier), its target being
-what real faces of the target age read (``training.metrics.age_reading_curve``) and its input randomly
+what real faces of the target age read (``training.evaluation.metrics.age_reading_curve``) and its input randomly
 shifted so that pixel-exact patterns cannot fool it; ``lambda_chroma`` penalises the fine colour detail an
 edit adds (speckles, tinted blotches) and ``lambda_checkerboard`` the 2-pixel hatching of the transposed
 convolutions; ``strong_au_share`` asks for strong single-AU edits,
@@ -54,7 +54,8 @@ from ganime_age.models.ganimation_age import (
     GanimationAgeDiscriminatorConfig,
     normalise_aus,
 )
-from training.losses import (
+from training.systems.base import Batch, TrainingSystem, evaluating, image_grid, linear_decay, make_adam
+from training.systems.losses import (
     VGG19Features,
     checkerboard_loss,
     chroma_detail_loss,
@@ -69,7 +70,6 @@ from training.losses import (
     wgan_critic_loss,
     wgan_generator_loss,
 )
-from training.systems.base import Batch, TrainingSystem, evaluating, image_grid, linear_decay, make_adam
 
 # The sample grid: an age ramp with the source AUs, then AU edits at the source age.
 SAMPLE_AGES: tuple[float, ...] = (5, 15, 30, 50, 70, 90)
@@ -125,8 +125,8 @@ class GanimationAgeTrainConfig:
     estimator_shift: int = 4  # random translation in pixels of the edit before the frozen estimator
     strong_au_share: float = 0.0  # targets = source AUs with 1-2 random AUs set to 2.5..5
     critic_warmup_steps: int = 0  # first steps train only the critic's AU/age heads on real faces (no generator)
-    lambda_chroma: float = 0.0  # fine colour detail the edit adds (training.losses.chroma_detail_loss): speckles
-    lambda_checkerboard: float = 0.0  # 2-pixel hatching the edit adds (training.losses.checkerboard_loss)
+    lambda_chroma: float = 0.0  # fine colour detail the edit adds (losses.chroma_detail_loss): speckles
+    lambda_checkerboard: float = 0.0  # 2-pixel hatching the edit adds (losses.checkerboard_loss)
     paired_share: float = 0.0  # faces with a same-person partner edited towards the partner's AUs (supervised)
     lambda_paired: float = 10.0  # L1 between the paired edit and the partner photo, both average-pooled
     lambda_paired_mask: float = 0.0  # BCE of the attention against where the partner photo differs
@@ -209,8 +209,8 @@ class GanimationAgeSystem(TrainingSystem):
 
     def estimator_reading_curve(self, estimator: torch.nn.Module, max_faces: int = 4000) -> torch.Tensor:
         """The frozen estimator's mean reading of real training faces at each age 0..100 (the loss target)."""
-        from training.data import PreparedFaces
-        from training.metrics import age_reading_curve
+        from training.data.prepared import PreparedFaces
+        from training.evaluation.metrics import age_reading_curve
 
         faces = PreparedFaces(self.train.data_dir, "train", image_size=estimator.config.image_size)
         picks = np.linspace(0, len(faces) - 1, min(max_faces, len(faces))).round().astype(int)

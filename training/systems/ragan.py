@@ -25,7 +25,7 @@ from PIL import Image
 
 from ganime_age.conditions import AGE_GROUPS, NUM_AGE_GROUPS, group_center
 from ganime_age.models.ragan import ReAgingDiscriminator, ReAgingDiscriminatorConfig, ReAgingGAN, ReAgingGANConfig
-from training import losses
+from training.systems import losses
 from training.systems.base import AdversarialSystem, Batch, evaluating, image_grid
 
 ADVERSARIAL = ("hinge", "wgan-gp")

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ganime_age.conditions import AGE_GROUPS
 from ganime_age.models.ragan import ReAgingDiscriminator, ReAgingDiscriminatorConfig, ReAgingGAN, ReAgingGANConfig
-from training import losses
+from training.systems import losses
 from training.systems.base import Batch
 from training.systems.refiner_common import AdversarialRefiner, AdversarialRefinerObjective
 

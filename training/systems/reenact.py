@@ -41,7 +41,7 @@ from ganime_age.models.reenact import (
     tps_solve,
     tps_transform,
 )
-from training import losses
+from training.systems import losses
 from training.systems.base import AdversarialSystem, Batch, evaluating, image_grid
 
 UTKFACE_LICENSE_NOTE = (

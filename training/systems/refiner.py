@@ -9,7 +9,7 @@ engine's edited photo and the target conditions (it is told the face already is 
 *change* (output - input) is upsampled and added to the full-resolution photo, so it can add detail but
 never blur the photo. A fresh refiner passes its input through (its attention head is biased to "keep").
 
-Training data (``training/refiner_data.py``, read by ``training.data.RefinerPairs``): the engine's edits of
+Training data (``training/data/refiner.py``, read by ``training.data.prepared.RefinerPairs``): the engine's edits of
 CFEE training people (Neutral -> posed AUs and posed -> AUs 0), each with the same person's real photo of
 that expression as ground truth, and the engine's age edits of UTKFace photos without a ground truth.
 One trainer step = one critic step and one generator step on the same batch (one generator forward).
@@ -46,7 +46,7 @@ The generator's objective, and why each term is there:
   where the move is predictable from its input). Like ``lambda_color_keep`` it compares with the engine's
   edit (the refiner's input), never the source photo, on every row.
 - ``lambda_chroma`` / ``lambda_checkerboard``: the fine colour detail (speckles, tints) and the 2-pixel
-  hatching the refiner adds to its input (``training.losses``): the artefacts a critic-trained generator
+  hatching the refiner adds to its input (``training.systems.losses``): the artefacts a critic-trained generator
   drew in the campaign.
 - ``lambda_mask_smooth``: total variation of the attention (GANimation's), so changes come in smooth patches.
 - ``lambda_adv`` (small, 0.1): WGAN-GP realism against real crops (the CFEE targets, the UTKFace sources),
@@ -73,7 +73,9 @@ from ganime_age.models.ganimation_age import (
     GanimationAgeConfig,
     GanimationAgeDiscriminatorConfig,
 )
-from training.losses import (
+from training.systems.base import Batch, evaluating, image_grid
+from training.systems.ganimation_age import build_generator_and_critic
+from training.systems.losses import (
     critic_score,
     gradient_penalty,
     interpolate,
@@ -81,8 +83,6 @@ from training.losses import (
     wgan_critic_loss,
     wgan_generator_loss,
 )
-from training.systems.base import Batch, evaluating, image_grid
-from training.systems.ganimation_age import build_generator_and_critic
 from training.systems.refiner_common import RefinerBase, RefinerObjective
 
 

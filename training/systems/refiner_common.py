@@ -2,7 +2,7 @@
 
 A refiner (GANimation-age ``training/systems/refiner.py``, AgeTransGAN ``agetransgan_refiner.py``, RAGAN
 ``ragan_refiner.py``) gets the 128 px aligned crop of the engine's edit and the target condition, starts by
-passing it through, and learns on ``training.data.RefinerPairs``: CFEE expression edits with the same person's
+passing it through, and learns on ``training.data.prepared.RefinerPairs``: CFEE expression edits with the same person's
 real photo as the target (``has_target`` 1), UTKFace age edits without one (``has_target`` 0, "age rows").
 :class:`RefinerObjective` holds the settings of the terms they share and :class:`RefinerBase` computes them
 (:meth:`RefinerBase.refiner_terms`); why each term is there is in refiner.py's docstring:
@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ganime_age.errors import ModelFileNotFoundError
-from training.losses import checkerboard_loss, chroma_detail_loss, identity_loss
 from training.systems.base import AdversarialSystem, Batch, TrainingSystem, evaluating, image_grid
+from training.systems.losses import checkerboard_loss, chroma_detail_loss, identity_loss
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def refiner_note(recipe: str, conditions: str) -> str:
 class RefinerObjective:
     """The ``system`` settings every refiner shares (its own config class adds its networks and terms)."""
 
-    # data: train.data_dir is a refiner dataset (training/refiner_data.py); people held out for the sample grids
+    # data: train.data_dir is a refiner dataset (training/data/refiner.py); people held out for the sample grids
     test_fraction: float = 0.1
     lambda_target: float = 10.0
     target_sizes: list[int] = field(default_factory=lambda: [32, 64])  # pooled sizes of the target comparison
@@ -130,8 +130,8 @@ class RefinerBase(TrainingSystem):
         return estimator.eval().requires_grad_(False)
 
     def training_dataset(self, split: str, max_samples: int | None = None) -> Any:
-        """The refiner's pairs (``training.data.RefinerPairs``) in ``train.data_dir``, split by person."""
-        from training.data import RefinerPairs
+        """The refiner's pairs (``training.data.prepared.RefinerPairs``) in ``train.data_dir``, split by person."""
+        from training.data.prepared import RefinerPairs
 
         return RefinerPairs(
             self.train.data_dir,
@@ -238,13 +238,13 @@ class RefinerBase(TrainingSystem):
 
     def describe_data(self) -> str:
         """What the card says the refiner saw, from the dataset's manifest."""
-        from training.data import REFINER_MANIFEST
+        from training.data.prepared import REFINER_MANIFEST
 
         path = Path(self.train.data_dir) / REFINER_MANIFEST
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
-            return f"the refiner dataset `{Path(self.train.data_dir).name}` (training/refiner_data.py)"
+            return f"the refiner dataset `{Path(self.train.data_dir).name}` (training/data/refiner.py)"
         kinds = manifest.get("kinds", {})
         return (
             f"the fitted engine's edits of {manifest.get('cfee_people', '?')} CFEE training people "

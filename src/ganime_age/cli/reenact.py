@@ -80,5 +80,5 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         save_image(editor.reenact(args.source, args.driving, **options), output)
-    print(f"wrote {output} ({editor.reenactment.method} pose transfer)")
+    print(f"wrote {output} ({editor.reenactment.description})")
     return 0

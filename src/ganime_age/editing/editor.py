@@ -416,7 +416,10 @@ class FaceEditor:
     ) -> list[tuple[float, Image.Image]]:
         """The same face at several ages (default: the 10 age-group centres), each a head-and-shoulders portrait
         cut from the edited photo at the photo's own resolution (:func:`ganime_age.faces.portrait`: shrunk only
-        past 1,024 pixels), so the strip is as sharp as the edits; `source_age` as in :meth:`edit_details`."""
+        past 1,024 pixels), so the strip is as sharp as the edits; `source_age` as in :meth:`edit_details`.
+
+        Returns a list of ``(age, image)`` pairs, one per age in order: the target age in years (a float) and
+        the portrait (a PIL image), e.g. ``for years, image in editor.age_strip("photo.jpg"): ...``."""
         from ganime_age.faces import portrait
 
         source_age = check_optional_age(source_age, "source_age")

@@ -127,6 +127,13 @@ class Reenactment:
         the head turned in 3-D for the pose)."""
         return "learned" if self.reenactor is not None else "warp"
 
+    @property
+    def description(self) -> str:
+        """How the pose and expression are made, in the words the README and the Space use."""
+        if self.reenactor is not None:
+            return "a trained reenactor moves the face"
+        return "the expression warped, the head turned in 3-D"
+
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from ganime_age.editing.manifest import WEIGHTS_DIR
-from ganime_age.errors import GanimeAgeError, UnknownRefinerError
+from ganime_age.errors import GanimeAgeError, UnknownRefinerError, echo
 
 REFINERS_DIR = WEIGHTS_DIR / "refiners"
 ENGINE_ALONE = "engine"  # the name of "no refiner": the engine's edit as it is
@@ -64,5 +64,5 @@ def resolve_refiner(refiner: str | os.PathLike[str], root: str | os.PathLike[str
         return text  # a folder, or a Hub id: the loader says what is wrong with it
     known = ", ".join(refiner_names(root))
     raise UnknownRefinerError(
-        f"unknown refiner {text!r}; the shipped names are: {known} (or give a refiner's folder or Hub id)"
+        f"unknown refiner {echo(text)}; the shipped names are: {known} (or give a refiner's folder or Hub id)"
     )

@@ -1,7 +1,9 @@
 """The fitted edit engine: age and expression edits of real photos at their own resolution, no network.
 
-One module a job: ``config`` (its settings), ``model`` (the Hub model holding the fitted tables, a face
-prepared once per photo, an edit as a short sequence of the jobs below), ``frames`` (the template and the
+One module a job: ``config`` (its settings), ``face`` (one face of one photo, prepared for slider moves) and
+``tables`` (what the jobs read of the fitted engine), which every job imports; ``model`` (the Hub model holding
+the fitted tables, preparing a face once per photo, an edit as a short sequence of the jobs below), which
+imports the jobs and none of them imports; ``frames`` (the template and the
 engine grid, and the one mapping between them and the photo), ``geometry`` (landmark displacements, the head's
 growth and sagging, and the backward map), ``appearance`` (the skin's change: ratio images, detail bands, folds,
 a child's lower face, AU ratio images), ``lines`` (an old face's lines where it has none), ``hair`` (greying), ``beard`` (facial hair, lifted

@@ -7,7 +7,6 @@ grey thumbnail the sex classifier reads. Everything is in the log domain, where 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -26,9 +25,11 @@ from ganime_age.engine.config import (
     YOUNG_LIFT,
     FittedEngineConfig,
 )
+from ganime_age.engine.face import EngineFace
 from ganime_age.engine.frames import Template
 from ganime_age.engine.geometry import age_weights, blend, table_weights, youth
 from ganime_age.engine.lines import wrinkle_depth, wrinkle_pattern
+from ganime_age.engine.tables import EngineTables
 from ganime_age.faces.topology import (
     BROW_TOPS,
     FACE_LEFT,
@@ -39,9 +40,6 @@ from ganime_age.faces.topology import (
     RIGHT_BROW,
     RIGHT_EYE_CONTOUR,
 )
-
-if TYPE_CHECKING:
-    from ganime_age.engine.model import EngineFace, FittedEngine
 
 
 @dataclass
@@ -230,7 +228,7 @@ def age_split(config: FittedEngineConfig, tables: dict[str, np.ndarray], templat
 
 
 def texture_change(
-    engine: FittedEngine,
+    engine: EngineTables,
     face: EngineFace,
     source_age: float,
     target_age: float,
@@ -275,7 +273,7 @@ def texture_change(
 
 
 def _age_texture(
-    engine: FittedEngine, face: EngineFace, source_age: float, target_age: float
+    engine: EngineTables, face: EngineFace, source_age: float, target_age: float
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The age's (ratio, fine) change on the engine grid before the skin mask, or None for no age change; kept
     in ``face.cache`` for the last pair of ages."""
@@ -344,7 +342,7 @@ def _age_texture(
 
 
 def _au_texture(
-    engine: FittedEngine, face: EngineFace, source_aus: np.ndarray, target_aus: np.ndarray
+    engine: EngineTables, face: EngineFace, source_aus: np.ndarray, target_aus: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The expression's (ratio, fine) change on the engine grid before the skin mask, or None for none."""
     c, t = engine.config, engine.tables

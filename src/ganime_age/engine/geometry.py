@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -25,7 +24,9 @@ from ganime_age.engine.config import (
     YOUNG_AGE,
     YOUTH_RUN,
 )
+from ganime_age.engine.face import EngineFace
 from ganime_age.engine.frames import Template, identity_grid
+from ganime_age.engine.tables import EngineTables
 from ganime_age.faces.topology import (
     CHIN,
     FACE_LEFT,
@@ -39,9 +40,6 @@ from ganime_age.faces.topology import (
     RIGHT_EYE_CORNERS,
 )
 from ganime_age.meshwarp import extend_outward, flow_points, integrate_flow, invert_displacement, rasterise
-
-if TYPE_CHECKING:
-    from ganime_age.engine.model import EngineFace, FittedEngine
 
 
 def blend(table: np.ndarray, sexes: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -136,7 +134,7 @@ class Motion:
 
 
 def shape_change(
-    engine: FittedEngine,
+    engine: EngineTables,
     face: EngineFace,
     source_age: float,
     target_age: float,
@@ -176,7 +174,7 @@ def shape_change(
     return Motion(age=(age_change @ to_grid)[:, :2], expression=expression_moves)
 
 
-def growth_field(engine: FittedEngine, face: EngineFace, source_age: float, target_age: float) -> np.ndarray | None:
+def growth_field(engine: EngineTables, face: EngineFace, source_age: float, target_age: float) -> np.ndarray | None:
     """(h, w, 2) the head's growth from `source_age` to `target_age` as a motion of the engine grid, with an old
     face's sagging (:func:`sag_field`); None when neither changes.
 

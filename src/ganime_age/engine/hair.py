@@ -24,16 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from ganime_age.engine.frames import add_scaled, overlap
+from ganime_age.engine.tables import EngineTables
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
-
-if TYPE_CHECKING:
-    from ganime_age.engine.model import FittedEngine
 
 Segmenter = Callable[[np.ndarray], np.ndarray]  # uint8 RGB (h, w, 3) -> the person's silhouette (h, w) in 0..1
 
@@ -396,7 +393,7 @@ def _grey_fields(grid: np.ndarray, share: np.ndarray, grey: np.ndarray, face_wid
     return np.concatenate([grey - local, brightness[..., None], gain[..., None]], axis=2).astype(np.float32)
 
 
-def hair_greying_share(engine: FittedEngine, source_age: float, target_age: float) -> float:
+def hair_greying_share(engine: EngineTables, source_age: float, target_age: float) -> float:
     """The share of the hair still pigmented at `source_age` that greys by `target_age` (0 when getting
     younger: grey hair's lost colour cannot be told from the photo)."""
     table = engine.tables["hair_greying"]

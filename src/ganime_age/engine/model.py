@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import cv2
@@ -22,51 +22,16 @@ from ganime_age.engine.appearance import (
     sex_thumbnail,
     template_width,
 )
-from ganime_age.engine.beard import Beard, find_beard
+from ganime_age.engine.beard import find_beard
 from ganime_age.engine.config import TINT_SCALE, FittedEngineConfig
+from ganime_age.engine.face import Change, EngineFace
 from ganime_age.engine.frames import GridFrame, Template, template_for, template_map
-from ganime_age.engine.hair import HairLayer, Segmenter, hair_greying_share, hair_layer
+from ganime_age.engine.hair import Segmenter, hair_greying_share, hair_layer
 from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.pixels import repaint, repaint_table, resample
 from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT, NUM_LANDMARKS, NUM_MESH_VERTICES
 from ganime_age.hub import HubModel
-from ganime_age.meshwarp import MeshRaster, rasterise
-
-
-# -- one face of one photo, ready for slider moves ---------------------------------------------------------
-@dataclass
-class EngineFace:
-    """What an edit of one face needs that does not depend on the sliders (computed once per photo)."""
-
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1 of the region an edit may touch (photo pixels)
-    scale: float  # engine grid pixels per photo pixel (<= 1)
-    grid_shape: tuple[int, int]  # engine grid (height, width)
-    raster: MeshRaster  # the face's own mesh on the engine grid (near surface, far side culled)
-    template_coords: np.ndarray  # (h, w, 2) template position of each engine pixel on the face
-    face_mask: np.ndarray  # (h, w) float32 soft mask of the face on the engine grid
-    log_grey_bands: list[np.ndarray]  # the face's own detail bands (engine grid, log luminance)
-    rotation: np.ndarray  # (3, 3) canonical frame -> photo frame
-    cm_to_grid: float  # engine pixels per canonical centimetre
-    female: float  # probability that the face is a woman's (blends the per-sex tables)
-    colourfulness: float  # 0 for a grey photo
-    landmarks: np.ndarray  # (478, 3) engine-grid positions
-    mouth_gap: float  # the lips' gap at their centre, canonical cm
-    skin: float  # skin brightness (0..255), the mouth interior's reference
-    smooth_rgb: np.ndarray  # (h, w, 3) float32 the face's colours on the engine grid, blurred: what a tint scales
-    layer: HairLayer  # the person an edit stays on, and the hair that greys (photo resolution; :mod:`.hair`)
-    hair: np.ndarray  # (h, w) float32 the hair share on the engine grid: the skin's changes stay off it
-    beard: Beard | None = None  # the facial hair an edit to a child lifts (:mod:`.beard`)
-    young_skin: np.ndarray | None = None  # (R, R, 3) a child's lower-face skin (:func:`appearance.young_skin`)
-    cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-photo fields slider moves scale
-
-    @property
-    def frame(self) -> GridFrame:
-        """This face's engine grid over its photo region."""
-        return GridFrame(self.box, self.grid_shape)
-
-
-Change = tuple[tuple[int, int, int, int], np.ndarray]  # an edit's photo box and its (h, w) change mask
-
+from ganime_age.meshwarp import rasterise
 
 MOVED_EDGE = 64  # person weight (of 255) from which a moved silhouette edge is wholly the edit's
 
@@ -411,14 +376,14 @@ class FittedEngine(HubModel):
         source_aus: list[np.ndarray],
         target_aus: list[np.ndarray],
         target_landmarks: list[np.ndarray | None] | None = None,
-    ) -> tuple[np.ndarray, list[tuple[tuple[int, int, int, int], np.ndarray] | None]]:
+    ) -> tuple[np.ndarray, list[Change | None]]:
         """The whole photo with every listed face edited, and per face the box and mask of what changed.
 
         Faces are prepared on the input photo; each is rendered from the photo as the previous faces left it.
         `target_landmarks` (per face, or None): given geometry, e.g. a driving face's (see :meth:`shape_change`).
         """
         out = rgb
-        changes: list[tuple[tuple[int, int, int, int], np.ndarray] | None] = []
+        changes: list[Change | None] = []
         given = target_landmarks if target_landmarks is not None else [None] * len(faces)
         for face, s_age, t_age, s_aus, t_aus, points in zip(
             faces, source_ages, target_ages, source_aus, target_aus, given, strict=True

@@ -3,19 +3,16 @@ painted into a gap an edit opens, brightness-matched to the face's skin."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import cv2
 import numpy as np
 
 from ganime_age.engine.config import COLOURFUL, MOUTH_EDGE_CHROMA, MOUTH_TINT_SIGMA
+from ganime_age.engine.face import EngineFace
 from ganime_age.engine.geometry import age_weights, blend
 from ganime_age.engine.pixels import soften_colour
+from ganime_age.engine.tables import EngineTables
 from ganime_age.faces.topology import CHEEK_POINTS, LOWER_INNER_LIP, UPPER_INNER_LIP
 from ganime_age.meshwarp import rasterise
-
-if TYPE_CHECKING:
-    from ganime_age.engine.model import EngineFace, FittedEngine
 
 
 def mouth_strip(points: np.ndarray, rows: int, cols: int, inset: float = 0.0) -> np.ndarray:
@@ -63,7 +60,7 @@ def strip_mesh(cols: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def paint_mouth(
-    engine: FittedEngine,
+    engine: EngineTables,
     edited: np.ndarray,
     face: EngineFace,
     moves: np.ndarray,
@@ -109,7 +106,7 @@ def paint_mouth(
     edited[lo[1] : hi[1], lo[0] : hi[0]] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
-def mouth_interior(engine: FittedEngine, gap: float, smile: float, face: EngineFace) -> np.ndarray:
+def mouth_interior(engine: EngineTables, gap: float, smile: float, face: EngineFace) -> np.ndarray:
     """(rows, cols, 3) float32 colours of an open mouth with this gap and smile, at this face's brightness."""
     bins = np.asarray(engine.config.mouth_gaps, np.float64)
     smiling = float(np.clip((smile - 1.0) / 2.0, 0.0, 1.0))

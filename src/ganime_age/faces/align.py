@@ -130,7 +130,7 @@ def align_face(rgb: np.ndarray, points5: np.ndarray, size: int = 128) -> Aligned
 # -- dlib's face chips (Cydral's age network reads them) ------------------------------------------------------
 # dlib's 5-point face chip (``get_face_chip_details(shape, size, padding)`` + ``extract_image_chip``), made here
 # from MediaPipe's landmarks so that no dlib is needed. Every number below was measured from dlib 20.0.1 (dlib-bin)
-# by ``python -m training.measure_dlib_chip template|pyramid|landmarks``:
+# by ``python -m training.tools.measure_dlib_chip template|pyramid|landmarks``:
 #
 # - The transform: dlib fits a least-squares similarity S (scale s, errors counted in the photo) from the template
 #   placed at ``(padding + m) / (1 + 2 padding) * size`` to the 5 points, and makes a chip rectangle centred on
@@ -166,7 +166,7 @@ DLIB_FACE_TEMPLATE.setflags(write=False)
 
 # dlib's 5 points from MediaPipe's: each a blend of two MediaPipe points, one weight for a point and its mirror
 # image, fitted by least squares on 393 UTKFace training-split faces and measured on 393 others (dlib's HOG
-# detector and 5-point predictor vs the package's YuNet + MediaPipe; ``python -m training.measure_dlib_chip
+# detector and 5-point predictor vs the package's YuNet + MediaPipe; ``python -m training.tools.measure_dlib_chip
 # landmarks``). Held-out mean distance to dlib's point, in eye distances (~75 px on UTKFace): outer corners
 # 0.028-0.029 (MediaPipe's corner alone, 33 / 263: 0.031-0.033), inner corners 0.023-0.025 (133 / 362 alone:
 # 0.032-0.034), nose base 0.030 (subnasale 2 alone: 0.045, it sits 0.035 eye distances above dlib's point);

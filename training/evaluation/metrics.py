@@ -144,12 +144,12 @@ def measure_aus(landmarker: Any, crops: np.ndarray) -> np.ndarray:
 
 
 def chroma_high_frequency(crops: np.ndarray, border: float = 0.15) -> np.ndarray:
-    """Per-crop energy (N,) of the fine colour detail (``training.losses.chroma_detail``) inside the face.
+    """Per-crop energy (N,) of the fine colour detail (``training.systems.losses.chroma_detail``) inside the face.
 
     uint8 crops (N, S, S, 3) on the 0..255 scale; the outer `border` share of the crop (hair, background)
     is left out. An edit's energy over its input's is the speckle/tint artefact score.
     """
-    from training.losses import chroma_detail
+    from training.systems.losses import chroma_detail
 
     images = torch.from_numpy(np.asarray(crops, np.float32)).permute(0, 3, 1, 2)
     size = images.shape[-1]

@@ -38,7 +38,8 @@ import numpy as np
 
 from ganime_age.conditions import AU_NAMES
 from ganime_age.errors import GanimeAgeError
-from training.eval_gates import (
+from training.evaluate import spread_indices
+from training.evaluation.gates import (
     EXPRESSIONS,
     Judge,
     Photo,
@@ -49,8 +50,7 @@ from training.eval_gates import (
     save_grid,
     test_photos,
 )
-from training.evaluate import spread_indices
-from training.metrics import finite_mean, markdown_table
+from training.evaluation.metrics import finite_mean, markdown_table
 
 SAME_PERSON = 0.6  # dlib's own descriptor distance for one person
 VERIFIED_SHARE = 0.95
@@ -64,7 +64,7 @@ VIDEO_SIZE = (640, 480)
 VIDEO_SECONDS, VIDEO_FPS = 3.0, 10.0
 TARGET_FPS = 10.0
 TILE = 320
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def outline_edges(rgb: np.ndarray, outline: np.ndarray, reach: float = 3.0) -> float:
@@ -122,7 +122,7 @@ class TurningEvaluation:
     @staticmethod
     def run(args: argparse.Namespace) -> dict[str, Any]:
         from ganime_age.editing import EditorConfig, FaceEditor
-        from training.judges import DlibIdentity
+        from training.evaluation.judges import DlibIdentity
 
         started = time.perf_counter()
         editor = FaceEditor.from_pretrained(config=EditorConfig(device="cpu"))

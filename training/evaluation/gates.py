@@ -43,7 +43,7 @@ import numpy as np
 from ganime_age.conditions import AU_NAMES
 from ganime_age.errors import GanimeAgeError
 from training.evaluate import spread_indices
-from training.metrics import (
+from training.evaluation.metrics import (
     SKIN_REGIONS,
     age_reading_curve,
     chroma_high_frequency,
@@ -94,9 +94,9 @@ class Photo:
 
 def test_photos(source: str, root: Path) -> list[Photo]:
     """The test split of a source, as prepare_data splits it (content hash; the person for CFEE)."""
-    from training.face_records import TEST_FRACTIONS
+    from training.data.face_records import TEST_FRACTIONS
+    from training.data.sources import parse_source
     from training.prepare_data import file_sha1, split_for, split_key_digest
-    from training.sources import parse_source
 
     photos = []
     for item in parse_source(source, root).items:
@@ -139,7 +139,7 @@ class Reading:
 class Judge:
     """Reads photos with a FaceEditor's own analysis, its two age networks (each raw, on its own view, each
     judged against its own reading of real faces) and dlib's descriptor. An editor without a second estimator
-    is read a second time by `other`, e.g. :class:`training.judges.DlibAge`."""
+    is read a second time by `other`, e.g. :class:`training.evaluation.judges.DlibAge`."""
 
     def __init__(self, editor: Any, identity: Any, other: Any = None) -> None:
         self.editor = editor
@@ -276,7 +276,7 @@ class GateEvaluation:
     def run(args: argparse.Namespace) -> dict[str, Any]:
         from ganime_age.editing import EditorConfig, FaceEditor
         from ganime_age.faces import load_image
-        from training.judges import DlibAge, DlibIdentity
+        from training.evaluation.judges import DlibAge, DlibIdentity
 
         started = time.perf_counter()
         editor = FaceEditor.from_pretrained(

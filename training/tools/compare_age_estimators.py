@@ -1,8 +1,8 @@
 """The package's two age estimators side by side on real UTKFace faces, and their reading curves.
 
-    python -m training.compare_age_estimators calibrate --utkface ../shared/datasets/utkface \\
+    python -m training.tools.compare_age_estimators calibrate --utkface ../shared/datasets/utkface \\
         --out runs/age_curves.json --write-estimator
-    python -m training.compare_age_estimators compare --utkface ../shared/datasets/utkface \\
+    python -m training.tools.compare_age_estimators compare --utkface ../shared/datasets/utkface \\
         --out runs/age_compare.json --markdown runs/age_compare.md
 
 The estimators: the package's own :class:`~ganime_age.models.age_estimator.AgeEstimator` (``--estimator``,
@@ -13,12 +13,12 @@ default ``weights/age-estimator-cydral``), read on dlib's 5-point chip made from
 
 - ``calibrate``: on the UTKFace *training* split (up to ``--per-age`` random photos of each year of age), each
   estimator's mean reading of real faces at the true ages 0, 5, ..., 90 (Gaussian-smoothed over true ages,
-  bandwidth 3 years, as ``training.metrics.age_reading_curve``), made strictly increasing so that it can be
+  bandwidth 3 years, as ``training.evaluation.metrics.age_reading_curve``), made strictly increasing so that it can be
   inverted (pooled where it dips, then at least 0.05 years a step). ``--write-estimator`` stores the
   AgeEstimator's curve in its folder's config.json (weights untouched, the settings checksum renewed, the card's
-  configuration updated); the Cydral folder takes its curve from ``training/convert_dlib_age.py --curves``.
+  configuration updated); the Cydral folder takes its curve from ``training/tools/convert_dlib_age.py --curves``.
 - ``compare``: on the UTKFace *test* split (up to ``--per-band`` random photos of each FFHQ-Aging band), MAE and
-  mean reading per band of both estimators and of ``training.judges.DlibAge`` (the same Cydral network in ONNX on
+  mean reading per band of both estimators and of ``training.evaluation.judges.DlibAge`` (the same Cydral network in ONNX on
   dlib's own chips: HOG detector and 5-point predictor); how far the port on the landmark chips is from DlibAge;
   and, where the folders hold reading curves, the MAE of the calibrated ages.
 """
@@ -48,9 +48,9 @@ MIN_CURVE_STEP = 0.05  # years between neighbouring points of a stored curve (it
 
 def utkface_split(root: Path, split: str) -> list[tuple[Path, float]]:
     """(photo, age) of UTKFace's `split` ("train" or "test") as prepare_data splits it (content hash), sorted."""
-    from training.face_records import TEST_FRACTIONS
+    from training.data.face_records import TEST_FRACTIONS
+    from training.data.sources import parse_source
     from training.prepare_data import file_sha1, split_for, split_key_digest
-    from training.sources import parse_source
 
     chosen = []
     for item in parse_source("utkface", Path(root)).items:
@@ -91,7 +91,7 @@ def read_photos(
     analyzer = FaceAnalyzer(size=128)
     judge = None
     if with_dlib:
-        from training.judges import DlibAge
+        from training.evaluation.judges import DlibAge
 
         judge = DlibAge()
     count = len(photos)
@@ -150,7 +150,7 @@ def increasing(values: np.ndarray, step: float = MIN_CURVE_STEP) -> np.ndarray:
 
 def reading_curve(readings: np.ndarray, ages: np.ndarray) -> dict[str, Any]:
     """Mean reading at CURVE_AGES (raw and as stored: strictly increasing, rounded to 0.01)."""
-    from training.metrics import age_reading_curve
+    from training.evaluation.metrics import age_reading_curve
 
     found = np.isfinite(readings)
     curve = age_reading_curve(readings[found], ages[found], bandwidth=CURVE_BANDWIDTH, max_age=CURVE_AGES[-1])
@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ganime_age.editing.manifest import DEFAULT_ESTIMATOR_DIR, WEIGHTS_DIR
 
     parser = argparse.ArgumentParser(
-        prog="python -m training.compare_age_estimators",
+        prog="python -m training.tools.compare_age_estimators",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     sampling = f"--per-age {args.per_age}" if calibrating else f"--per-band {args.per_band}"
     sampling += " --write-estimator" if calibrating and args.write_estimator else ""
     command = (
-        f"python -m training.compare_age_estimators {args.command} --utkface ../shared/datasets/utkface {sampling}"
+        f"python -m training.tools.compare_age_estimators {args.command} --utkface ../shared/datasets/utkface {sampling}"
         + (f" --seed {args.seed}" if args.seed else "")
     )
 
@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         return 0
 
-    return exit_status(run, prog="python -m training.compare_age_estimators", debug=args.debug)
+    return exit_status(run, prog="python -m training.tools.compare_age_estimators", debug=args.debug)
 
 
 if __name__ == "__main__":

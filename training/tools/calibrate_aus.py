@@ -1,6 +1,6 @@
 """Calibrate the blendshape -> AU read-out of ``ganime_age.faces.aus`` against CFEE's FACS codes.
 
-    python training/calibrate_aus.py --data data/cfee128 [--neutral-data data/utkface128] [--write [PATH]]
+    python training/tools/calibrate_aus.py --data data/cfee128 [--neutral-data data/utkface128] [--write [PATH]]
 
 For each of the 17 AUs the read-out is clip((raw - rest) * gain, 0, 5), raw being the AU's blendshape
 activation (``blendshape_activations``). This fits (rest, gain) per AU on the CFEE training people by least
@@ -274,7 +274,7 @@ def calibration_document(
         "format": 1,
         "readout": "clip((raw - rest) * gain, 0, 5), raw = ganime_age.faces.aus.blendshape_activations",
         "provenance": {
-            "script": "training/calibrate_aus.py",
+            "script": "training/tools/calibrate_aus.py",
             "date": datetime.date.today().isoformat(),
             "data": str(args.data),
             "fit_split": "train (CFEE people of the training split)",
@@ -349,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {args.write}")
         return 0
 
-    return exit_status(run, prog="calibrate_aus.py")
+    return exit_status(run, prog="training/tools/calibrate_aus.py")
 
 
 if __name__ == "__main__":

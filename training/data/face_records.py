@@ -25,8 +25,8 @@ import numpy as np
 from ganime_age.conditions import NUM_AUS
 from ganime_age.faces.aus import NUM_BLENDSHAPES, blendshape_vector
 from ganime_age.faces.topology import NUM_LANDMARKS
+from training.data.sources import UTKFACE_NAME, SourceItem, parse_source
 from training.prepare_data import file_sha1, pick_face, split_for, split_key_digest
-from training.sources import UTKFACE_NAME, SourceItem, parse_source
 
 log = logging.getLogger(__name__)
 

@@ -20,16 +20,16 @@ augmented (``--split``, prepare_data's split), so held-out test faces never beco
 
 Usage (rerun the same command to resume; ``accelerate launch`` splits the sources between processes)::
 
-    python training/augment_multipose.py --source utkface --input ../shared/datasets/utkface \
+    python training/multipose/augment.py --source utkface --input ../shared/datasets/utkface \
         --output data/utkface-mesh-multipose --max-sources 3000 --image-format jpg
-    python training/augment_multipose.py --backend controlnet --input data/utkface-128 \
+    python training/multipose/augment.py --backend controlnet --input data/utkface-128 \
         --output data/utkface-multipose --batch-size 8
-    accelerate launch training/augment_multipose.py --backend controlnet --input data/ffhq-aging-256 \
+    accelerate launch training/multipose/augment.py --backend controlnet --input data/ffhq-aging-256 \
         --output out/ffhq-mp --mode img2img --strength 0.75 --poses=-30:0,-15:0,15:0,30:0,0:-15,0:15 \
         --push-to-hub me/ffhq-aging-mp
 
 The output folder is documented in :mod:`training.multipose.output`; ``summary.json`` counts what was
-generated, kept and rejected (by reason). ``python training/augment_multipose.py --help`` lists all options.
+generated, kept and rejected (by reason). ``python training/multipose/augment.py --help`` lists all options.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from training.multipose.config import (
     pose_tag,
 )
 
-log = logging.getLogger("augment_multipose")
+log = logging.getLogger("training.multipose.augment")
 
 # Settings that change what an output looks like: a resumed run with different values mixes two datasets.
 _OUTPUT_SETTINGS = ("backend", "base_model", "controlnet", "condition", "mode", "strength", "resolution", "steps",
@@ -306,8 +306,8 @@ def _poses(text: str) -> tuple[tuple[float, float], ...]:
 def build_parser() -> argparse.ArgumentParser:
     """CLI flags mirror AugmentConfig fields; unset flags keep the --config file's value or the default."""
     parser = argparse.ArgumentParser(
-        prog="augment_multipose", description=__doc__.split("\n\n")[0], argument_default=argparse.SUPPRESS,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="training/multipose/augment.py", description=__doc__.split("\n\n")[0],
+        argument_default=argparse.SUPPRESS, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     defaults = AugmentConfig()
     add = parser.add_argument

@@ -1,8 +1,8 @@
 """Measure dlib's face-chip alignment, so that ``ganime_age.faces.align`` can reproduce it without dlib.
 
-    python -m training.measure_dlib_chip template
-    python -m training.measure_dlib_chip pyramid
-    python -m training.measure_dlib_chip landmarks --utkface ../shared/datasets/utkface --photos 600
+    python -m training.tools.measure_dlib_chip template
+    python -m training.tools.measure_dlib_chip pyramid
+    python -m training.tools.measure_dlib_chip landmarks --utkface ../shared/datasets/utkface --photos 600
 
 Why: Cydral's age network (:class:`ganime_age.models.cydral_age.CydralAgeEstimator`) reads 64x64 chips cut by
 ``dlib.get_face_chip_details(shape, 64, 0.2)`` around dlib's 5 points. The package has MediaPipe's 478
@@ -20,7 +20,7 @@ MediaPipe points. Each command measures one of them from dlib itself and prints 
   in each chip pixel, where it sampled; and ``dlib.pyramid_down(2)`` on a single bright pixel shows its filter
   and where its output pixels sit.
 - ``landmarks``: dlib's 5 points (HOG detector + ``shape_predictor_5_face_landmarks``, as
-  ``training.judges.DlibAge`` finds them) and MediaPipe's 478 landmarks of the same UTKFace training-split
+  ``training.evaluation.judges.DlibAge`` finds them) and MediaPipe's 478 landmarks of the same UTKFace training-split
   photos; each dlib point is written as a blend of two MediaPipe points (:data:`MIRRORED_PAIRS`), the blend
   fitted by least squares on half the faces and measured on the other half, in eye distances.
 """
@@ -183,8 +183,8 @@ def collect_points(utkface: Path, photos: int, seed: int = 0) -> tuple[np.ndarra
     """dlib's 5 points and MediaPipe's landmarks of `photos` random UTKFace training-split photos (both found)."""
     from ganime_age.errors import NoFaceError
     from ganime_age.faces import FaceAnalyzer, load_image
-    from training.compare_age_estimators import utkface_split
-    from training.judges import DlibAge
+    from training.evaluation.judges import DlibAge
+    from training.tools.compare_age_estimators import utkface_split
 
     judge = DlibAge()
     analyzer = FaceAnalyzer()
@@ -213,7 +213,7 @@ def collect_points(utkface: Path, photos: int, seed: int = 0) -> tuple[np.ndarra
 # -- command line ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.measure_dlib_chip",
+        prog="python -m training.tools.measure_dlib_chip",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
         return 0
 
-    return exit_status(run, prog="python -m training.measure_dlib_chip", debug=args.debug)
+    return exit_status(run, prog="python -m training.tools.measure_dlib_chip", debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ an untrained decoder (an ablation, not a result).
 The self-reenactment rows measure the landmark renderers (``Reenactment.pose``: the 2-D warp, or a trained
 Reenactor) that a learned reenactor is compared with; the default reenactment (the engine's expression, then
 the head turned in 3-D) is what the cross-identity rows run, and ``evaluate.py turning``
-(:mod:`training.eval_turning`) measures it against issue 31's gates.
+(:mod:`training.evaluation.turning`) measures it against issue 31's gates.
 """
 
 from __future__ import annotations
@@ -36,7 +36,14 @@ import torch
 
 from ganime_age.conditions import NUM_AUS
 from ganime_age.errors import GanimeAgeError, NoFaceError
-from training.metrics import accept_rate, embed_faces, finite_mean, markdown_table, matched_cosines, threshold_at_far
+from training.evaluation.metrics import (
+    accept_rate,
+    embed_faces,
+    finite_mean,
+    markdown_table,
+    matched_cosines,
+    threshold_at_far,
+)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 

@@ -26,7 +26,7 @@ AU labels estimated from blendshapes are recomputed from the stored raw scores w
 read-out (``ganime_age.faces.aus``), so a recalibration reaches training without re-preparing photos.
 Datasets prepared before those columns existed read as age_known 1, au_coded 0 with their stored AUs.
 
-The refiner's own format (``training/refiner_data.py``: the fitted engine's edits beside the real photos they
+The refiner's own format (``training/data/refiner.py``: the fitted engine's edits beside the real photos they
 came from and should match, in ``.npz`` shards) is read by :class:`RefinerPairs` at the end of this module.
 """
 
@@ -97,7 +97,7 @@ def item_key(key: int | tuple, length: int, hflip: bool, what: str) -> tuple[int
 
 def same_person_rows(identity_hints: list[str]) -> list[np.ndarray]:
     """For each row, the other rows showing the same person (empty where the source names no person)."""
-    from training.sources import cfee_person
+    from training.data.sources import cfee_person
 
     rows: dict[str, list[int]] = {}
     persons = [cfee_person(hint) for hint in identity_hints]
@@ -271,7 +271,7 @@ class MixedFaces(Dataset):
         return self.parts[part][(local, *key[1:]) if isinstance(key, tuple) else local]
 
 
-# -- the refiner's pairs (training/refiner_data.py) -----------------------------------------------------------
+# -- the refiner's pairs (training/data/refiner.py) -----------------------------------------------------------
 
 REFINER_FORMAT_VERSION = 1
 REFINER_SHARDS = "shards"  # <folder>/shards/{cfee,utkface}-NNNNN.npz
@@ -283,7 +283,7 @@ def refiner_shard_paths(data_dir: str | Path) -> list[Path]:
     folder = Path(data_dir)
     if not folder.is_dir():
         raise DatasetError(
-            f"refiner dataset not found: {folder} (make one with `python training/refiner_data.py --output {folder}`)"
+            f"refiner dataset not found: {folder} (make one with `python training/data/refiner.py --output {folder}`)"
         )
     paths = sorted((folder / REFINER_SHARDS).glob("*.npz"))
     if not paths:

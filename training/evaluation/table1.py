@@ -12,12 +12,12 @@ AgeTransGAN's protocol (the seed's Table I) on this project's data and editor:
   resolution (UTKFace's 200 px chips) to the centre age of every other FFHQ-Aging group (0-2 ... 70+). The engine
   edits each input once per group; each refiner is then applied to that very edit (``FaceEditor.refine_photo``, what
   the editor does after its engine), so every system is judged on the same engine edits.
-- **Verif.%**: dlib's ResNet face descriptor (:class:`training.judges.DlibIdentity`, in no loss and no fit here)
+- **Verif.%**: dlib's ResNet face descriptor (:class:`training.evaluation.judges.DlibIdentity`, in no loss and no fit here)
   accepts the edit as its input's person at a distance threshold letting 1% of different-person pairs through; the
   pairs are the real test faces read below (each photo its own person: UTKFace has no identity labels). An edit in
   which no face is found counts as not verified.
 - **EAM**: the estimated age mean of the edits by the shipped estimator (Cydral's network on its chip, the editor's
-  first age reading, raw), by dlib's age network (:class:`training.judges.DlibAge`: the same network on dlib's own
+  first age reading, raw), by dlib's age network (:class:`training.evaluation.judges.DlibAge`: the same network on dlib's own
   alignment) and by the editor's compact CNN (its second estimator, a network of its own), each beside its own mean
   reading of real test faces of that group (``--max-real`` a group): an estimator regresses to the mean, so real
   faces' reading, not the nominal age, is what an edit should read.
@@ -40,8 +40,8 @@ import numpy as np
 from ganime_age.conditions import AGE_GROUP_LABELS, NUM_AGE_GROUPS, age_to_group, group_center, group_from_label
 from ganime_age.errors import GanimeAgeError
 from training.evaluate import spread_indices
-from training.judges import IDENTITY_THRESHOLD_FAR_1
-from training.metrics import finite_mean, markdown_table
+from training.evaluation.judges import IDENTITY_THRESHOLD_FAR_1
+from training.evaluation.metrics import finite_mean, markdown_table
 
 INPUT_GROUP = group_from_label("20-29")
 TARGET_GROUPS: tuple[int, ...] = tuple(g for g in range(NUM_AGE_GROUPS) if g != INPUT_GROUP)
@@ -56,7 +56,7 @@ SEED_TABLE = (
 def default_utkface() -> str | None:
     shared = os.environ.get("GANIME_AGE_SHARED")
     candidates = [Path(shared) / "datasets" / "utkface"] if shared else []
-    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "datasets" / "utkface")
+    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "datasets" / "utkface")
     return next((str(p) for p in candidates if p.is_dir()), None)
 
 
@@ -110,8 +110,8 @@ class Worker:
 
     def __init__(self, engine: str | None, refiners: list[tuple[str, str]]) -> None:
         from ganime_age.editing import EditorConfig, FaceEditor
-        from training.eval_gates import Judge
-        from training.judges import DlibAge, DlibIdentity
+        from training.evaluation.gates import Judge
+        from training.evaluation.judges import DlibAge, DlibIdentity
 
         self.engine = FaceEditor.from_pretrained(engine=engine, refiner="engine", config=EditorConfig(device="cpu"))
         self.systems = [(ENGINE_LABEL, self.engine)] + [(label, self.engine.with_refiner(w)) for label, w in refiners]
@@ -279,7 +279,7 @@ class Table1Evaluation:
     def run(args: argparse.Namespace) -> dict[str, Any]:
         from ganime_age.editing import resolve_refiner
         from ganime_age.hub import model_class_of
-        from training.eval_gates import test_photos
+        from training.evaluation.gates import test_photos
 
         started = time.perf_counter()
         if not args.utkface or not Path(args.utkface).is_dir():
@@ -410,7 +410,7 @@ def _load(path: Path) -> np.ndarray:
 
 
 def _tile(rgb: np.ndarray, reading: Any) -> np.ndarray:
-    from training.eval_gates import face_tile
+    from training.evaluation.gates import face_tile
 
     return face_tile(rgb, reading)
 
@@ -418,7 +418,7 @@ def _tile(rgb: np.ndarray, reading: Any) -> np.ndarray:
 def identity_threshold(descriptors: np.ndarray, far: float, max_pairs: int = 200_000) -> tuple[float, int]:
     """dlib distance below which `far` of the pairs of different photos fall: every pair, or `max_pairs` drawn
     without repeats where there are more (each photo its own person: UTKFace has no identity labels)."""
-    from training.metrics import threshold_at_far
+    from training.evaluation.metrics import threshold_at_far
 
     first, second = np.triu_indices(len(descriptors), k=1)
     if first.size > max_pairs:
@@ -452,7 +452,7 @@ def compare(values: dict[str, dict[str, np.ndarray]], first: str, second: str, d
 
 def write_grids(folder: Path, tiles: dict[str, dict[str, list[np.ndarray]]]) -> list[str]:
     """One grid per system: rows the input and the groups, columns the shown inputs (256 px tiles)."""
-    from training.eval_gates import labelled_grid, save_grid
+    from training.evaluation.gates import labelled_grid, save_grid
 
     names = []
     for label, rows in tiles.items():

