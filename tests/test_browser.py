@@ -196,7 +196,10 @@ def test_the_first_screen_is_one_line_of_header_an_empty_age_neutral_sliders_and
         }""",
     )
     assert lines[0] == 1 and lines[1] < 1.5, f"the header is {lines[1]:.1f} lines in {lines[0]} blocks"
-    story = page.get_by_text("A fitted edit engine, with no trained network.")
+    from ganime_age.editing.manifest import WEIGHTS_DIR
+
+    opening = (WEIGHTS_DIR / "DEFAULT_MODEL.md").read_text(encoding="utf-8").split("**")[1]  # its bold first line
+    story = page.get_by_text(opening)
     assert not story.is_visible()  # behind the closed expander (gradio renders it when opened)
     about = page.locator("#about")
     assert "non-commercial research only" in about.inner_text()  # the licence names itself on the expander

@@ -30,6 +30,7 @@ def test_the_embedded_default_is_an_editor_folder(editor: FaceEditor) -> None:
     manifest = find_manifest(DEFAULT_EDITOR_DIR)
     assert manifest is not None and manifest.parts() == {
         "engine": "ganime-age-engine",
+        "exemplars": "age-exemplars",
         "age_estimator": "age-estimator-cydral",
         "second_age_estimator": "age-estimator",
         "sex_classifier": "sex-classifier-cydral",
@@ -37,7 +38,8 @@ def test_the_embedded_default_is_an_editor_folder(editor: FaceEditor) -> None:
     assert editor.engine.role == "engine" and editor.age_estimator.role == "age_estimator" and editor.refiner is None
     assert editor.second_age_estimator.role == "age_estimator"
     assert [type(e).__name__ for e in editor.age_estimators] == ["CydralAgeEstimator", "AgeEstimator"]
-    assert set(editor.parts()) == {"engine", "age_estimator", "second_age_estimator", "sex_classifier"}
+    assert editor.exemplars.role == "exemplars"
+    assert set(editor.parts()) == {"engine", "exemplars", "age_estimator", "second_age_estimator", "sex_classifier"}
 
 
 def test_the_per_sex_tables_are_weighed_softly(editor: FaceEditor, shared_dir: Path) -> None:

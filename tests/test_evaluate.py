@@ -265,3 +265,43 @@ def test_chroma_artefact_score_sees_speckles_not_faces(prepared_utk64: Path) -> 
     ages = np.arange(0, 90, 0.5)
     curve = age_reading_curve(0.5 * ages + 20, ages)  # an estimator that regresses to the mean
     assert curve[40] == pytest.approx(40.0, abs=0.1) and curve[10] == pytest.approx(25.0, abs=0.1)
+
+
+def test_ages_in_every_direction_on_real_held_out_faces(tmp_path: Path, shared_dir: Path) -> None:
+    """Issue 39's evaluation on tiny numbers: every direction read by both age networks against real faces of the
+    target age, FG-NET identity floors of real photos, and ground truth on held-out FG-NET people."""
+    from training.data.fgnet import fgnet_split, parse_fgnet
+    from training.evaluation.ages import DIRECTIONS, FLOOR_SPANS, REAL_WINDOWS, span_label
+
+    datasets = shared_dir / "datasets"
+    listing = parse_fgnet(datasets / "fgnet")
+    held = [p for p in listing.people if fgnet_split(p) == "test"]
+    assert len(listing.photos) == 613 and not listing.skipped and listing.photos[0].points().shape == (68, 2)
+    assert 0.15 < len(held) / len(listing.people) < 0.45 and held == [p for p in listing.people if p in held]
+    out_json, samples = tmp_path / "ages.json", tmp_path / "grids"
+    args = ["ages", "--utkface", str(datasets / "utkface"), "--fgnet", str(datasets / "fgnet")]
+    args += ["--max-adults", "1", "--max-children", "1", "--max-old", "1", "--max-real", "2"]
+    args += ["--max-fgnet-people", "3", "--max-fgnet-pairs", "1", "--samples", str(samples), "--json", str(out_json)]
+    assert main(args) == 0
+    result = json.loads(out_json.read_text())
+    rows = result["directions"]
+    assert [(r["group"], r["target"]) for r in rows] == [(g, t) for g, (_, ts) in DIRECTIONS.items() for t in ts]
+    assert result["age_networks"] == {"shipped": "CydralAgeEstimator", "second": "AgeEstimator"}
+    for row in rows:
+        assert row["inputs"] >= 1 and 0 <= row["edits_read"] <= row["inputs"] and 0.0 <= row["verified"] <= 1.0, row
+        assert row["real"]["window"] == list(REAL_WINDOWS[row["target"]]) and row["real"]["faces"] >= 1
+        assert set(row["networks"]) == {"shipped", "second"}
+        for reading in row["networks"].values():
+            assert all(0.0 <= reading[k] <= 100.0 for k in ("input", "edits", "real")), row
+            assert reading["gap"] == pytest.approx(reading["edits"] - reading["real"])
+            assert reading["passes"] == (abs(reading["gap"]) <= result["age_tolerance"])
+        assert row["passes"] == all(n["passes"] for n in row["networks"].values())
+    fgnet = result["fgnet"]
+    assert [f["span"] for f in fgnet["floors"]] == [span_label(s) for s in FLOOR_SPANS]
+    assert all(0.0 <= f["verified"] <= 1.0 for f in fgnet["floors"] if f["pairs"]), fgnet["floors"]
+    assert 0.3 < result["identity_threshold"]["distance"] < 0.8 and fgnet["held_out_people"]
+    assert set(fgnet["held_out_people"]) <= set(held)
+    child = fgnet["ground_truth"]["child"]
+    assert child["people"] >= 1 and 0.0 <= child["closer_share"] <= 1.0
+    assert child["mean_gain"] == pytest.approx(np.mean([p["gain"] for p in child["per_person"]]))
+    assert {"ages_adults.jpg", "ages_old.jpg", "ages_fgnet_child.jpg"} <= {p.name for p in samples.iterdir()}

@@ -260,7 +260,11 @@ def test_the_user_can_correct_the_estimated_age(editor: FaceEditor) -> None:
     corrected = np.asarray(editor.edit(photo, age=70, source_age=20))
     assert abs(estimated - 20) > 5 and np.abs(corrected.astype(int) - np.asarray(editor.edit(photo, age=70))).max() > 8
     bare = FaceEditor(  # no estimator
-        editor.model, sex_classifier=editor.sex_classifier, analyzer=editor.analyzer, config=EditorConfig(device="cpu")
+        editor.model,
+        exemplars=editor.exemplars,
+        sex_classifier=editor.sex_classifier,
+        analyzer=editor.analyzer,
+        config=EditorConfig(device="cpu"),
     )
     np.testing.assert_array_equal(np.asarray(bare.edit(photo, age=70, source_age=20)), corrected)
     np.testing.assert_array_equal(np.asarray(editor.edit(photo, age=20, source_age=20)), original)
@@ -292,3 +296,26 @@ def test_the_editor_reads_ages_with_either_shipped_estimator(editor: FaceEditor)
         assert age == pytest.approx(float(estimator.calibrated_age(estimator.read_face(rgb, face))))
         ages.append(age)
     assert all(25 < a < 65 for a in ages) and abs(ages[0] - ages[1]) > 1e-3, ages  # two networks, not one twice
+
+
+def test_a_face_without_landmarks_is_refused_in_words_a_user_can_act_on(editor: FaceEditor) -> None:
+    """A face the detector found but MediaPipe could not measure (mostly one turned past three-quarter view) is
+    refused by the age networks and by the engine with the cause and the remedy, not with which network's chip
+    MediaPipe's points align."""
+    import dataclasses
+
+    from ganime_age.errors import NoFaceError
+    from ganime_age.faces import load_image
+
+    photo = load_image(REPO / "space" / "examples" / "astronaut.jpg")
+    session = editor.session(photo)
+    unmeasured = dataclasses.replace(session.faces[0], landmarks=None)
+    for refuse in (
+        lambda: editor.age_estimator.face_batch(photo, unmeasured),
+        lambda: session.engine_face(dataclasses.replace(unmeasured, index=7)),
+    ):
+        with pytest.raises(NoFaceError) as raised:
+            refuse()
+        message = str(raised.value)
+        assert "turned too far to the side" in message and "a more frontal photo" in message
+        assert "MediaPipe" not in message and "chip" not in message

@@ -48,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "turning": "training.evaluation.turning:TurningEvaluation",
     "gates": "training.evaluation.gates:GateEvaluation",
     "yaw-bands": "training.evaluation.yaw_bands:YawBandEvaluation",
+    "ages": "training.evaluation.ages:AgesEvaluation",
 }
 
 DEFAULT_AGES = "10,20,30,40,50,60,70,80"

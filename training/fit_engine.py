@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -701,12 +702,71 @@ def hair_main(argv: list[str]) -> int:
     return 0
 
 
+def exemplars_main(argv: list[str]) -> int:
+    """``fit_engine.py exemplars --utkface DIR --output DIR [--engine DIR] [--per-race N]``: the engine's bank of
+    real faces of every age (:mod:`training.data.exemplars`), from UTKFace's training split, drawn in the engine's
+    template; an editor names it as its ``exemplars`` part."""
+    import json
+
+    from ganime_age.editing.manifest import DEFAULT_ENGINE_DIR
+    from ganime_age.faces import FaceAnalyzer
+    from ganime_age.hub import load_pretrained
+    from training.data.exemplars import build_bank
+    from training.tools.compare_age_estimators import utkface_split
+
+    parser = argparse.ArgumentParser(prog="fit_engine.py exemplars", description=exemplars_main.__doc__)
+    parser.add_argument("--utkface", required=True, help="UTKFace folder (ages, sexes, races)")
+    parser.add_argument("--output", required=True, help="folder to write the bank to (Hub layout)")
+    parser.add_argument("--engine", default=str(DEFAULT_ENGINE_DIR), help="the engine whose template the bank uses")
+    parser.add_argument("--per-race", type=int, default=4, help="faces per age cell, sex and race label")
+    parser.add_argument("--max-photos", type=int, default=None, help="consider at most this many training photos")
+    parser.add_argument("--evaluation", default=None, help="a Markdown file for the card's Evaluation section")
+    parser.add_argument("--samples", default=None, help="a folder of grids (*.jpg) to copy in and show in the card")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    grids = sorted(Path(args.samples).glob("*.jpg")) if args.samples else []
+    started = time.perf_counter()
+    photos = utkface_split(Path(args.utkface), "train")[: args.max_photos]
+    engine = load_pretrained(args.engine)
+    bank, report = build_bank(photos, engine, FaceAnalyzer(), per_race=args.per_race, progress=not args.quiet)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    ages = bank.ages.numpy()
+    card = {
+        "model_name": "ganime-age age exemplars",
+        "license": "other",
+        "license_name": "non-commercial-research",
+        "datasets": ["UTKFace"],
+        "trained_on": (
+            f"{len(ages)} real faces of UTKFace's training split, aged {ages.min():.0f} to {ages.max():.0f} "
+            f"(up to {args.per_race} per year of childhood or five years of grown age, sex and race label; "
+            f"near-frontal), drawn in the engine's template"
+        ),
+        "training": f"`python training/fit_engine.py exemplars` ({report})",
+        "license_note": (
+            "The bank holds real faces of UTKFace's training split (128 px views of the face in the engine's "
+            "template), and UTKFace is for non-commercial research only: so is this bank, and so are the edits "
+            "made with it."
+        ),
+        "evaluation": Path(args.evaluation).read_text(encoding="utf-8").strip() if args.evaluation else None,
+        "samples": "\n\n".join(f"![{g.name}]({g.name})" for g in grids) or None,
+    }
+    bank.save_pretrained(args.output, model_card_kwargs=card)
+    for grid in grids:
+        shutil.copyfile(grid, Path(args.output) / grid.name)
+    (Path(args.output) / "fit_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    log.info("%d exemplars in %.0f s; wrote %s", len(ages), report["seconds"], args.output)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["card"]:
         return card_main(argv[1:])
     if argv[:1] == ["hair"]:
         return hair_main(argv[1:])
+    if argv[:1] == ["exemplars"]:
+        return exemplars_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cache = Path(args.cache)

@@ -81,12 +81,13 @@ MODEL_REGISTRY: dict[str, str] = {
     "reenactor": "ganime_age.models.reenact:Reenactor",
     "reenact_discriminator": "ganime_age.models.reenact:ReenactDiscriminator",
     "mobilefacenet": "ganime_age.models.mobilefacenet:MobileFaceNet",
+    "age_exemplars": "ganime_age.engine.exemplars:AgeExemplars",
 }
 
 # What a model is for in an editor: the parts an editor manifest (editor.json) names, and the networks that only
 # train or judge the others or that a part reads faces with (the sex classifier). Each HubModel class declares
 # its own (``role``), so no list of model types is kept.
-EDITOR_ROLES = ("engine", "refiner", "age_estimator", "sex_classifier", "reenactor")
+EDITOR_ROLES = ("engine", "exemplars", "refiner", "age_estimator", "sex_classifier", "reenactor")
 OTHER_ROLES = ("critic", "encoder", "recogniser")
 
 M = TypeVar("M", bound="HubModel")

@@ -187,6 +187,23 @@ class Judge:
         return type(self.first).__name__, second
 
 
+def judged_editor(args: argparse.Namespace) -> tuple[Any, Judge]:
+    """The editor an evaluation's arguments name (``--model``, ``--engine``, ``--exemplars`` and, where the
+    evaluation has it, ``--estimator``) on the CPU, and its judge (dlib's descriptor; dlib's age network as the
+    second reading where the editor has no second estimator)."""
+    from ganime_age.editing import EditorConfig, FaceEditor
+    from training.evaluation.judges import DlibAge, DlibIdentity
+
+    editor = FaceEditor.from_pretrained(
+        args.model,
+        engine=args.engine,
+        exemplars=args.exemplars,
+        age_estimator=getattr(args, "estimator", None),
+        config=EditorConfig(device="cpu"),
+    )
+    return editor, Judge(editor, DlibIdentity(), None if editor.second_age_estimator is not None else DlibAge())
+
+
 def face_region(rgb_shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
     """(H, W) bool: inside the face oval."""
     from ganime_age.faces import mesh
@@ -261,6 +278,9 @@ class GateEvaluation:
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_held_out_arguments(parser)
         parser.add_argument("--engine", default=None, help="fitted engine folder or Hub id (default: the embedded)")
+        parser.add_argument(
+            "--exemplars", default=None, help="the engine's bank of age exemplars (default: the embedded)"
+        )
         parser.add_argument("--model", default=None, help="a refiner to run on top of the engine")
         parser.add_argument("--estimator", default=None, help="AgeEstimator folder (default: the embedded)")
         parser.add_argument("--max-faces", type=int, default=120, help="UTKFace inputs aged 20-60")
@@ -274,15 +294,10 @@ class GateEvaluation:
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict[str, Any]:
-        from ganime_age.editing import EditorConfig, FaceEditor
         from ganime_age.faces import load_image
-        from training.evaluation.judges import DlibAge, DlibIdentity
 
         started = time.perf_counter()
-        editor = FaceEditor.from_pretrained(
-            args.model, engine=args.engine, age_estimator=args.estimator, config=EditorConfig(device="cpu")
-        )
-        judge = Judge(editor, DlibIdentity(), None if editor.second_age_estimator is not None else DlibAge())
+        editor, judge = judged_editor(args)
         samples = Path(args.samples) if args.samples else None
 
         # identity threshold: pairs of different CFEE test people
@@ -354,6 +369,7 @@ class GateEvaluation:
         result = {
             "evaluation": "gates",
             "engine": str(args.engine or "embedded"),
+            "exemplars": str(args.exemplars or "embedded"),
             "refiner": str(args.model) if args.model else None,
             "identity_threshold": {"far": args.far, "distance": threshold, "impostor_pairs": impostors},
             "real_reading_curve": [float(v) for v in curve],

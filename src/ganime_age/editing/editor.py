@@ -69,6 +69,7 @@ class FaceEditor:
         model: HubModel,
         *,
         engine: HubModel | None = None,
+        exemplars: HubModel | None = None,
         age_estimator: HubModel | None = None,
         second_age_estimator: HubModel | None = None,
         sex_classifier: HubModel | None = None,
@@ -79,7 +80,8 @@ class FaceEditor:
         """`model`: a fitted engine, or a refiner that runs on top of `engine` (default: the embedded engine);
         which it is, its class's declared role says. With a `second_age_estimator`, a face's age is reconciled
         from both readings (:mod:`.ages`); with a `sex_classifier`, the engine's per-sex tables are weighed by
-        its reading and the engine's own, averaged (:meth:`female_probability`)."""
+        its reading and the engine's own, averaged (:meth:`female_probability`); with `exemplars` (a bank of real
+        faces of every age), an edit across the young years takes the features of the faces matched to the person."""
         self.config = config or EditorConfig()
         role = getattr(model, "role", "")
         if role not in ("engine", "refiner"):
@@ -92,12 +94,15 @@ class FaceEditor:
                 raise WeightsError(f"{type(estimator).__name__} is not an age estimator")
         if second_age_estimator is not None and age_estimator is None:
             raise WeightsError("a second age estimator needs a first one (age_estimator=...)")
+        if exemplars is not None and getattr(exemplars, "role", "") != "exemplars":
+            raise WeightsError(f"{type(exemplars).__name__} is not a bank of age exemplars")
         if sex_classifier is not None and getattr(sex_classifier, "role", "") != "sex_classifier":
             raise WeightsError(f"{type(sex_classifier).__name__} is not a sex classifier")
         self.device = pick_device(self.config.device)
         autocast_dtype(self.config.precision, self.device)  # refused here, refiner or not: a setting that cannot run
         self.model = model
         self.engine = engine.eval()
+        self.exemplars = exemplars.eval() if exemplars is not None else None
         self.refiner = refiner
         self.refining = (
             Refining(refiner, self.device, self.config.precision, self.config.batch_size) if refiner else None
@@ -126,6 +131,7 @@ class FaceEditor:
         source: str | os.PathLike[str] | None = None,
         *,
         engine: str | os.PathLike[str] | None = None,
+        exemplars: str | os.PathLike[str] | None = None,
         refiner: str | os.PathLike[str] | None = None,
         age_estimator: str | os.PathLike[str] | None = None,
         second_age_estimator: str | os.PathLike[str] | None = None,
@@ -154,6 +160,7 @@ class FaceEditor:
             refiner = resolve_refiner(refiner)
         given_parts = {
             "engine": engine,
+            "exemplars": exemplars,
             "refiner": refiner,
             "age_estimator": age_estimator,
             "second_age_estimator": second_age_estimator,
@@ -167,6 +174,7 @@ class FaceEditor:
         return cls(
             model,
             engine=fitted,
+            exemplars=loaded.get("exemplars"),
             age_estimator=loaded.get("age_estimator"),
             second_age_estimator=loaded.get("second_age_estimator"),
             sex_classifier=loaded.get("sex_classifier"),
@@ -201,6 +209,7 @@ class FaceEditor:
         """The models this editor is made of, by role."""
         found = {
             "engine": self.engine,
+            "exemplars": self.exemplars,
             "refiner": self.refiner,
             "age_estimator": self.age_estimator,
             "second_age_estimator": self.second_age_estimator,
@@ -269,6 +278,7 @@ class FaceEditor:
             face.landmarks.landmarks,
             segment=self.analyzer.segmenter,
             others=others,
+            exemplars=self.exemplars,
             female=self.female_probability(rgb, face),
         )
 

@@ -3,14 +3,15 @@ pipeline.
 
 An editor folder (or Hub repository) holds ``editor.json``::
 
-    {"ganime_age_version": "0.1.0", "engine": "engine", "refiner": null,
+    {"ganime_age_version": "0.1.0", "engine": "engine", "exemplars": "exemplars", "refiner": null,
      "age_estimator": "age-estimator", "second_age_estimator": "second-age-estimator",
      "sex_classifier": "sex-classifier", "reenactor": null}
 
 Each part is a folder inside the editor or a Hub id ("owner/name"; an editor on the Hub names its parts so), and each is a
 Hub-layout model (``config.json`` + ``model.safetensors``) whose class declares the role it plays
 (:data:`ganime_age.hub.EDITOR_ROLES`; a second age estimator is an age estimator too: the face's age is reconciled
-from both readings). The engine is required; the rest are optional. The embedded default editor is
+from both readings; the exemplars are the engine's bank of real faces of every age, which edits across the young
+years match to the person). The engine is required; the rest are optional. The embedded default editor is
 ``src/ganime_age/weights/`` itself (its ``editor.json`` names the shipped engine and its two age estimators).
 """
 
@@ -47,6 +48,7 @@ DEFAULT_ESTIMATOR_DIR = WEIGHTS_DIR / "age-estimator"
 CYDRAL_ESTIMATOR_DIR = WEIGHTS_DIR / "age-estimator-cydral"  # Cydral's network on its chip: the editor's first
 PART_ROLES = {  # each manifest part -> the role its model's class must declare
     "engine": "engine",
+    "exemplars": "exemplars",
     "refiner": "refiner",
     "age_estimator": "age_estimator",
     "second_age_estimator": "age_estimator",
@@ -55,6 +57,7 @@ PART_ROLES = {  # each manifest part -> the role its model's class must declare
 }
 PART_FOLDERS = {
     "engine": "engine",
+    "exemplars": "exemplars",
     "refiner": "refiner",
     "age_estimator": "age-estimator",
     "second_age_estimator": "second-age-estimator",
@@ -69,6 +72,7 @@ class EditorManifest:
     """The parts of an editor, by role: each a subfolder of the editor, a Hub id, or None (not in this editor)."""
 
     engine: str | None = None
+    exemplars: str | None = None
     refiner: str | None = None
     age_estimator: str | None = None
     second_age_estimator: str | None = None

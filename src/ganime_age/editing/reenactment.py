@@ -40,6 +40,7 @@ from PIL import Image
 from ganime_age.conditions import AU_MAX
 from ganime_age.editing.session import UNKNOWN_AGE, PhotoSession, SessionCache
 from ganime_age.errors import FaceIndexError, ModelFileNotFoundError, NoFaceError, VideoError
+from ganime_age.faces.landmarks import UNMEASURED
 from ganime_age.validation import check_aus_scale, check_face_index, check_optional_age
 
 logger = logging.getLogger(__name__)
@@ -143,10 +144,7 @@ class Reenactment:
     def source_face(self, session: PhotoSession, face: int) -> Any:
         chosen = session.selected(face)[0]
         if chosen.landmarks is None:
-            raise NoFaceError(
-                "a face was detected in the source photo, but its landmarks could not be measured; "
-                "try a larger, more frontal face"
-            )
+            raise NoFaceError(f"the source photo's face: {UNMEASURED}")
         return chosen
 
     def driver_face(self, rgb: np.ndarray, face: int = 0, *, what: str = "driving image") -> Any:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ganime_age.conditions import aus_to_array
 from ganime_age.errors import FaceIndexError, ModelFileNotFoundError, NoFaceError
+from ganime_age.faces.landmarks import UNMEASURED
 from ganime_age.validation import check_face
 
 ImageInput = Any  # str | Path | bytes | PIL.Image.Image | np.ndarray; validated by faces.load_image
@@ -84,10 +85,7 @@ class PhotoSession:
         prepared = self.engine_faces.get(face.index)
         if prepared is None:
             if face.landmarks is None:
-                raise NoFaceError(
-                    f"face {face.index} was detected, but its landmarks could not be measured, so it cannot be "
-                    "edited; try a larger, sharper or more frontal view of it"
-                )
+                raise NoFaceError(f"face {face.index}: {UNMEASURED}")
             others = [f.landmarks.landmarks for f in self.faces if f is not face and f.landmarks is not None]
             prepared = self.prepare(self.rgb, face, others)
             self.engine_faces[face.index] = prepared

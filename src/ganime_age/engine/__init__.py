@@ -6,7 +6,8 @@ the fitted tables, preparing a face once per photo, an edit as a short sequence 
 imports the jobs and none of them imports; ``frames`` (the template and the
 engine grid, and the one mapping between them and the photo), ``geometry`` (landmark displacements, the head's
 growth and sagging, and the backward map), ``appearance`` (the skin's change: ratio images, detail bands, folds,
-a child's lower face, AU ratio images), ``lines`` (an old face's lines where it has none), ``hair`` (greying), ``beard`` (facial hair, lifted
+a child's lower face, AU ratio images), ``lines`` (an old face's lines where it has none), ``exemplars`` (real faces of the target age matched to the
+person, whose features an edit across decades or into childhood takes, in the photo's light), ``hair`` (greying), ``beard`` (facial hair, lifted
 from faces made children), ``mouth`` (the painted interior), ``pixels`` (reading and repainting the photo) and
 ``turning`` (the photo's own head drawn again at another pose, for reenactment).
 

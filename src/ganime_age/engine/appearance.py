@@ -26,14 +26,12 @@ from ganime_age.engine.config import (
     FittedEngineConfig,
 )
 from ganime_age.engine.face import EngineFace
-from ganime_age.engine.frames import Template
+from ganime_age.engine.frames import Template, template_blur, template_width
 from ganime_age.engine.geometry import age_weights, blend, table_weights, youth
 from ganime_age.engine.lines import wrinkle_depth, wrinkle_pattern
 from ganime_age.engine.tables import EngineTables
 from ganime_age.faces.topology import (
     BROW_TOPS,
-    FACE_LEFT,
-    FACE_RIGHT,
     LEFT_BROW,
     LEFT_EYE_CONTOUR,
     NOSE_TIP,
@@ -90,12 +88,6 @@ def hold_above(table: np.ndarray, row: int, axis: int = 0) -> np.ndarray:
     index[axis], source[axis] = slice(0, row), slice(row, row + 1)
     out[tuple(index)] = out[tuple(source)]
     return out
-
-
-def template_width(template: Template) -> float:
-    """The canonical face's width in template pixels (its oval's left to right points)."""
-    v = template.vertices
-    return float(v[FACE_RIGHT, 0] - v[FACE_LEFT, 0])
 
 
 def forehead_row(template: Template) -> int:
@@ -170,17 +162,6 @@ def temple_weight(template: Template) -> np.ndarray:
     nose = float(template.vertices[NOSE_TIP, 1])
     below = np.clip((rows - nose) / (1.5 * scale), 0.0, 1.0)[:, None]  # the jaw's own edge keeps its change
     return (edge + (1.0 - edge) * below)[..., None].astype(np.float32)
-
-
-def template_blur(template: Template, image: np.ndarray, scale: float = LARGE_SCALE) -> np.ndarray:
-    """A blur over the template's face only (normalised by the blurred mask, so the edge is not darkened), of
-    `scale` face widths."""
-    mask = template.raster.mask
-    sigma = scale * template_width(template)
-    weight = cv2.GaussianBlur(mask, (0, 0), sigma)[..., None]
-    blurred = cv2.GaussianBlur(image * mask[..., None], (0, 0), sigma)
-    blurred = blurred.reshape(image.shape)
-    return np.where(weight > 1e-3, blurred / np.maximum(weight, 1e-3), image).astype(np.float32)
 
 
 def age_split(config: FittedEngineConfig, tables: dict[str, np.ndarray], template: Template) -> dict[str, np.ndarray]:
@@ -316,9 +297,18 @@ def _age_texture(
     gains = np.clip(ratio ** (0.5 * c.detail_gain_power), *c.detail_gain_range)
     caps = np.asarray(c.detail_gain_caps, np.float32)[: gains.shape[2]]
     gains = np.minimum(gains, caps).astype(np.float32)
+    share = face.exemplars.share_for(source_age, target_age) if face.exemplars is not None else 0.0
+    found = face.exemplars.change(target_age) if share > 0.0 else None
+    kept = np.ones((size, size), np.float32)  # how much of the tables' own change of the skin's detail stays
+    if found is not None:  # real faces of the target age, matched to the person: their features in its light
+        smooth += np.float32(share) * found[0]
+        fine += np.float32(share) * found[1]
+        # their difference replaces the person's detail there: a child's evened skin on top of it (and the
+        # tables' own detail gains, below) corrected every dark spot twice, into bright blobs
+        kept -= np.float32(share) * face.exemplars.weight
     young = youth(source_age, target_age)
     if young > 0.0 and face.young_skin is not None:
-        smooth += np.float32(young) * face.young_skin
+        smooth += np.float32(young) * face.young_skin * kept[..., None]
     if target_age > source_age and c.wrinkle_depth > 0.0 and np.any(t["age_textures"]):
         # an old face's lines, where a face has none yet
         deepen = wrinkle_depth(c, target_age) - wrinkle_depth(c, source_age)
@@ -328,6 +318,17 @@ def _age_texture(
         # the brow's body and leaves its outline, as if drawn on (a child's faint brows are right)
         keep = 1.0 - AGED_FEATURE_HOLD * split["features"]
         gains = (1.0 + (gains - 1.0) * keep).astype(np.float32)
+    if found is not None:
+        # the matched faces' difference takes out `1 - kept` of the person's detail, the gains below `1 - gain`
+        # more: where the two together take out more than all of it, a dark spot turned into a bright blob, so
+        # what is taken out beyond the whole is given back
+        bands = face.cache.get("template_bands")
+        if bands is None:
+            bands = detail_bands(face.exemplars.person.mean(axis=2), c.band_sigma, c.detail_bands)
+            face.cache["template_bands"] = bands
+        scaled = cv2.resize(gains, (size, size)).reshape(size, size, -1)
+        taken = 1.0 - kept
+        fine += sum(np.maximum(taken - scaled[..., b], 0.0) * band for b, band in enumerate(bands))
     part: tuple[np.ndarray, np.ndarray] | None = None
     if np.any(smooth) or np.any(fine) or not np.all(gains == 1.0):
         ratio_out, fine_out = _to_grid(face, smooth, fine)

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ganime_age.engine.config import LARGE_SCALE
 from ganime_age.faces.topology import (
     BROW_TOPS,
+    FACE_LEFT,
+    FACE_RIGHT,
     LEFT_BROW,
     LEFT_EYE_CONTOUR,
     LOWER_INNER_LIP,
@@ -91,6 +94,23 @@ def template_map(template: Template, landmarks: np.ndarray) -> np.ndarray:
     inside = template.raster.interpolate(points.astype(np.float32))
     mask = template.raster.mask[..., None]
     return (inside * mask + outside * (1.0 - mask)).astype(np.float32)
+
+
+def template_width(template: Template) -> float:
+    """The canonical face's width in template pixels (its oval's left to right points)."""
+    v = template.vertices
+    return float(v[FACE_RIGHT, 0] - v[FACE_LEFT, 0])
+
+
+def template_blur(template: Template, image: np.ndarray, scale: float = LARGE_SCALE) -> np.ndarray:
+    """A blur over the template's face only (normalised by the blurred mask, so the edge is not darkened), of
+    `scale` face widths."""
+    mask = template.raster.mask
+    sigma = scale * template_width(template)
+    weight = cv2.GaussianBlur(mask, (0, 0), sigma)[..., None]
+    blurred = cv2.GaussianBlur(image * mask[..., None], (0, 0), sigma)
+    blurred = blurred.reshape(image.shape)
+    return np.where(weight > 1e-3, blurred / np.maximum(weight, 1e-3), image).astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from ganime_age.engine.appearance import (
     detail_bands,
     log_image,
     sex_thumbnail,
-    template_width,
 )
 from ganime_age.engine.beard import find_beard
 from ganime_age.engine.config import TINT_SCALE, FittedEngineConfig
+from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch, describe, smile, turn_share
 from ganime_age.engine.face import Change, EngineFace
-from ganime_age.engine.frames import GridFrame, Template, template_for, template_map
+from ganime_age.engine.frames import GridFrame, Template, template_for, template_map, template_width
 from ganime_age.engine.hair import Segmenter, hair_greying_share, hair_layer
 from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.pixels import repaint, repaint_table, resample
@@ -132,13 +132,15 @@ class FittedEngine(HubModel):
         segment: Segmenter,
         others: Sequence[np.ndarray] = (),
         female: float | None = None,
+        exemplars: AgeExemplars | None = None,
     ) -> EngineFace:
         """Everything about one face that slider moves reuse: region, engine grid, mesh raster, bands, sex, hair.
 
         `segment` is the face analysis's selfie segmenter (the person's silhouette, where hair is): the engine
         takes what the analysis sees, and runs no analysis of its own. `others`: the landmarks of the photo's
         other faces, which this face's edit never reaches. `female`: how likely the face is a woman's, where the
-        caller knows better than the engine's own classifier (None: the engine's reading).
+        caller knows better than the engine's own classifier (None: the engine's reading). `exemplars`: a bank of
+        real faces of every age (:mod:`.exemplars`), which edits across the young years match this face to.
         """
         from ganime_age.face_model import canonical_face, head_similarity
 
@@ -192,6 +194,13 @@ class FittedEngine(HubModel):
             mapping = template_map(template, grid_points)
             template_face = cv2.remap(log_rgb, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
             young_skin = appearance.young_skin(c, self.age_split, template, template_face, female_share)
+        matched = None
+        if exemplars is not None and young_skin is not None:
+            exemplars.check_template(template, c.template_scale, tuple(c.template_centre))
+            gap = mouth_gap(grid_points, cm_to_grid)
+            described = describe(template, template_face, gap, smile(grid_points), female_share)
+            share = turn_share(similarity.rotation)
+            matched = ExemplarMatch(exemplars, template, template_face, described, share) if share > 0.0 else None
         layer = hair_layer(
             rgb, points, face_mask, frame.box, float(self.tables["hair_level"][0]), skin, segment, others
         )
@@ -218,6 +227,7 @@ class FittedEngine(HubModel):
             # an engine that has fitted no ages changes no age: no beard is looked for
             beard=find_beard(rgb, points, layer.person_at, layer.hair_on) if young_skin is not None else None,
             young_skin=young_skin,
+            exemplars=matched,
         )
 
     def female_probability(self, rgb: np.ndarray, landmarks: np.ndarray) -> float:

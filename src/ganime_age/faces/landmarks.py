@@ -42,6 +42,12 @@ from ganime_age.faces.topology import LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS
 logger = logging.getLogger(__name__)
 
 
+UNMEASURED = (
+    "the face is turned too far to the side (or is too small or blurred) for its landmarks to be measured, so it "
+    "cannot be edited; a more frontal photo of it works"
+)  # what a user is told of a face that was found but whose landmarks were not: the usual cause and the remedy
+
+
 @dataclass
 class LandmarkResult:
     """MediaPipe results for one face, in full-image coordinates."""

@@ -19,6 +19,7 @@ from torch import nn
 from ganime_age.config import bounded
 from ganime_age.errors import NoFaceError
 from ganime_age.faces.align import dlib_face_chip
+from ganime_age.faces.landmarks import UNMEASURED
 from ganime_age.hub import HubModel
 from ganime_age.models.age_estimator import resize_to
 
@@ -79,6 +80,6 @@ class CydralChipNetwork(HubModel):
         a (1, 3, S, S) batch in [-1, 1] on the network's device. Faces without landmarks cannot be read: MediaPipe's
         points are the chip's alignment."""
         if getattr(face, "landmarks", None) is None:
-            raise NoFaceError(f"this face has no MediaPipe landmarks, which {self.reads}'s chip is aligned by")
+            raise NoFaceError(UNMEASURED)  # MediaPipe's points align the chip
         chip = torch.from_numpy(self.chip(rgb, face.landmarks.landmarks)).permute(2, 0, 1)[None].float()
         return chip.to(self.means.device) / 127.5 - 1.0

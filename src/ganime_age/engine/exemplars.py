@@ -1,0 +1,313 @@
+"""Real faces of the target age, matched to the person: what makes a child read as a child (and a grown face as
+grown) that no average and no warp can make.
+
+Averages wash out what makes an age visible (Burt & Perrett 1995; Tiddeman, Burt & Perrett 2001), and a child is
+a child's features, not an adult's features on a child's proportions. So an edit into or out of childhood, or
+across decades, takes the appearance of a few real people of the target age who look most like the person (sex,
+skin tone, mouth open or closed, smiling or not), each seen in the engine's shape-normalised template with its
+colour taken relative to its own skin, and adds their difference from the person in **the photo's own light**:
+only the difference's features (brows, eyes, nose, lips, folds, skin texture) are taken; its large-scale part
+(tone, shading, the colour cast of the light) is removed, so the face keeps the photo's light and the person's
+colouring, and nothing reads as a mask. Where an exemplar shows no skin (a fringe, hair over a cheek, glasses) it
+is left out of the mean there.
+
+:class:`AgeExemplars` is the bank (a Hub model: the faces as JPEG bytes in ``model.safetensors``, their ages and
+descriptors), fitted by ``training/fit_engine.py exemplars`` from UTKFace's training split; :class:`ExemplarMatch`
+is one face's matches, made once per photo and kept per target age.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+import torch
+
+from ganime_age.config import bounded
+from ganime_age.engine.config import LARGE_SCALE, LOG_EPSILON
+from ganime_age.engine.frames import Template, template_blur
+from ganime_age.errors import ConfigError
+from ganime_age.faces.topology import BROW_TOPS, LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS
+from ganime_age.hub import HubModel
+
+DESCRIPTOR = 6  # per face: mean log R, G, B of the lower face's skin, the lips' gap (cm), the smile, female
+CHILDHOOD_END = 20.0  # an edit takes exemplars where one of its two ages is below this, fully below CHILDHOOD_FULL
+CHILDHOOD_FULL = 8.0
+GAP_FULL = 10.0  # years between the two ages at which the exemplars' share is whole
+SPAN_FROM, SPAN_FULL = 20.0, 40.0  # between grown ages: years of change where their share begins, and is whole
+COLOUR_SCALE = 4.0  # template pixels: colour changes no finer than this (fine colour would print as speckles)
+COLOUR_LIMIT = 0.1  # the most a channel's log change may differ from the others' mean (dark skin's blue channel
+# is a few grey levels, so its log ratio against a lighter exemplar printed yellow blobs)
+LIMIT = (-0.7, 0.3)  # the log change a pixel takes, darkest and brightest (a smile's folds filled by a neutral
+# face's flat cheek glowed; dark nostrils against a lit exemplar printed speckles)
+SKIN_TOLERANCE = 0.5  # log distance from a face's cheek colour at which a pixel stops counting as its skin
+SKIN_QUORUM = 0.5  # of the exemplars showing skin at a pixel for the mean there to be taken in full
+SKIN_BLUR = 6.0  # template pixels: the skin weights are smooth (patchy weights printed blobs on unevenly lit faces)
+EDGE_PIXELS = 8  # template pixels inside the face's outline where the exemplars' features begin
+MOUTH_CORNERS = (61, 291)  # the mesh's mouth corners
+LIPS_CENTRE = (13, 14)  # the inner lips' centres, upper and lower
+TURN_FULL, TURN_NONE = 15.0, 40.0  # degrees of yaw: the exemplars' share is whole below the first, none past it
+
+
+@dataclass
+class AgeExemplarsConfig:
+    """The bank's size and the template it is drawn in (the engine's: checked when a face is matched)."""
+
+    count: int = bounded(0, 0, 100_000)  # faces in the bank
+    encoded_bytes: int = bounded(0, 0, 1 << 28)  # their JPEG bytes, all together (256 MB at most)
+    stored_size: int = bounded(128, 16, 512)  # each face's side as stored (the template view, resized)
+    template_size: int = bounded(200, 32, 512)
+    template_scale: float = bounded(10.0, 2.0, 30.0)
+    template_centre: tuple[float, float] = bounded((100.0, 90.6), 0.0, 512.0)
+    neighbours: int = bounded(8, 1, 64)  # faces averaged for one target age
+    share: float = bounded(0.8, 0.0, 1.0)  # the most of their features' difference an edit into childhood takes
+    grown_share: float = bounded(0.5, 0.0, 1.0)  # and one across decades of grown ages (identity holds more there)
+    age_window: float = bounded(1.5, 0.5, 20.0)  # years around the target age (wider where the bank is sparse)
+    image_size: int = bounded(128, 16, 1024)  # HubModel's convention (unused: the bank makes no crops)
+
+
+class AgeExemplars(HubModel):
+    """A bank of real faces in the engine's template, with their ages and what they are matched by."""
+
+    model_type = "age_exemplars"
+    role: ClassVar[str] = "exemplars"
+    config_class = AgeExemplarsConfig
+    card_pipeline_tag = "image-to-image"
+    description = (
+        "Real faces of every age in the fitted engine's shape-normalised template (JPEG bytes), which an edit into "
+        "or out of childhood, or across decades, matches to the person and takes the features of, in the photo's "
+        "own light."
+    )
+
+    def __init__(self, config: AgeExemplarsConfig | dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        self.register_buffer("encoded", torch.zeros(c.encoded_bytes, dtype=torch.uint8))
+        self.register_buffer("offsets", torch.zeros(c.count + 1, dtype=torch.int64))
+        self.register_buffer("ages", torch.zeros(c.count))
+        self.register_buffer("descriptors", torch.zeros(c.count, DESCRIPTOR))
+        self._decoded: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def from_faces(
+        cls, views: list[np.ndarray], ages: np.ndarray, descriptors: np.ndarray, config: AgeExemplarsConfig
+    ) -> AgeExemplars:
+        """A bank from uint8 RGB template views (any size: stored at ``stored_size``), JPEG quality 92."""
+        encoded = []
+        for view in views:
+            small = cv2.resize(view, (config.stored_size,) * 2, interpolation=cv2.INTER_AREA)
+            ok, data = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+            if not ok:
+                raise ValueError("a view could not be encoded")
+            encoded.append(data.reshape(-1))
+        config.count, config.encoded_bytes = len(encoded), int(sum(len(e) for e in encoded))
+        bank = cls(config)
+        with torch.no_grad():
+            bank.encoded.copy_(torch.from_numpy(np.concatenate(encoded) if encoded else np.zeros(0, np.uint8)))
+            bank.offsets.copy_(torch.from_numpy(np.cumsum([0, *[len(e) for e in encoded]])))
+            bank.ages.copy_(torch.as_tensor(ages, dtype=torch.float32))
+            bank.descriptors.copy_(torch.as_tensor(descriptors, dtype=torch.float32))
+        return bank
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._decoded = {}
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def log_view(self, index: int) -> np.ndarray:
+        """(R, R, 3) float32 log intensity of face `index` in the engine's template (decoded once)."""
+        view = self._decoded.get(index)
+        if view is None:
+            start, end = (int(v) for v in self.offsets[index : index + 2])
+            data = self.encoded[start:end].numpy()
+            bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise ConfigError(f"exemplar {index} of the bank is not a readable JPEG")
+            size = self.config.template_size
+            rgb = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_CUBIC)
+            view = np.log(rgb.astype(np.float32) * (1.0 / 255.0) + LOG_EPSILON)
+            self._decoded[index] = view
+        return view
+
+    def check_template(self, template: Template, scale: float, centre: tuple[float, float]) -> None:
+        c = self.config
+        same = c.template_size == template.size and math.isclose(c.template_scale, scale)
+        if not same or not np.allclose(c.template_centre, centre):
+            raise ConfigError(
+                "the age exemplars were drawn in another template than the engine's "
+                f"({c.template_size} px at {c.template_scale} px/cm vs {template.size} px at {scale} px/cm)"
+            )
+
+    def nearest(self, descriptor: np.ndarray, age: float) -> np.ndarray:
+        """The indices of the faces of about `age` (the window widened until there are three times as many as
+        are averaged) that look most like a face with this descriptor."""
+        c = self.config
+        ages = self.ages.numpy()
+        window = max(c.age_window, 0.08 * age)
+        candidates = np.flatnonzero(np.abs(ages - age) <= window)
+        while len(candidates) < 3 * c.neighbours and window < 60.0:
+            window *= 1.5
+            candidates = np.flatnonzero(np.abs(ages - age) <= window)
+        if not len(candidates):
+            return candidates
+        distance = descriptor_distance(self.descriptors.numpy()[candidates], descriptor)
+        return candidates[np.argsort(distance, kind="stable")[: c.neighbours]]
+
+
+def descriptor_distance(bank: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """How unlike the person each bank face is: skin tone (its colour counts twice its brightness), an open
+    against a closed mouth, a smile against none, and the other sex (which outweighs everything else)."""
+    tone = bank[:, :3] - person[:3]
+    brightness = tone.mean(axis=1)
+    colour = tone - brightness[:, None]
+    return (
+        np.abs(brightness)
+        + 2.0 * np.linalg.norm(colour, axis=1)
+        + 0.3 * np.abs(bank[:, 3] - person[3])
+        + 0.3 * np.abs(bank[:, 4] - person[4])
+        + 10.0 * np.abs(bank[:, 5] - person[5])
+    )
+
+
+def lower_face_skin(template: Template) -> np.ndarray:
+    """(R, R) the lower face's skin in the template (cheeks and chin; no eyes, brows or lips): where a face's
+    tone is read."""
+    regions = template.regions
+    skin = template.raster.mask * (1.0 - np.maximum(regions["eyes_wide"], regions["brows"])) * (1.0 - regions["lips"])
+    rows = np.arange(template.size, dtype=np.float32)[:, None]
+    return (skin * (rows > float(template.vertices[:, 1].mean()))).astype(np.float32)
+
+
+def smile(points: np.ndarray) -> float:
+    """How far the mouth's corners rise above the lips' centre, in face widths times ten (0 for a neutral mouth,
+    about 1 for a broad smile), measured along the eyes' line so that a tilted head reads the same."""
+    xy = np.asarray(points, np.float64)[:, :2]
+    across = xy[LEFT_EYE_CORNERS[1]] - xy[RIGHT_EYE_CORNERS[0]]
+    width = max(float(np.linalg.norm(across)), 1e-6)
+    down = np.array([-across[1], across[0]]) / width  # perpendicular to the eyes' line, pointing down the face
+    corners = xy[list(MOUTH_CORNERS)].mean(axis=0) @ down
+    centre = xy[list(LIPS_CENTRE)].mean(axis=0) @ down
+    return float(10.0 * (centre - corners) / width)
+
+
+def lower_face_skin_tone(template: Template, log_view: np.ndarray) -> np.ndarray:
+    """(3,) a face's mean log colour over its lower face's skin."""
+    skin = lower_face_skin(template)
+    return (log_view * skin[..., None]).sum(axis=(0, 1)) / max(float(skin.sum()), 1.0)
+
+
+def describe(template: Template, log_view: np.ndarray, mouth_gap: float, smiling: float, female: float) -> np.ndarray:
+    """A face's descriptor (:data:`DESCRIPTOR`) from its log template view and its mouth."""
+    return np.array([*lower_face_skin_tone(template, log_view), mouth_gap, smiling, female], np.float32)
+
+
+def exemplar_share(source_age: float, target_age: float, child: float = 1.0, grown: float = 1.0) -> float:
+    """How much of the exemplars' difference an edit from `source_age` to `target_age` takes: `child` for a change
+    of GAP_FULL years or more whose younger end is a child's; between grown ages, growing from SPAN_FROM years of
+    change to `grown` at SPAN_FULL (an old face made young, a young one made old); none for smaller changes, which
+    the fitted tables carry."""
+    younger, span = min(source_age, target_age), abs(target_age - source_age)
+    young = np.clip((CHILDHOOD_END - younger) / (CHILDHOOD_END - CHILDHOOD_FULL), 0.0, 1.0)
+    decades = np.clip((span - SPAN_FROM) / (SPAN_FULL - SPAN_FROM), 0.0, 1.0)
+    return float(max(child * young * np.clip(span / GAP_FULL, 0.0, 1.0), grown * decades))
+
+
+@dataclass
+class ExemplarMatch:
+    """One face's exemplars: its log template view and descriptor, and per target age the features' change."""
+
+    bank: AgeExemplars
+    template: Template
+    person: np.ndarray  # (R, R, 3) log template view of the face
+    descriptor: np.ndarray
+    share: float = 1.0  # of the bank's share, for this face (a turned face takes less: :func:`turn_share`)
+    changes: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def weight(self) -> np.ndarray:
+        """(R, R) where the matched faces' features are taken (:func:`features_weight`)."""
+        return features_weight(self.template)
+
+    def share_for(self, source_age: float, target_age: float) -> float:
+        """How much of the change towards `target_age` an edit from `source_age` takes (:func:`exemplar_share`,
+        the bank's shares, this face's turn)."""
+        c = self.bank.config
+        return self.share * exemplar_share(source_age, target_age, c.share, c.grown_share)
+
+    def change(self, target_age: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """(smooth (R, R, 3), fine (R, R)) log change towards the matched faces of `target_age`, in the photo's
+        light, before the edit's share; None where the bank has no face of about that age."""
+        key = round(float(target_age), 1)
+        if key not in self.changes:
+            picked = self.bank.nearest(self.descriptor, key)
+            if not len(picked):
+                return None
+            self.changes.clear()  # one target at a time: a slider's next move rarely returns
+            views = [self.bank.log_view(int(i)) for i in picked]
+            tones = self.bank.descriptors.numpy()[picked, :3]
+            # each face's colour is taken relative to its own skin, on the person's skin: its light's cast goes
+            levelled = [view - tone + self.descriptor[:3] for view, tone in zip(views, tones, strict=True)]
+            mean, confidence = skin_mean(self.template, levelled)
+            exemplar = confidence[..., None] * mean + (1.0 - confidence[..., None]) * self.person
+            smooth, fine = features_change(self.template, self.person, exemplar)
+            self.changes[key] = (smooth * self.weight[..., None], fine * self.weight)
+        return self.changes[key]
+
+
+def skin_mean(template: Template, views: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The exemplars' mean log view, each pixel of each face counted by how much it looks like that face's skin
+    (outside the eyes, brows and lips, whose features are wanted whatever their colour): a child's fringe over the
+    forehead, hair over a cheek, glasses or a bright background at the outline are left out rather than averaged
+    into a dark or grey smudge. Also (R, R) how sure the mean is there (0 where too few faces show skin: the
+    person's own pixels then stay). The views come with their skin tones levelled to one (the person's)."""
+    regions = template.regions
+    features = np.maximum.reduce([regions["eyes_wide"], regions["brows"], regions["lips"], regions["mouth"]])
+    total = np.zeros_like(views[0])
+    weights = np.zeros(views[0].shape[:2], np.float32)
+    tone = np.stack([lower_face_skin_tone(template, view) for view in views]).mean(axis=0)
+    for view in views:
+        away = np.abs(view - tone).max(axis=2)  # log distance from the skin's colour, the farthest channel
+        skin = np.exp(-((away / SKIN_TOLERANCE) ** 2)).astype(np.float32)
+        weight = np.maximum(features, cv2.GaussianBlur(skin, (0, 0), SKIN_BLUR))
+        total += weight[..., None] * view
+        weights += weight
+    mean = total / np.maximum(weights, 1e-6)[..., None]
+    confidence = np.clip(weights / (SKIN_QUORUM * len(views)), 0.0, 1.0)
+    return mean.astype(np.float32), confidence.astype(np.float32)
+
+
+def features_weight(template: Template) -> np.ndarray:
+    """(R, R) where the exemplars' features are taken: the face well inside its outline (at the outline their
+    hair and background would print a dark rim), fading out above the brows (their fringes would print a band
+    along the forehead), never inside the lips' gap."""
+    inner = cv2.erode(template.raster.mask, np.ones((3, 3), np.uint8), iterations=EDGE_PIXELS)
+    inner = cv2.GaussianBlur(inner, (0, 0), EDGE_PIXELS / 2.0)
+    top, brows = template.vertices[:, 1].min(), template.vertices[list(BROW_TOPS), 1].min()
+    rows = np.arange(template.size, dtype=np.float32)[:, None]
+    forehead = np.clip((rows - top) / max(float(brows - top), 1.0), 0.0, 1.0) ** 2
+    return (inner * forehead * (1.0 - template.regions["mouth"])).astype(np.float32)
+
+
+def turn_share(rotation: np.ndarray) -> float:
+    """How much of the exemplars a face turned so far takes: all up to TURN_FULL degrees of yaw, none from
+    TURN_NONE (the template view of a turned face is its near side stretched over the far one)."""
+    yaw = abs(math.degrees(math.atan2(float(rotation[0, 2]), float(rotation[2, 2]))))
+    return float(np.clip((TURN_NONE - yaw) / (TURN_NONE - TURN_FULL), 0.0, 1.0))
+
+
+def features_change(template: Template, person: np.ndarray, exemplar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The exemplar's features over the person's in the person's light: the log difference less its large-scale
+    part (tone, shading and the light's cast stay the person's), its colour kept coarse, split into a smooth per-channel part and a fine part of brightness
+    alone (a fine colour change prints speckles). Nothing inside the lips' gap: an open mouth keeps its teeth."""
+    difference = exemplar - person
+    difference -= template_blur(template, difference, LARGE_SCALE)
+    grey = difference.mean(axis=2, keepdims=True)
+    colour = np.clip(difference - grey, -COLOUR_LIMIT, COLOUR_LIMIT)  # a dark channel's log ratio runs wild
+    difference = grey + cv2.GaussianBlur(colour, (0, 0), COLOUR_SCALE).reshape(difference.shape)
+    difference = np.clip(difference, *LIMIT)
+    smooth = cv2.GaussianBlur(difference, (0, 0), 1.2).reshape(difference.shape)
+    fine = (difference - smooth).mean(axis=2)
+    return smooth.astype(np.float32), fine.astype(np.float32)

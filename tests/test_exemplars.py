@@ -1,0 +1,152 @@
+"""The engine's bank of real faces of every age (engine/exemplars.py): it round-trips through the Hub layout, matches
+a face to people of the target age who look like it, changes features and never the photo's light, and makes
+held-out adults read as children (and children as adults) on both age networks of the editor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganime_age import FaceEditor
+from ganime_age.editing.manifest import WEIGHTS_DIR, find_manifest
+from ganime_age.engine.exemplars import (
+    AgeExemplars,
+    AgeExemplarsConfig,
+    exemplar_share,
+    features_change,
+    features_weight,
+    turn_share,
+)
+from ganime_age.faces import load_image
+
+SHIPPED = WEIGHTS_DIR / "age-exemplars"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bank() -> AgeExemplars:
+    return AgeExemplars.from_pretrained(SHIPPED)
+
+
+@pytest.fixture(scope="module")
+def editors() -> tuple[FaceEditor, FaceEditor]:
+    """The default editor (which names the bank) and the same editor without it."""
+    editor = FaceEditor.from_pretrained(device="cpu")
+    bare = FaceEditor(
+        editor.engine,
+        age_estimator=editor.age_estimator,
+        second_age_estimator=editor.second_age_estimator,
+        sex_classifier=editor.sex_classifier,
+        analyzer=editor.analyzer,
+        config=editor.config,
+    )
+    return editor, bare
+
+
+def test_the_default_editor_names_the_shipped_bank(bank: AgeExemplars, editors: tuple[FaceEditor, FaceEditor]) -> None:
+    manifest = find_manifest(WEIGHTS_DIR)
+    assert manifest is not None and manifest.exemplars == "age-exemplars"
+    editor, bare = editors
+    assert editor.exemplars is not None and bare.exemplars is None
+    assert "exemplars" in editor.parts() and bank.role == "exemplars"
+    ages = bank.ages.numpy()
+    assert len(ages) > 500 and ages.min() <= 2 and ages.max() >= 80  # every age, from infants to the old
+    for year in range(2, 15):  # each year of childhood has both sexes
+        sexes = bank.descriptors.numpy()[np.abs(ages - year) < 0.5, 5]
+        assert {0.0, 1.0} <= set(sexes.tolist()), year
+
+
+def test_a_bank_round_trips_and_decodes_its_faces(bank: AgeExemplars, tmp_path: Path) -> None:
+    views = [np.exp(bank.log_view(i)) * 255.0 for i in range(3)]
+    views = [np.clip(v - 255.0 / 64.0, 0, 255).astype(np.uint8) for v in views]
+    small = AgeExemplars.from_faces(
+        views, bank.ages.numpy()[:3], bank.descriptors.numpy()[:3], AgeExemplarsConfig(**vars(bank.config))
+    )
+    small.save_pretrained(tmp_path / "bank")
+    loaded = AgeExemplars.from_pretrained(tmp_path / "bank")
+    assert loaded.config.count == 3 and torch.equal(loaded.encoded, small.encoded)
+    for i in range(3):
+        assert np.abs(loaded.log_view(i) - bank.log_view(i)).mean() < 0.05  # JPEG once more
+
+
+def test_matching_keeps_the_target_age_and_the_sex(bank: AgeExemplars) -> None:
+    descriptors = bank.descriptors.numpy()
+    ages = bank.ages.numpy()
+    for target in (4.0, 9.0, 35.0, 75.0):
+        for index in np.flatnonzero(np.abs(ages - 30) < 3)[:4]:
+            picked = bank.nearest(descriptors[index], target)
+            assert len(picked) == bank.config.neighbours
+            assert np.all(np.abs(ages[picked] - target) <= max(6.0, 0.2 * target))
+            assert np.all(descriptors[picked, 5] == descriptors[index, 5])  # the person's sex
+
+
+def test_the_share_is_for_edits_across_childhood_or_decades() -> None:
+    assert exemplar_share(30, 5) == 1.0 and exemplar_share(6, 35) == 1.0  # adult to child and child to adult
+    assert exemplar_share(30, 32) == 0.0 and exemplar_share(30, 45) == 0.0  # the fitted tables carry these
+    assert exemplar_share(30, 30) == 0.0 and exemplar_share(5, 5) == 0.0
+    assert 0.0 < exemplar_share(40, 70) < exemplar_share(25, 75) == 1.0
+    assert exemplar_share(30, 16) < exemplar_share(30, 10) < exemplar_share(30, 6)
+
+
+def test_turned_faces_take_less_and_far_turned_none() -> None:
+    def yawed(degrees: float) -> np.ndarray:
+        a = np.radians(degrees)
+        return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+
+    assert turn_share(yawed(0)) == 1.0 and turn_share(yawed(-10)) == 1.0
+    assert 0.0 < turn_share(yawed(30)) < 1.0 and turn_share(yawed(-50)) == 0.0
+
+
+def test_the_change_keeps_the_persons_light(bank: AgeExemplars, editors: tuple[FaceEditor, FaceEditor]) -> None:
+    """The same face lit warm and from one side gets the same change as unlit: the change is the features', and
+    the light (its cast and its slope across the face) stays the photo's."""
+    template = editors[0].engine.template
+    person = bank.log_view(int(np.flatnonzero(bank.ages.numpy() > 30)[0]))
+    cols = np.mgrid[0 : template.size, 0 : template.size][1] / template.size
+    lit = person + np.stack([0.3 + 0.4 * cols, 0.1 + 0.4 * cols, -0.2 + 0.4 * cols], axis=-1).astype(np.float32)
+    child = np.mean([bank.log_view(int(i)) for i in np.flatnonzero(bank.ages.numpy() < 6)[:8]], axis=0)
+    weight = features_weight(template)
+    (smooth, fine), (smooth_lit, fine_lit) = (features_change(template, face, child) for face in (person, lit))
+    smooth, smooth_lit = smooth * weight[..., None], smooth_lit * weight[..., None]
+    inside = weight > 0.5
+    assert np.abs(smooth[inside]).mean() > 0.08  # the features change...
+    assert np.abs(smooth_lit - smooth)[inside].mean() < 0.01  # ...and the light does not
+    assert np.abs(fine_lit - fine)[inside].mean() < 0.01
+    assert smooth.min() >= -0.7 - 1e-5 and smooth.max() <= 0.3 + 1e-5 and fine.shape == template.mask.shape
+    assert np.abs(smooth[template.regions["mouth"] > 0.99]).max() < 0.01  # an open mouth keeps its teeth
+
+
+def test_nothing_asked_is_still_the_photo_with_the_bank(editors: tuple[FaceEditor, FaceEditor]) -> None:
+    editor = editors[0]
+    photo = load_image(REPO / "space" / "examples" / "astronaut.jpg")
+    own = editor.estimate_age(photo, 0)
+    assert np.array_equal(np.asarray(editor.edit(photo, age=own)), photo)
+
+
+@pytest.mark.parametrize(("group", "target"), [("adults", 5.0), ("children", 35.0)])
+def test_matched_real_faces_move_both_networks_towards_the_target(
+    shared_dir: Path, editors: tuple[FaceEditor, FaceEditor], group: str, target: float
+) -> None:
+    """Held-out UTKFace adults made 5 read years younger with the bank than without it, on both age networks; real
+    children made 35 read years older. (The full measurement, every direction, is `evaluate.py ages`.)"""
+    from training.tools.compare_age_estimators import utkface_split
+
+    low, high = (25, 40) if group == "adults" else (4, 8)
+    photos = [p for p, age in utkface_split(shared_dir / "datasets" / "utkface", "test") if low <= age <= high]
+    photos = photos[:: len(photos) // 6][:6]  # spread over the ages, sexes and races (the list is sorted by name)
+    readings = []
+    for editor in editors:
+        first, second = [], []
+        for path in photos:
+            edited = np.asarray(editor.edit(load_image(path), age=target))
+            face = editor.analyze(edited)[0]
+            first.append(editor.age_estimator.read_face(edited, face))
+            second.append(editor.second_age_estimator.read_face(edited, face))
+        readings.append((np.mean(first), np.mean(second)))
+    (with_bank_first, with_bank_second), (bare_first, bare_second) = readings
+    sign = -1.0 if group == "adults" else 1.0  # younger for adults made children, older for children made adults
+    assert sign * (with_bank_first - bare_first) > 4.0, readings
+    assert sign * (with_bank_second - bare_second) > 3.0, readings
