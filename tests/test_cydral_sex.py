@@ -40,7 +40,7 @@ def classifier() -> CydralSexClassifier:
 def adults(shared_dir: Path) -> list[tuple[np.ndarray, object, int]]:
     """(photo, FaceAnalysis, 1 if female) of 20 women and 20 men aged 20 to 60, drawn at random from the UTKFace
     test split."""
-    from training.tools.compare_age_estimators import utkface_split
+    from training.data.face_records import utkface_split
     from training.tools.compare_sex_classifiers import utkface_sex
 
     photos = [

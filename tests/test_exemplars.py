@@ -132,7 +132,7 @@ def test_matched_real_faces_move_both_networks_towards_the_target(
 ) -> None:
     """Held-out UTKFace adults made 5 read years younger with the bank than without it, on both age networks; real
     children made 35 read years older. (The full measurement, every direction, is `evaluate.py ages`.)"""
-    from training.tools.compare_age_estimators import utkface_split
+    from training.data.face_records import utkface_split
 
     low, high = (25, 40) if group == "adults" else (4, 8)
     photos = [p for p, age in utkface_split(shared_dir / "datasets" / "utkface", "test") if low <= age <= high]

@@ -712,7 +712,7 @@ def exemplars_main(argv: list[str]) -> int:
     from ganime_age.faces import FaceAnalyzer
     from ganime_age.hub import load_pretrained
     from training.data.exemplars import build_bank
-    from training.tools.compare_age_estimators import utkface_split
+    from training.data.face_records import utkface_split
 
     parser = argparse.ArgumentParser(prog="fit_engine.py exemplars", description=exemplars_main.__doc__)
     parser.add_argument("--utkface", required=True, help="UTKFace folder (ages, sexes, races)")

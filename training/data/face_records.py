@@ -222,3 +222,12 @@ def collect(
 
 def digest_of(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
+
+
+def utkface_split(root: Path, split: str) -> list[tuple[Path, float]]:
+    """(photo, age) of UTKFace's `split` ("train" or "test") as prepare_data splits it (content hash), sorted."""
+    chosen = []
+    for item in parse_source("utkface", Path(root)).items:
+        if split_for(split_key_digest(item, file_sha1(item.path)), TEST_FRACTIONS["utkface"]) == split:
+            chosen.append((item.path, float(item.age)))
+    return chosen

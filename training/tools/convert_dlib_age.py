@@ -257,8 +257,8 @@ def real_chips(utkface: Path, count: int, seed: int = 0, size: int = 64) -> tupl
     ages."""
     from ganime_age.errors import NoFaceError
     from ganime_age.faces import load_image
+    from training.data.face_records import utkface_split
     from training.evaluation.judges import DlibAge
-    from training.tools.compare_age_estimators import utkface_split
 
     judge = DlibAge()
     photos = utkface_split(utkface, "test")

@@ -183,8 +183,8 @@ def collect_points(utkface: Path, photos: int, seed: int = 0) -> tuple[np.ndarra
     """dlib's 5 points and MediaPipe's landmarks of `photos` random UTKFace training-split photos (both found)."""
     from ganime_age.errors import NoFaceError
     from ganime_age.faces import FaceAnalyzer, load_image
+    from training.data.face_records import utkface_split
     from training.evaluation.judges import DlibAge
-    from training.tools.compare_age_estimators import utkface_split
 
     judge = DlibAge()
     analyzer = FaceAnalyzer()
