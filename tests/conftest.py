@@ -330,3 +330,19 @@ def scene_silhouette() -> Callable[[np.ndarray], np.ndarray]:
         return cv2.resize(segmenter(small), (width, height), interpolation=cv2.INTER_LINEAR)
 
     return silhouette
+
+
+def webp_claiming(width: int, height: int) -> bytes:
+    """An animated WebP of two 64x64 frames whose header claims a canvas of `width` x `height` (a decompression
+    bomb of 10 KB: 16384 x 16384 claims 268 MP)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    frames = [Image.new("RGB", (64, 64), (90, 90, 90)), Image.new("RGB", (64, 64), (30, 30, 30))]
+    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], duration=100, quality=50)
+    data = bytearray(buffer.getvalue())
+    assert data[12:16] == b"VP8X"
+    data[24:27], data[27:30] = (width - 1).to_bytes(3, "little"), (height - 1).to_bytes(3, "little")
+    return bytes(data)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import webp_claiming
 from PIL import Image
 
 from space.common import NOT_UPLOADED, not_uploaded
@@ -290,23 +291,10 @@ def test_gradios_own_video_payload_is_taken_as_the_video(space: Space) -> None:
     assert Path(result["path"]).suffix == ".mp4" and Path(result["path"]).stat().st_size > 0 and note
 
 
-def _bomb_webp(width: int = 16384, height: int = 16384) -> bytes:
-    """An animated WebP of two 64x64 frames whose header claims a canvas of `width` x `height` (268 MP)."""
-    import io
-
-    buffer = io.BytesIO()
-    frames = [Image.new("RGB", (64, 64), (90, 90, 90)), Image.new("RGB", (64, 64), (30, 30, 30))]
-    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], duration=100, quality=50)
-    data = bytearray(buffer.getvalue())
-    assert data[12:16] == b"VP8X"
-    data[24:27], data[27:30] = (width - 1).to_bytes(3, "little"), (height - 1).to_bytes(3, "little")
-    return bytes(data)
-
-
 def test_a_decompression_bomb_sent_as_the_video_is_refused_by_its_size(space: Space, tmp_path: Path) -> None:
     """A small WebP claiming 268 MP as the driving video got "Internal error: DecompressionBombError"."""
     bomb = tmp_path / "bomb.webp"
-    bomb.write_bytes(_bomb_webp())
+    bomb.write_bytes(webp_claiming(16384, 16384))
     good = {"path": space.upload(ASTRONAUT), "meta": META}
     video = {"path": space.upload(bomb), "meta": META}
     event, payload, _ = space.call("reenact_video", _reenact_video_driving(video, good))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import webp_claiming
 from PIL import Image
 
 from ganime_age.errors import VideoError
@@ -54,26 +55,13 @@ def test_bad_inputs_raise_video_error(tmp_path: Path, utk_sample: list[Path], au
         list(iter_frames(audio_only_video))
 
 
-def _webp_claiming(width: int, height: int) -> bytes:
-    """An animated WebP of two 64x64 frames whose header claims a canvas of `width` x `height`."""
-    import io
-
-    buffer = io.BytesIO()
-    frames = [Image.new("RGB", (64, 64), (90, 90, 90)), Image.new("RGB", (64, 64), (30, 30, 30))]
-    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], duration=100, quality=50)
-    data = bytearray(buffer.getvalue())
-    assert data[12:16] == b"VP8X"
-    data[24:27], data[27:30] = (width - 1).to_bytes(3, "little"), (height - 1).to_bytes(3, "little")
-    return bytes(data)
-
-
 @pytest.mark.parametrize(("side", "megapixels"), [(16384, 268), (10000, 100)])
 def test_an_image_claiming_huge_frames_is_refused_by_its_size(tmp_path: Path, side: int, megapixels: int) -> None:
     """A WebP of a few hundred bytes claiming 268 MP escaped the still-image check as Pillow's
     DecompressionBombError (an internal error in the Space); one claiming 100 MP (below Pillow's error, above its
     warning) is refused from its header too, before ffmpeg decodes a frame."""
     bomb = tmp_path / "bomb.webp"
-    bomb.write_bytes(_webp_claiming(side, side))
+    bomb.write_bytes(webp_claiming(side, side))
     for read in (probe_video, lambda path: list(iter_frames(path))):
         with pytest.raises(VideoError, match=rf"the image is {megapixels} MP; a video's frames are limited to 17 MP"):
             read(bomb)
