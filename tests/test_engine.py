@@ -475,6 +475,73 @@ def test_hair_greys_with_age_and_nothing_else_of_the_head_does(shipped: FittedEn
     assert 0.3 < shipped.hair_greying_share(25.0, 75.0) <= 1.0
 
 
+def test_grey_hair_regains_colour_when_made_young(shipped: FittedEngine, shared_dir: Path) -> None:
+    """The dark-haired held-out face greyed to 75 by the engine, taken as a photo of an old person and made 25
+    again: its grey hair darkens towards young hair's fitted colour (strands kept, never brighter), the wall keeps
+    its pixels; an old face made older, or a face whose hair never greyed, regains nothing."""
+    from ganime_age.faces import FaceAnalyzer
+
+    photo = _dark_haired_test_photo(shared_dir)
+    aus = np.zeros(NUM_AUS, np.float32)
+    landmarks = FaceAnalyzer().analyze(photo)[0].landmarks.landmarks
+    greyed, _ = shipped.edit_photo(
+        photo, [shipped.prepare_face(photo, landmarks, segment=segment())], [25.0], [75.0], [aus], [aus]
+    )
+    old_landmarks = FaceAnalyzer().analyze(greyed)[0].landmarks.landmarks
+    face = shipped.prepare_face(greyed, old_landmarks, segment=segment())
+    layer = face.layer
+    assert layer.hair_box is not None and layer.young is not None
+    x0, y0, x1, y1 = layer.hair_box
+    sure = layer.share > 230
+    assert sure.sum() > 5000
+    young, _ = shipped.edit_photo(greyed, [face], [75.0], [25.0], [aus], [aus])
+    before = greyed[y0:y1, x0:x1][sure].astype(np.float32)
+    after = young[y0:y1, x0:x1][sure].astype(np.float32)
+    assert after.mean() < before.mean() - 25, (before.mean(), after.mean())  # darker: its colour back
+    # never brighter (but where the hairline moved with the face's shape)
+    assert (after.mean(axis=1) > before.mean(axis=1) + 20).mean() < 0.02
+    strands = lambda rgb: rgb.mean(axis=1).std()  # noqa: E731
+    assert strands(after) > 0.3 * strands(before)  # strands kept, not painted flat
+    assert np.array_equal(young[:40, :40], greyed[:40, :40]) and np.array_equal(young[:40, -40:], greyed[:40, -40:])
+    assert shipped.hair_restoring_share(75.0, 25.0) == 1.0 and shipped.hair_restoring_share(25.0, 75.0) == 0.0
+    assert shipped.hair_restoring_share(30.0, 20.0) == 0.0  # hair not yet grey at 30 regains nothing
+    assert np.all(shipped.tables["hair_young"] > 0.0)  # fitted
+
+
+def test_an_old_face_made_young_is_lifted_by_as_much_as_it_sagged(shipped: FittedEngine, shared_dir: Path) -> None:
+    """Made younger from old, the jowls and cheeks move up (made older they move down), by the same amount."""
+    from ganime_age.engine.geometry import growth_field
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    photo = load_image(shared_dir / "datasets" / "utkface" / "80_0_0_20170111222041471.jpg.chip.jpg")
+    landmarks = FaceAnalyzer().analyze(photo)[0].landmarks.landmarks
+    face = shipped.prepare_face(photo, landmarks, segment=segment())
+    lifted, sagged = growth_field(shipped, face, 80.0, 60.0), growth_field(shipped, face, 60.0, 80.0)
+    assert lifted is not None and sagged is not None
+    down = face.rotation[:2, 1] / np.linalg.norm(face.rotation[:2, 1])
+    for jowl in (136, 365):  # the jowls' anchors
+        x, y = np.round(face.landmarks[jowl, :2]).astype(int)
+        assert float(lifted[y, x] @ down) < -0.5 and float(sagged[y, x] @ down) > 0.5
+
+
+def test_the_face_is_edited_where_the_scene_sees_no_person(shipped: FittedEngine, shared_dir: Path) -> None:
+    """On a tight crop the selfie segmenter may see no person at all (a full-bearded man's face, UTKFace): the
+    face itself is still the person's, and an edit changes it; outside the face nothing changes."""
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    photo = load_image(shared_dir / "datasets" / "utkface" / "34_0_0_20170117141607879.jpg.chip.jpg")
+    landmarks = FaceAnalyzer().analyze(photo)[0].landmarks.landmarks
+    blind = lambda rgb: np.zeros(rgb.shape[:2], np.float32)  # noqa: E731  (a segmenter that sees no one)
+    face = shipped.prepare_face(photo, landmarks, segment=blind)
+    inside = face.layer.person_at(0, 0, photo.shape[1], photo.shape[0])
+    x, y = np.round(landmarks[1, :2]).astype(int)  # the nose tip
+    assert inside[y, x] > 0.99 and inside[:10, :10].max() == 0.0
+    aus = np.zeros(NUM_AUS, np.float32)
+    young, _ = shipped.edit_photo(photo, [face], [34.0], [5.0], [aus], [aus])
+    changed = np.abs(young.astype(int) - photo.astype(int)).max(axis=2) > 8
+    assert changed[y - 20 : y + 20, x - 30 : x + 30].mean() > 0.3
+
+
 def _warm_group_photo(shared_dir: Path) -> np.ndarray:
     """Three held-out people side by side (shoulders touching) under a warm lamp: a group photo in warm light."""
     from ganime_age.faces import load_image
@@ -532,6 +599,7 @@ def test_hair_greying_is_fitted_from_real_faces(shipped: FittedEngine, shared_di
     engine = FittedEngine(shipped.config)
     engine.load_state_dict(shipped.state_dict())
     engine.hair_greying.zero_()
+    engine.hair_young.zero_()
     report = fit_hair(engine, records, root, progress=False)
     assert report["fitted"], report
     greying = engine.hair_greying.numpy()
@@ -540,6 +608,9 @@ def test_hair_greying_is_fitted_from_real_faces(shipped: FittedEngine, shared_di
     assert np.all(np.diff(greying) >= 0.0)
     assert 0.0 < greying[list(centres).index(48.0)] < greying[-1] < 1.0
     assert 1.0 < report["grey_level"] < 1.6
+    # the colour grey hair regains: young people's hair, darker than the skin and than grey hair, warm (R > G > B)
+    young = engine.hair_young.numpy()
+    assert np.all(young > 0.0) and young[0] > young[1] > young[2] and young.mean() < 0.8
 
 
 def test_reads_and_repaints_saturate_at_black_instead_of_folding_back() -> None:
@@ -616,7 +687,7 @@ def test_a_child_edit_moves_the_outline_up_and_nothing_folds(shipped: FittedEngi
     motion = shipped.shape_change(prepared, 30.0, 3.0, face.aus, face.aus)
     growth = geometry.growth_field(shipped, prepared, 30.0, 3.0)
     assert growth is not None
-    sample, _, moves = geometry.backward_map(prepared, motion, shipped.template, growth)
+    sample, changed, moves = geometry.backward_map(prepared, motion, shipped.template, growth)
     dx, dy = np.gradient(sample[..., 0]), np.gradient(sample[..., 1])
     det = dx[1] * dy[0] - dx[0] * dy[1]
     assert det.min() > 0.05, det.min()
@@ -632,7 +703,8 @@ def test_a_child_edit_moves_the_outline_up_and_nothing_folds(shipped: FittedEngi
     identity = identity_grid(*prepared.grid_shape)
     border = np.ones(prepared.grid_shape, bool)
     border[2:-2, 2:-2] = False
-    assert np.abs(sample - identity)[border].max() < 0.05
+    # the edge moves by a fraction of a pixel at most, too little to change a pixel: they stay the input's
+    assert np.abs(sample - identity)[border].max() < 0.1 and changed[border].max() == 0.0
 
 
 def test_an_old_edit_drops_the_brows_and_jowls_and_draws_lines(shipped: FittedEngine, shared_dir: Path) -> None:
@@ -722,6 +794,21 @@ def test_a_beard_goes_when_a_face_is_made_a_child_and_stays_otherwise(shared_dir
     assert strands(after) < 0.6 * strands(before), (strands(before), strands(after))  # the hairs are gone
     assert after.mean() > before.mean()  # lifted to the skin around it (in the chin's own shade), never darker
     assert youth(34.0, 5.0) == 1.0 and youth(34.0, 40.0) == 0.0 and youth(8.0, 5.0) < 0.35
+    # a grey beard (as light as the skin, less red and rougher) is found too, and goes
+    grey_bearded = load_image(utkface / "67_0_0_20170104184245598.jpg.chip.jpg")
+    points = FaceAnalyzer().analyze(grey_bearded)[0].landmarks.landmarks
+    grey = find_beard(grey_bearded, points)
+    assert grey is not None and grey.share is not None
+    gx0, gy0 = grey.box[:2]
+    chin_y, chin_x = int(points[152, 1]) - gy0, int(points[152, 0]) - gx0
+    assert grey.share[chin_y - 12 : chin_y, chin_x - 10 : chin_x + 10].mean() > 150
+    lifted = grey_bearded.copy()
+    grey.lift(lifted, (0, 0), 1.0)
+    patch = (
+        slice(int(points[152, 1]) - 12, int(points[152, 1])),
+        slice(int(points[152, 0]) - 10, int(points[152, 0]) + 10),
+    )
+    assert strands(lifted[patch].astype(np.float32)) < 0.7 * strands(grey_bearded[patch].astype(np.float32))
     clean = load_image(utkface / "26_1_0_20170116171048641.jpg.chip.jpg")
     face = FaceAnalyzer().analyze(clean)[0]
     found = find_beard(clean, face.landmarks.landmarks)

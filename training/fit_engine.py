@@ -431,16 +431,17 @@ def fit_sex(engine: FittedEngine, thumbnails: np.ndarray, sex: np.ndarray, train
     return {"faces": len(thumbnails), "accuracy": accuracy}
 
 
-def hair_brightness(engine: FittedEngine, rgb: np.ndarray, landmarks: np.ndarray, segment: Any) -> float | None:
-    """One photo's hair brightness over its skin brightness (the engine's own hair mask and skin level, with the
-    person's silhouette from `segment`), or None when too little hair is found."""
+def hair_colour(engine: FittedEngine, rgb: np.ndarray, landmarks: np.ndarray, segment: Any) -> np.ndarray | None:
+    """(3,) one photo's mean hair colour (R, G, B) over its skin's brightness (the engine's own hair mask and skin
+    level, with the person's silhouette from `segment`), or None when too little hair is found."""
     face = engine.prepare_face(rgb, landmarks, segment=segment)
     layer = face.layer
     if layer.hair_box is None or layer.share.mean() / 255.0 * _share_of(layer) < HAIR_MIN_SHARE:
         return None
     x0, y0, x1, y1 = layer.hair_box
-    weight = layer.share.astype(np.float32)
-    return float((rgb[y0:y1, x0:x1].mean(axis=2) * weight).sum() / weight.sum()) / max(face.skin, 1.0)
+    weight = layer.share.astype(np.float32)[..., None]
+    colour = (rgb[y0:y1, x0:x1].astype(np.float32) * weight).sum(axis=(0, 1)) / weight.sum()
+    return colour / max(face.skin, 1.0)
 
 
 def _share_of(layer: Any) -> float:
@@ -471,30 +472,39 @@ def fit_hair(
         from tqdm import tqdm
 
         iterator = tqdm(usable, desc="hair", unit="face")
-    ages, levels = [], []
+    ages, colours = [], []
     for row in iterator:
-        found = hair_brightness(engine, load_image(root / str(records.paths[row])), records.landmarks[row], segment)
+        found = hair_colour(engine, load_image(root / str(records.paths[row])), records.landmarks[row], segment)
         if found is not None:
             ages.append(float(records.ages[row]))
-            levels.append(found)
-    age, light = np.asarray(ages), np.asarray(levels)
+            colours.append(found)
+    age, colour = np.asarray(ages), np.asarray(colours).reshape(-1, 3)
+    light = colour.mean(axis=1)
     young_rows = (age >= HAIR_YOUNG[0]) & (age <= HAIR_YOUNG[1])
     old = light[age >= HAIR_OLD]
     if young_rows.sum() < HAIR_MIN_GROUP or len(old) < HAIR_MIN_GROUP:  # a small subset: hair is left alone
         log.warning("hair greying not fitted: %d young and %d old faces with visible hair", young_rows.sum(), len(old))
-        return {"faces": len(levels), "fitted": False}
+        return {"faces": len(light), "fitted": False}
     weights = np.stack([age_weights(a, centres) for a in age])  # (faces, centres): hat functions of age
     per_centre = (weights * light[:, None]).sum(0) / np.maximum(weights.sum(0), 1e-6)
     young = float(np.mean(light[young_rows]))
+    # the colour grey hair is given back when a face is made young: the young's median hair (each channel over
+    # the skin's brightness: the photo's own light scales it as it scales the skin)
+    young_colour = np.median(colour[young_rows], axis=0)
     level = float(np.percentile(old, HAIR_GREY_PERCENTILE))
     greying = np.clip((per_centre - young) / max(level - young, 1e-3), 0.0, 1.0)
     greying[centres <= HAIR_YOUNG[1]] = 0.0
     greying = np.maximum.accumulate(greying)  # hair does not regain its colour with age
-    engine.set_tables(hair_greying=greying.astype(np.float32), hair_level=np.array([level], np.float32))
+    engine.set_tables(
+        hair_greying=greying.astype(np.float32),
+        hair_level=np.array([level], np.float32),
+        hair_young=young_colour.astype(np.float32),
+    )
     return {
-        "faces": len(levels),
+        "faces": len(light),
         "fitted": True,
         "young_hair_level": round(young, 3),
+        "young_hair_colour": young_colour.round(3).tolist(),
         "greying": dict(zip([f"{c:g}" for c in centres], greying.round(3).tolist(), strict=True)),
         "old_faces": len(old),
         "grey_level": round(level, 3),
@@ -685,9 +695,16 @@ def hair_main(argv: list[str]) -> int:
     parser.add_argument("--cache", default="runs/engine", help="where the analysed photos are kept between runs")
     parser.add_argument("--max-utkface", type=int, default=None, help="analyse at most this many UTKFace photos")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--keep-greying",
+        action="store_true",
+        help="fit young hair's colour alone, keeping the engine's greying tables (the shipped ones were fitted "
+        "with an earlier hair mask, which counted more of grey hair as hair)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     engine = load_pretrained(args.engine, strict=False)
+    kept = {name: engine.tables[name].copy() for name in ("hair_greying", "hair_level")}
     utk = collect(
         "utkface", args.utkface, Path(args.cache) / "utkface.npz", max_photos=args.max_utkface, workers=args.workers
     )
@@ -696,9 +713,41 @@ def hair_main(argv: list[str]) -> int:
     hair["seconds"] = round(time.perf_counter() - started, 1)
     report_path = Path(args.engine) / REPORT_NAME
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    if args.keep_greying and hair.get("fitted"):
+        engine.set_tables(**kept)
+        earlier = report.get("hair", {})
+        hair = {**earlier, "young_hair_colour": hair["young_hair_colour"], "young_colour_fit": hair}
     report["hair"] = hair
     write_engine(engine, args.engine, report)
     log.info("hair greying on %d faces: %s", hair["faces"], hair.get("greying", "not fitted (too few faces)"))
+    return 0
+
+
+def growth_main(argv: list[str]) -> int:
+    """``fit_engine.py growth --engine DIR --fgnet DIR``: fit the head's growth (the cardioidal strain per young age
+    centre, :mod:`training.data.growth`) on FG-NET's training people into an engine folder (its tables are kept)."""
+    import json
+
+    from ganime_age.hub import load_pretrained
+    from training.data.growth import fit_growth
+
+    parser = argparse.ArgumentParser(prog="fit_engine.py growth", description=growth_main.__doc__)
+    parser.add_argument("--engine", required=True, help="engine folder to update")
+    parser.add_argument("--fgnet", required=True, help="FG-NET folder (images/PPPaNN.JPG, points/*.pts)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    engine = load_pretrained(args.engine)
+    started = time.perf_counter()
+    fitted = fit_growth(Path(args.fgnet), engine.centres, np.asarray(engine.config.growth_strains))
+    engine.config.growth_strains = tuple(round(float(v), 4) for v in fitted.strains)
+    engine.config.validate()
+    engine.invalidate()
+    growth = {**fitted.report, "seconds": round(time.perf_counter() - started, 1)}
+    report_path = Path(args.engine) / REPORT_NAME
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report["growth"] = growth
+    write_engine(engine, args.engine, report)
+    log.info("growth strains from %d young FG-NET photos: %s", growth["young_photos"], growth["strains"])
     return 0
 
 
@@ -767,6 +816,8 @@ def main(argv: list[str] | None = None) -> int:
         return hair_main(argv[1:])
     if argv[:1] == ["exemplars"]:
         return exemplars_main(argv[1:])
+    if argv[:1] == ["growth"]:
+        return growth_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cache = Path(args.cache)

@@ -337,6 +337,12 @@ def _age_texture(
         mapped = cv2.remap(stacked, coords, None, cv2.INTER_LINEAR, borderValue=1.0)
         mapped = mapped.reshape(*face.grid_shape, -1)
         fine_out += sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
+        if young > 0.0 and face.beard is not None:
+            # the beard is lifted to the skin around it in the photo (:mod:`.beard`); the skin's brightening there
+            # on top of it (the prototypes' and the matched faces' beardless upper lip) printed a glowing patch
+            lifted = np.float32(young) * face.beard.share_on(face.box, face.grid_shape)
+            ratio_out -= (np.maximum(ratio_out.mean(axis=2), 0.0) * lifted)[..., None]
+            fine_out -= np.maximum(fine_out, 0.0) * lifted
         part = (ratio_out, fine_out)
     face.cache["age_texture"] = (key, part)
     return part

@@ -1,7 +1,9 @@
 """Facial hair, found once per photo and lifted away when a face is made a child's.
 
 A beard, stubble or a moustache is hair on the skin: darker than the face's skin and less red than it (hair
-is brown-grey-black; skin in shade keeps its redness, which is how the jaw's own shadow is told from a beard).
+is brown-grey-black; skin in shade keeps its redness, which is how the jaw's own shadow is told from a beard),
+or, grey or white, as light as the skin or lighter, and both less red and rougher (a lit patch of skin is
+smooth).
 Below the nose base, the lips excepted, and down under the jaw, each pixel's facial-hair share is read from
 its colour against the cheeks' skin, and the hair is replaced by the surrounding skin, its tone and shading
 taken from the nearby skin pixels (normalised convolution at two scales, so that a full beard fills from its
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ganime_age.engine.frames import add_scaled, overlap
+from ganime_age.engine.frames import add_scaled, overlap, resample_grid
 from ganime_age.faces.topology import CHIN, FACE_LEFT, FACE_OVAL, FACE_RIGHT, NUM_MESH_VERTICES, OUTER_LIPS
 
 NOSE_BASE = 2  # the mesh's point under the nose (subnasale): facial hair begins below it
@@ -40,11 +42,19 @@ class Beard:
 
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 (photo pixels)
     change: np.ndarray  # (h, w, 3) int16: what removing all of it adds to the photo's pixels over `box`
+    share: np.ndarray | None = None  # (h, w) uint8 over `box`: how surely each pixel is facial hair (255: sure)
 
     @property
     def changed(self) -> np.ndarray:
         """(h, w) float32 1 where removing the facial hair changes the photo, 0 elsewhere."""
         return np.any(self.change != 0, axis=2).astype(np.float32)
+
+    def share_on(self, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
+        """(h, w) float32 0..1: the facial hair's share on a grid of `shape` spanning the photo box `box` (0 where
+        none is found): where the face's skin changes must not lift it a second time."""
+        if self.share is None:
+            return np.zeros(shape, np.float32)
+        return resample_grid(self.share.astype(np.float32) * np.float32(1.0 / 255.0), self.box, box, shape)
 
     def lift(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
         """Remove `amount` (0..1) of the facial hair from `pixels` (uint8 RGB, a photo crop whose top-left is
@@ -162,7 +172,8 @@ def find_beard(
     fine_share = np.maximum(fine_share, cv2.resize(share, size, interpolation=cv2.INTER_LINEAR))
     fill_full = cv2.resize(fill, size, interpolation=cv2.INTER_LINEAR)
     change = (fill_full - crop.astype(np.float32)) * fine_share[..., None]
-    return Beard((x0, y0, x1, y1), np.round(change).astype(np.int16))
+    share_bytes = np.round(255.0 * np.clip(fine_share, 0.0, 1.0)).astype(np.uint8)
+    return Beard((x0, y0, x1, y1), np.round(change).astype(np.int16), share_bytes)
 
 
 def _hull(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -201,10 +212,11 @@ class _Measures:
         return red, float(np.median(self.lightness[cheeks])), float(np.median(self.texture[cheeks]))
 
     def hair_share(self, skin: tuple[float, float, float]) -> np.ndarray:
-        """0..1: how surely each pixel is facial hair: darker than the cheeks, and less red or rougher."""
+        """0..1: how surely each pixel is facial hair: darker than the cheeks, and less red or rougher; or (grey
+        and white hair, at any lightness) both less red and rougher."""
         red, light, texture = skin
         loss = (red - self.redness) / red
         pale = np.clip((loss - REDNESS_LOSS[0]) / (REDNESS_LOSS[1] - REDNESS_LOSS[0]), 0.0, 1.0)
         rough = np.clip((np.log(self.texture / texture) - ROUGHER[0]) / (ROUGHER[1] - ROUGHER[0]), 0.0, 1.0)
         dark = np.clip((light - self.lightness - DARKER[0]) / (DARKER[1] - DARKER[0]), 0.0, 1.0)
-        return (np.maximum(pale, rough) * dark).astype(np.float32)
+        return np.maximum(np.maximum(pale, rough) * dark, pale * rough).astype(np.float32)

@@ -79,9 +79,13 @@ class FittedEngineConfig:
     # and the neck's edges behind it as ghost lines
     age_outline_share: float = bounded(0.3, 0.0, 5.0)
     # the head's craniofacial growth (a cardioidal strain, see geometry.growth_field), one strain per age centre:
-    # negative makes the face below the ears smaller towards the cranium (a child's), 0 is an adult's
+    # negative makes the face below the ears smaller towards the cranium (a child's), 0 is an adult's; the young
+    # centres' are fitted on FG-NET's same people across years (training/fit_engine.py growth), the grown ones set
     growth_strains: tuple[float, ...] = bounded(
-        (-0.07, -0.045, -0.028, -0.012, -0.003, 0.0, 0.0, 0.0, 0.0, 0.005, 0.01, 0.015, 0.02), -0.4, 0.2, length=(2, 40)
+        (-0.1057, -0.0819, -0.053, -0.0227, -0.0018, 0.0, 0.0, 0.0, 0.0, 0.005, 0.01, 0.015, 0.02),
+        -0.4,
+        0.2,
+        length=(2, 40),
     )
     # how far an old face's soft tissue descends (brows, cheeks, jowls, nose tip; geometry.sag_field), 1 = SAGS
     sag_depth: float = bounded(1.0, 0.0, 4.0)

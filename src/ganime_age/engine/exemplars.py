@@ -42,6 +42,8 @@ SPAN_FROM, SPAN_FULL = 20.0, 40.0  # between grown ages: years of change where t
 COLOUR_SCALE = 4.0  # template pixels: colour changes no finer than this (fine colour would print as speckles)
 COLOUR_LIMIT = 0.1  # the most a channel's log change may differ from the others' mean (dark skin's blue channel
 # is a few grey levels, so its log ratio against a lighter exemplar printed yellow blobs)
+SKIN_DARKEST = -0.3  # the darkest log change a pixel of skin takes (outside the eyes, brows and lips): an exemplar's
+# smile fold a little off the person's printed a dark line like a pen stroke beside the person's own
 LIMIT = (-0.7, 0.3)  # the log change a pixel takes, darkest and brightest (a smile's folds filled by a neutral
 # face's flat cheek glowed; dark nostrils against a lit exemplar printed speckles)
 SKIN_TOLERANCE = 0.5  # log distance from a face's cheek colour at which a pixel stops counting as its skin
@@ -66,7 +68,12 @@ class AgeExemplarsConfig:
     neighbours: int = bounded(8, 1, 64)  # faces averaged for one target age
     share: float = bounded(0.8, 0.0, 1.0)  # the most of their features' difference an edit into childhood takes
     grown_share: float = bounded(0.5, 0.0, 1.0)  # and one across decades of grown ages (identity holds more there)
+    # and one across decades to a younger grown age: an old face's lines, spots and sagged folds, which scaling its
+    # own detail cannot remove, go only with the young faces' skin (old people made 25 read 10 years too old at 0.5)
+    younger_share: float = bounded(0.8, 0.0, 1.0)
     age_window: float = bounded(1.5, 0.5, 20.0)  # years around the target age (wider where the bank is sparse)
+    # face widths: the scale above which the matched faces' difference is the photo's light, not their features
+    light_scale: float = bounded(LARGE_SCALE, 0.02, 0.5)
     image_size: int = bounded(128, 16, 1024)  # HubModel's convention (unused: the bank makes no crops)
 
 
@@ -204,11 +211,15 @@ def describe(template: Template, log_view: np.ndarray, mouth_gap: float, smiling
     return np.array([*lower_face_skin_tone(template, log_view), mouth_gap, smiling, female], np.float32)
 
 
-def exemplar_share(source_age: float, target_age: float, child: float = 1.0, grown: float = 1.0) -> float:
+def exemplar_share(
+    source_age: float, target_age: float, child: float = 1.0, grown: float = 1.0, younger_grown: float | None = None
+) -> float:
     """How much of the exemplars' difference an edit from `source_age` to `target_age` takes: `child` for a change
     of GAP_FULL years or more whose younger end is a child's; between grown ages, growing from SPAN_FROM years of
-    change to `grown` at SPAN_FULL (an old face made young, a young one made old); none for smaller changes, which
-    the fitted tables carry."""
+    change to `grown` at SPAN_FULL for a face made older, `younger_grown` (default `grown`) for one made younger;
+    none for smaller changes, which the fitted tables carry."""
+    if target_age < source_age and younger_grown is not None:
+        grown = younger_grown
     younger, span = min(source_age, target_age), abs(target_age - source_age)
     young = np.clip((CHILDHOOD_END - younger) / (CHILDHOOD_END - CHILDHOOD_FULL), 0.0, 1.0)
     decades = np.clip((span - SPAN_FROM) / (SPAN_FULL - SPAN_FROM), 0.0, 1.0)
@@ -224,18 +235,24 @@ class ExemplarMatch:
     person: np.ndarray  # (R, R, 3) log template view of the face
     descriptor: np.ndarray
     share: float = 1.0  # of the bank's share, for this face (a turned face takes less: :func:`turn_share`)
+    facial_hair: np.ndarray | None = None  # (R, R) the face's beard and moustache share in the template (.beard)
     changes: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def weight(self) -> np.ndarray:
-        """(R, R) where the matched faces' features are taken (:func:`features_weight`)."""
-        return features_weight(self.template)
+        """(R, R) where the matched faces' features are taken (:func:`features_weight`), never on a beard or a
+        moustache: their skin is not there to take a young face's (brightened, a moustache printed a white smear;
+        made a child, the beard is lifted in the photo, :mod:`.beard`, and their change on top printed a glow)."""
+        weight = features_weight(self.template)
+        if self.facial_hair is not None:
+            weight = weight * (1.0 - np.clip(self.facial_hair, 0.0, 1.0))
+        return weight
 
     def share_for(self, source_age: float, target_age: float) -> float:
         """How much of the change towards `target_age` an edit from `source_age` takes (:func:`exemplar_share`,
         the bank's shares, this face's turn)."""
         c = self.bank.config
-        return self.share * exemplar_share(source_age, target_age, c.share, c.grown_share)
+        return self.share * exemplar_share(source_age, target_age, c.share, c.grown_share, c.younger_share)
 
     def change(self, target_age: float) -> tuple[np.ndarray, np.ndarray] | None:
         """(smooth (R, R, 3), fine (R, R)) log change towards the matched faces of `target_age`, in the photo's
@@ -252,7 +269,7 @@ class ExemplarMatch:
             levelled = [view - tone + self.descriptor[:3] for view, tone in zip(views, tones, strict=True)]
             mean, confidence = skin_mean(self.template, levelled)
             exemplar = confidence[..., None] * mean + (1.0 - confidence[..., None]) * self.person
-            smooth, fine = features_change(self.template, self.person, exemplar)
+            smooth, fine = features_change(self.template, self.person, exemplar, self.bank.config.light_scale)
             self.changes[key] = (smooth * self.weight[..., None], fine * self.weight)
         return self.changes[key]
 
@@ -263,20 +280,27 @@ def skin_mean(template: Template, views: list[np.ndarray]) -> tuple[np.ndarray, 
     forehead, hair over a cheek, glasses or a bright background at the outline are left out rather than averaged
     into a dark or grey smudge. Also (R, R) how sure the mean is there (0 where too few faces show skin: the
     person's own pixels then stay). The views come with their skin tones levelled to one (the person's)."""
-    regions = template.regions
-    features = np.maximum.reduce([regions["eyes_wide"], regions["brows"], regions["lips"], regions["mouth"]])
     total = np.zeros_like(views[0])
     weights = np.zeros(views[0].shape[:2], np.float32)
     tone = np.stack([lower_face_skin_tone(template, view) for view in views]).mean(axis=0)
     for view in views:
-        away = np.abs(view - tone).max(axis=2)  # log distance from the skin's colour, the farthest channel
-        skin = np.exp(-((away / SKIN_TOLERANCE) ** 2)).astype(np.float32)
-        weight = np.maximum(features, cv2.GaussianBlur(skin, (0, 0), SKIN_BLUR))
+        weight = skin_likeness(template, view, tone)
         total += weight[..., None] * view
         weights += weight
     mean = total / np.maximum(weights, 1e-6)[..., None]
     confidence = np.clip(weights / (SKIN_QUORUM * len(views)), 0.0, 1.0)
     return mean.astype(np.float32), confidence.astype(np.float32)
+
+
+def skin_likeness(template: Template, view: np.ndarray, tone: np.ndarray) -> np.ndarray:
+    """(R, R) how much each pixel of a log template view looks like skin of the colour `tone` (log distance, the
+    farthest channel, against SKIN_TOLERANCE; smooth: patchy weights printed blobs), or is one of the features
+    (eyes, brows, lips, mouth), which count whatever their colour."""
+    regions = template.regions
+    features = np.maximum.reduce([regions["eyes_wide"], regions["brows"], regions["lips"], regions["mouth"]])
+    away = np.abs(view - tone).max(axis=2)
+    skin = np.exp(-((away / SKIN_TOLERANCE) ** 2)).astype(np.float32)
+    return np.maximum(features, cv2.GaussianBlur(skin, (0, 0), SKIN_BLUR)).astype(np.float32)
 
 
 def features_weight(template: Template) -> np.ndarray:
@@ -298,16 +322,29 @@ def turn_share(rotation: np.ndarray) -> float:
     return float(np.clip((TURN_NONE - yaw) / (TURN_NONE - TURN_FULL), 0.0, 1.0))
 
 
-def features_change(template: Template, person: np.ndarray, exemplar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def features_change(
+    template: Template, person: np.ndarray, exemplar: np.ndarray, light_scale: float = LARGE_SCALE
+) -> tuple[np.ndarray, np.ndarray]:
     """The exemplar's features over the person's in the person's light: the log difference less its large-scale
-    part (tone, shading and the light's cast stay the person's), its colour kept coarse, split into a smooth per-channel part and a fine part of brightness
-    alone (a fine colour change prints speckles). Nothing inside the lips' gap: an open mouth keeps its teeth."""
+    part (tone, shading and the light's cast stay the person's), its colour kept coarse, split into a smooth
+    per-channel part and a fine part of brightness alone (a fine colour change prints speckles). Where it
+    brightens, the person's colour there moves to its skin's around it: a fold's or a shadow's deeper, saturated
+    hue, only brightened, glowed as an orange blotch. Nothing inside the lips' gap: an open mouth keeps its teeth.
+    (An edge-aware light, a guided filter that kept a side-lit face's shadow edges as light, also kept the brows',
+    eyes' and folds' edges: adults made 5 read 2-3 years older.)"""
     difference = exemplar - person
-    difference -= template_blur(template, difference, LARGE_SCALE)
+    difference -= template_blur(template, difference, light_scale)
     grey = difference.mean(axis=2, keepdims=True)
     colour = np.clip(difference - grey, -COLOUR_LIMIT, COLOUR_LIMIT)  # a dark channel's log ratio runs wild
+    hue = person - person.mean(axis=2, keepdims=True)
+    to_skin = template_blur(template, hue, light_scale) - hue  # the person's colour around each pixel, less its own
+    brighter = np.clip(grey / LIMIT[1], 0.0, 1.0)
+    colour = colour + brighter * np.clip(to_skin, -COLOUR_LIMIT, COLOUR_LIMIT)
     difference = grey + cv2.GaussianBlur(colour, (0, 0), COLOUR_SCALE).reshape(difference.shape)
-    difference = np.clip(difference, *LIMIT)
+    regions = template.regions
+    features = np.maximum.reduce([regions["eyes_wide"], regions["brows"], regions["lips"]])[..., None]
+    darkest = SKIN_DARKEST + (LIMIT[0] - SKIN_DARKEST) * features
+    difference = np.clip(difference, darkest, LIMIT[1])
     smooth = cv2.GaussianBlur(difference, (0, 0), 1.2).reshape(difference.shape)
     fine = (difference - smooth).mean(axis=2)
     return smooth.astype(np.float32), fine.astype(np.float32)

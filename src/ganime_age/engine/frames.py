@@ -113,6 +113,27 @@ def template_blur(template: Template, image: np.ndarray, scale: float = LARGE_SC
     return np.where(weight > 1e-3, blurred / np.maximum(weight, 1e-3), image).astype(np.float32)
 
 
+def resample_grid(
+    field: np.ndarray, box: tuple[int, int, int, int], onto: tuple[int, int, int, int], shape: tuple[int, int]
+) -> np.ndarray:
+    """A smooth field on a grid spanning the photo box `box`, read on a grid of `shape` spanning the photo box
+    `onto` (0 outside `box`)."""
+    bx0, by0, bx1, by1 = box
+    ox0, oy0, ox1, oy1 = onto
+    grid_h, grid_w = shape
+    fsx, fsy = field.shape[1] / (bx1 - bx0), field.shape[0] / (by1 - by0)
+    gsx, gsy = grid_w / (ox1 - ox0), grid_h / (oy1 - oy0)
+    # grid pixel u -> photo (u + 0.5) / gsx - 0.5 + ox0 -> field (x - bx0 + 0.5) * fsx - 0.5
+    matrix = np.array(
+        [
+            [fsx / gsx, 0.0, 0.5 * fsx / gsx + (ox0 - bx0) * fsx - 0.5],
+            [0.0, fsy / gsy, 0.5 * fsy / gsy + (oy0 - by0) * fsy - 0.5],
+        ]
+    )
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(field.astype(np.float32, copy=False), matrix, (grid_w, grid_h), flags=flags)
+
+
 @dataclass(frozen=True)
 class GridFrame:
     """A face's engine grid over its photo region ``box`` (x0, y0, x1, y1): conversions both ways."""

@@ -196,7 +196,7 @@ def growth_field(engine: EngineTables, face: EngineFace, source_age: float, targ
     k_target = float(age_weights(target_age, engine.centres) @ strains)
     sag = engine.config.sag_depth * (_sagging(target_age) - _sagging(source_age))
     grows = abs(k_target - k_source) >= 1e-6
-    if not grows and sag <= 0.0:
+    if not grows and sag == 0.0:
         return None
     basis = face.cache.get(("growth", k_source))
     if basis is None:
@@ -208,7 +208,7 @@ def growth_field(engine: EngineTables, face: EngineFace, source_age: float, targ
         for across, bump in eyes:
             keep = (1.0 + k_source * across) / (1.0 + k_target * across) - 1.0
             field += np.float32(keep) * bump
-    if sag > 0.0:
+    if sag != 0.0:  # an old face made young is lifted by as much as it sagged
         field += np.float32(sag) * unit_sag
     return field
 

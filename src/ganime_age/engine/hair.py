@@ -13,6 +13,10 @@ Hair is found, once per photo, at the photo's own resolution:
   is its place between the two colours (a hairline pixel half skin is half hair) where its colour is more like
   the hair's than the skin's.
 
+Made young, grey hair regains colour: each grey pixel (by its saturation under the photo's light; blond, red and
+brown hair are left alone) is scaled, channel by channel, towards young people's fitted hair colour relative to
+the skin, in the photo's light, so its strands keep their light and dark.
+
 Greying adds to each pixel its hair share of the way from the local hair colour to grey hair's (the fitted
 brightness relative to the skin, in the colour of the photo's light, so grey hair under a warm lamp is warm),
 and lifts the strands' light and dark with the hair's brightness, equally in R, G and B (the photo's colour
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ganime_age.engine.frames import add_scaled, overlap
+from ganime_age.engine.frames import add_scaled, overlap, resample_grid
 from ganime_age.engine.tables import EngineTables
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
 
@@ -44,12 +48,21 @@ LIGHT_RANGE = (0.8, 1.25)  # the light's colour (grey world of the head's surrou
 LIGHT_TRUST = 0.6  # the power the background's colour is taken to: a blue backdrop is partly the backdrop's own
 WHOLE_PHOTO_SIDE = 512  # pixels: the photo's longest side when the whole scene is segmented
 SCENE_THRESHOLD = 0.05  # the whole photo's silhouette below this is no person's: an edit never changes it there
+SCENE_MISSES = 0.5  # the share of the face the whole photo's silhouette must see for its outline to be trusted
 PLACE_FLOOR = 0.2  # of the way from the skin's colour to the hair's: below it a pixel is skin in shade
 MIN_HAIR_SEEDS = 25  # sure-hair grid pixels needed for a colour model (fewer: bald, or hair as pale as skin)
 SEED_DISTANCE = 27.0  # Lab distance from the skin's colour beyond which a pixel above the brows is surely hair
+# grey and white hair is near pale skin in Lab but has far less colour: a pixel above the brows with less than
+# this share of the skin's chroma, and at least GREY_SEED_DISTANCE from its colour, is surely hair too
+GREY_SEED_CHROMA, GREY_SEED_DISTANCE = 0.4, 12.0
 STRAND_LIFT = 0.35  # share of grey hair's brightness gain that the strands' light and dark deviations keep
 STRAND_CEILING = 1.1  # grey hair's brightness: the lightest a greyed strand gets (unless it was lighter)
 MAX_HAIR_GAIN = 4.0  # grey hair over the hair's brightness, at most (black hair's noise stays unseen)
+GREY_CHROMA = (0.12, 0.3)  # a hair pixel's saturation under white light: grey below the first, pigmented (blond,
+# red, brown) from the second; only grey hair regains colour
+RESTORE_SCALE = 0.01  # face widths: the blur of the colour a pixel's regained colour is scaled from (its strands
+# keep their light and dark)
+RESTORE_FLOOR = 0.1  # the least a channel of white hair is scaled by when it regains colour
 
 
 @dataclass
@@ -67,26 +80,66 @@ class HairLayer:
     # the local hair brightness, and grey hair's brightness gain over it minus 1
     # (h, w) float32 on the grid: 0 on the photo's other faces (grown a little), 1 away from them; None: no others
     apart: np.ndarray | None = None
+    # (3,) young hair's colour in this photo's light and at its skin's brightness (None: grey hair stays grey)
+    young: np.ndarray | None = None
+    light: np.ndarray | None = None  # (3,) the light's colour around the head, mean 1 (see _light)
+    face_width: float = 1.0  # photo pixels
+    # (h, w) float32 on the grid: the face's own mask, where the scene misses the face (a person whatever the
+    # scene says); None where the scene sees it
+    face: np.ndarray | None = None
     _full: np.ndarray | None = field(default=None, repr=False)  # full greying's change over hair_box, made once
+    _restored: np.ndarray | None = field(default=None, repr=False)  # and full restoring's
     _person: np.ndarray | None = field(default=None, repr=False)  # person_at over `box` as uint8, made once
 
     def grey(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
         """Grey `amount` (0..1) of the hair in `pixels` (uint8 RGB, a photo crop whose top-left is `origin`, holding
         the photo's own pixels), in place. The change at full greying is made once (the first call covering the
         whole hair) and a slider move scales it: a pixel moves along the line from its colour to its greyed one."""
+        self._add(pixels, origin, amount, "_full", self.full_change)
+
+    def restore(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
+        """Give `amount` (0..1) of its colour back to the grey hair in `pixels` (as :meth:`grey`), in place."""
+        if self.young is not None:
+            self._add(pixels, origin, amount, "_restored", self.restoring_change)
+
+    def _add(
+        self,
+        pixels: np.ndarray,
+        origin: tuple[int, int],
+        amount: float,
+        kept: str,
+        change: Callable[[np.ndarray, tuple[int, int, int, int]], np.ndarray],
+    ) -> None:
+        """Add `amount` of a full change of the hair (`change(pixels, box)`) to `pixels`, in place; the change over
+        the whole hair box is made once and kept in the attribute named `kept`."""
         if self.hair_box is None or amount <= 0.0:
             return
         found = overlap(pixels, origin, self.hair_box)
         if found is None:
             return
         target, box = found
-        if box == self.hair_box:
-            if self._full is None:
-                self._full = self.full_change(target, box)
-            full = self._full
-        else:
-            full = self.full_change(target, box)
-        add_scaled(target, full, amount)
+        if box != self.hair_box:
+            add_scaled(target, change(target, box), amount)
+            return
+        if getattr(self, kept) is None:
+            setattr(self, kept, change(target, box))
+        add_scaled(target, getattr(self, kept), amount)
+
+    def restoring_change(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """(h, w, 3) int16: what giving grey hair all its colour back adds to the photo's `pixels` over `box`: each
+        channel scaled towards young hair's (never brightened), as far as the pixel is hair and grey."""
+        x0, y0, x1, y1 = box
+        hx0, hy0, _, _ = self.hair_box
+        share = self.share[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0].astype(np.float32) * np.float32(1.0 / 255.0)
+        values = pixels.astype(np.float32)
+        local = cv2.GaussianBlur(values, (0, 0), max(RESTORE_SCALE * self.face_width, 0.7)).reshape(values.shape)
+        white_lit = local / (self.light if self.light is not None else np.ones(3, np.float32))
+        brightest = white_lit.max(axis=2)
+        saturation = (brightest - white_lit.min(axis=2)) / np.maximum(brightest, 1.0)
+        grey = np.clip((GREY_CHROMA[1] - saturation) / (GREY_CHROMA[1] - GREY_CHROMA[0]), 0.0, 1.0)
+        ratio = np.clip(self.young / np.maximum(local, 1.0), RESTORE_FLOOR, 1.0)
+        change = values * (ratio - 1.0) * (share * grey)[..., None]
+        return np.round(change).astype(np.int16)
 
     def full_change(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """(h, w, 3) int16: what fully greying the hair adds to the photo's `pixels` over the photo box `box`."""
@@ -116,19 +169,23 @@ class HairLayer:
     def hair_on(self, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
         """The hair share on another grid (`shape`, spanning the photo box `box`): where the face's skin changes
         must not reach (a detail gain meant for skin, on the hairline's dark-to-skin edge, drew a band there)."""
-        return _resample_grid(self.hair, self.box, box, shape)
+        return resample_grid(self.hair, self.box, box, shape)
 
     def apart_on(self, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray | None:
         """:attr:`apart` on another grid (`shape`, spanning the photo box `box`; 1 outside the layer's box): where
         this face's motion may reach (None: everywhere)."""
         if self.apart is None:
             return None
-        return 1.0 - _resample_grid(1.0 - self.apart, self.box, box, shape)
+        return 1.0 - resample_grid(1.0 - self.apart, self.box, box, shape)
 
     def person_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """The `person` weight at the photo pixels of the box (x0, y0, x1, y1) where the whole photo's silhouette
-        agrees (read at those pixels: the edit ends where the scene's person does); 0 outside the layer's box."""
-        return read_grid(self.person, self.box, (x0, y0, x1, y1)) * self.scene.agrees(x0, y0, x1, y1)
+        agrees (read at those pixels: the edit ends where the scene's person does), and the face itself where the
+        scene misses it (:attr:`face`); 0 outside the layer's box."""
+        person = read_grid(self.person, self.box, (x0, y0, x1, y1)) * self.scene.agrees(x0, y0, x1, y1)
+        if self.face is None:
+            return person
+        return np.maximum(person, read_grid(self.face, self.box, (x0, y0, x1, y1)))
 
     def person_bytes(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """:meth:`person_at` as uint8 (255 = all this person's) over a box inside the layer's, read once over the
@@ -191,11 +248,13 @@ def hair_layer(
     skin: float,
     segment: Segmenter,
     others: Sequence[np.ndarray] = (),
+    young: np.ndarray | None = None,
 ) -> HairLayer:
     """The person and hair of the face with landmarks `points` (photo pixels) in `rgb`.
 
     `face_mask` is the face's soft mask on the engine grid over the photo box `mask_box`; `level` grey hair's
-    fitted brightness relative to the `skin` brightness; `others` the other faces' landmarks in the photo."""
+    fitted brightness relative to the `skin` brightness, `young` young hair's colour (R, G, B) relative to it
+    (None: grey hair never regains colour); `others` the other faces' landmarks in the photo."""
     height, width = rgb.shape[:2]
     face_width = max(float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2])), 8.0)
     centre_x = float(points[:NUM_MESH_VERTICES, 0].mean())
@@ -218,13 +277,13 @@ def hair_layer(
     person = np.clip((silhouette - 0.15) / 0.3, 0.0, 1.0).astype(np.float32)  # faint doubts (a wall) count as none
     scene = scene_silhouette(rgb, segment)
     agreed = np.clip(
-        (_resample_grid(scene.silhouette, (0, 0, width, height), (x0, y0, x1, y1), (grid_h, grid_w)) - SCENE_THRESHOLD)
+        (resample_grid(scene.silhouette, (0, 0, width, height), (x0, y0, x1, y1), (grid_h, grid_w)) - SCENE_THRESHOLD)
         / 0.25,
         0.0,
         1.0,
     )
     person *= agreed
-    face = _resample_grid(face_mask, mask_box, (x0, y0, x1, y1), (grid_h, grid_w))
+    face = resample_grid(face_mask, mask_box, (x0, y0, x1, y1), (grid_h, grid_w))
     person = np.maximum(person, face)
     width_grid = face_width * sx
     others_mask = np.zeros((grid_h, grid_w), np.uint8)
@@ -237,7 +296,16 @@ def hair_layer(
         others_mask = cv2.dilate(others_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
         apart = cv2.GaussianBlur(1.0 - others_mask.astype(np.float32), (0, 0), max(grow / 2.0, 0.5))
         person *= apart
-    layer = HairLayer((x0, y0, x1, y1), (grid_h, grid_w), person, scene, np.zeros_like(person), apart=apart)
+    layer = HairLayer(
+        (x0, y0, x1, y1),
+        (grid_h, grid_w),
+        person,
+        scene,
+        np.zeros_like(person),
+        apart=apart,
+        face_width=face_width,
+        face=_unseen_face(face, agreed, apart),
+    )
     local = to_grid(np.asarray(points, np.float64))
     window = _head_window(local, (grid_h, grid_w), width_grid)
     region = person * window * (1.0 - np.clip(2.0 * cv2.GaussianBlur(face, (0, 0), 2.0), 0.0, 1.0))
@@ -249,13 +317,18 @@ def hair_layer(
         return layer
     skin_model = _skin_model(lab[inside])
     distance = np.sqrt(((lab - skin_model[0]) ** 2).sum(axis=2))
-    seeds = (region > 0.8) & (rows < brow_row) & (distance > SEED_DISTANCE) & (face < 0.5)
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    greyer = (chroma < GREY_SEED_CHROMA * float(np.hypot(*skin_model[0][1:]))) & (distance > GREY_SEED_DISTANCE)
+    seeds = (region > 0.8) & (rows < brow_row) & ((distance > SEED_DISTANCE) | greyer) & (face < 0.5)
     if seeds.sum() < MIN_HAIR_SEEDS:
         return layer  # bald, hair as pale as the skin, or no hair in view: hair is left alone
     hair_model = _gaussian(lab[seeds])
     share = _connected_below(_hair_share(lab, skin_model, hair_model) * region, float(local[MOUTH_CENTRE, 1]))
     light = _light(grid, person)
     fields = _grey_fields(grid, share, light * np.float32(level * skin), width_grid)
+    layer.light = light
+    if young is not None and np.any(young):
+        layer.young = (np.asarray(young, np.float32) * np.float32(skin) * light).astype(np.float32)
     hair_rows, hair_cols = np.nonzero(share > 0.02)
     if len(hair_rows) == 0:
         return layer
@@ -272,25 +345,14 @@ def hair_layer(
     return layer
 
 
-def _resample_grid(
-    field: np.ndarray, box: tuple[int, int, int, int], onto: tuple[int, int, int, int], shape: tuple[int, int]
-) -> np.ndarray:
-    """A smooth field on a grid spanning the photo box `box`, read on a grid of `shape` spanning the photo box
-    `onto` (0 outside `box`)."""
-    bx0, by0, bx1, by1 = box
-    ox0, oy0, ox1, oy1 = onto
-    grid_h, grid_w = shape
-    fsx, fsy = field.shape[1] / (bx1 - bx0), field.shape[0] / (by1 - by0)
-    gsx, gsy = grid_w / (ox1 - ox0), grid_h / (oy1 - oy0)
-    # grid pixel u -> photo (u + 0.5) / gsx - 0.5 + ox0 -> field (x - bx0 + 0.5) * fsx - 0.5
-    matrix = np.array(
-        [
-            [fsx / gsx, 0.0, 0.5 * fsx / gsx + (ox0 - bx0) * fsx - 0.5],
-            [0.0, fsy / gsy, 0.5 * fsy / gsy + (oy0 - by0) * fsy - 0.5],
-        ]
-    )
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    return cv2.warpAffine(field.astype(np.float32, copy=False), matrix, (grid_w, grid_h), flags=flags)
+def _unseen_face(face: np.ndarray, agreed: np.ndarray, apart: np.ndarray | None) -> np.ndarray | None:
+    """The face's own mask where the whole photo's silhouette misses most of it (a tight crop of a bearded face,
+    where the segmenter saw no person at all and no edit showed), else None: where the scene sees the face, its
+    outline is the edit's (the face mask's soft edge reaches past it, onto the wall)."""
+    seen = float((agreed * face).sum()) / max(float(face.sum()), 1e-6)
+    if seen >= SCENE_MISSES:
+        return None
+    return face * apart if apart is not None else face
 
 
 def _head_window(points: np.ndarray, shape: tuple[int, int], face_width: float) -> np.ndarray:
@@ -393,9 +455,22 @@ def _grey_fields(grid: np.ndarray, share: np.ndarray, grey: np.ndarray, face_wid
     return np.concatenate([grey - local, brightness[..., None], gain[..., None]], axis=2).astype(np.float32)
 
 
+def hair_restoring_share(engine: EngineTables, source_age: float, target_age: float) -> float:
+    """The share of the hair grey at `source_age` that is still pigmented at `target_age` (0 when getting older,
+    or when no young hair colour was fitted)."""
+    table = engine.tables["hair_greying"]
+    if target_age >= source_age or engine.config.hair_greying_gain <= 0.0 or not np.any(engine.tables["hair_young"]):
+        return 0.0
+    before, after = np.interp([source_age, target_age], engine.centres, table)
+    if before <= 0.0:
+        return 0.0
+    share = engine.config.hair_greying_gain * (before - after) / before
+    return float(np.clip(share, 0.0, 1.0))
+
+
 def hair_greying_share(engine: EngineTables, source_age: float, target_age: float) -> float:
     """The share of the hair still pigmented at `source_age` that greys by `target_age` (0 when getting
-    younger: grey hair's lost colour cannot be told from the photo)."""
+    younger: then grey hair regains a colour, :func:`hair_restoring_share`)."""
     table = engine.tables["hair_greying"]
     if target_age <= source_age or engine.config.hair_greying_gain <= 0.0 or not table.any():
         return 0.0

@@ -26,7 +26,7 @@ from ganime_age.engine.config import TINT_SCALE, FittedEngineConfig
 from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch, describe, smile, turn_share
 from ganime_age.engine.face import Change, EngineFace
 from ganime_age.engine.frames import GridFrame, Template, template_for, template_map, template_width
-from ganime_age.engine.hair import Segmenter, hair_greying_share, hair_layer
+from ganime_age.engine.hair import Segmenter, hair_greying_share, hair_layer, hair_restoring_share
 from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.pixels import repaint, repaint_table, resample
 from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT, NUM_LANDMARKS, NUM_MESH_VERTICES
@@ -70,9 +70,11 @@ class FittedEngine(HubModel):
         # (open jaw | smile, gap bin, 3, rows, cols): a dropped jaw shows the dark of the mouth, a smile the teeth
         self.register_buffer("mouth_interiors", torch.zeros(2, len(c.mouth_gaps), 3, rows, cols))
         # per age centre, the share of a person's hair that has greyed (0 = none fitted: hair is never touched),
-        # and grey hair's brightness relative to the skin's
+        # grey hair's brightness relative to the skin's, and young hair's colour (R, G, B) relative to it (what
+        # grey hair is given back when a face is made young; 0 = none fitted: grey hair stays grey)
         self.register_buffer("hair_greying", torch.zeros(k))
         self.register_buffer("hair_level", torch.ones(1))
+        self.register_buffer("hair_young", torch.zeros(3))
         self._tables: dict[str, np.ndarray] | None = None
         self._split: dict[str, np.ndarray] | None = None
 
@@ -194,16 +196,22 @@ class FittedEngine(HubModel):
             mapping = template_map(template, grid_points)
             template_face = cv2.remap(log_rgb, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
             young_skin = appearance.young_skin(c, self.age_split, template, template_face, female_share)
+        level, young = float(self.tables["hair_level"][0]), self.tables["hair_young"]
+        layer = hair_layer(rgb, points, face_mask, frame.box, level, skin, segment, others, young=young)
+        # an engine that has fitted no ages changes no age: no beard is looked for
+        beard = find_beard(rgb, points, layer.person_at, layer.hair_on) if young_skin is not None else None
         matched = None
         if exemplars is not None and young_skin is not None:
             exemplars.check_template(template, c.template_scale, tuple(c.template_centre))
             gap = mouth_gap(grid_points, cm_to_grid)
             described = describe(template, template_face, gap, smile(grid_points), female_share)
             share = turn_share(similarity.rotation)
-            matched = ExemplarMatch(exemplars, template, template_face, described, share) if share > 0.0 else None
-        layer = hair_layer(
-            rgb, points, face_mask, frame.box, float(self.tables["hair_level"][0]), skin, segment, others
-        )
+            facial_hair = None
+            if beard is not None:
+                on_grid = beard.share_on(frame.box, (grid_h, grid_w))
+                facial_hair = cv2.remap(on_grid, mapping, None, cv2.INTER_LINEAR, borderValue=0.0)
+            if share > 0.0:
+                matched = ExemplarMatch(exemplars, template, template_face, described, share, facial_hair=facial_hair)
         return EngineFace(
             box=frame.box,
             scale=float(sx),
@@ -224,8 +232,7 @@ class FittedEngine(HubModel):
             ).reshape(grid_h, grid_w, 3),
             layer=layer,
             hair=layer.hair_on(frame.box, (grid_h, grid_w)),
-            # an engine that has fitted no ages changes no age: no beard is looked for
-            beard=find_beard(rgb, points, layer.person_at, layer.hair_on) if young_skin is not None else None,
+            beard=beard,
             young_skin=young_skin,
             exemplars=matched,
         )
@@ -250,6 +257,10 @@ class FittedEngine(HubModel):
     def hair_greying_share(self, source_age: float, target_age: float) -> float:
         """The share of a person's pigmented hair that greys from `source_age` to `target_age` (:mod:`.hair`)."""
         return hair_greying_share(self, source_age, target_age)
+
+    def hair_restoring_share(self, source_age: float, target_age: float) -> float:
+        """The share of a person's grey hair that regains its colour from `source_age` to `target_age`."""
+        return hair_restoring_share(self, source_age, target_age)
 
     # -- per slider move --------------------------------------------------------------------------------
     def shape_change(
@@ -296,8 +307,10 @@ class FittedEngine(HubModel):
         moving = motion.moving or growth is not None
         layer = face.layer
         greying = self.hair_greying_share(source_age, target_age) if layer.hair_box is not None else 0.0
+        restoring = self.hair_restoring_share(source_age, target_age) if layer.young is not None else 0.0
         young = geometry.youth(source_age, target_age) if face.beard is not None else 0.0
-        if not moving and texture is None and greying <= 0.0 and young <= 0.0:
+        hair = max(greying, restoring)
+        if not moving and texture is None and hair <= 0.0 and young <= 0.0:
             return None
         sample, changed, moves = (
             geometry.backward_map(face, motion, self.template, growth, age_key=(self, source_age, target_age))
@@ -308,7 +321,7 @@ class FittedEngine(HubModel):
         if painted is not None:
             changed = np.maximum(changed, painted)
         found = _changed_box(face.frame, changed)
-        boxes = ([found[0]] if found is not None else []) + ([layer.hair_box] if greying > 0.0 else [])
+        boxes = ([found[0]] if found is not None else []) + ([layer.hair_box] if hair > 0.0 else [])
         boxes += [face.beard.box] if young > 0.0 else []
         if not boxes:
             return None
@@ -316,20 +329,21 @@ class FittedEngine(HubModel):
         x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
         x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         source = rgb
-        if greying > 0.0 or young > 0.0:  # hair greys and a beard goes first, on the input's pixels, then both
-            # move with the geometry
+        if hair > 0.0 or young > 0.0:  # hair greys (or regains its colour) and a beard goes first, on the input's
+            # pixels, then both move with the geometry
             bx0, by0, bx1, by1 = face.box
             gx0, gy0, gx1, gy1 = min(x0, bx0), min(y0, by0), max(x1, bx1), max(y1, by1)
             greyed = rgb[gy0:gy1, gx0:gx1].copy()
             layer.grey(greyed, (gx0, gy0), greying)
+            layer.restore(greyed, (gx0, gy0), restoring)
             if young > 0.0:
                 face.beard.lift(greyed, (gx0, gy0), young)
             source = _Offset(greyed, gx0, gy0)
         edited = _crop(source, (x0, y0, x1, y1)).copy()
         mask = np.zeros((y1 - y0, x1 - x0), np.float32)
-        if greying > 0.0:
+        if hair > 0.0:
             hx0, hy0, hx1, hy1 = layer.hair_box
-            share = layer.share.astype(np.float32) * np.float32(greying / 255.0)
+            share = layer.share.astype(np.float32) * np.float32(hair / 255.0)
             mask[hy0 - y0 : hy1 - y0, hx0 - x0 : hx1 - x0] = share
         if young > 0.0:
             bx0, by0, bx1, by1 = face.beard.box
