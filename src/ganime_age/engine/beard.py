@@ -144,7 +144,10 @@ def find_beard(
     skin = fine.skin(cheeks_fine)
     if skin is None:  # a grey photo, or a light too coloured to tell hair by its colour
         return None
-    fine_share = fine.hair_share(skin) * cv2.resize(region, size, interpolation=cv2.INTER_LINEAR)
+    # under the jaw, outside the face, only textured hair counts: a dark collar or shirt against the chin is as
+    # dark and as unred as a beard but smooth, and was filled with skin as a flat block below a child's chin
+    outside = cv2.resize((under & (1 - hull)).astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    fine_share = fine.hair_share(skin, outside) * cv2.resize(region, size, interpolation=cv2.INTER_LINEAR)
     share = cv2.resize(fine_share, (grid_w, grid_h), interpolation=cv2.INTER_AREA)
     share = np.clip(SPREAD * cv2.GaussianBlur(share, (0, 0), 1.0), 0.0, 1.0) * region
     if share.max() < 0.2:
@@ -211,12 +214,14 @@ class _Measures:
             return None
         return red, float(np.median(self.lightness[cheeks])), float(np.median(self.texture[cheeks]))
 
-    def hair_share(self, skin: tuple[float, float, float]) -> np.ndarray:
+    def hair_share(self, skin: tuple[float, float, float], textured: np.ndarray | float = 0.0) -> np.ndarray:
         """0..1: how surely each pixel is facial hair: darker than the cheeks, and less red or rougher; or (grey
-        and white hair, at any lightness) both less red and rougher."""
+        and white hair, at any lightness) both less red and rougher. Where `textured` (0..1 per pixel) it must be
+        rougher in any case (smooth dark cloth is neither red nor light either)."""
         red, light, texture = skin
         loss = (red - self.redness) / red
         pale = np.clip((loss - REDNESS_LOSS[0]) / (REDNESS_LOSS[1] - REDNESS_LOSS[0]), 0.0, 1.0)
         rough = np.clip((np.log(self.texture / texture) - ROUGHER[0]) / (ROUGHER[1] - ROUGHER[0]), 0.0, 1.0)
         dark = np.clip((light - self.lightness - DARKER[0]) / (DARKER[1] - DARKER[0]), 0.0, 1.0)
-        return np.maximum(np.maximum(pale, rough) * dark, pale * rough).astype(np.float32)
+        share = np.maximum(np.maximum(pale, rough) * dark, pale * rough)
+        return (share * (1.0 - textured * (1.0 - rough))).astype(np.float32)
