@@ -54,7 +54,7 @@ from training.evaluation.gates import (
     save_grid,
     test_photos,
 )
-from training.evaluation.metrics import finite_mean, markdown_table
+from training.evaluation.metrics import add_report_arguments, finite_mean, markdown_table
 
 AGE_TOLERANCE = 5.0  # years: an edit's mean reading within this of real faces' of the target age
 # input group -> (true ages of the inputs, targets)
@@ -550,9 +550,7 @@ class AgesEvaluation:
         parser.add_argument(
             "--threshold", type=float, default=None, help="dlib distance (default: FAR on FG-NET impostor pairs)"
         )
-        parser.add_argument("--samples", default=None, help="write the grids (JPEG) to this folder")
-        parser.add_argument("--json", dest="json_path")
-        parser.add_argument("--markdown")
+        add_report_arguments(parser, samples="write the grids (JPEG) to this folder")
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from ganime_age.errors import GanimeAgeError
 from training.evaluate import spread_indices
 from training.evaluation.metrics import (
     SKIN_REGIONS,
+    add_report_arguments,
     age_reading_curve,
     chroma_high_frequency,
     finite_mean,
@@ -288,9 +289,7 @@ class GateEvaluation:
         parser.add_argument("--max-real", type=int, default=1200, help="real UTKFace test faces for the age curve")
         parser.add_argument("--max-people", type=int, default=None, help="CFEE test people to use (default: all)")
         parser.add_argument("--far", type=float, default=0.01)
-        parser.add_argument("--samples", default=None, help="write the gate grids (PNG) to this folder")
-        parser.add_argument("--json", dest="json_path")
-        parser.add_argument("--markdown")
+        add_report_arguments(parser, samples="write the gate grids (PNG) to this folder")
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict[str, Any]:

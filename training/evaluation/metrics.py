@@ -8,6 +8,7 @@ AUs: the faces/ pipeline (MediaPipe blendshapes -> AUs) run on aligned crops.
 
 from __future__ import annotations
 
+import argparse
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +17,16 @@ import numpy as np
 import torch
 
 from ganime_age.conditions import NUM_AUS
+
+
+def add_report_arguments(parser: argparse.ArgumentParser, samples: str | None = None) -> None:
+    """The options every evaluation command writes its results by: ``--json`` and ``--markdown``, and
+    ``--samples`` (its grids) where `samples` says what goes there."""
+    if samples is not None:
+        parser.add_argument("--samples", default=None, help=samples)
+    parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
+    parser.add_argument("--markdown", help="write the Markdown tables here")
+
 
 # -- identity -----------------------------------------------------------------------------------------------
 

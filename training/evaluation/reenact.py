@@ -38,6 +38,7 @@ from ganime_age.conditions import NUM_AUS
 from ganime_age.errors import GanimeAgeError, NoFaceError
 from training.evaluation.metrics import (
     accept_rate,
+    add_report_arguments,
     embed_faces,
     finite_mean,
     markdown_table,
@@ -107,8 +108,7 @@ class ReenactEvaluation:
         parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
         parser.add_argument("--recognizer", default=None, help="MobileFaceNet weights (default: the asset)")
         parser.add_argument("--far", type=float, default=0.01, help="false-accept rate of the identity threshold")
-        parser.add_argument("--json", dest="json_path", help="write the results as JSON here")
-        parser.add_argument("--markdown", help="write the Markdown tables here")
+        add_report_arguments(parser)
 
     @staticmethod
     def editor(args: argparse.Namespace) -> Any:

@@ -50,7 +50,7 @@ from training.evaluation.gates import (
     save_grid,
     test_photos,
 )
-from training.evaluation.metrics import finite_mean, markdown_table
+from training.evaluation.metrics import add_report_arguments, finite_mean, markdown_table
 
 SAME_PERSON = 0.6  # dlib's own descriptor distance for one person
 VERIFIED_SHARE = 0.95
@@ -115,9 +115,7 @@ class TurningEvaluation:
         parser.add_argument("--max-pairs", type=int, default=30, help="UTKFace frontal source + turned driver pairs")
         parser.add_argument("--max-scan", type=int, default=500, help="UTKFace test photos read to find them")
         parser.add_argument("--seam-people", type=int, default=6, help="CFEE originals turned for the seam gate")
-        parser.add_argument("--samples", default=None, help="write the grids (JPEG) and the videos here")
-        parser.add_argument("--json", dest="json_path")
-        parser.add_argument("--markdown")
+        add_report_arguments(parser, samples="write the grids (JPEG) and the videos here")
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict[str, Any]:

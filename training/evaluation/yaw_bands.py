@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ganime_age.errors import DatasetError, GanimeAgeError
+from training.evaluation.metrics import add_report_arguments
 
 # bands of |yaw| in degrees (named without "|", which would split a Markdown table's cell)
 BANDS: tuple[tuple[str, float, float], ...] = (("< 15", 0.0, 15.0), ("15-30", 15.0, 30.0), (">= 30", 30.0, 1e9))
@@ -151,8 +152,7 @@ class YawBandEvaluation:
                             "first is the reference of the differences)")  # fmt: skip
         parser.add_argument("--max-faces", type=int, default=None, help="test photos to use, spread (default all)")
         parser.add_argument("--cache", default=None, help="npz keeping the photos' yaw and crops between runs")
-        parser.add_argument("--json", dest="json_path")
-        parser.add_argument("--markdown")
+        add_report_arguments(parser)
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict[str, Any]:
