@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from training.evaluate import main
+from training.evaluation.turning import SEAM_RATIO
 
 
 def test_outline_edges_read_a_hard_cut_and_not_a_soft_one(shared_dir: Path) -> None:
@@ -30,8 +31,9 @@ def test_outline_edges_read_a_hard_cut_and_not_a_soft_one(shared_dir: Path) -> N
 
 def test_the_turning_evaluation_on_held_out_photos(tmp_path: Path, shared_dir: Path) -> None:
     """A small run of ``evaluate.py turning``: the self-reenactments verify and keep the driver's pose, the
-    turned outlines have no edge stronger than the photos' own, the videos keep their audio and the still
-    background's pixels, and the grids and videos are written."""
+    turned outlines have no edge much stronger than the photos' own, a near-frontal reenactment draws nothing
+    beyond the face, the videos keep their audio, the still background's pixels and the head's size, and the
+    grids and videos are written."""
     datasets = shared_dir / "datasets"
     out_json, samples = tmp_path / "turning.json", tmp_path / "samples"
     args = ["turning", "--utkface", str(datasets / "utkface"), "--cfee", str(datasets / "cfee")]
@@ -45,13 +47,16 @@ def test_the_turning_evaluation_on_held_out_photos(tmp_path: Path, shared_dir: P
     turned = result["turned"]
     assert turned["pairs"] >= 1 and turned["driver_yaw"] >= 20.0
     seams = result["seams"]
-    assert len(seams["rows"]) == 1 and len(seams["rows"][0]["turned"]) == 4 and seams["worst_ratio"] <= 1.0
+    assert len(seams["rows"]) == 1 and len(seams["rows"][0]["turned"]) == 4 and seams["worst_ratio"] <= SEAM_RATIO
+    # beyond the face a near-frontal reenactment only moves the photo's pixels, and a video's head keeps its size
+    assert result["frontal"]["worst_drawn"] <= 0.001, result["frontal"]
     videos = {v["driver"]: v for v in result["video"]}
     made = next(v for name, v in videos.items() if name.startswith("driver_"))
     assert made["audio_kept"] and made["frames"] == 30 and made["driver_fps"] == 10.0
     # the still background keeps its pixels frame to frame (the drivers' own compression noise is larger)
     assert all(v["background"] < 0.05 and v["fps"] > 0 and np.isfinite(v["hair"]) for v in videos.values()), videos
+    assert all(v["head_size"] <= 0.03 for v in videos.values()), videos
     names = {p.name for p in samples.iterdir()}
-    assert {"self_reenactment.jpg", "turned_drivers.jpg", "seams.jpg"} <= names
+    assert {"self_reenactment.jpg", "turned_drivers.jpg", "seams.jpg", "near_frontal.jpg"} <= names
     assert sum(name.startswith("turn_1to1_") for name in names) == 2
     assert sum(name.startswith("reenacted_by_") for name in names) == 2

@@ -28,13 +28,16 @@ def prepared(shared_dir: Path, name: str) -> tuple[np.ndarray, Any, TurnableHead
 
     rgb = load_image(shared_dir / "datasets" / "cfee_full" / "images" / name)
     face = analyzer().analyze(rgb)[0]
-    return rgb, face, TurnableHead(rgb, face.landmarks.landmarks, analyzer().segmenter(rgb))
+    return rgb, face, TurnableHead(rgb, face.landmarks.landmarks)
 
 
-def test_the_head_model_continues_the_face_into_a_closed_outward_head() -> None:
-    """The proxy's triangles face out of the head, each vertex has a mirror across the midline (a mirror's
-    mirror is itself), the head follows its turn fully and the neck's last ring not at all, and seen from the
-    front the head is wider and taller than the face."""
+def test_the_head_model_is_the_face_mesh_wound_outward_with_its_mirror() -> None:
+    """The face mesh's triangles face out of the head, each vertex has a mirror across the midline (a mirror's
+    mirror is itself, its reflection lies on it) and the skull the motion beyond the face uses passes through
+    the face's outline above the mouth."""
+    from ganime_age.engine.turning import SKULL
+    from ganime_age.faces.topology import FACE_OVAL
+
     model = head_model()
     corners = model.vertices[model.triangles]
     normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
@@ -43,10 +46,10 @@ def test_the_head_model_continues_the_face_into_a_closed_outward_head() -> None:
     assert (model.mirror[model.mirror] == np.arange(len(model.vertices))).mean() > 0.95
     mirrored = model.vertices[model.mirror] * np.array([-1.0, 1.0, 1.0])
     assert np.abs(mirrored - model.vertices)[:, 0].max() < 0.6  # canonical cm
-    assert model.follow.max() == 1.0 and model.follow.min() == 0.0
-    face = model.vertices[:468]
-    assert np.ptp(model.vertices[:, 0]) > 1.1 * np.ptp(face[:, 0])
-    assert model.vertices[:, 1].min() < face[:, 1].min() - 2.0  # the crown above the hairline
+    outline = model.vertices[[a for a, _ in FACE_OVAL]]
+    upper = outline[outline[:, 1] < 3.0]
+    radius = np.linalg.norm((upper - np.asarray(SKULL[0])) / np.asarray(SKULL[1]), axis=1)
+    assert np.abs(radius - 1.0).max() < 0.08, radius
 
 
 def test_the_head_at_its_own_pose_is_the_photo(shared_dir: Path) -> None:
@@ -60,18 +63,19 @@ def test_the_head_at_its_own_pose_is_the_photo(shared_dir: Path) -> None:
 @pytest.mark.parametrize("name", PHOTOS)
 @pytest.mark.parametrize("yaw", [-30.0, 30.0])
 def test_a_turned_head_reads_as_turned_and_as_the_same_person(shared_dir: Path, name: str, yaw: float) -> None:
-    """Turned 30 degrees either way, the landmarker's points on the result read the face turned by 30 (within 6
-    degrees: the landmarker reads a rendered turn a few degrees short, its nose lit from the front) and dlib's
-    descriptor verifies the same person; the photo away from the head keeps its pixels."""
+    """Aimed at 30 degrees either way, the landmarker's points on the result read the face turned by 30 (within 4
+    degrees, the issue's tolerance) and dlib's descriptor verifies the same person; the photo away from the head
+    keeps its pixels."""
     from ganime_age.face_model import head_pose
+    from ganime_age.faces.mesh import rotation_matrix
     from training.evaluation.judges import DlibIdentity
 
     rgb, face, head = prepared(shared_dir, name)
-    turned = head.turn(yaw=yaw)
+    turned = head.render(head.aimed(rotation_matrix(yaw, 0.0, 0.0) @ head.rotation))
     after = analyzer().analyze(turned)[0]
     assert after.landmarks is not None
     before_yaw, after_yaw = head_pose(face.landmarks.landmarks)[0], head_pose(after.landmarks.landmarks)[0]
-    assert abs((after_yaw - before_yaw) - yaw) < 6.0, (before_yaw, after_yaw)
+    assert abs((after_yaw - before_yaw) - yaw) < 4.0, (before_yaw, after_yaw)
     identity = DlibIdentity()
 
     def box(found: Any) -> tuple[int, int, int, int]:
@@ -112,16 +116,23 @@ def test_a_turned_head_has_no_seam_along_the_face_outline(shared_dir: Path) -> N
         assert worst_jump(turned, placed[:468, :2]) <= max(1.25 * own, own + 10.0)
 
 
-def test_a_made_up_side_of_the_head_takes_the_hair_and_the_neck_colour(shared_dir: Path) -> None:
-    """Where a turn shows the side of the head the photo never saw, it is the person's hair colour (dark hair:
-    darker than the cheeks), and below the jaw the neck's skin (lighter than the hair), one colour per part:
-    what each outline path reads beside the face (ears, earrings, collars) does not streak it."""
+def test_a_small_turn_moves_the_head_with_its_own_outline_and_leaves_the_wall(shared_dir: Path) -> None:
+    """Turned 8 degrees (a driver that barely turns), the result is the photo's own pixels moved: the hair above
+    the head and beside it is still the photo's hair (dark, at most a few pixels from where it was: no flat
+    helmet, no wall drawn into it) and the wall more than half a face width beyond the head is untouched."""
     rgb, face, head = prepared(shared_dir, PHOTOS[0])
-    model = head_model()
-    skull = model.rings[2][model.follow[model.rings[-1]] > 0.99]
-    neck = model.rings[2][model.follow[model.rings[-1]] < 0.01]
-    hair, skin = head.side_colour[skull], head.side_colour[neck]
-    cheeks = face.landmarks.landmarks[[50, 280], :2].round().astype(int)
-    cheek = rgb[cheeks[:, 1], cheeks[:, 0]].astype(np.float32).mean(axis=0)
-    assert hair.mean() < 0.6 * cheek.mean() and skin.mean() > hair.mean() + 30.0, (hair.mean(0), skin.mean(0), cheek)
-    assert np.ptp(hair, axis=0).max() < 1.0 and np.ptp(skin, axis=0).max() < 1.0
+    turned = head.turn(yaw=8.0)
+    points = face.landmarks.landmarks[:, :2]
+    width = float(np.ptp(points[:, 0]))
+    grey_in, grey_out = rgb.astype(np.float32).mean(axis=2), turned.astype(np.float32).mean(axis=2)
+    # the hair just above the forehead and beside the temples: as dark as the photo's hair there, near where it was
+    top = points[10]
+    for x, y in ((top[0], top[1] - 0.08 * width), (points[234, 0] - 0.05 * width, points[234, 1] - 0.2 * width)):
+        x, y = round(x), round(y)
+        near = grey_in[y - 6 : y + 7, x - 6 : x + 7]
+        assert abs(float(grey_out[y, x]) - float(near.mean())) < 0.5 * float(np.ptp(near)) + 12.0
+    # beyond the motion's reach every pixel is the photo's
+    x0, x1 = points[:, 0].min() - 0.6 * width, points[:, 0].max() + 0.6 * width
+    outside = np.ones(rgb.shape[:2], bool)
+    outside[:, max(0, round(x0)) : round(x1)] = False
+    assert np.array_equal(turned[outside], rgb[outside])

@@ -1,4 +1,4 @@
-"""Reenactment by the 3-D turn (issue 31), on held-out photos: ``python training/evaluate.py turning``.
+"""Reenactment by the 3-D turn (issues 31, 40), on held-out photos: ``python training/evaluate.py turning``.
 
     python training/evaluate.py turning --utkface ../shared/datasets/utkface --cfee ../shared/datasets/cfee \\
         --cfee-full ../shared/datasets/cfee_full --samples ../runs/turning --json ../runs/turning/turning.json \\
@@ -15,13 +15,17 @@ landmarks and blendshapes for pose and AUs, as users' photos are read):
 - **Seams**: held-out CFEE originals (1000x750) turned to -45, -30, +30 and +45 degrees: along the turned face's
   outline the strongest edges (the 95th percentile of the gradient across it) against the photo's own along its
   outline; a tear or a hard cut is an edge the photo does not have.
+- **Near-frontal (issue 40)**: each held-out CFEE original driven by the next one's photo (a turn of a few
+  degrees): beyond the face, the share of pixels drawn rather than moved (a colour no photo pixel within the face's
+  own largest motion has): the photo's own pixels should serve wherever they can.
 - **Video**: a held-out original (640x480) driven by the shipped turning-head video and by a 3 s video of another
   held-out person's head turned by the renderer: the frames' flicker (the mean second difference in time, which
   a steady motion does not have) on the still background (beyond the head's reach) and on the hair, against
-  the driver's own, and the frames per second of the whole ``reenact_video``.
+  the driver's own, the head's size over the frames (issue 40: within 3% of its median), and the frames per
+  second of the whole ``reenact_video``.
 
-Grids (``--samples``): the self-reenactments, the turned drivers, the seam turns (tiles of 320 px) and 1:1 crops
-of two turned heads.
+Grids (``--samples``): the self-reenactments, the turned drivers, the seam turns (tiles of 320 px), 1:1 crops
+of two turned heads and three near-frontal reenactments beside their photos.
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ SEAM_RATIO = 1.0  # the turned outline's strongest edges no stronger than the ph
 VIDEO_SIZE = (640, 480)
 VIDEO_SECONDS, VIDEO_FPS = 3.0, 10.0
 TARGET_FPS = 10.0
+CHANGED = 8  # grey levels (any channel): a pixel that changed this much changed
+DRAWN_BEYOND_FACE = 0.001  # beyond the face, the share of a near-frontal reenactment drawn rather than moved
+HEAD_SIZE_TOLERANCE = 0.03  # the head's size across a video's frames: at most this far from its median
 TILE = 320
 REPO = Path(__file__).resolve().parents[2]
 
@@ -135,6 +142,7 @@ class TurningEvaluation:
         }
         originals = full_size_photos(Path(args.cfee_full), set(people), args.seam_people * 2 + 2)
         result["seams"] = seams(editor, originals[: args.seam_people], samples)
+        result["frontal"] = near_frontal(editor, originals[: args.seam_people], samples)
         result["video"] = videos(editor, originals[-2:], samples)
         result["seconds"] = time.perf_counter() - started
         return result
@@ -144,7 +152,7 @@ class TurningEvaluation:
         def verdict(ok: bool) -> str:
             return "**pass**" if ok else "**fail**"
 
-        lines = ["### Reenactment by the 3-D turn (issue 31)", ""]
+        lines = ["### Reenactment by the 3-D turn (issues 31, 40)", ""]
         rows = []
         for key, label in (("self", "self-reenactment, CFEE"), ("turned", "turned drivers, UTKFace")):
             part = result[key]
@@ -181,6 +189,23 @@ class TurningEvaluation:
         lines += [markdown_table(headers, seam_rows), ""]
         ok = seam["worst_ratio"] <= SEAM_RATIO
         lines.append(f"Worst turned / own: {seam['worst_ratio']:.2f} {verdict(ok)} (mean {seam['mean_ratio']:.2f}).")
+        frontal = result["frontal"]
+        lines += [
+            "",
+            "Near-frontal reenactment (each CFEE original driven by the next one's photo, full size), beyond the face "
+            f"(its landmarks' hull): the pixels changed by more than {CHANGED} grey levels (the head's motion moves the "
+            "hair, ears and neck), and those drawn rather than moved: a colour no photo pixel within the face's own "
+            "largest motion (px) has:",
+            "",
+        ]
+        frontal_rows = [
+            [r["photo"], r["driver"], f"{r['turn']:.1f}", r["reach"], f"{r['changed']:.1%}", f"{r['drawn']:.3%}"]
+            for r in frontal["rows"]
+        ]
+        headers = ["photo", "driver", "turn °", "face motion px", "changed", "drawn"]
+        lines += [markdown_table(headers, frontal_rows)]
+        ok = frontal["worst_drawn"] <= DRAWN_BEYOND_FACE
+        lines += ["", f"Worst drawn: {frontal['worst_drawn']:.3%} {verdict(ok)} (at most {DRAWN_BEYOND_FACE:.1%})."]
         lines += ["", "Video (640x480 source; flicker: mean second difference in time, grey levels):", ""]
         video_rows = [
             [
@@ -190,11 +215,18 @@ class TurningEvaluation:
                 f"{v['background']:.2f} / {v['driver_background']:.2f}",
                 f"{v['hair']:.2f} / {v['driver_hair']:.2f}",
                 "yes" if v["audio_kept"] else "no (the driver has none)",
+                f"{v['head_size']:.1%} {verdict(v['head_size'] <= HEAD_SIZE_TOLERANCE)} / {v['driver_head_size']:.1%}",
             ]
             for v in result["video"]
         ]
         headers = ["driver", "frames", "frames/s", "background: result / driver", "hair: result / driver", "audio"]
-        lines += [markdown_table(headers, video_rows), "", f"{result['seconds'] / 60:.1f} min in all."]
+        headers.append("head size: result / driver")
+        lines += [markdown_table(headers, video_rows), ""]
+        lines.append(
+            "Head size: the largest distance of a frame's head scale (the landmarks' 3-D similarity fit, which a turn "
+            "does not change) from its median over the frames."
+        )
+        lines += ["", f"{result['seconds'] / 60:.1f} min in all."]
         return "\n".join(lines)
 
 
@@ -323,7 +355,7 @@ def seams(editor: Any, photos: list[Path], samples: Path | None) -> dict[str, An
         rgb = load_image(path)
         session = editor.session(rgb)
         face = editor.reenactment.source_face(session, 0)
-        head = session.turnable_head(face, editor.analyzer.segmenter)
+        head = session.turnable_head(face)
         own = outline_edges(rgb, face.landmarks.landmarks[oval, :2])
         turned, tiles = [], [head_tile(rgb, face.landmarks.landmarks)]
         for yaw in SEAM_YAWS:
@@ -353,7 +385,7 @@ def _turning_video(editor: Any, photo: Path, path: Path) -> None:
 
     rgb = cv2.resize(load_image(photo), VIDEO_SIZE, interpolation=cv2.INTER_AREA)
     session = editor.session(rgb)
-    head = session.turnable_head(editor.reenactment.source_face(session, 0), editor.analyzer.segmenter)
+    head = session.turnable_head(editor.reenactment.source_face(session, 0))
     times = np.arange(round(VIDEO_SECONDS * VIDEO_FPS)) / VIDEO_FPS
     phases = 2.0 * np.pi * times / VIDEO_SECONDS
     frames = [head.turn(yaw=30.0 * np.sin(phase), pitch=8.0 * np.sin(2.0 * phase)) for phase in phases]
@@ -409,6 +441,7 @@ def videos(editor: Any, photos: list[Path], samples: Path | None) -> list[dict[s
             frames, _ = read_video(out)
             driven, info = read_video(driver)
             driver_background, driver_hair = _regions(editor, driven[0])
+            head_size, driver_head_size = head_size_spread(editor, frames), head_size_spread(editor, driven)
             rows.append(
                 {
                     "driver": driver.name,
@@ -420,6 +453,67 @@ def videos(editor: Any, photos: list[Path], samples: Path | None) -> list[dict[s
                     "driver_background": flicker(driven, driver_background),
                     "driver_hair": flicker(driven, driver_hair),
                     "audio_kept": has_audio(out) == has_audio(driver) and has_audio(driver),
+                    "head_size": head_size,
+                    "driver_head_size": driver_head_size,
                 }
             )
     return rows
+
+
+def head_size_spread(editor: Any, frames: list[np.ndarray]) -> float:
+    """The largest relative distance of a frame's head scale from the median over `frames` (the 3-D similarity
+    fit of its landmarks to the canonical face: a turn leaves it, a jump in size does not)."""
+    from ganime_age.face_model import head_similarity
+
+    scales = []
+    for frame in frames:
+        faces = editor.analyze(frame)
+        if faces and faces[0].landmarks is not None:
+            scales.append(head_similarity(faces[0].landmarks.landmarks).scale)
+    if not scales:
+        return float("nan")
+    median = float(np.median(scales))
+    return float(np.max(np.abs(np.asarray(scales) / median - 1.0)))
+
+
+def near_frontal(editor: Any, photos: list[Path], samples: Path | None) -> dict[str, Any]:
+    """Each original driven by the next one (CFEE's people face the camera: the turns are a few degrees). Beyond
+    the face (its landmarks' hull), the share of pixels changed, and of those no motion as large as the face's own
+    explains: a colour that no photo pixel within that many pixels of it has (within CHANGED grey levels), i.e.
+    drawn rather than moved (a proxy's flat hair, a wedge of made-up skin)."""
+    from ganime_age.face_model import head_pose
+    from ganime_age.faces import load_image
+
+    rows, tiles = [], []
+    for path, driver in zip(photos, photos[1:] + photos[:1], strict=True):
+        rgb = load_image(path)
+        faces, driving = editor.analyze(rgb), editor.analyze(load_image(driver))
+        out = np.asarray(editor.reenact(rgb, load_image(driver)))
+        after = editor.analyze(out)
+        points = faces[0].landmarks.landmarks
+        reach = max(2, round(float(np.linalg.norm(after[0].landmarks.landmarks[:, :2] - points[:, :2], axis=1).max())))
+        kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+        low = cv2.erode(rgb, kernel).astype(np.int16) - CHANGED
+        high = cv2.dilate(rgb, kernel).astype(np.int16) + CHANGED
+        result = out.astype(np.int16)
+        hull = np.zeros(rgb.shape[:2], np.uint8)
+        cv2.fillConvexPoly(hull, cv2.convexHull(np.round(points[:, :2]).astype(np.int32)), 1)
+        beyond = hull == 0
+        changed = np.abs(result - rgb.astype(np.int16)).max(axis=2) > CHANGED
+        drawn = ((result < low) | (result > high)).any(axis=2)
+        turn = float(np.abs(head_pose(driving[0].landmarks.landmarks) - head_pose(points))[:2].max())
+        rows.append(
+            {
+                "photo": path.name,
+                "driver": driver.name,
+                "turn": turn,
+                "reach": reach,
+                "changed": float(changed[beyond].mean()),
+                "drawn": float(drawn[beyond].mean()),
+            }
+        )
+        if samples is not None and len(tiles) < 3:
+            tiles.append(np.concatenate([head_tile(rgb, points), head_tile(out, points)], axis=1))
+    if samples is not None and tiles:
+        save_grid(samples / "near_frontal.jpg", np.concatenate(tiles, axis=0))
+    return {"rows": rows, "worst_drawn": float(max(r["drawn"] for r in rows))}

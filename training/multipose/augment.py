@@ -3,8 +3,8 @@
 Two backends make the images (``--backend``):
 
 - ``mesh`` (the default; CPU, no weights): the source photo's own head turned in 3-D with the package's renderer
-  (:class:`ganime_age.engine.turning.TurnableHead`: the MediaPipe face mesh continued by a head proxy, textured
-  from the photo), aimed again where the landmarker reads the turn short (:mod:`training.multipose.mesh`);
+  (:class:`ganime_age.engine.turning.TurnableHead`: the MediaPipe face mesh drawn turned, the rest of the head
+  the photo's own pixels moved with it), aimed again where the landmarker reads the turn short (:mod:`training.multipose.mesh`);
 - ``controlnet`` (where Stable Diffusion weights exist): MediaPipe 3D landmarks -> turn the 3D face to each
   requested head pose -> project -> draw the conditioning image the ControlNet expects (the MediaPipe face mesh
   of ``CrucibleAI/ControlNetMediaPipeFace`` by default, or OpenPose face keypoints) -> generate with

@@ -1,8 +1,8 @@
 """The mesh backend: each source photo's own head turned in 3-D to the requested poses, no generative model.
 
-The head is :class:`ganime_age.engine.turning.TurnableHead` (the photo's MediaPipe face mesh continued by a head
-and neck proxy, textured from the photo, the background behind it filled once), made once per source from the
-photo, its landmarks and the selfie segmenter's silhouette, and drawn again at each pose. It works in the
+The head is :class:`ganime_age.engine.turning.TurnableHead` (the photo's MediaPipe face mesh drawn turned, the
+hair, ears and neck the photo's own pixels moved with a skull and a neck), made once per source from the photo
+and its landmarks, and drawn again at each pose. It works in the
 photo's own frame and size: resampling the photo into another frame first would only blur it, and borders
 reflected into a wider frame would be turned along with the head.
 
@@ -46,12 +46,11 @@ class MeshBackend:
         self._head: tuple[str, Any] | None = None  # the last source's head: a source's jobs arrive together
 
     def head(self, source: FramedSource) -> Any:
-        """The source's TurnableHead, made once per source (its silhouette and background fill are the cost)."""
+        """The source's TurnableHead, made once per source."""
         if self._head is None or self._head[0] != source.source_id:
             from ganime_age.engine.turning import TurnableHead
 
-            person = self.judge.analyzer.segmenter(source.image)
-            self._head = (source.source_id, TurnableHead(source.image, source.landmarks, person))
+            self._head = (source.source_id, TurnableHead(source.image, source.landmarks))
         return self._head[1]
 
     def planned_turn(self, job: Job) -> np.ndarray:

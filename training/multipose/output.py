@@ -159,10 +159,11 @@ def write_card(root: Path, summary: dict[str, Any], settings: dict[str, Any]) ->
         relabel = "copied from the source face (no age estimator was given: `age_label_source` is `source`)"
     if mesh:
         made = f"""Synthetic head poses of real source faces: each source photo's own head turned in 3-D by ganime-age's
-renderer (`ganime_age.engine.turning.TurnableHead`: the photo's MediaPipe face mesh continued by a head and neck
-proxy, textured from the photo, the background behind the head filled), to absolute yaw/pitch poses
+renderer (`ganime_age.engine.turning.TurnableHead`: the photo's MediaPipe face mesh drawn turned, the hair, ears
+and neck the photo's own pixels moved with a skull and a neck), to absolute yaw/pitch poses
 (`training/multipose/augment.py --backend mesh`, pose mode `{settings.get("pose_mode")}`). The side of the head
-that a turn brings into view is made up (the face's mirror side, the hair beside the face)."""
+that a turn brings into view is the photo's own side stretched (the face's mirror side where the photo saw it
+too obliquely)."""
         columns = "turn (yaw, pitch degrees applied), attempts"
         licence = "The images derive from the source dataset and inherit its terms (UTKFace is non-commercial)."
     else:

@@ -160,8 +160,12 @@ class Reenactment:
         return chosen
 
     # -- the three steps -----------------------------------------------------------------------------
-    def target_landmarks(self, source: Any, driver: Any) -> np.ndarray:
-        return self.shape.transfer(source.landmarks, driver.landmarks)
+    def target_landmarks(self, source: Any, driver: Any, reference: Any = None) -> np.ndarray:
+        """The source's face with the driver's expression and head pose (with `reference`, the driver's first
+        frame: the driver's turn from that frame's pose)."""
+        return self.shape.transfer(
+            source.landmarks, driver.landmarks, None if reference is None else reference.landmarks
+        )
 
     def pose(self, rgb: np.ndarray, source: Any, target: np.ndarray) -> np.ndarray:
         """The full photo with the source face moved to the target landmarks."""
@@ -229,10 +233,10 @@ class Reenactment:
         engine = self.engine
         if self.reenactor is None:
             face = session.engine_face(source)  # prepared once per source photo: a video reuses it
-            head = session.turnable_head(source, self._analyzer().segmenter)
+            head = session.turnable_head(source)
             posed, rotation = head.at_own_pose(target)
             out, _ = engine.edit_photo(session.rgb, [face], [plan[0]], [plan[1]], [source_aus], [aus], [posed])
-            out = head.render(rotation, photo=out, landmarks=posed)
+            out = head.render(head.aimed(rotation), photo=out, landmarks=posed)
         else:
             posed = self.pose(session.rgb, source, target)
             face = engine.prepare_face(posed, target, segment=self._analyzer().segmenter)
@@ -314,12 +318,13 @@ class Reenactment:
         landmark_filter = OneEuroFilter(info.fps)
         au_filter = OneEuroFilter(info.fps, min_cutoff=1.5, beta=0.5)
         target: np.ndarray | None = None
+        first: Any = None  # the driver's first face
         aus = np.zeros_like(np.asarray(src.aus, np.float32))
         found = 0
         # what every frame shares is made once, before the threads that render frames start
         if self.reenactor is None:
             session.engine_face(src)
-            session.turnable_head(src, self._analyzer().segmenter)
+            session.turnable_head(src)
         bar = tqdm(total=total, desc="reenact", unit="frame", disable=not show_progress_bar)
         pending: deque[Future[np.ndarray]] = deque()
         written = 0
@@ -347,7 +352,9 @@ class Reenactment:
                         drv = None
                     if drv is not None:
                         found += 1
-                        new_target = self.target_landmarks(src, drv)
+                        # the head follows the driver's motion from its first frame, not the driver's own pose
+                        first = drv if first is None else first
+                        new_target = self.target_landmarks(src, drv, first)
                         new_aus = np.asarray(drv.aus, np.float32)
                         if smoothing:
                             new_target = (landmark_filter(new_target / scale) * scale).astype(np.float32)

@@ -91,15 +91,15 @@ class PhotoSession:
             self.engine_faces[face.index] = prepared
         return prepared
 
-    def turnable_head(self, face: Any, segment: Callable[[np.ndarray], np.ndarray]) -> Any:
+    def turnable_head(self, face: Any) -> Any:
         """The face's head ready to turn in 3-D (:class:`~ganime_age.engine.turning.TurnableHead`), made once per
-        photo with `segment` (the person's silhouette): a reenacted video's frames share its filled background."""
+        photo: a reenacted video's frames share it."""
         head = self.heads.get(face.index)
         if head is None:
             from ganime_age.engine.turning import TurnableHead
 
             self.engine_face(face)  # the same refusal where the landmarks are missing
-            head = TurnableHead(self.rgb, face.landmarks.landmarks, segment(self.rgb))
+            head = TurnableHead(self.rgb, face.landmarks.landmarks)
             self.heads[face.index] = head
         return head
 

@@ -203,10 +203,19 @@ class ShapeTransfer:
         norm = np.maximum(weight_sum, 1.0)
         return source_canon + self.config.expression_scale * total / norm[:, None]
 
-    def transfer(self, source: FaceLandmarks, driver: FaceLandmarks) -> np.ndarray:
-        """(478, 3) float32 target landmarks in the source photo's pixel frame."""
+    def transfer(
+        self, source: FaceLandmarks, driver: FaceLandmarks, reference: FaceLandmarks | None = None
+    ) -> np.ndarray:
+        """(478, 3) float32 target landmarks in the source photo's pixel frame.
+
+        `reference`: the driver's first frame, for a video: the head then turns from the source's own pose as the
+        driver's turns from that frame's (a driver that holds still leaves the head where it is), instead of
+        taking the driver's pose itself."""
         src_place = self.placement(source)
         drv_place = self.placement(driver)
+        wanted = drv_place.rotation
+        if reference is not None:
+            wanted = drv_place.rotation @ self.placement(reference).rotation.T @ src_place.rotation
         source_canon = src_place.invert(_landmarks(source))
         driver_canon = drv_place.invert(_landmarks(driver))
         gates = self.gates(getattr(source, "blendshapes", {}) or {}, getattr(driver, "blendshapes", {}) or {})
@@ -214,7 +223,7 @@ class ShapeTransfer:
         # Turn about the face itself, not about the canonical origin (a point inside the head): the rigid
         # points' centroid stays where it is in the source photo, so the face turns on the spot.
         ids, w = self.face.rigid_indices, self.face.rigid_weights
-        rotation = limit_turn(src_place.rotation, drv_place.rotation, self.config.max_turn_degrees)
+        rotation = limit_turn(src_place.rotation, wanted, self.config.max_turn_degrees)
         rotated = src_place.scale * target_canon @ rotation.T
         anchor = w @ _landmarks(source)[ids] - w @ rotated[ids]
         return (rotated + anchor).astype(np.float32)
