@@ -77,7 +77,8 @@ def repaint_table(texture: TextureChange, smooth_rgb: np.ndarray) -> np.ndarray:
     """(h, w, 5) float32, 0 where nothing changes: the coefficients of one linear map per pixel,
     out = (1 + a) p + b luma(p) + c (a, b, then c per channel), see :func:`apply_factor`.
 
-    They fold three changes into one pass over the photo: the ratio image's brightness (a gain), the fine
+    They fold three changes into one pass over the photo: the ratio image's brightness (a gain; brightening, on
+    the brightness alone), the fine
     brightness change (added equally to R, G and B, so deepened or smoothed wrinkles keep the skin's colour),
     and the ratio image's colour as an offset computed from the face's *blurred* colours, so a tint is as
     smooth as the ratio image itself: multiplying each channel by its own factor would also scale the
@@ -92,7 +93,11 @@ def repaint_table(texture: TextureChange, smooth_rgb: np.ndarray) -> np.ndarray:
     brightness = gain * fine
     offset = (smooth_rgb + eps) * (gain[..., None] * tint)
     offset += (eps * (gain + brightness) - eps)[..., None]
-    return cv2.merge([gain - np.float32(1.0), brightness, *cv2.split(offset)])
+    # a brightening gain lifts each pixel's brightness (its luma, added to R, G and B alike) and keeps its colour
+    # offsets: scaling all three channels scaled a dark, saturated crease or nostril's colour with it, into an
+    # orange line on an old face made young; a darkening gain stays a ratio (a deepened fold keeps its hue)
+    lift = cv2.max(gain - np.float32(1.0), 0.0)
+    return cv2.merge([gain - np.float32(1.0) - lift, brightness + lift, *cv2.split(offset)])
 
 
 def apply_factor(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
