@@ -223,28 +223,21 @@ def rotation_angle(rotation: np.ndarray) -> float:
 
 def limit_turn(start: np.ndarray, end: np.ndarray, max_degrees: float) -> np.ndarray:
     """`end`, or the rotation on the way from `start` to `end` that turns at most `max_degrees` away from `start`."""
+    start = np.asarray(start, np.float64)
     end = np.asarray(end, np.float64)
-    angle = rotation_angle(end @ np.asarray(start, np.float64).T)
+    relative = end @ start.T
+    angle = rotation_angle(relative)
     if angle <= max_degrees or angle < 1e-6:
         return end
-    return turn_towards(start, end, max_degrees)
-
-
-def turn_towards(start: np.ndarray, end: np.ndarray, degrees: float) -> np.ndarray:
-    """The rotation `degrees` from `start` on the way to `end` (about the axis that turns one into the other; past
-    `end` when `degrees` is larger than their angle)."""
-    start = np.asarray(start, np.float64)
-    relative = np.asarray(end, np.float64) @ start.T
-    # axis of the relative rotation (Rodrigues), then the same axis with the asked angle
+    # axis of the relative rotation (Rodrigues), then the same axis with the allowed angle
     axis = np.array([relative[2, 1] - relative[1, 2], relative[0, 2] - relative[2, 0], relative[1, 0] - relative[0, 1]])
     norm = np.linalg.norm(axis)
-    if norm < 1e-9:  # none, or a half turn: any axis orthogonal to the rotation works, take the largest column's
-        if rotation_angle(relative) < 1e-6:
-            return start.copy()
+    if norm < 1e-9:  # a half turn: any axis orthogonal to the rotation works, take the one of the largest column
         column = np.argmax(np.diag(relative))
         axis = relative[:, column] + np.eye(3)[column]
         norm = np.linalg.norm(axis)
     axis = axis / norm
-    theta = np.radians(degrees)
+    theta = np.radians(max_degrees)
     k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
-    return (np.eye(3) + np.sin(theta) * k + (1.0 - np.cos(theta)) * (k @ k)) @ start
+    limited = np.eye(3) + np.sin(theta) * k + (1.0 - np.cos(theta)) * (k @ k)
+    return limited @ start

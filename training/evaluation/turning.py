@@ -491,6 +491,16 @@ def head_size_spread(editor: Any, frames: list[np.ndarray]) -> float:
     return float(np.max(np.abs(np.asarray(scales) / median - 1.0)))
 
 
+def drawn_pixels(photo: np.ndarray, out: np.ndarray, reach: int) -> np.ndarray:
+    """(H, W) bool: the pixels of `out` drawn rather than moved from `photo`: a colour (within CHANGED grey levels,
+    channel by channel) that no photo pixel within `reach` pixels of it has."""
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    low = cv2.erode(photo, kernel).astype(np.int16) - CHANGED
+    high = cv2.dilate(photo, kernel).astype(np.int16) + CHANGED
+    result = out.astype(np.int16)
+    return ((result < low) | (result > high)).any(axis=2)
+
+
 def near_frontal(editor: Any, photos: list[Path], samples: Path | None) -> dict[str, Any]:
     """Each original driven by the next one (CFEE's people face the camera: the turns are a few degrees). Beyond
     the face (its landmarks' hull), the share of pixels changed, and of those no motion as large as the face's own
@@ -505,17 +515,15 @@ def near_frontal(editor: Any, photos: list[Path], samples: Path | None) -> dict[
         faces, driving = editor.analyze(rgb), editor.analyze(load_image(driver))
         out = np.asarray(editor.reenact(rgb, load_image(driver)))
         after = editor.analyze(out)
+        if not after or after[0].landmarks is None:  # no face read on the result: nothing to measure against
+            continue
         points = faces[0].landmarks.landmarks
         reach = max(2, round(float(np.linalg.norm(after[0].landmarks.landmarks[:, :2] - points[:, :2], axis=1).max())))
-        kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
-        low = cv2.erode(rgb, kernel).astype(np.int16) - CHANGED
-        high = cv2.dilate(rgb, kernel).astype(np.int16) + CHANGED
-        result = out.astype(np.int16)
         hull = np.zeros(rgb.shape[:2], np.uint8)
         cv2.fillConvexPoly(hull, cv2.convexHull(np.round(points[:, :2]).astype(np.int32)), 1)
         beyond = hull == 0
-        changed = np.abs(result - rgb.astype(np.int16)).max(axis=2) > CHANGED
-        drawn = ((result < low) | (result > high)).any(axis=2)
+        changed = np.abs(out.astype(np.int16) - rgb.astype(np.int16)).max(axis=2) > CHANGED
+        drawn = drawn_pixels(rgb, out, reach)
         turn = float(np.abs(head_pose(driving[0].landmarks.landmarks) - head_pose(points))[:2].max())
         rows.append(
             {
@@ -531,4 +539,6 @@ def near_frontal(editor: Any, photos: list[Path], samples: Path | None) -> dict[
             tiles.append(np.concatenate([head_tile(rgb, points), head_tile(out, points)], axis=1))
     if samples is not None and tiles:
         save_grid(samples / "near_frontal.jpg", np.concatenate(tiles, axis=0))
+    if not rows:
+        raise GanimeAgeError("no near-frontal reenactment had a readable face")
     return {"rows": rows, "worst_drawn": float(max(r["drawn"] for r in rows))}

@@ -176,14 +176,16 @@ class TurnableHead:
         own_motion = extend_outward(fields[..., 1:3] - grid, on_mesh, self.reach / step)
         # beyond the face: its own motion just past its outline (no seam), then the skull's and below the jaw the
         # neck's, each fading out beyond its outline (the wall stays) and down the neck (the shoulders stay)
-        moves = []
-        for centre, axes in (SKULL, NECK):
-            motion, outside, height = surface_motion(head, rotation, grid + corner, centre, axes)
-            beyond = cv2.distanceTransform((outside > 0).astype(np.uint8), cv2.DIST_L2, 3) * step
-            moves.append(motion * (1.0 - smoothstep(beyond / self.reach))[..., None])
-            if len(moves) == 1:
-                lower = smoothstep((height - JAW[0]) / (JAW[1] - JAW[0]))[..., None]
-        body = cv2.GaussianBlur((1.0 - lower) * moves[0] + lower * moves[1], (0, 0), SMOOTHING * head.scale / step)
+        skull, beyond_skull, height = surface_motion(head, rotation, grid + corner, *SKULL)
+        neck, beyond_neck, _ = surface_motion(head, rotation, grid + corner, *NECK)
+
+        def faded(motion: np.ndarray, beyond: np.ndarray) -> np.ndarray:  # out to nothing past the outline
+            distance = cv2.distanceTransform(beyond.astype(np.uint8), cv2.DIST_L2, 3) * step
+            return motion * (1.0 - smoothstep(distance / self.reach))[..., None]
+
+        lower = smoothstep((height - JAW[0]) / (JAW[1] - JAW[0]))[..., None]
+        body = (1.0 - lower) * faded(skull, beyond_skull) + lower * faded(neck, beyond_neck)
+        body = cv2.GaussianBlur(body, (0, 0), SMOOTHING * head.scale / step)
         off_mesh = cv2.distanceTransform((on_mesh < 0.5).astype(np.uint8), cv2.DIST_L2, 3) * step
         band = ((1.0 - lower) * SKULL_BAND + lower * NECK_BAND) * head.scale
         own_share = 1.0 - smoothstep(off_mesh[..., None] / band)
