@@ -269,6 +269,36 @@ def test_a_young_target_moves_the_features_and_holds_the_jawline(shipped: Fitted
     assert moves["shipped"][eye] == pytest.approx(moves["full"][eye], rel=0.05)
 
 
+def test_a_filled_crease_takes_the_skin_around_it(shared_dir: Path) -> None:
+    """A repaint's fill replaces a pixel by the blurred skin around it (with the ratio's brightening, by brightness
+    alone), in proportion: a dark line drawn across a real face is gone where filled wholly, half gone where half,
+    and untouched where not filled."""
+    import cv2
+
+    from ganime_age.engine import TextureChange
+    from ganime_age.engine.pixels import apply_factor, repaint_table
+    from ganime_age.faces import load_image
+
+    photo = load_image(sorted((shared_dir / "datasets" / "cfee" / "images").iterdir())[0])[120:200, 100:220].copy()
+    smooth = cv2.GaussianBlur(photo.astype(np.float32), (0, 0), 6.0)
+    creased = photo.copy()
+    creased[38:42] = (creased[38:42] * 0.5).astype(np.uint8)  # a dark line across the cheek
+    fill = np.zeros(photo.shape[:2], np.float32)
+    fill[:, 40:80], fill[:, 80:] = 0.5, 1.0
+    lift = np.full(photo.shape, 0.05, np.float32)  # a little brighter
+    table = repaint_table(TextureChange(lift, np.zeros_like(fill), np.ones_like(fill), fill), smooth)
+    out = apply_factor(creased, table).astype(np.float32)
+    line, skin = slice(38, 42), slice(30, 36)
+    whole = np.abs(out[line, 80:] - smooth[line, 80:] * np.exp(0.05)).mean()
+    assert whole < 6.0  # the line is gone: the skin around it, a little brighter
+    depth = [
+        (out[skin, cols].mean() - out[line, cols].mean()) for cols in (slice(0, 40), slice(40, 80), slice(80, None))
+    ]
+    assert depth[0] > 40.0 and 0.3 * depth[0] < depth[1] < 0.7 * depth[0] and depth[2] < 0.2 * depth[0], depth
+    red_over_green = out[line, 80:, 0].mean() / out[line, 80:, 1].mean()
+    assert abs(red_over_green - smooth[line, 80:, 0].mean() / smooth[line, 80:, 1].mean()) < 0.05  # its colour
+
+
 def test_fine_changes_move_brightness_and_no_colour(shared_dir: Path) -> None:
     """A repaint's fine part (wrinkles deepened or smoothed) is added equally to the three channels, and its colour
     offset is as smooth as the face's blurred colours: neither prints the photo's detail in colour."""

@@ -145,12 +145,15 @@ def test_the_change_keeps_the_persons_light(bank: AgeExemplars, editors: tuple[F
     lit = person + np.stack([0.3 + 0.4 * cols, 0.1 + 0.4 * cols, -0.2 + 0.4 * cols], axis=-1).astype(np.float32)
     child = np.mean([bank.log_view(int(i)) for i in np.flatnonzero(bank.ages.numpy() < 6)[:8]], axis=0)
     weight = features_weight(template)
-    (smooth, fine), (smooth_lit, fine_lit) = (features_change(template, face, child) for face in (person, lit))
+    (smooth, fine, fill), (smooth_lit, fine_lit, fill_lit) = (
+        features_change(template, face, child) for face in (person, lit)
+    )
     smooth, smooth_lit = smooth * weight[..., None], smooth_lit * weight[..., None]
     inside = weight > 0.5
     assert np.abs(smooth[inside]).mean() > 0.08  # the features change...
     assert np.abs(smooth_lit - smooth)[inside].mean() < 0.01  # ...and the light does not
     assert np.abs(fine_lit - fine)[inside].mean() < 0.01
+    assert fill[inside].max() > 0.5 and np.abs(fill_lit - fill)[inside].mean() < 0.01  # nor what is filled
     assert smooth.min() >= -0.7 - 1e-5 and smooth.max() <= 0.3 + 1e-5 and fine.shape == template.mask.shape
     assert np.abs(smooth[template.regions["mouth"] > 0.99]).max() < 0.01  # an open mouth keeps its teeth
 
@@ -189,3 +192,47 @@ def test_matched_real_faces_move_both_networks_towards_the_target(
     # 14.9 / 14.6; the networks differ in how much of it they see)
     gains = sign * (with_bank_first - bare_first), sign * (with_bank_second - bare_second)
     assert min(gains) > 0.5 and sum(gains) / 2 > 2.0, readings
+
+
+def test_an_old_face_made_young_loses_its_own_creases(
+    shared_dir: Path, editors: tuple[FaceEditor, FaceEditor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 39: held-out old people (70-90) made 25 keep fewer of their lines with the creases the matched young
+    faces lack replaced by the skin around them than with those creases only brightened (the fill turned off),
+    face by face; and a crease is never lifted into a patch brighter than the skin around it."""
+    import cv2
+
+    import ganime_age.engine.exemplars as exemplars
+    from training.data.face_records import utkface_split
+    from training.evaluation.gates import face_region
+
+    photos = [p for p, age in utkface_split(shared_dir / "datasets" / "utkface", "test") if 70 <= age <= 90]
+    photos = photos[:: len(photos) // 6][:6]
+
+    def creases(rgb: np.ndarray, landmarks: np.ndarray) -> float:
+        """The mean depth of skin darker than the skin around it (a fold's scale), inside the face's oval."""
+        grey = np.log(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) + 4.0)
+        local = cv2.GaussianBlur(grey, (0, 0), 0.035 * float(np.ptp(landmarks[:468, 0])))
+        return float(np.maximum(local - grey, 0.0)[face_region(rgb.shape, landmarks)].mean())
+
+    def edited_creases(photo: np.ndarray) -> tuple[float, np.ndarray]:
+        editor.sessions.clear()
+        out = np.asarray(editor.edit(photo, age=25.0))
+        return creases(out, editor.analyze(out)[0].landmarks.landmarks), out
+
+    editor = editors[0]
+    kept = []
+    for path in photos:
+        photo = load_image(path)
+        before = creases(photo, editor.analyze(photo)[0].landmarks.landmarks)
+        filled, out = edited_creases(photo)
+        with monkeypatch.context() as patch:
+            patch.setattr(exemplars, "FILL", (9.0, 10.0))
+            patch.setattr(exemplars, "CREASE", (9.0, 10.0))
+            lifted, _ = edited_creases(photo)
+        kept.append((filled / before, lifted / before))
+        # nothing of the face is brighter than the brightest of its input's skin (no glowing patch)
+        assert np.percentile(out, 99.9) <= max(float(np.percentile(photo, 99.9)), 250.0) + 3.0
+    kept_array = np.array(kept)
+    assert np.all(kept_array[:, 0] < kept_array[:, 1] - 0.005), kept
+    assert kept_array[:, 0].mean() < kept_array[:, 1].mean() - 0.02, kept

@@ -52,6 +52,9 @@ class TextureChange:
     ratio: np.ndarray
     fine: np.ndarray
     mask: np.ndarray  # (h, w) where the change may be non-zero (the face)
+    # (h, w) 0..1 or None: how much of a pixel the skin around it replaces (its blurred colour, with the ratio's
+    # change): an old face's crease where a young face has smooth skin (:func:`.exemplars.features_change`)
+    fill: np.ndarray | None = None
 
 
 def log_image(rgb: np.ndarray) -> np.ndarray:
@@ -241,23 +244,25 @@ def texture_change(
     au_part = _au_texture(engine, face, source_aus, target_aus)
     if age_part is None and au_part is None:
         return None
-    ratio_out, fine_out = (
-        (age_part[0] + au_part[0], age_part[1] + au_part[1])
-        if age_part is not None and au_part is not None
-        else tuple(part.copy() for part in (age_part or au_part))
-    )
+    if age_part is not None and au_part is not None:
+        ratio_out, fine_out = age_part[0] + au_part[0], age_part[1] + au_part[1]
+    else:
+        only = age_part or au_part
+        ratio_out, fine_out = only[0].copy(), only[1].copy()
     # the skin's change, on skin: hair inside the mesh (a hairline, a fringe) keeps its own detail and colour
-    hair = np.clip(face.hair, 0.0, 1.0)
-    ratio_out *= (face.face_mask * (1.0 - hair))[..., None]
-    fine_out *= face.face_mask * (1.0 - hair)
-    return TextureChange(ratio_out, fine_out, face.face_mask)
+    skin = face.face_mask * (1.0 - np.clip(face.hair, 0.0, 1.0))
+    ratio_out *= skin[..., None]
+    fine_out *= skin
+    fill = age_part[2] * skin if age_part is not None and age_part[2] is not None else None
+    return TextureChange(ratio_out, fine_out, face.face_mask, fill)
 
 
 def _age_texture(
     engine: EngineTables, face: EngineFace, source_age: float, target_age: float
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """The age's (ratio, fine) change on the engine grid before the skin mask, or None for no age change; kept
-    in ``face.cache`` for the last pair of ages."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """The age's (ratio, fine, fill) change on the engine grid before the skin mask (fill: None where no crease
+    is replaced, see :class:`TextureChange`), or None for no age change; kept in ``face.cache`` for the last pair
+    of ages."""
     if source_age == target_age:
         return None
     key = (engine, float(source_age), float(target_age))  # the engine too: a face may be tried with two engines
@@ -300,9 +305,13 @@ def _age_texture(
     share = face.exemplars.share_for(source_age, target_age) if face.exemplars is not None else 0.0
     found = face.exemplars.change(target_age) if share > 0.0 else None
     kept = np.ones((size, size), np.float32)  # how much of the tables' own change of the skin's detail stays
+    fill = None
     if found is not None:  # real faces of the target age, matched to the person: their features in its light
         smooth += np.float32(share) * found[0]
         fine += np.float32(share) * found[1]
+        if target_age < source_age:  # made younger: the creases the younger faces lack go (none are made older)
+            filled = np.maximum(found[2], found[3])
+            fill = np.float32(share) * filled if np.any(filled) else None
         # their difference replaces the person's detail there: a child's evened skin on top of it (and the
         # tables' own detail gains, below) corrected every dark spot twice, into bright blobs
         kept -= np.float32(share) * face.exemplars.weight
@@ -329,10 +338,11 @@ def _age_texture(
         scaled = cv2.resize(gains, (size, size)).reshape(size, size, -1)
         taken = 1.0 - kept
         fine += sum(np.maximum(taken - scaled[..., b], 0.0) * band for b, band in enumerate(bands))
-    part: tuple[np.ndarray, np.ndarray] | None = None
-    if np.any(smooth) or np.any(fine) or not np.all(gains == 1.0):
+    part: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+    if np.any(smooth) or np.any(fine) or fill is not None or not np.all(gains == 1.0):
         ratio_out, fine_out = _to_grid(face, smooth, fine)
         coords = face.template_coords
+        fill_out = None if fill is None else cv2.remap(fill, coords, None, cv2.INTER_LINEAR, borderValue=0.0)
         stacked = cv2.resize(gains, (size, size))
         mapped = cv2.remap(stacked, coords, None, cv2.INTER_LINEAR, borderValue=1.0)
         mapped = mapped.reshape(*face.grid_shape, -1)
@@ -343,7 +353,9 @@ def _age_texture(
             lifted = np.float32(young) * face.beard.share_on(face.box, face.grid_shape)
             ratio_out -= (np.maximum(ratio_out.mean(axis=2), 0.0) * lifted)[..., None]
             fine_out -= np.maximum(fine_out, 0.0) * lifted
-        part = (ratio_out, fine_out)
+            if fill_out is not None:
+                fill_out *= 1.0 - lifted
+        part = (ratio_out, fine_out, fill_out)
     face.cache["age_texture"] = (key, part)
     return part
 

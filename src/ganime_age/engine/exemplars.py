@@ -9,7 +9,10 @@ colour taken relative to its own skin, and adds their difference from the person
 only the difference's features (brows, eyes, nose, lips, folds, skin texture) are taken; its large-scale part
 (tone, shading, the colour cast of the light) is removed, so the face keeps the photo's light and the person's
 colouring, and nothing reads as a mask. Where an exemplar shows no skin (a fringe, hair over a cheek, glasses) it
-is left out of the mean there.
+is left out of the mean there. Made younger, a face's own creases that the younger faces lack (a fold, a line,
+where they are brighter, or where too few show skin to say) are replaced by the skin around them rather than only
+brightened: no brightening of an old face's deep crease removes it, and a crease lifted in brightness alone kept
+its low colour as a grey line.
 
 :class:`AgeExemplars` is the bank (a Hub model: the faces as JPEG bytes in ``model.safetensors``, their ages and
 descriptors), fitted by ``training/fit_engine.py exemplars`` from UTKFace's training split; :class:`ExemplarMatch`
@@ -28,7 +31,7 @@ import numpy as np
 import torch
 
 from ganime_age.config import bounded
-from ganime_age.engine.config import LARGE_SCALE, LOG_EPSILON
+from ganime_age.engine.config import FOLD_SCALE, LARGE_SCALE, LOG_EPSILON
 from ganime_age.engine.frames import Template, template_blur
 from ganime_age.errors import ConfigError
 from ganime_age.faces.topology import BROW_TOPS, LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS
@@ -46,8 +49,20 @@ SKIN_DARKEST = -0.3  # the darkest log change a pixel of skin takes (outside the
 # smile fold a little off the person's printed a dark line like a pen stroke beside the person's own
 LIMIT = (-0.7, 0.3)  # the log change a pixel takes, darkest and brightest (a smile's folds filled by a neutral
 # face's flat cheek glowed; dark nostrils against a lit exemplar printed speckles)
+BRIGHT_HUE = 0.3  # log brightening at which a pixel's colour has moved wholly to its skin's around it
+# log brightening (of skin, after the light is taken out) from which a pixel is replaced by the skin around it, and
+# at which it is wholly: an old face's crease or fold is darker than a young face's skin there by more than any
+# brightening may lift it (LIMIT), and a crease lifted in brightness alone kept its low colour as a grey line
+FILL = (0.1, 0.35)
+# log depth of a face's own crease below the skin around it (FOLD_SCALE) from which it is a line, and a whole one:
+# where the matched younger faces show no skin (their fringes over the forehead) a face made younger loses these
+CREASE = (0.03, 0.12)
+SOLID_DEPTH = 0.35  # log depth below the skin around it beyond which a dark thing near the eyes is no crease
+GLASSES_REACH = 14  # template pixels around the eyes where glasses' frames are looked for
+CREASE_LACK = 0.05  # log brightening towards the matched faces at which they lack a crease of the face's wholly
 SKIN_TOLERANCE = 0.5  # log distance from a face's cheek colour at which a pixel stops counting as its skin
 SKIN_QUORUM = 0.5  # of the exemplars showing skin at a pixel for the mean there to be taken in full
+ABOVE_BROWS = 10  # template pixels: the band above the brows whose skin says the brows are seen (no fringe)
 SKIN_BLUR = 6.0  # template pixels: the skin weights are smooth (patchy weights printed blobs on unevenly lit faces)
 EDGE_PIXELS = 8  # template pixels inside the face's outline where the exemplars' features begin
 MOUTH_CORNERS = (61, 291)  # the mesh's mouth corners
@@ -236,14 +251,22 @@ class ExemplarMatch:
     descriptor: np.ndarray
     share: float = 1.0  # of the bank's share, for this face (a turned face takes less: :func:`turn_share`)
     facial_hair: np.ndarray | None = None  # (R, R) the face's beard and moustache share in the template (.beard)
-    changes: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    changes: dict[float, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def weight(self) -> np.ndarray:
         """(R, R) where the matched faces' features are taken (:func:`features_weight`), never on a beard or a
         moustache: their skin is not there to take a young face's (brightened, a moustache printed a white smear;
         made a child, the beard is lifted in the photo, :mod:`.beard`, and their change on top printed a glow)."""
-        weight = features_weight(self.template)
+        return self._without_facial_hair(features_weight(self.template))
+
+    @functools.cached_property
+    def fill_weight(self) -> np.ndarray:
+        """(R, R) where a crease may be replaced by the skin around it: as :attr:`weight`, and up the forehead to
+        the hairline (a fringe is darker than skin, so it fills nothing; hair inside the face is masked later)."""
+        return self._without_facial_hair(features_weight(self.template, forehead=False))
+
+    def _without_facial_hair(self, weight: np.ndarray) -> np.ndarray:
         if self.facial_hair is not None:
             weight = weight * (1.0 - np.clip(self.facial_hair, 0.0, 1.0))
         return weight
@@ -254,9 +277,21 @@ class ExemplarMatch:
         c = self.bank.config
         return self.share * exemplar_share(source_age, target_age, c.share, c.grown_share, c.younger_share)
 
-    def change(self, target_age: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """(smooth (R, R, 3), fine (R, R)) log change towards the matched faces of `target_age`, in the photo's
-        light, before the edit's share; None where the bank has no face of about that age."""
+    @functools.cached_property
+    def creases(self) -> np.ndarray:
+        """(R, R) 0..1 the face's own lines: skin darker than the skin around it (forehead lines, crow's feet, folds),
+        never the eyes, brows, lips or nostrils, whose dark is theirs at any age."""
+        regions = self.template.regions
+        depth = crease_depth(self.template, self.person)
+        lines = np.clip((depth - CREASE[0]) / (CREASE[1] - CREASE[0]), 0.0, 1.0) * not_skin_deep(self.template, depth)
+        keep = np.maximum.reduce([regions[k] for k in ("eyes_wide", "brows", "lips", "mouth", "nostrils")])
+        return (cv2.GaussianBlur(lines, (0, 0), 1.0) * (1.0 - keep) * self.fill_weight).astype(np.float32)
+
+    def change(self, target_age: float) -> tuple[np.ndarray, ...] | None:
+        """(smooth (R, R, 3), fine (R, R), fill (R, R), unseen creases (R, R)) change towards the matched faces of
+        `target_age`, in the photo's light, before the edit's share (:func:`features_change`); the last is the
+        face's :attr:`creases` where too few of the matched faces show skin to say (what a younger edit also
+        fills); None where the bank has no face of about that age."""
         key = round(float(target_age), 1)
         if key not in self.changes:
             picked = self.bank.nearest(self.descriptor, key)
@@ -269,8 +304,13 @@ class ExemplarMatch:
             levelled = [view - tone + self.descriptor[:3] for view, tone in zip(views, tones, strict=True)]
             mean, confidence = skin_mean(self.template, levelled)
             exemplar = confidence[..., None] * mean + (1.0 - confidence[..., None]) * self.person
-            smooth, fine = features_change(self.template, self.person, exemplar, self.bank.config.light_scale)
-            self.changes[key] = (smooth * self.weight[..., None], fine * self.weight)
+            smooth, fine, fill = features_change(self.template, self.person, exemplar, self.bank.config.light_scale)
+            # the face's own lines where the young faces are brighter (they have none there), or show no skin
+            difference = (exemplar - self.person).mean(axis=2, keepdims=True)
+            difference -= template_blur(self.template, difference, self.bank.config.light_scale)
+            lacking = np.clip(difference[..., 0] / CREASE_LACK, 0.0, 1.0)
+            unseen = np.maximum(1.0 - confidence, lacking) * self.creases
+            self.changes[key] = (smooth * self.weight[..., None], fine * self.weight, fill * self.fill_weight, unseen)
         return self.changes[key]
 
 
@@ -295,24 +335,59 @@ def skin_mean(template: Template, views: list[np.ndarray]) -> tuple[np.ndarray, 
 def skin_likeness(template: Template, view: np.ndarray, tone: np.ndarray) -> np.ndarray:
     """(R, R) how much each pixel of a log template view looks like skin of the colour `tone` (log distance, the
     farthest channel, against SKIN_TOLERANCE; smooth: patchy weights printed blobs), or is one of the features
-    (eyes, brows, lips, mouth), which count whatever their colour."""
+    (eyes, brows, lips, mouth), which count whatever their colour; a face's brows count only as far as the skin
+    just above them shows skin (a child's fringe over its brows, averaged in as brows, printed dark smudges above
+    the eyes of adults made children)."""
     regions = template.regions
-    features = np.maximum.reduce([regions["eyes_wide"], regions["brows"], regions["lips"], regions["mouth"]])
     away = np.abs(view - tone).max(axis=2)
-    skin = np.exp(-((away / SKIN_TOLERANCE) ** 2)).astype(np.float32)
-    return np.maximum(features, cv2.GaussianBlur(skin, (0, 0), SKIN_BLUR)).astype(np.float32)
+    skin = cv2.GaussianBlur(np.exp(-((away / SKIN_TOLERANCE) ** 2)).astype(np.float32), (0, 0), SKIN_BLUR)
+    band = _above_brows(template)
+    brows_seen = float(np.clip((skin * band).sum() / max(float(band.sum()), 1.0) / SKIN_QUORUM, 0.0, 1.0))
+    features = np.maximum.reduce(
+        [regions["eyes_wide"], brows_seen * regions["brows"], regions["lips"], regions["mouth"]]
+    )
+    return np.maximum(features, skin).astype(np.float32)
 
 
-def features_weight(template: Template) -> np.ndarray:
+def _above_brows(template: Template) -> np.ndarray:
+    """(R, R) the band of forehead just above the brows (ABOVE_BROWS template pixels high), across them."""
+    brows = template.vertices[list(BROW_TOPS)]
+    band = np.zeros((template.size, template.size), np.float32)
+    top, x0, x1 = int(brows[:, 1].min()), int(brows[:, 0].min()), int(np.ceil(brows[:, 0].max()))
+    band[max(top - ABOVE_BROWS, 0) : max(top - 2, 0), x0 : x1 + 1] = 1.0
+    return band
+
+
+def features_weight(template: Template, forehead: bool = True) -> np.ndarray:
     """(R, R) where the exemplars' features are taken: the face well inside its outline (at the outline their
     hair and background would print a dark rim), fading out above the brows (their fringes would print a band
-    along the forehead), never inside the lips' gap."""
+    along the forehead; `forehead` False: not), never inside the lips' gap."""
     inner = cv2.erode(template.raster.mask, np.ones((3, 3), np.uint8), iterations=EDGE_PIXELS)
     inner = cv2.GaussianBlur(inner, (0, 0), EDGE_PIXELS / 2.0)
+    if not forehead:
+        return (inner * (1.0 - template.regions["mouth"])).astype(np.float32)
     top, brows = template.vertices[:, 1].min(), template.vertices[list(BROW_TOPS), 1].min()
     rows = np.arange(template.size, dtype=np.float32)[:, None]
     forehead = np.clip((rows - top) / max(float(brows - top), 1.0), 0.0, 1.0) ** 2
     return (inner * forehead * (1.0 - template.regions["mouth"])).astype(np.float32)
+
+
+def crease_depth(template: Template, log_view: np.ndarray) -> np.ndarray:
+    """(R, R) how much darker (log) each pixel of a face's template view is than its skin around it (FOLD_SCALE)."""
+    grey = log_view.mean(axis=2, keepdims=True)
+    return (template_blur(template, grey, FOLD_SCALE) - grey)[..., 0]
+
+
+def not_skin_deep(template: Template, depth: np.ndarray) -> np.ndarray:
+    """(R, R) 0 around the eyes where a face is darker than its skin around it by more than a crease there
+    (:data:`SOLID_DEPTH`), and just beside: a glasses' frame, which no younger face's skin replaces (filled, a
+    frame's lower rim faded into a ghost of the glasses). (Elsewhere an old face's deepest folds are as dark.)"""
+    near_eyes = cv2.dilate(
+        (template.regions["eyes_wide"] > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=GLASSES_REACH
+    )
+    solid = ((depth > SOLID_DEPTH) & (near_eyes > 0)).astype(np.uint8)
+    solid = cv2.dilate(solid, np.ones((3, 3), np.uint8), iterations=2).astype(np.float32)
+    return (1.0 - cv2.GaussianBlur(solid, (0, 0), 1.0)).astype(np.float32)
 
 
 def turn_share(rotation: np.ndarray) -> float:
@@ -324,27 +399,34 @@ def turn_share(rotation: np.ndarray) -> float:
 
 def features_change(
     template: Template, person: np.ndarray, exemplar: np.ndarray, light_scale: float = LARGE_SCALE
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The exemplar's features over the person's in the person's light: the log difference less its large-scale
     part (tone, shading and the light's cast stay the person's), its colour kept coarse, split into a smooth
     per-channel part and a fine part of brightness alone (a fine colour change prints speckles). Where it
     brightens, the person's colour there moves to its skin's around it: a fold's or a shadow's deeper, saturated
-    hue, only brightened, glowed as an orange blotch. Nothing inside the lips' gap: an open mouth keeps its teeth.
+    hue, only brightened, glowed as an orange blotch. Where it brightens skin by more than FILL[0], the third
+    part, `fill` (R, R, 0..1), is how much of the pixel the skin around it replaces (:func:`.pixels.repaint_table`):
+    an old face's creases are gone in a young face, and no brightening of their own pixels removes them. Nothing
+    inside the lips' gap: an open mouth keeps its teeth.
     (An edge-aware light, a guided filter that kept a side-lit face's shadow edges as light, also kept the brows',
     eyes' and folds' edges: adults made 5 read 2-3 years older.)"""
     difference = exemplar - person
     difference -= template_blur(template, difference, light_scale)
     grey = difference.mean(axis=2, keepdims=True)
+    regions = template.regions
+    features = np.maximum.reduce([regions["eyes_wide"], regions["brows"], regions["lips"]])
+    fill = np.clip((grey[..., 0] - FILL[0]) / (FILL[1] - FILL[0]), 0.0, 1.0)
+    fill *= 1.0 - np.maximum(features, regions["nostrils"])  # a darker nose's tip or nostril is no crease
+    fill *= not_skin_deep(template, crease_depth(template, person))
+    fill = cv2.GaussianBlur(fill, (0, 0), 1.0)
     colour = np.clip(difference - grey, -COLOUR_LIMIT, COLOUR_LIMIT)  # a dark channel's log ratio runs wild
     hue = person - person.mean(axis=2, keepdims=True)
     to_skin = template_blur(template, hue, light_scale) - hue  # the person's colour around each pixel, less its own
-    brighter = np.clip(grey / LIMIT[1], 0.0, 1.0)
+    brighter = np.clip(grey / BRIGHT_HUE, 0.0, 1.0)
     colour = colour + brighter * np.clip(to_skin, -COLOUR_LIMIT, COLOUR_LIMIT)
     difference = grey + cv2.GaussianBlur(colour, (0, 0), COLOUR_SCALE).reshape(difference.shape)
-    regions = template.regions
-    features = np.maximum.reduce([regions["eyes_wide"], regions["brows"], regions["lips"]])[..., None]
-    darkest = SKIN_DARKEST + (LIMIT[0] - SKIN_DARKEST) * features
+    darkest = SKIN_DARKEST + (LIMIT[0] - SKIN_DARKEST) * features[..., None]
     difference = np.clip(difference, darkest, LIMIT[1])
     smooth = cv2.GaussianBlur(difference, (0, 0), 1.2).reshape(difference.shape)
     fine = (difference - smooth).mean(axis=2)
-    return smooth.astype(np.float32), fine.astype(np.float32)
+    return smooth.astype(np.float32), fine.astype(np.float32), fill.astype(np.float32)

@@ -22,6 +22,7 @@ from ganime_age.faces.topology import (
     LEFT_BROW,
     LEFT_EYE_CONTOUR,
     LOWER_INNER_LIP,
+    NOSE_BASE,
     NUM_MESH_VERTICES,
     OUTER_LIPS,
     RIGHT_BROW,
@@ -41,7 +42,7 @@ class Template:
     frontal_areas: np.ndarray  # (898,) signed areas on the frontal canonical face (orientation reference)
     raster: MeshRaster
     mask: np.ndarray  # (R, R) float32 1 inside the face, 0 outside, a few pixels of soft edge
-    regions: dict[str, np.ndarray]  # (R, R) float32 masks: "mouth" (the lip gap), "eyes"
+    regions: dict[str, np.ndarray]  # (R, R) float32 masks: "mouth" (the lip gap), "eyes", ..., "nostrils"
 
 
 @functools.lru_cache(maxsize=4)
@@ -71,8 +72,15 @@ def template_for(size: int, scale: float, centre: tuple[float, float]) -> Templa
         "brows": np.maximum(
             _polygon_mask(vertices, RIGHT_BROW, size, grow=7.0), _polygon_mask(vertices, LEFT_BROW, size, grow=7.0)
         ),
+        "nostrils": _polygon_mask(vertices, tuple(_hull(vertices, NOSE_BASE)), size, grow=4.0),
     }
     return Template(size, vertices, face.triangles, signed_areas(vertices[face.triangles]), raster, soft, regions)
+
+
+def _hull(vertices: np.ndarray, ids: tuple[int, ...]) -> list[int]:
+    """`ids` in the order of their convex hull (a polygon that does not cross itself)."""
+    order = cv2.convexHull(vertices[list(ids)].astype(np.float32), returnPoints=False).reshape(-1)
+    return [ids[i] for i in order]
 
 
 def _polygon_mask(vertices: np.ndarray, ids: tuple[int, ...], size: int, grow: float) -> np.ndarray:

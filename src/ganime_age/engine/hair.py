@@ -62,6 +62,7 @@ GREY_CHROMA = (0.12, 0.3)  # a hair pixel's saturation under white light: grey b
 # red, brown) from the second; only grey hair regains colour
 RESTORE_SCALE = 0.01  # face widths: the blur of the colour a pixel's regained colour is scaled from (its strands
 # keep their light and dark)
+MIN_SKIN_CHROMA = 4.0  # Lab chroma of the skin below which a photo has no colour to tell grey hair by
 RESTORE_FLOOR = 0.1  # the least a channel of white hair is scaled by when it regains colour
 
 
@@ -327,7 +328,8 @@ def hair_layer(
     light = _light(grid, person)
     fields = _grey_fields(grid, share, light * np.float32(level * skin), width_grid)
     layer.light = light
-    if young is not None and np.any(young):
+    # a photo without colour (black and white) tells grey hair from skin by nothing: no colour is given back
+    if young is not None and np.any(young) and float(np.hypot(*skin_model[0][1:])) >= MIN_SKIN_CHROMA:
         layer.young = (np.asarray(young, np.float32) * np.float32(skin) * light).astype(np.float32)
     hair_rows, hair_cols = np.nonzero(share > 0.02)
     if len(hair_rows) == 0:

@@ -77,7 +77,8 @@ def repaint_table(texture: TextureChange, smooth_rgb: np.ndarray) -> np.ndarray:
     """(h, w, 5) float32, 0 where nothing changes: the coefficients of one linear map per pixel,
     out = (1 + a) p + b luma(p) + c (a, b, then c per channel), see :func:`apply_factor`.
 
-    They fold three changes into one pass over the photo: the ratio image's brightness (a gain; brightening, on
+    They fold three changes into one pass over the photo (four with a fill: a pixel replaced by the skin around it,
+    ``texture.fill`` of it): the ratio image's brightness (a gain; brightening, on
     the brightness alone), the fine
     brightness change (added equally to R, G and B, so deepened or smoothed wrinkles keep the skin's colour),
     and the ratio image's colour as an offset computed from the face's *blurred* colours, so a tint is as
@@ -97,7 +98,20 @@ def repaint_table(texture: TextureChange, smooth_rgb: np.ndarray) -> np.ndarray:
     # offsets: scaling all three channels scaled a dark, saturated crease or nostril's colour with it, into an
     # orange line on an old face made young; a darkening gain stays a ratio (a deepened fold keeps its hue)
     lift = cv2.max(gain - np.float32(1.0), 0.0)
-    return cv2.merge([gain - np.float32(1.0) - lift, brightness + lift, *cv2.split(offset)])
+    scale, added = gain - np.float32(1.0) - lift, brightness + lift
+    if texture.fill is not None:
+        # a replaced pixel (texture.fill) takes the skin around it, with the ratio's change: its blurred colour
+        fill = texture.fill
+        keep = np.float32(1.0) - fill
+        # (brightened as a brightening gain brightens, by its luma: scaled, a saturated skin's red clipped into an
+        # orange blotch)
+        lit = smooth_rgb + eps
+        around = lit * cv2.min(gain, 1.0)[..., None] + cv2.transform(lit, LUMA)[..., None] * lift[..., None]
+        around += lit * (gain[..., None] * tint) - eps
+        scale = keep * (scale + np.float32(1.0)) - np.float32(1.0)
+        added = keep * added
+        offset = keep[..., None] * offset + fill[..., None] * around
+    return cv2.merge([scale, added, *cv2.split(offset)])
 
 
 def apply_factor(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:

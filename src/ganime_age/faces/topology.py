@@ -49,6 +49,7 @@ LEFT_PUPIL = 473
 FACE_LEFT, FACE_RIGHT = 234, 454
 CHIN = 152  # the mesh's lowest point on the chin
 NOSE_TIP = 1
+NOSE_BASE = (1, 64, 98, 97, 2, 326, 327, 294)  # the nose's tip, wings and nostrils (their dark is no crease)
 MOUTH_CENTRE = 13  # the upper lip's inner centre
 OUTER_LIPS = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 UPPER_INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
