@@ -299,6 +299,32 @@ def test_a_filled_crease_takes_the_skin_around_it(shared_dir: Path) -> None:
     assert abs(red_over_green - smooth[line, 80:, 0].mean() / smooth[line, 80:, 1].mean()) < 0.05  # its colour
 
 
+def test_a_strongly_brightened_pixel_takes_the_colour_around_it(shared_dir: Path) -> None:
+    """A dark line lifted by much (a brow made a child's, a crease smoothed) comes out in the colour of the skin around
+    it, not as a grey of the line's own low colour; a pixel brightened a little keeps its own colour."""
+    import cv2
+
+    from ganime_age.engine import TextureChange
+    from ganime_age.engine.pixels import apply_factor, repaint_table
+    from ganime_age.faces import load_image
+
+    photo = load_image(sorted((shared_dir / "datasets" / "cfee" / "images").iterdir())[0])[120:200, 100:220].copy()
+    smooth = cv2.GaussianBlur(photo.astype(np.float32), (0, 0), 6.0)
+    lined = photo.copy()
+    lined[38:42] = np.array([40, 38, 40], np.uint8)  # a dark, colourless line across the cheek
+    fine = np.zeros(photo.shape[:2], np.float32)
+    fine[38:42] = np.log(smooth[38:42].mean(axis=2) / 40.0)  # lifted to the skin's brightness
+    fine[:, 60:] *= 0.05  # the right half lifted by a little only
+    out = apply_factor(lined, repaint_table(TextureChange(np.zeros_like(smooth), fine, np.ones_like(fine)), smooth))
+
+    def redness(rgb: np.ndarray) -> float:
+        return float(rgb[..., 0].mean() / rgb[..., 2].mean())
+
+    line = out[38:42, :60].astype(np.float32)
+    assert abs(redness(line) - redness(smooth[38:42, :60])) < 0.1  # the skin's warmth, not the line's grey
+    assert redness(out[38:42, 60:].astype(np.float32)) < 1.05  # a little lift keeps the line's own (grey) colour
+
+
 def test_fine_changes_move_brightness_and_no_colour(shared_dir: Path) -> None:
     """A repaint's fine part (wrinkles deepened or smoothed) is added equally to the three channels, and its colour
     offset is as smooth as the face's blurred colours: neither prints the photo's detail in colour."""

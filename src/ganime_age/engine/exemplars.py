@@ -67,6 +67,8 @@ SKIN_BLUR = 6.0  # template pixels: the skin weights are smooth (patchy weights 
 EDGE_PIXELS = 8  # template pixels inside the face's outline where the exemplars' features begin
 MOUTH_CORNERS = (61, 291)  # the mesh's mouth corners
 LIPS_CENTRE = (13, 14)  # the inner lips' centres, upper and lower
+SEX_WEIGHT = 10.0  # the other sex's distance: more than any skin tone's, mouth's or smile's
+SURE_SEX = (0.2, 0.8)  # how likely a face is a woman's below which its matches are all men, above which all women
 TURN_FULL, TURN_NONE = 15.0, 40.0  # degrees of yaw: the exemplars' share is whole below the first, none past it
 
 
@@ -175,11 +177,23 @@ class AgeExemplars(HubModel):
             candidates = np.flatnonzero(np.abs(ages - age) <= window)
         if not len(candidates):
             return candidates
-        distance = descriptor_distance(self.descriptors.numpy()[candidates], descriptor)
+        bank = self.descriptors.numpy()[candidates]
+        distance = descriptor_distance(bank, descriptor)
+        unsure = (float(descriptor[5]) - SURE_SEX[0]) / (SURE_SEX[1] - SURE_SEX[0])
+        if 0.0 < unsure < 1.0 and age >= CHILDHOOD_END:
+            # a face whose sex the readings are unsure of takes grown faces of both sexes, in proportion (all of one
+            # sex, a woman read as a little more likely a man was given men's brows and a moustache's shadow; a
+            # child's face is less a sex's, and children of both read older than children of one)
+            women = round(unsure * c.neighbours)
+            order = np.argsort(descriptor_distance(bank, descriptor, sex_weight=0.0), kind="stable")
+            is_woman = bank[order, 5] > 0.5
+            picked = np.concatenate([order[is_woman][:women], order[~is_woman][: c.neighbours - women]])
+            if len(picked) == c.neighbours:
+                return candidates[picked]
         return candidates[np.argsort(distance, kind="stable")[: c.neighbours]]
 
 
-def descriptor_distance(bank: np.ndarray, person: np.ndarray) -> np.ndarray:
+def descriptor_distance(bank: np.ndarray, person: np.ndarray, sex_weight: float = SEX_WEIGHT) -> np.ndarray:
     """How unlike the person each bank face is: skin tone (its colour counts twice its brightness), an open
     against a closed mouth, a smile against none, and the other sex (which outweighs everything else)."""
     tone = bank[:, :3] - person[:3]
@@ -190,7 +204,7 @@ def descriptor_distance(bank: np.ndarray, person: np.ndarray) -> np.ndarray:
         + 2.0 * np.linalg.norm(colour, axis=1)
         + 0.3 * np.abs(bank[:, 3] - person[3])
         + 0.3 * np.abs(bank[:, 4] - person[4])
-        + 10.0 * np.abs(bank[:, 5] - person[5])
+        + sex_weight * np.abs(bank[:, 5] - person[5])
     )
 
 

@@ -19,6 +19,7 @@ from ganime_age.engine.appearance import TextureChange
 from ganime_age.engine.config import LOG_EPSILON
 
 LUMA = np.array([[0.299, 0.587, 0.114]], np.float32)  # BT.601, as the chroma measure's complement
+HUE_LIFT = (0.1, 0.5)  # a pixel brightened by this share takes the colour of the skin around it from none to all
 
 
 def resample(rgb: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -99,6 +100,18 @@ def repaint_table(texture: TextureChange, smooth_rgb: np.ndarray) -> np.ndarray:
     # orange line on an old face made young; a darkening gain stays a ratio (a deepened fold keeps its hue)
     lift = cv2.max(gain - np.float32(1.0), 0.0)
     scale, added = gain - np.float32(1.0) - lift, brightness + lift
+    # a pixel brightened by much takes the colour of the skin around it, in proportion: lifted by its brightness
+    # alone, a dark brow's or crease's low colour came out a bluish grey beside warm skin
+    raised = gain * (fine + np.float32(1.0)) - np.float32(1.0)
+    hue = np.clip((raised - HUE_LIFT[0]) / (HUE_LIFT[1] - HUE_LIFT[0]), 0.0, 1.0).astype(np.float32)
+    if np.any(hue):
+        lit = smooth_rgb + eps
+        around = lit - cv2.transform(lit, LUMA)[..., None]  # the colour around: the blurred colour less its luma
+        added = added + hue * (scale + np.float32(1.0))
+        offset = (np.float32(1.0) - hue)[..., None] * offset + hue[..., None] * (
+            cv2.transform(offset, LUMA)[..., None] + around
+        )
+        scale = (np.float32(1.0) - hue) * (scale + np.float32(1.0)) - np.float32(1.0)
     if texture.fill is not None:
         # a replaced pixel (texture.fill) takes the skin around it, with the ratio's change: its blurred colour
         fill = texture.fill
