@@ -78,14 +78,13 @@ def repaint_table(texture: TextureChange, smooth_rgb: np.ndarray) -> np.ndarray:
     """(h, w, 5) float32, 0 where nothing changes: the coefficients of one linear map per pixel,
     out = (1 + a) p + b luma(p) + c (a, b, then c per channel), see :func:`apply_factor`.
 
-    They fold three changes into one pass over the photo (four with a fill: a pixel replaced by the skin around it,
-    ``texture.fill`` of it): the ratio image's brightness (a gain; brightening, on
-    the brightness alone), the fine
-    brightness change (added equally to R, G and B, so deepened or smoothed wrinkles keep the skin's colour),
-    and the ratio image's colour as an offset computed from the face's *blurred* colours, so a tint is as
-    smooth as the ratio image itself: multiplying each channel by its own factor would also scale the
-    photo's fine brightness detail differently per channel, printing wrinkles and edges in colour.
-    (All act on p + eps, the log domain's offset: luma(p + eps) = luma(p) + eps.)
+    They fold the repaint into one pass over the photo: the ratio image's brightness (a gain; a brightening one on
+    the brightness alone), the fine brightness change (added equally to R, G and B, so deepened or smoothed wrinkles
+    keep the skin's colour), and the ratio image's colour as an offset computed from the face's *blurred* colours,
+    so a tint is as smooth as the ratio image itself: multiplying each channel by its own factor would also scale
+    the photo's fine brightness detail differently per channel, printing wrinkles and edges in colour. Then a
+    pixel brightened by much takes the colour around it, and a filled one (``texture.fill``) the skin around it
+    (:func:`_towards`). (All act on p + eps, the log domain's offset: luma(p + eps) = luma(p) + eps.)
     """
     eps = np.float32(255.0 * LOG_EPSILON)
     grey = texture.ratio.mean(axis=2)
@@ -104,27 +103,35 @@ def repaint_table(texture: TextureChange, smooth_rgb: np.ndarray) -> np.ndarray:
     # alone, a dark brow's or crease's low colour came out a bluish grey beside warm skin
     raised = gain * (fine + np.float32(1.0)) - np.float32(1.0)
     hue = np.clip((raised - HUE_LIFT[0]) / (HUE_LIFT[1] - HUE_LIFT[0]), 0.0, 1.0).astype(np.float32)
-    if np.any(hue):
-        lit = smooth_rgb + eps
-        around = lit - cv2.transform(lit, LUMA)[..., None]  # the colour around: the blurred colour less its luma
-        added = added + hue * (scale + np.float32(1.0))
-        offset = (np.float32(1.0) - hue)[..., None] * offset + hue[..., None] * (
-            cv2.transform(offset, LUMA)[..., None] + around
-        )
-        scale = (np.float32(1.0) - hue) * (scale + np.float32(1.0)) - np.float32(1.0)
+    lit = smooth_rgb + eps
+    lit_luma = cv2.transform(lit, LUMA)[..., None]
+    if np.any(hue):  # the colour around: the blurred colour less its luma
+        scale, added, offset = _towards(scale, added, offset, hue, lit - lit_luma, keep_brightness=True)
     if texture.fill is not None:
-        # a replaced pixel (texture.fill) takes the skin around it, with the ratio's change: its blurred colour
-        fill = texture.fill
-        keep = np.float32(1.0) - fill
-        # (brightened as a brightening gain brightens, by its luma: scaled, a saturated skin's red clipped into an
-        # orange blotch)
-        lit = smooth_rgb + eps
-        around = lit * cv2.min(gain, 1.0)[..., None] + cv2.transform(lit, LUMA)[..., None] * lift[..., None]
-        around += lit * (gain[..., None] * tint) - eps
-        scale = keep * (scale + np.float32(1.0)) - np.float32(1.0)
-        added = keep * added
-        offset = keep[..., None] * offset + fill[..., None] * around
+        # a replaced pixel takes the skin around it, with the ratio's change: its blurred colour, brightened as a
+        # brightening gain brightens, by its luma (scaled, a saturated skin's red clipped into an orange blotch)
+        around = lit * cv2.min(gain, 1.0)[..., None] + lit_luma * lift[..., None] + lit * (gain[..., None] * tint)
+        scale, added, offset = _towards(scale, added, offset, texture.fill, around - eps, keep_brightness=False)
     return cv2.merge([scale, added, *cv2.split(offset)])
+
+
+def _towards(
+    scale: np.ndarray,
+    added: np.ndarray,
+    offset: np.ndarray,
+    weight: np.ndarray,
+    colour: np.ndarray,
+    keep_brightness: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The map out = (1 + scale) p + added luma(p) + offset blended, by `weight` (h, w), with `colour` (h, w, 3) added
+    to the mapped pixel's own brightness (`keep_brightness`: its colour replaced) or alone (the pixel replaced)."""
+    keep = np.float32(1.0) - weight
+    new_added = keep * added
+    new_offset = keep[..., None] * offset + weight[..., None] * colour
+    if keep_brightness:  # luma(out) = (1 + scale + added) luma(p) + luma(offset)
+        new_added += weight * (scale + np.float32(1.0) + added)
+        new_offset += weight[..., None] * cv2.transform(offset, LUMA)[..., None]
+    return keep * (scale + np.float32(1.0)) - np.float32(1.0), new_added, new_offset
 
 
 def apply_factor(pixels: np.ndarray, table: np.ndarray) -> np.ndarray:
