@@ -148,3 +148,69 @@ def test_runs_as_a_script_on_a_machine_without_the_install(tmp_path: Path) -> No
         env=env,
     )
     assert result.returncode == 0 and "pack-data" in result.stdout, result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def refiner_pairs(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
+    """The refiner's real training pairs: one CFEE person (both directions) and three UTKFace age edits."""
+    from training.data.refiner import RefinerDataConfig, build
+
+    output = tmp_path_factory.mktemp("lease_refiner") / "refiner-pairs"
+    build(
+        RefinerDataConfig(
+            output=str(output),
+            cfee=str(shared_dir / "datasets" / "cfee"),
+            utkface=str(shared_dir / "datasets" / "utkface"),
+            max_people=1,
+            max_utkface=3,
+            progress=False,
+        )
+    )
+    return output
+
+
+def test_refiner_pairs_travel_as_jpeg_and_train_on_the_machine(
+    refiner_pairs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A refiner dataset's crops carried as JPEG come back as the same rows, close to the built pixels,
+    in a fraction of the bytes, and a refiner trains a slice from them."""
+    import numpy as np
+
+    from training.data.prepared import RefinerPairs
+
+    built = sum(p.stat().st_size for p in (refiner_pairs / "shards").glob("*.npz"))
+    parts = pack_data(refiner_pairs, tmp_path / "carry", 50.0, jpeg_quality=95)
+    carried = sum(f.stat().st_size for part in parts for f in (part / "shards").glob("*.npz"))
+    assert len(parts) == 1 and carried < 0.5 * built
+
+    data = tmp_path / "landed" / refiner_pairs.name
+    status = gather_data(parts, data)
+    assert status["complete"] and status["shards"] == len(list((refiner_pairs / "shards").glob("*.npz")))
+    original = RefinerPairs(refiner_pairs, "train", test_fraction=0.0, image_size=128)
+    landed = RefinerPairs(data, "train", test_fraction=0.0, image_size=128)
+    assert len(landed) == len(original) > 0
+    for index in range(len(original)):
+        a, b = original[index], landed[index]
+        assert torch.equal(a["aus"], b["aus"]) and float(a["age"]) == float(b["age"])
+        for key in ("image", "source_image"):
+            error = (a[key] - b[key]).abs().mean().item() * 127.5  # grey levels
+            assert 0.0 < error < 2.0, (key, error)  # lossy, but well under the detail a refiner learns
+    # decoded shards hold every array of the built ones, images as uint8 crops
+    shard = sorted((data / "shards").glob("*.npz"))[0]
+    with np.load(shard) as decoded, np.load(refiner_pairs / "shards" / shard.name) as source:
+        assert sorted(decoded.files) == sorted(source.files)
+        assert decoded["photos"].shape == source["photos"].shape and decoded["photos"].dtype == np.uint8
+
+    run_dir, out = tmp_path / "run", tmp_path / "out"
+    config = str(REPO / "training" / "configs" / "ganimation_refiner_tiny.yaml")
+    options = ["run", "--config", config, "--data", str(data), "--output", str(run_dir), "--out", str(out)]
+    options += ["--carry-dir", str(tmp_path / "nothing"), "--minutes", "0.0001", "--eval-faces", "0"]
+    assert main([*options, "train.batch_size=2", "system.lambda_identity=0", "system.lambda_age_reading=0"]) == 0
+    printed = capsys.readouterr().out
+    assert "| steps | 0 -> 1 of" in printed and (out / SUMMARY).is_file()
+    assert json.loads((out / SUMMARY).read_text())["packed"]["pieces"]
+
+
+def test_a_prepared_dataset_is_not_recompressed(sharded: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="already JPEG"):
+        pack_data(sharded, tmp_path / "carry", 50.0, jpeg_quality=95)

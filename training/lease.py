@@ -23,6 +23,15 @@ manifest is there. Each call resumes from the newest checkpoint (kept on the mac
 measurements when MediaPipe is missing there), and writes to --out: the generator in pieces, a tar of
 the rest of the Hub folder (config, card with the evaluation, sample grid, log) and summary.json. The
 summary table is printed last.
+
+The refiner's pairs (``training/data/refiner.py``, ``shards/*.npz``) are packed the same way. They are about
+80 KB a row as built (every crop kept losslessly), and the repository itself takes most of a call's 64 MiB,
+so ``pack-data --jpeg-quality 95`` carries their crops as JPEG (4:4:4, about 15 KB a row); `run` decodes them
+back into shards on the machine:
+
+    python training/lease.py pack-data --data data/refiner-lease --to .carry --max-mib 11 --jpeg-quality 95
+    PYTHONPATH=src:. python3 training/lease.py run --config training/configs/ganimation_refiner.yaml \
+        --data data/refiner-lease --output runs/lease_refiner --out "$OUT" --eval-faces 0 --minutes 7
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import itertools
 import json
 import os
 import shutil
@@ -39,15 +49,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from training.systems.trackers import LOG_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 
-MANIFEST = "manifest.json"
+MANIFEST = "lease-manifest.json"  # not manifest.json: a refiner dataset has its own
 SUMMARY = "summary.json"
 META_TAR = "export-meta.tar"
 PIECE_PREFIX = "model.safetensors.part-"
 MIB = 1024 * 1024
+TRANSPORT = ".transport"  # where encoded shards are kept (and hash-checked) on the machine
+JPEG_SUFFIX = "__jpeg"  # an image array carried as JPEG: its bytes, and the offset of each image's
+OFFSETS_SUFFIX = "__jpeg_offsets"
+SHAPE_SUFFIX = "__jpeg_shape"
+# the two layouts a dataset can have: where its shards are, and the files beside them that travel in part 1
+LAYOUTS = {
+    "prepared": ("data", "*.parquet", ("README.md", "prepare_report.json")),  # training/prepare_data.py
+    "refiner": ("shards", "*.npz", ("manifest.json", "plan.json")),  # training/data/refiner.py
+}
 
 
 def sha256(path: Path) -> str:
@@ -61,24 +82,91 @@ def sha256(path: Path) -> str:
 # -- data in ---------------------------------------------------------------------------------------------
 
 
-def pack_data(data: Path, to: Path, max_mib: float) -> list[Path]:
-    """Split a prepared dataset into folders of at most `max_mib` each, each holding the full manifest."""
-    shards = sorted((data / "data").glob("*.parquet"))
-    if not shards:
-        raise SystemExit(
-            f"{data} holds no data/*.parquet shards: prepare it first (python training/prepare_data.py ...)"
-        )
-    extras = [p for p in (data / "README.md", data / "prepare_report.json") if p.is_file()]
+def dataset_layout(data: Path) -> str:
+    """Which layout of :data:`LAYOUTS` a dataset folder has (SystemExit when neither: nothing to carry)."""
+    for name, (folder, pattern, _) in LAYOUTS.items():
+        if any((data / folder).glob(pattern)):
+            return name
+    raise SystemExit(
+        f"{data} holds no data/*.parquet or shards/*.npz: prepare it first "
+        "(python training/prepare_data.py ... or python training/data/refiner.py ...)"
+    )
+
+
+def encode_images(shard: Path, target: Path, quality: int) -> None:
+    """Write `shard` (an npz) to `target` with every uint8 image array (N, H, W, 3) as JPEG bytes (4:4:4)."""
+    import cv2
+
+    flags = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+    arrays = {}
+    with np.load(shard) as source:
+        for key in source.files:
+            value = source[key]
+            if value.dtype != np.uint8 or value.ndim != 4 or value.shape[-1] != 3:
+                arrays[key] = value
+                continue
+            encoded = [cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), flags)[1] for image in value]
+            arrays[key + OFFSETS_SUFFIX] = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)
+            arrays[key + SHAPE_SUFFIX] = np.asarray(value.shape, np.int64)
+            arrays[key + JPEG_SUFFIX] = np.concatenate(encoded) if encoded else np.zeros(0, np.uint8)
+    np.savez(target, **arrays)
+
+
+def decode_images(encoded: Path, target: Path) -> None:
+    """The inverse of :func:`encode_images`: an npz of image arrays again, written atomically to `target`."""
+    import cv2
+
+    arrays = {}
+    with np.load(encoded) as source:
+        for key in source.files:
+            if key.endswith((OFFSETS_SUFFIX, SHAPE_SUFFIX)):
+                continue
+            if not key.endswith(JPEG_SUFFIX):
+                arrays[key] = source[key]
+                continue
+            name = key.removesuffix(JPEG_SUFFIX)
+            data, offsets = source[key], source[name + OFFSETS_SUFFIX]
+            shape = tuple(int(v) for v in source[name + SHAPE_SUFFIX])
+            images = [
+                cv2.imdecode(data[start:end], cv2.IMREAD_COLOR)[..., ::-1] for start, end in itertools.pairwise(offsets)
+            ]
+            arrays[name] = np.stack(images) if images else np.zeros(shape, np.uint8)
+    partial = target.with_name(f".{target.stem}.decoding.npz")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(partial, **arrays)
+    os.replace(partial, target)
+
+
+def pack_data(data: Path, to: Path, max_mib: float, jpeg_quality: int = 0) -> list[Path]:
+    """Split a dataset into folders of at most `max_mib` each, each holding the manifest of all its shards.
+
+    `jpeg_quality` > 0 (refiner pairs only) carries their image arrays as JPEG; the manifest hashes what is
+    carried, and the machine decodes it."""
+    layout = dataset_layout(data)
+    folder, pattern, extra_names = LAYOUTS[layout]
+    if jpeg_quality and layout != "refiner":
+        raise SystemExit("--jpeg-quality is for refiner pairs (shards/*.npz): a prepared dataset is already JPEG")
+    extras = [data / name for name in extra_names if (data / name).is_file()]
+    staging = to / f".{data.name}-encoded"
+    shards = sorted((data / folder).glob(pattern))
+    if jpeg_quality:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for shard in shards:
+            encode_images(shard, staging / shard.name, jpeg_quality)
+        shards = sorted(staging.glob(pattern))
     limit = int(max_mib * MIB)
     too_big = [p.name for p in shards if p.stat().st_size > limit]
     if too_big:
         raise SystemExit(f"shards larger than --max-mib {max_mib}: {', '.join(too_big)}")
     manifest = {
         "dataset": data.name,
-        "shards": {p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in shards},
+        "layout": layout,
+        "encoding": f"jpeg-{jpeg_quality}" if jpeg_quality else None,
+        "shards": {f"{folder}/{p.name}": {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in shards},
     }
     groups: list[list[Path]] = [[]]
-    used = sum(p.stat().st_size for p in extras)  # the first part also carries the card and the report
+    used = sum(p.stat().st_size for p in extras)  # the first part also carries the files beside the shards
     for shard in shards:
         size = shard.stat().st_size
         if groups[-1] and used + size > limit:
@@ -90,41 +178,51 @@ def pack_data(data: Path, to: Path, max_mib: float) -> list[Path]:
     for number, group in enumerate(groups, start=1):
         part = to / f"{data.name}-part{number}"
         shutil.rmtree(part, ignore_errors=True)
-        (part / "data").mkdir(parents=True)
+        (part / folder).mkdir(parents=True)
         for shard in group:
-            shutil.copy2(shard, part / "data" / shard.name)
+            shutil.copy2(shard, part / folder / shard.name)
         if number == 1:
             for extra in extras:
                 shutil.copy2(extra, part / extra.name)
         (part / MANIFEST).write_text(json.dumps({**manifest, "part": number, "parts": len(groups)}, indent=1))
         parts.append(part)
+    shutil.rmtree(staging, ignore_errors=True)
     return parts
 
 
 def gather_data(parts: list[Path], data: Path) -> dict[str, Any]:
-    """Copy the shards of the parts that arrived into `data`; report what the manifest still misses."""
+    """Copy the shards of the parts that arrived into `data` (encoded ones into its transport folder, decoded
+    into place); report what the manifest still misses."""
     manifest: dict[str, Any] | None = None
-    (data / "data").mkdir(parents=True, exist_ok=True)
     for part in parts:
         if not (part / MANIFEST).is_file():
             continue
         manifest = json.loads((part / MANIFEST).read_text())
+        data.mkdir(parents=True, exist_ok=True)
         for item in part.iterdir():
             if item.is_file() and item.name != MANIFEST:
                 shutil.copy2(item, data / item.name)
-        for shard in sorted((part / "data").glob("*.parquet")):
-            shutil.copy2(shard, data / "data" / shard.name)  # what was carried this call wins
+        encoded = manifest.get("encoding") is not None
+        for relative in manifest["shards"]:
+            carried = part / relative
+            if carried.is_file():  # what was carried this call wins
+                landed = data / TRANSPORT / relative if encoded else data / relative
+                landed.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(carried, landed)
     if manifest is not None:
         (data / MANIFEST).write_text(json.dumps(manifest, indent=1))
     elif (data / MANIFEST).is_file():  # arrived in an earlier call of this lease
         manifest = json.loads((data / MANIFEST).read_text())
     if manifest is None:
         return {"complete": False, "missing": ["(no part with a manifest has arrived)"], "shards": 0}
+    encoded = manifest.get("encoding") is not None
     missing = []  # absent, short, or not the bytes the manifest hashed (a torn or stale copy)
-    for name, info in manifest["shards"].items():
-        shard = data / "data" / name
-        if not (shard.is_file() and shard.stat().st_size == info["bytes"] and sha256(shard) == info["sha256"]):
-            missing.append(name)
+    for relative, info in manifest["shards"].items():
+        landed = data / TRANSPORT / relative if encoded else data / relative
+        if not (landed.is_file() and landed.stat().st_size == info["bytes"] and sha256(landed) == info["sha256"]):
+            missing.append(Path(relative).name)
+        elif encoded and not (data / relative).is_file():
+            decode_images(landed, data / relative)
     return {"complete": not missing, "missing": missing, "shards": len(manifest["shards"])}
 
 
@@ -294,6 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("--data", required=True, help="prepared dataset folder")
     pack.add_argument("--to", default=".carry", help="where the parts go (git-ignored)")
     pack.add_argument("--max-mib", type=float, default=50.0, help="size of a part (the carry limit is 64 MiB a call)")
+    pack.add_argument(
+        "--jpeg-quality",
+        type=int,
+        default=0,
+        help="refiner pairs: carry their crops as JPEG of this quality (0: as built)",
+    )
     run = sub.add_parser("run", help="one slice on the device: gather data, train, evaluate, pack the export")
     run.add_argument("--config", default=str(REPO / "training/configs/ganimation_age.yaml"))
     run.add_argument("--data", default="data/utkface128", help="where the parts are gathered (kept between calls)")
@@ -320,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def command() -> int:
         if args.command == "pack-data":
-            for part in pack_data(Path(args.data), Path(args.to), args.max_mib):
+            for part in pack_data(Path(args.data), Path(args.to), args.max_mib, args.jpeg_quality):
                 size = sum(f.stat().st_size for f in part.rglob("*") if f.is_file()) / MIB
                 print(f"{part}  {size:.1f} MiB  (carry it in its own call)")
             return 0

@@ -188,7 +188,8 @@ class RefinerSystem(RefinerBase):
         keep = 1.0 - (c.attention_gain * (change - c.attention_floor)).clamp(0.0, 1.0)
         # 1e-7, not 1e-4: a fresh refiner's attention is 1 - 6e-6, where a wider clamp would cut the gradient
         a = attention[chosen].float().clamp(1e-7, 1.0 - 1e-7)
-        return F.binary_cross_entropy(a, keep) * chosen.float().mean()
+        with torch.autocast(a.device.type, enabled=False):  # CUDA autocast refuses BCE on probabilities
+            return F.binary_cross_entropy(a, keep.float()) * chosen.float().mean()
 
     def generator_step(self, batch: Batch, out: Any) -> dict[str, torch.Tensor]:
         bare_critic = self.unwrap("critic")
