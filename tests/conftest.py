@@ -42,6 +42,24 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
 
+def build_refiner_pairs(output: Path, people: int, photos: int) -> Path:
+    """A real refiner dataset (``training/data/refiner.py``) at `output`: the engine's edits of `people` CFEE
+    training people (both directions of every pair) and of `photos` UTKFace photos, at 128 px."""
+    from training.data.refiner import RefinerDataConfig, build
+
+    datasets = SHARED / "datasets"
+    config = RefinerDataConfig(
+        output=str(output),
+        cfee=str(datasets / "cfee"),
+        utkface=str(datasets / "utkface"),
+        max_people=people,
+        max_utkface=photos,
+        progress=False,
+    )
+    build(config)
+    return output
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "shared: needs the real datasets and models of ../shared")
     if not HAVE_SHARED and os.environ.get("GANIME_AGE_REQUIRE_SHARED") == "1":

@@ -117,6 +117,17 @@ def test_age_weights_interpolate_between_centres() -> None:
     assert np.allclose(age_weights(90.0, centres), [0.0, 0.0, 1.0])
 
 
+def test_table_weights_continue_the_last_step_past_the_oldest_centre() -> None:
+    from ganime_age.engine.geometry import table_weights
+
+    centres = np.array([10.0, 20.0, 40.0])
+    np.testing.assert_array_equal(table_weights(90.0, centres), age_weights(90.0, centres))  # none asked: clamped
+    np.testing.assert_allclose(table_weights(30.0, centres, 10.0), age_weights(30.0, centres))  # inside: the same
+    np.testing.assert_allclose(table_weights(50.0, centres, 20.0), [0.0, -0.5, 1.5])  # half a step past 40
+    np.testing.assert_allclose(table_weights(90.0, centres, 20.0), [0.0, -1.0, 2.0])  # held at 40 + 20
+    assert table_weights(50.0, centres, 20.0).sum() == pytest.approx(1.0)
+
+
 def test_an_engine_without_tables_returns_the_photo_unchanged() -> None:
     from ganime_age.faces import FaceAnalyzer, load_image
 
@@ -913,6 +924,27 @@ def test_the_skin_of_ages_below_five_is_five_year_olds(shipped: FittedEngine, sh
     at_twelve = shipped.texture_change(prepared, 30.0, 12.0, aus, aus)
     np.testing.assert_allclose(at_one.ratio, at_five.ratio, atol=1e-6)
     assert np.abs(at_five.ratio - at_twelve.ratio).max() > 0.02
+
+
+def test_a_face_made_ninety_goes_on_ageing_past_the_oldest_centre(shipped: FittedEngine, shared_dir: Path) -> None:
+    """UTKFace's oldest centre is 80: a face made 90 takes the tables' change from 72 to 80 once more, a quarter
+    again (it was drawn as 80), with no detail gain undefined (an extrapolated energy below zero)."""
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    assert shipped.centres[-1] == 80.0 and shipped.config.age_extrapolation >= 10.0
+    photo = load_image(shared_dir / "datasets" / "cfee_full" / "images" / "0005.jpg")
+    face = FaceAnalyzer().analyze(photo)[0]
+    prepared = shipped.prepare_face(photo, face.landmarks.landmarks, segment=segment())
+    aus = np.zeros(NUM_AUS, np.float32)
+    changes = {age: shipped.texture_change(prepared, 30.0, age, aus, aus) for age in (72.0, 80.0, 90.0)}
+    for change in changes.values():
+        assert np.isfinite(change.ratio).all() and np.isfinite(change.fine).all()
+    step = np.abs(changes[80.0].ratio - changes[72.0].ratio).mean()
+    further = np.abs(changes[90.0].ratio - changes[80.0].ratio).mean()
+    assert further == pytest.approx(1.25 * step, rel=0.25)  # (90 - 80) / (80 - 72) of the last step
+    motions = {age: shipped.shape_change(prepared, 30.0, age, aus, aus).age for age in (80.0, 90.0, 100.0)}
+    assert np.abs(motions[90.0] - motions[80.0]).max() > 0.05 * np.abs(motions[80.0]).max()
+    np.testing.assert_allclose(motions[100.0], motions[90.0])  # held at 80 + age_extrapolation
 
 
 def test_the_prototypes_never_brighten_the_face_above_the_eyes(shipped: FittedEngine, shared_dir: Path) -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import build_refiner_pairs
 
 from ganime_age.hub import load_pretrained
 from ganime_age.models.agetransgan import AgeTransGAN
 from ganime_age.models.aifd import AIFDEncoder
 from ganime_age.models.ragan import ReAgingGAN
 from training.data.prepared import RefinerPairs
-from training.data.refiner import RefinerDataConfig, build
 from training.systems.trackers import read_log
 from training.train import load_run_config, main
 
@@ -31,17 +31,7 @@ OWN_TERMS = {"agetransgan": {"d_real", "d_fake", "d_age", "g_age"}, "ragan": {"d
 @pytest.fixture(scope="module")
 def refiner_data(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
     """Two CFEE training people (both directions of every pair) and four UTKFace age edits, at 128 px."""
-    output = tmp_path_factory.mktemp("gan_refiner_data") / "data"
-    config = RefinerDataConfig(
-        output=str(output),
-        cfee=str(shared_dir / "datasets" / "cfee"),
-        utkface=str(shared_dir / "datasets" / "utkface"),
-        max_people=2,
-        max_utkface=4,
-        progress=False,
-    )
-    build(config)
-    return output
+    return build_refiner_pairs(tmp_path_factory.mktemp("gan_refiner_data") / "data", people=2, photos=4)
 
 
 @pytest.fixture(scope="module")

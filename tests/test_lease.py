@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import build_refiner_pairs
 
 from ganime_age.errors import WeightsError
 from ganime_age.models.ganimation_age import GanimationAge
@@ -153,20 +154,7 @@ def test_runs_as_a_script_on_a_machine_without_the_install(tmp_path: Path) -> No
 @pytest.fixture(scope="module")
 def refiner_pairs(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
     """The refiner's real training pairs: one CFEE person (both directions) and three UTKFace age edits."""
-    from training.data.refiner import RefinerDataConfig, build
-
-    output = tmp_path_factory.mktemp("lease_refiner") / "refiner-pairs"
-    build(
-        RefinerDataConfig(
-            output=str(output),
-            cfee=str(shared_dir / "datasets" / "cfee"),
-            utkface=str(shared_dir / "datasets" / "utkface"),
-            max_people=1,
-            max_utkface=3,
-            progress=False,
-        )
-    )
-    return output
+    return build_refiner_pairs(tmp_path_factory.mktemp("lease_refiner") / "refiner-pairs", people=1, photos=3)
 
 
 def test_refiner_pairs_travel_as_jpeg_and_train_on_the_machine(

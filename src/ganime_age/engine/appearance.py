@@ -275,7 +275,8 @@ def _age_texture(
     smooth = np.zeros((size, size, 3), np.float32)  # channels last: what cv2.remap maps in one call
     fine = np.zeros((size, size), np.float32)
     split = engine.age_split
-    w_t, w_s = table_weights(target_age, engine.centres), table_weights(source_age, engine.centres)
+    beyond = c.age_extrapolation
+    w_t, w_s = table_weights(target_age, engine.centres, beyond), table_weights(source_age, engine.centres, beyond)
     large = blend(split["large"], sexes, w_t - w_s)
     if target_age > source_age:
         # no glow above the eyes, before the face-wide mean is taken out (else the face as a whole darkens);
@@ -296,7 +297,8 @@ def _age_texture(
         folds = c.age_fold_gain * blend(split["folds"], sexes, w_t - w_s)
         tone += np.minimum(folds, 0.0)[..., None]
     smooth += tone
-    energies = [blend(split["energies"], sexes, w) for w in (w_t, w_s)]
+    # an extrapolated energy (past the oldest centre) may fall below zero: there is no less detail than none
+    energies = [np.maximum(blend(split["energies"], sexes, w), 0.0) for w in (w_t, w_s)]
     floor = 1e-6 + 0.05 * energies[1].mean(axis=(0, 1), keepdims=True)
     ratio = (energies[0] + floor) / (energies[1] + floor)
     gains = np.clip(ratio ** (0.5 * c.detail_gain_power), *c.detail_gain_range)

@@ -99,6 +99,9 @@ class FittedEngineConfig:
     # log darkness of an old face's lines (forehead, crow's feet, under the eyes, folds) at full age, drawn where
     # a face has none yet: a young face has no lines for the detail gains to deepen
     wrinkle_depth: float = bounded(0.5, 0.0, 2.0)
+    # years past the oldest age centre over which the tables go on changing as they do between the last two: UTKFace
+    # has too few faces past its last centre (80) to fit one beyond it, and a target of 90 was drawn as 80
+    age_extrapolation: float = bounded(10.0, 0.0, 40.0)
     age_fold_gain: float = bounded(2.5, 0.0, 5.0)  # the prototypes' new folds and lines, added when ageing
     detail_gain_range: tuple[float, float] = bounded((0.35, 2.5), 0.0, 10.0)
     # the most each band may be amplified, finest first: a photo's finest band is mostly noise and JPEG's 8x8

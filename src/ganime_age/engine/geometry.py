@@ -70,9 +70,15 @@ def age_weights(age: float, centres: np.ndarray) -> np.ndarray:
     return weights
 
 
-def table_weights(age: float, centres: np.ndarray) -> np.ndarray:
-    """The age weights the fitted tables (shapes, skin) are read with: no younger than TABLE_AGE_FLOOR."""
-    return age_weights(max(age, TABLE_AGE_FLOOR), centres)
+def table_weights(age: float, centres: np.ndarray, beyond: float = 0.0) -> np.ndarray:
+    """The age weights the fitted tables (shapes, skin) are read with: no younger than TABLE_AGE_FLOOR, and past the
+    oldest centre the last two centres' difference continued for up to `beyond` years (a linear extrapolation)."""
+    if beyond <= 0.0 or age <= centres[-1] or len(centres) < 2:
+        return age_weights(max(age, TABLE_AGE_FLOOR), centres)
+    past = (min(age, centres[-1] + beyond) - centres[-1]) / (centres[-1] - centres[-2])
+    weights = np.zeros(len(centres))
+    weights[-2], weights[-1] = -past, 1.0 + past
+    return weights
 
 
 @functools.lru_cache(maxsize=4)
@@ -153,7 +159,8 @@ def shape_change(
     if source_age != target_age:
         # MediaPipe's landmarks on infants are unreliable (closed and squinting eyes, tilted heads): below
         # TABLE_AGE_FLOOR the fitted shapes hold still and the head's growth carries the change
-        weights = table_weights(target_age, engine.centres) - table_weights(source_age, engine.centres)
+        beyond = engine.config.age_extrapolation
+        weights = table_weights(target_age, engine.centres, beyond) - table_weights(source_age, engine.centres, beyond)
         youth = float(np.clip((YOUNG_AGE - min(target_age, source_age)) / (YOUNG_AGE - 5.0), 0.0, 1.0))
         gain = c.age_shape_gain * (1.0 + (c.young_shape_boost - 1.0) * youth)
         age_change = smoothing_kernel(AGE_SMOOTHING) @ (gain * blend(t["age_shapes"], sexes, weights))
