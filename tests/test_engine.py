@@ -575,6 +575,36 @@ def test_grey_hair_regains_colour_when_made_young(shipped: FittedEngine, shared_
     assert np.all(shipped.tables["hair_young"] > 0.0)  # fitted
 
 
+def test_a_bald_crown_taken_for_white_hair_keeps_its_skin_when_made_young(
+    shipped: FittedEngine, shared_dir: Path
+) -> None:
+    """A held-out bald man of 70 with white hair at his temples: the hair mask takes his pale crown for white hair
+    too, but it is as smooth as his face, so made 25 it keeps its skin (it was painted a dark band 29 grey levels
+    darker), while the rough white hair beside his head regains a colour."""
+    from ganime_age.engine.hair import ROUGHER
+    from ganime_age.engine.texture import roughness
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    photo = load_image(shared_dir / "datasets" / "utkface" / "70_0_3_20170119210228526.jpg.chip.jpg")
+    landmarks = FaceAnalyzer().analyze(photo)[0].landmarks.landmarks
+    face = shipped.prepare_face(photo, landmarks, segment=segment())
+    layer = face.layer
+    assert layer.hair_box is not None and layer.young is not None
+    x0, y0, x1, y1 = layer.hair_box
+    share = np.zeros(photo.shape[:2], np.float32)
+    share[y0:y1, x0:x1] = layer.share / 255.0
+    aus = np.zeros(NUM_AUS, np.float32)
+    young, _ = shipped.edit_photo(photo, [face], [70.0], [25.0], [aus], [aus])
+    change = young.astype(np.float32).mean(axis=2) - photo.astype(np.float32).mean(axis=2)
+    rough = roughness(photo, 120.0) - layer.skin_roughness
+    crown = np.zeros_like(share, bool)
+    crown[:12, 60:140] = True
+    assert share[crown].mean() > 0.2 and rough[crown].mean() < ROUGHER[0]  # taken for hair, smooth as skin
+    assert abs(change[crown].mean()) < 5.0, change[crown].mean()
+    strands = (share > 0.3) & (rough > ROUGHER[1]) & ~crown  # the white hair at the temples
+    assert strands.sum() > 50 and change[strands].mean() < -5.0, (strands.sum(), change[strands].mean())
+
+
 def test_an_old_face_made_young_is_lifted_by_as_much_as_it_sagged(shipped: FittedEngine, shared_dir: Path) -> None:
     """Made younger from old, the jowls and cheeks move up (made older they move down), by the same amount."""
     from ganime_age.engine.geometry import growth_field

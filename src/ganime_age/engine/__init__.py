@@ -8,7 +8,7 @@ engine grid, and the one mapping between them and the photo), ``geometry`` (land
 growth and sagging, and the backward map), ``appearance`` (the skin's change: ratio images, detail bands, folds,
 a child's lower face, AU ratio images), ``lines`` (an old face's lines where it has none), ``exemplars`` (real faces of the target age matched to the
 person, whose features an edit across decades or into childhood takes, in the photo's light), ``hair`` (greying), ``beard`` (facial hair, lifted
-from faces made children), ``mouth`` (the painted interior), ``pixels`` (reading and repainting the photo) and
+from faces made children), ``texture`` (hair's strands told from skin), ``mouth`` (the painted interior), ``pixels`` (reading and repainting the photo) and
 ``turning`` (the photo's own head drawn again at another pose, for reenactment).
 
 Why fitted: two CPU cores cannot train a generator to move a face's structure, and no pretrained face

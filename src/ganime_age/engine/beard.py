@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ganime_age.engine.frames import add_scaled, overlap, resample_grid
+from ganime_age.engine.texture import fine_band, local_mean
 from ganime_age.faces.topology import CHIN, FACE_LEFT, FACE_OVAL, FACE_RIGHT, NUM_MESH_VERTICES, OUTER_LIPS
 
 NOSE_BASE = 2  # the mesh's point under the nose (subnasale): facial hair begins below it
@@ -31,7 +32,6 @@ LIPS_GROW = 0.03  # face widths: the lips' outline grown by this is never facial
 REDNESS_LOSS = (0.1, 0.35)  # share of the skin's redness (log R/G) a pixel lacks: from skin to surely hair
 DARKER = (3.0, 10.0)  # Lab L (local mean) below the cheeks' skin: from skin to surely hair
 ROUGHER = (0.3, 1.2)  # log of the fine texture's energy over the cheeks': from skin to surely hair
-TEXTURE_SCALES = (0.006, 0.03)  # face widths: the fine band's blur, and the neighbourhood its energy is read over
 SPREAD = 1.5  # the grid's share (hair and the skin between hairs) raised by this: a patch goes whole
 FILL_SCALES = (0.05, 0.15)  # face widths: the skin blurs that fill a beard (fine near its edge, coarse inside)
 
@@ -200,10 +200,9 @@ class _Measures:
     def __init__(self, rgb: np.ndarray, face_width: float) -> None:
         self.redness = _redness(rgb)
         lightness = cv2.cvtColor(rgb.astype(np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_RGB2LAB)[..., 0]
-        local = max(TEXTURE_SCALES[1] * face_width, 1.0)
-        self.lightness = cv2.GaussianBlur(lightness, (0, 0), local)
-        band = lightness - cv2.GaussianBlur(lightness, (0, 0), max(TEXTURE_SCALES[0] * face_width, 0.7))
-        self.texture = cv2.GaussianBlur(band * band, (0, 0), local) + 0.25
+        self.lightness = local_mean(lightness, face_width)
+        band = fine_band(lightness, face_width)
+        self.texture = local_mean(band * band, face_width) + 0.25
 
     def skin(self, cheeks: np.ndarray) -> tuple[float, float, float] | None:
         """The cheeks' (redness, lightness, texture), medians; None where skin has no redness to tell by."""

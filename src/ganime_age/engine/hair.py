@@ -14,8 +14,9 @@ Hair is found, once per photo, at the photo's own resolution:
   the hair's than the skin's.
 
 Made young, grey hair regains colour: each grey pixel (by its saturation under the photo's light; blond, red and
-brown hair are left alone) is scaled, channel by channel, towards young people's fitted hair colour relative to
-the skin, in the photo's light, so its strands keep their light and dark.
+brown hair are left alone) that is as rough as hair (its finest detail's energy above the face's skin's: a pale
+bald crown is grey under a bright light, but smooth) is scaled, channel by channel, towards young people's fitted
+hair colour relative to the skin, in the photo's light, so its strands keep their light and dark.
 
 Greying adds to each pixel its hair share of the way from the local hair colour to grey hair's (the fitted
 brightness relative to the skin, in the colour of the photo's light, so grey hair under a warm lamp is warm),
@@ -34,6 +35,7 @@ import numpy as np
 
 from ganime_age.engine.frames import add_scaled, overlap, resample_grid
 from ganime_age.engine.tables import EngineTables
+from ganime_age.engine.texture import log_energy, roughness
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
 
 Segmenter = Callable[[np.ndarray], np.ndarray]  # uint8 RGB (h, w, 3) -> the person's silhouette (h, w) in 0..1
@@ -64,6 +66,7 @@ RESTORE_SCALE = 0.01  # face widths: the blur of the colour a pixel's regained c
 # keep their light and dark)
 MIN_SKIN_CHROMA = 4.0  # Lab chroma of the skin below which a photo has no colour to tell grey hair by
 RESTORE_FLOOR = 0.1  # the least a channel of white hair is scaled by when it regains colour
+ROUGHER = (-0.4, 0.2)  # log energy over the face's skin's: from skin (no colour given back) to surely hair (all of it)
 
 
 @dataclass
@@ -85,6 +88,7 @@ class HairLayer:
     young: np.ndarray | None = None
     light: np.ndarray | None = None  # (3,) the light's colour around the head, mean 1 (see _light)
     face_width: float = 1.0  # photo pixels
+    skin_roughness: float = 0.0  # the face's skin's :func:`.texture.log_energy` (its median): hair is rougher
     # (h, w) float32 on the grid: the face's own mask, where the scene misses the face (a person whatever the
     # scene says); None where the scene sees it
     face: np.ndarray | None = None
@@ -139,7 +143,11 @@ class HairLayer:
         saturation = (brightest - white_lit.min(axis=2)) / np.maximum(brightest, 1.0)
         grey = np.clip((GREY_CHROMA[1] - saturation) / (GREY_CHROMA[1] - GREY_CHROMA[0]), 0.0, 1.0)
         ratio = np.clip(self.young / np.maximum(local, 1.0), RESTORE_FLOOR, 1.0)
-        change = values * (ratio - 1.0) * (share * grey)[..., None]
+        # hair, not skin: a pale bald crown is as grey as white hair under a bright light but as smooth as the face
+        # (given a young colour, it was painted a dark band across the top of the head)
+        rough = roughness(pixels, self.face_width) - self.skin_roughness
+        strands = np.clip((rough - ROUGHER[0]) / (ROUGHER[1] - ROUGHER[0]), 0.0, 1.0)
+        change = values * (ratio - 1.0) * (share * grey * strands)[..., None]
         return np.round(change).astype(np.int16)
 
     def full_change(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -317,6 +325,8 @@ def hair_layer(
     if inside.sum() < MIN_HAIR_SEEDS:
         return layer
     skin_model = _skin_model(lab[inside])
+    energy = cv2.resize(log_energy(roi, face_width), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
+    layer.skin_roughness = float(np.median(energy[inside]))
     distance = np.sqrt(((lab - skin_model[0]) ** 2).sum(axis=2))
     chroma = np.hypot(lab[..., 1], lab[..., 2])
     greyer = (chroma < GREY_SEED_CHROMA * float(np.hypot(*skin_model[0][1:]))) & (distance > GREY_SEED_DISTANCE)
