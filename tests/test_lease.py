@@ -162,6 +162,8 @@ def test_refiner_pairs_travel_as_jpeg_and_train_on_the_machine(
 ) -> None:
     """A refiner dataset's crops carried as JPEG come back as the same rows, close to the built pixels,
     in a fraction of the bytes, and a refiner trains a slice from them."""
+    import shutil
+
     import numpy as np
 
     from training.data.prepared import RefinerPairs
@@ -188,6 +190,17 @@ def test_refiner_pairs_travel_as_jpeg_and_train_on_the_machine(
     with np.load(shard) as decoded, np.load(refiner_pairs / "shards" / shard.name) as source:
         assert sorted(decoded.files) == sorted(source.files)
         assert decoded["photos"].shape == source["photos"].shape and decoded["photos"].dtype == np.uint8
+
+    # a later call carrying a shard of the same name with other rows (a rebuilt dataset) replaces the decoded one
+    rebuilt = tmp_path / "rebuilt" / refiner_pairs.name
+    shutil.copytree(refiner_pairs, rebuilt)
+    with np.load(rebuilt / "shards" / shard.name) as source:
+        arrays = {key: source[key] for key in source.files}
+    arrays["target_age"] = arrays["target_age"] + 1.0
+    np.savez_compressed(rebuilt / "shards" / shard.name, **arrays)
+    assert gather_data(pack_data(rebuilt, tmp_path / "carry-again", 50.0, jpeg_quality=95), data)["complete"]
+    with np.load(data / "shards" / shard.name) as landed_again:
+        np.testing.assert_array_equal(landed_again["target_age"], arrays["target_age"])
 
     run_dir, out = tmp_path / "run", tmp_path / "out"
     config = str(REPO / "training" / "configs" / "ganimation_refiner_tiny.yaml")

@@ -209,6 +209,8 @@ def gather_data(parts: list[Path], data: Path) -> dict[str, Any]:
                 landed = data / TRANSPORT / relative if encoded else data / relative
                 landed.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(carried, landed)
+                if encoded:  # decoded again below: an earlier call's shard of that name may hold other rows
+                    (data / relative).unlink(missing_ok=True)
     if manifest is not None:
         (data / MANIFEST).write_text(json.dumps(manifest, indent=1))
     elif (data / MANIFEST).is_file():  # arrived in an earlier call of this lease
