@@ -61,9 +61,8 @@ META_TAR = "export-meta.tar"
 PIECE_PREFIX = "model.safetensors.part-"
 MIB = 1024 * 1024
 TRANSPORT = ".transport"  # where encoded shards are kept (and hash-checked) on the machine
-JPEG_SUFFIX = "__jpeg"  # an image array carried as JPEG: its bytes, and the offset of each image's
-OFFSETS_SUFFIX = "__jpeg_offsets"
-SHAPE_SUFFIX = "__jpeg_shape"
+# an image array carried as JPEG is three arrays: all its images' bytes, where each image's begin, its shape
+JPEG_SUFFIX, OFFSETS_SUFFIX, SHAPE_SUFFIX = "__jpeg", "__jpeg_offsets", "__jpeg_shape"
 # the two layouts a dataset can have: where its shards are, and the files beside them that travel in part 1
 LAYOUTS = {
     "prepared": ("data", "*.parquet", ("README.md", "prepare_report.json")),  # training/prepare_data.py
@@ -190,6 +189,11 @@ def pack_data(data: Path, to: Path, max_mib: float, jpeg_quality: int = 0) -> li
     return parts
 
 
+def _landed(data: Path, relative: str, manifest: dict[str, Any]) -> Path:
+    """Where a carried shard is kept on the machine: in place, or (encoded) in the transport folder."""
+    return data / TRANSPORT / relative if manifest.get("encoding") is not None else data / relative
+
+
 def gather_data(parts: list[Path], data: Path) -> dict[str, Any]:
     """Copy the shards of the parts that arrived into `data` (encoded ones into its transport folder, decoded
     into place); report what the manifest still misses."""
@@ -202,14 +206,13 @@ def gather_data(parts: list[Path], data: Path) -> dict[str, Any]:
         for item in part.iterdir():
             if item.is_file() and item.name != MANIFEST:
                 shutil.copy2(item, data / item.name)
-        encoded = manifest.get("encoding") is not None
         for relative in manifest["shards"]:
             carried = part / relative
             if carried.is_file():  # what was carried this call wins
-                landed = data / TRANSPORT / relative if encoded else data / relative
+                landed = _landed(data, relative, manifest)
                 landed.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(carried, landed)
-                if encoded:  # decoded again below: an earlier call's shard of that name may hold other rows
+                if landed != data / relative:  # decoded again below: an earlier call's may hold other rows
                     (data / relative).unlink(missing_ok=True)
     if manifest is not None:
         (data / MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -217,13 +220,12 @@ def gather_data(parts: list[Path], data: Path) -> dict[str, Any]:
         manifest = json.loads((data / MANIFEST).read_text())
     if manifest is None:
         return {"complete": False, "missing": ["(no part with a manifest has arrived)"], "shards": 0}
-    encoded = manifest.get("encoding") is not None
     missing = []  # absent, short, or not the bytes the manifest hashed (a torn or stale copy)
     for relative, info in manifest["shards"].items():
-        landed = data / TRANSPORT / relative if encoded else data / relative
+        landed = _landed(data, relative, manifest)
         if not (landed.is_file() and landed.stat().st_size == info["bytes"] and sha256(landed) == info["sha256"]):
             missing.append(Path(relative).name)
-        elif encoded and not (data / relative).is_file():
+        elif not (data / relative).is_file():  # an encoded shard, not yet decoded
             decode_images(landed, data / relative)
     return {"complete": not missing, "missing": missing, "shards": len(manifest["shards"])}
 
