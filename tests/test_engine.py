@@ -203,6 +203,21 @@ def test_the_open_mouth_is_dark_behind_the_teeth(fitted: tuple[FittedEngine, dic
     assert middle < 0.6, middle
 
 
+def test_real_pairs_fitted_on_a_small_set_lift_a_smiles_cheeks(fitted: tuple[FittedEngine, dict, Path]) -> None:
+    """The expression tables of a fit on a few CFEE people: one row per training pair, kept well by the principal
+    components, and a smile matched to them moves the cheeks up."""
+    from ganime_age.engine.expressions import expression_change
+
+    engine, report = fitted[0], fitted[1]["expressions"]
+    assert report["pairs"] == engine.config.expression_pairs == len(engine.tables["expression_codes"]) > 50
+    assert 0.6 < report["variance_kept"] <= 1.0
+    smile = np.zeros(NUM_AUS, np.float32)
+    smile[[AU_NAMES.index("AU06"), AU_NAMES.index("AU12"), AU_NAMES.index("AU25")]] = (1.0, 3.0, 2.0)
+    change = expression_change(engine, np.zeros(NUM_AUS, np.float32), smile, 0.5)
+    cheeks = engine.template.vertices[[205, 425, 50, 280]]
+    assert np.mean([change.flow[round(y), round(x), 1] for x, y in cheeks]) < -0.15  # up (template pixels)
+
+
 def test_the_sex_classifier_beats_chance_on_held_out_faces(fitted: tuple[FittedEngine, dict, Path]) -> None:
     accuracy = fitted[1]["age"]["sex"]["accuracy"]
     assert accuracy["test"] > 0.6, accuracy

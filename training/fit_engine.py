@@ -32,6 +32,7 @@ held-out photos, and ``training/fit_engine.py card --engine DIR`` puts the table
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import shutil
 import sys
@@ -47,12 +48,13 @@ import torch
 
 from ganime_age.conditions import AU_NAMES, NUM_AUS
 from ganime_age.engine import FittedEngine, FittedEngineConfig
-from ganime_age.engine.appearance import band_energies, log_image
-from ganime_age.engine.frames import template_map
+from ganime_age.engine.appearance import band_energies
+from ganime_age.engine.frames import log_image, template_map
 from ganime_age.engine.geometry import age_weights
-from ganime_age.engine.mouth import mouth_strip, skin_level
-from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT, LEFT_BROW, RIGHT_BROW
-from training.data.face_records import FaceRecords, collect
+from ganime_age.engine.mouth import gap_colours
+from ganime_age.faces.topology import LEFT_BROW, RIGHT_BROW
+from training.data.expression_pairs import fit_expression_pairs
+from training.data.face_records import FaceRecords, collect, neutral_pairs
 from training.data.sources import UTKFACE_NAME
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,6 @@ HAIR_OLD = 70.0  # from this age the brightest hair (HAIR_GREY_PERCENTILE) is ta
 HAIR_GREY_PERCENTILE = 90.0
 HAIR_MAX_FACES = 2500
 HAIR_MIN_GROUP = 10  # faces with visible hair needed among the young and among the old to fit the greying
-MOUTH_LIP_INSET = 0.1  # share of the gap at each lip left out of the interiors (the landmarks sit on the lip)
 
 
 def normalised_shapes(records: FaceRecords) -> np.ndarray:
@@ -211,16 +212,6 @@ def fit_age_and_sex(engine: FittedEngine, records: FaceRecords, root: Path, prog
     }
 
 
-def neutral_pairs(records: FaceRecords, split: str = "train") -> list[tuple[int, int]]:
-    """(neutral row, posed row) of every CFEE person in `split` who has a Neutral photo."""
-    neutral = {p: i for i, (p, c) in enumerate(zip(records.identity, records.category, strict=True)) if c == "Neutral"}
-    return [
-        (neutral[p], i)
-        for i, (p, c, s) in enumerate(zip(records.identity, records.category, records.split, strict=True))
-        if c != "Neutral" and p in neutral and s == split
-    ]
-
-
 def rigid_brows(moves: np.ndarray, shape: np.ndarray) -> np.ndarray:
     """Each brow's part of each (M, 478, 3) displacement made a rigid move (a shift and a tilt in the face plane).
 
@@ -296,11 +287,7 @@ def fit_mouth(engine: FittedEngine, records: FaceRecords, root: Path, progress: 
         iterator = tqdm(chosen, desc="mouth interiors", unit="photo")
     for row in iterator:
         rgb = load_image(root / str(records.paths[row]))
-        points = records.landmarks[row]
-        strip = mouth_strip(points, rows_n, cols_n, inset=MOUTH_LIP_INSET)
-        interior = cv2.remap(rgb, strip[..., 0], strip[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-        width = float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2]))
-        samples.append(interior.astype(np.float32) / max(skin_level(rgb, points, width), 1.0))
+        samples.append(gap_colours(rgb, records.landmarks[row], (rows_n, cols_n)))
         weights.append(age_weights(gaps[row], bins))
     if not samples:
         raise ValueError("no open-mouth training photos to fit the mouth interior on")
@@ -520,13 +507,25 @@ def fit(
     progress: bool = True,
     au_gain_faces: int = 24,
 ) -> tuple[FittedEngine, dict[str, Any]]:
-    engine = FittedEngine(config or FittedEngineConfig())
+    config = config or FittedEngineConfig()
+    pairs = len(neutral_pairs(cfee))  # the expression tables hold one row per CFEE training pair
+    engine = FittedEngine(
+        dataclasses.replace(
+            config, expression_pairs=pairs, expression_components=max(1, min(config.expression_components, pairs))
+        )
+    )
     report: dict[str, Any] = {}
     started = time.perf_counter()
     report["age"] = fit_age_and_sex(engine, utkface, utkface_root, progress)
     report["aus"] = fit_aus(engine, cfee, cfee_root, progress)
     report["mouth"] = fit_mouth(engine, cfee, cfee_root, progress)
+    # the gains are the landmarks' own: an AU edit takes the pairs' skin motion as far as its gains did not go
     report["au_gains"] = calibrate_au_gains(engine, cfee, cfee_root, faces=au_gain_faces, progress=progress)
+    if pairs:
+        tables, report["expressions"] = fit_expression_pairs(
+            engine, cfee, cfee_root, engine.config.expression_components, progress=progress
+        )
+        engine.set_tables(**tables)
     report["hair"] = fit_hair(engine, utkface, utkface_root, progress)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return engine, report
@@ -551,6 +550,9 @@ def fit_summary(report: dict[str, Any]) -> str:
         f"{age.get('sex', {}).get('accuracy', {}).get('test', float('nan')):.1%}.",
         f"- AU effects: {aus.get('pairs', '?')} CFEE same-person (posed, Neutral) training pairs.",
         f"- Mouth interiors: {mouth.get('photos', '?')} open-mouth CFEE training photos.",
+        f"- Expressions' skin: {report.get('expressions', {}).get('pairs', 'no')} CFEE training pairs (neutral and "
+        f"an expression of one person) as motion and look, {report.get('expressions', {}).get('components', 0)} "
+        "principal components.",
     ]
     gains = report.get("au_gains", {}).get("gains")
     if gains:
@@ -659,7 +661,6 @@ def card_main(argv: list[str]) -> int:
 
 def retuned(engine: FittedEngine, settings: list[str]) -> FittedEngine:
     """The same fitted tables under changed strengths (``KEY=VALUE`` each): tuning needs no refit."""
-    import dataclasses
     import json
 
     from ganime_age.errors import ConfigError
@@ -720,6 +721,44 @@ def hair_main(argv: list[str]) -> int:
     report["hair"] = hair
     write_engine(engine, args.engine, report)
     log.info("hair greying on %d faces: %s", hair["faces"], hair.get("greying", "not fitted (too few faces)"))
+    return 0
+
+
+def expressions_main(argv: list[str]) -> int:
+    """``fit_engine.py expressions --engine DIR --cfee DIR [--cache DIR]``: fit an expression's skin from CFEE's
+    training pairs (:mod:`training.data.expression_pairs`) into an engine folder (its other tables are kept, the AU
+    gains too, which are the landmarks' own; an engine saved before the expression tables existed gets them)."""
+    import json
+
+    from ganime_age.hub import load_pretrained
+    from training.data.expression_pairs import fit_expression_pairs
+
+    parser = argparse.ArgumentParser(prog="fit_engine.py expressions", description=expressions_main.__doc__)
+    parser.add_argument("--engine", required=True, help="engine folder to update")
+    parser.add_argument("--cfee", required=True, help="CFEE folder (each person neutral and making expressions)")
+    parser.add_argument("--cache", default="runs/engine", help="where the analysed photos are kept between runs")
+    parser.add_argument("--components", type=int, default=FittedEngineConfig().expression_components)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    earlier = load_pretrained(args.engine, strict=False)
+    cfee = collect("cfee", args.cfee, Path(args.cache) / "cfee.npz", workers=args.workers)
+    started = time.perf_counter()
+    tables, fitted = fit_expression_pairs(earlier, cfee, Path(args.cfee), args.components, progress=not args.quiet)
+    fitted["seconds"] = round(time.perf_counter() - started, 1)
+    config = dataclasses.replace(
+        earlier.config, expression_pairs=fitted["pairs"], expression_components=fitted["components"]
+    )
+    engine = FittedEngine(config)
+    kept = {name: value for name, value in earlier.state_dict().items() if not name.startswith("expression_")}
+    engine.load_state_dict(kept, strict=False)
+    engine.set_tables(**tables)
+    report_path = Path(args.engine) / REPORT_NAME
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report["expressions"] = fitted
+    write_engine(engine, args.engine, report)
+    log.info("expressions from %d pairs of %d people: %s", fitted["pairs"], fitted["people"], fitted)
     return 0
 
 
@@ -818,6 +857,8 @@ def main(argv: list[str] | None = None) -> int:
         return exemplars_main(argv[1:])
     if argv[:1] == ["growth"]:
         return growth_main(argv[1:])
+    if argv[:1] == ["expressions"]:
+        return expressions_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cache = Path(args.cache)

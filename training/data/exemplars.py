@@ -16,9 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ganime_age.engine.appearance import log_image
 from ganime_age.engine.exemplars import AgeExemplars, AgeExemplarsConfig, describe, smile
-from ganime_age.engine.frames import template_map
+from ganime_age.engine.frames import log_image, template_map
 from ganime_age.engine.mouth import mouth_gap
 from ganime_age.errors import GanimeAgeError
 from training.data.sources import UTKFACE_NAME

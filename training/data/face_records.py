@@ -148,6 +148,16 @@ def spread_items(items: list[SourceItem], limit: int | None, seed: int = 0) -> l
     return [items[i] for i in picks]
 
 
+def neutral_pairs(records: FaceRecords, split: str = "train") -> list[tuple[int, int]]:
+    """(neutral row, posed row) of every CFEE person in `split` who has a Neutral photo."""
+    neutral = {p: i for i, (p, c) in enumerate(zip(records.identity, records.category, strict=True)) if c == "Neutral"}
+    return [
+        (neutral[p], i)
+        for i, (p, c, s) in enumerate(zip(records.identity, records.category, records.split, strict=True))
+        if c != "Neutral" and p in neutral and s == split
+    ]
+
+
 def collect(
     source: str,
     root: str | Path,

@@ -46,6 +46,7 @@ from ganime_age.validation import check_aus_scale, check_face_index, check_optio
 logger = logging.getLogger(__name__)
 
 RENDER_THREADS = 2  # a video's frames rendered at once, beside the driver's analysis (two cores: each busy)
+AU_TRUST_TURN = (10.0, 30.0)  # degrees of a driver's yaw: its AUs are taken whole below the first, none past the second
 
 ProgressCallback = Callable[[float, str], Any]
 Refine = Callable[..., np.ndarray]  # FaceEditor.refine_photo: (photo, points, target ages, target AUs) -> photo
@@ -188,6 +189,26 @@ class Reenactment:
         crop = ((out[0].clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
         return paste_back(rgb, crop, aligned.matrix)
 
+    def trusted_aus(self, source: Any, driver: Any) -> np.ndarray:
+        """The driver's AUs as far as its turn lets them be read (AU_TRUST_TURN), faded to the source's own beyond.
+
+        MediaPipe's read-out of a face turned 20-30 degrees raises its brows and lids and loses its smile (UTKFace's
+        held-out faces: AU02 2.0 and AU05 1.6 where frontal faces read 0.8, AU12 0.15 against 0.95), and the AUs
+        paint the expression's skin: a turned driver's misread surprise drew itself on the source. The geometry is
+        the landmarks', which the turn does not bias."""
+        yaw = abs(float(driver.pose[0]))
+        low, high = AU_TRUST_TURN
+        share = float(np.clip((high - yaw) / (high - low), 0.0, 1.0))
+        own = np.asarray(source.aus, np.float32)
+        return own + np.float32(share) * (np.asarray(driver.aus, np.float32) - own)
+
+    def driver_mouth(self, rgb: np.ndarray, driver: Any) -> np.ndarray | None:
+        """The driver's own open mouth, relative to its skin (:func:`ganime_age.engine.mouth.own_interior`): its
+        real teeth and the dark behind them, where a median of many mouths paints a smooth white bar."""
+        from ganime_age.engine.mouth import own_interior
+
+        return own_interior(rgb, driver.landmarks.landmarks, self.engine.config.mouth_grid)
+
     def ageing_plan(
         self, session: PhotoSession, source: Any, age: float | None, source_age: float | None = None
     ) -> tuple[float, float]:
@@ -219,14 +240,15 @@ class Reenactment:
         plan: tuple[float, float],
         driver_aus: np.ndarray,
         aus_scale: float,
+        mouth: np.ndarray | None = None,
     ) -> np.ndarray:
         """The source photo with its face moved to the target landmarks, the driver's AUs painted and the age set.
 
         The classical path: the edit engine moves the face to the target landmarks brought back to the photo's
         own head pose (the driver's expression: one warp at full resolution), paints the AUs, the age and an
-        opening mouth's interior, and the photo's head, turned in 3-D (:mod:`ganime_age.engine.turning`), then
-        takes the driver's pose. With a learned reenactor, that network poses the face and the engine then adds
-        age and AUs.
+        opening mouth's interior (`mouth`: the driver's own, :meth:`driver_mouth`), and the photo's head,
+        turned in 3-D (:mod:`ganime_age.engine.turning`), then takes the driver's pose. With a learned
+        reenactor, that network poses the face and the engine then adds age and AUs.
         """
         aus = np.clip(np.asarray(driver_aus, np.float32) * float(aus_scale), 0.0, AU_MAX)
         source_aus = np.asarray(source.aus, np.float32)
@@ -235,12 +257,12 @@ class Reenactment:
             face = session.engine_face(source)  # prepared once per source photo: a video reuses it
             head = session.turnable_head(source)
             posed, rotation = head.at_own_pose(target)
-            out, _ = engine.edit_photo(session.rgb, [face], [plan[0]], [plan[1]], [source_aus], [aus], [posed])
+            out, _ = engine.edit_photo(session.rgb, [face], [plan[0]], [plan[1]], [source_aus], [aus], [posed], [mouth])
             out = head.render(head.aimed(rotation), photo=out, landmarks=posed)
         else:
             posed = self.pose(session.rgb, source, target)
             face = engine.prepare_face(posed, target, segment=self._analyzer().segmenter)
-            out, _ = engine.edit_photo(posed, [face], [plan[0]], [plan[1]], [source_aus], [aus], [target])
+            out, _ = engine.edit_photo(posed, [face], [plan[0]], [plan[1]], [source_aus], [aus], [target], [mouth])
         # align the refiner's crop on the moved face: its landmark-derived points, with YuNet's offset kept
         offset = np.asarray(source.detection.points, np.float64) - five_points(source.landmarks.landmarks)
         return self.refine(out, [five_points(target) + offset], [plan[1]], [aus])
@@ -269,7 +291,9 @@ class Reenactment:
         src = self.source_face(session, face)
         drv = self.driver_face(driver_rgb, driving_face)
         plan = self.ageing_plan(session, src, age, source_age)
-        out = self.render(session, src, self.target_landmarks(src, drv), plan, drv.aus, aus_scale)
+        mouth = self.driver_mouth(driver_rgb, drv)
+        aus = self.trusted_aus(src, drv)
+        out = self.render(session, src, self.target_landmarks(src, drv), plan, aus, aus_scale, mouth)
         return Image.fromarray(out)
 
     def video(
@@ -320,6 +344,7 @@ class Reenactment:
         target: np.ndarray | None = None
         first: Any = None  # the driver's first face
         aus = np.zeros_like(np.asarray(src.aus, np.float32))
+        mouth: np.ndarray | None = None  # the driver's own open mouth in its latest frame with a face
         found = 0
         # what every frame shares is made once, before the threads that render frames start
         if self.reenactor is None:
@@ -355,17 +380,17 @@ class Reenactment:
                         # the head follows the driver's motion from its first frame, not the driver's own pose
                         first = drv if first is None else first
                         new_target = self.target_landmarks(src, drv, first)
-                        new_aus = np.asarray(drv.aus, np.float32)
+                        new_aus = self.trusted_aus(src, drv)
                         if smoothing:
                             new_target = (landmark_filter(new_target / scale) * scale).astype(np.float32)
                             new_aus = np.clip(au_filter(new_aus / AU_MAX) * AU_MAX, 0.0, AU_MAX).astype(np.float32)
-                        target, aus = new_target, new_aus
+                        target, aus, mouth = new_target, new_aus, self.driver_mouth(frame, drv)
                     if target is None:
                         done: Future[np.ndarray] = Future()
                         done.set_result(rgb)
                         pending.append(done)
                     else:
-                        pending.append(pool.submit(self.render, session, src, target, plan, aus, aus_scale))
+                        pending.append(pool.submit(self.render, session, src, target, plan, aus, aus_scale, mouth))
                     while len(pending) > RENDER_THREADS:
                         write_next(writer)
                 while pending:

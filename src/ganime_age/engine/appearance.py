@@ -19,12 +19,12 @@ from ganime_age.engine.config import (
     COLOURFUL,
     FOLD_SCALE,
     LARGE_SCALE,
-    LOG_EPSILON,
     LOWER_FACE,
     TEMPLE_DEPTH,
     YOUNG_LIFT,
     FittedEngineConfig,
 )
+from ganime_age.engine.expressions import face_expression
 from ganime_age.engine.face import EngineFace
 from ganime_age.engine.frames import Template, template_blur, template_width
 from ganime_age.engine.geometry import age_weights, blend, table_weights, youth
@@ -55,11 +55,6 @@ class TextureChange:
     # (h, w) 0..1 or None: how much of a pixel the skin around it replaces (its blurred colour, with the ratio's
     # change): an old face's crease where a young face has smooth skin (:func:`.exemplars.features_change`)
     fill: np.ndarray | None = None
-
-
-def log_image(rgb: np.ndarray) -> np.ndarray:
-    """uint8 or 0..255 float RGB -> log intensity (the domain where a lighting change is an offset)."""
-    return np.log(np.asarray(rgb, np.float32) * (1.0 / 255.0) + LOG_EPSILON)
 
 
 def detail_bands(grey: np.ndarray, sigma: float, count: int) -> list[np.ndarray]:
@@ -373,14 +368,19 @@ def _au_texture(
     size = c.template_size
     smooth = np.zeros((size, size, 3), np.float32)
     lines = np.zeros((size, size), np.float32)
+    # real people's folds and shading, matched to this edit (none where the engine has no pairs)
+    skin = face_expression(engine, face, source_aus, target_aus)
     # the gains make an AU's shape read as asked; its skin (folds, shading) follows, more gently
     gentle = au_delta / np.sqrt(t["au_gains"])
     for au in np.flatnonzero(gentle):
-        smooth += (c.au_texture_gain * gentle[au]) * engine.age_split["au_smooth"][au]
+        if skin is None:  # the fitted AUs' broad shading is a mean of every pair's: it printed dark cheek bands
+            smooth += (c.au_texture_gain * gentle[au]) * engine.age_split["au_smooth"][au]
         lines += (c.au_texture_gain * gentle[au]) * engine.age_split["au_fine"][au]
     # expression lines darken (frown lines, folds); a strong brightening is a pair's misalignment at an
     # edge (a lid's crease), which printed thin white arcs
     fine = np.clip(lines, -AU_LINE_DEPTH, AU_LINE_GLOW)
+    if skin is not None:  # measured once the skin's motion was taken out: its brightening is no edge's
+        fine = fine + skin.look
     if not np.any(smooth) and not np.any(fine):
         return None
     return _to_grid(face, smooth, fine)

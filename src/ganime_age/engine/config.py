@@ -40,6 +40,9 @@ STILL_PIXELS = 0.25  # photo pixels: a displacement below this leaves a pixel as
 TINT_SCALE = 0.03  # face widths: the blur of the colours that a colour change scales (fine colour never changes)
 MOUTH_TINT_SIGMA = 3.0  # interior cells (of mouth_grid): the blur of the painted mouth's colour
 MOUTH_EDGE_CHROMA = 0.25  # canonical cm: the colour blur across the painted mouth's edge (a photo's chroma is soft)
+MOUTH_LIP_INSET = 0.1  # share of a lips' gap at each lip left out where a mouth's interior is read (the landmarks
+# sit on the lip itself)
+OWN_MOUTH_GAP = 0.3  # canonical cm: a driving face's lips parted this far show its mouth's interior, not lips
 AU_LINE_DEPTH, AU_LINE_GLOW = 0.5, 0.1  # log-brightness limits of the AU ratio images' fine part
 AGED_FEATURE_HOLD = 0.5  # share of the detail change that ageing brows and eyes are spared
 COLOURFUL = 0.06  # mean |log channel - log grey| from which a face counts as fully coloured (grey photos: 0)
@@ -111,6 +114,13 @@ class FittedEngineConfig:
     detail_gain_power: float = bounded(1.5, 0.0, 5.0)
     au_shape_gain: float = bounded(1.0, 0.0, 5.0)
     au_texture_gain: float = bounded(1.0, 0.0, 5.0)
+    # an expression's skin from CFEE's real pairs (expressions.py): how many pairs and principal components they are
+    # kept as, how many an edit takes, and how much of their skin's motion and look
+    expression_pairs: int = bounded(871, 0, 20_000)
+    expression_components: int = bounded(96, 1, 512)
+    expression_neighbours: int = bounded(5, 1, 64)
+    expression_flow_gain: float = bounded(1.0, 0.0, 3.0)
+    expression_look_gain: float = bounded(1.0, 0.0, 3.0)
     # the fitted greying of hair is an average of people: fainter than one person's
     hair_greying_gain: float = bounded(1.2, 0.0, 5.0)
     # the mouth interior, fitted from CFEE's open mouths: one mean per gap height (canonical cm at the lips' centre)

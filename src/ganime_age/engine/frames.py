@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ganime_age.engine.config import LARGE_SCALE
+from ganime_age.engine.config import LARGE_SCALE, LOG_EPSILON
 from ganime_age.faces.topology import (
     BROW_TOPS,
     FACE_LEFT,
@@ -30,6 +30,11 @@ from ganime_age.faces.topology import (
     UPPER_INNER_LIP,
 )
 from ganime_age.meshwarp import MeshRaster, rasterise, signed_areas
+
+
+def log_image(rgb: np.ndarray) -> np.ndarray:
+    """uint8 or 0..255 float RGB -> log intensity (the domain where a lighting change is an offset)."""
+    return np.log(np.asarray(rgb, np.float32) * (1.0 / 255.0) + LOG_EPSILON)
 
 
 @dataclass(frozen=True)

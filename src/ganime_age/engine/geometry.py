@@ -24,6 +24,7 @@ from ganime_age.engine.config import (
     YOUNG_AGE,
     YOUTH_RUN,
 )
+from ganime_age.engine.expressions import face_expression, flow_on_grid
 from ganime_age.engine.face import EngineFace
 from ganime_age.engine.frames import Template, identity_grid
 from ganime_age.engine.tables import EngineTables
@@ -129,14 +130,19 @@ class Motion:
 
     age: np.ndarray
     expression: np.ndarray
+    flow: np.ndarray | None = None  # (h, w, 2) the expression's skin beyond its landmarks (:mod:`.expressions`)
 
     @property
     def total(self) -> np.ndarray:
         return self.age + self.expression
 
     @property
+    def expressing(self) -> bool:
+        return bool(np.abs(self.expression).max() > 1e-3 or self.flow is not None)
+
+    @property
     def moving(self) -> bool:
-        return bool(np.abs(self.age).max() > 1e-3 or np.abs(self.expression).max() > 1e-3)
+        return bool(np.abs(self.age).max() > 1e-3 or self.expressing)
 
 
 def shape_change(
@@ -178,7 +184,14 @@ def shape_change(
     if target_landmarks is not None:
         given = face.frame.to_grid(np.asarray(target_landmarks, np.float64)[:, :2]) - face.landmarks[:, :2]
         expression_moves = expression_moves + given
-    return Motion(age=(age_change @ to_grid)[:, :2], expression=expression_moves)
+    skin = face_expression(engine, face, source_aus, target_aus)
+    flow = None if skin is None else flow_on_grid(face, engine.template, skin.flow)
+    if flow is not None and target_landmarks is None:
+        # an AU edit's landmarks move by the AU gains (a warp alone reads short); the pairs' skin moved with their
+        # landmarks' real motion, so it is taken as far as the gains did not already go (brows raised to 4 overshot)
+        wanted = np.abs(np.asarray(target_aus, np.float64) - np.asarray(source_aus, np.float64))
+        flow *= np.float32(wanted.sum() / max(float((wanted * t["au_gains"]).sum()), 1e-6))
+    return Motion(age=(age_change @ to_grid)[:, :2], expression=expression_moves, flow=flow)
 
 
 def growth_field(engine: EngineTables, face: EngineFace, source_age: float, target_age: float) -> np.ndarray | None:
@@ -346,7 +359,7 @@ def backward_map(
         aged_moves = flow_points(velocity, face.landmarks[:, :2])
         if age_key is not None:
             face.cache["aged_map"] = (age_key, sample.copy(), aged_moves)
-    if np.abs(motion.expression).max() > 1e-3:
+    if motion.expressing:
         start = source + aged_moves[:NUM_MESH_VERTICES]
         moves = motion.expression[:NUM_MESH_VERTICES]
         forward = extend_outward(raster.interpolate(moves.astype(np.float32)), raster.mask, reach)
@@ -363,6 +376,10 @@ def backward_map(
                 reference_areas=template.frontal_areas,
             )
             moved.interpolate_into(expressed, start)
+        if motion.flow is not None:  # the skin moved beyond the landmarks first, then with them
+            expressed = cv2.remap(
+                invert_displacement(motion.flow), expressed, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
         sample = (
             expressed
             if sample is None

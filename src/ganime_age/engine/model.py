@@ -14,18 +14,17 @@ import numpy as np
 import torch
 
 from ganime_age.conditions import AU_NAMES, MAX_AGE, NUM_AUS
-from ganime_age.engine import appearance, geometry
+from ganime_age.engine import appearance, expressions, geometry
 from ganime_age.engine.appearance import (
     TextureChange,
     detail_bands,
-    log_image,
     sex_thumbnail,
 )
 from ganime_age.engine.beard import find_beard
 from ganime_age.engine.config import TINT_SCALE, FittedEngineConfig
 from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch, describe, smile, turn_share
 from ganime_age.engine.face import Change, EngineFace
-from ganime_age.engine.frames import GridFrame, Template, template_for, template_map, template_width
+from ganime_age.engine.frames import GridFrame, Template, log_image, template_for, template_map, template_width
 from ganime_age.engine.hair import Segmenter, hair_greying_share, hair_layer, hair_restoring_share
 from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.pixels import repaint, repaint_table, resample
@@ -75,6 +74,7 @@ class FittedEngine(HubModel):
         self.register_buffer("hair_greying", torch.zeros(k))
         self.register_buffer("hair_level", torch.ones(1))
         self.register_buffer("hair_young", torch.zeros(3))
+        expressions.register_tables(self, c)
         self._tables: dict[str, np.ndarray] | None = None
         self._split: dict[str, np.ndarray] | None = None
 
@@ -291,13 +291,15 @@ class FittedEngine(HubModel):
         target_aus: np.ndarray,
         *,
         target_landmarks: np.ndarray | None = None,
+        mouth: np.ndarray | None = None,
     ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:
         """The edited part of the photo: its box (x0, y0, x1, y1), its uint8 pixels and where it changed
         ((h, w) float32, 0 = the input's pixel), or None when the edit changes nothing.
 
         The geometry and the log-intensity change are computed on the engine grid; only the final
         resampling (one cubic remap of the input's own pixels) and the intensity change run at the photo's
-        resolution, and only over the box the edit changes. `target_landmarks`: see :meth:`shape_change`.
+        resolution, and only over the box the edit changes. `target_landmarks`: see :meth:`shape_change`;
+        `mouth`: a driving face's own open mouth (:func:`.mouth.own_interior`), painted where the lips part.
         """
         source_age = float(np.clip(source_age, 0.0, MAX_AGE))
         target_age = float(np.clip(target_age, 0.0, MAX_AGE))
@@ -367,7 +369,7 @@ class FittedEngine(HubModel):
                 _repaint_box(face_pixels, factor, painted, frame, (ex0, ey0, ex1, ey1))
             if moving:
                 smile = float(np.asarray(target_aus)[AU_NAMES.index("AU12")])
-                paint_mouth(self, face_pixels, face, moves, (ex0, ey0), smile)
+                paint_mouth(self, face_pixels, face, moves, (ex0, ey0), smile, mouth)
             cv2.copyTo(original, cv2.compare(engine_mask, 0.0, cv2.CMP_LE), face_pixels)  # untouched: the input's
             edited[ey0 - y0 : ey1 - y0, ex0 - x0 : ex1 - x0] = face_pixels
             inner = mask[ey0 - y0 : ey1 - y0, ex0 - x0 : ex1 - x0]
@@ -400,19 +402,22 @@ class FittedEngine(HubModel):
         source_aus: list[np.ndarray],
         target_aus: list[np.ndarray],
         target_landmarks: list[np.ndarray | None] | None = None,
+        mouths: list[np.ndarray | None] | None = None,
     ) -> tuple[np.ndarray, list[Change | None]]:
         """The whole photo with every listed face edited, and per face the box and mask of what changed.
 
         Faces are prepared on the input photo; each is rendered from the photo as the previous faces left it.
-        `target_landmarks` (per face, or None): given geometry, e.g. a driving face's (see :meth:`shape_change`).
+        `target_landmarks` (per face, or None): given geometry, e.g. a driving face's (see :meth:`shape_change`);
+        `mouths` (per face, or None): a driving face's own open mouth (see :meth:`render`).
         """
         out = rgb
         changes: list[Change | None] = []
         given = target_landmarks if target_landmarks is not None else [None] * len(faces)
-        for face, s_age, t_age, s_aus, t_aus, points in zip(
-            faces, source_ages, target_ages, source_aus, target_aus, given, strict=True
+        interiors = mouths if mouths is not None else [None] * len(faces)
+        for face, s_age, t_age, s_aus, t_aus, points, mouth in zip(
+            faces, source_ages, target_ages, source_aus, target_aus, given, interiors, strict=True
         ):
-            result = self.render(out, face, s_age, t_age, s_aus, t_aus, target_landmarks=points)
+            result = self.render(out, face, s_age, t_age, s_aus, t_aus, target_landmarks=points, mouth=mouth)
             if result is None:
                 changes.append(None)
                 continue

@@ -1,17 +1,24 @@
-"""The mouth: where the lips' gap is, how wide it opens, and the fitted interior (teeth, the dark of the mouth)
-painted into a gap an edit opens, brightness-matched to the face's skin."""
+"""The mouth: where the lips' gap is, how wide it opens, and the interior (teeth, the dark of the mouth) painted
+into a gap an edit opens, brightness-matched to the face's skin: the fitted one (medians of CFEE's open mouths),
+or in a reenactment the driving face's own (real teeth, where a median of many mouths is a smooth white bar)."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from ganime_age.engine.config import COLOURFUL, MOUTH_EDGE_CHROMA, MOUTH_TINT_SIGMA
+from ganime_age.engine.config import (
+    COLOURFUL,
+    MOUTH_EDGE_CHROMA,
+    MOUTH_LIP_INSET,
+    MOUTH_TINT_SIGMA,
+    OWN_MOUTH_GAP,
+)
 from ganime_age.engine.face import EngineFace
 from ganime_age.engine.geometry import age_weights, blend
 from ganime_age.engine.pixels import soften_colour
 from ganime_age.engine.tables import EngineTables
-from ganime_age.faces.topology import CHEEK_POINTS, LOWER_INNER_LIP, UPPER_INNER_LIP
+from ganime_age.faces.topology import CHEEK_POINTS, FACE_LEFT, FACE_RIGHT, LOWER_INNER_LIP, UPPER_INNER_LIP
 from ganime_age.meshwarp import rasterise
 
 
@@ -48,6 +55,28 @@ def skin_level(rgb: np.ndarray, points: np.ndarray, face_width: float) -> float:
     return float(np.median(np.concatenate(samples))) if samples else 128.0
 
 
+def gap_colours(rgb: np.ndarray, points: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(rows, cols, 3) float32 colours across a real photo's lips' gap, relative to its skin's brightness (`grid`:
+    the engine's ``mouth_grid``): what the fitted interiors are medians of, and a driving face's own mouth."""
+    points = np.asarray(points, np.float64)
+    rows, cols = grid
+    strip = mouth_strip(points, rows, cols, inset=MOUTH_LIP_INSET)
+    interior = cv2.remap(rgb, strip[..., 0], strip[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    width = float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2]))
+    return interior.astype(np.float32) / max(skin_level(rgb, points, width), 1.0)
+
+
+def own_interior(rgb: np.ndarray, points: np.ndarray, grid: tuple[int, int]) -> np.ndarray | None:
+    """A driving face's own open mouth (:func:`gap_colours`), or None where its lips barely part (OWN_MOUTH_GAP):
+    the gap between them is then lip, not teeth, and the fitted interior is painted."""
+    from ganime_age.face_model import canonical_face, head_similarity
+
+    points = np.asarray(points, np.float64)
+    if mouth_gap(points, head_similarity(points, canonical_face()).scale) < OWN_MOUTH_GAP:
+        return None
+    return gap_colours(rgb, points, grid)
+
+
 def strip_mesh(cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Triangles and (u, v) per vertex of the gap drawn as a strip of quads (upper lip row, lower lip row)."""
     n = len(UPPER_INNER_LIP)
@@ -66,13 +95,15 @@ def paint_mouth(
     moves: np.ndarray,
     origin: tuple[int, int],
     smile: float,
+    own: np.ndarray | None = None,
 ) -> None:
-    """Paint the fitted mouth interior into the lips' gap where the edit opened it (in place).
+    """Paint a mouth interior into the lips' gap where the edit opened it (in place).
 
     A warp can only stretch the lips' own pixels over an opening mouth; teeth and the dark of the mouth
     come from the interiors of CFEE's open mouths at the same gap height (of smiles or of dropped jaws, as
-    much as the target AU12 says), brightness-matched to this face's skin. Where the mouth was already
-    open the face keeps its own interior, and the painted one takes over only as far as the gap grew.
+    much as the target AU12 says), or from `own`, a driving face's own open mouth (:func:`own_interior`),
+    brightness-matched to this face's skin. Where the mouth was already open the face keeps its own
+    interior, and the painted one takes over only as far as the gap grew.
     """
     target = face.landmarks[:, :2] + moves
     gap = mouth_gap(target, face.cm_to_grid)
@@ -94,7 +125,7 @@ def paint_mouth(
     if len(raster.pixels) == 0:
         return
     uv = raster.interpolate(coords * [1.0, rows - 1.0], fill=-10.0)
-    interior = mouth_interior(engine, gap, smile, face)
+    interior = mouth_interior(engine, gap, smile, face, own)
     painted = cv2.remap(interior, uv, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     # a soft edge one pixel inside the lips, so the lip line stays the photo's
     weight = cv2.GaussianBlur(cv2.erode(raster.mask, np.ones((3, 3), np.uint8)), (0, 0), 0.8) * share
@@ -106,13 +137,17 @@ def paint_mouth(
     edited[lo[1] : hi[1], lo[0] : hi[0]] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
-def mouth_interior(engine: EngineTables, gap: float, smile: float, face: EngineFace) -> np.ndarray:
-    """(rows, cols, 3) float32 colours of an open mouth with this gap and smile, at this face's brightness."""
-    bins = np.asarray(engine.config.mouth_gaps, np.float64)
-    smiling = float(np.clip((smile - 1.0) / 2.0, 0.0, 1.0))
-    relative = blend(engine.tables["mouth_interiors"], np.array([1.0 - smiling, smiling]), age_weights(gap, bins))
-    relative = relative.transpose(1, 2, 0)
-    colour = relative * face.skin
+def mouth_interior(
+    engine: EngineTables, gap: float, smile: float, face: EngineFace, own: np.ndarray | None = None
+) -> np.ndarray:
+    """(rows, cols, 3) float32 colours of an open mouth with this gap and smile (or `own`, a real one relative
+    to its skin), at this face's brightness."""
+    if own is None:
+        bins = np.asarray(engine.config.mouth_gaps, np.float64)
+        smiling = float(np.clip((smile - 1.0) / 2.0, 0.0, 1.0))
+        relative = blend(engine.tables["mouth_interiors"], np.array([1.0 - smiling, smiling]), age_weights(gap, bins))
+        own = relative.transpose(1, 2, 0)
+    colour = own * face.skin
     grey = colour.mean(axis=2, keepdims=True)
     share = min(face.colourfulness / COLOURFUL, 1.0)
     # teeth, gums and the dark of the mouth keep their sharp brightness; their colour is smoothed, as a photo

@@ -1,0 +1,192 @@
+"""An expression's skin from real people (``engine/expressions.py``) and a driver's own mouth (``engine/mouth.py``).
+
+A pair's change is measured as the skin's motion plus its look once that motion is taken out; the shipped pairs
+are matched to an edit's AU change; and a reenactment, on held-out CFEE people driven by their own expressions,
+reads closer to its driver with them and paints the driver's own teeth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ganime_age.conditions import AU_NAMES, NUM_AUS
+from ganime_age.engine.expressions import expression_change, expression_regions, pair_change
+from ganime_age.engine.frames import log_image, template_map
+from ganime_age.faces.topology import BROW_TOPS
+
+
+@functools.lru_cache(maxsize=1)
+def editor() -> Any:
+    from ganime_age.editing import FaceEditor
+
+    return FaceEditor.from_pretrained()
+
+
+@functools.lru_cache(maxsize=1)
+def held_out(root: Path) -> dict[str, dict[str, Path]]:
+    """CFEE's held-out people (the evaluation's split): person -> category -> photo."""
+    from training.evaluation.gates import test_photos
+
+    people: dict[str, dict[str, Path]] = {}
+    for photo in test_photos("cfee", root):
+        people.setdefault(photo.person, {}).setdefault(photo.category, photo.path)
+    return people
+
+
+def aus_of(**values: float) -> np.ndarray:
+    aus = np.zeros(NUM_AUS, np.float32)
+    for name, value in values.items():
+        aus[AU_NAMES.index(name)] = value
+    return aus
+
+
+def test_a_pairs_motion_is_measured_as_motion_not_as_brightness(shared_dir: Path) -> None:
+    """A real neutral face whose cheeks are moved up by a known smooth flow: the measured flow finds that motion, and
+    the look left once it is taken out holds little of the brightness change the motion made (an edge that merely
+    moved is not painted as a fold)."""
+    from ganime_age.faces import load_image
+
+    engine = editor().engine
+    template = engine.template
+    people = held_out(shared_dir / "datasets" / "cfee")
+    path = next(p["Neutral"] for p in people.values() if "Neutral" in p)
+    rgb = load_image(path)
+    landmarks = editor().analyze(rgb)[0].landmarks.landmarks
+    neutral = cv2.remap(
+        rgb, template_map(template, landmarks), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
+    )
+    size = template.size
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    centre = template.vertices[[205, 425]].mean(axis=0)  # between the cheeks, below the eyes
+    bump = np.exp(-(((xs - centre[0]) / (0.25 * size)) ** 2 + ((ys - centre[1]) / (0.12 * size)) ** 2))
+    shift = (-2.0 * bump).astype(np.float32)  # up, at most 2 template pixels
+    moved = cv2.remap(neutral, xs, ys - shift, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    weights = expression_regions(template)
+    flow, look = pair_change(neutral, moved, weights)
+    region = (bump > 0.6) & (weights[0] > 0.9)
+    assert region.sum() > 200
+    assert abs(float(np.median(flow[..., 1][region])) + 2.0) < 0.5  # the motion, found
+    assert abs(float(np.median(flow[..., 0][region]))) < 0.3
+    raw = np.abs((log_image(moved) - log_image(neutral)).mean(axis=2))[region].mean()
+    assert np.abs(look[region]).mean() < 0.35 * raw  # and not painted as brightness
+
+
+def test_the_shipped_pairs_lift_a_smiles_cheeks_and_the_brows_skin_and_leave_a_still_face() -> None:
+    engine = editor().engine
+    template = engine.template
+    assert expression_change(engine, aus_of(), aus_of(), 0.5) is None  # no AU change: nothing moves
+    assert engine.tables["expression_codes"].shape[0] == engine.config.expression_pairs > 500
+    smile = expression_change(engine, aus_of(), aus_of(AU06=1.0, AU12=3.0, AU25=2.0), 0.5)
+    cheeks = template.vertices[[205, 425, 50, 280]]
+    at = [smile.flow[round(y), round(x)] for x, y in cheeks]
+    assert np.mean([v[1] for v in at]) < -0.3  # the cheeks rise (template pixels, y down)
+    brows = expression_change(engine, aus_of(), aus_of(AU01=3.0, AU02=3.0), 0.5)
+    above = template.vertices[list(BROW_TOPS)] - [0.0, 0.04 * template.size]
+    assert np.mean([brows.flow[round(y), round(x), 1] for x, y in above]) < -0.3  # the forehead's skin rises
+
+
+def test_held_out_self_reenactment_reads_its_driver_closer_with_real_skin(shared_dir: Path) -> None:
+    """Held-out people's neutral photos driven by their own smiles and surprise: the AU read-out of the result is
+    nearer the driver's with the pairs' motion and look than with the landmarks' motion alone."""
+    from ganime_age.faces import load_image
+
+    ed = editor()
+    people = held_out(shared_dir / "datasets" / "cfee")
+    chosen = [p for p in sorted(people) if {"Neutral", "Happy", "Surprised"} <= people[p].keys()][:3]
+    assert len(chosen) == 3
+    shipped = ed.engine.config
+    errors: dict[str, list[float]] = {"with": [], "without": []}
+    try:
+        for name, config in (
+            ("with", shipped),
+            ("without", dataclasses.replace(shipped, expression_flow_gain=0.0, expression_look_gain=0.0)),
+        ):
+            ed.engine.config = config
+            ed.engine.invalidate()
+            ed.sessions.clear()
+            for person in chosen:
+                source = load_image(people[person]["Neutral"])
+                for category in ("Happy", "Surprised"):
+                    driver = load_image(people[person][category])
+                    wanted = ed.analyze(driver)[0].aus
+                    got = ed.analyze(np.asarray(ed.reenact(source, driver)))[0].aus
+                    errors[name].append(float(np.abs(np.asarray(got) - np.asarray(wanted)).mean()))
+    finally:
+        ed.engine.config = shipped
+        ed.engine.invalidate()
+        ed.sessions.clear()
+    assert np.mean(errors["with"]) < np.mean(errors["without"]) - 0.02, errors
+
+
+def test_a_reenactment_paints_the_drivers_own_teeth(shared_dir: Path) -> None:
+    """Held-out people's neutral photos driven by their own open smiles: the lips' gap of each result (where the
+    landmarker finds it) is nearer the driver's own teeth than the fitted interior (a median of many mouths) is; a
+    closed mouth gives no interior of its own."""
+    from ganime_age.engine.mouth import gap_colours, own_interior
+    from ganime_age.faces import load_image
+
+    ed = editor()
+    reenactment = ed.reenactment
+    grid = ed.engine.config.mouth_grid
+    people = held_out(shared_dir / "datasets" / "cfee")
+    chosen = [p for p in sorted(people) if {"Neutral", "Happy"} <= people[p].keys()][:4]
+    distances: dict[str, list[float]] = {"own": [], "fitted": []}
+    for person in chosen:
+        source, driver = load_image(people[person]["Neutral"]), load_image(people[person]["Happy"])
+        session = reenactment.sessions.open(source)
+        src = reenactment.source_face(session, 0)
+        drv = reenactment.driver_face(driver, 0)
+        assert own_interior(source, src.landmarks.landmarks, grid) is None  # closed lips show no mouth
+        own = reenactment.driver_mouth(driver, drv)
+        assert own is not None
+        target = reenactment.target_landmarks(src, drv)
+        plan = reenactment.ageing_plan(session, src, None)
+        wanted = gap_colours(driver, drv.landmarks.landmarks, grid)
+        for name, mouth in (("own", own), ("fitted", None)):
+            out = reenactment.render(session, src, target, plan, drv.aus, 1.0, mouth)
+            found = ed.analyze(out)[0].landmarks.landmarks
+            distances[name].append(float(np.abs(gap_colours(out, found, grid) - wanted).mean()))
+    assert np.mean(distances["own"]) < 0.85 * np.mean(distances["fitted"]), distances
+
+
+def test_a_clear_sex_takes_pairs_of_that_sex() -> None:
+    """The bank holds both sexes, and a face that is clearly a man's or a woman's is given other pairs."""
+    engine = editor().engine
+    sexes = engine.tables["expression_female"]
+    assert (sexes < 0.2).sum() > 50 and (sexes > 0.8).sum() > 50
+    wanted = aus_of(AU12=3.0, AU25=2.0)
+    man, woman = (expression_change(engine, aus_of(), wanted, female) for female in (0.05, 0.95))
+    assert man is not None and woman is not None
+    assert np.abs(man.flow - woman.flow).mean() > 0.01
+
+
+def test_an_au_edit_takes_the_pairs_skin_motion_as_far_as_its_gains_did_not_go(shared_dir: Path) -> None:
+    """An AU edit's landmarks move by the AU gains (2.5 for raised brows: a warp alone reads short), so it takes the
+    pairs' skin motion divided by the gain; a reenactment, whose landmarks are the driver's own, takes all of it."""
+    from ganime_age.engine.expressions import face_expression, flow_on_grid
+    from ganime_age.faces import load_image
+
+    ed = editor()
+    engine = ed.engine
+    people = held_out(shared_dir / "datasets" / "cfee")
+    rgb = load_image(next(p["Neutral"] for p in people.values() if "Neutral" in p))
+    found = ed.analyze(rgb)[0]
+    face = engine.prepare_face(rgb, found.landmarks.landmarks, segment=ed.analyzer.segmenter)
+    source = np.asarray(found.aus, np.float32)
+    target = source.copy()
+    target[AU_NAMES.index("AU01")] = target[AU_NAMES.index("AU02")] = 4.0
+    gains = engine.tables["au_gains"][[AU_NAMES.index("AU01"), AU_NAMES.index("AU02")]]
+    assert np.all(gains > 1.5)
+    whole = flow_on_grid(face, engine.template, face_expression(engine, face, source, target).flow)
+    edit = engine.shape_change(face, 30.0, 30.0, source, target).flow
+    given = engine.shape_change(face, 30.0, 30.0, source, target, found.landmarks.landmarks).flow
+    wanted = np.abs(target - source)
+    share = wanted.sum() / (wanted * engine.tables["au_gains"]).sum()
+    assert np.abs(whole).max() > 0.5  # the brows' pairs move the forehead
+    assert np.allclose(edit, share * whole, atol=1e-4) and np.allclose(given, whole, atol=1e-4)
