@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ganime_age.conditions import AU_NAMES, NUM_AUS
-from ganime_age.engine.expressions import expression_change, expression_regions, pair_change
+from ganime_age.engine.expressions import expression_change, expression_weight, pair_change
 from ganime_age.engine.frames import log_image, template_map
 from ganime_age.faces.topology import BROW_TOPS
 
@@ -67,9 +67,9 @@ def test_a_pairs_motion_is_measured_as_motion_not_as_brightness(shared_dir: Path
     bump = np.exp(-(((xs - centre[0]) / (0.25 * size)) ** 2 + ((ys - centre[1]) / (0.12 * size)) ** 2))
     shift = (-2.0 * bump).astype(np.float32)  # up, at most 2 template pixels
     moved = cv2.remap(neutral, xs, ys - shift, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-    weights = expression_regions(template)
-    flow, look = pair_change(neutral, moved, weights)
-    region = (bump > 0.6) & (weights[0] > 0.9)
+    weight = expression_weight(template)
+    flow, look = pair_change(neutral, moved, weight)
+    region = (bump > 0.6) & (weight > 0.9)
     assert region.sum() > 200
     assert abs(float(np.median(flow[..., 1][region])) + 2.0) < 0.5  # the motion, found
     assert abs(float(np.median(flow[..., 0][region]))) < 0.3

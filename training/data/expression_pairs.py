@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ganime_age.engine.expressions import expression_regions, pair_change, stored_sides
+from ganime_age.engine.expressions import expression_weight, pair_change, stored_sides
 from ganime_age.engine.frames import template_map
 from training.data.face_records import FaceRecords, neutral_pairs
 
@@ -27,7 +27,7 @@ def fit_expression_pairs(
     from ganime_age.faces import load_image
 
     template = engine.template
-    weights = expression_regions(template)
+    weight = expression_weight(template)
     flow_side, look_side = stored_sides(template.size)
     pairs = neutral_pairs(records)
     if not pairs:
@@ -51,7 +51,7 @@ def fit_expression_pairs(
         iterator = tqdm(pairs, desc="expression pairs", unit="pair")
     flows, looks = [], []
     for neutral, expression in iterator:
-        flow, look = pair_change(view(neutral), view(expression), weights)
+        flow, look = pair_change(view(neutral), view(expression), weight)
         flows.append(cv2.resize(flow, (flow_side, flow_side), interpolation=cv2.INTER_AREA).reshape(-1))
         looks.append(cv2.resize(look, (look_side, look_side), interpolation=cv2.INTER_AREA).reshape(-1))
     flow_scale, look_scale = 1.0 / float(np.std(flows)), 1.0 / float(np.std(looks))

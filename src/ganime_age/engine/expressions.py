@@ -5,10 +5,10 @@ does not read as the expression: the skin between them bulges, bunches and folds
 a warped smile or frown well short of what it was moved to. CFEE photographs each person neutral and making each
 expression, so every such pair shows one real person's change, and each is measured in the engine's template in
 two parts: how the skin moved beyond the landmarks (a dense flow: a raised cheek's bulge, brows bunching, lids
-folding), and how it looked once that motion is taken out (folds, furrows, forehead lines, shading). Measured so,
-the look holds no edge of a feature that merely moved (a brow's, which painted as a ghost brow), and only its
-brightness is kept, with its broad part (the pair's light) removed: it is the same in every channel, a log change,
-so it darkens this face's own skin in this photo's own light.
+folding), and how it looked once that motion is taken out (folds, furrows, creases). Measured so, the look holds
+no edge of a feature that merely moved (a brow's, which painted as a ghost brow), and only its brightness is kept,
+with its broader part (the pair's light, and the shading of the moved skin, which depends on the light) removed:
+it is the same in every channel, a log change, so it darkens this face's own skin in this photo's own light.
 
 An edit takes the few pairs whose AU change is most like its own (the person's sex where it is clear), each
 scaled to it, and adds their mean flow to the landmarks' motion and the median of their looks to the skin. The
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 FLOW_SMOOTHING = 2.0  # template pixels: a pair's flow is smooth (its finer part is registration noise)
 LOOK_SMOOTHING = 1.0  # template pixels: and its look (pores and JPEG noise differ between any two photos)
-LIGHT_SCALE = 6.0  # template pixels: a pair's brightness change broader than this is its light or its shading (which depend on the light), not a fold
+LIGHT_SCALE = 6.0  # template pixels: a pair's brightness change broader than this is its light or shading, no fold
 LOOK_LIMITS = (-0.4, 0.25)  # the log change a pair's look may make, darkest and brightest
 EDGE_PIXELS = 4  # template pixels inside the face's outline where the change begins (and fades in over twice that)
 FLOW_SIDE, LOOK_SIDE = 4, 2  # the stored flow is the template's side over 4, the look over 2 (both smooth)
@@ -56,27 +56,24 @@ class ExpressionChange:
     look: np.ndarray
 
 
-def expression_regions(template: Template) -> tuple[np.ndarray, np.ndarray]:
-    """(R, R) float32 weights of the pairs' (flow, look): inside the face's outline, off the mouth's interior (the
-    lips' motion is the landmarks', the interior :mod:`.mouth`'s) and the eyes' openings (the iris moves with the
-    gaze, which differs between any two photos)."""
+def expression_weight(template: Template) -> np.ndarray:
+    """(R, R) float32 where the pairs' flow and look are taken: inside the face's outline, off the mouth's interior
+    (the lips' motion is the landmarks', the interior :mod:`.mouth`'s) and the eyes' openings (the iris moves with
+    the gaze, which differs between any two photos)."""
     regions = template.regions
     kernel = np.ones((2 * EDGE_PIXELS + 1,) * 2, np.uint8)
     inside = cv2.GaussianBlur(cv2.erode(template.mask.astype(np.float32), kernel), (0, 0), float(EDGE_PIXELS))
     off = np.maximum(regions["mouth"], regions["eyes"]).astype(np.float32)
-    keep = inside * (1.0 - cv2.dilate(off, np.ones((3, 3), np.uint8)))
-    return keep.astype(np.float32), keep.astype(np.float32)
+    return (inside * (1.0 - cv2.dilate(off, np.ones((3, 3), np.uint8)))).astype(np.float32)
 
 
-def pair_change(
-    neutral: np.ndarray, expression: np.ndarray, weights: tuple[np.ndarray, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """One person's (flow, look) from neutral to an expression, both uint8 RGB template views (R, R, 3)."""
-    flow_weight, look_weight = weights
+def pair_change(neutral: np.ndarray, expression: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One person's (flow, look) from neutral to an expression, both uint8 RGB template views (R, R, 3), taken where
+    `weight` (:func:`expression_weight`) says."""
     grey = [cv2.cvtColor(np.ascontiguousarray(v), cv2.COLOR_RGB2GRAY) for v in (neutral, expression)]
     measure = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     flow = measure.calc(grey[0], grey[1], None)  # neutral(p) ~ expression(p + flow(p))
-    flow = cv2.GaussianBlur(flow, (0, 0), FLOW_SMOOTHING) * flow_weight[..., None]
+    flow = cv2.GaussianBlur(flow, (0, 0), FLOW_SMOOTHING) * weight[..., None]
     size = neutral.shape[0]
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
     moved_back = cv2.remap(
@@ -84,7 +81,7 @@ def pair_change(
     )
     change = (log_image(moved_back) - log_image(neutral)).mean(axis=2)
     change -= cv2.GaussianBlur(change, (0, 0), LIGHT_SCALE)
-    look = np.clip(cv2.GaussianBlur(change, (0, 0), LOOK_SMOOTHING), *LOOK_LIMITS) * look_weight
+    look = np.clip(cv2.GaussianBlur(change, (0, 0), LOOK_SMOOTHING), *LOOK_LIMITS) * weight
     return flow.astype(np.float32), look.astype(np.float32)
 
 
@@ -120,9 +117,9 @@ def expression_change(
     weights = scale[chosen].astype(np.float32)
     flow = np.tensordot(weights, flows, axes=1) / len(chosen)
     look = np.median(weights[:, None, None] * looks, axis=0)
-    flow_weight, look_weight = _regions_for(size, c.template_scale, tuple(c.template_centre))
-    flow = cv2.resize(flow.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR) * flow_weight[..., None]
-    look = cv2.resize(look.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR) * look_weight
+    weight = _weight_for(size, c.template_scale, tuple(c.template_centre))
+    flow = cv2.resize(flow.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR) * weight[..., None]
+    look = cv2.resize(look.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR) * weight
     return ExpressionChange(flow=flow * c.expression_flow_gain, look=look * c.expression_look_gain)
 
 
@@ -152,8 +149,8 @@ def register_tables(module: torch.nn.Module, config: FittedEngineConfig) -> None
 
 
 @functools.lru_cache(maxsize=4)
-def _regions_for(size: int, scale: float, centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    return expression_regions(template_for(size, scale, centre))
+def _weight_for(size: int, scale: float, centre: tuple[float, float]) -> np.ndarray:
+    return expression_weight(template_for(size, scale, centre))
 
 
 def flow_on_grid(face: EngineFace, template: Template, flow: np.ndarray) -> np.ndarray:
