@@ -731,7 +731,6 @@ def expressions_main(argv: list[str]) -> int:
     import json
 
     from ganime_age.hub import load_pretrained
-    from training.data.expression_pairs import fit_expression_pairs
 
     parser = argparse.ArgumentParser(prog="fit_engine.py expressions", description=expressions_main.__doc__)
     parser.add_argument("--engine", required=True, help="engine folder to update")

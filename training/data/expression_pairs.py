@@ -32,17 +32,20 @@ def fit_expression_pairs(
     pairs = neutral_pairs(records)
     if not pairs:
         raise ValueError("no CFEE training person has a neutral photo and an expression photo")
-    views: dict[int, np.ndarray] = {}
+    neutral_views: dict[int, np.ndarray] = {}  # each person's neutral view, read once for all their pairs
     female: dict[int, float] = {}
 
-    def view(row: int) -> np.ndarray:
-        if row not in views:
-            rgb = load_image(root / str(records.paths[row]))
-            mapping = template_map(template, records.landmarks[row])
-            views[row] = cv2.remap(rgb, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-            if records.category[row] == "Neutral":
-                female[row] = engine.female_probability(rgb, records.landmarks[row])
-        return views[row]
+    def view(row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(photo, its view in the template)."""
+        rgb = load_image(root / str(records.paths[row]))
+        mapping = template_map(template, records.landmarks[row])
+        return rgb, cv2.remap(rgb, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+    def neutral_view(row: int) -> np.ndarray:
+        if row not in neutral_views:
+            rgb, neutral_views[row] = view(row)
+            female[row] = engine.female_probability(rgb, records.landmarks[row])
+        return neutral_views[row]
 
     iterator: Any = pairs
     if progress:
@@ -51,7 +54,7 @@ def fit_expression_pairs(
         iterator = tqdm(pairs, desc="expression pairs", unit="pair")
     flows, looks = [], []
     for neutral, expression in iterator:
-        flow, look = pair_change(view(neutral), view(expression), weight)
+        flow, look = pair_change(neutral_view(neutral), view(expression)[1], weight)
         flows.append(cv2.resize(flow, (flow_side, flow_side), interpolation=cv2.INTER_AREA).reshape(-1))
         looks.append(cv2.resize(look, (look_side, look_side), interpolation=cv2.INTER_AREA).reshape(-1))
     flow_scale, look_scale = 1.0 / float(np.std(flows)), 1.0 / float(np.std(looks))
