@@ -305,7 +305,7 @@ class FittedEngine(HubModel):
         target_age = float(np.clip(target_age, 0.0, MAX_AGE))
         motion = self.shape_change(face, source_age, target_age, source_aus, target_aus, target_landmarks)
         texture = self.texture_change(face, source_age, target_age, source_aus, target_aus)
-        growth = geometry.growth_field(self, face, source_age, target_age)
+        growth = geometry.growth_field(self, face, source_age, target_age, motion.age)
         moving = motion.moving or growth is not None
         layer = face.layer
         greying = self.hair_greying_share(source_age, target_age) if layer.hair_box is not None else 0.0
