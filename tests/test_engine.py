@@ -787,9 +787,11 @@ def test_the_extension_outward_continues_the_edge_without_a_step() -> None:
 
 def test_a_child_edit_shrinks_the_face_in_its_head_and_nothing_folds(shipped: FittedEngine, shared_dir: Path) -> None:
     """30 -> 3 on a held-out full-size photo: the head's growth (a cardioidal strain) shortens the face below the
-    eyes and narrows the jaw within a head that keeps its outline: the chin and the crown stay where they were
-    (the neck below is not stretched), the eye line comes down, the eyes keep their size, the backward map's
-    Jacobian stays positive everywhere (no fold, no ghost chin), and the edit region's edge does not move."""
+    eyes and narrows the jaw, and the small face sits lower in a head that keeps its size: the chin stays where it
+    was (the neck below is not stretched: held between the ears, the chin rose 0.13 of the face's height and the
+    neck stretched 3.1 times), the eye line comes down and the forehead grows, the eyes keep their size, the
+    backward map's Jacobian stays positive everywhere (no fold, no ghost chin), and the edit region's edge does
+    not move."""
     from ganime_age.engine import geometry
     from ganime_age.engine.frames import identity_grid
     from ganime_age.faces import FaceAnalyzer, load_image
@@ -806,13 +808,16 @@ def test_a_child_edit_shrinks_the_face_in_its_head_and_nothing_folds(shipped: Fi
     assert det.min() > 0.05, det.min()
     chin, forehead, nose_tip = 152, 10, 1
     height = prepared.landmarks[chin, 1] - prepared.landmarks[forehead, 1]
-    assert abs(moves[chin, 1]) < 0.01 * height, moves[chin]  # the chin stays: no neck stretched below it
-    assert abs(moves[forehead, 1]) < 0.03 * height  # nor does the forehead's top
+    assert abs(moves[chin, 1]) < 0.01 * height, moves[chin, 1] / height  # the chin stays
+    x, y = np.round(prepared.landmarks[chin, :2]).astype(int)
+    assert 1.0 / np.gradient(sample[y:, x, 1]).min() < 1.4  # the neck below it barely stretches
     eyes = [33, 133, 263, 362]
-    assert moves[eyes, 1].mean() > 0.03 * height  # the eye line comes down in the head
+    lowered = moves[eyes, 1].mean()
+    assert lowered > 0.08 * height  # the eye line comes down in the head
+    assert 0.0 < moves[forehead, 1] < 0.6 * lowered  # and the forehead's top less: a taller forehead
     before = prepared.landmarks[chin, 1] - prepared.landmarks[nose_tip, 1]
     after = before + moves[chin, 1] - moves[nose_tip, 1]
-    assert after < 0.96 * before, after / before  # a shorter lower face
+    assert after < 0.9 * before, after / before  # a shorter lower face
     left, right = 172, 397  # the jaw's sides come in
     assert moves[left, 0] > 0.5 and moves[right, 0] < -0.5
     eye = prepared.landmarks[[33, 133], :2] + moves[[33, 133]]

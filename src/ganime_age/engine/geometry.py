@@ -29,6 +29,7 @@ from ganime_age.engine.face import EngineFace
 from ganime_age.engine.frames import Template, identity_grid
 from ganime_age.engine.tables import EngineTables
 from ganime_age.faces.topology import (
+    BROW_TOPS,
     CHIN,
     FACE_LEFT,
     FACE_RIGHT,
@@ -213,12 +214,16 @@ def growth_field(
     child's eyes are nearly an adult's, and so larger in the smaller face).
 
     Childhood's strain and the age's landmark shapes (`shapes`, (478, 2) grid moves; :func:`shape_change`) are
-    fitted up to a similarity, and the photo takes the one that holds the chin where it was (the head's outline
-    from crown to chin keeps its size): a child's face is smaller in a head no smaller, its eye line lower, and the
-    neck, the collar and the photo's bottom edge stay as they were. Held at the head's centre, an old face made 5
-    raised its chin a fifth of its distance from the centre and stretched the neck into streaks; a child made 35
-    pushed it below a tight crop's edge. An old face's lengthening (the strains past 50) and its sag are its soft
-    tissue's own and move the chin as they do (held too, adults made 75 read 1.4 years younger on the shipped estimator).
+    fitted on the face from the brows down, up to a similarity; the photo takes the one that keeps the chin where it
+    was, and the cranium above the brows takes the difference: the face from the brows down moves back along the
+    head's down by the chin's motion, the forehead and the crown stretching (or, made grown, gathering) between
+    the brows and the crown, which stays. So a child's small face sits lower in a head that keeps its size (the
+    eye line lower, the forehead taller), and the neck and a tight crop's bottom edge stay as they were. Held at
+    the centre between the ears, an old face made 5 raised its chin a fifth of its distance from the centre and
+    stretched the neck three times over, into streaks; a child made 35 pushed it below a tight crop's edge. Held
+    by a scaling about the crown instead, a face made a child kept the adult face's width within the head and
+    looked swollen at full size. An old face's lengthening (the strains past 50) and its sag are its soft tissue's
+    own and move the chin as they do.
 
     Each part is linear in one number of the target age, so its field is made once per photo and a slider move
     only scales and adds them.
@@ -233,18 +238,19 @@ def growth_field(
     basis = face.cache.get(("growth", k_source))
     if basis is None:
         basis = face.cache[("growth", k_source)] = _growth_basis(face, k_source)
-    strain, eyes, unit_sag, (chin_strain, down, head_height, unit_scale) = basis
+    strain, eyes, unit_sag, (chin_strain, down, unit_lowering) = basis
     held = min(k_target, 0.0) - min(k_source, 0.0)  # childhood's strains (negative); an old face's move the chin
     chin_moves = held * chin_strain + (0.0 if shapes is None else float(shapes[CHIN] @ down))
-    scale = -chin_moves / head_height  # the similarity that holds the chin: a scaling about the crown
     if not grows and sag == 0.0 and abs(chin_moves) < 1e-3:
         return None
     field = np.zeros((*face.grid_shape, 2), np.float32)
-    if grows or scale != 0.0:
-        field += np.float32(k_target - k_source) * strain + np.float32(scale) * unit_scale
-        for across, bump in eyes:  # within the scaling, the strain's magnification of each eye undone
-            keep = (1.0 + k_source * across) / ((1.0 + k_target * across) * (1.0 + scale)) - 1.0
+    if grows:
+        field += np.float32(k_target - k_source) * strain
+        for across, bump in eyes:
+            keep = (1.0 + k_source * across) / (1.0 + k_target * across) - 1.0
             field += np.float32(keep) * bump
+    if chin_moves != 0.0:  # the face from the brows down moves back by the chin's motion, the cranium takes it
+        field -= np.float32(chin_moves) * unit_lowering
     if sag != 0.0:  # an old face made young is lifted by as much as it sagged
         field += np.float32(sag) * unit_sag
     return field
@@ -252,11 +258,11 @@ def growth_field(
 
 def _growth_basis(
     face: EngineFace, k_source: float
-) -> tuple[np.ndarray, list[tuple[float, np.ndarray]], np.ndarray, tuple[float, np.ndarray, float, np.ndarray]]:
+) -> tuple[np.ndarray, list[tuple[float, np.ndarray]], np.ndarray, tuple[float, np.ndarray, np.ndarray]]:
     """The fields :func:`growth_field` scales: the strain's per unit of k, each eye's (1 - cos theta, and its
     magnification per unit), the full sag's, and the chin's anchor: the strain's motion of the chin along the
-    head's down per unit of k, that direction, the head's height (crown to chin: twice the chin's distance from the
-    centre, the cardioid's circle) and the motion of a scaling about the crown per unit of scale."""
+    head's down per unit of k, that direction, and the lowering of the face per unit of it (whole from the brows
+    down, none at the crown: the chin's distance above the centre, the cardioid's circle)."""
     grid_h, grid_w = face.grid_shape
     centre = 0.5 * (face.landmarks[FACE_LEFT, :2] + face.landmarks[FACE_RIGHT, :2])
     down = face.rotation[:2, 1]  # the canonical face's y axis (its chin is +y) in the photo's plane
@@ -275,10 +281,10 @@ def _growth_basis(
     chin = face.landmarks[CHIN, :2] - centre
     chin_across = 1.0 + float(chin @ down) / chin_distance
     chin_strain = float(chin @ down) * chin_across / (1.0 + k_source * chin_across)
-    crown = -chin_distance * down  # from the centre
-    from_crown = np.stack([dx - np.float32(crown[0]), dy - np.float32(crown[1])], axis=-1)
-    unit_scale = (from_crown * reach[..., None]).astype(np.float32)
-    anchor = (chin_strain, down, 2.0 * chin_distance, unit_scale)
+    brows = float((face.landmarks[list(BROW_TOPS), :2].mean(axis=0) - centre) @ down) + chin_distance
+    below_crown = (dx * np.float32(down[0]) + dy * np.float32(down[1]) + np.float32(chin_distance)) / max(brows, 1.0)
+    lowering = (_smoothstep(below_crown) * reach)[..., None] * down.astype(np.float32)
+    anchor = (chin_strain, down, lowering.astype(np.float32))
     eyes = []
     for contour, corners in ((RIGHT_EYE_CONTOUR, RIGHT_EYE_CORNERS), (LEFT_EYE_CONTOUR, LEFT_EYE_CORNERS)):
         eye = face.landmarks[list(contour), :2].mean(axis=0)
