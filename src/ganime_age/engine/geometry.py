@@ -213,17 +213,17 @@ def growth_field(
     out to GROWTH_REACH[0] chin distances and fades to nothing by GROWTH_REACH[1]. The eyes keep their size (a
     child's eyes are nearly an adult's, and so larger in the smaller face).
 
-    Childhood's strain and the age's landmark shapes (`shapes`, (478, 2) grid moves; :func:`shape_change`) are
-    fitted on the face from the brows down, up to a similarity; the photo takes the one that keeps the chin where it
-    was, and the cranium above the brows takes the difference: the face from the brows down moves back along the
-    head's down by the chin's motion, the forehead and the crown stretching (or, made grown, gathering) between
-    the brows and the crown, which stays. So a child's small face sits lower in a head that keeps its size (the
-    eye line lower, the forehead taller), and the neck and a tight crop's bottom edge stay as they were. Held at
-    the centre between the ears, an old face made 5 raised its chin a fifth of its distance from the centre and
-    stretched the neck three times over, into streaks; a child made 35 pushed it below a tight crop's edge. Held
-    by a scaling about the crown instead, a face made a child kept the adult face's width within the head and
-    looked swollen at full size. An old face's lengthening (the strains past 50) and its sag are its soft tissue's
-    own and move the chin as they do.
+    Childhood's strain (fitted on FG-NET's points, brows to chin) and the age's landmark shapes (`shapes`,
+    (478, 2) grid moves; :func:`shape_change`) are each fitted up to a similarity; the photo takes the one that
+    keeps the chin where it was, and the cranium above the brows takes the difference: the face from the brows
+    down moves back along the head's down by the chin's motion, the forehead and the crown stretching (or, made
+    grown, gathering) between the brows and the crown, which stays. So a child's small face sits lower in a head
+    that keeps its size (the eye line lower, the forehead taller), and the neck and a tight crop's bottom edge
+    stay as they were. Held at the centre between the ears, an old face made 5 raised its chin a fifth of its
+    distance from the centre and stretched the neck three times over, into streaks; a child made 35 pushed it
+    below a tight crop's edge. Held by a scaling about the crown instead, a face made a child kept the adult
+    face's width within the head and looked swollen at full size. An old face's lengthening (the strains past
+    50) and its sag are its soft tissue's own and move the chin as they do.
 
     Each part is linear in one number of the target age, so its field is made once per photo and a slider move
     only scales and adds them.
@@ -275,15 +275,15 @@ def _growth_basis(
     # R (1 + k_t a) / (1 + k_s a) - R = R (k_t - k_s) a / (1 + k_s a): linear in k_t
     per_strain = across / (1.0 + np.float32(k_source) * across)
     low, high = GROWTH_REACH
-    reach = 1.0 - _smoothstep((radius / chin_distance - low) / (high - low))
-    per_strain *= reach
+    within = 1.0 - _smoothstep((radius / chin_distance - low) / (high - low))
+    per_strain *= within
     strain = np.stack([dx * per_strain, dy * per_strain], axis=-1).astype(np.float32)
     chin = face.landmarks[CHIN, :2] - centre
     chin_across = 1.0 + float(chin @ down) / chin_distance
     chin_strain = float(chin @ down) * chin_across / (1.0 + k_source * chin_across)
     brows = float((face.landmarks[list(BROW_TOPS), :2].mean(axis=0) - centre) @ down) + chin_distance
     below_crown = (dx * np.float32(down[0]) + dy * np.float32(down[1]) + np.float32(chin_distance)) / max(brows, 1.0)
-    lowering = (_smoothstep(below_crown) * reach)[..., None] * down.astype(np.float32)
+    lowering = (_smoothstep(below_crown) * within)[..., None] * down.astype(np.float32)
     anchor = (chin_strain, down, lowering.astype(np.float32))
     eyes = []
     for contour, corners in ((RIGHT_EYE_CONTOUR, RIGHT_EYE_CORNERS), (LEFT_EYE_CONTOUR, LEFT_EYE_CORNERS)):
