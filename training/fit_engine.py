@@ -49,7 +49,7 @@ import torch
 from ganime_age.conditions import AU_NAMES, NUM_AUS
 from ganime_age.engine import FittedEngine, FittedEngineConfig
 from ganime_age.engine.appearance import band_energies
-from ganime_age.engine.frames import log_image, template_map
+from ganime_age.engine.frames import log_image, template_view
 from ganime_age.engine.geometry import age_weights
 from ganime_age.engine.mouth import gap_colours
 from ganime_age.faces.topology import LEFT_BROW, RIGHT_BROW
@@ -124,9 +124,7 @@ class Templates:
 
         c = self.engine.config
         rgb = load_image(self.root / str(records.paths[row]))
-        mapping = template_map(self.engine.template, records.landmarks[row])
-        face = cv2.remap(rgb, mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-        log_rgb = log_image(face)
+        log_rgb = log_image(template_view(self.engine.template, rgb, records.landmarks[row]))
         energies = band_energies(log_rgb.mean(axis=2), c.band_sigma, c.detail_bands)
         small = c.template_size // c.energy_downsample
         stacked = np.stack([cv2.resize(e, (small, small), interpolation=cv2.INTER_AREA) for e in energies])

@@ -13,11 +13,10 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ganime_age.engine.exemplars import AgeExemplars, AgeExemplarsConfig, describe, smile
-from ganime_age.engine.frames import log_image, template_map
+from ganime_age.engine.frames import log_image, template_view
 from ganime_age.engine.mouth import mouth_gap
 from ganime_age.errors import GanimeAgeError
 from training.data.sources import UTKFACE_NAME
@@ -100,7 +99,7 @@ def build_bank(
             report["turned"] += 1
             continue
         points = np.asarray(face.landmarks.landmarks, np.float64)
-        view = cv2.remap(rgb, template_map(template, points), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        view = template_view(template, rgb, points)
         cm = head_similarity(points, canonical_face()).scale  # photo pixels per canonical centimetre
         descriptors.append(describe(template, log_image(view), mouth_gap(points, cm), smile(points), float(female)))
         views.append(view)

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ganime_age.engine.expressions import expression_weight, pair_change, stored_sides
-from ganime_age.engine.frames import template_map
+from ganime_age.engine.frames import template_view
 from training.data.face_records import FaceRecords, neutral_pairs
 
 
@@ -38,8 +38,7 @@ def fit_expression_pairs(
     def view(row: int) -> tuple[np.ndarray, np.ndarray]:
         """(photo, its view in the template)."""
         rgb = load_image(root / str(records.paths[row]))
-        mapping = template_map(template, records.landmarks[row])
-        return rgb, cv2.remap(rgb, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        return rgb, template_view(template, rgb, records.landmarks[row])
 
     def neutral_view(row: int) -> np.ndarray:
         if row not in neutral_views:

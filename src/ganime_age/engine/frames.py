@@ -109,6 +109,11 @@ def template_map(template: Template, landmarks: np.ndarray) -> np.ndarray:
     return (inside * mask + outside * (1.0 - mask)).astype(np.float32)
 
 
+def template_view(template: Template, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """A photo's face (or any image aligned with it: its log colours) drawn in the template, R x R."""
+    return cv2.remap(image, template_map(template, landmarks), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+
 def template_width(template: Template) -> float:
     """The canonical face's width in template pixels (its oval's left to right points)."""
     v = template.vertices

@@ -24,7 +24,15 @@ from ganime_age.engine.beard import find_beard
 from ganime_age.engine.config import TINT_SCALE, FittedEngineConfig
 from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch, describe, smile, turn_share
 from ganime_age.engine.face import Change, EngineFace
-from ganime_age.engine.frames import GridFrame, Template, log_image, template_for, template_map, template_width
+from ganime_age.engine.frames import (
+    GridFrame,
+    Template,
+    log_image,
+    template_for,
+    template_map,
+    template_view,
+    template_width,
+)
 from ganime_age.engine.hair import Segmenter, hair_greying_share, hair_layer, hair_restoring_share
 from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.pixels import repaint, repaint_table, resample
@@ -246,9 +254,7 @@ class FittedEngine(HubModel):
         return float(1.0 / (1.0 + math.exp(-float(np.clip(features @ weights[:-1] + weights[-1], -30, 30)))))
 
     def sex_features(self, rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        mapping = template_map(self.template, landmarks)
-        face = cv2.remap(rgb, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
-        return self.sex_thumbnail(log_image(face))
+        return self.sex_thumbnail(log_image(template_view(self.template, rgb, landmarks)))
 
     def sex_thumbnail(self, log_face: np.ndarray) -> np.ndarray:
         """A face's log-colour template view -> the sex classifier's input (what the fit trains it on)."""

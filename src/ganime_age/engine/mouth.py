@@ -18,6 +18,7 @@ from ganime_age.engine.face import EngineFace
 from ganime_age.engine.geometry import age_weights, blend
 from ganime_age.engine.pixels import soften_colour
 from ganime_age.engine.tables import EngineTables
+from ganime_age.face_model import canonical_face, head_similarity
 from ganime_age.faces.topology import CHEEK_POINTS, FACE_LEFT, FACE_RIGHT, LOWER_INNER_LIP, UPPER_INNER_LIP
 from ganime_age.meshwarp import rasterise
 
@@ -69,8 +70,6 @@ def gap_colours(rgb: np.ndarray, points: np.ndarray, grid: tuple[int, int]) -> n
 def own_interior(rgb: np.ndarray, points: np.ndarray, grid: tuple[int, int]) -> np.ndarray | None:
     """A driving face's own open mouth (:func:`gap_colours`), or None where its lips barely part (OWN_MOUTH_GAP):
     the gap between them is then lip, not teeth, and the fitted interior is painted."""
-    from ganime_age.face_model import canonical_face, head_similarity
-
     points = np.asarray(points, np.float64)
     if mouth_gap(points, head_similarity(points, canonical_face()).scale) < OWN_MOUTH_GAP:
         return None
