@@ -242,6 +242,12 @@ def add_scaled(target: np.ndarray, change: np.ndarray, amount: float) -> None:
     target[...] = cv2.addWeighted(target.astype(np.int16), 1.0, change, float(amount), 0.0, dtype=cv2.CV_8U)
 
 
+def add_weighted(target: np.ndarray, change: np.ndarray, weight: np.ndarray) -> None:
+    """uint8 `target` += `weight` (per pixel, float32) * int16 `change`, in place, rounded and saturating."""
+    scaled = cv2.multiply(change, cv2.merge([weight] * change.shape[2]), dtype=cv2.CV_32F)
+    target[...] = cv2.add(target.astype(np.float32), scaled, dtype=cv2.CV_8U)
+
+
 @functools.lru_cache(maxsize=8)
 def identity_grid(height: int, width: int) -> np.ndarray:
     """(h, w, 2) float32 pixel positions: the sampling map of an edit that moves nothing."""

@@ -22,7 +22,8 @@ Greying adds to each pixel its hair share of the way from the local hair colour 
 brightness relative to the skin, in the colour of the photo's light, so grey hair under a warm lamp is warm),
 and lifts the strands' light and dark with the hair's brightness, equally in R, G and B (the photo's colour
 noise in black hair is never scaled up). A mixed pixel at the hairline changes by its hair share only, so it
-never turns paler than the skin and hair it mixes: no pale band between the hair and the forehead.
+never turns paler than the skin and hair it mixes: no pale band between the hair and the forehead. Part way
+grey, dark hair on a large face greys strand by strand (:mod:`.strands`): white strands among dark ones.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ganime_age.engine.frames import add_scaled, overlap, resample_grid
+from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid
+from ganime_age.engine.light import head_light, lab_to_rgb
+from ganime_age.engine.strands import greyed_weight, strand_lightness, strand_order, strandness
 from ganime_age.engine.tables import EngineTables
 from ganime_age.engine.texture import log_energy, roughness
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
@@ -46,12 +49,13 @@ HAIR_GRID_FACE = 96  # grid pixels across the face: the hair's statistics and fi
 PERSON_BOX = (1.25, 0.9, 0.8)  # face widths: half-width, above the mesh top and below the chin of the hair box
 NECK_HALF_WIDTH = 0.3  # face widths: below the mouth, hair hangs beside the neck, never on it (nor a beard)
 OTHER_FACE_GROW = 0.15  # face widths: the other faces' hulls grown by this are never another face's edit
-LIGHT_RANGE = (0.8, 1.25)  # the light's colour (grey world of the head's surroundings) per channel, clipped
-LIGHT_TRUST = 0.6  # the power the background's colour is taken to: a blue backdrop is partly the backdrop's own
 WHOLE_PHOTO_SIDE = 512  # pixels: the photo's longest side when the whole scene is segmented
 SCENE_THRESHOLD = 0.05  # the whole photo's silhouette below this is no person's: an edit never changes it there
 SCENE_MISSES = 0.5  # the share of the face the whole photo's silhouette must see for its outline to be trusted
 PLACE_FLOOR = 0.2  # of the way from the skin's colour to the hair's: below it a pixel is skin in shade
+# a pixel this far from the skin's colour to the hair's (its darkest, densest part) is all hair: a fringe's lit,
+# paler strands are hair too, and greyed by a share they turned a flat blond band
+SURE_SHARE = 0.6
 MIN_HAIR_SEEDS = 25  # sure-hair grid pixels needed for a colour model (fewer: bald, or hair as pale as skin)
 SEED_DISTANCE = 27.0  # Lab distance from the skin's colour beyond which a pixel above the brows is surely hair
 # grey and white hair is near pale skin in Lab but has far less colour: a pixel above the brows with less than
@@ -80,13 +84,15 @@ class HairLayer:
     hair: np.ndarray  # (h, w) float32 on the grid: the hair share (what the greying fit and its box read)
     hair_box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 of the hair (photo pixels); None: no hair
     share: np.ndarray | None = None  # (H, W) uint8 at the photo's resolution over `hair_box`: each pixel's hair share
+    order: np.ndarray | None = None  # (H, W) uint8 over `hair_box`: each pixel's rank in greying (strands.py)
+    strands: np.ndarray | None = None  # (H, W) uint8 over `hair_box`: how far it greys strand by strand (strands.py)
     fields: np.ndarray | None = None  # (h, w, 5) float32 on the grid: grey hair minus the local hair colour (RGB),
     # the local hair brightness, and grey hair's brightness gain over it minus 1
     # (h, w) float32 on the grid: 0 on the photo's other faces (grown a little), 1 away from them; None: no others
     apart: np.ndarray | None = None
     # (3,) young hair's colour in this photo's light and at its skin's brightness (None: grey hair stays grey)
     young: np.ndarray | None = None
-    light: np.ndarray | None = None  # (3,) the light's colour around the head, mean 1 (see _light)
+    light: np.ndarray | None = None  # (3,) the light's colour around the head, mean 1 (:func:`.light.head_light`)
     face_width: float = 1.0  # photo pixels
     skin_roughness: float = 0.0  # the face's skin's :func:`.texture.log_energy` (its median): hair is rougher
     # (h, w) float32 on the grid: the face's own mask, where the scene misses the face (a person whatever the
@@ -99,8 +105,8 @@ class HairLayer:
     def grey(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
         """Grey `amount` (0..1) of the hair in `pixels` (uint8 RGB, a photo crop whose top-left is `origin`, holding
         the photo's own pixels), in place. The change at full greying is made once (the first call covering the
-        whole hair) and a slider move scales it: a pixel moves along the line from its colour to its greyed one."""
-        self._add(pixels, origin, amount, "_full", self.full_change)
+        whole hair) and a slider move greys the strands ranked below `amount` (:func:`.strands.greyed_weight`)."""
+        self._add(pixels, origin, amount, "_full", self.full_change, greying=True)
 
     def restore(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
         """Give `amount` (0..1) of its colour back to the grey hair in `pixels` (as :meth:`grey`), in place."""
@@ -114,9 +120,11 @@ class HairLayer:
         amount: float,
         kept: str,
         change: Callable[[np.ndarray, tuple[int, int, int, int]], np.ndarray],
+        greying: bool = False,
     ) -> None:
-        """Add `amount` of a full change of the hair (`change(pixels, box)`) to `pixels`, in place; the change over
-        the whole hair box is made once and kept in the attribute named `kept`."""
+        """Add `amount` of a full change of the hair (`change(pixels, box)`) to `pixels`, in place (`greying`: strand
+        by strand, see :meth:`grey`); the change over the whole hair box is made once and kept in the attribute
+        named `kept`."""
         if self.hair_box is None or amount <= 0.0:
             return
         found = overlap(pixels, origin, self.hair_box)
@@ -124,18 +132,27 @@ class HairLayer:
             return
         target, box = found
         if box != self.hair_box:
-            add_scaled(target, change(target, box), amount)
-            return
-        if getattr(self, kept) is None:
-            setattr(self, kept, change(target, box))
-        add_scaled(target, getattr(self, kept), amount)
+            full = change(target, box)
+        else:
+            if getattr(self, kept) is None:
+                setattr(self, kept, change(target, box))
+            full = getattr(self, kept)
+        if greying and self.order is not None:
+            ranks, share = self._inside(self.order, box), self._inside(self.strands, box)
+            add_weighted(target, full, greyed_weight(ranks, share, amount))
+        else:
+            add_scaled(target, full, amount)
+
+    def _inside(self, field: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        """A field over `hair_box` (photo resolution) cut to the photo box `box` inside it."""
+        x0, y0, x1, y1 = box
+        hx0, hy0, _, _ = self.hair_box
+        return field[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0]
 
     def restoring_change(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """(h, w, 3) int16: what giving grey hair all its colour back adds to the photo's `pixels` over `box`: each
         channel scaled towards young hair's (never brightened), as far as the pixel is hair and grey."""
-        x0, y0, x1, y1 = box
-        hx0, hy0, _, _ = self.hair_box
-        share = self.share[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0].astype(np.float32) * np.float32(1.0 / 255.0)
+        share = self._inside(self.share, box).astype(np.float32) * np.float32(1.0 / 255.0)
         values = pixels.astype(np.float32)
         local = cv2.GaussianBlur(values, (0, 0), max(RESTORE_SCALE * self.face_width, 0.7)).reshape(values.shape)
         white_lit = local / (self.light if self.light is not None else np.ones(3, np.float32))
@@ -152,19 +169,19 @@ class HairLayer:
 
     def full_change(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """(h, w, 3) int16: what fully greying the hair adds to the photo's `pixels` over the photo box `box`."""
-        x0, y0, x1, y1 = box
-        hx0, hy0, _, _ = self.hair_box
-        fields = self.fields_at(x0, y0, x1, y1)
-        share = self.share[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0].astype(np.float32) * np.float32(1.0 / 255.0)
+        fields = self.fields_at(*box)
+        share = self._inside(self.share, box).astype(np.float32) * np.float32(1.0 / 255.0)
         values = pixels.astype(np.float32)
         brightness = values.mean(axis=2)
         # strands' light and dark grow with the brightness inside the hair only: a hairline pixel part skin is
         # bright for its skin, and its lift printed a pale band along the hairline
         inside = np.clip((share - 0.6) / 0.3, 0.0, 1.0)
         strands = (brightness - fields[..., 3]) * fields[..., 4] * inside * np.float32(STRAND_LIFT)
+        grey = fields[..., 3] + fields[..., :3].mean(axis=2)  # grey hair's brightness
+        if self.order is not None:  # fully grey hair has strands too
+            strands += strand_lightness(self._inside(self.order, box), self._inside(self.strands, box)) * grey * inside
         added = share[..., None] * (fields[..., :3] + strands[..., None])
         # and no pixel ends brighter than grey hair's lightest strands, or than it was
-        grey = fields[..., 3] + fields[..., :3].mean(axis=2)
         ceiling = np.maximum(grey * np.float32(STRAND_CEILING), brightness)
         lift = added.mean(axis=2)
         over = brightness + lift - ceiling
@@ -335,7 +352,7 @@ def hair_layer(
         return layer  # bald, hair as pale as the skin, or no hair in view: hair is left alone
     hair_model = _gaussian(lab[seeds])
     share = _connected_below(_hair_share(lab, skin_model, hair_model) * region, float(local[MOUTH_CENTRE, 1]))
-    light = _light(grid, person)
+    light = head_light(grid, person, lab_to_rgb(skin_model[0]))
     fields = _grey_fields(grid, share, light * np.float32(level * skin), width_grid)
     layer.light = light
     # a photo without colour (black and white) tells grey hair from skin by nothing: no colour is given back
@@ -351,9 +368,11 @@ def hair_layer(
     py1 = min(int(np.ceil((hair_rows.max() + 2 + 0.5) / sy - 0.5)) + y0 + 1, y1)
     layer.hair, layer.fields = share.astype(np.float32), fields
     weight = read_grid(region, layer.box, (px0, py0, px1, py1))  # the region at the photo's resolution
-    fine = _hair_share(_lab(rgb[py0:py1, px0:px1]), skin_model, hair_model) * weight
+    fine = np.clip(_hair_share(_lab(rgb[py0:py1, px0:px1]), skin_model, hair_model) / SURE_SHARE, 0.0, 1.0) * weight
     layer.hair_box = (px0, py0, px1, py1)
     layer.share = np.round(255.0 * np.clip(fine, 0.0, 1.0)).astype(np.uint8)
+    layer.order, coherence = strand_order(rgb[py0:py1, px0:px1], face_width)
+    layer.strands = strandness(read_grid(fields[..., 4], layer.box, layer.hair_box), coherence, face_width)
     return layer
 
 
@@ -435,19 +454,6 @@ def _hair_share(lab: np.ndarray, skin: tuple[np.ndarray, np.ndarray], hair: tupl
     log_ratio = 0.5 * (d_skin - d_hair) + 1.5 * np.log(2.0)  # the broadened model's normalisation
     likely = 1.0 / (1.0 + np.exp(-np.clip(log_ratio, -30.0, 30.0)))
     return (place * likely).astype(np.float32)
-
-
-def _light(grid: np.ndarray, person: np.ndarray) -> np.ndarray:
-    """The colour of the photo's light around the head, per channel with mean 1: grey hair takes it. Read from
-    what surrounds the person (grey world of the background: skin and hair would make every light warm), taken
-    in part (LIGHT_TRUST): a backdrop's colour is partly its own paint (a blue one greyed hair blue); white light
-    where too little of it is in view."""
-    background = person < 0.05
-    if background.mean() < 0.05:
-        return np.ones(3, np.float32)
-    mean = grid[background].astype(np.float64).mean(axis=0) + 1.0
-    light = (mean / mean.mean()) ** LIGHT_TRUST
-    return np.clip(light / light.mean(), *LIGHT_RANGE).astype(np.float32)
 
 
 def _grey_fields(grid: np.ndarray, share: np.ndarray, grey: np.ndarray, face_width: float) -> np.ndarray:

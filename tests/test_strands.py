@@ -1,0 +1,135 @@
+"""Hair greys strand by strand (engine/strands.py): salt and pepper on full-size photos, no flat band at the
+hairline, and evenly where the face is too small for its strands to show."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from ganime_age.engine import FittedEngine
+from ganime_age.engine.strands import greyed_weight
+
+HALF_GREY = 0.64  # the shipped engine's greying share from 25 to 75
+
+
+@functools.lru_cache(maxsize=1)
+def _segment() -> Any:
+    from ganime_age.faces.segment import SelfieSegmenter
+
+    return SelfieSegmenter()
+
+
+@pytest.fixture(scope="module")
+def shipped() -> FittedEngine:
+    from ganime_age.editing import DEFAULT_ENGINE_DIR
+    from ganime_age.hub import load_pretrained
+
+    return load_pretrained(DEFAULT_ENGINE_DIR)
+
+
+def _held_out_full_size(shared_dir: Path, indices: tuple[int, ...]) -> list[np.ndarray]:
+    from ganime_age.faces import load_image
+    from training.evaluation.gates import full_size_photos, test_photos
+
+    people = {p.person for p in test_photos("cfee", shared_dir / "datasets" / "cfee")}
+    paths = full_size_photos(shared_dir / "datasets" / "cfee_full", people, 40)
+    return [load_image(paths[i]) for i in indices]
+
+
+def _prepared(engine: FittedEngine, photo: np.ndarray) -> tuple[Any, np.ndarray]:
+    from ganime_age.faces import FaceAnalyzer
+
+    landmarks = FaceAnalyzer().analyze(photo)[0].landmarks.landmarks
+    return engine.prepare_face(photo, landmarks, segment=_segment()), landmarks
+
+
+def _shifted_correlation(ranks: np.ndarray, sure: np.ndarray, dy: int, dx: int) -> float:
+    """The correlation of the ranks with the ranks (dy, dx) pixels away, over pixels both sure hair."""
+    height, width = ranks.shape
+    first = (slice(0, height - dy), slice(0, width - dx))
+    second = (slice(dy, height), slice(dx, width))
+    both = sure[first] & sure[second]
+    return float(np.corrcoef(ranks[first][both], ranks[second][both])[0, 1])
+
+
+def _brightness_spread(rgb: np.ndarray, where: np.ndarray) -> float:
+    return float(rgb[where].astype(np.float32).mean(axis=1).std())
+
+
+def _fine_detail(rgb: np.ndarray, where: np.ndarray) -> float:
+    """The spread of the brightness's detail finer than 2 pixels, over `where`."""
+    grey = rgb.astype(np.float32).mean(axis=2)
+    return float((grey - cv2.GaussianBlur(grey, (0, 0), 2.0))[where].std())
+
+
+def test_strands_are_ranked_uniformly_and_streak_along_real_hair(shipped: FittedEngine, shared_dir: Path) -> None:
+    """On held-out full-size photos (long hair hanging, short hair brushed up) the greying ranks are uniform over
+    the hair and run along it (a rank is like the one 4 pixels up or down, unlike the one 4 pixels beside); the
+    weight greys nothing at 0, everything at 1, and about `amount` of the hair in between."""
+    for photo in _held_out_full_size(shared_dir, (2, 3)):
+        layer = _prepared(shipped, photo)[0].layer
+        assert layer.order is not None and layer.order.shape == layer.share.shape
+        sure = layer.share > 230
+        quarters = np.bincount((layer.order[sure] // 64).ravel(), minlength=4) / sure.sum()
+        assert np.all(np.abs(quarters - 0.25) < 0.03), quarters
+        ranks = layer.order.astype(np.float32)
+        along, across = _shifted_correlation(ranks, sure, 4, 0), _shifted_correlation(ranks, sure, 0, 4)
+        assert along > 0.25 and along > 2.0 * across, (along, across)
+        strands = layer.strands[sure]
+        assert strands.mean() > 60  # dark hair on a face 400 pixels wide greys mostly strand by strand
+        for amount in (0.0, 1.0):
+            assert np.all(greyed_weight(layer.order, layer.strands, amount) == amount)
+        half = greyed_weight(layer.order, layer.strands, HALF_GREY)[sure]
+        assert abs(float(half.mean()) - HALF_GREY) < 0.05
+        # whiter strands among darker ones
+        assert (half > HALF_GREY + 0.1).mean() > 0.2 and (half < HALF_GREY - 0.1).mean() > 0.2
+
+
+def test_half_grey_hair_is_salt_and_pepper_with_no_flat_band_at_the_hairline(
+    shipped: FittedEngine, shared_dir: Path
+) -> None:
+    """Greyed half way (25 made 75) on held-out full-size photos, dark hair spreads into light and dark strands
+    (its brightness spread grows by 1.8 times at least; each pixel greyed the same share of the way, it grew 1.2-1.4
+    times) and the hair along the hairline keeps at least its own fine detail (greyed evenly, it fell to under half
+    on a short dark hairline: a flat grey band)."""
+    for photo in _held_out_full_size(shared_dir, (0, 3, 4)):
+        face, landmarks = _prepared(shipped, photo)
+        layer = face.layer
+        x0, y0, x1, y1 = layer.hair_box
+        before = photo[y0:y1, x0:x1]
+        greyed = before.copy()
+        layer.grey(greyed, (x0, y0), HALF_GREY)
+        sure = layer.share > 230
+        spread = [_brightness_spread(rgb, sure) for rgb in (before, greyed)]
+        assert spread[1] > 1.8 * spread[0], spread
+        # the hairline: hair within a twelfth of a face width outside the face's mesh
+        hull = np.zeros(photo.shape[:2], np.uint8)
+        points = np.round(cv2.convexHull(landmarks[:468, :2].astype(np.float32))).astype(np.int32)
+        cv2.fillConvexPoly(hull, points, 1)
+        reach = int(0.08 * np.linalg.norm(landmarks[454, :2] - landmarks[234, :2])) | 1
+        ring = (cv2.dilate(hull, np.ones((reach, reach), np.uint8)) - hull)[y0:y1, x0:x1].astype(bool)
+        hairline = ring & (layer.share > 128)
+        assert hairline.sum() > 2000
+        fine = [_fine_detail(rgb, hairline) for rgb in (before, greyed)]
+        assert fine[1] > fine[0], fine
+
+
+def test_a_small_face_greys_evenly(shipped: FittedEngine, shared_dir: Path) -> None:
+    """A UTKFace crop's face (about 185 pixels wide) has strands finer than its pixels: its hair greys evenly,
+    every pixel the same share of the way (rank streaks drew pen hatching there)."""
+    from ganime_age.faces import load_image
+    from training.evaluation.gates import test_photos
+
+    photos = [p for p in test_photos("utkface", shared_dir / "datasets" / "utkface") if 20 <= p.age <= 40][:12]
+    layers = [_prepared(shipped, load_image(p.path))[0].layer for p in photos]
+    haired = [layer for layer in layers if layer.hair_box is not None]
+    assert len(haired) >= 6
+    for layer in haired:
+        assert layer.face_width < 200 and not layer.strands.any()
+        weight = greyed_weight(layer.order, layer.strands, HALF_GREY)
+        assert np.allclose(weight, HALF_GREY)
