@@ -83,8 +83,8 @@ def test_strands_are_ranked_uniformly_and_streak_along_real_hair(shipped: Fitted
         strands = layer.strands[sure]
         assert strands.mean() > 60  # dark hair on a face 400 pixels wide greys mostly strand by strand
         for amount in (0.0, 1.0):
-            assert np.all(greyed_weight(layer.order, layer.strands, amount) == amount)
-        half = greyed_weight(layer.order, layer.strands, HALF_GREY)[sure]
+            assert np.all(greyed_weight(layer.order, layer.strands, amount) == round(255 * amount))
+        half = greyed_weight(layer.order, layer.strands, HALF_GREY)[sure] / 255.0
         assert abs(float(half.mean()) - HALF_GREY) < 0.05
         # whiter strands among darker ones
         assert (half > HALF_GREY + 0.1).mean() > 0.2 and (half < HALF_GREY - 0.1).mean() > 0.2
@@ -132,4 +132,4 @@ def test_a_small_face_greys_evenly(shipped: FittedEngine, shared_dir: Path) -> N
     for layer in haired:
         assert layer.face_width < 200 and not layer.strands.any()
         weight = greyed_weight(layer.order, layer.strands, HALF_GREY)
-        assert np.allclose(weight, HALF_GREY)
+        assert np.all(weight == round(255 * HALF_GREY))

@@ -243,9 +243,10 @@ def add_scaled(target: np.ndarray, change: np.ndarray, amount: float) -> None:
 
 
 def add_weighted(target: np.ndarray, change: np.ndarray, weight: np.ndarray) -> None:
-    """uint8 `target` += `weight` (per pixel, float32) * int16 `change`, in place, rounded and saturating."""
-    scaled = cv2.multiply(change, cv2.merge([weight] * change.shape[2]), dtype=cv2.CV_32F)
-    target[...] = cv2.add(target.astype(np.float32), scaled, dtype=cv2.CV_8U)
+    """uint8 `target` += `weight` / 255 (per pixel, int16 0..255) * int16 `change`, in place, rounded and
+    saturating."""
+    scaled = cv2.multiply(change, cv2.merge([weight] * change.shape[2]), scale=1.0 / 255.0, dtype=cv2.CV_16S)
+    target[...] = cv2.add(target, scaled, dtype=cv2.CV_8U)
 
 
 @functools.lru_cache(maxsize=8)

@@ -63,14 +63,15 @@ def strand_order(rgb: np.ndarray, face_width: float) -> tuple[np.ndarray, np.nda
 
 
 def greyed_weight(order: np.ndarray, strandness: np.ndarray, amount: float) -> np.ndarray:
-    """(h, w) float32 0..1: how grey each pixel of rank `order` (uint8) is when `amount` of the hair has greyed:
+    """(h, w) int16 0..255: how grey each pixel of rank `order` (uint8) is when `amount` of the hair has greyed:
     all of it at amount 1, none at 0, in between the pixels ranked lowest first as far as their `strandness`
-    (uint8, :func:`strandness`) says, the rest of the way evenly."""
+    (uint8, :func:`strandness`) says, the rest of the way evenly. In integers, with a table per amount: a slider
+    move pays a few passes over the hair for it."""
     reach = float(amount) * (1.0 + GREYING_SOFTNESS)
-    ranks = order.astype(np.float32) * np.float32(1.0 / 255.0)
-    strands = np.clip((reach - ranks) / GREYING_SOFTNESS, 0.0, 1.0)
-    share = strandness.astype(np.float32) * np.float32(1.0 / 255.0)
-    return np.float32(amount) + share * (strands - np.float32(amount))
+    by_rank = np.clip((reach - np.arange(256) / 255.0) / GREYING_SOFTNESS, 0.0, 1.0)
+    strands = cv2.LUT(order, np.round(255.0 * by_rank).astype(np.uint8)).astype(np.int16)
+    level = np.int16(round(255.0 * float(amount)))
+    return cv2.multiply(strands - level, strandness.astype(np.int16), scale=1.0 / 255.0, dtype=cv2.CV_16S) + level
 
 
 def strand_lightness(order: np.ndarray, strandness: np.ndarray) -> np.ndarray:
