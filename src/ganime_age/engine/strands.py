@@ -16,20 +16,20 @@ import cv2
 import numpy as np
 
 STRAND_LENGTH = 0.1  # face widths: the length of a streak of the rank's noise
-STRAND_WIDTH = 0.001  # face widths: its width (a pixel at least)
+STRAND_WIDTH = 0.001  # face widths: its width (the noise's blur; 0.8 px at least: finer, a streak's edge stepped)
 STRAND_FACE = 400.0  # pixels: the ranks are drawn on the hair shrunk to at most this face width, then enlarged
-ORIENTATIONS = 8  # directions the noise is streaked along; a pixel's blends its two nearest
+ORIENTATIONS = 16  # directions the noise is streaked along; a pixel's blends its two nearest
 DIRECTION_SCALE = 0.02  # face widths: the neighbourhood a pixel's strand direction is read over
-GREYING_SOFTNESS = 0.25  # of the ranks: how gradually one strand greys as the share passes its rank
+GREYING_SOFTNESS = 0.5  # of the ranks: how gradually one strand greys as the share passes its rank
 # a photo's pixel holds several strands: this share of the greying is every pixel's, the rest strand by strand
-STRAND_MIX = 0.5
+STRAND_MIX = 0.6
 STRAND_LIFTS = (0.3, 1.5)  # grey hair's brightness gain less 1: even greying below the first, strands from the second
 # pixels across the face: below the first its hair's strands and locks are finer than a pixel (at 1:1 a rank's
 # streaks drew pen hatching), from the second they show
 STRAND_RESOLVED = (200.0, 350.0)
 STRAIGHT = (0.2, 0.5)  # coherence: hair runs no one way below the first, surely one way from the second
-# of grey hair's brightness, times the strandness (at most a half): the first strands to grey end lighter, the last
-# darker, by up to half of this
+# of grey hair's brightness, times the strandness (at most 1 - STRAND_MIX): the first strands to grey end lighter,
+# the last darker, by up to half of this
 STRAND_SPREAD = 0.3
 SEED = 20260  # the same photo gives the same strands, edit after edit
 
@@ -44,7 +44,7 @@ def strand_order(rgb: np.ndarray, face_width: float) -> tuple[np.ndarray, np.nda
     pixels_across = face_width * scale
     angle, coherence = _strand_direction(small.astype(np.float32).mean(axis=2), pixels_across)
     noise = np.random.default_rng(SEED).standard_normal((small_h, small_w)).astype(np.float32)
-    noise = cv2.GaussianBlur(noise, (0, 0), max(STRAND_WIDTH * pixels_across, 0.5))
+    noise = cv2.GaussianBlur(noise, (0, 0), max(STRAND_WIDTH * pixels_across, 0.8))
     length = max(3, round(STRAND_LENGTH * pixels_across) | 1)
     streaks = np.zeros_like(noise)
     for index in range(ORIENTATIONS):
