@@ -196,8 +196,10 @@ def test_pairs_ages_and_tables() -> None:
 
 def test_gates_of_an_engine_that_edits_nothing(tmp_path: Path, shared_dir: Path) -> None:
     """An engine with empty tables gives every photo back: identity and do-no-harm pass, age and expression do
-    not, and the gates say so (on real held-out photos, through FaceEditor, judged by dlib and the estimator)."""
+    not, and the gates say so (on real held-out photos, through FaceEditor, judged by dlib and the estimator);
+    identity at 5, 10, 15 and 75 stands on FG-NET floors of real photos (two people's here)."""
     from ganime_age.engine import FittedEngine
+    from training.evaluation.fgnet_floors import FLOOR_SPANS, span_label
 
     FittedEngine().save_pretrained(tmp_path / "nothing")
     out_json, samples = tmp_path / "gates.json", tmp_path / "grids"
@@ -205,7 +207,8 @@ def test_gates_of_an_engine_that_edits_nothing(tmp_path: Path, shared_dir: Path)
     args = ["gates", "--engine", str(tmp_path / "nothing"), "--utkface", str(datasets / "utkface")]
     args += ["--cfee", str(datasets / "cfee"), "--cfee-full", str(datasets / "cfee_full")]
     args += ["--max-faces", "3", "--max-full", "1", "--max-real", "40", "--max-people", "3"]
-    args += ["--samples", str(samples), "--json", str(out_json)]
+    args += ["--fgnet", str(datasets / "fgnet"), "--max-fgnet-people", "2"]
+    args += ["--samples", str(samples), "--json", str(out_json), "--markdown", str(tmp_path / "gates.md")]
     assert main(args) == 0
     result = json.loads(out_json.read_text())
     rows = result["age"]["rows"]
@@ -229,6 +232,13 @@ def test_gates_of_an_engine_that_edits_nothing(tmp_path: Path, shared_dir: Path)
     assert passed["do no harm: fine detail kept, own-age edit of full-size photos"]
     assert passed["artefacts: fine colour detail, edits / inputs (worst)"]
     assert passed["identity (dlib) verified, expression edits (worst)"]
+    floors = result["identity_floors"]  # the same person's real photos years apart: verified less than always
+    assert [f["span"] for f in floors] == [span_label(s) for s in FLOOR_SPANS]
+    assert all(f["pairs"] > 0 and f["people"] >= 1 and 0.0 <= f["verified"] <= 1.0 for f in floors), floors
+    for group in ("targets 5 and 10", "targets 15 and 75"):  # an unedited photo verifies at 100%: any floor
+        gate = next(g for g in result["gates"] if g["gate"] == f"identity (dlib) verified, {group} (worst)")
+        assert gate["passes"] and "FG-NET floor" in gate["needed"], gate
+    assert "Identity floors" in (tmp_path / "gates.md").read_text()
     assert 0.3 < result["identity_threshold"]["distance"] < 0.7  # dlib's usual same-person distances
     assert len(result["real_reading_curve"]) == 101
     expected = {"gates_age.jpg", "gates_aus.jpg", "gates_expression.jpg", "gates_full.jpg", "gates_turned.jpg"}
@@ -271,7 +281,8 @@ def test_ages_in_every_direction_on_real_held_out_faces(tmp_path: Path, shared_d
     """Issue 39's evaluation on tiny numbers: every direction read by both age networks against real faces of the
     target age, FG-NET identity floors of real photos, and ground truth on held-out FG-NET people."""
     from training.data.fgnet import fgnet_split, parse_fgnet
-    from training.evaluation.ages import DIRECTIONS, FLOOR_SPANS, REAL_WINDOWS, span_label
+    from training.evaluation.ages import DIRECTIONS, REAL_WINDOWS
+    from training.evaluation.fgnet_floors import FLOOR_SPANS, span_label
 
     datasets = shared_dir / "datasets"
     listing = parse_fgnet(datasets / "fgnet")

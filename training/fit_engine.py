@@ -25,8 +25,8 @@ held-out faces were never seen):
 
 ``fit_engine.py hair --engine DIR --utkface ... [--cache ...]`` fits the hair alone into an engine folder.
 
-Then ``training/evaluate.py gates --engine DIR --samples DIR --markdown DIR/evaluation.md`` measures it on the
-held-out photos, and ``training/fit_engine.py card --engine DIR`` puts the table and the grids into its card.
+Then ``training/evaluate.py gates --engine DIR --fgnet FOLDER --samples DIR --markdown DIR/evaluation.md`` measures
+it on the held-out photos, and ``training/fit_engine.py card --engine DIR`` puts the table and the grids into its card.
 """
 
 from __future__ import annotations

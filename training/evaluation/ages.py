@@ -15,18 +15,20 @@ reading is taken by analysing the edited photo again, as the gates do (:class:`t
   held-out UTKFace faces of the target age (:data:`REAL_WINDOWS`); a row passes where both gaps are within
   :data:`AGE_TOLERANCE` years. Identity: dlib's descriptor verifies each edit as its input at FAR 1%, beside the
   floor of real photos of one person across the nearest span (:data:`FLOOR_OF`).
-- **Identity floors** (all FG-NET people): how often dlib verifies real photos of one person across the spans of
-  :data:`FLOOR_SPANS`, all same-person pairs, at the threshold of 1% false accepts on pairs of different FG-NET
-  people (every age; ``--threshold`` sets a distance instead).
+- **Identity floors** (all FG-NET people, :mod:`training.evaluation.fgnet_floors`): how often dlib verifies real
+  photos of one person across the spans of :data:`~training.evaluation.fgnet_floors.FLOOR_SPANS`, all
+  same-person pairs, at the threshold of 1% false accepts on pairs of different FG-NET people (every age;
+  ``--threshold`` sets a distance instead).
 - **Ground truth** (FG-NET's held-out people, :func:`training.data.fgnet.fgnet_split`): each person's adult photo
   (>= 20, the one nearest 30) edited to the age of each of their real child (3-12) and teen (13-17) photos; the
   gain is dlib's distance adult-to-real minus edit-to-real (> 0: the edit moved toward the real young face), per
   person averaged over their photos; the share of people whose mean gain is positive.
 
-FG-NET photos are scans of family photos: each is cut to a square of :data:`FGNET_CROP` times its 68 landmarks'
-extent around them (within the photo), and a face the editor finds is the person's only where its box holds the
-landmarks' centre. Where the editor finds no face in a real FG-NET photo, its descriptor is taken on the
-landmarks' box (floors only; nothing is edited there).
+FG-NET photos are scans of family photos: each is cut to a square of
+:data:`~training.evaluation.fgnet_floors.FGNET_CROP` times its 68 landmarks' extent around them (within the
+photo), and a face the editor finds is the person's only where its box holds the landmarks' centre. Where the
+editor finds no face in a real FG-NET photo, its descriptor is taken on the landmarks' box (floors only; nothing
+is edited there).
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,18 @@ import numpy as np
 
 from ganime_age.errors import GanimeAgeError
 from training.evaluate import spread_indices
+from training.evaluation.fgnet_floors import (
+    FLOOR_SPANS,
+    FgnetFace,
+    Input,
+    describe_fgnet,
+    identity_floors,
+    read_at,
+    span_label,
+)
 from training.evaluation.gates import (
     GRID_SUFFIX,
     Judge,
-    Reading,
     face_tile,
     impostor_threshold,
     judged_editor,
@@ -74,14 +83,6 @@ REAL_WINDOWS: dict[float, tuple[int, int]] = {
     75.0: (73, 77),
     90.0: (85, 100),
 }
-# identity floors: real photos of one FG-NET person, a photo in each span (years)
-FLOOR_SPANS: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
-    ((3, 8), (20, 45)),
-    ((3, 8), (13, 19)),
-    ((9, 12), (20, 45)),
-    ((13, 19), (20, 45)),
-    ((20, 30), (40, 69)),
-)
 # which floor an edit's verification stands beside: the measured span nearest the edit's (FG-NET has few people
 # past 60, so the edits to and from 75-90 borrow 20-30 vs 40-69, and a child made 75 or an old person made 5
 # borrow 3-8 vs 20-45: both spans are shorter than the edit's, their floors higher than the honest one)
@@ -101,73 +102,7 @@ FGNET_ADULT = 20  # an adult photo: at least this old; the one nearest FGNET_ADU
 FGNET_ADULT_PREFERRED = 30
 FGNET_YOUNG: dict[str, tuple[int, int]] = {"child": (3, 12), "teen": (13, 17)}
 FGNET_CHILD_INPUT = 6  # the held-out person's photo aged 3-9 nearest this is their "fgnet children" input
-FGNET_CROP = 2.0  # an FG-NET photo is cut to this many times its landmarks' extent
 GRID_PEOPLE = 6
-
-
-def span_label(span: tuple[tuple[int, int], tuple[int, int]]) -> str:
-    (a, b), (c, d) = span
-    return f"{a}-{b} vs {c}-{d}"
-
-
-# -- inputs -------------------------------------------------------------------------------------------------
-@dataclass
-class Input:
-    """A photo to edit: a UTKFace file, or an FG-NET photo cut around its landmarks."""
-
-    path: Path
-    age: float  # the true age (the file name's)
-    person: str = ""
-    points: np.ndarray | None = None  # FG-NET's 68 landmarks: cut the photo around them
-
-    def image(self) -> np.ndarray:
-        from ganime_age.faces import load_image
-
-        rgb = load_image(self.path)
-        if self.points is None:
-            return rgb
-        return fgnet_crop(rgb, self.points)[0]
-
-    @property
-    def centre(self) -> np.ndarray | None:
-        """The landmarks' centre in the image :meth:`image` gives (None: any face found is the one)."""
-        if self.points is None:
-            return None
-        return self.points.mean(axis=0) - fgnet_crop_origin(self.points)
-
-
-def fgnet_crop_origin(points: np.ndarray) -> np.ndarray:
-    """The top-left pixel of :func:`fgnet_crop`'s cut in the photo."""
-    low, high = points.min(axis=0), points.max(axis=0)
-    half = 0.5 * FGNET_CROP * float((high - low).max())
-    origin = np.floor((low + high) / 2.0 - half)
-    return np.maximum(origin, 0.0)
-
-
-def fgnet_crop(rgb: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The photo cut to a square of FGNET_CROP times the landmarks' extent around them (within the photo), and the
-    landmarks in the cut's pixels."""
-    low, high = points.min(axis=0), points.max(axis=0)
-    half = 0.5 * FGNET_CROP * float((high - low).max())
-    left, top = (int(v) for v in fgnet_crop_origin(points))
-    right = min(int(np.ceil((low[0] + high[0]) / 2.0 + half)), rgb.shape[1])
-    bottom = min(int(np.ceil((low[1] + high[1]) / 2.0 + half)), rgb.shape[0])
-    return np.ascontiguousarray(rgb[top:bottom, left:right]), points - np.array([left, top], np.float32)
-
-
-def points_box(points: np.ndarray) -> tuple[int, int, int, int]:
-    """(x, y, w, h) of the 68 landmarks (jaw, brows): about what dlib's detector boxes."""
-    low, high = points.min(axis=0), points.max(axis=0)
-    return round(float(low[0])), round(float(low[1])), round(float(high[0] - low[0])), round(float(high[1] - low[1]))
-
-
-def read_at(judge: Judge, rgb: np.ndarray, centre: np.ndarray | None) -> Reading | None:
-    """The judge's reading of the photo's first face, where that face's box holds `centre` (if given)."""
-    reading = judge.read(rgb)
-    if reading is None or centre is None:
-        return reading
-    x, y, w, h = reading.box
-    return reading if x <= centre[0] <= x + w and y <= centre[1] <= y + h else None
 
 
 # -- real faces of the target ages ----------------------------------------------------------------------------
@@ -282,67 +217,6 @@ def judged_row(row: dict[str, Any], reference: dict[str, Any], floors: list[dict
 
 
 # -- FG-NET ---------------------------------------------------------------------------------------------------
-@dataclass
-class FgnetFace:
-    """A real FG-NET photo as the judges see it."""
-
-    photo: Any  # training.data.fgnet.FgnetPhoto
-    points: np.ndarray
-    descriptor: np.ndarray | None
-    found: bool  # the editor found the person's face (else the descriptor is on the landmarks' box)
-
-    def input(self) -> Input:
-        return Input(self.photo.path, float(self.photo.age), self.photo.person, self.points)
-
-
-def describe_fgnet(judge: Judge, photos: list[Any]) -> list[FgnetFace]:
-    """dlib's descriptor of each photo's person (on the editor's face box, else on the landmarks' box)."""
-    from ganime_age.faces import load_image
-
-    faces = []
-    for photo in photos:
-        points = photo.points()
-        inp = Input(photo.path, float(photo.age), photo.person, points)
-        rgb, local = fgnet_crop(load_image(photo.path), points)
-        reading = read_at(judge, rgb, inp.centre)
-        box = reading.box if reading is not None else points_box(local)
-        try:
-            descriptor = judge.identity.embed(rgb, box)
-        except GanimeAgeError:
-            descriptor = None
-        faces.append(FgnetFace(photo, points, descriptor, reading is not None))
-    return faces
-
-
-def identity_floors(faces: list[FgnetFace], verified: Callable[[np.ndarray, np.ndarray], bool]) -> list[dict]:
-    """Verification of real pairs of one person across each span of FLOOR_SPANS."""
-    by_person: dict[str, list[FgnetFace]] = {}
-    for face in faces:
-        if face.descriptor is not None:
-            by_person.setdefault(face.photo.person, []).append(face)
-    floors = []
-    for span in FLOOR_SPANS:
-        (a, b), (c, d) = span
-        pairs, per_person = [], []
-        for person_faces in by_person.values():
-            young = [f for f in person_faces if a <= f.photo.age <= b]
-            old = [f for f in person_faces if c <= f.photo.age <= d]
-            mine = [float(verified(y.descriptor, o.descriptor)) for y in young for o in old if y is not o]
-            pairs += mine
-            if mine:
-                per_person.append(float(np.mean(mine)))
-        floors.append(
-            {
-                "span": span_label(span),
-                "pairs": len(pairs),
-                "people": len(per_person),
-                "verified": finite_mean(pairs),
-                "verified_per_person": finite_mean(per_person),
-            }
-        )
-    return floors
-
-
 def adult_photo(faces: list[FgnetFace]) -> FgnetFace | None:
     """The person's adult photo to edit: found by the editor, >= FGNET_ADULT, nearest FGNET_ADULT_PREFERRED."""
     adults = [f for f in faces if f.found and f.descriptor is not None and f.photo.age >= FGNET_ADULT]
