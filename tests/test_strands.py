@@ -73,6 +73,9 @@ def test_strands_are_ranked_uniformly_and_streak_along_real_hair(shipped: Fitted
     weight greys nothing at 0, everything at 1, and about `amount` of the hair in between."""
     for photo in _held_out_full_size(shared_dir, (2, 3)):
         layer = _prepared(shipped, photo)[0].layer
+        assert layer.order is None  # drawn at the hair's first greying, not for every edit
+        x0, y0, x1, y1 = layer.hair_box
+        layer.grey(photo[y0:y1, x0:x1].copy(), (x0, y0), HALF_GREY)
         assert layer.order is not None and layer.order.shape == layer.share.shape
         sure = layer.share > 230
         quarters = np.bincount((layer.order[sure] // 64).ravel(), minlength=4) / sure.sum()
@@ -126,10 +129,12 @@ def test_a_small_face_greys_evenly(shipped: FittedEngine, shared_dir: Path) -> N
     from training.evaluation.gates import test_photos
 
     photos = [p for p in test_photos("utkface", shared_dir / "datasets" / "utkface") if 20 <= p.age <= 40][:12]
-    layers = [_prepared(shipped, load_image(p.path))[0].layer for p in photos]
-    haired = [layer for layer in layers if layer.hair_box is not None]
+    layers = [(_prepared(shipped, load_image(p.path))[0].layer, p) for p in photos]
+    haired = [(layer, p) for layer, p in layers if layer.hair_box is not None]
     assert len(haired) >= 6
-    for layer in haired:
+    for layer, photo in haired:
+        x0, y0, x1, y1 = layer.hair_box
+        layer.grey(load_image(photo.path)[y0:y1, x0:x1].copy(), (x0, y0), HALF_GREY)
         assert layer.face_width < 200 and not layer.strands.any()
         weight = greyed_weight(layer.order, layer.strands, HALF_GREY)
         assert np.all(weight == round(255 * HALF_GREY))

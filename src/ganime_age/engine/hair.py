@@ -36,21 +36,17 @@ import numpy as np
 
 from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid
 from ganime_age.engine.light import head_light, lab_to_rgb
+from ganime_age.engine.scene import SCENE_THRESHOLD, Scene, Segmenter, read_grid, scene_silhouette
 from ganime_age.engine.strands import greyed_weight, strand_lightness, strand_order, strandness
 from ganime_age.engine.tables import EngineTables
 from ganime_age.engine.texture import log_energy, roughness
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
-
-Segmenter = Callable[[np.ndarray], np.ndarray]  # uint8 RGB (h, w, 3) -> the person's silhouette (h, w) in 0..1
-
 
 FOREHEAD_TOP = 10  # the mesh's highest point, mid-forehead
 HAIR_GRID_FACE = 96  # grid pixels across the face: the hair's statistics and fields are smooth at this scale
 PERSON_BOX = (1.25, 0.9, 0.8)  # face widths: half-width, above the mesh top and below the chin of the hair box
 NECK_HALF_WIDTH = 0.3  # face widths: below the mouth, hair hangs beside the neck, never on it (nor a beard)
 OTHER_FACE_GROW = 0.15  # face widths: the other faces' hulls grown by this are never another face's edit
-WHOLE_PHOTO_SIDE = 512  # pixels: the photo's longest side when the whole scene is segmented
-SCENE_THRESHOLD = 0.05  # the whole photo's silhouette below this is no person's: an edit never changes it there
 SCENE_MISSES = 0.5  # the share of the face the whole photo's silhouette must see for its outline to be trusted
 PLACE_FLOOR = 0.2  # of the way from the skin's colour to the hair's: below it a pixel is skin in shade
 # a pixel this far from the skin's colour to the hair's (its darkest, densest part) is all hair: a fringe's lit,
@@ -84,8 +80,10 @@ class HairLayer:
     hair: np.ndarray  # (h, w) float32 on the grid: the hair share (what the greying fit and its box read)
     hair_box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 of the hair (photo pixels); None: no hair
     share: np.ndarray | None = None  # (H, W) uint8 at the photo's resolution over `hair_box`: each pixel's hair share
-    order: np.ndarray | None = None  # (H, W) uint8 over `hair_box`: each pixel's rank in greying (strands.py)
-    strands: np.ndarray | None = None  # (H, W) uint8 over `hair_box`: how far it greys strand by strand (strands.py)
+    # (H, W) uint8 each over `hair_box`: each pixel's rank in greying and how far it greys strand by strand
+    # (strands.py); None until the hair first greys (:meth:`strands_at`)
+    order: np.ndarray | None = None
+    strands: np.ndarray | None = None
     fields: np.ndarray | None = None  # (h, w, 5) float32 on the grid: grey hair minus the local hair colour (RGB),
     # the local hair brightness, and grey hair's brightness gain over it minus 1
     # (h, w) float32 on the grid: 0 on the photo's other faces (grown a little), 1 away from them; None: no others
@@ -137,11 +135,23 @@ class HairLayer:
             if getattr(self, kept) is None:
                 setattr(self, kept, change(target, box))
             full = getattr(self, kept)
-        if greying and self.order is not None:
-            ranks, share = self._inside(self.order, box), self._inside(self.strands, box)
-            add_weighted(target, full, greyed_weight(ranks, share, amount))
+        if greying and self.fields is not None:
+            add_weighted(target, full, greyed_weight(*self.strands_at(target, box), amount))
         else:
             add_scaled(target, full, amount)
+
+    def strands_at(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The hair's greying ranks and strandness (uint8 each, :mod:`.strands`) over the photo box `box`, from
+        `pixels` (the photo's own there). Drawn once over the whole hair, at its first greying: an edit that greys
+        nothing (an expression, a younger age) never pays for them."""
+        if self.order is None or self.strands is None:
+            order, coherence = strand_order(pixels, self.face_width)
+            lift = read_grid(self.fields[..., 4], self.box, box)
+            strands = strandness(lift, coherence, self.face_width)
+            if box != self.hair_box:
+                return order, strands
+            self.order, self.strands = order, strands
+        return self._inside(self.order, box), self._inside(self.strands, box)
 
     def _inside(self, field: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """A field over `hair_box` (photo resolution) cut to the photo box `box` inside it."""
@@ -178,8 +188,7 @@ class HairLayer:
         inside = np.clip((share - 0.6) / 0.3, 0.0, 1.0)
         strands = (brightness - fields[..., 3]) * fields[..., 4] * inside * np.float32(STRAND_LIFT)
         grey = fields[..., 3] + fields[..., :3].mean(axis=2)  # grey hair's brightness
-        if self.order is not None:  # fully grey hair has strands too
-            strands += strand_lightness(self._inside(self.order, box), self._inside(self.strands, box)) * grey * inside
+        strands += strand_lightness(*self.strands_at(pixels, box)) * grey * inside  # fully grey hair has strands
         added = share[..., None] * (fields[..., :3] + strands[..., None])
         # and no pixel ends brighter than grey hair's lightest strands, or than it was
         ceiling = np.maximum(grey * np.float32(STRAND_CEILING), brightness)
@@ -220,49 +229,6 @@ class HairLayer:
         if self._person is None:
             self._person = np.round(255.0 * self.person_at(bx0, by0, bx1, by1)).astype(np.uint8)
         return self._person[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
-
-
-@dataclass
-class Scene:
-    """The selfie segmenter's silhouette of the whole photo, read from the photo shrunk to WHOLE_PHOTO_SIDE
-    pixels (the network reads 256 pixels anyway): a crop's view alone put hair wisps where the scene sees a wall."""
-
-    silhouette: np.ndarray  # (h, w) float32 0..1 over the whole photo, at most WHOLE_PHOTO_SIDE pixels a side
-    photo_shape: tuple[int, int]  # the photo's (height, width)
-
-    def at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-        """The silhouette at the photo pixels of the box (x0, y0, x1, y1)."""
-        height, width = self.photo_shape
-        return read_grid(self.silhouette, (0, 0, width, height), (x0, y0, x1, y1))
-
-    def agrees(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-        """0..1: how surely the scene sees a person at the photo pixels of the box (0 below SCENE_THRESHOLD)."""
-        return np.clip((self.at(x0, y0, x1, y1) - SCENE_THRESHOLD) / 0.25, 0.0, 1.0)
-
-
-def scene_silhouette(rgb: np.ndarray, segment: Segmenter) -> Scene:
-    """The whole photo's silhouette (:class:`Scene`)."""
-    height, width = rgb.shape[:2]
-    scale = min(1.0, WHOLE_PHOTO_SIDE / max(height, width))
-    small = rgb
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    return Scene(np.asarray(segment(small), np.float32), (height, width))
-
-
-def read_grid(field: np.ndarray, box: tuple[int, int, int, int], onto: tuple[int, int, int, int]) -> np.ndarray:
-    """A field on a grid spanning the photo box `box`, read at the pixels of the photo box `onto` (pixel centres
-    at integers; 0 outside `box`): linear where the photo is finer than the grid, an area average where coarser."""
-    bx0, by0, bx1, by1 = box
-    ox0, oy0, ox1, oy1 = onto
-    grid_h, grid_w = field.shape[:2]
-    sx, sy = grid_w / (bx1 - bx0), grid_h / (by1 - by0)
-    # photo pixel (x, y) -> grid ((x - bx0 + 0.5) * sx - 0.5, ...)
-    matrix = np.array([[sx, 0.0, (ox0 - bx0 + 0.5) * sx - 0.5], [0.0, sy, (oy0 - by0 + 0.5) * sy - 0.5]])
-    flags = (cv2.INTER_AREA if sx > 1.0 or sy > 1.0 else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
-    out = cv2.warpAffine(field.astype(np.float32, copy=False), matrix, (ox1 - ox0, oy1 - oy0), flags=flags)
-    return out.reshape(oy1 - oy0, ox1 - ox0, *field.shape[2:])
 
 
 def hair_layer(
@@ -371,8 +337,6 @@ def hair_layer(
     fine = np.clip(_hair_share(_lab(rgb[py0:py1, px0:px1]), skin_model, hair_model) / SURE_SHARE, 0.0, 1.0) * weight
     layer.hair_box = (px0, py0, px1, py1)
     layer.share = np.round(255.0 * np.clip(fine, 0.0, 1.0)).astype(np.uint8)
-    layer.order, coherence = strand_order(rgb[py0:py1, px0:px1], face_width)
-    layer.strands = strandness(read_grid(fields[..., 4], layer.box, layer.hair_box), coherence, face_width)
     return layer
 
 

@@ -33,9 +33,10 @@ from ganime_age.engine.frames import (
     template_view,
     template_width,
 )
-from ganime_age.engine.hair import Segmenter, hair_greying_share, hair_layer, hair_restoring_share
+from ganime_age.engine.hair import hair_greying_share, hair_layer, hair_restoring_share
 from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.pixels import repaint, repaint_table, resample
+from ganime_age.engine.scene import Segmenter
 from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT, NUM_LANDMARKS, NUM_MESH_VERTICES
 from ganime_age.hub import HubModel
 from ganime_age.meshwarp import rasterise

@@ -1,0 +1,62 @@
+"""The whole photo's person silhouette: where any edit may change the photo at all.
+
+The selfie segmenter reads the whole photo (shrunk: the network reads 256 pixels anyway) once; each face's edit
+then ends where the scene's person does, so walls and the space between people keep their pixels. Fields on a
+coarse grid over a photo box are read at the photo's own pixels with :func:`read_grid`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+Segmenter = Callable[[np.ndarray], np.ndarray]  # uint8 RGB (h, w, 3) -> the person's silhouette (h, w) in 0..1
+
+WHOLE_PHOTO_SIDE = 512  # pixels: the photo's longest side when the whole scene is segmented
+SCENE_THRESHOLD = 0.05  # the whole photo's silhouette below this is no person's: an edit never changes it there
+
+
+@dataclass
+class Scene:
+    """The selfie segmenter's silhouette of the whole photo, read from the photo shrunk to WHOLE_PHOTO_SIDE
+    pixels (the network reads 256 pixels anyway): a crop's view alone put hair wisps where the scene sees a wall."""
+
+    silhouette: np.ndarray  # (h, w) float32 0..1 over the whole photo, at most WHOLE_PHOTO_SIDE pixels a side
+    photo_shape: tuple[int, int]  # the photo's (height, width)
+
+    def at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """The silhouette at the photo pixels of the box (x0, y0, x1, y1)."""
+        height, width = self.photo_shape
+        return read_grid(self.silhouette, (0, 0, width, height), (x0, y0, x1, y1))
+
+    def agrees(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """0..1: how surely the scene sees a person at the photo pixels of the box (0 below SCENE_THRESHOLD)."""
+        return np.clip((self.at(x0, y0, x1, y1) - SCENE_THRESHOLD) / 0.25, 0.0, 1.0)
+
+
+def scene_silhouette(rgb: np.ndarray, segment: Segmenter) -> Scene:
+    """The whole photo's silhouette (:class:`Scene`)."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, WHOLE_PHOTO_SIDE / max(height, width))
+    small = rgb
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return Scene(np.asarray(segment(small), np.float32), (height, width))
+
+
+def read_grid(field: np.ndarray, box: tuple[int, int, int, int], onto: tuple[int, int, int, int]) -> np.ndarray:
+    """A field on a grid spanning the photo box `box`, read at the pixels of the photo box `onto` (pixel centres
+    at integers; 0 outside `box`): linear where the photo is finer than the grid, an area average where coarser."""
+    bx0, by0, bx1, by1 = box
+    ox0, oy0, ox1, oy1 = onto
+    grid_h, grid_w = field.shape[:2]
+    sx, sy = grid_w / (bx1 - bx0), grid_h / (by1 - by0)
+    # photo pixel (x, y) -> grid ((x - bx0 + 0.5) * sx - 0.5, ...)
+    matrix = np.array([[sx, 0.0, (ox0 - bx0 + 0.5) * sx - 0.5], [0.0, sy, (oy0 - by0 + 0.5) * sy - 0.5]])
+    flags = (cv2.INTER_AREA if sx > 1.0 or sy > 1.0 else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
+    out = cv2.warpAffine(field.astype(np.float32, copy=False), matrix, (ox1 - ox0, oy1 - oy0), flags=flags)
+    return out.reshape(oy1 - oy0, ox1 - ox0, *field.shape[2:])
