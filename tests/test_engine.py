@@ -700,6 +700,35 @@ def test_an_edit_stays_on_its_person_in_a_warm_group_photo(shared_dir: Path, sce
     assert hair[:, 0].mean() / hair[:, 2].mean() > 0.8 * wall[0] / wall[2], (hair.mean(axis=0), wall)
 
 
+def test_a_fringe_inside_the_face_greys_with_the_hair() -> None:
+    """The Space's example astronaut (a face 92 px wide) made 75: her fringe lies inside the face's mask, above
+    the brows, and greys with the rest of her hair (it stayed brown under greyed hair: saturation kept 0.60 of
+    its own, brightness +42)."""
+    from ganime_age.editing import EditorConfig, FaceEditor
+    from ganime_age.faces import load_image
+    from ganime_age.faces.topology import BROW_TOPS, FACE_LEFT, FACE_RIGHT
+
+    photo = load_image(Path(__file__).resolve().parents[1] / "space" / "examples" / "two-faces.jpg")
+    editor = FaceEditor.from_pretrained(config=EditorConfig(device="cpu"))
+    landmarks = editor.analyze(photo)[0].landmarks.landmarks
+    width = float(np.linalg.norm(landmarks[FACE_RIGHT, :2] - landmarks[FACE_LEFT, :2]))
+    brows = landmarks[list(BROW_TOPS)]
+    # the fringe: from the mesh's top down to a tenth of a face above the brows, across the brows
+    x0, x1 = int(brows[:, 0].min()), int(brows[:, 0].max())
+    y0, y1 = int(landmarks[10, 1]), int(brows[:, 1].min() - 0.1 * width)
+    assert y1 - y0 >= 5 and x1 - x0 >= 40
+    aged = np.asarray(editor.edit(photo, age=75, face=0))
+
+    def saturation(rgb: np.ndarray) -> float:
+        values = rgb.astype(np.float32)
+        brightest = values.max(axis=2)
+        return float(((brightest - values.min(axis=2)) / np.maximum(brightest, 1.0)).mean())
+
+    before, after = photo[y0:y1, x0:x1], aged[y0:y1, x0:x1]
+    assert saturation(after) < 0.5 * saturation(before), (saturation(before), saturation(after))
+    assert after.astype(np.float32).mean() > before.astype(np.float32).mean() + 50
+
+
 def test_hair_greying_is_fitted_from_real_faces(shipped: FittedEngine, shared_dir: Path, tmp_path: Path) -> None:
     """On 1,500 UTKFace photos, hair brightness relative to the skin rises with age: no greying up to 32, some by
     48, the most at the oldest centres, and grey hair brighter than the skin."""

@@ -49,6 +49,7 @@ from training.evaluation.fgnet_floors import (
     FgnetFace,
     Input,
     describe_fgnet,
+    floors_table,
     identity_floors,
     read_at,
     span_label,
@@ -63,7 +64,7 @@ from training.evaluation.gates import (
     save_grid,
     test_photos,
 )
-from training.evaluation.metrics import add_report_arguments, finite_mean, markdown_table
+from training.evaluation.metrics import add_report_arguments, finite_mean, markdown_table, percent
 
 AGE_TOLERANCE = 5.0  # years: an edit's mean reading within this of real faces' of the target age
 # input group -> (true ages of the inputs, targets)
@@ -329,10 +330,6 @@ def _floor_spans_of(kind: str) -> set[str]:
     return {span_label(FLOOR_SPANS[3])}
 
 
-def _pct(value: float) -> str:
-    return f"{value:.0%}" if np.isfinite(value) else "n/a"
-
-
 def _num(value: float, digits: int = 1, sign: bool = False) -> str:
     return f"{value:{'+' if sign else ''}.{digits}f}" if np.isfinite(value) else "n/a"
 
@@ -578,8 +575,8 @@ class AgesEvaluation:
                         network(r, "shipped"),
                         network(r, "second"),
                         verdict(r),
-                        _pct(r["verified"]),
-                        f"{_pct(r['floor']['verified'])} ({r['floor']['span']})",
+                        percent(r["verified"]),
+                        f"{percent(r['floor']['verified'])} ({r['floor']['span']})",
                     ]
                     for r in result["directions"]
                 ],
@@ -591,19 +588,8 @@ class AgesEvaluation:
             f"on {identity['impostor_pairs']} pairs of different FG-NET people); the last column at the judges' "
             f"UTKFace/CFEE threshold {identity['judges_threshold_far_1']:.4f}.",
             "",
-            markdown_table(
-                ["span", "pairs", "people", "verified", "per person", "at the judges' threshold"],
-                [
-                    [
-                        f["span"],
-                        f["pairs"],
-                        f["people"],
-                        _pct(f["verified"]),
-                        _pct(f["verified_per_person"]),
-                        _pct(f["verified_at_judges_threshold"]),
-                    ]
-                    for f in fgnet["floors"]
-                ],
+            floors_table(
+                fgnet["floors"], "at the judges' threshold", lambda f: percent(f["verified_at_judges_threshold"])
             ),
             "",
             f"Ground truth: held-out FG-NET people ({len(fgnet['held_out_people'])}: "
@@ -631,10 +617,10 @@ class AgesEvaluation:
                         f"{g['people']} ({g['edits']})",
                         f"{_num(g['adult_to_real'], 3)} / {_num(g['edit_to_real'], 3)}",
                         g["mean_gain"],
-                        _pct(g["closer_share"]),
-                        _pct(g["edit_verified_as_adult"]),
-                        f"{_pct(g['edit_verified_as_real'])} / {_pct(g['adult_verified_as_real'])}",
-                        ", ".join(f"{_pct(f['verified'])} ({f['span']})" for f in g["floors"]),
+                        percent(g["closer_share"]),
+                        percent(g["edit_verified_as_adult"]),
+                        f"{percent(g['edit_verified_as_real'])} / {percent(g['adult_verified_as_real'])}",
+                        ", ".join(f"{percent(f['verified'])} ({f['span']})" for f in g["floors"]),
                         f"{_num(g['edit_shipped'])} / {_num(g['edit_second'])} ({_num(g['young_age'])})",
                     ]
                     for kind, g in fgnet["ground_truth"].items()

@@ -21,7 +21,7 @@ import numpy as np
 
 from ganime_age.errors import GanimeAgeError
 from training.evaluate import spread_indices
-from training.evaluation.metrics import finite_mean
+from training.evaluation.metrics import finite_mean, markdown_table, percent
 
 FGNET_CROP = 2.0  # an FG-NET photo is cut to this many times its landmarks' extent
 # identity floors: real photos of one FG-NET person, a photo in each span (years)
@@ -203,3 +203,22 @@ def measure_floors(
     chosen = {people[i] for i in spread_indices(len(people), max_people)}
     kept = [p for p in photos if p.person in chosen and FLOOR_AGES[0] <= p.age <= FLOOR_AGES[1]]
     return identity_floors(describe_fgnet(judge, kept), verified)
+
+
+def floors_table(floors: list[dict], last_header: str, last_cell: Callable[[dict], str]) -> str:
+    """The floors as a Markdown table: span, pairs, people, verified (all pairs and per person), and a last column
+    of the caller's (`last_cell` of each floor)."""
+    return markdown_table(
+        ["span", "pairs", "people", "verified", "per person", last_header],
+        [
+            [
+                f["span"],
+                f["pairs"],
+                f["people"],
+                percent(f["verified"]),
+                percent(f["verified_per_person"]),
+                last_cell(f),
+            ]
+            for f in floors
+        ],
+    )

@@ -47,7 +47,7 @@ import numpy as np
 from ganime_age.conditions import AU_NAMES
 from ganime_age.errors import GanimeAgeError
 from training.evaluate import spread_indices
-from training.evaluation.fgnet_floors import FLOOR_AGES, measure_floors, span_label
+from training.evaluation.fgnet_floors import FLOOR_AGES, floors_table, measure_floors, span_label
 from training.evaluation.metrics import (
     SKIN_REGIONS,
     add_report_arguments,
@@ -57,6 +57,7 @@ from training.evaluation.metrics import (
     forehead_step,
     lower_face_contrast,
     markdown_table,
+    percent,
     skin_contrasts,
     threshold_at_far,
 )
@@ -1054,10 +1055,10 @@ def _identity_gate(
     by_span = {f["span"]: f["verified"] for f in floors}
     floor = {t: by_span[span_label(FLOOR_OF_TARGET[t])] for t in targets}
     needed = ">= FG-NET floor: " + ", ".join(
-        f"{_percent(floor[t])} at {t:g} ({span_label(FLOOR_OF_TARGET[t])})" for t in targets
+        f"{percent(floor[t])} at {t:g} ({span_label(FLOOR_OF_TARGET[t])})" for t in targets
     )
     gate = _gate(name, worst, needed, all(verified[t] >= floor[t] for t in targets), percent=True)  # NaN floor: no
-    gate["measured"] = ", ".join(f"{_percent(verified[t])} at {t:g}" for t in targets)  # each has its own floor
+    gate["measured"] = ", ".join(f"{percent(verified[t])} at {t:g}" for t in targets)  # each has its own floor
     gate["floors"] = {f"{t:g}": {"span": span_label(FLOOR_OF_TARGET[t]), "verified": floor[t]} for t in targets}
     return gate
 
@@ -1082,26 +1083,9 @@ def _floors_lines(result: dict[str, Any]) -> list[str]:
         f"to 5, 10, 15 and 75 stand on the floor of the nearest span (75 borrows 20-30 vs 40-69: FG-NET has few "
         f"people past 60, and that shorter span's floor is higher than the honest one).",
         "",
-        markdown_table(
-            ["span", "pairs", "people", "verified", "per person", "gate targets"],
-            [
-                [
-                    f["span"],
-                    f["pairs"],
-                    f["people"],
-                    _percent(f["verified"]),
-                    _percent(f["verified_per_person"]),
-                    ", ".join(used.get(f["span"], [])) or "-",
-                ]
-                for f in floors
-            ],
-        ),
+        floors_table(floors, "gate targets", lambda f: ", ".join(used.get(f["span"], [])) or "-"),
         "",
     ]
-
-
-def _percent(value: float) -> str:
-    return f"{value:.0%}" if np.isfinite(value) else "n/a"
 
 
 def _facial_hair_sentence(hair: dict[str, Any]) -> str:

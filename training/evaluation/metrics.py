@@ -186,6 +186,11 @@ def finite_mean(values: np.ndarray | Sequence[float]) -> float:
     return float(array.mean()) if array.size else float("nan")
 
 
+def percent(value: float) -> str:
+    """A share as a whole percentage, "n/a" where it could not be measured (NaN)."""
+    return f"{value:.0%}" if math.isfinite(value) else "n/a"
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> str:
     """A GitHub Markdown table; floats rounded to `digits` significant decimals."""
 

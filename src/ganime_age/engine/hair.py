@@ -6,8 +6,9 @@ shirts beside the head and neighbours keep their pixels.
 
 Hair is found, once per photo, at the photo's own resolution:
 
-- where: inside the person, outside the face, within a head-and-shoulders window around the face (long hair
-  below the mouth included, the neck and chin below it left out), away from the other faces;
+- where: inside the person, outside the face (but for a fringe well above the brows), within a head-and-shoulders
+  window around the face (long hair below the mouth included, the neck and chin below it left out), away from the
+  other faces;
 - what: two colour models in Lab, the skin's (the face's own pixels, whose spread along the lightness axis keeps
   a shadowed ear or temple skin) and the hair's (the surest hair pixels above the brows). A pixel's hair share
   is its place between the two colours (a hairline pixel half skin is half hair) where its colour is more like
@@ -48,6 +49,7 @@ PERSON_BOX = (1.25, 0.9, 0.8)  # face widths: half-width, above the mesh top and
 NECK_HALF_WIDTH = 0.3  # face widths: below the mouth, hair hangs beside the neck, never on it (nor a beard)
 OTHER_FACE_GROW = 0.15  # face widths: the other faces' hulls grown by this are never another face's edit
 SCENE_MISSES = 0.5  # the share of the face the whole photo's silhouette must see for its outline to be trusted
+FRINGE_FREE = 0.08  # face widths above the brows' tops from where the face's mask no longer keeps hair out
 PLACE_FLOOR = 0.2  # of the way from the skin's colour to the hair's: below it a pixel is skin in shade
 # a pixel this far from the skin's colour to the hair's (its darkest, densest part) is all hair: a fringe's lit,
 # paler strands are hair too, and greyed by a share they turned a flat blond band
@@ -300,9 +302,12 @@ def hair_layer(
     )
     local = to_grid(np.asarray(points, np.float64))
     window = _head_window(local, (grid_h, grid_w), width_grid)
-    region = person * window * (1.0 - np.clip(2.0 * cv2.GaussianBlur(face, (0, 0), 2.0), 0.0, 1.0))
     brow_row = float(local[list(BROW_TOPS), 1].min())
     rows = np.arange(grid_h, dtype=np.float32)[:, None]
+    # the face's features are never hair (brows, eyes, a beard), but well above the brows the colour alone tells
+    # hair from forehead: a fringe inside the face's mask stayed brown under greyed hair
+    above = np.clip((brow_row - FRINGE_FREE * width_grid - rows) / max(0.05 * width_grid, 1.0), 0.0, 1.0)
+    region = person * window * (1.0 - np.clip(2.0 * cv2.GaussianBlur(face, (0, 0), 2.0), 0.0, 1.0) * (1.0 - above))
     lab = _lab(grid)
     inside = face > 0.5
     if inside.sum() < MIN_HAIR_SEEDS:
