@@ -295,3 +295,20 @@ def test_an_untrained_refiner_in_the_editor_equals_the_engine(
     calls.clear()
     kept = np.asarray(refined_editor.edit(path), np.float64)  # nothing new asked: the refiner does no harm
     assert not calls and np.array_equal(kept, np.asarray(Image.open(path).convert("RGB"), np.float64))
+
+
+def test_a_fresh_refiners_attention_learns_under_bf16_autocast() -> None:
+    """A GPU trains in bf16, where sigmoid(12) rounds to exactly 1 and its gradient to 0: the lent-GPU runs 5 and
+    6 kept their attention shut (attention_open 0 from step 2,000). The attention must be float32 from its logit."""
+    from ganime_age.models.ganimation_age import GanimationAge
+
+    torch.manual_seed(0)
+    generator = GanimationAge({"image_size": 32, "conv_dim": 8, "num_residual_blocks": 1, "refiner": True})
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = generator(image, torch.zeros(2, 17), torch.tensor([30.0, 60.0]))
+        ((1.0 - out.attention.float()).mean()).backward()
+    assert out.attention.dtype == torch.float32
+    assert 0.9999 < float(out.attention.detach().min()) < 1.0  # not rounded to 1: the keep-the-input start is still there
+    bias_gradient = generator.attention_head[0].bias.grad
+    assert bias_gradient is not None and abs(float(bias_gradient)) > 1e-7

@@ -217,7 +217,11 @@ class GanimationAge(HubModel):
             x = layer(x)
         features = self.decoder(self.bottleneck(self.encoder[2](self.encoder[1](x))))
         color = self.color_head(features)
-        attention = self.attention_head(features)
+        # float32 from the logit: in bf16 a refiner's start, sigmoid(12), is exactly 1 and its gradient 0, so a
+        # GPU's mixed-precision run could never open the attention (lent-GPU runs 5 and 6, training/README.md)
+        conv, sigmoid = self.attention_head
+        with torch.autocast(features.device.type, enabled=False):
+            attention = sigmoid(conv(features.to(conv.weight.dtype)).float())
         return GeneratorOutput(attention * image + (1.0 - attention) * color, attention, color)
 
     def edit_faces(
