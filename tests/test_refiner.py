@@ -309,6 +309,7 @@ def test_a_fresh_refiners_attention_learns_under_bf16_autocast() -> None:
         out = generator(image, torch.zeros(2, 17), torch.tensor([30.0, 60.0]))
         ((1.0 - out.attention.float()).mean()).backward()
     assert out.attention.dtype == torch.float32
-    assert 0.9999 < float(out.attention.detach().min()) < 1.0  # not rounded to 1: the keep-the-input start is still there
+    # not rounded to 1: the keep-the-input start is still there
+    assert 0.9999 < float(out.attention.detach().min()) < 1.0
     bias_gradient = generator.attention_head[0].bias.grad
     assert bias_gradient is not None and abs(float(bias_gradient)) > 1e-7
