@@ -620,6 +620,35 @@ def test_a_bald_crown_taken_for_white_hair_keeps_its_skin_when_made_young(
     assert strands.sum() > 50 and change[strands].mean() < -5.0, (strands.sum(), change[strands].mean())
 
 
+def test_a_lit_wrinkled_forehead_in_a_colourless_photo_is_no_hair(shipped: FittedEngine, shared_dir: Path) -> None:
+    """A held-out man of 75 in a nearly colourless photo (the skin's Lab chroma 5.6), cropped at his forehead: the
+    forehead above the mesh is lit, 30 L over the skin's mean and as grey as white hair, and was all taken for
+    hair, so made 25 it kept its lines (no skin change there) and its "grey hair" was given back a red-brown
+    colour in blotches. It is skin; made 25 its top neither darkens nor reddens."""
+    from ganime_age.faces import FaceAnalyzer, load_image
+    from ganime_age.faces.topology import BROW_TOPS
+
+    photo = load_image(shared_dir / "datasets" / "utkface" / "75_0_0_20170111210835093.jpg.chip.jpg")
+    landmarks = FaceAnalyzer().analyze(photo)[0].landmarks.landmarks
+    face = shipped.prepare_face(photo, landmarks, segment=segment())
+    layer = face.layer
+    brows = landmarks[list(BROW_TOPS)]
+    forehead = np.zeros(photo.shape[:2], bool)
+    forehead[2 : int(brows[:, 1].min()) - 10, int(brows[:, 0].min()) + 10 : int(brows[:, 0].max()) - 10] = True
+    assert forehead.sum() > 1500
+    share = np.zeros(photo.shape[:2], np.float32)
+    if layer.hair_box is not None:
+        x0, y0, x1, y1 = layer.hair_box
+        share[y0:y1, x0:x1] = layer.share / 255.0
+    assert share[forehead].mean() < 0.05, share[forehead].mean()
+    aus = np.zeros(NUM_AUS, np.float32)
+    young, _ = shipped.edit_photo(photo, [face], [75.0], [25.0], [aus], [aus])
+    before, after = photo[forehead].astype(np.float32), young[forehead].astype(np.float32)
+    assert after.mean() > before.mean() - 3.0, (before.mean(), after.mean())  # "restored" hair darkened it by 20+
+    redness = lambda rgb: float((rgb[:, 0] - rgb[:, 2]).mean())  # noqa: E731
+    assert redness(after) < redness(before) + 4.0, (redness(before), redness(after))
+
+
 def test_an_old_face_made_young_is_lifted_by_as_much_as_it_sagged(shipped: FittedEngine, shared_dir: Path) -> None:
     """Made younger from old, the jowls and cheeks move up (made older they move down), by the same amount."""
     from ganime_age.engine.geometry import growth_field

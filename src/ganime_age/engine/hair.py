@@ -59,6 +59,9 @@ SEED_DISTANCE = 27.0  # Lab distance from the skin's colour beyond which a pixel
 # grey and white hair is near pale skin in Lab but has far less colour: a pixel above the brows with less than
 # this share of the skin's chroma, and at least GREY_SEED_DISTANCE from its colour, is surely hair too
 GREY_SEED_CHROMA, GREY_SEED_DISTANCE = 0.4, 12.0
+# and at least this much less (Lab chroma) than the skin: in a nearly colourless photo (skin chroma 5.6) a lit
+# wrinkled forehead above the mesh has as little colour as white hair, and was greyed and then "restored" red-brown
+GREY_SEED_LACK = 5.0
 STRAND_LIFT = 0.35  # share of grey hair's brightness gain that the strands' light and dark deviations keep
 STRAND_CEILING = 1.1  # grey hair's brightness: the lightest a greyed strand gets (unless it was lighter)
 MAX_HAIR_GAIN = 4.0  # grey hair over the hair's brightness, at most (black hair's noise stays unseen)
@@ -315,10 +318,16 @@ def hair_layer(
     skin_model = _skin_model(lab[inside])
     energy = cv2.resize(log_energy(roi, face_width), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
     layer.skin_roughness = float(np.median(energy[inside]))
-    distance = np.sqrt(((lab - skin_model[0]) ** 2).sum(axis=2))
+    away = lab - skin_model[0]
+    distance = np.sqrt((away**2).sum(axis=2))
+    # surely hair by colour: darker than the skin, or another hue; skin's own colour, only lighter, is lit skin
+    # (a lit forehead above the mesh, 30 L over the skin's mean, was taken for hair)
+    unlike = np.sqrt(np.minimum(away[..., 0], 0.0) ** 2 + away[..., 1] ** 2 + away[..., 2] ** 2)
     chroma = np.hypot(lab[..., 1], lab[..., 2])
-    greyer = (chroma < GREY_SEED_CHROMA * float(np.hypot(*skin_model[0][1:]))) & (distance > GREY_SEED_DISTANCE)
-    seeds = (region > 0.8) & (rows < brow_row) & ((distance > SEED_DISTANCE) | greyer) & (face < 0.5)
+    skin_chroma = float(np.hypot(*skin_model[0][1:]))
+    paler = chroma < min(GREY_SEED_CHROMA * skin_chroma, skin_chroma - GREY_SEED_LACK)
+    greyer = paler & (distance > GREY_SEED_DISTANCE)
+    seeds = (region > 0.8) & (rows < brow_row) & ((unlike > SEED_DISTANCE) | greyer) & (face < 0.5)
     if seeds.sum() < MIN_HAIR_SEEDS:
         return layer  # bald, hair as pale as the skin, or no hair in view: hair is left alone
     hair_model = _gaussian(lab[seeds])
