@@ -758,6 +758,32 @@ def test_a_fringe_inside_the_face_greys_with_the_hair() -> None:
     assert after.astype(np.float32).mean() > before.astype(np.float32).mean() + 50
 
 
+def test_the_shadow_under_old_eyes_is_warm_and_no_black_eye(shared_dir: Path) -> None:
+    """A held-out CFEE original made 75 at full size: under the lower lids the fitted folds' darkening was a wide
+    soft crescent, darkened alike in every channel, so fair skin's pink turned mauve, a bruise (blue only 0.07
+    darker than red, log). A shadow in skin is warmer than the lit skin; the folds' broad shadow is drawn at a
+    share (FOLD_BROAD) and their lines whole, and the whole is no darker than it was (log lightness -0.29)."""
+    from ganime_age.editing import EditorConfig, FaceEditor
+    from ganime_age.faces import load_image
+    from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT
+
+    photo = load_image(shared_dir / "datasets" / "cfee_full" / "images" / "0004.jpg")
+    editor = FaceEditor.from_pretrained(config=EditorConfig(device="cpu"))
+    landmarks = editor.analyze(photo)[0].landmarks.landmarks
+    width = float(np.linalg.norm(landmarks[FACE_RIGHT, :2] - landmarks[FACE_LEFT, :2]))
+    aged = np.asarray(editor.edit(photo, age=75, face=0)).astype(np.float32)
+    changes = []
+    for lid in (145, 374):  # the lower lids' centres
+        x, y = landmarks[lid, :2]
+        y0, y1, x0, x1 = int(y + 0.04 * width), int(y + 0.12 * width), int(x - 0.08 * width), int(x + 0.08 * width)
+        ratio = (aged[y0:y1, x0:x1] + 1.0) / (photo[y0:y1, x0:x1].astype(np.float32) + 1.0)
+        changes.append(np.log(ratio).reshape(-1, 3).mean(axis=0))
+    change = np.mean(changes, axis=0)
+    assert change.mean() < -0.1, change  # aged: the shadow is there
+    assert change.mean() > -0.31, change  # no deeper than the whole shadow was
+    assert change[0] - change[2] > 0.09, change  # warm: blue darkens more than red
+
+
 def test_hair_greying_is_fitted_from_real_faces(shipped: FittedEngine, shared_dir: Path, tmp_path: Path) -> None:
     """On 1,500 UTKFace photos, hair brightness relative to the skin rises with age: no greying up to 32, some by
     48, the most at the oldest centres, and grey hair brighter than the skin."""

@@ -19,6 +19,7 @@ from ganime_age.engine.exemplars import (
     features_change,
     features_weight,
     turn_share,
+    view_sharpness,
 )
 from ganime_age.faces import load_image
 
@@ -81,6 +82,30 @@ def test_matching_keeps_the_target_age_and_the_sex(bank: AgeExemplars) -> None:
             assert len(picked) == bank.config.neighbours
             assert np.all(np.abs(ages[picked] - target) <= max(6.0, 0.2 * target))
             assert np.all(descriptors[picked, 5] == descriptors[index, 5])  # the person's sex
+
+
+def test_blurred_photos_are_never_matched(bank: AgeExemplars, editors: tuple[FaceEditor, FaceEditor]) -> None:
+    """Some of UTKFace's faces are blurred photos; averaged in, one printed a smear over an old woman's brows made
+    25. A face's own view blurred measures below the floor, and the matches of every target are sharp faces."""
+    import cv2
+
+    from ganime_age.engine.exemplars import SHARP_FLOOR
+
+    template = editors[0].engine.template
+    ages, descriptors = bank.ages.numpy(), bank.descriptors.numpy()
+    everyone = np.arange(bank.config.count)
+    sharp = bank.sharp(everyone, template)
+    assert 0.02 < 1.0 - sharp.mean() < 0.2  # a few in a hundred are blurred
+    crisp = int(everyone[sharp][0])
+    view = bank.log_view(crisp)
+    blurred = cv2.GaussianBlur(view, (0, 0), 1.5)
+    assert view_sharpness(template, blurred) < SHARP_FLOOR <= view_sharpness(template, view)
+    for target in (5.0, 25.0, 75.0):
+        for index in np.flatnonzero(np.abs(ages - 40) < 3)[:3]:
+            picked = bank.nearest(descriptors[index], target, template)
+            assert len(picked) == bank.config.neighbours and np.all(sharp[picked])
+    blurred_near_25 = everyone[~sharp & (np.abs(ages - 25) <= 2)]
+    assert len(blurred_near_25), "the bank's 23-27-year-olds hold a blurred photo to leave out"
 
 
 def test_a_face_of_unsure_sex_takes_grown_faces_of_both(bank: AgeExemplars) -> None:

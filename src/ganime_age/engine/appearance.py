@@ -17,7 +17,9 @@ from ganime_age.engine.config import (
     AU_LINE_GLOW,
     CHILD_AGE,
     COLOURFUL,
+    FOLD_BROAD,
     FOLD_SCALE,
+    FOLD_SHADE,
     LARGE_SCALE,
     LOWER_FACE,
     TEMPLE_DEPTH,
@@ -289,8 +291,10 @@ def _age_texture(
     if target_age > source_age:  # folds and lines that come with age: the prototypes' darkening only
         # a ratio (darker in every channel alike), not a brightness offset: taking the same amount off
         # each channel of a deep fold saturates its colour into a purple, bruise-like socket
-        folds = c.age_fold_gain * blend(split["folds"], sexes, w_t - w_s)
-        tone += np.minimum(folds, 0.0)[..., None]
+        folds = np.minimum(c.age_fold_gain * blend(split["folds"], sexes, w_t - w_s), 0.0)
+        broad = template_blur(engine.template, folds[..., None], FOLD_SCALE)[..., 0]
+        folds = np.minimum(folds - np.float32(1.0 - FOLD_BROAD) * broad, 0.0)  # never a bright halo beside a fold
+        tone += folds[..., None] * np.asarray(FOLD_SHADE, np.float32)
     smooth += tone
     # an extrapolated energy (past the oldest centre) may fall below zero: there is no less detail than none
     energies = [np.maximum(blend(split["energies"], sexes, w), 0.0) for w in (w_t, w_s)]

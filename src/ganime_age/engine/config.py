@@ -34,6 +34,14 @@ YOUNG_AGE = 20.0  # below this age a face's proportions change fastest (young_sh
 CHILD_AGE = 9.0  # the prototype whose skin a face made young takes below the nose (appearance.young_skin)
 LOWER_FACE = (1.0, 2.2)  # canonical cm below the face's origin: where a child's lower-face skin begins
 YOUNG_LIFT = 0.4  # the most a child's skin lifts the lower face (log: about half again as bright)
+# how much of a fold's darkening each of R, G and B takes: a shadow in skin is warmer than the lit skin around it
+# (light scattered under the skin comes out red), so a fold darkened alike in every channel kept fair skin's pink
+# and read as a mauve bruise under the eyes and a band along the brows
+FOLD_SHADE = (0.7, 1.0, 1.3)
+# how much of the fitted folds' darkening broader than a fold (FOLD_SCALE) is drawn: the prototypes' mean fold is a
+# wide soft shadow (under the eyes a smooth dark crescent, like a black eye); their lines are drawn whole, and the
+# engine's age_fold_gain is raised so the folds read as old as before (3.6, was 2.5 with the whole shadow)
+FOLD_BROAD = 0.5
 YOUTH_RUN = 8.0  # years below YOUNG_AGE (or the source age) over which a beard's removal comes in fully
 INVERSE_TOLERANCE = 0.2  # grid pixels: how far a fixed-point inverse may miss before the exact one is used
 STILL_PIXELS = 0.25  # photo pixels: a displacement below this leaves a pixel as it was (a quarter pixel: unseen)
@@ -105,7 +113,7 @@ class FittedEngineConfig:
     # years past the oldest age centre over which the tables go on changing as they do between the last two: UTKFace
     # has too few faces past its last centre (80) to fit one beyond it, and a target of 90 was drawn as 80
     age_extrapolation: float = bounded(10.0, 0.0, 40.0)
-    age_fold_gain: float = bounded(2.5, 0.0, 5.0)  # the prototypes' new folds and lines, added when ageing
+    age_fold_gain: float = bounded(3.6, 0.0, 5.0)  # the prototypes' new folds and lines, added when ageing
     detail_gain_range: tuple[float, float] = bounded((0.35, 2.5), 0.0, 10.0)
     # the most each band may be amplified, finest first: a photo's finest band is mostly noise and JPEG's 8x8
     # blocks, which amplified become a leathery grid; wrinkles and folds live in the coarser bands

@@ -69,6 +69,9 @@ MOUTH_CORNERS = (61, 291)  # the mesh's mouth corners
 LIPS_CENTRE = (13, 14)  # the inner lips' centres, upper and lower
 SEX_WEIGHT = 10.0  # the other sex's distance: more than any skin tone's, mouth's or smile's
 SURE_SEX = (0.2, 0.8)  # how likely a face is a woman's below which its matches are all men, above which all women
+# a face's finest detail (0.7-1.4 template pixels) over its coarser (2.8-5.6) at its eyes, brows and lips, below which
+# it is a blurred photo (a bank's 5th percentile; sharp faces 0.3-0.6): averaged in, one printed a smear over the brows
+SHARP_FLOOR = 0.27
 TURN_FULL, TURN_NONE = 15.0, 40.0  # degrees of yaw: the exemplars' share is whole below the first, none past it
 
 
@@ -115,6 +118,7 @@ class AgeExemplars(HubModel):
         self.register_buffer("ages", torch.zeros(c.count))
         self.register_buffer("descriptors", torch.zeros(c.count, DESCRIPTOR))
         self._decoded: dict[int, np.ndarray] = {}
+        self._sharpness: dict[int, float] = {}
 
     @classmethod
     def from_faces(
@@ -138,23 +142,34 @@ class AgeExemplars(HubModel):
         return bank
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        self._decoded = {}
+        self._decoded, self._sharpness = {}, {}
         super()._load_from_state_dict(*args, **kwargs)
 
     def log_view(self, index: int) -> np.ndarray:
         """(R, R, 3) float32 log intensity of face `index` in the engine's template (decoded once)."""
         view = self._decoded.get(index)
         if view is None:
-            start, end = (int(v) for v in self.offsets[index : index + 2])
-            data = self.encoded[start:end].numpy()
-            bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise ConfigError(f"exemplar {index} of the bank is not a readable JPEG")
-            size = self.config.template_size
-            rgb = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_CUBIC)
-            view = np.log(rgb.astype(np.float32) * (1.0 / 255.0) + LOG_EPSILON)
+            view = self._decode(index)
             self._decoded[index] = view
         return view
+
+    def _decode(self, index: int) -> np.ndarray:
+        start, end = (int(v) for v in self.offsets[index : index + 2])
+        bgr = cv2.imdecode(self.encoded[start:end].numpy(), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ConfigError(f"exemplar {index} of the bank is not a readable JPEG")
+        size = self.config.template_size
+        rgb = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_CUBIC)
+        return np.log(rgb.astype(np.float32) * (1.0 / 255.0) + LOG_EPSILON)
+
+    def sharp(self, indices: np.ndarray, template: Template) -> np.ndarray:
+        """Which of the faces `indices` are sharp photos (:func:`view_sharpness` at least SHARP_FLOOR); measured
+        once per face, without keeping the views (a window of children is a hundred of them)."""
+        for index in (int(i) for i in indices):
+            if index not in self._sharpness:
+                view = self._decoded.get(index)
+                self._sharpness[index] = view_sharpness(template, view if view is not None else self._decode(index))
+        return np.array([self._sharpness[int(i)] >= SHARP_FLOOR for i in indices], bool)
 
     def check_template(self, template: Template, scale: float, centre: tuple[float, float]) -> None:
         c = self.config
@@ -165,16 +180,21 @@ class AgeExemplars(HubModel):
                 f"({c.template_size} px at {c.template_scale} px/cm vs {template.size} px at {scale} px/cm)"
             )
 
-    def nearest(self, descriptor: np.ndarray, age: float) -> np.ndarray:
+    def nearest(self, descriptor: np.ndarray, age: float, template: Template | None = None) -> np.ndarray:
         """The indices of the faces of about `age` (the window widened until there are three times as many as
-        are averaged) that look most like a face with this descriptor."""
+        are averaged) that look most like a face with this descriptor; with the `template`, sharp photos only."""
         c = self.config
         ages = self.ages.numpy()
         window = max(c.age_window, 0.08 * age)
-        candidates = np.flatnonzero(np.abs(ages - age) <= window)
+
+        def within(window: float) -> np.ndarray:
+            found = np.flatnonzero(np.abs(ages - age) <= window)
+            return found if template is None else found[self.sharp(found, template)]
+
+        candidates = within(window)
         while len(candidates) < 3 * c.neighbours and window < 60.0:
             window *= 1.5
-            candidates = np.flatnonzero(np.abs(ages - age) <= window)
+            candidates = within(window)
         if not len(candidates):
             return candidates
         bank = self.descriptors.numpy()[candidates]
@@ -308,7 +328,7 @@ class ExemplarMatch:
         fills); None where the bank has no face of about that age."""
         key = round(float(target_age), 1)
         if key not in self.changes:
-            picked = self.bank.nearest(self.descriptor, key)
+            picked = self.bank.nearest(self.descriptor, key, self.template)
             if not len(picked):
                 return None
             self.changes.clear()  # one target at a time: a slider's next move rarely returns
@@ -402,6 +422,17 @@ def not_skin_deep(template: Template, depth: np.ndarray) -> np.ndarray:
     solid = ((depth > SOLID_DEPTH) & (near_eyes > 0)).astype(np.uint8)
     solid = cv2.dilate(solid, np.ones((3, 3), np.uint8), iterations=2).astype(np.float32)
     return (1.0 - cv2.GaussianBlur(solid, (0, 0), 1.0)).astype(np.float32)
+
+
+def view_sharpness(template: Template, log_view: np.ndarray) -> float:
+    """A face's finest detail over its coarser, at its eyes, brows and lips, where every face has edges: a blurred
+    photo's fine detail is gone while its features' shading stays (a ratio: a face's contrast cancels)."""
+    grey = log_view.mean(axis=2)
+    regions = template.regions
+    features = np.maximum.reduce([regions["eyes_wide"], regions["brows"], regions["lips"]]) > 0.3
+    fine = cv2.GaussianBlur(grey, (0, 0), 0.7) - cv2.GaussianBlur(grey, (0, 0), 1.4)
+    coarse = cv2.GaussianBlur(grey, (0, 0), 2.8) - cv2.GaussianBlur(grey, (0, 0), 5.6)
+    return float(np.sqrt((fine[features] ** 2).mean() / max(float((coarse[features] ** 2).mean()), 1e-12)))
 
 
 def turn_share(rotation: np.ndarray) -> float:
