@@ -133,6 +133,11 @@ def test_the_share_is_for_edits_across_childhood_or_decades() -> None:
     assert exemplar_share(30, 30) == 0.0 and exemplar_share(5, 5) == 0.0
     assert 0.0 < exemplar_share(40, 70) < exemplar_share(25, 75) == 1.0
     assert exemplar_share(30, 16) < exemplar_share(30, 10) < exemplar_share(30, 6)
+    # made a child from old age, all of the children's features (an old face at 0.8 read 14 made 5); a young
+    # adult made a child, or a child made old, keeps the bank's share
+    shares = {"child": 0.8, "grown": 0.5}
+    assert exemplar_share(80, 5, **shares) == 1.0 and 0.8 < exemplar_share(60, 5, **shares) < 1.0
+    assert exemplar_share(30, 5, **shares) == 0.8 and exemplar_share(5, 80, **shares) == 0.8
     # an old face made young takes the younger share, a young one made old the grown one
     assert exemplar_share(80, 25, grown=0.5, younger_grown=0.8) == 0.8
     assert exemplar_share(25, 80, grown=0.5, younger_grown=0.8) == 0.5

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ganime_age.engine.frames import add_scaled, overlap, resample_grid
+from ganime_age.engine.frames import PhotoLift, resample_grid
 from ganime_age.engine.texture import fine_band, local_mean
 from ganime_age.faces.topology import CHIN, FACE_LEFT, FACE_OVAL, FACE_RIGHT, NUM_MESH_VERTICES, OUTER_LIPS
 
@@ -37,17 +37,10 @@ FILL_SCALES = (0.05, 0.15)  # face widths: the skin blurs that fill a beard (fin
 
 
 @dataclass
-class Beard:
-    """One face's facial hair and its removal at the photo's resolution."""
+class Beard(PhotoLift):
+    """One face's facial hair and its removal at the photo's resolution (`change`: what removing all of it adds)."""
 
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (photo pixels)
-    change: np.ndarray  # (h, w, 3) int16: what removing all of it adds to the photo's pixels over `box`
     share: np.ndarray | None = None  # (h, w) uint8 over `box`: how surely each pixel is facial hair (255: sure)
-
-    @property
-    def changed(self) -> np.ndarray:
-        """(h, w) float32 1 where removing the facial hair changes the photo, 0 elsewhere."""
-        return np.any(self.change != 0, axis=2).astype(np.float32)
 
     def share_on(self, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
         """(h, w) float32 0..1: the facial hair's share on a grid of `shape` spanning the photo box `box` (0 where
@@ -55,17 +48,6 @@ class Beard:
         if self.share is None:
             return np.zeros(shape, np.float32)
         return resample_grid(self.share.astype(np.float32) * np.float32(1.0 / 255.0), self.box, box, shape)
-
-    def lift(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
-        """Remove `amount` (0..1) of the facial hair from `pixels` (uint8 RGB, a photo crop whose top-left is
-        `origin`, holding the photo's own pixels), in place."""
-        if amount <= 0.0:
-            return
-        found = overlap(pixels, origin, self.box)
-        if found is not None:
-            target, (x0, y0, x1, y1) = found
-            bx0, by0 = self.box[:2]
-            add_scaled(target, self.change[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0], amount)
 
 
 def find_beard(

@@ -41,6 +41,10 @@ DESCRIPTOR = 6  # per face: mean log R, G, B of the lower face's skin, the lips'
 CHILDHOOD_END = 20.0  # an edit takes exemplars where one of its two ages is below this, fully below CHILDHOOD_FULL
 CHILDHOOD_FULL = 8.0
 GAP_FULL = 10.0  # years between the two ages at which the exemplars' share is whole
+# years between a grown age and a child's from which an edit to the child takes more of the children's features than
+# `share`, and all of them: an old face made a child keeps less of itself than a young adult's does (FG-NET: the
+# longer the span, the less often one person's photos are verified), and its own features at 0.8 read 14 (real 5s: 7)
+LIFETIME = (40.0, 70.0)
 SPAN_FROM, SPAN_FULL = 20.0, 40.0  # between grown ages: years of change where their share begins, and is whole
 COLOUR_SCALE = 4.0  # template pixels: colour changes no finer than this (fine colour would print as speckles)
 COLOUR_LIMIT = 0.1  # the most a channel's log change may differ from the others' mean (dark skin's blue channel
@@ -264,13 +268,16 @@ def exemplar_share(
     source_age: float, target_age: float, child: float = 1.0, grown: float = 1.0, younger_grown: float | None = None
 ) -> float:
     """How much of the exemplars' difference an edit from `source_age` to `target_age` takes: `child` for a change
-    of GAP_FULL years or more whose younger end is a child's; between grown ages, growing from SPAN_FROM years of
-    change to `grown` at SPAN_FULL for a face made older, `younger_grown` (default `grown`) for one made younger;
-    none for smaller changes, which the fitted tables carry."""
+    of GAP_FULL years or more whose younger end is a child's (made younger, growing to all of it over a LIFETIME);
+    between grown ages, growing from SPAN_FROM years of change to `grown` at SPAN_FULL for a face made older,
+    `younger_grown` (default `grown`) for one made younger; none for smaller changes, which the fitted tables
+    carry."""
     if target_age < source_age and younger_grown is not None:
         grown = younger_grown
     younger, span = min(source_age, target_age), abs(target_age - source_age)
     young = np.clip((CHILDHOOD_END - younger) / (CHILDHOOD_END - CHILDHOOD_FULL), 0.0, 1.0)
+    if target_age < source_age:  # (a child made old took more and read older than real old faces on FG-NET)
+        child += (1.0 - child) * np.clip((span - LIFETIME[0]) / (LIFETIME[1] - LIFETIME[0]), 0.0, 1.0)
     decades = np.clip((span - SPAN_FROM) / (SPAN_FULL - SPAN_FROM), 0.0, 1.0)
     return float(max(child * young * np.clip(span / GAP_FULL, 0.0, 1.0), grown * decades))
 

@@ -237,9 +237,51 @@ def overlap(
     return pixels[y0 - oy : y1 - oy, x0 - ox : x1 - ox], (x0, y0, x1, y1)
 
 
+@dataclass
+class PhotoCrop:
+    """A crop of the photo that knows where it lies in the photo (`x0`, `y0`)."""
+
+    pixels: np.ndarray
+    x0: int
+    y0: int
+
+
+def photo_crop(source: np.ndarray | PhotoCrop, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The photo box (x0, y0, x1, y1) of the photo, or of a crop of it that covers the box."""
+    x0, y0, x1, y1 = box
+    if isinstance(source, PhotoCrop):
+        return source.pixels[y0 - source.y0 : y1 - source.y0, x0 - source.x0 : x1 - source.x0]
+    return source[y0:y1, x0:x1]
+
+
 def add_scaled(target: np.ndarray, change: np.ndarray, amount: float) -> None:
     """uint8 `target` += `amount` * int16 `change`, in place, rounded and saturating (one pass)."""
     target[...] = cv2.addWeighted(target.astype(np.int16), 1.0, change, float(amount), 0.0, dtype=cv2.CV_8U)
+
+
+@dataclass
+class PhotoLift:
+    """A change of the photo's own pixels found once per photo (a beard's removal, an old forehead's lines smoothed)
+    and scaled by each slider move, before the geometry moves them."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (photo pixels)
+    change: np.ndarray  # (h, w, 3) int16: what all of it adds to the photo's pixels over `box`
+
+    @property
+    def changed(self) -> np.ndarray:
+        """(h, w) float32 1 where the lift changes the photo, 0 elsewhere."""
+        return np.any(self.change != 0, axis=2).astype(np.float32)
+
+    def lift(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
+        """Add `amount` (0..1) of the change to `pixels` (uint8 RGB, a photo crop whose top-left is `origin`,
+        holding the photo's own pixels), in place."""
+        if amount <= 0.0:
+            return
+        found = overlap(pixels, origin, self.box)
+        if found is not None:
+            target, (x0, y0, x1, y1) = found
+            bx0, by0 = self.box[:2]
+            add_scaled(target, self.change[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0], amount)
 
 
 def add_weighted(target: np.ndarray, change: np.ndarray, weight: np.ndarray) -> None:

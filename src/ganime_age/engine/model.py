@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import cv2
@@ -24,10 +23,13 @@ from ganime_age.engine.beard import find_beard
 from ganime_age.engine.config import TINT_SCALE, FittedEngineConfig
 from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch, describe, smile, turn_share
 from ganime_age.engine.face import Change, EngineFace
+from ganime_age.engine.forehead import find_forehead, forehead_share
 from ganime_age.engine.frames import (
     GridFrame,
+    PhotoCrop,
     Template,
     log_image,
+    photo_crop,
     template_for,
     template_map,
     template_view,
@@ -209,6 +211,7 @@ class FittedEngine(HubModel):
         layer = hair_layer(rgb, points, face_mask, frame.box, level, skin, segment, others, young=young)
         # an engine that has fitted no ages changes no age: no beard is looked for
         beard = find_beard(rgb, points, layer.person_at, layer.hair_on) if young_skin is not None else None
+        forehead = find_forehead(rgb, points, layer.person_at, layer.hair_on) if young_skin is not None else None
         matched = None
         if exemplars is not None and young_skin is not None:
             exemplars.check_template(template, c.template_scale, tuple(c.template_centre))
@@ -242,6 +245,7 @@ class FittedEngine(HubModel):
             layer=layer,
             hair=layer.hair_on(frame.box, (grid_h, grid_w)),
             beard=beard,
+            forehead=forehead,
             young_skin=young_skin,
             exemplars=matched,
         )
@@ -317,9 +321,11 @@ class FittedEngine(HubModel):
         layer = face.layer
         greying = self.hair_greying_share(source_age, target_age) if layer.hair_box is not None else 0.0
         restoring = self.hair_restoring_share(source_age, target_age) if layer.young is not None else 0.0
-        young = geometry.youth(source_age, target_age) if face.beard is not None else 0.0
+        younger = forehead_share(source_age, target_age)
+        lifts = [(face.beard, geometry.youth(source_age, target_age)), (face.forehead, younger)]
+        lifts = [(lift, amount) for lift, amount in lifts if lift is not None and amount > 0.0]
         hair = max(greying, restoring)
-        if not moving and texture is None and hair <= 0.0 and young <= 0.0:
+        if not moving and texture is None and hair <= 0.0 and not lifts:
             return None
         sample, changed, moves = (
             geometry.backward_map(face, motion, self.template, growth, age_key=(self, source_age, target_age))
@@ -331,33 +337,33 @@ class FittedEngine(HubModel):
             changed = np.maximum(changed, painted)
         found = _changed_box(face.frame, changed)
         boxes = ([found[0]] if found is not None else []) + ([layer.hair_box] if hair > 0.0 else [])
-        boxes += [face.beard.box] if young > 0.0 else []
+        boxes += [lift.box for lift, _ in lifts]
         if not boxes:
             return None
         # the photo box that changes: the face's (geometry, colour) and its hair's when it greys
         x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
         x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         source = rgb
-        if hair > 0.0 or young > 0.0:  # hair greys (or regains its colour) and a beard goes first, on the input's
-            # pixels, then both move with the geometry
+        if hair > 0.0 or lifts:  # hair greys (or regains its colour), a beard and old lines go first, on the
+            # input's pixels, then all move with the geometry
             bx0, by0, bx1, by1 = face.box
             gx0, gy0, gx1, gy1 = min(x0, bx0), min(y0, by0), max(x1, bx1), max(y1, by1)
             greyed = rgb[gy0:gy1, gx0:gx1].copy()
             layer.grey(greyed, (gx0, gy0), greying)
             layer.restore(greyed, (gx0, gy0), restoring)
-            if young > 0.0:
-                face.beard.lift(greyed, (gx0, gy0), young)
-            source = _Offset(greyed, gx0, gy0)
-        edited = _crop(source, (x0, y0, x1, y1)).copy()
+            for lift, amount in lifts:
+                lift.lift(greyed, (gx0, gy0), amount)
+            source = PhotoCrop(greyed, gx0, gy0)
+        edited = photo_crop(source, (x0, y0, x1, y1)).copy()
         mask = np.zeros((y1 - y0, x1 - x0), np.float32)
         if hair > 0.0:
             hx0, hy0, hx1, hy1 = layer.hair_box
             share = layer.share.astype(np.float32) * np.float32(hair / 255.0)
             mask[hy0 - y0 : hy1 - y0, hx0 - x0 : hx1 - x0] = share
-        if young > 0.0:
-            bx0, by0, bx1, by1 = face.beard.box
+        for lift, amount in lifts:
+            bx0, by0, bx1, by1 = lift.box
             inner = mask[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0]
-            np.maximum(inner, face.beard.changed * np.float32(young), out=inner)
+            np.maximum(inner, lift.changed * np.float32(amount), out=inner)
         moved = None
         if found is not None:
             (ex0, ey0, ex1, ey1), part = found
@@ -365,11 +371,11 @@ class FittedEngine(HubModel):
             engine_mask = frame.field_to_photo(changed, *part)
             if sample is not None:
                 moved = ((ex0, ey0, ex1, ey1), engine_mask)
-            original = _crop(source, (ex0, ey0, ex1, ey1))
+            original = photo_crop(source, (ex0, ey0, ex1, ey1))
             if sample is not None:
                 # one cubic remap of the input's own pixels (one two-channel map: slicing x and y apart copies both)
                 positions = frame.field_to_photo(frame.positions_to_photo(sample), *part)
-                face_pixels = resample(_crop(source, face.box), positions)
+                face_pixels = resample(photo_crop(source, face.box), positions)
             else:
                 face_pixels = original.copy()
             if factor is not None:
@@ -434,23 +440,6 @@ class FittedEngine(HubModel):
             out[y0:y1, x0:x1] = pixels
             changes.append(((x0, y0, x1, y1), mask))
         return out, changes
-
-
-@dataclass
-class _Offset:
-    """A crop of the photo that knows where it lies in the photo (`x0`, `y0`)."""
-
-    pixels: np.ndarray
-    x0: int
-    y0: int
-
-
-def _crop(source: np.ndarray | _Offset, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The photo box (x0, y0, x1, y1) of the photo, or of a crop of it that covers the box."""
-    x0, y0, x1, y1 = box
-    if isinstance(source, _Offset):
-        return source.pixels[y0 - source.y0 : y1 - source.y0, x0 - source.x0 : x1 - source.x0]
-    return source[y0:y1, x0:x1]
 
 
 def _repaint_field(
