@@ -819,6 +819,29 @@ def test_the_shadow_under_old_eyes_is_warm_and_no_black_eye(shared_dir: Path) ->
     assert change[0] - change[2] > 0.09, change  # warm: blue darkens more than red
 
 
+def test_a_head_turned_past_the_hair_window_keeps_its_hair() -> None:
+    """The Space's cameraman (a black-and-white photo, his head turned about 54 degrees) made 75: the hair is looked
+    for in a window around the face's mesh, which on a head turned that far cut through the back of his head, and his
+    ear, neck and collar were greyed in a rectangle with a hard edge (13 grey levels lighter there). A head turned
+    past 50 degrees keeps its hair; up to 30 degrees it greys wholly."""
+    from ganime_age.editing import EditorConfig, FaceEditor
+    from ganime_age.engine.hair import hair_turn_share
+    from ganime_age.faces import load_image
+
+    def turned(degrees: float) -> np.ndarray:
+        angle = np.radians(degrees)
+        return np.array([[np.cos(angle), 0.0, np.sin(angle)], [0.0, 1.0, 0.0], [-np.sin(angle), 0.0, np.cos(angle)]])
+
+    assert hair_turn_share(turned(10.0)) == 1.0 and hair_turn_share(turned(-55.0)) == 0.0
+    assert 0.0 < hair_turn_share(turned(40.0)) < 1.0
+    photo = load_image(Path(__file__).resolve().parents[1] / "space" / "examples" / "two-faces.jpg")
+    editor = FaceEditor.from_pretrained(config=EditorConfig(device="cpu"))
+    assert abs(float(editor.analyze(photo)[1].pose[0])) > 50.0
+    aged = np.asarray(editor.edit(photo, age=75, face=1)).astype(np.float32)
+    lighter = (aged - photo.astype(np.float32)).mean(axis=2)[140:230, 680:720]  # his ear, neck and collar
+    assert abs(float(lighter.mean())) < 3.0, lighter.mean()
+
+
 def test_hair_greying_is_fitted_from_real_faces(shipped: FittedEngine, shared_dir: Path, tmp_path: Path) -> None:
     """On 1,500 UTKFace photos, hair brightness relative to the skin rises with age: no greying up to 32, some by
     48, the most at the oldest centres, and grey hair brighter than the skin."""

@@ -29,6 +29,7 @@ grey, dark hair on a large face greys strand by strand (:mod:`.strands`): white 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -44,6 +45,7 @@ from ganime_age.engine.texture import log_energy, roughness
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
 
 FOREHEAD_TOP = 10  # the mesh's highest point, mid-forehead
+HAIR_TURN = (30.0, 50.0)  # degrees of yaw: the hair changes wholly below the first, not at all past the second
 HAIR_GRID_FACE = 96  # grid pixels across the face: the hair's statistics and fields are smooth at this scale
 PERSON_BOX = (1.25, 0.9, 0.8)  # face widths: half-width, above the mesh top and below the chin of the hair box
 NECK_HALF_WIDTH = 0.3  # face widths: below the mouth, hair hangs beside the neck, never on it (nor a beard)
@@ -449,6 +451,15 @@ def _grey_fields(grid: np.ndarray, share: np.ndarray, grey: np.ndarray, face_wid
     brightness = local.mean(axis=2)
     gain = np.clip(float(grey.mean()) / np.maximum(brightness, 1.0), 1.0, MAX_HAIR_GAIN) - 1.0
     return np.concatenate([grey - local, brightness[..., None], gain[..., None]], axis=2).astype(np.float32)
+
+
+def hair_turn_share(rotation: np.ndarray) -> float:
+    """How much of its hair's change a head turned so far takes: all up to HAIR_TURN[0] degrees of yaw, none from
+    HAIR_TURN[1]. The hair is looked for in a window around the face's mesh, which on a head turned past about 45
+    degrees cuts through the back of the head: the Space's cameraman (54 degrees) made 75 got a rectangle of grey
+    over his ear, neck and collar with a hard edge where the window ended."""
+    yaw = abs(math.degrees(math.atan2(float(rotation[0, 2]), float(rotation[2, 2]))))
+    return float(np.clip((HAIR_TURN[1] - yaw) / (HAIR_TURN[1] - HAIR_TURN[0]), 0.0, 1.0))
 
 
 def hair_restoring_share(engine: EngineTables, source_age: float, target_age: float) -> float:

@@ -35,7 +35,7 @@ from ganime_age.engine.frames import (
     template_view,
     template_width,
 )
-from ganime_age.engine.hair import hair_greying_share, hair_layer, hair_restoring_share
+from ganime_age.engine.hair import hair_greying_share, hair_layer, hair_restoring_share, hair_turn_share
 from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.pixels import repaint, repaint_table, resample
 from ganime_age.engine.scene import Segmenter
@@ -319,8 +319,9 @@ class FittedEngine(HubModel):
         growth = geometry.growth_field(self, face, source_age, target_age, motion.age)
         moving = motion.moving or growth is not None
         layer = face.layer
-        greying = self.hair_greying_share(source_age, target_age) if layer.hair_box is not None else 0.0
-        restoring = self.hair_restoring_share(source_age, target_age) if layer.young is not None else 0.0
+        turned = hair_turn_share(face.rotation)  # a far-turned head's hair window is a guess
+        greying = turned * self.hair_greying_share(source_age, target_age) if layer.hair_box is not None else 0.0
+        restoring = turned * self.hair_restoring_share(source_age, target_age) if layer.young is not None else 0.0
         younger = forehead_share(source_age, target_age)
         lifts = [(face.beard, geometry.youth(source_age, target_age)), (face.forehead, younger)]
         lifts = [(lift, amount) for lift, amount in lifts if lift is not None and amount > 0.0]
