@@ -1,11 +1,12 @@
-"""An old forehead's lines above the face's mesh, smoothed away when a face is made decades younger.
+"""An old forehead's lines, smoothed away up to the hair when a face is made decades younger.
 
 MediaPipe's mesh ends about two thirds of the way up the forehead, and an age edit's skin change (the fitted tables,
-the matched young faces) is drawn inside it. Above it an old face made young kept its lines, and made a child, the
-taller cranium of growth stretched them over a child's forehead. So, once per photo, the skin above the mesh up to
-the hair loses its lines: the detail between the photo's finest grain and a fold's width (a band-pass of its
-lightness), which is what a forehead's lines are, is taken out, in every channel alike, so the skin keeps its grain,
-its shading and its colour. A slider move scales the change (:class:`.frames.PhotoLift`).
+the matched young faces, whose features fade out above the brows) is drawn inside it. So an old face made young kept
+its forehead's lines, and made a child, the taller cranium of growth stretched them over a child's forehead. Once per
+photo, the forehead's skin, from a little above the brows (which keep their own detail) up to the hair, inside the
+mesh and above it, loses its lines: the detail between the photo's finest grain and a fold's width (a band-pass of
+its lightness), which is what a forehead's lines are, is taken out, in every channel alike, so the skin keeps its
+grain, its shading and its colour. A slider move scales the change (:class:`.frames.PhotoLift`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ import numpy as np
 from ganime_age.engine.frames import PhotoLift
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_OVAL, FACE_RIGHT
 
-REACH = (
-    0.45  # face widths above the mesh's edge that the forehead may reach (its hair and the photo's top end it first)
-)
+REACH = 0.45  # face widths above the mesh's edge the forehead may reach (its hair and the photo's top end it first)
 BROW_CLEAR = 0.06  # face widths above the brows' tops where the forehead begins
-FEATHER = 0.03  # face widths: the soft edge of the region (at the mesh, the skin change inside takes over)
+FEATHER = 0.03  # face widths: the soft edge of the region
 LINE_SCALES = (0.006, 0.035)  # face widths: the photo's grain (kept) and the widest line (taken out) of a forehead
 YOUNGER = (15.0, 40.0)  # years younger from which the lines go, and wholly
 
@@ -42,13 +41,14 @@ def find_forehead(
     person: Callable[[int, int, int, int], np.ndarray],
     hair: Callable[[tuple[int, int, int, int], tuple[int, int]], np.ndarray],
 ) -> Forehead | None:
-    """The forehead above the mesh of the face with landmarks `points` (photo pixels) in `rgb`, or None where no
-    skin of it is in view. `person` and `hair` as for :func:`.beard.find_beard`: the lines go only on this person's
+    """The forehead of the face with landmarks `points` (photo pixels) in `rgb`, or None where no skin of it is in
+    view. `person` and `hair` as for :func:`.beard.find_beard`: the lines go only on this person's
     skin, never on hair (a fringe's strands are not lines)."""
     height, width = rgb.shape[:2]
     points = np.asarray(points, np.float64)
     face_width = max(float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2])), 8.0)
     ring = [pair[0] for pair in FACE_OVAL]
+    ring = ring[ring.index(CHIN) :] + ring[: ring.index(CHIN)]  # from the chin round: the upper arc is one run
     brow_row = float(points[list(BROW_TOPS), 1].min())
     arc = points[[i for i in ring if points[i, 1] < brow_row], :2]
     if len(arc) < 3:
@@ -65,7 +65,7 @@ def find_forehead(
     shape = (y1 - y0, x1 - x0)
     offset = np.array([x0, y0], np.float64)
     above = np.zeros(shape, np.uint8)
-    # the band between the mesh's upper edge and its raised copy, and the mesh itself left out
+    # the band between the mesh's upper edge and its raised copy, and the mesh's own forehead
     for a, b, c, d in zip(arc[:-1], arc[1:], raised[1:], raised[:-1], strict=True):
         quad = np.round(np.stack([a, b, c, d]) - offset).astype(np.int32)
         cv2.fillConvexPoly(above, quad, 1)
