@@ -33,6 +33,7 @@ import torch
 from ganime_age.config import bounded
 from ganime_age.engine.config import FOLD_SCALE, LARGE_SCALE, LOG_EPSILON
 from ganime_age.engine.frames import Template, template_blur
+from ganime_age.engine.frames import turn_share as yaw_share
 from ganime_age.errors import ConfigError
 from ganime_age.faces.topology import BROW_TOPS, LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS
 from ganime_age.hub import HubModel
@@ -445,8 +446,7 @@ def view_sharpness(template: Template, log_view: np.ndarray) -> float:
 def turn_share(rotation: np.ndarray) -> float:
     """How much of the exemplars a face turned so far takes: all up to TURN_FULL degrees of yaw, none from
     TURN_NONE (the template view of a turned face is its near side stretched over the far one)."""
-    yaw = abs(math.degrees(math.atan2(float(rotation[0, 2]), float(rotation[2, 2]))))
-    return float(np.clip((TURN_NONE - yaw) / (TURN_NONE - TURN_FULL), 0.0, 1.0))
+    return yaw_share(rotation, TURN_FULL, TURN_NONE)
 
 
 def features_change(

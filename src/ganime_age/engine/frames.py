@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ganime_age.engine.config import LARGE_SCALE, LOG_EPSILON
+from ganime_age.faces.mesh import rotation_angles
 from ganime_age.faces.topology import (
     BROW_TOPS,
     FACE_LEFT,
@@ -235,6 +236,13 @@ def overlap(
     if x1 <= x0 or y1 <= y0:
         return None
     return pixels[y0 - oy : y1 - oy, x0 - ox : x1 - ox], (x0, y0, x1, y1)
+
+
+def turn_share(rotation: np.ndarray, full: float, none: float) -> float:
+    """How much of a change a face turned so far (rotation: canonical frame -> photo frame) takes: all of it up to
+    `full` degrees of yaw, none from `none`."""
+    yaw = abs(rotation_angles(rotation)[0])
+    return float(np.clip((none - yaw) / (none - full), 0.0, 1.0))
 
 
 @dataclass

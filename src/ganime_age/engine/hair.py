@@ -29,14 +29,13 @@ grey, dark hair on a large face greys strand by strand (:mod:`.strands`): white 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid
+from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid, turn_share
 from ganime_age.engine.light import head_light, lab_to_rgb
 from ganime_age.engine.scene import SCENE_THRESHOLD, Scene, Segmenter, read_grid, scene_silhouette
 from ganime_age.engine.strands import greyed_weight, strand_lightness, strand_order, strandness
@@ -458,8 +457,7 @@ def hair_turn_share(rotation: np.ndarray) -> float:
     HAIR_TURN[1]. The hair is looked for in a window around the face's mesh, which on a head turned past about 45
     degrees cuts through the back of the head: the Space's cameraman (54 degrees) made 75 got a rectangle of grey
     over his ear, neck and collar with a hard edge where the window ended."""
-    yaw = abs(math.degrees(math.atan2(float(rotation[0, 2]), float(rotation[2, 2]))))
-    return float(np.clip((HAIR_TURN[1] - yaw) / (HAIR_TURN[1] - HAIR_TURN[0]), 0.0, 1.0))
+    return turn_share(rotation, *HAIR_TURN)
 
 
 def hair_restoring_share(engine: EngineTables, source_age: float, target_age: float) -> float:

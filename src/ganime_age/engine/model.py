@@ -322,8 +322,10 @@ class FittedEngine(HubModel):
         turned = hair_turn_share(face.rotation)  # a far-turned head's hair window is a guess
         greying = turned * self.hair_greying_share(source_age, target_age) if layer.hair_box is not None else 0.0
         restoring = turned * self.hair_restoring_share(source_age, target_age) if layer.young is not None else 0.0
-        younger = forehead_share(source_age, target_age)
-        lifts = [(face.beard, geometry.youth(source_age, target_age)), (face.forehead, younger)]
+        lifts = [
+            (face.beard, geometry.youth(source_age, target_age)),
+            (face.forehead, forehead_share(source_age, target_age)),
+        ]
         lifts = [(lift, amount) for lift, amount in lifts if lift is not None and amount > 0.0]
         hair = max(greying, restoring)
         if not moving and texture is None and hair <= 0.0 and not lifts:
