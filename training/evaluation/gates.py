@@ -108,15 +108,16 @@ class Photo:
     coded_aus: np.ndarray | None  # CFEE's FACS codes
 
 
-def test_photos(source: str, root: Path) -> list[Photo]:
-    """The test split of a source, as prepare_data splits it (content hash; the person for CFEE)."""
+def test_photos(source: str, root: Path, split: str = "test") -> list[Photo]:
+    """The test split of a source (or another `split`), as prepare_data splits it (content hash; the person for
+    CFEE)."""
     from training.data.face_records import TEST_FRACTIONS
     from training.data.sources import parse_source
     from training.prepare_data import file_sha1, split_for, split_key_digest
 
     photos = []
     for item in parse_source(source, root).items:
-        if split_for(split_key_digest(item, file_sha1(item.path)), TEST_FRACTIONS[source]) != "test":
+        if split_for(split_key_digest(item, file_sha1(item.path)), TEST_FRACTIONS[source]) != split:
             continue
         person, category = item.identity_hint, ""
         if source == "cfee":

@@ -129,6 +129,11 @@ class FittedEngineConfig:
     expression_neighbours: int = bounded(5, 1, 64)
     expression_flow_gain: float = bounded(1.0, 0.0, 3.0)
     expression_look_gain: float = bounded(1.0, 0.0, 3.0)
+    # reenactment: how far past a driver's landmarks the mouth, the eyes and the brows are moved (ShapeTransferConfig.
+    # region_gains): the landmarker reads this engine's warp short of the landmarks it was given (lowered brows,
+    # parted lips), so a driver's expression is drawn past by that shortfall, fitted on CFEE's training people
+    # (training/tools/fit_reenact_gains.py)
+    reenact_gains: tuple[float, float, float] = bounded((1.14, 1.74, 1.3), 0.0, 3.0)
     # the fitted greying of hair is an average of people: fainter than one person's
     hair_greying_gain: float = bounded(1.2, 0.0, 5.0)
     # the mouth interior, fitted from CFEE's open mouths: one mean per gap height (canonical cm at the lips' centre)
