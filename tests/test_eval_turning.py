@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from training.evaluate import main
-from training.evaluation.turning import SEAM_RATIO
+from training.evaluation.turning import SEAM_RATIO, SHEET_TILE
 
 
 def test_outline_edges_read_a_hard_cut_and_not_a_soft_one(shared_dir: Path) -> None:
@@ -33,7 +33,7 @@ def test_the_turning_evaluation_on_held_out_photos(tmp_path: Path, shared_dir: P
     """A small run of ``evaluate.py turning``: the self-reenactments verify and keep the driver's pose, the
     turned outlines have no edge much stronger than the photos' own, a near-frontal reenactment draws nothing
     beyond the face, the videos keep their audio, the still background's pixels and the head's size, and the
-    grids and videos are written."""
+    grids, the contact sheet and the videos are written."""
     datasets = shared_dir / "datasets"
     out_json, samples = tmp_path / "turning.json", tmp_path / "samples"
     args = ["turning", "--utkface", str(datasets / "utkface"), "--cfee", str(datasets / "cfee")]
@@ -58,5 +58,9 @@ def test_the_turning_evaluation_on_held_out_photos(tmp_path: Path, shared_dir: P
     assert all(v["head_size"] <= 0.03 for v in videos.values()), videos
     names = {p.name for p in samples.iterdir()}
     assert {"self_reenactment.jpg", "turned_drivers.jpg", "seams.jpg", "near_frontal.jpg"} <= names
+    # the contact sheet: each held-out original beside its reenactments by a frontal and two turned drivers,
+    # without an age and with one, in tiles of the photo's own pixels
+    sheet = cv2.imread(str(samples / "reenact_sheet.jpg"))
+    assert sheet.shape[1] == 150 + 7 * SHEET_TILE and sheet.shape[0] % SHEET_TILE == 0 and sheet.shape[0] >= SHEET_TILE
     assert sum(name.startswith("turn_1to1_") for name in names) == 2
     assert sum(name.startswith("reenacted_by_") for name in names) == 2

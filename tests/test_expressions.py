@@ -91,74 +91,109 @@ def test_the_shipped_pairs_lift_a_smiles_cheeks_and_the_brows_skin_and_leave_a_s
     assert np.mean([brows.flow[round(y), round(x), 1] for x, y in above]) < -0.3  # the forehead's skin rises
 
 
-def test_held_out_self_reenactment_reads_its_driver_closer_with_real_skin(shared_dir: Path) -> None:
-    """Held-out people's neutral photos driven by their own smiles and surprise: the AU read-out of the result is
-    nearer the driver's on its FACS-coded AUs (as ``evaluate.py turning`` judges) with the pairs' motion and look
-    than with the landmarks' motion alone."""
+def self_reenactment_error(root: Path, config: Any, people: list[str], categories: tuple[str, ...]) -> float:
+    """The mean distance of held-out self-reenactments' AU read-out from their drivers' on the drivers' FACS-coded
+    AUs (as ``evaluate.py turning`` judges), under an engine `config`: each person's neutral photo driven by their
+    own photos of `categories`."""
     from ganime_age.faces import load_image
     from training.evaluation.gates import test_photos
 
     ed = editor()
-    coded = {(p.person, p.category): p.coded_aus for p in test_photos("cfee", shared_dir / "datasets" / "cfee")}
-    people = held_out(shared_dir / "datasets" / "cfee")
-    chosen = [p for p in sorted(people) if {"Neutral", "Happy", "Surprised"} <= people[p].keys()][:3]
-    assert len(chosen) == 3
+    coded = {(p.person, p.category): p.coded_aus for p in test_photos("cfee", root)}
+    photos = held_out(root)
     shipped = ed.engine.config
-    errors: dict[str, list[float]] = {"with": [], "without": []}
+    errors = []
     try:
-        for name, config in (
-            ("with", shipped),
-            ("without", dataclasses.replace(shipped, expression_flow_gain=0.0, expression_look_gain=0.0)),
-        ):
-            ed.engine.config = config
-            ed.engine.invalidate()
-            ed.sessions.clear()
-            for person in chosen:
-                source = load_image(people[person]["Neutral"])
-                for category in ("Happy", "Surprised"):
-                    driver = load_image(people[person][category])
-                    judged = np.asarray(coded[(person, category)]) > 0
-                    wanted = np.asarray(ed.analyze(driver)[0].aus)[judged]
-                    got = np.asarray(ed.analyze(np.asarray(ed.reenact(source, driver)))[0].aus)[judged]
-                    errors[name].append(float(np.abs(got - wanted).mean()))
+        ed.engine.config = config
+        ed.engine.invalidate()
+        ed.sessions.clear()
+        for person in people:
+            source = load_image(photos[person]["Neutral"])
+            for category in categories:
+                if category not in photos[person]:
+                    continue
+                driver = load_image(photos[person][category])
+                judged = np.asarray(coded[(person, category)]) > 0
+                wanted = np.asarray(ed.analyze(driver)[0].aus)[judged]
+                got = np.asarray(ed.analyze(np.asarray(ed.reenact(source, driver)))[0].aus)[judged]
+                errors.append(float(np.abs(got - wanted).mean()))
     finally:
         ed.engine.config = shipped
         ed.engine.invalidate()
         ed.sessions.clear()
-    assert np.mean(errors["with"]) < np.mean(errors["without"]) - 0.02, errors
+    return float(np.mean(errors))
+
+
+def test_held_out_self_reenactment_reads_its_driver_closer_with_real_skin(shared_dir: Path) -> None:
+    """The evaluation's held-out people driven by their own five expressions: the AU read-out of the results is
+    nearer the drivers' with the pairs' motion and look than with the landmarks' motion alone."""
+    from training.evaluate import spread_indices
+    from training.evaluation.gates import EXPRESSIONS
+
+    root = shared_dir / "datasets" / "cfee"
+    people = sorted(p for p, photos in held_out(root).items() if "Neutral" in photos)
+    chosen = [people[i] for i in spread_indices(len(people), 12)]
+    shipped = editor().engine.config
+    bare = dataclasses.replace(shipped, expression_flow_gain=0.0, expression_look_gain=0.0)
+    with_pairs = self_reenactment_error(root, shipped, chosen, EXPRESSIONS)
+    without = self_reenactment_error(root, bare, chosen, EXPRESSIONS)
+    assert with_pairs < without - 0.02, (with_pairs, without)
 
 
 def test_held_out_frowns_and_smiles_read_their_driver_closer_with_the_reenactment_gains(shared_dir: Path) -> None:
     """The landmarker reads a warp short of its landmarks (a warped frown's brows, a warped smile's parted lips):
     held-out people's neutral photos driven by their own anger and smile read nearer the driver on the coded AUs
     with the engine's fitted reenactment gains than driven to the driver's landmarks exactly."""
-    from ganime_age.faces import load_image
-    from ganime_age.models.reenact import ShapeTransfer, ShapeTransferConfig
-    from training.evaluation.gates import test_photos
-
-    ed = editor()
-    assert min(ed.engine.config.reenact_gains) > 1.0
-    coded = {(p.person, p.category): p.coded_aus for p in test_photos("cfee", shared_dir / "datasets" / "cfee")}
-    people = held_out(shared_dir / "datasets" / "cfee")
+    root = shared_dir / "datasets" / "cfee"
+    people = held_out(root)
     chosen = [p for p in sorted(people) if {"Neutral", "Happy", "Angry"} <= people[p].keys()][:3]
     assert len(chosen) == 3
-    reenactment = ed.reenactment
-    fitted = reenactment.shape
-    errors: dict[str, list[float]] = {"fitted": [], "exact": []}
+    shipped = editor().engine.config
+    assert min(shipped.reenact_gains) > 1.0
+    fitted = self_reenactment_error(root, shipped, chosen, ("Happy", "Angry"))
+    exact = self_reenactment_error(
+        root, dataclasses.replace(shipped, reenact_gains=(1.0,) * 3), chosen, ("Happy", "Angry")
+    )
+    assert fitted < exact - 0.1, (fitted, exact)
+
+
+def test_a_drivers_own_face_shape_is_never_driven_past_its_landmarks(shared_dir: Path) -> None:
+    """The reenactment gains add the driver's AU change again along the fitted AU shapes, never the driver's
+    landmarks' difference from the source: a driver with the source's own AUs (another face's shape, no expression)
+    is followed to its landmarks exactly, and a frown adds (gain - 1) of the AU shapes' motion."""
+    from ganime_age.engine.config import REENACT_REGIONS
+    from ganime_age.faces import load_image
+
+    ed = editor()
+    engine = ed.engine
+    people = held_out(shared_dir / "datasets" / "cfee")
+    person = next(p for p in sorted(people) if {"Neutral", "Angry"} <= people[p].keys())
+    rgb = load_image(people[person]["Neutral"])
+    found = ed.analyze(rgb)[0]
+    frown = ed.analyze(load_image(people[person]["Angry"]))[0]
+    face = engine.prepare_face(rgb, found.landmarks.landmarks, segment=ed.analyzer.segmenter)
+    source = np.asarray(found.aus, np.float32)
+    target = frown.landmarks.landmarks  # another photo's landmarks: its own shape and pose as well as the frown
+    shipped = engine.config
     try:
-        for name, shape in (("fitted", fitted), ("exact", ShapeTransfer(ShapeTransferConfig()))):
-            reenactment.shape = shape
-            for person in chosen:
-                source = load_image(people[person]["Neutral"])
-                for category in ("Happy", "Angry"):
-                    driver = load_image(people[person][category])
-                    judged = np.asarray(coded[(person, category)]) > 0
-                    wanted = np.asarray(ed.analyze(driver)[0].aus)[judged]
-                    got = np.asarray(ed.analyze(np.asarray(ed.reenact(source, driver)))[0].aus)[judged]
-                    errors[name].append(float(np.abs(got - wanted).mean()))
+        still = engine.shape_change(face, 30.0, 30.0, source, source, target).expression
+        engine.config = dataclasses.replace(shipped, reenact_gains=(1.0,) * 3)
+        exact = engine.shape_change(face, 30.0, 30.0, source, source, target).expression
+        frowned = np.asarray(frown.aus, np.float32)
+        plain = engine.shape_change(face, 30.0, 30.0, source, frowned, target).expression
     finally:
-        reenactment.shape = fitted
-    assert np.mean(errors["fitted"]) < np.mean(errors["exact"]) - 0.1, errors
+        engine.config = shipped
+    past = engine.shape_change(face, 30.0, 30.0, source, frowned, target).expression
+    assert np.array_equal(still, exact)
+    brows = REENACT_REGIONS["AU04"]
+    assert frowned[AU_NAMES.index("AU04")] - source[AU_NAMES.index("AU04")] > 1.0
+    extra = frowned - source
+    shapes = engine.tables["au_shapes"]
+    gains = np.array([shipped.reenact_gains[REENACT_REGIONS.get(n, 0)] for n in AU_NAMES]) - 1.0
+    along = shipped.au_shape_gain * np.einsum("a,avc->vc", extra * gains, shapes) @ (face.rotation.T * face.cm_to_grid)
+    assert np.allclose(past - plain, along[:, :2], atol=1e-4)
+    # the brows move further down than the driver's landmarks put them
+    assert shipped.reenact_gains[brows] > 1.0 and (past - plain)[list(BROW_TOPS), 1].mean() > 0.1
 
 
 def test_a_reenactment_paints_the_drivers_own_teeth(shared_dir: Path) -> None:

@@ -73,6 +73,9 @@ CHANGED = 8  # grey levels (any channel): a pixel that changed this much changed
 DRAWN_BEYOND_FACE = 0.001  # beyond the face, the share of a near-frontal reenactment drawn rather than moved
 HEAD_SIZE_TOLERANCE = 0.03  # the head's size across a video's frames: at most this far from its median
 TILE = 320
+SHEET_PEOPLE, SHEET_YAWS, SHEET_AGE = 4, (20.0, 35.0), 70.0  # the contact sheet's rows, turned drivers and age
+SHEET_TILE = 480  # the contact sheet's tiles: this many of the photo's own pixels around the face (1:1)
+SHEET_HEAD = 1.7  # ... or the face's landmark box grown this much, where that is larger (the whole head)
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -138,14 +141,17 @@ class TurningEvaluation:
         cfee = test_photos("cfee", Path(args.cfee))
         people = sorted({p.person for p in cfee if p.category == "Neutral"})
         chosen = {people[i] for i in spread_indices(len(people), args.max_people)}
+        frontal, turned = utkface_poses(judge, test_photos("utkface", Path(args.utkface)), args.max_scan)
         result: dict[str, Any] = {
             "self": self_reenactment(editor, judge, [p for p in cfee if p.person in chosen], samples),
-            "turned": turned_drivers(editor, judge, test_photos("utkface", Path(args.utkface)), args, samples),
+            "turned": turned_drivers(editor, judge, frontal, turned, args.max_pairs, samples),
         }
         originals = full_size_photos(Path(args.cfee_full), set(people), args.seam_people * 2 + 2)
         result["seams"] = seams(editor, originals[: args.seam_people], samples)
         result["frontal"] = near_frontal(editor, originals[: args.seam_people], samples)
         result["video"] = videos(editor, originals[-2:], samples)
+        if samples is not None:
+            contact_sheet(editor, originals[args.seam_people : args.seam_people + SHEET_PEOPLE + 1], turned, samples)
         result["seconds"] = time.perf_counter() - started
         return result
 
@@ -331,30 +337,42 @@ def self_reenactment(editor: Any, judge: Judge, cfee: list[Photo], samples: Path
     return _summary(measures)
 
 
-def turned_drivers(
-    editor: Any, judge: Judge, utkface: list[Photo], args: argparse.Namespace, samples: Path | None
-) -> dict[str, Any]:
-    """Frontal held-out faces driven by other held-out faces turned 20-45 degrees."""
+def utkface_poses(
+    judge: Judge, utkface: list[Photo], max_scan: int
+) -> tuple[list[tuple[np.ndarray, Reading, Photo]], list[tuple[np.ndarray, Reading, Photo]]]:
+    """Held-out UTKFace photos read (up to `max_scan`, spread): the frontal ones (under FRONTAL degrees of yaw) and
+    those turned TURNED degrees, each as (photo, reading, its record)."""
     from ganime_age.faces import load_image
 
-    frontal: list[tuple[np.ndarray, Reading]] = []
-    turned: list[tuple[np.ndarray, Reading]] = []
-    for index in spread_indices(len(utkface), args.max_scan):
+    frontal, turned = [], []
+    for index in spread_indices(len(utkface), max_scan):
         rgb = load_image(utkface[index].path)
         reading = judge.read(rgb)
         if reading is None:
             continue
         yaw = abs(float(pose_of(reading)[0]))
         if yaw < FRONTAL:
-            frontal.append((rgb, reading))
+            frontal.append((rgb, reading, utkface[index]))
         elif TURNED[0] <= yaw <= TURNED[1]:
-            turned.append((rgb, reading))
-    pairs = min(len(frontal), len(turned), args.max_pairs)
+            turned.append((rgb, reading, utkface[index]))
+    return frontal, turned
+
+
+def turned_drivers(
+    editor: Any,
+    judge: Judge,
+    frontal: list[tuple[np.ndarray, Reading, Photo]],
+    turned: list[tuple[np.ndarray, Reading, Photo]],
+    max_pairs: int,
+    samples: Path | None,
+) -> dict[str, Any]:
+    """Frontal held-out faces driven by other held-out faces turned 20-45 degrees."""
+    pairs = min(len(frontal), len(turned), max_pairs)
     if pairs == 0:
         raise GanimeAgeError("no frontal source and turned driver among the UTKFace test photos read")
     measures = []
     grid: dict[str, list[np.ndarray]] = {"source": [], "driver": [], "result": []}
-    for (source, source_reading), (driver, driver_reading) in zip(frontal[:pairs], turned[:pairs], strict=True):
+    for (source, source_reading, _), (driver, driver_reading, _) in zip(frontal[:pairs], turned[:pairs], strict=True):
         out = np.asarray(editor.reenact(source, driver))
         measures.append(_pair_measures(judge, source, source_reading, driver_reading, out, None))
         if len(grid["source"]) < 8:
@@ -364,6 +382,34 @@ def turned_drivers(
     if samples is not None:
         save_grid(samples / "turned_drivers.jpg", labelled_grid(list(grid.items())))
     return _summary(measures)
+
+
+def contact_sheet(
+    editor: Any, photos: list[Path], turned: list[tuple[np.ndarray, Reading, Photo]], samples: Path
+) -> None:
+    """``reenact_sheet.jpg``: held-out originals (all but the last photo, one a row), their heads at 1:1, beside their
+    reenactments by the last photo (another person, frontal) and by the held-out adult UTKFace faces turned nearest
+    SHEET_YAWS degrees, without an age and at SHEET_AGE (issue 40: a reenactment with an age greys and lines the
+    face as the age edit does)."""
+    from ganime_age.faces import load_image
+
+    adults = [(rgb, reading) for rgb, reading, photo in turned if photo.age >= 18] or [t[:2] for t in turned]
+    drivers = [load_image(photos[-1])]
+    for yaw in SHEET_YAWS:
+        drivers.append(min(adults, key=lambda item: abs(abs(float(pose_of(item[1])[0])) - yaw))[0])
+    rows = []
+    for path in photos[:-1]:
+        rgb = load_image(path)
+        points = editor.analyze(rgb)[0].landmarks.landmarks
+        size = float(np.ptp(points[:, :2], axis=0).max())
+        share = max(SHEET_TILE / size, SHEET_HEAD)  # 1:1 where the head fits a tile (a close-up is made smaller)
+        tiles = [head_tile(rgb, points, SHEET_TILE, share)]
+        for age in (None, SHEET_AGE):
+            tiles += [
+                head_tile(np.asarray(editor.reenact(rgb, d, age=age)), points, SHEET_TILE, share) for d in drivers
+            ]
+        rows.append((path.name, tiles))
+    save_grid(samples / "reenact_sheet.jpg", labelled_grid(rows))
 
 
 def seams(editor: Any, photos: list[Path], samples: Path | None) -> dict[str, Any]:

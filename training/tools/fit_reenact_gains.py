@@ -5,15 +5,17 @@
 MediaPipe reads a warped face short of the landmarks it was warped to: warping a neutral photo exactly onto the
 same person's lowered brows or parted lips (a piecewise-affine warp of every mesh triangle) reads back about 0.7
 of the way, because the landmarker also reads what a warp cannot draw (the frown's furrows, the thinned lips).
-Self-reenactment (each training person's neutral photo driven by their own expression photos) is run with each
-region's motion past the driver's by each of ``--gains``; per region (mouth, eyes, brows) the gain whose result
-reads nearest the driver on that region's FACS-coded AUs is kept (the minimum of a parabola through the best
-grid gain and its neighbours). The held-out people are judged by ``evaluate.py turning`` with the gains set.
+The engine draws a driver's expression past its landmarks along the fitted AU shapes (``geometry.shape_change``).
+Self-reenactment (each training person's neutral photo driven by their own expression photos) is run with every
+region at each of ``--gains``; per region (mouth, eyes, brows: ``REENACT_REGIONS``) the gain whose result reads
+nearest the driver on that region's FACS-coded AUs is kept (the minimum of a parabola through the best grid gain
+and its neighbours). The held-out people are judged by ``evaluate.py turning`` with the gains set.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -21,15 +23,13 @@ from typing import Any
 import numpy as np
 
 from ganime_age.conditions import AU_NAMES
+from ganime_age.engine.config import REENACT_REGIONS
 from ganime_age.errors import exit_status
 
-# the AUs each region's motion makes (MediaPipe's read-out of them); the nose's wrinkle moves with the upper lip
-REGION_AUS = {
-    "mouth": ("AU09", "AU10", "AU12", "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26"),
-    "eyes": ("AU05", "AU06", "AU07", "AU45"),
-    "brows": ("AU01", "AU02", "AU04"),
-}
-GAINS = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0)
+REGIONS = ("mouth", "eyes", "brows")  # FittedEngineConfig.reenact_gains' order
+# the AUs each region's gain draws (the nose's wrinkle with the mouth's)
+REGION_AUS = {region: tuple(n for n in AU_NAMES if REENACT_REGIONS.get(n, 0) == r) for r, region in enumerate(REGIONS)}
+GAINS = (1.0, 1.2, 1.4, 1.6, 1.9, 2.2)
 
 
 def best_gain(gains: np.ndarray, errors: np.ndarray) -> float:
@@ -46,7 +46,6 @@ def best_gain(gains: np.ndarray, errors: np.ndarray) -> float:
 def fit(cfee: Path, people: int, gains: tuple[float, ...]) -> dict[str, Any]:
     from ganime_age.editing import EditorConfig, FaceEditor
     from ganime_age.faces import load_image
-    from ganime_age.models.reenact import ShapeTransfer, ShapeTransferConfig
     from training.evaluate import spread_indices
     from training.evaluation.gates import Judge, test_photos
 
@@ -62,7 +61,7 @@ def fit(cfee: Path, people: int, gains: tuple[float, ...]) -> dict[str, Any]:
     # errors[region][g]: the |result - driver| of every coded AU of that region over all pairs
     errors: dict[str, list[list[float]]] = {region: [[] for _ in gains] for region in REGION_AUS}
     pairs = 0
-    reenactment = editor.reenactment
+    fitted = editor.engine.config
     for person in chosen:
         shots = by_person[person]
         source = load_image(shots["Neutral"].path)
@@ -75,7 +74,7 @@ def fit(cfee: Path, people: int, gains: tuple[float, ...]) -> dict[str, Any]:
                 continue
             pairs += 1
             for g, gain in enumerate(gains):
-                reenactment.shape = ShapeTransfer(ShapeTransferConfig(region_gains=(gain, gain, gain)))
+                editor.engine.config = dataclasses.replace(fitted, reenact_gains=(gain, gain, gain))
                 after = judge.read(np.asarray(editor.reenact(source, driver)))
                 for region, cols in columns.items():
                     coded = [c for c in cols if photo.coded_aus[c] > 0]
@@ -91,7 +90,7 @@ def fit(cfee: Path, people: int, gains: tuple[float, ...]) -> dict[str, Any]:
             "error_by_gain": [round(float(v), 4) for v in mean],
             "gain": round(best_gain(grid, mean), 2) if np.isfinite(mean).any() else 1.0,
         }
-    result["reenact_gains"] = [result["regions"][r]["gain"] for r in ("mouth", "eyes", "brows")]
+    result["reenact_gains"] = [result["regions"][r]["gain"] for r in REGIONS]
     return result
 
 

@@ -112,7 +112,7 @@ class Reenactment:
         landmarker: str | None = None,
         shape_transfer: Any = None,
     ) -> None:
-        from ganime_age.models.reenact import ShapeTransfer, ShapeTransferConfig
+        from ganime_age.models.reenact import ShapeTransfer
 
         self.sessions = sessions
         self._analyzer = analyzer  # the editor's face analysis, for driving photos and frames (never cached)
@@ -120,11 +120,7 @@ class Reenactment:
         self.refine = refine
         self.device = device or torch.device("cpu")
         self.reenactor = reenactor.to(self.device).eval() if reenactor is not None else None
-        if shape_transfer is None:
-            # the engine's warp is read short of its landmarks: it is driven past by its fitted gains
-            gains = engine.config.reenact_gains if reenactor is None else ShapeTransferConfig().region_gains
-            shape_transfer = ShapeTransfer(ShapeTransferConfig(region_gains=gains), landmarker_path=landmarker)
-        self.shape = shape_transfer
+        self.shape = shape_transfer or ShapeTransfer(landmarker_path=landmarker)
         self._warned: set[str] = set()
 
     @property
@@ -167,13 +163,9 @@ class Reenactment:
     # -- the three steps -----------------------------------------------------------------------------
     def target_landmarks(self, source: Any, driver: Any, reference: Any = None) -> np.ndarray:
         """The source's face with the driver's expression and head pose (with `reference`, the driver's first
-        frame: the driver's turn from that frame's pose), its regions driven past the driver's by the shape
-        transfer's gains as far as the driver's turn lets its expression be read (:meth:`turn_trust`)."""
+        frame: the driver's turn from that frame's pose)."""
         return self.shape.transfer(
-            source.landmarks,
-            driver.landmarks,
-            None if reference is None else reference.landmarks,
-            gain_share=self.turn_trust(driver),
+            source.landmarks, driver.landmarks, None if reference is None else reference.landmarks
         )
 
     def pose(self, rgb: np.ndarray, source: Any, target: np.ndarray) -> np.ndarray:
@@ -197,20 +189,16 @@ class Reenactment:
         crop = ((out[0].clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
         return paste_back(rgb, crop, aligned.matrix)
 
-    @staticmethod
-    def turn_trust(driver: Any) -> float:
-        """How far a driver's expression can be read at its turn: 1 up to AU_TRUST_TURN's first yaw, 0 past its
-        second. MediaPipe's read-out of a face turned 20-30 degrees raises its brows and lids and loses its smile
-        (UTKFace's held-out faces: AU02 2.0 and AU05 1.6 where frontal faces read 0.8, AU12 0.15 against 0.95)."""
+    def trusted_aus(self, source: Any, driver: Any) -> np.ndarray:
+        """The driver's AUs as far as its turn lets them be read (AU_TRUST_TURN), faded to the source's own beyond.
+
+        MediaPipe's read-out of a face turned 20-30 degrees raises its brows and lids and loses its smile (UTKFace's
+        held-out faces: AU02 2.0 and AU05 1.6 where frontal faces read 0.8, AU12 0.15 against 0.95), and the AUs
+        paint the expression's skin: a turned driver's misread surprise drew itself on the source. The geometry is
+        the landmarks', which the turn does not bias."""
         yaw = abs(float(driver.pose[0]))
         low, high = AU_TRUST_TURN
-        return float(np.clip((high - yaw) / (high - low), 0.0, 1.0))
-
-    def trusted_aus(self, source: Any, driver: Any) -> np.ndarray:
-        """The driver's AUs as far as its turn lets them be read (:meth:`turn_trust`), faded to the source's own
-        beyond: the AUs paint the expression's skin, and a turned driver's misread surprise drew itself on the
-        source. The geometry is the landmarks' (their gains past the driver's are faded alike)."""
-        share = self.turn_trust(driver)
+        share = float(np.clip((high - yaw) / (high - low), 0.0, 1.0))
         own = np.asarray(source.aus, np.float32)
         return own + np.float32(share) * (np.asarray(driver.aus, np.float32) - own)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ganime_age.conditions import AU_NAMES
 from ganime_age.engine.config import (
     AGE_SMOOTHING,
     EDGE_TAPER,
@@ -17,12 +18,14 @@ from ganime_age.engine.config import (
     GROWTH_REACH,
     INVERSE_TOLERANCE,
     OUTWARD_REACH,
+    REENACT_REGIONS,
     SAG_AGES,
     SAGS,
     STILL_PIXELS,
     TABLE_AGE_FLOOR,
     YOUNG_AGE,
     YOUTH_RUN,
+    FittedEngineConfig,
 )
 from ganime_age.engine.expressions import face_expression, flow_on_grid
 from ganime_age.engine.face import EngineFace
@@ -146,6 +149,12 @@ class Motion:
         return bool(np.abs(self.age).max() > 1e-3 or self.expressing)
 
 
+def reenact_gains(config: FittedEngineConfig) -> np.ndarray:
+    """(NUM_AUS,) each AU's reenactment gain: its region's (REENACT_REGIONS; the mouth's for the rest)."""
+    mouth = 0
+    return np.array([config.reenact_gains[REENACT_REGIONS.get(name, mouth)] for name in AU_NAMES], np.float64)
+
+
 def shape_change(
     engine: EngineTables,
     face: EngineFace,
@@ -180,6 +189,12 @@ def shape_change(
         if np.any(t["au_reach"]):  # AUs that move the same point (AU25 and AU26 both drop the jaw) add up
             distance = np.linalg.norm(expression, axis=1)
             expression *= np.minimum(1.0, t["au_reach"] / np.maximum(distance, 1e-9))[:, None]
+    if target_landmarks is not None and np.any(au_delta):
+        # the landmarker reads a warp short of the landmarks it was given (even an exact one): a driver's expression
+        # is drawn past them along the fitted AU shapes, the driver's AU change (its own face's shape, a child's large
+        # eyes, is never amplified; a turned driver's AUs are faded to the source's before they come here)
+        past = (np.asarray(target_aus, np.float64) - np.asarray(source_aus, np.float64)) * (reenact_gains(c) - 1.0)
+        expression = c.au_shape_gain * np.einsum("a,avc->vc", past, t["au_shapes"])
     to_grid = face.rotation.T * face.cm_to_grid
     expression_moves = (expression @ to_grid)[:, :2]
     if target_landmarks is not None:

@@ -131,10 +131,6 @@ class ShapeTransferConfig:
     # A photo shows one side of a head: turning it much further than this away from the source's own pose
     # only stretches pixels (the warp) or leaves the training range (the generator), so larger turns stop here.
     max_turn_degrees: float = bounded(35.0, 0.0, 180.0)
-    # how far past the driver's each region moves (mouth, eyes, brows; 1 = to the driver's): a renderer that the
-    # landmarker reads short of the landmarks it was given (a warp of the photo: lowered brows and parted lips read
-    # about 0.7 of the way) is driven past by its shortfall; FittedEngineConfig.reenact_gains holds the engine's
-    region_gains: tuple[float, float, float] = bounded((1.0, 1.0, 1.0), 0.0, 3.0)
 
 
 class ShapeTransfer:
@@ -185,15 +181,10 @@ class ShapeTransfer:
                 gates[r] = min(1.0, difference / max(self.config.gate_threshold, 1e-6))
         return gates
 
-    def canonical_target(
-        self, source_canon: np.ndarray, driver_canon: np.ndarray, gates: np.ndarray, gain_share: float = 1.0
-    ) -> np.ndarray:
-        """Source canonical shape with each gated region moved to the (re-anchored) driver's, times its gain
-        (`gain_share` of the way from 1 to it)."""
+    def canonical_target(self, source_canon: np.ndarray, driver_canon: np.ndarray, gates: np.ndarray) -> np.ndarray:
+        """Source canonical shape with each gated region moved to the (re-anchored) driver's."""
         total = np.zeros_like(source_canon)
         weight_sum = np.zeros(len(source_canon))
-        mouth, eyes, brows = (1.0 + gain_share * (g - 1.0) for g in self.config.region_gains)
-        gains = {"mouth": mouth, "right_eye": eyes, "left_eye": eyes, "right_brow": brows, "left_brow": brows}
         for r, region in enumerate(EXPRESSION_REGIONS):
             w = gates[r] * self.weights[r]
             if not w.any():
@@ -206,25 +197,20 @@ class ShapeTransfer:
                 d_drv = np.linalg.norm(driver_canon[anchor[0]] - driver_canon[anchor[1]])
                 scale = d_src / max(d_drv, 1e-6)
             moved = a_src + (driver_canon - a_drv) * scale
-            total += (w * gains[region.name])[:, None] * (moved - source_canon)
+            total += w[:, None] * (moved - source_canon)
             weight_sum += w
         # overlapping regions share one displacement, never more than a full one
         norm = np.maximum(weight_sum, 1.0)
         return source_canon + self.config.expression_scale * total / norm[:, None]
 
     def transfer(
-        self,
-        source: FaceLandmarks,
-        driver: FaceLandmarks,
-        reference: FaceLandmarks | None = None,
-        gain_share: float = 1.0,
+        self, source: FaceLandmarks, driver: FaceLandmarks, reference: FaceLandmarks | None = None
     ) -> np.ndarray:
         """(478, 3) float32 target landmarks in the source photo's pixel frame.
 
         `reference`: the driver's first frame, for a video: the head then turns from the source's own pose as the
         driver's turns from that frame's (a driver that holds still leaves the head where it is), instead of
-        taking the driver's pose itself. `gain_share`: how much of the region gains to take (a turned driver's
-        landmarks are misread: its raised brows and lids are not driven further)."""
+        taking the driver's pose itself."""
         src_place = self.placement(source)
         drv_place = self.placement(driver)
         wanted = drv_place.rotation
@@ -233,7 +219,7 @@ class ShapeTransfer:
         source_canon = src_place.invert(_landmarks(source))
         driver_canon = drv_place.invert(_landmarks(driver))
         gates = self.gates(getattr(source, "blendshapes", {}) or {}, getattr(driver, "blendshapes", {}) or {})
-        target_canon = self.canonical_target(source_canon, driver_canon, gates, gain_share)
+        target_canon = self.canonical_target(source_canon, driver_canon, gates)
         # Turn about the face itself, not about the canonical origin (a point inside the head): the rigid
         # points' centroid stays where it is in the source photo, so the face turns on the spot.
         ids, w = self.face.rigid_indices, self.face.rigid_weights
