@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ganime_age.engine import FittedEngine
-from ganime_age.engine.strands import greyed_weight
+from ganime_age.engine.strands import STRAND_MIX, greyed_weight
 
 HALF_GREY = 0.64  # the shipped engine's greying share from 25 to 75
 
@@ -61,6 +61,12 @@ def _brightness_spread(rgb: np.ndarray, where: np.ndarray) -> float:
     return float(rgb[where].astype(np.float32).mean(axis=1).std())
 
 
+def _bars(rgb: np.ndarray, where: np.ndarray) -> float:
+    """The spread of the brightness's light and dark between 2 and 8 pixels across (locks, streaks), over `where`."""
+    grey = rgb.astype(np.float32).mean(axis=2)
+    return float((cv2.GaussianBlur(grey, (0, 0), 2.0) - cv2.GaussianBlur(grey, (0, 0), 8.0))[where].std())
+
+
 def _fine_detail(rgb: np.ndarray, where: np.ndarray) -> float:
     """The spread of the brightness's detail finer than 2 pixels, over `where`."""
     grey = rgb.astype(np.float32).mean(axis=2)
@@ -84,22 +90,24 @@ def test_strands_are_ranked_uniformly_and_streak_along_real_hair(shipped: Fitted
         along, across = _shifted_correlation(ranks, sure, 4, 0), _shifted_correlation(ranks, sure, 0, 4)
         assert along > 0.25 and along > 2.0 * across, (along, across)
         strands = layer.strands[sure]
-        assert strands.mean() > 50  # dark hair on a face 360 pixels wide greys largely strand by strand
+        # dark hair on a face 360 pixels wide greys strand by strand as far as a pixel's many strands let it
+        assert strands.mean() > 0.7 * (1.0 - STRAND_MIX) * 255
         for amount in (0.0, 1.0):
             assert np.all(greyed_weight(layer.order, layer.strands, amount) == round(255 * amount))
         half = greyed_weight(layer.order, layer.strands, HALF_GREY)[sure] / 255.0
         assert abs(float(half.mean()) - HALF_GREY) < 0.05
         # whiter strands among darker ones
-        assert (half > HALF_GREY + 0.1).mean() > 0.15 and (half < HALF_GREY - 0.1).mean() > 0.15
+        assert (half > HALF_GREY + 0.03).mean() > 0.15 and (half < HALF_GREY - 0.03).mean() > 0.15
 
 
 def test_half_grey_hair_is_salt_and_pepper_with_no_flat_band_at_the_hairline(
     shipped: FittedEngine, shared_dir: Path
 ) -> None:
-    """Greyed half way (25 made 75) on held-out full-size photos, dark hair spreads into light and dark strands
-    (its brightness spread grows by 1.5 times at least; each pixel greyed the same share of the way, it grew 1.1-1.4
-    times) and the hair along the hairline keeps at least its own fine detail (greyed evenly, it fell to under half
-    on a short dark hairline: a flat grey band)."""
+    """Greyed half way (25 made 75) on held-out full-size photos, dark hair keeps its light and dark (its brightness
+    spread does not shrink, as one flat grey's would), without bars: its light and dark 2-8 pixels across stay about as strong as the photo's
+    own hair's (greyed with the ranks' streaks whole, they grew 1.5-1.9 times: bold black and white stripes), and the
+    hair along the hairline keeps at least its own fine detail (greyed evenly, it fell to under half on a short
+    dark hairline: a flat grey band)."""
     for photo in _held_out_full_size(shared_dir, (0, 3, 4)):
         face, landmarks = _prepared(shipped, photo)
         layer = face.layer
@@ -109,7 +117,9 @@ def test_half_grey_hair_is_salt_and_pepper_with_no_flat_band_at_the_hairline(
         layer.grey(greyed, (x0, y0), HALF_GREY)
         sure = layer.share > 230
         spread = [_brightness_spread(rgb, sure) for rgb in (before, greyed)]
-        assert spread[1] > 1.5 * spread[0], spread
+        assert spread[1] > spread[0], spread
+        bars = [_bars(rgb, sure) for rgb in (before, greyed)]
+        assert bars[1] < 1.2 * bars[0], bars
         # the hairline: hair within a twelfth of a face width outside the face's mesh
         hull = np.zeros(photo.shape[:2], np.uint8)
         points = np.round(cv2.convexHull(landmarks[:468, :2].astype(np.float32))).astype(np.int32)

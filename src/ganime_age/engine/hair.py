@@ -22,8 +22,9 @@ hair colour relative to the skin, in the photo's light, so its strands keep thei
 Greying adds to each pixel its hair share of the way from the local hair colour to grey hair's (the fitted
 brightness relative to the skin, in the colour of the photo's light, so grey hair under a warm lamp is warm),
 and lifts the strands' light and dark with the hair's brightness, equally in R, G and B (the photo's colour
-noise in black hair is never scaled up). A mixed pixel at the hairline changes by its hair share only, so it
-never turns paler than the skin and hair it mixes: no pale band between the hair and the forehead. Part way
+noise in black hair is never scaled up). A mixed pixel at the hairline changes by its hair share only, and that
+share is bounded by the hair its brightness holds (:mod:`.hairline`), so it never turns paler than the skin and
+hair it mixes: no pale band between the hair and the forehead. Part way
 grey, dark hair on a large face greys strand by strand (:mod:`.strands`): white strands among dark ones.
 """
 
@@ -36,6 +37,7 @@ import cv2
 import numpy as np
 
 from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid, turn_share
+from ganime_age.engine.hairline import held_share
 from ganime_age.engine.light import head_light, lab_to_rgb
 from ganime_age.engine.scene import SCENE_THRESHOLD, Scene, Segmenter, read_grid, scene_silhouette
 from ganime_age.engine.strands import greyed_weight, strand_lightness, strand_order, strandness
@@ -186,9 +188,9 @@ class HairLayer:
     def full_change(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """(h, w, 3) int16: what fully greying the hair adds to the photo's `pixels` over the photo box `box`."""
         fields = self.fields_at(*box)
-        share = self._inside(self.share, box).astype(np.float32) * np.float32(1.0 / 255.0)
         values = pixels.astype(np.float32)
         brightness = values.mean(axis=2)
+        share = held_share(self._inside(self.share, box), brightness, fields[..., 3], self.face_width)
         # strands' light and dark grow with the brightness inside the hair only: a hairline pixel part skin is
         # bright for its skin, and its lift printed a pale band along the hairline
         inside = np.clip((share - 0.6) / 0.3, 0.0, 1.0)

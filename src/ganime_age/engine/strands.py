@@ -21,8 +21,10 @@ STRAND_FACE = 400.0  # pixels: the ranks are drawn on the hair shrunk to at most
 ORIENTATIONS = 16  # directions the noise is streaked along; a pixel's blends its two nearest
 DIRECTION_SCALE = 0.02  # face widths: the neighbourhood a pixel's strand direction is read over
 GREYING_SOFTNESS = 0.5  # of the ranks: how gradually one strand greys as the share passes its rank
-# a photo's pixel holds several strands: this share of the greying is every pixel's, the rest strand by strand
-STRAND_MIX = 0.6
+# a photo's pixel holds many strands (on a face 300-400 pixels wide a hair is a seventh of a pixel wide): this share
+# of the greying is every pixel's, the rest strand by strand (at 0.6 the rank's streaks, a few pixels wide, drew
+# dark hair greyed half way as bold black and white bars at 1:1, a zebra, not salt and pepper)
+STRAND_MIX = 0.85
 STRAND_LIFTS = (0.3, 1.5)  # grey hair's brightness gain less 1: even greying below the first, strands from the second
 # pixels across the face: below the first its hair's strands and locks are finer than a pixel (at 1:1 a rank's
 # streaks drew pen hatching), from the second they show

@@ -1,0 +1,36 @@
+"""How much hair a pixel along the hairline holds, for greying it.
+
+A soft hairline is sparse hairs over skin: its pixels are part hair, part skin, as their brightness between the
+two says. The hair's segmentation runs wide across such a hairline (a pixel two fifths skin read as nine tenths
+hair), and greyed by that share a pixel partly skin took nearly all of dark hair's lift to grey: a band paler
+than both the grey hair and the forehead. Near the hair's edge, where the hair is darker than what lies beside
+it (the forehead's skin just below, not the cheeks': a hairline is often in the hair's shade), a pixel's share is
+bounded by the hair its brightness holds; deeper in the hair a lighter strand is hair, lit.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+HAIRLINE_REACH = 0.05  # face widths inside the hair's edge over which a pixel's brightness bounds its share
+HAIR_CONTRAST = 30.0  # grey levels: what lies beside the hair this much brighter or more, a pixel's brightness tells
+
+
+def held_share(share: np.ndarray, brightness: np.ndarray, hair: np.ndarray, face_width: float) -> np.ndarray:
+    """(h, w) float32 0..1: each pixel's hair `share` (uint8), bounded near the hair's edge by the hair its
+    `brightness` holds between the local `hair` brightness (h, w) and the brightness of what is not hair beside it
+    (grey levels all)."""
+    fraction = share.astype(np.float32) * np.float32(1.0 / 255.0)
+    reach = max(HAIRLINE_REACH * face_width, 2.0)
+    inward = cv2.distanceTransform((share >= 128).astype(np.uint8), cv2.DIST_L2, 3)  # pixels from the hair's edge
+    near = np.clip(2.0 - 2.0 * inward / reach, 0.0, 1.0)  # whole over the first half of the reach
+    if not np.any(near * fraction > 0.0):
+        return fraction
+    other = 1.0 - fraction
+    weight = cv2.GaussianBlur(other, (0, 0), reach / 2.0) + 1e-3
+    beside = cv2.GaussianBlur(brightness * other, (0, 0), reach / 2.0) / weight
+    contrast = beside - hair
+    held = np.clip((beside - brightness) / np.maximum(contrast, 1.0), 0.0, 1.0)
+    held = np.where((contrast > HAIR_CONTRAST) & (weight > 0.05), held, 1.0)
+    return fraction - near * np.maximum(fraction - held, 0.0)
