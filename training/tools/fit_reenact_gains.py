@@ -1,6 +1,6 @@
 """Fit the engine's reenactment gains (``FittedEngineConfig.reenact_gains``) on CFEE's training people.
 
-    python -m training.tools.fit_reenact_gains --cfee ../shared/datasets/cfee [--people 30] [--json PATH]
+    python -m training.tools.fit_reenact_gains --cfee ../shared/datasets/cfee [--people 40] [--json PATH]
 
 MediaPipe reads a warped face short of the landmarks it was warped to: warping a neutral photo exactly onto the
 same person's lowered brows or parted lips (a piecewise-affine warp of every mesh triangle) reads back about 0.7
@@ -97,7 +97,7 @@ def fit(cfee: Path, people: int, gains: tuple[float, ...]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.tools.fit_reenact_gains", description=__doc__)
     parser.add_argument("--cfee", type=Path, required=True, help="CFEE folder (320 px crops, labels.csv, aus.csv)")
-    parser.add_argument("--people", type=int, default=30, help="training people, spread over the split")
+    parser.add_argument("--people", type=int, default=40, help="training people, spread over the split")
     parser.add_argument("--gains", default=",".join(f"{g:g}" for g in GAINS), help="gains tried, comma-separated")
     parser.add_argument("--json", type=Path, default=None, help="write the fit here")
     parser.add_argument("--debug", action="store_true")
