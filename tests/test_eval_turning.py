@@ -57,7 +57,7 @@ def test_the_turning_evaluation_on_held_out_photos(tmp_path: Path, shared_dir: P
     assert all(v["background"] < 0.05 and v["fps"] > 0 and np.isfinite(v["hair"]) for v in videos.values()), videos
     assert all(v["head_size"] <= 0.03 for v in videos.values()), videos
     names = {p.name for p in samples.iterdir()}
-    assert {"self_reenactment.jpg", "turned_drivers.jpg", "seams.jpg", "near_frontal.jpg"} <= names
+    assert {"self_reenactment.jpg", "turned_drivers.jpg", "seams.jpg", "near_frontal.jpg", "video_frames.jpg"} <= names
     # the contact sheet: each held-out original beside its reenactments by a frontal and two turned drivers,
     # without an age and with one, in tiles of the photo's own pixels
     sheet = cv2.imread(str(samples / "reenact_sheet.jpg"))

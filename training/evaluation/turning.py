@@ -26,7 +26,9 @@ landmarks and blendshapes for pose and AUs, as users' photos are read):
   second of the whole ``reenact_video``.
 
 Grids (``--samples``): the self-reenactments, the turned drivers, the seam turns (tiles of 320 px), 1:1 crops
-of two turned heads and three near-frontal reenactments beside their photos.
+of two turned heads and three near-frontal reenactments beside their photos, a contact sheet (held-out originals
+reenacted by a frontal and two turned drivers, without an age and at 70) and frames of both videos beside their
+drivers'.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ DRAWN_BEYOND_FACE = 0.001  # beyond the face, the share of a near-frontal reenac
 HEAD_SIZE_TOLERANCE = 0.03  # the head's size across a video's frames: at most this far from its median
 TILE = 320
 SHEET_PEOPLE, SHEET_YAWS, SHEET_AGE = 4, (20.0, 35.0), 70.0  # the contact sheet's rows, turned drivers and age
+VIDEO_SHEET_FRAMES, VIDEO_TILE = 6, 240  # the video frame sheet: frames spread over each video, their height
 SHEET_TILE = 480  # the contact sheet's tiles: this many of the photo's own pixels around the face (1:1)
 SHEET_HEAD = 1.7  # ... or the face's landmark box grown this much, where that is larger (the whole head)
 REPO = Path(__file__).resolve().parents[2]
@@ -498,6 +501,7 @@ def videos(editor: Any, photos: list[Path], samples: Path | None) -> list[dict[s
     source = cv2.resize(load_image(photos[0]), VIDEO_SIZE, interpolation=cv2.INTER_AREA)
     background, hair = _regions(editor, source)
     rows = []
+    sheet: list[tuple[str, list[np.ndarray]]] = []
     with tempfile.TemporaryDirectory() as folder:
         made = (samples or Path(folder)) / f"driver_{photos[1].stem}_turning.mp4"
         made.parent.mkdir(parents=True, exist_ok=True)
@@ -510,6 +514,9 @@ def videos(editor: Any, photos: list[Path], samples: Path | None) -> list[dict[s
             seconds = time.perf_counter() - start
             frames, _ = read_video(out)
             driven, info = read_video(driver)
+            picked = spread_indices(min(len(frames), len(driven)), VIDEO_SHEET_FRAMES)
+            sheet.append(("driver", [_video_tile(driven[i]) for i in picked]))
+            sheet.append(("reenacted", [_video_tile(frames[i]) for i in picked]))
             driver_background, driver_hair = _regions(editor, driven[0])
             head_size, driver_head_size = head_size_spread(editor, frames), head_size_spread(editor, driven)
             rows.append(
@@ -527,7 +534,14 @@ def videos(editor: Any, photos: list[Path], samples: Path | None) -> list[dict[s
                     "driver_head_size": driver_head_size,
                 }
             )
+    if samples is not None and sheet:
+        save_grid(samples / "video_frames.jpg", labelled_grid(sheet))
     return rows
+
+
+def _video_tile(frame: np.ndarray) -> np.ndarray:
+    """A video frame at the frame sheet's size (VIDEO_TILE pixels high, 4:3 as the source)."""
+    return cv2.resize(frame, (VIDEO_TILE * 4 // 3, VIDEO_TILE), interpolation=cv2.INTER_AREA)
 
 
 def head_size_spread(editor: Any, frames: list[np.ndarray]) -> float:

@@ -7,7 +7,7 @@ same person's lowered brows or parted lips (a piecewise-affine warp of every mes
 of the way, because the landmarker also reads what a warp cannot draw (the frown's furrows, the thinned lips).
 The engine draws a driver's expression past its landmarks along the fitted AU shapes (``geometry.shape_change``).
 Self-reenactment (each training person's neutral photo driven by their own expression photos) is run with every
-region at each of ``--gains``; per region (mouth, eyes, brows: ``REENACT_REGIONS``) the gain whose result reads
+region at each of ``--gains``; per region (mouth, eyes, brows, jaw: ``REENACT_REGIONS``) the gain whose result reads
 nearest the driver on that region's FACS-coded AUs is kept (the minimum of a parabola through the best grid gain
 and its neighbours). The held-out people are judged by ``evaluate.py turning`` with the gains set.
 """
@@ -26,7 +26,7 @@ from ganime_age.conditions import AU_NAMES
 from ganime_age.engine.config import REENACT_REGIONS
 from ganime_age.errors import exit_status
 
-REGIONS = ("mouth", "eyes", "brows")  # FittedEngineConfig.reenact_gains' order
+REGIONS = ("mouth", "eyes", "brows", "jaw")  # FittedEngineConfig.reenact_gains' order
 # the AUs each region's gain draws (the nose's wrinkle with the mouth's)
 REGION_AUS = {region: tuple(n for n in AU_NAMES if REENACT_REGIONS.get(n, 0) == r) for r, region in enumerate(REGIONS)}
 GAINS = (1.0, 1.2, 1.4, 1.6, 1.9, 2.2)
@@ -74,7 +74,7 @@ def fit(cfee: Path, people: int, gains: tuple[float, ...]) -> dict[str, Any]:
                 continue
             pairs += 1
             for g, gain in enumerate(gains):
-                editor.engine.config = dataclasses.replace(fitted, reenact_gains=(gain, gain, gain))
+                editor.engine.config = dataclasses.replace(fitted, reenact_gains=(gain,) * len(REGIONS))
                 after = judge.read(np.asarray(editor.reenact(source, driver)))
                 for region, cols in columns.items():
                     coded = [c for c in cols if photo.coded_aus[c] > 0]

@@ -52,8 +52,18 @@ MOUTH_LIP_INSET = 0.1  # share of a lips' gap at each lip left out where a mouth
 # sit on the lip itself)
 OWN_MOUTH_GAP = 0.3  # canonical cm: a driving face's lips parted this far show its mouth's interior, not lips
 AU_LINE_DEPTH, AU_LINE_GLOW = 0.5, 0.1  # log-brightness limits of the AU ratio images' fine part
-# the region of each AU whose reenactment gain (FittedEngineConfig.reenact_gains: mouth, eyes, brows) it takes
-REENACT_REGIONS = {"AU01": 2, "AU02": 2, "AU04": 2, "AU05": 1, "AU06": 1, "AU07": 1, "AU45": 1}  # the rest: mouth
+# the region of each AU whose reenactment gain (FittedEngineConfig.reenact_gains: mouth, eyes, brows, jaw) it takes;
+# the jaw's drop has its own: a smile's parted lips read short where a surprise's dropped jaw read long
+REENACT_REGIONS = {
+    "AU01": 2,
+    "AU02": 2,
+    "AU04": 2,
+    "AU05": 1,
+    "AU06": 1,
+    "AU07": 1,
+    "AU45": 1,
+    "AU26": 3,
+}  # rest: mouth
 AGED_FEATURE_HOLD = 0.5  # share of the detail change that ageing brows and eyes are spared
 COLOURFUL = 0.06  # mean |log channel - log grey| from which a face counts as fully coloured (grey photos: 0)
 
@@ -131,11 +141,11 @@ class FittedEngineConfig:
     expression_neighbours: int = bounded(5, 1, 64)
     expression_flow_gain: float = bounded(1.0, 0.0, 3.0)
     expression_look_gain: float = bounded(1.0, 0.0, 3.0)
-    # reenactment: how far past a driver's landmarks the mouth's, the eyes' and the brows' AUs are drawn (1 = to the
-    # landmarks): the landmarker reads a warp short of the landmarks it was given (lowered brows, parted lips), so
+    # reenactment: how far past a driver's landmarks the mouth's, the eyes', the brows' and the jaw's AUs are drawn
+    # (1 = to the landmarks): the landmarker reads a warp short of the landmarks it was given (lowered brows, parted lips), so
     # the driver's AU change is added again along the fitted AU shapes, by (gain - 1), fitted on CFEE's training
     # people (training/tools/fit_reenact_gains.py); REENACT_REGIONS names each AU's region
-    reenact_gains: tuple[float, float, float] = bounded((1.2, 1.94, 1.47), 0.0, 3.0)
+    reenact_gains: tuple[float, float, float, float] = bounded((1.23, 1.94, 1.47, 1.0), 0.0, 3.0)
     # the fitted greying of hair is an average of people: fainter than one person's
     hair_greying_gain: float = bounded(1.2, 0.0, 5.0)
     # the mouth interior, fitted from CFEE's open mouths: one mean per gap height (canonical cm at the lips' centre)
