@@ -140,3 +140,34 @@ def test_a_small_turn_moves_the_head_with_its_own_outline_and_leaves_the_wall(sh
     outside = np.ones(rgb.shape[:2], bool)
     outside[:, max(0, round(x0)) : round(x1)] = False
     assert np.array_equal(turned[outside], rgb[outside])
+
+
+def test_a_tight_crop_turns_in_place_and_a_photo_with_room_swings_its_face(shared_dir: Path) -> None:
+    """Turned about the neck, a face swings about a quarter of its width sideways. In a full-size photo with room
+    around the head it still does (no shift); in a tight crop (a UTKFace chip, the face filling it) the head is
+    drawn as if the camera followed it: the face turned 25 degrees stays within 15% of its width of where it was
+    (its landmarks' mean moved 10% here; without the shift 21%, half the face out of the picture), and dlib
+    verifies it."""
+    from ganime_age.engine.turning import kept_in_view
+    from ganime_age.faces import load_image
+    from training.evaluation.judges import DlibIdentity
+
+    rgb, _, head = prepared(shared_dir, PHOTOS[0])
+    placed, _ = turned_points(head.head, rotation_matrix(30.0, 0.0, 0.0) @ head.rotation)
+    assert np.array_equal(kept_in_view(head.head.points, placed, rgb.shape[1], rgb.shape[0]), np.zeros(2))
+
+    chip = load_image(shared_dir / "datasets" / "utkface" / "10_0_0_20170110220447314.jpg.chip.jpg")
+    face = analyzer().analyze(chip)[0]
+    tight = TurnableHead(chip, face.landmarks.landmarks)
+    turned = tight.turn(yaw=25.0)
+    after = analyzer().analyze(turned)[0]
+    points, moved = face.landmarks.landmarks[:468, :2], after.landmarks.landmarks[:468, :2]
+    width = float(np.ptp(points[:, 0]))
+    assert abs(float(moved[:, 0].mean() - points[:, 0].mean())) < 0.15 * width
+    identity = DlibIdentity()
+
+    def box(found: Any) -> tuple[int, int, int, int]:
+        x, y, w, h = (round(float(v)) for v in found.detection.box)
+        return x, y, w, h
+
+    assert np.linalg.norm(identity.embed(chip, box(face)) - identity.embed(turned, box(after))) < 0.6
