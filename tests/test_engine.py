@@ -766,6 +766,26 @@ def test_an_edit_stays_on_its_person_in_a_warm_group_photo(shared_dir: Path, sce
     assert hair[:, 0].mean() / hair[:, 2].mean() > 0.8 * wall[0] / wall[2], (hair.mean(axis=0), wall)
 
 
+def test_one_face_made_old_in_a_group_leaves_its_neighbours_hair_and_clothes(shared_dir: Path) -> None:
+    """The selfie segmenter sees a group as one silhouette: the middle face of the warm group photo made 75 greyed
+    its neighbours' hair and the right one's navy shirt as its own long hair (2.6% and 4.0% of their photos'
+    pixels changed). The silhouette is split among the faces (engine/scene.py own_side): the neighbours' photos
+    keep all but a sliver along the seam, and the middle face's own hair greys."""
+    from ganime_age.editing import EditorConfig, FaceEditor
+
+    photo = _warm_group_photo(shared_dir)
+    editor = FaceEditor.from_pretrained(config=EditorConfig(device="cpu"))
+    middle = np.asarray(editor.edit(photo, age=75, face=1))
+    changed = np.abs(middle.astype(np.int16) - photo.astype(np.int16)).max(axis=2) > 8
+    tile = photo.shape[1] // 3  # the three photos side by side; 30 pixels either side of each seam left out
+    assert changed[:, : tile - 30].mean() < 0.002, changed[:, : tile - 30].mean()
+    assert changed[:, 2 * tile + 30 :].mean() < 0.01, changed[:, 2 * tile + 30 :].mean()
+    layer = editor.session(photo).engine_face(editor.analyze(photo)[1]).layer
+    x0, y0, x1, y1 = layer.hair_box
+    own_hair = layer.share > 230
+    assert own_hair.mean() > 0.2 and changed[y0:y1, x0:x1][own_hair].mean() > 0.9
+
+
 def test_a_fringe_inside_the_face_greys_with_the_hair() -> None:
     """The Space's example astronaut (a face 92 px wide) made 75: her fringe lies inside the face's mask, above
     the brows, and greys with the rest of her hair (it stayed brown under greyed hair: saturation kept 0.60 of

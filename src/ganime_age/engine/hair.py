@@ -39,7 +39,7 @@ import numpy as np
 from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid, turn_share
 from ganime_age.engine.hairline import held_share
 from ganime_age.engine.light import head_light, lab_to_rgb
-from ganime_age.engine.scene import SCENE_THRESHOLD, Scene, Segmenter, read_grid, scene_silhouette
+from ganime_age.engine.scene import SCENE_THRESHOLD, Scene, Segmenter, own_side, read_grid, scene_silhouette
 from ganime_age.engine.strands import greyed_weight, strand_lightness, strand_order, strandness
 from ganime_age.engine.tables import EngineTables
 from ganime_age.engine.texture import log_energy, roughness
@@ -296,6 +296,11 @@ def hair_layer(
         others_mask = cv2.dilate(others_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
         apart = cv2.GaussianBlur(1.0 - others_mask.astype(np.float32), (0, 0), max(grow / 2.0, 0.5))
         person *= apart
+    seen = person  # the light is read from what is no one (the background), before the group is split
+    side = own_side(points, others, to_grid, (grid_h, grid_w))  # the group's silhouette split among its faces
+    if side is not None:
+        person = person * side
+        apart = side if apart is None else apart * side
     layer = HairLayer(
         (x0, y0, x1, y1),
         (grid_h, grid_w),
@@ -335,7 +340,7 @@ def hair_layer(
         return layer  # bald, hair as pale as the skin, or no hair in view: hair is left alone
     hair_model = _gaussian(lab[seeds])
     share = _connected_below(_hair_share(lab, skin_model, hair_model) * region, float(local[MOUTH_CENTRE, 1]))
-    light = head_light(grid, person, lab_to_rgb(skin_model[0]))
+    light = head_light(grid, seen, lab_to_rgb(skin_model[0]))
     fields = _grey_fields(grid, share, light * np.float32(level * skin), width_grid)
     layer.light = light
     # a photo without colour (black and white) tells grey hair from skin by nothing: no colour is given back
