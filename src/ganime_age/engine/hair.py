@@ -48,6 +48,7 @@ from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MO
 FOREHEAD_TOP = 10  # the mesh's highest point, mid-forehead
 HAIR_TURN = (30.0, 50.0)  # degrees of yaw: the hair changes wholly below the first, not at all past the second
 HAIR_GRID_FACE = 96  # grid pixels across the face: the hair's statistics and fields are smooth at this scale
+NOTCH = 0.15  # face widths: the person's outline is closed over notches this deep (half their width)
 PERSON_BOX = (1.25, 0.9, 0.8)  # face widths: half-width, above the mesh top and below the chin of the hair box
 NECK_HALF_WIDTH = 0.3  # face widths: below the mouth, hair hangs beside the neck, never on it (nor a beard)
 OTHER_FACE_GROW = 0.15  # face widths: the other faces' hulls grown by this are never another face's edit
@@ -225,7 +226,8 @@ class HairLayer:
         """The `person` weight at the photo pixels of the box (x0, y0, x1, y1) where the whole photo's silhouette
         agrees (read at those pixels: the edit ends where the scene's person does), and the face itself where the
         scene misses it (:attr:`face`); 0 outside the layer's box."""
-        person = read_grid(self.person, self.box, (x0, y0, x1, y1)) * self.scene.agrees(x0, y0, x1, y1)
+        agrees = self.scene.agrees(x0, y0, x1, y1, NOTCH * self.face_width, self.hair_box, self.share)
+        person = read_grid(self.person, self.box, (x0, y0, x1, y1)) * agrees
         if self.face is None:
             return person
         return np.maximum(person, read_grid(self.face, self.box, (x0, y0, x1, y1)))
@@ -318,7 +320,8 @@ def hair_layer(
     # the face's features are never hair (brows, eyes, a beard), but well above the brows the colour alone tells
     # hair from forehead: a fringe inside the face's mask stayed brown under greyed hair
     above = np.clip((brow_row - FRINGE_FREE * width_grid - rows) / max(0.05 * width_grid, 1.0), 0.0, 1.0)
-    region = person * window * (1.0 - np.clip(2.0 * cv2.GaussianBlur(face, (0, 0), 2.0), 0.0, 1.0) * (1.0 - above))
+    not_face = window * (1.0 - np.clip(2.0 * cv2.GaussianBlur(face, (0, 0), 2.0), 0.0, 1.0) * (1.0 - above))
+    region = person * not_face
     lab = _lab(grid)
     inside = face > 0.5
     if inside.sum() < MIN_HAIR_SEEDS:
@@ -339,7 +342,12 @@ def hair_layer(
     if seeds.sum() < MIN_HAIR_SEEDS:
         return layer  # bald, hair as pale as the skin, or no hair in view: hair is left alone
     hair_model = _gaussian(lab[seeds])
+    # hair by its colour in the segmenter's notches (beside a jaw) is the person's: left out, it stayed brown
+    notch = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(NOTCH * width_grid)) + 1,) * 2)
+    filled = cv2.morphologyEx(person, cv2.MORPH_CLOSE, notch) * (apart if apart is not None else np.float32(1.0))
+    region = filled * not_face
     share = _connected_below(_hair_share(lab, skin_model, hair_model) * region, float(local[MOUTH_CENTRE, 1]))
+    layer.person = np.maximum(person, share).astype(np.float32)
     light = head_light(grid, seen, lab_to_rgb(skin_model[0]))
     fields = _grey_fields(grid, share, light * np.float32(level * skin), width_grid)
     layer.light = light

@@ -9,7 +9,7 @@ group as one silhouette; :func:`own_side` splits it among the faces.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -33,15 +33,47 @@ class Scene:
 
     silhouette: np.ndarray  # (h, w) float32 0..1 over the whole photo, at most WHOLE_PHOTO_SIDE pixels a side
     photo_shape: tuple[int, int]  # the photo's (height, width)
+    _closed: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # closed silhouettes by radius
 
     def at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """The silhouette at the photo pixels of the box (x0, y0, x1, y1)."""
         height, width = self.photo_shape
         return read_grid(self.silhouette, (0, 0, width, height), (x0, y0, x1, y1))
 
-    def agrees(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-        """0..1: how surely the scene sees a person at the photo pixels of the box (0 below SCENE_THRESHOLD)."""
-        return np.clip((self.at(x0, y0, x1, y1) - SCENE_THRESHOLD) / 0.25, 0.0, 1.0)
+    def agrees(
+        self,
+        x0: int,
+        y0: int,
+        x1: int,
+        y1: int,
+        notch: float = 0.0,
+        hair_box: tuple[int, int, int, int] | None = None,
+        hair: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """0..1: how surely the scene sees a person at the photo pixels of the box (0 below SCENE_THRESHOLD); and
+        with a `hair` share (uint8 over the photo box `hair_box`), the hair in its outline's notches up to `notch`
+        photo pixels deep too: the segmenter bites into lit or thin hair beside a jaw, and that hair stayed a
+        brown chunk with a jagged edge in grey hair (a wall between two heads is no hair, and stays out)."""
+        agrees = self._agreement(self.silhouette, (x0, y0, x1, y1))
+        radius = round(notch * self.silhouette.shape[1] / self.photo_shape[1])
+        if radius <= 0 or hair is None or hair_box is None:
+            return agrees
+        hx0, hy0, hx1, hy1 = hair_box
+        cx0, cy0, cx1, cy1 = max(x0, hx0), max(y0, hy0), min(x1, hx1), min(y1, hy1)
+        if cx1 <= cx0 or cy1 <= cy0:
+            return agrees
+        if radius not in self._closed:
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+            self._closed[radius] = cv2.morphologyEx(self.silhouette, cv2.MORPH_CLOSE, kernel)
+        held = np.zeros_like(agrees)
+        held[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = hair[cy0 - hy0 : cy1 - hy0, cx0 - hx0 : cx1 - hx0]
+        held *= self._agreement(self._closed[radius], (x0, y0, x1, y1)) * np.float32(1.0 / 255.0)
+        return np.maximum(agrees, held)
+
+    def _agreement(self, silhouette: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        height, width = self.photo_shape
+        seen = read_grid(silhouette, (0, 0, width, height), box)
+        return np.clip((seen - SCENE_THRESHOLD) / 0.25, 0.0, 1.0).astype(np.float32)
 
 
 def scene_silhouette(rgb: np.ndarray, segment: Segmenter) -> Scene:
