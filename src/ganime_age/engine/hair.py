@@ -39,7 +39,7 @@ import numpy as np
 from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid, turn_share
 from ganime_age.engine.hairline import held_share
 from ganime_age.engine.light import head_light, lab_to_rgb
-from ganime_age.engine.scene import SCENE_THRESHOLD, Scene, Segmenter, own_side, read_grid, scene_silhouette
+from ganime_age.engine.scene import Scene, Segmenter, agreement, own_side, read_grid, scene_silhouette
 from ganime_age.engine.strands import greyed_weight, strand_lightness, strand_order, strandness
 from ganime_age.engine.tables import EngineTables
 from ganime_age.engine.texture import log_energy, roughness
@@ -278,12 +278,7 @@ def hair_layer(
     silhouette = cv2.resize(segment(roi), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
     person = np.clip((silhouette - 0.15) / 0.3, 0.0, 1.0).astype(np.float32)  # faint doubts (a wall) count as none
     scene = scene_silhouette(rgb, segment)
-    agreed = np.clip(
-        (resample_grid(scene.silhouette, (0, 0, width, height), (x0, y0, x1, y1), (grid_h, grid_w)) - SCENE_THRESHOLD)
-        / 0.25,
-        0.0,
-        1.0,
-    )
+    agreed = agreement(resample_grid(scene.silhouette, (0, 0, width, height), (x0, y0, x1, y1), (grid_h, grid_w)))
     person *= agreed
     face = resample_grid(face_mask, mask_box, (x0, y0, x1, y1), (grid_h, grid_w))
     person = np.maximum(person, face)

@@ -35,11 +35,6 @@ class Scene:
     photo_shape: tuple[int, int]  # the photo's (height, width)
     _closed: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # closed silhouettes by radius
 
-    def at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
-        """The silhouette at the photo pixels of the box (x0, y0, x1, y1)."""
-        height, width = self.photo_shape
-        return read_grid(self.silhouette, (0, 0, width, height), (x0, y0, x1, y1))
-
     def agrees(
         self,
         x0: int,
@@ -72,8 +67,13 @@ class Scene:
 
     def _agreement(self, silhouette: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         height, width = self.photo_shape
-        seen = read_grid(silhouette, (0, 0, width, height), box)
-        return np.clip((seen - SCENE_THRESHOLD) / 0.25, 0.0, 1.0).astype(np.float32)
+        return agreement(read_grid(silhouette, (0, 0, width, height), box))
+
+
+def agreement(seen: np.ndarray) -> np.ndarray:
+    """0..1 per value of the whole photo's silhouette: how surely the scene sees a person (0 below
+    SCENE_THRESHOLD)."""
+    return np.clip((seen - SCENE_THRESHOLD) / 0.25, 0.0, 1.0).astype(np.float32)
 
 
 def scene_silhouette(rgb: np.ndarray, segment: Segmenter) -> Scene:
