@@ -27,7 +27,7 @@ from typing import Any
 
 import gradio as gr
 
-from space.common import FACE_NUMBERING, FACE_NUMBERING_URL, NOT_UPLOADED
+from space.common import FACE_NUMBERING, FACE_NUMBERING_URL, NOT_UPLOADED, refusal
 from space.gpu import on_spaces, on_zero_gpu
 from space.models import EditorProvider, available_models
 from space.tabs import TAB_MODULES, load_tabs
@@ -128,6 +128,34 @@ def name_gradio_refusals() -> None:
     error_payload.names_refusals = True  # type: ignore[attr-defined]
     utils.error_payload = error_payload
     queueing.error_payload = error_payload  # imported by name there
+    count_the_values()
+
+
+def count_the_values() -> None:
+    """Refuse a request with too few values in one short line of the log, like every other refusal.
+
+    gradio's own check raised a ValueError holding the repr of every value sent: the queue printed its 20-line
+    traceback, so one call with a 1 MB string among four values (where /age takes five) wrote 1 MB of log. Here
+    the same check says how many values came and how many the endpoint takes, and repeats none of them.
+    """
+    from gradio.blocks import Blocks
+
+    if getattr(Blocks.validate_inputs, "counts_values", False):
+        return
+
+    def validate_inputs(self: Blocks, block_fn: Any, inputs: list[Any]) -> None:
+        needed, got = len(block_fn.inputs), len(inputs)
+        if got < needed:
+            name = block_fn.api_name if isinstance(block_fn.api_name, str) else None
+            endpoint = f"/{name}" if name else "this event"
+            raise refusal(
+                f"{endpoint} takes {needed} values and this request sent {got}: check the parameters against the "
+                "API page (client.view_api()).",
+                "Invalid request",
+            )
+
+    validate_inputs.counts_values = True  # type: ignore[attr-defined]
+    Blocks.validate_inputs = validate_inputs  # type: ignore[method-assign]
 
 
 def cache_policy() -> tuple[int, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import math
 import os
 import re
 import stat
@@ -101,7 +102,14 @@ def to_gradio_error(error: Exception) -> gr.Error:
     detail = without_server_paths(str(error).strip())
     if len(detail) > MAX_DETAIL:
         detail = detail[:MAX_DETAIL] + f"... ({len(detail):,} characters)"
-    message = f"{advice} Details: {detail}" if detail and detail.lower() not in advice.lower() else advice
+    if not detail or detail.lower() in advice.lower():
+        message = advice
+    elif detail.lower().startswith(title.lower()):
+        # the error says itself what the title says ("no face found in the 600x400 image; try a photo where ..."):
+        # the advice in front of it said it all a second time ("No face found in this photo; use a photo where ...")
+        message = detail[0].upper() + detail[1:] + ("" if detail.endswith((".", "!", "?")) else ".")
+    else:
+        message = f"{advice} Details: {detail}"
     return refusal(message, title)
 
 
@@ -401,20 +409,29 @@ def admitted(provider: EditorProvider, task: str, *paths: str, extra_pixels: int
 FACE_NUMBERING_URL = "https://github.com/ganime-age/ganime-age#face-numbering"
 FACE_NUMBERING = "Faces are numbered from 0, left to right: face 0 is the leftmost."
 FACE_LABEL = re.compile(r"face\s+(\d+)\b", re.IGNORECASE)  # "Face 1" or "Face 0 (leftmost)" -> its index
+MAX_FACE_DIGITS = 6  # a face index longer than this is no face of any photo (at most max_faces, 32 by default)
 
 
 def parse_face(value: Any) -> int | None:
     """Face selector -> face index (0-based, left to right), or None for every face.
 
     Takes the dropdown's values ("all", "0", "1", ...) and, for HTTP API callers who copy what the UI
-    shows, its labels ("All faces", "All 6 faces", "The face", "Face 0 (leftmost)", "Face 1").
+    shows, its labels ("All faces", "All 6 faces", "Face 0 (the only face)", "Face 0 (leftmost)", "Face 1"). An
+    index of more than :data:`MAX_FACE_DIGITS` digits is refused with a short message, never repeated whole.
     """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        # str() of 10**5000 fails, and the digits are not to be written out anyway
+        raise _no_such_face(int(value.bit_length() * math.log10(2)) + 1)
     text = "" if value is None else str(value).strip()
     if text == "" or text.lower() == ALL_FACES or text.lower().startswith("all "):
         return None
-    if text.lower() == "the face":
+    if text.lower() == "the face":  # the one face's label before "Face 0 (the only face)"
         return 0
     label = FACE_LABEL.match(text)
+    digits = (label.group(1) if label is not None else text.lstrip("+-")).lstrip("0")
+    if digits.isdecimal() and len(digits) > MAX_FACE_DIGITS:
+        # no photo has a millionth face: refused here, short, before a 401-digit index reaches a message or the log
+        raise _no_such_face(len(digits))
     if label is not None:
         return int(label.group(1))
     try:
@@ -425,6 +442,14 @@ def parse_face(value: Any) -> int | None:
             "or a label such as 'All faces' or 'Face 0 (leftmost)'.",
             "Unknown face choice",
         ) from None
+
+
+def _no_such_face(digits: int) -> gr.Error:
+    return refusal(
+        f"No photo has a face numbered with {digits:,} digits: faces are numbered 0, 1, 2, ... from the left; "
+        "use one of them or 'all'.",
+        "No such face",
+    )
 
 
 def single_face(editor: Any, path: str, face: int | None, task: str) -> int:
@@ -444,9 +469,10 @@ def single_face(editor: Any, path: str, face: int | None, task: str) -> int:
 
 
 def face_label(index: int, count: int) -> str:
-    """'Face 0 (leftmost)', 'Face 1', ..., 'Face 2 (rightmost)': the number every summary and the CLI use."""
+    """'Face 0 (leftmost)', 'Face 1', ..., 'Face 2 (rightmost)': the number every summary and the CLI use; a photo's
+    one face is 'Face 0 (the only face)'."""
     if count == 1:
-        return "The face"
+        return "Face 0 (the only face)"
     where = " (leftmost)" if index == 0 else " (rightmost)" if index == count - 1 else ""
     return f"Face {index}{where}"
 
@@ -504,6 +530,94 @@ def estimated_ages(editor: Any, path: str, count: int) -> list[float | None]:
     if getattr(editor, "age_estimator", None) is None:
         return [None] * count
     return editor.estimate_age(path)
+
+
+# Where the age estimate is worth a second look (issue 54: a child labelled 3-9 was read as 0.4 years, and the edit
+# started from there). On 60 UTKFace adults the two networks' calibrated readings were 15 years or more apart on
+# 1 in 6, the faces they misread the most (a 36-year-old read as 73, a 77-year-old as 29; the shipped astronaut
+# reads 30 and 50, both networks with a wide spread); under 2 years both
+# networks read half of 40 UTKFace children of 3-9 (their training photos have few toddlers).
+DOUBTFUL_GAP = 15.0  # years between the two networks' readings
+DOUBTFUL_BELOW = 2.0  # years: an estimate under this is a baby's, or a child's misread
+
+
+def age_doubt(age: float | None, readings: Sequence[float]) -> str:
+    """Why a face's estimate is unsure ("" where it is not): the networks disagree widely, or it reads under 2."""
+    if age is None:
+        return ""
+    shown = " and ".join(f"{r:.0f}" for r in readings)
+    if len(readings) > 1 and max(readings) - min(readings) >= DOUBTFUL_GAP:
+        return f"the two age networks disagree ({shown} years)"
+    if age < DOUBTFUL_BELOW:
+        return f"it reads under {DOUBTFUL_BELOW:.0f} years, where the age networks often misread a child"
+    return ""
+
+
+def age_doubts(editor: Any, path: str, ages: Sequence[float | None]) -> list[str]:
+    """Each face's :func:`age_doubt`, from every age network's own calibrated reading of it."""
+    from ganime_age.editing.ages import calibrated_readings
+
+    estimators = list(getattr(editor, "age_estimators", []) or [])
+    if not estimators:
+        return [""] * len(ages)
+    session = editor.session(path)
+    return [
+        age_doubt(age, [r.age for r in calibrated_readings(estimators, session.rgb, face)])
+        for age, face in zip(ages, session.faces, strict=True)
+    ]
+
+
+def describe_doubt(doubt: str, face: int | None = None) -> str:
+    """The note next to an unsure estimate, inviting a correction."""
+    if not doubt:
+        return ""
+    if face is None:
+        return f"⚠️ This estimate is unsure: {doubt}. If you know the age, type it here."
+    return f"⚠️ Face {face}'s estimate is unsure: {doubt}. If you know its age, choose face {face} and type it here."
+
+
+# -- refusals said once ------------------------------------------------------------------------------------
+REPEATED_SECONDS = 5.0
+
+
+class PhotoRefusals:
+    """A refused photo's message, said once per visitor: gradio's Image fires its ``change`` event twice when a photo
+    replaces another, so one upload of a photo without a face was analysed twice and showed two toasts.
+
+    An analysis of the UI returns the outputs cleared and the refusal (:meth:`refused`, into a gr.State) instead of
+    raising, so the previous photo's results do not stay on screen under red "Error" badges; :meth:`say`, chained
+    after it with no outputs, raises the refusal as the toast, and the same refusal of the same visitor's photo
+    again within a few seconds silently (it stops the chain all the same)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._said: dict[tuple[str, str, str], float] = {}
+
+    @staticmethod
+    def refused(error: gr.Error, photo: Any) -> dict[str, Any]:
+        path = photo.get("path") if isinstance(photo, dict) else photo
+        return {"message": error.message, "title": error.title, "photo": str(path)[:MAX_PAYLOAD_PATH]}
+
+    def say(self, refused: dict[str, Any] | None, request: gr.Request | None = None) -> None:
+        if not refused:
+            return
+        import time
+
+        key = (getattr(request, "session_hash", None) or "", refused["photo"], refused["message"])
+        now = time.monotonic()
+        with self._lock:
+            self._said = {k: t for k, t in self._said.items() if now - t < REPEATED_SECONDS}
+            repeated = key in self._said
+            self._said[key] = now
+        # message already escaped (space.common.refusal)
+        raise gr.Error(
+            refused["message"], title=refused["title"], duration=None, visible=not repeated, print_exception=False
+        )
+
+
+PHOTO_REFUSALS = PhotoRefusals()
 
 
 def model_warning(editor: Any) -> str:
@@ -575,8 +689,11 @@ class PhotoBlock:
     info: gr.Markdown
 
 
-def photo_block(provider: EditorProvider, *, prefix: str, label: str = "Photo") -> PhotoBlock:
-    """Photo upload + examples + face selector + model selector (+ an info line under them)."""
+def photo_block(
+    provider: EditorProvider, *, prefix: str, label: str = "Photo", under_photo: Callable[[], Any] | None = None
+) -> PhotoBlock:
+    """Photo upload + examples + face selector + model selector (+ an info line under them). `under_photo` builds
+    a tab's own controls right under the photo, above the examples (the Age tab's sliders: in sight on a laptop)."""
     photo = photo_input(
         label=label,
         type="filepath",
@@ -584,6 +701,8 @@ def photo_block(provider: EditorProvider, *, prefix: str, label: str = "Photo") 
         height=IMAGE_HEIGHT,
         elem_id=f"{prefix}-photo",
     )
+    if under_photo is not None:
+        under_photo()
     examples = example_photos()
     if examples:
         gr.Examples(

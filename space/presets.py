@@ -2,7 +2,8 @@
 
 EMFACS prototypes (Ekman & Friesen; Ekman, Friesen & Hager 2002) name the AUs of each emotion; the
 intensities (0..5, OpenFace's scale, where 1 is a trace and 5 the maximum) are chosen here for a
-clearly visible, not caricatured expression:
+clearly visible, not caricatured expression. A preset sets its own AUs and leaves the others where they were
+(measured on the face, or moved by the visitor): only Neutral sets all 17, to 0.
 
 - happiness (Duchenne smile): AU6 + AU12
 - surprise: AU1 + AU2 + AU5 + AU26 (AU25 lips part comes with the jaw drop)
@@ -21,24 +22,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ganime_age.conditions import aus_to_array
+from ganime_age.conditions import AU_NAMES, aus_to_array
 
 
 @dataclass(frozen=True)
 class Preset:
     name: str
     aus: dict[str, float] = field(default_factory=dict)
-    replace: bool = True  # True: the other AUs go to 0 (a full expression); False: only these AUs change
     note: str = ""
 
     def apply(self, current: np.ndarray) -> np.ndarray:
-        """The 17 AU intensities after choosing this preset, starting from `current`."""
-        base = None if self.replace else np.asarray(current, np.float32)
-        return aus_to_array(self.aus, base=base)
+        """The 17 AU intensities after choosing this preset, starting from `current`: its own AUs set, every other
+        one left where it was (the Smile preset set the brows measured on the face to 0)."""
+        return aus_to_array(self.aus, base=np.asarray(current, np.float32))
 
 
 PRESETS: tuple[Preset, ...] = (
-    Preset("Neutral", {}, note="all AUs at 0"),
+    Preset("Neutral", dict.fromkeys(AU_NAMES, 0.0), note="all AUs at 0"),
     Preset("Smile", {"AU06": 2.5, "AU12": 4.0}, note="happiness: AU6 + AU12"),
     Preset(
         "Surprise",
@@ -60,7 +60,6 @@ PRESETS: tuple[Preset, ...] = (
     Preset(
         "Wink",
         {"AU45": 4.0},
-        replace=False,
         note="AU45 on top of the current expression; AU45 closes both eyes (GANimation has no one-eye AU)",
     ),
 )

@@ -34,12 +34,17 @@ def no_asset_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 def test_the_packaged_copies_are_the_upstream_files_with_their_licences() -> None:
     # never MobileFaceNet: its weights have no licence
-    assert sorted(PACKAGED) == ["face_landmarker", "selfie_segmenter", "yunet"]
+    assert sorted(PACKAGED) == ["face_landmarker", "face_parser", "selfie_segmenter", "yunet"]
     for name in PACKAGED:
         asset = ASSETS[name]
         assert sha256_file(PACKAGED_DIR / asset.filename) == asset.sha256
     notes = (PACKAGED_DIR / "README.md").read_text()
-    licences = {"yunet": "MIT License", "face_landmarker": "Apache License", "selfie_segmentation": "Apache License"}
+    licences = {
+        "yunet": "MIT License",
+        "face_landmarker": "Apache License",
+        "selfie_segmentation": "Apache License",
+        "face_parser": "MIT License",
+    }
     for name, licence in licences.items():
         asset = ASSETS["selfie_segmenter" if name == "selfie_segmentation" else name]
         assert asset.sha256 in notes

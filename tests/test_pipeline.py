@@ -39,6 +39,10 @@ class CountingAnalyzer:
     def segmenter(self):
         return self.analyzer.segmenter
 
+    @property
+    def parser(self):
+        return self.analyzer.parser
+
 
 @pytest.fixture(scope="module")
 def editor() -> FaceEditor:

@@ -1,5 +1,7 @@
-"""The README as a new user meets it: its first two commands, what CI runs, the one story of the default
-model, the one face numbering; and the first command really starts the Space and keeps it running."""
+"""The README as a new user meets it: its picture, its first two commands, what CI runs, the one story of the
+default model, the one face numbering; the first command really starts the Space and keeps it running, and every
+Python, command-line and training example it shows is run. Its links (and the training guide's and docs') lead
+somewhere that exists."""
 
 from __future__ import annotations
 
@@ -38,6 +40,14 @@ def test_the_first_commands_are_set_up_and_run_the_space_then_set_up_and_test() 
     assert "keeps running" in intro.lower() and "second terminal" in intro
 
 
+def test_the_readme_says_which_torch_build_each_use_needs() -> None:
+    """`pip install torch==2.13.0` gets the CUDA build where the index serves the default Linux wheel: the intro
+    says how a CPU-only machine gets the CPU build, and that a GPU Space uses the CUDA one."""
+    intro = squashed(README.split("## ", 1)[0])
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in intro
+    assert "CPU build" in intro and "CUDA build" in intro and "GPU runtime" in intro
+
+
 def test_ci_installs_what_the_readme_installs_and_runs_its_test_command() -> None:
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     installs = [line.strip() for line in ci.splitlines() if line.strip().startswith("pip install")]
@@ -71,6 +81,7 @@ def test_one_story_of_the_default_model_in_the_readme_the_card_and_the_space() -
     story = squashed(DEFAULT_MODEL_STORY.read_text(encoding="utf-8"))
     marked = re.search(r"<!-- default-model-story:.*?-->(.*?)<!-- /default-model-story -->", README, re.DOTALL)
     assert marked is not None and squashed(marked.group(1)) == story
+    assert story.count(". ") <= 6 and len(story) < 1200  # a few sentences; the numbers are in the card
     assert story in squashed(default_model_card().read_text(encoding="utf-8"))
     assert story in squashed(about())
     assert_about_panel_is_closed_under_the_header()
@@ -94,10 +105,20 @@ def assert_about_panel_is_closed_under_the_header() -> None:
     assert inside == [squashed(about())]
 
 
-def test_the_opening_lines_say_what_the_shipped_model_does_and_how_reenactment_works() -> None:
-    opening = squashed(README.split("```", 1)[0]).lower()
-    assert "shipped default model" in opening and "fitted edit engine" in opening and "no trained network" in opening
-    assert "reenactment turns the photo's own head in 3-d by default" in opening
+FIRST_SCREENFUL = 40  # lines
+
+
+def test_the_first_screenful_shows_the_space_the_library_and_training() -> None:
+    """A stranger finds how to run the Space, call the library and train without scrolling; the README is a user
+    guide of about 200 lines, not a lab notebook, and says nothing of how the project got here."""
+    first = README.splitlines()[:FIRST_SCREENFUL]
+    screen = "\n".join(first)
+    for shown in ("python app.py", "GanimeAge.from_pretrained()", "accelerate launch training/train.py"):
+        assert shown in screen, shown
+    assert "(training/README.md)" in screen and "![" in first[4] + first[5]
+    assert len(README.splitlines()) <= 200
+    assert not re.search(r"\b(?:issue|session|run) \d+|\b(?:was|were) \d|used to|\bbefore,|\bnow\b", README, re.I)
+    assert "own head in 3-D" in squashed(README)  # tests/test_cli_edit.py: what reenactment does by default
 
 
 def test_face_numbering_is_documented_in_one_place_that_the_others_link_to() -> None:
@@ -208,3 +229,192 @@ def test_without_shared_the_tests_that_need_it_skip_with_one_reason_and_the_core
         check=False,
     )
     assert required.returncode != 0 and "real test data not found" in required.stdout + required.stderr
+
+
+def code_blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, re.DOTALL)
+
+
+def test_the_readmes_python_examples_run_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ```python block of the README runs, in order, as one script in a scratch folder beside the Space's
+    example photos (push_to_hub talks to a stand-in Hub), and does what its comments say."""
+    from huggingface_hub import HfApi
+    from PIL import Image
+
+    blocks = code_blocks(README, "python")
+    assert len(blocks) >= 3 and all(
+        call in "".join(blocks)
+        for call in ("from_pretrained(", ".edit(", ".age_strip(", ".reenact(", ".reenact_video(", ".save_pretrained(")
+    )
+    uploaded: dict[str, object] = {}
+
+    def create_repo(self: HfApi, repo_id: str, **kwargs: object) -> str:
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self: HfApi, *, repo_id: str, folder_path: str, **kwargs: object) -> str:
+        uploaded[repo_id] = sorted(p.name for p in Path(folder_path).iterdir())
+        return f"https://huggingface.co/{repo_id}/commit/0"
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    (tmp_path / "space").symlink_to(REPO / "space")
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, object] = {"__name__": "readme"}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), scope)
+
+    photo = Image.open(REPO / "space" / "examples" / "two-faces.jpg")
+    for name in ("older", "smile", "child"):
+        assert scope[name].size == photo.size, name  # type: ignore[attr-defined]
+    assert Image.open("older.jpg").size == photo.size
+    assert sorted(p.name for p in tmp_path.glob("face0-age*.jpg")) == [f"face0-age{a}.jpg" for a in (25, 5, 50, 75)]
+    ages = scope["ages"]
+    assert isinstance(ages, list) and len(ages) == 2 and all(0 <= a <= 100 for a in ages)
+    assert set(scope["aus"]) >= {"AU01", "AU12", "AU45"}  # type: ignore[arg-type]
+    assert Image.open("driven.jpg").size == Image.open(REPO / "space" / "examples" / "astronaut.jpg").size
+    assert Path(scope["video"]).stat().st_size > 10_000  # type: ignore[arg-type]
+    assert (tmp_path / "my-editor" / "editor.json").is_file()
+    assert "editor.json" in uploaded["your-name/my-editor"]  # type: ignore[operator]
+
+
+def readme_bash_lines(text: str) -> list[str]:
+    """The lines of every ```bash block after the first two commands, one command a line."""
+    return [line.strip() for block in code_blocks(text, "bash")[1:] for line in block.strip().splitlines()]
+
+
+@pytest.mark.parametrize("command", [c for c in readme_bash_lines(README) if c.startswith("ganime-age ")])
+def test_the_readmes_command_line_examples_run(command: str, tmp_path: Path) -> None:
+    """Every `ganime-age` line the README shows runs as written (beside the Space's example photos) and writes its
+    -o file."""
+    (tmp_path / "space").symlink_to(REPO / "space")
+    words = command.split()
+    executable = Path(sys.executable).with_name("ganime-age")
+    done = subprocess.run(
+        [str(executable), *words[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    output = tmp_path / words[words.index("-o") + 1]
+    assert output.stat().st_size > 10_000 and f"wrote {output.name}" in done.stdout
+
+
+def readme_training_commands() -> dict[str, list[str]]:
+    commands = [c.split() for c in readme_bash_lines(README) if "training/" in c]
+    return {next(w for w in words if w.startswith("training/")): words for words in commands}
+
+
+def test_the_readme_shows_the_three_training_commands() -> None:
+    assert list(readme_training_commands()) == [
+        "training/prepare_data.py",
+        "training/train.py",
+        "training/fit_engine.py",
+    ]
+    assert readme_training_commands()["training/train.py"][:2] == ["accelerate", "launch"]
+
+
+@pytest.mark.shared
+def test_the_readmes_training_commands_run(tmp_path: Path, shared_dir: Path) -> None:
+    """The README's data preparation and training commands run as written, made small: prepare_data on 16 real
+    UTKFace photos (`--max-items`), then `accelerate launch training/train.py` with the README's config for one
+    step of a narrow network; fit_engine (CPU minutes on all of UTKFace) takes every option the README gives it."""
+    commands = readme_training_commands()
+    (tmp_path / "training").symlink_to(REPO / "training")
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
+
+    def run(words: list[str], *extra: str) -> subprocess.CompletedProcess[str]:
+        words = [w.replace("../shared", str(shared_dir)) for w in words]
+        if words[0] == "python":
+            words[0] = sys.executable
+        else:
+            words[:2] = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu"]
+        done = subprocess.run(
+            [*words, *extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        return done
+
+    prepare = commands["training/prepare_data.py"]
+    run(prepare, "--max-items", "16", "--test-fraction", "0.25", "--no-progress")
+    output = tmp_path / prepare[prepare.index("--output") + 1]
+    assert (output / "README.md").is_file()
+    small = [
+        "system.generator.conv_dim=8",
+        "system.generator.num_residual_blocks=1",
+        "system.generator.age_embedding_dim=8",
+    ]
+    small += ["system.discriminator.conv_dim=8", "system.critic_steps=1", "train.batch_size=2", "train.max_steps=1"]
+    small += ["train.num_workers=0", "train.mixed_precision=no", "train.channels_last=false", "train.tracker=jsonl"]
+    small += [
+        "train.fused_optimizers=false",
+        "train.sample_every=1",
+        "train.sample_faces=2",
+        "train.output_dir=runs/readme",
+    ]
+    run(commands["training/train.py"], *small)
+    assert (tmp_path / "runs" / "readme" / "export" / "model.safetensors").is_file()
+    fit = commands["training/fit_engine.py"]
+    shown = run(fit[:2], "--help").stdout
+    assert all(option in shown for option in fit if option.startswith("--"))
+
+
+STRIP = REPO / "docs" / "readme_strip.jpg"
+
+
+def test_the_readme_opens_with_its_picture_made_by_the_repositorys_script(tmp_path: Path) -> None:
+    """The picture under the README's first line is docs/readme_strip.jpg: a small JPEG of seven labelled tiles
+    256 px tall (the photo, ages 5, 25, 50, 75, a smile and a reenactment), which docs/make_readme_strip.py
+    draws again from the Space's example photos at the same size."""
+    from PIL import Image
+
+    assert "](docs/readme_strip.jpg)" in README.split("```", 1)[0]
+    assert STRIP.stat().st_size <= 150_000
+    shipped = Image.open(STRIP)
+    assert shipped.format == "JPEG" and shipped.height == 256 + 28 and shipped.width > 6 * 180
+    made = tmp_path / "strip.jpg"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "docs" / "make_readme_strip.py"), "--output", str(made)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert Image.open(made).size == shipped.size
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+DOCUMENTS = ["README.md", "CHANGELOG.md", "training/README.md", "docs/how-it-works.md", "docs/model-files.md"]
+DOCUMENTS += ["docs/reliability.md"]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_link_leads_to_a_file_and_a_heading_that_exist(document: str) -> None:
+    """Relative links (and their #anchors) of the README, the training guide and the docs resolve: the journals
+    moved to training/JOURNAL.md, and the links that pointed into them moved with them."""
+    path = REPO / document
+    for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text(encoding="utf-8")):
+        if target.startswith(("http://", "https://")):
+            continue
+        file, _, anchor = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        assert linked.exists(), f"{document}: {target}"
+        if anchor and linked.suffix == ".md":
+            headings = re.findall(r"^#+ (.*)$", linked.read_text(encoding="utf-8"), re.MULTILINE)
+            assert anchor in {github_anchor(h) for h in headings}, f"{document}: {target}"
+
+
+def test_links_into_the_training_guide_from_anywhere_in_the_repository_resolve() -> None:
+    found = subprocess.run(
+        ["git", "grep", "-ohE", r"training/(README|JOURNAL)\.md#[a-z0-9_-]+", "--", "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    for link in set(found):
+        file, anchor = link.split("#")
+        headings = re.findall(r"^#+ (.*)$", (REPO / file).read_text(encoding="utf-8"), re.MULTILINE)
+        assert anchor in {github_anchor(h) for h in headings}, link

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import shutil
 import time
@@ -391,3 +392,31 @@ def test_the_cache_is_cleaned_of_files_past_their_age(tmp_path: Path, utk_sample
         assert all(p.exists() for p in examples)
     finally:
         server.stop()
+
+
+def test_too_few_values_are_refused_in_one_short_line(space: Space) -> None:
+    """Four values where /age takes five, one of them a 1 MB string: gradio's check raised a ValueError holding the
+    whole request, and the queue wrote its 20-line traceback, 1 MB of log from one call."""
+    photo = {"path": space.upload(ASTRONAUT), "meta": META}
+    before, tracebacks = space.served.log_path.stat().st_size, _traceback_count(space)
+    event, payload, _ = space.call("age", [photo, 50, "x" * 1_000_000, "default"])
+    assert event == "error" and payload["title"] == "Invalid request", payload
+    assert "takes 5 values" in payload["error"] and "sent 4" in payload["error"] and len(payload["error"]) < 200
+    time.sleep(0.5)  # the server's log is written by another process
+    grown = space.served.log_path.stat().st_size - before
+    assert grown < 400, f"one refusal grew the log by {grown:,} bytes"
+    assert _traceback_count(space) == tracebacks, "the refusal logged a traceback"
+
+
+@pytest.mark.parametrize("face", ["1" + "0" * 400, "Face " + "9" * 400, 10**400], ids=["digits", "label", "number"])
+def test_a_huge_face_index_gets_a_short_message(space: Space, face: Any) -> None:
+    """The face selector's value is a string in the API: a 401-digit one was echoed whole, in the answer and the
+    log."""
+    photo = {"path": space.upload(ASTRONAUT), "meta": META}
+    before = space.served.log_path.stat().st_size
+    event, payload, _ = space.call("age", [photo, 50, face, "default", None])
+    assert event == "error" and payload["title"] == "No such face", payload
+    assert len(payload["error"]) < 200 and "9999999999" not in payload["error"], payload
+    assert "0000000000" not in payload["error"] and re.search(r"\b40[01] digits", payload["error"]), payload
+    time.sleep(0.5)
+    assert space.served.log_path.stat().st_size - before < 400

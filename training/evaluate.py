@@ -44,11 +44,13 @@ from training.evaluation.metrics import (
 COMMANDS: dict[str, str] = {
     "ganimation": "training.evaluate:GanimationEvaluation",
     "table1": "training.evaluation.table1:Table1Evaluation",
+    "wild": "training.evaluation.wild:WildEvaluation",
     "reenact": "training.evaluation.reenact:ReenactEvaluation",
     "turning": "training.evaluation.turning:TurningEvaluation",
     "gates": "training.evaluation.gates:GateEvaluation",
     "yaw-bands": "training.evaluation.yaw_bands:YawBandEvaluation",
     "ages": "training.evaluation.ages:AgesEvaluation",
+    "own-ageing": "training.evaluation.own_ageing:OwnAgeingEvaluation",
 }
 
 DEFAULT_AGES = "10,20,30,40,50,60,70,80"

@@ -2,7 +2,9 @@
 
 Releasing the target-age slider re-renders the edit (no button needed): the photo's analysis is cached by
 the FaceEditor, so a slider move costs one edit. The face's current age is shown in an editable field: the
-estimate can be wrong (a young woman read as 3), and the edit's size is set from the age the user gives.
+estimate can be wrong (a young woman read as 3), and the edit's size is set from the age the user gives. Where the
+estimate is unsure (the two age networks far apart, or a reading under 2: space.common.age_doubt) the field says so
+and asks for the age.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from PIL import Image
 from ganime_age.validation import check_age, check_optional_age
 from space.common import (
     IMAGE_HEIGHT,
+    PHOTO_REFUSALS,
     admitted,
+    age_doubts,
     api_slider,
     describe_age_change,
     describe_ages,
+    describe_doubt,
     estimated_ages,
     face_update,
     model_warning,
@@ -47,10 +52,11 @@ def build_tab(editor_provider: EditorProvider) -> None:
 
     @gpu(duration=30)
     @user_errors
-    def analyze_on_gpu(path: str, model: str) -> tuple[int, list[float | None], str]:
+    def analyze_on_gpu(path: str, model: str) -> tuple[int, list[float | None], list[str], str]:
         with editor_provider.session(model) as editor:
             count = len(editor.analyze(path))
-            return count, estimated_ages(editor, path, count), model_warning(editor)
+            ages = estimated_ages(editor, path, count)
+            return count, ages, age_doubts(editor, path, ages), model_warning(editor)
 
     @gpu(duration=30)
     @user_errors
@@ -84,21 +90,36 @@ def build_tab(editor_provider: EditorProvider) -> None:
         return gallery
 
     @user_errors
-    def analyze(photo: Any, model: str) -> tuple[dict[str, Any], str, list[float | None], Any]:
+    def analyze_photo(photo: Any, model: str) -> list[Any]:
         path = photo_path(photo)
         if path is None:
-            return face_update(0), "", [], None
+            return [face_update(0), "", {}, current_age_update({}, None)]
         with admitted(editor_provider, "analyze", path):
-            count, ages, warning = analyze_on_gpu(path, model)
+            count, ages, doubts, warning = analyze_on_gpu(path, model)
         found = f"{count} face{'s' if count != 1 else ''} found. "
-        return face_update(count), found + describe_ages(ages) + warning, ages, shown_current_age(ages, None)
+        estimates = {"ages": ages, "doubts": doubts}
+        return [
+            face_update(count),
+            found + describe_ages(ages) + warning,
+            estimates,
+            current_age_update(estimates, None),
+        ]
 
-    def face_chosen(face: Any, ages: list[float | None]) -> Any:
-        """The chosen face's estimate in the current-age field (empty for all of several faces)."""
+    def analyze(photo: Any, model: str) -> list[Any]:
+        """The analysis of a new photo, the previous photo's age strip cleared; a refused photo clears every output
+        and passes its refusal on (space.common.PhotoRefusals), to be said once."""
         try:
-            return shown_current_age(ages, parse_face(face))
+            return [*analyze_photo(photo, model), None, gr.skip(), gr.skip(), None]
+        except gr.Error as error:
+            cleared = [face_update(0), "", {}, current_age_update({}, None), None, None, ""]
+            return [*cleared, PHOTO_REFUSALS.refused(error, photo)]
+
+    def face_chosen(face: Any, estimates: dict[str, Any]) -> Any:
+        """The chosen face's estimate in the current-age field (empty for all of several faces), with its doubt."""
+        try:
+            return current_age_update(estimates, parse_face(face))
         except gr.Error:
-            return None
+            return current_age_update({}, None)
 
     @user_errors  # also for what API callers send: a target age that is not a number, a face that does not exist
     def age_edit(
@@ -131,31 +152,39 @@ def build_tab(editor_provider: EditorProvider) -> None:
             strip = strip_on_gpu(path, index, model, current, progress)
             return [(save_output(image, "age", output_format()), caption) for image, caption in strip]
 
+    ages: dict[str, Any] = {}
+
+    def age_controls() -> None:
+        """The target and current ages right under the photo: in sight at 1400x1000 without scrolling (under the
+        examples, the face and the model selectors they were below the fold)."""
+        ages["target"] = api_slider(
+            0,
+            100,
+            value=DEFAULT_TARGET_AGE,
+            step=1,
+            label="Target age (years)",
+            info="Release the slider to re-render.",
+            elem_id="age-target",
+        )
+        ages["current"] = gr.Number(
+            value=None,  # empty until a photo is analysed (shown so on load: gradio's gr.Number draws None as 0)
+            placeholder="the estimate",
+            label="Current age (years)",
+            info=CURRENT_AGE_INFO,
+            minimum=0,
+            maximum=100,
+            precision=0,
+            elem_id="age-current",
+        )
+
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            block = photo_block(editor_provider, prefix="age")
-            target = api_slider(
-                0,
-                100,
-                value=DEFAULT_TARGET_AGE,
-                step=1,
-                label="Target age (years)",
-                info="Release the slider to re-render.",
-                elem_id="age-target",
-            )
-            current_age = gr.Number(
-                value=None,  # empty until a photo is analysed (shown so on load: gradio's gr.Number draws None as 0)
-                placeholder="the estimate",
-                label="Current age (years)",
-                info="The estimate; correct it if it is wrong, and the edit starts from your age. "
-                "Empty: each face's estimate.",
-                minimum=0,
-                maximum=100,
-                precision=0,
-                elem_id="age-current",
-            )
+            block = photo_block(editor_provider, prefix="age", under_photo=age_controls)
+            target, current_age = ages["target"], ages["current"]
             show_on_page_load([current_age], [None])
-            estimates = gr.State([])  # each face's estimate, for the field when the chosen face changes
+            # each face's estimate and its doubt, for the field when the chosen face changes
+            estimates = gr.State({})
+            refused = gr.State(None)  # a refused photo's message, said once (space.common.PhotoRefusals)
             with gr.Row():
                 run = gr.Button("Change the age", variant="primary", elem_id="age-run")
                 strip_button = gr.Button("Age strip (10 age groups)", elem_id="age-strip-run")
@@ -184,11 +213,13 @@ def build_tab(editor_provider: EditorProvider) -> None:
     block.photo.change(
         analyze,
         [block.photo, block.model],
-        [block.face, block.info, estimates, current_age],
+        [block.face, block.info, estimates, current_age, strip, result, summary, refused],
         preprocess=False,
         api_visibility="private",
         trigger_mode="always_last",
-    ).success(age_edit_live, edit_inputs, [result, summary], preprocess=False, api_visibility="private")
+    ).then(PHOTO_REFUSALS.say, refused, None, api_visibility="private").success(
+        age_edit_live, edit_inputs, [result, summary], preprocess=False, api_visibility="private"
+    )
     run.click(age_edit, edit_inputs, [result, summary], preprocess=False, api_name="age")
     gr.on(
         [target.release, block.model.input, current_age.submit],
@@ -210,6 +241,24 @@ def given_age(value: Any) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     return check_optional_age(value, "current age")
+
+
+CURRENT_AGE_INFO = (
+    "The estimate; correct it if it is wrong, and the edit starts from your age. Empty: each face's estimate."
+)
+
+
+def current_age_update(estimates: dict[str, Any], face: int | None) -> dict[str, Any]:
+    """The current-age field for the chosen face: its estimate, and where that estimate is unsure (the age networks
+    disagree widely, or it reads under 2) a note that says so and asks for the age, next to the number."""
+    ages, doubts = estimates.get("ages", []), estimates.get("doubts", [])
+    shown = shown_current_age(ages, face)
+    index = face if face is not None else (0 if len(ages) == 1 else None)
+    doubt = doubts[index] if index is not None and 0 <= index < len(doubts) else ""
+    if index is None:  # every face of several: each one's note
+        notes = [describe_doubt(d, i) for i, d in enumerate(doubts) if d]
+        return gr.update(value=shown, info=" ".join(notes) or CURRENT_AGE_INFO)
+    return gr.update(value=shown, info=describe_doubt(doubt) or CURRENT_AGE_INFO)
 
 
 def shown_current_age(ages: list[float | None], face: int | None) -> float | None:

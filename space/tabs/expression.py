@@ -22,6 +22,7 @@ from ganime_age.conditions import AU_FACS_NAMES, AU_MAX, AU_NAMES, AU_REGIONS
 from ganime_age.validation import check_age, check_aus, check_flag
 from space.common import (
     IMAGE_HEIGHT,
+    PHOTO_REFUSALS,
     admitted,
     api_slider,
     describe_age_change,
@@ -130,12 +131,21 @@ def build_tab(editor_provider: EditorProvider) -> None:
         return measured_outputs(path, parse_face(face) or 0, model)[1]
 
     @user_errors
-    def analyze(photo: Any, model: str) -> list[Any]:
+    def analyze_photo(photo: Any, model: str) -> list[Any]:
         path = photo_path(photo)
         if path is None:
             return [face_update(0), *[gr.skip()] * len(AU_NAMES), None, gr.skip(), ""]
         count, outputs = measured_outputs(path, 0, model)
         return [face_update(count), *outputs]
+
+    def analyze(photo: Any, model: str) -> list[Any]:
+        """A refused photo clears the results (and the measured AUs) and passes its refusal on, to be said once
+        (space.common.PHOTO_REFUSALS)."""
+        try:
+            return [*analyze_photo(photo, model), gr.skip(), gr.skip(), gr.skip(), None]
+        except gr.Error as error:
+            cleared = [face_update(0), *[gr.skip()] * len(AU_NAMES), None, gr.skip(), ""]
+            return [*cleared, None, None, "", PHOTO_REFUSALS.refused(error, photo)]
 
     @user_errors  # also for what API callers send: AUs or an age out of range or not numbers
     @with_au_parameters
@@ -239,6 +249,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
                     region_sliders(mouth[half:])
     au_sliders = [sliders[name] for name in AU_NAMES]  # the model's order, whatever the layout
     measured = gr.State(None)
+    refused = gr.State(None)  # a refused photo's message, said once (space.common.PhotoRefusals)
     # neutral (the Neutral preset: every AU at 0) until a photo is measured; the sliders' own value stays None, the
     # API's default (an AU left out keeps the face's measured value), which gradio would draw as 5, the maximum
     show_on_page_load(au_sliders, [0.0] * len(au_sliders))
@@ -257,11 +268,11 @@ def build_tab(editor_provider: EditorProvider) -> None:
     block.photo.change(
         analyze,
         [block.photo, block.model],
-        [block.face, *measure_outputs],
+        [block.face, *measure_outputs, *edit["outputs"], refused],
         preprocess=False,
         api_visibility="private",
         trigger_mode="always_last",
-    ).success(**live)
+    ).then(PHOTO_REFUSALS.say, refused, None, api_visibility="private").success(**live)
     block.face.input(
         measure, [block.photo, block.face, block.model], measure_outputs, preprocess=False, api_visibility="private"
     ).success(**live)

@@ -25,6 +25,7 @@ from ganime_age.validation import check_age, check_aus_scale, check_flag
 from space.common import (
     EXAMPLES_DIR,
     IMAGE_HEIGHT,
+    PHOTO_REFUSALS,
     admitted,
     face_update,
     parse_face,
@@ -108,13 +109,21 @@ def build_tab(editor_provider: EditorProvider) -> None:
             return str(out), method_note(editor) + f" At most {MAX_VIDEO_FRAMES} frames, with the driver's audio."
 
     @user_errors
-    def analyze(photo: Any, model: str) -> tuple[Any, str]:
+    def analyze_photo(photo: Any, model: str) -> tuple[Any, str]:
         path = photo_path(photo)
         if path is None:
             return face_update(0), ""
         with admitted(editor_provider, "analyze", path):
             count = count_faces_on_gpu(path, model)
         return face_update(count, allow_all=False), f"{count} face{'s' if count != 1 else ''} found in the source."
+
+    def analyze(photo: Any, model: str) -> list[Any]:
+        """A refused source photo clears the results and passes its refusal on, to be said once
+        (space.common.PHOTO_REFUSALS)."""
+        try:
+            return [*analyze_photo(photo, model), *[gr.skip()] * 5, None]
+        except gr.Error as error:
+            return [face_update(0), "", None, None, None, None, "", PHOTO_REFUSALS.refused(error, photo)]
 
     @user_errors
     def reenact(
@@ -232,14 +241,15 @@ def build_tab(editor_provider: EditorProvider) -> None:
     result_video = gr.Video(label="Result video", interactive=False, height=IMAGE_HEIGHT, elem_id="reenact-video")
     note = gr.Markdown("", label="summary", elem_id="reenact-note")  # the label names it in the API
 
+    refused = gr.State(None)  # a refused photo's message, said once (space.common.PhotoRefusals)
     block.photo.change(
         analyze,
         [block.photo, block.model],
-        [block.face, block.info],
+        [block.face, block.info, shown_source, shown_driver, result, result_video, note, refused],
         preprocess=False,
         api_visibility="private",
         trigger_mode="always_last",
-    )
+    ).then(PHOTO_REFUSALS.say, refused, None, api_visibility="private")
     inputs = [block.photo, block.face, block.model]
     run_photo.click(
         reenact,

@@ -4,7 +4,7 @@
 2. the per-file environment variable named in :data:`ASSETS` (``GANIME_AGE_YUNET``, ...);
 3. a folder in ``GANIME_AGE_ASSETS`` (one variable for every file: tests and CI point it at ``../shared/models``);
 4. the copy shipped inside the package (``weights/face-models``: YuNet, the MediaPipe landmarker and selfie
-   segmenter),
+   segmenter, the BiSeNetV2 face parser),
    used only when its sha256 matches, so a plain ``pip install`` edits photos offline;
 5. the user cache (``$GANIME_AGE_CACHE``, else ``$XDG_CACHE_HOME/ganime-age``);
 6. a download from the official source into that cache — with an error naming ``GANIME_AGE_ASSETS`` when
@@ -64,6 +64,15 @@ ASSETS: dict[str, Asset] = {
         "https://cdn.jsdelivr.net/npm/@mediapipe/selfie_segmentation@0.1.1675465747/selfie_segmentation.tflite",
         "8d13b7fae74af625c641226813616a2117bd6bca19eb3b75574621fc08557f27",
         "Apache-2.0 (MediaPipe)",
+        packaged=True,
+    ),
+    "face_parser": Asset(
+        "bisenetv2_celebamaskhq_448x448_integer_quant.tflite",
+        "GANIME_AGE_FACE_PARSER",
+        "https://github.com/terryky/tflite_gles_app/raw/master/gl2face_segmentation/model/"
+        "bisenetv2_celebamaskhq_448x448_integer_quant.tflite",
+        "d0c1fc479bbd40084283043abf01d11a5c3a54b2ecc4bc812cde6f36989ad22a",
+        "MIT (bisenetv2-tensorflow, PINTO model zoo); trained on CelebAMask-HQ (non-commercial research)",
         packaged=True,
     ),
     # Research-only weights without a public download URL: must be given locally.

@@ -110,7 +110,8 @@ class BackendNotInstalledError(GanimeAgeError, ImportError):
 
 
 class NewerVersionError(WeightsError):
-    """An editor folder (``editor.json``) was written by a newer major version of ganime-age than the one running."""
+    """An editor folder (``editor.json``) or a model (its ``config.json``) was written by a newer major version of
+    ganime-age than the one running."""
 
 
 _REPR = reprlib.Repr()  # a list of a million items is not walked: a few items of a few levels

@@ -22,6 +22,7 @@ import importlib
 import json
 import math
 import os
+import re
 import stat
 from collections.abc import Iterator
 from importlib import resources
@@ -34,7 +35,7 @@ from torch import nn
 
 from ganime_age import __version__
 from ganime_age.config import check_config, from_dict, to_dict
-from ganime_age.errors import ConfigError, CorruptWeightsError, WeightsError
+from ganime_age.errors import ConfigError, CorruptWeightsError, NewerVersionError, WeightsError, echo
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -351,7 +352,15 @@ def stamp_checksums(folder: str | Path) -> dict[str, str]:
     return sums
 
 
+def check_model_source(model_id: str, what: str = "the model folder or Hub id") -> None:
+    """Refuse a folder or Hub id that no file system or Hub can hold: one with a NUL byte (``os`` raises an untyped
+    ``ValueError: embedded null byte`` on it, and the Hub client's message repeated the byte raw)."""
+    if "\x00" in model_id:
+        raise WeightsError(f"{what} {echo(model_id)} holds a NUL byte, which no folder name or Hub id can hold")
+
+
 def _resolve_file(model_id: str, filename: str, **hub_kwargs: Any) -> str:
+    check_model_source(model_id)
     if os.path.isdir(model_id):
         path = os.path.join(model_id, filename)
         if os.path.lexists(path) and not os.path.isfile(path):
@@ -371,8 +380,9 @@ def _resolve_file(model_id: str, filename: str, **hub_kwargs: Any) -> str:
     try:
         return hf_hub_download(repo_id=model_id, filename=filename, **hub_kwargs)
     except Exception as error:  # network down, repo missing, auth: all mean "cannot get the file"
-        raise WeightsError(
-            f"could not get {filename} of {model_id!r} from the Hugging Face Hub (offline, or no such model?): {error}"
+        raise WeightsError(  # the id and the Hub's own text cut short: a 5000-character id was repeated twice whole
+            f"could not get {filename} of {echo(model_id)} from the Hugging Face Hub (offline, or no such model?): "
+            f"{_short(error)}"
         ) from error
 
 
@@ -568,7 +578,33 @@ def read_config(model_id: str | Path, **hub_kwargs: Any) -> dict[str, Any]:
         raise WeightsError(f"{path} is not a readable config.json: {_short(error)}") from None
     if not isinstance(config, dict):
         raise WeightsError(f"{path} must hold a JSON object")
+    check_written_version(config.get("ganime_age_version"), f"{model_id}: {CONFIG_NAME}")
     return config
+
+
+def major_version(version: str) -> int | None:
+    """The major number of a version such as "1.2.0" (or "1.2.0rc1", "2"); None where it does not start with one."""
+    found = re.match(r"\s*v?(\d{1,9})(?!\d)", version)
+    return int(found.group(1)) if found else None
+
+
+def check_written_version(version: object, what: str) -> None:
+    """Refuse what a newer major version of ganime-age wrote (an editor's ``editor.json``, a model's
+    ``config.json``: its format may have changed in ways this version would misread); a missing version (a folder
+    written before versions were recorded) and older ones load."""
+    if version is None:
+        return
+    major = major_version(version) if isinstance(version, str) else None
+    if major is None:
+        raise WeightsError(f"{what}: ganime_age_version must be a version such as '0.1.0', not {echo(version)}")
+    running = major_version(__version__) or 0
+    if major > running:
+        shown = version.strip()[:20]
+        shown = shown if shown.isprintable() else echo(shown)  # "7\n\x00...": escaped, never written raw
+        raise NewerVersionError(
+            f"{what} was written by ganime-age {shown}, a newer major version than this one "
+            f"({__version__}); upgrade ganime-age (pip install -U ganime-age) to load it"
+        )
 
 
 def model_class(model_type: str) -> type[HubModel]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ganime_age.conditions import AU_MAX, AU_NAMES, MAX_AGE, NUM_AUS, normalise_au_name
-from ganime_age.errors import InvalidArgumentError, OutputPathError, echo
+from ganime_age.errors import FaceIndexError, InvalidArgumentError, OutputPathError, echo
 
 MAX_PATH_CHARS = 4096
 """Longer strings are not paths a user meant (Linux's PATH_MAX); refused before touching the file system."""
@@ -122,14 +122,28 @@ def check_face(face: Any) -> int | None:
         return None
     if isinstance(face, bool) or not isinstance(face, numbers.Integral):
         raise InvalidArgumentError(f"face must be an integer index (0 = leftmost) or None for all, not {_show(face)}")
-    return int(face)
+    return _index(face, "face")
 
 
 def check_face_index(face: Any, name: str = "face") -> int:
     """One face's index, 0 = leftmost (reenactment moves one face, so None for "every face" is refused)."""
     if face is None or isinstance(face, bool) or not isinstance(face, numbers.Integral):
         raise InvalidArgumentError(f"{name} must be an integer index (0 = leftmost), not {_show(face)}")
-    return int(face)
+    return _index(face, name)
+
+
+MAX_FACE_INDEX_BITS = 63
+"""A face index beyond a 64-bit integer (``10**400``) is no face of any photo: refused here, described by its number
+of digits, where the photo's own check would have repeated all of them."""
+
+
+def _index(face: numbers.Integral, name: str) -> int:
+    index = int(face)
+    if index.bit_length() > MAX_FACE_INDEX_BITS:
+        raise FaceIndexError(
+            f"{name} is {_huge(index)}; no photo has that face (faces are numbered 0, 1, ... from the left)"
+        )
+    return index
 
 
 def check_path(path: Any, name: str = "path") -> Path:

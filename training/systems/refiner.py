@@ -22,7 +22,7 @@ The generator's objective, and why each term is there:
   (a median mouth interior, the shading of a strong expression) is what the refiner should fix.
 - ``lambda_color_target``: the same on the colour image C. A refiner starts by copying its input through a
   saturated attention, where the output's loss barely reaches C; comparing C itself makes it a picture
-  worth opening the attention for (the campaign's lesson, training/README.md).
+  worth opening the attention for (the campaign's lesson, training/JOURNAL.md).
 - ``lambda_color_keep``: full-resolution L1 between C and the input. C trained at 32/64 px alone is a blur,
   and opening the attention on a blur costs every pixel of detail (``lambda_change``), so a fresh refiner
   closed its attention further step after step (run 1, 170 steps). Held to the input's detail, C becomes

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ganime_age.cli.options import add_editor_options, load_editor, save_image
+from ganime_age.cli.own import add_own_options, check_own_options, load_person
 from ganime_age.errors import InvalidArgumentError
 
 
@@ -68,6 +69,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     edit.add_argument("-o", "--output", required=True, help="output image path")
     edit.add_argument("--overwrite", action="store_true", help="allow -o to be the input photo (it is replaced)")
     edit.add_argument("--mask-dir", help="also save each face's attention mask here")
+    add_own_options(edit)
     add_editor_options(edit)
     edit.set_defaults(handler=run, parser=edit)
     return edit
@@ -92,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
     check_not_an_input(out, [args.photo], overwrite=args.overwrite)
     if args.mask_dir:
         check_output_folder(args.mask_dir, "--mask-dir")
+    check_own_options(args)
     editor = load_editor(args)
-    result = editor.edit_details(args.photo, age=age, aus=aus, face=args.face, source_age=source_age)
+    person = load_person(args, editor)
+    result = editor.edit_details(args.photo, age=age, aus=aus, face=args.face, source_age=source_age, person=person)
     save_image(result.image, out)
     for face in result.faces:
         print(describe_face_edit(face, age_set=age is not None, aus_set=list(aus or {})))

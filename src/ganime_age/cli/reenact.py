@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ganime_age.cli.options import add_editor_options, load_editor, save_image
+from ganime_age.cli.own import add_own_options, check_own_options, load_person
 from ganime_age.errors import InvalidArgumentError
 
 IMAGE_OUTPUTS = (".jpg", ".jpeg", ".png", ".webp")
@@ -39,6 +40,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-smoothing", action="store_true", help="videos: do not smooth landmarks over time")
     parser.add_argument("--max-frames", type=int, help="videos: stop after this many frames")
+    add_own_options(parser)
     add_editor_options(parser)
     parser.set_defaults(handler=run, parser=parser)
     return parser
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     # new files, or one of the inputs (the user's original) fails in a second, as one line
     output = check_output_path(output, (".mp4",) if video else IMAGE_OUTPUTS)
     check_not_an_input(output, [args.source, args.driving], overwrite=args.overwrite)
+    check_own_options(args)
     editor = load_editor(args, **({"reenactor": args.reenactor} if args.reenactor else {}))
     options = {
         "age": args.age,
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         "face": args.face,
         "driving_face": args.driving_face,
         "source_age": args.from_age,
+        "person": load_person(args, editor),
     }
     if video:
         editor.reenact_video(

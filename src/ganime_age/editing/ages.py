@@ -15,16 +15,25 @@ from typing import Any
 
 import numpy as np
 
+from ganime_age.models.common import AgeReading
+
 MIN_SPREAD = 2.0  # years: no network is trusted to a year (the sharpest distributions are narrower than their error)
+
+
+def calibrated_readings(estimators: Sequence[Any], rgb: np.ndarray, face: Any) -> list[AgeReading]:
+    """Each estimator's reading of the face mapped by its reading curve (years), with that network's spread: what
+    :func:`reconciled_age` averages, and how far apart the networks are on this face."""
+    readings = []
+    for estimator in estimators:
+        reading = estimator.read_distribution(rgb, face)
+        readings.append(AgeReading(float(estimator.calibrated_age(reading.age)), reading.spread))
+    return readings
 
 
 def reconciled_age(estimators: Sequence[Any], rgb: np.ndarray, face: Any) -> float:
     """The face's age (years) from every estimator's calibrated reading, weighted by how sure each is."""
     if not estimators:
         raise ValueError("reconciling an age needs at least one age estimator")
-    ages, weights = [], []
-    for estimator in estimators:
-        reading = estimator.read_distribution(rgb, face)
-        ages.append(float(estimator.calibrated_age(reading.age)))
-        weights.append(1.0 / max(reading.spread, MIN_SPREAD) ** 2)
-    return float(np.average(ages, weights=weights))
+    readings = calibrated_readings(estimators, rgb, face)
+    weights = [1.0 / max(reading.spread, MIN_SPREAD) ** 2 for reading in readings]
+    return float(np.average([reading.age for reading in readings], weights=weights))

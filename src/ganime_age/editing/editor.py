@@ -35,6 +35,7 @@ from ganime_age.editing.manifest import (
     parts_of,
     write_manifest,
 )
+from ganime_age.editing.person import Identity, Person, build_person, check_person, personal
 from ganime_age.editing.reenactment import Reenactment
 from ganime_age.editing.refining import ProgressCallback, Refining
 from ganime_age.editing.session import FacePlan, ImageInput, PhotoSession, SessionCache, stack_plans
@@ -277,10 +278,27 @@ class FaceEditor:
             rgb,
             face.landmarks.landmarks,
             segment=self.analyzer.segmenter,
+            parse=self.analyzer.parser,
             others=others,
             exemplars=self.exemplars,
             female=self.female_probability(rgb, face),
         )
+
+    # -- a person's own photos -------------------------------------------------------------------------
+    def person(
+        self,
+        photos: Sequence[tuple[ImageInput, float | None] | ImageInput],
+        *,
+        identity: Identity | str | None = "auto",
+        progress: Callable[[int, int], Any] | None = None,
+    ) -> Person:
+        """A person's faces across ages from their own photos, each ``(photo, age)`` (age None: estimated), for
+        ``edit(..., person=...)``, :meth:`age_strip` and :meth:`reenact`: an edit to an age near one of theirs
+        takes their own features there, not a stranger's. Photos without a usable face are skipped with a note
+        (``person.notes``); one unlike the person's others of about its age is kept with a note (`identity`:
+        ``"auto"``, a callable ``(photo, face) -> embedding`` or None). Save it with ``person.save_pretrained``
+        and load it with ``Person.from_pretrained``."""
+        return build_person(self, photos, identity, progress)
 
     # -- reading faces ---------------------------------------------------------------------------------
     def session(self, image: ImageInput) -> PhotoSession:
@@ -329,10 +347,15 @@ class FaceEditor:
         return self.refining(photo, points, target_age, target_aus, progress)
 
     def _render(
-        self, session: PhotoSession, plans: Sequence[FacePlan], progress: ProgressCallback | None = None
+        self,
+        session: PhotoSession,
+        plans: Sequence[FacePlan],
+        progress: ProgressCallback | None = None,
+        person: Person | None = None,
     ) -> tuple[np.ndarray, list[Any]]:
-        """The engine's edit of the whole photo (then the refiner's), and per face what the engine changed."""
-        prepared = [session.engine_face(p.face) for p in plans]
+        """The engine's edit of the whole photo (then the refiner's), and per face what the engine changed; with a
+        `person`, each face matched to their own photos (:mod:`.person`)."""
+        prepared = [personal(session.engine_face(p.face), person) for p in plans]
         conditions = stack_plans(plans)
         photo, changes = self.engine.edit_photo(session.rgb, prepared, **conditions)
         # a face the engine left as it was (nothing new asked) is not refined either: do no harm
@@ -375,18 +398,21 @@ class FaceEditor:
         face: int | None = None,
         *,
         source_age: float | None = None,
+        person: Person | None = None,
     ) -> EditResult:
         """Edit and return the whole photo plus per-face crops and change masks.
 
         ``age=None`` keeps each face's estimated age; ``aus=None`` keeps its measured AUs and a
         mapping changes only the AUs it names; ``face=None`` edits every face. ``source_age``: the current age
         of the edited face(s) as the user knows it, where the estimator misreads it (the edit's size is set
-        from it, never from the estimate).
+        from it, never from the estimate). ``person``: the person's own photos (:meth:`person`), whose faces
+        near the target age the edit takes the features of, before the bank's strangers.
         """
         from ganime_age.faces import align_face
 
+        person = check_person(person)
         session, plans = self._request(image, age, aus, face, source_age)
-        photo, changes = self._render(session, plans)
+        photo, changes = self._render(session, plans, person=person)
         results = [
             FaceEdit(
                 index=p.face.index,
@@ -410,10 +436,12 @@ class FaceEditor:
         face: int | None = None,
         *,
         source_age: float | None = None,
+        person: Person | None = None,
     ) -> Image.Image:
         """The edited photo, same size as the input (:meth:`edit_details` without the per-face crops)."""
+        person = check_person(person)
         session, plans = self._request(image, age, aus, face, source_age)
-        return Image.fromarray(self._render(session, plans)[0])
+        return Image.fromarray(self._render(session, plans, person=person)[0])
 
     def age_strip(
         self,
@@ -423,16 +451,19 @@ class FaceEditor:
         progress: ProgressCallback | None = None,
         *,
         source_age: float | None = None,
+        person: Person | None = None,
     ) -> list[tuple[float, Image.Image]]:
         """The same face at several ages (default: the 10 age-group centres), each a head-and-shoulders portrait
         cut from the edited photo at the photo's own resolution (:func:`ganime_age.faces.portrait`: shrunk only
-        past 1,024 pixels), so the strip is as sharp as the edits; `source_age` as in :meth:`edit_details`.
+        past 1,024 pixels), so the strip is as sharp as the edits; `source_age` and `person` as in
+        :meth:`edit_details`.
 
         Returns a list of ``(age, image)`` pairs, one per age in order: the target age in years (a float) and
         the portrait (a PIL image), e.g. ``for years, image in editor.age_strip("photo.jpg"): ...``."""
         from ganime_age.faces import portrait
 
         source_age = check_optional_age(source_age, "source_age")
+        person = check_person(person)
         session = self.session(image)
         target = session.selected(face)[0]
         ages = check_ages(ages) if ages is not None else [group_center(g) for g in range(NUM_AGE_GROUPS)]
@@ -442,7 +473,7 @@ class FaceEditor:
         for n, years in enumerate(ages):
             if progress is not None:
                 progress(n / len(ages), f"age {years:g}")
-            photo, _ = self._render(session, [FacePlan(target, source_age, float(years), aus, aus)])
+            photo, _ = self._render(session, [FacePlan(target, source_age, float(years), aus, aus)], person=person)
             strip.append((float(years), Image.fromarray(portrait(photo, target.detection.box))))
         if progress is not None:
             progress(1.0, "done")
@@ -470,7 +501,8 @@ class FaceEditor:
         """The source photo, full size, with the driving face's head pose and expression at `age` (None = keep).
 
         ``options``: face, driving_face (indices, left to right), source_age (the source face's current age where
-        the estimate is wrong). See :mod:`ganime_age.editing.reenactment`.
+        the estimate is wrong), person (the person's own photos, :meth:`person`). See
+        :mod:`ganime_age.editing.reenactment`.
         """
         return self.reenactment.image(source, driving, age=age, aus_scale=aus_scale, **options)
 
@@ -486,7 +518,7 @@ class FaceEditor:
     ) -> Path:
         """Reenact the source photo with every frame of a driving video; writes an MP4 with the driver's audio, returns its path.
 
-        ``options``: face, driving_face, source_age, smoothing, max_frames, max_side, show_progress_bar.
+        ``options``: face, driving_face, source_age, person, smoothing, max_frames, max_side, show_progress_bar.
         """
         return self.reenactment.video(
             source, driving_video, output_path, age=age, aus_scale=aus_scale, progress=progress, **options

@@ -20,19 +20,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from ganime_age import __version__
-from ganime_age.errors import NewerVersionError, WeightsError, echo
+from ganime_age.errors import WeightsError, echo
 from ganime_age.hub import (
     EDITOR_ROLES,
     MAX_CONFIG_BYTES,
     HubModel,
     _looks_like_a_path,
     _resolve_file,
+    check_model_source,
+    check_written_version,
     load_pretrained,
     model_class_of,
 )
@@ -102,32 +103,12 @@ class EditorManifest:
         for role, where in data.items():
             if where is not None and (not isinstance(where, str) or not where.strip()):
                 raise WeightsError(f"{source}: {MANIFEST_NAME}'s {role} must be a folder or Hub id, not {echo(where)}")
+            if where is not None:
+                check_model_source(where, f"{source}: {MANIFEST_NAME}'s {role}")
         manifest = cls(**data)
         if manifest.engine is None:
             raise WeightsError(f"{source}: {MANIFEST_NAME} names no engine; an editor needs one")
         return manifest
-
-
-def major_version(version: str) -> int | None:
-    """The major number of a version such as "1.2.0" (or "1.2.0rc1", "2"); None where it does not start with one."""
-    found = re.match(r"\s*v?(\d{1,9})(?!\d)", version)
-    return int(found.group(1)) if found else None
-
-
-def check_written_version(version: object, what: str) -> None:
-    """Refuse what a newer major version of ganime-age wrote (its format may have changed in ways this version
-    would misread); a missing version (a folder written before versions were recorded) and older ones load."""
-    if version is None:
-        return
-    major = major_version(version) if isinstance(version, str) else None
-    if major is None:
-        raise WeightsError(f"{what}: ganime_age_version must be a version such as '0.1.0', not {echo(version)}")
-    running = major_version(__version__) or 0
-    if major > running:
-        raise NewerVersionError(
-            f"{what} was written by ganime-age {version.strip()[:20]}, a newer major version than this one "
-            f"({__version__}); upgrade ganime-age (pip install -U ganime-age) to load it"
-        )
 
 
 def find_manifest(source: str | os.PathLike[str], **hub_kwargs: Any) -> EditorManifest | None:

@@ -38,6 +38,7 @@ import torch
 from PIL import Image
 
 from ganime_age.conditions import AU_MAX
+from ganime_age.editing.person import check_person, personal
 from ganime_age.editing.session import UNKNOWN_AGE, PhotoSession, SessionCache
 from ganime_age.errors import FaceIndexError, ModelFileNotFoundError, NoFaceError, VideoError
 from ganime_age.faces.landmarks import UNMEASURED
@@ -241,6 +242,7 @@ class Reenactment:
         driver_aus: np.ndarray,
         aus_scale: float,
         mouth: np.ndarray | None = None,
+        person: Any = None,
     ) -> np.ndarray:
         """The source photo with its face moved to the target landmarks, the driver's AUs painted and the age set.
 
@@ -248,20 +250,21 @@ class Reenactment:
         own head pose (the driver's expression: one warp at full resolution), paints the AUs, the age and an
         opening mouth's interior (`mouth`: the driver's own, :meth:`driver_mouth`), and the photo's head,
         turned in 3-D (:mod:`ganime_age.engine.turning`), then takes the driver's pose. With a learned
-        reenactor, that network poses the face and the engine then adds age and AUs.
+        reenactor, that network poses the face and the engine then adds age and AUs. `person`: the person's own
+        photos (:mod:`.person`), which the classical path's age takes the features of.
         """
         aus = np.clip(np.asarray(driver_aus, np.float32) * float(aus_scale), 0.0, AU_MAX)
         source_aus = np.asarray(source.aus, np.float32)
         engine = self.engine
         if self.reenactor is None:
-            face = session.engine_face(source)  # prepared once per source photo: a video reuses it
+            face = personal(session.engine_face(source), person)  # prepared once per source photo: a video reuses it
             head = session.turnable_head(source)
             posed, rotation = head.at_own_pose(target)
             out, _ = engine.edit_photo(session.rgb, [face], [plan[0]], [plan[1]], [source_aus], [aus], [posed], [mouth])
             out = head.render(head.aimed(rotation), photo=out, landmarks=posed)
         else:
             posed = self.pose(session.rgb, source, target)
-            face = engine.prepare_face(posed, target, segment=self._analyzer().segmenter)
+            face = engine.prepare_face(posed, target, segment=self._analyzer().segmenter, parse=self._analyzer().parser)
             out, _ = engine.edit_photo(posed, [face], [plan[0]], [plan[1]], [source_aus], [aus], [target], [mouth])
         # align the refiner's crop on the moved face: its landmark-derived points, with YuNet's offset kept
         offset = np.asarray(source.detection.points, np.float64) - five_points(source.landmarks.landmarks)
@@ -278,14 +281,16 @@ class Reenactment:
         face: int = 0,
         driving_face: int = 0,
         source_age: float | None = None,
+        person: Any = None,
     ) -> Image.Image:
         """The source photo, full size, with the driver's pose and expression at the target age (`source_age`: the
-        source face's current age where the estimate is wrong)."""
+        source face's current age where the estimate is wrong; `person`: their own photos, :mod:`.person`)."""
         from ganime_age.faces import load_image
 
         # every argument is checked before a photo is read: the same typed errors as FaceEditor.edit
         age, face, driving_face = _check_arguments(age, aus_scale, face, driving_face)
         source_age = check_optional_age(source_age, "source_age")
+        person = check_person(person)
         session = self.sessions.open(source)
         driver_rgb = load_image(driving)
         src = self.source_face(session, face)
@@ -293,7 +298,7 @@ class Reenactment:
         plan = self.ageing_plan(session, src, age, source_age)
         mouth = self.driver_mouth(driver_rgb, drv)
         aus = self.trusted_aus(src, drv)
-        out = self.render(session, src, self.target_landmarks(src, drv), plan, aus, aus_scale, mouth)
+        out = self.render(session, src, self.target_landmarks(src, drv), plan, aus, aus_scale, mouth, person)
         return Image.fromarray(out)
 
     def video(
@@ -312,6 +317,7 @@ class Reenactment:
         max_side: int = 1280,
         show_progress_bar: bool = True,
         source_age: float | None = None,
+        person: Any = None,
     ) -> Path:
         """Reenact the source photo with every frame of a driving video; writes an MP4 and returns its path.
 
@@ -329,6 +335,7 @@ class Reenactment:
 
         age, face, driving_face = _check_arguments(age, aus_scale, face, driving_face)
         source_age = check_optional_age(source_age, "source_age")
+        person = check_person(person)
         output = Path(output_path)
         if output.suffix.lower() != ".mp4":
             raise VideoError(f"a driving video makes a video: the output must be an .mp4 file, got {output.name!r}")
@@ -348,7 +355,7 @@ class Reenactment:
         found = 0
         # what every frame shares is made once, before the threads that render frames start
         if self.reenactor is None:
-            session.engine_face(src)
+            personal(session.engine_face(src), person)
             session.turnable_head(src)
         bar = tqdm(total=total, desc="reenact", unit="frame", disable=not show_progress_bar)
         pending: deque[Future[np.ndarray]] = deque()
@@ -390,7 +397,9 @@ class Reenactment:
                         done.set_result(rgb)
                         pending.append(done)
                     else:
-                        pending.append(pool.submit(self.render, session, src, target, plan, aus, aus_scale, mouth))
+                        pending.append(
+                            pool.submit(self.render, session, src, target, plan, aus, aus_scale, mouth, person)
+                        )
                     while len(pending) > RENDER_THREADS:
                         write_next(writer)
                 while pending:

@@ -92,7 +92,7 @@ class FittedEngineConfig:
     energy_downsample: int = bounded(2, 1, 8)  # the energy maps are stored this many times smaller than the template
     sex_features: int = bounded(32, 8, 512)  # side of the grey template thumbnail the sex classifier reads
     # strengths (1 = as fitted)
-    # (chosen by eye on held-out full-size photos, with the estimator's readings beside: training/README.md)
+    # (chosen by eye on held-out full-size photos, with the estimator's readings beside: training/JOURNAL.md)
     # MediaPipe's landmarks under-state how much a child's face differs from an adult's
     age_shape_gain: float = bounded(3.0, 0.0, 5.0)
     # the shape gain grows by this factor towards a child's face (5 and under)

@@ -336,16 +336,11 @@ class ExemplarMatch:
         fills); None where the bank has no face of about that age."""
         key = round(float(target_age), 1)
         if key not in self.changes:
-            picked = self.bank.nearest(self.descriptor, key, self.template)
-            if not len(picked):
+            matched = self.matched_view(key)
+            if matched is None:
                 return None
             self.changes.clear()  # one target at a time: a slider's next move rarely returns
-            views = [self.bank.log_view(int(i)) for i in picked]
-            tones = self.bank.descriptors.numpy()[picked, :3]
-            # each face's colour is taken relative to its own skin, on the person's skin: its light's cast goes
-            levelled = [view - tone + self.descriptor[:3] for view, tone in zip(views, tones, strict=True)]
-            mean, confidence = skin_mean(self.template, levelled)
-            exemplar = confidence[..., None] * mean + (1.0 - confidence[..., None]) * self.person
+            exemplar, confidence = matched
             smooth, fine, fill = features_change(self.template, self.person, exemplar, self.bank.config.light_scale)
             # the face's own lines where the young faces are brighter (they have none there), or show no skin
             difference = (exemplar - self.person).mean(axis=2, keepdims=True)
@@ -355,22 +350,42 @@ class ExemplarMatch:
             self.changes[key] = (smooth * self.weight[..., None], fine * self.weight, fill * self.fill_weight, unseen)
         return self.changes[key]
 
+    def matched_view(self, target_age: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`levelled_mean` of the bank's faces matched at `target_age` (None: none of about that age): the
+        one step a match of a person's own faces (:mod:`.own_photos`) replaces."""
+        picked = self.bank.nearest(self.descriptor, target_age, self.template)
+        return self.levelled_mean(self.bank, picked) if len(picked) else None
 
-def skin_mean(template: Template, views: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def levelled_mean(self, bank: AgeExemplars, picked: np.ndarray, weights: np.ndarray | None = None) -> Any:
+        """((R, R, 3) the faces `picked` of `bank` averaged on the person's skin tone (:func:`skin_mean`, each
+        counted by its `weights`), the person's own pixels where too few show skin; (R, R) how sure it is)."""
+        views = [bank.log_view(int(i)) for i in picked]
+        tones = bank.descriptors.numpy()[picked, :3]
+        # each face's colour is taken relative to its own skin, on the person's skin: its light's cast goes
+        levelled = [view - tone + self.descriptor[:3] for view, tone in zip(views, tones, strict=True)]
+        mean, confidence = skin_mean(self.template, levelled, weights)
+        return confidence[..., None] * mean + (1.0 - confidence[..., None]) * self.person, confidence
+
+
+def skin_mean(template: Template, views: list[np.ndarray], counts: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """The exemplars' mean log view, each pixel of each face counted by how much it looks like that face's skin
     (outside the eyes, brows and lips, whose features are wanted whatever their colour): a child's fringe over the
     forehead, hair over a cheek, glasses or a bright background at the outline are left out rather than averaged
     into a dark or grey smudge. Also (R, R) how sure the mean is there (0 where too few faces show skin: the
-    person's own pixels then stay). The views come with their skin tones levelled to one (the person's)."""
+    person's own pixels then stay). The views come with their skin tones levelled to one (the person's).
+    `counts`: how much each face counts (a person's own photos, by how near their age is), default one each."""
     total = np.zeros_like(views[0])
     weights = np.zeros(views[0].shape[:2], np.float32)
     tone = np.stack([lower_face_skin_tone(template, view) for view in views]).mean(axis=0)
-    for view in views:
+    for n, view in enumerate(views):
         weight = skin_likeness(template, view, tone)
+        if counts is not None:
+            weight = weight * np.float32(counts[n])
         total += weight[..., None] * view
         weights += weight
     mean = total / np.maximum(weights, 1e-6)[..., None]
-    confidence = np.clip(weights / (SKIN_QUORUM * len(views)), 0.0, 1.0)
+    quorum = len(views) if counts is None else max(float(np.sum(counts)), 1e-6)
+    confidence = np.clip(weights / (SKIN_QUORUM * quorum), 0.0, 1.0)
     return mean.astype(np.float32), confidence.astype(np.float32)
 
 

@@ -39,9 +39,9 @@ import numpy as np
 from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid, turn_share
 from ganime_age.engine.hairline import held_share
 from ganime_age.engine.light import head_light, lab_to_rgb
+from ganime_age.engine.parsing import HeadParse
 from ganime_age.engine.scene import Scene, Segmenter, agreement, own_side, read_grid, scene_silhouette
 from ganime_age.engine.strands import greyed_weight, strand_lightness, strand_order, strandness
-from ganime_age.engine.tables import EngineTables
 from ganime_age.engine.texture import log_energy, roughness
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
 
@@ -85,7 +85,7 @@ class HairLayer:
     box: tuple[int, int, int, int]  # x0, y0, x1, y1: the head-and-shoulders box (photo pixels)
     grid_shape: tuple[int, int]  # the coarse grid of `person` and `fields` over `box`
     person: np.ndarray  # (h, w) float32 on the grid: where the edit may change the photo (this person, no other face)
-    scene: Scene  # the whole photo's silhouette: the crop's `person` must agree with it
+    scene: Scene | None  # the whole photo's silhouette, where no parse is given: `person` must agree with it
     hair: np.ndarray  # (h, w) float32 on the grid: the hair share (what the greying fit and its box read)
     hair_box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 of the hair (photo pixels); None: no hair
     share: np.ndarray | None = None  # (H, W) uint8 at the photo's resolution over `hair_box`: each pixel's hair share
@@ -108,6 +108,9 @@ class HairLayer:
     _full: np.ndarray | None = field(default=None, repr=False)  # full greying's change over hair_box, made once
     _restored: np.ndarray | None = field(default=None, repr=False)  # and full restoring's
     _person: np.ndarray | None = field(default=None, repr=False)  # person_at over `box` as uint8, made once
+    # the face parser's view of this face (:mod:`.parsing`): where given, it, not the silhouette and colours, says
+    # where the person and its hair are
+    parsed: HeadParse | None = None
 
     def grey(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
         """Grey `amount` (0..1) of the hair in `pixels` (uint8 RGB, a photo crop whose top-left is `origin`, holding
@@ -226,8 +229,11 @@ class HairLayer:
         """The `person` weight at the photo pixels of the box (x0, y0, x1, y1) where the whole photo's silhouette
         agrees (read at those pixels: the edit ends where the scene's person does), and the face itself where the
         scene misses it (:attr:`face`); 0 outside the layer's box."""
-        agrees = self.scene.agrees(x0, y0, x1, y1, NOTCH * self.face_width, self.hair_box, self.share)
-        person = read_grid(self.person, self.box, (x0, y0, x1, y1)) * agrees
+        person = read_grid(self.person, self.box, (x0, y0, x1, y1))
+        if self.parsed is not None:  # the parse's outline at the photo's resolution, sharper than the grid's
+            person = np.minimum(person, self.parsed.person_at(x0, y0, x1, y1))
+        else:
+            person *= self.scene.agrees(x0, y0, x1, y1, NOTCH * self.face_width, self.hair_box, self.share)
         if self.face is None:
             return person
         return np.maximum(person, read_grid(self.face, self.box, (x0, y0, x1, y1)))
@@ -251,12 +257,14 @@ def hair_layer(
     segment: Segmenter,
     others: Sequence[np.ndarray] = (),
     young: np.ndarray | None = None,
+    parsed: HeadParse | None = None,
 ) -> HairLayer:
     """The person and hair of the face with landmarks `points` (photo pixels) in `rgb`.
 
     `face_mask` is the face's soft mask on the engine grid over the photo box `mask_box`; `level` grey hair's
     fitted brightness relative to the `skin` brightness, `young` young hair's colour (R, G, B) relative to it
-    (None: grey hair never regains colour); `others` the other faces' landmarks in the photo."""
+    (None: grey hair never regains colour); `others` the other faces' landmarks in the photo; `parsed` the face
+    parser's view of this face: where given, the person and its hair are what it names (no segmenter runs)."""
     height, width = rgb.shape[:2]
     face_width = max(float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2])), 8.0)
     centre_x = float(points[:NUM_MESH_VERTICES, 0].mean())
@@ -275,11 +283,17 @@ def hair_layer(
     def to_grid(p: np.ndarray) -> np.ndarray:
         return np.stack([(p[:, 0] - x0 + 0.5) * sx - 0.5, (p[:, 1] - y0 + 0.5) * sy - 0.5], axis=1)
 
-    silhouette = cv2.resize(segment(roi), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
-    person = np.clip((silhouette - 0.15) / 0.3, 0.0, 1.0).astype(np.float32)  # faint doubts (a wall) count as none
-    scene = scene_silhouette(rgb, segment)
-    agreed = agreement(resample_grid(scene.silhouette, (0, 0, width, height), (x0, y0, x1, y1), (grid_h, grid_w)))
-    person *= agreed
+    scene = None
+    if parsed is not None:
+        agreed = parsed.on_grid("person", (x0, y0, x1, y1), (grid_h, grid_w))
+        person = agreed.copy()
+    else:
+        silhouette = cv2.resize(segment(roi), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
+        person = np.clip((silhouette - 0.15) / 0.3, 0.0, 1.0).astype(np.float32)  # faint doubts (a wall): none
+        scene = scene_silhouette(rgb, segment)
+        box = (x0, y0, x1, y1)
+        agreed = agreement(resample_grid(scene.silhouette, (0, 0, width, height), box, (grid_h, grid_w)))
+        person *= agreed
     face = resample_grid(face_mask, mask_box, (x0, y0, x1, y1), (grid_h, grid_w))
     person = np.maximum(person, face)
     width_grid = face_width * sx
@@ -293,7 +307,8 @@ def hair_layer(
         others_mask = cv2.dilate(others_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
         apart = cv2.GaussianBlur(1.0 - others_mask.astype(np.float32), (0, 0), max(grow / 2.0, 0.5))
         person *= apart
-    seen = person  # the light is read from what is no one (the background), before the group is split
+    # the light is read from what is no one (the background), before the group is split
+    seen = person if parsed is None else parsed.on_grid("anyone", (x0, y0, x1, y1), (grid_h, grid_w))
     side = own_side(points, others, to_grid, (grid_h, grid_w))  # the group's silhouette split among its faces
     if side is not None:
         person = person * side
@@ -307,6 +322,7 @@ def hair_layer(
         apart=apart,
         face_width=face_width,
         face=_unseen_face(face, agreed, apart),
+        parsed=parsed,
     )
     local = to_grid(np.asarray(points, np.float64))
     window = _head_window(local, (grid_h, grid_w), width_grid)
@@ -334,13 +350,17 @@ def hair_layer(
     paler = chroma < min(GREY_SEED_CHROMA * skin_chroma, skin_chroma - GREY_SEED_LACK)
     greyer = paler & (distance > GREY_SEED_DISTANCE)
     seeds = (region > 0.8) & (rows < brow_row) & ((unlike > SEED_DISTANCE) | greyer) & (face < 0.5)
+    parsed_hair = None
+    if parsed is not None:  # hair is what the parser calls this face's hair; its colour says how much
+        parsed_hair = parsed.on_grid("hair", (x0, y0, x1, y1), (grid_h, grid_w))
+        seeds &= parsed_hair > 0.5
     if seeds.sum() < MIN_HAIR_SEEDS:
         return layer  # bald, hair as pale as the skin, or no hair in view: hair is left alone
     hair_model = _gaussian(lab[seeds])
     # hair by its colour in the segmenter's notches (beside a jaw) is the person's: left out, it stayed brown
     notch = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(NOTCH * width_grid)) + 1,) * 2)
     filled = cv2.morphologyEx(person, cv2.MORPH_CLOSE, notch) * (apart if apart is not None else np.float32(1.0))
-    region = filled * not_face
+    region = filled * not_face if parsed_hair is None else person * not_face * parsed_hair
     share = _connected_below(_hair_share(lab, skin_model, hair_model) * region, float(local[MOUTH_CENTRE, 1]))
     layer.person = np.maximum(person, share).astype(np.float32)
     light = head_light(grid, seen, lab_to_rgb(skin_model[0]))
@@ -359,6 +379,8 @@ def hair_layer(
     py1 = min(int(np.ceil((hair_rows.max() + 2 + 0.5) / sy - 0.5)) + y0 + 1, y1)
     layer.hair, layer.fields = share.astype(np.float32), fields
     weight = read_grid(region, layer.box, (px0, py0, px1, py1))  # the region at the photo's resolution
+    if parsed is not None:
+        weight = np.minimum(weight, parsed.hair_at(px0, py0, px1, py1))
     fine = np.clip(_hair_share(_lab(rgb[py0:py1, px0:px1]), skin_model, hair_model) / SURE_SHARE, 0.0, 1.0) * weight
     layer.hair_box = (px0, py0, px1, py1)
     layer.share = np.round(255.0 * np.clip(fine, 0.0, 1.0)).astype(np.uint8)
@@ -468,27 +490,3 @@ def hair_turn_share(rotation: np.ndarray) -> float:
     degrees cuts through the back of the head: the Space's cameraman (54 degrees) made 75 got a rectangle of grey
     over his ear, neck and collar with a hard edge where the window ended."""
     return turn_share(rotation, *HAIR_TURN)
-
-
-def hair_restoring_share(engine: EngineTables, source_age: float, target_age: float) -> float:
-    """The share of the hair grey at `source_age` that is still pigmented at `target_age` (0 when getting older,
-    or when no young hair colour was fitted)."""
-    table = engine.tables["hair_greying"]
-    if target_age >= source_age or engine.config.hair_greying_gain <= 0.0 or not np.any(engine.tables["hair_young"]):
-        return 0.0
-    before, after = np.interp([source_age, target_age], engine.centres, table)
-    if before <= 0.0:
-        return 0.0
-    share = engine.config.hair_greying_gain * (before - after) / before
-    return float(np.clip(share, 0.0, 1.0))
-
-
-def hair_greying_share(engine: EngineTables, source_age: float, target_age: float) -> float:
-    """The share of the hair still pigmented at `source_age` that greys by `target_age` (0 when getting
-    younger: then grey hair regains a colour, :func:`hair_restoring_share`)."""
-    table = engine.tables["hair_greying"]
-    if target_age <= source_age or engine.config.hair_greying_gain <= 0.0 or not table.any():
-        return 0.0
-    before, after = np.interp([source_age, target_age], engine.centres, table)
-    share = engine.config.hair_greying_gain * (after - before) / max(1.0 - before, 1e-3)
-    return float(np.clip(share, 0.0, 1.0))

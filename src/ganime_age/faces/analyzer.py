@@ -15,6 +15,7 @@ from ganime_age.faces.aus import blendshapes_to_aus
 from ganime_age.faces.detect import DetectedFace, FaceDetector
 from ganime_age.faces.images import ImageSource, load_image
 from ganime_age.faces.landmarks import FaceLandmarker, LandmarkResult
+from ganime_age.faces.parse import FaceParser
 from ganime_age.faces.segment import SelfieSegmenter
 
 MIN_FACE_PIXELS = 20
@@ -37,8 +38,8 @@ class FaceAnalyzer:
     """YuNet detection + MediaPipe landmarks/AUs/pose + alignment + the person's silhouette, with the models
     loaded once.
 
-    ``.detector``, ``.landmarker`` and ``.segmenter`` can be reused on their own (the landmarker and the
-    segmenter load on first use).
+    ``.detector``, ``.landmarker``, ``.segmenter`` and ``.parser`` can be reused on their own (the landmarker,
+    the segmenter and the parser load on first use).
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class FaceAnalyzer:
         # for a minute. Photos with more faces than this are refused before any per-face work (None: no cap).
         self.max_faces = max_faces
         self._segmenter: SelfieSegmenter | None = None
+        self._parser: FaceParser | None = None
 
     @property
     def segmenter(self) -> SelfieSegmenter:
@@ -68,6 +70,13 @@ class FaceAnalyzer:
         if self._segmenter is None:
             self._segmenter = SelfieSegmenter()
         return self._segmenter
+
+    @property
+    def parser(self) -> FaceParser:
+        """The BiSeNetV2 face parser: what each pixel around a face is (skin, hair, neck, cloth, hat, ...)."""
+        if self._parser is None:
+            self._parser = FaceParser()
+        return self._parser
 
     def analyze(self, rgb: ImageSource, *, landmarks: bool = True) -> list[FaceAnalysis]:
         """Every face of the photo, sorted left to right; raises NoFaceError if there is none and

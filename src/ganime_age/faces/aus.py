@@ -25,7 +25,7 @@ from ganime_age.errors import AnnotationError
 #
 # (rest, gain) per AU live in au_calibration.json beside this file, written by
 # `python training/tools/calibrate_aus.py --data data/cfee128 --write`, which also records the data, the
-# MediaPipe version and the agreement per AU (training/README.md, "AU read-out calibration", has the table):
+# MediaPipe version and the agreement per AU (training/JOURNAL.md, "AU read-out calibration", has the table):
 #   - fitted AUs: least squares of the clipped read-out against the FACS codes of CFEE's authors (a..e ->
 #     1..5) on the CFEE training people, checked on the held-out test people. The codes are per person and
 #     expression, not per photo, and many AUs are only weakly visible to MediaPipe (AU09 nose wrinkle:

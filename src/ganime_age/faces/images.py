@@ -116,11 +116,7 @@ def load_image(
             f"cannot read an image from a {type(source).__name__}; pass a path, bytes, a PIL image or a numpy array"
         )
     height, width = rgb.shape[:2]
-    if height * width > max_pixels:
-        raise ImageTooLargeError(
-            f"image is {width}x{height} = {height * width / 1e6:.0f} MP; the limit is "
-            f"{max_pixels / 1e6:.0f} MP — downscale it first"
-        )
+    _check_pixels((width, height), max_pixels)
     if min(height, width) < min_side:
         raise ImageTooSmallError(f"image is only {width}x{height} pixels; faces need at least {min_side} pixels a side")
     return np.ascontiguousarray(rgb)
@@ -233,10 +229,8 @@ def _reason(error: BaseException) -> str:
 def _too_large(name: str, error: Image.DecompressionBombError, max_pixels: int) -> ImageTooLargeError:
     """A decompression bomb reported against the project's pixel budget, not PIL's own limit."""
     found = re.search(r"\((\d+) pixels\)", str(error))
-    size = f"{int(found.group(1)) / 1e6:.0f} MP" if found else "too large"
-    return ImageTooLargeError(
-        f"{name}: the image is {size}; the limit is {max_pixels / 1e6:.0f} MP — downscale it first"
-    )
+    size = f"{int(found.group(1)) / 1e6:.1f} MP ({int(found.group(1)):,} pixels)" if found else "too large"
+    return ImageTooLargeError(f"{name}: the image is {size}; the limit is {max_pixels:,} pixels — downscale it first")
 
 
 def _pil_image_to_rgb(image: Image.Image, max_pixels: int) -> np.ndarray:
@@ -339,11 +333,13 @@ def _describe_non_image(data: bytes) -> str:
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int, name: str = "image") -> None:
+    """Refuse more than `max_pixels` pixels, saying both counts in full: rounded to whole megapixels, a photo of
+    50,002,840 pixels (8660x5774) was "50 MP; the limit is 50 MP"."""
     width, height = size
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"{name} is {width}x{height} = {width * height / 1e6:.0f} MP; the limit is "
-            f"{max_pixels / 1e6:.0f} MP — downscale it first"
+            f"{name} is {width * height / 1e6:.1f} MP ({width}x{height} = {width * height:,} pixels); the limit is "
+            f"{max_pixels:,} pixels — downscale it first"
         )
 
 

@@ -218,7 +218,7 @@ class GanimationAge(HubModel):
         features = self.decoder(self.bottleneck(self.encoder[2](self.encoder[1](x))))
         color = self.color_head(features)
         # float32 from the logit: in bf16 a refiner's start, sigmoid(12), is exactly 1 and its gradient 0, so a
-        # GPU's mixed-precision run could never open the attention (lent-GPU runs 5 and 6, training/README.md)
+        # GPU's mixed-precision run could never open the attention (lent-GPU runs 5 and 6, training/JOURNAL.md)
         conv, sigmoid = self.attention_head
         with torch.autocast(features.device.type, enabled=False):
             attention = sigmoid(conv(features.to(conv.weight.dtype)).float())

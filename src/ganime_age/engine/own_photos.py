@@ -1,0 +1,119 @@
+"""A person's own photos as the faces an edit across ages takes its features from.
+
+An edit into childhood takes the features of real children matched to the person (:mod:`.exemplars`): a child,
+but a generic one. The person's own photos at about the target age carry what no stranger's face does (their
+features, skin, hair colour): on FG-NET, an adult photo made a child with two of the person's own photos in place
+of the bank came closer to their real photo at that age than the adult photo for 65% of people (the bank's
+strangers: 15%), and closer than the general edit for 90% (``shared/DESIGN.md``, "The person's own photos as the
+bank").
+
+So a person's own faces are a small :class:`~.exemplars.AgeExemplars` of their own (drawn as the bank's are,
+:func:`draw_face`), and :class:`PersonalMatch` is an :class:`~.exemplars.ExemplarMatch` whose matched view is
+the own faces' mean, each weighed by how near its age is to the target (and how frontal it is), blended over the
+bank's matched strangers by :func:`own_share`: whole where an own photo is within OWN_NEAR years of the target,
+fading to the bank alone at OWN_FAR. Everything after the matched view (the photo's own light, the skin weights,
+the creases, the share an edit takes) is the bank's, unchanged; beyond the ages the own photos cover the edit is
+the general one, exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch, describe, smile
+from ganime_age.engine.face import EngineFace
+from ganime_age.engine.frames import Template, log_image, template_view
+from ganime_age.engine.mouth import mouth_gap
+from ganime_age.face_model import canonical_face, head_similarity
+
+OWN_NEAR, OWN_FAR = 6.0, 18.0  # years from the target to the nearest own photo: the own faces' share whole, none
+OWN_SCALE = 4.0  # years: an own face counts exp(-(gap / OWN_SCALE)^2 / 2) against the others
+OWN_LEAST = 0.05  # of the nearest own face's count, below which a farther one is left out
+OWN_COUNT = 4  # own faces averaged at most (the nearest in age)
+
+
+def draw_face(template: Template, rgb: np.ndarray, points: np.ndarray, female: float) -> tuple[np.ndarray, np.ndarray]:
+    """A face's uint8 RGB view in the engine's template and its descriptor (:func:`.exemplars.describe`), drawn
+    as the bank's faces are: one way, for the bank's strangers and a person's own photos alike."""
+    points = np.asarray(points, np.float64)
+    view = template_view(template, rgb, points)
+    cm = head_similarity(points, canonical_face()).scale  # photo pixels per canonical centimetre
+    return view, describe(template, log_image(view), mouth_gap(points, cm), smile(points), float(female))
+
+
+def own_share(ages: np.ndarray, target_age: float) -> float:
+    """How much of the matched view the own faces make for `target_age` (the rest is the bank's strangers):
+    whole where one is within OWN_NEAR years, none from OWN_FAR, linear between (no jump as a slider moves)."""
+    if not len(ages):
+        return 0.0
+    gap = float(np.min(np.abs(np.asarray(ages, np.float64) - target_age)))
+    return float(np.clip((OWN_FAR - gap) / (OWN_FAR - OWN_NEAR), 0.0, 1.0))
+
+
+def own_counts(ages: np.ndarray, turns: np.ndarray, target_age: float) -> np.ndarray:
+    """How much each own face counts for `target_age`: by how near its age is (the OWN_COUNT nearest, down to
+    OWN_LEAST of the nearest's), times how frontal it is (a turned face's view is its near side stretched)."""
+    gaps = np.abs(np.asarray(ages, np.float64) - target_age)
+    counts = np.exp(-0.5 * (gaps / OWN_SCALE) ** 2) * np.asarray(turns, np.float64)
+    keep = np.zeros(len(counts), bool)
+    keep[np.argsort(gaps, kind="stable")[:OWN_COUNT]] = True
+    counts = np.where(keep, counts, 0.0)
+    top = counts.max(initial=0.0)
+    return np.where(counts >= OWN_LEAST * top, counts, 0.0) if top > 0.0 else counts
+
+
+@dataclass
+class PersonalMatch(ExemplarMatch):
+    """An :class:`~.exemplars.ExemplarMatch` whose matched faces are the person's own near the target age, the
+    bank's strangers filling in beyond the ages they cover (:func:`own_share`)."""
+
+    own: AgeExemplars | None = None  # the person's own faces (their template views, ages and descriptors)
+    own_turns: np.ndarray | None = None  # (N,) how frontal each own face is (:func:`.exemplars.turn_share`)
+
+    def matched_view(self, target_age: float) -> tuple[np.ndarray, np.ndarray] | None:
+        general = super().matched_view(target_age)
+        if self.own is None or not len(self.own.ages):
+            return general
+        ages = self.own.ages.numpy()
+        turns = self.own_turns if self.own_turns is not None else np.ones(len(ages))
+        counts = own_counts(ages, turns, target_age)
+        share = own_share(ages[counts > 0.0], target_age)
+        if share <= 0.0:
+            return general  # beyond the own photos' ages: the general edit, exactly
+        picked = np.flatnonzero(counts > 0.0)
+        mine, sure = self.levelled_mean(self.own, picked, counts[picked])
+        if general is None:  # no stranger of that age: the person's own pixels fill the rest
+            general = (self.person, np.zeros_like(sure))
+        a = np.float32(share)
+        return (a * mine + (1.0 - a) * general[0]).astype(np.float32), (a * sure + (1.0 - a) * general[1])
+
+
+def personal_face(face: EngineFace, own: AgeExemplars, turns: np.ndarray, key: str) -> EngineFace:
+    """`face` (prepared once per photo) matched to a person's own faces as well as the bank's: made once per
+    photo and person (kept in the face's cache under `key`), so that a slider move or a video's frames reuse it.
+    A face the bank matches nothing to (turned past the bank's limit, an engine that fits no ages, an editor
+    without a bank) stays as it is."""
+    if face.exemplars is None:
+        return face
+    cache_key = ("person", key)
+    personal = face.cache.get(cache_key)
+    if personal is None:
+        base = face.exemplars
+        own.check_template(base.template, base.bank.config.template_scale, tuple(base.bank.config.template_centre))
+        match = PersonalMatch(
+            base.bank,
+            base.template,
+            base.person,
+            base.descriptor,
+            base.share,
+            facial_hair=base.facial_hair,
+            own=own,
+            own_turns=np.asarray(turns, np.float64),
+        )
+        # a cache of its own: the age texture the face keeps for its last pair of ages is the general match's
+        personal = dataclasses.replace(face, exemplars=match, cache={})
+        face.cache[cache_key] = personal
+    return personal

@@ -1,0 +1,217 @@
+"""A person's own photos guide their edits (issue 56), on real FG-NET photos of one person across ages.
+
+The person is made of their own photos as a user would give them; the edit of their adult photo to a child's age
+is judged against their real photo at that age, by dlib's descriptor (a network the editor never uses), and the
+photo of that age itself, and any within 2 years of it, are never among the photos given.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ganime_age import FaceEditor
+from ganime_age.cli import main as cli_main
+from ganime_age.editing.person import IDENTITY_SPAN, Person, unlike_photos
+from ganime_age.engine.own_photos import OWN_FAR, own_counts, own_share
+from ganime_age.errors import InvalidArgumentError, NoFaceError
+
+PERSON = "029"  # FG-NET person: adult photo at 29, real photo at 5
+ADULT, TARGET = "029A29.JPG", "029A05.JPG"
+OWN = {"029A01.JPG": 1, "029A10.JPG": 10, "029A11.JPG": 11, "029A16.JPG": 16, "029A20.JPG": 20}
+
+
+@pytest.fixture(scope="module")
+def fgnet(shared_dir: Path) -> Path:
+    return shared_dir / "datasets" / "fgnet" / "images"
+
+
+@pytest.fixture(scope="module")
+def editor() -> FaceEditor:
+    return FaceEditor.from_pretrained(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def person(editor: FaceEditor, fgnet: Path) -> Person:
+    photos = [(fgnet / name, age) for name, age in OWN.items()]
+    return editor.person([*photos, fgnet / "029A22.JPG"])  # the last one's age estimated
+
+
+def as_array(image: Image.Image) -> np.ndarray:
+    return np.asarray(image)
+
+
+def test_a_person_is_their_faces_with_the_ages_given_or_estimated(person: Person) -> None:
+    assert len(person) == len(OWN) + 1
+    assert [p.name for p in person.photos[: len(OWN)]] == list(OWN)
+    assert np.allclose(person.ages[: len(OWN)], list(OWN.values()))
+    assert [p.age_given for p in person.photos] == [True] * len(OWN) + [False]
+    assert 10.0 < person.ages[-1] < 50.0  # an estimate of a 22-year-old's photo
+    assert all(0.0 < p.frontal <= 1.0 for p in person.photos)
+    assert not any("someone else" in note for note in person.notes)  # all five are this person's
+
+
+def test_save_and_load_give_the_same_person_and_the_same_edit(
+    person: Person, editor: FaceEditor, fgnet: Path, tmp_path: Path
+) -> None:
+    folder = person.save_pretrained(tmp_path / "me")
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "person.json"]
+    loaded = Person.from_pretrained(folder)
+    assert loaded == person and loaded.key == person.key
+    first = editor.edit(fgnet / ADULT, age=5, source_age=29, person=person)
+    again = editor.edit(fgnet / ADULT, age=5, source_age=29, person=loaded)
+    assert np.array_equal(as_array(first), as_array(again))
+
+
+def test_without_a_person_nothing_changes(person: Person, editor: FaceEditor, fgnet: Path) -> None:
+    """Byte for byte: before and after personal edits of the same photo (their matches kept apart), and where
+    the person's photos are all too far from the target age to count."""
+    before = as_array(editor.edit(fgnet / ADULT, age=5, source_age=29))
+    editor.edit(fgnet / ADULT, age=5, source_age=29, person=person)
+    assert np.array_equal(as_array(editor.edit(fgnet / ADULT, age=5, source_age=29, person=None)), before)
+    fresh = FaceEditor.from_pretrained(device="cpu")
+    assert np.array_equal(as_array(fresh.edit(fgnet / ADULT, age=5, source_age=29)), before)
+    far = person.select([0])  # the photo at 1: more than OWN_FAR years from 70
+    assert own_share(far.ages, 70.0) == 0.0 and 70.0 - far.ages[0] > OWN_FAR
+    general = as_array(editor.edit(fgnet / ADULT, age=70, source_age=29))
+    assert np.array_equal(as_array(editor.edit(fgnet / ADULT, age=70, source_age=29, person=far)), general)
+
+
+def test_an_adult_made_a_child_comes_closer_to_their_real_photo_at_that_age(
+    person: Person, editor: FaceEditor, fgnet: Path
+) -> None:
+    from ganime_age.faces import load_image
+    from training.evaluation.judges import DlibIdentity
+
+    identity = DlibIdentity()
+    real = identity.embed(load_image(fgnet / TARGET))
+    general = as_array(editor.edit(fgnet / ADULT, age=5, source_age=29))
+    own = as_array(editor.edit(fgnet / ADULT, age=5, source_age=29, person=person))
+    assert np.abs(own.astype(np.int16) - general).mean() > 0.5  # a visibly different edit
+    d_general = identity.distance(identity.embed(general), real)
+    d_own = identity.distance(identity.embed(own), real)
+    d_adult = identity.distance(identity.embed(load_image(fgnet / ADULT)), real)
+    assert d_own < d_general and d_own < d_adult, (d_own, d_general, d_adult)
+
+
+def test_age_strip_and_reenact_take_the_person(person: Person, editor: FaceEditor, fgnet: Path) -> None:
+    plain = editor.age_strip(fgnet / ADULT, ages=[5], source_age=29)
+    own = editor.age_strip(fgnet / ADULT, ages=[5], source_age=29, person=person)
+    assert not np.array_equal(as_array(plain[0][1]), as_array(own[0][1]))
+    drive = fgnet / "029A31.JPG"
+    reenacted = editor.reenact(fgnet / ADULT, drive, age=5, source_age=29, person=person)
+    assert not np.array_equal(as_array(reenacted), as_array(editor.reenact(fgnet / ADULT, drive, age=5, source_age=29)))
+
+
+def test_a_photo_without_a_face_is_skipped_with_a_note(editor: FaceEditor, fgnet: Path, tmp_path: Path) -> None:
+    wall = tmp_path / "wall.png"
+    Image.fromarray(np.full((240, 240, 3), 200, np.uint8)).save(wall)
+    with pytest.warns(UserWarning, match=r"wall\.png: skipped"):
+        person = editor.person([(wall, 5), (fgnet / "029A10.JPG", 10)])
+    assert len(person) == 1 and any(note.startswith("wall.png: skipped") for note in person.notes)
+    with warnings.catch_warnings(), pytest.raises(NoFaceError, match=r"wall\.png"):
+        warnings.simplefilter("ignore")
+        editor.person([(wall, 5)])
+
+
+def test_bad_input_is_refused_with_typed_errors(editor: FaceEditor, fgnet: Path, person: Person) -> None:
+    with pytest.raises(InvalidArgumentError):
+        editor.person([])
+    with pytest.raises(InvalidArgumentError, match="age"):
+        editor.person([(fgnet / "029A10.JPG", 120)])
+    with pytest.raises(InvalidArgumentError):
+        editor.edit(fgnet / ADULT, age=5, person="me")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError):
+        person.select([])
+
+
+def test_someone_else_is_noted_only_against_photos_of_about_their_age() -> None:
+    rng = np.random.default_rng(0)
+    me = rng.normal(size=64)
+    mine = [me + 0.3 * rng.normal(size=64) for _ in range(3)]
+    stranger = rng.normal(size=64)
+    ages = np.array([5.0, 7.0, 30.0, 6.0])
+    assert unlike_photos(ages, [*mine, stranger]) == [(3, pytest.approx(unlike_photos(ages, [*mine, stranger])[0][1]))]
+    # across a large span a face is not judged: a child against the adult alone is never called someone else
+    assert unlike_photos(np.array([5.0, 5.0 + IDENTITY_SPAN + 1.0]), [me, stranger]) == []
+
+
+def test_own_faces_count_by_how_near_their_age_is() -> None:
+    ages, frontal = np.array([3.0, 9.0, 30.0]), np.ones(3)
+    counts = own_counts(ages, frontal, 5.0)
+    assert counts[0] > counts[1] > counts[2] >= 0.0
+    assert own_share(ages, 5.0) == 1.0 and own_share(ages, 60.0) == 0.0
+    shares = [own_share(ages, t) for t in np.linspace(30.0, 60.0, 31)]
+    assert np.all(np.diff(shares) <= 0.0) and np.max(np.abs(np.diff(shares))) < 0.1  # smooth, no jump
+
+
+def test_cli_edit_with_own_photos(fgnet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, saved = tmp_path / "child.png", tmp_path / "me"
+    own = [f"--own={fgnet / name}:{age}" for name, age in OWN.items()]
+    code = cli_main(
+        [
+            "edit",
+            str(fgnet / ADULT),
+            "--age",
+            "5",
+            "--from-age",
+            "29",
+            *own,
+            "--save-person",
+            str(saved),
+            "-o",
+            str(out),
+        ]
+    )
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert out.is_file() and (saved / "person.json").is_file()
+    assert f"saved the person ({len(OWN)} photos)" in printed.out
+    folder = tmp_path / "own"
+    folder.mkdir()
+    for name in OWN:
+        (folder / name).write_bytes((fgnet / name).read_bytes())
+    (folder / "ages.csv").write_text("photo,age\n" + "".join(f"{n},{a}\n" for n, a in OWN.items()))
+    again = tmp_path / "again.png"
+    assert (
+        cli_main(
+            [
+                "edit",
+                str(fgnet / ADULT),
+                "--age",
+                "5",
+                "--from-age",
+                "29",
+                "--own-folder",
+                str(folder),
+                "-o",
+                str(again),
+            ]
+        )
+        == 0
+    )
+    loaded = tmp_path / "loaded.png"
+    assert (
+        cli_main(
+            ["edit", str(fgnet / ADULT), "--age", "5", "--from-age", "29", "--person", str(saved), "-o", str(loaded)]
+        )
+        == 0
+    )
+    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(loaded)))
+    assert cli_main(["edit", str(fgnet / ADULT), "--age", "5", "--person", str(saved), *own, "-o", str(again)]) != 0
+
+
+def test_the_own_ageing_evaluation_runs_on_one_person(fgnet: Path, tmp_path: Path) -> None:
+    import json
+
+    from training.evaluate import main
+
+    out = tmp_path / "own.json"
+    assert main(["own-ageing", "--fgnet", str(fgnet.parent), "--max-people", "1", "--json", str(out)]) == 0
+    part = json.loads(out.read_text())["spans"]["3-10"]
+    assert part["people"] == 1 and set(part["own"]) == {"1", "3", "all"}
+    assert 0.0 < part["own"]["all"]["distance"] < 1.5

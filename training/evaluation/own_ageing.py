@@ -1,0 +1,194 @@
+"""Your own ageing (issue 56): an adult made a child with their own photos, on FG-NET, leave-one-out.
+
+    python training/evaluate.py own-ageing --fgnet ../shared/datasets/fgnet --max-people 10 \\
+        --json ../runs/own_ageing.json --markdown ../runs/own_ageing.md
+
+For each FG-NET person with a photo at 18-45 (the adult photo: the one nearest 30) and one at 3-10 (the target:
+the one nearest 6), the adult photo is edited to the target photo's age, its age given as the file name says
+(``source_age``), three ways with the person's own photos (:meth:`ganime_age.FaceEditor.person`) and once
+without (the general edit, the bank's matched strangers). The own photos are the person's others, never the adult
+photo, the target photo or any photo within 2 years of the target's age (what the edit must not have seen); the
+1 and 3 nearest the target's age, and all of them. dlib's descriptor (:class:`training.evaluation.judges.
+DlibIdentity`, a network the editor never uses) measures each against the real target photo: the share of people
+for whom the edit is closer than the adult photo itself, and closer than the general edit. With ``--teens`` the
+same again for a target at 11-17 (the one nearest 14).
+
+Also counted: own photos the editor notes as looking like someone else (every FG-NET photo of a person is theirs,
+so each such note is a false alarm of :func:`ganime_age.editing.person.unlike_photos`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.evaluate import spread_indices
+from training.evaluation.metrics import add_report_arguments, finite_mean, markdown_table
+
+ADULT = (18, 45)
+CHILD = (3, 10)
+TEEN = (11, 17)
+UNSEEN = 2  # years around the target's age whose photos the edit must not be given
+COUNTS: tuple[int | None, ...] = (1, 3, None)  # own photos given: the nearest 1, 3, all (None)
+
+
+def pick(photos: list[Any], span: tuple[int, int], near: float) -> Any | None:
+    """The person's photo within `span` years nearest `near` (the first by name on a tie), or None."""
+    inside = [p for p in photos if span[0] <= p.age <= span[1]]
+    return min(inside, key=lambda p: (abs(p.age - near), p.path.name)) if inside else None
+
+
+def own_photos(photos: list[Any], adult: Any, target: Any) -> list[Any]:
+    """What the edit may be given: the person's photos but the adult one, the target and its near ages."""
+    return [p for p in photos if p is not adult and p is not target and abs(p.age - target.age) > UNSEEN]
+
+
+class OwnAgeingEvaluation:
+    name = "own-ageing"
+    help = "an adult made a child with their own photos (issue 56): FG-NET leave-one-out, dlib against the real photo"
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--fgnet", required=True, help="the FG-NET folder (images/, points/)")
+        parser.add_argument("--max-people", type=int, default=None, help="people taken, spread over the list")
+        parser.add_argument("--teens", action="store_true", help="also a target at 11-17")
+        add_report_arguments(parser)
+
+    @staticmethod
+    def run(args: argparse.Namespace) -> dict[str, Any]:
+        from ganime_age.editing import EditorConfig, FaceEditor
+        from training.data.fgnet import parse_fgnet
+        from training.evaluation.judges import DlibIdentity
+
+        started = time.perf_counter()
+        editor = FaceEditor.from_pretrained(config=EditorConfig(device="cpu"))
+        identity = DlibIdentity()
+        listing = parse_fgnet(Path(args.fgnet))
+        by_person: dict[str, list[Any]] = {}
+        for photo in listing.photos:
+            by_person.setdefault(photo.person, []).append(photo)
+        people = [p for p in sorted(by_person) if pick(by_person[p], ADULT, 30) and pick(by_person[p], CHILD, 6)]
+        if args.max_people is not None:
+            people = [people[i] for i in spread_indices(len(people), args.max_people)]
+        spans = [("3-10", CHILD, 6.0)] + ([("11-17", TEEN, 14.0)] if args.teens else [])
+        result: dict[str, Any] = {"people": len(people), "spans": {}}
+        false_alarms, checked = 0, 0
+        for label, span, near in spans:
+            rows = []
+            for person in people:
+                row = one_person(editor, identity, by_person[person], span, near)
+                if row is not None:
+                    false_alarms += row.pop("unlike")
+                    checked += row.pop("own_total")
+                    rows.append(row)
+            result["spans"][label] = summarise(rows)
+        result["identity_false_alarms"] = false_alarms
+        result["identity_photos"] = checked
+        result["seconds"] = time.perf_counter() - started
+        return result
+
+    @staticmethod
+    def markdown(result: dict[str, Any]) -> str:
+        lines = ["### Your own ageing (issue 56): FG-NET adults edited to a real photo's young age", ""]
+        headers = [
+            "target ages",
+            "people",
+            "edit",
+            "own photos",
+            "dlib distance",
+            "closer than adult",
+            "closer than general",
+        ]
+        rows = []
+        for label, part in result["spans"].items():
+            rows.append([label, part["people"], "adult photo itself", "—", f"{part['adult']:.3f}", "—", "—"])
+            rows.append(
+                [label, part["people"], "general", 0, f"{part['general']:.3f}", f"{part['general_vs_adult']:.0%}", "—"]
+            )
+            for key, row in part["own"].items():
+                rows.append(
+                    [
+                        label,
+                        row["people"],
+                        f"own photos ({key})",
+                        f"{row['given']:.1f}",
+                        f"{row['distance']:.3f}",
+                        f"{row['vs_adult']:.0%}",
+                        f"{row['vs_general']:.0%}",
+                    ]
+                )
+        lines += [markdown_table(headers, rows), ""]
+        lines.append(
+            f"Own photos noted as someone else (all are the person's: false alarms): "
+            f"{result['identity_false_alarms']} of {result['identity_photos']}. {result['seconds']:.0f} s."
+        )
+        return "\n".join(lines) + "\n"
+
+
+def one_person(editor: Any, identity: Any, photos: list[Any], span: tuple[int, int], near: float) -> dict | None:
+    """One person's edits and their dlib distances to the real target photo; None where a photo cannot be read."""
+    import warnings
+
+    from ganime_age.errors import GanimeAgeError
+    from ganime_age.faces import load_image
+
+    adult, target = pick(photos, ADULT, 30), pick(photos, span, near)
+    given = own_photos(photos, adult, target) if adult and target else []
+    if not given:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            everyone = editor.person([(p.path, float(p.age)) for p in given])
+        real = identity.embed(load_image(target.path))
+        adult_rgb = load_image(adult.path)
+        row: dict[str, Any] = {"adult": identity.distance(identity.embed(adult_rgb), real)}
+        general = np.asarray(editor.edit(adult_rgb, age=float(target.age), source_age=float(adult.age)))
+        row["general"] = identity.distance(identity.embed(general), real)
+        order = np.argsort(np.abs(everyone.ages - target.age), kind="stable")
+        for count in COUNTS:
+            key = "all" if count is None else str(count)
+            keep = order if count is None else order[:count]
+            person = everyone.select(sorted(int(i) for i in keep))
+            edited = np.asarray(
+                editor.edit(adult_rgb, age=float(target.age), source_age=float(adult.age), person=person)
+            )
+            row[key] = identity.distance(identity.embed(edited), real)
+            row[f"{key}_given"] = len(person)
+    except GanimeAgeError:
+        return None
+    row["person"], row["adult_photo"], row["target_photo"] = adult.person, adult.path.name, target.path.name
+    row["unlike"] = sum("someone else" in note for note in everyone.notes)
+    row["own_total"] = len(everyone)
+    return row
+
+
+def summarise(rows: list[dict]) -> dict[str, Any]:
+    """Mean distances and the shares of people the personal edits bring closer."""
+    if not rows:
+        return {"people": 0, "adult": float("nan"), "general": float("nan"), "general_vs_adult": 0.0, "own": {}}
+    adult = np.array([r["adult"] for r in rows])
+    general = np.array([r["general"] for r in rows])
+    own = {}
+    for count in COUNTS:
+        key = "all" if count is None else str(count)
+        mine = np.array([r[key] for r in rows])
+        own[key] = {
+            "people": len(rows),
+            "given": float(np.mean([r[f"{key}_given"] for r in rows])),
+            "distance": finite_mean(mine),
+            "vs_adult": float(np.mean(mine < adult)),
+            "vs_general": float(np.mean(mine < general)),
+        }
+    return {
+        "people": len(rows),
+        "adult": finite_mean(adult),
+        "general": finite_mean(general),
+        "general_vs_adult": float(np.mean(general < adult)),
+        "own": own,
+        "rows": rows,
+    }
