@@ -1,6 +1,7 @@
 """Make the README's picture, ``docs/readme_strip.jpg``: one of the Space's public-domain example photos
-(``space/examples/astronaut.jpg``) as it is, made 5, 25, 50 and 75, smiling (AU12 at 3), and reenacted with the
-other example (``space/examples/cameraman.jpg``) as the driver, each a labelled head-and-shoulders tile.
+(``space/examples/astronaut.jpg``) as it is, made 5, 25, 50 and 75, smiling (AU12 at 3), and reenacted with a frame
+of the Space's example video (``space/examples/astronaut-turning.mp4``, her head turned 15 degrees) as the driver,
+each a labelled head-and-shoulders tile.
 
     python docs/make_readme_strip.py [--output docs/readme_strip.jpg] [--height 256]
 
@@ -16,7 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "space" / "examples" / "astronaut.jpg"
-DRIVER = REPO / "space" / "examples" / "cameraman.jpg"
+DRIVER = REPO / "space" / "examples" / "astronaut-turning.mp4"
+DRIVER_FRAME = 6  # the head turned about 15 degrees to the side, looking a little up
 OUTPUT = REPO / "docs" / "readme_strip.jpg"
 AGES = (5, 25, 50, 75)
 LABEL_HEIGHT = 28  # pixels of white under each tile for its label
@@ -35,7 +37,10 @@ def tiles(editor: object) -> list[tuple[str, Image.Image]]:
     shown = [("photo", cut(Image.open(SOURCE)))]
     shown += [(f"age {years:g}", image) for years, image in editor.age_strip(SOURCE, face=0, ages=AGES)]  # type: ignore[attr-defined]
     shown.append(("smile (AU12 = 3)", cut(editor.edit(SOURCE, aus={"AU12": 3.0}, face=0))))  # type: ignore[attr-defined]
-    shown.append(("reenacted", cut(editor.reenact(SOURCE, DRIVER))))  # type: ignore[attr-defined]
+    from ganime_age.video import read_video
+
+    driver = read_video(DRIVER, max_frames=DRIVER_FRAME + 1)[0][DRIVER_FRAME]
+    shown.append(("reenacted", cut(editor.reenact(SOURCE, driver))))  # type: ignore[attr-defined]
     return shown
 
 

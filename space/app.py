@@ -27,7 +27,7 @@ from typing import Any
 
 import gradio as gr
 
-from space.common import FACE_NUMBERING, FACE_NUMBERING_URL, NOT_UPLOADED, refusal
+from space.common import FACE_NUMBERING, FACE_NUMBERING_URL, NOT_UPLOADED, OPTIONAL_INPUT, refusal
 from space.gpu import on_spaces, on_zero_gpu
 from space.models import EditorProvider, available_models
 from space.tabs import TAB_MODULES, load_tabs
@@ -136,7 +136,9 @@ def count_the_values() -> None:
 
     gradio's own check raised a ValueError holding the repr of every value sent: the queue printed its 20-line
     traceback, so one call with a 1 MB string among four values (where /age takes five) wrote 1 MB of log. Here
-    the same check says how many values came and how many the endpoint takes, and repeats none of them.
+    the same check says how many values came and how many the endpoint takes, and repeats none of them. Inputs
+    added to an endpoint later (:data:`space.common.OPTIONAL_INPUT`: /age's own photos and their ages) may be left
+    out, as a request written before them does; they are None.
     """
     from gradio.blocks import Blocks
 
@@ -145,11 +147,17 @@ def count_the_values() -> None:
 
     def validate_inputs(self: Blocks, block_fn: Any, inputs: list[Any]) -> None:
         needed, got = len(block_fn.inputs), len(inputs)
-        if got < needed:
+        optional = 0  # trailing inputs added to an endpoint later (OPTIONAL_INPUT): a request made before may omit them
+        while optional < needed and getattr(block_fn.inputs[needed - 1 - optional], OPTIONAL_INPUT, False):
+            optional += 1
+        if needed - optional <= got < needed:
+            inputs.extend([None] * (needed - got))  # gradio reads the values from this same list
+        elif got < needed:
             name = block_fn.api_name if isinstance(block_fn.api_name, str) else None
             endpoint = f"/{name}" if name else "this event"
+            takes = f"{needed - optional} values ({needed} with the optional ones)" if optional else f"{needed} values"
             raise refusal(
-                f"{endpoint} takes {needed} values and this request sent {got}: check the parameters against the "
+                f"{endpoint} takes {takes} and this request sent {got}: check the parameters against the "
                 "API page (client.view_api()).",
                 "Invalid request",
             )

@@ -40,17 +40,17 @@ class MemoryLine:
         return int(self.bytes_per_pixel * pixels + self.fixed)
 
 
-# Measured on 1-50 MP photos (benchmarks/bench_memory.py; table in benchmarks/README.md: 14-20 bytes a pixel and
-# 30-50 MB) and rounded up by a quarter; a request's pixels are its photos' summed (a reenactment's source and
-# driver, a driving video's source and one frame). An analysis costs what the age edit does: it decodes and
-# segments the photo, which dominates both.
+# Measured on 1-50 MP photos (benchmarks/bench_memory.py; tables in benchmarks/README.md: the age edit 19.6 bytes a
+# pixel and 94 MB, the age strip 39.4 and 76 MB, an AU edit 16.4 and 47 MB, a reenactment 85.8 and 60 MB) and rounded
+# up by a quarter; a request's pixels are its photos' summed (a reenactment's source and driver, a driving video's
+# source and one frame). An analysis costs what the age edit does: it decodes and parses the photo, which dominates.
 REQUEST_MEMORY: dict[str, MemoryLine] = {
-    "analyze": MemoryLine(18.0, 50 * MB),
-    "age": MemoryLine(18.0, 50 * MB),
-    "age_strip": MemoryLine(25.0, 65 * MB),
-    "expression": MemoryLine(18.0, 60 * MB),
-    "reenact": MemoryLine(18.0, 60 * MB),
-    "reenact_video": MemoryLine(18.0, 60 * MB),
+    "analyze": MemoryLine(25.0, 120 * MB),
+    "age": MemoryLine(25.0, 120 * MB),
+    "age_strip": MemoryLine(50.0, 95 * MB),
+    "expression": MemoryLine(21.0, 60 * MB),
+    "reenact": MemoryLine(110.0, 75 * MB),
+    "reenact_video": MemoryLine(110.0, 75 * MB),
 }
 HEADROOM = 450 * MB
 """Beside the idle level: the photo analyses a FaceEditor keeps for slider moves (``EditorConfig.cache_megabytes``,

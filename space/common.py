@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
 from gradio.data_classes import GradioModel
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict, RootModel, ValidationError
 
 from ganime_age.errors import echo
 from space.budget import release_memory
@@ -186,13 +186,17 @@ def _checked_payload(model: type[GradioModel], parameter: str = "photo") -> type
     "Error" for the visitor. Gradio validates payloads before an event's function runs, so the check must live
     here; the API schema stays the one the component publishes."""
 
+    several = issubclass(model, RootModel)  # gr.File(file_count="multiple"): a list of file data
+
     class Checked(model):  # type: ignore[misc, valid-type]
         model_config = ConfigDict(title=model.__name__)
 
         @classmethod
         def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
             # before pydantic: a gr.Error is a ValueError, which a pydantic validator would wrap
-            if not isinstance(obj, (dict, model)):
+            if not isinstance(obj, (dict, model)) and not (several and isinstance(obj, list)):
+                _not_a_photo(obj, parameter)
+            if several and isinstance(obj, list) and not all(isinstance(item, dict) for item in obj):
                 _not_a_photo(obj, parameter)
             try:
                 return super().model_validate(obj, *args, **kwargs)
@@ -205,6 +209,9 @@ def _checked_payload(model: type[GradioModel], parameter: str = "photo") -> type
 
 C = TypeVar("C", bound=gr.components.Component)
 UPLOAD_PARAMETER = "ganime_age_parameter"  # the attribute naming an upload component's API parameter
+# the attribute of an input added to an endpoint after its first version, last among its inputs: an HTTP request
+# written before may leave it out, and it is None (space.app.count_the_values)
+OPTIONAL_INPUT = "ganime_age_optional"
 
 
 def uploaded_input(component: C, parameter: str = "photo") -> C:
@@ -244,6 +251,8 @@ def guard_uploads() -> None:
             data = data["video"]  # gradio's VideoData: {"video": FileData, "subtitles": FileData | None}
         if isinstance(data, dict) and not _usable_path(data.get("path")):
             _not_a_photo(data, parameter)
+        if isinstance(data, list) and not all(isinstance(d, dict) and _usable_path(d.get("path")) for d in data):
+            _not_a_photo(data, parameter)  # gr.File(file_count="multiple"): each file data as one alone
         try:
             return await original(data, block, postprocess, **kwargs)
         except gr.Error:
@@ -299,6 +308,7 @@ UPLOADS = {
     "photo": ("photo", "photo.jpg"),
     "driving": ("driving photo", "driver.jpg"),
     "video": ("driving video", "driver.mp4"),
+    "own_photos": ("photo at another age", "me_at_6.jpg"),
 }
 
 

@@ -373,3 +373,41 @@ def test_the_smile_preset_keeps_the_measured_brows(page) -> None:
     assert float(page.locator("#au-AU12 input[type=number]").input_value()) == 4.0
     assert float(page.locator("#au-AU04 input[type=number]").input_value()) == brows
     assert "AU04" not in page.locator("#expr-summary").inner_text()  # only the smile's AUs were sent
+
+
+def test_own_photos_at_other_ages_guide_the_edit_and_the_line_says_so(page, shared_dir: Path, tmp_path: Path) -> None:
+    """Issue 56 in the Age tab: an adult photo (FG-NET 029 at 29) made a child, then the same edit with two of
+    their own childhood photos and their ages: the line under the result names the photos used, and the result
+    is not the general edit."""
+    fgnet = shared_dir / "datasets" / "fgnet" / "images"
+    _upload(page, "age-photo", fgnet / "029A29.JPG")
+    page.locator("#age-summary").get_by_text(re.compile("face 0")).wait_for()
+    current = page.locator("#age-current input")
+    current.fill("29")
+    current.press("Enter")
+    page.locator("#age-summary").get_by_text(re.compile(r"given \*?\*?29")).wait_for()
+    target = int(_drag_slider_to(page, "age-target", 0.06))
+    assert 3 <= target <= 9, target
+    page.locator("#age-summary").get_by_text(re.compile(rf"→ \*?\*?{target}\b")).wait_for()
+    _wait_images_loaded(page, "age-result")
+    general = _slider_images(page, "age-result")
+    general_after = _image_at(page, general[1])
+
+    page.locator("#age-own-panel").get_by_text("Your photos at other ages (optional)").click()
+    page.locator("#age-own-ages textarea, #age-own-ages input").first.fill("4, 10")
+    page.locator("#age-own input[type=file]").set_input_files([str(fgnet / "029A04.JPG"), str(fgnet / "029A10.JPG")])
+    page.locator("#age-summary").get_by_text("Using 2 of your photos (ages 4, 10).").wait_for()
+    page.wait_for_function(
+        "(old) => { const s = [...document.querySelectorAll('#age-result img')].map(i => i.currentSrc || i.src);"
+        " return s.length >= 2 && s.join() !== old; }",
+        arg=",".join(general),
+    )
+    _wait_images_loaded(page, "age-result")
+    page.screenshot(path=str(tmp_path / "own-photos.png"), full_page=True)
+    before, after = (_image_at(page, src) for src in _slider_images(page, "age-result")[:2])
+    assert before.shape == after.shape == general_after.shape
+    assert np.abs(after - general_after).mean() > 0.5, "the own photos left the edit as it was"
+    assert (
+        f"→ **{target}**" in page.locator("#age-summary").inner_text()
+        or str(target) in page.locator("#age-summary").inner_text()
+    )

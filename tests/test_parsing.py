@@ -72,3 +72,50 @@ def test_a_crowd_made_old_changes_only_heads_hair_and_necks(shared_dir: Path, ed
     assert not (changed[~windows] > 0).any(), int((changed[~windows] > 0).sum())
     region = head_and_neck(crowd, faces, editor.analyzer.segmenter)
     assert ((changed > CHANGED) & ~region).mean() < 0.005, ((changed > CHANGED) & ~region).mean()
+
+
+def test_blonde_hair_greys_whole_not_in_patches(editor: Any) -> None:
+    """The Space's astronaut (blonde, lit) made 75: the colour models called her lit strands skin, left them blonde
+    among grey ones, an orange and white patchwork. The parser's hair is hair whatever its colour: most of
+    it ends as grey as grey hair (saturation under 0.2; 0.9 measured)."""
+    from ganime_age.engine.parsing import parse_head
+    from ganime_age.faces import load_image
+
+    photo = load_image(Path(__file__).resolve().parents[1] / "space" / "examples" / "astronaut.jpg")
+    points = editor.analyze(photo)[0].landmarks.landmarks
+    height, width = photo.shape[:2]
+    hair = parse_head(photo, points, editor.analyzer.parser).hair_at(0, 0, width, height) > 0.9
+    assert hair.sum() > 3000
+
+    def saturation(rgb: np.ndarray) -> np.ndarray:
+        values = rgb.astype(np.float32)
+        brightest = values.max(axis=-1)
+        return (brightest - values.min(axis=-1)) / np.maximum(brightest, 1.0)
+
+    aged = np.asarray(editor.edit(photo, age=75, face=0))
+    assert (saturation(photo[hair]) > 0.3).mean() > 0.5  # blonde before
+    assert (saturation(aged[hair]) < 0.2).mean() > 0.85, (saturation(aged[hair]) < 0.2).mean()
+
+
+def test_a_bald_head_on_a_black_wall_gets_no_grey_cape(shared_dir: Path, editor: Any) -> None:
+    """A grainy FG-NET scan of a bald man against black: the parser calls a band of the black wall around his
+    head hair, and greyed it drew a grey cape. Hair of the wall's own colour is unsure and fades out: made 75, the
+    photo's black pixels away from the face keep their darkness."""
+    import cv2
+
+    from ganime_age.faces import load_image
+
+    photo = load_image(shared_dir / "datasets" / "fgnet" / "images" / "035A23b.JPG")
+    points = editor.analyze(photo)[0].landmarks.landmarks
+    aged = np.asarray(editor.edit(photo, age=75, face=0))
+    hull = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillConvexPoly(
+        hull, np.round(cv2.convexHull(points[:NUM_MESH_VERTICES, :2].astype(np.float32))).astype(np.int32), 1
+    )
+    face_width = float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2]))
+    grow = round(0.15 * face_width)
+    near_face = cv2.dilate(hull, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)).astype(bool)
+    black = (photo.max(axis=2) < 40) & ~near_face
+    assert black.mean() > 0.2
+    lifted = aged.astype(np.int16).max(axis=2) - photo.astype(np.int16).max(axis=2)
+    assert (lifted[black] > 20).mean() < 0.01, (lifted[black] > 20).mean()

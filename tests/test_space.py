@@ -153,8 +153,17 @@ def test_api_parameters_and_outputs_carry_names_and_ranges(client) -> None:
         "face",
         "model",
         "current_age",
+        "own_photos",
+        "own_ages",
     ]
-    assert [p["parameter_name"] for p in api["/age_strip"]["parameters"]] == ["photo", "face", "model", "current_age"]
+    assert [p["parameter_name"] for p in api["/age_strip"]["parameters"]] == [
+        "photo",
+        "face",
+        "model",
+        "current_age",
+        "own_photos",
+        "own_ages",
+    ]
     assert [r["label"] for r in api["/age"]["returns"]] == ["Edited", "summary"]
     assert [r["label"] for r in api["/reenact"]["returns"]][-1] == "summary"
     listing = client.view_api(print_info=False, return_format="str")
@@ -521,3 +530,83 @@ def test_photo_path_takes_only_shipped_examples_outside_an_event(tmp_path: Path)
             assert caught.value.message == NOT_UPLOADED, payload
     finally:
         planted.unlink()
+
+
+# -- your photos at other ages (issue 56) -------------------------------------------------------------------------
+FGNET_PERSON = "029"  # FG-NET: the adult photo at 29 made 5, with two of their own childhood photos
+
+
+@pytest.fixture(scope="module")
+def fgnet(shared_dir: Path) -> Path:
+    return shared_dir / "datasets" / "fgnet" / "images"
+
+
+def test_own_photos_guide_the_age_edit_and_say_so(client, fgnet: Path) -> None:
+    """/age with two of the person's own childhood photos: the summary's last line names the photos used, and
+    the edit is not the general one; the same photos again take the cached person (the same edit)."""
+    from gradio_client import handle_file
+
+    adult = handle_file(str(fgnet / "029A29.JPG"))
+    own = [handle_file(str(fgnet / name)) for name in ("029A04.JPG", "029A10.JPG")]
+    (_, general), plain = client.predict(adult, 6, "all", "default", 29, api_name="/age")
+    assert "your photos" not in plain
+    (_, mine), summary = client.predict(adult, 6, "all", "default", 29, own, "4, 10", api_name="/age")
+    assert summary.startswith(plain) and summary.endswith("\n\nUsing 2 of your photos (ages 4, 10)."), summary
+    assert np.abs(_pixels(mine) - _pixels(general)).mean() > 0.5, "the own photos left the edit as it was"
+    (_, again), _ = client.predict(adult, 6, "all", "default", 29, own, "4,10,", api_name="/age")
+    assert np.array_equal(_pixels(again), _pixels(mine))
+    (_, old), far = client.predict(adult, 90, "all", "default", 29, own, "4, 10", api_name="/age")
+    (_, general_old), _ = client.predict(adult, 90, "all", "default", 29, api_name="/age")
+    assert np.array_equal(_pixels(old), _pixels(general_old))  # beyond the ages they cover: the general edit
+    assert far.endswith(
+        "Not using your photos (ages 4, 10): none is within 18 years of 90, so this is the general edit."
+    )
+    strip = client.predict(adult, "0", "default", 29, own, "4, 10", api_name="/age_strip")
+    assert [item["caption"].endswith(", your photos") for item in strip][:3] == [True, True, True]
+    assert not strip[-1]["caption"].endswith(", your photos")
+
+
+def test_a_bad_own_photo_or_age_is_refused_with_one_clear_message(
+    client, fgnet: Path, tmp_path: Path, coffee_file: Path
+) -> None:
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    adult, child = handle_file(str(fgnet / "029A29.JPG")), handle_file(str(fgnet / "029A10.JPG"))
+    fake = tmp_path / "me_at_6.jpg"
+    fake.write_text("this is text, not a photo\n" * 20)
+
+    def refused(own: list, ages: str) -> str:
+        with pytest.raises(AppError) as caught:
+            client.predict(adult, 6, "all", "default", None, own, ages, api_name="/age")
+        message = str(caught.value)
+        assert "Traceback" not in message and "Internal error" not in message, message
+        return message
+
+    assert re.search(
+        r"photo at another age 'me_at_6\.jpg': This file is not an image", refused([handle_file(str(fake))], "")
+    )
+    assert "the age of 029A10.JPG must be between 0 and 100" in refused([child], "130")
+    assert "'six' (the age of 029A10.JPG) is not a number of years" in refused([child], "six")
+    assert "You gave 2 ages for 1 photo at other ages" in refused([child], "6, 7")
+    assert "this Space uses at most 10" in refused([child] * 11, "")
+    assert "None of your photos at other ages shows a usable face" in refused([handle_file(str(coffee_file))], "6")
+
+
+def test_own_photos_are_uploads_and_past_the_pixel_limit_are_refused_by_name(tmp_path: Path) -> None:
+    """A photo at another age is admitted as the main photo is: only a stored upload, its header read, and past
+    the Space's pixel limit refused by name before any pixel is decoded."""
+    import gradio as gr
+
+    from space.own_photos import OwnPhotos, own_paths, own_pixels
+
+    with pytest.raises(gr.Error, match=r"photo at another age \(parameter 'own_photos'\) did not arrive"):
+        own_paths([{"path": "/etc/passwd"}])  # a server path, not an upload
+
+    big = tmp_path / "me_at_6.png"
+    Image.new("RGB", (400, 300)).save(big)
+    own = OwnPhotos((str(big),), (6.0,), "k")
+    assert own_pixels(own, 200_000) == 120_000
+    with pytest.raises(gr.Error, match=r"me_at_6\.png") as caught:
+        own_pixels(own, 100_000)
+    assert caught.value.title == "Image too large"

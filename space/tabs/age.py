@@ -37,6 +37,8 @@ from space.common import (
 from space.gpu import gpu
 from space.models import EditorProvider
 from space.outputs import output_format, save_output, shown_photo
+from space.own_photos import PEOPLE, OwnPhotos, caption_with_person, describe_use, own_inputs, own_pixels
+from space.own_photos import own_photos as checked_own_photos
 
 TITLE = "Age"
 DEFAULT_TARGET_AGE = 70
@@ -61,22 +63,31 @@ def build_tab(editor_provider: EditorProvider) -> None:
     @gpu(duration=30)
     @user_errors
     def edit_on_gpu(
-        path: str, age: float, face: int | None, model: str, current: float | None
+        path: str, age: float, face: int | None, model: str, current: float | None, own: OwnPhotos | None = None
     ) -> tuple[Image.Image, str]:
         with editor_provider.session(model) as editor:
+            person = PEOPLE.get(editor, model, own) if own is not None else None
             source_age = corrected_age(editor, path, face, current)
-            result = editor.edit_details(path, age=float(age), face=face, source_age=source_age)
-        return result.image, _edit_summary(result.faces, given=source_age is not None)
+            result = editor.edit_details(path, age=float(age), face=face, source_age=source_age, person=person)
+        summary = _edit_summary(result.faces, given=source_age is not None)
+        return result.image, summary + (f"\n\n{describe_use(person, age)}" if person is not None else "")
 
     @gpu(duration=60)
     @user_errors
     def strip_on_gpu(
-        path: str, face: int | None, model: str, current: float | None, progress: gr.Progress
+        path: str,
+        face: int | None,
+        model: str,
+        current: float | None,
+        progress: gr.Progress,
+        own: OwnPhotos | None = None,
     ) -> list[tuple[Image.Image, str]]:
-        """One strip per selected face (every face for None), each captioned with its face number."""
+        """One strip per selected face (every face for None), each captioned with its face number (and where an
+        age takes the visitor's own photos, so)."""
         from ganime_age.conditions import AGE_GROUP_LABELS, age_to_group
 
         with editor_provider.session(model) as editor:
+            person = PEOPLE.get(editor, model, own) if own is not None else None
             faces = range(len(editor.analyze(path))) if face is None else [face]
             gallery = []
             for done, index in enumerate(faces):
@@ -85,8 +96,10 @@ def build_tab(editor_provider: EditorProvider) -> None:
                     progress((done + fraction) / len(faces), desc=f"Age strip of face {index}: {desc}")
 
                 source_age = corrected_age(editor, path, index, current)
-                for years, image in editor.age_strip(path, face=index, source_age=source_age, progress=report):
-                    gallery.append((image, f"face {index}: age {years:.0f} ({AGE_GROUP_LABELS[age_to_group(years)]})"))
+                strip = editor.age_strip(path, face=index, source_age=source_age, progress=report, person=person)
+                for years, image in strip:
+                    caption = f"face {index}: age {years:.0f} ({AGE_GROUP_LABELS[age_to_group(years)]})"
+                    gallery.append((image, caption_with_person(caption, person, years)))
         return gallery
 
     @user_errors
@@ -123,33 +136,57 @@ def build_tab(editor_provider: EditorProvider) -> None:
 
     @user_errors  # also for what API callers send: a target age that is not a number, a face that does not exist
     def age_edit(
-        photo: Any, target_age: float, face: Any, model: str, current_age: float | None = None
+        photo: Any,
+        target_age: float,
+        face: Any,
+        model: str,
+        current_age: float | None = None,
+        own_photos: Any = None,
+        own_ages: str | None = None,
     ) -> tuple[tuple[str, str], str]:
         """Set every selected face to `target_age` years; returns (before, after) whole photos and a summary.
-        `current_age`: the selected face(s)' age as the user knows it (None: the estimate)."""
+        `current_age`: the selected face(s)' age as the user knows it (None: the estimate). `own_photos`: the
+        person's photos at other ages, `own_ages` their ages ("4, 7, 12"; blank: estimated), whose features the
+        edit takes near their ages (the summary's last line says which)."""
         path = require_photo(photo)
         age, index = check_age(target_age, "target age"), parse_face(face)
         current = given_age(current_age)
-        with admitted(editor_provider, "age", path) as (header,):
-            after, summary = edit_on_gpu(path, age, index, model, current)
+        own = checked_own_photos(own_photos, own_ages)
+        with admitted(editor_provider, "age", path, extra_pixels=building(model, own)) as (header,):
+            after, summary = edit_on_gpu(path, age, index, model, current, own)
             return (shown_photo(path, header), save_output(after, "edited", output_format(header))), summary
 
-    def age_edit_live(photo: Any, target_age: float, face: Any, model: str, current_age: float | None) -> Any:
+    def building(model: str, own: OwnPhotos | None) -> int:
+        """The pixels of the largest own photo where the person is still to be built (their headers checked
+        always): a person is built one photo at a time, beside the request's photo."""
+        pixels = own_pixels(own, editor_provider.budget.max_pixels)
+        return 0 if own is None or (model, own.key) in PEOPLE else pixels
+
+    def age_edit_live(
+        photo: Any, target_age: float, face: Any, model: str, current_age: float | None, own: Any, own_ages: Any
+    ) -> Any:
         if photo_path(photo) is None:
             return gr.skip(), gr.skip()  # moving the slider before uploading is not a mistake
-        return age_edit(photo, target_age, face, model, current_age)
+        return age_edit(photo, target_age, face, model, current_age, own, own_ages)
 
     @user_errors
     def age_strip(
-        photo: Any, face: Any, model: str, current_age: float | None = None, progress: gr.Progress = PROGRESS
+        photo: Any,
+        face: Any,
+        model: str,
+        current_age: float | None = None,
+        own_photos: Any = None,
+        own_ages: str | None = None,
+        progress: gr.Progress = PROGRESS,
     ) -> list[tuple[str, str]]:
         """The selected face (each face, left to right, for "all") at the centres of the 10 FFHQ-Aging groups;
-        `current_age` as for /age."""
+        `current_age`, `own_photos` and `own_ages` as for /age."""
         path = require_photo(photo)
         index = parse_face(face)
         current = given_age(current_age)
-        with admitted(editor_provider, "age_strip", path):
-            strip = strip_on_gpu(path, index, model, current, progress)
+        own = checked_own_photos(own_photos, own_ages)
+        with admitted(editor_provider, "age_strip", path, extra_pixels=building(model, own)):
+            strip = strip_on_gpu(path, index, model, current, progress, own)
             return [(save_output(image, "age", output_format()), caption) for image, caption in strip]
 
     ages: dict[str, Any] = {}
@@ -188,6 +225,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
             with gr.Row():
                 run = gr.Button("Change the age", variant="primary", elem_id="age-run")
                 strip_button = gr.Button("Age strip (10 age groups)", elem_id="age-strip-run")
+            own_files, own_ages = own_inputs()
         with gr.Column(scale=2):
             result = gr.ImageSlider(
                 label="Edited",  # also its name in the API; the header says to drag the handle
@@ -205,7 +243,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
                 elem_id="age-strip",
             )
 
-    edit_inputs = [block.photo, target, block.face, block.model, current_age]
+    edit_inputs = [block.photo, target, block.face, block.model, current_age, own_files, own_ages]
     # the field shows the chosen face's estimate before that face's edit reads it
     block.face.input(face_chosen, [block.face, estimates], current_age, api_visibility="private", queue=False).then(
         age_edit_live, edit_inputs, [result, summary], preprocess=False, api_visibility="private"
@@ -222,7 +260,7 @@ def build_tab(editor_provider: EditorProvider) -> None:
     )
     run.click(age_edit, edit_inputs, [result, summary], preprocess=False, api_name="age")
     gr.on(
-        [target.release, block.model.input, current_age.submit],
+        [target.release, block.model.input, current_age.submit, own_files.change, own_ages.submit],
         age_edit_live,
         edit_inputs,
         [result, summary],
@@ -231,7 +269,11 @@ def build_tab(editor_provider: EditorProvider) -> None:
         trigger_mode="always_last",
     )
     strip_button.click(
-        age_strip, [block.photo, block.face, block.model, current_age], strip, preprocess=False, api_name="age_strip"
+        age_strip,
+        [block.photo, block.face, block.model, current_age, own_files, own_ages],
+        strip,
+        preprocess=False,
+        api_name="age_strip",
     )
 
 

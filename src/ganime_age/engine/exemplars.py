@@ -151,11 +151,11 @@ class AgeExemplars(HubModel):
         super()._load_from_state_dict(*args, **kwargs)
 
     def log_view(self, index: int) -> np.ndarray:
-        """(R, R, 3) float32 log intensity of face `index` in the engine's template (decoded once)."""
-        view = self._decoded.get(index)
-        if view is None:
-            view = self._decode(index)
-            self._decoded[index] = view
+        """(R, R, 3) float32 log intensity of face `index` in the engine's template (kept while recently used)."""
+        view = self._decoded.pop(index, None)  # the dict's order: the least recently used first
+        self._decoded[index] = view = self._decode(index) if view is None else view
+        if len(self._decoded) > 8 * self.config.neighbours:  # eight targets' matches (all 1,014 faces were 490 MB)
+            del self._decoded[next(iter(self._decoded))]
         return view
 
     def _decode(self, index: int) -> np.ndarray:

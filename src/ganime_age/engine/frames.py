@@ -32,6 +32,8 @@ from ganime_age.faces.topology import (
 )
 from ganime_age.meshwarp import MeshRaster, rasterise, signed_areas
 
+BAND_PIXELS = 1 << 18  # photo pixels: a pass over a whole box at the photo's resolution goes in bands of about this
+
 
 def log_image(rgb: np.ndarray) -> np.ndarray:
     """uint8 or 0..255 float RGB -> log intensity (the domain where a lighting change is an offset)."""
@@ -263,8 +265,10 @@ def photo_crop(source: np.ndarray | PhotoCrop, box: tuple[int, int, int, int]) -
 
 
 def add_scaled(target: np.ndarray, change: np.ndarray, amount: float) -> None:
-    """uint8 `target` += `amount` * int16 `change`, in place, rounded and saturating (one pass)."""
-    target[...] = cv2.addWeighted(target.astype(np.int16), 1.0, change, float(amount), 0.0, dtype=cv2.CV_8U)
+    """uint8 `target` += `amount` * int16 `change`, in place, rounded and saturating (one pass, in bands of rows)."""
+    for top, bottom in row_bands(*target.shape[:2]):
+        band = target[top:bottom]
+        band[...] = cv2.addWeighted(band.astype(np.int16), 1.0, change[top:bottom], float(amount), 0.0, dtype=cv2.CV_8U)
 
 
 @dataclass
@@ -292,11 +296,35 @@ class PhotoLift:
             add_scaled(target, self.change[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0], amount)
 
 
+def fade_out(edited: np.ndarray, original: np.ndarray, person: np.ndarray, mask: np.ndarray) -> None:
+    """Mix `edited` back towards `original` (uint8 RGB over one photo box) where the uint8 `person` weight is between
+    0 and 255 (the silhouette's soft edge), and scale the float32 change `mask` by it; in place, in bands of rows
+    (over a 12 MP photo's box, most of the photo, its float32 weights were 44 MB each)."""
+    for top, bottom in row_bands(*person.shape):
+        band = person[top:bottom]
+        edge = (band > 0) & (band < 255)
+        if edge.any():
+            weight = band[edge].astype(np.float32)[:, None] * np.float32(1.0 / 255.0)
+            mixed = weight * edited[top:bottom][edge] + (1.0 - weight) * original[top:bottom][edge]
+            edited[top:bottom][edge] = np.round(mixed).astype(np.uint8)
+        mask[top:bottom] *= band.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
 def add_weighted(target: np.ndarray, change: np.ndarray, weight: np.ndarray) -> None:
     """uint8 `target` += `weight` / 255 (per pixel, int16 0..255) * int16 `change`, in place, rounded and
-    saturating."""
-    scaled = cv2.multiply(change, cv2.merge([weight] * change.shape[2]), scale=1.0 / 255.0, dtype=cv2.CV_16S)
-    target[...] = cv2.add(target, scaled, dtype=cv2.CV_8U)
+    saturating (in bands of rows)."""
+    for top, bottom in row_bands(*target.shape[:2]):
+        band, part = target[top:bottom], change[top:bottom]
+        spread = cv2.merge([weight[top:bottom]] * change.shape[2])
+        band[...] = cv2.add(band, cv2.multiply(part, spread, scale=1.0 / 255.0, dtype=cv2.CV_16S), dtype=cv2.CV_8U)
+
+
+def row_bands(height: int, width: int, pixels: int = BAND_PIXELS) -> list[tuple[int, int]]:
+    """[top, bottom) row ranges of about `pixels` pixels each over `height` rows of `width` pixels: a pass pixel by
+    pixel over a box at the photo's resolution holds its float32 temporaries for one band at a time (over a 12 MP
+    photo's head box, most of the photo, each whole-box float32 temporary was 44 MB)."""
+    rows = max(1, pixels // max(width, 1))
+    return [(top, min(top + rows, height)) for top in range(0, height, rows)]
 
 
 @functools.lru_cache(maxsize=8)

@@ -36,12 +36,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid, turn_share
+from ganime_age.engine import hair_colour as colour
+from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid, row_bands, turn_share
 from ganime_age.engine.hairline import held_share
 from ganime_age.engine.light import head_light, lab_to_rgb
 from ganime_age.engine.parsing import HeadParse
 from ganime_age.engine.scene import Scene, Segmenter, agreement, own_side, read_grid, scene_silhouette
-from ganime_age.engine.strands import greyed_weight, strand_lightness, strand_order, strandness
+from ganime_age.engine.strands import grey_change, greyed_weight, strand_order, strandness
 from ganime_age.engine.texture import log_energy, roughness
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
 
@@ -54,7 +55,6 @@ NECK_HALF_WIDTH = 0.3  # face widths: below the mouth, hair hangs beside the nec
 OTHER_FACE_GROW = 0.15  # face widths: the other faces' hulls grown by this are never another face's edit
 SCENE_MISSES = 0.5  # the share of the face the whole photo's silhouette must see for its outline to be trusted
 FRINGE_FREE = 0.08  # face widths above the brows' tops from where the face's mask no longer keeps hair out
-PLACE_FLOOR = 0.2  # of the way from the skin's colour to the hair's: below it a pixel is skin in shade
 # a pixel this far from the skin's colour to the hair's (its darkest, densest part) is all hair: a fringe's lit,
 # paler strands are hair too, and greyed by a share they turned a flat blond band
 SURE_SHARE = 0.6
@@ -66,8 +66,6 @@ GREY_SEED_CHROMA, GREY_SEED_DISTANCE = 0.4, 12.0
 # and at least this much less (Lab chroma) than the skin: in a nearly colourless photo (skin chroma 5.6) a lit
 # wrinkled forehead above the mesh has as little colour as white hair, and was greyed and then "restored" red-brown
 GREY_SEED_LACK = 5.0
-STRAND_LIFT = 0.35  # share of grey hair's brightness gain that the strands' light and dark deviations keep
-STRAND_CEILING = 1.1  # grey hair's brightness: the lightest a greyed strand gets (unless it was lighter)
 MAX_HAIR_GAIN = 4.0  # grey hair over the hair's brightness, at most (black hair's noise stays unseen)
 GREY_CHROMA = (0.12, 0.3)  # a hair pixel's saturation under white light: grey below the first, pigmented (blond,
 # red, brown) from the second; only grey hair regains colour
@@ -148,7 +146,10 @@ class HairLayer:
                 setattr(self, kept, change(target, box))
             full = getattr(self, kept)
         if greying and self.fields is not None:
-            add_weighted(target, full, greyed_weight(*self.strands_at(target, box), amount))
+            order, strands = self.strands_at(target, box)
+            for top, bottom in row_bands(*order.shape):  # each pixel's int16 weights for a band at a time
+                weight = greyed_weight(order[top:bottom], strands[top:bottom], amount)
+                add_weighted(target[top:bottom], full[top:bottom], weight)
         else:
             add_scaled(target, full, amount)
 
@@ -157,9 +158,11 @@ class HairLayer:
         `pixels` (the photo's own there). Drawn once over the whole hair, at its first greying: an edit that greys
         nothing (an expression, a younger age) never pays for them."""
         if self.order is None or self.strands is None:
-            order, coherence = strand_order(pixels, self.face_width)
-            lift = read_grid(self.fields[..., 4], self.box, box)
-            strands = strandness(lift, coherence, self.face_width)
+            order, strands = strand_order(pixels, self.face_width)  # the coherence, made the strandness in place
+            x0, y0, x1, _ = box
+            for top, bottom in row_bands(*strands.shape):  # pixel by pixel: the lift's float32 read in bands
+                lift = read_grid(self.fields[..., 4], self.box, (x0, y0 + top, x1, y0 + bottom))
+                strands[top:bottom] = strandness(lift, strands[top:bottom], self.face_width)
             if box != self.hair_box:
                 return order, strands
             self.order, self.strands = order, strands
@@ -190,24 +193,22 @@ class HairLayer:
         return np.round(change).astype(np.int16)
 
     def full_change(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        """(h, w, 3) int16: what fully greying the hair adds to the photo's `pixels` over the photo box `box`."""
-        fields = self.fields_at(*box)
-        values = pixels.astype(np.float32)
-        brightness = values.mean(axis=2)
-        share = held_share(self._inside(self.share, box), brightness, fields[..., 3], self.face_width)
-        # strands' light and dark grow with the brightness inside the hair only: a hairline pixel part skin is
-        # bright for its skin, and its lift printed a pale band along the hairline
-        inside = np.clip((share - 0.6) / 0.3, 0.0, 1.0)
-        strands = (brightness - fields[..., 3]) * fields[..., 4] * inside * np.float32(STRAND_LIFT)
-        grey = fields[..., 3] + fields[..., :3].mean(axis=2)  # grey hair's brightness
-        strands += strand_lightness(*self.strands_at(pixels, box)) * grey * inside  # fully grey hair has strands
-        added = share[..., None] * (fields[..., :3] + strands[..., None])
-        # and no pixel ends brighter than grey hair's lightest strands, or than it was
-        ceiling = np.maximum(grey * np.float32(STRAND_CEILING), brightness)
-        lift = added.mean(axis=2)
-        over = brightness + lift - ceiling
-        added -= (np.clip(over, 0.0, None) / np.maximum(lift, 1e-3) * (lift > 0))[..., None] * added
-        return np.round(added).astype(np.int16)
+        """(h, w, 3) int16: what fully greying the hair adds to the photo's `pixels` over the photo box `box` (in bands
+        of rows but for the hairline's share: a 12 MP photo's whole hair box in float32 held 350 MB at once)."""
+        x0, y0, x1, y1 = box
+        bands = row_bands(y1 - y0, x1 - x0)
+        brightness = pixels.mean(axis=2, dtype=np.float32)
+        hair = np.empty(brightness.shape, np.float32)  # the local hair brightness (fields' channel 3)
+        for top, bottom in bands:
+            hair[top:bottom] = self.fields_at(x0, y0 + top, x1, y0 + bottom)[..., 3]
+        share = held_share(self._inside(self.share, box), brightness, hair, self.face_width)
+        order, strandness = self.strands_at(pixels, box)
+        out = np.empty((*brightness.shape, 3), np.int16)
+        for top, bottom in bands:
+            fields = self.fields_at(x0, y0 + top, x1, y0 + bottom)
+            rows = slice(top, bottom)
+            out[rows] = grey_change(fields, brightness[rows], share[rows], order[rows], strandness[rows])
+        return out
 
     def fields_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """The grid `fields` at the photo pixels of the box (x0, y0, x1, y1)."""
@@ -243,7 +244,10 @@ class HairLayer:
         whole box and then sliced: a slider move pays no resampling for it."""
         bx0, by0, bx1, by1 = self.box
         if self._person is None:
-            self._person = np.round(255.0 * self.person_at(bx0, by0, bx1, by1)).astype(np.uint8)
+            self._person = np.empty((by1 - by0, bx1 - bx0), np.uint8)  # in bands: a 12 MP photo's held 600 MB
+            for top, bottom in row_bands(by1 - by0, bx1 - bx0):
+                weight = self.person_at(bx0, by0 + top, bx1, by0 + bottom)
+                self._person[top:bottom] = np.round(255.0 * weight)
         return self._person[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
 
 
@@ -333,11 +337,11 @@ def hair_layer(
     above = np.clip((brow_row - FRINGE_FREE * width_grid - rows) / max(0.05 * width_grid, 1.0), 0.0, 1.0)
     not_face = window * (1.0 - np.clip(2.0 * cv2.GaussianBlur(face, (0, 0), 2.0), 0.0, 1.0) * (1.0 - above))
     region = person * not_face
-    lab = _lab(grid)
+    lab = colour.lab_of(grid)
     inside = face > 0.5
     if inside.sum() < MIN_HAIR_SEEDS:
         return layer
-    skin_model = _skin_model(lab[inside])
+    skin_model = colour.skin_model(lab[inside])
     energy = cv2.resize(log_energy(roi, face_width), (grid_w, grid_h), interpolation=cv2.INTER_AREA)
     layer.skin_roughness = float(np.median(energy[inside]))
     away = lab - skin_model[0]
@@ -354,14 +358,18 @@ def hair_layer(
     if parsed is not None:  # hair is what the parser calls this face's hair; its colour says how much
         parsed_hair = parsed.on_grid("hair", (x0, y0, x1, y1), (grid_h, grid_w))
         seeds &= parsed_hair > 0.5
-    if seeds.sum() < MIN_HAIR_SEEDS:
+    parsed_enough = parsed_hair is not None and int((parsed_hair > 0.5).sum()) >= MIN_HAIR_SEEDS
+    if seeds.sum() < MIN_HAIR_SEEDS and not parsed_enough:
         return layer  # bald, hair as pale as the skin, or no hair in view: hair is left alone
-    hair_model = _gaussian(lab[seeds])
+    hair_model = colour.gaussian(lab[seeds]) if seeds.sum() >= MIN_HAIR_SEEDS else None
     # hair by its colour in the segmenter's notches (beside a jaw) is the person's: left out, it stayed brown
     notch = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(NOTCH * width_grid)) + 1,) * 2)
     filled = cv2.morphologyEx(person, cv2.MORPH_CLOSE, notch) * (apart if apart is not None else np.float32(1.0))
     region = filled * not_face if parsed_hair is None else person * not_face * parsed_hair
-    share = _connected_below(_hair_share(lab, skin_model, hair_model) * region, float(local[MOUTH_CENTRE, 1]))
+    if parsed_hair is None:
+        share = _connected_below(colour.hair_share(lab, skin_model, hair_model) * region, float(local[MOUTH_CENTRE, 1]))
+    else:  # the parser's hair is hair whatever its colour: blonde highlights like the skin's stayed out, a patchwork
+        share = region
     layer.person = np.maximum(person, share).astype(np.float32)
     light = head_light(grid, seen, lab_to_rgb(skin_model[0]))
     fields = _grey_fields(grid, share, light * np.float32(level * skin), width_grid)
@@ -381,7 +389,13 @@ def hair_layer(
     weight = read_grid(region, layer.box, (px0, py0, px1, py1))  # the region at the photo's resolution
     if parsed is not None:
         weight = np.minimum(weight, parsed.hair_at(px0, py0, px1, py1))
-    fine = np.clip(_hair_share(_lab(rgb[py0:py1, px0:px1]), skin_model, hair_model) / SURE_SHARE, 0.0, 1.0) * weight
+    fine = weight if parsed is not None else np.empty(weight.shape, np.float32)
+    for top, bottom in row_bands(py1 - py0, px1 - px0) if parsed is None else ():
+        # pixel by pixel, in bands: Lab floats of a 12 MP photo's hair are 44 MB
+        lab = colour.lab_of(rgb[py0 + top : py0 + bottom, px0:px1])
+        fine[top:bottom] = (
+            np.clip(colour.hair_share(lab, skin_model, hair_model) / SURE_SHARE, 0.0, 1.0) * weight[top:bottom]
+        )
     layer.hair_box = (px0, py0, px1, py1)
     layer.share = np.round(255.0 * np.clip(fine, 0.0, 1.0)).astype(np.uint8)
     return layer
@@ -429,42 +443,6 @@ def _connected_below(share: np.ndarray, mouth_row: float) -> np.ndarray:
     out = share.copy()
     out[first_below:] *= cv2.GaussianBlur(kept, (0, 0), 1.0)[first_below:]
     return out
-
-
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    """float32 CIE Lab (L 0..100) of uint8 RGB."""
-    return cv2.cvtColor(rgb.astype(np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_RGB2LAB)
-
-
-def _gaussian(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and inverse covariance (regularised: a few Lab units of spread at least) of (n, 3) samples."""
-    mean = samples.mean(axis=0)
-    covariance = np.cov(samples, rowvar=False) + np.eye(3) * 4.0
-    return mean.astype(np.float32), np.linalg.inv(covariance).astype(np.float32)
-
-
-def _skin_model(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The skin's colour model from the face's pixels, without the darkest twelfth (brows, lashes, nostrils, lips'
-    gap) and the brightest fiftieth (highlights): its spread keeps skin in shadow (a temple, a forehead's top)
-    skin."""
-    lightness = samples[:, 0]
-    low, high = np.percentile(lightness, [8, 98])
-    return _gaussian(samples[(lightness >= low) & (lightness <= high)])
-
-
-def _hair_share(lab: np.ndarray, skin: tuple[np.ndarray, np.ndarray], hair: tuple[np.ndarray, np.ndarray]):
-    """(h, w) 0..1: each pixel's place between the skin's and the hair's mean colour, where its colour is more
-    likely the hair's (the hair model's spread doubled: a mixed pixel is neither's)."""
-    skin_mean, skin_inverse = skin
-    hair_mean, hair_inverse = hair
-    axis = hair_mean - skin_mean
-    place = ((lab - skin_mean) @ axis) / max(float(axis @ axis), 1e-6)
-    place = np.clip((place - PLACE_FLOOR) / (1.0 - PLACE_FLOOR), 0.0, 1.0)  # skin a little darker is still skin
-    d_skin = np.einsum("...i,ij,...j->...", lab - skin_mean, skin_inverse, lab - skin_mean)
-    d_hair = np.einsum("...i,ij,...j->...", lab - hair_mean, hair_inverse * 0.5, lab - hair_mean)
-    log_ratio = 0.5 * (d_skin - d_hair) + 1.5 * np.log(2.0)  # the broadened model's normalisation
-    likely = 1.0 / (1.0 + np.exp(-np.clip(log_ratio, -30.0, 30.0)))
-    return (place * likely).astype(np.float32)
 
 
 def _grey_fields(grid: np.ndarray, share: np.ndarray, grey: np.ndarray, face_width: float) -> np.ndarray:

@@ -28,6 +28,7 @@ from ganime_age.engine.frames import (
     GridFrame,
     PhotoCrop,
     Template,
+    fade_out,
     log_image,
     photo_crop,
     template_for,
@@ -180,8 +181,8 @@ class FittedEngine(HubModel):
         grid_points = points.copy()
         grid_points[:, :2] = frame.to_grid(points)
         grid_points[:, 2] = points[:, 2] * sx
-        roi = np.ascontiguousarray(rgb[y0:y1, x0:x1])
-        grid_rgb = cv2.resize(roi, (grid_w, grid_h), interpolation=cv2.INTER_AREA) if scale < 1.0 else roi
+        roi = rgb[y0:y1, x0:x1]  # read in place: a contiguous copy of a 12 MP photo's face region was 25 MB
+        grid_rgb = cv2.resize(roi, (grid_w, grid_h), interpolation=cv2.INTER_AREA) if scale < 1.0 else roi.copy()
         raster = rasterise(
             grid_points[:NUM_MESH_VERTICES, :2],
             template.triangles,
@@ -363,36 +364,37 @@ class FittedEngine(HubModel):
             for lift, amount in lifts:
                 lift.lift(greyed, (gx0, gy0), amount)
             source = PhotoCrop(greyed, gx0, gy0)
-        edited = photo_crop(source, (x0, y0, x1, y1)).copy()
-        mask = np.zeros((y1 - y0, x1 - x0), np.float32)
-        if hair > 0.0:
-            hx0, hy0, hx1, hy1 = layer.hair_box
-            share = layer.share.astype(np.float32) * np.float32(hair / 255.0)
-            mask[hy0 - y0 : hy1 - y0, hx0 - x0 : hx1 - x0] = share
-        for lift, amount in lifts:
-            bx0, by0, bx1, by1 = lift.box
-            inner = mask[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0]
-            np.maximum(inner, lift.changed * np.float32(amount), out=inner)
         moved = None
-        if found is not None:
+        if found is not None:  # the face first: its cubic read's positions are the largest thing an edit holds
             (ex0, ey0, ex1, ey1), part = found
             frame = face.frame
-            engine_mask = frame.field_to_photo(changed, *part)
-            if sample is not None:
-                moved = ((ex0, ey0, ex1, ey1), engine_mask)
             original = photo_crop(source, (ex0, ey0, ex1, ey1))
             if sample is not None:
                 # one cubic remap of the input's own pixels (one two-channel map: slicing x and y apart copies both)
                 positions = frame.field_to_photo(frame.positions_to_photo(sample), *part)
                 face_pixels = resample(photo_crop(source, face.box), positions)
+                del positions  # two float32 channels over the face's region (67 MB at 12 MP)
             else:
                 face_pixels = original.copy()
+            engine_mask = frame.field_to_photo(changed, *part).copy()  # not the whole region's resize, held
+            if sample is not None:
+                moved = ((ex0, ey0, ex1, ey1), engine_mask)
             if factor is not None:
                 _repaint_box(face_pixels, factor, painted, frame, (ex0, ey0, ex1, ey1))
             if moving:
                 smile = float(np.asarray(target_aus)[AU_NAMES.index("AU12")])
                 paint_mouth(self, face_pixels, face, moves, (ex0, ey0), smile, mouth)
             cv2.copyTo(original, cv2.compare(engine_mask, 0.0, cv2.CMP_LE), face_pixels)  # untouched: the input's
+        edited = photo_crop(source, (x0, y0, x1, y1)).copy()
+        mask = np.zeros((y1 - y0, x1 - x0), np.float32)
+        if hair > 0.0:
+            hx0, hy0, hx1, hy1 = layer.hair_box
+            np.multiply(layer.share, np.float32(hair / 255.0), out=mask[hy0 - y0 : hy1 - y0, hx0 - x0 : hx1 - x0])
+        for lift, amount in lifts:
+            bx0, by0, bx1, by1 = lift.box
+            inner = mask[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0]
+            np.maximum(inner, lift.changed * np.float32(amount), out=inner)
+        if found is not None:
             edited[ey0 - y0 : ey1 - y0, ex0 - x0 : ex1 - x0] = face_pixels
             inner = mask[ey0 - y0 : ey1 - y0, ex0 - x0 : ex1 - x0]
             np.maximum(inner, engine_mask, out=inner)
@@ -406,12 +408,7 @@ class FittedEngine(HubModel):
             inner = person[my0 - y0 : my1 - y0, mx0 - x0 : mx1 - x0]
             inner[(moved_mask > 0.0) & (inner >= MOVED_EDGE)] = 255
         original = rgb[y0:y1, x0:x1]
-        edge = (person > 0) & (person < 255)  # the silhouette's soft edge: the edit fades out there
-        if edge.any():
-            weight = person[edge].astype(np.float32)[:, None] * np.float32(1.0 / 255.0)
-            mixed = weight * edited[edge] + (1.0 - weight) * original[edge]
-            edited[edge] = np.round(mixed).astype(np.uint8)
-        mask *= person.astype(np.float32) * np.float32(1.0 / 255.0)
+        fade_out(edited, original, person, mask)  # the silhouette's soft edge: the edit fades out there
         cv2.copyTo(original, cv2.compare(mask, 0.0, cv2.CMP_LE), edited)  # untouched pixels: the input's own
         return (x0, y0, x1, y1), edited, mask
 

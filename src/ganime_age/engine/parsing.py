@@ -38,6 +38,10 @@ GROW = 0.02  # face widths: the parse's person grown by this (its outline runs i
 FEATHER = 0.012  # face widths: and feathered this softly; the hair is feathered as softly but never grown (grown,
 # its greying reached past the hair's outline and drew a grey halo on the wall beside it)
 EDGE = 0.04  # of the square's side: the masks fade to nothing over this much before its edge
+BACKGROUND_REACH = (0.1, 0.4)  # face widths from the hair: the background there is what hair must not look like
+MIN_BACKGROUND_PIXELS = 200  # of the parser's square: fewer, and the background says nothing
+BACKGROUND_SPREAD = 3.0  # Lab units added to the background's spread (a flat wall is not a point)
+UNLIKE = (1.25, 2.5)  # the background's standard deviations from its colour: hair there is unsure, from here sure
 
 
 @dataclass
@@ -90,13 +94,40 @@ def parse_head(rgb: np.ndarray, points: np.ndarray, parse: Parser) -> HeadParse:
     hair = own & (labels == HAIR)
     width_px = face_width * scale
     fade = _edge_fade(size)
-    anyone = ((labels != BACKGROUND) & (inside_photo > 0)).astype(np.float32)
+    anyone = (labels != BACKGROUND) & (inside_photo > 0)
+    wall = (labels == BACKGROUND) & (inside_photo > 0)
+    sure = _unlike_background(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), hair, wall, width_px)
     return HeadParse(
         (x0, y0, x1, y1),
         _grown(own, width_px, GROW) * fade,
-        _grown(hair, width_px, 0.0) * fade,
-        anyone,
+        _grown(hair, width_px, 0.0) * fade * sure,
+        anyone.astype(np.float32),
     )
+
+
+def _unlike_background(rgb: np.ndarray, hair: np.ndarray, background: np.ndarray, face_width: float) -> np.ndarray:
+    """(n, n) float32 0..1: how surely each pixel's colour is not the background's beside the head (1 where too
+    little background is in view to say). In a dark, grainy scan the parser called the black wall around a bald
+    head hair, and greying drew a grey cape around it; hair of the wall's own colour is unsure, and fades out."""
+
+    def grown(reach: float) -> np.ndarray:
+        radius = max(1, round(reach * face_width))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+        return cv2.dilate(hair.astype(np.uint8), kernel) > 0
+
+    # the wall a little way off the hair: right beside it, a tight crop's "background" is often hair the parser
+    # gave up on, and hair measured against itself faded out on every UTKFace chip
+    wall = grown(BACKGROUND_REACH[1]) & ~grown(BACKGROUND_REACH[0]) & background
+    if int(wall.sum()) < MIN_BACKGROUND_PIXELS:
+        return np.ones(hair.shape, np.float32)
+    lab = cv2.cvtColor(rgb.astype(np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_RGB2LAB)
+    samples = lab[wall]
+    mean = samples.mean(axis=0)
+    inverse = np.linalg.inv(np.cov(samples, rowvar=False) + np.eye(3) * BACKGROUND_SPREAD**2)
+    away = lab - mean
+    distance = np.sqrt(np.einsum("...i,ij,...j->...", away, inverse, away))
+    unlike = np.clip((distance - UNLIKE[0]) / (UNLIKE[1] - UNLIKE[0]), 0.0, 1.0).astype(np.float32)
+    return cv2.GaussianBlur(unlike, (0, 0), max(FEATHER * face_width, 0.7))
 
 
 def _own_components(person: np.ndarray, mesh: np.ndarray) -> np.ndarray:

@@ -34,6 +34,8 @@ STRAIGHT = (0.2, 0.5)  # coherence: hair runs no one way below the first, surely
 # the last darker, by up to half of this
 STRAND_SPREAD = 0.3
 SEED = 20260  # the same photo gives the same strands, edit after edit
+STRAND_LIFT = 0.35  # share of grey hair's brightness gain that the strands' light and dark deviations keep
+STRAND_CEILING = 1.1  # grey hair's brightness: the lightest a greyed strand gets (unless it was lighter)
 
 
 def strand_order(rgb: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +83,27 @@ def strand_lightness(order: np.ndarray, strandness: np.ndarray) -> np.ndarray:
     and `strandness` (uint8 both): the first strands to grey are the whitest."""
     ranks = order.astype(np.float32) * np.float32(1.0 / 255.0)
     return (0.5 - ranks) * strandness.astype(np.float32) * np.float32(2.0 * STRAND_SPREAD / 255.0)
+
+
+def grey_change(
+    fields: np.ndarray, brightness: np.ndarray, share: np.ndarray, order: np.ndarray, strandness: np.ndarray
+) -> np.ndarray:
+    """(h, w, 3) int16: what fully greying adds to hair pixels of `brightness` (h, w) with their held hair `share`,
+    the strands' `order` and `strandness` there and the hair's `fields` (:meth:`.hair.HairLayer.fields_at`): the
+    whole box's :meth:`.hair.HairLayer.full_change`, a band of rows at a time."""
+    # strands' light and dark grow with the brightness inside the hair only: a hairline pixel part skin is
+    # bright for its skin, and its lift printed a pale band along the hairline
+    inside = np.clip((share - 0.6) / 0.3, 0.0, 1.0)
+    strands = (brightness - fields[..., 3]) * fields[..., 4] * inside * np.float32(STRAND_LIFT)
+    grey = fields[..., 3] + fields[..., :3].mean(axis=2)  # grey hair's brightness
+    strands += strand_lightness(order, strandness) * grey * inside  # fully grey hair has strands
+    added = share[..., None] * (fields[..., :3] + strands[..., None])
+    # and no pixel ends brighter than grey hair's lightest strands, or than it was
+    ceiling = np.maximum(grey * np.float32(STRAND_CEILING), brightness)
+    lift = added.mean(axis=2)
+    over = brightness + lift - ceiling
+    added -= (np.clip(over, 0.0, None) / np.maximum(lift, 1e-3) * (lift > 0))[..., None] * added
+    return np.round(added).astype(np.int16)
 
 
 def strandness(lift: np.ndarray, coherence: np.ndarray, face_width: float) -> np.ndarray:
