@@ -203,12 +203,14 @@ class Reenactment:
         own = np.asarray(source.aus, np.float32)
         return own + np.float32(share) * (np.asarray(driver.aus, np.float32) - own)
 
-    def driver_mouth(self, rgb: np.ndarray, driver: Any) -> np.ndarray | None:
-        """The driver's own open mouth, relative to its skin (:func:`ganime_age.engine.mouth.own_interior`): its
-        real teeth and the dark behind them, where a median of many mouths paints a smooth white bar."""
+    def own_mouth(self, rgb: np.ndarray, source: Any) -> np.ndarray | None:
+        """The person's own open mouth where their photo shows it, relative to its skin
+        (:func:`ganime_age.engine.mouth.own_interior`): their real teeth and the dark behind them; None where the
+        lips are closed, and the fitted interior is painted in the person's light. Never the driver's: a laughing
+        older man's stained teeth were pasted into a young woman's mouth."""
         from ganime_age.engine.mouth import own_interior
 
-        return own_interior(rgb, driver.landmarks.landmarks, self.engine.config.mouth_grid)
+        return own_interior(rgb, source.landmarks.landmarks, self.engine.config.mouth_grid)
 
     def ageing_plan(
         self, session: PhotoSession, source: Any, age: float | None, source_age: float | None = None
@@ -248,7 +250,7 @@ class Reenactment:
 
         The classical path: the edit engine moves the face to the target landmarks brought back to the photo's
         own head pose (the driver's expression: one warp at full resolution), paints the AUs, the age and an
-        opening mouth's interior (`mouth`: the driver's own, :meth:`driver_mouth`), and the photo's head,
+        opening mouth's interior (`mouth`: the person's own, :meth:`own_mouth`), and the photo's head,
         turned in 3-D (:mod:`ganime_age.engine.turning`), then takes the driver's pose. With a learned
         reenactor, that network poses the face and the engine then adds age and AUs. `person`: the person's own
         photos (:mod:`.person`), which the classical path's age takes the features of.
@@ -296,7 +298,7 @@ class Reenactment:
         src = self.source_face(session, face)
         drv = self.driver_face(driver_rgb, driving_face)
         plan = self.ageing_plan(session, src, age, source_age)
-        mouth = self.driver_mouth(driver_rgb, drv)
+        mouth = self.own_mouth(session.rgb, src)
         aus = self.trusted_aus(src, drv)
         out = self.render(session, src, self.target_landmarks(src, drv), plan, aus, aus_scale, mouth, person)
         return Image.fromarray(out)
@@ -351,7 +353,7 @@ class Reenactment:
         target: np.ndarray | None = None
         first: Any = None  # the driver's first face
         aus = np.zeros_like(np.asarray(src.aus, np.float32))
-        mouth: np.ndarray | None = None  # the driver's own open mouth in its latest frame with a face
+        mouth = self.own_mouth(session.rgb, src)  # the person's own open mouth, where the photo shows one
         found = 0
         # what every frame shares is made once, before the threads that render frames start
         if self.reenactor is None:
@@ -391,7 +393,7 @@ class Reenactment:
                         if smoothing:
                             new_target = (landmark_filter(new_target / scale) * scale).astype(np.float32)
                             new_aus = np.clip(au_filter(new_aus / AU_MAX) * AU_MAX, 0.0, AU_MAX).astype(np.float32)
-                        target, aus, mouth = new_target, new_aus, self.driver_mouth(frame, drv)
+                        target, aus = new_target, new_aus
                     if target is None:
                         done: Future[np.ndarray] = Future()
                         done.set_result(rgb)
