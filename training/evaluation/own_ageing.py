@@ -62,11 +62,13 @@ class OwnAgeingEvaluation:
     def run(args: argparse.Namespace) -> dict[str, Any]:
         from ganime_age.editing import EditorConfig, FaceEditor
         from training.data.fgnet import parse_fgnet
+        from training.evaluation.gates import Judge
         from training.evaluation.judges import DlibIdentity
 
         started = time.perf_counter()
         editor = FaceEditor.from_pretrained(config=EditorConfig(device="cpu"))
         identity = DlibIdentity()
+        judge = Judge(editor, identity)
         listing = parse_fgnet(Path(args.fgnet))
         by_person: dict[str, list[Any]] = {}
         for photo in listing.photos:
@@ -80,7 +82,7 @@ class OwnAgeingEvaluation:
         for label, span, near in spans:
             rows = []
             for person in people:
-                row = one_person(editor, identity, by_person[person], span, near)
+                row = one_person(editor, identity, by_person[person], span, near, judge)
                 if row is not None:
                     false_alarms += row.pop("unlike")
                     checked += row.pop("own_total")
@@ -102,12 +104,23 @@ class OwnAgeingEvaluation:
             "dlib distance",
             "closer than adult",
             "closer than general",
+            "age error: shipped / second network",
         ]
         rows = []
         for label, part in result["spans"].items():
-            rows.append([label, part["people"], "adult photo itself", "—", f"{part['adult']:.3f}", "—", "—"])
+            rows.append([label, part["people"], "adult photo itself", "—", f"{part['adult']:.3f}", "—", "—", "—"])
+            general_errors = " / ".join(f"{e:.1f}" for e in part.get("general_age_errors", []))
             rows.append(
-                [label, part["people"], "general", 0, f"{part['general']:.3f}", f"{part['general_vs_adult']:.0%}", "—"]
+                [
+                    label,
+                    part["people"],
+                    "general",
+                    0,
+                    f"{part['general']:.3f}",
+                    f"{part['general_vs_adult']:.0%}",
+                    "—",
+                    general_errors,
+                ]
             )
             for key, row in part["own"].items():
                 rows.append(
@@ -119,6 +132,7 @@ class OwnAgeingEvaluation:
                         f"{row['distance']:.3f}",
                         f"{row['vs_adult']:.0%}",
                         f"{row['vs_general']:.0%}",
+                        " / ".join(f"{e:.1f}" for e in row.get("age_errors", [])),
                     ]
                 )
         lines += [markdown_table(headers, rows), ""]
@@ -129,8 +143,11 @@ class OwnAgeingEvaluation:
         return "\n".join(lines) + "\n"
 
 
-def one_person(editor: Any, identity: Any, photos: list[Any], span: tuple[int, int], near: float) -> dict | None:
-    """One person's edits and their dlib distances to the real target photo; None where a photo cannot be read."""
+def one_person(
+    editor: Any, identity: Any, photos: list[Any], span: tuple[int, int], near: float, judge: Any = None
+) -> dict | None:
+    """One person's edits and their dlib distances to the real target photo, and (with a `judge`) both age networks'
+    readings of the general and the personal edits; None where a photo cannot be read."""
     import warnings
 
     from ganime_age.errors import GanimeAgeError
@@ -149,6 +166,7 @@ def one_person(editor: Any, identity: Any, photos: list[Any], span: tuple[int, i
         row: dict[str, Any] = {"adult": identity.distance(identity.embed(adult_rgb), real)}
         general = np.asarray(editor.edit(adult_rgb, age=float(target.age), source_age=float(adult.age)))
         row["general"] = identity.distance(identity.embed(general), real)
+        row["general_ages"] = _ages(judge, general)
         order = np.argsort(np.abs(everyone.ages - target.age), kind="stable")
         for count in COUNTS:
             key = "all" if count is None else str(count)
@@ -158,13 +176,29 @@ def one_person(editor: Any, identity: Any, photos: list[Any], span: tuple[int, i
                 editor.edit(adult_rgb, age=float(target.age), source_age=float(adult.age), person=person)
             )
             row[key] = identity.distance(identity.embed(edited), real)
+            row[f"{key}_ages"] = _ages(judge, edited)
             row[f"{key}_given"] = len(person)
     except GanimeAgeError:
         return None
     row["person"], row["adult_photo"], row["target_photo"] = adult.person, adult.path.name, target.path.name
+    row["target_age"] = float(target.age)
     row["unlike"] = sum("someone else" in note for note in everyone.notes)
     row["own_total"] = len(everyone)
     return row
+
+
+def _ages(judge: Any, rgb: np.ndarray) -> list[float]:
+    """Both age networks' readings of an edit (the editor's shipped estimator, then its second); NaN unread."""
+    reading = judge.read(rgb) if judge is not None else None
+    if reading is None:
+        return [float("nan"), float("nan")]
+    return [reading.age, judge.other_age(rgb, reading)]
+
+
+def age_errors(rows: list[dict], key: str) -> list[float]:
+    """Each network's mean absolute error of the edits `key` against their target ages."""
+    errors = np.array([np.abs(np.asarray(r[f"{key}_ages"], np.float64) - r["target_age"]) for r in rows])
+    return [finite_mean(errors[:, k]) for k in range(errors.shape[1])]
 
 
 def summarise(rows: list[dict]) -> dict[str, Any]:
@@ -183,12 +217,14 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
             "distance": finite_mean(mine),
             "vs_adult": float(np.mean(mine < adult)),
             "vs_general": float(np.mean(mine < general)),
+            "age_errors": age_errors(rows, key),
         }
     return {
         "people": len(rows),
         "adult": finite_mean(adult),
         "general": finite_mean(general),
         "general_vs_adult": float(np.mean(general < adult)),
+        "general_age_errors": age_errors(rows, "general"),
         "own": own,
         "rows": rows,
     }
