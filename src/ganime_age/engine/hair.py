@@ -362,14 +362,14 @@ def hair_layer(
     if seeds.sum() < MIN_HAIR_SEEDS and not parsed_enough:
         return layer  # bald, hair as pale as the skin, or no hair in view: hair is left alone
     hair_model = colour.gaussian(lab[seeds]) if seeds.sum() >= MIN_HAIR_SEEDS else None
-    # hair by its colour in the segmenter's notches (beside a jaw) is the person's: left out, it stayed brown
-    notch = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(NOTCH * width_grid)) + 1,) * 2)
-    filled = cv2.morphologyEx(person, cv2.MORPH_CLOSE, notch) * (apart if apart is not None else np.float32(1.0))
-    region = filled * not_face if parsed_hair is None else person * not_face * parsed_hair
     if parsed_hair is None:
+        # hair by its colour in the segmenter's notches (beside a jaw) is the person's: left out, it stayed brown
+        notch = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(NOTCH * width_grid)) + 1,) * 2)
+        filled = cv2.morphologyEx(person, cv2.MORPH_CLOSE, notch) * (apart if apart is not None else np.float32(1.0))
+        region = filled * not_face
         share = _connected_below(colour.hair_share(lab, skin_model, hair_model) * region, float(local[MOUTH_CENTRE, 1]))
     else:  # the parser's hair is hair whatever its colour: blonde highlights like the skin's stayed out, a patchwork
-        share = region
+        region = share = person * not_face * parsed_hair
     layer.person = np.maximum(person, share).astype(np.float32)
     light = head_light(grid, seen, lab_to_rgb(skin_model[0]))
     fields = _grey_fields(grid, share, light * np.float32(level * skin), width_grid)
