@@ -109,6 +109,35 @@ def test_mirroring_flips_yaw(analyzer: FaceAnalyzer, shared_dir: Path) -> None:
     assert mirrored_yaw < -10, mirrored_yaw
 
 
+def test_a_face_read_mirrored_is_the_face_read_directly(analyzer: FaceAnalyzer, astronaut: np.ndarray) -> None:
+    """The landmarker's retry on a mirrored crop reindexes the mesh to the face's own sides and flips it back."""
+    landmarker = analyzer.landmarker
+    detection = analyzer.analyze(astronaut)[0].detection
+    direct = landmarker._analyze(astronaut, detection, landmarker.padding, mirrored=False)
+    mirrored = landmarker._analyze(astronaut, detection, landmarker.padding, mirrored=True)
+    width = float(np.ptp(direct.landmarks[:, 0]))
+    gaps = np.linalg.norm(direct.landmarks[:, :2] - mirrored.landmarks[:, :2], axis=1)
+    assert np.median(gaps) < 0.02 * width and gaps.max() < 0.08 * width, (np.median(gaps), gaps.max(), width)
+    assert np.abs(direct.pose - mirrored.pose).max() < 4.0, (direct.pose, mirrored.pose)
+    assert direct.pose[0] * mirrored.pose[0] > 0 or abs(direct.pose[0]) < 3.0  # yaw keeps its sign
+    assert set(mirrored.blendshapes) == set(direct.blendshapes)
+
+
+def test_faces_the_landmarker_misses_at_first_are_read(analyzer: FaceAnalyzer, shared_dir: Path) -> None:
+    """A turned face cut close (UTKFace) and a blurred one: MediaPipe finds no face in the usual crop of either
+    (they were refused as turned too far); the mirrored crop finds both."""
+    landmarker = analyzer.landmarker
+    for stem in ("22_1_1_20170112230450501", "26_0_0_20170113210127287"):
+        image = utk(shared_dir, stem)
+        [face] = analyzer.analyze(image)
+        assert landmarker._analyze(image, face.detection, landmarker.padding, mirrored=False) is None, stem
+        assert face.landmarks is not None, stem
+        irises = face.landmarks.landmarks[[468, 473], :2]  # the iris centres, left to right, on YuNet's eyes
+        irises, eyes = irises[np.argsort(irises[:, 0])], face.detection.points[:2]
+        eyes = eyes[np.argsort(eyes[:, 0])]
+        assert np.linalg.norm(irises - eyes, axis=1).max() < 0.15 * face.detection.box[2], stem
+
+
 def test_roll_follows_image_rotation(analyzer: FaceAnalyzer, astronaut: np.ndarray) -> None:
     import cv2
 

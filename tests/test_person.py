@@ -98,6 +98,25 @@ def test_an_adult_made_a_child_comes_closer_to_their_real_photo_at_that_age(
     assert d_own < d_general and d_own < d_adult, (d_own, d_general, d_adult)
 
 
+def test_own_photos_years_older_than_the_target_do_not_age_the_edit(editor: FaceEditor, fgnet: Path) -> None:
+    """FG-NET 034 made 4, given her other photos (the nearest at 11: hard-lit, blurred scans): taken whole, they
+    made the edit read 23 on the shipped estimator (the general edit: 4). The edit takes their features' shapes
+    and tones, the bank's sharp children the finest detail and part of the whole, and reads a child."""
+    from training.data.fgnet import parse_fgnet
+    from training.evaluation.own_ageing import ADULT as ADULT_AGES
+    from training.evaluation.own_ageing import CHILD, own_photos, pick
+
+    photos = [p for p in parse_fgnet(fgnet.parent).photos if p.person == "034"]
+    adult, target = pick(photos, ADULT_AGES, 30), pick(photos, CHILD, 6)
+    assert (adult.path.name, target.path.name) == ("034A30.JPG", "034A04.JPG")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        person = editor.person([(p.path, float(p.age)) for p in own_photos(photos, adult, target)])
+    general = editor.estimate_age(editor.edit(adult.path, age=4, source_age=30), face=0)
+    own = editor.estimate_age(editor.edit(adult.path, age=4, source_age=30, person=person), face=0)
+    assert own < general + 4.0, (own, general)
+
+
 def test_age_strip_and_reenact_take_the_person(person: Person, editor: FaceEditor, fgnet: Path) -> None:
     plain = editor.age_strip(fgnet / ADULT, ages=[5], source_age=29)
     own = editor.age_strip(fgnet / ADULT, ages=[5], source_age=29, person=person)
@@ -211,7 +230,11 @@ def test_the_own_ageing_evaluation_runs_on_one_person(fgnet: Path, tmp_path: Pat
     from training.evaluate import main
 
     out = tmp_path / "own.json"
-    assert main(["own-ageing", "--fgnet", str(fgnet.parent), "--max-people", "1", "--json", str(out)]) == 0
+    args = ["own-ageing", "--fgnet", str(fgnet.parent), "--max-people", "1", "--json", str(out)]
+    assert main([*args, "--samples", str(tmp_path / "grids")]) == 0
     part = json.loads(out.read_text())["spans"]["3-10"]
     assert part["people"] == 1 and set(part["own"]) == {"1", "3", "all"}
     assert 0.0 < part["own"]["all"]["distance"] < 1.5
+    grid = np.asarray(Image.open(tmp_path / "grids" / "own_ageing_3-10.jpg"))
+    assert grid.shape[0] == 256 and grid.shape[1] > 4 * 256  # one person: the label, then four faces
+    assert grid[:, -256:].std() > 20  # the real photo's face, not a blank

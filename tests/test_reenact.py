@@ -363,6 +363,34 @@ def test_reenact_takes_the_source_age_the_user_gives(faces: list, editor) -> Non
         editor.reenact(src, drv, age=70, source_age=140)
 
 
+def test_a_driver_turned_past_the_heads_reach_is_followed_as_far_as_it_can_be_with_a_note(
+    shared_dir: Path, analyzer: FaceAnalyzer, editor
+) -> None:
+    """The source turned 35 degrees one way, the driver the same face mirrored (turned as far the other way): the
+    head turns as far as it can, reads turned by about that much, and a TurnBeyondReachWarning says so; a driver
+    within reach gets no note."""
+    import warnings
+
+    from ganime_age.errors import TurnBeyondReachWarning
+    from ganime_age.face_model import head_pose
+
+    path = shared_dir / "datasets" / "utkface" / "26_1_2_20170117201411430.jpg.chip.jpg"
+    rgb = load_image(path)
+    analysis = analyzer.analyze(rgb)[0]
+    mirrored = np.ascontiguousarray(rgb[:, ::-1])
+    wanted = 2.0 * abs(float(head_pose(analysis.landmarks.landmarks)[0]))
+    reach = editor.reenactment.shape.config.max_turn_degrees
+    assert wanted > reach + 20.0, wanted
+    with pytest.warns(TurnBeyondReachWarning, match="as far as it can be"):
+        out = np.asarray(editor.reenact(rgb, mirrored))
+    turned = editor.analyze(out)[0].landmarks.landmarks
+    reached = abs(float(head_pose(turned)[0] - head_pose(analysis.landmarks.landmarks)[0]))
+    assert 0.5 * reach < reached < wanted - 20.0, (reached, reach, wanted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TurnBeyondReachWarning)
+        editor.reenact(rgb, path)  # the face's own pose: no turn
+
+
 def test_reenact_odd_inputs(faces: list, editor, tmp_path: Path) -> None:
     engine = editor.reenactment
     src = faces[0][0]

@@ -51,6 +51,7 @@ COMMANDS: dict[str, str] = {
     "yaw-bands": "training.evaluation.yaw_bands:YawBandEvaluation",
     "ages": "training.evaluation.ages:AgesEvaluation",
     "own-ageing": "training.evaluation.own_ageing:OwnAgeingEvaluation",
+    "grey-hair": "training.evaluation.grey_hair:GreyHairEvaluation",
 }
 
 DEFAULT_AGES = "10,20,30,40,50,60,70,80"

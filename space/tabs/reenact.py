@@ -12,8 +12,11 @@ photo (the head turns and nods through the classical warp): ``python -m space.ta
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,26 @@ def method_note(editor: Any) -> str:
     return note
 
 
+@contextlib.contextmanager
+def reach_notes() -> Iterator[list[str]]:
+    """The notes (" The driving face ...") of a reenactment whose driver was turned past what the photo's head can
+    follow (:class:`~ganime_age.errors.TurnBeyondReachWarning`), to show beside the result."""
+    from ganime_age.errors import TurnBeyondReachWarning
+
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TurnBeyondReachWarning)
+        yield notes
+    for caught_warning in caught:
+        text = str(caught_warning.message)
+        if issubclass(caught_warning.category, TurnBeyondReachWarning):
+            notes.append(f" {text[:1].upper()}{text[1:]}.")
+        else:  # any other warning goes on as it came
+            warnings.warn_explicit(
+                caught_warning.message, caught_warning.category, caught_warning.filename, caught_warning.lineno
+            )
+
+
 def build_tab(editor_provider: EditorProvider) -> None:
     """Build the Reenactment tab inside the current `gr.Tab`."""
 
@@ -84,8 +107,9 @@ def build_tab(editor_provider: EditorProvider) -> None:
                 note = " No age estimator is loaded, so the age is kept without the expression/age step."
             else:
                 note = ""
-            image = editor.reenact(source, driving, age=age, aus_scale=aus_scale, face=face)
-            return image, method_note(editor) + note
+            with reach_notes() as notes:
+                image = editor.reenact(source, driving, age=age, aus_scale=aus_scale, face=face)
+            return image, method_note(editor) + note + "".join(notes)
 
     @gpu(duration=240)
     @user_errors
@@ -96,17 +120,19 @@ def build_tab(editor_provider: EditorProvider) -> None:
             face = single_face(editor, source, face, "Reenactment")
             # written straight into gradio's cache: served from there, removed with it (delete_cache)
             out = Path(tempfile.mkdtemp(prefix="reenact-", dir=cache_folder())) / "reenacted.mp4"
-            editor.reenact_video(
-                source,
-                video,
-                out,
-                age=age,
-                aus_scale=aus_scale,
-                face=face,
-                max_frames=MAX_VIDEO_FRAMES,
-                show_progress_bar=False,
-            )
-            return str(out), method_note(editor) + f" At most {MAX_VIDEO_FRAMES} frames, with the driver's audio."
+            with reach_notes() as notes:
+                editor.reenact_video(
+                    source,
+                    video,
+                    out,
+                    age=age,
+                    aus_scale=aus_scale,
+                    face=face,
+                    max_frames=MAX_VIDEO_FRAMES,
+                    show_progress_bar=False,
+                )
+            frames = f" At most {MAX_VIDEO_FRAMES} frames, with the driver's audio."
+            return str(out), method_note(editor) + frames + "".join(notes)
 
     @user_errors
     def analyze_photo(photo: Any, model: str) -> tuple[Any, str]:

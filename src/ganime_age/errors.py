@@ -153,3 +153,8 @@ def exit_status(
             raise
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
+
+
+class TurnBeyondReachWarning(UserWarning):
+    """A driving face turned further from the photo's head than a photo's head can be turned: it is followed as far
+    as it can be (the rest of the turn would show a side of the head the photo never saw)."""

@@ -135,6 +135,24 @@ def canonical_face(landmarker_path: str | os.PathLike[str] | None = None) -> Can
     return _load_canonical(str(resolve_asset("face_landmarker", landmarker_path)))
 
 
+IRIS_MIRROR = {468: 473, 469: 476, 470: 475, 471: 474, 472: 477}  # each iris's centre, then +x, up, -x, down
+
+
+@functools.lru_cache(maxsize=4)
+def mirror_indices(landmarker_path: str | os.PathLike[str] | None = None) -> np.ndarray:
+    """(478,) for each landmark of the mesh, the landmark at its mirror image (the face's other side; a point on
+    the midline, itself): a mesh read off a mirrored photo, reindexed by it and its x flipped, is the photo's own.
+    From the canonical face, which is symmetric: each vertex's mirror is the vertex nearest its x flipped."""
+    vertices = canonical_face(landmarker_path).vertices
+    flipped = vertices * np.array([-1.0, 1.0, 1.0])
+    distances = np.linalg.norm(vertices[None, :, :] - flipped[:, None, :], axis=2)
+    mirror = np.argmin(distances, axis=1)
+    iris = np.arange(NUM_MESH_VERTICES, NUM_MESH_VERTICES + 2 * len(IRIS_MIRROR))
+    for a, b in IRIS_MIRROR.items():
+        iris[a - NUM_MESH_VERTICES], iris[b - NUM_MESH_VERTICES] = b, a
+    return np.concatenate([mirror, iris]).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class Similarity:
     """``observed = scale * rotation @ model + translation`` (3D, rotation proper)."""

@@ -34,6 +34,8 @@ CHILD = (3, 10)
 TEEN = (11, 17)
 UNSEEN = 2  # years around the target's age whose photos the edit must not be given
 COUNTS: tuple[int | None, ...] = (1, 3, None)  # own photos given: the nearest 1, 3, all (None)
+SHEET_PEOPLE = 8  # people on a span's sample grid
+TILE = 256  # pixels: a sample grid's tile
 
 
 def pick(photos: list[Any], span: tuple[int, int], near: float) -> Any | None:
@@ -56,13 +58,15 @@ class OwnAgeingEvaluation:
         parser.add_argument("--fgnet", required=True, help="the FG-NET folder (images/, points/)")
         parser.add_argument("--max-people", type=int, default=None, help="people taken, spread over the list")
         parser.add_argument("--teens", action="store_true", help="also a target at 11-17")
-        add_report_arguments(parser)
+        add_report_arguments(
+            parser, samples="write a grid per span here: adult photo, general edit, personal edit, real"
+        )
 
     @staticmethod
     def run(args: argparse.Namespace) -> dict[str, Any]:
         from ganime_age.editing import EditorConfig, FaceEditor
         from training.data.fgnet import parse_fgnet
-        from training.evaluation.gates import Judge
+        from training.evaluation.gates import Judge, labelled_grid, save_grid
         from training.evaluation.judges import DlibIdentity
 
         started = time.perf_counter()
@@ -80,14 +84,19 @@ class OwnAgeingEvaluation:
         result: dict[str, Any] = {"people": len(people), "spans": {}}
         false_alarms, checked = 0, 0
         for label, span, near in spans:
-            rows = []
+            rows, sheet = [], []
             for person in people:
                 row = one_person(editor, identity, by_person[person], span, near, judge)
                 if row is not None:
                     false_alarms += row.pop("unlike")
                     checked += row.pop("own_total")
+                    photos = row.pop("photos")
+                    if args.samples and len(sheet) < SHEET_PEOPLE:
+                        sheet.append((f"{row['person']}: to {row['target_age']:g}", sample_tiles(editor, photos)))
                     rows.append(row)
             result["spans"][label] = summarise(rows)
+            if sheet:
+                save_grid(Path(args.samples) / f"own_ageing_{label}.jpg", labelled_grid(sheet))
         result["identity_false_alarms"] = false_alarms
         result["identity_photos"] = checked
         result["seconds"] = time.perf_counter() - started
@@ -176,6 +185,7 @@ def one_person(
                 editor.edit(adult_rgb, age=float(target.age), source_age=float(adult.age), person=person)
             )
             row[key] = identity.distance(identity.embed(edited), real)
+            row["photos"] = (adult_rgb, general, edited, load_image(target.path))  # the last: all own photos
             row[f"{key}_ages"] = _ages(judge, edited)
             row[f"{key}_given"] = len(person)
     except GanimeAgeError:
@@ -185,6 +195,28 @@ def one_person(
     row["unlike"] = sum("someone else" in note for note in everyone.notes)
     row["own_total"] = len(everyone)
     return row
+
+
+def sample_tiles(editor: Any, photos: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+    """Each photo's face at its own resolution (a square of 1.6 face widths about it, shown at TILE px: FG-NET's
+    faces are 120-250 px wide, so about 1:1), the adult photo's square for its edits."""
+    import cv2
+
+    def square(rgb: np.ndarray) -> tuple[float, float, float]:
+        faces = [f for f in editor.analyze(rgb) if f.landmarks is not None]
+        if not faces:
+            return rgb.shape[1] / 2, rgb.shape[0] / 2, float(min(rgb.shape[:2]))
+        points = faces[0].landmarks.landmarks[:, :2]
+        return *points.mean(axis=0), 1.6 * float(np.ptp(points[:, 0]))
+
+    def tile(rgb: np.ndarray, at: tuple[float, float, float]) -> np.ndarray:
+        x, y, side = at
+        scale = TILE / side
+        matrix = np.array([[scale, 0.0, TILE / 2 - x * scale], [0.0, scale, TILE / 2 - y * scale]])
+        return cv2.warpAffine(rgb, matrix, (TILE, TILE), flags=cv2.INTER_AREA, borderValue=(255, 255, 255))
+
+    adult_square = square(photos[0])
+    return [tile(rgb, adult_square) for rgb in photos[:3]] + [tile(photos[3], square(photos[3]))]
 
 
 def _ages(judge: Any, rgb: np.ndarray) -> list[float]:

@@ -14,6 +14,9 @@ What is measured, by references the edit does not use:
   photo's border lie outside it;
 - **holes**: the share of the photo turned near-black (CIE L from 25 or more to under 12) outside the parser's
   hair (hair regaining a dark colour may be that dark);
+- each again outside the *edited* photo's head and hair as well (the same references read off the edit): a head
+  grown onto the wall, or a child's hair moved over the forehead by its growth, is the head's own change, not
+  spill or a hole;
 - **refused**: faces the detector found that the editor would not edit.
 """
 
@@ -130,6 +133,23 @@ def parsed_hair(rgb: np.ndarray, faces: list[Any], parser: Any) -> np.ndarray:
     return hair > 0.3
 
 
+def edited_head(editor: Any, edited: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(head and neck, hair) of the edited photo, as :func:`head_and_neck` and :func:`parsed_hair` read the
+    input's: where the edit moved a head (grown onto the wall, a child's hair over the forehead) its changed pixels
+    are the head's, not spill, and its dark hair no hole."""
+    from ganime_age.errors import GanimeAgeError
+
+    empty = np.zeros(edited.shape[:2], bool)
+    try:
+        faces = [f for f in editor.analyzer.analyze(edited) if f.landmarks is not None]
+    except GanimeAgeError:
+        return empty, empty
+    if not faces:
+        return empty, empty
+    analyzer = editor.analyzer
+    return head_and_neck(edited, faces, analyzer.segmenter), parsed_hair(edited, faces, analyzer.parser)
+
+
 def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool, sheet: list | None) -> dict:
     """Spill, holes and refusals of every photo made each of TARGETS."""
     from ganime_age.errors import GanimeAgeError
@@ -150,6 +170,8 @@ def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool,
 
         editor.sessions = SessionCache(lambda: analyzer, editor._read_age, prepare)
     spill, holes, refused, found, names = [], [], 0, 0, []
+    spill_edited: list[float] = []
+    holes_edited: list[float] = []
     for name, rgb in photos:
         editor.sessions.clear()
         try:
@@ -172,6 +194,10 @@ def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool,
             spill.append(float((changed & ~region).mean()))
             names.append(f"{name} -> {target:g}")
             holes.append(float(black.mean()))
+            # the edit's own head too: a head grown onto the wall, hair a child's growth moved over the forehead
+            edited_region, edited_hair = edited_head(editor, edited)
+            spill_edited.append(float((changed & ~region & ~edited_region).mean()))
+            holes_edited.append(float((black & ~edited_hair).mean()))
             if sheet is not None:
                 sheet.append((f"{name} -> {target:g}", rgb, edited, changed & ~region))
     return {
@@ -180,6 +206,11 @@ def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool,
         "spill_worst_edit": names[int(np.argmax(spill))] if spill else "",
         "holes_worst_edit": names[int(np.argmax(holes))] if holes else "",
         "holes_worst": float(np.max(holes)) if holes else float("nan"),
+        "spill_edited_median": float(np.median(spill_edited)) if spill_edited else float("nan"),
+        "spill_edited_worst": float(np.max(spill_edited)) if spill_edited else float("nan"),
+        "spill_edited_worst_edit": names[int(np.argmax(spill_edited))] if spill_edited else "",
+        "holes_edited_worst": float(np.max(holes_edited)) if holes_edited else float("nan"),
+        "holes_edited_worst_edit": names[int(np.argmax(holes_edited))] if holes_edited else "",
         "refused": refused,
         "faces": found,
         "edits": len(spill),
@@ -230,14 +261,17 @@ class WildEvaluation:
         lines = [
             f"In-the-wild photos: {result['photos']} photos, every face made {', '.join(f'{t:g}' for t in TARGETS)}",
             "",
-            "| mask | edits | spill outside head, hair and neck: median / worst | holes, worst | refused faces |",
-            "|---|---|---|---|---|",
+            "| mask | edits | spill outside head, hair and neck: median / worst | the same outside the edited "
+            "head too | holes, worst | outside the edited hair too | refused faces |",
+            "|---|---|---|---|---|---|---|",
         ]
         for key, label in (("silhouette", "selfie silhouette and colours"), ("parser", "face parser")):
             r = result[key]
             lines.append(
                 f"| {label} | {r['edits']} | {100 * r['spill_median']:.2f}% / {100 * r['spill_worst']:.2f}% | "
-                f"{100 * r['holes_worst']:.3f}% | {r['refused']} of {r['faces']} |"
+                f"{100 * r['spill_edited_median']:.2f}% / {100 * r['spill_edited_worst']:.2f}% "
+                f"({r['spill_edited_worst_edit']}) | {100 * r['holes_worst']:.3f}% | "
+                f"{100 * r['holes_edited_worst']:.3f}% ({r['holes_edited_worst_edit']}) | {r['refused']} of {r['faces']} |"
             )
         lines.append(f"\n{result['seconds']:.0f} s")
         return "\n".join(lines)

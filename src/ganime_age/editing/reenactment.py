@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,13 +41,14 @@ from PIL import Image
 from ganime_age.conditions import AU_MAX
 from ganime_age.editing.person import check_person, personal
 from ganime_age.editing.session import UNKNOWN_AGE, PhotoSession, SessionCache
-from ganime_age.errors import FaceIndexError, ModelFileNotFoundError, NoFaceError, VideoError
+from ganime_age.errors import FaceIndexError, ModelFileNotFoundError, NoFaceError, TurnBeyondReachWarning, VideoError
 from ganime_age.faces.landmarks import UNMEASURED
 from ganime_age.validation import check_aus_scale, check_face_index, check_optional_age
 
 logger = logging.getLogger(__name__)
 
 RENDER_THREADS = 2  # a video's frames rendered at once, beside the driver's analysis (two cores: each busy)
+REACH_NOTE = 2.0  # degrees a driver may be turned past the head's reach before a note says so
 AU_TRUST_TURN = (10.0, 30.0)  # degrees of a driver's yaw: its AUs are taken whole below the first, none past the second
 
 ProgressCallback = Callable[[float, str], Any]
@@ -301,7 +303,20 @@ class Reenactment:
         mouth = self.own_mouth(session.rgb, src)
         aus = self.trusted_aus(src, drv)
         out = self.render(session, src, self.target_landmarks(src, drv), plan, aus, aus_scale, mouth, person)
+        self.note_reach(self.shape.beyond_reach(src.landmarks, drv.landmarks))
         return Image.fromarray(out)
+
+    def note_reach(self, beyond: float) -> None:
+        """A :class:`~ganime_age.errors.TurnBeyondReachWarning` where a driver asked the head to turn `beyond`
+        degrees past what it follows (the shape transfer's ``max_turn_degrees``; a degree or two is no news)."""
+        if beyond > REACH_NOTE:
+            warnings.warn(
+                f"the driving face is turned {beyond:.0f} degrees further from the photo's pose than its head can "
+                f"turn, so the head is turned as far as it can be ({self.shape.config.max_turn_degrees:.0f} "
+                "degrees from its own pose): the photo never showed the rest of it",
+                TurnBeyondReachWarning,
+                stacklevel=3,
+            )
 
     def video(
         self,
@@ -354,7 +369,7 @@ class Reenactment:
         first: Any = None  # the driver's first face
         aus = np.zeros_like(np.asarray(src.aus, np.float32))
         mouth = self.own_mouth(session.rgb, src)  # the person's own open mouth, where the photo shows one
-        found = 0
+        found, beyond = 0, 0.0
         # what every frame shares is made once, before the threads that render frames start
         if self.reenactor is None:
             personal(session.engine_face(src), person)
@@ -394,6 +409,7 @@ class Reenactment:
                             new_target = (landmark_filter(new_target / scale) * scale).astype(np.float32)
                             new_aus = np.clip(au_filter(new_aus / AU_MAX) * AU_MAX, 0.0, AU_MAX).astype(np.float32)
                         target, aus = new_target, new_aus
+                        beyond = max(beyond, self.shape.beyond_reach(src.landmarks, drv.landmarks, first.landmarks))
                     if target is None:
                         done: Future[np.ndarray] = Future()
                         done.set_result(rgb)
@@ -418,6 +434,7 @@ class Reenactment:
         if found == 0:
             output.unlink(missing_ok=True)
             raise NoFaceError(f"no face found in any frame of the driving video {Path(driving_video).name}")
+        self.note_reach(beyond)
         return output
 
 

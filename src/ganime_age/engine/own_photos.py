@@ -10,8 +10,8 @@ bank").
 So a person's own faces are a small :class:`~.exemplars.AgeExemplars` of their own (drawn as the bank's are,
 :func:`draw_face`), and :class:`PersonalMatch` is an :class:`~.exemplars.ExemplarMatch` whose matched view is
 the own faces' mean, each weighed by how near its age is to the target (and how frontal it is), blended over the
-bank's matched strangers by :func:`own_share`: whole where an own photo is within OWN_NEAR years of the target,
-fading to the bank alone at OWN_FAR. Everything after the matched view (the photo's own light, the skin weights,
+bank's matched strangers by :func:`own_share`: at its most (OWN_MOST, with the strangers' finest detail) where
+an own photo is within OWN_NEAR years of the target, fading to the bank alone at OWN_FAR. Everything after the matched view (the photo's own light, the skin weights,
 the creases, the share an edit takes) is the bank's, unchanged; beyond the ages the own photos cover the edit is
 the general one, exactly.
 """
@@ -25,7 +25,7 @@ import numpy as np
 
 from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch, describe, smile
 from ganime_age.engine.face import EngineFace
-from ganime_age.engine.frames import Template, log_image, template_view
+from ganime_age.engine.frames import Template, log_image, template_blur, template_view
 from ganime_age.engine.mouth import mouth_gap
 from ganime_age.face_model import canonical_face, head_similarity
 
@@ -33,6 +33,14 @@ OWN_NEAR, OWN_FAR = 6.0, 18.0  # years from the target to the nearest own photo:
 OWN_SCALE = 4.0  # years: an own face counts exp(-(gap / OWN_SCALE)^2 / 2) against the others
 OWN_LEAST = 0.05  # of the nearest own face's count, below which a farther one is left out
 OWN_COUNT = 4  # own faces averaged at most (the nearest in age)
+# an own photo is often an old print: blurred, grainy, lit hard from one side. Taken whole, its blur and its
+# shadows became the edit's (smeared eyes, a dark cheek; on FG-NET, edits to a child's age read 10.6 and 15.8 years
+# off on the two age networks, the general edit's 5.0 and 7.4): the own faces give the features' shapes and tones
+# down to OWN_DETAIL face widths, the bank's sharp strangers the finer detail, and the strangers keep a part of the
+# whole (1 - OWN_MOST): on all 35 people the errors came to 7.0 and 8.3, the personal edits' distance to the real
+# photo rising from 0.547 to 0.568 (the general edit's: 0.581): finer own detail, closer and older (JOURNAL)
+OWN_DETAIL = 0.03
+OWN_MOST = 0.7
 
 
 def draw_face(template: Template, rgb: np.ndarray, points: np.ndarray, female: float) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +95,10 @@ class PersonalMatch(ExemplarMatch):
         mine, sure = self.levelled_mean(self.own, picked, counts[picked])
         if general is None:  # no stranger of that age: the person's own pixels fill the rest
             general = (self.person, np.zeros_like(sure))
-        a = np.float32(share)
+        else:  # the finest detail is the strangers' (sharp photos); the own faces' below OWN_DETAIL
+            mine = template_blur(self.template, mine, OWN_DETAIL) + general[0]
+            mine -= template_blur(self.template, general[0], OWN_DETAIL)
+        a = np.float32(OWN_MOST * share)
         return (a * mine + (1.0 - a) * general[0]).astype(np.float32), (a * sure + (1.0 - a) * general[1])
 
 

@@ -47,6 +47,7 @@ from ganime_age.face_model import (
     head_similarity,
     limit_turn,
     matrix_rotation,
+    rotation_angle,
 )
 from ganime_age.faces import mesh as face_mesh
 from ganime_age.faces.topology import LEFT_EYE_CORNERS, NUM_LANDMARKS, RIGHT_EYE_CORNERS
@@ -211,11 +212,7 @@ class ShapeTransfer:
         `reference`: the driver's first frame, for a video: the head then turns from the source's own pose as the
         driver's turns from that frame's (a driver that holds still leaves the head where it is), instead of
         taking the driver's pose itself."""
-        src_place = self.placement(source)
-        drv_place = self.placement(driver)
-        wanted = drv_place.rotation
-        if reference is not None:
-            wanted = drv_place.rotation @ self.placement(reference).rotation.T @ src_place.rotation
+        src_place, drv_place, wanted = self._placed(source, driver, reference)
         source_canon = src_place.invert(_landmarks(source))
         driver_canon = drv_place.invert(_landmarks(driver))
         gates = self.gates(getattr(source, "blendshapes", {}) or {}, getattr(driver, "blendshapes", {}) or {})
@@ -229,6 +226,23 @@ class ShapeTransfer:
         return (rotated + anchor).astype(np.float32)
 
     __call__ = transfer
+
+    def _placed(self, source: FaceLandmarks, driver: FaceLandmarks, reference: FaceLandmarks | None) -> tuple:
+        """(the source's placement, the driver's, the head rotation the driver asks of the source)."""
+        src_place = self.placement(source)
+        drv_place = self.placement(driver)
+        wanted = drv_place.rotation
+        if reference is not None:
+            wanted = drv_place.rotation @ self.placement(reference).rotation.T @ src_place.rotation
+        return src_place, drv_place, wanted
+
+    def beyond_reach(
+        self, source: FaceLandmarks, driver: FaceLandmarks, reference: FaceLandmarks | None = None
+    ) -> float:
+        """Degrees by which the driver asks the source's head to turn past ``max_turn_degrees`` (0 within it):
+        what :meth:`transfer` does not follow."""
+        src_place, _, wanted = self._placed(source, driver, reference)
+        return max(0.0, rotation_angle(wanted @ src_place.rotation.T) - float(self.config.max_turn_degrees))
 
 
 def _landmarks(result: FaceLandmarks) -> np.ndarray:
