@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ganime_age.face_model import canonical_face
+from ganime_age.face_model import canonical_face, mirror_indices
 
 PIVOT = (0.0, 1.0, 3.5)  # what the head turns about (canonical cm): the top of the neck, behind the jaw
 
@@ -35,8 +35,7 @@ def head_model(landmarker_path: str | None = None) -> HeadModel:
     face = canonical_face(landmarker_path)
     vertices = np.asarray(face.vertices, np.float64)
     triangles = _outward(vertices, np.asarray(face.triangles, np.int64), np.array([0.0, -2.0, 4.0]))
-    reflected = vertices * np.array([-1.0, 1.0, 1.0])
-    mirror = ((reflected[:, None, :] - vertices[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    mirror = mirror_indices(landmarker_path)[: len(vertices)]
     return HeadModel(vertices, triangles.astype(np.int32), mirror)
 
 
