@@ -55,6 +55,17 @@ def test_a_person_is_their_faces_with_the_ages_given_or_estimated(person: Person
     assert not any("someone else" in note for note in person.notes)  # all five are this person's
 
 
+def test_a_strangers_photo_among_the_persons_is_noted(editor: FaceEditor, fgnet: Path) -> None:
+    """Another FG-NET child at 11 (034A11) given with 029's photos is kept with a note that it looks like someone
+    else (similarity 0.25 to 029's photos at 10 and 11: below IDENTITY_FLOOR, which at 0.2 let it pass)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mixed = editor.person([*((fgnet / name, age) for name, age in OWN.items()), (fgnet / "034A11.JPG", 11.0)])
+    assert len(mixed) == len(OWN) + 1  # kept: a note, never a refusal
+    noted = [note for note in mixed.notes if "someone else" in note]
+    assert len(noted) == 1 and noted[0].startswith("034A11.JPG"), mixed.notes
+
+
 def test_save_and_load_give_the_same_person_and_the_same_edit(
     person: Person, editor: FaceEditor, fgnet: Path, tmp_path: Path
 ) -> None:

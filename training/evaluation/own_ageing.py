@@ -98,6 +98,7 @@ class OwnAgeingEvaluation:
             if sheet:
                 save_grid(Path(args.samples) / f"own_ageing_{label}.jpg", labelled_grid(sheet))
         result["identity_false_alarms"] = false_alarms
+        result["strangers_caught"], result["strangers_judged"] = strangers_caught(editor, by_person, people)
         result["identity_photos"] = checked
         result["seconds"] = time.perf_counter() - started
         return result
@@ -147,7 +148,9 @@ class OwnAgeingEvaluation:
         lines += [markdown_table(headers, rows), ""]
         lines.append(
             f"Own photos noted as someone else (all are the person's: false alarms): "
-            f"{result['identity_false_alarms']} of {result['identity_photos']}. {result['seconds']:.0f} s."
+            f"{result['identity_false_alarms']} of {result['identity_photos']}. A stranger's photo among a person's "
+            f"children's photos noted as someone else: {result['strangers_caught']} of {result['strangers_judged']} "
+            f"judged. {result['seconds']:.0f} s."
         )
         return "\n".join(lines) + "\n"
 
@@ -195,6 +198,42 @@ def one_person(
     row["unlike"] = sum("someone else" in note for note in everyone.notes)
     row["own_total"] = len(everyone)
     return row
+
+
+def strangers_caught(editor: Any, by_person: dict[str, list[Any]], people: list[str]) -> tuple[int, int]:
+    """How often a stranger's photo given among a person's own is noted as someone else: for each person, their
+    photos at 3-10 (a child's, what an adult made a child is given) and the next person's (in the list, round)
+    photo nearest their median age, compared as :meth:`ganime_age.FaceEditor.person` compares them
+    (:func:`ganime_age.editing.person.unlike_photos`). (caught, judged): a stranger with none of the person's photos
+    within IDENTITY_SPAN years of its age is not judged."""
+    from ganime_age.editing.person import IDENTITY_SPAN, default_identity, unlike_photos
+    from ganime_age.faces import load_image
+
+    identity = default_identity()
+    if identity is None:
+        return 0, 0
+
+    def embedded(photo: Any) -> np.ndarray | None:
+        rgb = load_image(photo.path)
+        faces = [f for f in editor.analyzer.analyze(rgb) if f.landmarks is not None]
+        if not faces:
+            return None
+        return identity(rgb, max(faces, key=lambda f: float(np.prod(np.ptp(f.landmarks.landmarks[:, :2], axis=0)))))
+
+    caught = judged = 0
+    for k, person in enumerate(people):
+        own = [p for p in by_person[person] if CHILD[0] <= p.age <= CHILD[1]]
+        if len(own) < 2:
+            continue
+        middle = float(np.median([p.age for p in own]))
+        stranger = min(by_person[people[(k + 1) % len(people)]], key=lambda p: (abs(p.age - middle), p.path.name))
+        photos = [*own, stranger]
+        flagged = {
+            i for i, _ in unlike_photos(np.array([p.age for p in photos], np.float64), [embedded(p) for p in photos])
+        }
+        judged += any(abs(p.age - stranger.age) <= IDENTITY_SPAN for p in own)
+        caught += len(photos) - 1 in flagged
+    return caught, judged
 
 
 def sample_tiles(editor: Any, photos: tuple[np.ndarray, ...]) -> list[np.ndarray]:
