@@ -220,6 +220,26 @@ def test_reenacting_all_faces_asks_for_one(client) -> None:
         )
 
 
+def test_a_driver_turned_past_the_heads_reach_is_said_beside_the_result(
+    client, shared_dir: Path, tmp_path: Path
+) -> None:
+    """A UTKFace face turned 35 degrees, driven by its own mirror image (turned 35 degrees the other way): the
+    summary says the head was turned as far as it can be; driven by itself, it says nothing of the kind."""
+    from gradio_client import handle_file
+
+    source = shared_dir / "datasets" / "utkface" / "26_1_2_20170117201411430.jpg.chip.jpg"
+    mirrored = tmp_path / "mirrored.png"
+    Image.fromarray(np.asarray(Image.open(source).convert("RGB"))[:, ::-1]).save(mirrored)
+
+    def summary(driver: Path) -> str:
+        args = (handle_file(str(source)), "0", "default", handle_file(str(driver)), False, 60, 1.0)
+        return client.predict(*args, api_name="/reenact")[-1]
+
+    note = summary(mirrored)
+    assert "The driving face is turned" in note and "as far as it can be" in note, note
+    assert "driving face is turned" not in summary(source)
+
+
 def test_a_photo_without_a_face_gives_a_clear_error(client, coffee_file: Path) -> None:
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
