@@ -29,7 +29,7 @@ def _held_out_original(shared_dir: Path, index: int) -> np.ndarray:
 def test_the_parser_names_hair_skin_shirt_and_wall_on_a_real_photo(shared_dir: Path, editor: Any) -> None:
     """A held-out CFEE original: the person's mask holds the nose and the hair above the forehead, never the
     shirt below the chin (a person, but cloth) or the wall."""
-    from ganime_age.engine.parsing import HOLE_MOST, parse_head
+    from ganime_age.engine.parsing import parse_head
 
     photo = _held_out_original(shared_dir, 2)  # dark hair, a navy shirt
     points = editor.analyze(photo)[0].landmarks.landmarks
@@ -78,7 +78,7 @@ def test_blonde_hair_greys_whole_not_in_patches(editor: Any) -> None:
     """The Space's astronaut (blonde, lit) made 75: the colour models called her lit strands skin, left them blonde
     among grey ones, an orange and white patchwork. The parser's hair is hair whatever its colour: most of
     it ends as grey as grey hair (saturation under 0.2; 0.9 measured)."""
-    from ganime_age.engine.parsing import HOLE_MOST, parse_head
+    from ganime_age.engine.parsing import parse_head
     from ganime_age.faces import load_image
 
     photo = load_image(Path(__file__).resolve().parents[1] / "space" / "examples" / "astronaut.jpg")

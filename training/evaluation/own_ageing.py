@@ -11,10 +11,13 @@ photo, the target photo or any photo within 2 years of the target's age (what th
 1 and 3 nearest the target's age, and all of them. dlib's descriptor (:class:`training.evaluation.judges.
 DlibIdentity`, a network the editor never uses) measures each against the real target photo: the share of people
 for whom the edit is closer than the adult photo itself, and closer than the general edit. With ``--teens`` the
-same again for a target at 11-17 (the one nearest 14).
+same again for a target at 11-17 (the one nearest 14); with ``--reverse`` the other way, the child photo (3-10,
+nearest 6) made the adult photo's age with the person's other photos (never the child or the adult one, nor any
+within 2 years of the adult's age).
 
 Also counted: own photos the editor notes as looking like someone else (every FG-NET photo of a person is theirs,
-so each such note is a false alarm of :func:`ganime_age.editing.person.unlike_photos`).
+so each such note is a false alarm of :func:`ganime_age.editing.person.unlike_photos`), and a stranger's photo
+given among a person's children's photos that it notes (:func:`strangers_caught`).
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ class OwnAgeingEvaluation:
         parser.add_argument("--fgnet", required=True, help="the FG-NET folder (images/, points/)")
         parser.add_argument("--max-people", type=int, default=None, help="people taken, spread over the list")
         parser.add_argument("--teens", action="store_true", help="also a target at 11-17")
+        parser.add_argument(
+            "--reverse", action="store_true", help="also the other way: a child photo (3-10) made its adult age"
+        )
         add_report_arguments(
             parser, samples="write a grid per span here: adult photo, general edit, personal edit, real"
         )
@@ -80,13 +86,15 @@ class OwnAgeingEvaluation:
         people = [p for p in sorted(by_person) if pick(by_person[p], ADULT, 30) and pick(by_person[p], CHILD, 6)]
         if args.max_people is not None:
             people = [people[i] for i in spread_indices(len(people), args.max_people)]
-        spans = [("3-10", CHILD, 6.0)] + ([("11-17", TEEN, 14.0)] if args.teens else [])
+        from_adult = (ADULT, 30.0)
+        spans = [("3-10", CHILD, 6.0, from_adult)] + ([("11-17", TEEN, 14.0, from_adult)] if args.teens else [])
+        spans += [("18-45 from 3-10", ADULT, 30.0, (CHILD, 6.0))] if args.reverse else []
         result: dict[str, Any] = {"people": len(people), "spans": {}}
         false_alarms, checked = 0, 0
-        for label, span, near in spans:
+        for label, span, near, source in spans:
             rows, sheet = [], []
             for person in people:
-                row = one_person(editor, identity, by_person[person], span, near, judge)
+                row = one_person(editor, identity, by_person[person], span, near, judge, source)
                 if row is not None:
                     false_alarms += row.pop("unlike")
                     checked += row.pop("own_total")
@@ -96,7 +104,7 @@ class OwnAgeingEvaluation:
                     rows.append(row)
             result["spans"][label] = summarise(rows)
             if sheet:
-                save_grid(Path(args.samples) / f"own_ageing_{label}.jpg", labelled_grid(sheet))
+                save_grid(Path(args.samples) / f"own_ageing_{label.replace(' ', '_')}.jpg", labelled_grid(sheet))
         result["identity_false_alarms"] = false_alarms
         result["strangers_caught"], result["strangers_judged"] = strangers_caught(editor, by_person, people)
         result["identity_photos"] = checked
@@ -112,13 +120,13 @@ class OwnAgeingEvaluation:
             "edit",
             "own photos",
             "dlib distance",
-            "closer than adult",
+            "closer than the photo itself",
             "closer than general",
             "age error: shipped / second network",
         ]
         rows = []
         for label, part in result["spans"].items():
-            rows.append([label, part["people"], "adult photo itself", "—", f"{part['adult']:.3f}", "—", "—", "—"])
+            rows.append([label, part["people"], "the photo itself", "—", f"{part['adult']:.3f}", "—", "—", "—"])
             general_errors = " / ".join(f"{e:.1f}" for e in part.get("general_age_errors", []))
             rows.append(
                 [
@@ -156,16 +164,23 @@ class OwnAgeingEvaluation:
 
 
 def one_person(
-    editor: Any, identity: Any, photos: list[Any], span: tuple[int, int], near: float, judge: Any = None
+    editor: Any,
+    identity: Any,
+    photos: list[Any],
+    span: tuple[int, int],
+    near: float,
+    judge: Any = None,
+    source: tuple[tuple[int, int], float] = (ADULT, 30.0),
 ) -> dict | None:
-    """One person's edits and their dlib distances to the real target photo, and (with a `judge`) both age networks'
-    readings of the general and the personal edits; None where a photo cannot be read."""
+    """One person's edits of their photo in the `source` span (nearest its age; the adult photo, or a child's the
+    other way) and their dlib distances to the real target photo, and (with a `judge`) both age networks' readings
+    of the general and the personal edits; None where a photo cannot be read. (The row's "adult" is the source.)"""
     import warnings
 
     from ganime_age.errors import GanimeAgeError
     from ganime_age.faces import load_image
 
-    adult, target = pick(photos, ADULT, 30), pick(photos, span, near)
+    adult, target = pick(photos, *source), pick(photos, span, near)
     given = own_photos(photos, adult, target) if adult and target else []
     if not given:
         return None

@@ -6,6 +6,7 @@ grey thumbnail the sex classifier reads. Everything is in the log domain, where 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -40,6 +41,8 @@ from ganime_age.faces.topology import (
     RIGHT_BROW,
     RIGHT_EYE_CONTOUR,
 )
+
+BEARD_SURE = (0.5, 0.85)  # how likely a man's: from no men's beard table (a child's unsure reading) to all of it
 
 
 @dataclass
@@ -254,6 +257,32 @@ def texture_change(
     return TextureChange(ratio_out, fine_out, face.face_mask, fill)
 
 
+def per_sex(female: float, beard: np.ndarray | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A blend of a per-sex, per-age table (:func:`.geometry.blend`) for a face `female` (0..1) likely a woman's,
+    where a beard grows (`beard`, (R, R) 0..1; None: nowhere) by a surer reading of its sex: the men's table there
+    only as far as the face is surely a man's (BEARD_SURE). A child's sex reads unsure (a girl's scan 0.40 female),
+    and half the men's table there drew a moustache's shadow on a girl made a woman; a missing shadow on a man is
+    the lesser harm."""
+    lo, hi = BEARD_SURE
+    sexes = np.array([1.0 - female, female])
+    male = float(np.clip((1.0 - female - lo) / (hi - lo), 0.0, 1.0))
+    surer = np.array([male, 1.0 - male])
+
+    def sexed(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        plain = blend(table, sexes, weights)
+        if beard is None or np.allclose(surer, sexes):
+            return plain
+        where = (
+            beard
+            if beard.shape == plain.shape[:2]
+            else cv2.resize(beard, plain.shape[1::-1], interpolation=cv2.INTER_AREA)
+        )
+        where = where.reshape(where.shape + (1,) * (plain.ndim - 2)).astype(np.float32)
+        return plain + where * (blend(table, surer, weights) - plain)
+
+    return sexed
+
+
 def _age_texture(
     engine: EngineTables, face: EngineFace, source_age: float, target_age: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
@@ -268,13 +297,15 @@ def _age_texture(
         return cached[1]
     c, t = engine.config, engine.tables
     size = c.template_size
-    sexes = np.array([1.0 - face.female, face.female])
+    # made older, the men's beard tables only on a face surely a man's; made younger, a beard's shade goes as far as
+    # the face may be a man's (taken only from the surely male, adults made 5 read a year older)
+    sexed = per_sex(face.female, engine.template.regions["beard"] if target_age > source_age else None)
     smooth = np.zeros((size, size, 3), np.float32)  # channels last: what cv2.remap maps in one call
     fine = np.zeros((size, size), np.float32)
     split = engine.age_split
     beyond = c.age_extrapolation
     w_t, w_s = table_weights(target_age, engine.centres, beyond), table_weights(source_age, engine.centres, beyond)
-    large = blend(split["large"], sexes, w_t - w_s)
+    large = sexed(split["large"], w_t - w_s)
     if target_age > source_age:
         # no glow above the eyes, before the face-wide mean is taken out (else the face as a whole darkens);
         # a child's brighter skin is the whole face's (held from the forehead alone, it drew a band)
@@ -291,13 +322,13 @@ def _age_texture(
     if target_age > source_age:  # folds and lines that come with age: the prototypes' darkening only
         # a ratio (darker in every channel alike), not a brightness offset: taking the same amount off
         # each channel of a deep fold saturates its colour into a purple, bruise-like socket
-        folds = np.minimum(c.age_fold_gain * blend(split["folds"], sexes, w_t - w_s), 0.0)
+        folds = np.minimum(c.age_fold_gain * sexed(split["folds"], w_t - w_s), 0.0)
         broad = template_blur(engine.template, folds[..., None], FOLD_SCALE)[..., 0]
         folds = np.minimum(folds - np.float32(1.0 - FOLD_BROAD) * broad, 0.0)  # never a bright halo beside a fold
         tone += folds[..., None] * np.asarray(FOLD_SHADE, np.float32)
     smooth += tone
     # an extrapolated energy (past the oldest centre) may fall below zero: there is no less detail than none
-    energies = [np.maximum(blend(split["energies"], sexes, w), 0.0) for w in (w_t, w_s)]
+    energies = [np.maximum(sexed(split["energies"], w), 0.0) for w in (w_t, w_s)]
     floor = 1e-6 + 0.05 * energies[1].mean(axis=(0, 1), keepdims=True)
     ratio = (energies[0] + floor) / (energies[1] + floor)
     gains = np.clip(ratio ** (0.5 * c.detail_gain_power), *c.detail_gain_range)

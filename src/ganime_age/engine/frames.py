@@ -82,6 +82,10 @@ def template_for(size: int, scale: float, centre: tuple[float, float]) -> Templa
         ),
         "nostrils": _polygon_mask(vertices, tuple(_hull(vertices, NOSE_BASE)), size, grow=4.0),
     }
+    # where a beard or a moustache grows: the face below the nose's base, the lips excepted
+    below_nose = (rows >= float(vertices[list(NOSE_BASE), 1].max())).astype(np.float32)
+    beard = cv2.GaussianBlur(hard.astype(np.float32) * below_nose, (0, 0), 3.0) * (1.0 - regions["lips"])
+    regions["beard"] = np.clip(beard, 0.0, 1.0).astype(np.float32)
     return Template(size, vertices, face.triangles, signed_areas(vertices[face.triangles]), raster, soft, regions)
 
 
