@@ -188,7 +188,8 @@ def one_person(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             everyone = editor.person([(p.path, float(p.age)) for p in given])
-        real = identity.embed(load_image(target.path))
+        target_rgb = load_image(target.path)
+        real = identity.embed(target_rgb)
         adult_rgb = load_image(adult.path)
         row: dict[str, Any] = {"adult": identity.distance(identity.embed(adult_rgb), real)}
         general = np.asarray(editor.edit(adult_rgb, age=float(target.age), source_age=float(adult.age)))
@@ -203,11 +204,11 @@ def one_person(
                 editor.edit(adult_rgb, age=float(target.age), source_age=float(adult.age), person=person)
             )
             row[key] = identity.distance(identity.embed(edited), real)
-            row["photos"] = (adult_rgb, general, edited, load_image(target.path))  # the last: all own photos
             row[f"{key}_ages"] = _ages(judge, edited)
             row[f"{key}_given"] = len(person)
     except GanimeAgeError:
         return None
+    row["photos"] = (adult_rgb, general, edited, target_rgb)  # the personal edit with all own photos (the last)
     row["person"], row["adult_photo"], row["target_photo"] = adult.person, adult.path.name, target.path.name
     row["target_age"] = float(target.age)
     row["unlike"] = sum("someone else" in note for note in everyone.notes)

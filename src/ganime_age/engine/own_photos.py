@@ -11,9 +11,9 @@ So a person's own faces are a small :class:`~.exemplars.AgeExemplars` of their o
 :func:`draw_face`), and :class:`PersonalMatch` is an :class:`~.exemplars.ExemplarMatch` whose matched view is
 the own faces' mean, each weighed by how near its age is to the target (and how frontal it is), blended over the
 bank's matched strangers by :func:`own_share`: at its most (OWN_MOST, with the strangers' finest detail) where
-an own photo is within OWN_NEAR years of the target, fading to the bank alone at OWN_FAR. Everything after the matched view (the photo's own light, the skin weights,
-the creases, the share an edit takes) is the bank's, unchanged; beyond the ages the own photos cover the edit is
-the general one, exactly.
+an own photo is within OWN_NEAR years of the target, fading to the bank alone at OWN_FAR. Everything after the
+matched view (the photo's own light, the skin weights, the creases, the share an edit takes) is the bank's,
+unchanged; beyond the ages the own photos cover the edit is the general one, exactly.
 """
 
 from __future__ import annotations

@@ -47,6 +47,9 @@ UNMEASURED = (
     "cannot be edited; a more frontal photo of it works"
 )  # what a user is told of a face that was found but whose landmarks were not: the usual cause and the remedy
 
+WIDER = 1.45  # the last crop tried: this much wider than the usual (a face cut close by the detector's box)
+MIRROR_X = np.diag([-1.0, 1.0, 1.0, 1.0]).astype(np.float32)  # a mirrored face's pose, flipped back
+
 
 @dataclass
 class LandmarkResult:
@@ -264,10 +267,6 @@ class FaceLandmarker:
             matrix=transform,
             pose=pose_from_matrix(transform),
         )
-
-
-WIDER = 1.45  # the last crop tried: this much wider than the usual (a face cut close by the detector's box)
-MIRROR_X = np.diag([-1.0, 1.0, 1.0, 1.0]).astype(np.float32)
 
 
 def _other_side(name: str) -> str:
