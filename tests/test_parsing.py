@@ -144,3 +144,18 @@ def test_the_head_has_no_holes_the_edit_would_leave_behind(shared_dir: Path, edi
     edited = np.asarray(editor.edit(rgb, age=75))
     spot = np.abs(edited[222:238, 248:262].astype(int) - rgb[222:238, 248:262]).max(axis=2)
     assert np.mean(spot > 8) > 0.5  # the cheek and ear moved there: no patch of the photo left as it was
+
+
+def test_an_ear_the_edit_moves_past_the_heads_old_outline_is_not_cut_by_the_wall(shared_dir: Path, editor: Any) -> None:
+    """FG-NET 003A60, an old woman made 6: the child's head moves her ear lobe down past where the photo's person
+    ended, and the edit, faded out outside that person, let the black wall cut a square notch into the ear. The
+    person moves with its pixels now: the lobe's new place shows the lobe (CIE L 40), not the wall (11; 23 with the
+    notch)."""
+    import cv2
+
+    from ganime_age.faces import load_image
+
+    rgb = load_image(shared_dir / "datasets" / "fgnet" / "images" / "003A60.JPG")
+    edited = np.asarray(editor.edit(rgb, age=6))
+    lightness = cv2.cvtColor(edited, cv2.COLOR_RGB2LAB)[368:388, 56:67, 0].astype(np.float32) * (100.0 / 255.0)
+    assert lightness.mean() > 33.0, lightness.mean()

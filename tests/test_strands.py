@@ -1,5 +1,6 @@
 """Hair greys strand by strand (engine/strands.py): salt and pepper on full-size photos, no flat band at the
-hairline, and evenly where the face is too small for its strands to show."""
+hairline, evenly where the face is too small for its strands to show, and with strands drawn where the photo
+shows none."""
 
 from __future__ import annotations
 
@@ -148,3 +149,41 @@ def test_a_small_face_greys_evenly(shipped: FittedEngine, shared_dir: Path) -> N
         assert layer.face_width < 200 and not layer.strands.any()
         weight = greyed_weight(layer.order, layer.strands, HALF_GREY)
         assert np.all(weight == round(255 * HALF_GREY))
+
+
+def test_a_scans_black_mass_of_hair_greys_into_drawn_combed_strands_not_a_flat_cap(
+    shipped: FittedEngine, shared_dir: Path
+) -> None:
+    """FG-NET scans whose dark hair is one black mass (no strands to lift, only grain and JPEG blocks) made fully
+    grey: their grey hair has light and dark 1-6 pixels across of at least 4.5% of its brightness (lifted from the
+    photo's own, 2.2%: a flat grey cap) and it runs the combed way, up from the forehead: a pixel's detail is like
+    the one 4 pixels above it, unlike the one 4 pixels beside it (the lifted grain ran every way alike)."""
+    from ganime_age.faces import load_image
+
+    for name in ("031A14", "026A06"):
+        photo = load_image(shared_dir / "datasets" / "fgnet" / "images" / f"{name}.JPG")
+        layer = _prepared(shipped, photo)[0].layer
+        x0, y0, x1, y1 = layer.hair_box
+        greyed = photo[y0:y1, x0:x1].copy()
+        layer.grey(greyed, (x0, y0), 1.0)
+        assert layer.drawn is not None and layer.drawn > 0.9  # faces of 260-300 pixels, no strands of their own
+        sure = cv2.erode((layer.share > 230).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+        grey = greyed.astype(np.float32).mean(axis=2)
+        detail = grey - cv2.GaussianBlur(grey, (0, 0), 6.0)
+        locks = (cv2.GaussianBlur(grey, (0, 0), 1.0) - cv2.GaussianBlur(grey, (0, 0), 6.0))[sure]
+        assert locks.std() > 0.045 * grey[sure].mean(), (name, locks.std() / grey[sure].mean())
+        along, across = _shifted_correlation(detail, sure, 4, 0), _shifted_correlation(detail, sure, 0, 4)
+        assert along > 0.3 and along > across + 0.2, (name, along, across)
+
+
+def test_a_small_faces_own_lit_strands_are_kept_not_drawn_over(shipped: FittedEngine) -> None:
+    """The Space's astronaut (a face about 90 pixels wide) has lit, swept hair: its own light and dark, lifted to
+    grey, show as strands, so hardly any are drawn over them (drawn by the face's size alone, her hair was mottled
+    like camouflage), where a scan's black mass (previous test) is drawn in full."""
+    from ganime_age.faces import load_image
+
+    photo = load_image(Path(__file__).resolve().parents[1] / "space" / "examples" / "astronaut.jpg")
+    layer = _prepared(shipped, photo)[0].layer
+    x0, y0, x1, y1 = layer.hair_box
+    layer.grey(photo[y0:y1, x0:x1].copy(), (x0, y0), 1.0)
+    assert layer.face_width < 120 and layer.drawn is not None and layer.drawn < 0.25, (layer.face_width, layer.drawn)

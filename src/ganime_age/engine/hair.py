@@ -25,7 +25,9 @@ and lifts the strands' light and dark with the hair's brightness, equally in R, 
 noise in black hair is never scaled up). A mixed pixel at the hairline changes by its hair share only, and that
 share is bounded by the hair its brightness holds (:mod:`.hairline`), so it never turns paler than the skin and
 hair it mixes: no pale band between the hair and the forehead. Part way
-grey, dark hair on a large face greys strand by strand (:mod:`.strands`): white strands among dark ones.
+grey, dark hair on a large face greys strand by strand (:mod:`.strands`): white strands among dark ones. Where
+the photo shows no strands of its own (a small face, a scan's black mass of hair), grey hair's strands are drawn,
+combed up and back from the forehead.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from ganime_age.engine.hairline import held_share
 from ganime_age.engine.light import head_light, lab_to_rgb
 from ganime_age.engine.parsing import HeadParse
 from ganime_age.engine.scene import Scene, Segmenter, agreement, own_side, read_grid, scene_silhouette
-from ganime_age.engine.strands import grey_change, greyed_weight, strand_order, strandness
+from ganime_age.engine.strands import Comb, grey_change, greyed_weight, strand_order, strandness
 from ganime_age.engine.texture import log_energy, roughness
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
 
@@ -52,6 +54,7 @@ HAIR_GRID_FACE = 96  # grid pixels across the face: the hair's statistics and fi
 NOTCH = 0.15  # face widths: the person's outline is closed over notches this deep (half their width)
 PERSON_BOX = (1.25, 0.9, 0.8)  # face widths: half-width, above the mesh top and below the chin of the hair box
 NECK_HALF_WIDTH = 0.3  # face widths: below the mouth, hair hangs beside the neck, never on it (nor a beard)
+COMB_ORIGIN = 0.3  # face widths below the chin: hair is drawn combed away from there (strands.py)
 OTHER_FACE_GROW = 0.15  # face widths: the other faces' hulls grown by this are never another face's edit
 SCENE_MISSES = 0.5  # the share of the face the whole photo's silhouette must see for its outline to be trusted
 FRINGE_FREE = 0.08  # face widths above the brows' tops from where the face's mask no longer keeps hair out
@@ -91,8 +94,11 @@ class HairLayer:
     # (strands.py); None until the hair first greys (:meth:`strands_at`)
     order: np.ndarray | None = None
     strands: np.ndarray | None = None
-    fields: np.ndarray | None = None  # (h, w, 5) float32 on the grid: grey hair minus the local hair colour (RGB),
-    # the local hair brightness, and grey hair's brightness gain over it minus 1
+    drawn: float | None = None  # 0..1: how far greyed hair's strands are drawn (:func:`.strands.unseen_strands`)
+    drawn_order: np.ndarray | None = None  # (H, W) uint8 over `hair_box`: the drawn strands' ranks (their light)
+    comb_origin: tuple[float, float] | None = None  # x, y photo pixels below the chin: hair is combed away from it
+    fields: np.ndarray | None = None  # (h, w, 8) float32 on the grid: grey hair minus the local hair colour (RGB),
+    # the local hair brightness, grey hair's brightness gain over it minus 1, and the local hair colour (RGB)
     # (h, w) float32 on the grid: 0 on the photo's other faces (grown a little), 1 away from them; None: no others
     apart: np.ndarray | None = None
     # (3,) young hair's colour in this photo's light and at its skin's brightness (None: grey hair stays grey)
@@ -157,16 +163,32 @@ class HairLayer:
         """The hair's greying ranks and strandness (uint8 each, :mod:`.strands`) over the photo box `box`, from
         `pixels` (the photo's own there). Drawn once over the whole hair, at its first greying: an edit that greys
         nothing (an expression, a younger age) never pays for them."""
-        if self.order is None or self.strands is None:
-            order, strands = strand_order(pixels, self.face_width)  # the coherence, made the strandness in place
+        order, strands, _, _ = self._strands_at(pixels, box)
+        return order, strands
+
+    def _strands_at(
+        self, pixels: np.ndarray, box: tuple[int, int, int, int]
+    ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray | None]:
+        """:meth:`strands_at`, how far the strands are drawn (:func:`.strands.unseen_strands`) and the drawn ones'
+        ranks, over `box`."""
+        if self.order is None or self.strands is None or self.drawn is None:
             x0, y0, x1, _ = box
+            comb = None
+            sure = self.hair > 0.8  # the grid's surest hair: what greying lifts it by, and to what
+            if self.comb_origin is not None and sure.any():
+                lift = float(np.median(self.fields[..., 4][sure]))
+                grey = float(np.median((self.fields[..., 3] + self.fields[..., :3].mean(axis=2))[sure]))
+                origin = (self.comb_origin[0] - x0, self.comb_origin[1] - y0)
+                comb = Comb(origin, self._inside(self.share, box) > 200, lift, grey)
+            order, strands, drawn_order, drawn = strand_order(pixels, self.face_width, comb)
             for top, bottom in row_bands(*strands.shape):  # pixel by pixel: the lift's float32 read in bands
                 lift = read_grid(self.fields[..., 4], self.box, (x0, y0 + top, x1, y0 + bottom))
                 strands[top:bottom] = strandness(lift, strands[top:bottom], self.face_width)
             if box != self.hair_box:
-                return order, strands
-            self.order, self.strands = order, strands
-        return self._inside(self.order, box), self._inside(self.strands, box)
+                return order, strands, drawn, drawn_order
+            self.order, self.strands, self.drawn, self.drawn_order = order, strands, drawn, drawn_order
+        drawn_order = None if self.drawn_order is None else self._inside(self.drawn_order, box)
+        return self._inside(self.order, box), self._inside(self.strands, box), self.drawn, drawn_order
 
     def _inside(self, field: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         """A field over `hair_box` (photo resolution) cut to the photo box `box` inside it."""
@@ -202,12 +224,21 @@ class HairLayer:
         for top, bottom in bands:
             hair[top:bottom] = self.fields_at(x0, y0 + top, x1, y0 + bottom)[..., 3]
         share = held_share(self._inside(self.share, box), brightness, hair, self.face_width)
-        order, strandness = self.strands_at(pixels, box)
+        order, strandness, drawn, drawn_order = self._strands_at(pixels, box)
         out = np.empty((*brightness.shape, 3), np.int16)
         for top, bottom in bands:
             fields = self.fields_at(x0, y0 + top, x1, y0 + bottom)
             rows = slice(top, bottom)
-            out[rows] = grey_change(fields, brightness[rows], share[rows], order[rows], strandness[rows])
+            out[rows] = grey_change(
+                fields,
+                pixels[rows],
+                brightness[rows],
+                share[rows],
+                order[rows],
+                strandness[rows],
+                drawn,
+                drawn_order[rows] if drawn_order is not None else None,
+            )
         return out
 
     def fields_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
@@ -397,6 +428,9 @@ def hair_layer(
             np.clip(colour.hair_share(lab, skin_model, hair_model) / SURE_SHARE, 0.0, 1.0) * weight[top:bottom]
         )
     layer.hair_box = (px0, py0, px1, py1)
+    down = points[CHIN, :2] - points[FOREHEAD_TOP, :2]  # the face's own down, however the head rolls
+    origin = points[CHIN, :2] + COMB_ORIGIN * face_width * down / max(float(np.linalg.norm(down)), 1e-6)
+    layer.comb_origin = (float(origin[0]), float(origin[1]))
     layer.share = np.round(255.0 * np.clip(fine, 0.0, 1.0)).astype(np.uint8)
     return layer
 
@@ -446,8 +480,9 @@ def _connected_below(share: np.ndarray, mouth_row: float) -> np.ndarray:
 
 
 def _grey_fields(grid: np.ndarray, share: np.ndarray, grey: np.ndarray, face_width: float) -> np.ndarray:
-    """(h, w, 5): grey hair's colour minus the local hair colour, the local hair brightness and grey hair's
-    brightness gain over it minus 1 (the local colour: the hair's own pixels averaged over a tenth of a face)."""
+    """(h, w, 8): grey hair's colour minus the local hair colour, the local hair brightness, grey hair's
+    brightness gain over it minus 1 and the local hair colour (the hair's own pixels averaged over a tenth of a
+    face)."""
     sigma = max(0.1 * face_width, 1.0)
     values = grid.astype(np.float32)
     weight = cv2.GaussianBlur(share, (0, 0), sigma) + 1e-4
@@ -459,7 +494,7 @@ def _grey_fields(grid: np.ndarray, share: np.ndarray, grey: np.ndarray, face_wid
         local = trust * local + (1.0 - trust) * mean
     brightness = local.mean(axis=2)
     gain = np.clip(float(grey.mean()) / np.maximum(brightness, 1.0), 1.0, MAX_HAIR_GAIN) - 1.0
-    return np.concatenate([grey - local, brightness[..., None], gain[..., None]], axis=2).astype(np.float32)
+    return np.concatenate([grey - local, brightness[..., None], gain[..., None], local], axis=2).astype(np.float32)
 
 
 def hair_turn_share(rotation: np.ndarray) -> float:

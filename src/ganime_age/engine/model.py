@@ -37,7 +37,7 @@ from ganime_age.engine.frames import (
     template_width,
 )
 from ganime_age.engine.greying import hair_greying_share, hair_restoring_share
-from ganime_age.engine.hair import hair_layer, hair_turn_share
+from ganime_age.engine.hair import HairLayer, hair_layer, hair_turn_share
 from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.parsing import Parser, parse_head
 from ganime_age.engine.pixels import repaint, repaint_table, resample
@@ -47,6 +47,7 @@ from ganime_age.hub import HubModel
 from ganime_age.meshwarp import rasterise
 
 MOVED_EDGE = 64  # person weight (of 255) from which a moved silhouette edge is wholly the edit's
+MOVED_PERSON_STEP = 0.006  # face widths: the grid the person moved by the face's warp is read on
 
 
 class FittedEngine(HubModel):
@@ -369,16 +370,18 @@ class FittedEngine(HubModel):
             (ex0, ey0, ex1, ey1), part = found
             frame = face.frame
             original = photo_crop(source, (ex0, ey0, ex1, ey1))
+            moved_person = None
             if sample is not None:
                 # one cubic remap of the input's own pixels (one two-channel map: slicing x and y apart copies both)
                 positions = frame.field_to_photo(frame.positions_to_photo(sample), *part)
                 face_pixels = resample(photo_crop(source, face.box), positions)
+                moved_person = _moved_person(layer, face.box, (ex0, ey0, ex1, ey1), positions)
                 del positions  # two float32 channels over the face's region (67 MB at 12 MP)
             else:
                 face_pixels = original.copy()
             engine_mask = frame.field_to_photo(changed, *part).copy()  # not the whole region's resize, held
-            if sample is not None:
-                moved = ((ex0, ey0, ex1, ey1), engine_mask)
+            if moved_person is not None:
+                moved = ((ex0, ey0, ex1, ey1), engine_mask, moved_person)
             if factor is not None:
                 _repaint_box(face_pixels, factor, painted, frame, (ex0, ey0, ex1, ey1))
             if moving:
@@ -404,9 +407,14 @@ class FittedEngine(HubModel):
             # where the geometry moved the silhouette's own soft edge, the person is wholly the edit's: mixing
             # in the input there printed the old outline (an ear's, a jaw's) as a faint line beside the new one
             # (the faintest quarter stays soft: it is where other faces are kept out)
-            (mx0, my0, mx1, my1), moved_mask = moved
+            (mx0, my0, mx1, my1), moved_mask, moved_person = moved
             inner = person[my0 - y0 : my1 - y0, mx0 - x0 : mx1 - x0]
             inner[(moved_mask > 0.0) & (inner >= MOVED_EDGE)] = 255
+            # and where the person itself moved past its old outline (a child's ear lower on the head), it is the
+            # person's: faded out there, the wall cut a square notch into the ear (FG-NET 003A60 made 6)
+            grown = cv2.resize(moved_person, inner.shape[::-1], interpolation=cv2.INTER_LINEAR)
+            cv2.add(inner, grown, dst=inner)
+
         original = rgb[y0:y1, x0:x1]
         fade_out(edited, original, person, mask)  # the silhouette's soft edge: the edit fades out there
         cv2.copyTo(original, cv2.compare(mask, 0.0, cv2.CMP_LE), edited)  # untouched pixels: the input's own
@@ -446,6 +454,27 @@ class FittedEngine(HubModel):
             out[y0:y1, x0:x1] = pixels
             changes.append(((x0, y0, x1, y1), mask))
         return out, changes
+
+
+def _moved_person(
+    layer: HairLayer, face_box: tuple[int, int, int, int], region: tuple[int, int, int, int], positions: np.ndarray
+) -> np.ndarray:
+    """uint8 on a coarse grid over the photo box `region`: how much more of the person the face's warp brings
+    to each place than was there (`positions`: where each pixel of `region` is read, in `face_box`'s crop). Read
+    every MOVED_PERSON_STEP face widths (a slider move pays for no full-resolution remap), never onto another face;
+    0 wherever nothing moved."""
+    fx0, fy0, _, _ = face_box
+    rx0, ry0, _, _ = region
+    step = max(1, round(MOVED_PERSON_STEP * layer.face_width))
+    whole = layer.person_bytes(*face_box)
+    samples = np.ascontiguousarray(positions[::step, ::step])
+    moved = cv2.remap(whole, samples, None, cv2.INTER_LINEAR)
+    still = whole[ry0 - fy0 :: step, rx0 - fx0 :: step][: moved.shape[0], : moved.shape[1]]
+    grown = cv2.subtract(moved, still)
+    apart = layer.apart_on(region, grown.shape)
+    if apart is not None:
+        grown = (grown * apart).astype(np.uint8)
+    return grown
 
 
 def _repaint_field(

@@ -8,9 +8,17 @@ Each hair pixel gets a rank (0..255): noise drawn along the hair's own direction
 photo's hair, as strands run) into streaks a strand long and a strand wide, equalised so the ranks are uniform.
 A greying share `s` greys the pixels ranked below it first (:func:`greyed_weight`); fully grey hair keeps a
 little of the rank as lighter and darker strands.
+
+Where the photo shows no strands (a small face, a scan's black mass of hair: its light and dark are grain and JPEG
+blocks), lifting its own light and dark drew a flat grey cap, or a knit of blocks. There the strands are drawn:
+the ranks' streaks run the way hair is combed (away from a point below the chin: up and back over the crown, down
+the sides) and carry a lock's breadth of light and dark too, and grey hair takes them as its light and dark
+(:func:`strand_lightness`).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -36,34 +44,82 @@ STRAND_SPREAD = 0.3
 SEED = 20260  # the same photo gives the same strands, edit after edit
 STRAND_LIFT = 0.35  # share of grey hair's brightness gain that the strands' light and dark deviations keep
 STRAND_CEILING = 1.1  # grey hair's brightness: the lightest a greyed strand gets (unless it was lighter)
+LOCK = (0.02, 0.2)  # face widths: a drawn lock's breadth (the noise's blur) and length
+LOCK_SHARE = 1.2  # a drawn lock's light and dark against a drawn strand's (both scaled to one deviation)
+LOCK_FACE = 100.0  # pixels: locks are drawn on the hair shrunk to at most this face width
+# of grey hair's brightness: drawn strands' light and dark (ranks are uniform, so its deviation is 0.29 of this)
+DRAWN_SPREAD = 0.35
+DRAWN_LIFTS = (0.2, 1.0)  # grey hair's brightness gain less 1: no strands drawn below the first (fair hair greys
+# a little and keeps its own), all from the second (dark hair lifted to grey)
+UNSEEN_EDGE = 0.05  # face widths inside the hair's outline: where its own strands are looked for
+OWN_DETAIL = (0.004, 0.02)  # face widths: the scales between which the hair's own light and dark are read
+OWN_SHOWN = (0.15, 0.5)  # the hair's own lifted light and dark over drawn strands': none shown, all shown
+# of the hair's own light, dark and colour, the share drawn strands replace: lifted, a scan's JPEG blocks were a
+# knit, and kept, their colour still showed through the grey as a grid (021A39)
+OWN_YIELD = 0.8
 
 
-def strand_order(rgb: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray]:
-    """(h, w) uint8 each: each pixel's rank in the greying order of the hair in `rgb` (a crop of the photo), and
-    how surely its hair runs one way there (the structure tensor's coherence, 0..255)."""
+class Comb(NamedTuple):
+    """What drawing a head's strands needs (:func:`strand_order`)."""
+
+    origin: tuple[float, float]  # x, y crop pixels below the chin: hair is combed away from here
+    hair: np.ndarray  # (h, w) bool over the crop: surely hair
+    lift: float  # grey hair's brightness gain over the hair's, less 1 (its median)
+    grey: float  # grey hair's brightness (its median)
+
+
+class StrandOrder(NamedTuple):
+    """The greying order of a crop's hair (:func:`strand_order`)."""
+
+    order: np.ndarray  # (h, w) uint8: each pixel's rank in the greying order
+    coherence: np.ndarray  # (h, w) uint8: how surely its hair runs one way (the structure tensor's, 0..255)
+    drawn_order: np.ndarray | None  # (h, w) uint8: the ranks of drawn strands and locks (None: not combed)
+    drawn: float  # 0..1: how far the photo shows no strands of its own, where they are drawn
+
+
+def strand_order(rgb: np.ndarray, face_width: float, comb: Comb | None = None) -> StrandOrder:
+    """The greying order of the hair in `rgb` (a crop of the photo). Given how the hair is combed (`comb`), it
+    draws strands too: as far as the head shows none of its own (:func:`unseen_strands`), its ranks run the
+    combed way, and the drawn ones have locks."""
     height, width = rgb.shape[:2]
     scale = min(1.0, STRAND_FACE / max(face_width, 1.0))
     small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
     small = cv2.resize(rgb, (small_w, small_h), interpolation=cv2.INTER_AREA) if scale < 1.0 else rgb
     pixels_across = face_width * scale
     angle, coherence = _strand_direction(small.astype(np.float32).mean(axis=2), pixels_across)
-    noise = np.random.default_rng(SEED).standard_normal((small_h, small_w)).astype(np.float32)
+    rng = np.random.default_rng(SEED)
+    noise = rng.standard_normal((small_h, small_w)).astype(np.float32)
     noise = cv2.GaussianBlur(noise, (0, 0), max(STRAND_WIDTH * pixels_across, 0.8))
-    length = max(3, round(STRAND_LENGTH * pixels_across) | 1)
-    streaks = np.zeros_like(noise)
-    for index in range(ORIENTATIONS):
-        theta = np.pi * index / ORIENTATIONS
-        # each pixel's weight for this direction: 1 on it, falling to 0 at the next one either side
-        apart = np.abs(np.angle(np.exp(2j * (angle - theta)))) * (ORIENTATIONS / (2.0 * np.pi))
-        weight = np.clip(1.0 - apart, 0.0, 1.0).astype(np.float32)
-        if weight.any():
-            streaks += weight * cv2.filter2D(noise, -1, _line_kernel(length, theta), borderType=cv2.BORDER_REFLECT)
+    drawn = 0.0
+    if comb is not None:
+        away = max(1, round(UNSEEN_EDGE * pixels_across))  # the hair's outline is an edge, not strands
+        hair = cv2.erode(_shrunk(comb.hair, (small_w, small_h)).astype(np.uint8), np.ones((2 * away + 1,) * 2)) > 0
+        shown = _own_strands_shown(small.astype(np.float32).mean(axis=2), hair, pixels_across, comb)
+        drawn = unseen_strands(coherence, hair, face_width, shown)
+        # where the head shows no strands its coherent lines are its outline and hairline: combed across them
+        straight = _straightness(coherence) * np.float32(1.0 - drawn)
+        origin = (comb.origin[0] * scale, comb.origin[1] * scale)
+        angle = _blended_direction(angle, _combed_direction((small_h, small_w), origin), straight)
+    streaks = _streaked(noise, angle, max(3, round(STRAND_LENGTH * pixels_across) | 1))
     ranks = _equalised(streaks)
+    drawn_order = None
+    if comb is not None:  # the drawn strands have locks where the hair runs no one way
+        unsure = 1.0 - _straightness(coherence)
+        locks = unsure * _locks(angle, pixels_across, rng)
+        drawn_order = _equalised(streaks / max(float(streaks.std()), 1e-6) + locks)
     coherence = np.round(255.0 * coherence).astype(np.uint8)
     if scale < 1.0:
-        ranks = cv2.resize(ranks, (width, height), interpolation=cv2.INTER_LINEAR)
-        coherence = cv2.resize(coherence, (width, height), interpolation=cv2.INTER_LINEAR)
-    return ranks, coherence
+        ranks, coherence = (cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR) for a in (ranks, coherence))
+        if drawn_order is not None:
+            drawn_order = cv2.resize(drawn_order, (width, height), interpolation=cv2.INTER_LINEAR)
+    return StrandOrder(ranks, coherence, drawn_order, drawn)
+
+
+def _shrunk(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A bool `mask` at `size` (width, height)."""
+    if mask.shape[::-1] == size:
+        return mask
+    return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
 def greyed_weight(order: np.ndarray, strandness: np.ndarray, amount: float) -> np.ndarray:
@@ -78,28 +134,86 @@ def greyed_weight(order: np.ndarray, strandness: np.ndarray, amount: float) -> n
     return cv2.multiply(strands - level, strandness.astype(np.int16), scale=1.0 / 255.0, dtype=cv2.CV_16S) + level
 
 
-def strand_lightness(order: np.ndarray, strandness: np.ndarray) -> np.ndarray:
+def strand_lightness(
+    order: np.ndarray,
+    strandness: np.ndarray,
+    drawn: float = 0.0,
+    lift: np.ndarray | None = None,
+    drawn_order: np.ndarray | None = None,
+) -> np.ndarray:
     """(h, w) float32: each fully grey pixel's lightness relative to grey hair's brightness, from its rank `order`
-    and `strandness` (uint8 both): the first strands to grey are the whitest."""
+    and `strandness` (uint8 both): the first strands to grey are the whitest. Where the photo shows no strands
+    (`drawn`, 0..1, :func:`unseen_strands`) and the hair is lifted to grey (`lift`, its brightness gain less 1),
+    the drawn strands' ranks (`drawn_order`, uint8) are its light and dark."""
     ranks = order.astype(np.float32) * np.float32(1.0 / 255.0)
-    return (0.5 - ranks) * strandness.astype(np.float32) * np.float32(2.0 * STRAND_SPREAD / 255.0)
+    lightness = (0.5 - ranks) * strandness.astype(np.float32) * np.float32(2.0 * STRAND_SPREAD / 255.0)
+    if drawn > 0.0 and lift is not None and drawn_order is not None:
+        drawn_ranks = drawn_order.astype(np.float32) * np.float32(1.0 / 255.0)
+        lightness += (0.5 - drawn_ranks) * _dark(lift) * np.float32(drawn * DRAWN_SPREAD)
+    return lightness
+
+
+def unseen_strands(coherence: np.ndarray, hair: np.ndarray, face_width: float, shown: float = 0.0) -> float:
+    """0..1: how far the photo shows no strands of its own in its hair (`hair`, bool, away from its outline), where
+    :func:`strand_lightness` draws them: it shows them as far as the face is large enough for strands
+    (STRAND_RESOLVED) or its own light and dark, lifted to grey, show as strands (`shown`, 0..1), and its hair runs
+    one way (the structure tensor's `coherence`, its median there). One number for the whole head: read pixel by
+    pixel, the hair's own outline (a strong edge, so coherent) kept a flat grey band round drawn hair."""
+    seen = max(_resolved(face_width), shown)
+    if not hair.any():
+        return 1.0 - seen
+    straight = float(_straightness(np.array([np.median(coherence[hair])], coherence.dtype))[0])
+    return 1.0 - seen * straight
+
+
+def _own_strands_shown(lightness: np.ndarray, hair: np.ndarray, face_width: float, comb: Comb) -> float:
+    """0..1: how far the hair's own light and dark (`lightness` over a crop `face_width` pixels across the face,
+    between OWN_DETAIL's scales, over `hair`), lifted as greying lifts them, show as grey hair's strands would
+    (OWN_SHOWN: their deviation over drawn strands'). A small face's lit, swept blonde hair has its own; a scan's
+    black mass only grain."""
+    if not hair.any() or comb.grey <= 0.0:
+        return 0.0
+    fine, coarse = (max(floor, scale * face_width) for floor, scale in zip((0.7, 2.0), OWN_DETAIL, strict=True))
+    detail = cv2.GaussianBlur(lightness, (0, 0), fine) - cv2.GaussianBlur(lightness, (0, 0), coarse)
+    own = float(detail[hair].std()) * (1.0 + comb.lift * STRAND_LIFT)
+    drawn = DRAWN_SPREAD / np.sqrt(12.0) * comb.grey  # uniform ranks' deviation
+    return float(np.clip((own / drawn - OWN_SHOWN[0]) / (OWN_SHOWN[1] - OWN_SHOWN[0]), 0.0, 1.0))
 
 
 def grey_change(
-    fields: np.ndarray, brightness: np.ndarray, share: np.ndarray, order: np.ndarray, strandness: np.ndarray
+    fields: np.ndarray,
+    pixels: np.ndarray,
+    brightness: np.ndarray,
+    share: np.ndarray,
+    order: np.ndarray,
+    strandness: np.ndarray,
+    drawn: float = 0.0,
+    drawn_order: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(h, w, 3) int16: what fully greying adds to hair pixels of `brightness` (h, w) with their held hair `share`,
-    the strands' `order` and `strandness` there and the hair's `fields` (:meth:`.hair.HairLayer.fields_at`): the
-    whole box's :meth:`.hair.HairLayer.full_change`, a band of rows at a time."""
+    """(h, w, 3) int16: what fully greying adds to hair `pixels` (uint8 RGB) of `brightness` (h, w) with their held
+    hair `share`,
+    the strands' `order`, `strandness`, how far they are `drawn` (:func:`unseen_strands`) and the drawn ones'
+    ranks (`drawn_order`) there and the hair's `fields` (:meth:`.hair.HairLayer.fields_at`): the whole box's
+    :meth:`.hair.HairLayer.full_change`, a band of rows at a time."""
     # strands' light and dark grow with the brightness inside the hair only: a hairline pixel part skin is
     # bright for its skin, and its lift printed a pale band along the hairline
     inside = np.clip((share - 0.6) / 0.3, 0.0, 1.0)
     strands = (brightness - fields[..., 3]) * fields[..., 4] * inside * np.float32(STRAND_LIFT)
+    replaced = None
+    if drawn > 0.0 and drawn_order is not None:  # there they are grain and JPEG blocks: drawn strands replace them
+        replaced = np.float32(OWN_YIELD * drawn) * _dark(fields[..., 4]) * inside
+        strands *= 1.0 - replaced
     grey = fields[..., 3] + fields[..., :3].mean(axis=2)  # grey hair's brightness
-    strands += strand_lightness(order, strandness) * grey * inside  # fully grey hair has strands
-    added = share[..., None] * (fields[..., :3] + strands[..., None])
-    # and no pixel ends brighter than grey hair's lightest strands, or than it was
-    ceiling = np.maximum(grey * np.float32(STRAND_CEILING), brightness)
+    # grey hair has strands (drawn ones up to the hair's edge: they add no light on average, so no band there)
+    lightness = strand_lightness(order, strandness * inside, drawn, fields[..., 4], drawn_order)
+    strands += lightness * grey
+    added = fields[..., :3] + strands[..., None]
+    if replaced is not None:  # the hair's own colour and light less the local hair's (a scan's chroma blocks too)
+        added -= replaced[..., None] * (pixels.astype(np.float32) - fields[..., 5:8])
+    added *= share[..., None]
+    # and no pixel ends brighter than grey hair's lightest strands, or than it was (a drawn strand is as light as
+    # it was drawn: capped, the light ones were lost and the drawn hair was dark strokes on grey)
+    ceiling = np.maximum(grey * np.maximum(np.float32(STRAND_CEILING), 1.0 + lightness), brightness)
     lift = added.mean(axis=2)
     over = brightness + lift - ceiling
     added -= (np.clip(over, 0.0, None) / np.maximum(lift, 1e-3) * (lift > 0))[..., None] * added
@@ -112,11 +226,70 @@ def strandness(lift: np.ndarray, coherence: np.ndarray, face_width: float) -> np
     (its shaded locks left dark among white strands looked like crumpled foil). A small face's strands and locks
     are finer than its pixels, which average them, and curls or a scan's grain (low `coherence`, uint8) run no one
     way (streaked along them they drew contour lines): those grey evenly too."""
-    resolved = float(np.clip((face_width - STRAND_RESOLVED[0]) / (STRAND_RESOLVED[1] - STRAND_RESOLVED[0]), 0.0, 1.0))
     share = (1.0 - STRAND_MIX) * np.clip((lift - STRAND_LIFTS[0]) / (STRAND_LIFTS[1] - STRAND_LIFTS[0]), 0.0, 1.0)
-    straight = (coherence.astype(np.float32) * np.float32(1.0 / 255.0) - STRAIGHT[0]) / (STRAIGHT[1] - STRAIGHT[0])
-    share *= resolved * np.clip(straight, 0.0, 1.0)
+    share *= _resolved(face_width) * _straightness(coherence)
     return np.round(255.0 * share).astype(np.uint8)
+
+
+def _dark(lift: np.ndarray) -> np.ndarray:
+    """(h, w) float32 0..1: how far hair whose grey brightness gain less 1 is `lift` is dark hair lifted to grey
+    (DRAWN_LIFTS): as far as strands are drawn on it."""
+    return np.clip((lift - DRAWN_LIFTS[0]) / (DRAWN_LIFTS[1] - DRAWN_LIFTS[0]), 0.0, 1.0)
+
+
+def _resolved(face_width: float) -> float:
+    """How far a face `face_width` pixels wide shows its hair's strands and locks (STRAND_RESOLVED)."""
+    return float(np.clip((face_width - STRAND_RESOLVED[0]) / (STRAND_RESOLVED[1] - STRAND_RESOLVED[0]), 0.0, 1.0))
+
+
+def _straightness(coherence: np.ndarray) -> np.ndarray:
+    """(h, w) float32 0..1: how surely hair runs one way, from the structure tensor's `coherence` (uint8 0..255
+    or float32 0..1)."""
+    scale = np.float32(1.0 / 255.0) if coherence.dtype == np.uint8 else np.float32(1.0)
+    return np.clip((coherence.astype(np.float32) * scale - STRAIGHT[0]) / (STRAIGHT[1] - STRAIGHT[0]), 0.0, 1.0)
+
+
+def _combed_direction(shape: tuple[int, int], origin: tuple[float, float]) -> np.ndarray:
+    """(h, w) float32 radians in [0, pi): the way hair is combed at each pixel of a crop, away from `origin` (x, y,
+    crop pixels; below the chin): up and back over the crown, down the sides, with no whorl inside the hair."""
+    rows, cols = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
+    return np.mod(np.arctan2(rows - np.float32(origin[1]), cols - np.float32(origin[0])), np.pi).astype(np.float32)
+
+
+def _blended_direction(seen: np.ndarray, combed: np.ndarray, straight: np.ndarray) -> np.ndarray:
+    """(h, w) float32 radians in [0, pi): the photo's own direction `seen` as far as it is `straight` (0..1),
+    else the `combed` one (blended as doubled angles: a direction and its opposite are one)."""
+    doubled = straight * np.exp(2j * seen) + (1.0 - straight) * np.exp(2j * combed)
+    return np.mod(0.5 * np.angle(doubled), np.pi).astype(np.float32)
+
+
+def _streaked(noise: np.ndarray, angle: np.ndarray, length: int) -> np.ndarray:
+    """`noise` smeared along each pixel's direction `angle` over `length` pixels (ORIENTATIONS line filters, each
+    pixel blending its two nearest)."""
+    streaks = np.zeros_like(noise)
+    for index in range(ORIENTATIONS):
+        theta = np.pi * index / ORIENTATIONS
+        # each pixel's weight for this direction: 1 on it, falling to 0 at the next one either side
+        apart = np.abs(np.angle(np.exp(2j * (angle - theta)))) * (ORIENTATIONS / (2.0 * np.pi))
+        weight = np.clip(1.0 - apart, 0.0, 1.0).astype(np.float32)
+        if weight.any():
+            streaks += weight * cv2.filter2D(noise, -1, _line_kernel(length, theta), borderType=cv2.BORDER_REFLECT)
+    return streaks
+
+
+def _locks(angle: np.ndarray, pixels_across: float, rng: np.random.Generator) -> np.ndarray:
+    """(h, w) float32 of deviation LOCK_SHARE: streaks a lock broad and long along `angle`, drawn shrunk to at
+    most LOCK_FACE pixels across the face (`pixels_across` at `angle`'s size) and enlarged."""
+    height, width = angle.shape
+    scale = min(1.0, LOCK_FACE / max(pixels_across, 1.0))
+    small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
+    across = pixels_across * scale
+    small_angle = cv2.resize(angle, (small_w, small_h), interpolation=cv2.INTER_NEAREST) if scale < 1.0 else angle
+    noise = rng.standard_normal((small_h, small_w)).astype(np.float32)
+    noise = cv2.GaussianBlur(noise, (0, 0), max(LOCK[0] * across, 0.8))
+    locks = _streaked(noise, small_angle, max(3, round(LOCK[1] * across) | 1))
+    locks *= np.float32(LOCK_SHARE / max(float(locks.std()), 1e-6))
+    return cv2.resize(locks, (width, height), interpolation=cv2.INTER_CUBIC) if scale < 1.0 else locks
 
 
 def _strand_direction(lightness: np.ndarray, face_width: float) -> tuple[np.ndarray, np.ndarray]:
