@@ -40,6 +40,7 @@ import numpy as np
 
 from ganime_age.engine import hair_colour as colour
 from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid, row_bands, turn_share
+from ganime_age.engine.greying import grey_fields
 from ganime_age.engine.hairline import held_share
 from ganime_age.engine.light import head_light, lab_to_rgb
 from ganime_age.engine.parsing import HeadParse
@@ -69,7 +70,6 @@ GREY_SEED_CHROMA, GREY_SEED_DISTANCE = 0.4, 12.0
 # and at least this much less (Lab chroma) than the skin: in a nearly colourless photo (skin chroma 5.6) a lit
 # wrinkled forehead above the mesh has as little colour as white hair, and was greyed and then "restored" red-brown
 GREY_SEED_LACK = 5.0
-MAX_HAIR_GAIN = 4.0  # grey hair over the hair's brightness, at most (black hair's noise stays unseen)
 GREY_CHROMA = (0.12, 0.3)  # a hair pixel's saturation under white light: grey below the first, pigmented (blond,
 # red, brown) from the second; only grey hair regains colour
 RESTORE_SCALE = 0.01  # face widths: the blur of the colour a pixel's regained colour is scaled from (its strands
@@ -403,7 +403,7 @@ def hair_layer(
         region = share = person * not_face * parsed_hair
     layer.person = np.maximum(person, share).astype(np.float32)
     light = head_light(grid, seen, lab_to_rgb(skin_model[0]))
-    fields = _grey_fields(grid, share, light * np.float32(level * skin), width_grid)
+    fields = grey_fields(grid, share, light * np.float32(level * skin), width_grid)
     layer.light = light
     # a photo without colour (black and white) tells grey hair from skin by nothing: no colour is given back
     if young is not None and np.any(young) and float(np.hypot(*skin_model[0][1:])) >= MIN_SKIN_CHROMA:
@@ -477,24 +477,6 @@ def _connected_below(share: np.ndarray, mouth_row: float) -> np.ndarray:
     out = share.copy()
     out[first_below:] *= cv2.GaussianBlur(kept, (0, 0), 1.0)[first_below:]
     return out
-
-
-def _grey_fields(grid: np.ndarray, share: np.ndarray, grey: np.ndarray, face_width: float) -> np.ndarray:
-    """(h, w, 8): grey hair's colour minus the local hair colour, the local hair brightness, grey hair's
-    brightness gain over it minus 1 and the local hair colour (the hair's own pixels averaged over a tenth of a
-    face)."""
-    sigma = max(0.1 * face_width, 1.0)
-    values = grid.astype(np.float32)
-    weight = cv2.GaussianBlur(share, (0, 0), sigma) + 1e-4
-    local = cv2.GaussianBlur(values * share[..., None], (0, 0), sigma) / weight[..., None]
-    total = float(share.sum())
-    if total > 0.0:  # far from any hair the local colour is the hair's mean
-        mean = (values * share[..., None]).reshape(-1, 3).sum(axis=0) / total
-        trust = np.clip(weight / (weight.max() * 0.05), 0.0, 1.0)[..., None]
-        local = trust * local + (1.0 - trust) * mean
-    brightness = local.mean(axis=2)
-    gain = np.clip(float(grey.mean()) / np.maximum(brightness, 1.0), 1.0, MAX_HAIR_GAIN) - 1.0
-    return np.concatenate([grey - local, brightness[..., None], gain[..., None], local], axis=2).astype(np.float32)
 
 
 def hair_turn_share(rotation: np.ndarray) -> float:

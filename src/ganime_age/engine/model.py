@@ -37,17 +37,15 @@ from ganime_age.engine.frames import (
     template_width,
 )
 from ganime_age.engine.greying import hair_greying_share, hair_restoring_share
-from ganime_age.engine.hair import HairLayer, hair_layer, hair_turn_share
+from ganime_age.engine.hair import hair_layer, hair_turn_share
 from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
+from ganime_age.engine.moved_person import hold_moved, person_moved
 from ganime_age.engine.parsing import Parser, parse_head
 from ganime_age.engine.pixels import repaint, repaint_table, resample
 from ganime_age.engine.scene import Segmenter
 from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT, NUM_LANDMARKS, NUM_MESH_VERTICES
 from ganime_age.hub import HubModel
 from ganime_age.meshwarp import rasterise
-
-MOVED_EDGE = 64  # person weight (of 255) from which a moved silhouette edge is wholly the edit's
-MOVED_PERSON_STEP = 0.006  # face widths: the grid the person moved by the face's warp is read on
 
 
 class FittedEngine(HubModel):
@@ -375,7 +373,7 @@ class FittedEngine(HubModel):
                 # one cubic remap of the input's own pixels (one two-channel map: slicing x and y apart copies both)
                 positions = frame.field_to_photo(frame.positions_to_photo(sample), *part)
                 face_pixels = resample(photo_crop(source, face.box), positions)
-                moved_person = _moved_person(layer, face.box, (ex0, ey0, ex1, ey1), positions)
+                moved_person = person_moved(layer, face.box, (ex0, ey0, ex1, ey1), positions)
                 del positions  # two float32 channels over the face's region (67 MB at 12 MP)
             else:
                 face_pixels = original.copy()
@@ -404,16 +402,8 @@ class FittedEngine(HubModel):
         # the edit stays on its person: walls, shirts and neighbours keep their pixels
         person = layer.person_bytes(x0, y0, x1, y1).copy()
         if moved is not None:
-            # where the geometry moved the silhouette's own soft edge, the person is wholly the edit's: mixing
-            # in the input there printed the old outline (an ear's, a jaw's) as a faint line beside the new one
-            # (the faintest quarter stays soft: it is where other faces are kept out)
-            (mx0, my0, mx1, my1), moved_mask, moved_person = moved
-            inner = person[my0 - y0 : my1 - y0, mx0 - x0 : mx1 - x0]
-            inner[(moved_mask > 0.0) & (inner >= MOVED_EDGE)] = 255
-            # and where the person itself moved past its old outline (a child's ear lower on the head), it is the
-            # person's: faded out there, the wall cut a square notch into the ear (FG-NET 003A60 made 6)
-            grown = cv2.resize(moved_person, inner.shape[::-1], interpolation=cv2.INTER_LINEAR)
-            cv2.add(inner, grown, dst=inner)
+            (mx0, my0, mx1, my1), moved_mask, grown = moved
+            hold_moved(person[my0 - y0 : my1 - y0, mx0 - x0 : mx1 - x0], moved_mask, grown)
 
         original = rgb[y0:y1, x0:x1]
         fade_out(edited, original, person, mask)  # the silhouette's soft edge: the edit fades out there
@@ -454,27 +444,6 @@ class FittedEngine(HubModel):
             out[y0:y1, x0:x1] = pixels
             changes.append(((x0, y0, x1, y1), mask))
         return out, changes
-
-
-def _moved_person(
-    layer: HairLayer, face_box: tuple[int, int, int, int], region: tuple[int, int, int, int], positions: np.ndarray
-) -> np.ndarray:
-    """uint8 on a coarse grid over the photo box `region`: how much more of the person the face's warp brings
-    to each place than was there (`positions`: where each pixel of `region` is read, in `face_box`'s crop). Read
-    every MOVED_PERSON_STEP face widths (a slider move pays for no full-resolution remap), never onto another face;
-    0 wherever nothing moved."""
-    fx0, fy0, _, _ = face_box
-    rx0, ry0, _, _ = region
-    step = max(1, round(MOVED_PERSON_STEP * layer.face_width))
-    whole = layer.person_bytes(*face_box)
-    samples = np.ascontiguousarray(positions[::step, ::step])
-    moved = cv2.remap(whole, samples, None, cv2.INTER_LINEAR)
-    still = whole[ry0 - fy0 :: step, rx0 - fx0 :: step][: moved.shape[0], : moved.shape[1]]
-    grown = cv2.subtract(moved, still)
-    apart = layer.apart_on(region, grown.shape)
-    if apart is not None:
-        grown = (grown * apart).astype(np.uint8)
-    return grown
 
 
 def _repaint_field(
