@@ -176,10 +176,12 @@ class HairLayer:
             comb = None
             sure = self.hair > 0.8  # the grid's surest hair: what greying lifts it by, and to what
             if self.comb_origin is not None and sure.any():
-                lift = float(np.median(self.fields[..., 4][sure]))
-                grey = float(np.median((self.fields[..., 3] + self.fields[..., :3].mean(axis=2))[sure]))
+                grey = self.fields[..., 3] + self.fields[..., :3].mean(axis=2)
                 origin = (self.comb_origin[0] - x0, self.comb_origin[1] - y0)
-                comb = Comb(origin, self._inside(self.share, box) > 200, lift, grey)
+                sure_hair = self._inside(self.share, box) > 200
+                comb = Comb(
+                    origin, sure_hair, float(np.median(self.fields[..., 4][sure])), float(np.median(grey[sure]))
+                )
             order, strands, drawn_order, drawn = strand_order(pixels, self.face_width, comb)
             for top, bottom in row_bands(*strands.shape):  # pixel by pixel: the lift's float32 read in bands
                 lift = read_grid(self.fields[..., 4], self.box, (x0, y0 + top, x1, y0 + bottom))

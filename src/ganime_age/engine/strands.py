@@ -86,7 +86,8 @@ def strand_order(rgb: np.ndarray, face_width: float, comb: Comb | None = None) -
     small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
     small = cv2.resize(rgb, (small_w, small_h), interpolation=cv2.INTER_AREA) if scale < 1.0 else rgb
     pixels_across = face_width * scale
-    angle, coherence = _strand_direction(small.astype(np.float32).mean(axis=2), pixels_across)
+    lightness = small.astype(np.float32).mean(axis=2)
+    angle, coherence = _strand_direction(lightness, pixels_across)
     rng = np.random.default_rng(SEED)
     noise = rng.standard_normal((small_h, small_w)).astype(np.float32)
     noise = cv2.GaussianBlur(noise, (0, 0), max(STRAND_WIDTH * pixels_across, 0.8))
@@ -94,7 +95,7 @@ def strand_order(rgb: np.ndarray, face_width: float, comb: Comb | None = None) -
     if comb is not None:
         away = max(1, round(UNSEEN_EDGE * pixels_across))  # the hair's outline is an edge, not strands
         hair = cv2.erode(_shrunk(comb.hair, (small_w, small_h)).astype(np.uint8), np.ones((2 * away + 1,) * 2)) > 0
-        shown = _own_strands_shown(small.astype(np.float32).mean(axis=2), hair, pixels_across, comb)
+        shown = _own_strands_shown(lightness, hair, pixels_across, comb)
         drawn = unseen_strands(coherence, hair, face_width, shown)
         # where the head shows no strands its coherent lines are its outline and hairline: combed across them
         straight = _straightness(coherence) * np.float32(1.0 - drawn)
@@ -162,7 +163,7 @@ def unseen_strands(coherence: np.ndarray, hair: np.ndarray, face_width: float, s
     seen = max(_resolved(face_width), shown)
     if not hair.any():
         return 1.0 - seen
-    straight = float(_straightness(np.array([np.median(coherence[hair])], coherence.dtype))[0])
+    straight = float(_straightness(np.asarray(np.median(coherence[hair]), coherence.dtype)))
     return 1.0 - seen * straight
 
 
@@ -191,10 +192,9 @@ def grey_change(
     drawn_order: np.ndarray | None = None,
 ) -> np.ndarray:
     """(h, w, 3) int16: what fully greying adds to hair `pixels` (uint8 RGB) of `brightness` (h, w) with their held
-    hair `share`,
-    the strands' `order`, `strandness`, how far they are `drawn` (:func:`unseen_strands`) and the drawn ones'
-    ranks (`drawn_order`) there and the hair's `fields` (:meth:`.hair.HairLayer.fields_at`): the whole box's
-    :meth:`.hair.HairLayer.full_change`, a band of rows at a time."""
+    hair `share`, the strands' `order`, `strandness`, how far they are `drawn` (:func:`unseen_strands`) and the
+    drawn ones' ranks (`drawn_order`) there and the hair's `fields` (:meth:`.hair.HairLayer.fields_at`): the whole
+    box's :meth:`.hair.HairLayer.full_change`, a band of rows at a time."""
     # strands' light and dark grow with the brightness inside the hair only: a hairline pixel part skin is
     # bright for its skin, and its lift printed a pale band along the hairline
     inside = np.clip((share - 0.6) / 0.3, 0.0, 1.0)
