@@ -42,11 +42,13 @@ def _held_out_full_size(shared_dir: Path, indices: tuple[int, ...]) -> list[np.n
     return [load_image(paths[i]) for i in indices]
 
 
-def _prepared(engine: FittedEngine, photo: np.ndarray) -> tuple[Any, np.ndarray]:
+def _prepared(engine: FittedEngine, photo: np.ndarray, parsed: bool = False) -> tuple[Any, np.ndarray]:
     from ganime_age.faces import FaceAnalyzer
+    from ganime_age.faces.parse import FaceParser
 
     landmarks = FaceAnalyzer().analyze(photo)[0].landmarks.landmarks
-    return engine.prepare_face(photo, landmarks, segment=_segment()), landmarks
+    parse = FaceParser() if parsed else None
+    return engine.prepare_face(photo, landmarks, segment=_segment(), parse=parse), landmarks
 
 
 def _shifted_correlation(ranks: np.ndarray, sure: np.ndarray, dy: int, dx: int) -> float:
@@ -187,3 +189,18 @@ def test_a_small_faces_own_lit_strands_are_kept_not_drawn_over(shipped: FittedEn
     x0, y0, x1, y1 = layer.hair_box
     layer.grey(photo[y0:y1, x0:x1].copy(), (x0, y0), 1.0)
     assert layer.face_width < 120 and layer.drawn is not None and layer.drawn < 0.25, (layer.face_width, layer.drawn)
+
+
+def test_curly_hair_whose_own_curls_show_keeps_them_not_drawn_straight_strands(
+    shipped: FittedEngine, shared_dir: Path
+) -> None:
+    """FG-NET 082A31: dark curly hair with lit curls on a face about 250 pixels wide. The curls run no one way, and
+    straight combed strands were drawn over them like a grey veil; its own light and dark show as strands, so none
+    are drawn (0.71 before) and the greyed curls are the photo's own."""
+    from ganime_age.faces import load_image
+
+    photo = load_image(shared_dir / "datasets" / "fgnet" / "images" / "082A31.JPG")
+    layer = _prepared(shipped, photo, parsed=True)[0].layer
+    x0, y0, x1, y1 = layer.hair_box
+    layer.grey(photo[y0:y1, x0:x1].copy(), (x0, y0), 1.0)
+    assert layer.face_width > 200 and layer.drawn is not None and layer.drawn < 0.25, (layer.face_width, layer.drawn)

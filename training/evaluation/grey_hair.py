@@ -122,7 +122,7 @@ def read_hair(editor: Any, name: str, rgb: np.ndarray) -> HairPhoto | None:
         return None
     if len(faces) != 1:
         return None
-    hair = parsed_hair(rgb, faces, editor.analyzer.parser)
+    hair = parsed_hair(rgb, faces, editor.analyzer.parser, editor.analyzer.segmenter)
     if hair.mean() < MIN_HAIR:
         return None
     points = faces[0].landmarks.landmarks

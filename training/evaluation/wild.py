@@ -121,14 +121,15 @@ def head_and_neck(rgb: np.ndarray, faces: list[Any], segmenter: Any) -> np.ndarr
     return region
 
 
-def parsed_hair(rgb: np.ndarray, faces: list[Any], parser: Any) -> np.ndarray:
-    """(h, w) bool: every face's hair by the face parser."""
+def parsed_hair(rgb: np.ndarray, faces: list[Any], parser: Any, segmenter: Any) -> np.ndarray:
+    """(h, w) bool: every face's hair by the face parser (its hair like the wall settled by the segmenter, as the
+    edit's is)."""
     from ganime_age.engine.parsing import parse_head
 
     height, width = rgb.shape[:2]
     hair = np.zeros((height, width), np.float32)
     for face in faces:
-        parsed = parse_head(rgb, face.landmarks.landmarks, parser)
+        parsed = parse_head(rgb, face.landmarks.landmarks, parser, segmenter)
         hair = np.maximum(hair, parsed.hair_at(0, 0, width, height))
     return hair > 0.3
 
@@ -146,8 +147,8 @@ def edited_head(editor: Any, edited: np.ndarray) -> tuple[np.ndarray, np.ndarray
         return empty, empty
     if not faces:
         return empty, empty
-    analyzer = editor.analyzer
-    return head_and_neck(edited, faces, analyzer.segmenter), parsed_hair(edited, faces, analyzer.parser)
+    segmenter = editor.analyzer.segmenter
+    return head_and_neck(edited, faces, segmenter), parsed_hair(edited, faces, editor.analyzer.parser, segmenter)
 
 
 def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool, sheet: list | None) -> dict:
@@ -180,7 +181,7 @@ def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool,
             continue
         found += len(faces)
         region = head_and_neck(rgb, faces, analyzer.segmenter)
-        hair = parsed_hair(rgb, faces, analyzer.parser)
+        hair = parsed_hair(rgb, faces, analyzer.parser, analyzer.segmenter)
         lightness = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[..., 0]
         for target in TARGETS:
             try:

@@ -43,7 +43,7 @@ from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample
 from ganime_age.engine.greying import grey_fields
 from ganime_age.engine.hairline import held_share
 from ganime_age.engine.light import head_light, lab_to_rgb
-from ganime_age.engine.parsing import HeadParse
+from ganime_age.engine.parsing import HeadParse, fringe_floor
 from ganime_age.engine.scene import Scene, Segmenter, agreement, own_side, read_grid, scene_silhouette
 from ganime_age.engine.strands import Comb, grey_change, greyed_weight, strand_order, strandness
 from ganime_age.engine.texture import log_energy, roughness
@@ -301,7 +301,8 @@ def hair_layer(
     `face_mask` is the face's soft mask on the engine grid over the photo box `mask_box`; `level` grey hair's
     fitted brightness relative to the `skin` brightness, `young` young hair's colour (R, G, B) relative to it
     (None: grey hair never regains colour); `others` the other faces' landmarks in the photo; `parsed` the face
-    parser's view of this face: where given, the person and its hair are what it names (no segmenter runs)."""
+    parser's view of this face: where given, the person and its hair are what it names (with the segmenter's say
+    on its hair like the wall, :mod:`.parsing`)."""
     height, width = rgb.shape[:2]
     face_width = max(float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2])), 8.0)
     centre_x = float(points[:NUM_MESH_VERTICES, 0].mean())
@@ -366,8 +367,9 @@ def hair_layer(
     brow_row = float(local[list(BROW_TOPS), 1].min())
     rows = np.arange(grid_h, dtype=np.float32)[:, None]
     # the face's features are never hair (brows, eyes, a beard), but well above the brows the colour alone tells
-    # hair from forehead: a fringe inside the face's mask stayed brown under greyed hair
-    above = np.clip((brow_row - FRINGE_FREE * width_grid - rows) / max(0.05 * width_grid, 1.0), 0.0, 1.0)
+    # hair from forehead (a fringe inside the face's mask stayed brown), and the parser's down to above the eyes
+    floor = brow_row - FRINGE_FREE * width_grid if parsed is None else (fringe_floor(points) - y0 + 0.5) * sy - 0.5
+    above = np.clip((floor - rows) / max(0.05 * width_grid, 1.0), 0.0, 1.0)
     not_face = window * (1.0 - np.clip(2.0 * cv2.GaussianBlur(face, (0, 0), 2.0), 0.0, 1.0) * (1.0 - above))
     region = person * not_face
     lab = colour.lab_of(grid)

@@ -155,7 +155,8 @@ class FittedEngine(HubModel):
         `segment` is the face analysis's selfie segmenter (the person's silhouette, where hair is): the engine
         takes what the analysis sees, and runs no analysis of its own. `parse`: the analysis's face parser, which
         names each pixel around the face (:mod:`.parsing`): with it, the edit changes this person's head, neck and
-        hair and nothing else (a cap, a shirt, a neighbour), and the segmenter is not run. `others`: the landmarks of the photo's
+        hair and nothing else (a cap, a shirt, a neighbour), and the segmenter only settles its hair that looks like
+        the wall beside it. `others`: the landmarks of the photo's
         other faces, which this face's edit never reaches. `female`: how likely the face is a woman's, where the
         caller knows better than the engine's own classifier (None: the engine's reading). `exemplars`: a bank of
         real faces of every age (:mod:`.exemplars`), which edits across the young years match this face to.
@@ -213,7 +214,7 @@ class FittedEngine(HubModel):
             template_face = cv2.remap(log_rgb, mapping, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
             young_skin = appearance.young_skin(c, self.age_split, template, template_face, female_share)
         level, young = float(self.tables["hair_level"][0]), self.tables["hair_young"]
-        parsed = parse_head(rgb, points, parse) if parse is not None else None
+        parsed = parse_head(rgb, points, parse, segment) if parse is not None else None
         layer = hair_layer(rgb, points, face_mask, frame.box, level, skin, segment, others, young=young, parsed=parsed)
         # an engine that has fitted no ages changes no age: no beard is looked for
         beard = find_beard(rgb, points, layer.person_at, layer.hair_on) if young_skin is not None else None

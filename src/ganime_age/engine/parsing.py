@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ganime_age.engine.frames import resample_grid
-from ganime_age.engine.scene import read_grid
+from ganime_age.engine.scene import Segmenter, read_grid
 from ganime_age.faces.parse import (
     BACKGROUND,
     CLOTH,
@@ -27,7 +27,14 @@ from ganime_age.faces.parse import (
     HAT,
     NECKLACE,
 )
-from ganime_age.faces.topology import CHIN, FACE_LEFT, FACE_RIGHT, NUM_MESH_VERTICES
+from ganime_age.faces.topology import (
+    CHIN,
+    FACE_LEFT,
+    FACE_RIGHT,
+    LEFT_EYE_CONTOUR,
+    NUM_MESH_VERTICES,
+    RIGHT_EYE_CONTOUR,
+)
 
 Parser = Callable[[np.ndarray], np.ndarray]  # uint8 RGB square crop -> (n, n) uint8 CelebAMask-HQ labels
 
@@ -42,7 +49,12 @@ EDGE = 0.04  # of the square's side: the masks fade to nothing over this much be
 BACKGROUND_REACH = (0.1, 0.4)  # face widths from the hair: the background there is what hair must not look like
 MIN_BACKGROUND_PIXELS = 200  # of the parser's square: fewer, and the background says nothing
 BACKGROUND_SPREAD = 3.0  # Lab units added to the background's spread (a flat wall is not a point)
-UNLIKE = (1.25, 2.5)  # the background's standard deviations from its colour: hair there is unsure, from here sure
+UNLIKE = (1.5, 3.0)  # the background's standard deviations from its colour: hair there is unsure, from here sure
+BACKGROUND_NEAR = 0.25  # face widths: the reach of the wall a pixel is compared with
+NEAR_ENOUGH = 0.05  # of the most wall near any pixel: this much near, and its wall is half its own, half the whole
+EYES_FREE = 0.05  # face widths above the eyes' tops: the lowest the parser's hair is taken on a face
+SILHOUETTE_INSIDE = 0.02  # face widths: hair like its wall is hair this far inside the person segmenter's silhouette
+SILHOUETTE_AGREES = (0.6, 0.85)  # the share of the parse's hair in the silhouette: none trusted, all trusted
 
 
 @dataclass
@@ -68,8 +80,9 @@ class HeadParse:
         return resample_grid(getattr(self, name), self.box, box, shape)
 
 
-def parse_head(rgb: np.ndarray, points: np.ndarray, parse: Parser) -> HeadParse:
-    """The parse of the face with landmarks `points` (photo pixels) in the uint8 RGB photo `rgb`."""
+def parse_head(rgb: np.ndarray, points: np.ndarray, parse: Parser, segment: Segmenter | None = None) -> HeadParse:
+    """The parse of the face with landmarks `points` (photo pixels) in the uint8 RGB photo `rgb`. `segment`, the
+    selfie segmenter, settles the parse's hair that looks like the wall beside it (without it, that hair fades)."""
     height, width = rgb.shape[:2]
     mesh = np.asarray(points, np.float64)[:NUM_MESH_VERTICES, :2]
     face_width = max(float(np.linalg.norm(mesh[FACE_RIGHT] - mesh[FACE_LEFT])), 8.0)
@@ -97,7 +110,10 @@ def parse_head(rgb: np.ndarray, points: np.ndarray, parse: Parser) -> HeadParse:
     fade = _edge_fade(size)
     anyone = (labels != BACKGROUND) & (inside_photo > 0)
     wall = (labels == BACKGROUND) & (inside_photo > 0)
-    sure = _unlike_background(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), hair, wall, width_px)
+    square = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    sure = _unlike_background(square, hair, wall, width_px)
+    if segment is not None:
+        sure = np.maximum(sure, _inside_silhouette(segment(square), hair, width_px))
     return HeadParse(
         (x0, y0, x1, y1),
         _grown(own, width_px, GROW, HOLE_MOST * width_px**2) * fade,
@@ -106,29 +122,95 @@ def parse_head(rgb: np.ndarray, points: np.ndarray, parse: Parser) -> HeadParse:
     )
 
 
+def fringe_floor(mesh: np.ndarray) -> float:
+    """The lowest row (photo pixels) down to which the parser's hair is hair on the face with landmarks `mesh`:
+    above the eyes. A fringe hides the brows, and the mesh puts them under it: kept out from above the brows, a
+    fringe's lower half stayed a dark band across the forehead under greyed hair (FG-NET 057A12 made 75)."""
+    face_width = max(float(np.linalg.norm(mesh[FACE_RIGHT, :2] - mesh[FACE_LEFT, :2])), 8.0)
+    return float(mesh[list(RIGHT_EYE_CONTOUR + LEFT_EYE_CONTOUR), 1].min()) - EYES_FREE * face_width
+
+
 def _unlike_background(rgb: np.ndarray, hair: np.ndarray, background: np.ndarray, face_width: float) -> np.ndarray:
     """(n, n) float32 0..1: how surely each pixel's colour is not the background's beside the head (1 where too
     little background is in view to say). In a dark, grainy scan the parser called the black wall around a bald
-    head hair, and greying drew a grey cape around it; hair of the wall's own colour is unsure, and fades out."""
+    head hair, and greying drew a grey cape around it; hair of the wall's own colour is unsure, and fades out.
 
-    def grown(reach: float) -> np.ndarray:
-        radius = max(1, round(reach * face_width))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
-        return cv2.dilate(hair.astype(np.uint8), kernel) > 0
+    The wall is read where it is, near each pixel: one colour model for the whole wall (a white wall on one side,
+    a dark curtain on the other) spread so wide that a man's dark curly hair before both was unsure everywhere and
+    never greyed."""
 
+    if not hair.any():
+        return np.ones(hair.shape, np.float32)
     # the wall a little way off the hair: right beside it, a tight crop's "background" is often hair the parser
     # gave up on, and hair measured against itself faded out on every UTKFace chip
-    wall = grown(BACKGROUND_REACH[1]) & ~grown(BACKGROUND_REACH[0]) & background
+    off_hair = cv2.distanceTransform((~hair).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    near, far = (max(1, round(reach * face_width)) for reach in BACKGROUND_REACH)
+    wall = (off_hair > near) & (off_hair <= far) & background
     if int(wall.sum()) < MIN_BACKGROUND_PIXELS:
         return np.ones(hair.shape, np.float32)
     lab = cv2.cvtColor(rgb.astype(np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_RGB2LAB)
-    samples = lab[wall]
-    mean = samples.mean(axis=0)
-    inverse = np.linalg.inv(np.cov(samples, rowvar=False) + np.eye(3) * BACKGROUND_SPREAD**2)
+    mean, inverse = _local_colour_model(lab, wall, BACKGROUND_NEAR * face_width)
     away = lab - mean
-    distance = np.sqrt(np.einsum("...i,ij,...j->...", away, inverse, away))
+    squared = np.zeros(hair.shape, np.float32)
+    for i in range(3):  # the quadratic form away' inverse away, its six distinct terms
+        squared += inverse[..., i, i] * away[..., i] ** 2
+        for j in range(i + 1, 3):
+            squared += 2.0 * inverse[..., i, j] * away[..., i] * away[..., j]
+    distance = np.sqrt(np.maximum(squared, 0.0))
     unlike = np.clip((distance - UNLIKE[0]) / (UNLIKE[1] - UNLIKE[0]), 0.0, 1.0).astype(np.float32)
     return cv2.GaussianBlur(unlike, (0, 0), max(FEATHER * face_width, 0.7))
+
+
+def _inside_silhouette(silhouette: np.ndarray, hair: np.ndarray, face_width: float) -> np.ndarray:
+    """(n, n) float32 0..1: the person segmenter's `silhouette`, shrunk by SILHOUETTE_INSIDE and feathered, as far
+    as it holds the parse's `hair` (bool). Dark hair before a dark curtain looks like it, and the segmenter sees the
+    curly hair as the person's and the curtain not. But the parse of a grainy scan can call the whole black wall
+    around a bald head hair, and the segmenter rounds a bald head out with a margin of wall: there most of the
+    parse's hair lies outside the silhouette (FG-NET 035A23b: 47%, a baby before a curtain 37%; hair 91% or more
+    inside on every other scan), and the segmenter says nothing."""
+    agreed = float((silhouette[hair] > 0.5).mean()) if hair.any() else 0.0
+    trusted = float(np.clip((agreed - SILHOUETTE_AGREES[0]) / (SILHOUETTE_AGREES[1] - SILHOUETTE_AGREES[0]), 0, 1))
+    if trusted <= 0.0:
+        return np.zeros(hair.shape, np.float32)
+    radius = max(1, round(SILHOUETTE_INSIDE * face_width))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+    inside = cv2.erode((silhouette > 0.5).astype(np.uint8), kernel).astype(np.float32) * np.float32(trusted)
+    return cv2.GaussianBlur(inside, (0, 0), max(FEATHER * face_width, 0.7))
+
+
+def _local_colour_model(lab: np.ndarray, where: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """((n, n, 3), (n, n, 3, 3)) float32: the mean and the inverse covariance (BACKGROUND_SPREAD added) of the Lab
+    colours at `where` (bool) near each pixel (Gaussian weights of sigma `reach` pixels), drawn towards the whole
+    of `where`'s where little of it is near. Smooth at that scale, so read on a grid a sixth of `reach` apart."""
+    size = lab.shape[:2]
+    step = max(1, int(reach / 6.0))
+    weight = where.astype(np.float32)
+    pairs = [(i, j) for i in range(3) for j in range(i, 3)]
+    moments = (
+        [weight] + [lab[..., i] * weight for i in range(3)] + [lab[..., i] * lab[..., j] * weight for i, j in pairs]
+    )
+    rows, cols = size[0] // step * step, size[1] // step * step  # block means (cv2's area resize takes 4 channels)
+    small = np.dstack(moments)[:rows, :cols].reshape(rows // step, step, cols // step, step, 10).mean(axis=(1, 3))
+    near = [cv2.GaussianBlur(np.ascontiguousarray(small[..., k]), (0, 0), max(reach / step, 0.5)) for k in range(10)]
+    amount = near[0]
+    share = amount / (amount + np.float32(NEAR_ENOUGH * amount.max()))
+    scale = 1.0 / np.maximum(amount, 1e-6)
+    samples = lab[where]
+    whole_mean = samples.mean(axis=0)
+    whole_covariance = np.cov(samples, rowvar=False)
+    local_mean = np.stack([near[1 + i] * scale for i in range(3)], -1)
+    mean = share[..., None] * local_mean + (1.0 - share[..., None]) * whole_mean
+    covariance = np.empty((*share.shape, 3, 3), np.float32)
+    for k, (i, j) in enumerate(pairs):
+        local = near[4 + k] * scale - local_mean[..., i] * local_mean[..., j]
+        covariance[..., i, j] = covariance[..., j, i] = share * local + (1.0 - share) * whole_covariance[i, j]
+    inverse = np.linalg.inv(covariance + np.eye(3, dtype=np.float32) * np.float32(BACKGROUND_SPREAD**2))
+    width, height = size[1], size[0]
+    full_mean = cv2.resize(mean.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    full_inverse = cv2.resize(
+        inverse.reshape(*share.shape, 9).astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR
+    )
+    return full_mean, full_inverse.reshape(height, width, 3, 3)
 
 
 def _own_components(person: np.ndarray, mesh: np.ndarray) -> np.ndarray:

@@ -156,15 +156,16 @@ def strand_lightness(
 
 def unseen_strands(coherence: np.ndarray, hair: np.ndarray, face_width: float, shown: float = 0.0) -> float:
     """0..1: how far the photo shows no strands of its own in its hair (`hair`, bool, away from its outline), where
-    :func:`strand_lightness` draws them: it shows them as far as the face is large enough for strands
-    (STRAND_RESOLVED) or its own light and dark, lifted to grey, show as strands (`shown`, 0..1), and its hair runs
-    one way (the structure tensor's `coherence`, its median there). One number for the whole head: read pixel by
-    pixel, the hair's own outline (a strong edge, so coherent) kept a flat grey band round drawn hair."""
-    seen = max(_resolved(face_width), shown)
+    :func:`strand_lightness` draws them: it shows them as far as its own light and dark, lifted to grey, show as
+    strands (`shown`, 0..1), curls too, or the face is large enough for strands (STRAND_RESOLVED) and its hair runs
+    one way (the structure tensor's `coherence`, its median there). Curly hair whose own curls show kept none of
+    them: straight strands were drawn over them like a veil (FG-NET 082A31 made 75). One number for the whole head:
+    read pixel by pixel, the hair's own outline (a strong edge, so coherent) kept a flat grey band round drawn
+    hair."""
     if not hair.any():
-        return 1.0 - seen
+        return 1.0 - max(_resolved(face_width), shown)
     straight = float(_straightness(np.asarray(np.median(coherence[hair]), coherence.dtype)))
-    return 1.0 - seen * straight
+    return 1.0 - max(_resolved(face_width) * straight, shown)
 
 
 def _own_strands_shown(lightness: np.ndarray, hair: np.ndarray, face_width: float, comb: Comb) -> float:
