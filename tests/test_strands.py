@@ -158,8 +158,9 @@ def test_a_scans_black_mass_of_hair_greys_into_drawn_combed_strands_not_a_flat_c
 ) -> None:
     """FG-NET scans whose dark hair is one black mass (no strands to lift, only grain and JPEG blocks) made fully
     grey: their grey hair has light and dark 1-6 pixels across of at least 4.5% of its brightness (lifted from the
-    photo's own, 2.2%: a flat grey cap) and it runs the combed way, up from the forehead: a pixel's detail is like
-    the one 4 pixels above it, unlike the one 4 pixels beside it (the lifted grain ran every way alike)."""
+    photo's own, 2.2%: a flat grey cap) and it runs the combed way, waved, up from the forehead: a pixel's detail is
+    like the one 4 pixels above it, unlike the one 4 pixels beside it (the lifted grain ran every way alike; combed
+    dead straight, 0.3 and more above, a fan of comb strokes; waved, 0.28 above and 0.03 beside)."""
     from ganime_age.faces import load_image
 
     for name in ("031A14", "026A06"):
@@ -175,7 +176,7 @@ def test_a_scans_black_mass_of_hair_greys_into_drawn_combed_strands_not_a_flat_c
         locks = (cv2.GaussianBlur(grey, (0, 0), 1.0) - cv2.GaussianBlur(grey, (0, 0), 6.0))[sure]
         assert locks.std() > 0.045 * grey[sure].mean(), (name, locks.std() / grey[sure].mean())
         along, across = _shifted_correlation(detail, sure, 4, 0), _shifted_correlation(detail, sure, 0, 4)
-        assert along > 0.3 and along > across + 0.2, (name, along, across)
+        assert along > 0.2 and along > across + 0.2, (name, along, across)
 
 
 def test_a_small_faces_own_lit_strands_are_kept_not_drawn_over(shipped: FittedEngine) -> None:

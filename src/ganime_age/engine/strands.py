@@ -47,6 +47,8 @@ STRAND_CEILING = 1.1  # grey hair's brightness: the lightest a greyed strand get
 LOCK = (0.02, 0.2)  # face widths: a drawn lock's breadth (the noise's blur) and length
 LOCK_SHARE = 1.2  # a drawn lock's light and dark against a drawn strand's (both scaled to one deviation)
 LOCK_FACE = 100.0  # pixels: locks are drawn on the hair shrunk to at most this face width
+WAVE = (0.05, 0.6)  # face widths, radians: drawn strands wave along a smooth random turn of this scale and spread
+WAVE_LENGTH = 0.08  # face widths: and are this long (a straight streak is STRAND_LENGTH)
 # of grey hair's brightness: drawn strands' light and dark (ranks are uniform, so its deviation is 0.29 of this)
 DRAWN_SPREAD = 0.35
 DRAWN_LIFTS = (0.2, 1.0)  # grey hair's brightness gain less 1: no strands drawn below the first (fair hair greys
@@ -73,14 +75,14 @@ class StrandOrder(NamedTuple):
 
     order: np.ndarray  # (h, w) uint8: each pixel's rank in the greying order
     coherence: np.ndarray  # (h, w) uint8: how surely its hair runs one way (the structure tensor's, 0..255)
-    drawn_order: np.ndarray | None  # (h, w) uint8: the ranks of drawn strands and locks (None: not combed)
+    drawn_order: np.ndarray | None  # (h, w) uint8: the ranks of drawn strands and locks (None: none drawn)
     drawn: float  # 0..1: how far the photo shows no strands of its own, where they are drawn
 
 
 def strand_order(rgb: np.ndarray, face_width: float, comb: Comb | None = None) -> StrandOrder:
     """The greying order of the hair in `rgb` (a crop of the photo). Given how the hair is combed (`comb`), it
     draws strands too: as far as the head shows none of its own (:func:`unseen_strands`), its ranks run the
-    combed way, and the drawn ones have locks."""
+    combed way, waved (:func:`_waved`), and the drawn ones have locks."""
     height, width = rgb.shape[:2]
     scale = min(1.0, STRAND_FACE / max(face_width, 1.0))
     small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
@@ -101,10 +103,12 @@ def strand_order(rgb: np.ndarray, face_width: float, comb: Comb | None = None) -
         straight = _straightness(coherence) * np.float32(1.0 - drawn)
         origin = (comb.origin[0] * scale, comb.origin[1] * scale)
         angle = _blended_direction(angle, _combed_direction((small_h, small_w), origin), straight)
-    streaks = _streaked(noise, angle, max(3, round(STRAND_LENGTH * pixels_across) | 1))
+        angle = _waved(angle, drawn * (1.0 - straight), pixels_across)
+    length = STRAND_LENGTH + drawn * (WAVE_LENGTH - STRAND_LENGTH)  # waved strands are shorter
+    streaks = _streaked(noise, angle, max(3, round(length * pixels_across) | 1))
     ranks = _equalised(streaks)
     drawn_order = None
-    if comb is not None:  # the drawn strands have locks where the hair runs no one way
+    if comb is not None and drawn > 0.0:  # the drawn strands have locks where the hair runs no one way
         unsure = 1.0 - _straightness(coherence)
         locks = unsure * _locks(angle, pixels_across, rng)
         drawn_order = _equalised(streaks / max(float(streaks.std()), 1e-6) + locks)
@@ -257,6 +261,16 @@ def _combed_direction(shape: tuple[int, int], origin: tuple[float, float]) -> np
     return np.mod(np.arctan2(rows - np.float32(origin[1]), cols - np.float32(origin[0])), np.pi).astype(np.float32)
 
 
+def _waved(angle: np.ndarray, amount: np.ndarray, face_width: float) -> np.ndarray:
+    """(h, w) float32 radians in [0, pi): `angle` turned by a smooth random field (WAVE: its scale and deviation)
+    as far as `amount` (0..1) says. Drawn combed dead straight, every head without strands of its own was a fan
+    of comb strokes, a curly one too (FG-NET 007A26, 026A06 made 75); waved, it reads as hair with a wave."""
+    field = np.random.default_rng(SEED + 1).standard_normal(angle.shape).astype(np.float32)
+    field = cv2.GaussianBlur(field, (0, 0), max(WAVE[0] * face_width, 0.8))
+    field *= np.float32(WAVE[1] / max(float(field.std()), 1e-6))
+    return np.mod(angle + field * amount, np.pi).astype(np.float32)
+
+
 def _blended_direction(seen: np.ndarray, combed: np.ndarray, straight: np.ndarray) -> np.ndarray:
     """(h, w) float32 radians in [0, pi): the photo's own direction `seen` as far as it is `straight` (0..1),
     else the `combed` one (blended as doubled angles: a direction and its opposite are one)."""
@@ -268,11 +282,13 @@ def _streaked(noise: np.ndarray, angle: np.ndarray, length: int) -> np.ndarray:
     """`noise` smeared along each pixel's direction `angle` over `length` pixels (ORIENTATIONS line filters, each
     pixel blending its two nearest)."""
     streaks = np.zeros_like(noise)
+    steps = np.asarray(angle, np.float32) * np.float32(ORIENTATIONS / np.pi)  # in orientations, 0..ORIENTATIONS
     for index in range(ORIENTATIONS):
         theta = np.pi * index / ORIENTATIONS
-        # each pixel's weight for this direction: 1 on it, falling to 0 at the next one either side
-        apart = np.abs(np.angle(np.exp(2j * (angle - theta)))) * (ORIENTATIONS / (2.0 * np.pi))
-        weight = np.clip(1.0 - apart, 0.0, 1.0).astype(np.float32)
+        # each pixel's weight for this direction: 1 on it, falling to 0 at the next one either side (directions
+        # wrap round: the last is next to the first)
+        apart = np.abs(np.mod(steps - np.float32(index - ORIENTATIONS / 2), ORIENTATIONS) - ORIENTATIONS / 2)
+        weight = np.clip(1.0 - apart, 0.0, 1.0)
         if weight.any():
             streaks += weight * cv2.filter2D(noise, -1, _line_kernel(length, theta), borderType=cv2.BORDER_REFLECT)
     return streaks
