@@ -368,7 +368,11 @@ def hair_layer(
     rows = np.arange(grid_h, dtype=np.float32)[:, None]
     # the face's features are never hair (brows, eyes, a beard), but well above the brows the colour alone tells
     # hair from forehead (a fringe inside the face's mask stayed brown), and the parser's down to above the eyes
-    floor = brow_row - FRINGE_FREE * width_grid if parsed is None else (fringe_floor(points) - y0 + 0.5) * sy - 0.5
+    floor = (
+        brow_row - FRINGE_FREE * width_grid
+        if parsed is None
+        else (fringe_floor(points, face_width) - y0 + 0.5) * sy - 0.5
+    )
     above = np.clip((floor - rows) / max(0.05 * width_grid, 1.0), 0.0, 1.0)
     not_face = window * (1.0 - np.clip(2.0 * cv2.GaussianBlur(face, (0, 0), 2.0), 0.0, 1.0) * (1.0 - above))
     region = person * not_face

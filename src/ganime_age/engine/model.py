@@ -405,7 +405,6 @@ class FittedEngine(HubModel):
         if moved is not None:
             (mx0, my0, mx1, my1), moved_mask, grown = moved
             hold_moved(person[my0 - y0 : my1 - y0, mx0 - x0 : mx1 - x0], moved_mask, grown)
-
         original = rgb[y0:y1, x0:x1]
         fade_out(edited, original, person, mask)  # the silhouette's soft edge: the edit fades out there
         cv2.copyTo(original, cv2.compare(mask, 0.0, cv2.CMP_LE), edited)  # untouched pixels: the input's own

@@ -122,11 +122,11 @@ def parse_head(rgb: np.ndarray, points: np.ndarray, parse: Parser, segment: Segm
     )
 
 
-def fringe_floor(mesh: np.ndarray) -> float:
-    """The lowest row (photo pixels) down to which the parser's hair is hair on the face with landmarks `mesh`:
-    above the eyes. A fringe hides the brows, and the mesh puts them under it: kept out from above the brows, a
-    fringe's lower half stayed a dark band across the forehead under greyed hair (FG-NET 057A12 made 75)."""
-    face_width = max(float(np.linalg.norm(mesh[FACE_RIGHT, :2] - mesh[FACE_LEFT, :2])), 8.0)
+def fringe_floor(mesh: np.ndarray, face_width: float) -> float:
+    """The lowest row (photo pixels) down to which the parser's hair is hair on the face with landmarks `mesh`,
+    `face_width` pixels wide: above the eyes. A fringe hides the brows, and the mesh puts them under it: kept out
+    from above the brows, a fringe's lower half stayed a dark band across the forehead under greyed hair (FG-NET
+    057A12 made 75)."""
     return float(mesh[list(RIGHT_EYE_CONTOUR + LEFT_EYE_CONTOUR), 1].min()) - EYES_FREE * face_width
 
 

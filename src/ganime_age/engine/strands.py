@@ -12,7 +12,7 @@ little of the rank as lighter and darker strands.
 Where the photo shows no strands (a small face, a scan's black mass of hair: its light and dark are grain and JPEG
 blocks), lifting its own light and dark drew a flat grey cap, or a knit of blocks. There the strands are drawn:
 the ranks' streaks run the way hair is combed (away from a point below the chin: up and back over the crown, down
-the sides) and carry a lock's breadth of light and dark too, and grey hair takes them as its light and dark
+the sides), with a gentle wave, and carry a lock's breadth of light and dark too, and grey hair takes them as its light and dark
 (:func:`strand_lightness`).
 """
 
@@ -103,7 +103,8 @@ def strand_order(rgb: np.ndarray, face_width: float, comb: Comb | None = None) -
         straight = _straightness(coherence) * np.float32(1.0 - drawn)
         origin = (comb.origin[0] * scale, comb.origin[1] * scale)
         angle = _blended_direction(angle, _combed_direction((small_h, small_w), origin), straight)
-        angle = _waved(angle, drawn * (1.0 - straight), pixels_across)
+        if drawn > 0.0:
+            angle = _waved(angle, drawn * (1.0 - straight), pixels_across)
     length = STRAND_LENGTH + drawn * (WAVE_LENGTH - STRAND_LENGTH)  # waved strands are shorter
     streaks = _streaked(noise, angle, max(3, round(length * pixels_across) | 1))
     ranks = _equalised(streaks)
