@@ -113,6 +113,19 @@ def _upload(page, elem_id: str, path: Path) -> None:
     page.locator(f"#{elem_id} input[type=file]").set_input_files(str(path))
 
 
+def _fill_until_kept(page, selector: str, text: str, tries: int = 10) -> None:
+    """Types `text` into a field that an accordion has just opened. Gradio mounts the accordion's fields as it
+    opens, and a field mounted a moment after the typing comes up empty (1 run in 5 here): type again until the
+    text stays."""
+    field = page.locator(selector).first
+    for _ in range(tries):
+        field.fill(text)
+        page.wait_for_timeout(250)
+        if field.input_value() == text:
+            return
+    raise AssertionError(f"{selector} dropped {text!r} {tries} times")
+
+
 def test_age_slider_edits_the_uploaded_photo(page, tmp_path: Path) -> None:
     _upload(page, "age-photo", ASTRONAUT)
     # the upload alone runs the analysis and a first edit (at the default target age)
@@ -394,7 +407,7 @@ def test_own_photos_at_other_ages_guide_the_edit_and_the_line_says_so(page, shar
     general_after = _image_at(page, general[1])
 
     page.locator("#age-own-panel").get_by_text("Your photos at other ages (optional)").click()
-    page.locator("#age-own-ages textarea, #age-own-ages input").first.fill("4, 10")
+    _fill_until_kept(page, "#age-own-ages textarea, #age-own-ages input", "4, 10")
     page.locator("#age-own input[type=file]").set_input_files([str(fgnet / "029A04.JPG"), str(fgnet / "029A10.JPG")])
     page.locator("#age-summary").get_by_text("Using 2 of your photos (ages 4, 10).").wait_for()
     page.wait_for_function(
