@@ -303,14 +303,15 @@ class PhotoLift:
 def fade_out(edited: np.ndarray, original: np.ndarray, person: np.ndarray, mask: np.ndarray) -> None:
     """Mix `edited` back towards `original` (uint8 RGB over one photo box) where the uint8 `person` weight is between
     0 and 255 (the silhouette's soft edge), and scale the float32 change `mask` by it; in place, in bands of rows
-    (over a 12 MP photo's box, most of the photo, its float32 weights were 44 MB each)."""
+    (over a 12 MP photo's box, most of the photo, its float32 weights were 44 MB each). In saturating integers, the
+    way :func:`add_weighted` adds: gathering the edge's pixels by a boolean mask cost a 1 MP slider move 8 ms."""
     for top, bottom in row_bands(*person.shape):
         band = person[top:bottom]
-        edge = (band > 0) & (band < 255)
-        if edge.any():
-            weight = band[edge].astype(np.float32)[:, None] * np.float32(1.0 / 255.0)
-            mixed = weight * edited[top:bottom][edge] + (1.0 - weight) * original[top:bottom][edge]
-            edited[top:bottom][edge] = np.round(mixed).astype(np.uint8)
+        edge = cv2.inRange(band, 1, 254)
+        if cv2.countNonZero(edge):
+            back = cv2.bitwise_and(cv2.bitwise_not(band), edge).astype(np.int16)  # 255 less the weight, on the edge
+            towards = cv2.subtract(original[top:bottom], edited[top:bottom], dtype=cv2.CV_16S)
+            add_weighted(edited[top:bottom], towards, back)
         mask[top:bottom] *= band.astype(np.float32) * np.float32(1.0 / 255.0)
 
 

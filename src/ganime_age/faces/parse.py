@@ -31,12 +31,15 @@ NUM_CLASSES = 19
 class FaceParser:
     """Label maps of square RGB crops around one face; reuse one instance (creation loads the network).
 
-    Thread-safe: one interpreter serves one call at a time.
+    Thread-safe: one interpreter serves one call at a time. `threads` (None: as many as torch's intra-op threads,
+    the process's CPU budget) run each parse: 57 ms a face on one of two cores, 37 on both, the same labels.
     """
 
-    def __init__(self, model_path: str | os.PathLike[str] | None = None, threads: int = 1) -> None:
+    def __init__(self, model_path: str | os.PathLike[str] | None = None, threads: int | None = None) -> None:
+        import torch
         from ai_edge_litert.interpreter import Interpreter
 
+        threads = torch.get_num_threads() if threads is None else threads
         path = resolve_asset("face_parser", model_path)
         try:
             with _native_stderr_silenced():  # the runtime prints a line naming its CPU delegate on every load
