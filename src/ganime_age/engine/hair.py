@@ -72,8 +72,9 @@ GREY_SEED_CHROMA, GREY_SEED_DISTANCE = 0.4, 12.0
 GREY_SEED_LACK = 5.0
 GREY_CHROMA = (0.12, 0.3)  # a hair pixel's saturation under white light: grey below the first, pigmented (blond,
 # red, brown) from the second; only grey hair regains colour
-RESTORE_SCALE = 0.01  # face widths: the blur of the colour a pixel's regained colour is scaled from (its strands
-# keep their light and dark)
+RESTORE_SCALE = 0.01  # face widths: the blur of the colour a pixel's grey is read from
+RESTORE_BROAD = 0.04  # face widths: the blur of the hair's colour a regained colour is scaled from: curls keep their
+# light and dark (at RESTORE_SCALE every curl was one flat brown, its finest strands light wires: FG-NET 003A60 made 6)
 MIN_SKIN_CHROMA = 4.0  # Lab chroma of the skin below which a photo has no colour to tell grey hair by
 RESTORE_FLOOR = 0.1  # the least a channel of white hair is scaled by when it regains colour
 ROUGHER = (-0.4, 0.2)  # log energy over the face's skin's: from skin (no colour given back) to surely hair (all of it)
@@ -208,7 +209,10 @@ class HairLayer:
         brightest = white_lit.max(axis=2)
         saturation = (brightest - white_lit.min(axis=2)) / np.maximum(brightest, 1.0)
         grey = np.clip((GREY_CHROMA[1] - saturation) / (GREY_CHROMA[1] - GREY_CHROMA[0]), 0.0, 1.0)
-        ratio = np.clip(self.young / np.maximum(local, 1.0), RESTORE_FLOOR, 1.0)
+        broad = max(RESTORE_BROAD * self.face_width, 0.7)  # the hair's colour alone: the wall is not its colour
+        hair = cv2.GaussianBlur(values * share[..., None], (0, 0), broad).reshape(values.shape)
+        hair /= np.maximum(cv2.GaussianBlur(share, (0, 0), broad), 1e-3)[..., None]
+        ratio = np.clip(self.young / np.maximum(hair, 1.0), RESTORE_FLOOR, 1.0)
         # hair, not skin: a pale bald crown is as grey as white hair under a bright light but as smooth as the face
         # (given a young colour, it was painted a dark band across the top of the head)
         rough = roughness(pixels, self.face_width) - self.skin_roughness
