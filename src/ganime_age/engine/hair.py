@@ -16,8 +16,8 @@ Hair is found, once per photo, at the photo's own resolution:
 
 Made young, grey hair regains colour: each grey pixel (by its saturation under the photo's light; blond, red and
 brown hair are left alone) that is as rough as hair (its finest detail's energy above the face's skin's: a pale
-bald crown is grey under a bright light, but smooth) is scaled, channel by channel, towards young people's fitted
-hair colour relative to the skin, in the photo's light, so its strands keep their light and dark.
+bald crown is grey under a bright light, but smooth) is scaled, channel by channel, by young people's fitted hair
+colour (to the skin's, in the photo's light) over the hair's near it: its strands and curls keep their light and dark.
 
 Greying adds to each pixel its hair share of the way from the local hair colour to grey hair's (the fitted
 brightness relative to the skin, in the colour of the photo's light, so grey hair under a warm lamp is warm),
