@@ -97,6 +97,31 @@ def test_blonde_hair_greys_whole_not_in_patches(editor: Any) -> None:
     assert (saturation(aged[hair]) < 0.2).mean() > 0.85, (saturation(aged[hair]) < 0.2).mean()
 
 
+def test_greyed_blonde_shadows_stay_grey_not_blue(editor: Any) -> None:
+    """The Space's astronaut made 70 (its first result): greying took the local hair's whole colour from every
+    pixel, and her shadowed locks, which hold less yellow than the lit hair round them, turned blue-violet patches.
+    Each pixel now takes grey hair's tint in place of its own colour: no greyed pixel of her hair goes blue (Lab b*
+    under 0; 1.8% did, down to -9)."""
+    import cv2
+
+    from ganime_age.engine.parsing import parse_head
+    from ganime_age.faces import load_image
+
+    photo = load_image(Path(__file__).resolve().parents[1] / "space" / "examples" / "astronaut.jpg")
+    points = editor.analyze(photo)[0].landmarks.landmarks
+    height, width = photo.shape[:2]
+    hair = parse_head(photo, points, editor.analyzer.parser).hair_at(0, 0, width, height) > 0.5
+
+    def lab(rgb: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(rgb.astype(np.float32) * np.float32(1.0 / 255.0), cv2.COLOR_RGB2LAB)
+
+    before, after = lab(photo), lab(np.asarray(editor.edit(photo, age=70, face=0)))
+    greyed = hair & (np.abs(after - before).max(axis=-1) > 3.0)
+    assert greyed.sum() > 3000
+    blue = after[..., 2][greyed] < 0.0
+    assert blue.mean() < 0.001, (blue.mean(), after[..., 2][greyed].min())
+
+
 def test_a_bald_head_on_a_black_wall_gets_no_grey_cape(shared_dir: Path, editor: Any) -> None:
     """A grainy FG-NET scan of a bald man against black: the parser calls a band of the black wall around his
     head hair, and greyed it drew a grey cape. Hair of the wall's own colour is unsure and fades out: made 75, the

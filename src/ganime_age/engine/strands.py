@@ -209,11 +209,16 @@ def grey_change(
     if drawn > 0.0 and drawn_order is not None:  # there they are grain and JPEG blocks: drawn strands replace them
         replaced = np.float32(OWN_YIELD * drawn) * _dark(fields[..., 4]) * inside
         strands *= 1.0 - replaced
-    grey = fields[..., 3] + fields[..., :3].mean(axis=2)  # grey hair's brightness
+    shift = fields[..., :3].mean(axis=2)  # the brightness the local hair colour gains
+    grey = fields[..., 3] + shift  # grey hair's brightness
     # grey hair has strands (drawn ones up to the hair's edge: they add no light on average, so no band there)
     lightness = strand_lightness(order, strandness * inside, drawn, fields[..., 4], drawn_order)
     strands += lightness * grey
-    added = fields[..., :3] + strands[..., None]
+    # each pixel takes grey hair's tint at its new brightness in place of its own colour: the local hair's colour
+    # taken from its shadows, which hold less, turned a blonde's shadowed locks blue-violet (the astronaut made 70)
+    tint = (fields[..., :3] + fields[..., 5:8]) / np.maximum(grey, 1.0)[..., None] - 1.0  # grey hair's, mean 0
+    own = pixels.astype(np.float32) - brightness[..., None]
+    added = (brightness + shift)[..., None] * tint - own + (shift + strands)[..., None]
     if replaced is not None:  # the hair's own colour and light less the local hair's (a scan's chroma blocks too)
         added -= replaced[..., None] * (pixels.astype(np.float32) - fields[..., 5:8])
     added *= share[..., None]
