@@ -236,7 +236,8 @@ def test_grey_curls_made_young_keep_their_light_and_dark(shared_dir: Path, edito
     """FG-NET 003A60: a woman's grey curls. Made 6, each pixel's regained colour was scaled from the colour within
     1% of a face width of it, so every curl became the same flat brown and only the finest strands kept their light
     and dark, as light wires: a wool. Scaled from the hair's colour over 4%, the curls (their light and dark between
-    1% and 4% of the face's width) follow the photo's (correlation 0.79; 0.35 before), and the hair still darkens (L 47 -> 28)."""
+    1% and 4% of the face's width) follow the photo's (correlation 0.79; 0.35 before), and the hair still darkens
+    (L 47 -> 28)."""
     import cv2
 
     from ganime_age.faces import load_image

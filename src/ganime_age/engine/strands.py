@@ -12,8 +12,8 @@ little of the rank as lighter and darker strands.
 Where the photo shows no strands (a small face, a scan's black mass of hair: its light and dark are grain and JPEG
 blocks), lifting its own light and dark drew a flat grey cap, or a knit of blocks. There the strands are drawn:
 the ranks' streaks run the way hair is combed (away from a point below the chin: up and back over the crown, down
-the sides), with a gentle wave, and carry a lock's breadth of light and dark too, and grey hair takes them as its light and dark
-(:func:`strand_lightness`).
+the sides), with a gentle wave, and carry a lock's breadth of light and dark too, and grey hair takes them as its
+light and dark (:func:`strand_lightness`).
 """
 
 from __future__ import annotations
@@ -217,10 +217,10 @@ def grey_change(
     # each pixel takes grey hair's tint at its new brightness in place of its own colour: the local hair's colour
     # taken from its shadows, which hold less, turned a blonde's shadowed locks blue-violet (the astronaut made 70)
     tint = (fields[..., :3] + fields[..., 5:8]) / np.maximum(grey, 1.0)[..., None] - 1.0  # grey hair's, mean 0
-    own = pixels.astype(np.float32) - brightness[..., None]
-    added = (brightness + shift)[..., None] * tint - own + (shift + strands)[..., None]
+    values = pixels.astype(np.float32)
+    added = (brightness + shift)[..., None] * tint - (values - brightness[..., None]) + (shift + strands)[..., None]
     if replaced is not None:  # the hair's own colour and light less the local hair's (a scan's chroma blocks too)
-        added -= replaced[..., None] * (pixels.astype(np.float32) - fields[..., 5:8])
+        added -= replaced[..., None] * (values - fields[..., 5:8])
     added *= share[..., None]
     # and no pixel ends brighter than grey hair's lightest strands, or than it was (a drawn strand is as light as
     # it was drawn: capped, the light ones were lost and the drawn hair was dark strokes on grey)
