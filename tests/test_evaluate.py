@@ -275,6 +275,8 @@ def test_chroma_artefact_score_sees_speckles_not_faces(prepared_utk64: Path) -> 
     ages = np.arange(0, 90, 0.5)
     curve = age_reading_curve(0.5 * ages + 20, ages)  # an estimator that regresses to the mean
     assert curve[40] == pytest.approx(40.0, abs=0.1) and curve[10] == pytest.approx(25.0, abs=0.1)
+    sparse = age_reading_curve(np.array([30.0, 40.0]), np.array([20.0, 30.0]))  # no face past 30: the nearest's
+    assert sparse[100] == pytest.approx(40.0) and sparse[0] == pytest.approx(30.0)
 
 
 def test_ages_in_every_direction_on_real_held_out_faces(tmp_path: Path, shared_dir: Path) -> None:

@@ -226,6 +226,50 @@ def test_on_age_rows_the_refiner_is_held_to_the_engines_age_change(refiner_data:
     assert loss(unheld, source)[0] < loss(unheld, edit)[0]
 
 
+def test_the_real_reading_target_asks_for_what_real_faces_of_the_target_age_read(
+    refiner_data: tuple[Path, dict],
+) -> None:
+    """Refiner run 7 undid the engine's ageing. With ``age_reading_reference: real`` an age row's reading is held to
+    what real faces of its target age read on the same estimator (their labelled ages from the UTKFace names), not
+    to the engine's edit's reading, so the engine's edit itself costs its shortfall."""
+    from types import SimpleNamespace
+
+    from training.data.sources import UTKFACE_NAME
+
+    pairs = RefinerPairs(refiner_data[0], "train", test_fraction=0.0, image_size=64)
+    labelled = pairs.labelled_source_ages()
+    age_rows = pairs.has_target == 0
+    assert np.isnan(labelled[~age_rows]).all() and np.isfinite(labelled[age_rows]).all()
+    for person, age in zip(pairs.persons[age_rows], labelled[age_rows], strict=True):
+        name = str(person).removeprefix("utkface-").rsplit("/", 1)[-1]
+        assert int(UTKFACE_NAME.match(name).group("age")) == age  # type: ignore[union-attr]
+
+    only_reading = ["system.lambda_change=0", "system.lambda_color_keep=0", "system.lambda_chroma=0"]
+    only_reading += ["system.lambda_checkerboard=0", "system.critic_steps=0", "system.lambda_adv=0"]
+    only_reading += ["system.lambda_age_hold=0", "system.lambda_identity=0", "system.test_fraction=0"]
+    system = refiner_system(refiner_data[0], *only_reading, "system.age_reading_reference=real")
+    system.config.estimator_shift = 0  # type: ignore[attr-defined]
+    curve = system.real_readings  # type: ignore[attr-defined]
+    estimator = system.frozen["age_estimator"]  # type: ignore[attr-defined]
+    rows = [int(i) for i in np.flatnonzero(age_rows)]
+    with torch.no_grad():
+        real = estimator.predict(torch.stack([pairs[i]["source_image"] for i in rows])).float()
+    assert curve.shape == (101,) and torch.isfinite(curve).all()
+    assert real.min() - 1e-3 <= curve.min() and curve.max() <= real.max() + 1e-3  # a smoothed mean of real readings
+
+    batch = {key: torch.stack([pairs[i][key] for i in rows]) for key in pairs[rows[0]]}
+    out = SimpleNamespace(image=batch["image"], color=batch["image"], attention=torch.zeros_like(batch["image"][:, :1]))
+    with torch.no_grad():
+        _, logs = system.generator_loss(batch, out)  # type: ignore[attr-defined]
+        wanted = curve[batch["age"].round().long()]
+        shortfall = (estimator.predict(batch["image"]).float() - wanted).abs().mean()
+    assert float(logs["g_age_reading"]) == pytest.approx(float(shortfall), abs=1e-3)
+    edit_held = refiner_system(refiner_data[0], *only_reading)  # the engine's own reading: its edit costs nothing
+    with torch.no_grad():
+        assert float(edit_held.generator_loss(batch, out)[1]["g_age_reading"]) < 1e-4  # type: ignore[attr-defined]
+    assert float(shortfall) > 1e-4
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, refiner_data: tuple[Path, dict]) -> Path:
     """Two steps of the tiny config (checkpoints after each, a sample grid), then the export."""

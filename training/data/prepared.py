@@ -45,6 +45,7 @@ from ganime_age.conditions import NUM_AUS
 from ganime_age.errors import DatasetError
 from ganime_age.faces.aus import NUM_BLENDSHAPES, blendshape_mapping, blendshapes_to_aus
 from ganime_age.faces.topology import NUM_LANDMARKS
+from training.data.sources import UTKFACE_NAME
 
 LABEL_COLUMNS = ("id", "age", "age_group", "aus", "pose", "landmarks", "identity_hint")
 OPTIONAL_COLUMNS = ("blendshapes", "au_source", "age_estimated")  # format 2
@@ -378,6 +379,17 @@ class RefinerPairs(Dataset):
 
     def __len__(self) -> int:
         return len(self.inputs)
+
+    def labelled_source_ages(self) -> np.ndarray:
+        """(N,) float32: each age row's labelled age, read from its UTKFace file's name (``source_ages`` holds the
+        engine's estimate); NaN for the CFEE rows, which carry no label."""
+        ages = np.full(len(self), np.nan, np.float32)
+        for row, person in enumerate(self.persons):
+            name = str(person).rsplit("/", 1)[-1].removeprefix("utkface-")  # the person of an age row: utkface-REL
+            match = UTKFACE_NAME.match(name) if str(person).startswith("utkface-") else None
+            if match is not None:
+                ages[row] = float(match.group("age"))
+        return ages
 
     def _tensor(self, crop: np.ndarray, flip: bool) -> torch.Tensor:
         image = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float() / 127.5 - 1.0

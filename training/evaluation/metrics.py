@@ -226,8 +226,11 @@ def age_reading_curve(readings: np.ndarray, ages: np.ndarray, bandwidth: float =
     readings = np.asarray(readings, np.float64)
     ages = np.asarray(ages, np.float64)
     grid = np.arange(max_age + 1, dtype=np.float64)
-    weights = np.exp(-0.5 * ((grid[:, None] - ages[None, :]) / bandwidth) ** 2)
-    return ((weights @ readings) / np.maximum(weights.sum(axis=1), 1e-12)).astype(np.float32)
+    log_weights = -0.5 * ((grid[:, None] - ages[None, :]) / bandwidth) ** 2
+    # each age's weights relative to its nearest face's, so an age far from every face takes the nearest ones'
+    # readings instead of underflowing to 0 (a few hundred faces leave gaps at the ends of life)
+    weights = np.exp(log_weights - log_weights.max(axis=1, keepdims=True))
+    return ((weights @ readings) / weights.sum(axis=1)).astype(np.float32)
 
 
 # -- realism of aged skin: regions against the same face's cheeks -------------------------------------------------

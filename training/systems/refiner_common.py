@@ -11,7 +11,10 @@ real photo as the target (``has_target`` 1), UTKFace age edits without one (``ha
 - ``lambda_change``: mean |output - input| on every row (change only what must change);
 - ``lambda_chroma`` / ``lambda_checkerboard``: the speckles, tints and 2-pixel hatching added to the input;
 - ``lambda_age_hold``: on age rows, pooled L1 to the engine's edit (its age change is the target there);
-- ``lambda_age_reading``: on age rows, |age estimator(output) - age estimator(engine's edit)| in years;
+- ``lambda_age_reading``: on age rows, |age estimator(output) - age estimator(engine's edit)| in years, or with
+  ``age_reading_reference: real`` - what real faces of the target age read (the engine's 75 reads younger than real
+  75-year-olds do, so that target asks for more ageing than the engine gives; the output is shifted a few pixels
+  before it is read, so that pixel-exact patterns cannot fool the estimator);
 - ``lambda_identity``: 1 - cos of frozen MobileFaceNet embeddings against :meth:`RefinerBase.identity_reference`
   (the source photo on paired rows, the engine's edit on age rows with ``identity_age_reference: edit``).
 
@@ -31,13 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from ganime_age.errors import ModelFileNotFoundError
 from training.systems.base import AdversarialSystem, Batch, TrainingSystem, evaluating, image_grid
-from training.systems.losses import checkerboard_loss, chroma_detail_loss, identity_loss
+from training.systems.losses import checkerboard_loss, chroma_detail_loss, identity_loss, random_shift
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +83,9 @@ class RefinerObjective:
     lambda_age_hold: float = 10.0  # pooled L1 of the output to the engine's edit on age rows
     hold_sizes: list[int] = field(default_factory=lambda: [16, 32])  # pooled sizes of the hold (128 px crop)
     identity_age_reference: str = "edit"  # age rows' identity reference: "edit" (the engine's) or "source"
-    lambda_age_reading: float = 0.05  # |estimator(output) - estimator(engine's edit)| in years, on age rows
+    lambda_age_reading: float = 0.05  # |estimator(output) - reading target| in years, on age rows
+    age_reading_reference: str = "edit"  # the target: "edit" (the engine's edit's reading) or "real" (real faces')
+    estimator_shift: int = 4  # "real": random translation in pixels of the output before the estimator reads it
     age_estimator: str | None = None  # AgeEstimator folder or Hub id; None: the embedded one
 
 
@@ -98,6 +104,8 @@ class RefinerBase(TrainingSystem):
             raise ValueError("system.hold_sizes must be 1..image_size pixels")
         if c.identity_age_reference not in ("edit", "source"):
             raise ValueError("system.identity_age_reference must be 'edit' or 'source'")
+        if c.age_reading_reference not in ("edit", "real"):
+            raise ValueError("system.age_reading_reference must be 'edit' or 'real'")
         if not 0.0 <= c.test_fraction < 1.0:
             raise ValueError("system.test_fraction must be in [0, 1)")
 
@@ -108,6 +116,8 @@ class RefinerBase(TrainingSystem):
             return
         if c.lambda_age_reading > 0:
             self.frozen["age_estimator"] = self.load_age_estimator()
+            if c.age_reading_reference == "real":
+                self.real_readings = self.real_reading_curve(self.frozen["age_estimator"])
         if c.lambda_identity <= 0:
             return
         from ganime_age.models.mobilefacenet import FaceRecognizer
@@ -128,6 +138,27 @@ class RefinerBase(TrainingSystem):
         if getattr(estimator, "model_type", None) != "age_estimator":
             raise ValueError(f"system.age_estimator must be an AgeEstimator, got {type(estimator).__name__}")
         return estimator.eval().requires_grad_(False)
+
+    def real_reading_curve(self, estimator: torch.nn.Module) -> torch.Tensor:
+        """(101,) the frozen estimator's mean reading of the training split's real UTKFace photos at each age 0..100,
+        by their labelled ages: what an edit to that age should read (``age_reading_reference: real``)."""
+        from training.evaluation.metrics import age_reading_curve
+
+        pairs = self.training_dataset("train")
+        ages = pairs.labelled_source_ages()
+        rows = [int(i) for i in np.flatnonzero(np.isfinite(ages))]
+        if len(rows) < 5:
+            raise ValueError(
+                f"age_reading_reference 'real' needs labelled UTKFace rows, {self.train.data_dir} has {len(rows)}"
+            )
+        device = next(estimator.parameters()).device
+        readings = []
+        with torch.no_grad():
+            for start in range(0, len(rows), 128):
+                photos = torch.stack([pairs[i]["source_image"] for i in rows[start : start + 128]]).to(device)
+                readings.append(estimator.predict(photos).float().cpu())
+        curve = age_reading_curve(torch.cat(readings).numpy(), ages[rows])
+        return torch.from_numpy(curve)
 
     def training_dataset(self, split: str, max_samples: int | None = None) -> Any:
         """The refiner's pairs (``training.data.prepared.RefinerPairs``) in ``train.data_dir``, split by person."""
@@ -180,16 +211,25 @@ class RefinerBase(TrainingSystem):
         total = sum(F.l1_loss(F.adaptive_avg_pool2d(a, size), F.adaptive_avg_pool2d(b, size)) for size in sizes)
         return total / len(sizes) * chosen.float().mean()
 
-    def age_reading_loss(self, output: torch.Tensor, edit: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-        """Mean |estimated age of the output - estimated age of the engine's edit| in years over the chosen rows,
-        scaled by their share (the frozen estimator's gradient reaches the output; the edit's reading is fixed)."""
+    def age_reading_loss(
+        self, output: torch.Tensor, edit: torch.Tensor, chosen: torch.Tensor, ages: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean |estimated age of the output - the wanted reading| in years over the chosen rows, scaled by their
+        share (the frozen estimator's gradient reaches the output; the wanted reading is fixed): the engine's
+        edit's reading, or what real faces of the target `ages` read (``age_reading_reference: real``)."""
         if not bool(chosen.any()):
             return output.new_zeros((), dtype=torch.float32)
         estimator = self.frozen["age_estimator"]
-        with torch.no_grad():
-            engine_reading = estimator.predict(edit[chosen].float())
-        reading = estimator.predict(output[chosen].float())
-        return (reading - engine_reading).abs().mean() * chosen.float().mean()
+        chosen_output = output[chosen].float()
+        if self.config.age_reading_reference == "real":
+            curve = self.real_readings.to(output.device)
+            wanted = curve[ages[chosen].float().round().long().clamp(0, len(curve) - 1)]
+            chosen_output = random_shift(chosen_output, self.config.estimator_shift)
+        else:
+            with torch.no_grad():
+                wanted = estimator.predict(edit[chosen].float())
+        reading = estimator.predict(chosen_output)
+        return (reading - wanted).abs().mean() * chosen.float().mean()
 
     def refiner_terms(self, batch: Batch, output: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The weighted sum of the shared terms for the refined crops `output` of `batch`, and each for the log."""
@@ -215,7 +255,7 @@ class RefinerBase(TrainingSystem):
             loss = loss + c.lambda_age_hold * hold
             logs["g_age_hold"] = hold.detach()
         if "age_estimator" in self.frozen:
-            reading = self.age_reading_loss(output, edit, age_rows)
+            reading = self.age_reading_loss(output, edit, age_rows, batch["age"])
             loss = loss + c.lambda_age_reading * reading
             logs["g_age_reading"] = reading.detach()
         if "recognizer" in self.frozen:
