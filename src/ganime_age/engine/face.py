@@ -13,6 +13,7 @@ from ganime_age.engine.exemplars import ExemplarMatch
 from ganime_age.engine.forehead import Forehead
 from ganime_age.engine.frames import GridFrame
 from ganime_age.engine.hair import HairLayer
+from ganime_age.engine.neck import Neck
 from ganime_age.meshwarp import MeshRaster
 
 
@@ -39,6 +40,7 @@ class EngineFace:
     hair: np.ndarray  # (h, w) float32 the hair share on the engine grid: the skin's changes stay off it
     beard: Beard | None = None  # the facial hair an edit to a child lifts (:mod:`.beard`)
     forehead: Forehead | None = None  # the skin above the mesh, whose lines go when made young (:mod:`.forehead`)
+    neck: Neck | None = None  # the skin below the jaw, whose lines go when made young (:mod:`.neck`)
     young_skin: np.ndarray | None = None  # (R, R, 3) a child's lower-face skin (:func:`appearance.young_skin`)
     exemplars: ExemplarMatch | None = None  # real faces of the target age matched to this one (:mod:`.exemplars`)
     cache: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-photo fields slider moves scale

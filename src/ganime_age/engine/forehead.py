@@ -16,7 +16,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from ganime_age.engine.frames import PhotoLift
+from ganime_age.engine.frames import PhotoLift, arc_band
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_OVAL, FACE_RIGHT
 
 REACH = 0.45  # face widths above the mesh's edge the forehead may reach (its hair and the photo's top end it first)
@@ -64,12 +64,8 @@ def find_forehead(
         return None
     shape = (y1 - y0, x1 - x0)
     offset = np.array([x0, y0], np.float64)
-    above = np.zeros(shape, np.uint8)
-    # the band between the mesh's upper edge and its raised copy, and the mesh's own forehead
-    for a, b, c, d in zip(arc[:-1], arc[1:], raised[1:], raised[:-1], strict=True):
-        quad = np.round(np.stack([a, b, c, d]) - offset).astype(np.int32)
-        cv2.fillConvexPoly(above, quad, 1)
-    inside = np.zeros(shape, np.uint8)
+    above = arc_band(arc, raised, offset, shape)  # the band between the mesh's upper edge and its raised copy
+    inside = np.zeros(shape, np.uint8)  # and the mesh's own forehead
     cv2.fillPoly(inside, [np.round(points[ring, :2] - offset).astype(np.int32)], 1)
     feather = max(FEATHER * face_width, 1.0)
     rows = np.arange(shape[0], dtype=np.float32)[:, None] + y0
@@ -78,9 +74,4 @@ def find_forehead(
     weight = region * person(x0, y0, x1, y1) * (1.0 - np.clip(hair((x0, y0, x1, y1), shape), 0.0, 1.0))
     if float(weight.max()) < 0.05:
         return None
-    crop = rgb[y0:y1, x0:x1].astype(np.float32)
-    lightness = crop.mean(axis=2)
-    grain, line = (max(s * face_width, 0.7) for s in LINE_SCALES)
-    lines = cv2.GaussianBlur(lightness, (0, 0), grain) - cv2.GaussianBlur(lightness, (0, 0), line)
-    change = np.round(-(lines * weight)[..., None] * np.ones(3, np.float32)).astype(np.int16)
-    return Forehead((x0, y0, x1, y1), change)
+    return Forehead.lines_out(rgb, (x0, y0, x1, y1), weight, (LINE_SCALES[0] * face_width, LINE_SCALES[1] * face_width))

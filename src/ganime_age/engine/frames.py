@@ -288,6 +288,19 @@ class PhotoLift:
         """(h, w) float32 1 where the lift changes the photo, 0 elsewhere."""
         return np.any(self.change != 0, axis=2).astype(np.float32)
 
+    @classmethod
+    def lines_out(
+        cls, rgb: np.ndarray, box: tuple[int, int, int, int], weight: np.ndarray, scales: tuple[float, float]
+    ) -> PhotoLift:
+        """The lift that takes the lines out of the photo box `box` of `rgb` as far as `weight` ((h, w) 0..1 over the
+        box) says: the detail of its lightness between `scales` (pixels: the grain, kept, and the widest line), in
+        every channel alike, so the skin keeps its grain, its shading and its colour."""
+        x0, y0, x1, y1 = box
+        lightness = rgb[y0:y1, x0:x1].astype(np.float32).mean(axis=2)
+        grain, line = (max(scale, 0.7) for scale in scales)
+        lines = cv2.GaussianBlur(lightness, (0, 0), grain) - cv2.GaussianBlur(lightness, (0, 0), line)
+        return cls(box, np.round(-(lines * weight)[..., None] * np.ones(3, np.float32)).astype(np.int16))
+
     def lift(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
         """Add `amount` (0..1) of the change to `pixels` (uint8 RGB, a photo crop whose top-left is `origin`,
         holding the photo's own pixels), in place."""
@@ -339,3 +352,12 @@ def identity_grid(height: int, width: int) -> np.ndarray:
     grid = np.stack([xs, ys], axis=-1)
     grid.setflags(write=False)
     return grid
+
+
+def arc_band(arc: np.ndarray, moved: np.ndarray, origin: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) uint8 1 between a run of points `arc` ((n, 2) photo pixels) and its `moved` copy, on a grid of `shape`
+    whose top-left is the photo pixel `origin`: the skin beside an edge of the face's mesh."""
+    band = np.zeros(shape, np.uint8)
+    for a, b, c, d in zip(arc[:-1], arc[1:], moved[1:], moved[:-1], strict=True):
+        cv2.fillConvexPoly(band, np.round(np.stack([a, b, c, d]) - origin).astype(np.int32), 1)
+    return band

@@ -40,6 +40,7 @@ from ganime_age.engine.greying import hair_greying_share, hair_restoring_share
 from ganime_age.engine.hair import hair_layer, hair_turn_share
 from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.moved_person import hold_moved, person_moved
+from ganime_age.engine.neck import find_neck
 from ganime_age.engine.parsing import Parser, parse_head
 from ganime_age.engine.pixels import repaint, repaint_table, resample
 from ganime_age.engine.scene import Segmenter
@@ -219,6 +220,8 @@ class FittedEngine(HubModel):
         # an engine that has fitted no ages changes no age: no beard is looked for
         beard = find_beard(rgb, points, layer.person_at, layer.hair_on) if young_skin is not None else None
         forehead = find_forehead(rgb, points, layer.person_at, layer.hair_on) if young_skin is not None else None
+        beard_on = beard.share_on if beard is not None else None
+        neck = find_neck(rgb, points, layer.person_at, layer.hair_on, beard_on) if young_skin is not None else None
         matched = None
         if exemplars is not None and young_skin is not None:
             exemplars.check_template(template, c.template_scale, tuple(c.template_centre))
@@ -253,6 +256,7 @@ class FittedEngine(HubModel):
             hair=layer.hair_on(frame.box, (grid_h, grid_w)),
             beard=beard,
             forehead=forehead,
+            neck=neck,
             young_skin=young_skin,
             exemplars=matched,
         )
@@ -332,6 +336,7 @@ class FittedEngine(HubModel):
         lifts = [
             (face.beard, geometry.youth(source_age, target_age)),
             (face.forehead, forehead_share(source_age, target_age)),
+            (face.neck, forehead_share(source_age, target_age)),  # an old neck's lines go as the forehead's do
         ]
         lifts = [(lift, amount) for lift, amount in lifts if lift is not None and amount > 0.0]
         hair = max(greying, restoring)
