@@ -38,8 +38,8 @@ def find_neck(
 ) -> Neck | None:
     """The skin below the jaw of the face with landmarks `points` (photo pixels) in `rgb`, or None where none is in
     view. `person` and `hair` as for :func:`.beard.find_beard`; `beard` (the facial hair's share over a box, as
-    :meth:`.beard.Beard.share_on`), where its lift already evens the skin: taken out twice, a stubble's dark
-    grain came out as bright specks."""
+    :meth:`.beard.Beard.share_on`), where the beard's own lift evens the skin already: the neck's would lift the
+    same dark grain a second time."""
     height, width = rgb.shape[:2]
     points = np.asarray(points, np.float64)
     face_width = max(float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2])), 8.0)
