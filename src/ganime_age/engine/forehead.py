@@ -16,7 +16,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from ganime_age.engine.frames import PhotoLift, arc_band
+from ganime_age.engine.frames import PhotoLift, arc_band, wide_blur
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_OVAL, FACE_RIGHT
 
 REACH = 0.45  # face widths above the mesh's edge the forehead may reach (its hair and the photo's top end it first)
@@ -70,7 +70,7 @@ def find_forehead(
     feather = max(FEATHER * face_width, 1.0)
     rows = np.arange(shape[0], dtype=np.float32)[:, None] + y0
     clear = np.clip((brow_row - BROW_CLEAR * face_width - rows) / feather, 0.0, 1.0)  # the brows keep their own
-    region = cv2.GaussianBlur((above | inside).astype(np.float32), (0, 0), feather) * clear
+    region = wide_blur((above | inside).astype(np.float32), feather) * clear
     weight = region * person(x0, y0, x1, y1) * (1.0 - np.clip(hair((x0, y0, x1, y1), shape), 0.0, 1.0))
     if float(weight.max()) < 0.05:
         return None

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 
-from ganime_age.engine.frames import PhotoLift, arc_band
+from ganime_age.engine.frames import PhotoLift, arc_band, wide_blur
 from ganime_age.faces.topology import CHIN, FACE_LEFT, FACE_OVAL, FACE_RIGHT, OUTER_LIPS
 
 REACH = 0.3  # face widths below the mesh's lower edge the neck's band reaches
@@ -61,7 +60,7 @@ def find_neck(
         return None
     box, shape = (x0, y0, x1, y1), (y1 - y0, x1 - x0)
     band = arc_band(upper, lower, np.array([x0, y0], np.float64), shape).astype(np.float32)
-    weight = cv2.GaussianBlur(band, (0, 0), max(FEATHER * face_width, 1.0)) * person(*box)
+    weight = wide_blur(band, max(FEATHER * face_width, 1.0)) * person(*box)
     weight *= 1.0 - np.clip(hair(box, shape), 0.0, 1.0)
     if beard is not None:
         weight *= 1.0 - np.clip(beard(box, shape), 0.0, 1.0)

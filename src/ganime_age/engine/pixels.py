@@ -17,6 +17,7 @@ import numpy as np
 
 from ganime_age.engine.appearance import TextureChange
 from ganime_age.engine.config import LOG_EPSILON
+from ganime_age.engine.frames import wide_blur
 
 LUMA = np.array([[0.299, 0.587, 0.114]], np.float32)  # BT.601, as the chroma measure's complement
 HUE_LIFT = (0.1, 0.5)  # a pixel brightened by this share takes the colour of the skin around it from none to all
@@ -60,18 +61,6 @@ def soften_colour(rgb: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarr
     soft = wide_blur(colour, sigma)
     reach = np.clip(2.0 * wide_blur(weight, sigma), 0.0, 1.0)[..., None]
     return brightness + colour + reach * (soft - colour)
-
-
-def wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """A Gaussian blur of `sigma` pixels, run at a scale where it spans about 3 pixels when it is wide (a 12 MP
-    photo's mouth would otherwise take a 140-tap kernel): the result is smooth, so little is lost."""
-    step = max(1, int(sigma / 3.0))
-    if step == 1:
-        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-    height, width = image.shape[:2]
-    small = cv2.resize(image, (max(1, width // step), max(1, height // step)), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigma / step, borderType=cv2.BORDER_REPLICATE)
-    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def repaint_table(texture: TextureChange, smooth_rgb: np.ndarray) -> np.ndarray:
