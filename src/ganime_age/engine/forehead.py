@@ -70,7 +70,7 @@ def find_forehead(
     feather = max(FEATHER * face_width, 1.0)
     rows = np.arange(shape[0], dtype=np.float32)[:, None] + y0
     clear = np.clip((brow_row - BROW_CLEAR * face_width - rows) / feather, 0.0, 1.0)  # the brows keep their own
-    region = wide_blur((above | inside).astype(np.float32), feather) * clear
+    region = wide_blur((above | inside).astype(np.float32), feather, border=cv2.BORDER_REFLECT_101) * clear
     weight = region * person(x0, y0, x1, y1) * (1.0 - np.clip(hair((x0, y0, x1, y1), shape), 0.0, 1.0))
     if float(weight.max()) < 0.05:
         return None

@@ -298,8 +298,9 @@ class PhotoLift:
         x0, y0, x1, y1 = box
         lightness = rgb[y0:y1, x0:x1].astype(np.float32).mean(axis=2)
         grain, line = (max(scale, 0.7) for scale in scales)
-        # the line's blur is smooth, so it runs shrunk (a 12 MP photo's neck and forehead took 0.35 s each)
-        lines = cv2.GaussianBlur(lightness, (0, 0), grain) - wide_blur(lightness, line)
+        # the widest line's blur runs shrunk on a large face (a 12 MP photo's forehead and neck took 0.35 s each),
+        # spanning 8 pixels there, the lines' own scale: a small face's is the full blur, as it was
+        lines = cv2.GaussianBlur(lightness, (0, 0), grain) - wide_blur(lightness, line, 8.0, cv2.BORDER_REFLECT_101)
         return cls(box, np.round(-(lines * weight)[..., None] * np.ones(3, np.float32)).astype(np.int16))
 
     def lift(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
@@ -364,13 +365,14 @@ def arc_band(arc: np.ndarray, moved: np.ndarray, origin: np.ndarray, shape: tupl
     return band
 
 
-def wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """A Gaussian blur of `sigma` pixels, run at a scale where it spans about 3 pixels when it is wide (a 12 MP
-    photo's mouth would otherwise take a 140-tap kernel): the result is smooth, so little is lost."""
-    step = max(1, int(sigma / 3.0))
+def wide_blur(image: np.ndarray, sigma: float, span: float = 3.0, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    """A Gaussian blur of `sigma` pixels (beyond the image: `border`), run at a scale where it spans about `span`
+    pixels when it is wide (a 12 MP photo's mouth would otherwise take a 140-tap kernel): the result is smooth, so
+    little is lost."""
+    step = max(1, int(sigma / span))
     if step == 1:
-        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=border)
     height, width = image.shape[:2]
     small = cv2.resize(image, (max(1, width // step), max(1, height // step)), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigma / step, borderType=cv2.BORDER_REPLICATE)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / step, borderType=border)
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
 from ganime_age.engine.frames import PhotoLift, arc_band, wide_blur
@@ -60,7 +61,7 @@ def find_neck(
         return None
     box, shape = (x0, y0, x1, y1), (y1 - y0, x1 - x0)
     band = arc_band(upper, lower, np.array([x0, y0], np.float64), shape).astype(np.float32)
-    weight = wide_blur(band, max(FEATHER * face_width, 1.0)) * person(*box)
+    weight = wide_blur(band, max(FEATHER * face_width, 1.0), border=cv2.BORDER_REFLECT_101) * person(*box)
     weight *= 1.0 - np.clip(hair(box, shape), 0.0, 1.0)
     if beard is not None:
         weight *= 1.0 - np.clip(beard(box, shape), 0.0, 1.0)
