@@ -227,22 +227,22 @@ def test_on_age_rows_the_refiner_is_held_to_the_engines_age_change(refiner_data:
 
 
 def test_the_real_reading_target_asks_for_what_real_faces_of_the_target_age_read(
-    refiner_data: tuple[Path, dict],
+    refiner_data: tuple[Path, dict], shared_dir: Path
 ) -> None:
     """Refiner run 7 undid the engine's ageing. With ``age_reading_reference: real`` an age row's reading is held to
     what real faces of its target age read on the same estimator (their labelled ages from the UTKFace names), not
     to the engine's edit's reading, so the engine's edit itself costs its shortfall."""
     from types import SimpleNamespace
 
-    from training.data.sources import UTKFACE_NAME
+    from training.data.sources import parse_utkface
 
     pairs = RefinerPairs(refiner_data[0], "train", test_fraction=0.0, image_size=64)
     labelled = pairs.labelled_source_ages()
     age_rows = pairs.has_target == 0
     assert np.isnan(labelled[~age_rows]).all() and np.isfinite(labelled[age_rows]).all()
+    listed = {item.rel: item.age for item in parse_utkface(shared_dir / "datasets" / "utkface").items}
     for person, age in zip(pairs.persons[age_rows], labelled[age_rows], strict=True):
-        name = str(person).removeprefix("utkface-").rsplit("/", 1)[-1]
-        assert int(UTKFACE_NAME.match(name).group("age")) == age  # type: ignore[union-attr]
+        assert listed[str(person).removeprefix("utkface-")] == age  # the dataset listing's label
 
     only_reading = ["system.lambda_change=0", "system.lambda_color_keep=0", "system.lambda_chroma=0"]
     only_reading += ["system.lambda_checkerboard=0", "system.critic_steps=0", "system.lambda_adv=0"]

@@ -384,11 +384,10 @@ class RefinerPairs(Dataset):
         """(N,) float32: each age row's labelled age, read from its UTKFace file's name (``source_ages`` holds the
         engine's estimate); NaN for the CFEE rows, which carry no label."""
         ages = np.full(len(self), np.nan, np.float32)
-        for row, person in enumerate(self.persons):
-            name = str(person).rsplit("/", 1)[-1].removeprefix("utkface-")  # the person of an age row: utkface-REL
-            match = UTKFACE_NAME.match(name) if str(person).startswith("utkface-") else None
-            if match is not None:
-                ages[row] = float(match.group("age"))
+        for row, person in enumerate(map(str, self.persons)):
+            if person.startswith("utkface-"):  # an age row's person: utkface-REL
+                match = UTKFACE_NAME.match(person.removeprefix("utkface-").rsplit("/", 1)[-1])
+                ages[row] = float(match.group("age")) if match is not None else np.nan
         return ages
 
     def _tensor(self, crop: np.ndarray, flip: bool) -> torch.Tensor:
