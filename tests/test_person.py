@@ -70,12 +70,76 @@ def test_save_and_load_give_the_same_person_and_the_same_edit(
     person: Person, editor: FaceEditor, fgnet: Path, tmp_path: Path
 ) -> None:
     folder = person.save_pretrained(tmp_path / "me")
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "person.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "person.json",
+        "shapes.safetensors",
+    ]
     loaded = Person.from_pretrained(folder)
     assert loaded == person and loaded.key == person.key
+    assert loaded.shapes is not None and np.array_equal(loaded.shapes, person.shapes)
     first = editor.edit(fgnet / ADULT, age=5, source_age=29, person=person)
     again = editor.edit(fgnet / ADULT, age=5, source_age=29, person=loaded)
     assert np.array_equal(as_array(first), as_array(again))
+
+
+def test_the_edit_moves_part_of_the_way_to_the_persons_own_shape_at_the_target_age(
+    person: Person, editor: FaceEditor, fgnet: Path
+) -> None:
+    """The own faces near 5 (at 1 and 10), each carried to 5 by the fitted change, say where 029's features would
+    be at 5: the edit's inner landmarks go OWN_SHAPE_MOST of the way there from the general change's, the head's
+    outline keeps the general change (the growth moves it), and a person saved before shapes were kept edits as
+    the texture alone did."""
+    from ganime_age.editing.person import personal
+    from ganime_age.engine import geometry
+    from ganime_age.engine.own_photos import OWN_SHAPE_MOST, neutral_shape
+
+    session = editor.session(fgnet / ADULT)
+    face = session.faces[0]
+    prepared = personal(session.engine_face(face), person)
+    general = geometry.age_shape_change(editor.engine, prepared.female, 29.0, 5.0)
+    mine = prepared.exemplars.personal_age_change(editor.engine, prepared, 29.0, 5.0, face.aus, general)
+    weights = geometry.outline_weights()
+    outline, inner = weights > 0.99, weights < 0.01
+    assert np.allclose(mine[outline], general[outline], atol=0.02)
+    source = neutral_shape(editor.engine, prepared.landmarks, face.aus)
+    counts = own_counts(person.ages, person.frontal, 5.0)  # 1 and 10 count most, 11 a little
+    grown = [
+        person.shapes[i] + geometry.age_shape_change(editor.engine, prepared.female, person.ages[i], 5.0)
+        for i in np.flatnonzero(counts)
+    ]
+    own = np.tensordot(counts[counts > 0] / counts.sum(), np.stack(grown), axes=1)
+    to_own = np.linalg.norm((own - source - general)[inner, :2], axis=1).mean()
+    left = np.linalg.norm((own - source - mine)[inner, :2], axis=1).mean()
+    assert 0.05 < 1.0 - left / to_own <= OWN_SHAPE_MOST + 0.05, (left, to_own)
+    with_shapes = as_array(editor.edit(fgnet / ADULT, age=5, source_age=29, person=person))
+    texture_only = Person(person.faces, person.photos, person.notes)
+    without = as_array(editor.edit(fgnet / ADULT, age=5, source_age=29, person=texture_only))
+    assert np.abs(with_shapes.astype(np.int16) - without).mean() > 0.3
+
+
+def test_a_saved_persons_shapes_are_checked_and_an_older_person_loads_without_them(
+    person: Person, tmp_path: Path
+) -> None:
+    import json
+
+    from ganime_age.errors import WeightsError
+
+    folder = person.save_pretrained(tmp_path / "me")
+    shapes = folder / "shapes.safetensors"
+    payload = bytearray(shapes.read_bytes())
+    payload[-5] ^= 0xFF  # one number changed
+    shapes.write_bytes(bytes(payload))
+    with pytest.raises(WeightsError, match="sha256"):
+        Person.from_pretrained(folder)
+    record = json.loads((folder / "person.json").read_text())
+    del record["shapes_sha256"]  # as a person saved before shapes were kept
+    (folder / "person.json").write_text(json.dumps(record))
+    shapes.unlink()
+    older = Person.from_pretrained(folder)
+    assert older.shapes is None and len(older) == len(person)
 
 
 def test_without_a_person_nothing_changes(person: Person, editor: FaceEditor, fgnet: Path) -> None:
@@ -112,7 +176,9 @@ def test_an_adult_made_a_child_comes_closer_to_their_real_photo_at_that_age(
 def test_own_photos_years_older_than_the_target_do_not_age_the_edit(editor: FaceEditor, fgnet: Path) -> None:
     """FG-NET 034 made 4, given her other photos (the nearest at 11: hard-lit, blurred scans): taken whole, they
     made the edit read 23 on the shipped estimator (the general edit: 4). The edit takes their features' shapes
-    and tones, the bank's sharp children the finest detail and part of the whole, and reads a child."""
+    and tones, the bank's sharp children the finest detail and part of the whole, and reads a child: under twice
+    the target age (the general edit reads 0.4, younger than the target; the own shape at 11, carried to 4 by the
+    fitted change, reads about 5.6)."""
     from training.data.fgnet import parse_fgnet
     from training.evaluation.own_ageing import ADULT as ADULT_AGES
     from training.evaluation.own_ageing import CHILD, own_photos, pick
@@ -125,7 +191,7 @@ def test_own_photos_years_older_than_the_target_do_not_age_the_edit(editor: Face
         person = editor.person([(p.path, float(p.age)) for p in own_photos(photos, adult, target)])
     general = editor.estimate_age(editor.edit(adult.path, age=4, source_age=30), face=0)
     own = editor.estimate_age(editor.edit(adult.path, age=4, source_age=30, person=person), face=0)
-    assert own < general + 4.0, (own, general)
+    assert own < 2.0 * 4.0, (own, general)
 
 
 def test_age_strip_and_reenact_take_the_person(person: Person, editor: FaceEditor, fgnet: Path) -> None:

@@ -123,11 +123,13 @@ class OwnAgeingEvaluation:
             "closer than the photo itself",
             "closer than general",
             "age error: shipped / second network",
+            "against the real photo's reading",
         ]
         rows = []
         for label, part in result["spans"].items():
-            rows.append([label, part["people"], "the photo itself", "—", f"{part['adult']:.3f}", "—", "—", "—"])
+            rows.append([label, part["people"], "the photo itself", "—", f"{part['adult']:.3f}", "—", "—", "—", "—"])
             general_errors = " / ".join(f"{e:.1f}" for e in part.get("general_age_errors", []))
+            general_real = " / ".join(f"{e:.1f}" for e in part.get("general_real_age_errors", []))
             rows.append(
                 [
                     label,
@@ -138,6 +140,7 @@ class OwnAgeingEvaluation:
                     f"{part['general_vs_adult']:.0%}",
                     "—",
                     general_errors,
+                    general_real,
                 ]
             )
             for key, row in part["own"].items():
@@ -151,6 +154,7 @@ class OwnAgeingEvaluation:
                         f"{row['vs_adult']:.0%}",
                         f"{row['vs_general']:.0%}",
                         " / ".join(f"{e:.1f}" for e in row.get("age_errors", [])),
+                        " / ".join(f"{e:.1f}" for e in row.get("real_age_errors", [])),
                     ]
                 )
         lines += [markdown_table(headers, rows), ""]
@@ -195,6 +199,7 @@ def one_person(
         general = np.asarray(editor.edit(adult_rgb, age=float(target.age), source_age=float(adult.age)))
         row["general"] = identity.distance(identity.embed(general), real)
         row["general_ages"] = _ages(judge, general)
+        row["real_ages"] = _ages(judge, target_rgb)  # what each network reads of the real face at that age
         order = np.argsort(np.abs(everyone.ages - target.age), kind="stable")
         for count in COUNTS:
             key = "all" if count is None else str(count)
@@ -282,9 +287,19 @@ def _ages(judge: Any, rgb: np.ndarray) -> list[float]:
     return [reading.age, judge.other_age(rgb, reading)]
 
 
-def age_errors(rows: list[dict], key: str) -> list[float]:
-    """Each network's mean absolute error of the edits `key` against their target ages."""
-    errors = np.array([np.abs(np.asarray(r[f"{key}_ages"], np.float64) - r["target_age"]) for r in rows])
+def age_errors(rows: list[dict], key: str, against: str = "target") -> list[float]:
+    """Each network's mean absolute error of the edits `key` against their target ages (`against` "target"), or
+    against that network's own reading of the person's real photo at that age ("real": an old scan reads years
+    older than its age on one network, and an edit that looks like the scan should read as the scan does)."""
+    errors = np.array(
+        [
+            np.abs(
+                np.asarray(r[f"{key}_ages"], np.float64)
+                - (r["target_age"] if against == "target" else np.asarray(r["real_ages"], np.float64))
+            )
+            for r in rows
+        ]
+    )
     return [finite_mean(errors[:, k]) for k in range(errors.shape[1])]
 
 
@@ -305,6 +320,7 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
             "vs_adult": float(np.mean(mine < adult)),
             "vs_general": float(np.mean(mine < general)),
             "age_errors": age_errors(rows, key),
+            "real_age_errors": age_errors(rows, key, "real"),
         }
     return {
         "people": len(rows),
@@ -312,6 +328,7 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
         "general": finite_mean(general),
         "general_vs_adult": float(np.mean(general < adult)),
         "general_age_errors": age_errors(rows, "general"),
+        "general_real_age_errors": age_errors(rows, "general", "real"),
         "own": own,
         "rows": rows,
     }

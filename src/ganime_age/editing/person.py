@@ -2,10 +2,12 @@
 
 ``person = editor.person([("me_at_6.jpg", 6), ("me_at_14.jpg", None)])`` reads each photo once (its face, drawn
 into the engine's template as the bank's faces are, and its age: as given, or estimated where None) and keeps
-nothing else of it; ``editor.edit(photo, age=8, person=person)`` then takes the person's own faces near age 8 in
-the bank's place. A :class:`Person` is saved without pickle: its faces as a small bank of age exemplars
-(``model.safetensors`` and ``config.json``, :mod:`ganime_age.hub`'s conventions, checksums included) and
-``person.json`` (each photo's name, age, whether the age was given, how frontal it is; the notes).
+nothing else of it but its landmarks' shape; ``editor.edit(photo, age=8, person=person)`` then takes the person's
+own faces near age 8 in the bank's place, and moves part of the way to their own shape at 8. A :class:`Person` is
+saved without pickle: its faces as a small bank of age exemplars (``model.safetensors`` and ``config.json``,
+:mod:`ganime_age.hub`'s conventions, checksums included), their shapes (``shapes.safetensors``, its sha256 in
+``person.json``) and ``person.json`` (each photo's name, age, whether the age was given, how frontal it is; the
+notes).
 
 A photo with no usable face is skipped with a note (:attr:`Person.notes`, and a warning), never refused: a
 family's scans are what they are. One that looks like someone else is kept with a warning: face descriptors
@@ -29,13 +31,15 @@ import numpy as np
 
 from ganime_age import __version__
 from ganime_age.engine.exemplars import AgeExemplars, AgeExemplarsConfig, turn_share
-from ganime_age.engine.own_photos import draw_face
+from ganime_age.engine.own_photos import draw_face, neutral_shape
 from ganime_age.errors import ConfigError, InvalidArgumentError, ModelFileNotFoundError, NoFaceError, WeightsError
 from ganime_age.face_model import canonical_face, head_similarity
-from ganime_age.hub import check_written_version
+from ganime_age.faces.topology import NUM_LANDMARKS
+from ganime_age.hub import check_written_version, file_sha256, read_safetensors_header
 from ganime_age.validation import check_optional_age
 
 PERSON_FILE = "person.json"
+SHAPES_FILE = "shapes.safetensors"  # the own faces' landmarks (:func:`.own_photos.neutral_shape`)
 MAX_PERSON_BYTES = 1_000_000  # person.json is a few kB; a larger one is not ours (and is not read whole)
 MAX_PHOTOS = 200  # photos a person is made of at most (each ~10 kB in the bank)
 IDENTITY_SPAN = 6.0  # years: a photo is compared only with the person's photos this near its age
@@ -68,12 +72,19 @@ class Person:
     faces: AgeExemplars
     photos: list[OwnPhoto]
     notes: list[str] = field(default_factory=list)
+    shapes: np.ndarray | None = None  # (N, 478, 3) float32 each face's shape; None: a person saved before them
 
     def __post_init__(self) -> None:
         if len(self.photos) != int(self.faces.config.count):
             raise ConfigError(
                 f"a person of {len(self.photos)} photos needs as many faces, not {self.faces.config.count}"
             )
+        if self.shapes is not None:
+            self.shapes = np.asarray(self.shapes, np.float32)
+            if self.shapes.shape != (len(self.photos), NUM_LANDMARKS, 3) or not np.isfinite(self.shapes).all():
+                raise ConfigError(
+                    f"a person of {len(self.photos)} photos needs ({len(self.photos)}, 478, 3) finite shapes"
+                )
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -93,6 +104,8 @@ class Person:
         and loaded again is the same person)."""
         digest = hashlib.sha1(self.faces.encoded.numpy().tobytes())
         digest.update(np.asarray([self.ages, self.frontal]).tobytes())
+        if self.shapes is not None:
+            digest.update(self.shapes.tobytes())
         return digest.hexdigest()
 
     def __eq__(self, other: object) -> bool:
@@ -103,6 +116,7 @@ class Person:
             and self.notes == other.notes
             and self.key == other.key
             and bool(torch_equal(self.faces.descriptors, other.faces.descriptors))
+            and (self.shapes is None) == (other.shapes is None)
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -124,7 +138,8 @@ class Person:
             faces.offsets.copy_(torch.from_numpy(np.cumsum([0, *[len(p) for p in pieces]])))
             faces.ages.copy_(self.faces.ages[keep])
             faces.descriptors.copy_(self.faces.descriptors[keep])
-        return Person(faces, [self.photos[i] for i in keep], list(self.notes))
+        shapes = None if self.shapes is None else self.shapes[keep]
+        return Person(faces, [self.photos[i] for i in keep], list(self.notes), shapes)
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> Path:
         """Write the person as a folder: the faces' bank (``model.safetensors``, ``config.json``, a card) and
@@ -134,11 +149,16 @@ class Person:
         self.faces.save_pretrained(
             target, model_card_kwargs={"note": "A person's own photos: private, for that person's edits only."}
         )
-        record = {
+        record: dict[str, Any] = {
             "ganime_age_version": __version__,
             "photos": [vars(p) for p in self.photos],
             "notes": list(self.notes),
         }
+        if self.shapes is not None:
+            from safetensors.numpy import save_file
+
+            save_file({"shapes": np.ascontiguousarray(self.shapes, np.float32)}, str(target / SHAPES_FILE))
+            record["shapes_sha256"] = file_sha256(target / SHAPES_FILE)
         (target / PERSON_FILE).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
         return target
 
@@ -163,7 +183,30 @@ class Person:
             raise WeightsError(f"{path} names {len(photos)} photos, but its bank holds {faces.config.count} faces")
         if not np.allclose(faces.ages.numpy(), [p.age for p in photos]):
             raise WeightsError(f"{path}: the photos' ages are not its bank's")
-        return cls(faces, photos, notes)
+        shapes = _read_shapes(where, record.get("shapes_sha256"), len(photos))
+        return cls(faces, photos, notes, shapes)
+
+
+def _read_shapes(folder: Path, digest: Any, count: int) -> np.ndarray | None:
+    """The faces' shapes a saved person holds (None for one saved before them), checked against its sha256 and
+    its photos before a byte is read as numbers."""
+    if digest is None:
+        return None
+    path = folder / SHAPES_FILE
+    if not path.is_file():
+        raise ModelFileNotFoundError(f"{folder} names {SHAPES_FILE} in its {PERSON_FILE} but holds none")
+    table = read_safetensors_header(path)
+    entry = table.get("shapes")
+    if set(table) != {"shapes"} or entry["dtype"] != "F32" or entry["shape"] != [count, NUM_LANDMARKS, 3]:
+        raise WeightsError(f"{path} is not the shapes of {count} faces (float32, {count} x {NUM_LANDMARKS} x 3)")
+    if file_sha256(path) != digest:
+        raise WeightsError(f"{path} does not match the sha256 in its {PERSON_FILE}")
+    from safetensors.numpy import load_file
+
+    shapes = load_file(str(path))["shapes"]
+    if not np.isfinite(shapes).all():
+        raise WeightsError(f"{path} holds shapes that are not finite numbers")
+    return shapes
 
 
 def check_person(person: Any) -> Person | None:
@@ -179,7 +222,7 @@ def personal(face: Any, person: Person | None) -> Any:
         return face
     from ganime_age.engine.own_photos import personal_face
 
-    return personal_face(face, person.faces, person.frontal, person.key)
+    return personal_face(face, person.faces, person.frontal, person.key, person.shapes)
 
 
 def torch_equal(a: Any, b: Any) -> bool:
@@ -279,7 +322,7 @@ def build_person(
     engine = editor.engine
     template = engine.template
     notes: list[str] = []
-    views, descriptors, kept, embeddings = [], [], [], []
+    views, descriptors, kept, embeddings, shapes = [], [], [], [], []
     for n, (photo, age) in enumerate(pairs):
         name = _photo_name(photo, n)
         if progress is not None:
@@ -309,6 +352,7 @@ def build_person(
         view, descriptor = draw_face(template, rgb, points, female)
         views.append(view)
         descriptors.append(descriptor)
+        shapes.append(neutral_shape(engine, points, face.aus))
         kept.append(OwnPhoto(name, round(float(age), 2), given, round(float(frontal), 4)))
         embeddings.append(identity(rgb, face) if identity is not None else None)
     if not kept:
@@ -331,4 +375,4 @@ def build_person(
     if editor.exemplars is not None:  # the shares and light an edit takes are the bank's
         config = AgeExemplarsConfig(**{**vars(editor.exemplars.config), "count": 0, "encoded_bytes": 0})
     bank = AgeExemplars.from_faces(views, ages, np.asarray(descriptors, np.float32), config)
-    return Person(bank, kept, notes)
+    return Person(bank, kept, notes, np.stack(shapes))

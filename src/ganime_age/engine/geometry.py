@@ -155,6 +155,38 @@ def reenact_gains(config: FittedEngineConfig) -> np.ndarray:
     return np.array([config.reenact_gains[REENACT_REGIONS.get(name, mouth)] for name in AU_NAMES], np.float64)
 
 
+def age_shape_change(engine: EngineTables, female: float, source_age: float, target_age: float) -> np.ndarray:
+    """(478, 3) the fitted landmark change from `source_age` to `target_age` in the canonical head's frame (cm),
+    for a face `female` likely a woman's; zeros for no change."""
+    c, t = engine.config, engine.tables
+    if source_age == target_age:
+        return np.zeros((NUM_LANDMARKS, 3))
+    # MediaPipe's landmarks on infants are unreliable (closed and squinting eyes, tilted heads): below
+    # TABLE_AGE_FLOOR the fitted shapes hold still and the head's growth carries the change
+    beyond = c.age_extrapolation
+    weights = table_weights(target_age, engine.centres, beyond) - table_weights(source_age, engine.centres, beyond)
+    youth = float(np.clip((YOUNG_AGE - min(target_age, source_age)) / (YOUNG_AGE - 5.0), 0.0, 1.0))
+    gain = c.age_shape_gain * (1.0 + (c.young_shape_boost - 1.0) * youth)
+    change = smoothing_kernel(AGE_SMOOTHING) @ (
+        gain * blend(t["age_shapes"], np.array([1.0 - female, female]), weights)
+    )
+    if c.age_outline_share != 1.0:
+        change *= 1.0 - (1.0 - c.age_outline_share) * outline_weights()[:, None]
+    return change
+
+
+def expression_shape(engine: EngineTables, au_delta: np.ndarray) -> np.ndarray:
+    """(478, 3) the fitted landmark motion of an AU change (17,) in the canonical head's frame (cm)."""
+    c, t = engine.config, engine.tables
+    expression = c.au_shape_gain * np.einsum(
+        "a,avc->vc", np.asarray(au_delta, np.float64) * t["au_gains"], t["au_shapes"]
+    )
+    if np.any(t["au_reach"]):  # AUs that move the same point (AU25 and AU26 both drop the jaw) add up
+        distance = np.linalg.norm(expression, axis=1)
+        expression *= np.minimum(1.0, t["au_reach"] / np.maximum(distance, 1e-9))[:, None]
+    return expression
+
+
 def shape_change(
     engine: EngineTables,
     face: EngineFace,
@@ -170,25 +202,14 @@ def shape_change(
     this face) the expression's geometry is given, and only the age's shape change is added to it.
     """
     c, t = engine.config, engine.tables
-    sexes = np.array([1.0 - face.female, face.female])
-    age_change = np.zeros((NUM_LANDMARKS, 3))
-    if source_age != target_age:
-        # MediaPipe's landmarks on infants are unreliable (closed and squinting eyes, tilted heads): below
-        # TABLE_AGE_FLOOR the fitted shapes hold still and the head's growth carries the change
-        beyond = engine.config.age_extrapolation
-        weights = table_weights(target_age, engine.centres, beyond) - table_weights(source_age, engine.centres, beyond)
-        youth = float(np.clip((YOUNG_AGE - min(target_age, source_age)) / (YOUNG_AGE - 5.0), 0.0, 1.0))
-        gain = c.age_shape_gain * (1.0 + (c.young_shape_boost - 1.0) * youth)
-        age_change = smoothing_kernel(AGE_SMOOTHING) @ (gain * blend(t["age_shapes"], sexes, weights))
-        if c.age_outline_share != 1.0:
-            age_change *= 1.0 - (1.0 - c.age_outline_share) * outline_weights()[:, None]
+    age_change = age_shape_change(engine, face.female, source_age, target_age)
+    personal = getattr(face.exemplars, "personal_age_change", None)  # a person's own photos' shapes (.own_photos)
+    if personal is not None and source_age != target_age:
+        age_change = personal(engine, face, source_age, target_age, source_aus, age_change)
     expression = np.zeros((NUM_LANDMARKS, 3))
-    au_delta = (np.asarray(target_aus, np.float64) - np.asarray(source_aus, np.float64)) * t["au_gains"]
+    au_delta = np.asarray(target_aus, np.float64) - np.asarray(source_aus, np.float64)
     if target_landmarks is None and np.any(au_delta):
-        expression = c.au_shape_gain * np.einsum("a,avc->vc", au_delta, t["au_shapes"])
-        if np.any(t["au_reach"]):  # AUs that move the same point (AU25 and AU26 both drop the jaw) add up
-            distance = np.linalg.norm(expression, axis=1)
-            expression *= np.minimum(1.0, t["au_reach"] / np.maximum(distance, 1e-9))[:, None]
+        expression = expression_shape(engine, au_delta)
     if target_landmarks is not None and np.any(au_delta):
         # the landmarker reads a warp short of the landmarks it was given (even an exact one): a driver's expression
         # is drawn past them along the fitted AU shapes, the driver's AU change (its own face's shape, a child's large
