@@ -74,6 +74,26 @@ def test_a_crowd_made_old_changes_only_heads_hair_and_necks(shared_dir: Path, ed
     assert ((changed > CHANGED) & ~region).mean() < 0.005, ((changed > CHANGED) & ~region).mean()
 
 
+def test_a_childs_larger_eyes_are_no_holes_but_the_rest_is_counted(shared_dir: Path, editor: Any) -> None:
+    """FG-NET 007A26 made 6: the wild evaluation's worst holes (pixels turned near-black outside the hair). The
+    edited face's eyes and brows (:func:`eyes_and_brows`) hold most of what is left outside the edited hair (the
+    child's larger irises), and they are a small part of the photo: the measure still counts any outline."""
+    from ganime_age.faces import load_image
+    from training.evaluation.wild import BLACK, edited_head, eyes_and_brows
+
+    photo = load_image(shared_dir / "datasets" / "fgnet" / "images" / "007A26.JPG")
+    child = np.asarray(editor.edit(photo, age=6))
+    _, hair, features = edited_head(editor, child)
+    black = (_lightness(photo) >= BLACK[0]) & (_lightness(child) < BLACK[1]) & ~hair
+    assert black.mean() > 0.001  # the irises did grow darker
+    assert (black & features).sum() > 0.6 * black.sum(), ((black & features).sum(), black.sum())
+    faces = [f for f in editor.analyze(photo) if f.landmarks is not None]
+    width = float(np.ptp(faces[0].landmarks.landmarks[:, 0]))
+    assert features.sum() < 0.2 * width**2, features.sum() / width**2  # eyes and brows, not the face
+    before = eyes_and_brows(faces, photo.shape)
+    assert 0.05 * width**2 < before.sum() < 0.2 * width**2, before.sum() / width**2
+
+
 def test_blonde_hair_greys_whole_not_in_patches(editor: Any) -> None:
     """The Space's astronaut (blonde, lit) made 75: the colour models called her lit strands skin, left them blonde
     among grey ones, an orange and white patchwork. The parser's hair is hair whatever its colour: most of

@@ -38,6 +38,7 @@ TARGETS = (75.0, 25.0, 6.0)
 CHANGED = 8  # grey levels
 WINDOW = (1.3, 1.4, 0.6)  # face widths: half-width, above the mesh's top and below the chin of a head and neck
 BLACK = (25.0, 12.0)  # CIE L: a pixel at least this light before and darker than this after turned black
+FEATURE_MARGIN = 0.03  # face widths around the eyes' and brows' landmarks: lashes, lids and brow hairs they miss
 
 
 def wild_photos(shared: Path, fgnet_count: int = 16) -> list[tuple[str, np.ndarray]]:
@@ -134,21 +135,41 @@ def parsed_hair(rgb: np.ndarray, faces: list[Any], parser: Any, segmenter: Any) 
     return hair > 0.3
 
 
-def edited_head(editor: Any, edited: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(head and neck, hair) of the edited photo, as :func:`head_and_neck` and :func:`parsed_hair` read the
-    input's: where the edit moved a head (grown onto the wall, a child's hair over the forehead) its changed pixels
-    are the head's, not spill, and its dark hair no hole."""
+def eyes_and_brows(faces: list[Any], shape: tuple[int, ...]) -> np.ndarray:
+    """(h, w) bool: every face's eyes and brows by its landmarks, grown by FEATURE_MARGIN of the face's width: a
+    child's larger irises and a grown face's darker brows are dark by anatomy, not holes."""
+    from ganime_age.faces.topology import LEFT_BROW, LEFT_EYE_CONTOUR, RIGHT_BROW, RIGHT_EYE_CONTOUR
+
+    mask = np.zeros(shape[:2], np.uint8)
+    for face in faces:
+        points = np.asarray(face.landmarks.landmarks, np.float64)[:, :2]
+        margin = max(round(FEATURE_MARGIN * float(np.ptp(points[:, 0]))), 1)
+        for part in (LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR, LEFT_BROW, RIGHT_BROW):
+            outline = np.round(points[list(part)]).astype(np.int32)
+            cv2.fillPoly(mask, [outline], 1)
+            cv2.polylines(mask, [outline], True, 1, thickness=2 * margin)
+    return mask.astype(bool)
+
+
+def edited_head(editor: Any, edited: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(head and neck, hair, eyes and brows) of the edited photo, as :func:`head_and_neck`, :func:`parsed_hair`
+    and :func:`eyes_and_brows` read the input's: where the edit moved a head (grown onto the wall, a child's hair
+    over the forehead) its changed pixels are the head's, not spill, and its dark hair, eyes and brows no hole."""
     from ganime_age.errors import GanimeAgeError
 
     empty = np.zeros(edited.shape[:2], bool)
     try:
         faces = [f for f in editor.analyzer.analyze(edited) if f.landmarks is not None]
     except GanimeAgeError:
-        return empty, empty
+        return empty, empty, empty
     if not faces:
-        return empty, empty
+        return empty, empty, empty
     segmenter = editor.analyzer.segmenter
-    return head_and_neck(edited, faces, segmenter), parsed_hair(edited, faces, editor.analyzer.parser, segmenter)
+    return (
+        head_and_neck(edited, faces, segmenter),
+        parsed_hair(edited, faces, editor.analyzer.parser, segmenter),
+        eyes_and_brows(faces, edited.shape),
+    )
 
 
 def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool, sheet: list | None) -> dict:
@@ -173,6 +194,7 @@ def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool,
     spill, holes, refused, found, names = [], [], 0, 0, []
     spill_edited: list[float] = []
     holes_edited: list[float] = []
+    holes_features: list[float] = []
     for name, rgb in photos:
         editor.sessions.clear()
         try:
@@ -196,9 +218,10 @@ def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool,
             names.append(f"{name} -> {target:g}")
             holes.append(float(black.mean()))
             # the edit's own head too: a head grown onto the wall, hair a child's growth moved over the forehead
-            edited_region, edited_hair = edited_head(editor, edited)
+            edited_region, edited_hair, features = edited_head(editor, edited)
             spill_edited.append(float((changed & ~region & ~edited_region).mean()))
             holes_edited.append(float((black & ~edited_hair).mean()))
+            holes_features.append(float((black & ~edited_hair & ~features).mean()))
             if sheet is not None:
                 sheet.append((f"{name} -> {target:g}", rgb, edited, changed & ~region))
     return {
@@ -212,6 +235,8 @@ def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool,
         "spill_edited_worst_edit": names[int(np.argmax(spill_edited))] if spill_edited else "",
         "holes_edited_worst": float(np.max(holes_edited)) if holes_edited else float("nan"),
         "holes_edited_worst_edit": names[int(np.argmax(holes_edited))] if holes_edited else "",
+        "holes_features_worst": float(np.max(holes_features)) if holes_features else float("nan"),
+        "holes_features_worst_edit": names[int(np.argmax(holes_features))] if holes_features else "",
         "refused": refused,
         "faces": found,
         "edits": len(spill),
@@ -263,8 +288,8 @@ class WildEvaluation:
             f"In-the-wild photos: {result['photos']} photos, every face made {', '.join(f'{t:g}' for t in TARGETS)}",
             "",
             "| mask | edits | spill outside head, hair and neck: median / worst | the same outside the edited "
-            "head too | holes, worst | outside the edited hair too | refused faces |",
-            "|---|---|---|---|---|---|---|",
+            "head too | holes, worst | outside the edited hair too | and its eyes and brows | refused faces |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for key, label in (("silhouette", "selfie silhouette and colours"), ("parser", "face parser")):
             r = result[key]
@@ -272,7 +297,9 @@ class WildEvaluation:
                 f"| {label} | {r['edits']} | {100 * r['spill_median']:.2f}% / {100 * r['spill_worst']:.2f}% | "
                 f"{100 * r['spill_edited_median']:.2f}% / {100 * r['spill_edited_worst']:.2f}% "
                 f"({r['spill_edited_worst_edit']}) | {100 * r['holes_worst']:.3f}% | "
-                f"{100 * r['holes_edited_worst']:.3f}% ({r['holes_edited_worst_edit']}) | {r['refused']} of {r['faces']} |"
+                f"{100 * r['holes_edited_worst']:.3f}% ({r['holes_edited_worst_edit']}) | "
+                f"{100 * r.get('holes_features_worst', float('nan')):.3f}% ({r.get('holes_features_worst_edit', '')}) | "
+                f"{r['refused']} of {r['faces']} |"
             )
         lines.append(f"\n{result['seconds']:.0f} s")
         return "\n".join(lines)
