@@ -205,7 +205,10 @@ def describe_use(person: Any, target_age: float) -> str:
     if skipped:
         reasons = "; ".join(f"{name}: {why}" for name, why in skipped)
         line += f"; {len(skipped)} skipped ({reasons})"
-    unlike = [note.split(": ", 1)[0] for note in person.notes if "someone else" in note]
+    left_out = [note.split(": ", 1)[0] for note in person.notes if ": left out, " in note]
+    if left_out:
+        line += f"; {', '.join(left_out)} left out (plainly someone else)"
+    unlike = [note.split(": ", 1)[0] for note in person.notes if ": kept, " in note and "someone else" in note]
     if unlike:
         line += f"; {', '.join(unlike)} looks like someone else"
     return line + "."

@@ -66,6 +66,19 @@ def test_a_strangers_photo_among_the_persons_is_noted(editor: FaceEditor, fgnet:
     assert len(noted) == 1 and noted[0].startswith("034A11.JPG"), mixed.notes
 
 
+def test_a_photo_plainly_someone_elses_is_left_out(editor: FaceEditor, fgnet: Path) -> None:
+    """Another FG-NET child at 11 (031A11: similarity 0.07 to 029's photos at 10 and 11, which are 0.49 alike)
+    given with 029's photos is left out with a note; 029's own photos all stay. (034A11, at 0.25, stays with a
+    note: the test above.)"""
+    with pytest.warns(UserWarning, match="plainly someone else"):
+        mixed = editor.person([*((fgnet / name, age) for name, age in OWN.items()), (fgnet / "031A11.JPG", 11.0)])
+    assert [p.name for p in mixed.photos] == list(OWN)
+    assert mixed.shapes is not None and len(mixed.shapes) == len(OWN)
+    left = [note for note in mixed.notes if "left out" in note]
+    assert len(left) == 1 and left[0].startswith("031A11.JPG"), mixed.notes
+    assert not any(": kept, " in note for note in mixed.notes)
+
+
 def test_save_and_load_give_the_same_person_and_the_same_edit(
     person: Person, editor: FaceEditor, fgnet: Path, tmp_path: Path
 ) -> None:

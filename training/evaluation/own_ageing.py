@@ -90,13 +90,14 @@ class OwnAgeingEvaluation:
         spans = [("3-10", CHILD, 6.0, from_adult)] + ([("11-17", TEEN, 14.0, from_adult)] if args.teens else [])
         spans += [("18-45 from 3-10", ADULT, 30.0, (CHILD, 6.0))] if args.reverse else []
         result: dict[str, Any] = {"people": len(people), "spans": {}}
-        false_alarms, checked = 0, 0
+        false_alarms, checked, own_left_out = 0, 0, 0
         for label, span, near, source in spans:
             rows, sheet = [], []
             for person in people:
                 row = one_person(editor, identity, by_person[person], span, near, judge, source)
                 if row is not None:
                     false_alarms += row.pop("unlike")
+                    own_left_out += row.pop("left_out")
                     checked += row.pop("own_total")
                     photos = row.pop("photos")
                     if args.samples and len(sheet) < SHEET_PEOPLE:
@@ -106,7 +107,9 @@ class OwnAgeingEvaluation:
             if sheet:
                 save_grid(Path(args.samples) / f"own_ageing_{label.replace(' ', '_')}.jpg", labelled_grid(sheet))
         result["identity_false_alarms"] = false_alarms
-        result["strangers_caught"], result["strangers_judged"] = strangers_caught(editor, by_person, people)
+        result["own_left_out"] = own_left_out
+        caught = strangers_caught(editor, by_person, people)
+        result["strangers_caught"], result["strangers_left_out"], result["strangers_judged"] = caught
         result["identity_photos"] = checked
         result["seconds"] = time.perf_counter() - started
         return result
@@ -160,9 +163,10 @@ class OwnAgeingEvaluation:
         lines += [markdown_table(headers, rows), ""]
         lines.append(
             f"Own photos noted as someone else (all are the person's: false alarms): "
-            f"{result['identity_false_alarms']} of {result['identity_photos']}. A stranger's photo among a person's "
-            f"children's photos noted as someone else: {result['strangers_caught']} of {result['strangers_judged']} "
-            f"judged. {result['seconds']:.0f} s."
+            f"{result['identity_false_alarms']} of {result['identity_photos']}, left out as plainly someone else's: "
+            f"{result.get('own_left_out', 0)}. A stranger's photo among a person's children's photos noted as someone "
+            f"else: {result['strangers_caught']} of {result['strangers_judged']} judged, left out: "
+            f"{result.get('strangers_left_out', 0)}. {result['seconds']:.0f} s."
         )
         return "\n".join(lines) + "\n"
 
@@ -217,22 +221,23 @@ def one_person(
     row["person"], row["adult_photo"], row["target_photo"] = adult.person, adult.path.name, target.path.name
     row["target_age"] = float(target.age)
     row["unlike"] = sum("someone else" in note for note in everyone.notes)
-    row["own_total"] = len(everyone)
+    row["left_out"] = sum(": left out, " in note for note in everyone.notes)
+    row["own_total"] = len(everyone) + row["left_out"]  # the photos given
     return row
 
 
-def strangers_caught(editor: Any, by_person: dict[str, list[Any]], people: list[str]) -> tuple[int, int]:
+def strangers_caught(editor: Any, by_person: dict[str, list[Any]], people: list[str]) -> tuple[int, int, int]:
     """How often a stranger's photo given among a person's own is noted as someone else: for each person, their
     photos at 3-10 (a child's, what an adult made a child is given) and the next person's (in the list, round)
     photo nearest their median age, compared as :meth:`ganime_age.FaceEditor.person` compares them
-    (:func:`ganime_age.editing.person.unlike_photos`). (caught, judged): a stranger with none of the person's photos
-    within IDENTITY_SPAN years of its age is not judged."""
-    from ganime_age.editing.person import IDENTITY_SPAN, default_identity, unlike_photos
+    (:func:`ganime_age.editing.person.unlike_photos`). (caught, left out as plainly someone else's, judged): a
+    stranger with none of the person's photos within IDENTITY_SPAN years of its age is not judged."""
+    from ganime_age.editing.person import IDENTITY_SPAN, PLAIN_FLOOR, PLAIN_SPAN, default_identity, unlike_photos
     from ganime_age.faces import load_image
 
     identity = default_identity()
     if identity is None:
-        return 0, 0
+        return 0, 0, 0
 
     def embedded(photo: Any) -> np.ndarray | None:
         rgb = load_image(photo.path)
@@ -241,7 +246,7 @@ def strangers_caught(editor: Any, by_person: dict[str, list[Any]], people: list[
             return None
         return identity(rgb, max(faces, key=lambda f: float(np.prod(np.ptp(f.landmarks.landmarks[:, :2], axis=0)))))
 
-    caught = judged = 0
+    caught = left_out = judged = 0
     for k, person in enumerate(people):
         own = [p for p in by_person[person] if CHILD[0] <= p.age <= CHILD[1]]
         if len(own) < 2:
@@ -249,12 +254,13 @@ def strangers_caught(editor: Any, by_person: dict[str, list[Any]], people: list[
         middle = float(np.median([p.age for p in own]))
         stranger = min(by_person[people[(k + 1) % len(people)]], key=lambda p: (abs(p.age - middle), p.path.name))
         photos = [*own, stranger]
-        flagged = {
-            i for i, _ in unlike_photos(np.array([p.age for p in photos], np.float64), [embedded(p) for p in photos])
-        }
+        ages, embeddings = np.array([p.age for p in photos], np.float64), [embedded(p) for p in photos]
+        flagged = {i for i, _ in unlike_photos(ages, embeddings)}
+        plain = {i for i, _ in unlike_photos(ages, embeddings, PLAIN_SPAN, PLAIN_FLOOR, neighbours=2)}
         judged += any(abs(p.age - stranger.age) <= IDENTITY_SPAN for p in own)
         caught += len(photos) - 1 in flagged
-    return caught, judged
+        left_out += len(photos) - 1 in plain
+    return caught, left_out, judged
 
 
 def sample_tiles(editor: Any, photos: tuple[np.ndarray, ...]) -> list[np.ndarray]:

@@ -294,10 +294,10 @@ class FaceEditor:
     ) -> Person:
         """A person's faces across ages from their own photos, each ``(photo, age)`` (age None: estimated), for
         ``edit(..., person=...)``, :meth:`age_strip` and :meth:`reenact`: an edit to an age near one of theirs
-        takes their own features there, not a stranger's. Photos without a usable face are skipped with a note
-        (``person.notes``); one unlike the person's others of about its age is kept with a note (`identity`:
-        ``"auto"``, a callable ``(photo, face) -> embedding`` or None). Save it with ``person.save_pretrained``
-        and load it with ``Person.from_pretrained``."""
+        takes their own features and shape there, not a stranger's. Photos without a usable face are skipped with
+        a note (``person.notes``); one unlike the person's others of about its age is kept with a note, one plainly
+        someone else's left out with a note (`identity`: ``"auto"``, a callable ``(photo, face) -> embedding`` or
+        None). Save it with ``person.save_pretrained`` and load it with ``Person.from_pretrained``."""
         return build_person(self, photos, identity, progress)
 
     # -- reading faces ---------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ A photo with no usable face is skipped with a note (:attr:`Person.notes`, and a 
 family's scans are what they are. One that looks like someone else is kept with a warning: face descriptors
 verify a child against an adult rarely (FG-NET: 16% of real 3-8s against their 20-45s, ``shared/README.md``), so
 each photo is compared only with the person's photos within IDENTITY_SPAN years of its age, and only where a
-face recogniser is at hand (the ``mobilefacenet`` asset, or `identity=` a callable of your own).
+face recogniser is at hand (the ``mobilefacenet`` asset, or `identity=` a callable of your own). One plainly
+someone else's (like none of two or more of the person's photos within PLAIN_SPAN years of its age) is left out
+with a note and a warning.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ IDENTITY_SPAN = 6.0  # years: a photo is compared only with the person's photos 
 # 1.8% and 60%; at 0.35, 2.9% and 72%, but two photos of FG-NET 029 at 4 and 10 (similarity 0.32) were each
 # called someone else
 IDENTITY_FLOOR = 0.3
+# a photo whose best similarity to at least two of the person's photos within PLAIN_SPAN years of its age is under
+# PLAIN_FLOOR is plainly someone else's, and left out. FG-NET: none of 470 own photos with another within 2 years
+# is under 0.15 (4 under 0.2); 29% of strangers (the next person's photos) are
+PLAIN_SPAN, PLAIN_FLOOR = 2.0, 0.15
 Identity = Callable[[np.ndarray, Any], np.ndarray]  # (photo, its FaceAnalysis) -> an embedding (cosine-compared)
 
 
@@ -283,9 +289,15 @@ def default_identity() -> Identity | None:
     return embed
 
 
-def unlike_photos(ages: np.ndarray, embeddings: list[np.ndarray | None]) -> list[tuple[int, float]]:
-    """(index, best similarity) of each photo that looks like none of the person's other photos within
-    IDENTITY_SPAN years of its age (photos with none that near are not judged)."""
+def unlike_photos(
+    ages: np.ndarray,
+    embeddings: list[np.ndarray | None],
+    span: float = IDENTITY_SPAN,
+    floor: float = IDENTITY_FLOOR,
+    neighbours: int = 1,
+) -> list[tuple[int, float]]:
+    """(index, best similarity) of each photo that looks like none of the person's other photos within `span`
+    years of its age (under `floor`; photos with fewer than `neighbours` that near are not judged)."""
     found = []
     for i, mine in enumerate(embeddings):
         if mine is None:
@@ -293,9 +305,9 @@ def unlike_photos(ages: np.ndarray, embeddings: list[np.ndarray | None]) -> list
         near = [
             float(np.dot(mine, other) / max(np.linalg.norm(mine) * np.linalg.norm(other), 1e-12))
             for j, other in enumerate(embeddings)
-            if j != i and other is not None and abs(ages[j] - ages[i]) <= IDENTITY_SPAN
+            if j != i and other is not None and abs(ages[j] - ages[i]) <= span
         ]
-        if near and max(near) < IDENTITY_FLOOR:
+        if len(near) >= neighbours and max(near) < floor:
             found.append((i, max(near)))
     return found
 
@@ -311,7 +323,8 @@ def build_person(
     Each photo's largest face is taken. A photo with no face (or no measurable landmarks), one whose age is None
     without an age estimator, or one turned too far to draw is skipped with a note; a photo unlike the person's
     others of about its age (`identity`: ``"auto"`` for :func:`default_identity`, a callable, or None for no
-    check) is kept with a note. With no usable face at all, NoFaceError."""
+    check) is kept with a note, and one plainly someone else's is left out with a note. With no usable face at all,
+    NoFaceError."""
     from ganime_age.faces import load_image
 
     pairs = check_photos(photos)
@@ -357,16 +370,27 @@ def build_person(
         embeddings.append(identity(rgb, face) if identity is not None else None)
     if not kept:
         raise NoFaceError("none of the person's photos shows a usable face: " + "; ".join(notes))
-    ages = np.array([p.age for p in kept], np.float32)
+    ages = np.array([p.age for p in kept], np.float64)
     if identity is None:
         notes.append("the photos were not compared with each other (no face recogniser at hand)")
-    for i, similarity in unlike_photos(ages.astype(np.float64), embeddings):
+    plain = dict(unlike_photos(ages, embeddings, PLAIN_SPAN, PLAIN_FLOOR, neighbours=2))
+    for i, similarity in sorted(plain.items()):
+        notes.append(
+            f"{kept[i].name}: left out, it is plainly someone else (similarity {similarity:.2f} to the person's "
+            f"photos within {PLAIN_SPAN:g} years of age {kept[i].age:g})"
+        )
+    chosen = [i for i in range(len(kept)) if i not in plain]
+    kept, views, descriptors = [kept[i] for i in chosen], [views[i] for i in chosen], [descriptors[i] for i in chosen]
+    shapes, embeddings, ages = [shapes[i] for i in chosen], [embeddings[i] for i in chosen], ages[chosen]
+    if not kept:
+        raise NoFaceError("none of the photos is left to make the person: " + "; ".join(notes))
+    for i, similarity in unlike_photos(ages, embeddings):
         notes.append(
             f"{kept[i].name}: kept, but it looks like someone else (similarity {similarity:.2f} to the person's "
             f"photos within {IDENTITY_SPAN:g} years of age {kept[i].age:g}); leave it out if it is"
         )
     for note in notes:
-        if "skipped" in note or "someone else" in note:
+        if "skipped" in note or "someone else" in note:  # "left out" notes say "someone else" too
             warnings.warn(note, UserWarning, stacklevel=3)
     c = engine.config
     config = AgeExemplarsConfig(
@@ -374,5 +398,5 @@ def build_person(
     )
     if editor.exemplars is not None:  # the shares and light an edit takes are the bank's
         config = AgeExemplarsConfig(**{**vars(editor.exemplars.config), "count": 0, "encoded_bytes": 0})
-    bank = AgeExemplars.from_faces(views, ages, np.asarray(descriptors, np.float32), config)
+    bank = AgeExemplars.from_faces(views, ages.astype(np.float32), np.asarray(descriptors, np.float32), config)
     return Person(bank, kept, notes, np.stack(shapes))
