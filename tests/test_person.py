@@ -103,8 +103,8 @@ def test_the_edit_moves_part_of_the_way_to_the_persons_own_shape_at_the_target_a
 ) -> None:
     """The own faces near 5 (at 1 and 10), each carried to 5 by the fitted change, say where 029's features would
     be at 5: the edit's inner landmarks go OWN_SHAPE_MOST of the way there from the general change's, the head's
-    outline keeps the general change (the growth moves it), and a person saved before shapes were kept edits as
-    the texture alone did."""
+    outline keeps the general change (the growth moves it), and the same person without shapes (as one saved before
+    they were kept) edits visibly differently: by the texture alone."""
     from ganime_age.editing.person import personal
     from ganime_age.engine import geometry
     from ganime_age.engine.own_photos import OWN_SHAPE_MOST, neutral_shape

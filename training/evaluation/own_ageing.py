@@ -297,15 +297,11 @@ def age_errors(rows: list[dict], key: str, against: str = "target") -> list[floa
     """Each network's mean absolute error of the edits `key` against their target ages (`against` "target"), or
     against that network's own reading of the person's real photo at that age ("real": an old scan reads years
     older than its age on one network, and an edit that looks like the scan should read as the scan does)."""
-    errors = np.array(
-        [
-            np.abs(
-                np.asarray(r[f"{key}_ages"], np.float64)
-                - (r["target_age"] if against == "target" else np.asarray(r["real_ages"], np.float64))
-            )
-            for r in rows
-        ]
-    )
+
+    def reference(row: dict) -> Any:
+        return row["target_age"] if against == "target" else np.asarray(row["real_ages"], np.float64)
+
+    errors = np.array([np.abs(np.asarray(r[f"{key}_ages"], np.float64) - reference(r)) for r in rows])
     return [finite_mean(errors[:, k]) for k in range(errors.shape[1])]
 
 

@@ -122,7 +122,6 @@ class Person:
             and self.notes == other.notes
             and self.key == other.key
             and bool(torch_equal(self.faces.descriptors, other.faces.descriptors))
-            and (self.shapes is None) == (other.shapes is None)
         )
 
     __hash__ = None  # type: ignore[assignment]
