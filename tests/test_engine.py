@@ -295,6 +295,28 @@ def test_a_young_target_moves_the_features_and_holds_the_jawline(shipped: Fitted
     assert moves["shipped"][eye] == pytest.approx(moves["full"][eye], rel=0.05)
 
 
+def test_a_face_made_younger_to_a_grown_age_moves_its_landmarks_less(shipped: FittedEngine) -> None:
+    """younger_shape_share: the landmarks' change costs identity, and a face made a teen or a younger adult needs
+    less of it to read its age; made a small child it takes all of it, and made older nothing changes."""
+    import dataclasses
+
+    from ganime_age.engine.geometry import age_shape_change
+
+    whole = FittedEngine(dataclasses.replace(shipped.config, younger_shape_share=1.0))
+    whole.load_state_dict(shipped.state_dict())
+    share = shipped.config.younger_shape_share
+    assert share < 1.0
+
+    def size(engine: FittedEngine, source: float, target: float) -> float:
+        return float(np.linalg.norm(age_shape_change(engine, 0.5, source, target)))
+
+    assert size(shipped, 70.0, 25.0) == pytest.approx(share * size(whole, 70.0, 25.0), rel=1e-6)
+    assert share * size(whole, 30.0, 14.0) < size(shipped, 30.0, 14.0) < size(whole, 30.0, 14.0)
+    assert size(shipped, 30.0, 5.0) == pytest.approx(size(whole, 30.0, 5.0), rel=1e-6)
+    assert size(shipped, 14.0, 30.0) == pytest.approx(size(whole, 14.0, 30.0), rel=1e-6)
+    assert size(whole, 30.0, 14.0) > 0.1  # canonical cm: a teen's face does differ
+
+
 def test_a_filled_crease_takes_the_skin_around_it(shared_dir: Path) -> None:
     """A repaint's fill replaces a pixel by the blurred skin around it (with the ratio's brightening, by brightness
     alone), in proportion: a dark line drawn across a real face is gone where filled wholly, half gone where half,

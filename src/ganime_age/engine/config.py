@@ -31,6 +31,7 @@ TABLE_AGE_FLOOR = 5.0  # the fitted shapes and skin are read no younger than thi
 # are flash-lit and soft, and below 5 the growth alone carries the change
 EDGE_TAPER = 0.12  # share of the edit region's size over which its motion fades to nothing at the region's edge
 YOUNG_AGE = 20.0  # below this age a face's proportions change fastest (young_shape_boost), and its beard goes
+CHILD_SHAPE_AGE = 10.0  # a face made this young or younger takes all of the shape gain (younger_shape_share)
 CHILD_AGE = 9.0  # the prototype whose skin a face made young takes below the nose (appearance.young_skin)
 LOWER_FACE = (1.0, 2.2)  # canonical cm below the face's origin: where a child's lower-face skin begins
 YOUNG_LIFT = 0.4  # the most a child's skin lifts the lower face (log: about half again as bright)
@@ -97,6 +98,9 @@ class FittedEngineConfig:
     age_shape_gain: float = bounded(3.0, 0.0, 5.0)
     # the shape gain grows by this factor towards a child's face (5 and under)
     young_shape_boost: float = bounded(1.0, 0.0, 5.0)
+    # the share of that gain a face made younger takes at a grown target age, growing to all of it at
+    # CHILD_SHAPE_AGE: the landmarks' change costs identity, and a teen or a younger adult needs less of it
+    younger_shape_share: float = bounded(1.0, 0.0, 1.0)
     # share of the age shape change kept on the face's outline (jaw, chin, hairline; the features keep all):
     # a warp can only drag the photo's own pixels, so a chin pulled far up leaves the old jawline's shadow
     # and the neck's edges behind it as ghost lines

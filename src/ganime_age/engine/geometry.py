@@ -13,6 +13,7 @@ import numpy as np
 from ganime_age.conditions import AU_NAMES
 from ganime_age.engine.config import (
     AGE_SMOOTHING,
+    CHILD_SHAPE_AGE,
     EDGE_TAPER,
     EYE_KEEP,
     GROWTH_REACH,
@@ -167,6 +168,9 @@ def age_shape_change(engine: EngineTables, female: float, source_age: float, tar
     weights = table_weights(target_age, engine.centres, beyond) - table_weights(source_age, engine.centres, beyond)
     youth = float(np.clip((YOUNG_AGE - min(target_age, source_age)) / (YOUNG_AGE - 5.0), 0.0, 1.0))
     gain = c.age_shape_gain * (1.0 + (c.young_shape_boost - 1.0) * youth)
+    if target_age < source_age:  # a child of CHILD_SHAPE_AGE or under takes all of it
+        child = float(np.clip((YOUNG_AGE - target_age) / (YOUNG_AGE - CHILD_SHAPE_AGE), 0.0, 1.0))
+        gain *= c.younger_shape_share + (1.0 - c.younger_shape_share) * child
     change = smoothing_kernel(AGE_SMOOTHING) @ (
         gain * blend(t["age_shapes"], np.array([1.0 - female, female]), weights)
     )
