@@ -100,7 +100,7 @@ class FittedEngineConfig:
     young_shape_boost: float = bounded(1.0, 0.0, 5.0)
     # the share of that gain a face made younger takes at a grown target age, growing to all of it at
     # CHILD_SHAPE_AGE: the landmarks' change costs identity, and a teen or a younger adult needs less of it
-    younger_shape_share: float = bounded(1.0, 0.0, 1.0)
+    younger_shape_share: float = bounded(0.6667, 0.0, 1.0)
     # share of the age shape change kept on the face's outline (jaw, chin, hairline; the features keep all):
     # a warp can only drag the photo's own pixels, so a chin pulled far up leaves the old jawline's shadow
     # and the neck's edges behind it as ghost lines

@@ -5,8 +5,10 @@ a guess takes the wrong pixels on the photos people upload: a cap, a headscarf, 
 greyed as hair, a white shirt darkened as white hair regained its colour. The parser (:mod:`ganime_age.faces.parse`)
 names each pixel of a square around the face; this face's person is the skin, features, ears, neck and hair in
 the parse that touch its own face (a neighbour's head in the square is another component, kept out), never a
-cloth, hat, earring, necklace or the background. Both masks are grown a little (the parser's outline runs a pixel
-or two inside a head) and feathered, and fade to nothing before the square's edge: no edit ends in a straight line.
+cloth, hat, earring, necklace or the background; nor the parse's hair that looks like the wall beside it and that
+the person segmenter leaves out (a grainy scan's wall the parser calls hair), but for where the ears are. Both masks
+are grown a little (the parser's outline runs a pixel or two inside a head) and feathered, and fade to nothing
+before the square's edge: no edit ends in a straight line.
 """
 
 from __future__ import annotations
@@ -120,8 +122,8 @@ def parse_head(rgb: np.ndarray, points: np.ndarray, parse: Parser, segment: Segm
         sure = np.maximum(sure, _inside_silhouette(silhouette, hair, width_px))
         # the parse's hair that looks like the wall and lies outside the segmenter's person is the wall for the
         # person too: kept in, the face's warp moved the black wall round a bald head (a child's smaller head,
-        # FG-NET 035A23b made 6: 3.3% of the photo changed). The segmenter's say is needed: by colour alone, a
-        # child's dark hair before a dark curtain was left out, and the moved head's outline cut into it
+        # FG-NET 035A23b made 6: 3.9% of the photo changed). The segmenter's say is needed: by colour alone, part of a
+        # baby's dark hair before a dark curtain was left out, and the grown head's outline cut a pale patch into it
         walled = hair & (sure < WALL_SURE) & (silhouette < WALL_SURE)
         own &= ~(walled & ~_ears_place((mesh - (x0, y0)) * scale, width_px, size))
     return HeadParse(
