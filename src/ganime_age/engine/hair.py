@@ -32,7 +32,9 @@ combed up and back from the forehead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -41,6 +43,7 @@ import numpy as np
 from ganime_age.engine import hair_colour as colour
 from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid, row_bands, turn_share
 from ganime_age.engine.greying import grey_fields
+from ganime_age.engine.hair_window import PERSON_BOX, connected_below, head_window
 from ganime_age.engine.hairline import held_share
 from ganime_age.engine.light import head_light, lab_to_rgb
 from ganime_age.engine.parsing import HeadParse, fringe_floor
@@ -53,8 +56,6 @@ FOREHEAD_TOP = 10  # the mesh's highest point, mid-forehead
 HAIR_TURN = (30.0, 50.0)  # degrees of yaw: the hair changes wholly below the first, not at all past the second
 HAIR_GRID_FACE = 96  # grid pixels across the face: the hair's statistics and fields are smooth at this scale
 NOTCH = 0.15  # face widths: the person's outline is closed over notches this deep (half their width)
-PERSON_BOX = (1.25, 0.9, 0.8)  # face widths: half-width, above the mesh top and below the chin of the hair box
-NECK_HALF_WIDTH = 0.3  # face widths: below the mouth, hair hangs beside the neck, never on it (nor a beard)
 COMB_ORIGIN = 0.3  # face widths below the chin: hair is drawn combed away from there (strands.py)
 OTHER_FACE_GROW = 0.15  # face widths: the other faces' hulls grown by this are never another face's edit
 SCENE_MISSES = 0.5  # the share of the face the whole photo's silhouette must see for its outline to be trusted
@@ -111,6 +112,7 @@ class HairLayer:
     # scene says); None where the scene sees it
     face: np.ndarray | None = None
     _full: np.ndarray | None = field(default=None, repr=False)  # full greying's change over hair_box, made once
+    _making: Future | None = field(default=None, repr=False, init=False)  # its making, started ahead
     _restored: np.ndarray | None = field(default=None, repr=False)  # and full restoring's
     _person: np.ndarray | None = field(default=None, repr=False)  # person_at over `box` as uint8, made once
     # the face parser's view of this face (:mod:`.parsing`): where given, it, not the silhouette and colours, says
@@ -122,6 +124,16 @@ class HairLayer:
         the photo's own pixels), in place. The change at full greying is made once (the first call covering the
         whole hair) and a slider move greys the strands ranked below `amount` (:func:`.strands.greyed_weight`)."""
         self._add(pixels, origin, amount, "_full", self.full_change, greying=True)
+
+    def start_greying(self, rgb: np.ndarray) -> None:
+        """Start making the full greying's change (a new photo's strands included: about a third of a 1 MP photo's
+        first edit) from the photo `rgb` on a thread of its own, so that it runs while the face's motion and skin
+        are made; the first greying (:meth:`grey`) takes it. The same change as :meth:`grey` makes itself: the hair
+        greys first, on the input's own pixels."""
+        if self.hair_box is None or self.fields is None or self._full is not None or self._making is not None:
+            return
+        x0, y0, x1, y1 = self.hair_box
+        self._making = _greying_thread().submit(self.full_change, rgb[y0:y1, x0:x1].copy(), self.hair_box)
 
     def restore(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
         """Give `amount` (0..1) of its colour back to the grey hair in `pixels` (as :meth:`grey`), in place."""
@@ -149,6 +161,9 @@ class HairLayer:
         if box != self.hair_box:
             full = change(target, box)
         else:
+            making = self._making  # started ahead (never unset: two frames rendered at once may both wait on it)
+            if greying and self._full is None and making is not None:
+                self._full = making.result()
             if getattr(self, kept) is None:
                 setattr(self, kept, change(target, box))
             full = getattr(self, kept)
@@ -288,6 +303,13 @@ class HairLayer:
         return self._person[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
 
 
+@functools.lru_cache(maxsize=1)
+def _greying_thread() -> ThreadPoolExecutor:
+    """The thread a photo's full greying is made on ahead of its first greying (:meth:`HairLayer.start_greying`):
+    one, apart from the cores' row bands, whose jobs never wait on it."""
+    return ThreadPoolExecutor(1, thread_name_prefix="ganime-greying")
+
+
 def hair_layer(
     rgb: np.ndarray,
     points: np.ndarray,
@@ -367,7 +389,7 @@ def hair_layer(
         parsed=parsed,
     )
     local = to_grid(np.asarray(points, np.float64))
-    window = _head_window(local, (grid_h, grid_w), width_grid)
+    window = head_window(local, (grid_h, grid_w), width_grid)
     brow_row = float(local[list(BROW_TOPS), 1].min())
     rows = np.arange(grid_h, dtype=np.float32)[:, None]
     # the face's features are never hair (brows, eyes, a beard), but well above the brows the colour alone tells
@@ -410,7 +432,7 @@ def hair_layer(
         notch = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(1, round(NOTCH * width_grid)) + 1,) * 2)
         filled = cv2.morphologyEx(person, cv2.MORPH_CLOSE, notch) * (apart if apart is not None else np.float32(1.0))
         region = filled * not_face
-        share = _connected_below(colour.hair_share(lab, skin_model, hair_model) * region, float(local[MOUTH_CENTRE, 1]))
+        share = connected_below(colour.hair_share(lab, skin_model, hair_model) * region, float(local[MOUTH_CENTRE, 1]))
     else:  # the parser's hair is hair whatever its colour: blonde highlights like the skin's stayed out, a patchwork
         region = share = person * not_face * parsed_hair
     layer.person = np.maximum(person, share).astype(np.float32)
@@ -455,40 +477,6 @@ def _unseen_face(face: np.ndarray, agreed: np.ndarray, apart: np.ndarray | None)
     if seen >= SCENE_MISSES:
         return None
     return face * apart if apart is not None else face
-
-
-def _head_window(points: np.ndarray, shape: tuple[int, int], face_width: float) -> np.ndarray:
-    """(h, w) 0..1: where a face's hair may be: beside and above the head, and below the mouth only beside the
-    neck (long hair), never on the chin, neck or a beard."""
-    grid_h, grid_w = shape
-    cols = np.arange(grid_w, dtype=np.float32)[None, :]
-    rows = np.arange(grid_h, dtype=np.float32)[:, None]
-    centre = float(points[:NUM_MESH_VERTICES, 0].mean())
-    feather = max(0.1 * face_width, 1.0)
-    half, _, below = (v * face_width for v in PERSON_BOX)
-    lateral = np.clip((half - np.abs(cols - centre)) / feather, 0.0, 1.0)
-    low = np.clip((points[CHIN, 1] + below - rows) / feather, 0.0, 1.0)
-    mouth_row = float(points[MOUTH_CENTRE, 1])
-    beside_neck = np.clip((np.abs(cols - centre) - NECK_HALF_WIDTH * face_width) / (2.0 * feather), 0.0, 1.0)
-    below_mouth = np.clip((rows - mouth_row) / feather, 0.0, 1.0)
-    return (lateral * low * (1.0 - below_mouth * (1.0 - beside_neck))).astype(np.float32)
-
-
-def _connected_below(share: np.ndarray, mouth_row: float) -> np.ndarray:
-    """`share` below the mouth kept only where it hangs from the hair above it (long hair): a dark collar or
-    a suit's neck ring below the ears is hair-coloured, but apart from the hair."""
-    grid_h = share.shape[0]
-    first_below = int(np.clip(np.ceil(mouth_row), 0, grid_h))
-    if first_below >= grid_h:
-        return share
-    count, labels = cv2.connectedComponents((share > 0.3).astype(np.uint8), connectivity=8)
-    hanging = np.zeros(count, bool)
-    hanging[np.unique(labels[:first_below])] = True
-    hanging[0] = False
-    kept = cv2.dilate(hanging[labels].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
-    out = share.copy()
-    out[first_below:] *= cv2.GaussianBlur(kept, (0, 0), 1.0)[first_below:]
-    return out
 
 
 def hair_turn_share(rotation: np.ndarray) -> float:

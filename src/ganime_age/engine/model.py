@@ -325,13 +325,15 @@ class FittedEngine(HubModel):
         """
         source_age = float(np.clip(source_age, 0.0, MAX_AGE))
         target_age = float(np.clip(target_age, 0.0, MAX_AGE))
+        layer = face.layer
+        turned = hair_turn_share(face.rotation)  # a far-turned head's hair window is a guess
+        greying = turned * self.hair_greying_share(source_age, target_age) if layer.hair_box is not None else 0.0
+        if greying > 0.0:
+            layer.start_greying(rgb)  # a new photo's strands are made while its motion and skin are
         motion = self.shape_change(face, source_age, target_age, source_aus, target_aus, target_landmarks)
         texture = self.texture_change(face, source_age, target_age, source_aus, target_aus)
         growth = geometry.growth_field(self, face, source_age, target_age, motion.age)
         moving = motion.moving or growth is not None
-        layer = face.layer
-        turned = hair_turn_share(face.rotation)  # a far-turned head's hair window is a guess
-        greying = turned * self.hair_greying_share(source_age, target_age) if layer.hair_box is not None else 0.0
         restoring = turned * self.hair_restoring_share(source_age, target_age) if layer.young is not None else 0.0
         lifts = [
             (face.beard, geometry.youth(source_age, target_age)),
