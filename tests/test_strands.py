@@ -207,19 +207,25 @@ def test_curly_hair_whose_own_curls_show_keeps_them_not_drawn_straight_strands(
     assert layer.face_width > 200 and layer.drawn is not None and layer.drawn < 0.25, (layer.face_width, layer.drawn)
 
 
-def test_the_greying_made_ahead_on_its_own_thread_is_the_greying_made_in_place(
+def test_the_hair_changes_made_ahead_on_their_own_thread_are_the_ones_made_in_place(
     shipped: FittedEngine, shared_dir: Path
 ) -> None:
-    """A new photo's strands are made on a thread of their own while its face's motion is (`start_greying`, a third
-    of a 1 MP photo's first edit): the hair greys the same, pixel for pixel, as when the first greying makes them."""
+    """A new photo's strands are made on a thread of their own while its face's motion is (`start_changes`, a third
+    of a 1 MP photo's first edit), and so is the colour grey hair regains: the hair greys, and regains its colour,
+    the same, pixel for pixel, as when the first edit makes them."""
     photo = _held_out_full_size(shared_dir, (0,))[0]
     ahead, _ = _prepared(shipped, photo, parsed=True)
     in_place, _ = _prepared(shipped, photo, parsed=True)
     x0, y0, x1, y1 = ahead.layer.hair_box
-    ahead.layer.start_greying(photo)
-    assert ahead.layer._making is not None
+    assert ahead.layer.young is not None
+    ahead.layer.start_changes(photo, greying=True, restoring=True)
+    assert set(ahead.layer._making) == {"_full", "_restored"}
     greyed = [photo[y0:y1, x0:x1].copy() for _ in range(2)]
     ahead.layer.grey(greyed[0], (x0, y0), HALF_GREY)
     in_place.layer.grey(greyed[1], (x0, y0), HALF_GREY)
     assert np.array_equal(greyed[0], greyed[1])
     assert np.abs(greyed[0].astype(np.int16) - photo[y0:y1, x0:x1]).max() > 50  # it greyed
+    restored = [photo[y0:y1, x0:x1].copy() for _ in range(2)]
+    ahead.layer.restore(restored[0], (x0, y0), 1.0)
+    in_place.layer.restore(restored[1], (x0, y0), 1.0)
+    assert np.array_equal(restored[0], restored[1])

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ganime_age.engine.exemplars import AgeExemplars, AgeExemplarsConfig, describe, smile
+from ganime_age.engine.descriptors import describe, smile
+from ganime_age.engine.exemplars import AgeExemplars, AgeExemplarsConfig
 from ganime_age.engine.frames import log_image, template_view
 from ganime_age.engine.mouth import mouth_gap
 from ganime_age.errors import GanimeAgeError
@@ -113,5 +114,6 @@ def build_bank(
         template_centre=tuple(c.template_centre),
     )
     bank = AgeExemplars.from_faces(views, np.asarray(ages, np.float32), np.asarray(descriptors, np.float32), config)
+    bank = bank.with_sharpness(template)  # measured once here, never by an edit
     log.info("age exemplars: %s", report)
     return bank, report

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import cv2
@@ -32,13 +32,13 @@ import torch
 
 from ganime_age.config import bounded
 from ganime_age.engine.config import FOLD_SCALE, LARGE_SCALE, LOG_EPSILON
+from ganime_age.engine.descriptors import DESCRIPTOR, descriptor_distance, lower_face_skin_tone
 from ganime_age.engine.frames import Template, template_blur
 from ganime_age.engine.frames import turn_share as yaw_share
 from ganime_age.errors import ConfigError
-from ganime_age.faces.topology import BROW_TOPS, LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS
+from ganime_age.faces.topology import BROW_TOPS
 from ganime_age.hub import HubModel
 
-DESCRIPTOR = 6  # per face: mean log R, G, B of the lower face's skin, the lips' gap (cm), the smile, female
 CHILDHOOD_END = 20.0  # an edit takes exemplars where one of its two ages is below this, fully below CHILDHOOD_FULL
 CHILDHOOD_FULL = 8.0
 GAP_FULL = 10.0  # years between the two ages at which the exemplars' share is whole
@@ -70,9 +70,6 @@ SKIN_QUORUM = 0.5  # of the exemplars showing skin at a pixel for the mean there
 ABOVE_BROWS = 10  # template pixels: the band above the brows whose skin says the brows are seen (no fringe)
 SKIN_BLUR = 6.0  # template pixels: the skin weights are smooth (patchy weights printed blobs on unevenly lit faces)
 EDGE_PIXELS = 8  # template pixels inside the face's outline where the exemplars' features begin
-MOUTH_CORNERS = (61, 291)  # the mesh's mouth corners
-LIPS_CENTRE = (13, 14)  # the inner lips' centres, upper and lower
-SEX_WEIGHT = 10.0  # the other sex's distance: more than any skin tone's, mouth's or smile's
 SURE_SEX = (0.2, 0.8)  # how likely a face is a woman's below which its matches are all men, above which all women
 # a face's finest detail (0.7-1.4 template pixels) over its coarser (2.8-5.6) at its eyes, brows and lips, below which
 # it is a blurred photo (a bank's 5th percentile; sharp faces 0.3-0.6): averaged in, one printed a smear over the brows
@@ -100,6 +97,9 @@ class AgeExemplarsConfig:
     # face widths: the scale above which the matched faces' difference is the photo's light, not their features
     light_scale: float = bounded(LARGE_SCALE, 0.02, 0.5)
     image_size: int = bounded(128, 16, 1024)  # HubModel's convention (unused: the bank makes no crops)
+    # the bank holds each face's sharpness (:func:`view_sharpness`), measured once when it was drawn: measured at a
+    # process's first match at a new target age, a window's hundred faces cost 0.16 s of a 1 MP photo's edit
+    measured_sharpness: bool = False
 
 
 class AgeExemplars(HubModel):
@@ -122,6 +122,8 @@ class AgeExemplars(HubModel):
         self.register_buffer("offsets", torch.zeros(c.count + 1, dtype=torch.int64))
         self.register_buffer("ages", torch.zeros(c.count))
         self.register_buffer("descriptors", torch.zeros(c.count, DESCRIPTOR))
+        if c.measured_sharpness:
+            self.register_buffer("sharpness", torch.zeros(c.count))
         self._decoded: dict[int, np.ndarray] = {}
         self._sharpness: dict[int, float] = {}
 
@@ -138,12 +140,25 @@ class AgeExemplars(HubModel):
                 raise ValueError("a view could not be encoded")
             encoded.append(data.reshape(-1))
         config.count, config.encoded_bytes = len(encoded), int(sum(len(e) for e in encoded))
+        config.measured_sharpness = False  # new faces: :meth:`with_sharpness` measures them
         bank = cls(config)
         with torch.no_grad():
             bank.encoded.copy_(torch.from_numpy(np.concatenate(encoded) if encoded else np.zeros(0, np.uint8)))
             bank.offsets.copy_(torch.from_numpy(np.cumsum([0, *[len(e) for e in encoded]])))
             bank.ages.copy_(torch.as_tensor(ages, dtype=torch.float32))
             bank.descriptors.copy_(torch.as_tensor(descriptors, dtype=torch.float32))
+        return bank
+
+    def with_sharpness(self, template: Template) -> AgeExemplars:
+        """This bank holding each face's sharpness (:func:`view_sharpness` in the engine's `template`), so that no
+        edit measures it."""
+        config = replace(self.config, measured_sharpness=True)
+        bank = type(self)(config)
+        measured = [view_sharpness(template, self._decode(index)) for index in range(config.count)]
+        with torch.no_grad():
+            for name in ("encoded", "offsets", "ages", "descriptors"):
+                getattr(bank, name).copy_(getattr(self, name))
+            bank.sharpness.copy_(torch.as_tensor(measured, dtype=torch.float32))
         return bank
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
@@ -169,7 +184,10 @@ class AgeExemplars(HubModel):
 
     def sharp(self, indices: np.ndarray, template: Template) -> np.ndarray:
         """Which of the faces `indices` are sharp photos (:func:`view_sharpness` at least SHARP_FLOOR); measured
-        once per face, without keeping the views (a window of children is a hundred of them)."""
+        once per face, without keeping the views (a window of children is a hundred of them), where the bank does
+        not hold it."""
+        if self.config.measured_sharpness:
+            return self.sharpness.numpy()[np.asarray(indices, np.int64)] >= SHARP_FLOOR
         for index in (int(i) for i in indices):
             if index not in self._sharpness:
                 view = self._decoded.get(index)
@@ -216,53 +234,6 @@ class AgeExemplars(HubModel):
             if len(picked) == c.neighbours:
                 return candidates[picked]
         return candidates[np.argsort(distance, kind="stable")[: c.neighbours]]
-
-
-def descriptor_distance(bank: np.ndarray, person: np.ndarray, sex_weight: float = SEX_WEIGHT) -> np.ndarray:
-    """How unlike the person each bank face is: skin tone (its colour counts twice its brightness), an open
-    against a closed mouth, a smile against none, and the other sex (which outweighs everything else)."""
-    tone = bank[:, :3] - person[:3]
-    brightness = tone.mean(axis=1)
-    colour = tone - brightness[:, None]
-    return (
-        np.abs(brightness)
-        + 2.0 * np.linalg.norm(colour, axis=1)
-        + 0.3 * np.abs(bank[:, 3] - person[3])
-        + 0.3 * np.abs(bank[:, 4] - person[4])
-        + sex_weight * np.abs(bank[:, 5] - person[5])
-    )
-
-
-def lower_face_skin(template: Template) -> np.ndarray:
-    """(R, R) the lower face's skin in the template (cheeks and chin; no eyes, brows or lips): where a face's
-    tone is read."""
-    regions = template.regions
-    skin = template.raster.mask * (1.0 - np.maximum(regions["eyes_wide"], regions["brows"])) * (1.0 - regions["lips"])
-    rows = np.arange(template.size, dtype=np.float32)[:, None]
-    return (skin * (rows > float(template.vertices[:, 1].mean()))).astype(np.float32)
-
-
-def smile(points: np.ndarray) -> float:
-    """How far the mouth's corners rise above the lips' centre, in face widths times ten (0 for a neutral mouth,
-    about 1 for a broad smile), measured along the eyes' line so that a tilted head reads the same."""
-    xy = np.asarray(points, np.float64)[:, :2]
-    across = xy[LEFT_EYE_CORNERS[1]] - xy[RIGHT_EYE_CORNERS[0]]
-    width = max(float(np.linalg.norm(across)), 1e-6)
-    down = np.array([-across[1], across[0]]) / width  # perpendicular to the eyes' line, pointing down the face
-    corners = xy[list(MOUTH_CORNERS)].mean(axis=0) @ down
-    centre = xy[list(LIPS_CENTRE)].mean(axis=0) @ down
-    return float(10.0 * (centre - corners) / width)
-
-
-def lower_face_skin_tone(template: Template, log_view: np.ndarray) -> np.ndarray:
-    """(3,) a face's mean log colour over its lower face's skin."""
-    skin = lower_face_skin(template)
-    return (log_view * skin[..., None]).sum(axis=(0, 1)) / max(float(skin.sum()), 1.0)
-
-
-def describe(template: Template, log_view: np.ndarray, mouth_gap: float, smiling: float, female: float) -> np.ndarray:
-    """A face's descriptor (:data:`DESCRIPTOR`) from its log template view and its mouth."""
-    return np.array([*lower_face_skin_tone(template, log_view), mouth_gap, smiling, female], np.float32)
 
 
 def exemplar_share(

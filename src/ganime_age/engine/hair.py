@@ -112,7 +112,8 @@ class HairLayer:
     # scene says); None where the scene sees it
     face: np.ndarray | None = None
     _full: np.ndarray | None = field(default=None, repr=False)  # full greying's change over hair_box, made once
-    _making: Future | None = field(default=None, repr=False, init=False)  # its making, started ahead
+    # their making, started ahead (:meth:`start_changes`), by the name each is kept under
+    _making: dict[str, Future] = field(default_factory=dict, repr=False, init=False)
     _restored: np.ndarray | None = field(default=None, repr=False)  # and full restoring's
     _person: np.ndarray | None = field(default=None, repr=False)  # person_at over `box` as uint8, made once
     # the face parser's view of this face (:mod:`.parsing`): where given, it, not the silhouette and colours, says
@@ -125,15 +126,22 @@ class HairLayer:
         whole hair) and a slider move greys the strands ranked below `amount` (:func:`.strands.greyed_weight`)."""
         self._add(pixels, origin, amount, "_full", self.full_change, greying=True)
 
-    def start_greying(self, rgb: np.ndarray) -> None:
-        """Start making the full greying's change (a new photo's strands included: about a third of a 1 MP photo's
-        first edit) from the photo `rgb` on a thread of its own, so that it runs while the face's motion and skin
-        are made; the first greying (:meth:`grey`) takes it. The same change as :meth:`grey` makes itself: the hair
-        greys first, on the input's own pixels."""
-        if self.hair_box is None or self.fields is None or self._full is not None or self._making is not None:
+    def start_changes(self, rgb: np.ndarray, greying: bool, restoring: bool) -> None:
+        """Start making the full greying's change (a new photo's strands included: a third of a 1 MP photo's first
+        edit) or the full restoring's (`greying`, `restoring`) from the photo `rgb` on a thread of their own, so that
+        they are made while the face's motion and skin are; the first :meth:`grey` or :meth:`restore` takes them.
+        The same changes as those make themselves: the hair changes first, on the input's own pixels."""
+        if self.hair_box is None:
             return
         x0, y0, x1, y1 = self.hair_box
-        self._making = _greying_thread().submit(self.full_change, rgb[y0:y1, x0:x1].copy(), self.hair_box)
+        pixels = None
+        for kept, wanted, change in (
+            ("_full", greying and self.fields is not None, self.full_change),
+            ("_restored", restoring and self.young is not None, self.restoring_change),
+        ):
+            if wanted and getattr(self, kept) is None and kept not in self._making:
+                pixels = rgb[y0:y1, x0:x1].copy() if pixels is None else pixels
+                self._making[kept] = _change_thread().submit(change, pixels, self.hair_box)
 
     def restore(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
         """Give `amount` (0..1) of its colour back to the grey hair in `pixels` (as :meth:`grey`), in place."""
@@ -161,9 +169,9 @@ class HairLayer:
         if box != self.hair_box:
             full = change(target, box)
         else:
-            making = self._making  # started ahead (never unset: two frames rendered at once may both wait on it)
-            if greying and self._full is None and making is not None:
-                self._full = making.result()
+            making = self._making.get(kept)  # started ahead (kept: two frames rendered at once may both wait on it)
+            if getattr(self, kept) is None and making is not None:
+                setattr(self, kept, making.result())
             if getattr(self, kept) is None:
                 setattr(self, kept, change(target, box))
             full = getattr(self, kept)
@@ -304,10 +312,10 @@ class HairLayer:
 
 
 @functools.lru_cache(maxsize=1)
-def _greying_thread() -> ThreadPoolExecutor:
-    """The thread a photo's full greying is made on ahead of its first greying (:meth:`HairLayer.start_greying`):
+def _change_thread() -> ThreadPoolExecutor:
+    """The thread a photo's full hair changes are made on ahead of their first use (:meth:`HairLayer.start_changes`):
     one, apart from the cores' row bands, whose jobs never wait on it."""
-    return ThreadPoolExecutor(1, thread_name_prefix="ganime-greying")
+    return ThreadPoolExecutor(1, thread_name_prefix="ganime-hair")
 
 
 def hair_layer(

@@ -21,7 +21,8 @@ from ganime_age.engine.appearance import (
 )
 from ganime_age.engine.beard import find_beard
 from ganime_age.engine.config import TINT_SCALE, FittedEngineConfig
-from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch, describe, smile, turn_share
+from ganime_age.engine.descriptors import describe, smile
+from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch, turn_share
 from ganime_age.engine.face import Change, EngineFace
 from ganime_age.engine.forehead import find_forehead, forehead_share
 from ganime_age.engine.frames import (
@@ -328,13 +329,13 @@ class FittedEngine(HubModel):
         layer = face.layer
         turned = hair_turn_share(face.rotation)  # a far-turned head's hair window is a guess
         greying = turned * self.hair_greying_share(source_age, target_age) if layer.hair_box is not None else 0.0
-        if greying > 0.0:
-            layer.start_greying(rgb)  # a new photo's strands are made while its motion and skin are
+        restoring = turned * self.hair_restoring_share(source_age, target_age) if layer.young is not None else 0.0
+        # made while the motion and skin are (a new photo's strands); where both change, restoring reads greyed hair
+        layer.start_changes(rgb, greying > 0.0, restoring > 0.0 and greying <= 0.0)
         motion = self.shape_change(face, source_age, target_age, source_aus, target_aus, target_landmarks)
         texture = self.texture_change(face, source_age, target_age, source_aus, target_aus)
         growth = geometry.growth_field(self, face, source_age, target_age, motion.age)
         moving = motion.moving or growth is not None
-        restoring = turned * self.hair_restoring_share(source_age, target_age) if layer.young is not None else 0.0
         lifts = [
             (face.beard, geometry.youth(source_age, target_age)),
             (face.forehead, forehead_share(source_age, target_age)),

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ganime_age.engine import geometry
-from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch, describe, smile
+from ganime_age.engine.descriptors import describe, smile
+from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch
 from ganime_age.engine.face import EngineFace
 from ganime_age.engine.frames import Template, log_image, template_blur, template_view
 from ganime_age.engine.mouth import mouth_gap
@@ -64,7 +65,7 @@ def neutral_shape(engine: EngineTables, points: np.ndarray, aus: np.ndarray) -> 
 
 
 def draw_face(template: Template, rgb: np.ndarray, points: np.ndarray, female: float) -> tuple[np.ndarray, np.ndarray]:
-    """A face's uint8 RGB view in the engine's template and its descriptor (:func:`.exemplars.describe`), drawn
+    """A face's uint8 RGB view in the engine's template and its descriptor (:func:`.descriptors.describe`), drawn
     as the bank's faces are: one way, for the bank's strangers and a person's own photos alike."""
     points = np.asarray(points, np.float64)
     view = template_view(template, rgb, points)
