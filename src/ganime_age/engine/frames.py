@@ -32,6 +32,7 @@ from ganime_age.faces.topology import (
 )
 from ganime_age.meshwarp import MeshRaster, rasterise, signed_areas
 
+FINE_SPAN = 8.0  # pixels: a blur that keeps a small face's detail runs shrunk from twice this wide (large_face_blur)
 BAND_PIXELS = 1 << 18  # photo pixels: a pass over a whole box at the photo's resolution goes in bands of about this
 
 
@@ -298,9 +299,8 @@ class PhotoLift:
         x0, y0, x1, y1 = box
         lightness = rgb[y0:y1, x0:x1].astype(np.float32).mean(axis=2)
         grain, line = (max(scale, 0.7) for scale in scales)
-        # the widest line's blur runs shrunk on a large face (a 12 MP photo's forehead and neck took 0.35 s each),
-        # spanning 8 pixels there, the lines' own scale: a small face's is the full blur, as it was
-        lines = cv2.GaussianBlur(lightness, (0, 0), grain) - wide_blur(lightness, line, 8.0, cv2.BORDER_REFLECT_101)
+        # the widest line's blur runs shrunk on a large face (a 12 MP photo's forehead and neck took 0.35 s each)
+        lines = cv2.GaussianBlur(lightness, (0, 0), grain) - large_face_blur(lightness, line)
         return cls(box, np.round(-(lines * weight)[..., None] * np.ones(3, np.float32)).astype(np.int16))
 
     def lift(self, pixels: np.ndarray, origin: tuple[int, int], amount: float) -> None:
@@ -363,6 +363,13 @@ def arc_band(arc: np.ndarray, moved: np.ndarray, origin: np.ndarray, shape: tupl
     for a, b, c, d in zip(arc[:-1], arc[1:], moved[1:], moved[:-1], strict=True):
         cv2.fillConvexPoly(band, np.round(np.stack([a, b, c, d]) - origin).astype(np.int32), 1)
     return band
+
+
+def large_face_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of `sigma` pixels (as OpenCV's, mirrored beyond the image) that runs shrunk only where it is
+    wider than a small face's (:func:`wide_blur` spanning FINE_SPAN pixels): a 1 MP photo's face, up to about 500
+    pixels wide, keeps the full blur, and a 12 MP photo's (1,300 px) pays a sixteenth of it."""
+    return wide_blur(image, sigma, FINE_SPAN, cv2.BORDER_REFLECT_101)
 
 
 def wide_blur(image: np.ndarray, sigma: float, span: float = 3.0, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
