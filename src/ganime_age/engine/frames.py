@@ -36,6 +36,17 @@ FINE_SPAN = 8.0  # pixels: a blur that keeps a small face's detail runs shrunk f
 BAND_PIXELS = 1 << 18  # photo pixels: a pass over a whole box at the photo's resolution goes in bands of about this
 
 
+def channel_mean(values: np.ndarray) -> np.ndarray:
+    """(h, w) float32: the mean of `values`' three channels (the last axis): the same float32 sums as NumPy's
+    ``mean(axis=2)`` in three adds, where NumPy's reduction over so short an axis runs three times slower (0.3 s of
+    a 12 MP photo's hair greying)."""
+    total = values[..., 0].astype(np.float32)
+    total += values[..., 1]
+    total += values[..., 2]
+    total /= np.float32(3.0)
+    return total
+
+
 def log_image(rgb: np.ndarray) -> np.ndarray:
     """uint8 or 0..255 float RGB -> log intensity (the domain where a lighting change is an offset)."""
     return np.log(np.asarray(rgb, np.float32) * (1.0 / 255.0) + LOG_EPSILON)
@@ -297,7 +308,7 @@ class PhotoLift:
         box) says: the detail of its lightness between `scales` (pixels: the grain, kept, and the widest line), in
         every channel alike, so the skin keeps its grain, its shading and its colour."""
         x0, y0, x1, y1 = box
-        lightness = rgb[y0:y1, x0:x1].astype(np.float32).mean(axis=2)
+        lightness = channel_mean(rgb[y0:y1, x0:x1])
         grain, line = (max(scale, 0.7) for scale in scales)
         # the widest line's blur runs shrunk on a large face (a 12 MP photo's forehead and neck took 0.35 s each)
         lines = cv2.GaussianBlur(lightness, (0, 0), grain) - large_face_blur(lightness, line)

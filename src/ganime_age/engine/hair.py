@@ -41,7 +41,8 @@ import cv2
 import numpy as np
 
 from ganime_age.engine import hair_colour as colour
-from ganime_age.engine.frames import add_scaled, add_weighted, overlap, resample_grid, row_bands, turn_share
+from ganime_age.engine.frames import add_scaled, add_weighted, channel_mean, overlap, resample_grid, row_bands
+from ganime_age.engine.frames import turn_share as yaw_share
 from ganime_age.engine.greying import grey_fields
 from ganime_age.engine.hair_window import PERSON_BOX, connected_below, head_window
 from ganime_age.engine.hairline import held_share
@@ -248,7 +249,7 @@ class HairLayer:
         of rows but for the hairline's share: a 12 MP photo's whole hair box in float32 held 350 MB at once)."""
         x0, y0, x1, y1 = box
         bands = row_bands(y1 - y0, x1 - x0)
-        brightness = pixels.mean(axis=2, dtype=np.float32)
+        brightness = channel_mean(pixels)
         hair = np.empty(brightness.shape, np.float32)  # the local hair brightness (fields' channel 3)
         for top, bottom in bands:
             hair[top:bottom] = self.fields_at(x0, y0 + top, x1, y0 + bottom)[..., 3]
@@ -492,4 +493,4 @@ def hair_turn_share(rotation: np.ndarray) -> float:
     HAIR_TURN[1]. The hair is looked for in a window around the face's mesh, which on a head turned past about 45
     degrees cuts through the back of the head: the Space's cameraman (54 degrees) made 75 got a rectangle of grey
     over his ear, neck and collar with a hard edge where the window ended."""
-    return turn_share(rotation, *HAIR_TURN)
+    return yaw_share(rotation, *HAIR_TURN)

@@ -23,6 +23,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from ganime_age.engine.frames import channel_mean
+
 STRAND_LENGTH = 0.1  # face widths: the length of a streak of the rank's noise
 STRAND_WIDTH = 0.001  # face widths: its width (the noise's blur; 0.8 px at least: finer, a streak's edge stepped)
 STRAND_FACE = 400.0  # pixels: the ranks are drawn on the hair shrunk to at most this face width, then enlarged
@@ -88,7 +90,7 @@ def strand_order(rgb: np.ndarray, face_width: float, comb: Comb | None = None) -
     small_w, small_h = max(1, round(width * scale)), max(1, round(height * scale))
     small = cv2.resize(rgb, (small_w, small_h), interpolation=cv2.INTER_AREA) if scale < 1.0 else rgb
     pixels_across = face_width * scale
-    lightness = small.astype(np.float32).mean(axis=2)
+    lightness = channel_mean(small)
     angle, coherence = _strand_direction(lightness, pixels_across)
     rng = np.random.default_rng(SEED)
     noise = rng.standard_normal((small_h, small_w)).astype(np.float32)
@@ -209,7 +211,7 @@ def grey_change(
     if drawn > 0.0 and drawn_order is not None:  # there they are grain and JPEG blocks: drawn strands replace them
         replaced = np.float32(OWN_YIELD * drawn) * _dark(fields[..., 4]) * inside
         strands *= 1.0 - replaced
-    shift = fields[..., :3].mean(axis=2)  # the brightness the local hair colour gains
+    shift = channel_mean(fields)  # the brightness the local hair colour gains
     grey = fields[..., 3] + shift  # grey hair's brightness
     # grey hair has strands (drawn ones up to the hair's edge: they add no light on average, so no band there)
     lightness = strand_lightness(order, strandness * inside, drawn, fields[..., 4], drawn_order)
@@ -225,7 +227,7 @@ def grey_change(
     # and no pixel ends brighter than grey hair's lightest strands, or than it was (a drawn strand is as light as
     # it was drawn: capped, the light ones were lost and the drawn hair was dark strokes on grey)
     ceiling = np.maximum(grey * np.maximum(np.float32(STRAND_CEILING), 1.0 + lightness), brightness)
-    lift = added.mean(axis=2)
+    lift = channel_mean(added)
     over = brightness + lift - ceiling
     added -= (np.clip(over, 0.0, None) / np.maximum(lift, 1e-3) * (lift > 0))[..., None] * added
     return np.round(added).astype(np.int16)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ganime_age.engine.frames import large_face_blur
+from ganime_age.engine.frames import channel_mean, large_face_blur
 
 TEXTURE_SCALES = (0.006, 0.03)  # face widths: the finest band's blur, and the neighbourhood its energy is read over
 LOG_FLOOR = 1.0  # grey levels squared added to a pixel's fine energy before its log (less is the photo's noise)
@@ -33,7 +33,7 @@ def local_mean(image: np.ndarray, face_width: float) -> np.ndarray:
 def log_energy(rgb: np.ndarray, face_width: float) -> np.ndarray:
     """(h, w) float32: per pixel, the log of the square of `rgb`'s finest brightness detail (plus LOG_FLOOR)."""
     # in place: over a 12 MP photo's head box each float32 copy is 44 MB (a float32 copy of the RGB, 133 MB)
-    band = fine_band(rgb.mean(axis=2, dtype=np.float32), face_width, in_place=True)
+    band = fine_band(channel_mean(rgb), face_width, in_place=True)
     band *= band
     band += np.float32(LOG_FLOOR)
     return np.log(band, out=band)
