@@ -152,13 +152,9 @@ class AgeExemplars(HubModel):
     def with_sharpness(self, template: Template) -> AgeExemplars:
         """This bank holding each face's sharpness (:func:`view_sharpness` in the engine's `template`), so that no
         edit measures it."""
-        config = replace(self.config, measured_sharpness=True)
-        bank = type(self)(config)
-        measured = [view_sharpness(template, self._decode(index)) for index in range(config.count)]
-        with torch.no_grad():
-            for name in ("encoded", "offsets", "ages", "descriptors"):
-                getattr(bank, name).copy_(getattr(self, name))
-            bank.sharpness.copy_(torch.as_tensor(measured, dtype=torch.float32))
+        measured = [view_sharpness(template, self._decode(index)) for index in range(self.config.count)]
+        bank = type(self)(replace(self.config, measured_sharpness=True))
+        bank.load_state_dict({**self.state_dict(), "sharpness": torch.as_tensor(measured, dtype=torch.float32)})
         return bank
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
