@@ -257,6 +257,22 @@ def shipped() -> FittedEngine:
     return load_pretrained(DEFAULT_ENGINE_DIR)
 
 
+def test_the_tables_split_ahead_are_the_ones_split_in_place_and_a_retuning_waits_for_them() -> None:
+    """An editor splits its engine's tables on a thread of their own while a first photo is analysed: the same
+    arrays as the split made on first use, and a change of the tables afterwards is split anew."""
+    from ganime_age.editing import DEFAULT_ENGINE_DIR
+
+    ahead, in_place = load_pretrained(DEFAULT_ENGINE_DIR), load_pretrained(DEFAULT_ENGINE_DIR)
+    ahead.start_split()
+    made, wanted = ahead.age_split, in_place.age_split
+    assert made.keys() == wanted.keys()
+    for name, value in wanted.items():
+        assert np.array_equal(made[name], value), name
+    ahead.start_split()
+    ahead.set_tables(mean_texture=ahead.tables["mean_texture"] * 1.1)  # waits for the split started just now
+    assert not np.array_equal(ahead.age_split["large"], made["large"])
+
+
 def test_retuning_changes_strengths_and_keeps_the_fitted_tables(shipped: FittedEngine) -> None:
     from ganime_age.errors import ConfigError
     from training.fit_engine import retuned

@@ -186,6 +186,28 @@ def test_the_parameter_count_is_taken_from_the_config() -> None:
     assert check_model_size(default, "default") < MAX_PARAMETERS / 50
 
 
+def test_a_load_draws_no_random_values_on_the_meta_device() -> None:
+    """The size check's skeleton is built on the meta device: drawing its random values (PyTorch's meta `normal_`
+    imports its compiler) took a second and a half of every editor's load."""
+    import subprocess
+
+    script = (
+        "import sys, torch\n"
+        "from ganime_age.models.common import holds_values\n"
+        "from ganime_age.editing import FaceEditor\n"
+        "with torch.device('meta'):\n"
+        "    skeleton = GanimationAge(GanimationAgeConfig())\n"
+        "assert not holds_values(skeleton) and holds_values(GanimationAge(GanimationAgeConfig()))\n"
+        "editor = FaceEditor.from_pretrained(device='cpu')\n"
+        "assert editor.age_estimator is not None and editor.second_age_estimator is not None\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    header = "from ganime_age.models.ganimation_age import GanimationAge, GanimationAgeConfig\n"
+    done = subprocess.run([sys.executable, "-c", header + script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False", done.stdout
+
+
 def test_weights_are_checked_against_the_header_before_loading(tmp_path: Path) -> None:
     """A header that names the right tensors with other shapes, or claims more data than the file holds, is
     refused from the header alone (the tensors are never allocated)."""

@@ -103,6 +103,7 @@ class FaceEditor:
         autocast_dtype(self.config.precision, self.device)  # refused here, refiner or not: a setting that cannot run
         self.model = model
         self.engine = engine.eval()
+        self.engine.start_split()  # made while a first photo is analysed
         self.exemplars = exemplars.eval() if exemplars is not None else None
         self.refiner = refiner
         self.refining = (

@@ -241,6 +241,19 @@ class GridFrame:
         y0, y1 = by0 + int(np.floor(rows[0] * per_y)), min(by0 + int(np.ceil(rows[1] * per_y)), by1)
         return x0, y0, x1, y1
 
+    def changed_box(self, changed: np.ndarray) -> tuple[tuple[int, int, int, int], tuple[slice, slice]] | None:
+        """The photo box where the grid field `changed` is above 0 (one grid pixel of slack) and its rows and
+        columns within the face's region; None where nothing changes."""
+        rows, cols = np.nonzero(changed > 0.0)
+        if len(rows) == 0:
+            return None
+        grid_h, grid_w = self.grid_shape
+        gy0, gy1 = max(int(rows.min()) - 1, 0), min(int(rows.max()) + 2, grid_h)
+        gx0, gx1 = max(int(cols.min()) - 1, 0), min(int(cols.max()) + 2, grid_w)
+        x0, y0, x1, y1 = self.photo_box((gy0, gy1), (gx0, gx1))
+        bx0, by0, _, _ = self.box
+        return (x0, y0, x1, y1), (slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0))
+
 
 def overlap(
     pixels: np.ndarray, origin: tuple[int, int], box: tuple[int, int, int, int]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import cv2
@@ -43,7 +44,7 @@ from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.moved_person import hold_moved, person_moved
 from ganime_age.engine.neck import find_neck
 from ganime_age.engine.parsing import Parser, parse_head
-from ganime_age.engine.pixels import repaint, repaint_table, resample
+from ganime_age.engine.pixels import repaint_box, repaint_field, resample
 from ganime_age.engine.scene import Segmenter
 from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT, NUM_LANDMARKS, NUM_MESH_VERTICES
 from ganime_age.hub import HubModel
@@ -92,8 +93,7 @@ class FittedEngine(HubModel):
         expressions.register_tables(self, c)
         self._tables: dict[str, np.ndarray] | None = None
         self._split: dict[str, np.ndarray] | None = None
-
-    # -- tables as numpy (the engine runs in numpy/OpenCV; torch holds the fitted state) ---------------
+        self._splitting: Future[dict[str, np.ndarray]] | None = None
 
     # -- the fitted tables (torch holds them; the engine runs in NumPy/OpenCV on float32 copies) ---------------
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
@@ -108,8 +108,17 @@ class FittedEngine(HubModel):
 
     def invalidate(self) -> None:
         """Call after changing buffers in place (the fitting does)."""
-        self._tables = None
-        self._split = None
+        if self._splitting is not None:  # a split made ahead reads the tables: let it end before they change
+            self._splitting.result()
+        self._tables = self._split = self._splitting = None
+
+    def start_split(self) -> None:
+        """Make :attr:`age_split` (0.4 s, once a process) on a thread of its own: an editor starts it when it is
+        built, so that a process's first edit analyses its photo meanwhile."""
+        if self._split is None and self._splitting is None:
+            making = ThreadPoolExecutor(1, thread_name_prefix="ganime-tables")
+            self._splitting = making.submit(appearance.age_split, self.config, self.tables, self.template)
+            making.shutdown(wait=False)
 
     @property
     def template(self) -> Template:
@@ -137,7 +146,9 @@ class FittedEngine(HubModel):
     def age_split(self) -> dict[str, np.ndarray]:
         """The tables as a slider move reads them (:func:`appearance.age_split`), made once."""
         if self._split is None:
-            self._split = appearance.age_split(self.config, self.tables, self.template)
+            making, self._splitting = self._splitting, None
+            split = making.result() if making is not None else None
+            self._split = split or appearance.age_split(self.config, self.tables, self.template)
         return self._split
 
     # -- per photo ----------------------------------------------------------------------------------------
@@ -350,10 +361,10 @@ class FittedEngine(HubModel):
             if moving
             else (None, np.zeros(face.grid_shape, np.float32), motion.total)
         )
-        factor, painted = _repaint_field(texture, face, sample)
+        factor, painted = repaint_field(texture, face.smooth_rgb, sample)
         if painted is not None:
             changed = np.maximum(changed, painted)
-        found = _changed_box(face.frame, changed)
+        found = face.frame.changed_box(changed)
         boxes = ([found[0]] if found is not None else []) + ([layer.hair_box] if hair > 0.0 else [])
         boxes += [lift.box for lift, _ in lifts]
         if not boxes:
@@ -390,7 +401,7 @@ class FittedEngine(HubModel):
             if moved_person is not None:
                 moved = ((ex0, ey0, ex1, ey1), engine_mask, moved_person)
             if factor is not None:
-                _repaint_box(face_pixels, factor, painted, frame, (ex0, ey0, ex1, ey1))
+                repaint_box(face_pixels, factor, painted, frame, (ex0, ey0, ex1, ey1))
             if moving:
                 smile = float(np.asarray(target_aus)[AU_NAMES.index("AU12")])
                 paint_mouth(self, face_pixels, face, moves, (ex0, ey0), smile, mouth)
@@ -452,48 +463,3 @@ class FittedEngine(HubModel):
             out[y0:y1, x0:x1] = pixels
             changes.append(((x0, y0, x1, y1), mask))
         return out, changes
-
-
-def _repaint_field(
-    texture: TextureChange | None, face: EngineFace, sample: np.ndarray | None
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The repaint table on the engine grid (painted on the input's shape, then moved with it) and where it
-    paints (a change below half a grey level rounds back to the input's pixel; the table is masked by the
-    face, so this is also where it is not zero); (None, None) when nothing is repainted."""
-    if texture is None:
-        return None, None
-    factor = repaint_table(texture, face.smooth_rgb)
-    if sample is None:
-        return factor, texture.mask
-    factor = cv2.remap(factor, sample, None, cv2.INTER_LINEAR, borderValue=0.0)
-    return factor, cv2.remap(texture.mask, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR)
-
-
-def _changed_box(frame: GridFrame, changed: np.ndarray) -> tuple[tuple[int, int, int, int], tuple[slice, slice]] | None:
-    """The photo box that changes (one grid pixel of slack) and its rows and columns within the face's region."""
-    rows, cols = np.nonzero(changed > 0.0)
-    if len(rows) == 0:
-        return None
-    grid_h, grid_w = frame.grid_shape
-    gy0, gy1 = max(int(rows.min()) - 1, 0), min(int(rows.max()) + 2, grid_h)
-    gx0, gx1 = max(int(cols.min()) - 1, 0), min(int(cols.max()) + 2, grid_w)
-    x0, y0, x1, y1 = frame.photo_box((gy0, gy1), (gx0, gx1))
-    bx0, by0, _, _ = frame.box
-    return (x0, y0, x1, y1), (slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0))
-
-
-def _repaint_box(
-    edited: np.ndarray, factor: np.ndarray, painted: np.ndarray, frame: GridFrame, box: tuple[int, int, int, int]
-) -> None:
-    """Repaint `edited` (the photo's `box`) in place, only where the colour change reaches (the face; the
-    geometry's box is wider)."""
-    x0, y0, x1, y1 = box
-    painted_rows, painted_cols = np.nonzero(painted > 0.0)
-    if not len(painted_rows):
-        return
-    px0, py0, px1, py1 = frame.photo_box(
-        (int(painted_rows.min()) - 1, int(painted_rows.max()) + 2),
-        (int(painted_cols.min()) - 1, int(painted_cols.max()) + 2),
-    )
-    px0, py0, px1, py1 = max(px0, x0), max(py0, y0), min(px1, x1), min(py1, y1)
-    repaint(edited[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0], factor, frame.grid_affine(px0, py0))

@@ -17,7 +17,7 @@ import numpy as np
 
 from ganime_age.engine.appearance import TextureChange
 from ganime_age.engine.config import LOG_EPSILON
-from ganime_age.engine.frames import wide_blur
+from ganime_age.engine.frames import GridFrame, wide_blur
 
 LUMA = np.array([[0.299, 0.587, 0.114]], np.float32)  # BT.601, as the chroma measure's complement
 HUE_LIFT = (0.1, 0.5)  # a pixel brightened by this share takes the colour of the skin around it from none to all
@@ -180,3 +180,35 @@ def repaint(pixels: np.ndarray, factor: np.ndarray, to_grid: np.ndarray) -> None
         pixels[rows] = apply_factor(pixels[rows], table)
 
     in_row_bands(band, height, width, PARALLEL_PIXELS, BAND_PIXELS)
+
+
+def repaint_field(
+    texture: TextureChange | None, smooth_rgb: np.ndarray, sample: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The repaint table on the engine grid (painted on the input's shape, then moved with it) and where it
+    paints (`smooth_rgb`: the face's blurred colours on the grid; a change below half a grey level rounds back to the input's pixel; the table is masked by the
+    face, so this is also where it is not zero); (None, None) when nothing is repainted."""
+    if texture is None:
+        return None, None
+    factor = repaint_table(texture, smooth_rgb)
+    if sample is None:
+        return factor, texture.mask
+    factor = cv2.remap(factor, sample, None, cv2.INTER_LINEAR, borderValue=0.0)
+    return factor, cv2.remap(texture.mask, sample[..., 0], sample[..., 1], cv2.INTER_LINEAR)
+
+
+def repaint_box(
+    edited: np.ndarray, factor: np.ndarray, painted: np.ndarray, frame: GridFrame, box: tuple[int, int, int, int]
+) -> None:
+    """Repaint `edited` (the photo's `box`) in place, only where the colour change reaches (the face; the
+    geometry's box is wider)."""
+    x0, y0, x1, y1 = box
+    painted_rows, painted_cols = np.nonzero(painted > 0.0)
+    if not len(painted_rows):
+        return
+    px0, py0, px1, py1 = frame.photo_box(
+        (int(painted_rows.min()) - 1, int(painted_rows.max()) + 2),
+        (int(painted_cols.min()) - 1, int(painted_cols.max()) + 2),
+    )
+    px0, py0, px1, py1 = max(px0, x0), max(py0, y0), min(px1, x1), min(py1, y1)
+    repaint(edited[py0 - y0 : py1 - y0, px0 - x0 : px1 - x0], factor, frame.grid_affine(px0, py0))

@@ -23,6 +23,7 @@ from ganime_age.hub import HubModel
 from ganime_age.models.common import (
     ReadingCalibration,
     check_reading_curve,
+    holds_values,
     reading_curve_ages_field,
     reading_curve_field,
 )
@@ -86,6 +87,8 @@ def residual_backbone(base_channels: int, multipliers: tuple[int, ...], blocks_p
 
 def init_classifier_weights(module: nn.Module) -> None:
     """He init for convs (ReLU nets), small normal for linears; zero the last BN of each block (identity start)."""
+    if not holds_values(module):
+        return
     for layer in module.modules():
         if isinstance(layer, nn.Conv2d):
             nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")

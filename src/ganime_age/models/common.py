@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from torch import nn
 
 from ganime_age.conditions import AGE_GROUPS, NUM_AGE_GROUPS, group_center
 from ganime_age.config import bounded
@@ -18,6 +19,12 @@ class EditOutput(NamedTuple):
 
     image: torch.Tensor  # (N, 3, S, S) in [-1, 1]
     attention: torch.Tensor | None  # (N, 1, S, S) in [0, 1]; 1 keeps the input pixel
+
+
+def holds_values(module: nn.Module) -> bool:
+    """False for a skeleton built on the meta device (shapes only, as a load first checks a weights file against):
+    drawing random values there is pointless, and PyTorch's meta `normal_` imports its compiler, a second of a load."""
+    return not any(parameter.is_meta for parameter in module.parameters())
 
 
 def soft_group_code(age: torch.Tensor, num_groups: int = NUM_AGE_GROUPS) -> torch.Tensor:

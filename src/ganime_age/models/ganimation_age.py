@@ -19,7 +19,7 @@ from torch import nn
 from ganime_age.conditions import AU_MAX, MAX_AGE, NUM_AUS
 from ganime_age.config import bounded
 from ganime_age.hub import HubModel
-from ganime_age.models.common import EditOutput
+from ganime_age.models.common import EditOutput, holds_values
 
 REFINER_ATTENTION_BIAS = 12.0  # sigmoid(12) = 0.999994: a fresh refiner moves a pixel by under 0.002 levels
 
@@ -72,6 +72,8 @@ def normalise_aus(aus: torch.Tensor) -> torch.Tensor:
 
 def init_gan_weights(module: nn.Module) -> None:
     """GANimation's initialisation: N(0, 0.02) for conv/linear weights, zero biases, unit norms."""
+    if not holds_values(module):
+        return
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(layer.weight, 0.0, 0.02)
