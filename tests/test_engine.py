@@ -950,7 +950,7 @@ def test_a_head_turned_past_the_hair_window_keeps_its_hair() -> None:
     ear, neck and collar were greyed in a rectangle with a hard edge (13 grey levels lighter there). A head turned
     past 50 degrees keeps its hair; up to 30 degrees it greys wholly."""
     from ganime_age.editing import EditorConfig, FaceEditor
-    from ganime_age.engine.hair import hair_turn_share
+    from ganime_age.engine.hair_window import hair_turn_share
     from ganime_age.faces import load_image
 
     def turned(degrees: float) -> np.ndarray:

@@ -207,6 +207,26 @@ def test_curly_hair_whose_own_curls_show_keeps_them_not_drawn_straight_strands(
     assert layer.face_width > 200 and layer.drawn is not None and layer.drawn < 0.25, (layer.face_width, layer.drawn)
 
 
+def test_the_greying_kept_for_an_amount_is_the_greying_made_anew(shipped: FittedEngine, shared_dir: Path) -> None:
+    """The whole hair's greying is kept for its amount (an expression slider's moves and a video's frames keep the
+    hair's age): greyed to one amount, another, then the first again, each is what a fresh face greys, pixel for
+    pixel."""
+    photo = _held_out_full_size(shared_dir, (0,))[0]
+    kept, _ = _prepared(shipped, photo, parsed=True)
+    x0, y0, x1, y1 = kept.layer.hair_box
+    for amount in (HALF_GREY, 1.0, HALF_GREY):
+        fresh, _ = _prepared(shipped, photo, parsed=True)
+        greyed = [photo[y0:y1, x0:x1].copy() for _ in range(2)]
+        kept.layer.grey(greyed[0], (x0, y0), amount)
+        fresh.layer.grey(greyed[1], (x0, y0), amount)
+        assert kept.layer._greyed is not None and kept.layer._greyed[0] == amount
+        assert np.array_equal(greyed[0], greyed[1]), amount
+        assert np.abs(greyed[0].astype(np.int16) - photo[y0:y1, x0:x1]).max() > 50  # it greyed
+    part = photo[(y0 + y1) // 2 : y1, x0:x1].copy()  # a crop is greyed apart: the whole's stays kept
+    kept.layer.grey(part, (x0, (y0 + y1) // 2), 1.0)
+    assert kept.layer._greyed is not None and kept.layer._greyed[0] == HALF_GREY
+
+
 def test_the_hair_changes_made_ahead_on_their_own_thread_are_the_ones_made_in_place(
     shipped: FittedEngine, shared_dir: Path
 ) -> None:

@@ -358,9 +358,20 @@ def add_weighted(target: np.ndarray, change: np.ndarray, weight: np.ndarray) -> 
     """uint8 `target` += `weight` / 255 (per pixel, int16 0..255) * int16 `change`, in place, rounded and
     saturating (in bands of rows)."""
     for top, bottom in row_bands(*target.shape[:2]):
-        band, part = target[top:bottom], change[top:bottom]
-        spread = cv2.merge([weight[top:bottom]] * change.shape[2])
-        band[...] = cv2.add(band, cv2.multiply(part, spread, scale=1.0 / 255.0, dtype=cv2.CV_16S), dtype=cv2.CV_8U)
+        band = target[top:bottom]
+        band[...] = cv2.add(band, weighted(change[top:bottom], weight[top:bottom]), dtype=cv2.CV_8U)
+
+
+def weighted(change: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """int16 `change` (h, w, c) times `weight` / 255 (per pixel, int16 0..255), rounded."""
+    return cv2.multiply(change, cv2.merge([weight] * change.shape[2]), scale=1.0 / 255.0, dtype=cv2.CV_16S)
+
+
+def add_change(target: np.ndarray, change: np.ndarray) -> None:
+    """uint8 `target` += int16 `change`, in place, saturating (in bands of rows)."""
+    for top, bottom in row_bands(*target.shape[:2]):
+        band = target[top:bottom]
+        band[...] = cv2.add(band, change[top:bottom], dtype=cv2.CV_8U)
 
 
 def row_bands(height: int, width: int, pixels: int = BAND_PIXELS) -> list[tuple[int, int]]:

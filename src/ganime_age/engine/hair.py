@@ -41,8 +41,7 @@ import cv2
 import numpy as np
 
 from ganime_age.engine import hair_colour as colour
-from ganime_age.engine.frames import add_scaled, add_weighted, channel_mean, overlap, resample_grid, row_bands
-from ganime_age.engine.frames import turn_share as yaw_share
+from ganime_age.engine.frames import add_change, add_scaled, channel_mean, overlap, resample_grid, row_bands, weighted
 from ganime_age.engine.greying import grey_fields
 from ganime_age.engine.hair_window import PERSON_BOX, connected_below, head_window
 from ganime_age.engine.hairline import held_share
@@ -54,7 +53,6 @@ from ganime_age.engine.texture import log_energy, roughness
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
 
 FOREHEAD_TOP = 10  # the mesh's highest point, mid-forehead
-HAIR_TURN = (30.0, 50.0)  # degrees of yaw: the hair changes wholly below the first, not at all past the second
 HAIR_GRID_FACE = 96  # grid pixels across the face: the hair's statistics and fields are smooth at this scale
 NOTCH = 0.15  # face widths: the person's outline is closed over notches this deep (half their width)
 COMB_ORIGIN = 0.3  # face widths below the chin: hair is drawn combed away from there (strands.py)
@@ -116,6 +114,7 @@ class HairLayer:
     # their making, started ahead (:meth:`start_changes`), by the name each is kept under
     _making: dict[str, Future] = field(default_factory=dict, repr=False, init=False)
     _restored: np.ndarray | None = field(default=None, repr=False)  # and full restoring's
+    _greyed: tuple[float, np.ndarray] | None = field(default=None, repr=False)  # an amount, and its greying's change
     _person: np.ndarray | None = field(default=None, repr=False)  # person_at over `box` as uint8, made once
     # the face parser's view of this face (:mod:`.parsing`): where given, it, not the silhouette and colours, says
     # where the person and its hair are
@@ -176,13 +175,25 @@ class HairLayer:
             if getattr(self, kept) is None:
                 setattr(self, kept, change(target, box))
             full = getattr(self, kept)
-        if greying and self.fields is not None:
-            order, strands = self.strands_at(target, box)
-            for top, bottom in row_bands(*order.shape):  # each pixel's int16 weights for a band at a time
-                weight = greyed_weight(order[top:bottom], strands[top:bottom], amount)
-                add_weighted(target[top:bottom], full[top:bottom], weight)
+        if greying and self.fields is not None:  # the whole hair's kept per amount: an expression's moves, a video
+            greyed = self._greyed if box == self.hair_box else None
+            if greyed is None or greyed[0] != amount:
+                greyed = (amount, self._greyed_change(target, box, full, amount))
+                self._greyed = greyed if box == self.hair_box else self._greyed
+            add_change(target, greyed[1])
         else:
             add_scaled(target, full, amount)
+
+    def _greyed_change(
+        self, pixels: np.ndarray, box: tuple[int, int, int, int], full: np.ndarray, amount: float
+    ) -> np.ndarray:
+        """(h, w, 3) int16: `amount` of the full greying `full` over `box`, strand by strand (:meth:`grey`)."""
+        order, strands = self.strands_at(pixels, box)
+        change = np.empty_like(full)
+        for top, bottom in row_bands(*order.shape):  # each pixel's int16 weights for a band at a time
+            weight = greyed_weight(order[top:bottom], strands[top:bottom], amount)
+            change[top:bottom] = weighted(full[top:bottom], weight)
+        return change
 
     def strands_at(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         """The hair's greying ranks and strandness (uint8 each, :mod:`.strands`) over the photo box `box`, from
@@ -486,11 +497,3 @@ def _unseen_face(face: np.ndarray, agreed: np.ndarray, apart: np.ndarray | None)
     if seen >= SCENE_MISSES:
         return None
     return face * apart if apart is not None else face
-
-
-def hair_turn_share(rotation: np.ndarray) -> float:
-    """How much of its hair's change a head turned so far takes: all up to HAIR_TURN[0] degrees of yaw, none from
-    HAIR_TURN[1]. The hair is looked for in a window around the face's mesh, which on a head turned past about 45
-    degrees cuts through the back of the head: the Space's cameraman (54 degrees) made 75 got a rectangle of grey
-    over his ear, neck and collar with a hard edge where the window ended."""
-    return yaw_share(rotation, *HAIR_TURN)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ganime_age.engine.frames import turn_share
 from ganime_age.faces.topology import CHIN, MOUTH_CENTRE, NUM_MESH_VERTICES
 
 PERSON_BOX = (1.25, 0.9, 0.8)  # face widths: half-width, above the mesh top and below the chin of the hair box
+HAIR_TURN = (30.0, 50.0)  # degrees of yaw: the hair changes wholly below the first, not at all past the second
 NECK_HALF_WIDTH = 0.3  # face widths: below the mouth, hair hangs beside the neck, never on it (nor a beard)
 
 
@@ -44,3 +46,11 @@ def connected_below(share: np.ndarray, mouth_row: float) -> np.ndarray:
     out = share.copy()
     out[first_below:] *= cv2.GaussianBlur(kept, (0, 0), 1.0)[first_below:]
     return out
+
+
+def hair_turn_share(rotation: np.ndarray) -> float:
+    """How much of its hair's change a head turned so far takes: all up to HAIR_TURN[0] degrees of yaw, none from
+    HAIR_TURN[1]. The hair is looked for in a window around the face's mesh, which on a head turned past about 45
+    degrees cuts through the back of the head: the Space's cameraman (54 degrees) made 75 got a rectangle of grey
+    over his ear, neck and collar with a hard edge where the window ended."""
+    return turn_share(rotation, *HAIR_TURN)

@@ -39,7 +39,8 @@ from ganime_age.engine.frames import (
     template_width,
 )
 from ganime_age.engine.greying import hair_greying_share, hair_restoring_share
-from ganime_age.engine.hair import hair_layer, hair_turn_share
+from ganime_age.engine.hair import hair_layer
+from ganime_age.engine.hair_window import hair_turn_share
 from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.moved_person import hold_moved, person_moved
 from ganime_age.engine.neck import find_neck
