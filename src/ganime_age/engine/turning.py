@@ -191,7 +191,7 @@ class TurnableHead:
             distance = cv2.distanceTransform(beyond.astype(np.uint8), cv2.DIST_L2, 3) * step
             return motion * (1.0 - smoothstep(distance / self.reach))[..., None]
 
-        lower = smoothstep((height - JAW[0]) / (JAW[1] - JAW[0]))[..., None]
+        lower = smoothstep((height - JAW[0]) / (JAW[1] - JAW[0]))[..., None].astype(np.float32)
         body = (1.0 - lower) * faded(skull, beyond_skull) + lower * faded(neck, beyond_neck)
         body = cv2.GaussianBlur(body, (0, 0), SMOOTHING * head.scale / step)
         off_mesh = cv2.distanceTransform((on_mesh < 0.5).astype(np.uint8), cv2.DIST_L2, 3) * step
@@ -272,10 +272,12 @@ def surface_motion(
         read[:, behind] = np.linalg.inv(own_frame) @ rim + own_origin[:, None]
     # beyond the turned surface's outline a pixel moves as that outline does (with its centre)
     outside = discriminant < 0.0
-    read[:2, outside] = flat[:, outside] - (origin - own_origin)[:2, None]
-    motion = (follow * (read[:2] - flat)).T
     shape = np.shape(pixels)[:-1]
-    return motion.reshape(*shape, 2).astype(np.float32), outside.reshape(shape), canonical_y.reshape(shape)
+    motion = np.empty((*shape, 2), np.float32)
+    for axis, centre_moved in enumerate((origin - own_origin)[:2]):
+        beyond = flat[axis] - centre_moved
+        motion[..., axis] = (follow * (np.where(outside, beyond, read[axis]) - flat[axis])).reshape(shape)
+    return motion, outside.reshape(shape), canonical_y.reshape(shape)
 
 
 def neck_follow(height: np.ndarray) -> np.ndarray:
