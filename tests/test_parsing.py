@@ -94,6 +94,30 @@ def test_a_childs_larger_eyes_are_no_holes_but_the_rest_is_counted(shared_dir: P
     assert 0.05 * width**2 < before.sum() < 0.2 * width**2, before.sum() / width**2
 
 
+def test_near_black_a_head_moved_onto_is_moved_and_a_drawn_outline_is_made(shared_dir: Path, editor: Any) -> None:
+    """The holes the wild evaluation says an edit made (:func:`near_black`): FG-NET 035A23b, a bald head on a black
+    wall, moved sideways by a twentieth of its face's width turns pixels near-black that the wall's and the head's own
+    dark lie beside; a black line drawn across the lit forehead is made."""
+    from ganime_age.faces import load_image
+    from training.evaluation.wild import BLACK, near_black
+
+    photo = load_image(shared_dir / "datasets" / "fgnet" / "images" / "035A23b.JPG")
+    faces = [f for f in editor.analyze(photo) if f.landmarks is not None]
+    points = np.asarray(faces[0].landmarks.landmarks)[:, :2]
+    width = float(np.ptp(points[:, 0]))
+    before = _lightness(photo)
+    shift = round(0.05 * width)
+    moved = np.concatenate([np.repeat(photo[:, :1], shift, axis=1), photo[:, :-shift]], axis=1)
+    black = (before >= BLACK[0]) & (_lightness(moved) < BLACK[1])
+    assert black.sum() > 50, black.sum()  # the wall came over the head's edge
+    assert not (black & ~near_black(before, faces)).any()
+    drawn = photo.copy()
+    row = round(points[:, 1].min() + 0.1 * width)  # across the forehead, the mesh's top
+    drawn[row : row + 2, round(points[:, 0].mean() - 0.2 * width) : round(points[:, 0].mean() + 0.2 * width)] = 0
+    made = (before >= BLACK[0]) & (_lightness(drawn) < BLACK[1]) & ~near_black(before, faces)
+    assert made.sum() > 0.5 * 2 * 0.4 * width, made.sum()
+
+
 def test_blonde_hair_greys_whole_not_in_patches(editor: Any) -> None:
     """The Space's astronaut (blonde, lit) made 75: the colour models called her lit strands skin, left them blonde
     among grey ones, an orange and white patchwork. The parser's hair is hair whatever its colour: most of

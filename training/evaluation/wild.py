@@ -13,7 +13,9 @@ What is measured, by references the edit does not use:
   side, 1.4 above the mesh, 0.6 below the chin), grown by 5% of the face. Clothes, neighbours, walls and the
   photo's border lie outside it;
 - **holes**: the share of the photo turned near-black (CIE L from 25 or more to under 12) outside the parser's
-  hair (hair regaining a dark colour may be that dark);
+  hair (hair regaining a dark colour may be that dark); and of those, the ones with no near-black pixel of the
+  input within a tenth of the face's width: made by the edit (an outline, a smear), not moved there (the dark wall
+  or hair a moved head's outline shows);
 - each again outside the *edited* photo's head and hair as well (the same references read off the edit): a head
   grown onto the wall, or a child's hair moved over the forehead by its growth, is the head's own change, not
   spill or a hole;
@@ -39,6 +41,8 @@ CHANGED = 8  # grey levels
 WINDOW = (1.3, 1.4, 0.6)  # face widths: half-width, above the mesh's top and below the chin of a head and neck
 BLACK = (25.0, 12.0)  # CIE L: a pixel at least this light before and darker than this after turned black
 FEATURE_MARGIN = 0.03  # face widths around the eyes' and brows' landmarks: lashes, lids and brow hairs they miss
+HOLES_GATE = 0.0005  # issue 55: at most 0.05% of a photo turned near-black outside the hair
+MOVED_REACH = 0.1  # face widths: how far an edit moves a head's outline (a child's narrower head, a longer chin)
 
 
 def wild_photos(shared: Path, fgnet_count: int = 16) -> list[tuple[str, np.ndarray]]:
@@ -151,6 +155,16 @@ def eyes_and_brows(faces: list[Any], shape: tuple[int, ...]) -> np.ndarray:
     return mask.astype(bool)
 
 
+def near_black(lightness: np.ndarray, faces: list[Any]) -> np.ndarray:
+    """(h, w) bool: within MOVED_REACH of the widest face's width of a pixel the input holds near-black (CIE L under
+    BLACK[1]): where an edit that moves a head's outline shows the dark wall or hair beside it, a near-black pixel
+    was moved there, not made (an outline or a smear on a light wall or a white shirt has no black beside it)."""
+    widths = [float(np.ptp(np.asarray(f.landmarks.landmarks)[:, 0])) for f in faces]
+    reach = max(round(MOVED_REACH * max(widths, default=0.0)), 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2)
+    return cv2.dilate((lightness < BLACK[1]).astype(np.uint8), kernel).astype(bool)
+
+
 def edited_head(editor: Any, edited: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(head and neck, hair, eyes and brows) of the edited photo, as :func:`head_and_neck`, :func:`parsed_hair`
     and :func:`eyes_and_brows` read the input's: where the edit moved a head (grown onto the wall, a child's hair
@@ -195,6 +209,7 @@ def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool,
     spill_edited: list[float] = []
     holes_edited: list[float] = []
     holes_features: list[float] = []
+    holes_made: list[float] = []
     for name, rgb in photos:
         editor.sessions.clear()
         try:
@@ -205,6 +220,7 @@ def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool,
         region = head_and_neck(rgb, faces, analyzer.segmenter)
         hair = parsed_hair(rgb, faces, analyzer.parser, analyzer.segmenter)
         lightness = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[..., 0]
+        moved_dark = near_black(lightness, faces)
         for target in TARGETS:
             try:
                 edited = np.asarray(editor.edit(rgb, age=target))
@@ -222,6 +238,7 @@ def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool,
             spill_edited.append(float((changed & ~region & ~edited_region).mean()))
             holes_edited.append(float((black & ~edited_hair).mean()))
             holes_features.append(float((black & ~edited_hair & ~features).mean()))
+            holes_made.append(float((black & ~edited_hair & ~features & ~moved_dark).mean()))
             if sheet is not None:
                 sheet.append((f"{name} -> {target:g}", rgb, edited, changed & ~region))
     return {
@@ -237,6 +254,9 @@ def measure(editor: Any, photos: list[tuple[str, np.ndarray]], use_parser: bool,
         "holes_edited_worst_edit": names[int(np.argmax(holes_edited))] if holes_edited else "",
         "holes_features_worst": float(np.max(holes_features)) if holes_features else float("nan"),
         "holes_features_worst_edit": names[int(np.argmax(holes_features))] if holes_features else "",
+        "holes_made_worst": float(np.max(holes_made)) if holes_made else float("nan"),
+        "holes_made_worst_edit": names[int(np.argmax(holes_made))] if holes_made else "",
+        "holes_made_over_gate": int(np.sum(np.asarray(holes_made) > HOLES_GATE)),
         "refused": refused,
         "faces": found,
         "edits": len(spill),
@@ -288,8 +308,9 @@ class WildEvaluation:
             f"In-the-wild photos: {result['photos']} photos, every face made {', '.join(f'{t:g}' for t in TARGETS)}",
             "",
             "| mask | edits | spill outside head, hair and neck: median / worst | the same outside the edited "
-            "head too | holes, worst | outside the edited hair too | and its eyes and brows | refused faces |",
-            "|---|---|---|---|---|---|---|---|",
+            "head too | holes, worst | outside the edited hair too | and its eyes and brows | and no near-black "
+            "within a tenth of the face in the input (made, not moved): worst, edits over 0.05% | refused faces |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for key, label in (("silhouette", "selfie silhouette and colours"), ("parser", "face parser")):
             r = result[key]
@@ -299,6 +320,8 @@ class WildEvaluation:
                 f"({r['spill_edited_worst_edit']}) | {100 * r['holes_worst']:.3f}% | "
                 f"{100 * r['holes_edited_worst']:.3f}% ({r['holes_edited_worst_edit']}) | "
                 f"{100 * r.get('holes_features_worst', float('nan')):.3f}% ({r.get('holes_features_worst_edit', '')}) | "
+                f"{100 * r.get('holes_made_worst', float('nan')):.3f}% ({r.get('holes_made_worst_edit', '')}), "
+                f"{r.get('holes_made_over_gate', '')} | "
                 f"{r['refused']} of {r['faces']} |"
             )
         lines.append(f"\n{result['seconds']:.0f} s")
