@@ -147,9 +147,9 @@ class FittedEngine(HubModel):
     def age_split(self) -> dict[str, np.ndarray]:
         """The tables as a slider move reads them (:func:`appearance.age_split`), made once."""
         if self._split is None:
-            making, self._splitting = self._splitting, None
-            split = making.result() if making is not None else None
-            self._split = split or appearance.age_split(self.config, self.tables, self.template)
+            making, self._splitting = self._splitting, None  # started ahead by an editor (start_split)
+            made = making.result() if making is not None else None
+            self._split = made if made is not None else appearance.age_split(self.config, self.tables, self.template)
         return self._split
 
     # -- per photo ----------------------------------------------------------------------------------------

@@ -185,9 +185,10 @@ def repaint(pixels: np.ndarray, factor: np.ndarray, to_grid: np.ndarray) -> None
 def repaint_field(
     texture: TextureChange | None, smooth_rgb: np.ndarray, sample: np.ndarray | None
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The repaint table on the engine grid (painted on the input's shape, then moved with it) and where it
-    paints (`smooth_rgb`: the face's blurred colours on the grid; a change below half a grey level rounds back to the input's pixel; the table is masked by the
-    face, so this is also where it is not zero); (None, None) when nothing is repainted."""
+    """The repaint table on the engine grid (painted on the input's shape, then moved by `sample`) from the face's
+    blurred colours `smooth_rgb`, and where it paints (a change below half a grey level rounds back to the input's
+    pixel; the table is masked by the face, so this is also where it is not zero); (None, None) when nothing is
+    repainted."""
     if texture is None:
         return None, None
     factor = repaint_table(texture, smooth_rgb)
