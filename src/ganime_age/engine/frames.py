@@ -37,9 +37,9 @@ BAND_PIXELS = 1 << 18  # photo pixels: a pass over a whole box at the photo's re
 
 
 def channel_mean(values: np.ndarray) -> np.ndarray:
-    """(h, w) float32: the mean of `values`' first three channels (the last axis): the same float32 sums as NumPy's
-    ``values[..., :3].mean(axis=2)`` in three adds, where NumPy's reduction over so short an axis runs three times slower (0.3 s of
-    a 12 MP photo's hair greying)."""
+    """(h, w) float32: the mean of `values`' first three channels (the last axis): the same float32 sums as
+    NumPy's ``values[..., :3].mean(axis=2)`` in three adds, where NumPy's reduction over so short an axis runs three
+    times slower (0.3 s of a 12 MP photo's hair greying)."""
     total = values[..., 0].astype(np.float32)
     total += values[..., 1]
     total += values[..., 2]

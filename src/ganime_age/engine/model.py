@@ -148,8 +148,9 @@ class FittedEngine(HubModel):
         """The tables as a slider move reads them (:func:`appearance.age_split`), made once."""
         if self._split is None:
             making, self._splitting = self._splitting, None  # started ahead by an editor (start_split)
-            made = making.result() if making is not None else None
-            self._split = made if made is not None else appearance.age_split(self.config, self.tables, self.template)
+            self._split = (
+                making.result() if making is not None else appearance.age_split(self.config, self.tables, self.template)
+            )
         return self._split
 
     # -- per photo ----------------------------------------------------------------------------------------
