@@ -327,3 +327,70 @@ def test_grey_curls_made_young_keep_their_light_and_dark(shared_dir: Path, edito
     assert after[grey].mean() < before[grey].mean() - 15.0, (before[grey].mean(), after[grey].mean())
     likeness = float(np.corrcoef(curls(before), curls(after))[0, 1])
     assert likeness > 0.6, likeness
+
+
+def _utkface(shared_dir: Path, name: str) -> np.ndarray:
+    from ganime_age.faces import load_image
+
+    return load_image(shared_dir / "datasets" / "utkface" / f"{name}.jpg.chip.jpg")
+
+
+def test_a_womans_long_hair_across_her_jaw_is_no_beard_to_lift(shared_dir: Path, editor: Any) -> None:
+    """A held-out young woman (UTKFace, the gates grid) whose dark hair hangs across her jaw: by colour alone it is
+    facial hair, and made a child it was filled with her skin, a pale wedge over the hair left of her mouth. Her
+    face reads as a woman's, so no beard is lifted; a man's read is lifted whole."""
+    from ganime_age.engine.beard import find_beard
+
+    photo = _utkface(shared_dir, "26_0_2_20170116175516176")
+    points = editor.analyze(photo)[0].landmarks.landmarks
+    by_colour = find_beard(photo, points)
+    assert by_colour is not None and np.abs(by_colour.change).max() > 60  # the colours alone take her hair
+    as_man = find_beard(photo, points, female=0.3)
+    assert as_man is not None and np.array_equal(as_man.change, by_colour.change)
+    assert find_beard(photo, points, female=0.95) is None
+    below_mouth = (slice(int(points[61, 1]) - 10, int(points[CHIN, 1])), slice(0, int(points[61, 0]) - 5))
+    for age in (5.0, 10.0):
+        edited = np.asarray(editor.edit(photo, age=age, face=0))
+        brighter = edited.astype(np.float32).mean(axis=2) - photo.astype(np.float32).mean(axis=2)
+        assert (brighter[below_mouth] > 50).sum() < 60, (age, (brighter[below_mouth] > 50).sum())  # was 470
+
+
+def test_a_young_blondes_lit_hair_is_no_grey_hair_to_colour(shared_dir: Path, editor: Any) -> None:
+    """A held-out blonde woman (UTKFace, read as 33) whose lit hair is nearly white: at her age hair that looks grey
+    is most likely lit blond, and made a child it was given young people's dark colour, a grey-brown blotch above
+    her brow (over 300 pixels darker than 120 where the photo has none below 190). Grey hair of an old person still
+    regains its colour whole."""
+    photo = _utkface(shared_dir, "28_1_0_20170117180716305")
+    points = editor.analyze(photo)[0].landmarks.landmarks
+    above_brow = (slice(0, int(points[[105, 334], 1].min())), slice(0, int(points[33, 0])))
+    assert photo[above_brow].astype(np.float32).mean(axis=2).min() > 150
+    for age in (5.0, 25.0):
+        edited = np.asarray(editor.edit(photo, age=age, face=0))
+        assert (edited[above_brow].astype(np.float32).mean(axis=2) < 120).sum() == 0, age
+    engine = editor.engine
+    assert engine.hair_restoring_share(33.0, 5.0) < 0.15 and engine.hair_restoring_share(60.0, 25.0) == 1.0
+
+
+def test_a_shirt_collar_stays_where_it_was_when_the_chin_moves(shared_dir: Path, editor: Any) -> None:
+    """A held-out old woman (UTKFace, the gates grid) in a white collar: made a child her chin rises, and the face's
+    warp moved the collar up with it, so where the edit fades out (a shirt is not the person) the collar was cut in
+    two, a white wedge on her neck on each side (over 130 collar-white pixels where the photo's neck is dark). The
+    warp now stops at the shirt: the collar stays off her neck."""
+    from ganime_age.engine.parsing import parse_head
+
+    photo = _utkface(shared_dir, "60_1_1_20170120223635158")
+    points = editor.analyze(photo)[0].landmarks.landmarks
+    height, width = photo.shape[:2]
+    parsed = parse_head(photo, points, editor.analyzer.parser)
+    box, shape = (0, 0, width, height), (height, width)
+    still = parsed.on_grid("still", box, shape) > 0.9
+    below_mouth = np.arange(height)[:, None] >= points[61, 1]
+    assert (still & below_mouth).sum() > 2000  # her collar
+    movable = parsed.movable_on(box, shape)
+    assert movable is not None and movable[: int(points[10, 1])].min() == 1.0  # the head moves
+    assert np.percentile(movable[still], 90) == 0.0  # the shirt does not (its narrowest slivers a little)
+    neck = (parsed.on_grid("person", box, shape) > 0.5) & below_mouth
+    dark = photo.astype(np.float32).mean(axis=2) < 140
+    for age in (5.0, 10.0):
+        edited = np.asarray(editor.edit(photo, age=age, face=0)).astype(np.float32).mean(axis=2)
+        assert ((edited > 170) & dark & neck).sum() < 20, age

@@ -425,10 +425,15 @@ def backward_map(
         )
         if growth is not None:
             velocity += growth
-        if "taper" not in face.cache:  # the region's edge, and the photo's other faces, never move
-            apart = face.layer.apart_on(face.box, face.grid_shape)
+        if "taper" not in face.cache:  # the region's edge, the photo's other faces, a shirt and a hat never move
             taper = edge_taper(face.grid_shape)
-            face.cache["taper"] = taper if apart is None else taper * apart[..., None]
+            parsed = face.layer.parsed
+            for still in (
+                face.layer.apart_on(face.box, face.grid_shape),
+                None if parsed is None else parsed.movable_on(face.box, face.grid_shape),
+            ):
+                taper = taper if still is None else taper * still[..., None]
+            face.cache["taper"] = taper
         velocity *= face.cache["taper"]
         sample = identity + integrate_flow(-velocity)
         aged_moves = flow_points(velocity, face.landmarks[:, :2])

@@ -10,18 +10,22 @@ import numpy as np
 from ganime_age.engine.tables import EngineTables
 
 MAX_HAIR_GAIN = 4.0  # grey hair over the hair's brightness, at most (black hair's noise stays unseen)
+# the fitted share of grey hair at the photo's age is taken as at least this when grey hair regains its colour: at
+# 33 (a share of 0.02) hair that looks grey is most likely lit blond hair, which turned a dark blotch (issue 55)
+GREY_BELIEVED = 0.2
 
 
 def hair_restoring_share(engine: EngineTables, source_age: float, target_age: float) -> float:
     """The share of the hair grey at `source_age` that is still pigmented at `target_age` (0 when getting older,
-    or when no young hair colour was fitted)."""
+    or when no young hair colour was fitted), young adults' by how likely their grey-looking hair is grey
+    (:data:`GREY_BELIEVED`)."""
     table = engine.tables["hair_greying"]
     if target_age >= source_age or engine.config.hair_greying_gain <= 0.0 or not np.any(engine.tables["hair_young"]):
         return 0.0
     before, after = np.interp([source_age, target_age], engine.centres, table)
     if before <= 0.0:
         return 0.0
-    share = engine.config.hair_greying_gain * (before - after) / before
+    share = engine.config.hair_greying_gain * (before - after) / max(before, GREY_BELIEVED)
     return float(np.clip(share, 0.0, 1.0))
 
 

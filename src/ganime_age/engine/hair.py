@@ -16,8 +16,8 @@ Hair is found, once per photo, at the photo's own resolution:
 
 Made young, grey hair regains colour: each grey pixel (by its saturation under the photo's light; blond, red and
 brown hair are left alone) that is as rough as hair (its finest detail's energy above the face's skin's: a pale
-bald crown is grey under a bright light, but smooth) is scaled, channel by channel, by young people's fitted hair
-colour (to the skin's, in the photo's light) over the hair's near it: its strands and curls keep their light and dark.
+bald crown is grey under a bright light, but smooth) is scaled, channel by channel, by the person's own pigmented
+hair's colour (else young people's, in the photo's light) over the hair's near it: curls keep their light and dark.
 
 Greying adds to each pixel its hair share of the way from the local hair colour to grey hair's (the fitted
 brightness relative to the skin, in the colour of the photo's light, so grey hair under a warm lamp is warm),
@@ -59,9 +59,7 @@ COMB_ORIGIN = 0.3  # face widths below the chin: hair is drawn combed away from 
 OTHER_FACE_GROW = 0.15  # face widths: the other faces' hulls grown by this are never another face's edit
 SCENE_MISSES = 0.5  # the share of the face the whole photo's silhouette must see for its outline to be trusted
 FRINGE_FREE = 0.08  # face widths above the brows' tops from where the face's mask no longer keeps hair out
-# a pixel this far from the skin's colour to the hair's (its darkest, densest part) is all hair: a fringe's lit,
-# paler strands are hair too, and greyed by a share they turned a flat blond band
-SURE_SHARE = 0.6
+SURE_SHARE = 0.6  # of the way from the skin's colour to the hair's: all hair (a fringe's lit strands: not a blond band)
 MIN_HAIR_SEEDS = 25  # sure-hair grid pixels needed for a colour model (fewer: bald, or hair as pale as skin)
 SEED_DISTANCE = 27.0  # Lab distance from the skin's colour beyond which a pixel above the brows is surely hair
 # grey and white hair is near pale skin in Lab but has far less colour: a pixel above the brows with less than
@@ -235,8 +233,8 @@ class HairLayer:
         return field[y0 - hy0 : y1 - hy0, x0 - hx0 : x1 - hx0]
 
     def restoring_change(self, pixels: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-        """(h, w, 3) int16: what giving grey hair all its colour back adds to the photo's `pixels` over `box`: each
-        channel scaled towards young hair's (never brightened), as far as the pixel is hair and grey."""
+        """(h, w, 3) int16: what giving grey hair all its colour back adds to `pixels` over `box`: each channel
+        towards the person's own pigmented hair's (else young people's), never brightened, as far as it is grey hair."""
         share = self._inside(self.share, box).astype(np.float32) * np.float32(1.0 / 255.0)
         values = pixels.astype(np.float32)
         local = cv2.GaussianBlur(values, (0, 0), max(RESTORE_SCALE * self.face_width, 0.7)).reshape(values.shape)
@@ -247,7 +245,8 @@ class HairLayer:
         broad = max(RESTORE_BROAD * self.face_width, 0.7)  # the hair's colour alone: the wall is not its colour
         hair = cv2.GaussianBlur(values * share[..., None], (0, 0), broad).reshape(values.shape)
         hair /= np.maximum(cv2.GaussianBlur(share, (0, 0), broad), 1e-3)[..., None]
-        ratio = np.clip(self.young / np.maximum(hair, 1.0), RESTORE_FLOOR, 1.0)
+        own = colour.own_pigment(values, share, saturation >= GREY_CHROMA[1])
+        ratio = np.clip((self.young if own is None else own) / np.maximum(hair, 1.0), RESTORE_FLOOR, 1.0)
         # hair, not skin: a pale bald crown is as grey as white hair under a bright light but as smooth as the face
         # (given a young colour, it was painted a dark band across the top of the head)
         rough = roughness(pixels, self.face_width) - self.skin_roughness

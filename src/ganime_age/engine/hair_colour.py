@@ -7,6 +7,9 @@ import cv2
 import numpy as np
 
 PLACE_FLOOR = 0.2  # of the way from the skin's colour to the hair's: below it a pixel is skin in shade
+# grey hair regains the person's own colour where at least this share of their surest hair (its share at least
+# SURE_OWN_COLOUR) is still pigmented: a blonde's pale, lit strands turned young people's dark brown, a grey blotch
+OWN_COLOUR_SHARE, SURE_OWN_COLOUR = 0.2, 0.9
 
 
 def lab_of(rgb: np.ndarray) -> np.ndarray:
@@ -43,3 +46,14 @@ def hair_share(lab: np.ndarray, skin: tuple[np.ndarray, np.ndarray], hair: tuple
     log_ratio = 0.5 * (d_skin - d_hair) + 1.5 * np.log(2.0)  # the broadened model's normalisation
     likely = 1.0 / (1.0 + np.exp(-np.clip(log_ratio, -30.0, 30.0)))
     return (place * likely).astype(np.float32)
+
+
+def own_pigment(values: np.ndarray, share: np.ndarray, pigmented: np.ndarray) -> np.ndarray | None:
+    """(3,) the mean colour (of `values`, (h, w, 3) float32) of the person's surest hair (`share` 0..1) that is still
+    pigmented (`pigmented`, (h, w) bool), where enough of it is (:data:`OWN_COLOUR_SHARE`); None where it is not."""
+    sure = share >= SURE_OWN_COLOUR
+    kept = sure & pigmented
+    count = int(np.count_nonzero(kept))
+    if count == 0 or count < OWN_COLOUR_SHARE * int(np.count_nonzero(sure)):
+        return None
+    return values[kept].mean(axis=0)

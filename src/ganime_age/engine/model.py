@@ -232,7 +232,9 @@ class FittedEngine(HubModel):
         parsed = parse_head(rgb, points, parse, segment) if parse is not None else None
         layer = hair_layer(rgb, points, face_mask, frame.box, level, skin, segment, others, young=young, parsed=parsed)
         # an engine that has fitted no ages changes no age: no beard is looked for
-        beard = find_beard(rgb, points, layer.person_at, layer.hair_on) if young_skin is not None else None
+        beard = (
+            find_beard(rgb, points, layer.person_at, layer.hair_on, female_share) if young_skin is not None else None
+        )
         forehead = find_forehead(rgb, points, layer.person_at, layer.hair_on) if young_skin is not None else None
         beard_on = beard.share_on if beard is not None else None
         neck = find_neck(rgb, points, layer.person_at, layer.hair_on, beard_on) if young_skin is not None else None

@@ -43,6 +43,8 @@ Parser = Callable[[np.ndarray], np.ndarray]  # uint8 RGB square crop -> (n, n) u
 SQUARE = 3.2  # face widths: the side of the square parsed around a face (the hair layer's box fits inside)
 ABOVE, BELOW = 0.9, 0.8  # face widths above the mesh's top and below the chin that the square is centred between
 NOT_PERSON = (BACKGROUND, EARRING, NECKLACE, CLOTH, HAT)  # what an edit never changes
+STILL = (CLOTH, HAT)  # what the face's warp never moves: a collar moved with the chin was cut where the edit fades out
+STILL_REACH = 0.04  # face widths: the warp fades out over about this much before a shirt or a hat
 HOLE_MOST = 0.02  # face widths squared: a hole in the head's parse this small or smaller is the head's own
 GROW = 0.02  # face widths: the parse's person grown by this (its outline runs inside a head's)
 FEATHER = 0.012  # face widths: and feathered this softly; the hair is feathered as softly but never grown (grown,
@@ -71,6 +73,8 @@ class HeadParse:
     person: np.ndarray  # (n, n) float32 0..1: this face's head, neck and hair (never cloth, hat, jewellery)
     hair: np.ndarray  # (n, n) float32 0..1: this face's hair
     anyone: np.ndarray  # (n, n) float32 0..1: any person (clothes and neighbours too): the rest is background
+    still: np.ndarray | None = None  # (n, n) float32 0..1: a shirt or a hat, which the face's warp never moves
+    face_width: float = 1.0  # photo pixels
 
     def person_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """:attr:`person` at the photo pixels of the box (0 outside the square)."""
@@ -81,8 +85,18 @@ class HeadParse:
         return read_grid(self.hair, self.box, (x0, y0, x1, y1))
 
     def on_grid(self, name: str, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
-        """The mask `name` ("person", "hair" or "anyone") on a grid of `shape` spanning the photo box `box`."""
+        """The mask `name` ("person", "hair", "anyone" or "still") on a grid of `shape` spanning the photo box `box`."""
         return resample_grid(getattr(self, name), self.box, box, shape)
+
+    def movable_on(self, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray | None:
+        """(h, w) float32 on a grid of `shape` spanning the photo box `box`: 0 on a shirt or a hat and rising to 1 over
+        about STILL_REACH face widths away from it, where the face's warp may move the photo (None: nothing is still).
+        The edit fades out where the person ends: a collar the warp moved was cut there, into two collars."""
+        if self.still is None or not self.still.any():
+            return None
+        still = self.on_grid("still", box, shape)
+        sigma = max(STILL_REACH * self.face_width * shape[1] / max(box[2] - box[0], 1), 0.7)
+        return np.clip(1.0 - 2.0 * cv2.GaussianBlur(still, (0, 0), sigma), 0.0, 1.0)
 
 
 def parse_head(rgb: np.ndarray, points: np.ndarray, parse: Parser, segment: Segmenter | None = None) -> HeadParse:
@@ -131,6 +145,8 @@ def parse_head(rgb: np.ndarray, points: np.ndarray, parse: Parser, segment: Segm
         _grown(own, width_px, GROW, HOLE_MOST * width_px**2) * fade,
         _grown(hair, width_px, 0.0) * fade * sure,
         anyone.astype(np.float32),
+        (np.isin(labels, STILL) & (inside_photo > 0)).astype(np.float32) * fade,
+        face_width,
     )
 
 
