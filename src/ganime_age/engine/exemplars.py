@@ -63,6 +63,10 @@ FILL = (0.1, 0.35)
 # where the matched younger faces show no skin (their fringes over the forehead) a face made younger loses these
 CREASE = (0.03, 0.12)
 SOLID_DEPTH = 0.35  # log depth below the skin around it beyond which a dark thing near the eyes is no crease
+# log height of a face's highlight above the skin around it (FOLD_SCALE) from which a darkened pixel is replaced by
+# the skin around it (as a crease brightened is: FILL), and wholly: a blown highlight has no colour left, and
+# darkened to the evenly lit young faces' level it turned a grey-blue patch on a side-lit dark-skinned face
+SHINE = (0.1, 0.25)
 GLASSES_REACH = 14  # template pixels around the eyes where glasses' frames are looked for
 CREASE_LACK = 0.05  # log brightening towards the matched faces at which they lack a crease of the face's wholly
 SKIN_TOLERANCE = 0.5  # log distance from a face's cheek colour at which a pixel stops counting as its skin
@@ -442,22 +446,29 @@ def features_change(
     part, `fill` (R, R, 0..1), is how much of the pixel the skin around it replaces (:func:`.pixels.repaint_table`):
     an old face's creases are gone in a young face, and no brightening of their own pixels removes them. Nothing
     inside the lips' gap: an open mouth keeps its teeth.
-    (An edge-aware light, a guided filter that kept a side-lit face's shadow edges as light, also kept the brows',
-    eyes' and folds' edges: adults made 5 read 2-3 years older.)"""
+    A darkened highlight is filled the same way (:data:`SHINE`). (An edge-aware light, a guided filter that kept a
+    side-lit face's shadow edges as light, also kept the brows', eyes' and folds' edges: adults made 5 read 2-3
+    years older.)"""
     difference = exemplar - person
     difference -= template_blur(template, difference, light_scale)
     grey = difference.mean(axis=2, keepdims=True)
     regions = template.regions
     features = np.maximum.reduce([regions["eyes_wide"], regions["brows"], regions["lips"]])
+    depth = crease_depth(template, person)
     fill = np.clip((grey[..., 0] - FILL[0]) / (FILL[1] - FILL[0]), 0.0, 1.0)
+    # a highlight darkened is replaced as a crease is: a blown one has no colour of its own left to darken
+    shine = np.clip((-depth - SHINE[0]) / (SHINE[1] - SHINE[0]), 0.0, 1.0) * (1.0 - regions["mouth"])
+    fill = np.maximum(fill, shine * np.clip((-grey[..., 0] - FILL[0]) / (FILL[1] - FILL[0]), 0.0, 1.0))
     fill *= 1.0 - np.maximum(features, regions["nostrils"])  # a darker nose's tip or nostril is no crease
-    fill *= not_skin_deep(template, crease_depth(template, person))
+    fill *= not_skin_deep(template, depth)
     fill = cv2.GaussianBlur(fill, (0, 0), 1.0)
     colour = np.clip(difference - grey, -COLOUR_LIMIT, COLOUR_LIMIT)  # a dark channel's log ratio runs wild
     hue = person - person.mean(axis=2, keepdims=True)
     to_skin = template_blur(template, hue, light_scale) - hue  # the person's colour around each pixel, less its own
     brighter = np.clip(grey / BRIGHT_HUE, 0.0, 1.0)
     colour = colour + brighter * np.clip(to_skin, -COLOUR_LIMIT, COLOUR_LIMIT)
+    darker = shine[..., None] * np.clip(-grey / BRIGHT_HUE, 0.0, 1.0)
+    colour = colour * (1.0 - darker) + darker * np.clip(to_skin, -3 * COLOUR_LIMIT, 3 * COLOUR_LIMIT)
     difference = grey + cv2.GaussianBlur(colour, (0, 0), COLOUR_SCALE).reshape(difference.shape)
     darkest = SKIN_DARKEST + (LIMIT[0] - SKIN_DARKEST) * features[..., None]
     difference = np.clip(difference, darkest, LIMIT[1])
