@@ -63,9 +63,10 @@ FILL = (0.1, 0.35)
 # where the matched younger faces show no skin (their fringes over the forehead) a face made younger loses these
 CREASE = (0.03, 0.12)
 SOLID_DEPTH = 0.35  # log depth below the skin around it beyond which a dark thing near the eyes is no crease
-# log height of a face's highlight above the skin around it (FOLD_SCALE) from which a darkened pixel is replaced by
-# the skin around it (as a crease brightened is: FILL), and wholly: a blown highlight has no colour left, and
-# darkened to the evenly lit young faces' level it turned a grey-blue patch on a side-lit dark-skinned face
+# log height of a face's highlight above the skin around it (FOLD_SCALE) from which a darkened pixel takes the colour
+# of the skin around it and is replaced by it (as a brightened crease is: FILL), and wholly: a blown highlight has
+# no colour left, and darkened to the evenly lit young faces' level it turned a grey-blue patch on a side-lit
+# dark-skinned face
 SHINE = (0.1, 0.25)
 GLASSES_REACH = 14  # template pixels around the eyes where glasses' frames are looked for
 CREASE_LACK = 0.05  # log brightening towards the matched faces at which they lack a crease of the face's wholly
@@ -457,7 +458,8 @@ def features_change(
     depth = crease_depth(template, person)
     fill = np.clip((grey[..., 0] - FILL[0]) / (FILL[1] - FILL[0]), 0.0, 1.0)
     # a highlight darkened is replaced as a crease is: a blown one has no colour of its own left to darken
-    shine = np.clip((-depth - SHINE[0]) / (SHINE[1] - SHINE[0]), 0.0, 1.0) * (1.0 - regions["mouth"])
+    shine = np.clip((-depth - SHINE[0]) / (SHINE[1] - SHINE[0]), 0.0, 1.0)
+    shine *= 1.0 - np.maximum(features, regions["mouth"])  # the eyes' whites and the teeth are white at any age
     fill = np.maximum(fill, shine * np.clip((-grey[..., 0] - FILL[0]) / (FILL[1] - FILL[0]), 0.0, 1.0))
     fill *= 1.0 - np.maximum(features, regions["nostrils"])  # a darker nose's tip or nostril is no crease
     fill *= not_skin_deep(template, depth)
