@@ -164,8 +164,7 @@ def find_beard(
 
     # the beard's whole patch goes, the skin between its hairs too: the share is spread a little and held
     fine_share = np.maximum(fine_share, cv2.resize(share, size, interpolation=cv2.INTER_LINEAR))
-    if kept < 1.0:
-        fine_share *= np.float32(kept)
+    fine_share *= np.float32(kept)
     change = cv2.resize(fill, size, interpolation=cv2.INTER_LINEAR)  # the fill, then in place what it changes
     change -= crop
     change *= fine_share[..., None]

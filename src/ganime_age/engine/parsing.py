@@ -73,8 +73,8 @@ class HeadParse:
     person: np.ndarray  # (n, n) float32 0..1: this face's head, neck and hair (never cloth, hat, jewellery)
     hair: np.ndarray  # (n, n) float32 0..1: this face's hair
     anyone: np.ndarray  # (n, n) float32 0..1: any person (clothes and neighbours too): the rest is background
-    still: np.ndarray | None = None  # (n, n) float32 0..1: a shirt or a hat, which the face's warp never moves
-    face_width: float = 1.0  # photo pixels
+    still: np.ndarray  # (n, n) float32 0..1: a shirt or a hat, which the face's warp never moves
+    face_width: float  # photo pixels
 
     def person_at(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """:attr:`person` at the photo pixels of the box (0 outside the square)."""
@@ -92,7 +92,7 @@ class HeadParse:
         """(h, w) float32 on a grid of `shape` spanning the photo box `box`: 0 on a shirt or a hat and rising to 1 over
         about STILL_REACH face widths away from it, where the face's warp may move the photo (None: nothing is still).
         The edit fades out where the person ends: a collar the warp moved was cut there, into two collars."""
-        if self.still is None or not self.still.any():
+        if not self.still.any():
             return None
         still = self.on_grid("still", box, shape)
         sigma = max(STILL_REACH * self.face_width * shape[1] / max(box[2] - box[0], 1), 0.7)
