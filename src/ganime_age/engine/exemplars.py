@@ -63,10 +63,11 @@ FILL = (0.1, 0.35)
 # where the matched younger faces show no skin (their fringes over the forehead) a face made younger loses these
 CREASE = (0.03, 0.12)
 SOLID_DEPTH = 0.35  # log depth below the skin around it beyond which a dark thing near the eyes is no crease
-# log height of a face's highlight above the skin around it (FOLD_SCALE) from which a darkened pixel takes the colour
-# of the skin around it and is replaced by it (as a brightened crease is: FILL), and wholly: a blown highlight has
-# no colour left, and darkened to the evenly lit young faces' level it turned a grey-blue patch on a side-lit
-# dark-skinned face
+# log height of a face's highlight above the skin around it (FOLD_SCALE, or the light's scale: a sunlit patch is
+# wider than a fold) from which a darkened pixel takes the colour of the skin around it and is replaced by it (as a
+# brightened crease is: FILL), and wholly: a blown highlight has no colour left, and darkened to the evenly lit young
+# faces' level it turned a grey-blue patch on a side-lit dark-skinned face (its lit cheek, measured at the fold's
+# scale alone, stayed a pale grey-beige)
 SHINE = (0.1, 0.25)
 GLASSES_REACH = 14  # template pixels around the eyes where glasses' frames are looked for
 CREASE_LACK = 0.05  # log brightening towards the matched faces at which they lack a crease of the face's wholly
@@ -458,7 +459,9 @@ def features_change(
     depth = crease_depth(template, person)
     fill = np.clip((grey[..., 0] - FILL[0]) / (FILL[1] - FILL[0]), 0.0, 1.0)
     # a highlight darkened is replaced as a crease is: a blown one has no colour of its own left to darken
-    shine = np.clip((-depth - SHINE[0]) / (SHINE[1] - SHINE[0]), 0.0, 1.0)
+    grey_view = person.mean(axis=2, keepdims=True)
+    height = -np.minimum(depth, (template_blur(template, grey_view, light_scale) - grey_view)[..., 0])
+    shine = np.clip((height - SHINE[0]) / (SHINE[1] - SHINE[0]), 0.0, 1.0)
     shine *= 1.0 - np.maximum(features, regions["mouth"])  # the eyes' whites and the teeth are white at any age
     fill = np.maximum(fill, shine * np.clip((-grey[..., 0] - FILL[0]) / (FILL[1] - FILL[0]), 0.0, 1.0))
     fill *= 1.0 - np.maximum(features, regions["nostrils"])  # a darker nose's tip or nostril is no crease
@@ -471,9 +474,12 @@ def features_change(
     colour = colour + brighter * np.clip(to_skin, -COLOUR_LIMIT, COLOUR_LIMIT)
     darker = shine[..., None] * np.clip(-grey / BRIGHT_HUE, 0.0, 1.0)
     colour = colour * (1.0 - darker) + darker * np.clip(to_skin, -3 * COLOUR_LIMIT, 3 * COLOUR_LIMIT)
-    difference = grey + cv2.GaussianBlur(colour, (0, 0), COLOUR_SCALE).reshape(difference.shape)
+    # the brightness is bounded, not each channel: bounded channel by channel, a blown highlight darkened to the
+    # bound lost the colour the change gave it (a flat white-blue patch on a sunlit boy's nose, FG-NET 057A12)
     darkest = SKIN_DARKEST + (LIMIT[0] - SKIN_DARKEST) * features[..., None]
-    difference = np.clip(difference, darkest, LIMIT[1])
+    difference = np.clip(grey, darkest, LIMIT[1]) + cv2.GaussianBlur(colour, (0, 0), COLOUR_SCALE).reshape(
+        difference.shape
+    )
     smooth = cv2.GaussianBlur(difference, (0, 0), 1.2).reshape(difference.shape)
     fine = (difference - smooth).mean(axis=2)
     return smooth.astype(np.float32), fine.astype(np.float32), fill.astype(np.float32)

@@ -27,7 +27,7 @@ share is bounded by the hair its brightness holds (:mod:`.hairline`), so it neve
 hair it mixes: no pale band between the hair and the forehead. Part way
 grey, dark hair on a large face greys strand by strand (:mod:`.strands`): white strands among dark ones. Where
 the photo shows no strands of its own (a small face, a scan's black mass of hair), grey hair's strands are drawn,
-combed up and back from the forehead.
+combed up and back from the forehead. Strands too thin for the parser (flyaways, wisps) grey too (:mod:`.wisps`).
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ from ganime_age.engine.hair_window import PERSON_BOX, connected_below, head_wind
 from ganime_age.engine.hairline import held_share
 from ganime_age.engine.light import head_light, lab_to_rgb
 from ganime_age.engine.parsing import HeadParse, fringe_floor
-from ganime_age.engine.scene import Scene, Segmenter, agreement, own_side, read_grid, scene_silhouette
+from ganime_age.engine.scene import Scene, Segmenter, agreement, own_side, read_grid, scene_silhouette, unseen_face
 from ganime_age.engine.strands import Comb, grey_change, greyed_weight, strand_order, strandness
 from ganime_age.engine.texture import log_energy, roughness
+from ganime_age.engine.wisps import add_wisps, read_box
 from ganime_age.faces.topology import BROW_TOPS, CHIN, FACE_LEFT, FACE_RIGHT, MOUTH_CENTRE, NUM_MESH_VERTICES
 
 FOREHEAD_TOP = 10  # the mesh's highest point, mid-forehead
@@ -57,7 +58,6 @@ HAIR_GRID_FACE = 96  # grid pixels across the face: the hair's statistics and fi
 NOTCH = 0.15  # face widths: the person's outline is closed over notches this deep (half their width)
 COMB_ORIGIN = 0.3  # face widths below the chin: hair is drawn combed away from there (strands.py)
 OTHER_FACE_GROW = 0.15  # face widths: the other faces' hulls grown by this are never another face's edit
-SCENE_MISSES = 0.5  # the share of the face the whole photo's silhouette must see for its outline to be trusted
 FRINGE_FREE = 0.08  # face widths above the brows' tops from where the face's mask no longer keeps hair out
 SURE_SHARE = 0.6  # of the way from the skin's colour to the hair's: all hair (a fringe's lit strands: not a blond band)
 MIN_HAIR_SEEDS = 25  # sure-hair grid pixels needed for a colour model (fewer: bald, or hair as pale as skin)
@@ -108,6 +108,7 @@ class HairLayer:
     # (h, w) float32 on the grid: the face's own mask, where the scene misses the face (a person whatever the
     # scene says); None where the scene sees it
     face: np.ndarray | None = None
+    wisps: np.ndarray | None = None  # (H, W) uint8 over `hair_box`: how much of each pixel is a loose strand
     _full: np.ndarray | None = field(default=None, repr=False)  # full greying's change over hair_box, made once
     # their making, started ahead (:meth:`start_changes`), by the name each is kept under
     _making: dict[str, Future] = field(default_factory=dict, repr=False, init=False)
@@ -306,6 +307,8 @@ class HairLayer:
             person = np.minimum(person, self.parsed.person_at(x0, y0, x1, y1))
         else:
             person *= self.scene.agrees(x0, y0, x1, y1, NOTCH * self.face_width, self.hair_box, self.share)
+        if self.wisps is not None:  # loose strands are the person's, outside the parse's outline
+            person = np.maximum(person, read_box(self.wisps, self.hair_box, (x0, y0, x1, y1)))
         if self.face is None:
             return person
         return np.maximum(person, read_grid(self.face, self.box, (x0, y0, x1, y1)))
@@ -404,7 +407,7 @@ def hair_layer(
         np.zeros_like(person),
         apart=apart,
         face_width=face_width,
-        face=_unseen_face(face, agreed, apart),
+        face=unseen_face(face, agreed, apart),
         parsed=parsed,
     )
     local = to_grid(np.asarray(points, np.float64))
@@ -485,14 +488,6 @@ def hair_layer(
     origin = points[CHIN, :2] + COMB_ORIGIN * face_width * down / max(float(np.linalg.norm(down)), 1e-6)
     layer.comb_origin = (float(origin[0]), float(origin[1]))
     layer.share = np.round(255.0 * np.clip(fine, 0.0, 1.0)).astype(np.uint8)
+    if parsed is not None:  # the strands too thin for the parser (:mod:`.wisps`)
+        add_wisps(layer, rgb, points)
     return layer
-
-
-def _unseen_face(face: np.ndarray, agreed: np.ndarray, apart: np.ndarray | None) -> np.ndarray | None:
-    """The face's own mask where the whole photo's silhouette misses most of it (a tight crop of a bearded face,
-    where the segmenter saw no person at all and no edit showed), else None: where the scene sees the face, its
-    outline is the edit's (the face mask's soft edge reaches past it, onto the wall)."""
-    seen = float((agreed * face).sum()) / max(float(face.sum()), 1e-6)
-    if seen >= SCENE_MISSES:
-        return None
-    return face * apart if apart is not None else face

@@ -20,6 +20,7 @@ Segmenter = Callable[[np.ndarray], np.ndarray]  # uint8 RGB (h, w, 3) -> the per
 
 WHOLE_PHOTO_SIDE = 512  # pixels: the photo's longest side when the whole scene is segmented
 SCENE_THRESHOLD = 0.05  # the whole photo's silhouette below this is no person's: an edit never changes it there
+SCENE_MISSES = 0.5  # the share of the face the whole photo's silhouette must see for its outline to be trusted
 # between two faces, a distance below a face counts this much less than one beside it (its hair and shoulders
 # hang below it), each in its own face's widths; and the split between two people is this soft (face widths)
 HANG = 2.0
@@ -127,3 +128,13 @@ def own_side(
     for other in others:
         nearer = np.minimum(nearer, np.clip((distance(other) - own) / SIDE_SOFTNESS + 0.5, 0.0, 1.0))
     return nearer
+
+
+def unseen_face(face: np.ndarray, agreed: np.ndarray, apart: np.ndarray | None) -> np.ndarray | None:
+    """The face's own mask where the whole photo's silhouette misses most of it (a tight crop of a bearded face,
+    where the segmenter saw no person at all and no edit showed), else None: where the scene sees the face, its
+    outline is the edit's (the face mask's soft edge reaches past it, onto the wall)."""
+    seen = float((agreed * face).sum()) / max(float(face.sum()), 1e-6)
+    if seen >= SCENE_MISSES:
+        return None
+    return face * apart if apart is not None else face
