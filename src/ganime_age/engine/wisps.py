@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ganime_age.engine.frames import channel_mean, large_face_blur
+from ganime_age.engine.frames import channel_mean
 from ganime_age.faces.topology import LEFT_BROW, LEFT_EYE_CONTOUR, RIGHT_BROW, RIGHT_EYE_CONTOUR
 
 WISP_REACH = 0.2  # face widths beyond the parsed hair's edge that loose strands are looked for (fading out there)
@@ -26,6 +26,7 @@ WISP_CONTRAST = 30.0  # grey levels the background must be lighter than the hair
 WISP_FLOOR = 0.12  # of the way to the hair's brightness a pixel must be dark to be strand (twice it: wholly)
 BROW_GROW = 0.04  # face widths around the brows that are never a strand (their hairs are the brows')
 EYE_LINE_FADE = 0.05  # face widths above the eyes' mean row over which strands fade in
+WISP_FULL_FACE = 500  # pixels across a face read at full size (twice as wide: at half size)
 
 
 def reach(face_width: float) -> int:
@@ -44,42 +45,47 @@ def wisp_share(
     """(h, w) uint8: how much of each pixel of `pixels` (uint8 RGB, the photo crop at `origin`) is a loose strand
     of the hair whose share (uint8, the parser's) is `share` over the same crop; 0 inside that hair. `points`: the
     face's landmarks (photo pixels); `apart`: 0 on the photo's other faces, 1 away from them (float32 over the crop).
-    """
+    A large face's strands are read at half its size or less (a 12 MP photo's are several pixels wide)."""
     out = np.zeros_like(share)
     xy = np.asarray(points, np.float64)[:, :2] - origin
     eyes = float(xy[list(RIGHT_EYE_CONTOUR + LEFT_EYE_CONTOUR), 1].mean())
     rows = min(max(int(np.ceil(eyes)), 0), share.shape[0])  # nothing below the eyes' mean row: read above it only
-    share, pixels = share[:rows], pixels[:rows]
-    sure = share > 200
-    if not sure.any():
+    if rows < 2 or not (share[:rows] > 200).any():
         return out
-    brightness = channel_mean(pixels)
-    hair = float(np.median(brightness[sure]))
-    half = max(1, round(WISP_WIDTH * face_width))
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * half + 1, 2 * half + 1))
-    background = cv2.morphologyEx(brightness, cv2.MORPH_CLOSE, kernel)
-    # beside the hair's edge, what lies beyond it (the wall, the forehead) is the background: the hair's own dark
-    # rim, wider than a strand, is as much hair as its brightness holds (left out, it stayed a dark outline)
-    outside = cv2.distanceTransform((share < 128).astype(np.uint8), cv2.DIST_L2, 3)
-    rim = max(2.0 * half, 2.0)
-    beyond = (outside > rim).astype(np.float32)
-    beside = large_face_blur(brightness * beyond, rim) / np.maximum(large_face_blur(beyond, rim), 1e-3)
-    edge = np.clip(1.0 - outside / (2.0 * rim), 0.0, 1.0)
-    background = np.maximum(background, edge * beside)
-    contrast = background - np.float32(hair)
-    strand = np.clip((background - brightness) / np.maximum(contrast, 1.0), 0.0, 1.0)
-    strand *= np.clip((strand - WISP_FLOOR) / WISP_FLOOR, 0.0, 1.0)  # fainter than this: the background's grain
-    strand *= contrast > WISP_CONTRAST
-    # near the hair, fading out to the reach, and outside it (inside, the parser's share is the hair's)
-    strand *= np.clip(1.0 - outside / reach(face_width), 0.0, 1.0) * (share < 128)
-    fade = max(EYE_LINE_FADE * face_width, 1.0)
-    strand *= np.clip((eyes - np.arange(rows, dtype=np.float32)[:, None]) / fade, 0.0, 1.0)
-    for brow in (RIGHT_BROW, LEFT_BROW):  # a brow's hairs are the brow's: grown, it is never a strand
-        _clear_around(strand, xy[list(brow)], max(1, round(BROW_GROW * face_width)))
+    step = max(1, int(face_width // WISP_FULL_FACE))
+    width = share.shape[1]
+    small = (max(1, width // step), max(1, rows // step))
+    shrink = (lambda a: a) if step == 1 else (lambda a: cv2.resize(a, small, interpolation=cv2.INTER_AREA))
+    strand = _strands(shrink(pixels[:rows]), shrink(share[:rows]), (xy + 0.5) / step - 0.5, face_width / step)
+    if step > 1:
+        strand = cv2.resize(strand, (width, rows), interpolation=cv2.INTER_LINEAR)
+    strand *= share[:rows] < 128  # inside, the parser's share is the hair's
     if apart is not None:
         strand *= apart[:rows]
     out[:rows] = np.round(255.0 * strand)
     return out
+
+
+def _strands(pixels: np.ndarray, share: np.ndarray, xy: np.ndarray, face_width: float) -> np.ndarray:
+    """(h, w) float32: :func:`wisp_share`'s strands over `pixels` (above the eyes), `xy` the landmarks there."""
+    sure = share > 200
+    brightness = channel_mean(pixels)
+    hair = float(np.median(brightness[sure])) if sure.any() else 0.0
+    half = max(1, round(WISP_WIDTH * face_width))
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * half + 1, 2 * half + 1))
+    background = cv2.morphologyEx(brightness, cv2.MORPH_CLOSE, kernel)
+    outside = cv2.distanceTransform((share < 128).astype(np.uint8), cv2.DIST_L2, 3)
+    contrast = background - np.float32(hair)
+    strand = np.clip((background - brightness) / np.maximum(contrast, 1.0), 0.0, 1.0)
+    strand *= np.clip((strand - WISP_FLOOR) / WISP_FLOOR, 0.0, 1.0)  # fainter than this: the background's grain
+    strand *= contrast > WISP_CONTRAST
+    strand *= np.clip(1.0 - outside / reach(face_width), 0.0, 1.0)  # near the hair, fading out to the reach
+    eyes = float(xy[list(RIGHT_EYE_CONTOUR + LEFT_EYE_CONTOUR), 1].mean())
+    fade = max(EYE_LINE_FADE * face_width, 1.0)
+    strand *= np.clip((eyes - np.arange(strand.shape[0], dtype=np.float32)[:, None]) / fade, 0.0, 1.0)
+    for brow in (RIGHT_BROW, LEFT_BROW):  # a brow's hairs are the brow's: grown, it is never a strand
+        _clear_around(strand, xy[list(brow)], max(1, round(BROW_GROW * face_width)))
+    return strand.astype(np.float32)
 
 
 def _clear_around(field: np.ndarray, polygon: np.ndarray, grow: int) -> None:
@@ -89,10 +95,10 @@ def _clear_around(field: np.ndarray, polygon: np.ndarray, grow: int) -> None:
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, field.shape[1]), min(y1, field.shape[0])
     if cx0 >= cx1 or cy0 >= cy1:
         return
-    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillPoly(mask, [np.round(polygon - (x0, y0)).astype(np.int32)], 1)
-    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    field[cy0:cy1, cx0:cx1][mask[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] > 0] = 0.0
+    outside = np.ones((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(outside, [np.round(polygon - (x0, y0)).astype(np.int32)], 0)
+    near = cv2.distanceTransform(outside, cv2.DIST_L2, 3) <= grow  # grown by a distance: a wide dilation is slow
+    field[cy0:cy1, cx0:cx1][near[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]] = 0.0
 
 
 def add_wisps(layer: Any, rgb: np.ndarray, points: np.ndarray) -> None:
