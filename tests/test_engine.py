@@ -865,8 +865,8 @@ def test_an_edit_stays_on_its_person_in_a_warm_group_photo(shared_dir: Path, sce
     hair = middle[y0:y1, x0:x1][layer.share > 230].astype(np.float32)
     wall = photo[:60, 560 + 10 : 560 + 60].reshape(-1, 3).astype(np.float32).mean(axis=0)
     assert hair.mean() > photo[y0:y1, x0:x1][layer.share > 230].astype(np.float32).mean() + 25
-    # (red over blue 1.21 against the wall's 1.52, the parser's hair or the colour models' alike: still cool)
-    assert hair[:, 0].mean() / hair[:, 2].mean() > 0.78 * wall[0] / wall[2], (hair.mean(axis=0), wall)
+    # (read from the skin and the wall, 1.21 against the wall's 1.52: blue-grey; from the whites of the eyes, 1.45)
+    assert hair[:, 0].mean() / hair[:, 2].mean() > 0.9 * wall[0] / wall[2], (hair.mean(axis=0), wall)
 
 
 def test_one_face_made_old_in_a_group_leaves_its_neighbours_hair_and_clothes(shared_dir: Path) -> None:

@@ -45,7 +45,7 @@ from ganime_age.engine.frames import add_change, add_scaled, channel_mean, overl
 from ganime_age.engine.greying import grey_fields
 from ganime_age.engine.hair_window import PERSON_BOX, connected_below, head_window
 from ganime_age.engine.hairline import held_share
-from ganime_age.engine.light import head_light, lab_to_rgb
+from ganime_age.engine.light import eye_whites, head_light, lab_to_rgb
 from ganime_age.engine.parsing import HeadParse, fringe_floor
 from ganime_age.engine.scene import Scene, Segmenter, agreement, own_side, read_grid, scene_silhouette, unseen_face
 from ganime_age.engine.strands import Comb, grey_change, greyed_weight, strand_order, strandness
@@ -458,7 +458,7 @@ def hair_layer(
     else:  # the parser's hair is hair whatever its colour: blonde highlights like the skin's stayed out, a patchwork
         region = share = person * not_face * parsed_hair
     layer.person = np.maximum(person, share).astype(np.float32)
-    light = head_light(grid, seen, lab_to_rgb(skin_model[0]))
+    light = head_light(grid, seen, lab_to_rgb(skin_model[0]), eye_whites(rgb, points))
     fields = grey_fields(grid, share, light * np.float32(level * skin), width_grid)
     layer.light = light
     # a photo without colour (black and white) tells grey hair from skin by nothing: no colour is given back
