@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ganime_age.editing.ages import calibrated_readings, reconciled_age
-from space.common import DOUBTFUL_BELOW, DOUBTFUL_GAP, age_doubt, age_doubts, describe_doubt
+from space.common import DOUBTFUL_BELOW, DOUBTFUL_GAP, age_doubt, age_doubts, describe_doubt, split_reading
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "space" / "examples" / "astronaut.jpg"
@@ -67,8 +67,31 @@ def test_faces_both_networks_agree_on_are_not_called_unsure(editor) -> None:
     assert "disagree (30 and 50 years)" in doubt, doubt
 
 
+def test_a_grown_face_read_as_a_child_by_a_split_reading_is_called_unsure(editor, shared_dir: Path) -> None:
+    """CFEE's woman of about 60 (0037): both networks read her about 10 (the estimate 7), so an edit to 75 grew
+    her face as a child's; one network's reading is split between a child and a grown person, and the Space says
+    so. A young woman read 21 (0001) is not called unsure, though her reading is split too: a young adult's often
+    is, and an edit from a grown age does not grow the face."""
+    photo = shared_dir / "datasets" / "cfee_full" / "images" / "0037.jpg"
+    ages = editor.estimate_age(photo)
+    assert ages[0] < 12.0
+    (doubt,) = age_doubts(editor, str(photo), ages)
+    assert "as a child's" in doubt and "grown person's" in doubt, doubt
+    assert "type it here" in describe_doubt(doubt)
+    grown = shared_dir / "datasets" / "cfee_full" / "images" / "0001.jpg"
+    assert age_doubts(editor, str(grown), editor.estimate_age(grown)) == [""]
+    session = editor.session(grown)
+    child, older = split_reading(editor.age_estimators, session.rgb, session.faces[0])
+    assert min(child, older) >= 0.1 and editor.estimate_age(grown)[0] > 12.0
+
+
 def test_the_thresholds() -> None:
     assert age_doubt(30.0, [28.0, 42.0]) == ""  # 14 years apart: within what the networks often disagree by
     assert "disagree (22 and 37 years)" in age_doubt(30.0, [22.0, 37.0])
     assert "under 2 years" in age_doubt(0.4, [0.0, 1.1])
     assert age_doubt(None, []) == "" and age_doubt(2.5, [2.5]) == ""
+    assert "as a child's (83% of its reading) and as a grown person's (15%)" in age_doubt(
+        7.0, [10.0, 7.0], (0.83, 0.15)
+    )
+    assert age_doubt(7.0, [10.0, 7.0], (0.95, 0.04)) == ""  # a child's reading, whole
+    assert age_doubt(30.0, [30.0, 31.0], (0.2, 0.7)) == ""  # a grown estimate is not grown from a child's
