@@ -5,10 +5,11 @@ colour is the light's (on CFEE's studio photos their red over blue runs 0.96-1.1
 over blue 1.51 times, 1.31-1.65), read from warm to cool only. Where a face's whites are not resolved (a small,
 blurred or enlarged face's take the skin's colour through JPEG's colour blur: they are as red as the lids around
 them), the background around the person, averaged (grey world), says it; skin and hair would say every light is
-warm. But a backdrop's colour is partly its own paint: a blue studio backdrop greyed hair
-blue, a red-tinted scan pink. The face in front of it is lit by the same light, so the background's cast is taken
-only as far as the face's skin is cast the same way from skin under white light (a fair face under a warm lamp
-is less cast than a typical one: its grey hair came out blue-grey beside a beige wall).
+warm. But a backdrop's colour is partly its own paint: a blue studio backdrop greyed hair blue, a red-tinted scan
+pink. The face in front of it is lit by the same light, so the background's cast is taken only as far as the
+face's skin is cast the same way from skin under white light (a fair face under a warm lamp is less cast than a
+typical one: its grey hair came out blue-grey beside a beige wall), and the whites' only as far as the
+background's is.
 """
 
 from __future__ import annotations
@@ -36,11 +37,9 @@ WHITES_BRIGHTEST = 0.4  # the share of the eyes' whites read: the brightest (not
 WHITES_SURE = (40.0, 70.0)
 WHITES_WHITER = (0.03, 0.09)  # how much redder (log red over blue) the lids' skin must be than the whites: none, all
 WHITES_CONTRAST = 12.0  # grey levels the whites must be lighter than the iris to be seen at all
-WHITES_LIT = (
-    0.35,
-    0.55,
-)  # the whites' brightness over the skin's: nothing below the first (a closed eye's lashes, dark
-# glasses), all from the second (the whites lie in the lids' shade: on CFEE's studio photos at 0.7 of the skin's)
+# the whites' brightness over the skin's: nothing below the first (a closed eye's lashes, dark glasses), all from
+# the second (the whites lie in the lids' shade: on CFEE's studio photos at 0.7 of the skin's)
+WHITES_LIT = (0.35, 0.55)
 RIGHT_IRIS_CENTRE, LEFT_IRIS_CENTRE = 468, 473  # MediaPipe's iris points: the centre, then four on the rim
 
 
@@ -49,7 +48,7 @@ def head_light(
 ) -> np.ndarray:
     """(3,) float32 per channel with mean 1: the light's colour around a head, from `grid` (uint8 RGB around it),
     `person` (0..1 on the same grid; below 0.05 is background), the face's mean `skin` colour (RGB 0..255) and the
-    eyes' `whites` (:func:`eye_whites`). White where neither the whites nor enough background are in view."""
+    eyes' `whites` (:func:`eye_whites`). White where too little background is in view."""
     background = person < 0.05
     if background.mean() < MIN_BACKGROUND:
         return np.ones(3, np.float32)
