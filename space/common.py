@@ -580,8 +580,8 @@ def age_doubt(age: float | None, readings: Sequence[float], split: tuple[float, 
 
 
 def split_reading(estimators: Sequence[Any], rgb: Any, face: Any) -> tuple[float, float] | None:
-    """The (child, grown) shares of the reading of the first network that reads the face both ways the most (of
-    those that give their distribution over ages), or None."""
+    """The (child, grown) shares of the reading of whichever network reads the face most both ways (the larger
+    smaller share; of the networks that give their distribution over ages), or None."""
     splits = []
     for estimator in estimators:
         if hasattr(estimator, "face_probabilities"):

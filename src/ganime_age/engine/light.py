@@ -114,6 +114,8 @@ def eye_whites(rgb: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, float] 
         redness = np.log(crop[..., 0].astype(np.float32) + 1.0) - np.log(crop[..., 2].astype(np.float32) + 1.0)
         reach = max(2, round(0.5 * radius))
         lids = cv2.dilate(eye, np.ones((2 * reach + 1,) * 2, np.uint8)).astype(bool) & ~eye.astype(bool)
+        if not lids.any():  # an eye filling its crop at the photo's edge: no skin to compare its white with
+            continue
         redder = float(np.median(redness[lids]) - np.median(redness[white]))
         whites.append(crop[white].astype(np.float64))
         resolved += int(white.sum()) / edge**2 * _ramp(redder, WHITES_WHITER)
