@@ -17,7 +17,7 @@ from PIL import Image
 from ganime_age import FaceEditor
 from ganime_age.cli import main as cli_main
 from ganime_age.editing.person import IDENTITY_SPAN, Person, unlike_photos
-from ganime_age.engine.own_photos import OWN_FAR, own_counts, own_share
+from ganime_age.engine.own_photos import OWN_DETAIL, OWN_FAR, OWN_FINE, own_counts, own_detail, own_share
 from ganime_age.errors import InvalidArgumentError, NoFaceError
 
 PERSON = "029"  # FG-NET person: adult photo at 29, real photo at 5
@@ -258,6 +258,15 @@ def test_own_faces_count_by_how_near_their_age_is() -> None:
     assert np.all(np.diff(shares) <= 0.0) and np.max(np.abs(np.diff(shares))) < 0.1  # smooth, no jump
 
 
+def test_own_detail_is_finer_for_a_grown_target_than_for_a_child() -> None:
+    """A child's scan gives its shapes and tones only (its fine detail is grain); from a teen's age on, the own
+    faces give finer detail (brows, lashes), with no jump as a slider moves."""
+    assert own_detail(4.0) == own_detail(10.0) == OWN_DETAIL
+    assert own_detail(14.0) == own_detail(40.0) == OWN_FINE < OWN_DETAIL
+    steps = np.diff([own_detail(t) for t in np.linspace(10.0, 14.0, 41)])
+    assert np.all(steps <= 0.0) and np.max(np.abs(steps)) < 0.1 * (OWN_DETAIL - OWN_FINE)
+
+
 def test_cli_edit_with_own_photos(fgnet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, saved = tmp_path / "child.png", tmp_path / "me"
     own = [f"--own={fgnet / name}:{age}" for name, age in OWN.items()]
@@ -325,6 +334,10 @@ def test_the_own_ageing_evaluation_runs_on_one_person(fgnet: Path, tmp_path: Pat
     part = json.loads(out.read_text())["spans"]["3-10"]
     assert part["people"] == 1 and set(part["own"]) == {"1", "3", "all"}
     assert 0.0 < part["own"]["all"]["distance"] < 1.5
+    for reference in ("nearest_own", "closest_own"):  # the own photos unedited, beside the edits
+        assert part["references"][reference]["people"] == 1
+        assert 0.0 < part["references"][reference]["distance"] < 1.5
+    assert part["references"]["closest_own"]["distance"] <= part["references"]["nearest_own"]["distance"]
     grid = np.asarray(Image.open(tmp_path / "grids" / "own_ageing_3-10.jpg"))
     assert grid.shape[0] == 256 and grid.shape[1] > 4 * 256  # one person: the label, then four faces
     assert grid[:, -256:].std() > 20  # the real photo's face, not a blank

@@ -15,6 +15,10 @@ same again for a target at 11-17 (the one nearest 14); with ``--reverse`` the ot
 nearest 6) made the adult photo's age with the person's other photos (never the child or the adult one, nor any
 within 2 years of the adult's age).
 
+Beside them, what the own photos say unedited: the distance of the given photo nearest the target's age, and of
+the closest given photo, and how often each is closer than the adult photo (a teen's real photo is often nearer the
+adult photo than any of the person's other photos is, which bounds what an edit guided by them can be expected to do).
+
 Also counted: own photos the editor notes as looking like someone else (every FG-NET photo of a person is theirs,
 so each such note is a false alarm of :func:`ganime_age.editing.person.unlike_photos`), and a stranger's photo
 given among a person's children's photos that it notes (:func:`strangers_caught`).
@@ -131,6 +135,25 @@ class OwnAgeingEvaluation:
         rows = []
         for label, part in result["spans"].items():
             rows.append([label, part["people"], "the photo itself", "—", f"{part['adult']:.3f}", "—", "—", "—", "—"])
+            for key, name in (
+                ("nearest_own", "own photo nearest in age, unedited"),
+                ("closest_own", "closest own photo, unedited"),
+            ):
+                reference = part.get("references", {}).get(key)
+                if reference is not None:
+                    rows.append(
+                        [
+                            label,
+                            reference["people"],
+                            name,
+                            "—",
+                            f"{reference['distance']:.3f}",
+                            f"{reference['vs_adult']:.0%}",
+                            "—",
+                            "—",
+                            "—",
+                        ]
+                    )
             general_errors = " / ".join(f"{e:.1f}" for e in part.get("general_age_errors", []))
             general_real = " / ".join(f"{e:.1f}" for e in part.get("general_real_age_errors", []))
             rows.append(
@@ -200,6 +223,7 @@ def one_person(
         real = identity.embed(target_rgb)
         adult_rgb = load_image(adult.path)
         row: dict[str, Any] = {"adult": identity.distance(identity.embed(adult_rgb), real)}
+        row["nearest_own"], row["closest_own"] = own_references(identity, given, target, real)
         general = np.asarray(editor.edit(adult_rgb, age=float(target.age), source_age=float(adult.age)))
         row["general"] = identity.distance(identity.embed(general), real)
         row["general_ages"] = _ages(judge, general)
@@ -224,6 +248,23 @@ def one_person(
     row["left_out"] = sum(": left out, " in note for note in everyone.notes)
     row["own_total"] = len(everyone) + row["left_out"]  # the photos given
     return row
+
+
+def own_references(identity: Any, given: list[Any], target: Any, real: np.ndarray) -> tuple[float, float]:
+    """What the person's own photos say unedited: the dlib distance to the real target photo of the given photo
+    nearest the target's age (the first by name on a tie), and of the closest given photo (what no edit is
+    expected to beat). NaN where dlib finds no face in any of them."""
+    from ganime_age.errors import GanimeAgeError
+    from ganime_age.faces import load_image
+
+    distances = []
+    for photo in sorted(given, key=lambda p: (abs(p.age - target.age), p.path.name)):
+        try:
+            distances.append(identity.distance(identity.embed(load_image(photo.path)), real))
+        except GanimeAgeError:
+            distances.append(float("nan"))
+    seen = [d for d in distances if np.isfinite(d)]
+    return (distances[0] if distances else float("nan")), (min(seen) if seen else float("nan"))
 
 
 def strangers_caught(editor: Any, by_person: dict[str, list[Any]], people: list[str]) -> tuple[int, int, int]:
@@ -324,9 +365,19 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
             "age_errors": age_errors(rows, key),
             "real_age_errors": age_errors(rows, key, "real"),
         }
+    references = {}
+    for key in ("nearest_own", "closest_own"):
+        mine = np.array([r.get(key, np.nan) for r in rows], np.float64)
+        seen = np.isfinite(mine)
+        references[key] = {
+            "people": int(seen.sum()),
+            "distance": finite_mean(mine),
+            "vs_adult": float(np.mean(mine[seen] < adult[seen])) if seen.any() else float("nan"),
+        }
     return {
         "people": len(rows),
         "adult": finite_mean(adult),
+        "references": references,
         "general": finite_mean(general),
         "general_vs_adult": float(np.mean(general < adult)),
         "general_age_errors": age_errors(rows, "general"),
