@@ -267,6 +267,38 @@ def test_own_detail_is_finer_for_a_grown_target_than_for_a_child() -> None:
     assert np.all(steps <= 0.0) and np.max(np.abs(steps)) < 0.1 * (OWN_DETAIL - OWN_FINE)
 
 
+def test_an_own_photos_glasses_keep_only_their_coarse_part(editor: FaceEditor, fgnet: Path) -> None:
+    """FG-NET 001's child photo made 29 with his adult photos, three of them in glasses: given as his fine detail,
+    their frames were drawn as a ghost of glasses round the edit's eyes. The parser finds the frames (and the
+    lenses) in his photo at 33 and none at 22; drawn with it, the frames' fine detail is gone, the rest of the view
+    is as drawn without it, and a face without glasses is drawn the same."""
+    from ganime_age.engine.frames import template_blur
+    from ganime_age.engine.own_photos import draw_face, glasses_view
+    from ganime_age.faces import load_image
+
+    template, parser = editor.engine.template, editor.analyzer.parser
+
+    def drawn(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rgb = load_image(fgnet / name)
+        points = np.asarray(editor.analyzer.analyze(rgb)[0].landmarks.landmarks, np.float64)
+        plain = draw_face(template, rgb, points, 0.0)[0]
+        return (
+            plain,
+            draw_face(template, rgb, points, 0.0, parse=parser)[0],
+            glasses_view(template, rgb, points, parser),
+        )
+
+    plain, drawn_33, glasses = drawn("001A33.JPG")
+    assert glasses.mean() > 0.1  # his thick frames, about the eyes
+    fine = [np.abs(v - template_blur(template, v.astype(np.float32), 0.03)).mean(axis=2) for v in (plain, drawn_33)]
+    on = glasses > 0.9
+    assert fine[1][on].mean() < 0.4 * fine[0][on].mean()  # the frames' lines are gone (measured: 0.3 times)
+    off = glasses == 0.0
+    assert np.array_equal(plain[off], drawn_33[off])
+    plain, drawn_22, glasses = drawn("001A22.JPG")
+    assert not glasses.any() and np.array_equal(plain, drawn_22)
+
+
 def test_cli_edit_with_own_photos(fgnet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, saved = tmp_path / "child.png", tmp_path / "me"
     own = [f"--own={fgnet / name}:{age}" for name, age in OWN.items()]

@@ -333,6 +333,7 @@ def build_person(
         raise InvalidArgumentError(f"identity must be 'auto', None or a callable, not {identity!r}")
     engine = editor.engine
     template = engine.template
+    parser = editor.analyzer.parser  # an own photo's glasses keep only their coarse part (own_photos.draw_face)
     notes: list[str] = []
     views, descriptors, kept, embeddings, shapes = [], [], [], [], []
     for n, (photo, age) in enumerate(pairs):
@@ -361,7 +362,7 @@ def build_person(
             age = float(np.clip(editor._read_age(rgb, face), 0.0, 100.0))
         female = editor.female_probability(rgb, face)
         female = engine.female_probability(rgb, points) if female is None else female
-        view, descriptor = draw_face(template, rgb, points, female)
+        view, descriptor = draw_face(template, rgb, points, female, parse=parser)
         views.append(view)
         descriptors.append(descriptor)
         shapes.append(neutral_shape(engine, points, face.aus))

@@ -26,16 +26,26 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ganime_age.engine import geometry
 from ganime_age.engine.descriptors import describe, smile
 from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch
 from ganime_age.engine.face import EngineFace
-from ganime_age.engine.frames import Template, log_image, template_blur, template_view
+from ganime_age.engine.frames import (
+    Template,
+    log_image,
+    template_blur,
+    template_map,
+    template_view,
+    template_width,
+)
 from ganime_age.engine.mouth import mouth_gap
+from ganime_age.engine.parsing import Parser, parse_square
 from ganime_age.engine.tables import EngineTables
 from ganime_age.face_model import canonical_face, head_similarity
+from ganime_age.faces.parse import GLASSES
 
 OWN_NEAR, OWN_FAR = 6.0, 18.0  # years from the target to the nearest own photo: the own faces' share whole, none
 OWN_SCALE = 4.0  # years: an own face counts exp(-(gap / OWN_SCALE)^2 / 2) against the others
@@ -57,6 +67,8 @@ OWN_MOST = 0.7
 # shipped estimator than 0.03 (JOURNAL)
 OWN_FINE = 0.01
 OWN_FINE_AGES = (10.0, 14.0)
+GLASSES_GROW = 0.03  # face widths: the parser's glasses grown and softened by this in an own face's view (its label
+# often ends inside the frames' rims)
 # the most of the way from the general landmark change to the own faces' shape an edit goes. On FG-NET's 35 adults
 # made their own childhood age (3-10), with 1 / 3 / all own photos, the edits closer to the real photo than the
 # adult photo itself were 80 / 77 / 77% of people at 0, 86 / 80 / 83% at 0.4, 89-91% from 0.55, and closer than the
@@ -72,13 +84,44 @@ def neutral_shape(engine: EngineTables, points: np.ndarray, aus: np.ndarray) -> 
     return (canonical - geometry.expression_shape(engine, aus)).astype(np.float32)
 
 
-def draw_face(template: Template, rgb: np.ndarray, points: np.ndarray, female: float) -> tuple[np.ndarray, np.ndarray]:
+def draw_face(
+    template: Template, rgb: np.ndarray, points: np.ndarray, female: float, parse: Parser | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """A face's uint8 RGB view in the engine's template and its descriptor (:func:`.descriptors.describe`), drawn
-    as the bank's faces are: one way, for the bank's strangers and a person's own photos alike."""
+    as the bank's faces are: one way, for the bank's strangers and a person's own photos alike. With the face
+    parser (`parse`), glasses keep only their coarse part (:func:`without_glasses`)."""
     points = np.asarray(points, np.float64)
     view = template_view(template, rgb, points)
+    if parse is not None:
+        view = without_glasses(template, view, glasses_view(template, rgb, points, parse))
     cm = head_similarity(points, canonical_face()).scale  # photo pixels per canonical centimetre
     return view, describe(template, log_image(view), mouth_gap(points, cm), smile(points), float(female))
+
+
+def glasses_view(template: Template, rgb: np.ndarray, points: np.ndarray, parse: Parser) -> np.ndarray:
+    """(R, R) float32 0..1 where the face's glasses are in the template (the parser's, grown by GLASSES_GROW face
+    widths and softened as much: a frame's edge is wider than its label)."""
+    (x0, y0, x1, _), _, labels, inside = parse_square(rgb, points, parse)
+    glasses = ((labels == GLASSES) & (inside > 0)).astype(np.float32)
+    if not glasses.any():
+        return np.zeros((template.size, template.size), np.float32)
+    scale = labels.shape[0] / (x1 - x0)
+    where = (template_map(template, points) - np.array([x0, y0], np.float32)) * np.float32(scale)
+    view = cv2.remap(glasses, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
+    sigma = GLASSES_GROW * template_width(template)
+    return np.clip(2.0 * cv2.GaussianBlur(view, (0, 0), sigma), 0.0, 1.0)
+
+
+def without_glasses(template: Template, view: np.ndarray, glasses: np.ndarray) -> np.ndarray:
+    """`view` with its detail finer than OWN_DETAIL taken out where `glasses` are: an own photo's frames, given as
+    the person's fine detail, were drawn as a ghost of glasses round the eyes of an edit (FG-NET 001's child photo
+    made 29 with his adult photos, some in glasses). Blurred as finely as a child's target blurs all own detail,
+    the frames are a faint shade, as before own detail was finer."""
+    if not glasses.any():
+        return view
+    colours = view.astype(np.float32)
+    coarse = template_blur(template, colours, OWN_DETAIL)
+    return np.clip(np.round(colours + glasses[..., None] * (coarse - colours)), 0, 255).astype(np.uint8)
 
 
 def own_share(ages: np.ndarray, target_age: float) -> float:

@@ -102,26 +102,11 @@ class HeadParse:
 def parse_head(rgb: np.ndarray, points: np.ndarray, parse: Parser, segment: Segmenter | None = None) -> HeadParse:
     """The parse of the face with landmarks `points` (photo pixels) in the uint8 RGB photo `rgb`. `segment`, the
     selfie segmenter, settles the parse's hair that looks like the wall beside it (without it, that hair fades)."""
-    height, width = rgb.shape[:2]
     mesh = np.asarray(points, np.float64)[:NUM_MESH_VERTICES, :2]
     face_width = max(float(np.linalg.norm(mesh[FACE_RIGHT] - mesh[FACE_LEFT])), 8.0)
-    centre_x = float(mesh[:, 0].mean())
-    centre_y = 0.5 * (float(mesh[:, 1].min()) - ABOVE * face_width + float(mesh[CHIN, 1]) + BELOW * face_width)
-    side = max(round(SQUARE * face_width), 16)
-    x0, y0 = round(centre_x - side / 2), round(centre_y - side / 2)
-    x1, y1 = x0 + side, y0 + side
-    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-    crop = cv2.copyMakeBorder(
-        np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1]), cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_REPLICATE
-    )
-    labels = parse(crop)
+    (x0, y0, x1, y1), crop, labels, inside_photo = parse_square(rgb, points, parse)
     size = labels.shape[0]
-    scale = size / side
-    inside_photo = np.zeros(labels.shape, np.uint8)  # the padding's labels are the border's echo, not the photo
-    inside_photo[
-        int(np.floor((cy0 - y0) * scale)) : int(np.ceil((cy1 - y0) * scale)),
-        int(np.floor((cx0 - x0) * scale)) : int(np.ceil((cx1 - x0) * scale)),
-    ] = 1
+    scale = size / (x1 - x0)
     person = ~np.isin(labels, NOT_PERSON) & (inside_photo > 0)
     width_px = face_width * scale
     own = _own_components(person, (mesh - (x0, y0)) * scale)
@@ -148,6 +133,34 @@ def parse_head(rgb: np.ndarray, points: np.ndarray, parse: Parser, segment: Segm
         (np.isin(labels, STILL) & (inside_photo > 0)).astype(np.float32) * fade,
         face_width,
     )
+
+
+def parse_square(
+    rgb: np.ndarray, points: np.ndarray, parse: Parser
+) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray]:
+    """The parser's labels of the square about the face with landmarks `points`: its photo box (x0, y0, x1, y1;
+    it may reach past the photo's edges), the uint8 RGB crop parsed (the photo's border repeated beyond its edges),
+    the (n, n) labels, and (n, n) uint8 1 where the labels lie on the photo (the padding's are its border's echo)."""
+    height, width = rgb.shape[:2]
+    mesh = np.asarray(points, np.float64)[:NUM_MESH_VERTICES, :2]
+    face_width = max(float(np.linalg.norm(mesh[FACE_RIGHT] - mesh[FACE_LEFT])), 8.0)
+    centre_x = float(mesh[:, 0].mean())
+    centre_y = 0.5 * (float(mesh[:, 1].min()) - ABOVE * face_width + float(mesh[CHIN, 1]) + BELOW * face_width)
+    side = max(round(SQUARE * face_width), 16)
+    x0, y0 = round(centre_x - side / 2), round(centre_y - side / 2)
+    x1, y1 = x0 + side, y0 + side
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    crop = cv2.copyMakeBorder(
+        np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1]), cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_REPLICATE
+    )
+    labels = parse(crop)
+    scale = labels.shape[0] / side
+    inside_photo = np.zeros(labels.shape, np.uint8)
+    inside_photo[
+        int(np.floor((cy0 - y0) * scale)) : int(np.ceil((cy1 - y0) * scale)),
+        int(np.floor((cx0 - x0) * scale)) : int(np.ceil((cx1 - x0) * scale)),
+    ] = 1
+    return (x0, y0, x1, y1), crop, labels, inside_photo
 
 
 def fringe_floor(mesh: np.ndarray, face_width: float) -> float:
