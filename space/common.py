@@ -581,12 +581,16 @@ def age_doubt(age: float | None, readings: Sequence[float], split: tuple[float, 
 
 def split_reading(estimators: Sequence[Any], rgb: Any, face: Any) -> tuple[float, float] | None:
     """The (child, grown) shares of the reading of whichever network reads the face most both ways (the larger
-    smaller share; of the networks that give their distribution over ages), or None."""
-    splits = []
-    for estimator in estimators:
-        if hasattr(estimator, "face_probabilities"):
-            probabilities, ages = estimator.face_probabilities(rgb, face)
-            splits.append((float(probabilities[ages < CHILD_END].sum()), float(probabilities[ages > GROWN_FROM].sum())))
+    smaller share), or None without a network."""
+    return distributions_split([estimator.face_probabilities(rgb, face) for estimator in estimators])
+
+
+def distributions_split(distributions: Sequence[tuple[Any, Any]]) -> tuple[float, float] | None:
+    """:func:`split_reading` of the networks' distributions over ages (``face_probabilities``), already read."""
+    splits = [
+        (float(probabilities[ages < CHILD_END].sum()), float(probabilities[ages > GROWN_FROM].sum()))
+        for probabilities, ages in distributions
+    ]
     return max(splits, key=min, default=None)
 
 
@@ -598,14 +602,12 @@ def age_doubts(editor: Any, path: str, ages: Sequence[float | None]) -> list[str
     if not estimators:
         return [""] * len(ages)
     session = editor.session(path)
-    return [
-        age_doubt(
-            age,
-            [r.age for r in calibrated_readings(estimators, session.rgb, face)],
-            split_reading(estimators, session.rgb, face),
-        )
-        for age, face in zip(ages, session.faces, strict=True)
-    ]
+    doubts = []
+    for age, face in zip(ages, session.faces, strict=True):
+        distributions = [estimator.face_probabilities(session.rgb, face) for estimator in estimators]  # run once
+        readings = calibrated_readings(estimators, session.rgb, face, distributions)
+        doubts.append(age_doubt(age, [r.age for r in readings], distributions_split(distributions)))
+    return doubts
 
 
 def describe_doubt(doubt: str, face: int | None = None) -> str:

@@ -15,17 +15,22 @@ from typing import Any
 
 import numpy as np
 
-from ganime_age.models.common import AgeReading
+from ganime_age.models.common import AgeReading, distribution_reading
 
 MIN_SPREAD = 2.0  # years: no network is trusted to a year (the sharpest distributions are narrower than their error)
 
 
-def calibrated_readings(estimators: Sequence[Any], rgb: np.ndarray, face: Any) -> list[AgeReading]:
+def calibrated_readings(
+    estimators: Sequence[Any], rgb: np.ndarray, face: Any, distributions: Sequence[Any] | None = None
+) -> list[AgeReading]:
     """Each estimator's reading of the face mapped by its reading curve (years), with that network's spread: what
-    :func:`reconciled_age` averages, and how far apart the networks are on this face."""
+    :func:`reconciled_age` averages, and how far apart the networks are on this face. `distributions`: each
+    estimator's ``face_probabilities`` of the face where already read (a network is run once a face)."""
     readings = []
-    for estimator in estimators:
-        reading = estimator.read_distribution(rgb, face)
+    for n, estimator in enumerate(estimators):
+        reading = (
+            estimator.read_distribution(rgb, face) if distributions is None else distribution_reading(*distributions[n])
+        )
         readings.append(AgeReading(float(estimator.calibrated_age(reading.age)), reading.spread))
     return readings
 

@@ -103,6 +103,14 @@ class AgeReading(NamedTuple):
     spread: float
 
 
+def distribution_reading(probabilities: Any, ages: Any) -> AgeReading:
+    """The reading of a network's distribution over ages: its expected age and its spread."""
+    probabilities = np.asarray(probabilities, np.float64)
+    ages = np.asarray(ages, np.float64)
+    mean = float(probabilities @ ages)
+    return AgeReading(mean, float(np.sqrt(max(float(probabilities @ (ages - mean) ** 2), 0.0))))
+
+
 class ReadingCalibration:
     """What an age estimator whose config holds ``reading_curve_ages`` / ``reading_curve`` can say of a reading."""
 
@@ -114,11 +122,7 @@ class ReadingCalibration:
 
     def read_distribution(self, rgb: np.ndarray, face: Any) -> AgeReading:
         """The reading of one analysed face (a ``FaceAnalysis`` of the RGB photo `rgb`) with its spread."""
-        probabilities, ages = self.face_probabilities(rgb, face)
-        probabilities = np.asarray(probabilities, np.float64)
-        ages = np.asarray(ages, np.float64)
-        mean = float(probabilities @ ages)
-        return AgeReading(mean, float(np.sqrt(max(float(probabilities @ (ages - mean) ** 2), 0.0))))
+        return distribution_reading(*self.face_probabilities(rgb, face))
 
     def calibrated_age(self, reading: Any) -> Any:
         """The true age of real faces that read `reading` on average: the inverse of the reading curve (clamped to
