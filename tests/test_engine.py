@@ -13,6 +13,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -1213,6 +1214,39 @@ def test_a_beard_goes_when_a_face_is_made_a_child_and_stays_otherwise(shared_dir
     face = FaceAnalyzer().analyze(clean)[0]
     found = find_beard(clean, face.landmarks.landmarks)
     assert found is None or (np.abs(found.change).max(axis=2) > 20).mean() < 0.02  # a woman's face: nothing
+
+
+@pytest.mark.parametrize(
+    ("photo", "ages"),
+    [("utkface/34_0_0_20170117141607879.jpg.chip.jpg", (34.0, 5.0)), ("fgnet/images/001A29.JPG", (29.0, 14.0))],
+)
+def test_a_lifted_beard_brightens_as_the_skin_around_it(
+    shipped: FittedEngine, shared_dir: Path, photo: str, ages: tuple[float, float]
+) -> None:
+    """Made young, a man's beard is lifted to the skin around it, and that skin's change is then its own: a
+    bearded UTKFace man made 5 and FG-NET 001 made 14 brighten over the beard as over the skin beside it (kept
+    unbrightened, under the younger face's brighter skin, the beard's patch was a grey band along the jaw: 0.02
+    and 0.04 log brighter there against 0.14 and 0.13 beside it)."""
+    from ganime_age.faces import FaceAnalyzer, load_image
+
+    rgb = load_image(shared_dir / "datasets" / photo)
+    face = shipped.prepare_face(rgb, FaceAnalyzer().analyze(rgb)[0].landmarks.landmarks, segment=segment())
+    aus = np.zeros(NUM_AUS, np.float32)
+    change = shipped.texture_change(face, *ages, aus, aus)
+    assert change is not None and face.beard is not None
+    hair = face.beard.share_on(face.box, face.grid_shape)
+    beard = hair > 0.7
+    face_width = float(np.linalg.norm(face.landmarks[454, :2] - face.landmarks[234, :2]))
+    reach = 2 * int(0.1 * face_width) + 1
+    beside = cv2.dilate(beard.astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
+    beside &= (hair < 0.1) & (face.face_mask > 0.9)
+    assert beard.sum() > 300 and beside.sum() > 300
+    brighter = change.ratio.mean(axis=2)
+    assert brighter[beside].mean() > 0.08  # the young face is brighter
+    assert abs(brighter[beard].mean() - brighter[beside].mean()) < 0.05, (
+        brighter[beard].mean(),
+        brighter[beside].mean(),
+    )
 
 
 def test_the_temples_take_no_tone_from_the_prototypes_hairlines(shipped: FittedEngine) -> None:

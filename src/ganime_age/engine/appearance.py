@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ganime_age.engine.beard import change_around
 from ganime_age.engine.config import (
     AGED_FEATURE_HOLD,
     AU_LINE_DEPTH,
@@ -380,10 +381,11 @@ def _age_texture(
         mapped = mapped.reshape(*face.grid_shape, -1)
         fine_out += sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
         if young > 0.0 and face.beard is not None:
-            # the beard is lifted to the skin around it in the photo (:mod:`.beard`); the skin's brightening there
-            # on top of it (the prototypes' and the matched faces' beardless upper lip) printed a glowing patch
-            lifted = np.float32(young) * face.beard.share_on(face.box, face.grid_shape)
-            ratio_out -= (np.maximum(ratio_out.mean(axis=2), 0.0) * lifted)[..., None]
+            # the beard is lifted to the skin around it in the photo (:mod:`.beard`), which then changes as that
+            # skin does; no finer detail brightens there (a young face's beardless lip on top: a glowing patch)
+            hair = face.beard.share_on(face.box, face.grid_shape)
+            lifted = np.float32(young) * hair
+            ratio_out = change_around(ratio_out, hair, lifted, face.face_mask, face.landmarks)
             fine_out -= np.maximum(fine_out, 0.0) * lifted
             if fill_out is not None:
                 fill_out *= 1.0 - lifted

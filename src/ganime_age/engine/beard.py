@@ -34,6 +34,7 @@ DARKER = (3.0, 10.0)  # Lab L (local mean) below the cheeks' skin: from skin to 
 ROUGHER = (0.3, 1.2)  # log of the fine texture's energy over the cheeks': from skin to surely hair
 SPREAD = 1.5  # the grid's share (hair and the skin between hairs) raised by this: a patch goes whole
 FILL_SCALES = (0.05, 0.15)  # face widths: the skin blurs that fill a beard (fine near its edge, coarse inside)
+AROUND_SCALE = 0.1  # face widths: a lifted beard's skin changes as the skin this far around it does
 # how likely the face is a woman's (the engine's sex reading): facial hair is lifted whole up to the first, not at all
 # from the second. What the colours find on a woman's face is the shade round her mouth or long hair across her jaw
 # (filled with skin, a pale wedge over the hair); on 300 UTKFace chips men with a beard read 0.46 at most
@@ -170,6 +171,24 @@ def find_beard(
     change *= fine_share[..., None]
     share_bytes = np.round(255.0 * np.clip(fine_share, 0.0, 1.0)).astype(np.uint8)
     return Beard((x0, y0, x1, y1), np.round(change, out=change).astype(np.int16), share_bytes)
+
+
+def change_around(
+    change: np.ndarray, hair: np.ndarray, lifted: np.ndarray, mask: np.ndarray, points: np.ndarray
+) -> np.ndarray:
+    """(h, w, C) an edit's `change` on the face's grid, where the facial hair is `lifted` (0..1), replaced by the
+    change of the skin around it (`mask`, the face, less the `hair`; a normalised convolution over AROUND_SCALE
+    face widths; `points`: the face's landmarks on the grid). A lifted beard is the skin around it, so it changes
+    as that skin does: kept unbrightened, under a child's brighter skin around it, it was a grey band along a
+    man's jaw; brightened as a beardless lip is, a glowing patch."""
+    if not np.any(lifted):
+        return change
+    face_width = max(float(np.linalg.norm(points[FACE_RIGHT, :2] - points[FACE_LEFT, :2])), 8.0)
+    sigma = max(AROUND_SCALE * face_width, 1.0)
+    weight = (np.clip(mask, 0.0, 1.0) * (1.0 - np.clip(hair, 0.0, 1.0))).astype(np.float32)
+    around = cv2.GaussianBlur(change * weight[..., None], (0, 0), sigma)
+    around /= np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma), 1e-3)[..., None]
+    return change + lifted[..., None] * (around - change)
 
 
 def _hull(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

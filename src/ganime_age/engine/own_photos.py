@@ -74,6 +74,10 @@ GLASSES_GROW = 0.03  # face widths: the parser's glasses grown and softened by t
 # adult photo itself were 80 / 77 / 77% of people at 0, 86 / 80 / 83% at 0.4, 89-91% from 0.55, and closer than the
 # general edit 71 / 83 / 77% at 0, 83% each at 0.4, 66% each at 1: landmarks read on old scans are noisy (JOURNAL)
 OWN_SHAPE_MOST = 0.4
+# cm: where the photo's expression moves a landmark by this much (its AUs' fitted motion), the own shape there counts
+# exp(-1) (and less the more it moves); the photo's neutral shape is a guess there. FG-NET 082A31 laughing, made 16:
+# the own shape widened his smile (0.49 from his real photo at 16 for the general edit, 0.57 for the personal one)
+OWN_SHAPE_EXPRESSION = 0.8
 
 
 def neutral_shape(engine: EngineTables, points: np.ndarray, aus: np.ndarray) -> np.ndarray:
@@ -195,7 +199,8 @@ class PersonalMatch(ExemplarMatch):
         """(478, 3) the age's landmark change (canonical cm) part of the way from the `general` one to the own
         faces' shape at `target_age`: the nearest own faces each carried there by the fitted change from their age,
         weighed as the matched view weighs them. The head's outline keeps the general change (the growth moves
-        it); beyond the ages the own photos cover, the general change exactly. Kept in the face's cache for the
+        it), and so, in part, does what the photo's expression moves (OWN_SHAPE_EXPRESSION: the photo's neutral
+        shape is a guess there); beyond the ages the own photos cover, the general change exactly. Kept in the face's cache for the
         pair of ages: a slider move or a video's frames reuse it."""
         if self.own is None or self.own_shapes is None or not len(self.own.ages):
             return general
@@ -215,6 +220,9 @@ class PersonalMatch(ExemplarMatch):
             ]
             weights = counts[picked] / counts[picked].sum()
             mine = np.tensordot(weights, np.stack(grown), axes=1) - neutral_shape(engine, face.landmarks, source_aus)
+            motion = np.linalg.norm(geometry.expression_shape(engine, source_aus), axis=1)
+            sure = np.exp(-((motion / OWN_SHAPE_EXPRESSION) ** 2))[:, None]
+            mine = sure * mine + (1.0 - sure) * general
             mine = geometry.smoothing_kernel(geometry.AGE_SMOOTHING) @ mine
             outline = geometry.outline_weights()[:, None]
             mine = mine * (1.0 - outline) + general * outline
