@@ -200,8 +200,8 @@ class PersonalMatch(ExemplarMatch):
         faces' shape at `target_age`: the nearest own faces each carried there by the fitted change from their age,
         weighed as the matched view weighs them. The head's outline keeps the general change (the growth moves
         it), and so, in part, does what the photo's expression moves (OWN_SHAPE_EXPRESSION: the photo's neutral
-        shape is a guess there); beyond the ages the own photos cover, the general change exactly. Kept in the face's cache for the
-        pair of ages: a slider move or a video's frames reuse it."""
+        shape is a guess there); beyond the ages the own photos cover, the general change exactly. Kept in the
+        face's cache for the pair of ages: a slider move or a video's frames reuse it."""
         if self.own is None or self.own_shapes is None or not len(self.own.ages):
             return general
         key = ("own shape", source_age, target_age)
