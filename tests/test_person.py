@@ -276,7 +276,12 @@ def test_someone_else_is_noted_only_against_photos_of_about_their_age() -> None:
 def test_own_faces_count_by_how_near_their_age_is() -> None:
     ages, frontal = np.array([3.0, 9.0, 30.0]), np.ones(3)
     counts = own_counts(ages, frontal, 5.0)
-    assert counts[0] > counts[1] > counts[2] >= 0.0
+    assert counts[0] == 1.0 > counts[1] > counts[2] >= 0.0
+    # as many years apart, a child's face has grown more in its earlier ones: made 6, a face at 9 is nearer than
+    # one at 3; among grown faces a year is a year
+    younger, older = own_counts(np.array([3.0, 9.0]), np.ones(2), 6.0)
+    assert older == 1.0 and younger < 0.8
+    assert np.array_equal(own_counts(np.array([27.0, 33.0]), np.ones(2), 30.0), [1.0, 1.0])
     assert own_share(ages, 5.0) == 1.0 and own_share(ages, 60.0) == 0.0
     shares = [own_share(ages, t) for t in np.linspace(30.0, 60.0, 31)]
     assert np.all(np.diff(shares) <= 0.0) and np.max(np.abs(np.diff(shares))) < 0.1  # smooth, no jump
