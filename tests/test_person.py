@@ -328,6 +328,36 @@ def test_an_own_photos_glasses_keep_only_their_coarse_part(editor: FaceEditor, f
     assert not glasses.any() and np.array_equal(plain, drawn_22)
 
 
+def test_a_grey_own_photo_gives_no_colour(editor: FaceEditor, fgnet: Path) -> None:
+    """029's photo at 1 is a black-and-white scan: levelled onto her skin, its lips and cheeks were her skin's tone,
+    and the personal edit's lips came out paler than the general edit's. Now its colour is the strangers' (the
+    general matched view's), its light and dark its own; a colour photo (at 10) keeps its own colour."""
+    from ganime_age.editing.person import personal
+    from ganime_age.engine.exemplars import ExemplarMatch
+    from ganime_age.engine.own_photos import colour_trust
+
+    grey = editor.person([(fgnet / "029A01.JPG", 1.0)])
+    coloured = editor.person([(fgnet / "029A10.JPG", 10.0)])
+    session = editor.session(fgnet / ADULT)
+    face = session.engine_face(session.faces[0])
+    inside = editor.engine.template.raster.mask > 0.5
+
+    def colour(view: np.ndarray) -> np.ndarray:
+        return (view - view.mean(axis=2, keepdims=True))[inside]
+
+    views = {}
+    for name, one in (("grey", grey), ("coloured", coloured)):
+        match = personal(face, one).exemplars
+        trust = colour_trust(match.template, match.own.log_view(0))
+        assert trust == (pytest.approx(0.0, abs=1e-3) if name == "grey" else 1.0)
+        views[name] = (match.matched_view(5.0)[0], ExemplarMatch.matched_view(match, 5.0)[0])
+    mine, general = views["grey"]
+    assert np.abs(colour(mine) - colour(general)).max() < 1e-4
+    assert np.abs(mine - general)[inside].mean() > 0.01  # its light and dark are still its own
+    mine, general = views["coloured"]
+    assert np.abs(colour(mine) - colour(general)).mean() > 0.005
+
+
 def test_cli_edit_with_own_photos(fgnet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, saved = tmp_path / "child.png", tmp_path / "me"
     own = [f"--own={fgnet / name}:{age}" for name, age in OWN.items()]

@@ -13,7 +13,8 @@ own faces' mean, each weighed by how near its age is to the target (in growth, :
 it is, blended over the bank's matched strangers by :func:`own_share`: at its most (OWN_MOST, with the strangers'
 finest detail) where an own photo is within OWN_NEAR years of the target, fading to the bank alone at OWN_FAR.
 Everything after the matched view (the photo's own light, the skin weights, the creases, the share an edit takes) is
-the bank's, unchanged; beyond the ages the own photos cover the edit is the general one, exactly.
+the bank's, unchanged; beyond the ages the own photos cover the edit is the general one, exactly. A black-and-white
+own photo gives its light and dark, not its colour (:meth:`PersonalMatch.own_colour`).
 
 The own faces also give the age's landmark shape (:meth:`PersonalMatch.personal_age_change`): each own face's
 landmarks, its expression taken out, carried by the fitted change from its age to the target's, is where the
@@ -30,6 +31,7 @@ import cv2
 import numpy as np
 
 from ganime_age.engine import geometry
+from ganime_age.engine.config import COLOURFUL
 from ganime_age.engine.descriptors import describe, smile
 from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch
 from ganime_age.engine.face import EngineFace
@@ -141,6 +143,14 @@ def without_glasses(template: Template, view: np.ndarray, glasses: np.ndarray) -
     return np.clip(np.round(colours + glasses[..., None] * (coarse - colours)), 0, 255).astype(np.uint8)
 
 
+def colour_trust(template: Template, log_view: np.ndarray) -> float:
+    """0..1 how far a face's log template view has colour of its own: its mean |log channel - log grey| over the
+    face, whole from COLOURFUL (a black-and-white scan: 0)."""
+    inside = template.raster.mask > 0.5
+    chroma = float(np.abs(log_view - log_view.mean(axis=2, keepdims=True))[inside].mean()) if inside.any() else 0.0
+    return min(chroma / COLOURFUL, 1.0)
+
+
 def own_share(ages: np.ndarray, target_age: float) -> float:
     """How much of the matched view the own faces make for `target_age` (the rest is the bank's strangers):
     whole where one is within OWN_NEAR years, none from OWN_FAR, linear between (no jump as a slider moves)."""
@@ -192,6 +202,7 @@ class PersonalMatch(ExemplarMatch):
             return general  # beyond the own photos' ages: the general edit, exactly
         picked = np.flatnonzero(counts > 0.0)
         mine, sure = self.levelled_mean(self.own, picked, counts[picked])
+        mine = self.own_colour(mine, picked, counts[picked], self.person if general is None else general[0])
         if general is None:  # no stranger of that age: the person's own pixels fill the rest
             general = (self.person, np.zeros_like(sure))
         else:  # the finest detail is the strangers' (sharp photos); the own faces' below own_detail
@@ -200,6 +211,22 @@ class PersonalMatch(ExemplarMatch):
             mine -= template_blur(self.template, general[0], detail)
         a = np.float32(OWN_MOST * share)
         return (a * mine + (1.0 - a) * general[0]).astype(np.float32), (a * sure + (1.0 - a) * general[1])
+
+    def own_colour(self, mine: np.ndarray, picked: np.ndarray, counts: np.ndarray, general: np.ndarray) -> np.ndarray:
+        """`mine` (the own faces' levelled mean) with its colour (each pixel's channels less their mean) taken from
+        the own faces as far as their photos have colour (:func:`colour_trust`), the rest from `general` (the
+        strangers' matched view): a grey scan's lips and cheeks, levelled onto the person's skin, are the skin's
+        tone, and drew pale lips on a colour photo."""
+        trust = np.array([colour_trust(self.template, self.own.log_view(int(i))) for i in picked])
+        if trust.min() >= 1.0:
+            return mine
+        weights = counts * trust
+        tinted = self.levelled_mean(self.own, picked, weights)[0] if weights.sum() > 0.0 else mine
+        share = np.float32(weights.sum() / counts.sum())
+        grey = mine.mean(axis=2, keepdims=True)
+        own = tinted - tinted.mean(axis=2, keepdims=True)
+        theirs = general - general.mean(axis=2, keepdims=True)
+        return (grey + share * own + (1.0 - share) * theirs).astype(np.float32)
 
     def personal_age_change(
         self,
