@@ -334,7 +334,6 @@ def test_a_grey_own_photo_gives_no_colour(editor: FaceEditor, fgnet: Path) -> No
     general matched view's), its light and dark its own; a colour photo (at 10) keeps its own colour."""
     from ganime_age.editing.person import personal
     from ganime_age.engine.exemplars import ExemplarMatch
-    from ganime_age.engine.own_photos import colour_trust
 
     grey = editor.person([(fgnet / "029A01.JPG", 1.0)])
     coloured = editor.person([(fgnet / "029A10.JPG", 10.0)])
@@ -348,7 +347,7 @@ def test_a_grey_own_photo_gives_no_colour(editor: FaceEditor, fgnet: Path) -> No
     views = {}
     for name, one in (("grey", grey), ("coloured", coloured)):
         match = personal(face, one).exemplars
-        trust = colour_trust(match.template, match.own.log_view(0))
+        trust = match.own_colour_shares[0]
         assert trust == (pytest.approx(0.0, abs=1e-3) if name == "grey" else 1.0)
         views[name] = (match.matched_view(5.0)[0], ExemplarMatch.matched_view(match, 5.0)[0])
     mine, general = views["grey"]

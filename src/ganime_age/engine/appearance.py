@@ -18,7 +18,6 @@ from ganime_age.engine.config import (
     AU_LINE_DEPTH,
     AU_LINE_GLOW,
     CHILD_AGE,
-    COLOURFUL,
     FOLD_BROAD,
     FOLD_SCALE,
     FOLD_SHADE,
@@ -30,7 +29,7 @@ from ganime_age.engine.config import (
 )
 from ganime_age.engine.expressions import face_expression
 from ganime_age.engine.face import EngineFace
-from ganime_age.engine.frames import Template, template_blur, template_width
+from ganime_age.engine.frames import Template, colour_share, template_blur, template_width
 from ganime_age.engine.geometry import age_weights, blend, table_weights, youth
 from ganime_age.engine.lines import wrinkle_depth, wrinkle_pattern
 from ganime_age.engine.tables import EngineTables
@@ -426,7 +425,7 @@ def _au_texture(
 def _to_grid(face: EngineFace, smooth: np.ndarray, fine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A template-space (smooth ratio, fine) change mapped onto the face's engine grid (the smooth part's colour
     in proportion to how colourful the face is: a grey photo stays grey)."""
-    smooth = cv2.transform(smooth, grey_and_colour(1.0, min(face.colourfulness / COLOURFUL, 1.0)))
+    smooth = cv2.transform(smooth, grey_and_colour(1.0, colour_share(face.colourfulness)))
     coords = face.template_coords
     ratio_out = cv2.remap(smooth, coords, None, cv2.INTER_LINEAR, borderValue=0.0)
     fine_out = cv2.remap(fine, coords, None, cv2.INTER_LINEAR, borderValue=0.0)

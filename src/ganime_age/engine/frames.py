@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ganime_age.engine.config import LARGE_SCALE, LOG_EPSILON
+from ganime_age.engine.config import COLOURFUL, LARGE_SCALE, LOG_EPSILON
 from ganime_age.faces.mesh import rotation_angles
 from ganime_age.faces.topology import (
     BROW_TOPS,
@@ -50,6 +50,20 @@ def channel_mean(values: np.ndarray) -> np.ndarray:
 def log_image(rgb: np.ndarray) -> np.ndarray:
     """uint8 or 0..255 float RGB -> log intensity (the domain where a lighting change is an offset)."""
     return np.log(np.asarray(rgb, np.float32) * (1.0 / 255.0) + LOG_EPSILON)
+
+
+def colourfulness(log_rgb: np.ndarray, mask: np.ndarray) -> float:
+    """A log image's mean |log channel - log grey| where `mask` > 0.5 (0 for a black-and-white photo)."""
+    inside = mask > 0.5
+    if not inside.any():
+        return 0.0
+    return float(np.abs(log_rgb - log_rgb.mean(axis=2, keepdims=True))[inside].mean())
+
+
+def colour_share(chroma: float) -> float:
+    """0..1 how far a face of this :func:`colourfulness` has colour of its own: whole from COLOURFUL (a grey
+    photo's colour changes stay grey)."""
+    return min(chroma / COLOURFUL, 1.0)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from ganime_age.engine.frames import (
     GridFrame,
     PhotoCrop,
     Template,
+    colourfulness,
     fade_out,
     log_image,
     photo_crop,
@@ -217,8 +218,6 @@ class FittedEngine(HubModel):
         band_scale = c.band_sigma * (grid_points[FACE_RIGHT, 0] - grid_points[FACE_LEFT, 0]) / template_width(template)
         bands = detail_bands(grey, max(float(band_scale), 0.5), c.detail_bands)
         similarity = head_similarity(points, canonical_face())
-        inside = face_mask > 0.5
-        chroma = np.abs(log_rgb - grey[..., None])[inside].mean() if inside.any() else 0.0
         cm_to_grid = float(similarity.scale * sx)
         face_mask = face_mask.astype(np.float32)
         skin = skin_level(rgb, points, face_width)
@@ -261,7 +260,7 @@ class FittedEngine(HubModel):
             rotation=similarity.rotation,
             cm_to_grid=cm_to_grid,
             female=female_share,
-            colourfulness=float(chroma),
+            colourfulness=colourfulness(log_rgb, face_mask),
             landmarks=grid_points,
             mouth_gap=mouth_gap(grid_points, cm_to_grid),
             skin=skin,

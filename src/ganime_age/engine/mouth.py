@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 
 from ganime_age.engine.config import (
-    COLOURFUL,
     MOUTH_EDGE_CHROMA,
     MOUTH_LIP_INSET,
     MOUTH_TINT_SIGMA,
     OWN_MOUTH_GAP,
 )
 from ganime_age.engine.face import EngineFace
+from ganime_age.engine.frames import colour_share
 from ganime_age.engine.geometry import age_weights, blend
 from ganime_age.engine.pixels import soften_colour
 from ganime_age.engine.tables import EngineTables
@@ -148,7 +148,7 @@ def mouth_interior(
         own = relative.transpose(1, 2, 0)
     colour = own * face.skin
     grey = colour.mean(axis=2, keepdims=True)
-    share = min(face.colourfulness / COLOURFUL, 1.0)
+    share = colour_share(face.colourfulness)
     # teeth, gums and the dark of the mouth keep their sharp brightness; their colour is smoothed, as a photo
     # keeps it (a median of many mouths has colour edges at every tooth, twice a real mouth's fine colour)
     tint = cv2.GaussianBlur(np.ascontiguousarray(colour - grey, dtype=np.float32), (0, 0), MOUTH_TINT_SIGMA)

@@ -25,18 +25,20 @@ proportions of their own child's face, not an average child's).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from ganime_age.engine import geometry
-from ganime_age.engine.config import COLOURFUL
 from ganime_age.engine.descriptors import describe, smile
 from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch
 from ganime_age.engine.face import EngineFace
 from ganime_age.engine.frames import (
     Template,
+    colour_share,
+    colourfulness,
     log_image,
     template_blur,
     template_map,
@@ -143,14 +145,6 @@ def without_glasses(template: Template, view: np.ndarray, glasses: np.ndarray) -
     return np.clip(np.round(colours + glasses[..., None] * (coarse - colours)), 0, 255).astype(np.uint8)
 
 
-def colour_trust(template: Template, log_view: np.ndarray) -> float:
-    """0..1 how far a face's log template view has colour of its own: its mean |log channel - log grey| over the
-    face, whole from COLOURFUL (a black-and-white scan: 0)."""
-    inside = template.raster.mask > 0.5
-    chroma = float(np.abs(log_view - log_view.mean(axis=2, keepdims=True))[inside].mean()) if inside.any() else 0.0
-    return min(chroma / COLOURFUL, 1.0)
-
-
 def own_share(ages: np.ndarray, target_age: float) -> float:
     """How much of the matched view the own faces make for `target_age` (the rest is the bank's strangers):
     whole where one is within OWN_NEAR years, none from OWN_FAR, linear between (no jump as a slider moves)."""
@@ -190,6 +184,13 @@ class PersonalMatch(ExemplarMatch):
     own_turns: np.ndarray | None = None  # (N,) how frontal each own face is (:func:`.exemplars.turn_share`)
     own_shapes: np.ndarray | None = None  # (N, 478, 3) each own face's :func:`neutral_shape`
 
+    @functools.cached_property
+    def own_colour_shares(self) -> np.ndarray:
+        """(N,) 0..1 how far each own face's photo has colour of its own (:func:`.frames.colour_share`; a
+        black-and-white scan: 0): a property of the photo, read once for every target age."""
+        mask = self.template.raster.mask
+        return np.array([colour_share(colourfulness(self.own.log_view(i), mask)) for i in range(len(self.own.ages))])
+
     def matched_view(self, target_age: float) -> tuple[np.ndarray, np.ndarray] | None:
         general = super().matched_view(target_age)
         if self.own is None or not len(self.own.ages):
@@ -214,10 +215,10 @@ class PersonalMatch(ExemplarMatch):
 
     def own_colour(self, mine: np.ndarray, picked: np.ndarray, counts: np.ndarray, general: np.ndarray) -> np.ndarray:
         """`mine` (the own faces' levelled mean) with its colour (each pixel's channels less their mean) taken from
-        the own faces as far as their photos have colour (:func:`colour_trust`), the rest from `general` (the
+        the own faces as far as their photos have colour (:attr:`own_colour_shares`), the rest from `general` (the
         strangers' matched view): a grey scan's lips and cheeks, levelled onto the person's skin, are the skin's
         tone, and drew pale lips on a colour photo."""
-        trust = np.array([colour_trust(self.template, self.own.log_view(int(i))) for i in picked])
+        trust = self.own_colour_shares[picked]
         if trust.min() >= 1.0:
             return mine
         weights = counts * trust
