@@ -46,7 +46,7 @@ from ganime_age.engine.mouth import mouth_gap, paint_mouth, skin_level
 from ganime_age.engine.moved_person import hold_moved, person_moved
 from ganime_age.engine.neck import find_neck
 from ganime_age.engine.parsing import Parser, parse_head
-from ganime_age.engine.pixels import repaint_box, repaint_field, resample
+from ganime_age.engine.pixels import enlargement, repaint_box, repaint_field, resample, sharpen_enlarged
 from ganime_age.engine.scene import Segmenter
 from ganime_age.faces.topology import FACE_LEFT, FACE_RIGHT, NUM_LANDMARKS, NUM_MESH_VERTICES
 from ganime_age.hub import HubModel
@@ -393,11 +393,15 @@ class FittedEngine(HubModel):
             original = photo_crop(source, (ex0, ey0, ex1, ey1))
             moved_person = None
             if sample is not None:
+                sharpening = self.config.enlargement_sharpening
+                enlarged = enlargement(sample, frame.per) if sharpening > 0.0 else None  # (the next line reuses sample)
                 # one cubic remap of the input's own pixels (one two-channel map: slicing x and y apart copies both)
                 positions = frame.field_to_photo(frame.positions_to_photo(sample), *part)
                 face_pixels = resample(photo_crop(source, face.box), positions)
                 moved_person = person_moved(layer, face.box, (ex0, ey0, ex1, ey1), positions)
                 del positions  # two float32 channels over the face's region (67 MB at 12 MP)
+                if enlarged is not None:
+                    sharpen_enlarged(face_pixels, frame.field_to_photo(enlarged, *part), sharpening)
             else:
                 face_pixels = original.copy()
             engine_mask = frame.field_to_photo(changed, *part).copy()  # not the whole region's resize, held
