@@ -116,7 +116,8 @@ class FittedEngineConfig:
     )
     # the unsharp mask per unit of enlargement on a moved read (pixels.sharpen_enlarged): a child made grown enlarges
     # its lower face by a fifth to a half, and a small photo's lips blurred into a soft band (at 4, UTKFace children
-    # made 30 have lips as sharp as real 25-35-year-olds' at that size: fine over coarse detail 0.295, real 0.298)
+    # made 30 have lips nearly as sharp as real 25-35-year-olds' at that size: fine over coarse detail 0.283, real
+    # 0.298, 0.248 unsharpened)
     enlargement_sharpening: float = bounded(4.0, 0.0, 10.0)
     # how far an old face's soft tissue descends (brows, cheeks, jowls, nose tip; geometry.sag_field), 1 = SAGS
     sag_depth: float = bounded(1.0, 0.0, 4.0)
