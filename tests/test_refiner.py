@@ -270,6 +270,42 @@ def test_the_real_reading_target_asks_for_what_real_faces_of_the_target_age_read
     assert float(shortfall) > 1e-4
 
 
+def test_a_grey_reading_cannot_be_bought_with_colour_and_the_chroma_hold_keeps_the_engines(
+    refiner_data: tuple[Path, dict],
+) -> None:
+    """Refiner run 8 bought its age readings with red irises, pink brows and magenta hair. With
+    ``age_reading_colour: grey`` the estimator reads grey copies, so a change of colour alone (the brightness kept)
+    costs the reading term nothing, where the colour reading moves; ``lambda_chroma_hold`` charges that change
+    instead, and the engine's edit itself costs it nothing."""
+    from types import SimpleNamespace
+
+    pairs = RefinerPairs(refiner_data[0], "train", test_fraction=0.0, image_size=64)
+    rows = [int(i) for i in np.flatnonzero(pairs.has_target == 0)]
+    batch = {key: torch.stack([pairs[i][key] for i in rows]) for key in pairs[rows[0]]}
+    batch["image"] = batch["image"] * 0.7  # the engine's edit, dimmed to leave room for the tint below
+    tint = torch.tensor([0.25, -0.1, -(0.25 * 0.299 - 0.1 * 0.587) / 0.114]).reshape(1, 3, 1, 1)  # Y of 0
+    tinted = batch["image"] + tint
+    assert tinted.abs().max() <= 1.0
+
+    only = ["system.lambda_change=0", "system.lambda_color_keep=0", "system.lambda_chroma=0"]
+    only += ["system.lambda_checkerboard=0", "system.critic_steps=0", "system.lambda_adv=0"]
+    only += ["system.lambda_age_hold=0", "system.lambda_identity=0", "system.test_fraction=0"]
+
+    def logs(system: object, image: torch.Tensor) -> dict[str, float]:
+        out = SimpleNamespace(image=image, color=image, attention=torch.zeros_like(image[:, :1]))
+        with torch.no_grad():
+            return {k: float(v) for k, v in system.generator_loss(batch, out)[1].items()}  # type: ignore[attr-defined]
+
+    grey = refiner_system(refiner_data[0], *only, "system.age_reading_colour=grey", "system.lambda_chroma_hold=1")
+    colour = refiner_system(refiner_data[0], *only)
+    assert logs(grey, tinted)["g_age_reading"] < 1e-3  # years: the grey copies of edit and tinted output are one
+    assert logs(colour, tinted)["g_age_reading"] > 0.05  # in colour, the tint alone moves the reading
+    assert logs(grey, batch["image"])["g_chroma_hold"] < 1e-6
+    assert logs(grey, tinted)["g_chroma_hold"] > 0.05
+    with pytest.raises(ValueError, match="age_reading_colour"):
+        refiner_system(refiner_data[0], "system.age_reading_colour=sepia")
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, refiner_data: tuple[Path, dict]) -> Path:
     """Two steps of the tiny config (checkpoints after each, a sample grid), then the export."""

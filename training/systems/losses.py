@@ -52,15 +52,31 @@ def random_shift(images: torch.Tensor, max_shift: int) -> torch.Tensor:
     return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)])
 
 
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """The brightness (Y, BT.601) of RGB images (N, 3, H, W) -> (N, 1, H, W)."""
+    r, g, b = images.float().unbind(1)
+    return (0.299 * r + 0.587 * g + 0.114 * b)[:, None]
+
+
+def chroma(images: torch.Tensor) -> torch.Tensor:
+    """The colour (Cb, Cr, BT.601) of RGB images (N, 3, H, W) -> (N, 2, H, W)."""
+    r, g, b = images.float().unbind(1)
+    return torch.stack([-0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b], dim=1)
+
+
+def grey_copy(images: torch.Tensor) -> torch.Tensor:
+    """RGB images with their colour taken out: the brightness on all three channels (N, 3, H, W)."""
+    return luma(images).expand(-1, 3, -1, -1)
+
+
 def chroma_detail(images: torch.Tensor) -> torch.Tensor:
     """The colour (Cb, Cr, BT.601) detail finer than 3 pixels of RGB images (N, 3, H, W) -> (N, 2, H, W).
 
     Skin is smooth in colour (texture and wrinkles live in brightness) and photos carry little fine
     chroma, while GAN speckles and tinted blotches are exactly that: the artefact measure and its loss.
     """
-    r, g, b = images.float().unbind(1)
-    chroma = torch.stack([-0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b], dim=1)
-    return chroma - F.avg_pool2d(F.pad(chroma, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    colour = chroma(images)
+    return colour - F.avg_pool2d(F.pad(colour, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
 
 
 def chroma_detail_loss(edited: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -74,10 +90,9 @@ def checkerboard_detail(images: torch.Tensor) -> torch.Tensor:
     Transposed-convolution generators leave a hatched period-2 texture that photos (demosaiced, compressed,
     resized) barely have and that wrinkles, lashes and hair, wider than a pixel, barely excite.
     """
-    r, g, b = images.float().unbind(1)
-    luma = (0.299 * r + 0.587 * g + 0.114 * b)[:, None]
-    kernel = luma.new_tensor([[[[0.25, -0.25], [-0.25, 0.25]]]])
-    return F.conv2d(luma, kernel)
+    brightness = luma(images)
+    kernel = brightness.new_tensor([[[[0.25, -0.25], [-0.25, 0.25]]]])
+    return F.conv2d(brightness, kernel)
 
 
 def checkerboard_loss(edited: torch.Tensor, source: torch.Tensor) -> torch.Tensor:

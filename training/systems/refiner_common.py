@@ -14,7 +14,11 @@ real photo as the target (``has_target`` 1), UTKFace age edits without one (``ha
 - ``lambda_age_reading``: on age rows, |age estimator(output) - age estimator(engine's edit)| in years, or with
   ``age_reading_reference: real`` - what real faces of the target age read (the engine's 75 reads younger than real
   75-year-olds do, so that target asks for more ageing than the engine gives; the output is shifted a few pixels
-  before it is read, so that pixel-exact patterns cannot fool the estimator);
+  before it is read, so that pixel-exact patterns cannot fool the estimator); with ``age_reading_colour: grey``
+  the estimator reads grey copies (of the output, the edit and the real faces alike), so no colour can buy years
+  (run 8 bought them with red irises, pink brows and magenta hair);
+- ``lambda_chroma_hold``: pooled L1 of the output's colour (Cb, Cr) to the engine's edit's, on every row: the
+  refiner changes brightness (folds, shading), the engine owns the colour;
 - ``lambda_identity``: 1 - cos of frozen MobileFaceNet embeddings against :meth:`RefinerBase.identity_reference`
   (the source photo on paired rows, the engine's edit on age rows with ``identity_age_reference: edit``).
 
@@ -41,7 +45,14 @@ from PIL import Image
 
 from ganime_age.errors import ModelFileNotFoundError
 from training.systems.base import AdversarialSystem, Batch, TrainingSystem, evaluating, image_grid
-from training.systems.losses import checkerboard_loss, chroma_detail_loss, identity_loss, random_shift
+from training.systems.losses import (
+    checkerboard_loss,
+    chroma,
+    chroma_detail_loss,
+    grey_copy,
+    identity_loss,
+    random_shift,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +97,9 @@ class RefinerObjective:
     lambda_age_reading: float = 0.05  # |estimator(output) - reading target| in years, on age rows
     age_reading_reference: str = "edit"  # the target: "edit" (the engine's edit's reading) or "real" (real faces')
     estimator_shift: int = 4  # "real": random translation in pixels of the output before the estimator reads it
+    age_reading_colour: str = "colour"  # "grey": the estimator reads grey copies, so colour cannot buy years
+    lambda_chroma_hold: float = 0.0  # pooled L1 of the output's Cb, Cr to the edit's, on every row
+    chroma_hold_sizes: list[int] = field(default_factory=lambda: [32, 64])  # an iris is ~8 px of the 128 px crop
     age_estimator: str | None = None  # AgeEstimator folder or Hub id; None: the embedded one
 
 
@@ -106,6 +120,10 @@ class RefinerBase(TrainingSystem):
             raise ValueError("system.identity_age_reference must be 'edit' or 'source'")
         if c.age_reading_reference not in ("edit", "real"):
             raise ValueError("system.age_reading_reference must be 'edit' or 'real'")
+        if c.age_reading_colour not in ("colour", "grey"):
+            raise ValueError("system.age_reading_colour must be 'colour' or 'grey'")
+        if not c.chroma_hold_sizes or min(c.chroma_hold_sizes) < 1 or max(c.chroma_hold_sizes) > image_size:
+            raise ValueError("system.chroma_hold_sizes must be 1..image_size pixels")
         if not 0.0 <= c.test_fraction < 1.0:
             raise ValueError("system.test_fraction must be in [0, 1)")
 
@@ -156,7 +174,7 @@ class RefinerBase(TrainingSystem):
         with torch.no_grad():
             for start in range(0, len(rows), 128):
                 photos = torch.stack([pairs[i]["source_image"] for i in rows[start : start + 128]]).to(device)
-                readings.append(estimator.predict(photos).float().cpu())
+                readings.append(estimator.predict(self.reading_view(photos)).float().cpu())
         curve = age_reading_curve(torch.cat(readings).numpy(), ages[rows])
         return torch.from_numpy(curve)
 
@@ -211,6 +229,10 @@ class RefinerBase(TrainingSystem):
         total = sum(F.l1_loss(F.adaptive_avg_pool2d(a, size), F.adaptive_avg_pool2d(b, size)) for size in sizes)
         return total / len(sizes) * chosen.float().mean()
 
+    def reading_view(self, images: torch.Tensor) -> torch.Tensor:
+        """What the frozen estimator is shown of `images`: themselves, or grey copies (``age_reading_colour``)."""
+        return grey_copy(images) if self.config.age_reading_colour == "grey" else images
+
     def age_reading_loss(
         self, output: torch.Tensor, edit: torch.Tensor, chosen: torch.Tensor, ages: torch.Tensor
     ) -> torch.Tensor:
@@ -220,14 +242,14 @@ class RefinerBase(TrainingSystem):
         if not bool(chosen.any()):
             return output.new_zeros((), dtype=torch.float32)
         estimator = self.frozen["age_estimator"]
-        chosen_output = output[chosen].float()
+        chosen_output = self.reading_view(output[chosen].float())
         if self.config.age_reading_reference == "real":
             curve = self.real_readings.to(output.device)
             wanted = curve[ages[chosen].float().round().long().clamp(0, len(curve) - 1)]
             chosen_output = random_shift(chosen_output, self.config.estimator_shift)
         else:
             with torch.no_grad():
-                wanted = estimator.predict(edit[chosen].float())
+                wanted = estimator.predict(self.reading_view(edit[chosen].float()))
         reading = estimator.predict(chosen_output)
         return (reading - wanted).abs().mean() * chosen.float().mean()
 
@@ -243,13 +265,18 @@ class RefinerBase(TrainingSystem):
         loss = c.lambda_target * target_loss + c.lambda_change * change
         logs = {"g_target": target_loss.detach(), "g_change": change.detach()}
         if c.lambda_chroma > 0:
-            chroma = chroma_detail_loss(output, edit)
-            loss = loss + c.lambda_chroma * chroma
-            logs["g_chroma"] = chroma.detach()
+            speckles = chroma_detail_loss(output, edit)
+            loss = loss + c.lambda_chroma * speckles
+            logs["g_chroma"] = speckles.detach()
         if c.lambda_checkerboard > 0:
             hatching = checkerboard_loss(output, edit)
             loss = loss + c.lambda_checkerboard * hatching
             logs["g_checkerboard"] = hatching.detach()
+        if c.lambda_chroma_hold > 0:
+            every_row = torch.ones_like(paired)
+            colour_hold = self.pooled_l1(chroma(output), chroma(edit), every_row, c.chroma_hold_sizes)
+            loss = loss + c.lambda_chroma_hold * colour_hold
+            logs["g_chroma_hold"] = colour_hold.detach()
         if c.lambda_age_hold > 0:
             hold = self.pooled_l1(output, edit, age_rows, c.hold_sizes)
             loss = loss + c.lambda_age_hold * hold
