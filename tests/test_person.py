@@ -424,6 +424,11 @@ def test_the_own_ageing_evaluation_runs_on_one_person(fgnet: Path, tmp_path: Pat
     part = json.loads(out.read_text())["spans"]["3-10"]
     assert part["people"] == 1 and set(part["own"]) == {"1", "3", "all"}
     assert 0.0 < part["own"]["all"]["distance"] < 1.5
+    differences = part["own"]["all"]["real_age_error_differences"]  # personal less general, both networks
+    errors, general = part["own"]["all"]["real_age_errors"], part["general_real_age_errors"]
+    for network, difference in enumerate(differences):  # one person: the interval is the difference itself
+        assert difference["low"] == pytest.approx(difference["difference"]) == pytest.approx(difference["high"])
+        assert difference["difference"] == pytest.approx(errors[network] - general[network])
     for reference in ("nearest_own", "closest_own"):  # the own photos unedited, beside the edits
         assert part["references"][reference]["people"] == 1
         assert 0.0 < part["references"][reference]["distance"] < 1.5

@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from training.evaluate import main as evaluate_main
+from training.evaluation.metrics import bootstrap_difference
 from training.evaluation.table1 import (
     ENGINE_LABEL,
     MI_PAIR,
     TARGET_GROUPS,
-    bootstrap_difference,
     default_pairs,
     identity_threshold,
     parse_refiner,

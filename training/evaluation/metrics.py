@@ -217,6 +217,23 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+def bootstrap_difference(a: np.ndarray, b: np.ndarray, draws: int, seed: int = 0) -> dict[str, float]:
+    """Mean of `a` minus mean of `b` (per input, NaN = not read) and its 95% percentile interval over inputs."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+
+    def difference(rows: np.ndarray) -> float:
+        x, y = a[rows], b[rows]
+        if not np.isfinite(x).any() or not np.isfinite(y).any():
+            return float("nan")
+        return float(np.nanmean(x) - np.nanmean(y))
+
+    rng = np.random.default_rng(seed)
+    samples = np.array([difference(rng.integers(0, len(a), len(a))) for _ in range(draws)])
+    samples = samples[np.isfinite(samples)]
+    low, high = (float(v) for v in np.percentile(samples, [2.5, 97.5])) if samples.size else (np.nan, np.nan)
+    return {"difference": difference(np.arange(len(a))), "low": low, "high": high}
+
+
 def age_reading_curve(readings: np.ndarray, ages: np.ndarray, bandwidth: float = 3.0, max_age: int = 100) -> np.ndarray:
     """An estimator's mean reading of real faces at each age 0..max_age (Gaussian-smoothed over true ages).
 

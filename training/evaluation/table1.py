@@ -41,7 +41,7 @@ from ganime_age.conditions import AGE_GROUP_LABELS, NUM_AGE_GROUPS, age_to_group
 from ganime_age.errors import GanimeAgeError
 from training.evaluate import spread_indices
 from training.evaluation.judges import IDENTITY_THRESHOLD_FAR_1
-from training.evaluation.metrics import finite_mean, markdown_table
+from training.evaluation.metrics import bootstrap_difference, finite_mean, markdown_table
 
 INPUT_GROUP = group_from_label("20-29")
 TARGET_GROUPS: tuple[int, ...] = tuple(g for g in range(NUM_AGE_GROUPS) if g != INPUT_GROUP)
@@ -218,23 +218,6 @@ def run_tasks(
             answers.append(answer)
             progress(len(answers))
     return answers
-
-
-def bootstrap_difference(a: np.ndarray, b: np.ndarray, draws: int, seed: int = 0) -> dict[str, float]:
-    """Mean of `a` minus mean of `b` (per input, NaN = not read) and its 95% percentile interval over inputs."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-
-    def difference(rows: np.ndarray) -> float:
-        x, y = a[rows], b[rows]
-        if not np.isfinite(x).any() or not np.isfinite(y).any():
-            return float("nan")
-        return float(np.nanmean(x) - np.nanmean(y))
-
-    rng = np.random.default_rng(seed)
-    samples = np.array([difference(rng.integers(0, len(a), len(a))) for _ in range(draws)])
-    samples = samples[np.isfinite(samples)]
-    low, high = (float(v) for v in np.percentile(samples, [2.5, 97.5])) if samples.size else (np.nan, np.nan)
-    return {"difference": difference(np.arange(len(a))), "low": low, "high": high}
 
 
 class Table1Evaluation:
