@@ -594,6 +594,63 @@ def test_a_child_made_grown_keeps_its_lips_sharp(shared_dir: Path) -> None:
     assert min(gains) > 1.0 and np.median(gains) > 1.15, gains
 
 
+def test_a_brightening_is_kept_only_as_far_as_the_skin_has_headroom() -> None:
+    """`within_headroom`: the tone's rise (its channels' mean above 0) stays whole on skin `room` or more below white,
+    goes on white skin, half of it halfway; its colour (each channel's difference from the mean) and any darkening
+    stay."""
+    from ganime_age.engine.light import within_headroom
+
+    tone = np.zeros((4, 3, 3), np.float32)
+    tone[0] = [0.12, 0.10, 0.08]  # a rise of 0.10 with colour
+    tone[1] = [-0.1, -0.1, -0.1]  # a darkening
+    tone[2] = [0.2, 0.2, 0.2]
+    tone[3] = [0.05, -0.05, 0.0]  # colour alone
+    brightest = np.tile(np.array([-0.6, 0.0, -0.15], np.float32), (4, 1))  # (4, 3): the headroom by column
+    out = within_headroom(tone, brightest, 0.3)
+    np.testing.assert_allclose(out[:, 0], tone[:, 0], atol=1e-7)  # 0.6 below white: all of it
+    np.testing.assert_allclose(out[0, 1], [0.02, 0.0, -0.02], atol=1e-6)  # white: the rise goes, the colour stays
+    np.testing.assert_allclose(out[2, 2], [0.1, 0.1, 0.1], atol=1e-6)  # halfway: half of it
+    np.testing.assert_allclose(out[1], tone[1], atol=1e-7)  # a darkening is never taken back
+    np.testing.assert_allclose(out[3], tone[3], atol=1e-7)
+    assert within_headroom(tone, brightest, 0.0) is tone
+
+
+def test_a_flash_lit_child_made_grown_keeps_the_colour_of_her_skin(shared_dir: Path) -> None:
+    """FG-NET 009A05, a flash-lit girl of 5 made 22: a grown face's relief brightened her face's centre, which had no
+    headroom left, into a pallor (half of it at red 250 or more). Kept to the headroom, it is far less pale; a
+    normally lit child made grown moves by a couple of levels at most."""
+    from ganime_age.editing import FaceEditor
+    from ganime_age.faces import load_image
+
+    editor = FaceEditor.from_pretrained(device="cpu")
+    config = editor.engine.config
+    shipped = config.tone_headroom
+    assert shipped > 0.0
+
+    def centre(photo: np.ndarray, source: float, target: float) -> np.ndarray:
+        points = editor.analyze(photo)[0].landmarks.landmarks[:, :2]
+        (x0, y0), (x1, y1) = points.min(0).astype(int), points.max(0).astype(int)
+        box = (slice(y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 8), slice(x0 + (x1 - x0) // 6, x1 - (x1 - x0) // 6))
+        edits = []
+        for room in (shipped, 0.0):
+            config.tone_headroom = room
+            editor.sessions.clear()
+            edits.append(np.asarray(editor.edit(photo, age=target, source_age=source))[box].reshape(-1, 3))
+        return np.stack(edits).astype(np.float64)
+
+    try:
+        flash = centre(load_image(shared_dir / "datasets" / "fgnet" / "images" / "009A05.JPG"), 5.0, 22.0)
+        utkface = shared_dir / "datasets" / "utkface"
+        child = sorted(f for f in utkface.iterdir() if f.name.startswith("7_0_0_"))[0]
+        normal = centre(load_image(child), 7.0, 40.0)
+    finally:
+        config.tone_headroom = shipped
+    pale = (flash[..., 0] >= 250).mean(axis=1)
+    assert pale[0] < 0.7 * pale[1] and pale[1] > 0.3, pale  # measured 0.31 against 0.54
+    assert flash[0].mean() < flash[1].mean() - 3.0
+    assert np.abs(normal[0].mean(axis=0) - normal[1].mean(axis=0)).max() < 2.5  # measured 0.8
+
+
 def test_softened_colour_keeps_the_brightness_and_stays_where_the_weight_is(shared_dir: Path) -> None:
     """The painted mouth's colour blur: brightness untouched, fine colour gone under the weight, nothing far away."""
     import cv2

@@ -5,6 +5,7 @@ somewhere that exists."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -418,3 +419,14 @@ def test_links_into_the_training_guide_from_anywhere_in_the_repository_resolve()
         file, anchor = link.split("#")
         headings = re.findall(r"^#+ (.*)$", (REPO / file).read_text(encoding="utf-8"), re.MULTILINE)
         assert anchor in {github_anchor(h) for h in headings}, link
+
+
+def test_the_engine_cards_configuration_is_the_shipped_config() -> None:
+    """The card's Configuration block is what the engine loads: every field of its config.json but the Hub's
+    metadata (a field added to the engine and not to the card left the card describing another engine)."""
+    card = default_model_card()
+    block = re.search(r"## Configuration\s+```json\n(.*?)```", card.read_text(encoding="utf-8"), re.DOTALL)
+    assert block is not None
+    config = json.loads((card.parent / "config.json").read_text(encoding="utf-8"))
+    metadata = {"config_sha256", "ganime_age_version", "model_type", "weights_sha256"}
+    assert json.loads(block.group(1)) == {key: value for key, value in config.items() if key not in metadata}

@@ -31,6 +31,7 @@ from ganime_age.engine.expressions import face_expression
 from ganime_age.engine.face import EngineFace
 from ganime_age.engine.frames import Template, colour_share, template_blur, template_width
 from ganime_age.engine.geometry import age_weights, blend, table_weights, youth
+from ganime_age.engine.light import skin_headroom, within_headroom
 from ganime_age.engine.lines import wrinkle_depth, wrinkle_pattern
 from ganime_age.engine.tables import EngineTables
 from ganime_age.faces.topology import (
@@ -319,6 +320,11 @@ def _age_texture(
     large *= split["tone_weight"]
     # brightness (the channels' mean) times age_texture_gain, colour (the rest) times age_chroma_gain
     tone = cv2.transform(large, grey_and_colour(c.age_texture_gain, c.age_chroma_gain))
+    if target_age > source_age and face.exemplars is not None:  # no pallor where the skin is near white already
+        headroom = face.cache.get("skin_headroom")  # the face's own: read once, not on every move of the slider
+        if headroom is None:
+            headroom = face.cache["skin_headroom"] = skin_headroom(engine.template, face.exemplars.person)
+        tone = within_headroom(tone, headroom, c.tone_headroom)
     if target_age > source_age:  # folds and lines that come with age: the prototypes' darkening only
         # a ratio (darker in every channel alike), not a brightness offset: taking the same amount off
         # each channel of a deep fold saturates its colour into a purple, bruise-like socket

@@ -119,6 +119,10 @@ class FittedEngineConfig:
     # made 30 have lips nearly as sharp as real 25-35-year-olds' at that size: fine over coarse detail 0.283, real
     # 0.298, 0.248 unsharpened)
     enlargement_sharpening: float = bounded(4.0, 0.0, 10.0)
+    # made older, the tables' brightening of the face's centre (a grown face's relief) is kept only as far as the
+    # skin's brightest channel is this far (log) below white: a flash-lit child made 22 went pale (red >= 250 on
+    # 54% of her face's centre; 31% with it)
+    tone_headroom: float = bounded(0.3, 0.0, 2.0)
     # how far an old face's soft tissue descends (brows, cheeks, jowls, nose tip; geometry.sag_field), 1 = SAGS
     sag_depth: float = bounded(1.0, 0.0, 4.0)
     # prototype differences are means of many faces: fainter than one face's ageing

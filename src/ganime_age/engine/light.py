@@ -17,7 +17,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ganime_age.engine.config import LOG_EPSILON
+from ganime_age.engine.frames import Template, template_blur
 from ganime_age.faces.topology import LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR
+
+HEADROOM_SCALE = 0.05  # face widths over which the skin's headroom is read
 
 LIGHT_RANGE = (0.8, 1.25)  # the light's colour per channel (mean 1), clipped
 LIGHT_TRUST = 0.6  # the power the background's colour is taken to: a backdrop is partly its own colour
@@ -141,3 +145,25 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     """(3,) RGB 0..255 of one CIE Lab colour (L 0..100)."""
     rgb = cv2.cvtColor(np.asarray(lab, np.float32).reshape(1, 1, 3), cv2.COLOR_LAB2RGB).reshape(3)
     return np.clip(rgb, 0.0, 1.0) * 255.0
+
+
+def skin_headroom(template: Template, log_view: np.ndarray) -> np.ndarray:
+    """The log of a face's brightest channel relative to white (0 at white, negative below it), as
+    :func:`within_headroom` reads it: (R, R) from its log template view, blurred over HEADROOM_SCALE of a face (a
+    region's headroom, not a pore's)."""
+    brightest = log_view.max(axis=2)[..., None] - np.float32(np.log(1.0 + LOG_EPSILON))
+    return template_blur(template, brightest, HEADROOM_SCALE)[..., 0]
+
+
+def within_headroom(tone: np.ndarray, brightest: np.ndarray, room: float) -> np.ndarray:
+    """`tone` (a log change, (H, W, 3)) with its brightening taken only as far as the skin under it has headroom.
+
+    `brightest` is the log of the skin's brightest channel relative to white (0 at white, below 0 under it): the
+    rise stays whole where that is `room` or more below white and goes where the skin is white already. A grown
+    face's relief brightens its centre; on a flash-lit child made grown that centre had no headroom and went pale.
+    """
+    if room <= 0.0:
+        return tone
+    kept = np.clip(-brightest / np.float32(room), 0.0, 1.0)
+    rise = np.maximum(tone.mean(axis=2), 0.0)
+    return tone - (rise * (1.0 - kept))[..., None].astype(np.float32)
