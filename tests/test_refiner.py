@@ -306,6 +306,47 @@ def test_a_grey_reading_cannot_be_bought_with_colour_and_the_chroma_hold_keeps_t
         refiner_system(refiner_data[0], "system.age_reading_colour=sepia")
 
 
+def test_the_eye_hold_charges_a_rim_drawn_around_the_eyes_and_nothing_elsewhere(
+    refiner_data: tuple[Path, dict],
+) -> None:
+    """Refiner run 9, with its reading grey, drew a bright spectacle rim around each eye of a man made old: finer than
+    the pooled hold's blocks. ``lambda_eye_hold`` charges a change around the aligned crop's eyes on age rows, and
+    nothing for the same change at the mouth or on paired (expression) rows."""
+    from types import SimpleNamespace
+
+    from training.systems.refiner_common import eye_discs
+
+    discs = eye_discs(64, 0.14)
+    assert torch.equal(discs, discs.flip(-1)) and 0.05 < float(discs.mean()) < 0.3  # two mirrored discs
+    assert discs[18, 19] == 1 and discs[18, 44] == 1 and discs[44, 32] == 0  # the eyes in, the mouth out
+
+    pairs = RefinerPairs(refiner_data[0], "train", test_fraction=0.0, image_size=64)
+    age_rows, paired_rows = np.flatnonzero(pairs.has_target == 0), np.flatnonzero(pairs.has_target)
+    rows = [*(int(i) for i in age_rows[:4]), int(paired_rows[0])]
+    batch = {key: torch.stack([pairs[i][key] for i in rows]) for key in pairs[rows[0]]}
+    edit = batch["image"]
+    ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    rim = ((((xs - 19) ** 2 + (ys - 18) ** 2).sqrt() - 6).abs() < 1).float()  # a 2 px ring around one eye
+    mouth = rim.roll(26, dims=0)  # the same ring at the mouth's height
+
+    only = ["system.lambda_change=0", "system.lambda_color_keep=0", "system.lambda_chroma=0"]
+    only += ["system.lambda_checkerboard=0", "system.critic_steps=0", "system.lambda_adv=0", "system.lambda_age_hold=0"]
+    only += ["system.lambda_identity=0", "system.lambda_age_reading=0", "system.test_fraction=0"]
+    system = refiner_system(refiner_data[0], *only, "system.lambda_eye_hold=1")
+
+    def eye_hold(image: torch.Tensor) -> float:
+        out = SimpleNamespace(image=image, color=image, attention=torch.zeros_like(image[:, :1]))
+        with torch.no_grad():
+            return float(system.generator_loss(batch, out)[1]["g_eye_hold"])  # type: ignore[attr-defined]
+
+    paired = torch.zeros(len(rows), 1, 1, 1)
+    paired[-1] = 1.0
+    assert eye_hold(edit) == 0.0
+    assert eye_hold((edit + 0.5 * rim * (1 - paired)).clamp(-1, 1)) > 0.01
+    assert eye_hold((edit + 0.5 * mouth).clamp(-1, 1)) == 0.0
+    assert eye_hold((edit + 0.5 * rim * paired).clamp(-1, 1)) == 0.0  # an expression row: its eyes may change
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, refiner_data: tuple[Path, dict]) -> Path:
     """Two steps of the tiny config (checkpoints after each, a sample grid), then the export."""

@@ -19,6 +19,9 @@ real photo as the target (``has_target`` 1), UTKFace age edits without one (``ha
   (run 8 bought them with red irises, pink brows and magenta hair);
 - ``lambda_chroma_hold``: pooled L1 of the output's colour (Cb, Cr) to the engine's edit's, on every row: the
   refiner changes brightness (folds, shading), the engine owns the colour;
+- ``lambda_eye_hold``: on age rows, L1 of the output to the engine's edit at full resolution inside a disc around
+  each eye of the aligned crop (``eye_hold_radius`` of the crop): with the reading grey, refiner run 9 bought years
+  with a bright spectacle rim around each eye, finer than the pooled hold sees;
 - ``lambda_identity``: 1 - cos of frozen MobileFaceNet embeddings against :meth:`RefinerBase.identity_reference`
   (the source photo on paired rows, the engine's edit on age rows with ``identity_age_reference: edit``).
 
@@ -44,6 +47,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ganime_age.errors import ModelFileNotFoundError
+from ganime_age.faces.align import template_points
 from training.systems.base import AdversarialSystem, Batch, TrainingSystem, evaluating, image_grid
 from training.systems.losses import (
     checkerboard_loss,
@@ -76,6 +80,18 @@ def refiner_note(recipe: str, conditions: str) -> str:
     )
 
 
+def eye_discs(size: int, radius: float) -> torch.Tensor:
+    """(size, size) 1 inside a disc of `radius` (of the side) around each eye of the aligned crop's framing
+    (``ganime_age.faces.ALIGN_TEMPLATE``), else 0."""
+    ys, xs = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
+    discs = torch.zeros(size, size)
+    for x, y in template_points(size)[:2]:
+        discs = torch.maximum(discs, (((xs - float(x)) ** 2 + (ys - float(y)) ** 2) <= (radius * size) ** 2).float())
+    return discs
+
+
 @dataclass
 class RefinerObjective:
     """The ``system`` settings every refiner shares (its own config class adds its networks and terms)."""
@@ -100,6 +116,8 @@ class RefinerObjective:
     age_reading_colour: str = "colour"  # "grey": the estimator reads grey copies, so colour cannot buy years
     lambda_chroma_hold: float = 0.0  # pooled L1 of the output's Cb, Cr to the edit's, on every row
     chroma_hold_sizes: list[int] = field(default_factory=lambda: [32, 64])  # an iris is ~8 px of the 128 px crop
+    lambda_eye_hold: float = 0.0  # full-resolution L1 to the edit around the eyes, on age rows
+    eye_hold_radius: float = 0.14  # of the crop's side: the socket, the brow's underside and a spectacle rim
     age_estimator: str | None = None  # AgeEstimator folder or Hub id; None: the embedded one
 
 
@@ -124,6 +142,8 @@ class RefinerBase(TrainingSystem):
             raise ValueError("system.age_reading_colour must be 'colour' or 'grey'")
         if not c.chroma_hold_sizes or min(c.chroma_hold_sizes) < 1 or max(c.chroma_hold_sizes) > image_size:
             raise ValueError("system.chroma_hold_sizes must be 1..image_size pixels")
+        if not 0.0 < c.eye_hold_radius <= 0.5:
+            raise ValueError("system.eye_hold_radius must be in (0, 0.5] of the crop")
         if not 0.0 <= c.test_fraction < 1.0:
             raise ValueError("system.test_fraction must be in [0, 1)")
 
@@ -229,6 +249,14 @@ class RefinerBase(TrainingSystem):
         total = sum(F.l1_loss(F.adaptive_avg_pool2d(a, size), F.adaptive_avg_pool2d(b, size)) for size in sizes)
         return total / len(sizes) * chosen.float().mean()
 
+    def eye_hold_loss(self, output: torch.Tensor, edit: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        """Mean |output - edit| inside the eye discs of the aligned crop over the chosen rows, scaled by their share."""
+        if not bool(chosen.any()):
+            return output.new_zeros((), dtype=torch.float32)
+        weight = eye_discs(output.shape[-1], self.config.eye_hold_radius).to(output.device)
+        change = (output[chosen].float() - edit[chosen].float()).abs().mean(dim=1)
+        return (change * weight).sum(dim=(1, 2)).mean() / weight.sum() * chosen.float().mean()
+
     def reading_view(self, images: torch.Tensor) -> torch.Tensor:
         """What the frozen estimator is shown of `images`: themselves, or grey copies (``age_reading_colour``)."""
         return grey_copy(images) if self.config.age_reading_colour == "grey" else images
@@ -281,6 +309,10 @@ class RefinerBase(TrainingSystem):
             hold = self.pooled_l1(output, edit, age_rows, c.hold_sizes)
             loss = loss + c.lambda_age_hold * hold
             logs["g_age_hold"] = hold.detach()
+        if c.lambda_eye_hold > 0:
+            eyes = self.eye_hold_loss(output, edit, age_rows)
+            loss = loss + c.lambda_eye_hold * eyes
+            logs["g_eye_hold"] = eyes.detach()
         if "age_estimator" in self.frozen:
             reading = self.age_reading_loss(output, edit, age_rows, batch["age"])
             loss = loss + c.lambda_age_reading * reading
