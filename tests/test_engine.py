@@ -1115,19 +1115,20 @@ def test_a_head_turned_past_the_hair_window_keeps_its_hair() -> None:
 
 
 def test_hair_greying_is_fitted_from_real_faces(shipped: FittedEngine, shared_dir: Path, tmp_path: Path) -> None:
-    """On 1,500 UTKFace photos, hair brightness relative to the skin rises with age: no greying up to 32, some by
-    48, the most at the oldest centres, and grey hair brighter than the skin."""
+    """On 700 UTKFace photos (about 500 with visible hair, 30 of them 70 or older), hair brightness relative to the
+    skin rises with age: no greying up to 32, some by 48, the most at the oldest centres, and grey hair brighter than
+    the skin."""
     from training.data.face_records import collect
     from training.fit_engine import fit_hair
 
     root = shared_dir / "datasets" / "utkface"
-    records = collect("utkface", root, tmp_path / "utkface.npz", max_photos=1500, workers=1, progress=False)
+    records = collect("utkface", root, tmp_path / "utkface.npz", max_photos=700, workers=1, progress=False)
     engine = FittedEngine(shipped.config)
     engine.load_state_dict(shipped.state_dict())
     engine.hair_greying.zero_()
     engine.hair_young.zero_()
     report = fit_hair(engine, records, root, progress=False)
-    assert report["fitted"], report
+    assert report["fitted"] and report["old_faces"] >= 20, report  # the fit needs 10
     greying = engine.hair_greying.numpy()
     centres = engine.centres
     assert np.all(greying[centres <= 32] == 0.0)
