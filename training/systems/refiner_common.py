@@ -34,6 +34,7 @@ the asked age is left alone). Each subclass adds its own networks and adversaria
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from abc import abstractmethod
@@ -80,9 +81,11 @@ def refiner_note(recipe: str, conditions: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4)
 def eye_discs(size: int, radius: float) -> torch.Tensor:
     """(size, size) 1 inside a disc of `radius` (of the side) around each eye of the aligned crop's framing
-    (``ganime_age.faces.ALIGN_TEMPLATE``), else 0."""
+    (``ganime_age.faces.ALIGN_TEMPLATE``), else 0. Made once per crop size and radius, not on every training step
+    (read only: callers never write into it)."""
     ys, xs = torch.meshgrid(
         torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
     )
