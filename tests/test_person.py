@@ -17,7 +17,16 @@ from PIL import Image
 from ganime_age import FaceEditor
 from ganime_age.cli import main as cli_main
 from ganime_age.editing.person import IDENTITY_SPAN, Person, unlike_photos
-from ganime_age.engine.own_photos import OWN_DETAIL, OWN_FAR, OWN_FINE, own_counts, own_detail, own_share
+from ganime_age.engine.own_photos import (
+    OWN_DETAIL,
+    OWN_FAR,
+    OWN_FINE,
+    OWN_PLAIN_AGES,
+    own_counts,
+    own_detail,
+    own_share,
+    plain_share,
+)
 from ganime_age.errors import InvalidArgumentError, NoFaceError
 
 PERSON = "029"  # FG-NET person: adult photo at 29, real photo at 5
@@ -208,6 +217,64 @@ def test_an_adult_made_a_child_comes_closer_to_their_real_photo_at_that_age(
     d_own = identity.distance(identity.embed(own), real)
     d_adult = identity.distance(identity.embed(load_image(fgnet / ADULT)), real)
     assert d_own < d_general and d_own < d_adult, (d_own, d_general, d_adult)
+
+
+def test_a_child_made_their_adult_age_is_their_adult_photos_face_put_in_plainly(
+    editor: FaceEditor, fgnet: Path
+) -> None:
+    """013 at 8 made 30 with his photos at 23, 25 and 34 (never the real one at 30): a grown target they cover takes
+    their faces plainly (within OWN_NEAR years of them the whole plain share and none of the head's fitted growth,
+    which their shape has had), and the edit comes closer to his real photo at 30 than the child photo and the
+    general edit (dlib's descriptor)."""
+    from ganime_age.editing.person import personal
+    from ganime_age.faces import load_image
+    from training.evaluation.judges import DlibIdentity
+
+    child, real_adult = fgnet / "013A08.JPG", fgnet / "013A30.JPG"
+    person = editor.person([(fgnet / f"013A{age}.JPG", age) for age in (23, 25, 34)])
+    session = editor.session(child)
+    match = personal(session.engine_face(session.faces[0]), person).exemplars
+    assert match.plain_share(30.0) == 1.0 and match.growth_kept(30.0) == 0.0
+    assert match.plain_share(OWN_PLAIN_AGES[0]) == 0.0 and match.plain_change(8.0) is None
+    share, change = match.plain_change(30.0)
+    assert share == 1.0 and np.abs(change).max() > 0.1  # his adult features, above the light's scale
+    identity = DlibIdentity()
+    real = identity.embed(load_image(real_adult))
+    general = as_array(editor.edit(child, age=30, source_age=8))
+    own = as_array(editor.edit(child, age=30, source_age=8, person=person))
+    d_own, d_general = (identity.distance(identity.embed(x), real) for x in (own, general))
+    d_child = identity.distance(identity.embed(load_image(child)), real)
+    assert d_own < d_child and d_own < d_general, (d_own, d_child, d_general)
+
+
+def test_own_photos_in_glasses_are_not_put_in_plainly(editor: FaceEditor, fgnet: Path) -> None:
+    """FG-NET 001 wears glasses at 33 and 40, not at 19: the parser reads which, the saved person keeps it, and
+    his child photo made 29 takes his face at 19 plainly, never the frames (put in plainly, the coarse frames a worn
+    pair leaves drew glasses on him); with only his photos in glasses the edit is made as before, not plainly."""
+    from ganime_age.editing.person import personal
+    from ganime_age.engine.own_photos import GLASSES_WORN
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        person = editor.person([(fgnet / f"001A{age}.JPG", float(age)) for age in (19, 33, 40)])
+    assert person.glasses[0] < GLASSES_WORN <= person.glasses[1:].min(), person.glasses
+    session = editor.session(fgnet / "001A05.JPG")
+    match = personal(session.engine_face(session.faces[0]), person).exemplars
+    assert match.plain_faces().tolist() == [0] and match.plain_share(25.0) == 1.0
+    worn = person.select([1, 2])
+    assert personal(session.engine_face(session.faces[0]), worn).exemplars.plain_share(35.0) == 0.0
+
+
+def test_own_faces_are_put_in_plainly_only_for_a_grown_target_they_cover() -> None:
+    """A child's target keeps the edit as it was (a child's scan is grain); a grown one the own photos cover is
+    theirs, whole within OWN_NEAR years, fading with the own share to none at OWN_FAR, with no jump as a slider
+    moves."""
+    ages, frontal = np.array([4.0, 16.0, 25.0]), np.ones(3)
+    assert plain_share(ages, frontal, 5.0) == 0.0 and plain_share(ages, frontal, OWN_PLAIN_AGES[0]) == 0.0
+    assert plain_share(ages, frontal, 25.0) == plain_share(ages, frontal, OWN_PLAIN_AGES[1] + 1.0) == 1.0
+    assert plain_share(ages, frontal, 25.0 + OWN_FAR) == 0.0 and plain_share(np.array([]), np.ones(0), 25.0) == 0.0
+    shares = [plain_share(ages, frontal, t) for t in np.linspace(8.0, 50.0, 421)]
+    assert np.max(np.abs(np.diff(shares))) < 0.05
 
 
 def test_own_photos_years_older_than_the_target_do_not_age_the_edit(editor: FaceEditor, fgnet: Path) -> None:

@@ -62,12 +62,14 @@ Identity = Callable[[np.ndarray, Any], np.ndarray]  # (photo, its FaceAnalysis) 
 @dataclass(frozen=True)
 class OwnPhoto:
     """One photo a person was made of: what it was called, the face's age, whether that age was given (else
-    estimated) and how frontal the face is (1 frontal .. 0 turned past use)."""
+    estimated), how frontal the face is (1 frontal .. 0 turned past use) and how much of its eyes' surround
+    glasses cover (:func:`~ganime_age.engine.own_photos.glasses_cover`; 0 for a person saved before it was read)."""
 
     name: str
     age: float
     age_given: bool
     frontal: float
+    glasses: float = 0.0
 
 
 @dataclass
@@ -105,11 +107,15 @@ class Person:
         return np.array([p.frontal for p in self.photos], np.float64)
 
     @property
+    def glasses(self) -> np.ndarray:
+        return np.array([p.glasses for p in self.photos], np.float64)
+
+    @property
     def key(self) -> str:
         """What a prepared face keeps this person's match under: the faces and ages themselves (a person saved
         and loaded again is the same person)."""
         digest = hashlib.sha1(self.faces.encoded.numpy().tobytes())
-        digest.update(np.asarray([self.ages, self.frontal]).tobytes())
+        digest.update(np.asarray([self.ages, self.frontal, self.glasses]).tobytes())
         if self.shapes is not None:
             digest.update(self.shapes.tobytes())
         return digest.hexdigest()
@@ -227,7 +233,7 @@ def personal(face: Any, person: Person | None) -> Any:
         return face
     from ganime_age.engine.own_photos import personal_face
 
-    return personal_face(face, person.faces, person.frontal, person.key, person.shapes)
+    return personal_face(face, person.faces, person.frontal, person.key, person.shapes, person.glasses)
 
 
 def torch_equal(a: Any, b: Any) -> bool:
@@ -241,9 +247,10 @@ def _own_photo(item: Any) -> OwnPhoto:
         raise TypeError("each photo must be a JSON object")
     age = float(item["age"])
     frontal = float(item["frontal"])
-    if not (0.0 <= age <= 100.0 and 0.0 <= frontal <= 1.0):
-        raise ValueError(f"age {age} or frontal {frontal} out of range")
-    return OwnPhoto(str(item["name"]), age, bool(item["age_given"]), frontal)
+    glasses = float(item.get("glasses", 0.0))
+    if not (0.0 <= age <= 100.0 and 0.0 <= frontal <= 1.0 and 0.0 <= glasses <= 1.0):
+        raise ValueError(f"age {age}, frontal {frontal} or glasses {glasses} out of range")
+    return OwnPhoto(str(item["name"]), age, bool(item["age_given"]), frontal, glasses)
 
 
 def _photo_name(photo: Any, index: int) -> str:
@@ -362,11 +369,11 @@ def build_person(
             age = float(np.clip(editor._read_age(rgb, face), 0.0, 100.0))
         female = editor.female_probability(rgb, face)
         female = engine.female_probability(rgb, points) if female is None else female
-        view, descriptor = draw_face(template, rgb, points, female, parse=parser)
+        view, descriptor, glasses = draw_face(template, rgb, points, female, parse=parser)
         views.append(view)
         descriptors.append(descriptor)
         shapes.append(neutral_shape(engine, points, face.aus))
-        kept.append(OwnPhoto(name, round(float(age), 2), given, round(float(frontal), 4)))
+        kept.append(OwnPhoto(name, round(float(age), 2), given, round(float(frontal), 4), round(glasses, 4)))
         embeddings.append(identity(rgb, face) if identity is not None else None)
     if not kept:
         raise NoFaceError("none of the person's photos shows a usable face: " + "; ".join(notes))

@@ -385,6 +385,11 @@ def _age_texture(
         mapped = cv2.remap(stacked, coords, None, cv2.INTER_LINEAR, borderValue=1.0)
         mapped = mapped.reshape(*face.grid_shape, -1)
         fine_out += sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
+        plain = getattr(face.exemplars, "plain_change", lambda age: None)(target_age)  # a person's own (.own_photos)
+        if plain is not None:  # their faces at that age, plainly, in place of the rest (a beard is still lifted)
+            own, s = _to_grid(face, plain[1], np.zeros(plain[1].shape[:2], np.float32))[0], np.float32(plain[0])
+            ratio_out, fine_out = (1 - s) * ratio_out + s * own, (1 - s) * fine_out
+            fill_out = None if fill_out is None else (1 - s) * fill_out
         if young > 0.0 and face.beard is not None:
             # the beard is lifted to the skin around it in the photo (:mod:`.beard`), which then changes as that
             # skin does; no finer detail brightens there (a young face's beardless lip on top: a glowing patch)

@@ -263,7 +263,8 @@ def growth_field(
     distance from the centre and stretched the neck three times over, into streaks; a child made 35 pushed it
     below a tight crop's edge. Held by a scaling about the crown instead, a face made a child kept the adult
     face's width within the head and looked swollen at full size. An old face's lengthening (the strains past
-    50) and its sag are its soft tissue's own and move the chin as they do.
+    50) and its sag are its soft tissue's own and move the chin as they do. A person's own shape at the target
+    age has grown already (:meth:`.own_photos.PersonalMatch.growth_kept`): the strain is taken only as far as it is not.
 
     Each part is linear in one number of the target age, so its field is made once per photo and a slider move
     only scales and adds them.
@@ -273,6 +274,9 @@ def growth_field(
     strains = np.asarray(engine.config.growth_strains, np.float64)
     k_source = float(age_weights(source_age, engine.centres) @ strains)
     k_target = float(age_weights(target_age, engine.centres) @ strains)
+    kept = getattr(face.exemplars, "growth_kept", None)  # a person's own shape at the target has grown already
+    if kept is not None:
+        k_target = k_source + kept(target_age) * (k_target - k_source)
     sag = engine.config.sag_depth * (_sagging(target_age) - _sagging(source_age))
     grows = abs(k_target - k_source) >= 1e-6
     basis = face.cache.get(("growth", k_source))

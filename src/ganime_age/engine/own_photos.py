@@ -16,6 +16,11 @@ Everything after the matched view (the photo's own light, the skin weights, the 
 the bank's, unchanged; beyond the ages the own photos cover the edit is the general one, exactly. A black-and-white
 own photo gives its light and dark, not its colour (:meth:`PersonalMatch.own_colour`).
 
+Where the own photos cover a grown target (:func:`plain_share`), the edit is the own faces put in plainly
+(:meth:`PersonalMatch.plain_change`): their features above the light's scale in place of the photo's, without the
+tables or the strangers, their shape whole and the head's growth theirs: a child made their adult age with their
+adult photos, or a young adult made older with their older ones.
+
 The own faces also give the age's landmark shape (:meth:`PersonalMatch.personal_age_change`): each own face's
 landmarks, its expression taken out, carried by the fitted change from its age to the target's, is where the
 person's features would be at that age; the edit moves part of the way there from the general change (the
@@ -71,6 +76,11 @@ OWN_MOST = 0.7
 # shipped estimator than 0.03 (JOURNAL)
 OWN_FINE = 0.01
 OWN_FINE_AGES = (10.0, 14.0)
+# face widths the eyes' surround reaches beyond their region (:func:`glasses_zone`), and how much of it an own photo's
+# glasses cover (:func:`glasses_cover`) from which it wears them (FG-NET 001's photos: 0.77-0.96 in glasses, under
+# 0.002 without): put in plainly, the coarse frames a worn pair leaves (:func:`without_glasses`) drew glasses
+GLASSES_ZONE = 0.1
+GLASSES_WORN = 0.02
 GLASSES_GROW = 0.03  # face widths: the parser's glasses grown and softened by this in an own face's view (its label
 # often ends inside the frames' rims)
 # the most of the way from the general landmark change to the own faces' shape an edit goes. On FG-NET's 35 adults
@@ -88,6 +98,16 @@ OWN_SHAPE_EXPRESSION = 0.8
 # own childhood age with 3 / all own photos, closer than the general edit: years 77 / 80%, growth 89 / 89%; closer
 # than the adult photo 86 / 86%, 89 / 89%. With 1 own photo (no choice to make) and made a teen: the same (JOURNAL)
 OWN_PACE_AGE = 8.0
+# a grown target's own faces put in plainly (:func:`plain_share`), none for a target of OWN_PLAIN_AGES[0] years, whole
+# from OWN_PLAIN_AGES[1]: a grown face is the person's own, a child's scan mostly grain. On FG-NET's 35 children made
+# their real adult photo's age with their other adult photos, the edits closer to the real photo than the child photo
+# were 40% as the rest of this module makes them (the own view at OWN_MOST over the tables' change, a share of the own
+# shape, the head's growth on top of it), 63% with the own texture plain and its shape whole, and 89% with the head's
+# growth the own shape's alone (an own shape at the target age has grown already). Made a teen with 1 / 3 own
+# photos, closer than the adult photo and than the general edit: plain from 10 to 14 years 48 / 61%, 70 / 79%; from
+# 12 to 16 55 / 64%, 76 / 88% (and the nearest reading of the real photo's age); from 14 to 18 36 / 48%, 85 / 94%
+# (JOURNAL)
+OWN_PLAIN_AGES = (12.0, 16.0)
 
 
 def growth_gaps(ages: np.ndarray, target_age: float) -> np.ndarray:
@@ -107,16 +127,35 @@ def neutral_shape(engine: EngineTables, points: np.ndarray, aus: np.ndarray) -> 
 
 def draw_face(
     template: Template, rgb: np.ndarray, points: np.ndarray, female: float, parse: Parser | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """A face's uint8 RGB view in the engine's template and its descriptor (:func:`.descriptors.describe`), drawn
-    as the bank's faces are: one way, for the bank's strangers and a person's own photos alike. With the face
-    parser (`parse`), glasses keep only their coarse part (:func:`without_glasses`)."""
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """A face's uint8 RGB view in the engine's template, its descriptor (:func:`.descriptors.describe`) and how
+    much of its eyes' surround its glasses cover (:func:`glasses_cover`; 0 without the parser), drawn as the bank's
+    faces are: one way, for the bank's strangers and a person's own photos alike. With the face parser (`parse`),
+    glasses keep only their coarse part (:func:`without_glasses`)."""
     points = np.asarray(points, np.float64)
     view = template_view(template, rgb, points)
+    cover = 0.0
     if parse is not None:
-        view = without_glasses(template, view, glasses_view(template, rgb, points, parse))
+        glasses = glasses_view(template, rgb, points, parse)
+        view, cover = without_glasses(template, view, glasses), glasses_cover(template, glasses)
     cm = head_similarity(points, canonical_face()).scale  # photo pixels per canonical centimetre
-    return view, describe(template, log_image(view), mouth_gap(points, cm), smile(points), float(female))
+    return view, describe(template, log_image(view), mouth_gap(points, cm), smile(points), float(female)), cover
+
+
+def glasses_zone(template: Template) -> np.ndarray:
+    """(R, R) 0..1 the eyes' surround, where a pair of glasses sits: the eyes' region grown by GLASSES_ZONE face
+    widths, softened by half as much."""
+    reach = GLASSES_ZONE * template_width(template)
+    eyes = (template.regions["eyes_wide"] > 0.5).astype(np.uint8)
+    size = 2 * round(reach) + 1
+    grown = cv2.dilate(eyes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))).astype(np.float32)
+    return np.clip(cv2.GaussianBlur(grown, (0, 0), reach / 2.0), 0.0, 1.0)
+
+
+def glasses_cover(template: Template, glasses: np.ndarray) -> float:
+    """How much (0..1) of the eyes' surround (:func:`glasses_zone`) a face's glasses (:func:`glasses_view`) cover."""
+    zone = glasses_zone(template)
+    return float(np.clip((glasses * zone).sum() / max(float(zone.sum()), 1e-6), 0.0, 1.0))
 
 
 def glasses_view(template: Template, rgb: np.ndarray, points: np.ndarray, parse: Parser) -> np.ndarray:
@@ -162,6 +201,22 @@ def own_detail(target_age: float) -> float:
     return (1.0 - t) * OWN_DETAIL + t * OWN_FINE
 
 
+def plain_ramp(target_age: float) -> float:
+    """How far `target_age` is a grown face's (0..1, :data:`OWN_PLAIN_AGES`), for which own faces are put in plainly."""
+    young, grown = OWN_PLAIN_AGES
+    return float(np.clip((target_age - young) / (grown - young), 0.0, 1.0))
+
+
+def plain_share(ages: np.ndarray, turns: np.ndarray, target_age: float) -> float:
+    """How plainly own faces of `ages` make an edit to `target_age`: :func:`plain_ramp` times :func:`own_share` of
+    those that count (:func:`own_counts`); 0 beyond the ages they cover, and for a child's target."""
+    ages = np.asarray(ages, np.float64)
+    if not len(ages):
+        return 0.0
+    counts = own_counts(ages, turns, target_age)
+    return plain_ramp(target_age) * own_share(ages[counts > 0.0], target_age)
+
+
 def own_counts(ages: np.ndarray, turns: np.ndarray, target_age: float) -> np.ndarray:
     """How much each own face counts for `target_age`, the most 1: by how near its age is (:func:`growth_gaps`; the
     OWN_COUNT nearest, down to OWN_LEAST of the nearest's), times how frontal it is (a turned face's view is its
@@ -183,6 +238,7 @@ class PersonalMatch(ExemplarMatch):
     own: AgeExemplars | None = None  # the person's own faces (their template views, ages and descriptors)
     own_turns: np.ndarray | None = None  # (N,) how frontal each own face is (:func:`.exemplars.turn_share`)
     own_shapes: np.ndarray | None = None  # (N, 478, 3) each own face's :func:`neutral_shape`
+    own_glasses: np.ndarray | None = None  # (N,) how much of each own face's eyes' surround glasses cover
 
     @functools.cached_property
     def own_colour_shares(self) -> np.ndarray:
@@ -213,6 +269,48 @@ class PersonalMatch(ExemplarMatch):
         a = np.float32(OWN_MOST * share)
         return (a * mine + (1.0 - a) * general[0]).astype(np.float32), (a * sure + (1.0 - a) * general[1])
 
+    def plain_faces(self) -> np.ndarray:
+        """The own faces an edit put in plainly takes from: those without glasses (a worn pair's coarse frames,
+        :func:`without_glasses`, put in plainly, drew glasses on FG-NET 001 made 29 from his photos at 33 and 40,
+        the lower rims even where the eyes' surround was left out)."""
+        count = 0 if self.own is None else len(self.own.ages)
+        worn = np.zeros(count, bool) if self.own_glasses is None else self.own_glasses >= GLASSES_WORN
+        return np.flatnonzero(~worn)
+
+    def plain_counts(self, target_age: float) -> tuple[np.ndarray, np.ndarray]:
+        """(the :meth:`plain_faces`, :func:`own_counts` of each for `target_age`)."""
+        faces = self.plain_faces()
+        turns = np.ones(len(self.own.ages)) if self.own_turns is None else self.own_turns
+        return faces, own_counts(self.own.ages.numpy()[faces], turns[faces], target_age)
+
+    def plain_share(self, target_age: float) -> float:
+        """:func:`plain_share` of the :meth:`plain_faces` for `target_age` (0 without any)."""
+        if self.own is None or not len(self.own.ages):
+            return 0.0
+        faces = self.plain_faces()
+        turns = np.ones(len(self.own.ages)) if self.own_turns is None else self.own_turns
+        return plain_share(self.own.ages.numpy()[faces], turns[faces], target_age)
+
+    def growth_kept(self, target_age: float) -> float:
+        """How much of the head's fitted growth an edit to `target_age` takes (:func:`.geometry.growth_field`): none
+        where the own shape is whole (it has grown already), all where there is none."""
+        return 1.0 - self.plain_share(target_age)
+
+    def plain_change(self, target_age: float) -> tuple[float, np.ndarray] | None:
+        """(:meth:`plain_share`, (R, R, 3) log change in the template): the own faces' levelled mean over the person's
+        view, less its part above the bank's light scale (the photo's light, shading and cast stay), where the
+        features are taken (:attr:`weight`); None where :meth:`plain_share` is 0. What an edit becomes at that
+        share, in place of the tables' and the strangers' change (:func:`.appearance.texture_change`)."""
+        share = self.plain_share(target_age)
+        if share <= 0.0:
+            return None
+        faces, counts = self.plain_counts(target_age)
+        picked, counts = faces[counts > 0.0], counts[counts > 0.0]
+        mine = self.levelled_mean(self.own, picked, counts)[0]
+        change = self.own_colour(mine, picked, counts, self.person) - self.person
+        change -= template_blur(self.template, change, self.bank.config.light_scale)
+        return share, (change * self.weight[..., None]).astype(np.float32)
+
     def own_colour(self, mine: np.ndarray, picked: np.ndarray, counts: np.ndarray, general: np.ndarray) -> np.ndarray:
         """`mine` (the own faces' levelled mean) with its colour (each pixel's channels less their mean) taken from
         the own faces as far as their photos have colour (:attr:`own_colour_shares`), the rest from `general` (the
@@ -241,7 +339,7 @@ class PersonalMatch(ExemplarMatch):
         """(478, 3) the age's landmark change (canonical cm) part of the way from the `general` one to the own
         faces' shape at `target_age`: the nearest own faces each carried there by the fitted change from their age,
         weighed as the matched view weighs them. The head's outline keeps the general change (the growth moves
-        it), and so, in part, does what the photo's expression moves (OWN_SHAPE_EXPRESSION: the photo's neutral
+        it; put in plainly, :meth:`plain_share`, the own shape is whole there too and the growth is not taken), and so, in part, does what the photo's expression moves (OWN_SHAPE_EXPRESSION: the photo's neutral
         shape is a guess there); beyond the ages the own photos cover, the general change exactly. Kept in the
         face's cache for the pair of ages: a slider move or a video's frames reuse it."""
         if self.own is None or self.own_shapes is None or not len(self.own.ages):
@@ -253,7 +351,8 @@ class PersonalMatch(ExemplarMatch):
         turns = self.own_turns if self.own_turns is not None else np.ones(len(ages))
         counts = own_counts(ages, turns, target_age)
         picked = np.flatnonzero(counts > 0.0)
-        share = OWN_SHAPE_MOST * own_share(ages[picked], target_age)
+        plain = self.plain_share(target_age)  # put in plainly, the own shape is whole, on the head's outline too
+        share = max(OWN_SHAPE_MOST * own_share(ages[picked], target_age), plain)
         change = general
         if share > 0.0:
             grown = [
@@ -266,7 +365,7 @@ class PersonalMatch(ExemplarMatch):
             sure = np.exp(-((motion / OWN_SHAPE_EXPRESSION) ** 2))[:, None]
             mine = sure * mine + (1.0 - sure) * general
             mine = geometry.smoothing_kernel(geometry.AGE_SMOOTHING) @ mine
-            outline = geometry.outline_weights()[:, None]
+            outline = (1.0 - plain) * geometry.outline_weights()[:, None]
             mine = mine * (1.0 - outline) + general * outline
             change = share * mine + (1.0 - share) * general
         face.cache[key] = change
@@ -274,10 +373,15 @@ class PersonalMatch(ExemplarMatch):
 
 
 def personal_face(
-    face: EngineFace, own: AgeExemplars, turns: np.ndarray, key: str, shapes: np.ndarray | None = None
+    face: EngineFace,
+    own: AgeExemplars,
+    turns: np.ndarray,
+    key: str,
+    shapes: np.ndarray | None = None,
+    glasses: np.ndarray | None = None,
 ) -> EngineFace:
     """`face` (prepared once per photo) matched to a person's own faces as well as the bank's (and to their
-    `shapes`, :func:`neutral_shape`, where given): made once per photo and person (kept in the face's cache under
+    `shapes`, :func:`neutral_shape`, and `glasses`, :func:`glasses_cover`, where given): made once per photo and person (kept in the face's cache under
     `key`), so that a slider move or a video's frames reuse it.
     A face the bank matches nothing to (turned past the bank's limit, an engine that fits no ages, an editor
     without a bank) stays as it is."""
@@ -298,6 +402,7 @@ def personal_face(
             own=own,
             own_turns=np.asarray(turns, np.float64),
             own_shapes=None if shapes is None else np.asarray(shapes, np.float32),
+            own_glasses=None if glasses is None else np.asarray(glasses, np.float64),
         )
         # a cache of its own: the age texture the face keeps for its last pair of ages is the general match's
         personal = dataclasses.replace(face, exemplars=match, cache={})
