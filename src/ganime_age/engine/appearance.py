@@ -341,6 +341,9 @@ def _age_texture(
     caps = np.asarray(c.detail_gain_caps, np.float32)[: gains.shape[2]]
     gains = np.minimum(gains, caps).astype(np.float32)
     share = face.exemplars.share_for(source_age, target_age) if face.exemplars is not None else 0.0
+    plain = getattr(face.exemplars, "plain_change", lambda age: None)(target_age)  # a person's own (.own_photos)
+    if plain is not None and plain[0] >= 1.0:
+        share = 0.0  # their faces whole, plainly: the matched faces' change would be blended away (a slider's cost)
     found = face.exemplars.change(target_age) if share > 0.0 else None
     kept = np.ones((size, size), np.float32)  # how much of the tables' own change of the skin's detail stays
     fill = None
@@ -385,7 +388,6 @@ def _age_texture(
         mapped = cv2.remap(stacked, coords, None, cv2.INTER_LINEAR, borderValue=1.0)
         mapped = mapped.reshape(*face.grid_shape, -1)
         fine_out += sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
-        plain = getattr(face.exemplars, "plain_change", lambda age: None)(target_age)  # a person's own (.own_photos)
         if plain is not None:  # their faces at that age, plainly, in place of the rest (a beard is still lifted)
             own, s = _to_grid(face, plain[1], np.zeros(plain[1].shape[:2], np.float32))[0], np.float32(plain[0])
             ratio_out, fine_out = (1 - s) * ratio_out + s * own, (1 - s) * fine_out
