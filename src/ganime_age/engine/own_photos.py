@@ -77,8 +77,9 @@ OWN_MOST = 0.7
 OWN_FINE = 0.01
 OWN_FINE_AGES = (10.0, 14.0)
 # face widths the eyes' surround reaches beyond their region (:func:`glasses_zone`), and how much of it an own photo's
-# glasses cover (:func:`glasses_cover`) from which it wears them (FG-NET 001's photos: 0.77-0.96 in glasses, under
-# 0.002 without): put in plainly, the coarse frames a worn pair leaves (:func:`without_glasses`) drew glasses
+# glasses cover (:func:`glasses_cover`) from which it wears them (FG-NET 001's photos: 0.59-0.87 in glasses, under
+# 0.002 without; 029's thin wire frames 0.06): put in plainly, a worn pair's coarse frames (:func:`without_glasses`)
+# drew glasses
 GLASSES_ZONE = 0.1
 GLASSES_WORN = 0.02
 GLASSES_GROW = 0.03  # face widths: the parser's glasses grown and softened by this in an own face's view (its label
@@ -339,9 +340,10 @@ class PersonalMatch(ExemplarMatch):
         """(478, 3) the age's landmark change (canonical cm) part of the way from the `general` one to the own
         faces' shape at `target_age`: the nearest own faces each carried there by the fitted change from their age,
         weighed as the matched view weighs them. The head's outline keeps the general change (the growth moves
-        it; put in plainly, :meth:`plain_share`, the own shape is whole there too and the growth is not taken), and so, in part, does what the photo's expression moves (OWN_SHAPE_EXPRESSION: the photo's neutral
-        shape is a guess there); beyond the ages the own photos cover, the general change exactly. Kept in the
-        face's cache for the pair of ages: a slider move or a video's frames reuse it."""
+        it; put in plainly, :meth:`plain_share`, the own shape is whole there too and the growth is not taken), and
+        so, in part, does what the photo's expression moves (OWN_SHAPE_EXPRESSION: the photo's neutral shape is a
+        guess there); beyond the ages the own photos cover, the general change exactly. Kept in the face's cache for
+        the pair of ages: a slider move or a video's frames reuse it."""
         if self.own is None or self.own_shapes is None or not len(self.own.ages):
             return general
         key = ("own shape", source_age, target_age)
@@ -381,8 +383,8 @@ def personal_face(
     glasses: np.ndarray | None = None,
 ) -> EngineFace:
     """`face` (prepared once per photo) matched to a person's own faces as well as the bank's (and to their
-    `shapes`, :func:`neutral_shape`, and `glasses`, :func:`glasses_cover`, where given): made once per photo and person (kept in the face's cache under
-    `key`), so that a slider move or a video's frames reuse it.
+    `shapes`, :func:`neutral_shape`, and `glasses`, :func:`glasses_cover`, where given): made once per photo and
+    person (kept in the face's cache under `key`), so that a slider move or a video's frames reuse it.
     A face the bank matches nothing to (turned past the bank's limit, an engine that fits no ages, an editor
     without a bank) stays as it is."""
     if face.exemplars is None:
