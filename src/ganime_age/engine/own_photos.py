@@ -241,6 +241,11 @@ class PersonalMatch(ExemplarMatch):
     own_shapes: np.ndarray | None = None  # (N, 478, 3) each own face's :func:`neutral_shape`
     own_glasses: np.ndarray | None = None  # (N,) how much of each own face's eyes' surround glasses cover
 
+    @property
+    def turns(self) -> np.ndarray:
+        """(N,) how frontal each own face is (:attr:`own_turns`; each wholly where not given)."""
+        return np.ones(len(self.own.ages)) if self.own_turns is None else np.asarray(self.own_turns, np.float64)
+
     @functools.cached_property
     def own_colour_shares(self) -> np.ndarray:
         """(N,) 0..1 how far each own face's photo has colour of its own (:func:`.frames.colour_share`; a
@@ -253,8 +258,7 @@ class PersonalMatch(ExemplarMatch):
         if self.own is None or not len(self.own.ages):
             return general
         ages = self.own.ages.numpy()
-        turns = self.own_turns if self.own_turns is not None else np.ones(len(ages))
-        counts = own_counts(ages, turns, target_age)
+        counts = own_counts(ages, self.turns, target_age)
         share = own_share(ages[counts > 0.0], target_age)
         if share <= 0.0:
             return general  # beyond the own photos' ages: the general edit, exactly
@@ -281,16 +285,14 @@ class PersonalMatch(ExemplarMatch):
     def plain_counts(self, target_age: float) -> tuple[np.ndarray, np.ndarray]:
         """(the :meth:`plain_faces`, :func:`own_counts` of each for `target_age`)."""
         faces = self.plain_faces()
-        turns = np.ones(len(self.own.ages)) if self.own_turns is None else self.own_turns
-        return faces, own_counts(self.own.ages.numpy()[faces], turns[faces], target_age)
+        return faces, own_counts(self.own.ages.numpy()[faces], self.turns[faces], target_age)
 
     def plain_share(self, target_age: float) -> float:
         """:func:`plain_share` of the :meth:`plain_faces` for `target_age` (0 without any)."""
         if self.own is None or not len(self.own.ages):
             return 0.0
         faces = self.plain_faces()
-        turns = np.ones(len(self.own.ages)) if self.own_turns is None else self.own_turns
-        return plain_share(self.own.ages.numpy()[faces], turns[faces], target_age)
+        return plain_share(self.own.ages.numpy()[faces], self.turns[faces], target_age)
 
     def growth_kept(self, target_age: float) -> float:
         """How much of the head's fitted growth an edit to `target_age` takes (:func:`.geometry.growth_field`): none
@@ -350,8 +352,7 @@ class PersonalMatch(ExemplarMatch):
         if key in face.cache:
             return face.cache[key]
         ages = self.own.ages.numpy().astype(np.float64)
-        turns = self.own_turns if self.own_turns is not None else np.ones(len(ages))
-        counts = own_counts(ages, turns, target_age)
+        counts = own_counts(ages, self.turns, target_age)
         picked = np.flatnonzero(counts > 0.0)
         plain = self.plain_share(target_age)  # put in plainly, the own shape is whole, on the head's outline too
         share = max(OWN_SHAPE_MOST * own_share(ages[picked], target_age), plain)
