@@ -32,9 +32,10 @@ import torch
 
 from ganime_age.config import bounded
 from ganime_age.engine.config import FOLD_SCALE, LARGE_SCALE, LOG_EPSILON
-from ganime_age.engine.descriptors import DESCRIPTOR, descriptor_distance, lower_face_skin_tone
+from ganime_age.engine.descriptors import DESCRIPTOR, descriptor_distance
 from ganime_age.engine.frames import Template, template_blur
 from ganime_age.engine.frames import turn_share as yaw_share
+from ganime_age.engine.skin_average import skin_mean, skin_weights
 from ganime_age.errors import ConfigError
 from ganime_age.faces.topology import BROW_TOPS
 from ganime_age.hub import HubModel
@@ -71,10 +72,7 @@ SOLID_DEPTH = 0.35  # log depth below the skin around it beyond which a dark thi
 SHINE = (0.1, 0.25)
 GLASSES_REACH = 14  # template pixels around the eyes where glasses' frames are looked for
 CREASE_LACK = 0.05  # log brightening towards the matched faces at which they lack a crease of the face's wholly
-SKIN_TOLERANCE = 0.5  # log distance from a face's cheek colour at which a pixel stops counting as its skin
-SKIN_QUORUM = 0.5  # of the exemplars showing skin at a pixel for the mean there to be taken in full
-ABOVE_BROWS = 10  # template pixels: the band above the brows whose skin says the brows are seen (no fringe)
-SKIN_BLUR = 6.0  # template pixels: the skin weights are smooth (patchy weights printed blobs on unevenly lit faces)
+LEVELLED_KEPT = 4  # sets of matched faces a face keeps levelled (a person's own, their nearest, two of strangers)
 EDGE_PIXELS = 8  # template pixels inside the face's outline where the exemplars' features begin
 SURE_SEX = (0.2, 0.8)  # how likely a face is a woman's below which its matches are all men, above which all women
 # a face's finest detail (0.7-1.4 template pixels) over its coarser (2.8-5.6) at its eyes, brows and lips, below which
@@ -267,6 +265,8 @@ class ExemplarMatch:
     share: float = 1.0  # of the bank's share, for this face (a turned face takes less: :func:`turn_share`)
     facial_hair: np.ndarray | None = None  # (R, R) the face's beard and moustache share in the template (.beard)
     changes: dict[float, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
+    # the last LEVELLED_KEPT sets of faces levelled onto the person's skin, with their skin weights (levelled_mean)
+    levelled: dict[tuple, tuple[list, list]] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def weight(self) -> np.ndarray:
@@ -330,62 +330,21 @@ class ExemplarMatch:
         return self.levelled_mean(self.bank, picked) if len(picked) else None
 
     def levelled_mean(self, bank: AgeExemplars, picked: np.ndarray, weights: np.ndarray | None = None) -> Any:
-        """((R, R, 3) the faces `picked` of `bank` averaged on the person's skin tone (:func:`skin_mean`, each
-        counted by its `weights`), the person's own pixels where too few show skin; (R, R) how sure it is)."""
-        views = [bank.log_view(int(i)) for i in picked]
-        tones = bank.descriptors.numpy()[picked, :3]
-        # each face's colour is taken relative to its own skin, on the person's skin: its light's cast goes
-        levelled = [view - tone + self.descriptor[:3] for view, tone in zip(views, tones, strict=True)]
-        mean, confidence = skin_mean(self.template, levelled, weights)
+        """((R, R, 3) the faces `picked` of `bank` averaged on the person's skin tone
+        (:func:`.skin_average.skin_mean`, each counted by its `weights`), the person's own pixels where too few show
+        skin; (R, R) how sure it is)."""
+        key = (id(bank), tuple(int(i) for i in picked))
+        if key not in self.levelled:  # a slider's next age often picks the same faces (a person's own, always)
+            views = [bank.log_view(int(i)) for i in picked]
+            tones = bank.descriptors.numpy()[picked, :3]
+            # each face's colour is taken relative to its own skin, on the person's skin: its light's cast goes
+            levelled = [view - tone + self.descriptor[:3] for view, tone in zip(views, tones, strict=True)]
+            while len(self.levelled) >= LEVELLED_KEPT:
+                self.levelled.pop(next(iter(self.levelled)))
+            self.levelled[key] = (levelled, skin_weights(self.template, levelled))
+        levelled, likeness = self.levelled[key]
+        mean, confidence = skin_mean(self.template, levelled, weights, likeness)
         return confidence[..., None] * mean + (1.0 - confidence[..., None]) * self.person, confidence
-
-
-def skin_mean(template: Template, views: list[np.ndarray], counts: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """The exemplars' mean log view, each pixel of each face counted by how much it looks like that face's skin
-    (outside the eyes, brows and lips, whose features are wanted whatever their colour): a child's fringe over the
-    forehead, hair over a cheek, glasses or a bright background at the outline are left out rather than averaged
-    into a dark or grey smudge. Also (R, R) how sure the mean is there (0 where too few faces show skin: the
-    person's own pixels then stay). The views come with their skin tones levelled to one (the person's).
-    `counts`: how much each face counts (a person's own photos, by how near their age is), default one each."""
-    total = np.zeros_like(views[0])
-    weights = np.zeros(views[0].shape[:2], np.float32)
-    tone = np.stack([lower_face_skin_tone(template, view) for view in views]).mean(axis=0)
-    for n, view in enumerate(views):
-        weight = skin_likeness(template, view, tone)
-        if counts is not None:
-            weight = weight * np.float32(counts[n])
-        total += weight[..., None] * view
-        weights += weight
-    mean = total / np.maximum(weights, 1e-6)[..., None]
-    quorum = len(views) if counts is None else max(float(np.sum(counts)), 1e-6)
-    confidence = np.clip(weights / (SKIN_QUORUM * quorum), 0.0, 1.0)
-    return mean.astype(np.float32), confidence.astype(np.float32)
-
-
-def skin_likeness(template: Template, view: np.ndarray, tone: np.ndarray) -> np.ndarray:
-    """(R, R) how much each pixel of a log template view looks like skin of the colour `tone` (log distance, the
-    farthest channel, against SKIN_TOLERANCE; smooth: patchy weights printed blobs), or is one of the features
-    (eyes, brows, lips, mouth), which count whatever their colour; a face's brows count only as far as the skin
-    just above them shows skin (a child's fringe over its brows, averaged in as brows, printed dark smudges above
-    the eyes of adults made children)."""
-    regions = template.regions
-    away = np.abs(view - tone).max(axis=2)
-    skin = cv2.GaussianBlur(np.exp(-((away / SKIN_TOLERANCE) ** 2)).astype(np.float32), (0, 0), SKIN_BLUR)
-    band = _above_brows(template)
-    brows_seen = float(np.clip((skin * band).sum() / max(float(band.sum()), 1.0) / SKIN_QUORUM, 0.0, 1.0))
-    features = np.maximum.reduce(
-        [regions["eyes_wide"], brows_seen * regions["brows"], regions["lips"], regions["mouth"]]
-    )
-    return np.maximum(features, skin).astype(np.float32)
-
-
-def _above_brows(template: Template) -> np.ndarray:
-    """(R, R) the band of forehead just above the brows (ABOVE_BROWS template pixels high), across them."""
-    brows = template.vertices[list(BROW_TOPS)]
-    band = np.zeros((template.size, template.size), np.float32)
-    top, x0, x1 = int(brows[:, 1].min()), int(brows[:, 0].min()), int(np.ceil(brows[:, 0].max()))
-    band[max(top - ABOVE_BROWS, 0) : max(top - 2, 0), x0 : x1 + 1] = 1.0
-    return band
 
 
 def features_weight(template: Template, forehead: bool = True) -> np.ndarray:
@@ -437,6 +396,14 @@ def turn_share(rotation: np.ndarray) -> float:
     return yaw_share(rotation, TURN_FULL, TURN_NONE)
 
 
+def bounded_brightness(template: Template, grey: np.ndarray) -> np.ndarray:
+    """(R, R, 1) a log brightness change bounded as a pixel may take it: down to SKIN_DARKEST on skin (a matched
+    fold a little off the person's printed a pen stroke), to LIMIT[0] on the eyes, brows and lips, up to LIMIT[1]."""
+    regions = template.regions
+    features = np.maximum.reduce([regions["eyes_wide"], regions["brows"], regions["lips"]])
+    return np.clip(grey, SKIN_DARKEST + (LIMIT[0] - SKIN_DARKEST) * features[..., None], LIMIT[1])
+
+
 def features_change(
     template: Template, person: np.ndarray, exemplar: np.ndarray, light_scale: float = LARGE_SCALE
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -476,8 +443,7 @@ def features_change(
     colour = colour * (1.0 - darker) + darker * np.clip(to_skin, -3 * COLOUR_LIMIT, 3 * COLOUR_LIMIT)
     # the brightness is bounded, not each channel: bounded channel by channel, a blown highlight darkened to the
     # bound lost the colour the change gave it (a flat white-blue patch on a sunlit boy's nose, FG-NET 057A12)
-    darkest = SKIN_DARKEST + (LIMIT[0] - SKIN_DARKEST) * features[..., None]
-    difference = np.clip(grey, darkest, LIMIT[1]) + cv2.GaussianBlur(colour, (0, 0), COLOUR_SCALE).reshape(
+    difference = bounded_brightness(template, grey) + cv2.GaussianBlur(colour, (0, 0), COLOUR_SCALE).reshape(
         difference.shape
     )
     smooth = cv2.GaussianBlur(difference, (0, 0), 1.2).reshape(difference.shape)

@@ -38,7 +38,7 @@ import numpy as np
 
 from ganime_age.engine import geometry
 from ganime_age.engine.descriptors import describe, smile
-from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch
+from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch, bounded_brightness
 from ganime_age.engine.face import EngineFace
 from ganime_age.engine.frames import (
     Template,
@@ -82,6 +82,8 @@ OWN_FINE_AGES = (10.0, 14.0)
 # drew glasses
 GLASSES_ZONE = 0.1
 GLASSES_WORN = 0.02
+EYE_SOFTNESS = 1.0  # template pixels: the eyes' openings' edge, softened (:func:`eye_openings`)
+EYES_KEPT_AGES = (10.0, 16.0)  # a photo's age from which its eyes' openings are kept, and wholly (:func:`eyes_kept`)
 GLASSES_GROW = 0.03  # face widths: the parser's glasses grown and softened by this in an own face's view (its label
 # often ends inside the frames' rims)
 # the most of the way from the general landmark change to the own faces' shape an edit goes. On FG-NET's 35 adults
@@ -141,6 +143,24 @@ def draw_face(
         view, cover = without_glasses(template, view, glasses), glasses_cover(template, glasses)
     cm = head_similarity(points, canonical_face()).scale  # photo pixels per canonical centimetre
     return view, describe(template, log_image(view), mouth_gap(points, cm), smile(points), float(female)), cover
+
+
+def eye_openings(template: Template) -> np.ndarray:
+    """(R, R) 0..1 the eyes' openings (irises, whites, the lids' rims), which an edit put in plainly leaves the
+    photo's: an eye's colour and its catchlight are the person's at any age, and the own faces' mean there is a blur
+    of irises and whites that never lay on one another (FG-NET 021 made 16: pale grey-green irises for brown ones,
+    the catchlights gone; children made their adult age: ghosted eyes)."""
+    return cv2.GaussianBlur(template.regions["eyes"], (0, 0), EYE_SOFTNESS)
+
+
+def eyes_kept(source_age: float) -> float:
+    """0..1 how much of the eyes' openings an edit put in plainly leaves the photo's, by the photo's age: all of a
+    grown face's (EYES_KEPT_AGES[1] on), none of a child's (to EYES_KEPT_AGES[0]): a child's eye, its iris carried
+    by the growth into a grown face's opening, is a child's. FG-NET's children made their adult age with their own
+    eyes kept read 1.6 years further from the real photo's age on the second age network than with the own faces'
+    (its interval against the general edit's above 0)."""
+    low, high = EYES_KEPT_AGES
+    return float(np.clip((source_age - low) / (high - low), 0.0, 1.0))
 
 
 def glasses_zone(template: Template) -> np.ndarray:
@@ -269,8 +289,7 @@ class PersonalMatch(ExemplarMatch):
             general = (self.person, np.zeros_like(sure))
         else:  # the finest detail is the strangers' (sharp photos); the own faces' below own_detail
             detail = own_detail(target_age)
-            mine = template_blur(self.template, mine, detail) + general[0]
-            mine -= template_blur(self.template, general[0], detail)
+            mine = general[0] + template_blur(self.template, mine - general[0], detail)  # a blur is linear: one
         a = np.float32(OWN_MOST * share)
         return (a * mine + (1.0 - a) * general[0]).astype(np.float32), (a * sure + (1.0 - a) * general[1])
 
@@ -299,20 +318,30 @@ class PersonalMatch(ExemplarMatch):
         where the own shape is whole (it has grown already), all where there is none."""
         return 1.0 - self.plain_share(target_age)
 
-    def plain_change(self, target_age: float) -> tuple[float, np.ndarray] | None:
+    def plain_change(self, target_age: float, source_age: float) -> tuple[float, np.ndarray] | None:
         """(:meth:`plain_share`, (R, R, 3) log change in the template): the own faces' levelled mean over the person's
-        view, less its part above the bank's light scale (the photo's light, shading and cast stay), where the
-        features are taken (:attr:`weight`); None where :meth:`plain_share` is 0. What an edit becomes at that
-        share, in place of the tables' and the strangers' change (:func:`.appearance.texture_change`)."""
+        view, less its part above the bank's light scale (the photo's light, shading and cast stay), its brightness
+        bounded as the strangers' is (:func:`.exemplars.bounded_brightness`), where the features are taken
+        (:attr:`weight`); the eyes' openings (:func:`eye_openings`) stay the photo's as far as :func:`eyes_kept` for
+        `source_age` says, the nearest own face's the rest. None where :meth:`plain_share` is 0. What an edit becomes
+        at that share, in place of the tables' and the strangers' change (:func:`.appearance.texture_change`)."""
         share = self.plain_share(target_age)
         if share <= 0.0:
             return None
         faces, counts = self.plain_counts(target_age)
         picked, counts = faces[counts > 0.0], counts[counts > 0.0]
         mine = self.levelled_mean(self.own, picked, counts)[0]
+        openings = eye_openings(self.template)
+        kept = eyes_kept(source_age)
+        if kept < 1.0 and len(picked) > 1:  # the eyes of the nearest own face alone: a mean of eyes is a ghost
+            nearest = self.levelled_mean(self.own, picked[[np.argmax(counts)]])[0]
+            mine = mine + openings[..., None] * (nearest - mine)
         change = self.own_colour(mine, picked, counts, self.person) - self.person
         change -= template_blur(self.template, change, self.bank.config.light_scale)
-        return share, (change * self.weight[..., None]).astype(np.float32)
+        grey = change.mean(axis=2, keepdims=True)
+        change += bounded_brightness(self.template, grey) - grey  # an own scan's hard shadow or highlight
+        taken = self.weight * (1.0 - kept * openings)
+        return share, (change * taken[..., None]).astype(np.float32)
 
     def own_colour(self, mine: np.ndarray, picked: np.ndarray, counts: np.ndarray, general: np.ndarray) -> np.ndarray:
         """`mine` (the own faces' levelled mean) with its colour (each pixel's channels less their mean) taken from
