@@ -293,6 +293,31 @@ def test_own_faces_put_in_plainly_leave_the_photos_eyes(editor: FaceEditor, fgne
         assert brightness.max() < 3.0 and colour.max() < 2.0, (name, before.round(), after.round())
 
 
+def test_a_slider_sweep_levels_the_own_faces_once_and_changes_nothing(
+    person: Person, editor: FaceEditor, fgnet: Path
+) -> None:
+    """A slider over a child's ages picks other strangers at most ages but the same own faces: those are levelled
+    onto the photo's skin once and kept while the strangers' sets come and go (dropped oldest first, they were
+    levelled again at every move: 1.20x the time of an edit without a person), and what is kept changes no view."""
+    from ganime_age.editing.person import personal
+    from ganime_age.engine.exemplars import LEVELLED_KEPT
+
+    session = editor.session(fgnet / ADULT)
+    match = personal(session.engine_face(session.faces[0]), person).exemplars
+    ages = [6.0 + 0.25 * n for n in range(10)]  # the same own faces throughout
+    strangers = {tuple(match.bank.nearest(match.descriptor, age, match.template).tolist()) for age in ages}
+    assert len(strangers) > LEVELLED_KEPT  # enough of them to push the own set out, were it dropped by age
+    views = [match.matched_view(age)[0] for age in ages]
+    own = [key for key in match.levelled if key[0] == id(match.own)]
+    assert len(own) == 1
+    first = match.levelled[own[0]][0]
+    views += [match.matched_view(age)[0] for age in ages]
+    assert match.levelled[own[0]][0] is first  # never levelled again
+    for n in (0, 5):
+        match.levelled.clear()
+        np.testing.assert_array_equal(match.matched_view(ages[n])[0], views[n])
+
+
 def test_own_faces_are_put_in_plainly_only_for_a_grown_target_they_cover() -> None:
     """A child's target keeps the edit as it was (a child's scan is grain); a grown one the own photos cover is
     theirs, whole within OWN_NEAR years, fading with the own share to none at OWN_FAR, with no jump as a slider

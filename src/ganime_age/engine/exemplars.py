@@ -72,7 +72,7 @@ SOLID_DEPTH = 0.35  # log depth below the skin around it beyond which a dark thi
 SHINE = (0.1, 0.25)
 GLASSES_REACH = 14  # template pixels around the eyes where glasses' frames are looked for
 CREASE_LACK = 0.05  # log brightening towards the matched faces at which they lack a crease of the face's wholly
-LEVELLED_KEPT = 4  # sets of matched faces a face keeps levelled (a person's own, their nearest, two of strangers)
+LEVELLED_KEPT = 4  # sets of matched faces a face keeps levelled, the least recently used dropped
 EDGE_PIXELS = 8  # template pixels inside the face's outline where the exemplars' features begin
 SURE_SEX = (0.2, 0.8)  # how likely a face is a woman's below which its matches are all men, above which all women
 # a face's finest detail (0.7-1.4 template pixels) over its coarser (2.8-5.6) at its eyes, brows and lips, below which
@@ -334,15 +334,17 @@ class ExemplarMatch:
         (:func:`.skin_average.skin_mean`, each counted by its `weights`), the person's own pixels where too few show
         skin; (R, R) how sure it is)."""
         key = (id(bank), tuple(int(i) for i in picked))
-        if key not in self.levelled:  # a slider's next age often picks the same faces (a person's own, always)
+        kept = self.levelled.pop(key, None)  # a slider's next age often picks the same faces (a person's own, always)
+        if kept is None:
             views = [bank.log_view(int(i)) for i in picked]
             tones = bank.descriptors.numpy()[picked, :3]
             # each face's colour is taken relative to its own skin, on the person's skin: its light's cast goes
             levelled = [view - tone + self.descriptor[:3] for view, tone in zip(views, tones, strict=True)]
-            while len(self.levelled) >= LEVELLED_KEPT:
+            kept = (levelled, skin_weights(self.template, levelled))
+            while len(self.levelled) >= LEVELLED_KEPT:  # the least recently used goes
                 self.levelled.pop(next(iter(self.levelled)))
-            self.levelled[key] = (levelled, skin_weights(self.template, levelled))
-        levelled, likeness = self.levelled[key]
+        self.levelled[key] = kept
+        levelled, likeness = kept
         mean, confidence = skin_mean(self.template, levelled, weights, likeness)
         return confidence[..., None] * mean + (1.0 - confidence[..., None]) * self.person, confidence
 
