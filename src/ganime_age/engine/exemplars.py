@@ -72,7 +72,9 @@ SOLID_DEPTH = 0.35  # log depth below the skin around it beyond which a dark thi
 SHINE = (0.1, 0.25)
 GLASSES_REACH = 14  # template pixels around the eyes where glasses' frames are looked for
 CREASE_LACK = 0.05  # log brightening towards the matched faces at which they lack a crease of the face's wholly
-LEVELLED_KEPT = 4  # sets of matched faces a face keeps levelled, the least recently used dropped
+# sets of a person's own faces a face keeps levelled, the least recently used dropped (the bank's strangers, other
+# faces at each age, are levelled anew: 4 kept sets of 8 were 20 MB a face, and a crowd holds dozens of faces)
+LEVELLED_KEPT = 2
 EDGE_PIXELS = 8  # template pixels inside the face's outline where the exemplars' features begin
 SURE_SEX = (0.2, 0.8)  # how likely a face is a woman's below which its matches are all men, above which all women
 # a face's finest detail (0.7-1.4 template pixels) over its coarser (2.8-5.6) at its eyes, brows and lips, below which
@@ -265,7 +267,7 @@ class ExemplarMatch:
     share: float = 1.0  # of the bank's share, for this face (a turned face takes less: :func:`turn_share`)
     facial_hair: np.ndarray | None = None  # (R, R) the face's beard and moustache share in the template (.beard)
     changes: dict[float, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
-    # the last LEVELLED_KEPT sets of faces levelled onto the person's skin, with their skin weights (levelled_mean)
+    # the last LEVELLED_KEPT sets of own faces levelled onto the person's skin, with their skin weights
     levelled: dict[tuple, tuple[list, list]] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
@@ -334,16 +336,17 @@ class ExemplarMatch:
         (:func:`.skin_average.skin_mean`, each counted by its `weights`), the person's own pixels where too few show
         skin; (R, R) how sure it is)."""
         key = (id(bank), tuple(int(i) for i in picked))
-        kept = self.levelled.pop(key, None)  # a slider's next age often picks the same faces (a person's own, always)
+        kept = self.levelled.pop(key, None)
         if kept is None:
             views = [bank.log_view(int(i)) for i in picked]
             tones = bank.descriptors.numpy()[picked, :3]
             # each face's colour is taken relative to its own skin, on the person's skin: its light's cast goes
             levelled = [view - tone + self.descriptor[:3] for view, tone in zip(views, tones, strict=True)]
             kept = (levelled, skin_weights(self.template, levelled))
+        if bank is not self.bank:  # a person's own faces, the same at every age of a slider: kept (a few MB)
             while len(self.levelled) >= LEVELLED_KEPT:  # the least recently used goes
                 self.levelled.pop(next(iter(self.levelled)))
-        self.levelled[key] = kept
+            self.levelled[key] = kept
         levelled, likeness = kept
         mean, confidence = skin_mean(self.template, levelled, weights, likeness)
         return confidence[..., None] * mean + (1.0 - confidence[..., None]) * self.person, confidence
