@@ -341,7 +341,7 @@ def _age_texture(
     caps = np.asarray(c.detail_gain_caps, np.float32)[: gains.shape[2]]
     gains = np.minimum(gains, caps).astype(np.float32)
     share = face.exemplars.share_for(source_age, target_age) if face.exemplars is not None else 0.0
-    plain = getattr(face.exemplars, "plain_change", lambda *ages: None)(target_age, source_age)  # .own_photos
+    plain = face.exemplars.plain_change(target_age, source_age) if face.exemplars is not None else None
     if plain is not None and plain[0] >= 1.0:
         share = 0.0  # their faces whole, plainly: the matched faces' change would be blended away (a slider's cost)
     found = face.exemplars.change(target_age) if share > 0.0 else None

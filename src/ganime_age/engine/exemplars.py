@@ -325,6 +325,14 @@ class ExemplarMatch:
             self.changes[key] = (smooth * self.weight[..., None], fine * self.weight, fill * self.fill_weight, unseen)
         return self.changes[key]
 
+    def plain_change(self, target_age: float, source_age: float) -> tuple[float, np.ndarray] | None:
+        """A person's own faces put in plainly (:meth:`.own_photos.PersonalMatch.plain_change`): none here."""
+        return None
+
+    def growth_kept(self, target_age: float) -> float:
+        """How much of the head's fitted growth an edit takes (:meth:`.own_photos.PersonalMatch.growth_kept`): all."""
+        return 1.0
+
     def matched_view(self, target_age: float) -> tuple[np.ndarray, np.ndarray] | None:
         """:meth:`levelled_mean` of the bank's faces matched at `target_age` (None: none of about that age): the
         one step a match of a person's own faces (:mod:`.own_photos`) replaces."""

@@ -274,9 +274,8 @@ def growth_field(
     strains = np.asarray(engine.config.growth_strains, np.float64)
     k_source = float(age_weights(source_age, engine.centres) @ strains)
     k_target = float(age_weights(target_age, engine.centres) @ strains)
-    kept = getattr(face.exemplars, "growth_kept", None)  # a person's own shape at the target has grown already
-    if kept is not None:
-        k_target = k_source + kept(target_age) * (k_target - k_source)
+    if face.exemplars is not None:  # a person's own shape at the target has grown already
+        k_target = k_source + face.exemplars.growth_kept(target_age) * (k_target - k_source)
     sag = engine.config.sag_depth * (_sagging(target_age) - _sagging(source_age))
     grows = abs(k_target - k_source) >= 1e-6
     basis = face.cache.get(("growth", k_source))
