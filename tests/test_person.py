@@ -293,6 +293,34 @@ def test_own_faces_put_in_plainly_leave_the_photos_eyes(editor: FaceEditor, fgne
         assert brightness.max() < 3.0 and colour.max() < 2.0, (name, before.round(), after.round())
 
 
+def test_an_own_flash_scan_put_in_plainly_brings_no_colour_band(editor: FaceEditor, fgnet: Path) -> None:
+    """021 at 30 made 16 from her flash-lit photo at 20 alone: the plain change's colour is bounded and coarse, as the
+    strangers' is. Taken whole, it drew an orange band down the side of her nose and a blue-grey cheek: the face's red
+    over its mean channel moved by -0.16 to +0.15 (1st and 99th percentiles; the general edit's -0.09 to +0.08)."""
+    import cv2
+
+    from ganime_age.editing.person import personal
+    from ganime_age.faces import load_image
+
+    photo = load_image(fgnet / "021A30.JPG")
+    person = editor.person([(fgnet / "021A20.JPG", 20.0)])
+    session = editor.session(photo)
+    assert personal(session.engine_face(session.faces[0]), person).exemplars.plain_share(16.0) == 1.0  # whole
+    edit = as_array(editor.edit(photo, age=16, source_age=30, person=person))
+    points = session.faces[0].landmarks.landmarks[:, :2]
+    inside = np.zeros(photo.shape[:2], np.uint8)
+    cv2.fillConvexPoly(inside, cv2.convexHull(points.astype(np.float32)).astype(np.int32), 1)
+    inside = cv2.erode(inside, np.ones((9, 9), np.uint8)) > 0
+
+    def redness(rgb: np.ndarray) -> np.ndarray:
+        log = np.log(rgb.astype(np.float64) / 255.0 + 1.0 / 255.0)
+        return log[..., 0] - log.mean(axis=2)
+
+    shift = cv2.GaussianBlur(redness(edit) - redness(photo), (0, 0), 3.0)[inside]
+    low, high = np.percentile(shift, [1, 99])
+    assert max(-low, high) < 0.13, (low, high)
+
+
 def test_a_slider_sweep_levels_the_own_faces_once_and_changes_nothing(
     person: Person, editor: FaceEditor, fgnet: Path
 ) -> None:

@@ -417,6 +417,13 @@ def bounded_brightness(template: Template, grey: np.ndarray) -> np.ndarray:
     return np.clip(grey, SKIN_DARKEST + (LIMIT[0] - SKIN_DARKEST) * features[..., None], LIMIT[1])
 
 
+def bounded_change(template: Template, grey: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """(R, R, 3) a log change made of its brightness `grey` (R, R, 1), bounded (:func:`bounded_brightness`), and
+    its `colour` (R, R, 3, each channel less their mean) blurred over COLOUR_SCALE: a fine colour change prints
+    speckles, and a matched face's shading is coloured by its own light."""
+    return bounded_brightness(template, grey) + cv2.GaussianBlur(colour, (0, 0), COLOUR_SCALE).reshape(colour.shape)
+
+
 def features_change(
     template: Template, person: np.ndarray, exemplar: np.ndarray, light_scale: float = LARGE_SCALE
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -456,9 +463,7 @@ def features_change(
     colour = colour * (1.0 - darker) + darker * np.clip(to_skin, -3 * COLOUR_LIMIT, 3 * COLOUR_LIMIT)
     # the brightness is bounded, not each channel: bounded channel by channel, a blown highlight darkened to the
     # bound lost the colour the change gave it (a flat white-blue patch on a sunlit boy's nose, FG-NET 057A12)
-    difference = bounded_brightness(template, grey) + cv2.GaussianBlur(colour, (0, 0), COLOUR_SCALE).reshape(
-        difference.shape
-    )
+    difference = bounded_change(template, grey, colour)
     smooth = cv2.GaussianBlur(difference, (0, 0), 1.2).reshape(difference.shape)
     fine = (difference - smooth).mean(axis=2)
     return smooth.astype(np.float32), fine.astype(np.float32), fill.astype(np.float32)

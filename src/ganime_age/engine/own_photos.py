@@ -38,7 +38,7 @@ import numpy as np
 
 from ganime_age.engine import geometry
 from ganime_age.engine.descriptors import describe, smile
-from ganime_age.engine.exemplars import AgeExemplars, ExemplarMatch, bounded_brightness
+from ganime_age.engine.exemplars import COLOUR_LIMIT, AgeExemplars, ExemplarMatch, bounded_change
 from ganime_age.engine.face import EngineFace
 from ganime_age.engine.frames import (
     Template,
@@ -320,9 +320,10 @@ class PersonalMatch(ExemplarMatch):
 
     def plain_change(self, target_age: float, source_age: float) -> tuple[float, np.ndarray] | None:
         """(:meth:`plain_share`, (R, R, 3) log change in the template): the own faces' levelled mean over the person's
-        view, less its part above the bank's light scale (the photo's light, shading and cast stay), its brightness
-        bounded as the strangers' is (:func:`.exemplars.bounded_brightness`), where the features are taken
-        (:attr:`weight`); the eyes' openings (:func:`eye_openings`) stay the photo's as far as :func:`eyes_kept` for
+        view, less its part above the bank's light scale (the photo's light, shading and cast stay), bounded as the
+        strangers' is (:func:`.exemplars.bounded_change`: its colour clipped to COLOUR_LIMIT and coarse; a flash
+        scan's fine colour, taken whole, drew an orange band down FG-NET 021's nose made 16), where the features are
+        taken (:attr:`weight`); the eyes' openings (:func:`eye_openings`) stay the photo's as far as :func:`eyes_kept` for
         `source_age` says, the nearest own face's the rest. None where :meth:`plain_share` is 0. What an edit becomes
         at that share, in place of the tables' and the strangers' change (:func:`.appearance.texture_change`)."""
         share = self.plain_share(target_age)
@@ -338,8 +339,8 @@ class PersonalMatch(ExemplarMatch):
             mine = mine + openings[..., None] * (nearest - mine)
         change = self.own_colour(mine, picked, counts, self.person) - self.person
         change -= template_blur(self.template, change, self.bank.config.light_scale)
-        grey = change.mean(axis=2, keepdims=True)
-        change += bounded_brightness(self.template, grey) - grey  # an own scan's hard shadow or highlight
+        grey = change.mean(axis=2, keepdims=True)  # bounded: an own scan's hard shadow or highlight
+        change = bounded_change(self.template, grey, np.clip(change - grey, -COLOUR_LIMIT, COLOUR_LIMIT))
         taken = self.weight * (1.0 - kept * openings)
         return share, (change * taken[..., None]).astype(np.float32)
 
