@@ -322,10 +322,11 @@ class PersonalMatch(ExemplarMatch):
         """(:meth:`plain_share`, (R, R, 3) log change in the template): the own faces' levelled mean over the person's
         view, less its part above the bank's light scale (the photo's light, shading and cast stay), bounded as the
         strangers' is (:func:`.exemplars.bounded_change`: its colour clipped to COLOUR_LIMIT and coarse; a flash
-        scan's fine colour, taken whole, drew an orange band down FG-NET 021's nose made 16), where the features are
-        taken (:attr:`weight`); the eyes' openings (:func:`eye_openings`) stay the photo's as far as :func:`eyes_kept` for
-        `source_age` says, the nearest own face's the rest. None where :meth:`plain_share` is 0. What an edit becomes
-        at that share, in place of the tables' and the strangers' change (:func:`.appearance.texture_change`)."""
+        scan's fine colour, taken whole, drew an orange band down FG-NET 021's nose made 16), where the features
+        are taken (:attr:`weight`); the eyes' openings (:func:`eye_openings`) stay the photo's as far as
+        :func:`eyes_kept` for `source_age` says, the nearest own face's the rest. None where :meth:`plain_share` is
+        0. What an edit becomes at that share, in place of the tables' and the strangers' change
+        (:func:`.appearance.texture_change`)."""
         share = self.plain_share(target_age)
         if share <= 0.0:
             return None
