@@ -5,9 +5,9 @@ into the engine's template as the bank's faces are, and its age: as given, or es
 nothing else of it but its landmarks' shape; ``editor.edit(photo, age=8, person=person)`` then takes the person's
 own faces near age 8 in the bank's place, and moves part of the way to their own shape at 8. A :class:`Person` is
 saved without pickle: its faces as a small bank of age exemplars (``model.safetensors`` and ``config.json``,
-:mod:`ganime_age.hub`'s conventions, checksums included), their shapes (``shapes.safetensors``, its sha256 in
-``person.json``) and ``person.json`` (each photo's name, age, whether the age was given, how frontal it is; the
-notes).
+:mod:`ganime_age.hub`'s conventions, checksums included), their shapes (``shapes.safetensors``) and where their
+glasses are (``glasses.safetensors``; each file's sha256 in ``person.json``) and ``person.json`` (each photo's name,
+age, whether the age was given, how frontal it is, how much its glasses cover; the notes).
 
 A photo with no usable face is skipped with a note (:attr:`Person.notes`, and a warning), never refused: a
 family's scans are what they are. One that looks like someone else is kept with a warning: face descriptors
@@ -33,6 +33,7 @@ import numpy as np
 
 from ganime_age import __version__
 from ganime_age.engine.exemplars import AgeExemplars, AgeExemplarsConfig, turn_share
+from ganime_age.engine.own_glasses import glasses_cover
 from ganime_age.engine.own_photos import draw_face, neutral_shape
 from ganime_age.errors import ConfigError, InvalidArgumentError, ModelFileNotFoundError, NoFaceError, WeightsError
 from ganime_age.face_model import canonical_face, head_similarity
@@ -42,6 +43,7 @@ from ganime_age.validation import check_optional_age
 
 PERSON_FILE = "person.json"
 SHAPES_FILE = "shapes.safetensors"  # the own faces' landmarks (:func:`.own_photos.neutral_shape`)
+GLASSES_FILE = "glasses.safetensors"  # where each own face's glasses are (:func:`.own_glasses.glasses_view`)
 MAX_PERSON_BYTES = 1_000_000  # person.json is a few kB; a larger one is not ours (and is not read whole)
 MAX_PHOTOS = 200  # photos a person is made of at most (each ~10 kB in the bank)
 IDENTITY_SPAN = 6.0  # years: a photo is compared only with the person's photos this near its age
@@ -63,7 +65,7 @@ Identity = Callable[[np.ndarray, Any], np.ndarray]  # (photo, its FaceAnalysis) 
 class OwnPhoto:
     """One photo a person was made of: what it was called, the face's age, whether that age was given (else
     estimated), how frontal the face is (1 frontal .. 0 turned past use) and how much of its eyes' surround
-    glasses cover (:func:`~ganime_age.engine.own_photos.glasses_cover`; 0 for a person saved before it was read)."""
+    glasses cover (:func:`~ganime_age.engine.own_glasses.glasses_cover`; 0 for a person saved before it was read)."""
 
     name: str
     age: float
@@ -81,6 +83,8 @@ class Person:
     photos: list[OwnPhoto]
     notes: list[str] = field(default_factory=list)
     shapes: np.ndarray | None = None  # (N, 478, 3) float32 each face's shape; None: a person saved before them
+    # (N, R, R) uint8 where each face's glasses are in the template (255: surely); None: a person saved before them
+    glasses_maps: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.photos) != int(self.faces.config.count):
@@ -92,6 +96,14 @@ class Person:
             if self.shapes.shape != (len(self.photos), NUM_LANDMARKS, 3) or not np.isfinite(self.shapes).all():
                 raise ConfigError(
                     f"a person of {len(self.photos)} photos needs ({len(self.photos)}, 478, 3) finite shapes"
+                )
+        if self.glasses_maps is not None:
+            self.glasses_maps = np.asarray(self.glasses_maps)
+            size = int(self.faces.config.template_size)
+            if self.glasses_maps.shape != (len(self.photos), size, size) or self.glasses_maps.dtype != np.uint8:
+                raise ConfigError(
+                    f"a person of {len(self.photos)} photos needs ({len(self.photos)}, {size}, {size}) "
+                    "uint8 glasses maps"
                 )
 
     def __len__(self) -> int:
@@ -116,8 +128,9 @@ class Person:
         and loaded again is the same person)."""
         digest = hashlib.sha1(self.faces.encoded.numpy().tobytes())
         digest.update(np.asarray([self.ages, self.frontal, self.glasses]).tobytes())
-        if self.shapes is not None:
-            digest.update(self.shapes.tobytes())
+        for part in (self.shapes, self.glasses_maps):
+            if part is not None:
+                digest.update(part.tobytes())
         return digest.hexdigest()
 
     def __eq__(self, other: object) -> bool:
@@ -150,7 +163,8 @@ class Person:
             faces.ages.copy_(self.faces.ages[keep])
             faces.descriptors.copy_(self.faces.descriptors[keep])
         shapes = None if self.shapes is None else self.shapes[keep]
-        return Person(faces, [self.photos[i] for i in keep], list(self.notes), shapes)
+        maps = None if self.glasses_maps is None else self.glasses_maps[keep]
+        return Person(faces, [self.photos[i] for i in keep], list(self.notes), shapes, maps)
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> Path:
         """Write the person as a folder: the faces' bank (``model.safetensors``, ``config.json``, a card) and
@@ -165,11 +179,12 @@ class Person:
             "photos": [vars(p) for p in self.photos],
             "notes": list(self.notes),
         }
-        if self.shapes is not None:
-            from safetensors.numpy import save_file
+        for name, key, part in ((SHAPES_FILE, "shapes", self.shapes), (GLASSES_FILE, "glasses", self.glasses_maps)):
+            if part is not None:
+                from safetensors.numpy import save_file
 
-            save_file({"shapes": np.ascontiguousarray(self.shapes, np.float32)}, str(target / SHAPES_FILE))
-            record["shapes_sha256"] = file_sha256(target / SHAPES_FILE)
+                save_file({key: np.ascontiguousarray(part)}, str(target / name))
+                record[f"{key}_sha256"] = file_sha256(target / name)
         (target / PERSON_FILE).write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
         return target
 
@@ -194,30 +209,32 @@ class Person:
             raise WeightsError(f"{path} names {len(photos)} photos, but its bank holds {faces.config.count} faces")
         if not np.allclose(faces.ages.numpy(), [p.age for p in photos]):
             raise WeightsError(f"{path}: the photos' ages are not its bank's")
-        shapes = _read_shapes(where, record.get("shapes_sha256"), len(photos))
-        return cls(faces, photos, notes, shapes)
+        count, size = len(photos), int(faces.config.template_size)
+        shapes = _read_part(where, SHAPES_FILE, "shapes", record.get("shapes_sha256"), "F32", [count, NUM_LANDMARKS, 3])
+        maps = _read_part(where, GLASSES_FILE, "glasses", record.get("glasses_sha256"), "U8", [count, size, size])
+        return cls(faces, photos, notes, shapes, maps)
 
 
-def _read_shapes(folder: Path, digest: Any, count: int) -> np.ndarray | None:
-    """The faces' shapes a saved person holds (None for one saved before them), checked against its sha256 and
-    its photos before a byte is read as numbers."""
+def _read_part(folder: Path, name: str, key: str, digest: Any, dtype: str, shape: list[int]) -> np.ndarray | None:
+    """One array a saved person holds in its file `name` (None for a person saved before it), checked against
+    its sha256, its dtype and its shape (the person's photos) before a byte is read as numbers."""
     if digest is None:
         return None
-    path = folder / SHAPES_FILE
+    path = folder / name
     if not path.is_file():
-        raise ModelFileNotFoundError(f"{folder} names {SHAPES_FILE} in its {PERSON_FILE} but holds none")
+        raise ModelFileNotFoundError(f"{folder} names {name} in its {PERSON_FILE} but holds none")
     table = read_safetensors_header(path)
-    entry = table.get("shapes")
-    if set(table) != {"shapes"} or entry["dtype"] != "F32" or entry["shape"] != [count, NUM_LANDMARKS, 3]:
-        raise WeightsError(f"{path} is not the shapes of {count} faces (float32, {count} x {NUM_LANDMARKS} x 3)")
+    entry = table.get(key)
+    if set(table) != {key} or entry["dtype"] != dtype or entry["shape"] != shape:
+        raise WeightsError(f"{path} is not the {key} of {shape[0]} faces ({dtype}, {' x '.join(map(str, shape))})")
     if file_sha256(path) != digest:
         raise WeightsError(f"{path} does not match the sha256 in its {PERSON_FILE}")
     from safetensors.numpy import load_file
 
-    shapes = load_file(str(path))["shapes"]
-    if not np.isfinite(shapes).all():
-        raise WeightsError(f"{path} holds shapes that are not finite numbers")
-    return shapes
+    part = load_file(str(path))[key]
+    if not np.isfinite(part).all():
+        raise WeightsError(f"{path} holds {key} that are not finite numbers")
+    return part
 
 
 def check_person(person: Any) -> Person | None:
@@ -233,7 +250,9 @@ def personal(face: Any, person: Person | None) -> Any:
         return face
     from ganime_age.engine.own_photos import personal_face
 
-    return personal_face(face, person.faces, person.frontal, person.key, person.shapes, person.glasses)
+    return personal_face(
+        face, person.faces, person.frontal, person.key, person.shapes, person.glasses, person.glasses_maps
+    )
 
 
 def torch_equal(a: Any, b: Any) -> bool:
@@ -342,7 +361,7 @@ def build_person(
     template = engine.template
     parser = editor.analyzer.parser  # an own photo's glasses keep only their coarse part (own_photos.draw_face)
     notes: list[str] = []
-    views, descriptors, kept, embeddings, shapes = [], [], [], [], []
+    views, descriptors, kept, embeddings, shapes, maps = [], [], [], [], [], []
     for n, (photo, age) in enumerate(pairs):
         name = _photo_name(photo, n)
         if progress is not None:
@@ -370,10 +389,12 @@ def build_person(
         female = editor.female_probability(rgb, face)
         female = engine.female_probability(rgb, points) if female is None else female
         view, descriptor, glasses = draw_face(template, rgb, points, female, parse=parser)
+        cover = glasses_cover(template, glasses) if parser is not None else 0.0
+        maps.append(np.round(255.0 * glasses).astype(np.uint8))
         views.append(view)
         descriptors.append(descriptor)
         shapes.append(neutral_shape(engine, points, face.aus))
-        kept.append(OwnPhoto(name, round(float(age), 2), given, round(float(frontal), 4), round(glasses, 4)))
+        kept.append(OwnPhoto(name, round(float(age), 2), given, round(float(frontal), 4), round(cover, 4)))
         embeddings.append(identity(rgb, face) if identity is not None else None)
     if not kept:
         raise NoFaceError("none of the person's photos shows a usable face: " + "; ".join(notes))
@@ -389,6 +410,7 @@ def build_person(
     chosen = [i for i in range(len(kept)) if i not in plain]
     kept, views, descriptors = [kept[i] for i in chosen], [views[i] for i in chosen], [descriptors[i] for i in chosen]
     shapes, embeddings, ages = [shapes[i] for i in chosen], [embeddings[i] for i in chosen], ages[chosen]
+    maps = [maps[i] for i in chosen]
     if not kept:
         raise NoFaceError("none of the photos is left to make the person: " + "; ".join(notes))
     for i, similarity in unlike_photos(ages, embeddings):
@@ -406,4 +428,4 @@ def build_person(
     if editor.exemplars is not None:  # the shares and light an edit takes are the bank's
         config = AgeExemplarsConfig(**{**vars(editor.exemplars.config), "count": 0, "encoded_bytes": 0})
     bank = AgeExemplars.from_faces(views, ages.astype(np.float32), np.asarray(descriptors, np.float32), config)
-    return Person(bank, kept, notes, np.stack(shapes))
+    return Person(bank, kept, notes, np.stack(shapes), np.stack(maps))

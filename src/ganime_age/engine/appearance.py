@@ -342,7 +342,7 @@ def _age_texture(
     gains = np.minimum(gains, caps).astype(np.float32)
     share = face.exemplars.share_for(source_age, target_age) if face.exemplars is not None else 0.0
     plain = face.exemplars.plain_change(target_age, source_age) if face.exemplars is not None else None
-    if plain is not None and plain[0] >= 1.0:
+    if plain is not None and np.min(plain[0]) >= 1.0:
         share = 0.0  # their faces whole, plainly: the matched faces' change would be blended away (a slider's cost)
     found = face.exemplars.change(target_age) if share > 0.0 else None
     kept = np.ones((size, size), np.float32)  # how much of the tables' own change of the skin's detail stays
@@ -390,7 +390,9 @@ def _age_texture(
         fine_out += sum((mapped[..., b] - 1.0) * band for b, band in enumerate(face.log_grey_bands))
         if plain is not None:  # their faces at that age, plainly, in place of the rest (a beard is still lifted)
             own, s = _to_grid(face, plain[1], np.zeros(plain[1].shape[:2], np.float32))[0], np.float32(plain[0])
-            ratio_out, fine_out = (1 - s) * ratio_out + s * own, (1 - s) * fine_out
+            if s.ndim:  # a share of its own at each pixel (their glasses left out): on the grid, the edge's beyond
+                s = cv2.remap(s, face.template_coords, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            ratio_out, fine_out = (1 - s[..., None]) * ratio_out + s[..., None] * own, (1 - s) * fine_out
             fill_out = None if fill_out is None else (1 - s) * fill_out
         if young > 0.0 and face.beard is not None:
             # the beard is lifted to the skin around it in the photo (:mod:`.beard`), which then changes as that

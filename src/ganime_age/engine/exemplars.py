@@ -73,8 +73,10 @@ SHINE = (0.1, 0.25)
 GLASSES_REACH = 14  # template pixels around the eyes where glasses' frames are looked for
 CREASE_LACK = 0.05  # log brightening towards the matched faces at which they lack a crease of the face's wholly
 # sets of a person's own faces a face keeps levelled, the least recently used dropped (the bank's strangers, other
-# faces at each age, are levelled anew: 4 kept sets of 8 were 20 MB a face, and a crowd holds dozens of faces)
-LEVELLED_KEPT = 2
+# faces at each age, are levelled anew: 4 kept sets of 8 were 20 MB a face, and a crowd holds dozens of faces): the
+# own set and its nearest face's, and where some wear glasses the set without them and its nearest (.own_photos):
+# with 2 kept, a slider move with FG-NET 029's photos (one in glasses) levelled two sets anew (116 ms against 90)
+LEVELLED_KEPT = 4
 EDGE_PIXELS = 8  # template pixels inside the face's outline where the exemplars' features begin
 SURE_SEX = (0.2, 0.8)  # how likely a face is a woman's below which its matches are all men, above which all women
 # a face's finest detail (0.7-1.4 template pixels) over its coarser (2.8-5.6) at its eyes, brows and lips, below which

@@ -46,15 +46,13 @@ from ganime_age.engine.frames import (
     colourfulness,
     log_image,
     template_blur,
-    template_map,
     template_view,
-    template_width,
 )
 from ganime_age.engine.mouth import mouth_gap
-from ganime_age.engine.parsing import Parser, parse_square
+from ganime_age.engine.own_glasses import GLASSES_WORN, glasses_band, glasses_view, without_glasses
+from ganime_age.engine.parsing import Parser
 from ganime_age.engine.tables import EngineTables
 from ganime_age.face_model import canonical_face, head_similarity
-from ganime_age.faces.parse import GLASSES
 
 OWN_NEAR, OWN_FAR = 6.0, 18.0  # years from the target to the nearest own photo: the own faces' share whole, none
 OWN_SCALE = 4.0  # years: an own face counts exp(-(gap / OWN_SCALE)^2 / 2) against the others
@@ -76,16 +74,8 @@ OWN_MOST = 0.7
 # shipped estimator than 0.03 (JOURNAL)
 OWN_FINE = 0.01
 OWN_FINE_AGES = (10.0, 14.0)
-# face widths the eyes' surround reaches beyond their region (:func:`glasses_zone`), and how much of it an own photo's
-# glasses cover (:func:`glasses_cover`) from which it wears them (FG-NET 001's photos: 0.59-0.87 in glasses, under
-# 0.002 without; 029's thin wire frames 0.06): put in plainly, a worn pair's coarse frames (:func:`without_glasses`)
-# drew glasses
-GLASSES_ZONE = 0.1
-GLASSES_WORN = 0.02
 EYE_SOFTNESS = 1.0  # template pixels: the eyes' openings' edge, softened (:func:`eye_openings`)
 EYES_KEPT_AGES = (10.0, 16.0)  # a photo's age from which its eyes' openings are kept, and wholly (:func:`eyes_kept`)
-GLASSES_GROW = 0.03  # face widths: the parser's glasses grown and softened by this in an own face's view (its label
-# often ends inside the frames' rims)
 # the most of the way from the general landmark change to the own faces' shape an edit goes. On FG-NET's 35 adults
 # made their own childhood age (3-10), with 1 / 3 / all own photos, the edits closer to the real photo than the
 # adult photo itself were 80 / 77 / 77% of people at 0, 86 / 80 / 83% at 0.4, 89-91% from 0.55, and closer than the
@@ -130,19 +120,19 @@ def neutral_shape(engine: EngineTables, points: np.ndarray, aus: np.ndarray) -> 
 
 def draw_face(
     template: Template, rgb: np.ndarray, points: np.ndarray, female: float, parse: Parser | None = None
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """A face's uint8 RGB view in the engine's template, its descriptor (:func:`.descriptors.describe`) and how
-    much of its eyes' surround its glasses cover (:func:`glasses_cover`; 0 without the parser), drawn as the bank's
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A face's uint8 RGB view in the engine's template, its descriptor (:func:`.descriptors.describe`) and where
+    its glasses are ((R, R) 0..1, :func:`.own_glasses.glasses_view`; none without the parser), drawn as the bank's
     faces are: one way, for the bank's strangers and a person's own photos alike. With the face parser (`parse`),
-    glasses keep only their coarse part (:func:`without_glasses`)."""
+    glasses keep only their coarse part (:func:`.own_glasses.without_glasses`)."""
     points = np.asarray(points, np.float64)
     view = template_view(template, rgb, points)
-    cover = 0.0
+    glasses = np.zeros((template.size, template.size), np.float32)
     if parse is not None:
         glasses = glasses_view(template, rgb, points, parse)
-        view, cover = without_glasses(template, view, glasses), glasses_cover(template, glasses)
+        view = without_glasses(template, view, glasses, OWN_DETAIL)
     cm = head_similarity(points, canonical_face()).scale  # photo pixels per canonical centimetre
-    return view, describe(template, log_image(view), mouth_gap(points, cm), smile(points), float(female)), cover
+    return view, describe(template, log_image(view), mouth_gap(points, cm), smile(points), float(female)), glasses
 
 
 def eye_openings(template: Template) -> np.ndarray:
@@ -161,48 +151,6 @@ def eyes_kept(source_age: float) -> float:
     (its interval against the general edit's above 0)."""
     low, high = EYES_KEPT_AGES
     return float(np.clip((source_age - low) / (high - low), 0.0, 1.0))
-
-
-def glasses_zone(template: Template) -> np.ndarray:
-    """(R, R) 0..1 the eyes' surround, where a pair of glasses sits: the eyes' region grown by GLASSES_ZONE face
-    widths, softened by half as much."""
-    reach = GLASSES_ZONE * template_width(template)
-    eyes = (template.regions["eyes_wide"] > 0.5).astype(np.uint8)
-    size = 2 * round(reach) + 1
-    grown = cv2.dilate(eyes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))).astype(np.float32)
-    return np.clip(cv2.GaussianBlur(grown, (0, 0), reach / 2.0), 0.0, 1.0)
-
-
-def glasses_cover(template: Template, glasses: np.ndarray) -> float:
-    """How much (0..1) of the eyes' surround (:func:`glasses_zone`) a face's glasses (:func:`glasses_view`) cover."""
-    zone = glasses_zone(template)
-    return float(np.clip((glasses * zone).sum() / max(float(zone.sum()), 1e-6), 0.0, 1.0))
-
-
-def glasses_view(template: Template, rgb: np.ndarray, points: np.ndarray, parse: Parser) -> np.ndarray:
-    """(R, R) float32 0..1 where the face's glasses are in the template (the parser's, grown by GLASSES_GROW face
-    widths and softened as much: a frame's edge is wider than its label)."""
-    (x0, y0, x1, _), _, labels, inside = parse_square(rgb, points, parse)
-    glasses = ((labels == GLASSES) & (inside > 0)).astype(np.float32)
-    if not glasses.any():
-        return np.zeros((template.size, template.size), np.float32)
-    scale = labels.shape[0] / (x1 - x0)
-    where = (template_map(template, points) - np.array([x0, y0], np.float32)) * np.float32(scale)
-    view = cv2.remap(glasses, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderValue=0.0)
-    sigma = GLASSES_GROW * template_width(template)
-    return np.clip(2.0 * cv2.GaussianBlur(view, (0, 0), sigma), 0.0, 1.0)
-
-
-def without_glasses(template: Template, view: np.ndarray, glasses: np.ndarray) -> np.ndarray:
-    """`view` with its detail finer than OWN_DETAIL taken out where `glasses` are: an own photo's frames, given as
-    the person's fine detail, were drawn as a ghost of glasses round the eyes of an edit (FG-NET 001's child photo
-    made 29 with his adult photos, some in glasses). Blurred as finely as a child's target blurs all own detail,
-    the frames are a faint shade, as before own detail was finer."""
-    if not glasses.any():
-        return view
-    colours = view.astype(np.float32)
-    coarse = template_blur(template, colours, OWN_DETAIL)
-    return np.clip(np.round(colours + glasses[..., None] * (coarse - colours)), 0, 255).astype(np.uint8)
 
 
 def own_share(ages: np.ndarray, target_age: float) -> float:
@@ -260,6 +208,7 @@ class PersonalMatch(ExemplarMatch):
     own_turns: np.ndarray | None = None  # (N,) how frontal each own face is (:func:`.exemplars.turn_share`)
     own_shapes: np.ndarray | None = None  # (N, 478, 3) each own face's :func:`neutral_shape`
     own_glasses: np.ndarray | None = None  # (N,) how much of each own face's eyes' surround glasses cover
+    own_glasses_maps: np.ndarray | None = None  # (N, R, R) uint8 where each own face's glasses are (None: unknown)
 
     @property
     def turns(self) -> np.ndarray:
@@ -277,72 +226,97 @@ class PersonalMatch(ExemplarMatch):
         general = super().matched_view(target_age)
         if self.own is None or not len(self.own.ages):
             return general
-        ages = self.own.ages.numpy()
-        counts = own_counts(ages, self.turns, target_age)
-        share = own_share(ages[counts > 0.0], target_age)
-        if share <= 0.0:
+        own = self.own_view(target_age, self.person if general is None else general[0])
+        if own is None:
             return general  # beyond the own photos' ages: the general edit, exactly
-        picked = np.flatnonzero(counts > 0.0)
-        mine, sure = self.levelled_mean(self.own, picked, counts[picked])
-        mine = self.own_colour(mine, picked, counts[picked], self.person if general is None else general[0])
+        mine, sure, share = own
         if general is None:  # no stranger of that age: the person's own pixels fill the rest
             general = (self.person, np.zeros_like(sure))
         else:  # the finest detail is the strangers' (sharp photos); the own faces' below own_detail
             detail = own_detail(target_age)
             mine = general[0] + template_blur(self.template, mine - general[0], detail)  # a blur is linear: one
-        a = np.float32(OWN_MOST * share)
-        return (a * mine + (1.0 - a) * general[0]).astype(np.float32), (a * sure + (1.0 - a) * general[1])
+        a = np.float32(OWN_MOST * share) if np.ndim(share) == 0 else np.float32(OWN_MOST) * share
+        a3 = a if np.ndim(a) == 0 else a[..., None]
+        return (a3 * mine + (1.0 - a3) * general[0]).astype(np.float32), (a * sure + (1.0 - a) * general[1])
 
-    def plain_faces(self) -> np.ndarray:
-        """The own faces an edit put in plainly takes from: those without glasses (a worn pair's coarse frames,
-        :func:`without_glasses`, put in plainly, drew glasses on FG-NET 001 made 29 from his photos at 33 and 40,
-        the lower rims even where the eyes' surround was left out)."""
-        count = 0 if self.own is None else len(self.own.ages)
+    def own_view(
+        self, target_age: float, general: np.ndarray, kept: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray, float | np.ndarray] | None:
+        """((R, R, 3) the own faces' levelled mean for `target_age` in their colour (:meth:`own_colour`, `general`
+        the rest), (R, R) how sure it is, how much it counts: :func:`own_share`), or None beyond their ages. Where
+        some of them wear glasses, inside their band (:func:`.own_glasses.glasses_band`) the mean and its share
+        ((R, R) then) are those of the own faces without glasses, none where there are none: a worn pair's coarse
+        frames and the eyes behind its lenses drew glasses round the eyes of FG-NET 001 made 29 from his photo at
+        33. The eyes' openings are the nearest face's as far as the photo's are not `kept` (:func:`eyes_kept`)."""
+        whole = self._own_mean(np.arange(len(self.own.ages)), target_age, general, kept)
+        if whole is None:
+            return None
+        mine, sure, share, picked = whole
+        covers = np.zeros(len(self.own.ages)) if self.own_glasses is None else self.own_glasses
+        maps = None if self.own_glasses_maps is None else self.own_glasses_maps[picked]
+        band = glasses_band(self.template, covers[picked], maps)
+        if band is None:
+            return mine, sure, share
+        bare = self._own_mean(self.bare_faces(), target_age, general, kept) or (mine, sure, 0.0, picked)
+        mine = mine + band[..., None] * (bare[0] - mine)
+        return mine, sure + band * (bare[1] - sure), ((1.0 - band) * share + band * bare[2]).astype(np.float32)
+
+    def _own_mean(
+        self, faces: np.ndarray, target_age: float, general: np.ndarray, kept: float
+    ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray] | None:
+        """:meth:`own_view` of the own `faces` alone, and those it took (None where they count for nothing)."""
+        ages = self.own.ages.numpy()[faces]
+        counts = own_counts(ages, self.turns[faces], target_age)
+        share = own_share(ages[counts > 0.0], target_age)
+        if share <= 0.0:
+            return None
+        picked, counts = faces[counts > 0.0], counts[counts > 0.0]
+        mine, sure = self.levelled_mean(self.own, picked, counts)
+        if kept < 1.0 and len(picked) > 1:  # the eyes of the nearest own face alone: a mean of eyes is a ghost
+            nearest = self.levelled_mean(self.own, picked[[np.argmax(counts)]])[0]
+            mine = mine + eye_openings(self.template)[..., None] * (nearest - mine)
+        return self.own_colour(mine, picked, counts, general), sure, share, picked
+
+    def bare_faces(self) -> np.ndarray:
+        """The own faces without glasses (:data:`.own_glasses.GLASSES_WORN`), which an edit takes where the others'
+        glasses are (:meth:`own_view`)."""
+        count = len(self.own.ages)
         worn = np.zeros(count, bool) if self.own_glasses is None else self.own_glasses >= GLASSES_WORN
         return np.flatnonzero(~worn)
 
-    def plain_counts(self, target_age: float) -> tuple[np.ndarray, np.ndarray]:
-        """(the :meth:`plain_faces`, :func:`own_counts` of each for `target_age`)."""
-        faces = self.plain_faces()
-        return faces, own_counts(self.own.ages.numpy()[faces], self.turns[faces], target_age)
-
     def plain_share(self, target_age: float) -> float:
-        """:func:`plain_share` of the :meth:`plain_faces` for `target_age` (0 without any)."""
+        """:func:`plain_share` of the own faces for `target_age` (0 without any), their glasses aside: what the head's
+        shape takes (:meth:`growth_kept`, :meth:`personal_age_change`)."""
         if self.own is None or not len(self.own.ages):
             return 0.0
-        faces = self.plain_faces()
-        return plain_share(self.own.ages.numpy()[faces], self.turns[faces], target_age)
+        return plain_share(self.own.ages.numpy(), self.turns, target_age)
 
     def growth_kept(self, target_age: float) -> float:
         """How much of the head's fitted growth an edit to `target_age` takes (:func:`.geometry.growth_field`): none
         where the own shape is whole (it has grown already), all where there is none."""
         return 1.0 - self.plain_share(target_age)
 
-    def plain_change(self, target_age: float, source_age: float) -> tuple[float, np.ndarray] | None:
-        """(:meth:`plain_share`, (R, R, 3) log change in the template): the own faces' levelled mean over the person's
-        view, less its part above the bank's light scale (the photo's light, shading and cast stay), bounded as the
-        strangers' is (:func:`.exemplars.bounded_change`: its colour clipped to COLOUR_LIMIT and coarse; a flash
-        scan's fine colour, taken whole, drew an orange band down FG-NET 021's nose made 16), where the features
-        are taken (:attr:`weight`); the eyes' openings (:func:`eye_openings`) stay the photo's as far as
-        :func:`eyes_kept` for `source_age` says, the nearest own face's the rest. None where :meth:`plain_share` is
-        0. What an edit becomes at that share, in place of the tables' and the strangers' change
-        (:func:`.appearance.texture_change`)."""
-        share = self.plain_share(target_age)
-        if share <= 0.0:
+    def plain_change(self, target_age: float, source_age: float) -> tuple[float | np.ndarray, np.ndarray] | None:
+        """(the share, (R, R, 3) log change in the template): the own faces' levelled mean (:meth:`own_view`) over
+        the person's view, less its part above the bank's light scale (the photo's light, shading and cast stay),
+        bounded as the strangers' is (:func:`.exemplars.bounded_change`: its colour clipped to COLOUR_LIMIT and
+        coarse; a flash scan's fine colour, taken whole, drew an orange band down FG-NET 021's nose made 16), where
+        the features are taken (:attr:`weight`); the eyes' openings (:func:`eye_openings`) stay the photo's as far
+        as :func:`eyes_kept` for `source_age` says. The share is :meth:`plain_share`, or (R, R) where own faces
+        wear glasses (:meth:`own_view`). None where it is 0. What an edit becomes at that share, in place of the
+        tables' and the strangers' change (:func:`.appearance.texture_change`)."""
+        if self.plain_share(target_age) <= 0.0:
             return None
-        faces, counts = self.plain_counts(target_age)
-        picked, counts = faces[counts > 0.0], counts[counts > 0.0]
-        mine = self.levelled_mean(self.own, picked, counts)[0]
-        openings = eye_openings(self.template)
         kept = eyes_kept(source_age)
-        if kept < 1.0 and len(picked) > 1:  # the eyes of the nearest own face alone: a mean of eyes is a ghost
-            nearest = self.levelled_mean(self.own, picked[[np.argmax(counts)]])[0]
-            mine = mine + openings[..., None] * (nearest - mine)
-        change = self.own_colour(mine, picked, counts, self.person) - self.person
+        mine, _, share = self.own_view(target_age, self.person, kept)
+        share = plain_ramp(target_age) * share
+        if np.max(share) <= 0.0:
+            return None
+        change = mine - self.person
         change -= template_blur(self.template, change, self.bank.config.light_scale)
         grey = change.mean(axis=2, keepdims=True)  # bounded: an own scan's hard shadow or highlight
         change = bounded_change(self.template, grey, np.clip(change - grey, -COLOUR_LIMIT, COLOUR_LIMIT))
-        taken = self.weight * (1.0 - kept * openings)
+        taken = self.weight * (1.0 - kept * eye_openings(self.template))
         return share, (change * taken[..., None]).astype(np.float32)
 
     def own_colour(self, mine: np.ndarray, picked: np.ndarray, counts: np.ndarray, general: np.ndarray) -> np.ndarray:
@@ -413,10 +387,12 @@ def personal_face(
     key: str,
     shapes: np.ndarray | None = None,
     glasses: np.ndarray | None = None,
+    glasses_maps: np.ndarray | None = None,
 ) -> EngineFace:
     """`face` (prepared once per photo) matched to a person's own faces as well as the bank's (and to their
-    `shapes`, :func:`neutral_shape`, and `glasses`, :func:`glasses_cover`, where given): made once per photo and
-    person (kept in the face's cache under `key`), so that a slider move or a video's frames reuse it.
+    `shapes`, :func:`neutral_shape`, `glasses`, :func:`.own_glasses.glasses_cover`, and `glasses_maps`, where
+    given): made once per photo and person (kept in the face's cache under `key`), so that a slider move or a
+    video's frames reuse it.
     A face the bank matches nothing to (turned past the bank's limit, an engine that fits no ages, an editor
     without a bank) stays as it is."""
     if face.exemplars is None:
@@ -437,6 +413,7 @@ def personal_face(
             own_turns=np.asarray(turns, np.float64),
             own_shapes=None if shapes is None else np.asarray(shapes, np.float32),
             own_glasses=None if glasses is None else np.asarray(glasses, np.float64),
+            own_glasses_maps=glasses_maps,
         )
         # a cache of its own: the age texture the face keeps for its last pair of ages is the general match's
         personal = dataclasses.replace(face, exemplars=match, cache={})
