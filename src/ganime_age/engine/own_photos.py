@@ -19,7 +19,8 @@ own photo gives its light and dark, not its colour (:meth:`PersonalMatch.own_col
 Where the own photos cover a grown target (:func:`plain_share`), the edit is the own faces put in plainly
 (:meth:`PersonalMatch.plain_change`): their features above the light's scale in place of the photo's, without the
 tables or the strangers, their shape whole and the head's growth theirs: a child made their adult age with their
-adult photos, or a young adult made older with their older ones.
+adult photos, or a young adult made older with their older ones. An own photo in glasses gives its face only outside
+its glasses (:mod:`.own_glasses`).
 
 The own faces also give the age's landmark shape (:meth:`PersonalMatch.personal_age_change`): each own face's
 landmarks, its expression taken out, carried by the fitted change from its age to the target's, is where the
