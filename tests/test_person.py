@@ -177,7 +177,10 @@ def test_a_saved_persons_shapes_and_glasses_are_checked_and_an_older_person_load
 
     from ganime_age.errors import WeightsError
 
-    for name, key in (("shapes.safetensors", "shapes"), ("glasses.safetensors", "glasses")):
+    for name, key, field in (
+        ("shapes.safetensors", "shapes", "shapes"),
+        ("glasses.safetensors", "glasses", "glasses_maps"),
+    ):
         folder = person.save_pretrained(tmp_path / key)
         part = folder / name
         payload = bytearray(part.read_bytes())
@@ -193,7 +196,7 @@ def test_a_saved_persons_shapes_and_glasses_are_checked_and_an_older_person_load
         (folder / "person.json").write_text(json.dumps(record))
         part.unlink()
         older = Person.from_pretrained(folder)
-        assert getattr(older, "shapes" if key == "shapes" else "glasses_maps") is None and len(older) == len(person)
+        assert getattr(older, field) is None and len(older) == len(person)
 
 
 def test_without_a_person_nothing_changes(person: Person, editor: FaceEditor, fgnet: Path) -> None:

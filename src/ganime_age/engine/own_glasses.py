@@ -69,17 +69,16 @@ def without_glasses(template: Template, view: np.ndarray, glasses: np.ndarray, d
     return np.clip(np.round(colours + glasses[..., None] * (coarse - colours)), 0, 255).astype(np.uint8)
 
 
-def glasses_band(template: Template, covers: np.ndarray, maps: np.ndarray | None) -> np.ndarray | None:
-    """(R, R) 0..1 where an edit put in plainly leaves out own faces that wear glasses (`covers`,
-    :func:`glasses_cover`, from GLASSES_WORN): the union of their glasses (`maps`, (N, R, R) uint8 of
+def glasses_band(template: Template, worn: np.ndarray, maps: np.ndarray | None) -> np.ndarray | None:
+    """(R, R) 0..1 where an edit put in plainly leaves out own faces that wear glasses (`worn`, (N,) bool: their
+    :func:`glasses_cover` from GLASSES_WORN): the union of their glasses (`maps`, (N, R, R) uint8 of
     :func:`glasses_view`) grown by GLASSES_BAND face widths; the whole face where their maps are unknown (a person
     saved before them). None where none of them wears glasses."""
-    worn = np.flatnonzero(np.asarray(covers) >= GLASSES_WORN)
-    if not len(worn):
+    if not np.any(worn):
         return None
     if maps is None:
         return np.ones((template.size, template.size), np.float32)
-    union = (np.asarray(maps)[worn].max(axis=0) >= 128).astype(np.uint8)
+    union = (np.asarray(maps)[np.asarray(worn)].max(axis=0) >= 128).astype(np.uint8)
     return _grown(template, union, GLASSES_BAND)
 
 

@@ -253,9 +253,8 @@ class PersonalMatch(ExemplarMatch):
         if whole is None:
             return None
         mine, sure, share, picked = whole
-        covers = np.zeros(len(self.own.ages)) if self.own_glasses is None else self.own_glasses
         maps = None if self.own_glasses_maps is None else self.own_glasses_maps[picked]
-        band = glasses_band(self.template, covers[picked], maps)
+        band = glasses_band(self.template, self.worn[picked], maps)
         if band is None:
             return mine, sure, share
         bare = self._own_mean(self.bare_faces(), target_age, general, kept) or (mine, sure, 0.0, picked)
@@ -278,12 +277,14 @@ class PersonalMatch(ExemplarMatch):
             mine = mine + eye_openings(self.template)[..., None] * (nearest - mine)
         return self.own_colour(mine, picked, counts, general), sure, share, picked
 
+    @property
+    def worn(self) -> np.ndarray:
+        """(N,) which own faces wear glasses (:data:`.own_glasses.GLASSES_WORN`; none where not read)."""
+        return np.zeros(len(self.own.ages), bool) if self.own_glasses is None else self.own_glasses >= GLASSES_WORN
+
     def bare_faces(self) -> np.ndarray:
-        """The own faces without glasses (:data:`.own_glasses.GLASSES_WORN`), which an edit takes where the others'
-        glasses are (:meth:`own_view`)."""
-        count = len(self.own.ages)
-        worn = np.zeros(count, bool) if self.own_glasses is None else self.own_glasses >= GLASSES_WORN
-        return np.flatnonzero(~worn)
+        """The own faces without glasses, which an edit takes where the others' glasses are (:meth:`own_view`)."""
+        return np.flatnonzero(~self.worn)
 
     def plain_share(self, target_age: float) -> float:
         """:func:`plain_share` of the own faces for `target_age` (0 without any), their glasses aside: what the head's
